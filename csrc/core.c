@@ -1,0 +1,13 @@
+/* leadq.core: the one exported symbol; each binding file adds its part of the module. */
+#include "compat.h"
+#include "bindings.h"
+
+LQ_EXPORT int luaopen_leadq_core(lua_State *L);
+
+LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
+  lua_newtable(L);
+  lq_open_table(L);
+  lua_pushliteral(L, "0.1.0");
+  lua_setfield(L, -2, "version");
+  return 1;
+}

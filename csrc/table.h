@@ -1,0 +1,121 @@
+/* The columnar lead table: plain C, no Lua.
+**
+** Every column holds one value per row and has its own way to say "missing":
+**   number, time   double; missing is NaN (times are seconds since the epoch, UTC)
+**   boolean        uint8_t 0 / 1; missing is LQ_MISSING_BOOL
+**   category       int32_t code into the column's dictionary; missing is LQ_MISSING_CODE
+**   text           per-row bytes in one arena, offsets[row]..offsets[row+1];
+**                  missing is text_missing[row] != 0 (an empty string is still a value)
+**   tags           per-row codes into the column's dictionary, tag_offsets[row]..[row+1];
+**                  missing is text_missing[row] != 0 (a row may hold zero tags)
+** Memory comes from the allocator given at creation (the Lua state's, from the binding).
+*/
+#ifndef LEADQ_TABLE_H
+#define LEADQ_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if !defined(LQ_MAX_COLUMNS)
+#define LQ_MAX_COLUMNS 4096
+#endif
+
+#define LQ_MISSING_CODE ((int32_t)-1)
+#define LQ_MISSING_BOOL ((uint8_t)2)
+
+typedef enum lq_type {
+  LQ_NUMBER = 0,
+  LQ_CATEGORY,
+  LQ_BOOLEAN,
+  LQ_TIME,
+  LQ_TEXT,
+  LQ_TAGS,
+  LQ_TYPE_COUNT
+} lq_type;
+
+/* Same contract as lua_Alloc: nsize 0 frees, otherwise (re)allocates. */
+typedef void *(*lq_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+typedef struct lq_allocator {
+  lq_alloc_fn fn;
+  void *ud;
+} lq_allocator;
+
+/* Interned strings: a code is the index of first appearance. */
+typedef struct lq_dict {
+  char *bytes;            /* every string, each followed by a NUL */
+  size_t bytes_len, bytes_cap;
+  size_t *starts;         /* starts[code] into bytes */
+  uint32_t *lengths;      /* lengths[code] */
+  uint32_t *hashes;       /* hashes[code] */
+  int32_t count, cap;
+  int32_t *slots;         /* open addressing: code or -1 */
+  uint32_t slot_mask;
+} lq_dict;
+
+typedef struct lq_column {
+  char *name;
+  lq_type type;
+  double *numbers;        /* number, time */
+  uint8_t *bools;         /* boolean */
+  int32_t *codes;         /* category */
+  uint64_t *offsets;      /* text: nrows + 1 offsets into text */
+  char *text;
+  size_t text_len, text_cap;
+  uint8_t *text_missing;  /* text, tags */
+  uint64_t *tag_offsets;  /* tags: nrows + 1 offsets into tag_codes */
+  int32_t *tag_codes;
+  size_t tag_len, tag_cap;
+  char tag_separator;     /* tags: the separator inside a field, ';' by default */
+  lq_dict dict;           /* category, tags */
+} lq_column;
+
+/* A row that did not load: where it was and why. */
+typedef struct lq_reject {
+  uint64_t line;          /* line in the file where the record starts (1 = header) */
+  uint64_t record;        /* data record number, 1-based */
+  int column;             /* 0-based column index, -1 when the record as a whole is bad */
+  char *reason;           /* a plain sentence, owned by the table */
+} lq_reject;
+
+typedef struct lq_table {
+  lq_allocator alloc;
+  size_t nrows, cap;      /* cap: rows every column has room for */
+  int ncols, colcap;
+  lq_column **cols;
+  lq_reject *rejects;
+  size_t nrejects, rejects_cap;
+  char *source;           /* file name for messages, or NULL */
+} lq_table;
+
+const char *lq_type_name(lq_type type);
+int lq_type_from_name(const char *name);           /* -1 when unknown */
+
+/* Dictionaries */
+void lq_dict_init(lq_dict *d);
+void lq_dict_free(lq_dict *d, lq_allocator *a);
+int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len); /* -2 on no memory */
+int32_t lq_dict_find(const lq_dict *d, const char *s, size_t len);            /* -1 when absent */
+const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len);
+uint32_t lq_hash_bytes(const char *s, size_t len);
+
+/* Tables. Functions returning int give 0 on success, -1 on no memory. */
+lq_table *lq_table_new(lq_allocator alloc);
+void lq_table_free(lq_table *t);
+int lq_table_add_column(lq_table *t, const char *name, lq_type type); /* index, -1 no memory, -2 duplicate */
+int lq_table_find(const lq_table *t, const char *name);               /* index or -1 */
+int lq_table_reserve(lq_table *t, size_t rows);
+
+/* Appending a row: start it, set each column (unset columns stay missing), end it. */
+int lq_table_begin_row(lq_table *t);
+int lq_column_set_number(lq_table *t, int col, double v);      /* number and time */
+int lq_column_set_bool(lq_table *t, int col, int v);
+int lq_column_set_string(lq_table *t, int col, const char *s, size_t len); /* category, text, tags (split) */
+void lq_table_end_row(lq_table *t);
+void lq_table_cancel_row(lq_table *t);                      /* drop the row being built */
+
+int lq_column_is_missing(const lq_column *c, size_t row);
+
+int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column, const char *reason);
+
+#endif
