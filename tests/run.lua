@@ -29,11 +29,27 @@ for _, file in ipairs(files) do
 end
 table.sort(suites, function(a, b) return a[1] < b[1] end)
 
+-- Nothing leadq does may leave a global behind: compare _G before and after the run.
+local globals_before = {}
+for k in pairs(_G) do globals_before[k] = true end
+globals_before.testNames = true   -- LuaUnit's own runner leaks this one, not us
+
 local runner = lu.LuaUnit.new()
 runner:setOutputType("text")
 runner:runSuiteByInstances(suites)
 local r = runner.result
 local failed = r.failureCount + r.errorCount
 local passed = r.runCount - failed - (r.skippedCount or 0)
+local leaked = {}
+for k in pairs(_G) do
+  if not globals_before[k] then leaked[#leaked + 1] = tostring(k) end
+end
+if #leaked > 0 then
+  table.sort(leaked)
+  print("globals left behind by the run: " .. table.concat(leaked, ", "))
+  failed = failed + 1
+else
+  passed = passed + 1   -- the globals check is a test of its own
+end
 print(string.format("%s: %d passed, %d failed", variant, passed, failed))
 os.exit(failed == 0 and 0 or 1)
