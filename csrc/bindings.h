@@ -5,5 +5,6 @@
 #include "compat.h"
 
 void lq_open_table(lua_State *L);
+void lq_open_random(lua_State *L);
 
 #endif

@@ -1,0 +1,351 @@
+/* leadq.core.random: a small deterministic PRNG for the synthetic data generator.
+**
+** xoshiro256** seeded through splitmix64. All arithmetic is on uint64_t and IEEE doubles,
+** so the same seed gives the same stream under Lua 5.4, 5.3 and LuaJIT (which has no
+** integers): Lua only ever sees the results. No global state: each generator is a userdata.
+**
+**   core.random(seed)       seed: a whole number (|seed| <= 2^53) or a string
+**   r:uniform()             [0, 1), 53 random bits
+**   r:int(lo, hi)           whole number in [lo, hi], unbiased (hi - lo < 2^53)
+**   r:chance(p)             true with probability p
+**   r:normal([mu, sigma])   Box-Muller, one draw per call (no cached second value)
+**   r:lognormal(mu, sigma)  exp(normal(mu, sigma))
+**   r:exponential(mean)
+**   r:pareto(xm, alpha)     xm * U^(-1/alpha): heavy tail, minimum xm
+**   r:fork()                a new, independent generator seeded from this one's stream
+**   r:next_hex()            the next raw 64-bit output as 16 hex digits (for tests)
+**   core.sampler(weights)   s:draw(r): index 1..#weights with probability weight / sum
+*/
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "compat.h"
+#include "bindings.h"
+
+#define RANDOM_TYPE "leadq.Random"
+#define SAMPLER_TYPE "leadq.Sampler"
+
+#if !defined(LQ_SAMPLER_MAX)
+#define LQ_SAMPLER_MAX 1000000
+#endif
+
+/* ---- the generator: plain C ---- */
+
+typedef struct lq_random {
+  uint64_t s[4];
+} lq_random;
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+static void random_seed(lq_random *r, uint64_t seed) {
+  int i;
+  for (i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t random_next(lq_random *r) {
+  uint64_t *s = r->s;
+  uint64_t result = rotl(s[1] * 5, 7) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+/* [0, 1) */
+static double random_uniform(lq_random *r) {
+  return (double)(random_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* (0, 1]: safe under log() and pow(u, negative) */
+static double random_open_uniform(lq_random *r) {
+  return (double)((random_next(r) >> 11) + 1) * 0x1.0p-53;
+}
+
+/* [0, range): Lemire's multiply-and-reject, no modulo bias. range >= 1. */
+static uint64_t random_below(lq_random *r, uint64_t range) {
+  __uint128_t m = (__uint128_t)random_next(r) * range;
+  uint64_t low = (uint64_t)m;
+  if (low < range) {
+    uint64_t threshold = (0 - range) % range;
+    while (low < threshold) {
+      m = (__uint128_t)random_next(r) * range;
+      low = (uint64_t)m;
+    }
+  }
+  return (uint64_t)(m >> 64);
+}
+
+static double random_normal(lq_random *r) {
+  double u1 = random_open_uniform(r);
+  double u2 = random_uniform(r);
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925286766559 * u2);
+}
+
+/* Cumulative weights; a draw is a binary search for the first cum[i] > u * total. */
+typedef struct lq_sampler {
+  int n;
+  double total;
+  double cum[1];
+} lq_sampler;
+
+static int sampler_draw(const lq_sampler *s, lq_random *r) {
+  double target = random_uniform(r) * s->total;
+  int lo = 0, hi = s->n - 1;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (s->cum[mid] > target) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+/* ---- bindings ---- */
+
+#define MAX_EXACT 9007199254740992.0   /* 2^53: every whole number up to here is exact */
+
+static lq_random *check_random(lua_State *L, int i) {
+  return (lq_random *)luaL_checkudata(L, i, RANDOM_TYPE);
+}
+
+static lq_sampler *check_sampler(lua_State *L, int i) {
+  return (lq_sampler *)luaL_checkudata(L, i, SAMPLER_TYPE);
+}
+
+static int64_t check_whole(lua_State *L, int i, const char *what) {
+  lua_Number v = luaL_checknumber(L, i);
+  if (!(v >= -MAX_EXACT && v <= MAX_EXACT) || floor(v) != v)
+    luaL_error(L, "%s must be a whole number between -2^53 and 2^53", what);
+  return (int64_t)v;
+}
+
+static double check_finite(lua_State *L, int i, const char *what) {
+  lua_Number v = luaL_checknumber(L, i);
+  if (!isfinite(v)) luaL_error(L, "%s must be a finite number", what);
+  return (double)v;
+}
+
+static double opt_finite(lua_State *L, int i, double def, const char *what) {
+  return lua_isnoneornil(L, i) ? def : check_finite(L, i, what);
+}
+
+static void push_whole(lua_State *L, int64_t v) {
+#if LUA_VERSION_NUM >= 503
+  lua_pushinteger(L, (lua_Integer)v);
+#else
+  lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+static lq_random *new_random(lua_State *L) {
+  lq_random *r = (lq_random *)lq_newuserdata(L, sizeof(lq_random));
+  memset(r, 0, sizeof *r);
+  luaL_setmetatable(L, RANDOM_TYPE);
+  return r;
+}
+
+/* FNV-1a: a string seed becomes a 64-bit one. */
+static uint64_t hash_seed(const char *s, size_t len) {
+  uint64_t h = UINT64_C(0xcbf29ce484222325);
+  size_t i;
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= UINT64_C(0x100000001b3);
+  }
+  return h;
+}
+
+static int l_random_new(lua_State *L) {
+  uint64_t seed;
+  lq_random *r;
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    seed = hash_seed(s, len);
+  } else if (lua_type(L, 1) == LUA_TNUMBER) {
+    seed = (uint64_t)check_whole(L, 1, "seed");
+  } else {
+    return luaL_argerror(L, 1, "seed must be a whole number or a string");
+  }
+  r = new_random(L);
+  random_seed(r, seed);
+  return 1;
+}
+
+static int l_uniform(lua_State *L) {
+  lua_pushnumber(L, random_uniform(check_random(L, 1)));
+  return 1;
+}
+
+static int l_int(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  int64_t lo = check_whole(L, 2, "lower bound");
+  int64_t hi = check_whole(L, 3, "upper bound");
+  if (hi < lo) return luaL_error(L, "empty range: upper bound is below lower bound");
+  if ((uint64_t)(hi - lo) >= (UINT64_C(1) << 53))
+    return luaL_error(L, "range too wide: at most 2^53 values");
+  push_whole(L, lo + (int64_t)random_below(r, (uint64_t)(hi - lo) + 1));
+  return 1;
+}
+
+static int l_chance(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  double p = check_finite(L, 2, "probability");
+  lua_pushboolean(L, random_uniform(r) < p);
+  return 1;
+}
+
+static int l_normal(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  double mu = opt_finite(L, 2, 0.0, "mean");
+  double sigma = opt_finite(L, 3, 1.0, "standard deviation");
+  lua_pushnumber(L, mu + sigma * random_normal(r));
+  return 1;
+}
+
+static int l_lognormal(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  double mu = check_finite(L, 2, "mu");
+  double sigma = check_finite(L, 3, "sigma");
+  lua_pushnumber(L, exp(mu + sigma * random_normal(r)));
+  return 1;
+}
+
+static int l_exponential(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  double mean = check_finite(L, 2, "mean");
+  lua_pushnumber(L, -mean * log(random_open_uniform(r)));
+  return 1;
+}
+
+static int l_pareto(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  double xm = check_finite(L, 2, "scale");
+  double alpha = check_finite(L, 3, "shape");
+  if (!(alpha > 0)) return luaL_error(L, "shape must be above 0");
+  lua_pushnumber(L, xm * pow(random_open_uniform(r), -1.0 / alpha));
+  return 1;
+}
+
+static int l_fork(lua_State *L) {
+  lq_random *r = check_random(L, 1);
+  uint64_t seed = random_next(r);
+  random_seed(new_random(L), seed);
+  return 1;
+}
+
+static int l_next_hex(lua_State *L) {
+  char buf[17];
+  uint64_t v = random_next(check_random(L, 1));
+  snprintf(buf, sizeof buf, "%08lx%08lx", (unsigned long)(v >> 32), (unsigned long)(v & 0xffffffffu));
+  lua_pushlstring(L, buf, 16);
+  return 1;
+}
+
+static int l_random_tostring(lua_State *L) {
+  lua_pushfstring(L, RANDOM_TYPE " (%p)", lua_touserdata(L, 1));
+  return 1;
+}
+
+static int l_sampler_new(lua_State *L) {
+  lq_sampler *s;
+  size_t n, i;
+  double total = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = (size_t)lua_rawlen(L, 1);
+  if (n == 0) return luaL_argerror(L, 1, "weights must be a non-empty list");
+  if (n > LQ_SAMPLER_MAX) return luaL_argerror(L, 1, "too many weights");
+  s = (lq_sampler *)lq_newuserdata(L, sizeof(lq_sampler) + (n - 1) * sizeof(double));
+  s->n = 0;
+  s->total = 0;
+  luaL_setmetatable(L, SAMPLER_TYPE);
+  for (i = 0; i < n; i++) {
+    double w;
+    lua_rawgeti(L, 1, (int)(i + 1));
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      return luaL_error(L, "weight %d is not a number", (int)(i + 1));
+    w = (double)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(w >= 0) || !isfinite(w))
+      return luaL_error(L, "weight %d must be a finite number >= 0", (int)(i + 1));
+    total += w;
+    s->cum[i] = total;
+  }
+  if (!(total > 0)) return luaL_argerror(L, 1, "weights must not all be 0");
+  s->n = (int)n;
+  s->total = total;
+  return 1;
+}
+
+static int l_sampler_draw(lua_State *L) {
+  lq_sampler *s = check_sampler(L, 1);
+  lq_random *r = check_random(L, 2);
+  push_whole(L, sampler_draw(s, r) + 1);
+  return 1;
+}
+
+static int l_sampler_len(lua_State *L) {
+  push_whole(L, check_sampler(L, 1)->n);
+  return 1;
+}
+
+static int l_sampler_tostring(lua_State *L) {
+  lq_sampler *s = check_sampler(L, 1);
+  lua_pushfstring(L, SAMPLER_TYPE " (%d weights)", s->n);
+  return 1;
+}
+
+static const luaL_Reg random_methods[] = {
+  {"uniform", l_uniform},
+  {"int", l_int},
+  {"chance", l_chance},
+  {"normal", l_normal},
+  {"lognormal", l_lognormal},
+  {"exponential", l_exponential},
+  {"pareto", l_pareto},
+  {"fork", l_fork},
+  {"next_hex", l_next_hex},
+  {NULL, NULL}
+};
+
+static const luaL_Reg sampler_methods[] = {
+  {"draw", l_sampler_draw},
+  {NULL, NULL}
+};
+
+static void make_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
+                           lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);                      /* methods */
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+void lq_open_random(lua_State *L) {
+  make_metatable(L, RANDOM_TYPE, random_methods, l_random_tostring);
+  make_metatable(L, SAMPLER_TYPE, sampler_methods, l_sampler_tostring);
+  luaL_getmetatable(L, SAMPLER_TYPE);
+  lua_pushcfunction(L, l_sampler_len);
+  lua_setfield(L, -2, "__len");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_random_new);
+  lua_setfield(L, -2, "random");
+  lua_pushcfunction(L, l_sampler_new);
+  lua_setfield(L, -2, "sampler");
+}
