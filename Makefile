@@ -12,6 +12,7 @@ CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 SANITIZE ?=
 WERROR ?=
+BUILD ?= build
 
 WARNINGS = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings \
   -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations -Wundef \
@@ -26,8 +27,8 @@ SAN_LDFLAGS = -fsanitize=address,undefined
 else
 VARIANT = $(LUA)
 endif
-LIBDIR = build/lib/$(VARIANT)
-OBJDIR = build/obj/$(VARIANT)
+LIBDIR = $(BUILD)/lib/$(VARIANT)
+OBJDIR = $(BUILD)/obj/$(VARIANT)
 
 SOURCES = $(wildcard csrc/*.c)
 HEADERS = $(wildcard csrc/*.h)
@@ -36,7 +37,7 @@ CORE = $(LIBDIR)/leadq/core.so
 
 .PHONY: all core deps variants test demo bench repl clean install
 
-all: deps core build/leadq
+all: deps core $(BUILD)/leadq
 
 deps:
 	@.ci/install-deps core
@@ -53,13 +54,13 @@ $(OBJDIR) $(LIBDIR)/leadq:
 	mkdir -p $@
 
 # The launcher: a Lua script that finds lua/ and build/lib from where it stands.
-build/leadq: lua/launcher.lua | $(LIBDIR)/leadq
+$(BUILD)/leadq: lua/launcher.lua | $(LIBDIR)/leadq
 	cp lua/launcher.lua $@
 	chmod +x $@
 
 # Every Lua we support, plus the sanitizer build, all warning-free.
 variants: deps
-	$(MAKE) --no-print-directory LUA=lua5.4 WERROR=-Werror core build/leadq
+	$(MAKE) --no-print-directory LUA=lua5.4 WERROR=-Werror core $(BUILD)/leadq
 	$(MAKE) --no-print-directory LUA=lua5.3 WERROR=-Werror core
 	$(MAKE) --no-print-directory LUA=luajit WERROR=-Werror core
 	$(MAKE) --no-print-directory LUA=lua5.4 SANITIZE=1 WERROR=-Werror core
@@ -68,7 +69,7 @@ test: variants
 	@sh tests/run-all.sh
 
 demo: all
-	@./build/leadq demo
+	@$(BUILD)/leadq demo
 
 bench: all
 	@.ci/install-deps core bench
@@ -78,7 +79,7 @@ repl: all
 	@$(LUA) -i -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path; package.cpath="$(LIBDIR)/?.so;"..package.cpath'
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 PREFIX ?= /usr/local
 LUA_VERSION ?= $(patsubst lua%,%,$(LUA))

@@ -4,7 +4,7 @@
 local variant = assert(arg[1], "usage: run.lua VARIANT [pattern]")
 local only = arg[2]
 package.path = "lua/?.lua;lua/?/init.lua;tests/?.lua;" .. package.path
-package.cpath = "build/lib/" .. variant .. "/?.so"
+package.cpath = (os.getenv("LEADQ_BUILD") or "build") .. "/lib/" .. variant .. "/?.so"
 LEADQ_VARIANT = variant  -- read by suites that size their work (sanitizers are slow)
 
 local lu = require("luaunit")
