@@ -1,0 +1,92 @@
+-- leadq.json: the strict decoder and the encoder the OpenResty service speaks.
+local lu = require("luaunit")
+local json = require("leadq.json")
+
+local M = {}
+
+M.TestJson = {}
+
+function M.TestJson.test_decodes_every_kind_of_value()
+  local v = assert(json.decode(' {"a": 1, "b": [true, false, null, -2.5e2], "c": {"d": "x"}, "e": []} '))
+  lu.assertEquals(v.a, 1)
+  lu.assertEquals(v.b[1], true)
+  lu.assertEquals(v.b[2], false)
+  lu.assertIs(v.b[3], json.null)
+  lu.assertEquals(v.b[4], -250)
+  lu.assertEquals(v.c.d, "x")
+  lu.assertEquals(#v.e, 0)
+  lu.assertEquals(json.encode(v.e), "[]")   -- an empty array stays an array
+end
+
+function M.TestJson.test_decodes_escapes_and_utf8()
+  lu.assertEquals(json.decode('"a\\"b\\\\c\\/d\\n\\t\\u00e9"'), 'a"b\\c/d\n\té')
+  lu.assertEquals(json.decode('"\\ud83d\\ude00"'), "\240\159\152\128")
+  lu.assertEquals(json.decode('"caf\195\169"'), "caf\195\169")
+end
+
+local malformed = {
+  { "", "malformed JSON at byte 1: unexpected end of input" },
+  { "{", "malformed JSON at byte 2: expected a string key in object" },
+  { '{"a":1,}', "malformed JSON at byte 8: expected a string key in object" },
+  { '{"a" 1}', "malformed JSON at byte 6: expected ':' after object key" },
+  { "[1 2]", "malformed JSON at byte 4: expected ',' or ']' in array" },
+  { "01", "malformed JSON at byte 1: leading zero in number" },
+  { "1.", "malformed JSON at byte 2: digits expected after '.'" },
+  { "1e", "malformed JSON at byte 2: digits expected in exponent" },
+  { "1e999", "malformed JSON at byte 1: number out of range" },
+  { "1 2", "malformed JSON at byte 3: unexpected data after the value" },
+  { "nul", "malformed JSON at byte 1: unexpected character" },
+  { "'a'", "malformed JSON at byte 1: unexpected character" },
+  { '"abc', "malformed JSON at byte 5: unterminated string" },
+  { '"a\nb"', "malformed JSON at byte 3: control character in string" },
+  { '"\\x"', "malformed JSON at byte 2: bad escape in string" },
+  { '"\\u12g4"', "malformed JSON at byte 2: bad \\u escape" },
+  { '"\\ud800"', "malformed JSON at byte 2: lone surrogate in \\u escape" },
+  { '"\\udc00"', "malformed JSON at byte 2: lone surrogate in \\u escape" },
+  { '"\255"', "malformed JSON at byte 2: invalid UTF-8 in string" },
+  { '"\192\175"', "malformed JSON at byte 2: invalid UTF-8 in string" },   -- overlong '/'
+  { '"\237\160\128"', "malformed JSON at byte 2: invalid UTF-8 in string" },   -- encoded surrogate
+  { '{"a":1,"a":2}', "malformed JSON at byte 8: duplicate key 'a' in object" },
+}
+
+function M.TestJson.test_refuses_malformed_text_with_the_byte()
+  for _, case in ipairs(malformed) do
+    local v, err = json.decode(case[1])
+    lu.assertNil(v, case[1])
+    lu.assertEquals(err, case[2])
+  end
+end
+
+function M.TestJson.test_bounds_nesting()
+  lu.assertNotNil(json.decode(string.rep("[", 64) .. string.rep("]", 64)))
+  local v, err = json.decode(string.rep("[", 65) .. string.rep("]", 65))
+  lu.assertNil(v)
+  lu.assertEquals(err, "malformed JSON at byte 65: nested deeper than 64 levels")
+  lu.assertNil((json.decode('[[1]]', 1)))
+end
+
+function M.TestJson.test_misuse_raises()
+  lu.assertErrorMsgContains("bad argument #1 to 'decode' (string expected, got nil)", json.decode)
+  lu.assertErrorMsgContains("cannot encode a function", json.encode, { f = print })
+  lu.assertErrorMsgContains("cannot encode NaN", json.encode, 0 / 0)
+  lu.assertErrorMsgContains("cannot encode an infinite number", json.encode, { x = math.huge })
+  lu.assertErrorMsgContains("object key must be a string, got boolean", json.encode, { [true] = 1 })
+  local t = {}
+  t.self = t
+  lu.assertErrorMsgContains("cycle in value", json.encode, t)
+  lu.assertErrorMsgContains("sparse array (index 2 is nil)", json.encode, { 1, nil, 3 })
+end
+
+function M.TestJson.test_encodes_sorted_and_round_trips()
+  lu.assertEquals(json.encode({ b = 1, a = { 1, 2.5, "x" }, c = json.null, d = false }),
+    '{"a":[1,2.5,"x"],"b":1,"c":null,"d":false}')
+  lu.assertEquals(json.encode({}), "{}")
+  lu.assertEquals(json.encode(json.array()), "[]")
+  lu.assertEquals(json.encode('q"\\\n\1'), '"q\\"\\\\\\n\\u0001"')
+  lu.assertEquals(json.encode(123456789012), "123456789012")
+  lu.assertEquals(json.encode(0.1), "0.10000000000000001")
+  local text = '{"lead":"L-1","tags":["a","b"],"type":"pricing_view","value":3}'
+  lu.assertEquals(json.encode(assert(json.decode(text))), text)
+end
+
+return M
