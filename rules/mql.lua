@@ -9,28 +9,36 @@
 --   2. Each group is clamped to its cap (most it can add) or floor (most it can take away), so one
 --      kind of signal can never carry a lead alone.
 --   3. total = fit + engagement + negative.
---   4. Status: "mql" at 60 points or more, "nurture" at 25 or more, "cold" below that;
---      a disqualifier (competitor, student, unsubscribed...) overrides the score: "disqualified".
+--   4. Status: "mql" at 60 points or more, "nurture" at 30 or more, "cold" below that;
+--      a disqualifier (competitor, student, our own staff, fake data) overrides the score: "disqualified".
 --   5. Grade: a letter for fit (A best .. D) and a digit for engagement (1 best .. 4): "A1" .. "D4".
 --      A1 = the right person, very engaged: call now. D4 = wrong profile, no interest.
 --
--- Every rule is declarative (no Lua functions), so leadq scores millions of leads per second in its
--- C core. Fields are the columns of leads.csv (see `build/leadq gen`).
+-- Every rule is declarative (no Lua functions), so leadq scores tens of millions of leads per second
+-- in its C core. Fields are the columns of leads.csv: id, email, email_domain, first_name, title,
+-- seniority, department, company, employees, industry, country, source, campaign, created_at, budget,
+-- timeline.
 
 return model "mql" {
   description = "Default B2B marketing-qualified-lead model: ICP fit, engagement, negative signals",
 
   lists = {
-    -- Industries we sell best into (our best customers' industries, last 4 quarters).
-    target_industries = { "Software", "Financial Services", "Healthcare", "Manufacturing", "Retail" },
+    -- Industries where we win most often (our best customers' industries, last 4 quarters).
+    target_industries = { "Software", "IT Services", "Financial Services", "Professional Services",
+                          "Telecommunications", "Media" },
     -- Countries where we have a sales team and a local price list.
-    target_countries = { "US", "CA", "GB", "DE", "FR", "NL", "AU" },
+    target_countries = { "US", "GB", "CA", "AU", "DE", "NL", "IE", "SE", "DK", "NO", "CH" },
     -- Personal e-mail providers: kept in a file because the list is long (one domain a line).
     free_email = file "lists/free_email_domains.txt",
     -- Competitors' domains: maintained with sales ops in a file.
     competitors = file "lists/competitors.txt",
-    -- Lead sources where the lead asked to talk to us: the strongest first-touch signal.
-    high_intent_sources = { "Demo Request", "Contact Us", "Referral" },
+    -- Competitors' company names, for the ones who sign up with a personal address.
+    competitor_names = { "ScoreForce", "LeadLyft", "FunnelWise", "PipelinePro", "QualifyHQ" },
+    -- Throw-away and made-up e-mail domains: form spam and test entries.
+    fake_domains = { "mailinator.com", "example.com", "test.com", "asdf.com", "fake.com", "xxx.com",
+                     "none.com", "a.com" },
+    -- What people type in the company box when they do not want to say.
+    junk_companies = { "n/a", "na", "none", "-", "test", "asdf", "xxx", "self" },
   },
 
   groups = {
@@ -47,39 +55,52 @@ return model "mql" {
     -- ICP fit: is this the right person, at the right company, where we sell?
     ---------------------------------------------------------------------------------------------
 
-    -- Seniority: people who sign (C-level, VP) are worth the most; directors drive evaluations;
-    -- managers influence. Only one of these fits a lead's seniority.
+    -- Seniority: the people who sign (C-level, VP) are worth the most; directors run evaluations;
+    -- managers influence. Enrichment leaves seniority empty for a few leads: then the title decides.
     rule "SENIORITY_EXEC" {
-      label = "C-level or founder", group = "fit", points = 20,
-      when = { seniority = { one_of = { "C-Level", "Owner", "Founder" } } },
+      label = "C-level, founder or owner", group = "fit", points = 20,
+      when = { any = {
+        { seniority = "c_level" },
+        { seniority = "missing", title = { word = { "chief", "ceo", "cmo", "cro", "founder", "owner" } } },
+      } },
     },
     rule "SENIORITY_VP" {
       label = "Vice president", group = "fit", points = 18,
-      when = { seniority = "VP" },
+      when = { any = {
+        { seniority = "vp" },
+        { seniority = "missing", title = { word = { "vp", "svp", "vice president" } } },
+      } },
     },
     rule "SENIORITY_DIRECTOR" {
-      label = "Director or head of", group = "fit", points = 12,
-      when = { seniority = "Director" },
+      label = "Director or head of a team", group = "fit", points = 12,
+      when = { any = {
+        { seniority = "director" },
+        { seniority = "missing", title = { word = { "director", "head of" } } },
+      } },
     },
     rule "SENIORITY_MANAGER" {
       label = "Manager", group = "fit", points = 6,
-      when = { seniority = "Manager" },
+      when = { seniority = "manager" },
     },
-    -- Our buyers sit in marketing, sales and revenue operations: the title says who uses us daily.
-    rule "BUYER_ROLE" {
-      label = "Marketing, sales or revenue role", group = "fit", points = 8,
-      when = { title = { word = { "marketing", "demand generation", "growth", "revenue", "sales", "operations" } } },
+    -- Marketing and sales use us every day; the executive team signs. Others rarely buy.
+    rule "BUYER_DEPARTMENT" {
+      label = "Marketing, sales or executive team", group = "fit", points = 8,
+      when = { any = {
+        { department = { one_of = { "marketing", "sales", "executive" } } },
+        { department = "missing",
+          title = { word = { "marketing", "demand generation", "growth", "revenue", "sales" } } },
+      } },
     },
 
-    -- Company size: our sweet spot is 200 to 5,000 employees (fastest sales cycle, best retention).
+    -- Company size: our sweet spot is 200 to 4,999 employees (fastest sales cycle, best retention).
     rule "SIZE_MID_MARKET" {
-      label = "200 to 5,000 employees", group = "fit", points = 15,
-      when = { employees = { between = { 200, 5000 } } },
+      label = "200 to 4,999 employees", group = "fit", points = 15,
+      when = { employees = { between = { 200, 4999 } } },
     },
     -- Enterprises buy too, but slower: fewer points than mid-market.
     rule "SIZE_ENTERPRISE" {
-      label = "More than 5,000 employees", group = "fit", points = 10,
-      when = { employees = { above = 5000 } },
+      label = "5,000 employees or more", group = "fit", points = 10,
+      when = { employees = { at_least = 5000 } },
     },
     -- Small businesses (50 to 199) are a fit for the starter plan.
     rule "SIZE_SMB" {
@@ -95,10 +116,14 @@ return model "mql" {
       label = "Country with a local sales team", group = "fit", points = 5,
       when = { country = { one_of = list "target_countries" } },
     },
-    -- Budget: a stated budget of 50k or more covers a mid-market contract.
-    rule "BUDGET_STATED" {
-      label = "Budget of 50,000 or more", group = "fit", points = 10,
-      when = { budget = { at_least = 50000 } },
+    -- Budget, from the longer forms: 25k or more covers a mid-market contract; 5k a starter plan.
+    rule "BUDGET_LARGE" {
+      label = "Budget of 25,000 or more", group = "fit", points = 10,
+      when = { budget = { at_least = 25000 } },
+    },
+    rule "BUDGET_SOME" {
+      label = "Budget of 5,000 to 24,999", group = "fit", points = 5,
+      when = { budget = { at_least = 5000, below = 25000 } },
     },
 
     ---------------------------------------------------------------------------------------------
@@ -110,24 +135,25 @@ return model "mql" {
       label = "Created in the last 30 days", group = "engagement", points = 10,
       when = { created_at = { within_days = 30 } },
     },
-    -- Asked to talk to us (demo form, contact form) or was referred by a customer.
+    -- Referred by a customer or a partner: these convert best of all our sources.
     rule "HIGH_INTENT_SOURCE" {
-      label = "Came from a demo request, contact form or referral", group = "engagement", points = 25,
-      when = { source = { one_of = list "high_intent_sources" } },
+      label = "Came from a referral or a partner", group = "engagement", points = 20,
+      when = { source = { one_of = { "referral", "partner" } } },
     },
-    -- Content downloads and webinars as a first touch show research, a milder signal.
-    rule "CONTENT_SOURCE" {
-      label = "Came from content or a webinar", group = "engagement", points = 10,
-      when = { source = { one_of = { "Content Download", "Webinar" } } },
+    -- Met us at an event or a webinar: they spent time with us.
+    rule "EVENT_SOURCE" {
+      label = "Came from an event or a webinar", group = "engagement", points = 10,
+      when = { source = { one_of = { "event", "webinar" } } },
     },
-    -- A phone number given on a form means they expect a call.
-    rule "GAVE_PHONE" {
-      label = "Gave a phone number", group = "engagement", points = 5,
-      when = { phone = "present" },
+    -- Said on a form that they plan to buy within six months.
+    rule "TIMELINE_SOON" {
+      label = "Plans to buy within 6 months", group = "engagement", points = 15,
+      when = { timeline = { one_of = { "0-3 months", "3-6 months" } } },
     },
 
     -- EVENTS: the events issue adds per-lead features from events.csv; these rules switch on then.
-    -- Uncomment each rule together with its feature in `features` at the bottom of this file.
+    -- Uncomment each rule together with its feature in `features` at the bottom of this file, and
+    -- score with `--events events.csv`.
     --
     -- rule "DEMO_REQUEST" {        -- asked for a demo in the last 30 days: the strongest signal
     --   label = "Requested a demo (30 days)", group = "engagement", points = 30,
@@ -141,7 +167,7 @@ return model "mql" {
     --   label = "Attended a webinar (90 days)", group = "engagement", points = 10,
     --   when = { webinars_90d = { at_least = 1 } },
     -- },
-    -- rule "EMAIL_ENGAGED" {       -- clicks, decayed (half-life 14 days) and capped at 10 points
+    -- rule "EMAIL_ENGAGED" {       -- clicks count, but fade (half-life 14 days); capped at 10 points
     --   label = "Clicks our e-mails", group = "engagement", points = 10,
     --   when = { email_clicks_decayed = { at_least = 2 } },
     -- },
@@ -162,7 +188,8 @@ return model "mql" {
     -- Titles that say "looking for a job", not "looking for a product".
     rule "JOB_SEEKER" {
       label = "Job seeker", group = "negative", points = -30,
-      when = { title = { contains = { "job seeker", "seeking", "looking for", "open to work", "unemployed" } } },
+      when = { title = { contains = { "job seeker", "seeking", "looking for", "open to work", "unemployed",
+                                      "between jobs", "career changer", "recent graduate" } } },
     },
     -- Tiny companies rarely have budget for us.
     rule "SIZE_TINY" {
@@ -174,35 +201,60 @@ return model "mql" {
       label = "No company name", group = "negative", points = -10,
       when = { company = "missing" },
     },
-    -- A lead untouched for a year has gone cold whatever its profile.
+    -- "n/a", "test", "asdf" in the company box: not a serious enquiry.
+    rule "JUNK_COMPANY" {
+      label = "Made-up company name", group = "negative", points = -20,
+      when = { company = { one_of = list "junk_companies" } },
+    },
+    -- Said on a form that they have no plans to buy.
+    rule "NO_PLANS" {
+      label = "No plans to buy", group = "negative", points = -10,
+      when = { timeline = "no plans" },
+    },
+    -- Half a year without becoming an MQL: the interest has faded whatever the profile.
     rule "STALE_LEAD" {
-      label = "Created more than a year ago", group = "negative", points = -10,
-      when = { created_at = { older_than_days = 365 } },
+      label = "Created more than 180 days ago", group = "negative", points = -5,
+      when = { created_at = { older_than_days = 180 } },
     },
   },
 
   -- Disqualifiers: never an MQL, whatever the points. Sales never sees these leads.
   disqualifiers = {
     disqualify "COMPETITOR" {
-      reason = "competitor", when = { email_domain = { one_of = list "competitors" } },
+      reason = "competitor",
+      when = { any = {
+        { email_domain = { one_of = list "competitors" } },
+        { company = { one_of = list "competitor_names" } },
+      } },
     },
     disqualify "STUDENT" {
       reason = "student",
-      when = { any = { { seniority = "Student" }, { title = { word = { "student", "intern" } } } } },
+      when = { any = {
+        { seniority = "student" },
+        { title = { word = { "student", "intern", "phd candidate" } } },
+      } },
     },
-    disqualify "UNSUBSCRIBED" {
-      reason = "unsubscribed", when = { unsubscribed = true },
+    -- Our own staff testing forms.
+    disqualify "INTERNAL" {
+      reason = "internal", when = { email_domain = "helixrev.com" },
     },
+    -- Form spam, throw-away addresses and test entries.
+    disqualify "FAKE_EMAIL" {
+      reason = "fake e-mail", when = { email_domain = { one_of = list "fake_domains" } },
+    },
+    -- EVENTS: unsubscribing is a firm no; this disqualifier switches on with the events issue
+    -- (feature `unsubscribes` at the bottom of this file):
+    -- disqualify "UNSUBSCRIBED" { reason = "unsubscribed", when = { unsubscribes = { at_least = 1 } } },
   },
 
-  -- 60+: hand to sales. 25 to 59: keep nurturing with e-mail. Below 25: cold.
-  thresholds = { mql = 60, nurture = 25, otherwise = "cold" },
+  -- 60+: hand to sales. 30 to 59: keep nurturing with e-mail. Below 30: cold.
+  thresholds = { mql = 60, nurture = 30, otherwise = "cold" },
 
-  -- Fit letter: A = 35+ fit points, B = 20+, C = 10+, D below.
-  -- Engagement digit: 1 = 40+ engagement points, 2 = 20+, 3 = 8+, 4 below.
+  -- Fit letter: A = 40+ fit points, B = 28+, C = 15+, D below.
+  -- Engagement digit: 1 = 35+ engagement points, 2 = 20+, 3 = 10+, 4 below.
   grades = {
-    fit        = { group = "fit",        A = 35, B = 20, C = 10, otherwise = "D" },
-    engagement = { group = "engagement", ["1"] = 40, ["2"] = 20, ["3"] = 8, otherwise = "4" },
+    fit        = { group = "fit",        A = 40, B = 28, C = 15, otherwise = "D" },
+    engagement = { group = "engagement", ["1"] = 35, ["2"] = 20, ["3"] = 10, otherwise = "4" },
   },
 
   -- EVENTS: features computed from events.csv, read by the event rules above (the events issue).
@@ -212,5 +264,6 @@ return model "mql" {
   --   webinars_90d         = feature { count = "webinar_attended", within_days = 90 },
   --   email_clicks_decayed = feature { decayed = "email_click", half_life_days = 14 },
   --   careers_views_30d    = feature { count = "careers_view", within_days = 30 },
+  --   unsubscribes         = feature { count = "unsubscribe" },
   -- },
 }
