@@ -6,5 +6,6 @@
 
 void lq_open_table(lua_State *L);
 void lq_open_random(lua_State *L);
+void lq_open_funnel(lua_State *L);
 
 #endif

@@ -1,0 +1,1435 @@
+/* The lifecycle funnel: transition log, validation, aggregation, mergeable results. No Lua here. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "funnel.h"
+
+/* ---------------------------------------------------------------- memory */
+
+static void *mem(lq_allocator *a, void *p, size_t osize, size_t nsize) {
+  if (nsize == 0) {
+    if (p != NULL) a->fn(a->ud, p, osize, 0);
+    return NULL;
+  }
+  return a->fn(a->ud, p, osize, nsize);
+}
+
+/* Grows *p (elem bytes each) from *cap to at least need; 0 or -1. */
+static int grow(lq_allocator *a, void **p, size_t *cap, size_t need, size_t elem) {
+  size_t ncap;
+  void *np;
+  if (need <= *cap) return 0;
+  ncap = *cap < 8 ? 8 : *cap;
+  while (ncap < need) {
+    if (ncap > ((size_t)-1) / 2 / elem) return -1;
+    ncap *= 2;
+  }
+  np = mem(a, *p, *cap * elem, ncap * elem);
+  if (np == NULL) return -1;
+  *p = np;
+  *cap = ncap;
+  return 0;
+}
+
+static char *dup_string(lq_allocator *a, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = (char *)mem(a, NULL, 0, n);
+  if (d != NULL) memcpy(d, s, n);
+  return d;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+static uint32_t hash_bytes(const char *s, size_t len) {
+  uint32_t h = 2166136261u;
+  size_t i;
+  for (i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+  return h;
+}
+
+void lq_keys_init(lq_keys *k) { memset(k, 0, sizeof *k); }
+
+void lq_keys_free(lq_keys *k, lq_allocator *a) {
+  size_t cap = (size_t)k->cap_items;
+  mem(a, k->bytes, k->cap, 0);
+  mem(a, k->starts, cap * sizeof(size_t), 0);
+  mem(a, k->lengths, cap * sizeof(uint32_t), 0);
+  mem(a, k->hashes, cap * sizeof(uint32_t), 0);
+  if (k->slots != NULL) mem(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
+  lq_keys_init(k);
+}
+
+int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len) {
+  uint32_t h, i;
+  if (k->slots == NULL) return -1;
+  h = hash_bytes(s, len);
+  for (i = h & k->slot_mask;; i = (i + 1) & k->slot_mask) {
+    int32_t c = k->slots[i];
+    if (c < 0) return -1;
+    if (k->hashes[c] == h && k->lengths[c] == len && memcmp(k->bytes + k->starts[c], s, len) == 0) return c;
+  }
+}
+
+static int keys_rehash(lq_keys *k, lq_allocator *a, size_t nslots) {
+  int32_t *slots = (int32_t *)mem(a, NULL, 0, nslots * sizeof(int32_t));
+  int32_t c;
+  if (slots == NULL) return -1;
+  memset(slots, 0xff, nslots * sizeof(int32_t));
+  for (c = 0; c < k->count; c++) {
+    uint32_t i = k->hashes[c] & (uint32_t)(nslots - 1);
+    while (slots[i] >= 0) i = (i + 1) & (uint32_t)(nslots - 1);
+    slots[i] = c;
+  }
+  if (k->slots != NULL) mem(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
+  k->slots = slots;
+  k->slot_mask = (uint32_t)(nslots - 1);
+  return 0;
+}
+
+int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
+  int32_t c = lq_keys_find(k, s, len);
+  uint32_t i;
+  if (c >= 0) return c;
+  if (len > UINT32_MAX || k->count == INT32_MAX - 1) return -2;
+  if (k->slots == NULL || (size_t)(k->count + 1) * 2 > (size_t)k->slot_mask + 1) {
+    size_t nslots = k->slots == NULL ? 16 : ((size_t)k->slot_mask + 1) * 2;
+    if (keys_rehash(k, a, nslots) != 0) return -2;
+  }
+  if (k->count == k->cap_items) {
+    size_t old = (size_t)k->cap_items, ncap = old < 8 ? 8 : old * 2;
+    size_t *st = (size_t *)mem(a, k->starts, old * sizeof(size_t), ncap * sizeof(size_t));
+    if (st == NULL) return -2;
+    k->starts = st;
+    {
+      uint32_t *ln = (uint32_t *)mem(a, k->lengths, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
+      if (ln == NULL) { k->starts = (size_t *)mem(a, st, ncap * sizeof(size_t), old * sizeof(size_t)); return -2; }
+      k->lengths = ln;
+    }
+    {
+      uint32_t *hs = (uint32_t *)mem(a, k->hashes, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
+      if (hs == NULL) {
+        k->starts = (size_t *)mem(a, k->starts, ncap * sizeof(size_t), old * sizeof(size_t));
+        k->lengths = (uint32_t *)mem(a, k->lengths, ncap * sizeof(uint32_t), old * sizeof(uint32_t));
+        return -2;
+      }
+      k->hashes = hs;
+    }
+    k->cap_items = (int32_t)ncap;
+  }
+  if (grow(a, (void **)&k->bytes, &k->cap, k->len + len + 1, 1) != 0) return -2;
+  memcpy(k->bytes + k->len, s, len);
+  k->bytes[k->len + len] = '\0';
+  c = k->count++;
+  k->starts[c] = k->len;
+  k->lengths[c] = (uint32_t)len;
+  k->hashes[c] = hash_bytes(s, len);
+  k->len += len + 1;
+  for (i = k->hashes[c] & k->slot_mask; k->slots[i] >= 0; i = (i + 1) & k->slot_mask) {}
+  k->slots[i] = c;
+  return c;
+}
+
+const char *lq_keys_string(const lq_keys *k, int32_t i, size_t *len) {
+  if (i < 0 || i >= k->count) { if (len) *len = 0; return NULL; }
+  if (len) *len = k->lengths[i];
+  return k->bytes + k->starts[i];
+}
+
+/* ---------------------------------------------------------------- times */
+
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  int64_t era, yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+  int64_t era, doe, yoe, doy, mp;
+  z += 719468;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int digits(const char *s, size_t len, size_t *pos, int n, int *out) {
+  int v = 0, i;
+  if (*pos + (size_t)n > len) return -1;
+  for (i = 0; i < n; i++) {
+    char c = s[*pos + (size_t)i];
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  *pos += (size_t)n;
+  *out = v;
+  return 0;
+}
+
+int lq_parse_time(const char *s, size_t len, double *out) {
+  size_t p = 0;
+  int y, mo, d, h = 0, mi = 0, sec = 0;
+  double frac = 0, offset = 0;
+  static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (digits(s, len, &p, 4, &y) || p >= len || s[p++] != '-' || digits(s, len, &p, 2, &mo) ||
+      p >= len || s[p++] != '-' || digits(s, len, &p, 2, &d))
+    return -1;
+  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return -1;
+  if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return -1;
+  if (p < len && (s[p] == 'T' || s[p] == ' ')) {
+    p++;
+    if (digits(s, len, &p, 2, &h) || p >= len || s[p++] != ':' || digits(s, len, &p, 2, &mi)) return -1;
+    if (p < len && s[p] == ':') {
+      p++;
+      if (digits(s, len, &p, 2, &sec)) return -1;
+      if (p < len && s[p] == '.') {
+        double scale = 0.1;
+        p++;
+        if (p >= len || s[p] < '0' || s[p] > '9') return -1;
+        while (p < len && s[p] >= '0' && s[p] <= '9') { frac += (s[p++] - '0') * scale; scale /= 10; }
+      }
+    }
+    if (h > 23 || mi > 59 || sec > 60) return -1;
+    if (p < len && s[p] == 'Z') p++;
+    else if (p < len && (s[p] == '+' || s[p] == '-')) {
+      int sign = s[p++] == '-' ? -1 : 1, oh, om = 0;
+      if (digits(s, len, &p, 2, &oh)) return -1;
+      if (p < len && s[p] == ':') p++;
+      if (p < len && digits(s, len, &p, 2, &om)) return -1;
+      offset = sign * (oh * 3600.0 + om * 60.0);
+    }
+  }
+  if (p != len) return -1;
+  *out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec + frac - offset;
+  return 0;
+}
+
+void lq_format_date(double t, char *buf, size_t size) {
+  int64_t y;
+  int m, d;
+  civil_from_days((int64_t)floor(t / 86400.0), &y, &m, &d);
+  snprintf(buf, size, "%04lld-%02d-%02d", (long long)y, m, d);
+}
+
+/* ---------------------------------------------------------------- sketches */
+
+static double sketch_gamma(void) { return (1.0 + LQ_SKETCH_ALPHA) / (1.0 - LQ_SKETCH_ALPHA); }
+
+/* Makes the buckets cover indices lo..hi. */
+static int sketch_cover(lq_allocator *a, lq_sketch *s, int32_t lo, int32_t hi) {
+  int32_t nmin, nmax, nlen, ncap;
+  uint64_t *nb;
+  if (s->len > 0 && lo >= s->min_index && hi < s->min_index + s->len) return 0;
+  if (s->len == 0) { nmin = lo; nmax = hi; }
+  else {
+    nmin = lo < s->min_index ? lo : s->min_index;
+    nmax = hi > s->min_index + s->len - 1 ? hi : s->min_index + s->len - 1;
+  }
+  nlen = nmax - nmin + 1;
+  if (nmin == s->min_index && nlen <= s->cap) { s->len = nlen; return 0; }
+  ncap = s->cap * 2 > nlen ? s->cap * 2 : nlen;
+  if (ncap < 16) ncap = 16;
+  nb = (uint64_t *)mem(a, NULL, 0, (size_t)ncap * sizeof(uint64_t));
+  if (nb == NULL) return -1;
+  memset(nb, 0, (size_t)ncap * sizeof(uint64_t));
+  if (s->len > 0) memcpy(nb + (s->min_index - nmin), s->buckets, (size_t)s->len * sizeof(uint64_t));
+  mem(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
+  s->buckets = nb;
+  s->cap = ncap;
+  s->min_index = nmin;
+  s->len = nlen;
+  return 0;
+}
+
+static int sketch_add(lq_allocator *a, lq_sketch *s, double v, double inv_ln_gamma) {
+  int32_t i;
+  if (!(v > 0)) { s->zeros++; s->count++; return 0; }
+  if (v < 1e-3) v = 1e-3;   /* below a millisecond: one bucket */
+  i = (int32_t)ceil(log(v) * inv_ln_gamma);
+  if (sketch_cover(a, s, i, i) != 0) return -1;
+  s->buckets[i - s->min_index]++;
+  s->count++;
+  return 0;
+}
+
+static int sketch_merge(lq_allocator *a, lq_sketch *s, const lq_sketch *o) {
+  int32_t i;
+  if (o->len > 0) {
+    if (sketch_cover(a, s, o->min_index, o->min_index + o->len - 1) != 0) return -1;
+    for (i = 0; i < o->len; i++) s->buckets[o->min_index + i - s->min_index] += o->buckets[i];
+  }
+  s->zeros += o->zeros;
+  s->count += o->count;
+  return 0;
+}
+
+static void sketch_free(lq_allocator *a, lq_sketch *s) {
+  mem(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
+  memset(s, 0, sizeof *s);
+}
+
+/* The value at rank floor(q * (count - 1)) in sorted order, within LQ_SKETCH_ALPHA. */
+double lq_sketch_quantile(const lq_sketch *s, double q) {
+  double rank, cum, gamma = sketch_gamma();
+  int32_t i;
+  if (s->count == 0) return NAN;
+  rank = floor(q * (double)(s->count - 1));
+  cum = (double)s->zeros;
+  if (rank < cum) return 0;
+  for (i = 0; i < s->len; i++) {
+    cum += (double)s->buckets[i];
+    if (rank < cum) break;
+  }
+  if (i == s->len) i = s->len - 1;
+  return 2.0 * pow(gamma, (double)(s->min_index + i)) / (gamma + 1.0);
+}
+
+/* ---------------------------------------------------------------- sorting with a context */
+
+typedef int (*less_fn)(const void *ctx, uint32_t a, uint32_t b);
+
+static void sift_down(uint32_t *v, size_t start, size_t n, less_fn less, const void *ctx) {
+  size_t root = start;
+  while (2 * root + 1 < n) {
+    size_t child = 2 * root + 1, big = root;
+    if (less(ctx, v[big], v[child])) big = child;
+    if (child + 1 < n && less(ctx, v[big], v[child + 1])) big = child + 1;
+    if (big == root) return;
+    { uint32_t t = v[root]; v[root] = v[big]; v[big] = t; }
+    root = big;
+  }
+}
+
+static void sort_u32(uint32_t *v, size_t n, less_fn less, const void *ctx) {
+  size_t i;
+  if (n < 2) return;
+  if (n <= 32) {   /* small: insertion sort, stable */
+    for (i = 1; i < n; i++) {
+      uint32_t x = v[i];
+      size_t j = i;
+      while (j > 0 && less(ctx, x, v[j - 1])) { v[j] = v[j - 1]; j--; }
+      v[j] = x;
+    }
+    return;
+  }
+  for (i = n / 2; i-- > 0;) sift_down(v, i, n, less, ctx);
+  for (i = n - 1; i > 0; i--) {
+    uint32_t t = v[0]; v[0] = v[i]; v[i] = t;
+    sift_down(v, 0, i, less, ctx);
+  }
+}
+
+/* ---------------------------------------------------------------- funnels */
+
+lq_funnel *lq_funnel_new(lq_allocator alloc, const lq_funnel_config *cfg) {
+  lq_funnel *f = (lq_funnel *)mem(&alloc, NULL, 0, sizeof *f);
+  if (f == NULL) return NULL;
+  memset(f, 0, sizeof *f);
+  f->alloc = alloc;
+  f->cfg = *cfg;
+  lq_keys_init(&f->leads);
+  lq_keys_init(&f->reasons);
+  lq_keys_init(&f->owners);
+  lq_keys_init(&f->sources);
+  return f;
+}
+
+static void free_state(lq_funnel *f) {
+  lq_allocator *a = &f->alloc;
+  size_t n = (size_t)f->nstate;
+  mem(a, f->mask, n * sizeof(uint32_t), 0);
+  mem(a, f->seen, n * sizeof(uint32_t), 0);
+  mem(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(double), 0);
+  mem(a, f->disq_reason, n * sizeof(int32_t), 0);
+  mem(a, f->lead_owner, n * sizeof(int32_t), 0);
+  mem(a, f->recycles, n * sizeof(uint16_t), 0);
+  mem(a, f->last_stage, n, 0);
+  f->mask = f->seen = NULL;
+  f->first_at = NULL;
+  f->disq_reason = f->lead_owner = NULL;
+  f->recycles = NULL;
+  f->last_stage = NULL;
+  f->nstate = 0;
+  f->prepared = 0;
+}
+
+static void truncate_rejects(lq_funnel *f, size_t n) {
+  while (f->nrejects > n) {
+    char *m = f->rejects[--f->nrejects].message;
+    mem(&f->alloc, m, strlen(m) + 1, 0);
+  }
+}
+
+void lq_funnel_free(lq_funnel *f) {
+  lq_allocator a;
+  size_t c;
+  if (f == NULL) return;
+  a = f->alloc;
+  free_state(f);
+  truncate_rejects(f, 0);
+  c = f->cap;
+  mem(&a, f->lead, c * sizeof(int32_t), 0);
+  mem(&a, f->reason, c * sizeof(int32_t), 0);
+  mem(&a, f->owner, c * sizeof(int32_t), 0);
+  mem(&a, f->source, c * sizeof(int32_t), 0);
+  mem(&a, f->stage, c, 0);
+  mem(&a, f->at, c * sizeof(double), 0);
+  mem(&a, f->line, c * sizeof(uint64_t), 0);
+  mem(&a, f->rejects, f->rejects_cap * sizeof(lq_funnel_reject), 0);
+  lq_keys_free(&f->leads, &a);
+  lq_keys_free(&f->reasons, &a);
+  lq_keys_free(&f->owners, &a);
+  lq_keys_free(&f->sources, &a);
+  mem(&a, f, sizeof *f, 0);
+}
+
+int lq_funnel_stage(const lq_funnel *f, const char *name, size_t len) {
+  int i;
+  for (i = 0; i < f->cfg.nstages; i++)
+    if (strlen(f->cfg.names[i]) == len && memcmp(f->cfg.names[i], name, len) == 0) return i;
+  return -1;
+}
+
+int32_t lq_funnel_add_source(lq_funnel *f, const char *name) {
+  return lq_keys_intern(&f->sources, &f->alloc, name, strlen(name));
+}
+
+static int add_reject(lq_funnel *f, int32_t source, uint64_t line, int32_t lead, int stage, double at,
+                      const char *message) {
+  lq_funnel_reject *r;
+  char *m;
+  if (grow(&f->alloc, (void **)&f->rejects, &f->rejects_cap, f->nrejects + 1, sizeof *r) != 0) return -1;
+  m = dup_string(&f->alloc, message);
+  if (m == NULL) return -1;
+  r = &f->rejects[f->nrejects++];
+  r->source = source;
+  r->line = line;
+  r->lead = lead;
+  r->stage = stage;
+  r->at = at;
+  r->message = m;
+  return 0;
+}
+
+/* Every log column grows together; on failure each keeps its old size. */
+static int grow_log(lq_funnel *f, size_t need) {
+  lq_allocator *a = &f->alloc;
+  size_t old = f->cap, ncap;
+  void **cols[7];
+  size_t sizes[7] = {sizeof(int32_t), sizeof(int32_t), sizeof(int32_t), sizeof(int32_t), 1,
+                     sizeof(double), sizeof(uint64_t)};
+  int i;
+  if (need <= old) return 0;
+  if (need > UINT32_MAX - 1) return -1;
+  ncap = old < 1024 ? 1024 : old;
+  while (ncap < need) ncap *= 2;
+  cols[0] = (void **)&f->lead; cols[1] = (void **)&f->reason; cols[2] = (void **)&f->owner;
+  cols[3] = (void **)&f->source; cols[4] = (void **)&f->stage; cols[5] = (void **)&f->at;
+  cols[6] = (void **)&f->line;
+  for (i = 0; i < 7; i++) {
+    void *np = mem(a, *cols[i], old * sizes[i], ncap * sizes[i]);
+    if (np == NULL) {
+      while (i-- > 0) *cols[i] = mem(a, *cols[i], ncap * sizes[i], old * sizes[i]);
+      return -1;
+    }
+    *cols[i] = np;
+  }
+  f->cap = ncap;
+  return 0;
+}
+
+static int quote_len(size_t len) { return len > 60 ? 60 : (int)len; }
+
+int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, const char *stage_text,
+                  size_t stage_len, double at, const char *at_text, size_t at_len,
+                  const char *reason, size_t reason_len, const char *owner, size_t owner_len,
+                  int32_t source, uint64_t line) {
+  char msg[256];
+  int32_t li = -1, ri = -1, oi = -1;
+  if (f->nrejects > f->load_rejects) {   /* validation reruns */
+    truncate_rejects(f, f->load_rejects);
+    f->prepared = 0;
+  }
+  if (lead != NULL && lead_len > 0) {
+    li = lq_keys_intern(&f->leads, &f->alloc, lead, lead_len);
+    if (li < 0) return -1;
+  }
+  msg[0] = '\0';
+  if (li < 0) snprintf(msg, sizeof msg, "missing lead id");
+  else if (stage < 0 && (stage_text == NULL || stage_len == 0)) snprintf(msg, sizeof msg, "missing stage");
+  else if (stage < 0) snprintf(msg, sizeof msg, "unknown stage '%.*s'", quote_len(stage_len), stage_text);
+  else if (isnan(at) && (at_text == NULL || at_len == 0)) snprintf(msg, sizeof msg, "missing time");
+  else if (isnan(at))
+    snprintf(msg, sizeof msg, "bad time '%.*s' (expected YYYY-MM-DD or YYYY-MM-DD hh:mm:ss)",
+             quote_len(at_len), at_text);
+  else if (stage == f->cfg.disqualified && (reason == NULL || reason_len == 0))
+    snprintf(msg, sizeof msg, "'%s' without a reason", f->cfg.names[stage]);
+  if (msg[0] != '\0') {
+    if (add_reject(f, source, line, li, stage, at, msg) != 0) return -1;
+    f->load_rejects = f->nrejects;
+    return 1;
+  }
+  if (reason != NULL && reason_len > 0 && (ri = lq_keys_intern(&f->reasons, &f->alloc, reason, reason_len)) < 0)
+    return -1;
+  if (owner != NULL && owner_len > 0 && (oi = lq_keys_intern(&f->owners, &f->alloc, owner, owner_len)) < 0)
+    return -1;
+  if (grow_log(f, f->n + 1) != 0) return -1;
+  f->lead[f->n] = li;
+  f->stage[f->n] = (uint8_t)stage;
+  f->at[f->n] = at;
+  f->reason[f->n] = ri;
+  f->owner[f->n] = oi;
+  f->source[f->n] = source;
+  f->line[f->n] = line;
+  f->n++;
+  f->prepared = 0;
+  return 0;
+}
+
+/* The text of a cell, NULL when missing; numbers print as Lua would print an integer. */
+static const char *cell_text(const lq_column *c, size_t row, size_t *len, char *buf, size_t bufsize) {
+  switch (c->type) {
+    case LQ_CATEGORY: {
+      int32_t code = c->codes[row];
+      if (code < 0) return NULL;
+      *len = c->dict.lengths[code];
+      return c->dict.bytes + c->dict.starts[code];
+    }
+    case LQ_TEXT:
+      if (c->text_missing[row]) return NULL;
+      *len = (size_t)(c->offsets[row + 1] - c->offsets[row]);
+      return c->text + c->offsets[row];
+    case LQ_NUMBER: case LQ_TIME: {
+      double v = c->numbers[row];
+      if (isnan(v)) return NULL;
+      if (v == floor(v) && fabs(v) < 9007199254740992.0) snprintf(buf, bufsize, "%.0f", v);
+      else snprintf(buf, bufsize, "%.17g", v);
+      *len = strlen(buf);
+      return buf;
+    }
+    case LQ_BOOLEAN:
+      if (c->bools[row] > 1) return NULL;
+      *len = c->bools[row] ? 4 : 5;
+      return c->bools[row] ? "true" : "false";
+    default:
+      return NULL;
+  }
+}
+
+int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int const_stage, int c_at,
+                   int c_reason, int c_owner, int32_t source, const char **err) {
+  const lq_column *cl = t->cols[c_lead], *cs = c_stage >= 0 ? t->cols[c_stage] : NULL, *ca = t->cols[c_at];
+  const lq_column *cr = c_reason >= 0 ? t->cols[c_reason] : NULL, *co = c_owner >= 0 ? t->cols[c_owner] : NULL;
+  int *stage_of_code = NULL;
+  size_t nstage_codes = 0, row, next_reject = 0;
+  uint64_t record = 1;
+  int rc = 0;
+  if (cs != NULL && cs->type != LQ_CATEGORY && cs->type != LQ_TEXT) { *err = "stage"; return -2; }
+  if (ca->type == LQ_BOOLEAN || ca->type == LQ_TAGS) { *err = "at"; return -2; }
+  if (cl->type == LQ_TAGS) { *err = "lead"; return -2; }
+  truncate_rejects(f, f->load_rejects);
+  f->prepared = 0;
+  if (cs != NULL && cs->type == LQ_CATEGORY) {   /* one lookup per distinct stage text */
+    int32_t i;
+    nstage_codes = (size_t)cs->dict.count;
+    stage_of_code = (int *)mem(&f->alloc, NULL, 0, (nstage_codes + 1) * sizeof(int));
+    if (stage_of_code == NULL) return -1;
+    for (i = 0; i < cs->dict.count; i++)
+      stage_of_code[i] = lq_funnel_stage(f, cs->dict.bytes + cs->dict.starts[i], cs->dict.lengths[i]);
+  }
+  /* the table's own rejects are rows lost before we saw them: they count as ours */
+  for (next_reject = 0; next_reject < t->nrejects; next_reject++) {
+    const lq_reject *tr = &t->rejects[next_reject];
+    if (add_reject(f, source, tr->line, -1, -1, NAN, tr->reason) != 0) { rc = -1; goto done; }
+  }
+  f->load_rejects = f->nrejects;
+  if (grow_log(f, f->n + t->nrows) != 0) { rc = -1; goto done; }
+  next_reject = 0;
+  for (row = 0; row < t->nrows; row++) {
+    char lbuf[40], abuf[40], sbuf[40], rbuf[40], obuf[40];
+    size_t llen = 0, slen = 0, alen = 0, rlen = 0, olen = 0;
+    const char *lead, *stext, *atext = NULL, *reason = NULL, *owner = NULL;
+    int stage;
+    double at = NAN;
+    while (next_reject < t->nrejects && t->rejects[next_reject].record <= record) {
+      if (t->rejects[next_reject].record == record) record++;
+      next_reject++;
+    }
+    lead = cell_text(cl, row, &llen, lbuf, sizeof lbuf);
+    if (cs == NULL) {
+      stage = const_stage;
+      stext = f->cfg.names[const_stage];
+      slen = strlen(stext);
+    } else if ((stext = cell_text(cs, row, &slen, sbuf, sizeof sbuf)), stage_of_code != NULL) stage = cs->codes[row] < 0 ? -1 : stage_of_code[cs->codes[row]];
+    else stage = stext == NULL ? -1 : lq_funnel_stage(f, stext, slen);
+    if (ca->type == LQ_NUMBER || ca->type == LQ_TIME) at = ca->numbers[row];
+    else {
+      atext = cell_text(ca, row, &alen, abuf, sizeof abuf);
+      if (atext != NULL && lq_parse_time(atext, alen, &at) != 0) at = NAN;
+    }
+    if (cr != NULL) reason = cell_text(cr, row, &rlen, rbuf, sizeof rbuf);
+    if (co != NULL) owner = cell_text(co, row, &olen, obuf, sizeof obuf);
+    if (lq_funnel_add(f, lead, llen, stage, stext, slen, at, atext, alen, reason, rlen, owner, olen, source,
+                      record + 1) < 0) { rc = -1; goto done; }
+    record++;
+  }
+done:
+  if (stage_of_code != NULL) mem(&f->alloc, stage_of_code, (nstage_codes + 1) * sizeof(int), 0);
+  return rc;
+}
+
+typedef struct by_time { const double *at; } by_time;
+
+static int earlier(const void *ctx, uint32_t a, uint32_t b) {
+  const double *at = ((const by_time *)ctx)->at;
+  return at[a] < at[b] || (at[a] == at[b] && a < b);
+}
+
+static int chain_rank_less(const lq_funnel_config *c, int a, int b) {
+  return a < c->nchain && b < c->nchain && a < b;
+}
+
+int lq_funnel_prepare(lq_funnel *f) {
+  lq_allocator *a = &f->alloc;
+  const lq_funnel_config *cfg = &f->cfg;
+  size_t nl = (size_t)f->leads.count, ns = (size_t)cfg->nstages, i, L;
+  uint32_t *order = NULL, *start = NULL;
+  uint32_t chain_all = (uint32_t)((1u << cfg->nchain) - 1);
+  by_time ctx;
+  char msg[256];
+  int rc = -1;
+  free_state(f);
+  truncate_rejects(f, f->load_rejects);
+  f->as_of = NAN;
+  f->mask = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
+  f->seen = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
+  f->first_at = (double *)mem(a, NULL, 0, (nl + 1) * ns * sizeof(double));
+  f->disq_reason = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+  f->lead_owner = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+  f->recycles = (uint16_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint16_t));
+  f->last_stage = (uint8_t *)mem(a, NULL, 0, nl + 1);
+  f->nstate = (int32_t)(nl + 1);   /* one spare so that empty funnels still own arrays */
+  if (!f->mask || !f->seen || !f->first_at || !f->disq_reason || !f->lead_owner || !f->recycles ||
+      !f->last_stage)
+    goto done;
+  order = (uint32_t *)mem(a, NULL, 0, (f->n + 1) * sizeof(uint32_t));
+  start = (uint32_t *)mem(a, NULL, 0, (nl + 2) * sizeof(uint32_t));
+  if (order == NULL || start == NULL) goto done;
+  /* counting sort by lead keeps each lead's rows in log order */
+  memset(start, 0, (nl + 2) * sizeof(uint32_t));
+  for (i = 0; i < f->n; i++) start[f->lead[i] + 2]++;
+  for (L = 2; L < nl + 2; L++) start[L] += start[L - 1];
+  for (i = 0; i < f->n; i++) order[start[f->lead[i] + 1]++] = (uint32_t)i;
+  ctx.at = f->at;
+  for (L = 0; L < nl; L++) {
+    uint32_t *seg = order + start[L], n = start[L + 1] - start[L], k;
+    int cur = -1;
+    uint32_t seen = 0;
+    double *first = f->first_at + L * ns;
+    for (k = 0; k < ns; k++) first[k] = NAN;
+    f->disq_reason[L] = -1;
+    f->lead_owner[L] = -1;
+    f->recycles[L] = 0;
+    for (k = 1; k < n; k++)
+      if (f->at[seg[k]] < f->at[seg[k - 1]]) { sort_u32(seg, n, earlier, &ctx); break; }
+    for (k = 0; k < n; k++) {
+      uint32_t r = seg[k];
+      int s = f->stage[r];
+      if (!cfg->allowed[cur + 1][s]) {
+        if (cur < 0) snprintf(msg, sizeof msg, "a lead cannot start at '%s'", cfg->names[s]);
+        else if (s == cur) snprintf(msg, sizeof msg, "lead is already at '%s'", cfg->names[s]);
+        else if (chain_rank_less(cfg, s, cur))
+          snprintf(msg, sizeof msg, "out of order: '%s' comes before '%s' in the funnel", cfg->names[s],
+                   cfg->names[cur]);
+        else snprintf(msg, sizeof msg, "transition from '%s' to '%s' is not allowed", cfg->names[cur], cfg->names[s]);
+        if (add_reject(f, f->source[r], f->line[r], (int32_t)L, s, f->at[r], msg) != 0) goto done;
+        continue;
+      }
+      seen |= 1u << s;
+      if (isnan(first[s])) first[s] = f->at[r];
+      if (s == cfg->disqualified) f->disq_reason[L] = f->reason[r];
+      if (s == cfg->nurture && cur >= 0 && f->recycles[L] < UINT16_MAX) f->recycles[L]++;
+      if (f->owner[r] >= 0) f->lead_owner[L] = f->owner[r];
+      if (!(f->at[r] <= f->as_of)) f->as_of = f->at[r];
+      cur = s;
+    }
+    f->seen[L] = seen;
+    f->mask[L] = seen;
+    if (cfg->implied && (seen & chain_all)) {
+      int top = 31 - __builtin_clz(seen & chain_all);
+      f->mask[L] |= (uint32_t)((2u << top) - 1);
+    }
+    f->last_stage[L] = (uint8_t)(cur < 0 ? 255 : cur);
+  }
+  f->prepared = 1;
+  rc = 0;
+done:
+  mem(a, order, (f->n + 1) * sizeof(uint32_t), 0);
+  mem(a, start, (nl + 2) * sizeof(uint32_t), 0);
+  if (rc != 0) free_state(f);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- results */
+
+int lq_funnel_pair_index(int nchain, int a, int b) {
+  return a * nchain - a * (a + 1) / 2 + (b - a - 1);
+}
+
+static lq_funnel_result *result_new(lq_allocator alloc) {
+  lq_funnel_result *r = (lq_funnel_result *)mem(&alloc, NULL, 0, sizeof *r);
+  if (r == NULL) return NULL;
+  memset(r, 0, sizeof *r);
+  r->alloc = alloc;
+  lq_keys_init(&r->strings);
+  lq_keys_init(&r->group_keys);
+  lq_keys_init(&r->reason_keys);
+  return r;
+}
+
+static size_t nside(const lq_funnel_result *r) { return (size_t)(r->nstages - r->nchain); }
+static size_t nsk(const lq_funnel_result *r) { return (size_t)r->npairs + 1; }
+
+void lq_funnel_result_free(lq_funnel_result *r) {
+  lq_allocator a;
+  size_t g, cap, k;
+  if (r == NULL) return;
+  a = r->alloc;
+  cap = (size_t)r->gcap;
+  for (g = 0; g < (size_t)r->ngroups; g++)
+    for (k = 0; k < nsk(r); k++) sketch_free(&a, &r->sketches[g * nsk(r) + k]);
+  mem(&a, r->hist, (cap << r->nchain) * sizeof(uint64_t), 0);
+  mem(&a, r->side, cap * nside(r) * sizeof(uint64_t), 0);
+  mem(&a, r->sla, cap * 4 * sizeof(uint64_t), 0);
+  mem(&a, r->recycled, cap * 2 * sizeof(uint64_t), 0);
+  mem(&a, r->sketches, cap * nsk(r) * sizeof(lq_sketch), 0);
+  mem(&a, r->reason_counts, r->reason_cap * sizeof(uint64_t), 0);
+  mem(&a, r->breaches, r->breaches_cap * sizeof(lq_funnel_breach), 0);
+  lq_keys_free(&r->strings, &a);
+  lq_keys_free(&r->group_keys, &a);
+  lq_keys_free(&r->reason_keys, &a);
+  mem(&a, r, sizeof *r, 0);
+}
+
+static int grow_zeroed(lq_allocator *a, void **p, size_t old, size_t ncap, size_t elem) {
+  char *np = (char *)mem(a, *p, old * elem, ncap * elem);
+  if (np == NULL) return -1;
+  memset(np + old * elem, 0, (ncap - old) * elem);
+  *p = np;
+  return 0;
+}
+
+/* The group of a key (string indices, -1 missing), made when new; -1 on no memory. */
+static int32_t result_group(lq_funnel_result *r, const int32_t *codes) {
+  int32_t before = r->group_keys.count;
+  int32_t g = lq_keys_intern(&r->group_keys, &r->alloc, (const char *)codes, (size_t)r->ndims * sizeof(int32_t));
+  if (g < 0) return -1;
+  if (g == before && g >= r->gcap) {
+    size_t old = (size_t)r->gcap, ncap = old < 16 ? 16 : old * 2;
+    lq_allocator *a = &r->alloc;
+    /* on failure the arrays already grown stay grown; gcap only moves when all have */
+    if (grow_zeroed(a, (void **)&r->hist, old << r->nchain, ncap << r->nchain, sizeof(uint64_t)) ||
+        grow_zeroed(a, (void **)&r->side, old * nside(r), ncap * nside(r), sizeof(uint64_t)) ||
+        grow_zeroed(a, (void **)&r->sla, old * 4, ncap * 4, sizeof(uint64_t)) ||
+        grow_zeroed(a, (void **)&r->recycled, old * 2, ncap * 2, sizeof(uint64_t)) ||
+        grow_zeroed(a, (void **)&r->sketches, old * nsk(r), ncap * nsk(r), sizeof(lq_sketch)))
+      return -1;
+    r->gcap = (int32_t)ncap;
+  }
+  if (g == before) r->ngroups = g + 1;
+  return g;
+}
+
+static int add_reason(lq_funnel_result *r, int32_t g, int32_t reason, uint64_t count) {
+  int32_t key[2];
+  int32_t k;
+  key[0] = g;
+  key[1] = reason;
+  k = lq_keys_intern(&r->reason_keys, &r->alloc, (const char *)key, sizeof key);
+  if (k < 0) return -1;
+  if ((size_t)k >= r->reason_cap) {
+    size_t old = r->reason_cap, ncap = old < 16 ? 16 : old * 2;
+    if (grow_zeroed(&r->alloc, (void **)&r->reason_counts, old, ncap, sizeof(uint64_t))) return -1;
+    r->reason_cap = ncap;
+  }
+  r->reason_counts[k] += count;
+  return 0;
+}
+
+static int add_breach(lq_funnel_result *r, int32_t g, int32_t lead, double mql_at, double handoff_at) {
+  lq_funnel_breach *b;
+  if (grow(&r->alloc, (void **)&r->breaches, &r->breaches_cap, r->nbreaches + 1, sizeof *b) != 0) return -1;
+  b = &r->breaches[r->nbreaches++];
+  b->group = g;
+  b->lead = lead;
+  b->mql_at = mql_at;
+  b->handoff_at = handoff_at;
+  return 0;
+}
+
+uint64_t lq_funnel_result_reached(const lq_funnel_result *r, int32_t g, int stage) {
+  const uint64_t *h = r->hist + ((size_t)g << r->nchain);
+  uint64_t sum = 0;
+  uint32_t m;
+  if (stage >= r->nchain) return r->side[(size_t)g * nside(r) + (size_t)(stage - r->nchain)];
+  for (m = 0; m < (1u << r->nchain); m++)
+    if (m & (1u << stage)) sum += h[m];
+  return sum;
+}
+
+uint64_t lq_funnel_result_both(const lq_funnel_result *r, int32_t g, int a, int b) {
+  const uint64_t *h = r->hist + ((size_t)g << r->nchain);
+  uint32_t want = (1u << a) | (1u << b), m;
+  uint64_t sum = 0;
+  for (m = 0; m < (1u << r->nchain); m++)
+    if ((m & want) == want) sum += h[m];
+  return sum;
+}
+
+uint64_t lq_funnel_result_leads(const lq_funnel_result *r, int32_t g) {
+  const uint64_t *h = r->hist + ((size_t)g << r->nchain);
+  uint64_t sum = 0;
+  uint32_t m;
+  for (m = 0; m < (1u << r->nchain); m++) sum += h[m];
+  return sum;
+}
+
+static void result_header(lq_funnel_result *r, const lq_funnel_config *cfg, const lq_funnel_query *q) {
+  int i;
+  r->nstages = cfg->nstages;
+  r->nchain = cfg->nchain;
+  r->mql = cfg->mql;
+  r->npairs = cfg->nchain * (cfg->nchain - 1) / 2;
+  r->sla_seconds = cfg->sla_seconds;
+  memcpy(r->names, cfg->names, sizeof r->names);
+  r->ndims = q->ndims;
+  for (i = 0; i < q->ndims; i++) memcpy(r->dim_names[i], q->dims[i].name, sizeof r->dim_names[i]);
+}
+
+/* A cohort's number: months since year 0, or the day number of the week's Monday. */
+static int64_t cohort_of(double t, int week) {
+  int64_t day = (int64_t)floor(t / 86400.0), y;
+  int m, d;
+  if (week) return day - ((day + 3) % 7 + 7) % 7;   /* 1970-01-01 was a Thursday */
+  civil_from_days(day, &y, &m, &d);
+  return y * 12 + (m - 1);
+}
+
+static void cohort_label(int64_t c, int week, char *buf, size_t size) {
+  if (week) lq_format_date((double)c * 86400.0, buf, size);
+  else {
+    int64_t y = c >= 0 ? c / 12 : -((-c + 11) / 12);
+    snprintf(buf, size, "%04lld-%02d", (long long)y, (int)(c - y * 12) + 1);
+  }
+}
+
+typedef struct dim_state {
+  uint64_t card;
+  int64_t base;            /* cohort: the smallest cohort number */
+} dim_state;
+
+static uint64_t dim_value(const lq_funnel *f, const lq_funnel_dim *d, const dim_state *ds, size_t L,
+                          const int32_t *lead_row) {
+  switch (d->kind) {
+    case LQ_DIM_COLUMN: {
+      int32_t row = lead_row[L];
+      if (row < 0) return 0;
+      if (d->col->type == LQ_CATEGORY) return (uint64_t)(d->col->codes[row] + 1);
+      return d->col->bools[row] > 1 ? 0 : (uint64_t)d->col->bools[row] + 1;
+    }
+    case LQ_DIM_COHORT: {
+      double t = f->first_at[L * (size_t)f->cfg.nstages + (size_t)d->stage];
+      if (isnan(t)) return 0;
+      return (uint64_t)(cohort_of(t, d->week) - ds->base) + 1;
+    }
+    default:
+      return (uint64_t)(f->lead_owner[L] + 1);
+  }
+}
+
+/* The string of value v of dimension d, NULL for missing. */
+static const char *dim_string(const lq_funnel *f, const lq_funnel_dim *d, const dim_state *ds, uint64_t v,
+                              size_t *len, char *buf, size_t size) {
+  if (v == 0) return NULL;
+  switch (d->kind) {
+    case LQ_DIM_COLUMN:
+      if (d->col->type == LQ_CATEGORY) {
+        *len = d->col->dict.lengths[v - 1];
+        return d->col->dict.bytes + d->col->dict.starts[v - 1];
+      }
+      *len = v == 2 ? 4 : 5;
+      return v == 2 ? "true" : "false";
+    case LQ_DIM_COHORT:
+      cohort_label((int64_t)(v - 1) + ds->base, d->week, buf, size);
+      *len = strlen(buf);
+      return buf;
+    default:
+      return lq_keys_string(&f->owners, (int32_t)(v - 1), len);
+  }
+}
+
+lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err) {
+  lq_allocator *a = &f->alloc;
+  const lq_funnel_config *cfg = &f->cfg;
+  size_t nl, L, ns = (size_t)cfg->nstages, product = 1, nreasons;
+  dim_state ds[LQ_FUNNEL_MAX_DIMS];
+  int32_t *lead_row = NULL, *dense = NULL, *reason_map = NULL;
+  uint64_t *keys = NULL;
+  lq_keys sparse;
+  lq_funnel_result *r = NULL;
+  double inv_ln_gamma = 1.0 / log(sketch_gamma());
+  uint32_t chain_all = (uint32_t)((1u << cfg->nchain) - 1);
+  int d, ok = 0, nsd = cfg->nstages - cfg->nchain, np = cfg->nchain * (cfg->nchain - 1) / 2;
+  int sla = q->sla && cfg->mql >= 0 && cfg->mql < cfg->nchain && cfg->sla_seconds > 0;
+  *err = NULL;
+  lq_keys_init(&sparse);
+  if (!f->prepared && lq_funnel_prepare(f) != 0) return NULL;
+  nl = (size_t)f->leads.count;
+  r = result_new(f->alloc);
+  if (r == NULL) return NULL;
+  result_header(r, cfg, q);
+  /* the join: funnel lead -> row of the leads table */
+  lead_row = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+  keys = (uint64_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint64_t));
+  nreasons = (size_t)f->reasons.count;
+  reason_map = (int32_t *)mem(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
+  if (lead_row == NULL || keys == NULL || reason_map == NULL) goto done;
+  memset(reason_map, 0xff, (nreasons + 1) * sizeof(int32_t));
+  memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
+  if (q->leads != NULL) {
+    const lq_column *idc = q->leads->cols[q->leads_id];
+    size_t row;
+    for (row = 0; row < q->leads->nrows; row++) {
+      char buf[40];
+      size_t len = 0;
+      const char *id = cell_text(idc, row, &len, buf, sizeof buf);
+      int32_t li = id == NULL ? -1 : lq_keys_find(&f->leads, id, len);
+      if (li >= 0 && lead_row[li] < 0) lead_row[li] = (int32_t)row;
+    }
+  }
+  /* each dimension's number of values (0 = missing), then every lead's key, a column at a time */
+  for (d = 0; d < q->ndims; d++) {
+    const lq_funnel_dim *dim = &q->dims[d];
+    ds[d].base = 0;
+    if (dim->kind == LQ_DIM_COLUMN) ds[d].card = dim->col->type == LQ_CATEGORY ? (uint64_t)dim->col->dict.count + 1 : 3;
+    else if (dim->kind == LQ_DIM_OWNER) ds[d].card = (uint64_t)f->owners.count + 1;
+    else {
+      int64_t lo = INT64_MAX, hi = INT64_MIN;
+      for (L = 0; L < nl; L++) {
+        double t = f->first_at[L * ns + (size_t)dim->stage];
+        if (!isnan(t)) {
+          int64_t c = cohort_of(t, dim->week);
+          if (c < lo) lo = c;
+          if (c > hi) hi = c;
+        }
+      }
+      ds[d].base = lo == INT64_MAX ? 0 : lo;
+      ds[d].card = lo == INT64_MAX ? 1 : (uint64_t)(hi - lo) + 2;
+    }
+    if (ds[d].card != 0 && product > (UINT64_MAX >> 1) / ds[d].card) {
+      *err = "the dimensions have too many combinations of values";
+      goto done;
+    }
+    product *= ds[d].card;
+  }
+  for (L = 0; L < nl; L++) keys[L] = 0;
+  for (d = 0; d < q->ndims; d++)
+    for (L = 0; L < nl; L++) keys[L] = keys[L] * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, lead_row);
+  if (product <= LQ_FUNNEL_DENSE_GROUPS) {
+    dense = (int32_t *)mem(a, NULL, 0, product * sizeof(int32_t));
+    if (dense == NULL) goto done;
+    memset(dense, 0xff, product * sizeof(int32_t));
+  }
+  for (L = 0; L < nl; L++) {
+    uint32_t seen = f->seen[L], mask = f->mask[L];
+    int32_t g;
+    if (seen == 0) continue;   /* every row of this lead was rejected */
+    if (dense != NULL && dense[keys[L]] >= 0) g = dense[keys[L]];
+    else {
+      int32_t slot = dense != NULL ? -1 : lq_keys_find(&sparse, (const char *)&keys[L], sizeof keys[L]);
+      if (slot >= 0) g = slot;
+      else {   /* a new group: its key as strings */
+        int32_t codes[LQ_FUNNEL_MAX_DIMS];
+        uint64_t k = keys[L];
+        for (d = q->ndims - 1; d >= 0; d--) {
+          char buf[32];
+          size_t len = 0;
+          const char *s = dim_string(f, &q->dims[d], &ds[d], k % ds[d].card, &len, buf, sizeof buf);
+          codes[d] = s == NULL ? -1 : lq_keys_intern(&r->strings, a, s, len);
+          if (codes[d] < -1) goto done;
+          k /= ds[d].card;
+        }
+        g = result_group(r, codes);
+        if (g < 0) goto done;
+        if (dense != NULL) dense[keys[L]] = g;
+        else if (lq_keys_intern(&sparse, a, (const char *)&keys[L], sizeof keys[L]) != g) goto done;
+      }
+    }
+    r->hist[((size_t)g << cfg->nchain) | (mask & chain_all)]++;
+    if (nsd > 0) {
+      int k;
+      for (k = 0; k < nsd; k++)
+        if (mask & (1u << (cfg->nchain + k))) r->side[(size_t)g * (size_t)nsd + (size_t)k]++;
+    }
+    if (f->recycles[L] > 0) {
+      r->recycled[g * 2]++;
+      r->recycled[g * 2 + 1] += f->recycles[L];
+    }
+    if (cfg->disqualified >= 0 && (seen & (1u << cfg->disqualified)) && f->disq_reason[L] >= 0) {
+      int32_t fr = f->disq_reason[L];
+      if (reason_map[fr] < 0) {
+        size_t len;
+        const char *s = lq_keys_string(&f->reasons, fr, &len);
+        reason_map[fr] = lq_keys_intern(&r->strings, a, s, len);
+        if (reason_map[fr] < 0) goto done;
+      }
+      if (add_reason(r, g, reason_map[fr], 1) != 0) goto done;
+    }
+    if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
+      const double *first = f->first_at + L * ns;
+      int x, y;
+      for (x = 0; x < cfg->nchain; x++) {
+        if (!(seen & (1u << x))) continue;
+        for (y = x + 1; y < cfg->nchain; y++) {
+          double dt;
+          if (!(seen & (1u << y))) continue;
+          dt = first[y] - first[x];
+          if (dt >= 0 && sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
+                                    dt, inv_ln_gamma) != 0)
+            goto done;
+        }
+      }
+    }
+    if (sla && (seen & (1u << cfg->mql))) {
+      const double *first = f->first_at + L * ns;
+      double m = first[cfg->mql], h = NAN;
+      int s;
+      for (s = cfg->mql + 1; s < cfg->nchain; s++)
+        if ((seen & (1u << s)) && first[s] >= m && !(first[s] >= h)) h = first[s];
+      if (!isnan(h)) {
+        uint64_t *v = r->sla + (size_t)g * 4;
+        v[0]++;
+        if (sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)np], h - m, inv_ln_gamma) != 0)
+          goto done;
+        if (h - m <= cfg->sla_seconds) v[1]++;
+        else v[2]++;
+      } else if (f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
+                 f->as_of - m > cfg->sla_seconds) {
+        r->sla[(size_t)g * 4 + 3]++;
+      }
+      if (!isnan(h) ? h - m > cfg->sla_seconds
+                    : (f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
+                       f->as_of - m > cfg->sla_seconds)) {
+        size_t len;
+        const char *id = lq_keys_string(&f->leads, (int32_t)L, &len);
+        int32_t code = lq_keys_intern(&r->strings, a, id, len);
+        if (code < 0 || add_breach(r, g, code, m, h) != 0) goto done;
+      }
+    }
+  }
+  ok = 1;
+done:
+  mem(a, lead_row, (nl + 1) * sizeof(int32_t), 0);
+  mem(a, keys, (nl + 1) * sizeof(uint64_t), 0);
+  mem(a, reason_map, (nreasons + 1) * sizeof(int32_t), 0);
+  if (dense != NULL) mem(a, dense, product * sizeof(int32_t), 0);
+  lq_keys_free(&sparse, a);
+  if (!ok) {
+    lq_funnel_result_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* ---------------------------------------------------------------- merging */
+
+static int same_shape(const lq_funnel_result *r, const lq_funnel_result *o, const char **err) {
+  int i;
+  if (r->nstages != o->nstages || r->nchain != o->nchain || r->mql != o->mql) {
+    *err = "cannot merge results with different stages";
+    return 0;
+  }
+  for (i = 0; i < r->nstages; i++)
+    if (strcmp(r->names[i], o->names[i]) != 0) { *err = "cannot merge results with different stages"; return 0; }
+  if (r->ndims != o->ndims) { *err = "cannot merge results grouped by different dimensions"; return 0; }
+  for (i = 0; i < r->ndims; i++)
+    if (strcmp(r->dim_names[i], o->dim_names[i]) != 0) {
+      *err = "cannot merge results grouped by different dimensions";
+      return 0;
+    }
+  if (r->sla_seconds != o->sla_seconds) { *err = "cannot merge results with different SLAs"; return 0; }
+  return 1;
+}
+
+static int32_t copy_string(lq_funnel_result *r, const lq_funnel_result *o, int32_t code) {
+  size_t len;
+  const char *s;
+  if (code < 0) return -1;
+  s = lq_keys_string(&o->strings, code, &len);
+  return lq_keys_intern(&r->strings, &r->alloc, s, len);
+}
+
+int lq_funnel_result_merge(lq_funnel_result *r, const lq_funnel_result *o, const char **err) {
+  int32_t og, *gmap;
+  size_t i, nsd = nside(r), H = (size_t)1 << r->nchain;
+  int rc = -1;
+  *err = NULL;
+  if (!same_shape(r, o, err)) return -2;
+  gmap = (int32_t *)mem(&r->alloc, NULL, 0, ((size_t)o->ngroups + 1) * sizeof(int32_t));
+  if (gmap == NULL) return -1;
+  for (og = 0; og < o->ngroups; og++) {
+    const char *ok = lq_keys_string(&o->group_keys, og, NULL);
+    int32_t codes[LQ_FUNNEL_MAX_DIMS], g;
+    int d;
+    for (d = 0; d < r->ndims; d++) {
+      int32_t c;
+      memcpy(&c, ok + (size_t)d * sizeof c, sizeof c);
+      codes[d] = copy_string(r, o, c);
+      if (codes[d] < -1) goto done;
+    }
+    g = result_group(r, codes);
+    if (g < 0) goto done;
+    gmap[og] = g;
+    for (i = 0; i < H; i++) r->hist[((size_t)g << r->nchain) + i] += o->hist[((size_t)og << o->nchain) + i];
+    for (i = 0; i < nsd; i++) r->side[(size_t)g * nsd + i] += o->side[(size_t)og * nsd + i];
+    for (i = 0; i < 4; i++) r->sla[(size_t)g * 4 + i] += o->sla[(size_t)og * 4 + i];
+    for (i = 0; i < 2; i++) r->recycled[(size_t)g * 2 + i] += o->recycled[(size_t)og * 2 + i];
+    for (i = 0; i < nsk(r); i++)
+      if (sketch_merge(&r->alloc, &r->sketches[(size_t)g * nsk(r) + i], &o->sketches[(size_t)og * nsk(o) + i]))
+        goto done;
+  }
+  for (i = 0; i < (size_t)o->reason_keys.count; i++) {
+    const char *k = lq_keys_string(&o->reason_keys, (int32_t)i, NULL);
+    int32_t kg, kr;
+    memcpy(&kg, k, sizeof kg);
+    memcpy(&kr, k + sizeof kg, sizeof kr);
+    kr = copy_string(r, o, kr);
+    if (kr < 0 || add_reason(r, gmap[kg], kr, o->reason_counts[i]) != 0) goto done;
+  }
+  for (i = 0; i < o->nbreaches; i++) {
+    const lq_funnel_breach *b = &o->breaches[i];
+    int32_t lead = copy_string(r, o, b->lead);
+    if (lead < 0 || add_breach(r, gmap[b->group], lead, b->mql_at, b->handoff_at) != 0) goto done;
+  }
+  rc = 0;
+done:
+  mem(&r->alloc, gmap, ((size_t)o->ngroups + 1) * sizeof(int32_t), 0);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- serialization */
+
+typedef struct outbuf {
+  lq_allocator *a;
+  char *p;
+  size_t len, cap;
+  int failed;
+} outbuf;
+
+static void put(outbuf *b, const char *s, size_t n) {
+  if (b->failed) return;
+  if (grow(b->a, (void **)&b->p, &b->cap, b->len + n + 1, 1) != 0) { b->failed = 1; return; }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void put_u64(outbuf *b, uint64_t v) {
+  char t[32];
+  int n = snprintf(t, sizeof t, " %llu", (unsigned long long)v);
+  put(b, t, (size_t)n);
+}
+
+static void put_i64(outbuf *b, int64_t v) {
+  char t[32];
+  int n = snprintf(t, sizeof t, " %lld", (long long)v);
+  put(b, t, (size_t)n);
+}
+
+static void put_double(outbuf *b, double v) {
+  char t[40];
+  int n = isnan(v) ? snprintf(t, sizeof t, " -") : snprintf(t, sizeof t, " %.17g", v);
+  put(b, t, (size_t)n);
+}
+
+static void put_str(outbuf *b, const char *s, size_t len) {
+  char t[32];
+  int n;
+  if (s == NULL) { put(b, " -", 2); return; }
+  n = snprintf(t, sizeof t, " %llu:", (unsigned long long)len);
+  put(b, t, (size_t)n);
+  put(b, s, len);
+}
+
+static void put_code(outbuf *b, const lq_funnel_result *r, int32_t code) {
+  size_t len;
+  const char *s = code < 0 ? NULL : lq_keys_string(&r->strings, code, &len);
+  put_str(b, s, s == NULL ? 0 : len);
+}
+
+char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len) {
+  outbuf b;
+  lq_allocator a = r->alloc;
+  int32_t g;
+  int i;
+  size_t k, H = (size_t)1 << r->nchain, nsd = nside(r);
+  b.a = &a;
+  b.p = NULL;
+  b.len = b.cap = 0;
+  b.failed = 0;
+  put(&b, "leadq-funnel 1\n", 15);
+  put_i64(&b, r->nstages);
+  for (i = 0; i < r->nstages; i++) put_str(&b, r->names[i], strlen(r->names[i]));
+  put_i64(&b, r->nchain);
+  put_i64(&b, r->mql);
+  put_double(&b, r->sla_seconds);
+  put_i64(&b, r->ndims);
+  for (i = 0; i < r->ndims; i++) put_str(&b, r->dim_names[i], strlen(r->dim_names[i]));
+  put(&b, "\n", 1);
+  put_i64(&b, r->ngroups);
+  put(&b, "\n", 1);
+  for (g = 0; g < r->ngroups; g++) {
+    const char *key = lq_keys_string(&r->group_keys, g, NULL);
+    uint64_t nnz = 0;
+    for (i = 0; i < r->ndims; i++) {
+      int32_t c;
+      memcpy(&c, key + (size_t)i * sizeof c, sizeof c);
+      put_code(&b, r, c);
+    }
+    for (k = 0; k < H; k++) nnz += r->hist[((size_t)g << r->nchain) + k] != 0;
+    put_u64(&b, nnz);
+    for (k = 0; k < H; k++)
+      if (r->hist[((size_t)g << r->nchain) + k] != 0) {
+        put_u64(&b, k);
+        put_u64(&b, r->hist[((size_t)g << r->nchain) + k]);
+      }
+    for (k = 0; k < nsd; k++) put_u64(&b, r->side[(size_t)g * nsd + k]);
+    for (k = 0; k < 4; k++) put_u64(&b, r->sla[(size_t)g * 4 + k]);
+    for (k = 0; k < 2; k++) put_u64(&b, r->recycled[(size_t)g * 2 + k]);
+    for (k = 0; k < nsk(r); k++) {
+      const lq_sketch *s = &r->sketches[(size_t)g * nsk(r) + k];
+      int32_t j, lo = 0, hi = s->len;   /* trim empty buckets at both ends */
+      while (lo < hi && s->buckets[lo] == 0) lo++;
+      while (hi > lo && s->buckets[hi - 1] == 0) hi--;
+      put_u64(&b, s->count);
+      put_u64(&b, s->zeros);
+      put_i64(&b, s->min_index + lo);
+      put_i64(&b, hi - lo);
+      for (j = lo; j < hi; j++) put_u64(&b, s->buckets[j]);
+    }
+    put(&b, "\n", 1);
+  }
+  put_i64(&b, r->reason_keys.count);
+  for (g = 0; g < r->reason_keys.count; g++) {
+    const char *k2 = lq_keys_string(&r->reason_keys, g, NULL);
+    int32_t kg, kr;
+    memcpy(&kg, k2, sizeof kg);
+    memcpy(&kr, k2 + sizeof kg, sizeof kr);
+    put_i64(&b, kg);
+    put_code(&b, r, kr);
+    put_u64(&b, r->reason_counts[g]);
+  }
+  put(&b, "\n", 1);
+  put_u64(&b, r->nbreaches);
+  for (k = 0; k < r->nbreaches; k++) {
+    put_i64(&b, r->breaches[k].group);
+    put_code(&b, r, r->breaches[k].lead);
+    put_double(&b, r->breaches[k].mql_at);
+    put_double(&b, r->breaches[k].handoff_at);
+  }
+  put(&b, "\nend\n", 5);
+  if (b.failed) {
+    mem(&a, b.p, b.cap, 0);
+    return NULL;
+  }
+  /* hand back exactly len + 1 bytes, so the caller frees what it knows */
+  {
+    char *out = (char *)mem(&a, b.p, b.cap, b.len + 1);
+    if (out == NULL) { mem(&a, b.p, b.cap, 0); return NULL; }
+    *len = b.len;
+    return out;
+  }
+}
+
+typedef struct inbuf {
+  const char *p, *end;
+  int bad;
+} inbuf;
+
+static void skip_space(inbuf *in) {
+  while (in->p < in->end && (*in->p == ' ' || *in->p == '\n')) in->p++;
+}
+
+static int64_t get_i64(inbuf *in) {
+  int64_t v = 0;
+  int neg = 0, n = 0;
+  skip_space(in);
+  if (in->p < in->end && *in->p == '-') { neg = 1; in->p++; }
+  while (in->p < in->end && *in->p >= '0' && *in->p <= '9' && n < 19) { v = v * 10 + (*in->p++ - '0'); n++; }
+  if (n == 0) in->bad = 1;
+  return neg ? -v : v;
+}
+
+static uint64_t get_u64(inbuf *in) {
+  uint64_t v = 0;
+  int n = 0;
+  skip_space(in);
+  while (in->p < in->end && *in->p >= '0' && *in->p <= '9' && n < 20) { v = v * 10 + (uint64_t)(*in->p++ - '0'); n++; }
+  if (n == 0) in->bad = 1;
+  return v;
+}
+
+static double get_double(inbuf *in) {
+  char t[48];
+  size_t n = 0;
+  skip_space(in);
+  while (in->p < in->end && *in->p != ' ' && *in->p != '\n' && n < sizeof t - 1) t[n++] = *in->p++;
+  t[n] = '\0';
+  if (n == 1 && t[0] == '-') return NAN;
+  {
+    char *e;
+    double v = strtod(t, &e);
+    if (n == 0 || *e != '\0') in->bad = 1;
+    return v;
+  }
+}
+
+/* A string token: NULL for '-' (missing) or on a bad token. */
+static const char *get_str(inbuf *in, size_t *len) {
+  uint64_t n;
+  const char *s;
+  skip_space(in);
+  if (in->p < in->end && *in->p == '-') { in->p++; *len = 0; return NULL; }
+  n = get_u64(in);
+  if (in->bad || in->p >= in->end || *in->p != ':' || n > (uint64_t)(in->end - in->p - 1)) {
+    in->bad = 1;
+    return NULL;
+  }
+  in->p++;
+  s = in->p;
+  in->p += n;
+  *len = (size_t)n;
+  return s;
+}
+
+lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size_t len, const char **err) {
+  inbuf in;
+  lq_funnel_result *r;
+  int64_t i, ng, nr;
+  uint64_t nb;
+  size_t H, nsd;
+  *err = NULL;
+  if (len < 15 || memcmp(s, "leadq-funnel 1\n", 15) != 0) {
+    *err = "not a serialized funnel result";
+    return NULL;
+  }
+  in.p = s + 15;
+  in.end = s + len;
+  in.bad = 0;
+  r = result_new(alloc);
+  if (r == NULL) return NULL;
+  r->nstages = (int)get_i64(&in);
+  if (in.bad || r->nstages < 1 || r->nstages > LQ_FUNNEL_MAX_STAGES) goto bad;
+  for (i = 0; i < r->nstages; i++) {
+    size_t n;
+    const char *name = get_str(&in, &n);
+    if (name == NULL || n >= LQ_FUNNEL_NAME_MAX) goto bad;
+    memcpy(r->names[i], name, n);
+  }
+  r->nchain = (int)get_i64(&in);
+  r->mql = (int)get_i64(&in);
+  r->sla_seconds = get_double(&in);
+  r->ndims = (int)get_i64(&in);
+  if (in.bad || r->nchain < 1 || r->nchain > LQ_FUNNEL_MAX_CHAIN || r->nchain > r->nstages || r->ndims < 0 ||
+      r->ndims > LQ_FUNNEL_MAX_DIMS || r->mql < -1 || r->mql >= r->nstages)
+    goto bad;
+  r->npairs = r->nchain * (r->nchain - 1) / 2;
+  for (i = 0; i < r->ndims; i++) {
+    size_t n;
+    const char *name = get_str(&in, &n);
+    if (name == NULL || n >= sizeof r->dim_names[0]) goto bad;
+    memcpy(r->dim_names[i], name, n);
+  }
+  H = (size_t)1 << r->nchain;
+  nsd = nside(r);
+  ng = get_i64(&in);
+  if (in.bad || ng < 0 || ng > (int64_t)(in.end - in.p)) goto bad;
+  for (i = 0; i < ng; i++) {
+    int32_t codes[LQ_FUNNEL_MAX_DIMS], g;
+    uint64_t nnz, k;
+    int d;
+    for (d = 0; d < r->ndims; d++) {
+      size_t n;
+      const char *v = get_str(&in, &n);
+      if (in.bad) goto bad;
+      codes[d] = v == NULL ? -1 : lq_keys_intern(&r->strings, &r->alloc, v, n);
+      if (codes[d] < -1) goto nomem;
+    }
+    g = result_group(r, codes);
+    if (g < 0) goto nomem;
+    if (g != i) goto bad;   /* a key twice */
+    nnz = get_u64(&in);
+    if (in.bad || nnz > H) goto bad;
+    for (k = 0; k < nnz; k++) {
+      uint64_t m = get_u64(&in);
+      if (m >= H) goto bad;
+      r->hist[((size_t)g << r->nchain) + m] += get_u64(&in);
+    }
+    for (k = 0; k < nsd; k++) r->side[(size_t)g * nsd + k] = get_u64(&in);
+    for (k = 0; k < 4; k++) r->sla[(size_t)g * 4 + k] = get_u64(&in);
+    for (k = 0; k < 2; k++) r->recycled[(size_t)g * 2 + k] = get_u64(&in);
+    for (k = 0; k < nsk(r); k++) {
+      lq_sketch *sk = &r->sketches[(size_t)g * nsk(r) + k];
+      int64_t lo, n, j;
+      sk->count = get_u64(&in);
+      sk->zeros = get_u64(&in);
+      lo = get_i64(&in);
+      n = get_i64(&in);
+      if (in.bad || n < 0 || n > 100000 || lo < -100000 || lo > 100000) goto bad;
+      if (n > 0 && sketch_cover(&r->alloc, sk, (int32_t)lo, (int32_t)(lo + n - 1)) != 0) goto nomem;
+      for (j = 0; j < n; j++) sk->buckets[j] = get_u64(&in);
+    }
+    if (in.bad) goto bad;
+  }
+  nr = get_i64(&in);
+  if (in.bad || nr < 0) goto bad;
+  for (i = 0; i < nr; i++) {
+    int64_t g = get_i64(&in);
+    size_t n;
+    const char *reason = get_str(&in, &n);
+    uint64_t c = get_u64(&in);
+    int32_t code;
+    if (in.bad || reason == NULL || g < 0 || g >= r->ngroups) goto bad;
+    code = lq_keys_intern(&r->strings, &r->alloc, reason, n);
+    if (code < 0 || add_reason(r, (int32_t)g, code, c) != 0) goto nomem;
+  }
+  nb = get_u64(&in);
+  if (in.bad) goto bad;
+  for (i = 0; (uint64_t)i < nb; i++) {
+    int64_t g = get_i64(&in);
+    size_t n;
+    const char *lead = get_str(&in, &n);
+    double m = get_double(&in), h = get_double(&in);
+    int32_t code;
+    if (in.bad || lead == NULL || g < 0 || g >= r->ngroups) goto bad;
+    code = lq_keys_intern(&r->strings, &r->alloc, lead, n);
+    if (code < 0 || add_breach(r, (int32_t)g, code, m, h) != 0) goto nomem;
+  }
+  skip_space(&in);
+  if (in.end - in.p != 4 || memcmp(in.p, "end\n", 4) != 0) goto bad;
+  return r;
+bad:
+  *err = "not a serialized funnel result (the text is damaged)";
+nomem:
+  lq_funnel_result_free(r);
+  return NULL;
+}

@@ -1,0 +1,189 @@
+/* The lifecycle funnel: plain C, no Lua.
+**
+** A funnel holds a transition log (lead, stage, time, reason, owner, where it came from), checks it
+** against the declared stages and allowed transitions, and aggregates it by lead dimensions and
+** cohorts into a result. A result is mergeable: results of separate parts of the leads (split by
+** lead, so that each lead's transitions sit in one part) serialize to a string and merge into the
+** result of the whole. Counts are exact; durations go into a log-bucket sketch whose quantiles are
+** within LQ_SKETCH_ALPHA relative error of the true ones, and a merged sketch is bucket for bucket
+** the sketch of the whole, so merged quantiles equal the whole's exactly.
+**
+** Stage indices: the chain (lead, mql, ..., customer) first, in order, then the side stages
+** (disqualified, nurture, ...). Memory comes from the allocator given at creation.
+*/
+#ifndef LEADQ_FUNNEL_H
+#define LEADQ_FUNNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "table.h"
+
+#if !defined(LQ_FUNNEL_MAX_STAGES)
+#define LQ_FUNNEL_MAX_STAGES 16
+#endif
+#if !defined(LQ_FUNNEL_MAX_CHAIN)
+#define LQ_FUNNEL_MAX_CHAIN 10     /* a group keeps 2^chain counters, one per set of chain stages */
+#endif
+#if !defined(LQ_FUNNEL_MAX_DIMS)
+#define LQ_FUNNEL_MAX_DIMS 8
+#endif
+#if !defined(LQ_FUNNEL_NAME_MAX)
+#define LQ_FUNNEL_NAME_MAX 48
+#endif
+#if !defined(LQ_SKETCH_ALPHA)
+#define LQ_SKETCH_ALPHA 0.01       /* relative error of every quantile */
+#endif
+#if !defined(LQ_FUNNEL_DENSE_GROUPS)
+#define LQ_FUNNEL_DENSE_GROUPS (1u << 22)  /* up to this many key combinations: a direct table */
+#endif
+
+/* Interned byte strings: an index is the order of first appearance. */
+typedef struct lq_keys {
+  char *bytes;
+  size_t len, cap;
+  size_t *starts;
+  uint32_t *lengths, *hashes;
+  int32_t count, cap_items;
+  int32_t *slots;
+  uint32_t slot_mask;
+} lq_keys;
+
+/* A mergeable quantile sketch of non-negative durations (seconds). */
+typedef struct lq_sketch {
+  uint64_t count, zeros;
+  int32_t min_index, len, cap;
+  uint64_t *buckets;       /* buckets[i]: values v with index(v) == min_index + i */
+} lq_sketch;
+
+typedef struct lq_funnel_config {
+  int nstages, nchain;
+  char names[LQ_FUNNEL_MAX_STAGES][LQ_FUNNEL_NAME_MAX];
+  uint8_t allowed[LQ_FUNNEL_MAX_STAGES + 1][LQ_FUNNEL_MAX_STAGES]; /* [from + 1][to]; [0]: a lead's first */
+  int implied;             /* reaching a chain stage counts the chain stages before it */
+  int disqualified, nurture, mql;   /* stage indices, -1 when not declared */
+  double sla_seconds;      /* mql to the first later chain stage; <= 0: no SLA */
+} lq_funnel_config;
+
+/* A row that failed: where and why. */
+typedef struct lq_funnel_reject {
+  int32_t source;          /* index into the funnel's sources, -1 when added by hand */
+  uint64_t line;           /* line in that source, 0 when unknown */
+  int32_t lead;            /* lead index, -1 when the row had none */
+  int stage;               /* stage index, -1 when unknown */
+  double at;
+  char *message;           /* a plain sentence, owned by the funnel */
+} lq_funnel_reject;
+
+typedef struct lq_funnel {
+  lq_allocator alloc;
+  lq_funnel_config cfg;
+  lq_keys leads, reasons, owners, sources;
+  size_t n, cap;           /* the log, in the order it was added */
+  int32_t *lead, *reason, *owner, *source;
+  uint8_t *stage;
+  double *at;
+  uint64_t *line;
+  lq_funnel_reject *rejects;
+  size_t nrejects, rejects_cap, load_rejects;  /* rejects past load_rejects come from validation */
+  /* per lead, after lq_funnel_prepare */
+  int prepared;
+  int32_t nstate;
+  uint32_t *mask;          /* stages reached (with implied ones) */
+  uint32_t *seen;          /* stages entered by a transition of their own */
+  double *first_at;        /* [lead * nstages + stage]: first entry, NaN when never entered */
+  int32_t *disq_reason, *lead_owner;
+  uint16_t *recycles;
+  uint8_t *last_stage;
+  double as_of;            /* the latest valid transition */
+} lq_funnel;
+
+enum { LQ_DIM_COLUMN = 0, LQ_DIM_COHORT, LQ_DIM_OWNER };
+
+typedef struct lq_funnel_dim {
+  char name[LQ_FUNNEL_NAME_MAX * 2];
+  int kind;
+  const lq_column *col;    /* LQ_DIM_COLUMN: a category or boolean column of the leads table */
+  int stage, week;         /* LQ_DIM_COHORT: month (week 0) or week (Monday) the lead entered stage */
+} lq_funnel_dim;
+
+typedef struct lq_funnel_query {
+  int ndims;
+  lq_funnel_dim dims[LQ_FUNNEL_MAX_DIMS];
+  const lq_table *leads;   /* NULL: no lead dimensions */
+  int leads_id;            /* id column of leads: category or text */
+  int velocity, sla;       /* what to compute besides counts */
+} lq_funnel_query;
+
+typedef struct lq_funnel_breach {
+  int32_t group, lead;     /* lead: index into the result's strings */
+  double mql_at, handoff_at;  /* handoff_at NaN: not handed off by as_of */
+} lq_funnel_breach;
+
+/* The mergeable result. Group g's key is keys[g * ndims ...], indices into strings (-1 missing). */
+typedef struct lq_funnel_result {
+  lq_allocator alloc;
+  int nstages, nchain, mql, ndims, npairs;
+  char names[LQ_FUNNEL_MAX_STAGES][LQ_FUNNEL_NAME_MAX];
+  char dim_names[LQ_FUNNEL_MAX_DIMS][LQ_FUNNEL_NAME_MAX * 2];
+  double sla_seconds;
+  lq_keys strings;         /* dimension values, reasons, lead ids */
+  lq_keys group_keys;      /* the bytes of each group's key: index = group */
+  int32_t ngroups, gcap;
+  uint64_t *hist;          /* [g << nchain | chain mask]: leads by the set of chain stages reached */
+  uint64_t *side;          /* [g * (nstages - nchain) + k]: leads that reached side stage k */
+  uint64_t *sla;           /* [g * 4 + i]: handed off, within, late, overdue */
+  uint64_t *recycled;      /* [g * 2 + i]: leads recycled, recycling transitions */
+  lq_sketch *sketches;     /* [g * (npairs + 1) + p]: pairs of chain stages, then the hand-off */
+  lq_keys reason_keys;     /* (group, reason) */
+  uint64_t *reason_counts;
+  size_t reason_cap;
+  lq_funnel_breach *breaches;
+  size_t nbreaches, breaches_cap;
+} lq_funnel_result;
+
+/* Keys */
+void lq_keys_init(lq_keys *k);
+void lq_keys_free(lq_keys *k, lq_allocator *a);
+int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len);  /* -2 no memory */
+int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len);              /* -1 absent */
+const char *lq_keys_string(const lq_keys *k, int32_t i, size_t *len);
+
+/* Times: ISO 8601 "YYYY-MM-DD[(T| )hh:mm[:ss[.fff]]][Z|(+|-)hh[:]mm]" to seconds since the epoch, UTC.
+** Returns 0 on success, -1 when the text is not such a time. */
+int lq_parse_time(const char *s, size_t len, double *out);
+void lq_format_date(double t, char *buf, size_t size);   /* YYYY-MM-DD */
+
+/* Sketches */
+double lq_sketch_quantile(const lq_sketch *s, double q);  /* NaN when empty */
+
+/* Funnels. Functions returning int give 0 on success, -1 on no memory. */
+lq_funnel *lq_funnel_new(lq_allocator alloc, const lq_funnel_config *cfg);
+void lq_funnel_free(lq_funnel *f);
+int lq_funnel_stage(const lq_funnel *f, const char *name, size_t len);   /* index or -1 */
+int32_t lq_funnel_add_source(lq_funnel *f, const char *name);            /* index, -2 no memory */
+/* One transition. stage -1: unknown (message names stage_text); at NaN: bad time (message names
+** at_text). A row that cannot go into the log becomes a reject; returns 1 then, 0 when logged. */
+int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, const char *stage_text,
+                  size_t stage_len, double at, const char *at_text, size_t at_len,
+                  const char *reason, size_t reason_len, const char *owner, size_t owner_len,
+                  int32_t source, uint64_t line);
+/* Every row of a transitions table; columns -1 when absent (reason, owner; stage: every row is at
+** const_stage). Lines count records, as if none spanned lines. Returns 0, -1 no memory, -2 with *err set on a wrong column type. */
+int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int const_stage, int c_at,
+                   int c_reason, int c_owner, int32_t source, const char **err);
+int lq_funnel_prepare(lq_funnel *f);     /* validates the log; rejects what breaks the rules */
+
+/* Aggregation: NULL on no memory or a wrong query (then *err says why). */
+lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err);
+void lq_funnel_result_free(lq_funnel_result *r);
+uint64_t lq_funnel_result_reached(const lq_funnel_result *r, int32_t g, int stage);
+uint64_t lq_funnel_result_both(const lq_funnel_result *r, int32_t g, int a, int b);
+uint64_t lq_funnel_result_leads(const lq_funnel_result *r, int32_t g);
+int lq_funnel_pair_index(int nchain, int a, int b);   /* a < b < nchain */
+/* Serialization: a malloc'd-through-alloc string (free with the allocator, size *len + 1). */
+char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len);
+lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size_t len, const char **err);
+/* Adds other into r: 0, -1 no memory, -2 with *err when their stages or dimensions differ. */
+int lq_funnel_result_merge(lq_funnel_result *r, const lq_funnel_result *other, const char **err);
+
+#endif

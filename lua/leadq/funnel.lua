@@ -1,0 +1,427 @@
+-- leadq.funnel: lifecycle stages, the transition log, funnel aggregation and its outputs.
+--
+--   local funnel = require("leadq.funnel")
+--   local f = funnel.new()                       -- the default stages, or funnel.new{ stages = ... }
+--   f:add("L1", "mql", "2024-01-03")             -- one transition: true, or nil, why it was rejected
+--   f:load(tbl, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+--   f:add_status(ids, statuses, at)              -- a model's verdicts: leads that pass reach mql at `at`
+--   f:rejects()                                  -- every rejected row, with file and line
+--   local r = f:aggregate{ by = { "source", "mql_month" }, leads = leads_tbl, id = "id" }
+--   local s = r:serialize(); r2:merge(s)         -- partial results of leads split across processes
+--   local t = funnel.report(r, { spend = spend_rows })   -- a plain Lua table
+--   print(funnel.format(t, "csv"))              -- "csv", "json" or "table" (aligned text)
+--
+-- The aggregation runs in C (csrc/funnel.c). Durations are median and p90 from a sketch with 1%
+-- relative error; counts and conversions are exact, and a merged result equals the whole's.
+local core = require("leadq.core")
+local json = require("leadq.json")
+
+local type, pairs, ipairs, error, tostring, tonumber = type, pairs, ipairs, error, tostring, tonumber
+local getmetatable, math_floor, math_max = getmetatable, math.floor, math.max
+local concat, sort = table.concat, table.sort
+local format, rep = string.format, string.rep
+
+local _M = { _VERSION = "0.1.0" }
+
+_M.DEFAULT_STAGES = { "lead", "mql", "sal", "sql", "opportunity", "customer" }
+_M.DEFAULT_SLA_DAYS = 2
+
+local OPTIONS = {
+  stages = "a list of stage names, in funnel order",
+  disqualified = "the name of the disqualified stage, or false",
+  nurture = "the name of the nurture (recycled) stage, or false",
+  transitions = "a table from stage (or 'start') to the list of stages it may move to",
+  implied = "true (default): reaching a stage counts the stages before it",
+  mql = "the stage that counts as MQL",
+  sla_days = "days from mql to the first later stage that the hand-off may take, or false",
+}
+
+local function is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+local function check_name(name, what, level)
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or #name > 47 then
+    error(format("%s: a stage name is a word of letters, digits and '_' (got %s)", what, tostring(name)), level + 1)
+  end
+  return name
+end
+
+-- The allowed transitions when none are declared: forward along the chain (skipping is fine),
+-- any open stage to disqualified or nurture, nurture back into the chain, disqualified to nurture.
+local function default_transitions(chain, disq, nurture)
+  local t = { start = {} }
+  for i, s in ipairs(chain) do
+    t.start[#t.start + 1] = s
+    local to = {}
+    for j = i + 1, #chain do to[#to + 1] = chain[j] end
+    if i < #chain then
+      if disq then to[#to + 1] = disq end
+      if nurture then to[#to + 1] = nurture end
+    end
+    t[s] = to
+  end
+  if nurture then
+    local to = {}
+    for i = 1, #chain - 1 do to[#to + 1] = chain[i] end
+    if disq then to[#to + 1] = disq end
+    t[nurture] = to
+  end
+  if disq then t[disq] = nurture and { nurture } or {} end
+  return t
+end
+
+-- The stage declarations, checked, as the C core takes them.
+function _M.config(options)
+  options = options or {}
+  if type(options) ~= "table" then error("funnel options must be a table", 2) end
+  for k in pairs(options) do
+    if not OPTIONS[k] then error(format("unknown funnel option '%s'", tostring(k)), 3) end
+  end
+  local chain = options.stages or _M.DEFAULT_STAGES
+  if not is_list(chain) or #chain == 0 then error("funnel option 'stages' must be " .. OPTIONS.stages, 3) end
+  if #chain > 10 then error("funnel option 'stages': at most 10 stages in the chain", 3) end
+  local known, stages = {}, {}
+  local function declare(name, what)
+    check_name(name, what, 4)
+    if known[name] then error(format("%s: stage '%s' is declared twice", what, name), 4) end
+    known[name] = #stages + 1
+    stages[#stages + 1] = name
+  end
+  for _, s in ipairs(chain) do declare(s, "stages") end
+  local disq, nurture = options.disqualified, options.nurture
+  if disq == nil then disq = "disqualified" end
+  if nurture == nil then nurture = "nurture" end
+  if disq then declare(disq, "disqualified") end
+  if nurture then declare(nurture, "nurture") end
+  local mql = options.mql
+  if mql == nil then mql = known.mql and "mql" or nil end
+  if mql and (not known[mql] or known[mql] > #chain) then
+    error(format("funnel option 'mql': '%s' is not a stage of the chain", tostring(mql)), 3)
+  end
+  local sla = options.sla_days
+  if sla == nil then sla = _M.DEFAULT_SLA_DAYS end
+  if sla and (type(sla) ~= "number" or sla <= 0) then error("funnel option 'sla_days' must be a positive number", 3) end
+  local transitions = options.transitions or default_transitions(chain, disq, nurture)
+  if type(transitions) ~= "table" then error("funnel option 'transitions' must be " .. OPTIONS.transitions, 3) end
+  local allowed = {}
+  for from, list in pairs(transitions) do
+    if from ~= "start" and not known[from] then
+      error(format("funnel option 'transitions': unknown stage '%s'", tostring(from)), 3)
+    end
+    if not is_list(list) then
+      error(format("funnel option 'transitions': '%s' must map to a list of stages", from), 3)
+    end
+    for _, to in ipairs(list) do
+      if not known[to] then
+        error(format("funnel option 'transitions': '%s' to unknown stage '%s'", from, tostring(to)), 3)
+      end
+      allowed[#allowed + 1] = { from == "start" and "" or from, to }
+    end
+  end
+  local implied = options.implied
+  if implied == nil then implied = true end
+  return {
+    stages = stages, nchain = #chain, allowed = allowed, implied = implied and true or false,
+    disqualified = disq or nil, nurture = nurture or nil, mql = mql, sla_days = sla or nil,
+  }
+end
+
+-- A model's verdicts move leads: every lead whose status passes reaches `opts.stage` (mql by
+-- default) at `at` (one time, or a list with one per lead). A status passes when it is true, the
+-- stage's name, or a number >= opts.threshold. Returns how many transitions were added and rejected.
+local function add_status(f, ids, statuses, at, opts)
+  opts = opts or {}
+  if type(ids) ~= "table" or type(statuses) ~= "table" then
+    error("add_status(ids, statuses, at[, opts]): ids and statuses must be lists", 2)
+  end
+  if #ids ~= #statuses then
+    error(format("add_status: %d ids but %d statuses", #ids, #statuses), 2)
+  end
+  for k in pairs(opts) do
+    if k ~= "stage" and k ~= "threshold" then error(format("add_status: unknown option '%s'", tostring(k)), 2) end
+  end
+  local stage = opts.stage or "mql"
+  local threshold = opts.threshold
+  local per_lead = type(at) == "table"
+  if at == nil then error("add_status: the time of the scoring is missing", 2) end
+  local added, rejected = 0, 0
+  for i = 1, #ids do
+    local s = statuses[i]
+    local pass = s == true or s == stage
+    if type(s) == "number" then
+      if not threshold then error("add_status: numeric statuses need opts.threshold", 2) end
+      pass = s >= threshold
+    end
+    if pass then
+      local ok = f:add(ids[i], stage, per_lead and at[i] or at)
+      if ok then added = added + 1 else rejected = rejected + 1 end
+    end
+  end
+  return added, rejected
+end
+
+do   -- Lua methods join the C ones
+  local index = getmetatable(core.funnel_new{ stages = { "lead" }, allowed = {} }).__index
+  index.add_status = add_status
+end
+
+function _M.new(options)
+  return core.funnel_new(_M.config(options))
+end
+
+_M.parse = core.funnel_parse   -- a result from r:serialize(), or nil, message
+
+-- Merges a list of serialized results (strings) or results into one.
+function _M.merge(parts)
+  if type(parts) ~= "table" or #parts == 0 then error("merge(parts): a non-empty list of results", 2) end
+  local whole, err
+  for i, p in ipairs(parts) do
+    if type(p) == "string" then
+      p, err = core.funnel_parse(p)
+      if not p then return nil, format("part %d: %s", i, err) end
+    end
+    if not whole then whole = p:copy()
+    else
+      local ok
+      ok, err = whole:merge(p)
+      if not ok then return nil, format("part %d: %s", i, err) end
+    end
+  end
+  return whole
+end
+
+local function month_of(v)
+  if type(v) == "number" then return os.date("!%Y-%m", math_floor(v)) end
+  return tostring(v):match("^(%d%d%d%d%-%d%d)")
+end
+
+-- Cost per MQL, SQL and customer from spend rows {source=, month=, spend=}. Spend is attributable
+-- when the grouping is by the spend key (source) and at most one <stage>_month cohort; other
+-- dimensions would split spend in ways the data cannot say, so those groups get no cost.
+function _M.add_costs(tab, spend, opts)
+  opts = opts or {}
+  local key = opts.key or "source"
+  local month_dim, other = nil, false
+  for _, d in ipairs(tab.dims) do
+    if d ~= key then
+      if d:match("_month$") and not month_dim then month_dim = d else other = true end
+    end
+  end
+  if other then return tab end
+  local by_source, total = {}, 0
+  for i, row in ipairs(spend) do
+    local amount = tonumber(row.spend)
+    local m = month_of(row.month)
+    if amount == nil or row.source == nil or m == nil then
+      error(format("spend row %d: needs source, month (YYYY-MM) and spend", i), 2)
+    end
+    local s = tostring(row.source)
+    by_source[s] = by_source[s] or {}
+    by_source[s][m] = (by_source[s][m] or 0) + amount
+    total = total + amount
+  end
+  local has_key = false
+  for _, d in ipairs(tab.dims) do if d == key then has_key = true end end
+  for _, g in ipairs(tab.groups) do
+    local amount = 0
+    local src = g.key[key]
+    local mon = month_dim and g.key[month_dim]
+    for s, months in pairs(by_source) do
+      if not has_key or s == src then
+        for m, v in pairs(months) do
+          if not month_dim or m == mon then amount = amount + v end
+        end
+      end
+    end
+    if not has_key and not month_dim then amount = total end
+    g.spend = amount
+    g.cost = {}
+    for _, stage in ipairs({ "mql", "sql", "customer" }) do
+      local n = g.reached[stage]
+      if n and n > 0 then g.cost["cost_per_" .. stage] = amount / n end
+    end
+  end
+  tab.costs = { "cost_per_mql", "cost_per_sql", "cost_per_customer" }
+  return tab
+end
+
+-- The plain table of a result; opts.spend adds costs.
+function _M.report(result, opts)
+  opts = opts or {}
+  local tab = result:totable()
+  for _, list in ipairs({ tab.stages, tab.chain, tab.dims, tab.pairs, tab.groups, tab.breaches }) do
+    json.array(list)   -- stays a list in JSON even when empty
+  end
+  for _, g in ipairs(tab.groups) do
+    sort(g.disqualified, function(a, b)
+      if a.count ~= b.count then return a.count > b.count end
+      return a.reason < b.reason
+    end)
+    json.array(g.disqualified)
+  end
+  if opts.spend then _M.add_costs(tab, opts.spend, { key = opts.spend_key }) end
+  return tab
+end
+
+-- Columns of the CSV: dimensions, a count per stage, then per pair conversion, median and p90 days.
+function _M.columns(tab)
+  local cols = {}
+  for _, d in ipairs(tab.dims) do cols[#cols + 1] = d end
+  for _, s in ipairs(tab.stages) do cols[#cols + 1] = s end
+  for _, p in ipairs(tab.pairs) do
+    cols[#cols + 1] = p.name
+    cols[#cols + 1] = p.name .. "_median_days"
+    cols[#cols + 1] = p.name .. "_p90_days"
+  end
+  for _, c in ipairs(tab.costs or {}) do cols[#cols + 1] = c end
+  return cols
+end
+
+local function num(v, fmt)
+  if v == nil then return nil end
+  if v == math_floor(v) and v < 2 ^ 53 and v > -2 ^ 53 then return format("%d", v) end
+  return format(fmt or "%.6g", v)
+end
+
+-- One row of values (strings, nil for missing), in the order of _M.columns.
+local function row_values(tab, g, text)
+  local vals, n = {}, 0
+  local function put(v) n = n + 1; vals[n] = v end
+  for _, d in ipairs(tab.dims) do put(g.key[d]) end
+  for _, s in ipairs(tab.stages) do put(num(g.reached[s])) end
+  for _, p in ipairs(tab.pairs) do
+    local c, v = g.conversion[p.name], g.velocity[p.name]
+    if text then put(c and format("%.1f%%", c * 100)) else put(c and format("%.4f", c)) end
+    put(v and format(text and "%.1f" or "%.2f", v.median_days))
+    put(v and format(text and "%.1f" or "%.2f", v.p90_days))
+  end
+  for _, c in ipairs(tab.costs or {}) do
+    local v = g.cost and g.cost[c]
+    put(v and format("%.2f", v))
+  end
+  return vals, n
+end
+
+local function csv_field(v)
+  if v == nil then return "" end
+  if v:find('[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
+  return v
+end
+
+function _M.to_csv(tab)
+  local cols = _M.columns(tab)
+  local lines = {}
+  local head = {}
+  for i, c in ipairs(cols) do head[i] = csv_field(c) end
+  lines[1] = concat(head, ",")
+  for _, g in ipairs(tab.groups) do
+    local vals, n = row_values(tab, g, false)
+    local out = {}
+    for i = 1, n do out[i] = csv_field(vals[i]) end
+    lines[#lines + 1] = concat(out, ",")
+  end
+  return concat(lines, "\n") .. "\n"
+end
+
+function _M.to_json(tab)
+  return json.encode(tab) .. "\n"
+end
+
+local function aligned(header, rows)
+  local widths = {}
+  for i, h in ipairs(header) do widths[i] = #h end
+  for _, r in ipairs(rows) do
+    for i = 1, #header do widths[i] = math_max(widths[i], #(r[i] or "")) end
+  end
+  local lines = {}
+  local function line(r, left_cols)
+    local parts = {}
+    for i = 1, #header do
+      local v = r[i] or ""
+      local pad = rep(" ", widths[i] - #v)
+      parts[i] = i <= left_cols and v .. pad or pad .. v
+    end
+    lines[#lines + 1] = (concat(parts, "  "):gsub("%s+$", ""))
+  end
+  line(header, #header)
+  local dashes = {}
+  for i = 1, #header do dashes[i] = rep("-", widths[i]) end
+  lines[#lines + 1] = concat(dashes, "  ")
+  return lines, line
+end
+
+-- An aligned text table of the CSV columns, then the SLA, disqualification reasons and recycling.
+function _M.to_text(tab)
+  local header = _M.columns(tab)
+  local rows = {}
+  for _, g in ipairs(tab.groups) do rows[#rows + 1] = (row_values(tab, g, true)) end
+  local lines, line = aligned(header, rows)
+  for _, r in ipairs(rows) do line(r, #tab.dims) end
+  local function label(g)
+    local parts = {}
+    for _, d in ipairs(tab.dims) do parts[#parts + 1] = g.key[d] or "(missing)" end
+    return #parts > 0 and concat(parts, " / ") or "all"
+  end
+  if tab.sla_days then
+    local out = {}
+    for _, g in ipairs(tab.groups) do
+      local s = g.sla
+      if s and (s.handed_off > 0 or s.overdue > 0) then
+        out[#out + 1] = { label(g), num(s.handed_off), num(s.within), num(s.late), num(s.overdue),
+          s.share_within and format("%.1f%%", s.share_within * 100) or "",
+          s.median_days and format("%.1f", s.median_days) or "" }
+      end
+    end
+    if #out > 0 then
+      lines[#lines + 1] = ""
+      lines[#lines + 1] = format("hand-off SLA: mql to the first sales stage within %s days (%d breaches)",
+        num(tab.sla_days), #tab.breaches)
+      local sl, sline = aligned({ "group", "handed_off", "within", "late", "overdue", "share_within", "median_days" },
+        out)
+      for _, r in ipairs(out) do sline(r, 1) end
+      for _, l in ipairs(sl) do lines[#lines + 1] = l end
+    end
+  end
+  local reasons = {}
+  for _, g in ipairs(tab.groups) do
+    for _, r in ipairs(g.disqualified) do reasons[#reasons + 1] = { label(g), r.reason, num(r.count) } end
+  end
+  if #reasons > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "disqualification reasons"
+    local rl, rline = aligned({ "group", "reason", "leads" }, reasons)
+    for _, r in ipairs(reasons) do rline(r, 2) end
+    for _, l in ipairs(rl) do lines[#lines + 1] = l end
+  end
+  local recycled = {}
+  for _, g in ipairs(tab.groups) do
+    if g.recycled > 0 then recycled[#recycled + 1] = { label(g), num(g.recycled), num(g.recycled_transitions) } end
+  end
+  if #recycled > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "recycled to nurture"
+    local cl, cline = aligned({ "group", "leads", "transitions" }, recycled)
+    for _, r in ipairs(recycled) do cline(r, 1) end
+    for _, l in ipairs(cl) do lines[#lines + 1] = l end
+  end
+  return concat(lines, "\n") .. "\n"
+end
+
+local FORMATS = { csv = _M.to_csv, json = _M.to_json, table = _M.to_text, text = _M.to_text }
+
+function _M.format(tab, fmt)
+  local f = FORMATS[fmt or "table"]
+  if not f then error(format("unknown format '%s' (expected table, csv or json)", tostring(fmt)), 2) end
+  return f(tab)
+end
+
+-- Seconds since the epoch of "YYYY-MM-DD[ hh:mm[:ss]]" (UTC), or nil.
+function _M.parse_time(s)
+  return core.funnel_parse_time(s)
+end
+
+return _M

@@ -1,0 +1,373 @@
+-- leadq.funnel: stages, validation of the transition log, aggregation, merging, outputs.
+local lu = require("luaunit")
+local funnel = require("leadq.funnel")
+local json = require("leadq.json")
+
+local M = {}
+
+local DAY = 86400
+local T0 = 1704067200   -- 2024-01-01 00:00:00 UTC
+
+-- Park-Miller: exact in doubles, so the same stream under every Lua.
+local function rng(seed)
+  local x = seed
+  return function(n)
+    x = (16807 * x) % 2147483647
+    if n then return x % n + 1 end
+    return x / 2147483647
+  end
+end
+
+local function small_funnel(options)
+  local f = funnel.new(options)
+  assert(f:add("L1", "lead", "2024-01-01"))
+  assert(f:add("L1", "mql", "2024-01-03"))
+  assert(f:add("L1", "sql", "2024-01-04 12:00:00"))
+  assert(f:add("L2", "mql", "2024-01-05"))
+  assert(f:add("L2", "disqualified", "2024-01-06", "student"))
+  assert(f:add("L3", "mql", "2024-02-05"))
+  assert(f:add("L3", "customer", "2024-03-05"))
+  return f
+end
+
+M.TestFunnelStages = {}
+
+function M.TestFunnelStages.test_default_stages()
+  local cfg = funnel.config()
+  lu.assertEquals(cfg.stages, { "lead", "mql", "sal", "sql", "opportunity", "customer", "disqualified", "nurture" })
+  lu.assertEquals(cfg.nchain, 6)
+  lu.assertEquals(cfg.mql, "mql")
+  lu.assertEquals(cfg.sla_days, 2)
+  lu.assertTrue(cfg.implied)
+  lu.assertStrContains(tostring(funnel.new()), "leadq.Funnel (8 stages, 0 transitions")
+end
+
+function M.TestFunnelStages.test_misuse_raises_with_the_callers_line()
+  lu.assertErrorMsgContains("unknown funnel option 'stagse'", funnel.new, { stagse = {} })
+  lu.assertErrorMsgContains("stage 'mql' is declared twice", funnel.new, { stages = { "mql", "mql" } })
+  lu.assertErrorMsgContains("a stage name is a word", funnel.new, { stages = { "m ql" } })
+  lu.assertErrorMsgContains("'transitions': unknown stage 'sqll'", funnel.new, { transitions = { sqll = {} } })
+  lu.assertErrorMsgContains("'mql' to unknown stage 'won'", funnel.new, { transitions = { mql = { "won" } } })
+  lu.assertErrorMsgContains("'sla_days' must be a positive number", funnel.new, { sla_days = -1 })
+  local ok, err = pcall(function() local f = funnel.new{ bogus = 1 }; return f end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "test_funnel.lua")   -- blamed on the caller
+  local f = funnel.new()
+  lu.assertErrorMsgContains("a time must be a number", f.add, f, "L1", "mql", {})
+  lu.assertErrorMsgContains("unknown dimension 'country'", f.aggregate, f, { by = { "country" } })
+end
+
+function M.TestFunnelStages.test_declared_transitions_replace_the_default()
+  local f = funnel.new{ stages = { "mql", "won" }, disqualified = false, nurture = false,
+                        transitions = { start = { "mql" }, mql = { "won" } } }
+  lu.assertTrue(f:add("A", "mql", "2024-01-01"))
+  lu.assertTrue(f:add("A", "won", "2024-01-02"))
+  lu.assertTrue(f:add("B", "won", "2024-01-02"))
+  lu.assertEquals(f:prepare(), 1)
+  lu.assertEquals(f:rejects()[1].message, "a lead cannot start at 'won'")
+end
+
+M.TestFunnelValidation = {}
+
+function M.TestFunnelValidation.test_bad_rows_are_rejected_with_a_reason()
+  local f = funnel.new()
+  local ok, err = f:add("L1", "mqll", "2024-01-01")
+  lu.assertNil(ok)
+  lu.assertEquals(err, "unknown stage 'mqll'")
+  lu.assertEquals(select(2, f:add("L1", "mql", "2024-02-30")),
+    "bad time '2024-02-30' (expected YYYY-MM-DD or YYYY-MM-DD hh:mm:ss)")
+  lu.assertEquals(select(2, f:add(nil, "mql", "2024-01-01")), "missing lead id")
+  lu.assertEquals(select(2, f:add("L1", "mql", nil)), "missing time")
+  lu.assertEquals(select(2, f:add("L1", "disqualified", "2024-01-01")), "'disqualified' without a reason")
+  lu.assertEquals(#f, 0)
+  lu.assertEquals(#f:rejects(), 5)
+end
+
+function M.TestFunnelValidation.test_transitions_are_checked_in_time_order()
+  local f = funnel.new()
+  -- written out of time order: sorted per lead before checking, so this lead is fine
+  assert(f:add("A", "sql", "2024-01-05"))
+  assert(f:add("A", "mql", "2024-01-02"))
+  -- moving back is out of order, staying is a duplicate, leaving customer is not allowed
+  assert(f:add("B", "sql", "2024-01-02"))
+  assert(f:add("B", "mql", "2024-01-03"))
+  assert(f:add("B", "sql", "2024-01-04"))
+  assert(f:add("C", "customer", "2024-01-02"))
+  assert(f:add("C", "nurture", "2024-01-03"))
+  lu.assertEquals(f:prepare(), 3)
+  local msgs = {}
+  for _, r in ipairs(f:rejects()) do msgs[#msgs + 1] = r.lead .. ": " .. r.message end
+  lu.assertEquals(msgs, {
+    "B: out of order: 'mql' comes before 'sql' in the funnel",
+    "B: lead is already at 'sql'",
+    "C: transition from 'customer' to 'nurture' is not allowed",
+  })
+  local t = funnel.report(f:aggregate())
+  lu.assertEquals(t.groups[1].reached.sql, 3)
+  lu.assertEquals(t.groups[1].reached.customer, 1)
+  lu.assertEquals(t.groups[1].reached.nurture, 0)
+end
+
+function M.TestFunnelValidation.test_rejects_are_recomputed_after_more_rows()
+  local f = funnel.new()
+  assert(f:add("A", "sql", "2024-01-05"))
+  assert(f:add("A", "mql", "2024-01-06"))
+  lu.assertEquals(f:prepare(), 1)
+  f:add("A", "bogus", "2024-01-07")
+  lu.assertEquals(f:prepare(), 2)
+  lu.assertEquals(#f:rejects(), 2)
+end
+
+function M.TestFunnelValidation.test_times()
+  lu.assertEquals(funnel.parse_time("2024-01-01"), T0)
+  lu.assertEquals(funnel.parse_time("2024-01-01T01:02:03Z"), T0 + 3723)
+  lu.assertEquals(funnel.parse_time("2024-01-01 01:02:03+01:00"), T0 + 123)
+  lu.assertEquals(funnel.parse_time("2024-02-29"), T0 + 59 * DAY)
+  lu.assertNil(funnel.parse_time("2023-02-29"))
+  lu.assertNil(funnel.parse_time("2024-1-01"))
+  lu.assertNil(funnel.parse_time("2024-01-01x"))
+end
+
+M.TestFunnelAggregate = {}
+
+function M.TestFunnelAggregate.test_counts_conversion_velocity()
+  local t = funnel.report(small_funnel():aggregate())
+  local g = t.groups[1]
+  lu.assertEquals(#t.groups, 1)
+  lu.assertEquals(g.leads, 3)
+  -- reaching a stage counts the stages before it
+  lu.assertEquals(g.reached, { lead = 3, mql = 3, sal = 2, sql = 2, opportunity = 1, customer = 1,
+                               disqualified = 1, nurture = 0 })
+  lu.assertAlmostEquals(g.conversion.mql_to_sql, 2 / 3, 1e-12)
+  lu.assertAlmostEquals(g.conversion.mql_to_customer, 1 / 3, 1e-12)
+  lu.assertAlmostEquals(g.conversion.sql_to_opportunity, 0.5, 1e-12)
+  -- velocity: only between stages a lead entered itself, within the sketch's 1%
+  lu.assertEquals(g.velocity.mql_to_sql.n, 1)
+  lu.assertAlmostEquals(g.velocity.mql_to_sql.median_days, 1.5, 0.015)
+  lu.assertAlmostEquals(g.velocity.mql_to_customer.p90_days, 29, 0.29)
+  lu.assertNil(g.velocity.mql_to_sal)
+  lu.assertEquals(g.disqualified, { { reason = "student", count = 1 } })
+end
+
+function M.TestFunnelAggregate.test_implied_stages_can_be_turned_off()
+  local g = funnel.report(small_funnel{ implied = false }:aggregate()).groups[1]
+  lu.assertEquals(g.reached, { lead = 1, mql = 3, sal = 0, sql = 1, opportunity = 0, customer = 1,
+                               disqualified = 1, nurture = 0 })
+  lu.assertAlmostEquals(g.conversion.mql_to_sql, 1 / 3, 1e-12)
+end
+
+function M.TestFunnelAggregate.test_pairs_follow_the_stages_reached()
+  local f = funnel.new{ stages = { "lead", "mql", "sal", "sql", "opportunity", "customer" }, implied = false }
+  assert(f:add("A", "lead", "2024-01-01"))
+  assert(f:add("A", "mql", "2024-01-02"))
+  assert(f:add("A", "customer", "2024-01-09"))
+  local t = funnel.report(f:aggregate())
+  local names = {}
+  for _, p in ipairs(t.pairs) do names[#names + 1] = p.name end
+  lu.assertEquals(names, { "lead_to_mql", "mql_to_customer" })
+end
+
+function M.TestFunnelAggregate.test_cohorts_and_owner()
+  local f = funnel.new()
+  assert(f:add("A", "mql", "2024-01-30", nil, "ann"))
+  assert(f:add("A", "sal", "2024-02-01", nil, "bob"))
+  assert(f:add("B", "mql", "2024-02-02", nil, "ann"))
+  assert(f:add("C", "lead", "2024-02-03"))
+  local t = funnel.report(f:aggregate{ by = { "mql_month", "owner" } })
+  lu.assertEquals(#t.groups, 3)
+  lu.assertEquals(t.groups[1].key, {})              -- C: no mql, no owner (missing sorts first)
+  lu.assertEquals(t.groups[2].key, { mql_month = "2024-01", owner = "bob" })
+  lu.assertEquals(t.groups[3].key, { mql_month = "2024-02", owner = "ann" })
+  t = funnel.report(f:aggregate{ by = { "mql_week" } })
+  lu.assertEquals(t.groups[2].key, { mql_week = "2024-01-29" })   -- the Monday
+  lu.assertEquals(t.groups[2].leads, 2)
+end
+
+function M.TestFunnelAggregate.test_sla_of_the_hand_off()
+  local f = funnel.new{ sla_days = 1 }
+  assert(f:add("fast", "mql", T0))
+  assert(f:add("fast", "sal", T0 + 3600))
+  assert(f:add("slow", "mql", T0))
+  assert(f:add("slow", "sql", T0 + 3 * DAY))
+  assert(f:add("waiting", "mql", T0))
+  assert(f:add("parked", "mql", T0))
+  assert(f:add("parked", "nurture", T0 + 3600))
+  assert(f:add("fresh", "mql", T0 + 9 * DAY))
+  assert(f:add("last", "lead", T0 + 10 * DAY))
+  local t = funnel.report(f:aggregate())
+  local s = t.groups[1].sla
+  lu.assertEquals({ s.handed_off, s.within, s.late, s.overdue }, { 2, 1, 1, 1 })
+  lu.assertAlmostEquals(s.share_within, 1 / 3, 1e-12)
+  lu.assertEquals(#t.breaches, 2)
+  lu.assertEquals(t.breaches[1].lead, "slow")
+  lu.assertAlmostEquals(t.breaches[1].days, 3, 1e-9)
+  lu.assertEquals(t.breaches[2].lead, "waiting")
+  lu.assertNil(t.breaches[2].handoff_at)
+  lu.assertEquals(t.sla_days, 1)
+end
+
+function M.TestFunnelAggregate.test_recycling_and_reasons()
+  local f = funnel.new()
+  assert(f:add("A", "mql", "2024-01-01"))
+  assert(f:add("A", "sal", "2024-01-02"))
+  assert(f:add("A", "nurture", "2024-01-03"))
+  assert(f:add("A", "mql", "2024-02-01"))
+  assert(f:add("A", "nurture", "2024-02-03"))
+  assert(f:add("B", "mql", "2024-01-01"))
+  assert(f:add("B", "disqualified", "2024-01-02", "competitor"))
+  assert(f:add("C", "sal", "2024-01-01"))
+  assert(f:add("C", "disqualified", "2024-01-02", "no budget"))
+  assert(f:add("D", "lead", "2024-01-01"))
+  assert(f:add("D", "disqualified", "2024-01-02", "no budget"))
+  lu.assertEquals(f:prepare(), 0)
+  local g = funnel.report(f:aggregate()).groups[1]
+  lu.assertEquals(g.recycled, 1)
+  lu.assertEquals(g.recycled_transitions, 2)
+  lu.assertEquals(g.disqualified, { { reason = "no budget", count = 2 }, { reason = "competitor", count = 1 } })
+  lu.assertEquals(g.reached.disqualified, 3)
+end
+
+function M.TestFunnelAggregate.test_add_status_moves_leads()
+  local f = funnel.new()
+  assert(f:add("A", "lead", "2024-01-01"))
+  assert(f:add("B", "lead", "2024-01-01"))
+  assert(f:add("C", "lead", "2024-01-01"))
+  lu.assertEquals({ f:add_status({ "A", "B", "C" }, { true, false, "mql" }, "2024-01-05") }, { 2, 0 })
+  lu.assertEquals({ f:add_status({ "A", "B" }, { 80, 95 }, "2024-01-06", { stage = "sal", threshold = 90 }) },
+    { 1, 0 })
+  local g = funnel.report(f:aggregate()).groups[1]
+  lu.assertEquals(g.reached.mql, 3)   -- B reached mql through sal
+  lu.assertEquals(g.reached.sal, 1)
+  lu.assertErrorMsgContains("numeric statuses need opts.threshold", f.add_status, f, { "A" }, { 1 }, 0)
+  lu.assertErrorMsgContains("2 ids but 1 statuses", f.add_status, f, { "A", "B" }, { true }, 0)
+end
+
+-- A generated log: n leads walking the default funnel with random drop-offs and delays.
+local function generate(n, seed)
+  local r = rng(seed)
+  local rows = {}
+  local chain = { "lead", "mql", "sal", "sql", "opportunity", "customer" }
+  local owners = { "ann", "bob", "cy" }
+  for i = 1, n do
+    local id = "L" .. i
+    local t = T0 + r(200) * DAY + r(86400)
+    local owner = owners[r(3)]
+    for s = r(2), 6 do
+      rows[#rows + 1] = { id, chain[s], t, nil, owner }
+      if r() < 0.3 then
+        if r() < 0.5 then rows[#rows + 1] = { id, "disqualified", t + r(5) * DAY, ({ "student", "competitor" })[r(2)] }
+        else rows[#rows + 1] = { id, "nurture", t + r(5) * DAY } end
+        break
+      end
+      t = t + r(30) * DAY * r() + r(3600)
+    end
+  end
+  return rows
+end
+
+local function load_rows(f, rows, from, to)
+  for i = from or 1, to or #rows do
+    local row = rows[i]
+    assert(f:add(row[1], row[2], row[3], row[4], row[5]))
+  end
+  return f
+end
+
+M.TestFunnelMerge = {}
+
+function M.TestFunnelMerge.test_merged_parts_equal_the_whole()
+  local n = LEADQ_VARIANT == "asan" and 300 or 2000
+  local rows = generate(n, 42)
+  local by = { by = { "owner", "mql_month" } }
+  local whole = funnel.report(load_rows(funnel.new(), rows):aggregate(by))
+  -- split by lead (each lead's rows in one part): rows of one lead are adjacent
+  local parts, cut1, cut2 = {}, math.floor(#rows / 3), math.floor(2 * #rows / 3)
+  while rows[cut1 + 1][1] == rows[cut1][1] do cut1 = cut1 + 1 end
+  while rows[cut2 + 1][1] == rows[cut2][1] do cut2 = cut2 + 1 end
+  for _, range in ipairs({ { 1, cut1 }, { cut1 + 1, cut2 }, { cut2 + 1, #rows } }) do
+    parts[#parts + 1] = load_rows(funnel.new(), rows, range[1], range[2]):aggregate(by):serialize()
+  end
+  local merged = funnel.report(assert(funnel.merge(parts)))
+  lu.assertEquals(merged, whole)
+  -- in any order, and through the method too
+  local r = assert(funnel.parse(parts[3]))
+  assert(r:merge(parts[1]))
+  assert(r:merge(assert(funnel.parse(parts[2]))))
+  lu.assertEquals(funnel.report(r), whole)
+  lu.assertTrue(#whole.groups > 10)
+end
+
+function M.TestFunnelMerge.test_serialize_round_trip_and_damage()
+  local r = small_funnel():aggregate{ by = { "mql_month" } }
+  local s = r:serialize()
+  lu.assertEquals(assert(funnel.parse(s)):serialize(), s)
+  lu.assertEquals({ funnel.parse("hello") }, { nil, "not a serialized funnel result" })
+  lu.assertEquals({ funnel.parse(s:sub(1, -10)) }, { nil, "not a serialized funnel result (the text is damaged)" })
+  local other = small_funnel():aggregate{ by = { "owner" } }
+  lu.assertEquals({ r:merge(other) }, { nil, "cannot merge results grouped by different dimensions" })
+  local other_stages = funnel.new{ stages = { "mql", "sql" } }:aggregate{ by = { "mql_month" } }
+  lu.assertEquals({ r:merge(other_stages) }, { nil, "cannot merge results with different stages" })
+  lu.assertErrorMsgContains("cannot merge a result into itself", r.merge, r, r)
+end
+
+function M.TestFunnelMerge.test_quantiles_within_one_percent()
+  local r = rng(7)
+  local f = funnel.new{ stages = { "mql", "customer" } }
+  local n = LEADQ_VARIANT == "asan" and 500 or 5000
+  local days = {}
+  for i = 1, n do
+    local d = r() ^ 3 * 200 + 0.01
+    days[i] = d
+    assert(f:add("L" .. i, "mql", T0))
+    assert(f:add("L" .. i, "customer", T0 + d * DAY))
+  end
+  table.sort(days)
+  local v = funnel.report(f:aggregate()).groups[1].velocity.mql_to_customer
+  lu.assertEquals(v.n, n)
+  local median, p90 = days[math.floor(0.5 * (n - 1)) + 1], days[math.floor(0.9 * (n - 1)) + 1]
+  lu.assertTrue(math.abs(v.median_days - median) <= 0.01 * median, v.median_days .. " vs " .. median)
+  lu.assertTrue(math.abs(v.p90_days - p90) <= 0.01 * p90, v.p90_days .. " vs " .. p90)
+end
+
+M.TestFunnelOutput = {}
+
+function M.TestFunnelOutput.test_csv_columns()
+  local f = funnel.new{ stages = { "mql", "sql", "customer" }, nurture = false }
+  assert(f:add("A", "mql", "2024-01-01"))
+  assert(f:add("A", "sql", "2024-01-03"))
+  assert(f:add("B", "mql", "2024-02-01"))
+  local csv = funnel.format(funnel.report(f:aggregate{ by = { "mql_month" } }), "csv")
+  lu.assertEquals(csv,
+    "mql_month,mql,sql,customer,disqualified,mql_to_sql,mql_to_sql_median_days,mql_to_sql_p90_days\n" ..
+    "2024-01,1,1,0,0,1.0000,1.98,1.98\n" ..
+    "2024-02,1,0,0,0,0.0000,,\n")
+end
+
+function M.TestFunnelOutput.test_json_and_text()
+  local t = funnel.report(small_funnel():aggregate{ by = { "mql_month" } })
+  local back = assert(json.decode(funnel.format(t, "json")))
+  lu.assertEquals(back.groups[1].key.mql_month, "2024-01")
+  lu.assertEquals(back.groups[2].reached.customer, 1)
+  lu.assertEquals(back.breaches[1].lead, "L3")
+  local text = funnel.format(t, "table")
+  local lines = {}
+  for l in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  lu.assertStrContains(lines[1], "mql_month  lead  mql  sal")
+  lu.assertStrContains(lines[3], "2024-01       2    2")
+  lu.assertStrContains(text, "disqualification reasons")
+  lu.assertErrorMsgContains("unknown format 'xml'", funnel.format, t, "xml")
+end
+
+function M.TestFunnelOutput.test_lifecycle_of_objects()
+  local f = small_funnel()
+  local r = f:aggregate()
+  lu.assertStrContains(tostring(r), "leadq.FunnelResult (1 groups")
+  r:close()
+  r:close()   -- twice is fine
+  lu.assertEquals(tostring(r), "leadq.FunnelResult (closed)")
+  lu.assertErrorMsgContains("the funnel result is closed", r.serialize, r)
+  f:close()
+  lu.assertErrorMsgContains("the funnel is closed", f.add, f, "A", "mql", 0)
+end
+
+return M
