@@ -17,14 +17,22 @@ end
 ls:close()
 table.sort(files)
 
+-- A suite that fails to load counts as one failure; the others still run.
 local suites = {}
+local load_failures = 0
 for _, file in ipairs(files) do
-  local chunk = assert(loadfile(file))
-  local suite = chunk()
-  for name, value in pairs(suite) do
-    if type(name) == "string" and name:match("^Test") then
-      suites[#suites + 1] = { name, value }
+  local chunk, err = loadfile(file)
+  local ok, suite = false, err
+  if chunk then ok, suite = pcall(chunk) end
+  if ok and type(suite) == "table" then
+    for name, value in pairs(suite) do
+      if type(name) == "string" and name:match("^Test") then
+        suites[#suites + 1] = { name, value }
+      end
     end
+  else
+    print(string.format("%s: could not load: %s", file, tostring(suite)))
+    load_failures = load_failures + 1
   end
 end
 table.sort(suites, function(a, b) return a[1] < b[1] end)
@@ -38,7 +46,7 @@ local runner = lu.LuaUnit.new()
 runner:setOutputType("text")
 runner:runSuiteByInstances(suites)
 local r = runner.result
-local failed = r.failureCount + r.errorCount
+local failed = r.failureCount + r.errorCount + load_failures
 local passed = r.runCount - failed - (r.skippedCount or 0)
 local leaked = {}
 for k in pairs(_G) do
