@@ -46,8 +46,9 @@ local runner = lu.LuaUnit.new()
 runner:setOutputType("text")
 runner:runSuiteByInstances(suites)
 local r = runner.result
-local failed = r.failureCount + r.errorCount + load_failures
+local failed = r.failureCount + r.errorCount
 local passed = r.runCount - failed - (r.skippedCount or 0)
+failed = failed + load_failures
 local leaked = {}
 for k in pairs(_G) do
   if not globals_before[k] then leaked[#leaked + 1] = tostring(k) end
