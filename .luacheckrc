@@ -1,4 +1,5 @@
 std = "max"
+self = false
 max_line_length = 120
 files["tests"] = { globals = { "LEADQ_VARIANT" } }
 files["tests/run.lua"] = { globals = { "LEADQ_VARIANT" } }
