@@ -1,0 +1,489 @@
+-- The scoring commands of the command-line tool: score, explain, check, and the scoring half of demo.
+-- Each command is a function(options, out) returning an exit status; `out` is { print = f, error = f }.
+local leadq = require("leadq")
+
+local format = string.format
+local concat = table.concat
+local floor = math.floor
+
+local _M = { _VERSION = "0.1.0" }
+
+local function fail(out, message)
+  out.error("leadq: " .. message)
+  return 2
+end
+
+-- "a.lua,b.lua" (or a list of them, when the flag was repeated) -> { "a.lua", "b.lua" }
+local function split_list(value)
+  local items = {}
+  local values = type(value) == "table" and value or { value }
+  for _, v in ipairs(values) do
+    for item in tostring(v):gmatch("[^,]+") do
+      item = item:match("^%s*(.-)%s*$")
+      if item ~= "" then items[#items + 1] = item end
+    end
+  end
+  return items
+end
+_M.split_list = split_list
+
+-- One CSV record from a line (quotes with "" escapes; no line breaks inside a field).
+local function csv_fields(line)
+  local fields, i, n = {}, 1, #line
+  while i <= n + 1 do
+    if line:sub(i, i) == '"' then
+      local buf, j = {}, i + 1
+      while true do
+        local q = line:find('"', j, true)
+        if not q then return nil, "unclosed quote" end
+        buf[#buf + 1] = line:sub(j, q - 1)
+        if line:sub(q + 1, q + 1) == '"' then
+          buf[#buf + 1] = '"'
+          j = q + 2
+        else
+          i = q + 1
+          break
+        end
+      end
+      fields[#fields + 1] = concat(buf)
+      if i <= n and line:sub(i, i) ~= "," then return nil, "text after a closing quote" end
+      i = i + 1
+    else
+      local comma = line:find(",", i, true) or (n + 1)
+      fields[#fields + 1] = line:sub(i, comma - 1)
+      i = comma + 1
+    end
+  end
+  return fields
+end
+_M.csv_fields = csv_fields
+
+-- The column map: a CSV file `column,field`, one line per CRM column to rename.
+-- Returns { [crm column] = field name } or nil, message naming the file and line.
+function _M.read_map(path)
+  local f, err = io.open(path, "r")
+  if not f then return nil, format("cannot open map file: %s", err) end
+  local map, seen_field, line_no = {}, {}, 0
+  local problems = {}
+  for line in f:lines() do
+    line_no = line_no + 1
+    line = line:gsub("\r$", "")
+    if line:match("^%s*$") or line:match("^%s*#") then goto continue end
+    do
+      local fields, why = csv_fields(line)
+      if not fields then
+        problems[#problems + 1] = format("%s:%d: %s", path, line_no, why)
+      elseif #fields ~= 2 then
+        problems[#problems + 1] = format("%s:%d: expected 2 columns (column,field), got %d", path, line_no, #fields)
+      else
+        local column = fields[1]:match("^%s*(.-)%s*$")
+        local field = fields[2]:match("^%s*(.-)%s*$")
+        if line_no == 1 and column:lower() == "column" and field:lower() == "field" then goto continue end
+        if column == "" or field == "" then
+          problems[#problems + 1] = format("%s:%d: empty column or field name", path, line_no)
+        elseif map[column] then
+          problems[#problems + 1] = format("%s:%d: column '%s' is mapped twice", path, line_no, column)
+        elseif seen_field[field] then
+          problems[#problems + 1] = format("%s:%d: field '%s' is the target of two columns", path, line_no, field)
+        else
+          map[column] = field
+          seen_field[field] = true
+        end
+      end
+    end
+    ::continue::
+  end
+  f:close()
+  if #problems > 0 then return nil, concat(problems, "\n") end
+  return map
+end
+
+local function csv_escape(v)
+  if v == nil then return "" end
+  if type(v) == "number" then
+    if v ~= v then return "" end
+    if v == floor(v) and v > -1e15 and v < 1e15 then return format("%d", v) end
+    return format("%.6g", v)
+  end
+  v = tostring(v)
+  if v:find('[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
+  return v
+end
+_M.csv_escape = csv_escape
+
+-- 1234567 -> "1,234,567"
+local function thousands(n)
+  local s = format("%d", n)
+  local sign, digits = s:match("^(-?)(%d+)$")
+  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return sign .. digits
+end
+_M.thousands = thousands
+
+local function rate_text(per_second)
+  if per_second >= 1e6 then return format("%.1fM", per_second / 1e6) end
+  if per_second >= 1e3 then return format("%.1fk", per_second / 1e3) end
+  return format("%.0f", per_second)
+end
+
+-- Counts of one category column, as an aligned table of value, leads and share, largest first
+-- (statuses and grades in the order given by `order` when given).
+function _M.count_lines(title, counts, total, order)
+  local keys = {}
+  if order then
+    for _, k in ipairs(order) do if counts[k] then keys[#keys + 1] = k end end
+    local listed = {}
+    for _, k in ipairs(keys) do listed[k] = true end
+    local rest = {}
+    for k in pairs(counts) do if not listed[k] then rest[#rest + 1] = k end end
+    table.sort(rest)
+    for _, k in ipairs(rest) do keys[#keys + 1] = k end
+  else
+    for k in pairs(counts) do keys[#keys + 1] = k end
+    table.sort(keys)
+  end
+  local width, count_width = #title, #"leads"
+  for _, k in ipairs(keys) do
+    width = math.max(width, #k)
+    count_width = math.max(count_width, #thousands(counts[k]))
+  end
+  local lines = { format("  %-" .. width .. "s  %" .. count_width .. "s  %6s", title, "leads", "share") }
+  for _, k in ipairs(keys) do
+    local share = total > 0 and counts[k] * 100 / total or 0
+    lines[#lines + 1] = format("  %-" .. width .. "s  %" .. count_width .. "s  %5.1f%%", k,
+      thousands(counts[k]), share)
+  end
+  return lines
+end
+
+---------------------------------------------------------------------------------------------------
+-- Adapters to the table API (lua/leadq/init.lua): the only places that know its shape.
+---------------------------------------------------------------------------------------------------
+
+local function load_leads(path, map)
+  local options = nil
+  if map then options = { map = map } end
+  return leadq.read_csv(path, options)
+end
+
+local function column_values(tbl, name)
+  return (tbl:column(name))
+end
+
+local function column_names(tbl)
+  return tbl:names()
+end
+
+local function rejects_of(tbl)
+  return tbl:rejects()
+end
+
+-- A clock for leads/s: wall time when the core has one (threads add up in CPU time), else CPU time.
+local function clock()
+  local ok, core = pcall(require, "leadq.core")
+  if ok and type(core) == "table" and core.now then return core.now() end
+  return os.clock()
+end
+
+---------------------------------------------------------------------------------------------------
+-- check
+---------------------------------------------------------------------------------------------------
+
+function _M.check(files, out)
+  if #files == 0 then return fail(out, "check: give one or more rule files") end
+  local bad = 0
+  for _, path in ipairs(files) do
+    local ok, problems = leadq.check(path)
+    if ok then
+      out.print(path .. ": ok")
+    else
+      bad = bad + 1
+      for _, p in ipairs(problems) do out.print(p) end
+    end
+  end
+  if bad > 0 then
+    out.print(format("%d of %d file%s with problems", bad, #files, #files == 1 and "" or "s"))
+    return 1
+  end
+  return 0
+end
+
+---------------------------------------------------------------------------------------------------
+-- what score and explain share
+---------------------------------------------------------------------------------------------------
+
+local function scoring_options(o, out)
+  local options = { errors = "report" }
+  if o.threads ~= nil then
+    local n = tonumber(o.threads)
+    if not n or n < 1 or n ~= floor(n) or n > 256 then
+      return nil, fail(out, format("--threads: expected a whole number from 1 to 256, got '%s'", tostring(o.threads)))
+    end
+    options.threads = n
+  end
+  local as_of = o["as-of"] or o.as_of
+  if as_of ~= nil then
+    local parse = leadq.parse_time or require("leadq.dsl").parse_time
+    local t = parse(tostring(as_of))
+    if not t then
+      return nil, fail(out, format("--as-of: expected a date like 2026-11-01 (or 2026-11-01T12:00:00Z), got '%s'",
+        tostring(as_of)))
+    end
+    options.as_of = t
+  end
+  return options
+end
+
+local function load_inputs(o, out)
+  if not o.rules then return nil, fail(out, "missing --rules FILE[,FILE...]") end
+  if not o.leads then return nil, fail(out, "missing --leads CSV") end
+  local rule_files = split_list(o.rules)
+  if #rule_files == 0 then return nil, fail(out, "--rules: no file given") end
+  local options, code = scoring_options(o, out)
+  if not options then return nil, code end
+  local map
+  if o.map then
+    local err
+    map, err = _M.read_map(o.map)
+    if not map then return nil, fail(out, err) end
+  end
+  local model, err
+  if #rule_files == 1 then
+    model, err = leadq.load_model(rule_files[1])
+  else
+    model, err = leadq.load_models(rule_files)
+  end
+  if not model then return nil, fail(out, err) end
+  local tbl
+  tbl, err = load_leads(o.leads, map)
+  if not tbl then return nil, fail(out, err) end
+  local events
+  if o.events then
+    events, err = leadq.read_events(o.events)
+    if not events then return nil, fail(out, err) end
+  end
+  return { model = model, tbl = tbl, events = events, files = rule_files, options = options,
+           multi = #rule_files > 1 }
+end
+
+---------------------------------------------------------------------------------------------------
+-- score
+---------------------------------------------------------------------------------------------------
+
+-- The result columns to write, in order: id first, then per model total, status, grade, groups, reason.
+local function output_columns(result)
+  local names = column_names(result)
+  local order = {}
+  for _, n in ipairs(names) do
+    if n ~= "disqualified_by" and not n:find("%.disqualified_by$") then order[#order + 1] = n end
+  end
+  return order
+end
+
+local function write_csv(path, tbl, result)
+  local f, err = io.open(path, "w")
+  if not f then return nil, format("cannot write %s: %s", path, tostring(err):gsub("^[^:]*: ", "")) end
+  local names = output_columns(result)
+  local cols = {}
+  for i, n in ipairs(names) do cols[i] = column_values(result, n) end
+  local ids = column_values(tbl, "id")
+  local header = { "id" }
+  for _, n in ipairs(names) do header[#header + 1] = csv_escape(n) end
+  f:write(concat(header, ","), "\n")
+  local row, ncols = {}, #names
+  local buf, nbuf = {}, 0
+  for r = 1, #tbl do
+    row[1] = csv_escape(ids and ids[r] or r)
+    for c = 1, ncols do row[c + 1] = csv_escape(cols[c][r]) end
+    nbuf = nbuf + 1
+    buf[nbuf] = concat(row, ",", 1, ncols + 1)
+    if nbuf == 4096 then
+      f:write(concat(buf, "\n", 1, nbuf), "\n")
+      nbuf = 0
+    end
+  end
+  if nbuf > 0 then f:write(concat(buf, "\n", 1, nbuf), "\n") end
+  local ok, cerr = f:close()
+  if not ok then return nil, format("cannot write %s: %s", path, tostring(cerr)) end
+  return true
+end
+_M.write_csv = write_csv
+
+local function tally(values, n)
+  local counts = {}
+  for i = 1, n do
+    local v = values[i]
+    if v == nil then v = "(none)" end
+    counts[v] = (counts[v] or 0) + 1
+  end
+  return counts
+end
+
+-- Statuses best first: thresholds high to low, then `otherwise`, then disqualified.
+local function status_order(model)
+  local ok, info = pcall(model.info, model)
+  if not ok or type(info) ~= "table" or type(info.thresholds) ~= "table" then return nil end
+  local th, order = info.thresholds, {}
+  local names = {}
+  for k, v in pairs(th) do
+    if type(v) == "number" then names[#names + 1] = k end
+  end
+  table.sort(names, function(a, b) return th[a] > th[b] end)
+  for _, k in ipairs(names) do order[#order + 1] = k end
+  if type(th.otherwise) == "string" then order[#order + 1] = th.otherwise end
+  order[#order + 1] = "disqualified"
+  return order
+end
+
+-- The lines of the summary: per model, leads by status and by grade.
+function _M.summary_lines(result, n, models)
+  local lines = {}
+  for _, m in ipairs(models) do
+    local prefix = m.prefix
+    local status = column_values(result, prefix .. "status")
+    if status then
+      lines[#lines + 1] = format("%s: leads by status", m.name)
+      for _, l in ipairs(_M.count_lines("status", tally(status, n), n, m.order)) do lines[#lines + 1] = l end
+    end
+    local ok, grade = pcall(column_values, result, prefix .. "grade")
+    if ok and grade then
+      lines[#lines + 1] = format("%s: leads by grade", m.name)
+      for _, l in ipairs(_M.count_lines("grade", tally(grade, n), n)) do lines[#lines + 1] = l end
+    end
+  end
+  return lines
+end
+
+local function reject_lines(tbl, limit)
+  local rejects = rejects_of(tbl) or {}
+  local lines = {}
+  if #rejects == 0 then return lines, 0 end
+  lines[1] = format("rejected rows: %s (not scored)", thousands(#rejects))
+  for i = 1, math.min(limit, #rejects) do
+    local r = rejects[i]
+    local text = r.message or format("%s:%s: %s", tostring(r.file), tostring(r.line), tostring(r.reason))
+    lines[#lines + 1] = "  " .. text
+  end
+  if #rejects > limit then lines[#lines + 1] = format("  ... and %s more", thousands(#rejects - limit)) end
+  return lines, #rejects
+end
+
+local function model_list(input)
+  local models = {}
+  for _, path in ipairs(input.files) do
+    local name = path:match("([^/]+)%.lua$") or path
+    models[#models + 1] = { name = name, prefix = input.multi and (name .. ".") or "" }
+  end
+  if input.multi then
+    local ok, info = pcall(input.model.info, input.model)
+    if ok and type(info) == "table" and type(info.models) == "table" then
+      for i, m in ipairs(info.models) do
+        if models[i] and m.name then models[i].name, models[i].prefix = m.name, m.name .. "." end
+      end
+    end
+  else
+    local ok, info = pcall(input.model.info, input.model)
+    if ok and type(info) == "table" and info.name then models[1].name = info.name end
+    models[1].order = status_order(input.model)
+  end
+  return models
+end
+
+-- Score the loaded input; prints the summary. Returns the exit status and the result table.
+local function run_score(input, o, out)
+  local n = #input.tbl
+  local started = clock()
+  local ok, result = pcall(input.model.score, input.model, input.tbl, input.events, input.options)
+  local seconds = clock() - started
+  if not ok then return fail(out, tostring(result)) end
+  if o.out then
+    local written, err = write_csv(o.out, input.tbl, result)
+    if not written then return fail(out, err) end
+  end
+  local threads = input.options.threads or 1
+  out.print(format("scored %s leads from %s with %s in %.3f s (%s leads/s, %d thread%s)%s",
+    thousands(n), o.leads, concat(input.files, ", "), seconds, rate_text(n / math.max(seconds, 1e-9)),
+    threads, threads == 1 and "" or "s", o.out and (", wrote " .. o.out) or ""))
+  for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
+  local lines = reject_lines(input.tbl, 5)
+  for _, l in ipairs(lines) do out.print(l) end
+  return 0, result
+end
+
+function _M.score(o, out)
+  local input, code = load_inputs(o, out)
+  if not input then return code end
+  return (run_score(input, o, out))
+end
+
+---------------------------------------------------------------------------------------------------
+-- explain
+---------------------------------------------------------------------------------------------------
+
+local function find_row(tbl, id)
+  local ids = column_values(tbl, "id")
+  if not ids then return nil end
+  for i = 1, #tbl do
+    if ids[i] == id or tostring(ids[i]) == id then return i end
+  end
+  return nil
+end
+
+function _M.explain(o, out)
+  if not o.id then return fail(out, "missing --id ID") end
+  local input, code = load_inputs(o, out)
+  if not input then return code end
+  local row = find_row(input.tbl, tostring(o.id))
+  if not row then return fail(out, format("no lead with id '%s' in %s", tostring(o.id), o.leads)) end
+  local ok, explanation = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
+  if not ok then return fail(out, tostring(explanation)) end
+  out.print(tostring(explanation))
+  return 0
+end
+
+---------------------------------------------------------------------------------------------------
+-- demo: the scoring half (the frame generates the sample into dir first)
+---------------------------------------------------------------------------------------------------
+
+-- Scores dir/leads.csv with rules/mql.lua then rules/sql.lua, prints the summary, explains one MQL.
+function _M.demo(dir, out, root)
+  root = root or "."
+  local o = {
+    rules = root .. "/rules/mql.lua," .. root .. "/rules/sql.lua",
+    leads = dir .. "/leads.csv",
+    out = dir .. "/scored.csv",
+    ["as-of"] = "2026-11-01",
+  }
+  local input, code = load_inputs(o, out)
+  if not input then return code end
+  out.print("")
+  local status, result = run_score(input, o, out)
+  if status ~= 0 then return status end
+  -- one lead the MQL model calls an MQL, best grade first
+  local mql_status = column_values(result, "mql.status")
+  local grades = column_values(result, "mql.grade")
+  local row
+  for _, wanted in ipairs { "A1", "A2", "B1", "A3", "B2" } do
+    for i = 1, #input.tbl do
+      if mql_status[i] == "mql" and grades[i] == wanted then row = i break end
+    end
+    if row then break end
+  end
+  if not row then
+    for i = 1, #input.tbl do
+      if mql_status[i] == "mql" then row = i break end
+    end
+  end
+  if row then
+    local mql = assert(leadq.load_model(root .. "/rules/mql.lua"))
+    local id = column_values(input.tbl, "id")[row]
+    out.print("")
+    out.print(format("why lead %s is an MQL "
+      .. "(build/leadq explain --rules rules/mql.lua --leads %s --id %s --as-of %s):",
+      tostring(id), o.leads, tostring(id), o["as-of"]))
+    out.print(tostring(mql:explain(input.tbl, row, nil, input.options)))
+  end
+  return 0
+end
+
+return _M
