@@ -387,8 +387,12 @@ function _M.to_text(tab)
     end
   end
   local reasons = {}
-  for _, g in ipairs(tab.groups) do
-    for _, r in ipairs(g.disqualified) do reasons[#reasons + 1] = { label(g), r.reason, num(r.count) } end
+  for _, g in ipairs(tab.groups) do   -- the five most frequent per group; the rest summed
+    local rest = 0
+    for k, r in ipairs(g.disqualified) do
+      if k <= 5 then reasons[#reasons + 1] = { label(g), r.reason, num(r.count) } else rest = rest + r.count end
+    end
+    if rest > 0 then reasons[#reasons + 1] = { label(g), "(other reasons)", num(rest) } end
   end
   if #reasons > 0 then
     lines[#lines + 1] = ""
@@ -422,6 +426,181 @@ end
 -- Seconds since the epoch of "YYYY-MM-DD[ hh:mm[:ss]]" (UTC), or nil.
 function _M.parse_time(s)
   return core.funnel_parse_time(s)
+end
+
+
+---------------------------------------------------------------------------------------------
+-- The command: leadq funnel --transitions CSV [--map SPEC] ... [--leads CSV] [--by DIM,...]
+-- [--spend CSV] [--format table|csv|json]
+
+local MAP_KEYS = { lead = true, stage = true, at = true, reason = true, owner = true, stage_is = true }
+
+-- "lead=mql_id,at=won_date,stage_is=customer" -> { lead = "mql_id", ... }, or nil, message
+function _M.parse_map(spec)
+  local map = {}
+  for item in tostring(spec):gmatch("[^,]+") do
+    local k, v = item:match("^%s*([%w_]+)%s*=%s*(.-)%s*$")
+    if not k or v == "" then return nil, format("bad column mapping '%s' (expected name=column)", item) end
+    if not MAP_KEYS[k] then
+      return nil, format("unknown mapping key '%s' (expected lead, stage, at, reason, owner, stage_is)", k)
+    end
+    map[k] = v
+  end
+  return map
+end
+
+local function list_of(v)
+  if v == nil then return nil end
+  if type(v) == "table" then return v end
+  local out = {}
+  for item in tostring(v):gmatch("[^,]+") do
+    item = item:match("^%s*(.-)%s*$")
+    if item ~= "" then out[#out + 1] = item end
+  end
+  return out
+end
+
+local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, spend = true, format = true,
+                      stages = true, implied = true, sla_days = true, max_rejects = true }
+
+-- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} }.
+-- Returns the text, the report table and the funnel's rejects; or nil and a message.
+function _M.run(opts)
+  if type(opts) ~= "table" then error("run(opts): opts must be a table", 2) end
+  for k in pairs(opts) do
+    if not RUN_OPTIONS[k] then error(format("run: unknown option '%s'", tostring(k)), 2) end
+  end
+  local fmt = opts.format or "table"
+  if not FORMATS[fmt] then return nil, format("unknown format '%s' (expected table, csv or json)", tostring(fmt)) end
+  local inputs = opts.transitions
+  if type(inputs) == "string" then inputs = { { path = inputs } } end
+  if type(inputs) ~= "table" or #inputs == 0 then return nil, "no transitions file (--transitions CSV)" end
+  local ok, f = pcall(_M.new, { stages = list_of(opts.stages), implied = opts.implied, sla_days = opts.sla_days })
+  if not ok then return nil, (tostring(f):gsub("^[^:]*:%d+: ", "")) end
+  for _, input in ipairs(inputs) do
+    local map = input.map or {}
+    local tbl, err = core.read_csv(input.path)
+    if not tbl then return nil, err end
+    local cols = { lead = map.lead or "lead_id", stage = map.stage or "stage", at = map.at or "at",
+                   stage_is = map.stage_is, source = input.path }
+    if map.reason or tbl:has("reason") then cols.reason = map.reason or "reason" end
+    if map.owner or tbl:has("owner") then cols.owner = map.owner or "owner" end
+    for _, k in ipairs({ "lead", "stage", "at", "reason", "owner" }) do
+      local c = cols[k]
+      if c and not (k == "stage" and cols.stage_is) and not tbl:has(c) then
+        return nil, format("%s: no column '%s' for the %s (map it: --map %s=COLUMN)", input.path, c, k, k)
+      end
+    end
+    if cols.stage_is then cols.stage = nil end
+    local lok, lerr = pcall(f.load, f, tbl, cols)
+    tbl:close()
+    if not lok then return nil, format("%s: %s", input.path, (tostring(lerr):gsub("^[^:]*:%d+: ", ""))) end
+  end
+  local query = { by = list_of(opts.by) or {} }
+  local leads
+  if opts.leads then
+    local err
+    leads, err = core.read_csv(opts.leads)
+    if not leads then return nil, err end
+    query.leads, query.id = leads, opts.id or "id"
+    if not leads:has(query.id) then
+      return nil, format("%s: no column '%s' for the lead id (--id)", opts.leads, query.id)
+    end
+  end
+  local aok, result = pcall(f.aggregate, f, query)
+  if leads then leads:close() end
+  if not aok then return nil, (tostring(result):gsub("^[^:]*:%d+: ", "")) end
+  local spend
+  if opts.spend then
+    local st, err = core.read_csv(opts.spend)
+    if not st then return nil, err end
+    for _, c in ipairs({ "source", "month", "spend" }) do
+      if not st:has(c) then return nil, format("%s: no column '%s' (expected source, month, spend)", opts.spend, c) end
+    end
+    spend = {}
+    for _, row in st:rows() do spend[#spend + 1] = row end
+    st:close()
+  end
+  local tok, tab = pcall(_M.report, result, { spend = spend })
+  if not tok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
+  return _M.format(tab, fmt), tab, f:rejects()
+end
+
+_M.USAGE = [==[
+usage: leadq funnel --transitions CSV [--map SPEC] [--transitions CSV [--map SPEC]]...
+                    [--leads CSV [--id COLUMN]] [--by DIM,...] [--spend CSV]
+                    [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]
+  --transitions  a log of lead_id,stage,at[,reason,owner]; repeat it to join several logs
+  --map          columns of the --transitions before it: lead=COL,stage=COL,at=COL,reason=COL,owner=COL,
+                 or stage_is=STAGE when every row of that file is one stage
+  --leads        lead dimensions, joined on --id (default id)
+  --by           dimensions: columns of --leads, <stage>_month, <stage>_week, owner
+  --spend        source,month,spend: adds cost per mql, sql and customer
+  --stages       the chain of stages (default lead,mql,sal,sql,opportunity,customer)
+  --sla-days     days the hand-off from mql to sales may take (default 2; 0: no SLA)
+  --no-implied   a stage counts only when the lead entered it (not when it skipped past it)
+]==]
+
+-- The command line: argv holds the words after "funnel". Returns an exit status.
+function _M.main(argv, out)
+  out = out or { print = function(s) io.stdout:write(s, "\n") end,
+                 error = function(s) io.stderr:write(s, "\n") end }
+  local opts, inputs = {}, {}
+  local i = 1
+  local function value(flag)
+    local v = argv[i + 1]
+    if v == nil then error(format("%s needs a value", flag), 0) end
+    i = i + 2
+    return v
+  end
+  local ok, err = pcall(function()
+    while i <= #argv do
+      local a = argv[i]
+      if a == "--transitions" then inputs[#inputs + 1] = { path = value(a) }
+      elseif a == "--map" then
+        if #inputs == 0 then error("--map comes after the --transitions it describes", 0) end
+        local map, merr = _M.parse_map(value(a))
+        if not map then error(merr, 0) end
+        inputs[#inputs].map = map
+      elseif a == "--leads" then opts.leads = value(a)
+      elseif a == "--id" then opts.id = value(a)
+      elseif a == "--by" then opts.by = value(a)
+      elseif a == "--spend" then opts.spend = value(a)
+      elseif a == "--format" then opts.format = value(a)
+      elseif a == "--stages" then opts.stages = value(a)
+      elseif a == "--sla-days" then
+        local v = value(a)
+        opts.sla_days = tonumber(v)
+        if not opts.sla_days then error(format("--sla-days needs a number, got '%s'", v), 0) end
+        if opts.sla_days == 0 then opts.sla_days = false end
+      elseif a == "--no-implied" then opts.implied = false; i = i + 1
+      elseif a == "--help" or a == "-h" then out.print(_M.USAGE); opts.help = true; i = i + 1
+      else error(format("unknown option '%s'", a), 0) end
+    end
+  end)
+  if not ok then
+    out.error("leadq funnel: " .. err)
+    out.error(_M.USAGE)
+    return 2
+  end
+  if opts.help then return 0 end
+  opts.transitions = inputs
+  local text, tab_or_err, rejects = _M.run(opts)
+  if not text then
+    out.error("leadq funnel: " .. tab_or_err)
+    return 1
+  end
+  out.print((text:gsub("\n$", "")))
+  if rejects and #rejects > 0 then
+    out.error(format("leadq funnel: %d transition rows rejected (not counted):", #rejects))
+    for k = 1, math.min(#rejects, 20) do
+      local r = rejects[k]
+      out.error(format("  %s:%s: %s%s", r.file or "?", r.line or "?", r.lead and ("lead " .. r.lead .. ": ") or "",
+        r.message))
+    end
+    if #rejects > 20 then out.error(format("  ... and %d more", #rejects - 20)) end
+  end
+  return 0
 end
 
 return _M
