@@ -167,9 +167,13 @@ return model "mql" {
     --   label = "Attended a webinar (90 days)", group = "engagement", points = 10,
     --   when = { webinars_90d = { at_least = 1 } },
     -- },
-    -- rule "EMAIL_ENGAGED" {       -- clicks count, but fade (half-life 14 days); capped at 10 points
-    --   label = "Clicks our e-mails", group = "engagement", points = 10,
-    --   when = { email_clicks_decayed = { at_least = 2 } },
+    -- rule "EMAIL_ENGAGED" {       -- opens and clicks, 2 points each, at most 20 (a newsletter fan is not a buyer)
+    --   label = "Opens and clicks our e-mails", group = "engagement", points = 10,
+    --   when = { email_points_90d = { at_least = 10 } },
+    -- },
+    -- rule "RECENT_INTEREST" {     -- pricing and demo pages, fading with a half-life of 14 days
+    --   label = "Recent buying interest", group = "engagement", points = 10,
+    --   when = { buying_heat = { at_least = 1 } },
     -- },
     -- rule "CAREERS_PAGE" {        -- reading our careers page: more likely a job seeker than a buyer
     --   label = "Viewed the careers page (30 days)", group = "negative", points = -10,
@@ -262,7 +266,9 @@ return model "mql" {
   --   demo_requests_30d    = feature { count = "demo_request", within_days = 30 },
   --   pricing_views_30d    = feature { count = "pricing_view", within_days = 30 },
   --   webinars_90d         = feature { count = "webinar_attended", within_days = 90 },
-  --   email_clicks_decayed = feature { decayed = "email_click", half_life_days = 14 },
+  --   email_points_90d     = feature { count = { "email_open", "email_click" }, within_days = 90,
+  --                                    points = 2, cap = 20 },
+  --   buying_heat          = feature { decayed = { "pricing_view", "demo_request" }, half_life_days = 14 },
   --   careers_views_30d    = feature { count = "careers_view", within_days = 30 },
   --   unsubscribes         = feature { count = "unsubscribe" },
   -- },
