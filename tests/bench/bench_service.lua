@@ -1,0 +1,128 @@
+-- The OpenResty service under load: wrk against POST /events (decode, lock, update the lead's
+-- engagement state in the shared dict, score, answer JSON) and against GET /plain (ngx.say "ok")
+-- of the same nginx, in the same run, alternating rounds; the median round of each is reported.
+-- Goal (issue 7): events >= 70% of plain's requests/s, events p99 <= 5 ms. Loopback only, bounded.
+local report = require("report")
+local harness = require("nginx.harness")
+
+local ROUNDS = tonumber(os.getenv("LEADQ_BENCH_ROUNDS")) or 3
+local SECONDS = tonumber(os.getenv("LEADQ_BENCH_SECONDS")) or 2
+local CONNECTIONS = tonumber(os.getenv("LEADQ_BENCH_CONNECTIONS")) or 8
+local LEADS = 1000
+
+local function run(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("*a")
+  local ok = p:close()
+  return out, ok == true or ok == 0
+end
+
+local function fail(message)
+  print("bench: service: not run: " .. message)
+end
+
+local deps_out, deps_ok = run(".ci/install-deps openresty bench 2>&1")
+if not deps_ok then return fail(deps_out) end
+local available, why = harness.available()
+if not available then return fail(why) end
+if not os.execute("command -v wrk >/dev/null 2>&1") then return fail("wrk is not installed") end
+-- nginx runs LuaJIT: the C module must be the LuaJIT build.
+local build_out, build_ok = run("make --no-print-directory LUA=luajit core 2>&1")
+if not build_ok then return fail("make LUA=luajit core failed:\n" .. build_out) end
+
+local root = harness.root()
+local prefix_rules = root .. "/tests/nginx/rules/engagement.lua"
+
+-- A wrk script: `request` builds each request, `done` prints one machine-readable line.
+local function wrk_script(path, kind, types)
+  local lines = {
+    "local LEADS = " .. LEADS,
+    "local types = { " .. table.concat(types, ", ", 1, #types) .. " }",
+    "local i = 0",
+  }
+  if kind == "events" then
+    lines[#lines + 1] = [[
+request = function()
+  i = i + 1
+  local body = string.format('{"lead":"L%d","type":"%s"}', i % LEADS + 1, types[i % #types + 1])
+  return wrk.format("POST", "/events", { ["Content-Type"] = "application/json" }, body)
+end]]
+  elseif kind == "profiles" then
+    lines[#lines + 1] = [[
+request = function()
+  i = i + 1
+  local body = string.format('{"title":"VP Marketing","seniority":"VP","employees":%d,"country":"US"}',
+    100 + i % 900)
+  return wrk.format("POST", "/leads/L" .. (i % LEADS + 1), { ["Content-Type"] = "application/json" }, body)
+end]]
+  end
+  lines[#lines + 1] = [[
+done = function(summary, latency)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p99_us=%d errors=%d non2xx=%d\n",
+    summary.requests, summary.duration, latency:percentile(99), e.connect + e.read + e.write + e.timeout,
+    e.status))
+end]]
+  harness.write_file(path, table.concat(lines, "\n") .. "\n")
+end
+
+local function wrk(server, path, script, seconds, connections)
+  local cmd = string.format("wrk -t1 -c%d -d%ds --timeout 2s -s %s %s 2>&1", connections, seconds,
+    harness.quote(script), harness.quote(server.base .. path))
+  local out = run(cmd)
+  local requests, duration, p99, errors, non2xx =
+    out:match("RESULT requests=(%d+) duration_us=(%d+) p99_us=(%d+) errors=(%d+) non2xx=(%d+)")
+  if not requests then error("wrk gave no result: " .. out, 0) end
+  return { rps = tonumber(requests) / (tonumber(duration) / 1e6), p99_ms = tonumber(p99) / 1000,
+    errors = tonumber(errors), non2xx = tonumber(non2xx), requests = tonumber(requests) }
+end
+
+local function median(list, key)
+  local values = {}
+  for i, r in ipairs(list) do values[i] = r[key] end
+  table.sort(values)
+  return values[math.floor((#values + 1) / 2)]
+end
+
+local server, start_err = harness.start{ rules = prefix_rules, root = root }
+if not server then return fail("nginx did not start: " .. tostring(start_err)) end
+
+local ok, err = pcall(function()
+  local types = { '"pricing_view"', '"email_click"', '"webinar_attended"', '"page_view"' }
+  local scripts = {}
+  for _, kind in ipairs({ "events", "profiles", "plain" }) do
+    scripts[kind] = server.prefix .. "/wrk_" .. kind .. ".lua"
+    wrk_script(scripts[kind], kind, types)
+  end
+  -- Every lead gets a profile first (an event for an unknown lead is a 404, which is not the bench).
+  local setup = wrk(server, "/leads/", scripts.profiles, 1, 1)
+  if setup.requests < LEADS or setup.non2xx > 0 then
+    error(string.format("profile setup: %d requests, %d not 2xx", setup.requests, setup.non2xx), 0)
+  end
+  local probe = server:request("POST", "/events", '{"lead":"L1","type":"pricing_view"}')
+  if probe.status ~= 200 then error("POST /events answers " .. probe.status .. ": " .. probe.body, 0) end
+
+  local plain, events = {}, {}
+  wrk(server, "/plain", scripts.plain, 1, CONNECTIONS)   -- warm-up (JIT, connections)
+  wrk(server, "/events", scripts.events, 1, CONNECTIONS)
+  for r = 1, ROUNDS do
+    plain[r] = wrk(server, "/plain", scripts.plain, SECONDS, CONNECTIONS)
+    events[r] = wrk(server, "/events", scripts.events, SECONDS, CONNECTIONS)
+    if events[r].non2xx > 0 or events[r].errors > 0 then
+      error(string.format("round %d: %d events not answered 2xx, %d socket errors", r, events[r].non2xx,
+        events[r].errors), 0)
+    end
+  end
+  local plain_rps, events_rps = median(plain, "rps"), median(events, "rps")
+  local plain_p99, events_p99 = median(plain, "p99_ms"), median(events, "p99_ms")
+  local label = string.format("nginx 2 workers, wrk 1 thread %d connections, median of %d x %ds", CONNECTIONS,
+    ROUNDS, SECONDS)
+  local ratio = report.line("service POST /events throughput (" .. label .. ")", events_rps, "req/s",
+    "plain ngx.say", plain_rps, "req/s", true)
+  report.line("service POST /events p99 latency (" .. label .. ")", events_p99, "ms", "plain ngx.say",
+    plain_p99, "ms", false)
+  print(string.format("bench: service: goal events >= 70%% of plain: %s (%.0f%%); p99 <= 5 ms: %s (%.2f ms)",
+    ratio >= 0.7 and "met" or "NOT met", ratio * 100, events_p99 <= 5 and "met" or "NOT met", events_p99))
+end)
+server:stop()
+if not ok then fail(err) end
