@@ -3,6 +3,12 @@
 #define LEADQ_BINDINGS_H
 
 #include "compat.h"
+#include "table.h"
+
+/* table_binding.c: the "leadq.Table" userdata. check raises on a closed table; push_table_box
+** pushes an empty table userdata and returns the slot to store an lq_table into (it then owns it). */
+lq_table *lq_check_table(lua_State *L, int arg);
+lq_table **lq_push_table_box(lua_State *L);
 
 void lq_open_table(lua_State *L);
 void lq_open_random(lua_State *L);

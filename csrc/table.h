@@ -68,6 +68,7 @@ typedef struct lq_column {
   size_t tag_len, tag_cap;
   char tag_separator;     /* tags: the separator inside a field, ';' by default */
   lq_dict dict;           /* category, tags */
+  size_t row_cap;         /* rows this column's arrays have room for (>= the table's cap) */
 } lq_column;
 
 /* A row that did not load: where it was and why. */
@@ -86,7 +87,11 @@ typedef struct lq_table {
   lq_reject *rejects;
   size_t nrejects, rejects_cap;
   char *source;           /* file name for messages, or NULL */
+  unsigned flags;         /* LQ_TABLE_EVENTS, ... */
+  lq_dict names;          /* column names: code == column index, for lq_table_find */
 } lq_table;
+
+#define LQ_TABLE_EVENTS 1u  /* loaded by read_events: lead_id, type (category), at (time), value */
 
 const char *lq_type_name(lq_type type);
 int lq_type_from_name(const char *name);           /* -1 when unknown */
@@ -117,5 +122,13 @@ void lq_table_cancel_row(lq_table *t);                      /* drop the row bein
 int lq_column_is_missing(const lq_column *c, size_t row);
 
 int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column, const char *reason);
+
+/* Set functions above return -2 when the column's type does not take that kind of value. */
+void lq_table_truncate(lq_table *t, size_t nrows);        /* drop rows nrows.. (nrows <= t->nrows) */
+void lq_table_shrink(lq_table *t);                        /* give back spare capacity; best effort */
+size_t lq_table_memory(const lq_table *t);                /* bytes held by the table */
+int lq_column_tags_begin(lq_table *t, int col);          /* row being built: present, zero tags */
+int lq_column_tags_add(lq_table *t, int col, const char *s, size_t len); /* one tag, trimmed */
+int lq_table_set_source(lq_table *t, const char *s, size_t len);
 
 #endif

@@ -1,0 +1,1250 @@
+/* CSV into a lead table: the record parser, type inference, the loader, and the number, time and
+** boolean parsers. Plain C, no Lua: every failure comes back as a status and a message.
+**
+** The input goes through one buffer, refilled with large reads; a record is parsed where it lies
+** (fields are offsets into the buffer) and only copied when it holds doubled quotes. A record cut
+** by the end of the buffer is parsed again once more bytes are in. The sampled rows used to
+** infer types stay in the buffer, so they are parsed twice but read once, and pipes work too. */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv_reader.h"
+
+/* ---- numbers ---- */
+
+static const double exact_powers_of_ten[23] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+#define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
+#define IS_SPACE(c) ((c) == ' ' || (c) == '\t')
+
+/* strtod on a copy, for what the fast path cannot do exactly. The grammar was checked by the
+** caller, so strtod never sees nan, inf or hex; the copy swaps '.' for the locale's point. */
+static int number_slow(const char *s, size_t len, double *out) {
+  char copy[512];
+  char *end;
+  const char *point = localeconv()->decimal_point;
+  size_t i;
+  double v;
+  if (len >= sizeof copy) return 0;
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  if (point != NULL && point[0] != '\0' && point[0] != '.' && point[1] == '\0') {
+    for (i = 0; i < len; i++)
+      if (copy[i] == '.') copy[i] = point[0];
+  }
+  errno = 0;
+  v = strtod(copy, &end);
+  if (end != copy + len || isinf(v) || isnan(v)) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Decimal to double. Up to 19 significant digits are gathered in an integer; with no more than
+** 2^53 of them and a power of ten up to 22, one multiplication or division of two exact doubles
+** is correctly rounded (Clinger's fast path). Anything else goes to strtod. */
+static inline int parse_number(const char *s, size_t len, double *out) {
+  const char *p = s, *end = s + len;
+  const char *start;
+  uint64_t mantissa = 0;
+  int digits = 0, any = 0, truncated = 0, negative = 0;
+  long exponent = 0;
+  while (p < end && IS_SPACE(*p)) p++;
+  while (end > p && IS_SPACE(end[-1])) end--;
+  start = p;
+  if (p < end && (*p == '-' || *p == '+')) negative = (*p++ == '-');
+  for (; p < end && IS_DIGIT(*p); p++) {
+    unsigned d = (unsigned)(*p - '0');
+    any = 1;
+    if (digits < 19) {
+      if (mantissa != 0 || d != 0) { mantissa = mantissa * 10 + d; digits++; }
+    } else {
+      exponent++;
+      if (d != 0) truncated = 1;
+    }
+  }
+  if (p < end && *p == '.') {
+    for (p++; p < end && IS_DIGIT(*p); p++) {
+      unsigned d = (unsigned)(*p - '0');
+      any = 1;
+      if (digits < 19) {
+        if (mantissa != 0 || d != 0) { mantissa = mantissa * 10 + d; digits++; }
+        exponent--;
+      } else if (d != 0) {
+        truncated = 1;
+      }
+    }
+  }
+  if (!any) return 0;
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    long e = 0;
+    int eneg = 0;
+    p++;
+    if (p < end && (*p == '-' || *p == '+')) eneg = (*p++ == '-');
+    if (p == end || !IS_DIGIT(*p)) return 0;
+    for (; p < end && IS_DIGIT(*p); p++)
+      if (e < 100000) e = e * 10 + (*p - '0');
+    exponent += eneg ? -e : e;
+  }
+  if (p != end) return 0;
+  if (mantissa == 0) {
+    *out = negative ? -0.0 : 0.0;
+    return 1;
+  }
+  if (!truncated && mantissa <= ((uint64_t)1 << 53) && exponent >= -22 && exponent <= 22) {
+    double v = (double)mantissa;
+    v = exponent < 0 ? v / exact_powers_of_ten[-exponent] : v * exact_powers_of_ten[exponent];
+    *out = negative ? -v : v;
+    return 1;
+  }
+  return number_slow(start, (size_t)(end - start), out);
+}
+
+int lq_scan_number(const char *s, size_t len, double *out) {
+  return parse_number(s, len, out);
+}
+
+/* A number written with a leading zero ("02134"): a code (zip, phone), not a quantity. */
+static int has_leading_zero(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  while (p < end && IS_SPACE(*p)) p++;
+  if (p < end && (*p == '-' || *p == '+')) p++;
+  return end - p >= 2 && p[0] == '0' && IS_DIGIT(p[1]);
+}
+
+/* ---- times ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  int64_t era;
+  unsigned yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = (unsigned)(y - era * 400);
+  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+  int64_t era;
+  unsigned doe, yoe, doy, mp;
+  z += 719468;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = (unsigned)(z - era * 146097);
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int days_in_month(int64_t y, unsigned m) {
+  static const unsigned char days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+  return days[m - 1];
+}
+
+/* n digits at p as a number, or -1. */
+static int digits_at(const char *p, const char *end, int n) {
+  int v = 0, i;
+  if (end - p < n) return -1;
+  for (i = 0; i < n; i++) {
+    if (!IS_DIGIT(p[i])) return -1;
+    v = v * 10 + (p[i] - '0');
+  }
+  return v;
+}
+
+/* YYYY-MM-DD, then optionally [T or space]HH:MM[:SS[.fff]], then optionally Z or +HH[:MM]. */
+static inline int parse_time(const char *s, size_t len, double *out) {
+  const char *p = s, *end = s + len;
+  int year, month, day, hour = 0, minute = 0, second = 0;
+  long offset = 0;
+  double fraction = 0;
+  int64_t secs;
+  while (p < end && IS_SPACE(*p)) p++;
+  while (end > p && IS_SPACE(end[-1])) end--;
+  if ((year = digits_at(p, end, 4)) < 0 || end - p < 10 || p[4] != '-' || p[7] != '-') return 0;
+  if ((month = digits_at(p + 5, end, 2)) < 1 || month > 12) return 0;
+  if ((day = digits_at(p + 8, end, 2)) < 1 || day > days_in_month(year, (unsigned)month)) return 0;
+  p += 10;
+  if (p < end) {
+    if (*p != 'T' && *p != 't' && *p != ' ') return 0;
+    p++;
+    if ((hour = digits_at(p, end, 2)) < 0 || hour > 23 || end - p < 5 || p[2] != ':') return 0;
+    if ((minute = digits_at(p + 3, end, 2)) < 0 || minute > 59) return 0;
+    p += 5;
+    if (p < end && *p == ':') {
+      if ((second = digits_at(p + 1, end, 2)) < 0 || second > 60) return 0;
+      p += 3;
+      if (p < end && (*p == '.' || *p == ',')) {
+        double scale = 0.1;
+        p++;
+        if (p == end || !IS_DIGIT(*p)) return 0;
+        for (; p < end && IS_DIGIT(*p); p++) {
+          fraction += (*p - '0') * scale;
+          scale /= 10;
+        }
+      }
+    }
+    if (p < end && *p == ' ') p++;  /* "10:20:30 +02:00" */
+    if (p < end) {
+      if ((*p == 'Z' || *p == 'z') && p + 1 == end) {
+        p++;
+      } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om = 0;
+        p++;
+        if ((oh = digits_at(p, end, 2)) < 0 || oh > 23) return 0;
+        p += 2;
+        if (p < end && *p == ':') p++;
+        if (p < end) {
+          if ((om = digits_at(p, end, 2)) < 0 || om > 59) return 0;
+          p += 2;
+        }
+        offset = sign * (oh * 3600L + om * 60L);
+      } else {
+        return 0;
+      }
+    }
+    if (p != end) return 0;
+  }
+  secs = days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 +
+         hour * 3600 + minute * 60 + second - offset;
+  *out = (double)secs + fraction;
+  return 1;
+}
+
+int lq_scan_time(const char *s, size_t len, double *out) {
+  return parse_time(s, len, out);
+}
+
+size_t lq_format_time(double t, int iso, char *buf, size_t size) {
+  int64_t us, secs, days, rem;
+  int64_t y;
+  unsigned m, d;
+  int n;
+  if (isnan(t)) {
+    if (size > 0) buf[0] = '\0';
+    return 0;
+  }
+  if (!(fabs(t) < 9e12)) {
+    n = snprintf(buf, size, "%.14g", t);
+    return n < 0 ? 0 : (size_t)n;
+  }
+  us = (int64_t)llround(t * 1e6);
+  secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+  us -= secs * 1000000;
+  days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+  rem = secs - days * 86400;
+  civil_from_days(days, &y, &m, &d);
+  if (!iso && rem == 0 && us == 0) {
+    n = snprintf(buf, size, "%04lld-%02u-%02u", (long long)y, m, d);
+  } else {
+    char frac[24] = "";
+    if (us != 0) {
+      int k;
+      snprintf(frac, sizeof frac, ".%06d", (int)us);
+      for (k = (int)strlen(frac) - 1; k > 1 && frac[k] == '0'; k--) frac[k] = '\0';
+    }
+    n = snprintf(buf, size, "%04lld-%02u-%02u%c%02d:%02d:%02d%s%s", (long long)y, m, d,
+                 iso ? 'T' : ' ', (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), frac,
+                 iso ? "Z" : "");
+  }
+  return n < 0 ? 0 : (size_t)n;
+}
+
+/* ---- booleans ---- */
+
+static inline int parse_bool(const char *s, size_t len, int *out) {
+  char w[6];
+  size_t i;
+  while (len > 0 && IS_SPACE(*s)) { s++; len--; }
+  while (len > 0 && IS_SPACE(s[len - 1])) len--;
+  if (len == 0 || len > 5) return 0;
+  for (i = 0; i < len; i++) w[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+  w[len] = '\0';
+  if (!strcmp(w, "true") || !strcmp(w, "yes") || !strcmp(w, "t") || !strcmp(w, "y") || !strcmp(w, "1")) {
+    *out = 1;
+    return 1;
+  }
+  if (!strcmp(w, "false") || !strcmp(w, "no") || !strcmp(w, "f") || !strcmp(w, "n") || !strcmp(w, "0")) {
+    *out = 0;
+    return 1;
+  }
+  return 0;
+}
+
+int lq_scan_bool(const char *s, size_t len, int *out) {
+  return parse_bool(s, len, out);
+}
+
+/* ---- inference helpers ---- */
+
+int lq_is_id_name(const char *name) {
+  size_t n = strlen(name);
+  char low[8];
+  size_t i;
+  if (n <= 4) {
+    for (i = 0; i < n; i++) low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    low[n] = '\0';
+    if (!strcmp(low, "id") || !strcmp(low, "uuid") || !strcmp(low, "guid")) return 1;
+  }
+  if (n < 3) return 0;
+  /* lead_id, lead id, lead-id, LEAD_ID, leadId, LeadID */
+  if ((name[n - 2] == 'i' || name[n - 2] == 'I') && (name[n - 1] == 'd' || name[n - 1] == 'D')) {
+    char before = name[n - 3];
+    if (before == '_' || before == ' ' || before == '-' || before == '.') return 1;
+    if (name[n - 2] == 'I' && before >= 'a' && before <= 'z') return 1;
+  }
+  return 0;
+}
+
+lq_type lq_infer_string_type(const char *name, size_t count, size_t distinct) {
+  if (count > 0 && distinct >= count && lq_is_id_name(name)) return LQ_TEXT;
+  if (count >= 20 && distinct * 2 > count) return LQ_TEXT;
+  return LQ_CATEGORY;
+}
+
+/* ---- messages ---- */
+
+size_t lq_quote_value(const char *s, size_t len, char *buf, size_t size) {
+  size_t o = 0, i, limit = 40;
+  int cut = 0;
+  if (size < 8) {
+    if (size > 0) buf[0] = '\0';
+    return 0;
+  }
+  if (len > limit) {
+    /* cut on a UTF-8 character boundary */
+    while (limit > 0 && ((unsigned char)s[limit] & 0xC0) == 0x80) limit--;
+    len = limit;
+    cut = 1;
+  }
+  buf[o++] = '\'';
+  for (i = 0; i < len && o + 6 < size; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\n') { buf[o++] = '\\'; buf[o++] = 'n'; }
+    else if (c == '\r') { buf[o++] = '\\'; buf[o++] = 'r'; }
+    else if (c == '\t') { buf[o++] = '\\'; buf[o++] = 't'; }
+    else if (c < 32 || c == 127) buf[o++] = '?';
+    else buf[o++] = (char)c;
+  }
+  if (cut && o + 4 < size) { memcpy(buf + o, "...", 3); o += 3; }
+  buf[o++] = '\'';
+  buf[o] = '\0';
+  return o;
+}
+
+size_t lq_reject_message(const lq_table *t, const lq_reject *r, char *buf, size_t size) {
+  const char *source = t->source ? t->source : "[table]";
+  int n;
+  if (r->column >= 0 && r->column < t->ncols)
+    n = snprintf(buf, size, "%s:%llu: column '%s' (%d): %s", source, (unsigned long long)r->line,
+                 t->cols[r->column]->name, r->column + 1, r->reason);
+  else
+    n = snprintf(buf, size, "%s:%llu: %s", source, (unsigned long long)r->line, r->reason);
+  if (n < 0) return 0;
+  return (size_t)n < size ? (size_t)n : size - 1;
+}
+
+int lq_edit_distance(const char *a, const char *b) {
+  int row[64];
+  int la = (int)strlen(a), lb = (int)strlen(b), i, j;
+  if (la >= 63 || lb >= 63) return 9;
+  for (j = 0; j <= lb; j++) row[j] = j;
+  for (i = 1; i <= la; i++) {
+    int diag = row[0];
+    row[0] = i;
+    for (j = 1; j <= lb; j++) {
+      int up = row[j];
+      int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      int best = diag + cost;
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb] > 9 ? 9 : row[lb];
+}
+
+/* ---- the record parser ---- */
+
+typedef struct field {
+  size_t start, len;      /* offsets into the buffer, quotes excluded */
+  unsigned char quoted;   /* written between quotes */
+  unsigned char escaped;  /* holds doubled quotes: copy it out before use */
+} field;
+
+enum { REC_OK, REC_MORE, REC_END, REC_BAD_QUOTE, REC_BAD_AFTER_QUOTE };
+#define NO_MARK ((size_t)-1)
+
+typedef struct reader {
+  lq_allocator *alloc;
+  FILE *file;             /* NULL: the whole input is in the buffer */
+  char *buf;
+  size_t cap;             /* the buffer holds cap + 1 bytes: one for the sentinel */
+  size_t len, pos;        /* bytes in the buffer; where the next record starts */
+  size_t mark;            /* bytes from here on are kept by refills (NO_MARK: none) */
+  int eof;
+  int read_errno;
+  char sep;
+  unsigned char stop[256];/* bytes that end an unquoted field */
+  uint64_t line;          /* line of the byte at pos */
+  uint64_t rec_line;      /* line where the last parsed record starts */
+  field *fields;
+  size_t nfields, fields_cap;  /* nfields counts every field; only fields_cap are stored */
+  size_t bad_field;       /* the field a REC_BAD_* is about */
+  char *scratch;          /* unescaped copies of fields with doubled quotes */
+  size_t scratch_cap, scratch_len;
+} reader;
+
+static void *mem(reader *rd, void *p, size_t osize, size_t nsize) {
+  return rd->alloc->fn(rd->alloc->ud, p, osize, nsize);
+}
+
+static void reader_set_separator(reader *rd, char sep) {
+  rd->sep = sep;
+  memset(rd->stop, 0, sizeof rd->stop);
+  rd->stop[(unsigned char)sep] = 1;
+  rd->stop['\n'] = 1;
+  rd->stop['\r'] = 1;
+}
+
+static void reader_free(reader *rd) {
+  if (rd->buf) mem(rd, rd->buf, rd->cap + 1, 0);
+  if (rd->fields) mem(rd, rd->fields, rd->fields_cap * sizeof(field), 0);
+  if (rd->scratch) mem(rd, rd->scratch, rd->scratch_cap, 0);
+  if (rd->file) fclose(rd->file);
+  rd->buf = NULL;
+  rd->fields = NULL;
+  rd->scratch = NULL;
+  rd->file = NULL;
+}
+
+/* Make room and read more: drops the bytes before pos (or mark), grows the buffer when a record
+** fills it. 0 on success (eof set at the end), -1 no memory, -2 read error. */
+static int reader_fill(reader *rd) {
+  size_t keep = rd->mark != NO_MARK ? rd->mark : rd->pos;
+  size_t got;
+  if (rd->eof) return 0;
+  if (keep > 0) {
+    memmove(rd->buf, rd->buf + keep, rd->len - keep);
+    rd->len -= keep;
+    rd->pos -= keep;
+    if (rd->mark != NO_MARK) rd->mark -= keep;
+  }
+  if (rd->len == rd->cap) {
+    size_t ncap = rd->cap * 2;
+    char *nb;
+    if (ncap < rd->cap) return -1;
+    nb = (char *)mem(rd, rd->buf, rd->cap + 1, ncap + 1);
+    if (nb == NULL) return -1;
+    rd->buf = nb;
+    rd->cap = ncap;
+  }
+  got = fread(rd->buf + rd->len, 1, rd->cap - rd->len, rd->file);
+  if (got == 0) {
+    if (ferror(rd->file)) {
+      rd->read_errno = errno ? errno : EIO;
+      return -2;
+    }
+    rd->eof = 1;
+  }
+  rd->len += got;
+  rd->buf[rd->len] = '\n';  /* sentinel: every unquoted field scan stops here */
+  return 0;
+}
+
+static int push_field(reader *rd, size_t start, size_t len, int quoted, int escaped) {
+  if (rd->nfields < rd->fields_cap) {
+    field *f = &rd->fields[rd->nfields];
+    f->start = start;
+    f->len = len;
+    f->quoted = (unsigned char)quoted;
+    f->escaped = (unsigned char)escaped;
+  } else if (rd->fields_cap < LQ_MAX_COLUMNS + 1) {
+    size_t ncap = rd->fields_cap ? rd->fields_cap * 2 : 64;
+    field *nf;
+    if (ncap > LQ_MAX_COLUMNS + 1) ncap = LQ_MAX_COLUMNS + 1;
+    nf = (field *)mem(rd, rd->fields, rd->fields_cap * sizeof(field), ncap * sizeof(field));
+    if (nf == NULL) return -1;
+    rd->fields = nf;
+    rd->fields_cap = ncap;
+    return push_field(rd, start, len, quoted, escaped);
+  }
+  rd->nfields++;
+  return 0;
+}
+
+static uint64_t count_newlines(const char *p, const char *end) {
+  uint64_t n = 0;
+  while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) { n++; p++; }
+  return n;
+}
+
+/* Parse the record at pos. REC_OK: fields set, pos past the record; REC_MORE: the buffer ends
+** inside it; REC_END: no input left; REC_BAD_*: the record is malformed and skipped (bad_field
+** says where), pos past it. Returns -1 on no memory. */
+static int parse_record(reader *rd) {
+  const char *buf = rd->buf;
+  const char *p = buf + rd->pos, *end = buf + rd->len;
+  const unsigned char *stop = rd->stop;
+  const char sep = rd->sep;
+  uint64_t lines = 0;
+  int status = REC_OK;
+  rd->nfields = 0;
+  if (p == end) return rd->eof ? REC_END : REC_MORE;
+  for (;;) {
+    if (*p == '"') {
+      const char *q = p + 1;
+      int escaped = 0;
+      for (;;) {
+        const char *z = memchr(q, '"', (size_t)(end - q));
+        if (z == NULL) {
+          if (!rd->eof) return REC_MORE;
+          lines += count_newlines(q, end);
+          rd->bad_field = rd->nfields;
+          p = end;
+          status = REC_BAD_QUOTE;
+          goto done;
+        }
+        lines += count_newlines(q, z);
+        if (z + 1 == end && !rd->eof) return REC_MORE;  /* is it a doubled quote? */
+        if (z + 1 < end && z[1] == '"') {
+          escaped = 1;
+          q = z + 2;
+          continue;
+        }
+        if (push_field(rd, (size_t)(p + 1 - buf), (size_t)(z - p - 1), 1, escaped) != 0) return -1;
+        p = z + 1;
+        break;
+      }
+      while (p < end && (*p == ' ' || (*p == '\t' && sep != '\t'))) p++;
+      if (p == end) {
+        if (!rd->eof) return REC_MORE;
+        goto done;
+      }
+      if (*p == sep) { p++; continue; }
+      if (*p != '\n' && *p != '\r') {
+        /* "abc"def: skip to the end of the line and reject the record */
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL) {
+          if (!rd->eof) return REC_MORE;
+          p = end;
+        } else {
+          p = nl + 1;
+          lines++;
+        }
+        rd->bad_field = rd->nfields - 1;
+        status = REC_BAD_AFTER_QUOTE;
+        goto done;
+      }
+    } else {
+      const char *s = p;
+      while (!stop[(unsigned char)*p]) p++;
+      if (push_field(rd, (size_t)(s - buf), (size_t)(p - s), 0, 0) != 0) return -1;
+      if (p == end) {
+        if (!rd->eof) return REC_MORE;
+        goto done;
+      }
+      if (*p == sep) { p++; continue; }
+    }
+    /* end of line: \n, \r\n or a lone \r */
+    if (*p == '\r') {
+      p++;
+      if (p == end && !rd->eof) return REC_MORE;
+      if (p < end && *p == '\n') p++;
+    } else {
+      p++;
+    }
+    lines++;
+    break;
+  }
+done:
+  rd->rec_line = rd->line;
+  rd->line += lines;
+  rd->pos = (size_t)(p - buf);
+  return status;
+}
+
+/* The bytes of field i, doubled quotes undone (into scratch). */
+static const char *field_bytes(reader *rd, size_t i, size_t *len) {
+  const field *f = &rd->fields[i];
+  const char *s = rd->buf + f->start, *end = s + f->len;
+  char *o;
+  if (!f->escaped) {
+    *len = f->len;
+    return s;
+  }
+  if (rd->scratch_len + f->len > rd->scratch_cap) {
+    size_t ncap = (rd->scratch_len + f->len) * 2 + 64;
+    char *ns = (char *)mem(rd, rd->scratch, rd->scratch_cap, ncap);
+    if (ns == NULL) return NULL;
+    rd->scratch = ns;
+    rd->scratch_cap = ncap;
+  }
+  o = rd->scratch + rd->scratch_len;
+  *len = 0;
+  while (s < end) {
+    if (*s == '"') s++;  /* the first of two */
+    o[(*len)++] = *s++;
+  }
+  rd->scratch_len += *len;
+  return o;
+}
+
+/* ---- the loader ---- */
+
+typedef struct column_guess {
+  size_t count;           /* non-missing values seen */
+  int could_be_number, could_be_bool, could_be_time;
+  int distinct_overflow;
+  lq_dict distinct;
+} column_guess;
+
+typedef struct loader {
+  reader rd;
+  const lq_csv_options *o;
+  lq_allocator alloc;
+  lq_table *t;
+  char *err;
+  size_t errlen;
+  int ncols;
+  char **names;           /* column names after renaming; owned */
+  char **header_names;    /* the header's own names (NULL where empty or no header); owned */
+  int *declared;          /* per column: the type was declared (1) or inferred (0) */
+  int *required;          /* per column: must hold a value */
+  int32_t *last_code;     /* per category column: the last value's code, a cheap cache */
+  column_guess *guesses;
+  size_t sampled;         /* data rows sampled for inference */
+  size_t sample_bytes;    /* bytes those rows take */
+  uint64_t records;       /* data records read so far */
+} loader;
+
+static void *lmem(loader *ld, void *p, size_t osize, size_t nsize) {
+  return ld->alloc.fn(ld->alloc.ud, p, osize, nsize);
+}
+
+static int fail_memory(loader *ld) {
+  snprintf(ld->err, ld->errlen, "not enough memory");
+  return LQ_CSV_ENOMEM;
+}
+
+static char *copy_string(loader *ld, const char *s, size_t len) {
+  char *c = (char *)lmem(ld, NULL, 0, len + 1);
+  if (c == NULL) return NULL;
+  memcpy(c, s, len);
+  c[len] = '\0';
+  return c;
+}
+
+static void loader_free(loader *ld) {
+  int i;
+  reader_free(&ld->rd);
+  if (ld->names) {
+    for (i = 0; i < ld->ncols; i++)
+      if (ld->names[i]) lmem(ld, ld->names[i], strlen(ld->names[i]) + 1, 0);
+    lmem(ld, ld->names, (size_t)ld->ncols * sizeof(char *), 0);
+  }
+  if (ld->header_names) {
+    for (i = 0; i < ld->ncols; i++)
+      if (ld->header_names[i]) lmem(ld, ld->header_names[i], strlen(ld->header_names[i]) + 1, 0);
+    lmem(ld, ld->header_names, (size_t)ld->ncols * sizeof(char *), 0);
+  }
+  if (ld->declared) lmem(ld, ld->declared, (size_t)ld->ncols * sizeof(int), 0);
+  if (ld->required) lmem(ld, ld->required, (size_t)ld->ncols * sizeof(int), 0);
+  if (ld->last_code) lmem(ld, ld->last_code, (size_t)ld->ncols * sizeof(int32_t), 0);
+  if (ld->guesses) {
+    for (i = 0; i < ld->ncols; i++) lq_dict_free(&ld->guesses[i].distinct, &ld->alloc);
+    lmem(ld, ld->guesses, (size_t)ld->ncols * sizeof(column_guess), 0);
+  }
+  if (ld->t) lq_table_free(ld->t);
+  ld->names = ld->header_names = NULL;
+  ld->declared = ld->required = NULL;
+  ld->last_code = NULL;
+  ld->guesses = NULL;
+  ld->t = NULL;
+}
+
+/* Next record, refilling as needed: REC_* or -1 no memory, -2 read error. */
+static int next_record(loader *ld) {
+  for (;;) {
+    int st;
+    ld->rd.scratch_len = 0;
+    st = parse_record(&ld->rd);
+    if (st != REC_MORE) return st;
+    if ((st = reader_fill(&ld->rd)) != 0) return st;
+  }
+}
+
+static int io_failure(loader *ld, int st) {
+  if (st == -1) return fail_memory(ld);
+  snprintf(ld->err, ld->errlen, "%s: %s", ld->o->source, strerror(ld->rd.read_errno));
+  return LQ_CSV_EIO;
+}
+
+static int is_blank_record(const reader *rd) {
+  return rd->nfields == 1 && rd->fields[0].len == 0 && !rd->fields[0].quoted;
+}
+
+/* The separator: the most frequent of , ; tab outside quotes on the first line (',' on ties). */
+static char detect_separator(const reader *rd) {
+  size_t counts[3] = { 0, 0, 0 };
+  const char *p = rd->buf + rd->pos, *end = rd->buf + rd->len;
+  int quoted = 0;
+  for (; p < end; p++) {
+    char c = *p;
+    if (c == '"') quoted = !quoted;
+    else if (quoted) continue;
+    else if (c == '\n' || c == '\r') break;
+    else if (c == ',') counts[0]++;
+    else if (c == ';') counts[1]++;
+    else if (c == '\t') counts[2]++;
+  }
+  if (counts[1] > counts[0] && counts[1] >= counts[2]) return ';';
+  if (counts[2] > counts[0] && counts[2] > counts[1]) return '\t';
+  return ',';
+}
+
+/* The schema entry of a column (by its name, or by its name in the header), or -1. */
+static int schema_entry(const loader *ld, int col) {
+  const char *header_name = ld->header_names[col];
+  int i;
+  for (i = 0; i < ld->o->nschema; i++) {
+    const char *n = ld->o->schema[i].name;
+    if (strcmp(n, ld->names[col]) == 0 || (header_name && strcmp(n, header_name) == 0)) return i;
+  }
+  return -1;
+}
+
+/* "(did you mean 'x'?)" against the column names, or "". */
+static void suggest(const loader *ld, const char *name, char *buf, size_t size) {
+  int i, best = -1, best_d = 3;
+  buf[0] = '\0';
+  for (i = 0; i < ld->ncols; i++) {
+    int d = lq_edit_distance(name, ld->names[i]);
+    if (d < best_d) { best_d = d; best = i; }
+  }
+  if (best >= 0) snprintf(buf, size, " (did you mean '%s'?)", ld->names[best]);
+}
+
+static int find_name(const loader *ld, const char *name) {
+  int i;
+  for (i = 0; i < ld->ncols; i++)
+    if (strcmp(ld->names[i], name) == 0) return i;
+  return -1;
+}
+
+/* Column names from the header (or column_N), renamed by the map; checks schema, map and
+** required names against them. */
+static int read_header(loader *ld) {
+  const lq_csv_options *o = ld->o;
+  reader *rd = &ld->rd;
+  char **header_names;
+  int st, i, j;
+  size_t n;
+  size_t save_pos = rd->pos;
+  uint64_t save_line = rd->line;
+  /* the first non-blank record */
+  for (;;) {
+    st = next_record(ld);
+    if (st < 0) return io_failure(ld, st);
+    if (st == REC_END) return LQ_CSV_OK;  /* no columns, no rows */
+    if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE) {
+      snprintf(ld->err, ld->errlen, "%s:%llu: the %s has %s", o->source, (unsigned long long)rd->rec_line,
+               o->header ? "header" : "first record",
+               st == REC_BAD_QUOTE ? "a quote that is never closed" : "text after a closing quote");
+      return LQ_CSV_EDATA;
+    }
+    if (!is_blank_record(rd)) break;
+  }
+  n = rd->nfields;
+  if (n > LQ_MAX_COLUMNS) {
+    snprintf(ld->err, ld->errlen, "%s:%llu: %zu columns, more than the %d a table can hold", o->source,
+             (unsigned long long)rd->rec_line, n, LQ_MAX_COLUMNS);
+    return LQ_CSV_EUSAGE;
+  }
+  ld->names = (char **)lmem(ld, NULL, 0, n * sizeof(char *));
+  if (ld->names == NULL) return fail_memory(ld);
+  memset(ld->names, 0, n * sizeof(char *));
+  ld->header_names = header_names = (char **)lmem(ld, NULL, 0, n * sizeof(char *));
+  if (header_names == NULL) {
+    lmem(ld, ld->names, n * sizeof(char *), 0);
+    ld->names = NULL;
+    return fail_memory(ld);
+  }
+  memset(header_names, 0, n * sizeof(char *));
+  ld->ncols = (int)n;
+  for (i = 0; i < (int)n; i++) {
+    char generated[32];
+    size_t len = 0;
+    const char *s = NULL;
+    if (o->header) {
+      s = field_bytes(rd, (size_t)i, &len);
+      if (s == NULL) return fail_memory(ld);
+      while (len > 0 && IS_SPACE(*s)) { s++; len--; }
+      while (len > 0 && IS_SPACE(s[len - 1])) len--;
+      if (len > 0 && memchr(s, '\0', len) == NULL) {
+        header_names[i] = copy_string(ld, s, len);
+        if (header_names[i] == NULL) return fail_memory(ld);
+      }
+    }
+    if (header_names[i] == NULL) {
+      snprintf(generated, sizeof generated, "column_%d", i + 1);
+      s = generated;
+      len = strlen(generated);
+    } else {
+      s = header_names[i];
+      len = strlen(s);
+    }
+    for (j = 0; j < o->nmap; j++)
+      if (strcmp(o->map[j].from, s) == 0) { s = o->map[j].to; len = strlen(s); break; }
+    ld->names[i] = copy_string(ld, s, len);
+    if (ld->names[i] == NULL) return fail_memory(ld);
+  }
+  if (!o->header) {  /* that record was data: read it again */
+    rd->pos = save_pos;
+    rd->line = save_line;
+  }
+  /* every map key and schema name must be a column */
+  for (j = 0; j < o->nmap; j++) {
+    int hit = 0;
+    for (i = 0; i < (int)n && !hit; i++) {
+      const char *hn = header_names[i];
+      char generated[32];
+      if (hn == NULL) {
+        snprintf(generated, sizeof generated, "column_%d", i + 1);
+        hn = generated;
+      }
+      hit = strcmp(hn, o->map[j].from) == 0;
+    }
+    if (!hit) {
+      char hint[96];
+      int best = -1, best_d = 3;
+      hint[0] = '\0';
+      for (i = 0; i < (int)n; i++) {
+        int d;
+        if (header_names[i] == NULL) continue;
+        d = lq_edit_distance(o->map[j].from, header_names[i]);
+        if (d < best_d) { best_d = d; best = i; }
+      }
+      if (best >= 0) snprintf(hint, sizeof hint, " (did you mean '%s'?)", header_names[best]);
+      snprintf(ld->err, ld->errlen, "option 'map': column '%s' is not in the header of %s%s",
+               o->map[j].from, o->source, hint);
+      return LQ_CSV_EUSAGE;
+    }
+  }
+  for (j = 0; j < o->nschema - o->schema_optional; j++) {
+    int hit = 0;
+    for (i = 0; i < (int)n && !hit; i++)
+      hit = strcmp(ld->names[i], o->schema[j].name) == 0 ||
+            (header_names[i] && strcmp(header_names[i], o->schema[j].name) == 0);
+    if (!hit) {
+      char hint[96];
+      suggest(ld, o->schema[j].name, hint, sizeof hint);
+      snprintf(ld->err, ld->errlen, "option 'schema': column '%s' is not in %s%s",
+               o->schema[j].name, o->source, hint);
+      return LQ_CSV_EUSAGE;
+    }
+  }
+  for (i = 0; i < (int)n; i++)
+    for (j = i + 1; j < (int)n; j++)
+      if (strcmp(ld->names[i], ld->names[j]) == 0) {
+        snprintf(ld->err, ld->errlen, "%s: column '%s' appears twice (columns %d and %d)",
+                 o->source, ld->names[i], i + 1, j + 1);
+        return LQ_CSV_EUSAGE;
+      }
+  for (j = 0; j < o->nrequired; j++) {
+    if (find_name(ld, o->required[j]) < 0) {
+      char hint[96];
+      suggest(ld, o->required[j], hint, sizeof hint);
+      snprintf(ld->err, ld->errlen, "%s has no column '%s'%s; name yours with options.map",
+               o->source, o->required[j], hint);
+      return LQ_CSV_EUSAGE;
+    }
+  }
+  return LQ_CSV_OK;
+}
+
+/* One sampled value of an undeclared column. */
+static int guess_observe(loader *ld, column_guess *g, const char *s, size_t len) {
+  double num;
+  int b;
+  const char *p = s, *e = s + len;
+  while (p < e && IS_SPACE(*p)) p++;
+  while (e > p && IS_SPACE(e[-1])) e--;
+  if (len == 0) return 0;  /* missing */
+  g->count++;
+  if (g->could_be_number && (p == e || !parse_number(p, (size_t)(e - p), &num) ||
+                             has_leading_zero(p, (size_t)(e - p))))
+    g->could_be_number = 0;
+  if (g->could_be_bool && (p == e || !parse_bool(p, (size_t)(e - p), &b))) g->could_be_bool = 0;
+  if (g->could_be_time && (p == e || !parse_time(p, (size_t)(e - p), &num))) g->could_be_time = 0;
+  if (!g->distinct_overflow) {
+    if (g->distinct.count >= LQ_CSV_DISTINCT_LIMIT) g->distinct_overflow = 1;
+    else if (lq_dict_intern(&g->distinct, &ld->alloc, s, len) < 0) return -1;
+  }
+  return 0;
+}
+
+static lq_type guess_type(const column_guess *g, const char *name) {
+  size_t distinct = g->distinct_overflow ? g->count : (size_t)g->distinct.count;
+  if (g->count == 0) return LQ_CATEGORY;
+  if (!lq_is_id_name(name)) {  /* identifiers are never numbers, booleans or times */
+    if (g->could_be_number) return LQ_NUMBER;
+    if (g->could_be_bool) return LQ_BOOLEAN;
+    if (g->could_be_time) return LQ_TIME;
+  }
+  return lq_infer_string_type(name, g->count, distinct);
+}
+
+/* Declared types, then a pass over the first infer_rows records for the others. */
+static int decide_types(loader *ld) {
+  const lq_csv_options *o = ld->o;
+  reader *rd = &ld->rd;
+  size_t n = (size_t)ld->ncols, i;
+  int undeclared = 0, st;
+  uint64_t save_line = rd->line;
+  if (n == 0) return LQ_CSV_OK;
+  ld->declared = (int *)lmem(ld, NULL, 0, n * sizeof(int));
+  ld->required = (int *)lmem(ld, NULL, 0, n * sizeof(int));
+  ld->last_code = (int32_t *)lmem(ld, NULL, 0, n * sizeof(int32_t));
+  ld->guesses = (column_guess *)lmem(ld, NULL, 0, n * sizeof(column_guess));
+  if (!ld->declared || !ld->required || !ld->last_code || !ld->guesses) return fail_memory(ld);
+  for (i = 0; i < n; i++) {
+    column_guess *g = &ld->guesses[i];
+    int j;
+    memset(g, 0, sizeof *g);
+    lq_dict_init(&g->distinct);
+    g->could_be_number = g->could_be_bool = g->could_be_time = 1;
+    ld->last_code[i] = -1;
+    ld->required[i] = 0;
+    for (j = 0; j < o->nrequired; j++)
+      if (strcmp(o->required[j], ld->names[i]) == 0) ld->required[i] = 1;
+    ld->declared[i] = schema_entry(ld, (int)i) >= 0;
+    if (!ld->declared[i]) undeclared = 1;
+  }
+  if (undeclared && o->infer_rows > 0) {
+    rd->mark = rd->pos;  /* keep the sample in the buffer */
+    while (ld->sampled < o->infer_rows) {
+      st = next_record(ld);
+      if (st < 0) return io_failure(ld, st);
+      if (st == REC_END) break;
+      if (st != REC_OK) { ld->sampled++; continue; }
+      if (is_blank_record(rd)) continue;
+      ld->sampled++;
+      if (rd->nfields != n) continue;
+      for (i = 0; i < n; i++) {
+        size_t len;
+        const char *s;
+        if (ld->declared[i]) continue;
+        s = field_bytes(rd, i, &len);
+        if (s == NULL || guess_observe(ld, &ld->guesses[i], s, len) != 0) return fail_memory(ld);
+      }
+    }
+    ld->sample_bytes = rd->pos - rd->mark;
+    rd->pos = rd->mark;
+    rd->line = save_line;
+    rd->mark = NO_MARK;
+  }
+  return LQ_CSV_OK;
+}
+
+/* The table and its columns. With no columns in the input (an empty file), the schema's. */
+static int build_columns(loader *ld) {
+  const lq_csv_options *o = ld->o;
+  int i;
+  ld->t = lq_table_new(ld->alloc);
+  if (ld->t == NULL) return fail_memory(ld);
+  ld->t->flags = o->table_flags;
+  if (lq_table_set_source(ld->t, o->source, strlen(o->source)) != 0) return fail_memory(ld);
+  for (i = 0; i < ld->ncols; i++) {
+    lq_type type;
+    int found = schema_entry(ld, i), idx;
+    type = found >= 0 ? o->schema[found].type : guess_type(&ld->guesses[i], ld->names[i]);
+    idx = lq_table_add_column(ld->t, ld->names[i], type);
+    if (idx < 0) return fail_memory(ld);
+    ld->t->cols[idx]->tag_separator = o->tag_separator;
+  }
+  for (i = 0; ld->ncols == 0 && i < o->nschema; i++) {
+    int idx = lq_table_add_column(ld->t, o->schema[i].name, o->schema[i].type);
+    if (idx == -1) return fail_memory(ld);
+    if (idx >= 0) ld->t->cols[idx]->tag_separator = o->tag_separator;
+  }
+  return LQ_CSV_OK;
+}
+
+/* A reject: into the table, or in strict mode the message that ends the load. */
+static int reject(loader *ld, int column, const char *reason) {
+  lq_reject r;
+  r.line = ld->rd.rec_line;
+  r.record = ld->records;
+  r.column = column;
+  r.reason = (char *)(uintptr_t)reason;
+  if (ld->o->strict) {
+    lq_reject_message(ld->t, &r, ld->err, ld->errlen);
+    return LQ_CSV_EDATA;
+  }
+  if (lq_table_add_reject(ld->t, r.line, r.record, column, reason) != 0) return fail_memory(ld);
+  return LQ_CSV_OK;
+}
+
+/* Why a value does not fit its column, with a hint when the type was only inferred. */
+static int reject_value(loader *ld, int col, const char *s, size_t len, const char *what) {
+  char reason[LQ_MESSAGE_MAX], quoted[128];
+  const char *name = ld->names[col];
+  int plain = 1;
+  const char *p;
+  lq_quote_value(s, len, quoted, sizeof quoted);
+  if (ld->declared[col]) {
+    snprintf(reason, sizeof reason, "%s is not %s", quoted, what);
+  } else {
+    for (p = name; *p; p++)
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+            (p > name && *p >= '0' && *p <= '9'))) plain = 0;
+    snprintf(reason, sizeof reason,
+             "%s is not %s (the column's type, %s, was inferred from the first %zu rows; "
+             "to keep such values declare another, e.g. options.schema = { %s%s%s = \"category\" })",
+             quoted, what, lq_type_name(ld->t->cols[col]->type), ld->sampled,
+             plain ? "" : "[\"", name, plain ? "" : "\"]");
+  }
+  return reject(ld, col, reason);
+}
+
+enum { VALUE_OK = 0, VALUE_BAD = 1, VALUE_NOMEM = -1 };
+
+/* Store field `f` (bytes s, len) into column col of the row being built. */
+static inline int store_value(loader *ld, int col, const field *f, const char *s, size_t len) {
+  lq_table *t = ld->t;
+  lq_column *c = t->cols[col];
+  size_t row = t->nrows;
+  switch (c->type) {
+    case LQ_NUMBER: {
+      double v;
+      if (len == 0) { c->numbers[row] = NAN; return VALUE_OK; }
+      if (parse_number(s, len, &v)) { c->numbers[row] = v; return VALUE_OK; }
+      break;
+    }
+    case LQ_CATEGORY: {
+      int32_t code = ld->last_code[col];
+      if (len == 0) { c->codes[row] = LQ_MISSING_CODE; return VALUE_OK; }
+      if (code < 0 || c->dict.lengths[code] != len || memcmp(c->dict.bytes + c->dict.starts[code], s, len) != 0) {
+        code = lq_dict_intern(&c->dict, &t->alloc, s, len);
+        if (code < 0) return VALUE_NOMEM;
+        ld->last_code[col] = code;
+      }
+      c->codes[row] = code;
+      return VALUE_OK;
+    }
+    case LQ_TIME: {
+      double v;
+      if (len == 0) { c->numbers[row] = NAN; return VALUE_OK; }
+      if (parse_time(s, len, &v)) { c->numbers[row] = v; return VALUE_OK; }
+      break;
+    }
+    case LQ_BOOLEAN: {
+      int b;
+      if (len == 0) { c->bools[row] = LQ_MISSING_BOOL; return VALUE_OK; }
+      if (parse_bool(s, len, &b)) { c->bools[row] = (uint8_t)b; return VALUE_OK; }
+      break;
+    }
+    case LQ_TEXT:
+      if (len == 0 && !f->quoted) {
+        c->text_missing[row] = 1;
+        c->text_len = (size_t)(c->offsets[row + 1] = c->offsets[row]);
+        return VALUE_OK;
+      }
+      return lq_column_set_string(t, col, s, len) == 0 ? VALUE_OK : VALUE_NOMEM;
+    case LQ_TAGS:
+      if (len == 0 && !f->quoted) {
+        c->text_missing[row] = 1;
+        c->tag_len = (size_t)(c->tag_offsets[row + 1] = c->tag_offsets[row]);
+        return VALUE_OK;
+      }
+      return lq_column_set_string(t, col, s, len) == 0 ? VALUE_OK : VALUE_NOMEM;
+    default:
+      break;
+  }
+  /* a value that is only spaces is missing too */
+  {
+    size_t k = 0;
+    while (k < len && IS_SPACE(s[k])) k++;
+    if (k == len) {
+      if (c->type == LQ_BOOLEAN) c->bools[row] = LQ_MISSING_BOOL;
+      else c->numbers[row] = NAN;
+      return VALUE_OK;
+    }
+  }
+  return VALUE_BAD;
+}
+
+static const char *type_article(lq_type type) {
+  switch (type) {
+    case LQ_NUMBER: return "a number";
+    case LQ_TIME: return "an ISO 8601 date or time";
+    case LQ_BOOLEAN: return "a boolean (true/false, yes/no, 1/0)";
+    default: return "valid";
+  }
+}
+
+/* Rows in the file from its size and the sample's bytes per row: one allocation instead of many. */
+static size_t estimate_rows(loader *ld, size_t bytes_sampled, size_t rows_sampled) {
+  long size;
+  long here;
+  if (rows_sampled == 0 || bytes_sampled == 0) return 0;
+  if (ld->rd.file == NULL) return (size_t)((double)ld->rd.len / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
+  here = ftell(ld->rd.file);
+  if (here < 0 || fseek(ld->rd.file, 0, SEEK_END) != 0) return 0;
+  size = ftell(ld->rd.file);
+  if (fseek(ld->rd.file, here, SEEK_SET) != 0 || size <= 0) return 0;
+  return (size_t)((double)size / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
+}
+
+static int load_rows(loader *ld) {
+  reader *rd = &ld->rd;
+  lq_table *t = ld->t;
+  const size_t n = (size_t)ld->ncols;
+  int st, status;
+  for (;;) {
+    size_t i;
+    int bad = 0;
+    st = next_record(ld);
+    if (st < 0) return io_failure(ld, st);
+    if (st == REC_END) break;
+    if (st == REC_OK && is_blank_record(rd)) continue;
+    ld->records++;
+    if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE) {
+      int col = rd->bad_field < n ? (int)rd->bad_field : -1;
+      status = reject(ld, col, st == REC_BAD_QUOTE ?
+                      "unterminated quoted field: its opening quote is never closed" :
+                      "unexpected text after the closing quote of a quoted field");
+      if (status != LQ_CSV_OK) return status;
+      continue;
+    }
+    if (rd->nfields != n) {
+      char reason[96];
+      snprintf(reason, sizeof reason, "expected %zu field%s, found %zu", n, n == 1 ? "" : "s", rd->nfields);
+      if ((status = reject(ld, -1, reason)) != LQ_CSV_OK) return status;
+      continue;
+    }
+    if (t->nrows == t->cap) {
+      size_t want = t->cap + t->cap / 2;
+      if (want < 1024) want = 1024;
+      if (lq_table_reserve(t, want) != 0) return fail_memory(ld);
+    }
+    for (i = 0; i < n; i++) {
+      size_t len;
+      const field *f = &rd->fields[i];
+      const char *s = f->escaped ? field_bytes(rd, i, &len) : (len = f->len, rd->buf + f->start);
+      int v;
+      if (s == NULL) return fail_memory(ld);
+      v = store_value(ld, (int)i, f, s, len);
+      if (v == VALUE_NOMEM) return fail_memory(ld);
+      if (v == VALUE_BAD) {
+        lq_table_cancel_row(t);
+        if ((status = reject_value(ld, (int)i, s, len, type_article(t->cols[i]->type))) != LQ_CSV_OK) return status;
+        bad = 1;
+        break;
+      }
+      if (ld->required[i] && lq_column_is_missing(t->cols[i], t->nrows)) {
+        lq_table_cancel_row(t);
+        if ((status = reject(ld, (int)i, "no value, and this column is required")) != LQ_CSV_OK) return status;
+        bad = 1;
+        break;
+      }
+    }
+    if (!bad) lq_table_end_row(t);
+  }
+  return LQ_CSV_OK;
+}
+
+static int load(loader *ld, lq_table **out) {
+  const lq_csv_options *o = ld->o;
+  reader *rd = &ld->rd;
+  int st;
+  *out = NULL;
+  rd->mark = NO_MARK;
+  rd->line = 1;
+  if ((st = reader_fill(rd)) != 0) return io_failure(ld, st);
+  if (rd->len >= 3 && memcmp(rd->buf, "\xEF\xBB\xBF", 3) == 0) rd->pos = 3;
+  reader_set_separator(rd, o->separator ? o->separator : detect_separator(rd));
+  if ((st = read_header(ld)) != LQ_CSV_OK) return st;
+  if ((st = decide_types(ld)) != LQ_CSV_OK) return st;
+  if ((st = build_columns(ld)) != LQ_CSV_OK) return st;
+  if (ld->sampled >= 100) {
+    size_t rows = estimate_rows(ld, ld->sample_bytes, ld->sampled);
+    if (rows > 0 && rows < ((size_t)1 << 32) && lq_table_reserve(ld->t, rows) != 0) return fail_memory(ld);
+  }
+  if ((st = load_rows(ld)) != LQ_CSV_OK) return st;
+  lq_table_shrink(ld->t);
+  *out = ld->t;
+  ld->t = NULL;
+  return LQ_CSV_OK;
+}
+
+static void loader_init(loader *ld, const lq_csv_options *o, lq_allocator a, char *err, size_t errlen) {
+  memset(ld, 0, sizeof *ld);
+  ld->o = o;
+  ld->alloc = a;
+  ld->rd.alloc = &ld->alloc;
+  ld->err = err;
+  ld->errlen = errlen;
+  if (errlen > 0) err[0] = '\0';
+}
+
+int lq_csv_read_file(const char *path, const lq_csv_options *o, lq_allocator a,
+                     lq_table **out, char *err, size_t errlen) {
+  loader ld;
+  int status;
+  loader_init(&ld, o, a, err, errlen);
+  *out = NULL;
+  ld.rd.file = fopen(path, "rb");
+  if (ld.rd.file == NULL) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return LQ_CSV_EIO;
+  }
+  ld.rd.cap = LQ_CSV_CHUNK;
+  ld.rd.buf = (char *)lmem(&ld, NULL, 0, ld.rd.cap + 1);
+  if (ld.rd.buf == NULL) {
+    loader_free(&ld);
+    return fail_memory(&ld);
+  }
+  status = load(&ld, out);
+  loader_free(&ld);
+  return status;
+}
+
+int lq_csv_read_string(const char *data, size_t len, const lq_csv_options *o, lq_allocator a,
+                       lq_table **out, char *err, size_t errlen) {
+  loader ld;
+  int status;
+  loader_init(&ld, o, a, err, errlen);
+  *out = NULL;
+  ld.rd.cap = len;
+  ld.rd.buf = (char *)lmem(&ld, NULL, 0, len + 1);
+  if (ld.rd.buf == NULL) return fail_memory(&ld);
+  memcpy(ld.rd.buf, data, len);
+  ld.rd.buf[len] = '\n';
+  ld.rd.len = len;
+  ld.rd.eof = 1;
+  status = load(&ld, out);
+  loader_free(&ld);
+  return status;
+}
+
+void lq_csv_options_init(lq_csv_options *o) {
+  memset(o, 0, sizeof *o);
+  o->tag_separator = ';';
+  o->header = 1;
+  o->infer_rows = LQ_CSV_INFER_ROWS;
+  o->source = "[string]";
+}

@@ -1,0 +1,597 @@
+/* The columnar lead table: dictionaries, columns, rows and rejects. Plain C, no Lua.
+** Every byte comes from the table's allocator; every array grows geometrically. */
+#include <math.h>
+#include <string.h>
+
+#include "table.h"
+
+#if !defined(LQ_GROWTH_MIN)
+#define LQ_GROWTH_MIN 16
+#endif
+
+static const char *const type_names[LQ_TYPE_COUNT] = {
+  "number", "category", "boolean", "time", "text", "tags"
+};
+
+const char *lq_type_name(lq_type type) {
+  return (type >= 0 && type < LQ_TYPE_COUNT) ? type_names[type] : "?";
+}
+
+int lq_type_from_name(const char *name) {
+  int i;
+  for (i = 0; i < LQ_TYPE_COUNT; i++)
+    if (strcmp(name, type_names[i]) == 0) return i;
+  return -1;
+}
+
+/* ---- memory ---- */
+
+static void *mem_alloc(lq_allocator *a, void *p, size_t osize, size_t nsize) {
+  return a->fn(a->ud, p, osize, nsize);
+}
+
+static void mem_free(lq_allocator *a, void *p, size_t size) {
+  if (p != NULL) a->fn(a->ud, p, size, 0);
+}
+
+/* Resize an array of `elem`-sized items from ocount to ncount; 0 on success. */
+static int mem_resize(lq_allocator *a, void **p, size_t elem, size_t ocount, size_t ncount) {
+  void *np;
+  if (ncount > ((size_t)-1) / elem) return -1;
+  if (ncount == 0) {
+    mem_free(a, *p, ocount * elem);
+    *p = NULL;
+    return 0;
+  }
+  np = mem_alloc(a, *p, *p ? ocount * elem : 0, ncount * elem);
+  if (np == NULL) return -1;
+  *p = np;
+  return 0;
+}
+
+/* Next capacity of a growing array: x1.5, at least `need`. */
+static size_t grown(size_t cap, size_t need) {
+  size_t n = cap + cap / 2;
+  if (n < LQ_GROWTH_MIN) n = LQ_GROWTH_MIN;
+  if (n < need) n = need;
+  return n;
+}
+
+/* ---- dictionaries ---- */
+
+/* A fast 32-bit hash of short strings: 8 bytes at a time, then a final mix. */
+uint32_t lq_hash_bytes(const char *s, size_t len) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)len;
+  while (len >= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    s += 8;
+    len -= 8;
+  }
+  if (len > 0) {
+    uint64_t w = 0;
+    memcpy(&w, s, len);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+  }
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 32;
+  return (uint32_t)h;
+}
+
+void lq_dict_init(lq_dict *d) {
+  memset(d, 0, sizeof *d);
+}
+
+void lq_dict_free(lq_dict *d, lq_allocator *a) {
+  size_t cap = (size_t)d->cap;
+  mem_free(a, d->bytes, d->bytes_cap);
+  mem_free(a, d->starts, cap * (sizeof(size_t) + 2 * sizeof(uint32_t)));  /* one block, see dict_grow_entries */
+  if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
+  lq_dict_init(d);
+}
+
+static int32_t dict_lookup(const lq_dict *d, const char *s, size_t len, uint32_t h) {
+  uint32_t i;
+  if (d->slots == NULL) return -1;
+  for (i = h & d->slot_mask;; i = (i + 1) & d->slot_mask) {
+    int32_t code = d->slots[i];
+    if (code < 0) return -1;
+    if (d->hashes[code] == h && d->lengths[code] == len &&
+        memcmp(d->bytes + d->starts[code], s, len) == 0)
+      return code;
+  }
+}
+
+int32_t lq_dict_find(const lq_dict *d, const char *s, size_t len) {
+  return dict_lookup(d, s, len, lq_hash_bytes(s, len));
+}
+
+const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len) {
+  if (code < 0 || code >= d->count) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  if (len) *len = d->lengths[code];
+  return d->bytes + d->starts[code];
+}
+
+/* Rebuild the slot array with room for twice the codes (load factor <= 1/2). */
+static int dict_rehash(lq_dict *d, lq_allocator *a, uint32_t nslots) {
+  int32_t *slots = NULL;
+  int32_t code;
+  uint32_t mask = nslots - 1;
+  if (mem_resize(a, (void **)&slots, sizeof(int32_t), 0, nslots) != 0) return -1;
+  memset(slots, 0xff, (size_t)nslots * sizeof(int32_t));
+  for (code = 0; code < d->count; code++) {
+    uint32_t i = d->hashes[code] & mask;
+    while (slots[i] >= 0) i = (i + 1) & mask;
+    slots[i] = code;
+  }
+  if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
+  d->slots = slots;
+  d->slot_mask = mask;
+  return 0;
+}
+
+/* starts, lengths and hashes share one block (starts first), so growing them fails or
+** succeeds as one. */
+static int dict_grow_entries(lq_dict *d, lq_allocator *a) {
+  size_t ocap = (size_t)d->cap, ncap = grown(ocap, ocap + 1);
+  const size_t entry = sizeof(size_t) + 2 * sizeof(uint32_t);
+  char *block;
+  if (ncap > INT32_MAX) ncap = INT32_MAX;
+  if (ncap > ((size_t)-1) / entry) return -1;
+  block = (char *)mem_alloc(a, NULL, 0, ncap * entry);
+  if (block == NULL) return -1;
+  if (ocap > 0) {
+    memcpy(block, d->starts, ocap * sizeof(size_t));
+    memcpy(block + ncap * sizeof(size_t), d->lengths, ocap * sizeof(uint32_t));
+    memcpy(block + ncap * (sizeof(size_t) + sizeof(uint32_t)), d->hashes, ocap * sizeof(uint32_t));
+    mem_free(a, d->starts, ocap * entry);
+  }
+  d->starts = (size_t *)(void *)block;
+  d->lengths = (uint32_t *)(void *)(block + ncap * sizeof(size_t));
+  d->hashes = (uint32_t *)(void *)(block + ncap * (sizeof(size_t) + sizeof(uint32_t)));
+  d->cap = (int32_t)ncap;
+  return 0;
+}
+
+static int32_t dict_add(lq_dict *d, lq_allocator *a, const char *s, size_t len, uint32_t h) {
+  int32_t code = d->count;
+  uint32_t i;
+  if (len > UINT32_MAX || d->count == INT32_MAX - 1) return -2;
+  if ((size_t)d->count * 2 + 2 > (d->slots ? (size_t)d->slot_mask + 1 : 0)) {
+    uint32_t n = d->slots ? (d->slot_mask + 1) * 2 : 16;
+    if (n == 0 || dict_rehash(d, a, n) != 0) return -2;
+  }
+  if (d->count == d->cap && dict_grow_entries(d, a) != 0) return -2;
+  if (d->bytes_len + len + 1 > d->bytes_cap) {
+    size_t ncap = grown(d->bytes_cap, d->bytes_len + len + 1);
+    if (ncap < 64) ncap = 64;
+    if (mem_resize(a, (void **)&d->bytes, 1, d->bytes_cap, ncap) != 0) return -2;
+    d->bytes_cap = ncap;
+  }
+  if (len > 0) memcpy(d->bytes + d->bytes_len, s, len);
+  d->bytes[d->bytes_len + len] = '\0';
+  d->starts[code] = d->bytes_len;
+  d->lengths[code] = (uint32_t)len;
+  d->hashes[code] = h;
+  d->bytes_len += len + 1;
+  d->count++;
+  for (i = h & d->slot_mask; d->slots[i] >= 0; i = (i + 1) & d->slot_mask) {}
+  d->slots[i] = code;
+  return code;
+}
+
+int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len) {
+  uint32_t h = lq_hash_bytes(s, len);
+  int32_t code = dict_lookup(d, s, len, h);
+  if (code >= 0) return code;
+  return dict_add(d, a, s, len, h);
+}
+
+/* ---- columns ---- */
+
+static void column_free(lq_column *c, lq_allocator *a) {
+  size_t cap = c->row_cap;
+  mem_free(a, c->name, strlen(c->name) + 1);
+  mem_free(a, c->numbers, cap * sizeof(double));
+  mem_free(a, c->bools, cap);
+  mem_free(a, c->codes, cap * sizeof(int32_t));
+  mem_free(a, c->offsets, (cap + 1) * sizeof(uint64_t));
+  mem_free(a, c->text, c->text_cap);
+  mem_free(a, c->text_missing, cap);
+  mem_free(a, c->tag_offsets, (cap + 1) * sizeof(uint64_t));
+  mem_free(a, c->tag_codes, c->tag_cap * sizeof(int32_t));
+  lq_dict_free(&c->dict, a);
+  mem_free(a, c, sizeof *c);
+}
+
+/* Give a column room for `rows` rows; its arrays stay consistent whatever fails. */
+static int column_reserve(lq_column *c, lq_allocator *a, size_t rows) {
+  size_t o = c->row_cap;
+  int ok = 0;
+  if (rows <= o) return 0;
+  switch (c->type) {
+    case LQ_NUMBER: case LQ_TIME:
+      ok = mem_resize(a, (void **)&c->numbers, sizeof(double), o, rows);
+      break;
+    case LQ_BOOLEAN:
+      ok = mem_resize(a, (void **)&c->bools, 1, o, rows);
+      break;
+    case LQ_CATEGORY:
+      ok = mem_resize(a, (void **)&c->codes, sizeof(int32_t), o, rows);
+      break;
+    case LQ_TEXT:
+      /* offsets has one more slot than rows; grow it in step with text_missing. */
+      if (mem_resize(a, (void **)&c->text_missing, 1, o, rows) != 0) return -1;
+      if (mem_resize(a, (void **)&c->offsets, sizeof(uint64_t), o + 1, rows + 1) != 0) {
+        if (mem_resize(a, (void **)&c->text_missing, 1, rows, o) != 0) c->text_missing = NULL;
+        return -1;
+      }
+      if (o == 0) c->offsets[0] = 0;
+      break;
+    case LQ_TAGS:
+      if (mem_resize(a, (void **)&c->text_missing, 1, o, rows) != 0) return -1;
+      if (mem_resize(a, (void **)&c->tag_offsets, sizeof(uint64_t), o + 1, rows + 1) != 0) {
+        if (mem_resize(a, (void **)&c->text_missing, 1, rows, o) != 0) c->text_missing = NULL;
+        return -1;
+      }
+      if (o == 0) c->tag_offsets[0] = 0;
+      break;
+    default:
+      return -1;
+  }
+  if (ok != 0) return -1;
+  c->row_cap = rows;
+  return 0;
+}
+
+/* Write "missing" into row `row` of a column (whose arrays have room for it). */
+static void column_set_missing(lq_column *c, size_t row) {
+  switch (c->type) {
+    case LQ_NUMBER: case LQ_TIME: c->numbers[row] = NAN; break;
+    case LQ_BOOLEAN: c->bools[row] = LQ_MISSING_BOOL; break;
+    case LQ_CATEGORY: c->codes[row] = LQ_MISSING_CODE; break;
+    case LQ_TEXT:
+      c->text_len = (size_t)c->offsets[row];
+      c->offsets[row + 1] = c->offsets[row];
+      c->text_missing[row] = 1;
+      break;
+    case LQ_TAGS:
+      c->tag_len = (size_t)c->tag_offsets[row];
+      c->tag_offsets[row + 1] = c->tag_offsets[row];
+      c->text_missing[row] = 1;
+      break;
+    default: break;
+  }
+}
+
+int lq_column_is_missing(const lq_column *c, size_t row) {
+  switch (c->type) {
+    case LQ_NUMBER: case LQ_TIME: return isnan(c->numbers[row]);
+    case LQ_BOOLEAN: return c->bools[row] == LQ_MISSING_BOOL;
+    case LQ_CATEGORY: return c->codes[row] == LQ_MISSING_CODE;
+    case LQ_TEXT: case LQ_TAGS: return c->text_missing[row] != 0;
+    default: return 1;
+  }
+}
+
+/* ---- tables ---- */
+
+lq_table *lq_table_new(lq_allocator alloc) {
+  lq_table *t = (lq_table *)alloc.fn(alloc.ud, NULL, 0, sizeof(lq_table));
+  if (t == NULL) return NULL;
+  memset(t, 0, sizeof *t);
+  t->alloc = alloc;
+  lq_dict_init(&t->names);
+  return t;
+}
+
+void lq_table_free(lq_table *t) {
+  lq_allocator a;
+  int i;
+  size_t r;
+  if (t == NULL) return;
+  a = t->alloc;
+  for (i = 0; i < t->ncols; i++) column_free(t->cols[i], &a);
+  mem_free(&a, t->cols, (size_t)t->colcap * sizeof(lq_column *));
+  for (r = 0; r < t->nrejects; r++) mem_free(&a, t->rejects[r].reason, strlen(t->rejects[r].reason) + 1);
+  mem_free(&a, t->rejects, t->rejects_cap * sizeof(lq_reject));
+  if (t->source != NULL) mem_free(&a, t->source, strlen(t->source) + 1);
+  lq_dict_free(&t->names, &a);
+  mem_free(&a, t, sizeof *t);
+}
+
+int lq_table_find(const lq_table *t, const char *name) {
+  return (int)lq_dict_find(&t->names, name, strlen(name));
+}
+
+int lq_table_add_column(lq_table *t, const char *name, lq_type type) {
+  lq_allocator *a = &t->alloc;
+  size_t len = strlen(name);
+  lq_column *c;
+  int32_t code;
+  size_t r;
+  if (type < 0 || type >= LQ_TYPE_COUNT || t->ncols >= LQ_MAX_COLUMNS) return -1;
+  if (lq_dict_find(&t->names, name, len) >= 0) return -2;
+  if (t->ncols == t->colcap) {
+    size_t ncap = grown((size_t)t->colcap, (size_t)t->colcap + 1);
+    if (mem_resize(a, (void **)&t->cols, sizeof(lq_column *), (size_t)t->colcap, ncap) != 0) return -1;
+    t->colcap = (int)ncap;
+  }
+  c = (lq_column *)mem_alloc(a, NULL, 0, sizeof *c);
+  if (c == NULL) return -1;
+  memset(c, 0, sizeof *c);
+  lq_dict_init(&c->dict);
+  c->type = type;
+  c->tag_separator = ';';
+  c->name = (char *)mem_alloc(a, NULL, 0, len + 1);
+  if (c->name == NULL) {
+    mem_free(a, c, sizeof *c);
+    return -1;
+  }
+  memcpy(c->name, name, len + 1);
+  /* Every column has room for the table's capacity, and existing rows read as missing. */
+  if (column_reserve(c, a, t->cap > 0 ? t->cap : 0) != 0 ||
+      (c->type == LQ_TEXT && c->offsets == NULL && column_reserve(c, a, LQ_GROWTH_MIN) != 0) ||
+      (c->type == LQ_TAGS && c->tag_offsets == NULL && column_reserve(c, a, LQ_GROWTH_MIN) != 0)) {
+    column_free(c, a);
+    return -1;
+  }
+  for (r = 0; r < t->nrows; r++) column_set_missing(c, r);
+  code = lq_dict_intern(&t->names, a, name, len);
+  if (code < 0) {
+    column_free(c, a);
+    return -1;
+  }
+  t->cols[t->ncols] = c;
+  return t->ncols++;
+}
+
+int lq_table_reserve(lq_table *t, size_t rows) {
+  int i;
+  if (rows <= t->cap) return 0;
+  for (i = 0; i < t->ncols; i++)
+    if (column_reserve(t->cols[i], &t->alloc, rows) != 0) return -1;
+  t->cap = rows;
+  return 0;
+}
+
+int lq_table_begin_row(lq_table *t) {
+  int i;
+  size_t row = t->nrows;
+  if (row + 1 > t->cap && lq_table_reserve(t, grown(t->cap, row + 1)) != 0) return -1;
+  for (i = 0; i < t->ncols; i++) column_set_missing(t->cols[i], row);
+  return 0;
+}
+
+int lq_column_set_number(lq_table *t, int col, double v) {
+  lq_column *c = t->cols[col];
+  if (c->type != LQ_NUMBER && c->type != LQ_TIME) return -2;
+  c->numbers[t->nrows] = v;
+  return 0;
+}
+
+int lq_column_set_bool(lq_table *t, int col, int v) {
+  lq_column *c = t->cols[col];
+  if (c->type != LQ_BOOLEAN) return -2;
+  c->bools[t->nrows] = (uint8_t)(v ? 1 : 0);
+  return 0;
+}
+
+static int append_text(lq_column *c, lq_allocator *a, size_t row, const char *s, size_t len) {
+  size_t start = (size_t)c->offsets[row];
+  if (start + len > c->text_cap) {
+    size_t ncap = grown(c->text_cap, start + len);
+    if (ncap < 256) ncap = 256;
+    if (mem_resize(a, (void **)&c->text, 1, c->text_cap, ncap) != 0) return -1;
+    c->text_cap = ncap;
+  }
+  if (len > 0) memcpy(c->text + start, s, len);
+  c->text_len = start + len;
+  c->offsets[row + 1] = c->text_len;
+  c->text_missing[row] = 0;
+  return 0;
+}
+
+static int append_tag(lq_column *c, lq_allocator *a, int32_t code) {
+  if (c->tag_len == c->tag_cap) {
+    size_t ncap = grown(c->tag_cap, c->tag_len + 1);
+    if (mem_resize(a, (void **)&c->tag_codes, sizeof(int32_t), c->tag_cap, ncap) != 0) return -1;
+    c->tag_cap = ncap;
+  }
+  c->tag_codes[c->tag_len++] = code;
+  return 0;
+}
+
+/* Start (or restart) the tag list of `row`: present, with zero tags. */
+static void tags_begin(lq_column *c, size_t row) {
+  c->tag_len = (size_t)c->tag_offsets[row];
+  c->tag_offsets[row + 1] = c->tag_len;
+  c->text_missing[row] = 0;
+}
+
+/* Add one tag (spaces around it trimmed; empty tags skipped) to the row being built. */
+static int tags_add(lq_column *c, lq_allocator *a, size_t row, const char *s, size_t len) {
+  int32_t code;
+  while (len > 0 && (*s == ' ' || *s == '\t')) { s++; len--; }
+  while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
+  if (len == 0) return 0;
+  code = lq_dict_intern(&c->dict, a, s, len);
+  if (code < 0 || append_tag(c, a, code) != 0) return -1;
+  c->tag_offsets[row + 1] = c->tag_len;
+  return 0;
+}
+
+int lq_column_tags_begin(lq_table *t, int col) {
+  lq_column *c = t->cols[col];
+  if (c->type != LQ_TAGS) return -2;
+  tags_begin(c, t->nrows);
+  return 0;
+}
+
+int lq_column_tags_add(lq_table *t, int col, const char *s, size_t len) {
+  lq_column *c = t->cols[col];
+  if (c->type != LQ_TAGS) return -2;
+  return tags_add(c, &t->alloc, t->nrows, s, len);
+}
+
+int lq_column_set_string(lq_table *t, int col, const char *s, size_t len) {
+  lq_column *c = t->cols[col];
+  size_t row = t->nrows;
+  switch (c->type) {
+    case LQ_CATEGORY: {
+      int32_t code = lq_dict_intern(&c->dict, &t->alloc, s, len);
+      if (code < 0) return -1;
+      c->codes[row] = code;
+      return 0;
+    }
+    case LQ_TEXT:
+      return append_text(c, &t->alloc, row, s, len);
+    case LQ_TAGS: {
+      const char *end = s + len, *p = s;
+      tags_begin(c, row);
+      while (p <= end) {
+        const char *q = memchr(p, c->tag_separator, (size_t)(end - p));
+        if (q == NULL) q = end;
+        if (tags_add(c, &t->alloc, row, p, (size_t)(q - p)) != 0) return -1;
+        p = q + 1;
+      }
+      return 0;
+    }
+    default:
+      return -2;
+  }
+}
+
+void lq_table_end_row(lq_table *t) {
+  t->nrows++;
+}
+
+void lq_table_cancel_row(lq_table *t) {
+  int i;
+  if (t->nrows >= t->cap) return;
+  for (i = 0; i < t->ncols; i++) column_set_missing(t->cols[i], t->nrows);
+}
+
+void lq_table_truncate(lq_table *t, size_t nrows) {
+  int i;
+  if (nrows >= t->nrows) return;
+  t->nrows = nrows;
+  for (i = 0; i < t->ncols; i++) {
+    lq_column *c = t->cols[i];
+    if (c->type == LQ_TEXT) c->text_len = (size_t)c->offsets[nrows];
+    if (c->type == LQ_TAGS) c->tag_len = (size_t)c->tag_offsets[nrows];
+  }
+}
+
+/* Shrink one array to `n` items if that is allowed to fail: on failure the old block stays. */
+static void shrink_array(lq_allocator *a, void **p, size_t elem, size_t *cap, size_t n) {
+  void *np;
+  if (*p == NULL || n >= *cap || n == 0) return;
+  np = mem_alloc(a, *p, *cap * elem, n * elem);
+  if (np != NULL) {
+    *p = np;
+    *cap = n;
+  }
+}
+
+void lq_table_shrink(lq_table *t) {
+  lq_allocator *a = &t->alloc;
+  size_t rows = t->nrows > 0 ? t->nrows : 1;
+  int i;
+  for (i = 0; i < t->ncols; i++) {
+    lq_column *c = t->cols[i];
+    size_t cap = c->row_cap, cap1;
+    if (rows < cap) {
+      /* All of a column's per-row arrays must shrink together, or none does. */
+      switch (c->type) {
+        case LQ_NUMBER: case LQ_TIME: shrink_array(a, (void **)&c->numbers, sizeof(double), &cap, rows); break;
+        case LQ_BOOLEAN: shrink_array(a, (void **)&c->bools, 1, &cap, rows); break;
+        case LQ_CATEGORY: shrink_array(a, (void **)&c->codes, sizeof(int32_t), &cap, rows); break;
+        case LQ_TEXT: case LQ_TAGS: {
+          uint64_t **offs = c->type == LQ_TEXT ? &c->offsets : &c->tag_offsets;
+          cap1 = cap + 1;
+          shrink_array(a, (void **)offs, sizeof(uint64_t), &cap1, rows + 1);
+          if (cap1 == rows + 1) {
+            shrink_array(a, (void **)&c->text_missing, 1, &cap, rows);
+            if (cap != rows) {  /* keep both arrays at one capacity: grow offsets back */
+              void *np = mem_alloc(a, *offs, (rows + 1) * sizeof(uint64_t), (cap + 1) * sizeof(uint64_t));
+              if (np != NULL) *offs = (uint64_t *)np;
+              else cap = rows;  /* cannot happen with realloc; stay correct about sizes anyway */
+            }
+          }
+          break;
+        }
+        default: break;
+      }
+      c->row_cap = cap;
+    }
+    shrink_array(a, (void **)&c->text, 1, &c->text_cap, c->text_len);
+    shrink_array(a, (void **)&c->tag_codes, sizeof(int32_t), &c->tag_cap, c->tag_len);
+    shrink_array(a, (void **)&c->dict.bytes, 1, &c->dict.bytes_cap, c->dict.bytes_len);
+  }
+  if (t->ncols > 0) {
+    size_t mincap = (size_t)-1;
+    for (i = 0; i < t->ncols; i++)
+      if (t->cols[i]->row_cap < mincap) mincap = t->cols[i]->row_cap;
+    t->cap = mincap;
+  }
+}
+
+size_t lq_table_memory(const lq_table *t) {
+  size_t total = sizeof *t + (size_t)t->colcap * sizeof(lq_column *);
+  size_t r;
+  int i;
+  for (i = 0; i < t->ncols; i++) {
+    const lq_column *c = t->cols[i];
+    const lq_dict *d = &c->dict;
+    size_t cap = c->row_cap;
+    total += sizeof *c + strlen(c->name) + 1;
+    if (c->numbers) total += cap * sizeof(double);
+    if (c->bools) total += cap;
+    if (c->codes) total += cap * sizeof(int32_t);
+    if (c->offsets) total += (cap + 1) * sizeof(uint64_t);
+    if (c->tag_offsets) total += (cap + 1) * sizeof(uint64_t);
+    if (c->text_missing) total += cap;
+    total += c->text_cap + c->tag_cap * sizeof(int32_t);
+    total += d->bytes_cap + (size_t)d->cap * (sizeof(size_t) + 2 * sizeof(uint32_t));
+    if (d->slots) total += ((size_t)d->slot_mask + 1) * sizeof(int32_t);
+  }
+  total += t->rejects_cap * sizeof(lq_reject);
+  for (r = 0; r < t->nrejects; r++) total += strlen(t->rejects[r].reason) + 1;
+  return total;
+}
+
+int lq_table_set_source(lq_table *t, const char *s, size_t len) {
+  char *copy = (char *)mem_alloc(&t->alloc, NULL, 0, len + 1);
+  if (copy == NULL) return -1;
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  if (t->source != NULL) mem_free(&t->alloc, t->source, strlen(t->source) + 1);
+  t->source = copy;
+  return 0;
+}
+
+int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column, const char *reason) {
+  size_t len = strlen(reason);
+  char *copy;
+  if (t->nrejects == t->rejects_cap) {
+    size_t ncap = grown(t->rejects_cap, t->nrejects + 1);
+    if (mem_resize(&t->alloc, (void **)&t->rejects, sizeof(lq_reject), t->rejects_cap, ncap) != 0) return -1;
+    t->rejects_cap = ncap;
+  }
+  copy = (char *)mem_alloc(&t->alloc, NULL, 0, len + 1);
+  if (copy == NULL) return -1;
+  memcpy(copy, reason, len + 1);
+  t->rejects[t->nrejects].line = line;
+  t->rejects[t->nrejects].record = record;
+  t->rejects[t->nrejects].column = column;
+  t->rejects[t->nrejects].reason = copy;
+  t->nrejects++;
+  return 0;
+}

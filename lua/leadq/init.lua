@@ -1,0 +1,27 @@
+-- leadq: lead qualification for marketing and revenue operations.
+--
+-- The data layer (this part): leads and events live in columnar tables in C.
+--   leadq.read_csv(path [, options])     -> table | nil, message   (cannot open or read the file)
+--   leadq.parse_csv(text [, options])    -> table                  (the same, from a string)
+--   leadq.read_events(path [, options])  -> table | nil, message   (lead_id, type, at, value, ...)
+--   leadq.table(records [, schema])      -> table                  (from Lua records)
+--   leadq.parse_time(text)               -> seconds | nil, message (ISO 8601, UTC unless an offset)
+--   leadq.format_time(seconds)           -> "2024-03-01T10:20:30Z"
+--   leadq.is_table(value)                -> boolean
+-- Options: separator, tag_separator, header, strict, infer_rows, schema, map; see README.md.
+-- Misuse (wrong argument types, unknown options, a schema naming no column) raises; so does the
+-- first bad row in strict mode.
+local core = require("leadq.core")
+
+local _M = { _VERSION = "0.1.0" }
+
+-- The C functions themselves, so that argument errors blame the caller's line.
+_M.read_csv = core.read_csv
+_M.parse_csv = core.parse_csv
+_M.read_events = core.read_events
+_M.table = core.table
+_M.parse_time = core.parse_time
+_M.format_time = core.format_time
+_M.is_table = core.is_table
+
+return _M

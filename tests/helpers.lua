@@ -1,0 +1,69 @@
+-- Shared test helpers: temporary files, the shared data sets, sizes for slow builds.
+local M = {}
+
+-- The real data sets, relative to the repository root (the tests' working directory).
+M.data_dir = "../shared/data"
+
+function M.data(path)
+  return M.data_dir .. "/" .. path
+end
+
+-- Sanitizer builds are many times slower: suites shrink their work there.
+function M.slow_build()
+  return LEADQ_VARIANT == "asan"
+end
+
+-- n, or small under the sanitizers.
+function M.size(n, small)
+  if M.slow_build() then return small or math.max(1, math.floor(n / 10)) end
+  return n
+end
+
+-- Write bytes to a new temporary file; returns its name. Remove it with M.remove.
+function M.temp_file(bytes)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "wb"))
+  f:write(bytes)
+  f:close()
+  return name
+end
+
+function M.remove(name)
+  os.remove(name)
+end
+
+-- Run fn(name) with a temporary file holding bytes; the file is removed whatever happens.
+function M.with_file(bytes, fn)
+  local name = M.temp_file(bytes)
+  local ok, a, b = pcall(fn, name)
+  os.remove(name)
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+-- The message of the error raised by fn(...), or nil when it did not raise.
+function M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then return nil end
+  return tostring(err)
+end
+
+-- Does text contain every one of the plain strings?
+function M.contains(text, ...)
+  for i = 1, select("#", ...) do
+    if not string.find(text, (select(i, ...)), 1, true) then return false end
+  end
+  return true
+end
+
+-- Park-Miller generator: exact in doubles, so the same stream under every Lua.
+function M.rng(seed)
+  local x = seed
+  return function(n)
+    x = (16807 * x) % 2147483647
+    if n then return x % n + 1 end
+    return x / 2147483647
+  end
+end
+
+return M
