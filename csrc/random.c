@@ -9,7 +9,7 @@
 **   r:int(lo, hi)           whole number in [lo, hi], unbiased (hi - lo < 2^53)
 **   r:chance(p)             true with probability p
 **   r:normal([mu, sigma])   Box-Muller, one draw per call (no cached second value)
-**   r:lognormal(mu, sigma)  exp(normal(mu, sigma))
+**   r:lognormal(median, sigma)  median * exp(sigma * normal()): no log() needed on the Lua side
 **   r:exponential(mean)
 **   r:pareto(xm, alpha)     xm * U^(-1/alpha): heavy tail, minimum xm
 **   r:fork()                a new, independent generator seeded from this one's stream
@@ -218,9 +218,9 @@ static int l_normal(lua_State *L) {
 
 static int l_lognormal(lua_State *L) {
   lq_random *r = check_random(L, 1);
-  double mu = check_finite(L, 2, "mu");
+  double median = check_finite(L, 2, "median");
   double sigma = check_finite(L, 3, "sigma");
-  lua_pushnumber(L, exp(mu + sigma * random_normal(r)));
+  lua_pushnumber(L, median * exp(sigma * random_normal(r)));
   return 1;
 }
 
