@@ -376,6 +376,7 @@ void lq_funnel_free(lq_funnel *f) {
   a = f->alloc;
   free_state(f);
   truncate_rejects(f, 0);
+  mem(&a, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
   c = f->cap;
   mem(&a, f->lead, c * sizeof(int32_t), 0);
   mem(&a, f->reason, c * sizeof(int32_t), 0);
@@ -877,13 +878,43 @@ static const char *dim_string(const lq_funnel *f, const lq_funnel_dim *d, const 
   }
 }
 
+/* row[lead] = the first row of t whose id is that lead's, -1 for none. */
+static void join_rows(const lq_funnel *f, const lq_table *t, int id_col, int32_t *row_of, size_t nl) {
+  const lq_column *idc = t->cols[id_col];
+  size_t row;
+  memset(row_of, 0xff, (nl + 1) * sizeof(int32_t));
+  for (row = 0; row < t->nrows; row++) {
+    char buf[40];
+    size_t len = 0;
+    const char *id = cell_text(idc, row, &len, buf, sizeof buf);
+    int32_t li = id == NULL ? -1 : lq_keys_find(&f->leads, id, len);
+    if (li >= 0 && row_of[li] < 0) row_of[li] = (int32_t)row;
+  }
+}
+
+int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col) {
+  size_t nl = (size_t)f->leads.count;
+  int32_t *row_of = (int32_t *)mem(&f->alloc, NULL, 0, (nl + 1) * sizeof(int32_t));
+  if (row_of == NULL) return -1;
+  join_rows(f, t, id_col, row_of, nl);
+  mem(&f->alloc, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
+  f->join_row = row_of;
+  f->join_n = nl;
+  f->join_table = t;
+  f->join_col = id_col;
+  f->join_nrows = t->nrows;
+  return 0;
+}
+
 lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err) {
   lq_allocator *a = &f->alloc;
   const lq_funnel_config *cfg = &f->cfg;
   size_t nl, L, ns = (size_t)cfg->nstages, product = 1, nreasons;
   dim_state ds[LQ_FUNNEL_MAX_DIMS];
   int32_t *lead_row = NULL, *dense = NULL, *reason_map = NULL;
-  uint64_t *keys = NULL;
+  const int32_t *row_of;
+  uint64_t *keys = NULL, *reason_counts = NULL;
+  size_t reason_groups = 0;
   lq_keys sparse;
   lq_funnel_result *r = NULL;
   double inv_ln_gamma = 1.0 / log(sketch_gamma());
@@ -897,24 +928,24 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   r = result_new(f->alloc);
   if (r == NULL) return NULL;
   result_header(r, cfg, q);
-  /* the join: funnel lead -> row of the leads table */
-  lead_row = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+  /* the join: funnel lead -> row of the leads table, stored by lq_funnel_join or made here */
   keys = (uint64_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint64_t));
   nreasons = (size_t)f->reasons.count;
   reason_map = (int32_t *)mem(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
-  if (lead_row == NULL || keys == NULL || reason_map == NULL) goto done;
+  if (keys == NULL || reason_map == NULL) goto done;
   memset(reason_map, 0xff, (nreasons + 1) * sizeof(int32_t));
-  memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
-  if (q->leads != NULL) {
-    const lq_column *idc = q->leads->cols[q->leads_id];
-    size_t row;
-    for (row = 0; row < q->leads->nrows; row++) {
-      char buf[40];
-      size_t len = 0;
-      const char *id = cell_text(idc, row, &len, buf, sizeof buf);
-      int32_t li = id == NULL ? -1 : lq_keys_find(&f->leads, id, len);
-      if (li >= 0 && lead_row[li] < 0) lead_row[li] = (int32_t)row;
-    }
+  if (q->leads != NULL && q->use_join &&
+      (f->join_row == NULL || f->join_table != q->leads || f->join_col != q->leads_id ||
+       f->join_nrows != q->leads->nrows || f->join_n != nl) &&
+      lq_funnel_join(f, q->leads, q->leads_id) != 0)
+    goto done;
+  if (q->leads != NULL && q->use_join) row_of = f->join_row;
+  else {
+    lead_row = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+    if (lead_row == NULL) goto done;
+    if (q->leads != NULL) join_rows(f, q->leads, q->leads_id, lead_row, nl);
+    else memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
+    row_of = lead_row;
   }
   /* each dimension's number of values (0 = missing), then every lead's key, a column at a time */
   for (d = 0; d < q->ndims; d++) {
@@ -943,7 +974,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   }
   for (L = 0; L < nl; L++) keys[L] = 0;
   for (d = 0; d < q->ndims; d++)
-    for (L = 0; L < nl; L++) keys[L] = keys[L] * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, lead_row);
+    for (L = 0; L < nl; L++) keys[L] = keys[L] * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, row_of);
   if (product <= LQ_FUNNEL_DENSE_GROUPS) {
     dense = (int32_t *)mem(a, NULL, 0, product * sizeof(int32_t));
     if (dense == NULL) goto done;
@@ -985,14 +1016,14 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
       r->recycled[g * 2 + 1] += f->recycles[L];
     }
     if (cfg->disqualified >= 0 && (seen & (1u << cfg->disqualified)) && f->disq_reason[L] >= 0) {
-      int32_t fr = f->disq_reason[L];
-      if (reason_map[fr] < 0) {
-        size_t len;
-        const char *s = lq_keys_string(&f->reasons, fr, &len);
-        reason_map[fr] = lq_keys_intern(&r->strings, a, s, len);
-        if (reason_map[fr] < 0) goto done;
+      /* counted densely by (group, funnel reason); moved into the result after the pass */
+      if ((size_t)r->gcap > reason_groups) {
+        if (grow_zeroed(a, (void **)&reason_counts, reason_groups * nreasons, (size_t)r->gcap * nreasons,
+                        sizeof(uint64_t)) != 0)
+          goto done;
+        reason_groups = (size_t)r->gcap;
       }
-      if (add_reason(r, g, reason_map[fr], 1) != 0) goto done;
+      reason_counts[(size_t)g * nreasons + (size_t)f->disq_reason[L]]++;
     }
     if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
       const double *first = f->first_at + L * ns;
@@ -1036,8 +1067,23 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
       }
     }
   }
+  if (reason_counts != NULL) {
+    size_t k;
+    for (k = 0; k < reason_groups * nreasons; k++) {
+      int32_t fr = (int32_t)(k % nreasons);
+      if (reason_counts[k] == 0) continue;
+      if (reason_map[fr] < 0) {
+        size_t len;
+        const char *s = lq_keys_string(&f->reasons, fr, &len);
+        reason_map[fr] = lq_keys_intern(&r->strings, a, s, len);
+        if (reason_map[fr] < 0) goto done;
+      }
+      if (add_reason(r, (int32_t)(k / nreasons), reason_map[fr], reason_counts[k]) != 0) goto done;
+    }
+  }
   ok = 1;
 done:
+  mem(a, reason_counts, reason_groups * nreasons * sizeof(uint64_t), 0);
   mem(a, lead_row, (nl + 1) * sizeof(int32_t), 0);
   mem(a, keys, (nl + 1) * sizeof(uint64_t), 0);
   mem(a, reason_map, (nreasons + 1) * sizeof(int32_t), 0);

@@ -95,6 +95,11 @@ typedef struct lq_funnel {
   uint16_t *recycles;
   uint8_t *last_stage;
   double as_of;            /* the latest valid transition */
+  /* the stored join (lq_funnel_join): lead -> row of a leads table, -1 when absent */
+  int32_t *join_row;
+  size_t join_n, join_nrows;
+  const lq_table *join_table;
+  int join_col;
 } lq_funnel;
 
 enum { LQ_DIM_COLUMN = 0, LQ_DIM_COHORT, LQ_DIM_OWNER };
@@ -112,6 +117,7 @@ typedef struct lq_funnel_query {
   const lq_table *leads;   /* NULL: no lead dimensions */
   int leads_id;            /* id column of leads: category or text */
   int velocity, sla;       /* what to compute besides counts */
+  int use_join;            /* 1: leads is the table of lq_funnel_join: reuse the stored join */
 } lq_funnel_query;
 
 typedef struct lq_funnel_breach {
@@ -172,6 +178,9 @@ int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, co
 int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int const_stage, int c_at,
                    int c_reason, int c_owner, int32_t source, const char **err);
 int lq_funnel_prepare(lq_funnel *f);     /* validates the log; rejects what breaks the rules */
+/* Joins the funnel's leads to rows of t by its id column and keeps the join for later aggregations
+** (the caller keeps t alive and unchanged meanwhile). 0 or -1 on no memory. */
+int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col);
 
 /* Aggregation: NULL on no memory or a wrong query (then *err says why). */
 lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err);

@@ -19,7 +19,6 @@
 
 #define FUNNEL_TYPE "leadq.Funnel"
 #define RESULT_TYPE "leadq.FunnelResult"
-#define TABLE_TYPE "leadq.Table"
 
 typedef struct funnel_box { lq_funnel *f; } funnel_box;
 typedef struct result_box { lq_funnel_result *r; } result_box;
@@ -42,11 +41,8 @@ static lq_funnel_result *check_result(lua_State *L, int i) {
   return b->r;
 }
 
-/* The table layout belongs to table_binding.c: its userdata starts with the lq_table pointer. */
 static const lq_table *check_lead_table(lua_State *L, int i) {
-  const lq_table *const *p = (const lq_table *const *)luaL_checkudata(L, i, TABLE_TYPE);
-  if (*p == NULL) luaL_argerror(L, i, "the table is closed");
-  return *p;
+  return lq_check_table(L, i);
 }
 
 static int find_column(const lq_table *t, const char *name) {
@@ -128,6 +124,8 @@ static int funnel_new(lua_State *L) {
   b = (funnel_box *)lq_newuserdata(L, sizeof *b);
   b->f = NULL;   /* safe to collect before it owns anything */
   luaL_setmetatable(L, FUNNEL_TYPE);
+  lua_newtable(L);   /* the user value: the joined leads table, later */
+  lua_setuservalue(L, -2);
   b->f = lq_funnel_new(allocator_of(L), &cfg);
   if (b->f == NULL) return luaL_error(L, "not enough memory for a funnel");
   return 1;
@@ -242,6 +240,26 @@ static int funnel_load(lua_State *L) {
   return 2;
 }
 
+/* f:join(leads[, id]): the join is kept, and so is the table (in the funnel's user value). */
+static int funnel_join(lua_State *L) {
+  lq_funnel *f = check_funnel(L, 1);
+  const lq_table *t = check_lead_table(L, 2);
+  const char *id = luaL_optstring(L, 3, "id");
+  int c = find_column(t, id);
+  if (c < 0) return luaL_error(L, "no column '%s' in the leads table", id);
+  if (t->cols[c]->type == LQ_TAGS || t->cols[c]->type == LQ_BOOLEAN)
+    return luaL_error(L, "column '%s' cannot hold lead ids", id);
+  if (lq_funnel_join(f, t, c) != 0) return luaL_error(L, "not enough memory to join the leads");
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "leads");
+  lua_pushinteger(L, c);
+  lua_setfield(L, -2, "id");
+  lua_setuservalue(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int funnel_prepare(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
   if (!f->prepared && lq_funnel_prepare(f) != 0) return luaL_error(L, "not enough memory to check the funnel");
@@ -326,8 +344,22 @@ static int funnel_aggregate(lua_State *L) {
   result_box *b;
   memset(&q, 0, sizeof q);
   q.velocity = q.sla = 1;
-  if (!lua_isnoneornil(L, 2)) {
+  if (lua_isnoneornil(L, 2)) {   /* no query: everything, by nothing */
+    lua_settop(L, 1);
+    lua_newtable(L);
+  }
+  {
+    static const char *const keys[] = {"leads", "id", "by", "velocity", "sla", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {   /* unknown keys are mistakes ("bye" for "by") */
+      int k;
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      for (k = 0; keys[k] != NULL && strcmp(keys[k], key) != 0; k++) {}
+      if (keys[k] == NULL)
+        return luaL_error(L, "unknown query key '%s' (expected leads, id, by, velocity, sla)", key);
+      lua_pop(L, 1);
+    }
     lua_getfield(L, 2, "leads");
     if (!lua_isnil(L, -1)) {
       const char *id;
@@ -340,6 +372,20 @@ static int funnel_aggregate(lua_State *L) {
       if (q.leads->cols[q.leads_id]->type == LQ_TAGS || q.leads->cols[q.leads_id]->type == LQ_BOOLEAN)
         return luaL_error(L, "query.id: column '%s' cannot hold lead ids", id);
       lua_pop(L, 1);
+    }
+    if (q.leads == NULL) {   /* the joined table, when f:join was called */
+      lua_getuservalue(L, 1);
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "leads");
+        if (!lua_isnil(L, -1)) {
+          q.leads = check_lead_table(L, lua_gettop(L));
+          lua_getfield(L, -2, "id");
+          q.leads_id = (int)lua_tointeger(L, -1);
+          q.use_join = 1;
+          lua_pop(L, 1);
+          if (q.leads_id < 0 || q.leads_id >= q.leads->ncols) return luaL_error(L, "the joined table changed");
+        }
+      }
     }
     lua_getfield(L, 2, "by");
     if (!lua_isnil(L, -1)) {
@@ -727,6 +773,7 @@ static const luaL_Reg funnel_methods[] = {
   {"prepare", funnel_prepare},
   {"rejects", funnel_rejects},
   {"aggregate", funnel_aggregate},
+  {"join", funnel_join},
   {"close", funnel_gc},
   {NULL, NULL}
 };

@@ -370,4 +370,97 @@ function M.TestFunnelOutput.test_lifecycle_of_objects()
   lu.assertErrorMsgContains("the funnel is closed", f.add, f, "A", "mql", 0)
 end
 
+M.TestFunnelTables = {}
+
+local core = require("leadq.core")
+
+local LOG = table.concat({
+  "lead_id,stage,at,reason,owner",
+  "A,lead,2024-01-01,,",
+  "A,mql,2024-01-02,,",
+  "A,sql,2024-01-03,,ann",
+  "B,mql,2024-01-05,,",
+  "B,mqll,2024-01-06,,",
+  "C,sql,2024-01-05,,bob",
+  "C,mql,2024-01-07,,bob",
+  "D,disqualified,2024-01-07,student,",
+}, "\n") .. "\n"
+
+local LEADS = "id,source,country\nA,web,US\nB,web,DE\nC,event,US\nX,event,FR\n"
+
+function M.TestFunnelTables.test_load_reports_rows_with_file_and_line()
+  local f = funnel.new()
+  local tr = core.parse_csv(LOG)
+  lu.assertEquals({ f:load(tr, { lead = "lead_id", stage = "stage", at = "at", reason = "reason",
+                                 owner = "owner", source = "log.csv" }) }, { 7, 1 })
+  lu.assertEquals(f:prepare(), 2)
+  local rejects = f:rejects()
+  lu.assertEquals(rejects[1], { file = "log.csv", line = 6, lead = "B", message = "unknown stage 'mqll'",
+                                at = funnel.parse_time("2024-01-06") })
+  lu.assertEquals(rejects[2].line, 8)
+  lu.assertEquals(rejects[2].message, "out of order: 'mql' comes before 'sql' in the funnel")
+  lu.assertErrorMsgContains("columns.at: no column 'when' in the table", f.load, f, tr,
+    { lead = "lead_id", stage = "stage", at = "when" })
+  lu.assertErrorMsgContains("columns.stage_is: unknown stage 'won'", f.load, f, tr,
+    { lead = "lead_id", stage_is = "won", at = "at" })
+end
+
+function M.TestFunnelTables.test_rows_the_reader_rejected_are_kept()
+  local f = funnel.new()
+  local tr = core.parse_csv("lead_id,stage,at\nA,mql,2024-01-01\nB,mql,2024-01-02,extra\nC,mql,2024-01-03\n")
+  local logged, rejected = f:load(tr, { lead = "lead_id", stage = "stage", at = "at", source = "x.csv" })
+  lu.assertEquals(logged, 2)
+  lu.assertEquals(rejected, 1)
+  local r = f:rejects()[1]
+  lu.assertEquals(r.file, "x.csv")
+  lu.assertEquals(r.line, 3)
+end
+
+function M.TestFunnelTables.test_dimensions_from_a_leads_table()
+  local f = funnel.new()
+  f:load(core.parse_csv(LOG), { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+  local leads = core.parse_csv(LEADS)
+  local t = funnel.report(f:aggregate{ by = { "source" }, leads = leads })
+  lu.assertEquals(#t.groups, 3)
+  lu.assertEquals(t.groups[1].key, {})          -- D is not in the leads table
+  lu.assertEquals(t.groups[1].leads, 1)
+  lu.assertEquals(t.groups[2].key, { source = "event" })
+  lu.assertEquals(t.groups[2].reached.sql, 1)
+  lu.assertEquals(t.groups[3].key, { source = "web" })
+  lu.assertEquals(t.groups[3].reached.mql, 2)
+  -- a stored join gives the same answer, and keeps its table alive
+  f:join(leads, "id")
+  local joined = funnel.report(f:aggregate{ by = { "source" } })
+  lu.assertEquals(joined, t)
+  t = funnel.report(f:aggregate{ by = { "source", "country" } })
+  lu.assertEquals(t.groups[4].key, { source = "web", country = "US" })
+  lu.assertErrorMsgContains("dimension 'id' must be a category or boolean column (it is text)",
+    f.aggregate, f, { by = { "id" } })
+  lu.assertErrorMsgContains("unknown query key 'bye'", f.aggregate, f, { bye = { "source" } })
+  leads:close()
+  lu.assertErrorMsgContains("attempt to use a closed leadq table", f.aggregate, f, { by = { "source" } })
+end
+
+function M.TestFunnelTables.test_costs_from_spend()
+  local f = funnel.new()
+  f:load(core.parse_csv(LOG), { lead = "lead_id", stage = "stage", at = "at", reason = "reason" })
+  local leads = core.parse_csv(LEADS)
+  local spend = { { source = "web", month = "2024-01", spend = 100 }, { source = "web", month = "2024-02", spend = 50 },
+                  { source = "event", month = "2024-01", spend = 300 } }
+  local t = funnel.report(f:aggregate{ by = { "source" }, leads = leads }, { spend = spend })
+  lu.assertEquals(t.groups[3].spend, 150)
+  lu.assertEquals(t.groups[3].cost.cost_per_mql, 75)
+  lu.assertEquals(t.groups[2].cost.cost_per_sql, 300)
+  local csv = funnel.format(t, "csv")
+  lu.assertStrContains(csv:match("^[^\n]*"), ",cost_per_mql,cost_per_sql,cost_per_customer")
+  lu.assertStrContains(csv, "\nweb,")
+  -- by source and mql month: spend of that month only
+  t = funnel.report(f:aggregate{ by = { "source", "mql_month" }, leads = leads }, { spend = spend })
+  lu.assertEquals(t.groups[#t.groups].key, { source = "web", mql_month = "2024-01" })
+  lu.assertEquals(t.groups[#t.groups].cost.cost_per_mql, 50)
+  -- by a dimension spend cannot be split on: no cost
+  t = funnel.report(f:aggregate{ by = { "country" }, leads = leads }, { spend = spend })
+  lu.assertNil(t.costs)
+end
+
 return M

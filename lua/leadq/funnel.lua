@@ -50,10 +50,11 @@ local function check_name(name, what, level)
   return name
 end
 
--- The allowed transitions when none are declared: forward along the chain (skipping is fine),
--- any open stage to disqualified or nurture, nurture back into the chain, disqualified to nurture.
+-- The allowed transitions when none are declared: a lead starts at any chain stage or disqualified
+-- (junk removed at intake); forward along the chain (skipping is fine), any open stage to
+-- disqualified or nurture, nurture back into the chain, disqualified to nurture.
 local function default_transitions(chain, disq, nurture)
-  local t = { start = {} }
+  local t = { start = { disq or nil } }
   for i, s in ipairs(chain) do
     t.start[#t.start + 1] = s
     local to = {}
