@@ -24,4 +24,16 @@ _M.parse_time = core.parse_time
 _M.format_time = core.format_time
 _M.is_table = core.is_table
 
+-- Event features (lua/leadq/features.lua): declarations -> a FeatureSet computing them in bulk
+-- (fs:compute(leads, events, { as_of = })) and in real time (fs:state(), state:observe(event)).
+--   leadq.features(specs [, options])   -> FeatureSet (raises on a bad declaration, naming it)
+--   leadq.decode_state(fs, s)           -> state | nil, message
+function _M.features(specs, options)
+  return require("leadq.features").new(specs, options)
+end
+
+function _M.decode_state(fs, s)
+  return require("leadq.features").decode_state(fs, s)
+end
+
 return _M

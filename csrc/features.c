@@ -1,0 +1,1170 @@
+/* Event features: building a set, the per-lead engine, real-time states, encoding and the bulk pass.
+** Plain C, no Lua; every byte from the set's allocator. See features.h for the model. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "feature_set.h"
+
+#define DAY 86400.0
+
+/* ---- memory ---- */
+
+static void *mem_alloc(const lq_allocator *a, void *p, size_t osize, size_t nsize) {
+  return a->fn(a->ud, p, osize, nsize);
+}
+
+static void mem_free(const lq_allocator *a, void *p, size_t size) {
+  if (p != NULL) a->fn(a->ud, p, size, 0);
+}
+
+/* Grow *p (elem-sized items, *cap of them) to hold need; 0 on success. */
+static int mem_grow(const lq_allocator *a, void **p, size_t elem, size_t *cap, size_t need) {
+  size_t ncap;
+  void *np;
+  if (need <= *cap) return 0;
+  ncap = *cap + *cap / 2;
+  if (ncap < 8) ncap = 8;
+  if (ncap < need) ncap = need;
+  if (ncap > ((size_t)-1) / elem) return -1;
+  np = mem_alloc(a, *p, *p ? *cap * elem : 0, ncap * elem);
+  if (np == NULL) return -1;
+  *p = np;
+  *cap = ncap;
+  return 0;
+}
+
+static int grow_int(const lq_allocator *a, void **p, size_t elem, int *cap, int need) {
+  size_t c = (size_t)*cap;
+  if (mem_grow(a, p, elem, &c, (size_t)need) != 0) return -1;
+  *cap = (int)c;
+  return 0;
+}
+
+/* ---- building a set ---- */
+
+lq_feature_set *lq_fs_new(lq_allocator alloc) {
+  lq_feature_set *fs = (lq_feature_set *)mem_alloc(&alloc, NULL, 0, sizeof *fs);
+  if (fs == NULL) return NULL;
+  memset(fs, 0, sizeof *fs);
+  fs->alloc = alloc;
+  lq_dict_init(&fs->types);
+  fs->scanner_seconds = -1;
+  return fs;
+}
+
+void lq_fs_free(lq_feature_set *fs) {
+  lq_allocator *a;
+  int ntypes;
+  if (fs == NULL) return;
+  a = &fs->alloc;
+  ntypes = fs->types.count;
+  mem_free(a, fs->arena, fs->arena_cap);
+  if (fs->finished) {
+    mem_free(a, fs->type_flags, (size_t)(ntypes + 1));
+    mem_free(a, fs->type_filtered, (size_t)(ntypes + 1));
+    mem_free(a, fs->type_off, (size_t)(ntypes + 2) * sizeof(int));
+    mem_free(a, fs->type_feats, (size_t)fs->type_off_total * sizeof(int));
+  } else {
+    mem_free(a, fs->type_flags, (size_t)fs->type_flags_cap);
+  }
+  mem_free(a, fs->feats, (size_t)fs->feats_cap * sizeof(lq_feature));
+  mem_free(a, fs->pairs, (size_t)fs->pairs_cap * 2 * sizeof(int));
+  mem_free(a, fs->filters, (size_t)fs->filters_cap * sizeof(lq_filter));
+  mem_free(a, fs->lead_filters, (size_t)fs->lead_filters_cap * sizeof(int));
+  mem_free(a, fs->clauses, (size_t)fs->clauses_cap * sizeof(lq_clause));
+  mem_free(a, fs->needles, (size_t)fs->needles_cap * sizeof(lq_needle));
+  lq_dict_free(&fs->types, a);
+  mem_free(a, fs, sizeof *fs);
+}
+
+/* Copy a string into the arena, lowercased when asked; its offset, or -1. */
+static int arena_add(lq_feature_set *fs, const char *s, size_t len, int lower) {
+  size_t off = fs->arena_len, i;
+  if (len > 1u << 20 || off + len + 1 > (size_t)0x7fffffff) return -2;
+  if (mem_grow(&fs->alloc, (void **)&fs->arena, 1, &fs->arena_cap, off + len + 1) != 0) return -1;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (lower && c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    fs->arena[off + i] = c;
+  }
+  fs->arena[off + len] = '\0';
+  fs->arena_len = off + len + 1;
+  return (int)off;
+}
+
+int lq_fs_type(lq_feature_set *fs, const char *name, size_t len) {
+  int32_t code;
+  if (fs->finished) return -2;
+  code = lq_dict_intern(&fs->types, &fs->alloc, name, len);
+  if (code < 0) return -1;
+  if (grow_int(&fs->alloc, (void **)&fs->type_flags, 1, &fs->type_flags_cap, code + 2) != 0) return -1;
+  if (code + 1 > fs->type_flags_used) {
+    memset(fs->type_flags + fs->type_flags_used, 0, (size_t)(code + 2 - fs->type_flags_used));
+    fs->type_flags_used = code + 2;
+  }
+  return code;
+}
+
+int lq_fs_type_flag(lq_feature_set *fs, int type, unsigned flag) {
+  if (fs->finished || type < 0 || type >= fs->types.count) return -2;
+  fs->type_flags[type] |= (uint8_t)flag;
+  return 0;
+}
+
+int lq_fs_add_filter(lq_feature_set *fs, const char *attr, size_t len, int lead) {
+  int off, idx;
+  if (fs->finished) return -2;
+  if (!lead && fs->nevent_filters >= LQ_MAX_FILTERS) return -2;
+  if (grow_int(&fs->alloc, (void **)&fs->filters, sizeof(lq_filter), &fs->filters_cap, fs->nfilters + 1) != 0)
+    return -1;
+  if (lead && grow_int(&fs->alloc, (void **)&fs->lead_filters, sizeof(int), &fs->lead_filters_cap,
+                       fs->nlead_filters + 1) != 0)
+    return -1;
+  off = arena_add(fs, attr, len, 0);
+  if (off < 0) return off;
+  idx = fs->nfilters++;
+  fs->filters[idx].attr = off;
+  fs->filters[idx].first_clause = fs->nclauses;
+  fs->filters[idx].nclauses = 0;
+  fs->filters[idx].bit = lead ? -1 : fs->nevent_filters++;
+  if (lead) fs->lead_filters[fs->nlead_filters++] = idx;
+  return idx;
+}
+
+int lq_fs_add_clause(lq_feature_set *fs, lq_match_op op) {
+  if (fs->finished || fs->nfilters == 0) return -2;
+  if (grow_int(&fs->alloc, (void **)&fs->clauses, sizeof(lq_clause), &fs->clauses_cap, fs->nclauses + 1) != 0)
+    return -1;
+  fs->clauses[fs->nclauses].op = op;
+  fs->clauses[fs->nclauses].first_needle = fs->nneedles;
+  fs->clauses[fs->nclauses].nneedles = 0;
+  fs->filters[fs->nfilters - 1].nclauses++;
+  return fs->nclauses++;
+}
+
+int lq_fs_add_needle(lq_feature_set *fs, const char *s, size_t len) {
+  int off;
+  if (fs->finished || fs->nclauses == 0) return -2;
+  if (grow_int(&fs->alloc, (void **)&fs->needles, sizeof(lq_needle), &fs->needles_cap, fs->nneedles + 1) != 0)
+    return -1;
+  off = arena_add(fs, s, len, 1);
+  if (off < 0) return off;
+  fs->needles[fs->nneedles].str = off;
+  fs->needles[fs->nneedles].len = (uint32_t)len;
+  fs->clauses[fs->nclauses - 1].nneedles++;
+  return fs->nneedles++;
+}
+
+int lq_fs_add_feature(lq_feature_set *fs, const lq_feature *proto, const char *name, size_t len) {
+  int off;
+  lq_feature *f;
+  if (fs->finished || fs->nfeats >= LQ_MAX_FEATURES) return -2;
+  if (proto->kind < 0 || proto->kind >= LQ_FEAT_KIND_COUNT) return -2;
+  if (proto->window_days < 0 || proto->window_days > LQ_MAX_WINDOW_DAYS) return -2;
+  if (grow_int(&fs->alloc, (void **)&fs->feats, sizeof(lq_feature), &fs->feats_cap, fs->nfeats + 1) != 0)
+    return -1;
+  off = arena_add(fs, name, len, 0);
+  if (off < 0) return off;
+  f = &fs->feats[fs->nfeats];
+  *f = *proto;
+  f->name = off;
+  return fs->nfeats++;
+}
+
+/* type -1: every type (the feature is a wildcard). */
+int lq_fs_feature_type(lq_feature_set *fs, int feature, int type) {
+  if (fs->finished || feature < 0 || feature >= fs->nfeats || type < -1 || type >= fs->types.count) return -2;
+  if (type == -1) {
+    fs->feats[feature].wildcard = 1;
+    return 0;
+  }
+  if (grow_int(&fs->alloc, (void **)&fs->pairs, 2 * sizeof(int), &fs->pairs_cap, fs->npairs + 1) != 0) return -1;
+  fs->pairs[2 * fs->npairs] = feature;
+  fs->pairs[2 * fs->npairs + 1] = type;
+  fs->npairs++;
+  return 0;
+}
+
+int lq_fs_set_filter_need(lq_feature_set *fs, int feature, int filter) {
+  if (fs->finished || feature < 0 || feature >= fs->nfeats || filter < 0 || filter >= fs->nfilters ||
+      fs->filters[filter].bit < 0)
+    return -2;
+  fs->feats[feature].need |= 1u << fs->filters[filter].bit;
+  return 0;
+}
+
+/* Slots of a feature in a state: [0] events matched, [1], [2] by kind, then `ring` (day, value) pairs. */
+#define FEAT_SCALARS 3
+
+static int is_windowed(lq_feature_kind k) {
+  return k == LQ_FEAT_COUNT || k == LQ_FEAT_POINTS || k == LQ_FEAT_SUM || k == LQ_FEAT_ACTIVE_DAYS ||
+         k == LQ_FEAT_SESSIONS;
+}
+
+/* Per type index, the features it feeds (CSR), built once every declaration is in. */
+int lq_fs_finish(lq_feature_set *fs) {
+  lq_allocator *a = &fs->alloc;
+  int ntypes = fs->types.count, t, i, slot = 0, total;
+  int *off, *feats, *fill;
+  uint8_t *flags, *filtered;
+  if (fs->finished) return -2;
+  for (i = 0; i < fs->nfeats; i++) {
+    lq_feature *f = &fs->feats[i];
+    f->ring = is_windowed(f->kind) ? (f->window_days > 0 ? f->window_days : 1) : 0;
+    f->slot = slot;
+    slot += FEAT_SCALARS + 2 * f->ring;
+  }
+  fs->nslots = slot;
+  off = (int *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 2) * sizeof(int));
+  flags = (uint8_t *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 1));
+  filtered = (uint8_t *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 1));
+  if (off == NULL || flags == NULL || filtered == NULL) goto nomem;
+  memset(off, 0, (size_t)(ntypes + 2) * sizeof(int));
+  memset(filtered, 0, (size_t)(ntypes + 1));
+  for (t = 0; t <= ntypes; t++) flags[t] = (t < ntypes && t < fs->type_flags_used) ? fs->type_flags[t] : 0;
+  /* count */
+  for (i = 0; i < fs->npairs; i++) off[fs->pairs[2 * i + 1] + 1]++;
+  for (i = 0; i < fs->nfeats; i++)
+    if (fs->feats[i].wildcard)
+      for (t = 0; t <= ntypes; t++) off[t + 1]++;
+  for (t = 0; t <= ntypes; t++) off[t + 1] += off[t];
+  total = off[ntypes + 1];
+  feats = (int *)mem_alloc(a, NULL, 0, (size_t)(total > 0 ? total : 1) * sizeof(int));
+  fill = (int *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 1) * sizeof(int));
+  if (feats == NULL || fill == NULL) {
+    if (feats) mem_free(a, feats, (size_t)(total > 0 ? total : 1) * sizeof(int));
+    if (fill) mem_free(a, fill, (size_t)(ntypes + 1) * sizeof(int));
+    goto nomem;
+  }
+  for (t = 0; t <= ntypes; t++) fill[t] = off[t];
+  /* in declaration order within each type: pairs were added in that order, wildcards merged by index */
+  for (i = 0; i < fs->nfeats; i++) {
+    int p;
+    if (fs->feats[i].wildcard) {
+      for (t = 0; t <= ntypes; t++) feats[fill[t]++] = i;
+      continue;
+    }
+    for (p = 0; p < fs->npairs; p++)
+      if (fs->pairs[2 * p] == i) {
+        int ty = fs->pairs[2 * p + 1];
+        int k, dup = 0;
+        for (k = off[ty]; k < fill[ty]; k++) dup |= feats[k] == i;
+        if (!dup) feats[fill[ty]++] = i;
+      }
+  }
+  /* duplicates left holes: compact each type's list */
+  {
+    int w = 0;
+    for (t = 0; t <= ntypes; t++) {
+      int s = off[t], e = fill[t];
+      off[t] = w;
+      for (i = s; i < e; i++) {
+        feats[w++] = feats[i];
+        if (fs->feats[feats[i]].need) filtered[t] = 1;
+      }
+    }
+    off[ntypes + 1] = w;
+  }
+  mem_free(a, fill, (size_t)(ntypes + 1) * sizeof(int));
+  mem_free(a, fs->type_flags, (size_t)fs->type_flags_cap);
+  fs->type_flags = flags;
+  fs->type_filtered = filtered;
+  fs->type_off = off;
+  fs->type_feats = feats;
+  fs->type_off_total = total > 0 ? total : 1;
+  fs->finished = 1;
+  return 0;
+nomem:
+  if (off) mem_free(a, off, (size_t)(ntypes + 2) * sizeof(int));
+  if (flags) mem_free(a, flags, (size_t)(ntypes + 1));
+  if (filtered) mem_free(a, filtered, (size_t)(ntypes + 1));
+  return -1;
+}
+
+const char *lq_fs_feature_name(const lq_feature_set *fs, int feature) {
+  return fs->arena + fs->feats[feature].name;
+}
+
+int32_t lq_fs_type_index(const lq_feature_set *fs, const char *type, size_t len) {
+  int32_t code = lq_dict_find(&fs->types, type, len);
+  return code < 0 ? fs->types.count : code;
+}
+
+/* ---- string tests, ASCII case-insensitive ---- */
+
+static int lower(int c) {
+  return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+/* needle is lowercase already */
+static int ci_equal(const char *s, const char *needle, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (lower((unsigned char)s[i]) != (unsigned char)needle[i]) return 0;
+  return 1;
+}
+
+static int needle_match(lq_match_op op, const char *s, size_t len, const char *nd, size_t nlen) {
+  size_t i;
+  switch (op) {
+    case LQ_OP_EQUALS: return len == nlen && ci_equal(s, nd, nlen);
+    case LQ_OP_STARTS_WITH: return len >= nlen && ci_equal(s, nd, nlen);
+    case LQ_OP_ENDS_WITH: return len >= nlen && ci_equal(s + len - nlen, nd, nlen);
+    case LQ_OP_CONTAINS:
+      if (nlen > len) return 0;
+      for (i = 0; i + nlen <= len; i++)
+        if (ci_equal(s + i, nd, nlen)) return 1;
+      return 0;
+    default: return 0;
+  }
+}
+
+static int truthy(const char *s, size_t len) {
+  return (len == 4 && ci_equal(s, "true", 4)) || (len == 3 && ci_equal(s, "yes", 3)) ||
+         (len == 1 && (s[0] == '1' || lower((unsigned char)s[0]) == 'y' || lower((unsigned char)s[0]) == 't'));
+}
+
+int lq_fs_filter_match(const lq_feature_set *fs, int filter, const char *s, size_t len) {
+  const lq_filter *fl = &fs->filters[filter];
+  int c;
+  if (s == NULL) return 0;
+  for (c = 0; c < fl->nclauses; c++) {
+    const lq_clause *cl = &fs->clauses[fl->first_clause + c];
+    int n, ok = 0;
+    if (cl->op == LQ_OP_TRUE) {
+      ok = truthy(s, len);
+    } else {
+      for (n = 0; n < cl->nneedles && !ok; n++) {
+        const lq_needle *nd = &fs->needles[cl->first_needle + n];
+        ok = needle_match(cl->op, s, len, fs->arena + nd->str, nd->len);
+      }
+    }
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+/* ---- the engine: one lead, events in time order ---- */
+
+static double day_of(double at) {
+  return floor(at / DAY);
+}
+
+/* What a day bucket adds to the feature: a capped count of points, a flag for active days... */
+static double bucket_value(const lq_feature *f, double v) {
+  switch (f->kind) {
+    case LQ_FEAT_POINTS: {
+      double p = v * f->points;
+      if (p > f->cap_per_day) p = f->cap_per_day;
+      if (p < -f->cap_per_day) p = -f->cap_per_day;
+      return p;
+    }
+    case LQ_FEAT_ACTIVE_DAYS: return v > 0 ? 1 : 0;
+    default: return v;
+  }
+}
+
+static void feature_add(const lq_feature *f, double *p, double at, double value) {
+  p[0] += 1;
+  switch (f->kind) {
+    case LQ_FEAT_DECAYED: {
+      double w = f->of_value ? (value == value ? value : 0) : 1;
+      if (p[0] == 1 || at <= p[2]) {
+        p[1] = (p[0] == 1 ? 0 : p[1]) + w;
+        p[2] = at;
+      } else {
+        p[1] = p[1] * exp2(-(at - p[2]) / f->half_life) + w;
+        p[2] = at;
+      }
+      return;
+    }
+    case LQ_FEAT_FIRST: case LQ_FEAT_LAST: case LQ_FEAT_DAYS_SINCE_LAST:
+      if (p[0] == 1) p[1] = at;
+      p[2] = at;
+      return;
+    default: {
+      double add = 1, d, *r;
+      long idx;
+      if (f->kind == LQ_FEAT_SESSIONS) {
+        int same = p[0] > 1 && at - p[2] <= f->session_gap;
+        p[2] = at;
+        if (same) return;
+      } else if (f->kind == LQ_FEAT_SUM) {
+        add = value == value ? value : 0;
+      }
+      d = day_of(at);
+      idx = (long)fmod(d, (double)f->ring);
+      if (idx < 0) idx += f->ring;
+      r = p + FEAT_SCALARS + 2 * idx;
+      if (r[0] != d) {
+        if (f->window_days == 0) p[1] += bucket_value(f, r[1]);
+        r[0] = d;
+        r[1] = 0;
+      }
+      r[1] += add;
+      return;
+    }
+  }
+}
+
+/* Fold one event, in time order, into a state. */
+static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event *e) {
+  unsigned flags = fs->type_flags[e->type];
+  int k, end;
+  st->has_done = 1;
+  st->done_at = e->at;
+  if (flags & LQ_TYPE_SEND) {
+    st->has_send = 1;
+    st->last_send = e->at;
+  }
+  if (st->flagged) {
+    st->counters[LQ_N_LEAD] += 1;
+    return;
+  }
+  if ((flags & LQ_TYPE_PAGE) && fs->min_page_seconds > 0 && e->value < fs->min_page_seconds) {
+    st->counters[LQ_N_SHORT_PAGE] += 1;
+    return;
+  }
+  if ((flags & LQ_TYPE_CLICK) && fs->scanner_seconds >= 0 && st->has_send &&
+      e->at - st->last_send <= fs->scanner_seconds && !(flags & LQ_TYPE_SEND)) {
+    st->counters[LQ_N_SCANNER] += 1;
+    return;
+  }
+  end = fs->type_off[e->type + 1];
+  for (k = fs->type_off[e->type]; k < end; k++) {
+    const lq_feature *f = &fs->feats[fs->type_feats[k]];
+    if ((e->mask & f->need) != f->need) continue;
+    feature_add(f, st->v + f->slot, e->at, e->value);
+  }
+}
+
+static double feature_value(const lq_feature *f, const double *p, double as_of) {
+  switch (f->kind) {
+    case LQ_FEAT_DECAYED:
+      return p[0] > 0 ? p[1] * exp2(-(as_of - p[2]) / f->half_life) : 0;
+    case LQ_FEAT_FIRST: return p[0] > 0 ? p[1] : NAN;
+    case LQ_FEAT_LAST: return p[0] > 0 ? p[2] : NAN;
+    case LQ_FEAT_DAYS_SINCE_LAST: return p[0] > 0 ? (as_of - p[2]) / DAY : NAN;
+    default: {
+      double today = day_of(as_of), total = f->window_days == 0 ? p[1] : 0;
+      int i;
+      for (i = 0; i < f->ring; i++) {
+        const double *r = p + FEAT_SCALARS + 2 * i;
+        if (r[1] == 0 || r[0] > today) continue;
+        if (f->window_days > 0 && r[0] <= today - f->window_days) continue;
+        total += bucket_value(f, r[1]);
+      }
+      if (f->kind == LQ_FEAT_POINTS) {
+        if (total > f->cap) total = f->cap;
+        if (total < -f->cap) total = -f->cap;
+      }
+      return total;
+    }
+  }
+}
+
+static void fs_values(const lq_feature_set *fs, const lq_state_core *st, double as_of, double *out) {
+  int i;
+  for (i = 0; i < fs->nfeats; i++) out[i] = feature_value(&fs->feats[i], st->v + fs->feats[i].slot, as_of);
+}
+
+/* Sends first among events of the same second, so that a click at the second of its send is a scanner's. */
+static int event_before(const lq_feature_set *fs, const lq_event *a, const lq_event *b) {
+  if (a->at != b->at) return a->at < b->at;
+  return (fs->type_flags[a->type] & LQ_TYPE_SEND) && !(fs->type_flags[b->type] & LQ_TYPE_SEND);
+}
+
+/* ---- real-time states ---- */
+
+static void core_reset(const lq_feature_set *fs, lq_state_core *c, int flagged) {
+  double *v = c->v;
+  memset(v, 0, (size_t)fs->nslots * sizeof(double));
+  memset(c, 0, sizeof *c);
+  c->v = v;
+  c->flagged = flagged;
+}
+
+int lq_state_init(const lq_feature_set *fs, lq_state *st) {
+  size_t n = (size_t)(fs->nslots > 0 ? fs->nslots : 1);
+  memset(st, 0, sizeof *st);
+  st->core.v = (double *)mem_alloc(&fs->alloc, NULL, 0, n * sizeof(double));
+  if (st->core.v == NULL) return -1;
+  core_reset(fs, &st->core, 0);
+  return 0;
+}
+
+void lq_state_free(const lq_feature_set *fs, lq_state *st) {
+  size_t n = (size_t)(fs->nslots > 0 ? fs->nslots : 1);
+  mem_free(&fs->alloc, st->core.v, n * sizeof(double));
+  mem_free(&fs->alloc, st->pending, st->pending_cap * sizeof(lq_event));
+  memset(st, 0, sizeof *st);
+}
+
+int lq_state_observe(const lq_feature_set *fs, lq_state *st, const lq_event *e) {
+  lq_state_core *c = &st->core;
+  size_t pos;
+  double watermark;
+  if (c->has_max && e->at < c->max_at - fs->lateness) {
+    c->counters[LQ_N_LATE] += 1;
+    return 1;
+  }
+  c->counters[LQ_N_OBSERVED] += 1;
+  if (!c->has_max || e->at > c->max_at) {
+    c->has_max = 1;
+    c->max_at = e->at;
+  }
+  /* make room at the end; slide the live part back to the front when the head has moved far */
+  if (st->head + st->npending == st->pending_cap) {
+    if (st->head > 0) {
+      memmove(st->pending, st->pending + st->head, st->npending * sizeof(lq_event));
+      st->head = 0;
+    } else if (mem_grow(&fs->alloc, (void **)&st->pending, sizeof(lq_event), &st->pending_cap,
+                        st->npending + 1) != 0) {
+      c->counters[LQ_N_OBSERVED] -= 1;
+      return -1;
+    }
+  }
+  /* insert after every event not later than it: arrival order breaks ties */
+  pos = st->head + st->npending;
+  while (pos > st->head && event_before(fs, e, &st->pending[pos - 1])) {
+    st->pending[pos] = st->pending[pos - 1];
+    pos--;
+  }
+  st->pending[pos] = *e;
+  st->npending++;
+  /* events older than the watermark can no longer be overtaken: fold them in */
+  watermark = c->max_at - fs->lateness;
+  while (st->npending > 0 && st->pending[st->head].at < watermark) {
+    fs_apply(fs, c, &st->pending[st->head]);
+    st->head++;
+    st->npending--;
+  }
+  if (st->npending == 0) st->head = 0;
+  return 0;
+}
+
+int lq_state_values(const lq_feature_set *fs, const lq_state *st, double as_of, double *scratch, double *out) {
+  size_t i;
+  lq_state_core copy;
+  if (st->core.has_done && st->core.done_at > as_of) return 1;
+  if (st->npending == 0) {
+    fs_values(fs, &st->core, as_of, out);
+    return 0;
+  }
+  copy = st->core;
+  copy.v = scratch;
+  memcpy(scratch, st->core.v, (size_t)fs->nslots * sizeof(double));
+  for (i = 0; i < st->npending; i++) {
+    const lq_event *e = &st->pending[st->head + i];
+    if (e->at > as_of) break;
+    fs_apply(fs, &copy, e);
+  }
+  fs_values(fs, &copy, as_of, out);
+  return 0;
+}
+
+/* ---- encoding ----
+** v1: version byte, fingerprint (u32 LE), nslots (varint), flags byte (has_max, has_done, has_send, flagged),
+** the times those flags announce (f64 LE each), the counters (varints), a bitmap of the non-zero slots and
+** those slots (f64 LE), then the pending events: count (varint), each at, value (f64 LE), type, mask (varints).
+** A newer build keeps a decoder for every older version. */
+
+typedef struct buf {
+  const lq_allocator *a;
+  char *p;
+  size_t len, cap;
+  int oom;
+} buf;
+
+static void buf_put(buf *b, const void *s, size_t n) {
+  if (b->oom) return;
+  if (mem_grow(b->a, (void **)&b->p, 1, &b->cap, b->len + n) != 0) {
+    b->oom = 1;
+    return;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+
+static void buf_varint(buf *b, uint64_t v) {
+  unsigned char tmp[10];
+  int n = 0;
+  do {
+    unsigned char byte = (unsigned char)(v & 0x7f);
+    v >>= 7;
+    tmp[n++] = (unsigned char)(byte | (v ? 0x80 : 0));
+  } while (v);
+  buf_put(b, tmp, (size_t)n);
+}
+
+static void buf_f64(buf *b, double d) {
+  uint64_t u;
+  unsigned char tmp[8];
+  int i;
+  memcpy(&u, &d, 8);
+  for (i = 0; i < 8; i++) tmp[i] = (unsigned char)(u >> (8 * i));
+  buf_put(b, tmp, 8);
+}
+
+int lq_state_encode(const lq_feature_set *fs, const lq_state *st, char **out, size_t *len) {
+  buf b;
+  const lq_state_core *c = &st->core;
+  unsigned char head[5], flags = 0, byte = 0;
+  int i;
+  size_t k;
+  memset(&b, 0, sizeof b);
+  b.a = &fs->alloc;
+  head[0] = LQ_STATE_VERSION;
+  for (i = 0; i < 4; i++) head[1 + i] = (unsigned char)(fs->fingerprint >> (8 * i));
+  buf_put(&b, head, 5);
+  buf_varint(&b, (uint64_t)fs->nslots);
+  flags = (unsigned char)((c->has_max ? 1 : 0) | (c->has_done ? 2 : 0) | (c->has_send ? 4 : 0) | (c->flagged ? 8 : 0));
+  buf_put(&b, &flags, 1);
+  if (c->has_max) buf_f64(&b, c->max_at);
+  if (c->has_done) buf_f64(&b, c->done_at);
+  if (c->has_send) buf_f64(&b, c->last_send);
+  for (i = 0; i < LQ_N_COUNTERS; i++) buf_varint(&b, (uint64_t)c->counters[i]);
+  for (i = 0; i < fs->nslots; i++) {
+    if (c->v[i] != 0) byte = (unsigned char)(byte | (1u << (i & 7)));
+    if ((i & 7) == 7 || i == fs->nslots - 1) {
+      buf_put(&b, &byte, 1);
+      byte = 0;
+    }
+  }
+  for (i = 0; i < fs->nslots; i++)
+    if (c->v[i] != 0) buf_f64(&b, c->v[i]);
+  buf_varint(&b, (uint64_t)st->npending);
+  for (k = 0; k < st->npending; k++) {
+    const lq_event *e = &st->pending[st->head + k];
+    buf_f64(&b, e->at);
+    buf_f64(&b, e->value);
+    buf_varint(&b, (uint64_t)e->type);
+    buf_varint(&b, (uint64_t)e->mask);
+  }
+  if (b.oom) {
+    mem_free(b.a, b.p, b.cap);
+    return -1;
+  }
+  /* hand back exactly len bytes so the caller frees what it was given */
+  if (b.cap != b.len) {
+    char *np = (char *)mem_alloc(b.a, b.p, b.cap, b.len);
+    if (np == NULL) {
+      mem_free(b.a, b.p, b.cap);
+      return -1;
+    }
+    b.p = np;
+  }
+  *out = b.p;
+  *len = b.len;
+  return 0;
+}
+
+typedef struct reader {
+  const unsigned char *p, *end;
+  int bad;
+} reader;
+
+static uint64_t rd_varint(reader *r) {
+  uint64_t v = 0;
+  int shift = 0;
+  for (;;) {
+    unsigned char byte;
+    if (r->p >= r->end || shift > 63) {
+      r->bad = 1;
+      return 0;
+    }
+    byte = *r->p++;
+    v |= (uint64_t)(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return v;
+    shift += 7;
+  }
+}
+
+static double rd_f64(reader *r) {
+  uint64_t u = 0;
+  double d;
+  int i;
+  if (r->end - r->p < 8) {
+    r->bad = 1;
+    return 0;
+  }
+  for (i = 0; i < 8; i++) u |= (uint64_t)r->p[i] << (8 * i);
+  r->p += 8;
+  memcpy(&d, &u, 8);
+  return d;
+}
+
+static int decode_v1(const lq_feature_set *fs, lq_state *st, reader *r, const char **msg) {
+  lq_state_core *c = &st->core;
+  unsigned flags;
+  int i;
+  uint64_t n, k;
+  const unsigned char *bitmap;
+  if (rd_varint(r) != (uint64_t)fs->nslots || r->bad) {
+    *msg = "the state was encoded by a different feature set";
+    return 1;
+  }
+  if (r->p >= r->end) goto bad;
+  flags = *r->p++;
+  c->has_max = flags & 1;
+  c->has_done = (flags >> 1) & 1;
+  c->has_send = (flags >> 2) & 1;
+  c->flagged = (flags >> 3) & 1;
+  if (c->has_max) c->max_at = rd_f64(r);
+  if (c->has_done) c->done_at = rd_f64(r);
+  if (c->has_send) c->last_send = rd_f64(r);
+  for (i = 0; i < LQ_N_COUNTERS; i++) c->counters[i] = (double)rd_varint(r);
+  if (r->bad || r->end - r->p < (fs->nslots + 7) / 8) goto bad;
+  bitmap = r->p;
+  r->p += (fs->nslots + 7) / 8;
+  for (i = 0; i < fs->nslots; i++)
+    c->v[i] = (bitmap[i >> 3] >> (i & 7)) & 1 ? rd_f64(r) : 0;
+  n = rd_varint(r);
+  if (r->bad || n > (uint64_t)(r->end - r->p) / 18) goto bad;
+  if (n > 0 && mem_grow(&fs->alloc, (void **)&st->pending, sizeof(lq_event), &st->pending_cap, (size_t)n) != 0)
+    return -1;
+  for (k = 0; k < n; k++) {
+    lq_event *e = &st->pending[k];
+    uint64_t type, mask;
+    e->at = rd_f64(r);
+    e->value = rd_f64(r);
+    type = rd_varint(r);
+    mask = rd_varint(r);
+    if (r->bad || type > (uint64_t)fs->types.count || mask > 0xffffffffu || e->at != e->at) goto bad;
+    e->type = (int32_t)type;
+    e->mask = (uint32_t)mask;
+  }
+  st->head = 0;
+  st->npending = (size_t)n;
+  if (r->bad || r->p != r->end) goto bad;
+  return 0;
+bad:
+  *msg = "the state string is damaged or truncated";
+  return 1;
+}
+
+int lq_state_decode(const lq_feature_set *fs, lq_state *st, const char *s, size_t len, const char **msg) {
+  reader r;
+  uint32_t fp = 0;
+  int i, rc;
+  r.p = (const unsigned char *)s;
+  r.end = r.p + len;
+  r.bad = 0;
+  if (len < 5) {
+    *msg = "the state string is too short";
+    return 1;
+  }
+  for (i = 0; i < 4; i++) fp |= (uint32_t)r.p[1 + i] << (8 * i);
+  if (r.p[0] == 0 || r.p[0] > LQ_STATE_VERSION) {
+    *msg = "the state was encoded by a newer version of leadq";
+    return 1;
+  }
+  if (fp != fs->fingerprint) {
+    *msg = "the state was encoded by a different feature set";
+    return 1;
+  }
+  r.p += 5;
+  core_reset(fs, &st->core, 0);
+  st->head = st->npending = 0;
+  switch (s[0]) {
+    case 1: rc = decode_v1(fs, st, &r, msg); break;
+    default: *msg = "unknown state version"; rc = 1; break;
+  }
+  if (rc != 0) {
+    core_reset(fs, &st->core, 0);
+    st->head = st->npending = 0;
+  }
+  return rc;
+}
+
+/* ---- bulk ---- */
+
+/* Stable merge sort of one lead's events by (time, class). */
+static void sort_events(const lq_feature_set *fs, lq_event *ev, lq_event *tmp, size_t n) {
+  size_t width, i;
+  lq_event *src = ev, *dst = tmp;
+  if (n < 2) return;
+  if (n <= 16) {  /* insertion sort */
+    for (i = 1; i < n; i++) {
+      lq_event x = ev[i];
+      size_t j = i;
+      while (j > 0 && event_before(fs, &x, &ev[j - 1])) {
+        ev[j] = ev[j - 1];
+        j--;
+      }
+      ev[j] = x;
+    }
+    return;
+  }
+  for (width = 1; width < n; width *= 2) {
+    for (i = 0; i < n; i += 2 * width) {
+      size_t lo = i, mid = i + width < n ? i + width : n, hi = i + 2 * width < n ? i + 2 * width : n;
+      size_t a = lo, b = mid, o = lo;
+      while (a < mid && b < hi) dst[o++] = event_before(fs, &src[b], &src[a]) ? src[b++] : src[a++];
+      while (a < mid) dst[o++] = src[a++];
+      while (b < hi) dst[o++] = src[b++];
+    }
+    {
+      lq_event *t = src;
+      src = dst;
+      dst = t;
+    }
+  }
+  if (src != ev) memcpy(ev, src, n * sizeof(lq_event));
+}
+
+static int column_string(const lq_column *c, size_t row, char *tmp, size_t tmplen, const char **s, size_t *len) {
+  switch (c->type) {
+    case LQ_CATEGORY:
+      if (c->codes[row] == LQ_MISSING_CODE) return 0;
+      *s = lq_dict_string(&c->dict, c->codes[row], len);
+      return *s != NULL;
+    case LQ_TEXT:
+      if (c->text_missing[row]) return 0;
+      *s = c->text + c->offsets[row];
+      *len = (size_t)(c->offsets[row + 1] - c->offsets[row]);
+      return 1;
+    case LQ_NUMBER: case LQ_TIME: {
+      double v = c->numbers[row];
+      int n;
+      if (v != v) return 0;
+      if (v == floor(v) && fabs(v) < 1e15) n = snprintf(tmp, tmplen, "%.0f", v);
+      else n = snprintf(tmp, tmplen, "%.17g", v);
+      *s = tmp;
+      *len = (size_t)n;
+      return 1;
+    }
+    case LQ_BOOLEAN:
+      if (c->bools[row] == LQ_MISSING_BOOL) return 0;
+      *s = c->bools[row] ? "true" : "false";
+      *len = strlen(*s);
+      return 1;
+    default: return 0;
+  }
+}
+
+/* A lead is noise when any lead filter holds for one of its columns. */
+static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const int *cols, size_t row) {
+  int k;
+  char tmp[64];
+  for (k = 0; k < fs->nlead_filters; k++) {
+    const lq_column *c = leads->cols[cols[k]];
+    const char *s;
+    size_t len;
+    if (column_string(c, row, tmp, sizeof tmp, &s, &len) && lq_fs_filter_match(fs, fs->lead_filters[k], s, len))
+      return 1;
+  }
+  return 0;
+}
+
+typedef struct scratch {
+  const lq_allocator *a;
+  void *p[LQ_MAX_FILTERS + 16];   /* the filters' match tables and a dozen arrays */
+  size_t sz[LQ_MAX_FILTERS + 16];
+  int n;
+} scratch;
+
+static void *scratch_get(scratch *s, size_t size) {
+  void *p;
+  if (size == 0) size = 1;
+  if (s->n == (int)(sizeof s->p / sizeof s->p[0])) return NULL;
+  p = mem_alloc(s->a, NULL, 0, size);
+  if (p == NULL) return NULL;
+  s->p[s->n] = p;
+  s->sz[s->n++] = size;
+  return p;
+}
+
+static void scratch_free(scratch *s) {
+  int i;
+  for (i = 0; i < s->n; i++) mem_free(s->a, s->p[i], s->sz[i]);
+  s->n = 0;
+}
+
+void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report) {
+  mem_free(&fs->alloc, report->unknown_rows, report->nunknown_rows * sizeof(size_t));
+  report->unknown_rows = NULL;
+  report->nunknown_rows = 0;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
+  snprintf(err, errlen, fmt, arg);
+  return -1;
+}
+
+int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
+                  const lq_table *events, double as_of, size_t max_unknown,
+                  lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
+  scratch sc;
+  const lq_column *idc, *lc, *tc, *ac, *vc = NULL;
+  const lq_column *fcols[LQ_MAX_FILTERS];
+  int ci, li, ti, ai, vi, k;
+  int *lead_cols = NULL;
+  int32_t *code_row, *type_map, *row_of;
+  uint8_t *fmatch[LQ_MAX_FILTERS];
+  size_t nleads = leads->nrows, nev = events->nrows, i, maxslice = 0, unknown_cap = 0;
+  size_t *start;
+  lq_event *recs, *tmp;
+  lq_state_core st;
+  double *vals;
+  lq_table *res = NULL;
+  lq_dict ids;
+  lq_allocator ida = fs->alloc;  /* the dictionary API wants a mutable allocator */
+  int use_ids = 0;
+
+  memset(report, 0, sizeof *report);
+  memset(&sc, 0, sizeof sc);
+  sc.a = &fs->alloc;
+  *out = NULL;
+  lq_dict_init(&ids);
+
+  ci = lq_table_find(leads, id_column);
+  if (ci < 0) return fail(err, errlen, "leads have no column '%s' to join events on", id_column);
+  idc = leads->cols[ci];
+  li = lq_table_find(events, "lead_id");
+  ti = lq_table_find(events, "type");
+  ai = lq_table_find(events, "at");
+  vi = lq_table_find(events, "value");
+  if (li < 0) return fail(err, errlen, "events have no column '%s'", "lead_id");
+  if (ti < 0) return fail(err, errlen, "events have no column '%s'", "type");
+  if (ai < 0) return fail(err, errlen, "events have no column '%s'", "at");
+  lc = events->cols[li];
+  tc = events->cols[ti];
+  ac = events->cols[ai];
+  if (lc->type != LQ_CATEGORY) return fail(err, errlen, "events column '%s' must be a category", "lead_id");
+  if (tc->type != LQ_CATEGORY) return fail(err, errlen, "events column '%s' must be a category", "type");
+  if (ac->type != LQ_TIME && ac->type != LQ_NUMBER) return fail(err, errlen, "events column '%s' must be a time", "at");
+  if (vi >= 0) {
+    vc = events->cols[vi];
+    if (vc->type != LQ_NUMBER && vc->type != LQ_TIME) return fail(err, errlen, "events column '%s' must be a number", "value");
+  }
+  for (k = 0; k < fs->nfilters; k++) {
+    const lq_filter *fl = &fs->filters[k];
+    const lq_table *t = fl->bit < 0 ? leads : events;
+    int c = lq_table_find(t, fs->arena + fl->attr);
+    if (c < 0) {
+      snprintf(err, errlen, "%s have no column '%s'%s", fl->bit < 0 ? "leads" : "events", fs->arena + fl->attr,
+               fl->bit < 0 ? " (noise: leads)" : "");
+      return -1;
+    }
+    if (fl->bit >= 0) {
+      fcols[fl->bit] = t->cols[c];
+      if (t->cols[c]->type != LQ_CATEGORY && t->cols[c]->type != LQ_TEXT)
+        return fail(err, errlen, "events column '%s' must be a category or text to filter on", fs->arena + fl->attr);
+    }
+  }
+
+  /* lead id -> row, once per distinct events lead_id */
+  code_row = (int32_t *)scratch_get(&sc, (size_t)lc->dict.count * sizeof(int32_t));
+  type_map = (int32_t *)scratch_get(&sc, (size_t)tc->dict.count * sizeof(int32_t));
+  lead_cols = (int *)scratch_get(&sc, (size_t)(fs->nlead_filters + 1) * sizeof(int));
+  if (code_row == NULL || type_map == NULL || lead_cols == NULL) goto nomem;
+  for (k = 0; k < fs->nlead_filters; k++)
+    lead_cols[k] = lq_table_find(leads, fs->arena + fs->filters[fs->lead_filters[k]].attr);
+  {
+    /* leads' ids as a dictionary: the category column's own, or one built from the rows */
+    int32_t *row_of_code;
+    const lq_dict *d;
+    int32_t ncodes;
+    if (idc->type == LQ_CATEGORY) {
+      d = &idc->dict;
+    } else {
+      char tmp2[64];
+      use_ids = 1;
+      for (i = 0; i < nleads; i++) {
+        const char *s;
+        size_t len;
+        if (column_string(idc, i, tmp2, sizeof tmp2, &s, &len) && lq_dict_intern(&ids, &ida, s, len) < 0) goto nomem;
+      }
+      d = &ids;
+    }
+    ncodes = d->count;
+    row_of_code = (int32_t *)scratch_get(&sc, (size_t)ncodes * sizeof(int32_t));
+    if (row_of_code == NULL) goto nomem;
+    for (k = 0; k < ncodes; k++) row_of_code[k] = -1;
+    for (i = 0; i < nleads; i++) {
+      int32_t code;
+      if (idc->type == LQ_CATEGORY) {
+        code = idc->codes[i];
+      } else {
+        char tmp2[64];
+        const char *s;
+        size_t len;
+        code = column_string(idc, i, tmp2, sizeof tmp2, &s, &len) ? lq_dict_find(d, s, len) : -1;
+      }
+      if (code < 0) continue;
+      if (row_of_code[code] < 0) row_of_code[code] = (int32_t)i;
+      else report->duplicate_ids += 1;
+    }
+    for (k = 0; k < lc->dict.count; k++) {
+      size_t len;
+      const char *s = lq_dict_string(&lc->dict, k, &len);
+      int32_t code = lq_dict_find(d, s, len);
+      code_row[k] = code < 0 ? -1 : row_of_code[code];
+    }
+  }
+  /* event type -> type index, -1 when no feature or noise rule looks at it */
+  for (k = 0; k < tc->dict.count; k++) {
+    size_t len;
+    const char *s = lq_dict_string(&tc->dict, k, &len);
+    int32_t t = lq_fs_type_index(fs, s, len);
+    type_map[k] = (fs->type_off[t + 1] > fs->type_off[t] || fs->type_flags[t]) ? t : -1;
+  }
+  /* filters: a string test once per distinct value */
+  for (k = 0; k < fs->nevent_filters; k++) {
+    const lq_column *c = fcols[k];
+    int f, code;
+    fmatch[k] = NULL;
+    if (c->type != LQ_CATEGORY) continue;
+    fmatch[k] = (uint8_t *)scratch_get(&sc, (size_t)c->dict.count);
+    if (fmatch[k] == NULL) goto nomem;
+    for (f = 0; f < fs->nfilters; f++)
+      if (fs->filters[f].bit == k) break;
+    for (code = 0; code < c->dict.count; code++) {
+      size_t len;
+      const char *s = lq_dict_string(&c->dict, code, &len);
+      fmatch[k][code] = (uint8_t)lq_fs_filter_match(fs, f, s, len);
+    }
+  }
+
+  /* pass 1: each event's lead row, and how many each lead has */
+  row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
+  start = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
+  if (row_of == NULL || start == NULL) goto nomem;
+  memset(start, 0, (nleads + 1) * sizeof(size_t));
+  report->events = (double)nev;
+  for (i = 0; i < nev; i++) {
+    int32_t lcode = lc->codes[i], tcode = tc->codes[i], r;
+    double at = ac->numbers[i];
+    row_of[i] = -1;
+    if (tcode < 0 || type_map[tcode] < 0) {
+      report->ignored += 1;
+      continue;
+    }
+    if (at != at) {
+      report->no_time += 1;
+      continue;
+    }
+    if (at > as_of) {
+      report->after_as_of += 1;
+      continue;
+    }
+    r = lcode < 0 ? -1 : code_row[lcode];
+    if (r < 0) {
+      report->unknown += 1;
+      if (report->nunknown_rows < max_unknown) {
+        if (mem_grow(sc.a, (void **)&report->unknown_rows, sizeof(size_t), &unknown_cap,
+                     report->nunknown_rows + 1) != 0)
+          goto nomem;
+        report->unknown_rows[report->nunknown_rows++] = i;
+      }
+      continue;
+    }
+    row_of[i] = r;
+    start[r + 1]++;
+  }
+  /* give the unknown list its exact size so the report frees what it holds */
+  if (unknown_cap != report->nunknown_rows) {
+    if (report->nunknown_rows == 0) {
+      mem_free(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t));
+      report->unknown_rows = NULL;
+    } else {
+      size_t *np = (size_t *)mem_alloc(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t),
+                                       report->nunknown_rows * sizeof(size_t));
+      if (np == NULL) goto nomem;
+      report->unknown_rows = np;
+    }
+    unknown_cap = report->nunknown_rows;
+  }
+  for (i = 0; i < nleads; i++) {
+    if (start[i + 1] > maxslice) maxslice = start[i + 1];
+    start[i + 1] += start[i];
+  }
+  report->used = (double)start[nleads];
+  /* pass 2: scatter the events into per-lead slices, file order kept within a lead */
+  recs = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
+  tmp = (lq_event *)scratch_get(&sc, maxslice * sizeof(lq_event));
+  vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
+  st.v = (double *)scratch_get(&sc, (size_t)(fs->nslots + 1) * sizeof(double));
+  if (recs == NULL || tmp == NULL || vals == NULL || st.v == NULL) goto nomem;
+  {
+    size_t *fill = start;  /* start[r] walks to start[r+1]; restored below */
+    for (i = 0; i < nev; i++) {
+      int32_t r = row_of[i];
+      lq_event *e;
+      int32_t t;
+      if (r < 0) continue;
+      t = type_map[tc->codes[i]];
+      e = &recs[fill[r]++];
+      e->at = ac->numbers[i];
+      e->value = vc ? vc->numbers[i] : NAN;
+      e->type = t;
+      e->mask = 0;
+      if (fs->type_filtered[t]) {
+        for (k = 0; k < fs->nevent_filters; k++) {
+          const lq_column *c = fcols[k];
+          int hit;
+          if (fmatch[k] != NULL) {
+            hit = c->codes[i] >= 0 && fmatch[k][c->codes[i]];
+          } else {
+            int f;
+            for (f = 0; f < fs->nfilters; f++)
+              if (fs->filters[f].bit == k) break;
+            hit = !c->text_missing[i] &&
+                  lq_fs_filter_match(fs, f, c->text + c->offsets[i], (size_t)(c->offsets[i + 1] - c->offsets[i]));
+          }
+          if (hit) e->mask |= 1u << k;
+        }
+      }
+    }
+    for (i = nleads; i > 0; i--) start[i] = start[i - 1];
+    start[0] = 0;
+  }
+
+  /* pass 3: each lead's slice through the engine, as one real-time state would see it */
+  res = lq_table_new(fs->alloc);
+  if (res == NULL || lq_table_reserve(res, nleads) != 0) goto nomem;
+  for (k = 0; k < fs->nfeats; k++) {
+    lq_feature_kind kind = fs->feats[k].kind;
+    int rc = lq_table_add_column(res, lq_fs_feature_name(fs, k),
+                                 (kind == LQ_FEAT_FIRST || kind == LQ_FEAT_LAST) ? LQ_TIME : LQ_NUMBER);
+    if (rc == -2) {
+      lq_table_free(res);
+      scratch_free(&sc);
+      lq_dict_free(&ids, &ida);
+      lq_compute_report_free(fs, report);
+      return fail(err, errlen, "duplicate feature name '%s'", lq_fs_feature_name(fs, k));
+    }
+    if (rc < 0) goto nomem;
+  }
+  for (i = 0; i < nleads; i++) {
+    lq_event *ev = recs + start[i];
+    size_t n = start[i + 1] - start[i], j;
+    int c;
+    core_reset(fs, &st, fs->nlead_filters > 0 && lead_flagged(fs, leads, lead_cols, i));
+    for (j = 1; j < n; j++)
+      if (event_before(fs, &ev[j], &ev[j - 1])) break;
+    if (j < n) sort_events(fs, ev, tmp, n);
+    for (j = 0; j < n; j++) fs_apply(fs, &st, &ev[j]);
+    fs_values(fs, &st, as_of, vals);
+    for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] += st.counters[c];
+    if (lq_table_begin_row(res) != 0) goto nomem;
+    for (c = 0; c < fs->nfeats; c++)
+      if (vals[c] == vals[c]) lq_column_set_number(res, c, vals[c]);
+    lq_table_end_row(res);
+  }
+  report->counters[LQ_N_OBSERVED] = report->used;
+  scratch_free(&sc);
+  lq_dict_free(&ids, &ida);
+  *out = res;
+  return 0;
+nomem:
+  if (res) lq_table_free(res);
+  scratch_free(&sc);
+  if (use_ids || ids.count) lq_dict_free(&ids, &ida);
+  mem_free(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t));
+  report->unknown_rows = NULL;
+  report->nunknown_rows = 0;
+  return fail(err, errlen, "%s", "not enough memory for the feature computation");
+}

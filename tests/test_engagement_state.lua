@@ -1,0 +1,270 @@
+-- The real-time engagement state: observe / values / encode / decode, lateness, and the property
+-- that incremental and batch computations agree on generated event streams.
+local lu = require("luaunit")
+local core = require("leadq.core")
+local features = require("leadq.features")
+
+local M = {}
+M.TestEngagementState = {}
+local T = M.TestEngagementState
+
+local DAY = 86400
+local T0 = 1780000000   -- 2026-05-28T20:26:40Z
+
+-- A deterministic PRNG in doubles (Park-Miller), so every Lua, LuaJIT included, draws the same stream.
+local function prng(seed)
+  local x = seed % 2147483647
+  if x <= 0 then x = x + 2147483646 end
+  local r = {}
+  function r.next()
+    x = (16807 * x) % 2147483647
+    return x / 2147483647
+  end
+  function r.int(lo, hi) return lo + math.floor(r.next() * (hi - lo + 1)) end
+  function r.pick(list) return list[r.int(1, #list)] end
+  return r
+end
+
+local function slow() return LEADQ_VARIANT == "asan" end
+
+local SPECS = {
+  views_7d = { count = "page_view", within_days = 7 },
+  views_30d = { count = "page_view", within_days = 30 },
+  pricing_30d = { count = "page_view", page = { starts_with = "/pricing" }, within_days = 30 },
+  docs_any = { count = { "page_view", "download" }, page = { contains = "docs" } },
+  email_pts = { count = { "email_open", "email_click" }, points = 3, cap = 40, cap_per_day = 7 },
+  email_pts_30d = { count = { "email_open", "email_click" }, points = 2, cap = 25, cap_per_day = 5,
+    within_days = 30 },
+  careers = { count = "page_view", page = "/careers", points = -5, cap = 15 },
+  time_on_page = { sum = "page_view", within_days = 14 },
+  time_all = { sum = "page_view" },
+  heat = { decayed = "webinar", half_life_days = 10 },
+  heat_value = { decayed = { "page_view", "download" }, half_life_days = 3, of = "value" },
+  first_seen = { first = "*" },
+  last_seen = { last = "*" },
+  since_visit = { days_since_last = "page_view" },
+  active_30d = { active_days = "*", within_days = 30 },
+  active_all = { active_days = { "page_view", "email_click" } },
+  sessions_30d = { sessions = "page_view", within_days = 30, gap_minutes = 30 },
+  sessions_all = { sessions = "page_view", gap_minutes = 45 },
+  demo = { count = "demo_request" },
+}
+local OPTIONS = { lateness_seconds = 6 * 3600,
+  noise = { min_page_seconds = 5, scanner_click_seconds = 20, leads = { internal = true } } }
+
+local TYPES = { "page_view", "page_view", "page_view", "email_send", "email_open", "email_click", "email_click",
+  "download", "webinar", "demo_request", "other" }
+local PAGES = { "/", "/pricing", "/pricing/enterprise", "/docs/api", "/Docs/start", "/careers", "/blog/x" }
+
+-- One lead's stream: bursts of activity over ~90 days, some clicks right after their send.
+local function stream(r, lead, n)
+  local evs, t = {}, T0 - 90 * DAY + r.int(0, 5 * DAY)
+  for _ = 1, n do
+    local gap = r.next() < 0.6 and r.int(1, 1200) or r.int(3600, 6 * DAY)
+    t = t + gap
+    local ty = r.pick(TYPES)
+    local e = { lead_id = lead, type = ty, at = t, page = r.pick(PAGES) }
+    if ty == "page_view" or ty == "download" then e.value = r.int(0, 300) end
+    evs[#evs + 1] = e
+    if ty == "email_send" and r.next() < 0.5 then
+      t = t + r.int(0, 40)
+      evs[#evs + 1] = { lead_id = lead, type = "email_click", at = t, page = "/" }
+    end
+  end
+  return evs
+end
+
+local function close_enough(a, b)
+  if a == nil or b == nil then return a == b end
+  if a == b then return true end
+  return math.abs(a - b) <= 1e-9 * math.max(1, math.abs(a), math.abs(b))
+end
+
+local function assert_same(expected, got, where)
+  for name in pairs(SPECS) do
+    if not close_enough(expected[name], got[name]) then
+      lu.fail(string.format("%s: feature %s: batch %s, incremental %s", where, name, tostring(expected[name]),
+        tostring(got[name])))
+    end
+  end
+end
+
+function T.test_incremental_equals_batch_on_generated_streams()
+  local fs = features.new(SPECS, OPTIONS)
+  local r = prng(20260522)
+  local nleads = slow() and 6 or 40
+  local leads, all, per_lead = {}, {}, {}
+  for i = 1, nleads do
+    local id = "L" .. i
+    leads[i] = { id = id, internal = (i % 9 == 0) }
+    per_lead[i] = stream(r, id, r.int(0, slow() and 40 or 120))
+    for _, e in ipairs(per_lead[i]) do all[#all + 1] = e end
+  end
+  -- batch input in a shuffled order: the bulk pass must not care
+  for i = #all, 2, -1 do
+    local j = r.int(1, i)
+    all[i], all[j] = all[j], all[i]
+  end
+  local lead_tbl = core.table(leads)
+  local ev_tbl = core.table(all, { lead_id = "category", type = "category", at = "time", page = "category",
+    value = "number" })
+  local as_ofs = {}
+  for k = 1, (slow() and 3 or 8) do as_ofs[k] = T0 - 80 * DAY + k * 11 * DAY + r.int(0, DAY) end
+  local batch = {}
+  for k, as_of in ipairs(as_ofs) do
+    local tbl, report = assert(fs:compute(lead_tbl, ev_tbl, { as_of = as_of }))
+    lu.assertEquals(report.unknown_leads, 0)
+    batch[k] = tbl
+  end
+  for i = 1, nleads do
+    -- arrival order: each event late by up to the lateness, never more
+    local arrivals = {}
+    for j, e in ipairs(per_lead[i]) do
+      arrivals[j] = { e = e, key = e.at + r.next() * (OPTIONS.lateness_seconds - 1) }
+    end
+    table.sort(arrivals, function(a, b) return a.key < b.key end)
+    local st = fs:state(leads[i])
+    local pos = 0
+    for k, as_of in ipairs(as_ofs) do
+      -- feed until every event up to as_of has arrived
+      local last_needed = 0
+      for j, a in ipairs(arrivals) do if a.e.at <= as_of then last_needed = j end end
+      while pos < last_needed do
+        pos = pos + 1
+        local ok, err = st:observe(arrivals[pos].e)
+        lu.assertTrue(ok, err)
+      end
+      local got = assert(st:values(as_of))
+      local expected = batch[k]:row(i)
+      assert_same(expected, got, string.format("lead %d as of day %d", i, k))
+      -- a state survives encoding midway
+      if k % 2 == 0 then st = assert(fs:decode(st:encode())) end
+    end
+    lu.assertEquals(st:stats().late, 0)
+  end
+end
+
+function T.test_observe_and_values()
+  local fs = features.new({
+    views = { count = "page_view", within_days = 30 },
+    last_seen = { last = "page_view" },
+    since = { days_since_last = "page_view" },
+  })
+  local st = fs:state()
+  lu.assertEquals(st:values(T0), { views = 0 })   -- counts are 0, times are missing
+  lu.assertTrue(st:observe({ type = "page_view", at = T0 - 2 * DAY, value = 12 }))
+  lu.assertTrue(st:observe({ type = "page_view", at = T0 - DAY }))
+  lu.assertTrue(st:observe({ type = "unrelated", at = T0 - DAY }))
+  local v = st:values(T0)
+  lu.assertEquals(v.views, 2)
+  lu.assertEquals(v.last_seen, T0 - DAY)
+  lu.assertEquals(v.since, 1)
+  lu.assertEquals(st:values(T0 + 40 * DAY).views, 0)
+  lu.assertStrContains(tostring(st), "leadq.EngagementState: 3 events observed")
+  local s = st:stats()
+  lu.assertEquals(s.observed, 3)
+  lu.assertEquals(s.late, 0)
+end
+
+function T.test_late_events_are_counted_and_rejected()
+  local fs = features.new({ n = { count = "page_view" } }, { lateness_seconds = 3600 })
+  local st = fs:state()
+  lu.assertTrue(st:observe({ type = "page_view", at = T0 }))
+  lu.assertTrue(st:observe({ type = "page_view", at = T0 - 3600 }))     -- exactly the lateness: kept
+  local ok, err = st:observe({ type = "page_view", at = T0 - 3601 })
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "rejected as late")
+  lu.assertEquals(st:stats().late, 1)
+  lu.assertEquals(st:values(T0).n, 2)
+end
+
+function T.test_values_before_folded_events_is_an_error_but_pending_ones_replay()
+  local fs = features.new({ n = { count = "page_view" } }, { lateness_seconds = DAY })
+  local st = fs:state()
+  for k = 0, 4 do st:observe({ type = "page_view", at = T0 + k * DAY }) end
+  -- events within the lateness are still pending: as_of among them replays exactly
+  lu.assertEquals(st:values(T0 + 4 * DAY - 1).n, 4)
+  lu.assertEquals(st:values(T0 + 4 * DAY).n, 5)
+  local v, err = st:values(T0)
+  lu.assertNil(v)
+  lu.assertStrContains(err, "is before events already folded into the state")
+end
+
+function T.test_observe_misuse_raises()
+  local fs = features.new({ n = { count = "page_view" } })
+  local st = fs:state()
+  lu.assertErrorMsgContains("'type' must be a string", st.observe, st, { at = T0 })
+  lu.assertErrorMsgContains("'at' must be a number", st.observe, st, { type = "page_view", at = "2026-01-01" })
+  lu.assertErrorMsgContains("'value' must be a number", st.observe, st, { type = "page_view", at = T0, value = "x" })
+  lu.assertErrorMsgContains("bad self", fs.state, {})
+  st:close()
+  lu.assertErrorMsgContains("closed engagement state", st.observe, st, { type = "page_view", at = T0 })
+  lu.assertEquals(tostring(st), "leadq.EngagementState (closed)")
+  st:close()   -- twice is fine
+end
+
+function T.test_states_outlive_their_feature_set()
+  local fs = features.new({ n = { count = "page_view" } })
+  local st = fs:state()
+  fs:close()
+  st:observe({ type = "page_view", at = T0 })
+  lu.assertEquals(st:values(T0).n, 1)
+  lu.assertErrorMsgContains("closed feature set", fs.state, fs)
+  st = nil   -- luacheck: ignore 311
+  collectgarbage()
+end
+
+function T.test_encode_decode_round_trip_and_errors()
+  local fs = features.new(SPECS, OPTIONS)
+  local st = fs:state()
+  for _, e in ipairs(stream(prng(7), "x", 60)) do st:observe(e) end
+  local s = st:encode()
+  lu.assertEquals(s:byte(1), 1)    -- the version byte
+  local back = assert(features.decode_state(fs, s))
+  lu.assertEquals(back:values(T0), st:values(T0))
+  lu.assertEquals(back:encode(), s)
+  local v, err = fs:decode(s:sub(1, #s - 3))
+  lu.assertNil(v)
+  lu.assertStrContains(err, "damaged or truncated")
+  v, err = fs:decode(string.char(99) .. s:sub(2))
+  lu.assertNil(v)
+  lu.assertStrContains(err, "newer version")
+  local other = features.new({ n = { count = "page_view" } })
+  v, err = other:decode(s)
+  lu.assertNil(v)
+  lu.assertStrContains(err, "different feature set")
+  lu.assertErrorMsgContains("expects the string", fs.decode, fs, 42)
+end
+
+-- Encoded by the first format (v1). Whatever the format becomes, this string must keep decoding.
+local V1_SPECS = {
+  views = { count = "page_view", within_days = 30 },
+  pts = { count = "email_click", points = 2, cap = 10, cap_per_day = 4 },
+  heat = { decayed = "webinar", half_life_days = 7 },
+  last_seen = { last = "*" },
+}
+-- (events: a webinar, page views, four e-mail clicks over two days, the last page view still pending)
+local V1_HEX = "01bd728b5b4a03000000402986da41000000e0d485da410700000000ff0e000000000c000000000000000000f03f"
+  .. "000000000000f03f000000a0da83da410000000000001840000000a0da83da41000000e0d485da410000000000001040"
+  .. "000000000000104000000000001ed440000000000000f03f000000000000f03f00000000801dd440000000000000f03f"
+  .. "01000000402986da4100000000000034400200"
+local V1_AS_OF = T0 + DAY
+local V1_VALUES = { views = 2, pts = 6, heat = 0.45286183213195336, last_seen = T0 }
+
+local function from_hex(h)
+  return (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
+end
+
+function T.test_decodes_a_v1_state()
+  local fs = features.new(V1_SPECS, { lateness_seconds = 600 })
+  local st = assert(fs:decode(from_hex(V1_HEX)))
+  local v = assert(st:values(V1_AS_OF))
+  for k, x in pairs(V1_VALUES) do lu.assertTrue(close_enough(x, v[k]), k) end
+  for k in pairs(v) do lu.assertNotNil(V1_VALUES[k], k) end
+  lu.assertEquals(st:stats().pending, 1)
+  -- and it keeps going
+  lu.assertTrue(st:observe({ type = "page_view", at = V1_AS_OF }))
+  lu.assertEquals(st:values(V1_AS_OF).views, V1_VALUES.views + 1)
+end
+
+return M
