@@ -1,0 +1,579 @@
+-- leadq.cli: the command-line tool. build/leadq calls require("leadq.cli").main(arg), which
+-- returns the exit status: 0 done, 1 failed (a plain sentence on stderr: "leadq: ..."), 2 bad usage.
+--
+-- Adding a command is one table in M.commands (here or from another module):
+--
+--   cli.commands.funnel = {
+--     summary = "funnel volumes and conversion by stage",        -- one line for `leadq help`
+--     usage = "funnel --transitions CSV [--by FIELD]",
+--     options = {                                               -- every flag the command takes
+--       transitions = { type = "string", required = true, help = "the transitions CSV" },
+--       by = "list",                                            -- shorthand: just the type
+--     },
+--     args = "FILE...",          -- optional: positional arguments allowed (opts.args), named so
+--     run = function(opts, out)  -- opts.transitions, opts.by = { ... }, opts.args = { ... }
+--       out.print("...")          -- a line to stdout; out.error(line) writes one to stderr
+--       return 0                  -- exit status; or nil, "message" -> "leadq: message", status 1
+--     end,
+--   }
+--
+-- Option types: "string", "number", "integer", "flag" (takes no value: true when given) and
+-- "list" (may be repeated: a list of the values in order). Flags are written --name value or
+-- --name=value; "--" ends the flags. Unknown flags, missing values, wrong types, a flag given twice
+-- and missing required flags are usage errors (status 2) reported before run is called.
+
+local format = string.format
+local concat = table.concat
+local floor = math.floor
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local pcall, xpcall, require, next = pcall, xpcall, require, next
+
+local _M = { _VERSION = "0.1.0", commands = {} }
+
+local OPTION_TYPES = { string = true, number = true, integer = true, flag = true, list = true }
+local SPEC_KEYS = { summary = true, usage = true, options = true, args = true, run = true, help = true,
+                    hidden = true }
+
+---------------------------------------------------------------------------------------------
+-- Helpers commands may share
+
+-- 1234567 -> "1,234,567"
+local function thousands(n)
+  local s = format("%d", floor(n))
+  local sign, digits = s:match("^(-?)(%d+)$")
+  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return sign .. digits
+end
+_M.thousands = thousands
+
+local function megabytes(bytes)
+  if bytes < 1e6 then return format("%.1f kB", bytes / 1e3) end
+  return format("%.1f MB", bytes / 1e6)
+end
+
+-- Edit distance, for "did you mean".
+local function distance(a, b)
+  local prev, cur = {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    cur[0] = i
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      local v = prev[j] + 1
+      if cur[j - 1] + 1 < v then v = cur[j - 1] + 1 end
+      if prev[j - 1] + cost < v then v = prev[j - 1] + cost end
+      cur[j] = v
+    end
+    prev, cur = cur, prev
+  end
+  return prev[#b]
+end
+
+local function closest(word, candidates)
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c)
+    if d <= 2 and d < #c and (not best_d or d < best_d or (d == best_d and c < best)) then
+      best, best_d = c, d
+    end
+  end
+  return best
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function command_names()
+  local names = {}
+  for name, spec in pairs(_M.commands) do
+    if not spec.hidden then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+-- The folder holding lua/ and rules/: two levels above this file.
+local function project_root()
+  local source = debug.getinfo(1, "S").source
+  local path = source:sub(1, 1) == "@" and source:sub(2) or "lua/leadq/cli.lua"
+  local dir = path:match("^(.*)/lua/leadq/[^/]*$")
+  if dir then return dir end
+  if path:match("^lua/leadq/") then return "." end
+  return "."
+end
+_M.project_root = project_root
+
+---------------------------------------------------------------------------------------------
+-- Option parsing
+
+local function option_spec(spec, name)
+  local o = spec.options and spec.options[name]
+  if o == nil then return nil end
+  if type(o) == "string" then return { type = o } end
+  return o
+end
+
+local function option_names(spec)
+  return sorted_keys(spec.options or {})
+end
+
+-- Checks a command table once, so a mistake in it shows up as a clear message.
+local function check_spec(name, spec)
+  if type(spec) ~= "table" then return format("command '%s' is not a table", name) end
+  for k in pairs(spec) do
+    if not SPEC_KEYS[k] then return format("command '%s': unknown key '%s'", name, tostring(k)) end
+  end
+  if type(spec.run) ~= "function" then return format("command '%s' has no run function", name) end
+  for oname in pairs(spec.options or {}) do
+    local o = option_spec(spec, oname)
+    if type(o) ~= "table" or not OPTION_TYPES[o.type] then
+      return format("command '%s': option '%s' needs a type (string, number, integer, flag or list)",
+        name, tostring(oname))
+    end
+  end
+  return nil
+end
+
+local function convert(name, kind, value)
+  if kind == "number" or kind == "integer" then
+    local n = tonumber(value)
+    if not n or n ~= n or n == 1 / 0 or n == -1 / 0 then
+      return nil, format("--%s expects a %s, got '%s'", name, kind == "integer" and "whole number" or "number",
+        value)
+    end
+    if kind == "integer" and n ~= floor(n) then
+      return nil, format("--%s expects a whole number, got '%s'", name, value)
+    end
+    return n
+  end
+  return value
+end
+
+-- argv: the words after the command. Returns opts (with opts.args) or nil, message, wants_help.
+function _M.parse_options(spec, argv, first)
+  local opts, args = {}, {}
+  local i, n = first or 1, #argv
+  local only_args = false
+  while i <= n do
+    local word = argv[i]
+    if only_args or word == "-" or word:sub(1, 1) ~= "-" then
+      args[#args + 1] = word
+    elseif word == "--" then
+      only_args = true
+    elseif word == "-h" or word == "--help" then
+      return nil, nil, true
+    else
+      local name, value = word:match("^%-%-([^=]+)=(.*)$")
+      if not name then name = word:match("^%-%-(.+)$") end
+      if not name then
+        return nil, format("'%s' is not an option: options are written --name", word)
+      end
+      local o = option_spec(spec, name)
+      if not o then
+        local guess = closest(name, option_names(spec))
+        if guess then return nil, format("unknown option --%s (did you mean --%s?)", name, guess) end
+        if not spec.options or next(spec.options) == nil then
+          return nil, format("unknown option --%s: this command takes no options", name)
+        end
+        return nil, format("unknown option --%s", name)
+      end
+      if o.type == "flag" then
+        if value ~= nil then return nil, format("--%s takes no value", name) end
+        value = true
+      elseif value == nil then
+        local nxt = argv[i + 1]
+        if nxt == nil or (nxt:sub(1, 2) == "--" and #nxt > 2) then
+          return nil, format("--%s needs a value", name)
+        end
+        value = nxt
+        i = i + 1
+      end
+      local converted, err = convert(name, o.type, value)
+      if converted == nil then return nil, err end
+      if o.type == "list" then
+        opts[name] = opts[name] or {}
+        opts[name][#opts[name] + 1] = converted
+      elseif opts[name] ~= nil then
+        return nil, format("--%s is given twice", name)
+      else
+        opts[name] = converted
+      end
+    end
+    i = i + 1
+  end
+  if #args > 0 and not spec.args then
+    return nil, format("unexpected argument '%s'", args[1])
+  end
+  for _, oname in ipairs(option_names(spec)) do
+    local o = option_spec(spec, oname)
+    if opts[oname] == nil then
+      if o.required then return nil, format("missing --%s", oname) end
+      if o.default ~= nil then opts[oname] = o.default end
+    end
+  end
+  opts.args = args
+  return opts
+end
+
+---------------------------------------------------------------------------------------------
+-- Help
+
+local function overview()
+  local lines = {
+    "usage: leadq COMMAND [options]",
+    "",
+    "commands:",
+  }
+  local names = command_names()
+  local width = 0
+  for _, name in ipairs(names) do if #name > width then width = #name end end
+  for _, name in ipairs(names) do
+    lines[#lines + 1] = format("  %-" .. width .. "s  %s", name, _M.commands[name].summary or "")
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "'leadq help COMMAND' (or 'leadq COMMAND --help') describes one command."
+  return lines
+end
+
+local function command_help(name, spec)
+  local lines = { "usage: leadq " .. (spec.usage or name) }
+  if spec.summary then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = spec.summary
+  end
+  if spec.help then
+    lines[#lines + 1] = ""
+    for line in (spec.help .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  end
+  local names = option_names(spec)
+  if #names > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "options:"
+    local width = 0
+    for _, oname in ipairs(names) do if #oname > width then width = #oname end end
+    for _, oname in ipairs(names) do
+      local o = option_spec(spec, oname)
+      local notes = {}
+      if o.help then notes[#notes + 1] = o.help end
+      if o.required then notes[#notes + 1] = "(required)" end
+      if o.default ~= nil then notes[#notes + 1] = "(default " .. tostring(o.default) .. ")" end
+      if o.type == "list" then notes[#notes + 1] = "(may be repeated)" end
+      lines[#lines + 1] = format("  --%-" .. width .. "s  %s", oname, concat(notes, " "))
+    end
+  end
+  return lines
+end
+
+local function print_lines(write, lines)
+  for _, line in ipairs(lines) do write(line) end
+end
+
+---------------------------------------------------------------------------------------------
+-- main
+
+local function default_out()
+  return {
+    print = function(line) io.stdout:write(line, "\n") end,
+    error = function(line) io.stderr:write(line, "\n") end,
+  }
+end
+
+local function usage_error(out, name, spec, message)
+  out.error(format("leadq: %s%s", name and (name .. ": ") or "", message))
+  if spec then
+    out.error("usage: leadq " .. (spec.usage or name))
+    out.error(format("'leadq help %s' for more.", name))
+  else
+    out.error("'leadq help' lists the commands.")
+  end
+  return 2
+end
+
+local function traceback(err)
+  if type(err) ~= "string" then err = tostring(err) end
+  if os.getenv("LEADQ_DEBUG") then return debug.traceback(err, 2) end
+  return err
+end
+
+-- main(argv [, out]): argv as the launcher's `arg` (argv[1] is the command); out = { print = f,
+-- error = f } receives whole lines (defaults: stdout and stderr). Returns the exit status.
+function _M.main(argv, out)
+  argv = argv or {}
+  out = out or default_out()
+  local words = {}
+  for i = 1, #argv do words[i] = tostring(argv[i]) end
+  local name = words[1]
+
+  if name == nil then
+    print_lines(out.error, overview())
+    return 2
+  end
+  if name == "help" or name == "--help" or name == "-h" then
+    local topic = words[2]
+    if topic == nil then
+      print_lines(out.print, overview())
+      return 0
+    end
+    local spec = _M.commands[topic]
+    if not spec then
+      local guess = closest(topic, command_names())
+      return usage_error(out, nil, nil, format("unknown command '%s'%s", topic,
+        guess and format(" (did you mean '%s'?)", guess) or ""))
+    end
+    print_lines(out.print, command_help(topic, spec))
+    return 0
+  end
+  if name == "--version" then name = "version" end
+  local spec = _M.commands[name]
+  if not spec then
+    if name:sub(1, 1) == "-" then
+      return usage_error(out, nil, nil, format("'%s' is not a command: the command comes first", name))
+    end
+    local guess = closest(name, command_names())
+    return usage_error(out, nil, nil, format("unknown command '%s'%s", name,
+      guess and format(" (did you mean '%s'?)", guess) or ""))
+  end
+  local bad_spec = check_spec(name, spec)
+  if bad_spec then
+    out.error("leadq: " .. bad_spec)
+    return 1
+  end
+
+  local opts, err, wants_help = _M.parse_options(spec, words, 2)
+  if wants_help then
+    print_lines(out.print, command_help(name, spec))
+    return 0
+  end
+  if not opts then return usage_error(out, name, spec, err) end
+
+  local ok, status, message = xpcall(spec.run, traceback, opts, out)
+  if not ok then
+    out.error("leadq: " .. tostring(status))
+    return 1
+  end
+  if status == nil or status == false then
+    if message ~= nil then out.error("leadq: " .. tostring(message)) end
+    return 1
+  end
+  if status == true then return 0 end
+  if type(status) ~= "number" then return 0 end
+  return floor(status)
+end
+
+---------------------------------------------------------------------------------------------
+-- Commands
+
+_M.commands.version = {
+  summary = "print the version of leadq, its core and the Lua running it",
+  usage = "version",
+  run = function(_, out)
+    local ok, core = pcall(require, "leadq.core")
+    local core_version = ok and type(core) == "table" and core.version or "not loaded"
+    out.print(format("leadq %s (core %s, %s)", _M._VERSION, tostring(core_version),
+      type(jit) == "table" and jit.version or _VERSION))
+    return 0
+  end,
+}
+
+local function gen_summary(out, summary, dir)
+  out.print(format("wrote %s leads, %s events, %s transitions and %s spend rows to %s in %.1f s",
+    thousands(summary.leads), thousands(summary.events), thousands(summary.transitions),
+    thousands(summary.spend), dir, summary.seconds))
+  local gen = require("leadq.gen")
+  for _, name in ipairs(gen.files) do
+    local path = summary.files[name]
+    local size = file_size(path)
+    out.print(format("  %-34s %12s rows  %10s", path, thousands(summary[name]), size and megabytes(size) or "?"))
+  end
+end
+
+local function run_gen(opts, out)
+  local gen = require("leadq.gen")
+  local n = opts.leads
+  if n < 1 or n > 99999999 then return nil, "gen: --leads must be from 1 to 99,999,999" end
+  if opts.seed < 0 or opts.seed > 9007199254740992 then return nil, "gen: --seed must be from 0 to 2^53" end
+  local progress
+  if n >= 1000000 then
+    local step = floor(n / 10)
+    progress = function(done, total)
+      if done % step < 100000 then
+        out.error(format("gen: %s of %s leads", thousands(done), thousands(total)))
+      end
+    end
+  end
+  local summary, err = gen.generate { leads = n, seed = opts.seed, out = opts.out, progress = progress }
+  if not summary then return nil, err end
+  gen_summary(out, summary, opts.out)
+  return 0
+end
+
+_M.commands.gen = {
+  summary = "write synthetic leads, events, funnel transitions and spend as CSV files",
+  usage = "gen --leads N [--seed S] --out DIR",
+  help = "Writes DIR/leads.csv, events.csv, transitions.csv and spend.csv: twelve months of data\n"
+    .. "ending 2026-10-31. The same seed gives the same bytes, under every Lua.",
+  options = {
+    leads = { type = "integer", required = true, help = "how many leads" },
+    seed = { type = "integer", default = 1, help = "the random seed" },
+    out = { type = "string", required = true, help = "the folder to write into (created if missing)" },
+  },
+  run = run_gen,
+}
+
+-- Loads one CSV and prints what came in: rows, columns and types, rejected rows, speed.
+local function describe_load(out, label, path, reader, limit)
+  local size = file_size(path)
+  if not size then return nil, format("cannot open %s", path) end
+  local started = os.clock()
+  local t, err = reader(path)
+  local seconds = os.clock() - started
+  if not t then return nil, err end
+  local schema = t:schema()
+  local rate = seconds > 0 and format("%.1f MB/s", size / 1e6 / seconds) or "too fast to time"
+  out.print(format("%s %s: %s rows, %d columns, %s in %.2f s (%s)", label, path, thousands(#t), #schema,
+    megabytes(size), seconds, rate))
+  local width = 0
+  for _, c in ipairs(schema) do if #c.name > width then width = #c.name end end
+  for _, c in ipairs(schema) do
+    out.print(format("  %-" .. width .. "s  %s", c.name, c.type))
+  end
+  if t.memory then
+    local ok, bytes = pcall(t.memory, t)
+    if ok and type(bytes) == "number" then out.print(format("  in memory: %s", megabytes(bytes))) end
+  end
+  local rejects = t:rejects()
+  if #rejects == 0 then
+    out.print("  rejected rows: none")
+  else
+    out.print(format("  rejected rows: %s (the first %d below)", thousands(#rejects),
+      #rejects < limit and #rejects or limit))
+    for i = 1, #rejects < limit and #rejects or limit do
+      local r = rejects[i]
+      out.print("    " .. tostring(r.message or r.reason))
+    end
+  end
+  return t
+end
+
+local function run_load(opts, out)
+  local leadq = require("leadq")
+  if not opts.leads and not opts.events then
+    return nil, "load: give --leads CSV, --events CSV or both"
+  end
+  local limit = opts.show or 5
+  if opts.leads then
+    local t, err = describe_load(out, "leads", opts.leads, leadq.read_csv, limit)
+    if not t then return nil, err end
+  end
+  if opts.events then
+    local t, err = describe_load(out, "events", opts.events, leadq.read_events, limit)
+    if not t then return nil, err end
+  end
+  return 0
+end
+
+_M.commands.load = {
+  summary = "load leads and events CSV files and show what came in",
+  usage = "load --leads CSV [--events CSV] [--show N]",
+  options = {
+    leads = { type = "string", help = "a leads CSV file" },
+    events = { type = "string", help = "an events CSV file (lead_id, type, at, ...)" },
+    show = { type = "integer", help = "how many rejected rows to list", default = 5 },
+  },
+  run = run_load,
+}
+
+local DEMO_LEADS, DEMO_SEED = 20000, 42
+
+local function run_demo(opts, out)
+  local root = project_root()
+  local dir = opts.out or (root .. "/build/demo")
+  local n = opts.leads or DEMO_LEADS
+  local gen = require("leadq.gen")
+  out.print(format("leadq demo: %s synthetic leads (seed %d) into %s", thousands(n), DEMO_SEED, dir))
+  local summary, err = gen.generate { leads = n, seed = DEMO_SEED, out = dir }
+  if not summary then return nil, err end
+  gen_summary(out, summary, dir)
+  out.print("")
+  local status, lerr = run_load({ leads = dir .. "/leads.csv", events = dir .. "/events.csv", show = 5 }, out)
+  if status ~= 0 then return status, lerr end
+  -- the scoring half, when the scoring commands are there
+  local ok, cli_score = pcall(require, "leadq.cli_score")
+  if ok and type(cli_score) == "table" and cli_score.demo then
+    return cli_score.demo(dir, out, root)
+  end
+  return 0
+end
+
+_M.commands.demo = {
+  summary = "generate sample data into build/demo, load it and show the results",
+  usage = "demo [--leads N] [--out DIR]",
+  options = {
+    leads = { type = "integer", help = "how many leads (default 20000)" },
+    out = { type = "string", help = "where to write (default build/demo)" },
+  },
+  run = run_demo,
+}
+
+-- The scoring commands live in leadq.cli_score; loaded only when used.
+local function score_command(fn)
+  return function(opts, out)
+    local cli_score = require("leadq.cli_score")
+    return cli_score[fn](opts, out)
+  end
+end
+
+local SCORE_OPTIONS = {
+  rules = { type = "list", help = "rule files, comma-separated or repeated" },
+  leads = { type = "string", help = "the leads CSV" },
+  events = { type = "string", help = "an events CSV for behaviour rules" },
+  map = { type = "string", help = "a CSV 'column,field' renaming CRM columns to the rules' fields" },
+  ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01" },
+  threads = { type = "integer", help = "threads for large tables" },
+}
+
+local function with(base, extra)
+  local t = {}
+  for k, v in pairs(base) do t[k] = v end
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+
+_M.commands.score = {
+  summary = "score leads with rule models and summarise (or write) the result",
+  usage = "score --rules FILE[,FILE...] --leads CSV [--events CSV] [--map FILE] [--out CSV] [--as-of DATE]"
+    .. " [--threads N]",
+  options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" } }),
+  run = score_command("score"),
+}
+
+_M.commands.explain = {
+  summary = "explain one lead's score: which rules fired and the points each gave",
+  usage = "explain --rules FILE[,FILE...] --leads CSV --id ID [--events CSV] [--map FILE] [--as-of DATE]",
+  options = with(SCORE_OPTIONS, { id = { type = "string", help = "the lead's id" } }),
+  run = score_command("explain"),
+}
+
+_M.commands.check = {
+  summary = "check rule files and list every problem with its file and line",
+  usage = "check FILE...",
+  args = "FILE...",
+  run = function(opts, out)
+    local cli_score = require("leadq.cli_score")
+    return cli_score.check(opts.args, out)
+  end,
+}
+
+return _M
