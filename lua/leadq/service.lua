@@ -1,0 +1,553 @@
+-- leadq.service: the real-time scoring service, as pure request handlers plus thin nginx glue.
+--
+-- Outside nginx (tests, another Lua host):
+--   local service = require("leadq.service")
+--   local svc = service.new{ model = model, store = service.memory_store() }
+--   local status, answer, headers = svc:handle("POST", "/leads/L-1", '{"title":"VP Marketing"}')
+--   -- answer is a Lua table; json.encode(answer) is the body
+--
+-- In nginx.conf (see tests/nginx/nginx.conf.tmpl):
+--   lua_shared_dict leadq_leads 64m;
+--   init_by_lua_block { require("leadq.service").init_nginx{ rules = "/srv/rules/mql.lua", dict = "leadq_leads" } }
+--   location / { content_by_lua_block { require("leadq.service").serve_nginx() } }
+--
+-- Endpoints (every answer is JSON; every refusal is a 4xx with { "error": "..." }):
+--   POST /events        {"lead":"L-1","type":"pricing_view"[,"time":epoch|"ISO"][,"value":n]}
+--                       updates the lead's engagement state, answers the new score
+--   GET  /leads/<id>    score, status, grade, groups, reason, profile and the explanation
+--   POST /leads/<id>    {"field": value, ...} sets profile fields (null removes one), answers the score
+--
+-- The store is an ngx.shared.DICT (or anything with its get/safe_set/safe_add/delete/incr; safe_:
+-- a full store refuses, it never evicts another lead in silence): each lead is two
+-- values, its profile (JSON) and its engagement state (encoded by the feature set), so every
+-- worker sees the same lead and a reload keeps them.
+local json = require("leadq.json")
+
+local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable, error, next =
+  type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable, error, next
+local floor = math.floor
+local find, sub, format, concat, sort = string.find, string.sub, string.format, table.concat, table.sort
+
+local _M = { _VERSION = "0.1" }
+
+local MAX_BODY = 16384          -- bytes; nginx.conf's client_max_body_size says the same
+local MAX_FIELDS = 200          -- profile fields in one lead
+local MAX_TAGS = 100            -- values in one multi-valued field
+local MAX_ID = 128              -- bytes in a lead id
+local LOCK_TRIES = 200          -- x 1 ms: how long an event waits for another worker on the same lead
+local LOCK_TTL = 2              -- seconds: a lock left by a dead worker expires
+
+local PROFILE, STATE, LOCK = "p:", "s:", "l:"
+
+---------------------------------------------------------------------------------------------------
+-- A store for hosts without nginx: the ngx.shared.DICT methods the service uses, in a table.
+---------------------------------------------------------------------------------------------------
+
+local MemoryStore = {}
+MemoryStore.__index = MemoryStore
+
+function _M.memory_store()
+  return setmetatable({ data = {}, expires = {} }, MemoryStore)
+end
+
+function MemoryStore:get(key)
+  local at = self.expires[key]
+  if at and at <= os.time() then self.data[key], self.expires[key] = nil, nil end
+  return self.data[key]
+end
+
+function MemoryStore:set(key, value, ttl)
+  self.data[key] = value
+  self.expires[key] = (ttl and ttl > 0) and os.time() + ttl or nil
+  return true
+end
+
+function MemoryStore:add(key, value, ttl)
+  if self:get(key) ~= nil then return false, "exists" end
+  return self:set(key, value, ttl)
+end
+
+function MemoryStore:incr(key, by, init)
+  local v = self:get(key)
+  if v == nil then
+    if init == nil then return nil, "not found" end
+    v = init
+  end
+  self.data[key] = v + by
+  return v + by
+end
+
+MemoryStore.safe_set, MemoryStore.safe_add = MemoryStore.set, MemoryStore.add
+
+function MemoryStore:delete(key)
+  self.data[key], self.expires[key] = nil, nil
+end
+
+---------------------------------------------------------------------------------------------------
+-- Answers
+---------------------------------------------------------------------------------------------------
+
+local function refuse(status, message, headers)
+  return status, { error = message }, headers
+end
+
+-- page, asset, campaign: the event attributes feature filters test (leadq.features).
+local EVENT_KEY_ARRAY = { "lead", "type", "time", "value", "page", "asset", "campaign" }
+local EVENT_KEYS = {}
+for _, k in ipairs(EVENT_KEY_ARRAY) do EVENT_KEYS[k] = true end
+local EVENT_KEY_LIST = concat(EVENT_KEY_ARRAY, ", ")
+
+local function did_you_mean(word, candidates)
+  return require("leadq.dsl").did_you_mean(word, candidates)
+end
+local FUTURE_SLACK = 300        -- seconds: an event time later than now + this is refused (clock skew)
+
+local function valid_lead_id(id)
+  return type(id) == "string" and #id >= 1 and #id <= MAX_ID and not find(id, "[^%w%-_.:@+]")
+end
+
+local function bad_id_message(id)
+  return format("bad lead id '%s': 1 to %d letters, digits or - _ . : @ +", sub(tostring(id), 1, 200), MAX_ID)
+end
+
+local function decode_body(body, max_body)
+  if body == nil or body == "" then return nil, "request body required (a JSON object)" end
+  if #body > max_body then return nil, "too large" end
+  local value, err = json.decode(body, 16)
+  if value == nil then return nil, err end
+  if type(value) ~= "table" or value[1] ~= nil or getmetatable(value) then
+    return nil, "request body must be a JSON object"
+  end
+  return value
+end
+
+---------------------------------------------------------------------------------------------------
+-- The service
+---------------------------------------------------------------------------------------------------
+
+local Service = {}
+Service.__index = Service
+
+-- opts: model (required: a compiled leadq model), store (required), features (a feature set, or
+-- nil: then the model's own), clock (seconds, default os.time), sleep (seconds; default: spin),
+-- max_body (bytes), info (a table shown as "model" in GET answers).
+function _M.new(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
+  for k in pairs(opts) do
+    if not ({ model = 1, store = 1, features = 1, clock = 1, sleep = 1, max_body = 1, info = 1 })[k] then
+      error("service.new: unknown option '" .. tostring(k) .. "'", 2)
+    end
+  end
+  if opts.model == nil then error("service.new: option 'model' is required", 2) end
+  if type(opts.store) ~= "table" and type(opts.store) ~= "userdata" then
+    error("service.new: option 'store' is required (an ngx.shared.DICT or service.memory_store())", 2)
+  end
+  local self = setmetatable({
+    model = opts.model,
+    store = opts.store,
+    clock = opts.clock or os.time,
+    sleep = opts.sleep,
+    max_body = opts.max_body or MAX_BODY,
+    info = opts.info,
+  }, Service)
+  self.features = opts.features or _M.model_features(opts.model)
+  self.event_types, self.any_event_type = {}, false
+  local names = {}
+  if self.features then
+    for _, feature in pairs(self.features:info()) do
+      for _, t in ipairs(feature.types or {}) do
+        if t == "*" then self.any_event_type = true end
+        if not self.event_types[t] then self.event_types[t] = true; names[#names + 1] = t end
+      end
+    end
+  end
+  sort(names)
+  self.event_type_list = names
+  self.event_types_text = #names > 0 and concat(names, ", ") or "no events: the model declares no features"
+  -- The profile fields are those the model's rules read, but for its event features (which events set).
+  local info = opts.model.info and opts.model:info()
+  if info and info.fields then
+    local features = {}
+    for _, name in ipairs(info.features or {}) do features[name] = true end
+    self.fields, self.field_list, self.feature_names = {}, {}, features
+    for _, name in ipairs(info.fields) do
+      if not features[name] and not find(name, ".", 1, true) then
+        self.fields[name] = true
+        self.field_list[#self.field_list + 1] = name
+      end
+    end
+    sort(self.field_list)
+  end
+  return self
+end
+
+-- The lead's profile (a table), or nil if the lead is unknown.
+function Service:profile(id)
+  local text = self.store:get(PROFILE .. id)
+  if text == nil then return nil end
+  return (json.decode(text))
+end
+
+function Service:lock(id)
+  local store, key = self.store, LOCK .. id
+  for _ = 1, LOCK_TRIES do
+    if store:safe_add(key, true, LOCK_TTL) then return true end
+    if self.sleep then self.sleep(0.001) end
+  end
+  return false
+end
+
+function Service:unlock(id)
+  self.store:delete(LOCK .. id)
+end
+
+-- POST /leads/<id>: merge the given fields into the profile (null removes a field).
+function Service:set_profile(id, body)
+  local fields, err = decode_body(body, self.max_body)
+  if not fields then
+    if err == "too large" then return refuse(413, "request body too large") end
+    return refuse(400, err)
+  end
+  for name, value in pairs(fields) do
+    if not find(name, "^[%a_][%w_]*$") or #name > 64 then
+      return refuse(400, format("bad field name '%s': letters, digits and _, starting with a letter", name))
+    end
+    if self.fields and not self.fields[name] then
+      if self.feature_names[name] then
+        return refuse(400, format("field '%s' is an event feature: POST /events to change it", name))
+      end
+      return refuse(400, format("unknown field '%s'%s (the model reads: %s)", name,
+        did_you_mean(name, self.field_list), concat(self.field_list, ", ")))
+    end
+    local tv = type(value)
+    if tv == "table" and value ~= json.null then
+      if getmetatable(value) == nil and next(value) ~= nil then
+        return refuse(400, format("field '%s': a value must be a string, number, boolean, null or an array of strings",
+          name))
+      end
+      if #value > MAX_TAGS then return refuse(400, format("field '%s': more than %d values", name, MAX_TAGS)) end
+      for _, tag in ipairs(value) do
+        if type(tag) ~= "string" then
+          return refuse(400, format("field '%s': an array may only hold strings", name))
+        end
+      end
+    end
+  end
+  if not self:lock(id) then return refuse(409, "lead '" .. id .. "' is busy, try again") end
+  local profile = self:profile(id)
+  local created = profile == nil
+  profile = profile or {}
+  for name, value in pairs(fields) do
+    if value == json.null then profile[name] = nil else profile[name] = value end
+  end
+  local count = 0
+  for _ in pairs(profile) do count = count + 1 end
+  if count > MAX_FIELDS then
+    self:unlock(id)
+    return refuse(400, format("lead '%s' would have more than %d fields", id, MAX_FIELDS))
+  end
+  local ok, set_err = self.store:safe_set(PROFILE .. id, json.encode(profile))
+  self:unlock(id)
+  if not ok then return refuse(507, "lead store full: " .. tostring(set_err)) end
+  local answer, score_err = self:score(id, profile)
+  if not answer then return refuse(422, score_err) end
+  return created and 201 or 200, answer
+end
+
+-- POST /events: one event, for a known lead, of a type the model's features count.
+function Service:event(body)
+  local event, err = decode_body(body, self.max_body)
+  if not event then
+    if err == "too large" then return refuse(413, "request body too large") end
+    return refuse(400, err)
+  end
+  for k, v in pairs(event) do
+    if not EVENT_KEYS[k] then
+      return refuse(400, format("unknown key '%s' in event%s (expected %s)", k, did_you_mean(k, EVENT_KEY_ARRAY),
+        EVENT_KEY_LIST))
+    end
+    if v == json.null then event[k] = nil end
+  end
+  local id, kind, time, value = event.lead, event.type, event.time, event.value
+  if id == nil then return refuse(400, "event: 'lead' is required") end
+  if not valid_lead_id(id) then return refuse(400, bad_id_message(id)) end
+  if type(kind) ~= "string" then return refuse(400, "event: 'type' is required (a string)") end
+  if not self.any_event_type and not self.event_types[kind] then
+    return refuse(400, format("unknown event type '%s'%s (the model counts: %s)", kind,
+      did_you_mean(kind, self.event_type_list), self.event_types_text))
+  end
+  local now = self.clock()
+  if time ~= nil then
+    local t, terr = _M.parse_time(time)
+    if not t then return refuse(400, "event: 'time' " .. terr) end
+    if t > now + FUTURE_SLACK then return refuse(400, "event: 'time' is in the future") end
+    time = t
+  end
+  if value ~= nil and type(value) ~= "number" then return refuse(400, "event: 'value' must be a number") end
+  for _, attr in ipairs({ "page", "asset", "campaign" }) do
+    if event[attr] ~= nil and type(event[attr]) ~= "string" then
+      return refuse(400, format("event: '%s' must be a string", attr))
+    end
+  end
+  local profile = self:profile(id)
+  if not profile then
+    return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
+  end
+  if not self:lock(id) then return refuse(409, "lead '" .. id .. "' is busy, try again") end
+  local observation = { type = kind, at = time, value = value, page = event.page, asset = event.asset,
+    campaign = event.campaign }
+  local ok, values, note = pcall(self.observe, self, id, observation, profile)
+  self:unlock(id)
+  if not ok then error(values, 0) end
+  if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
+  local answer, score_err = self:score(id, profile, false, values, note)
+  if not answer then return refuse(422, score_err) end
+  return 200, answer
+end
+
+-- GET /leads/<id>
+function Service:get_lead(id)
+  local profile = self:profile(id)
+  if not profile then return refuse(404, format("unknown lead '%s'", id)) end
+  local answer, err = self:score(id, profile, true)
+  if not answer then return refuse(422, err) end
+  return 200, answer
+end
+
+local ROUTES_ALLOW = { events = "POST", leads = "GET, HEAD, POST" }
+
+-- The one entry point: method, path (decoded, without the query), body (string or nil).
+-- Returns status, answer (a table to encode as JSON), headers (a table or nil). Never raises on
+-- a bad request; raises only on a bug or a broken store, which the nginx glue turns into a 500.
+function Service:handle(method, path, body)
+  if path == "/events" then
+    if method ~= "POST" then
+      return refuse(405, "method " .. method .. " not allowed on /events (use POST)", { Allow = ROUTES_ALLOW.events })
+    end
+    return self:event(body)
+  end
+  local id = path:match("^/leads/(.*)$")
+  if id then
+    if not valid_lead_id(id) then return refuse(400, bad_id_message(id)) end
+    if method == "GET" or method == "HEAD" then return self:get_lead(id) end
+    if method == "POST" then return self:set_profile(id, body) end
+    return refuse(405, "method " .. method .. " not allowed on /leads/<id> (use GET or POST)",
+      { Allow = ROUTES_ALLOW.leads })
+  end
+  return refuse(404, "no such endpoint: " .. sub(path, 1, 200) .. " (POST /events, GET or POST /leads/<id>)")
+end
+
+---------------------------------------------------------------------------------------------------
+-- The engine: the only place the service talks to the scoring model and the feature set.
+---------------------------------------------------------------------------------------------------
+
+-- A stored state is "<latest event time>:<state:encode()>": values are asked as of the later of
+-- now and the latest event, so workers whose clocks differ by a few ms never ask for the past.
+local function split_state(stored)
+  local at, encoded = stored:match("^([^:]*):(.*)$")
+  return tonumber(at) or 0, encoded or ""
+end
+
+-- The lead's engagement state (decoded) and its latest event time; a state encoded by other
+-- feature declarations (the rules changed) cannot be read: the lead starts afresh, and says so.
+function Service:load_state(id, profile)
+  local stored = self.store:get(STATE .. id)
+  if stored == nil then return self.features:state(profile), 0 end
+  local latest, encoded = split_state(stored)
+  local state, err = self.features:decode(encoded)
+  if not state then
+    return self.features:state(profile), 0, "engagement state started afresh (" .. tostring(err) .. ")"
+  end
+  return state, latest
+end
+
+-- Folds one event into the lead's state in the store (the caller holds the lead's lock).
+-- Returns the state's feature values as of now, or nil, "late" | "store" (message in last_error).
+function Service:observe(id, event, profile)
+  local state, latest, note = self:load_state(id, profile)
+  local now = self.clock()
+  -- Stamped here, under the lock, never before the lead's latest event: two workers whose cached
+  -- clocks differ by a millisecond must not make each other's events late.
+  if event.at == nil then event.at = latest > now and latest or now end
+  local ok, err = state:observe(event)
+  if not ok then
+    self.last_error = "event rejected: " .. tostring(err)
+    return nil, "late"
+  end
+  if event.at > latest then latest = event.at end
+  local set_ok, set_err = self.store:safe_set(STATE .. id, format("%.17g:", latest) .. state:encode())
+  if not set_ok then
+    self.last_error = "lead store full: " .. tostring(set_err)
+    return nil, "store"
+  end
+  return (state:values(latest > now and latest or now)), note
+end
+
+-- The answer about a lead: its score from its profile and its engagement features, and with
+-- with_explain, its profile and the explanation. nil, message when the model cannot score it.
+function Service:score(id, profile, with_explain, values, note)
+  if values == nil and self.features then values, note = self:feature_values(id, profile) end
+  local record = {}
+  for k, v in pairs(profile) do record[k] = v end
+  if values then for k, v in pairs(values) do record[k] = v end end
+  local options = { as_of = self.clock() }
+  local ok, result, err = pcall(self.model.score_one, self.model, record, nil, options)
+  if not ok or not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(ok and err or result) end
+  local answer = { lead = id, total = result.total, status = result.status, grade = result.grade,
+    groups = result.groups, reason = result.reason, features = values or {}, note = note }
+  if with_explain then
+    local explained
+    ok, explained, err = pcall(self.model.explain, self.model, record, nil, options)
+    if not ok or not explained then
+      return nil, "cannot explain lead '" .. id .. "': " .. tostring(ok and err or explained)
+    end
+    answer.profile = profile
+    answer.explanation = tostring(explained)
+    answer.explain = _M.plain(explained)
+    answer.model = self.info
+  end
+  return answer
+end
+
+-- A copy of a value with only what JSON can say (explain tables carry a metatable for tostring).
+function _M.plain(v, depth)
+  depth = depth or 0
+  if type(v) ~= "table" or v == json.null then
+    if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then return tostring(v) end
+    if type(v) == "function" or type(v) == "userdata" or type(v) == "thread" then return tostring(v) end
+    return v
+  end
+  if depth > 16 then return "..." end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(k) == "string" or type(k) == "number" then out[k] = _M.plain(x, depth + 1) end
+  end
+  return out
+end
+
+-- The lead's feature values as of now (nil when the model has no features).
+function Service:feature_values(id, profile)
+  if not self.features then return nil end
+  local state, latest, note = self:load_state(id, profile)
+  local now = self.clock()
+  return (state:values(latest > now and latest or now)), note
+end
+
+-- Compiles a rule script: model, or nil and every problem (the engine's message, file and line).
+function _M.load_model(path)
+  return require("leadq").load_model(path)
+end
+
+-- The model's feature set: the same declarations (so the same fingerprint) as the model's own,
+-- made here because the service keeps states in real time; nil when the model declares none.
+function _M.model_features(model)
+  local declared = type(model) == "table" and type(model.spec) == "table" and model.spec.features
+  if type(declared) ~= "table" or next(declared) == nil then return nil end
+  local specs = {}
+  for name, f in pairs(declared) do specs[name] = f.spec or f end
+  return require("leadq.features").new(specs)
+end
+
+function _M.model_name(model)
+  return model.name
+end
+
+---------------------------------------------------------------------------------------------------
+-- Times: epoch seconds, or an ISO 8601 date / date-time in UTC.
+---------------------------------------------------------------------------------------------------
+
+local function days_from_civil(y, m, d)   -- days since 1970-01-01 (proleptic Gregorian)
+  y = m <= 2 and y - 1 or y
+  local era = floor((y >= 0 and y or y - 399) / 400)
+  local yoe = y - era * 400
+  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- epoch seconds, or nil and why.
+function _M.parse_time(v)
+  if type(v) == "number" then
+    if v ~= v or v < 0 or v > 253402300799 then return nil, "must be epoch seconds between 1970 and 9999" end
+    return v
+  end
+  if type(v) ~= "string" then return nil, "must be epoch seconds or an ISO 8601 date-time" end
+  local y, mo, d, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then return nil, "must be epoch seconds or an ISO 8601 date-time" end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  local h, mi, s, frac = 0, 0, 0, 0
+  if rest ~= "" then
+    local hh, mm, ss, f, zone = rest:match("^[T ](%d%d):(%d%d):(%d%d)(%.?%d*)(Z?)$")
+    if not hh or (f ~= "" and f == ".") then return nil, "must be epoch seconds or an ISO 8601 date-time (UTC, Z)" end
+    h, mi, s, frac = tonumber(hh), tonumber(mm), tonumber(ss), tonumber("0" .. f) or 0
+    local _ = zone
+  end
+  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or s > 60 then
+    return nil, "is not a valid date-time: " .. v
+  end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + frac
+end
+
+---------------------------------------------------------------------------------------------------
+-- nginx glue
+---------------------------------------------------------------------------------------------------
+
+local current   -- this VM's service (the master compiles it; workers inherit it at fork)
+
+-- In init_by_lua: compile the rules; a broken rule script raises (see nginx.conf.tmpl: nginx then
+-- refuses the reload and the running workers keep the previous model).
+function _M.init_nginx(opts)
+  local ngx = _M.ngx or ngx   -- luacheck: ignore
+  if type(opts) ~= "table" or type(opts.rules) ~= "string" or type(opts.dict) ~= "string" then
+    error("init_nginx: expected { rules = path, dict = shared dict name }", 2)
+  end
+  local store = ngx.shared[opts.dict]
+  if not store then error("init_nginx: no lua_shared_dict named '" .. opts.dict .. "' in nginx.conf", 2) end
+  local model, err = _M.load_model(opts.rules)
+  if not model then
+    local message = "leadq: rules refused, the running model keeps serving: " .. tostring(err)
+    ngx.log(ngx.ERR, message)
+    error(message, 0)
+  end
+  local generation = store:incr("model:generation", 1, 0)
+  local info = { rules = opts.rules, generation = generation, loaded_at = ngx.time(), name = _M.model_name(model) }
+  ngx.log(ngx.NOTICE, format("leadq: model '%s' from %s loaded (generation %d)", tostring(info.name), opts.rules,
+    generation))
+  current = _M.new{ model = model, store = store, clock = ngx.now, sleep = function(s) ngx.sleep(s) end,
+    max_body = opts.max_body, info = info }
+  return current
+end
+
+-- In content_by_lua: one request.
+function _M.serve_nginx()
+  local ngx = _M.ngx or ngx   -- luacheck: ignore
+  local method = ngx.req.get_method()
+  local status, answer, headers
+  if not current then
+    status, answer = 503, { error = "no model loaded (init_nginx was not called in init_by_lua)" }
+  else
+    local body
+    if method == "POST" then
+      ngx.req.read_body()
+      body = ngx.req.get_body_data()
+      if body == nil and ngx.req.get_body_file() then body = false end
+    end
+    if body == false then
+      status, answer = refuse(413, "request body too large")
+    else
+      local ok
+      ok, status, answer, headers = pcall(current.handle, current, method, ngx.var.uri, body)
+      if not ok then
+        ngx.log(ngx.ERR, "leadq: ", tostring(status))
+        status, answer, headers = 500, { error = "internal error" }, nil
+      end
+    end
+  end
+  ngx.status = status
+  local h = ngx.header
+  h["Content-Type"] = "application/json"
+  if headers then for k, v in pairs(headers) do h[k] = v end end
+  ngx.print(json.encode(answer), "\n")
+end
+
+return _M
