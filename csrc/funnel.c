@@ -235,9 +235,8 @@ static int sketch_cover(lq_allocator *a, lq_sketch *s, int32_t lo, int32_t hi) {
     nmax = hi > s->min_index + s->len - 1 ? hi : s->min_index + s->len - 1;
   }
   nlen = nmax - nmin + 1;
-  if (nmin == s->min_index && nlen <= s->cap) { s->len = nlen; return 0; }
-  ncap = s->cap * 2 > nlen ? s->cap * 2 : nlen;
-  if (ncap < 16) ncap = 16;
+  if (s->len > 0 && nmin == s->min_index && nlen <= s->cap) { s->len = nlen; return 0; }
+  ncap = nlen + nlen / 2 + 8;   /* room to grow at the back; the front moves rarely */
   nb = (uint64_t *)mem(a, NULL, 0, (size_t)ncap * sizeof(uint64_t));
   if (nb == NULL) return -1;
   memset(nb, 0, (size_t)ncap * sizeof(uint64_t));

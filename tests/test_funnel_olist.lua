@@ -134,4 +134,19 @@ function M.TestFunnelOlist.test_mapping_mistakes_are_plain_sentences()
   lu.assertEquals(errors[1], "leadq funnel: --map comes after the --transitions it describes")
 end
 
+function M.TestFunnelOlist.test_the_cli_frame_command_gives_the_same()
+  if not exists(MQLS) then lu.skip("no Olist data at " .. DIR) end
+  local printed, errors = {}, {}
+  local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
+  local opts = { transitions = { MQLS, DEALS }, stages = "mql,customer", ["sla-days"] = 0,
+    map = { "lead=mql_id,at=first_contact_date,stage_is=mql", "lead=mql_id,at=won_date,stage_is=customer" },
+    leads = MQLS, id = "mql_id", by = "origin", format = "csv" }
+  lu.assertEquals(funnel.command(opts, out), 0)
+  local _, csv = run({ "--format", "csv" })
+  lu.assertEquals(table.concat(printed, "\n"), csv)
+  opts.map = { opts.map[1] }
+  lu.assertEquals({ funnel.command(opts, out) },
+    { nil, "2 --transitions but 1 --map: give one --map per --transitions, in the same order" })
+end
+
 return M

@@ -576,4 +576,26 @@ _M.commands.check = {
   end,
 }
 
+
+_M.commands.funnel = {
+  summary = "funnel volumes, conversion, velocity, hand-off SLA and cost by lead dimensions and cohorts",
+  usage = "funnel --transitions CSV [--map SPEC] [--leads CSV [--id COL]] [--by DIM,...] [--spend CSV]"
+    .. " [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]",
+  options = {
+    transitions = { type = "list", required = true, help = "a log lead_id,stage,at[,reason,owner]" },
+    map = { type = "list", help = "columns of the n-th --transitions: lead=COL,stage=COL,at=COL or stage_is=STAGE" },
+    leads = { type = "string", help = "a leads CSV with the dimensions, joined on --id" },
+    id = { type = "string", help = "the leads' id column (default id)" },
+    by = { type = "string", help = "dimensions, comma-separated: leads columns, <stage>_month, <stage>_week, owner" },
+    spend = { type = "string", help = "a spend CSV source,month,spend: adds cost per mql, sql and customer" },
+    format = { type = "string", help = "table (default), csv or json" },
+    stages = { type = "string", help = "the chain of stages (default lead,mql,sal,sql,opportunity,customer)" },
+    ["sla-days"] = { type = "number", help = "days the mql to sales hand-off may take (default 2; 0: no SLA)" },
+    ["no-implied"] = { type = "flag", help = "count a stage only when the lead entered it itself" },
+  },
+  run = function(opts, out)
+    return require("leadq.funnel").command(opts, out)
+  end,
+}
+
 return _M

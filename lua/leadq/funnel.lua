@@ -586,11 +586,16 @@ function _M.main(argv, out)
   end
   if opts.help then return 0 end
   opts.transitions = inputs
+  local status, err2 = _M.print_run(opts, out)
+  if not status then out.error("leadq funnel: " .. err2) return 1 end
+  return status
+end
+
+-- Runs and prints: the report on out.print, rejected rows (the first 20) on out.error.
+-- Returns 0, or nil and a message.
+function _M.print_run(opts, out)
   local text, tab_or_err, rejects = _M.run(opts)
-  if not text then
-    out.error("leadq funnel: " .. tab_or_err)
-    return 1
-  end
+  if not text then return nil, tab_or_err end
   out.print((text:gsub("\n$", "")))
   if rejects and #rejects > 0 then
     out.error(format("leadq funnel: %d transition rows rejected (not counted):", #rejects))
@@ -602,6 +607,29 @@ function _M.main(argv, out)
     if #rejects > 20 then out.error(format("  ... and %d more", #rejects - 20)) end
   end
   return 0
+end
+
+-- The command as the CLI frame (leadq.cli) calls it: opts from its flags, --transitions and --map
+-- repeatable (the n-th --map maps the n-th --transitions).
+function _M.command(opts, out)
+  local paths, maps = opts.transitions or {}, opts.map or {}
+  if #maps > 0 and #maps ~= #paths then
+    return nil, format("%d --transitions but %d --map: give one --map per --transitions, in the same order",
+      #paths, #maps)
+  end
+  local inputs = {}
+  for i, path in ipairs(paths) do
+    local map, err
+    if maps[i] then
+      map, err = _M.parse_map(maps[i])
+      if not map then return nil, err end
+    end
+    inputs[i] = { path = path, map = map }
+  end
+  local sla = opts["sla-days"]
+  if sla == 0 then sla = false end
+  return _M.print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
+    format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"] }, out)
 end
 
 return _M
