@@ -1,0 +1,840 @@
+/* The scoring program's executor: masks over batches, points into groups, clamps, status, grade
+** and reason, all branch-free inner loops over one column at a time. See program.h. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(LQ_NO_VECTORIZE)
+/* The row loops below are written for the vectorizer, which -O2 runs only in its cheapest mode. */
+#pragma GCC optimize("O3")
+#endif
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "program.h"
+
+/* ---- memory: every block through the program's allocator, with its size ---- */
+
+static void *mem_new(lq_allocator *a, size_t size) {
+  if (size == 0) size = 1;
+  return a->fn(a->ud, NULL, 0, size);
+}
+
+static void *mem_array(lq_allocator *a, size_t count, size_t elem) {
+  if (elem != 0 && count > ((size_t)-1) / 2 / elem) return NULL;
+  return mem_new(a, count * elem);
+}
+
+static void *mem_zeroed(lq_allocator *a, size_t count, size_t elem) {
+  void *p = mem_array(a, count, elem);
+  if (p != NULL) memset(p, 0, count * elem > 0 ? count * elem : 1);
+  return p;
+}
+
+static void mem_free(lq_allocator *a, void *p, size_t size) {
+  if (p != NULL) a->fn(a->ud, p, size == 0 ? 1 : size, 0);
+}
+
+/* ---- programs ---- */
+
+lq_program *lq_program_new(lq_allocator alloc) {
+  lq_program *p = (lq_program *)alloc.fn(alloc.ud, NULL, 0, sizeof(lq_program));
+  if (p == NULL) return NULL;
+  memset(p, 0, sizeof *p);
+  p->alloc = alloc;
+  return p;
+}
+
+static void matcher_free(lq_matcher *m, lq_allocator *a) {
+  int i;
+  if (m->needles != NULL) {
+    for (i = 0; i < m->count; i++) mem_free(a, m->needles[i], m->lengths[i] + 1);
+    mem_free(a, m->needles, sizeof(char *) * (size_t)m->count);
+  }
+  mem_free(a, m->lengths, sizeof(size_t) * (size_t)m->count);
+  lq_dict_free(&m->set, a);
+  m->needles = NULL;
+  m->lengths = NULL;
+  m->count = 0;
+}
+
+void lq_program_free(lq_program *p) {
+  lq_allocator a;
+  int i;
+  if (p == NULL) return;
+  a = p->alloc;
+  if (p->matchers != NULL) {
+    for (i = 0; i < p->nmatchers; i++) matcher_free(&p->matchers[i], &a);
+  }
+  if (p->groups != NULL) {
+    for (i = 0; i < p->ngroups; i++) mem_free(&a, p->groups[i].rules, sizeof(int) * (size_t)p->groups[i].nrules);
+  }
+  for (i = 0; i < 2; i++) mem_free(&a, p->grades[i].levels, sizeof(double) * (size_t)p->grades[i].nlevels);
+  mem_free(&a, p->leaves, sizeof(lq_leaf) * (size_t)p->nleaves);
+  mem_free(&a, p->matchers, sizeof(lq_matcher) * (size_t)p->nmatchers);
+  mem_free(&a, p->ops, sizeof(lq_op) * (size_t)p->nops);
+  mem_free(&a, p->rules, sizeof(lq_rule) * (size_t)p->nrules);
+  mem_free(&a, p->groups, sizeof(lq_group) * (size_t)p->ngroups);
+  mem_free(&a, p->disq_regs, sizeof(int) * (size_t)p->ndisq);
+  mem_free(&a, p->thresholds, sizeof(double) * (size_t)p->nthresholds);
+  a.fn(a.ud, p, sizeof(lq_program), 0);
+}
+
+int lq_program_size(lq_program *p, int nfields, int nleaves, int nmatchers, int nops, int nregs,
+                    int nrules, int ngroups, int ndisq, int nthresholds) {
+  lq_allocator *a = &p->alloc;
+  int i;
+  if (p->leaves != NULL || p->ops != NULL) return -1;   /* sized once */
+  if (nfields < 0 || nleaves < 0 || nmatchers < 0 || nops < 0 || nregs < 0 || nrules < 0 ||
+      ngroups < 0 || ndisq < 0 || nthresholds < 0) return -1;
+  /* Counts are stored as they are allocated, so a failure half-way frees exactly what exists. */
+  if ((p->leaves = (lq_leaf *)mem_zeroed(a, (size_t)nleaves, sizeof(lq_leaf))) == NULL) return -1;
+  p->nleaves = nleaves;
+  if ((p->matchers = (lq_matcher *)mem_zeroed(a, (size_t)nmatchers, sizeof(lq_matcher))) == NULL) return -1;
+  p->nmatchers = nmatchers;
+  for (i = 0; i < nmatchers; i++) lq_dict_init(&p->matchers[i].set);
+  if ((p->ops = (lq_op *)mem_zeroed(a, (size_t)nops, sizeof(lq_op))) == NULL) return -1;
+  p->nops = nops;
+  if ((p->rules = (lq_rule *)mem_zeroed(a, (size_t)nrules, sizeof(lq_rule))) == NULL) return -1;
+  p->nrules = nrules;
+  if ((p->groups = (lq_group *)mem_zeroed(a, (size_t)ngroups, sizeof(lq_group))) == NULL) return -1;
+  p->ngroups = ngroups;
+  if ((p->disq_regs = (int *)mem_zeroed(a, (size_t)ndisq, sizeof(int))) == NULL) return -1;
+  p->ndisq = ndisq;
+  if ((p->thresholds = (double *)mem_zeroed(a, (size_t)nthresholds, sizeof(double))) == NULL) return -1;
+  p->nthresholds = nthresholds;
+  p->nfields = nfields;
+  p->nregs = nregs;
+  return 0;
+}
+
+static unsigned char lower_byte(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+int lq_program_set_matcher(lq_program *p, int index, lq_match_mode mode, int count,
+                           const char *const *needles, const size_t *lengths) {
+  lq_allocator *a = &p->alloc;
+  lq_matcher *m;
+  int i;
+  size_t j;
+  if (index < 0 || index >= p->nmatchers || count < 0) return -1;
+  m = &p->matchers[index];
+  matcher_free(m, a);
+  lq_dict_init(&m->set);
+  m->mode = mode;
+  m->max_length = 0;
+  if ((m->lengths = (size_t *)mem_zeroed(a, (size_t)count, sizeof(size_t))) == NULL) return -1;
+  if ((m->needles = (char **)mem_zeroed(a, (size_t)count, sizeof(char *))) == NULL) return -1;
+  m->count = count;
+  for (i = 0; i < count; i++) {
+    char *copy = (char *)mem_new(a, lengths[i] + 1);
+    if (copy == NULL) return -1;
+    for (j = 0; j < lengths[i]; j++) copy[j] = (char)lower_byte((unsigned char)needles[i][j]);
+    copy[lengths[i]] = '\0';
+    m->needles[i] = copy;
+    m->lengths[i] = lengths[i];
+    if (lengths[i] > m->max_length) m->max_length = lengths[i];
+    if (mode == LQ_MATCH_EQUALS && lq_dict_intern(&m->set, a, copy, lengths[i]) < 0) return -1;
+  }
+  return 0;
+}
+
+int lq_program_set_group(lq_program *p, int g, int has_floor, double floor, int has_cap, double cap) {
+  if (g < 0 || g >= p->ngroups) return -1;
+  p->groups[g].has_floor = has_floor != 0;
+  p->groups[g].floor = floor;
+  p->groups[g].has_cap = has_cap != 0;
+  p->groups[g].cap = cap;
+  return 0;
+}
+
+int lq_program_set_grade(lq_program *p, int which, int group, int nlevels, const double *levels) {
+  lq_grade *gr;
+  if (which < 0 || which > 1 || which > p->ngrades || nlevels < 0) return -1;
+  gr = &p->grades[which];
+  mem_free(&p->alloc, gr->levels, sizeof(double) * (size_t)gr->nlevels);
+  gr->nlevels = 0;
+  if ((gr->levels = (double *)mem_zeroed(&p->alloc, (size_t)nlevels, sizeof(double))) == NULL) return -1;
+  gr->nlevels = nlevels;
+  gr->group = group;
+  if (nlevels > 0) memcpy(gr->levels, levels, sizeof(double) * (size_t)nlevels);
+  if (which == p->ngrades) p->ngrades++;
+  return 0;
+}
+
+int lq_program_finish(lq_program *p) {
+  int g, r, i;
+  for (i = 0; i < p->nleaves; i++) {
+    const lq_leaf *lf = &p->leaves[i];
+    if (lf->field < 0 || lf->field >= p->nfields) return -1;
+    if (lf->kind == LQ_LEAF_STRING && (lf->matcher < 0 || lf->matcher >= p->nmatchers)) return -1;
+  }
+  for (i = 0; i < p->nops; i++) {
+    const lq_op *op = &p->ops[i];
+    if (op->dst < 0 || op->dst >= p->nregs) return -1;
+    if (op->code == LQ_OP_LEAF && (op->a < 0 || op->a >= p->nleaves)) return -1;
+    if ((op->code == LQ_OP_AND || op->code == LQ_OP_OR || op->code == LQ_OP_NOT) &&
+        (op->a < 0 || op->a >= p->nregs)) return -1;
+    if ((op->code == LQ_OP_AND || op->code == LQ_OP_OR) && (op->b < 0 || op->b >= p->nregs)) return -1;
+    if (op->code < LQ_OP_LEAF || op->code > LQ_OP_CONST) return -1;
+  }
+  for (r = 0; r < p->nrules; r++) {
+    const lq_rule *ru = &p->rules[r];
+    if (ru->reg < 0 || ru->reg >= p->nregs || ru->group < 0 || ru->group >= p->ngroups) return -1;
+    if (ru->points_field >= p->nfields) return -1;
+    if (ru->op_begin < 0 || ru->op_end > p->nops || ru->op_begin > ru->op_end) return -1;
+  }
+  for (i = 0; i < p->ndisq; i++) {
+    if (p->disq_regs[i] < 0 || p->disq_regs[i] >= p->nregs) return -1;
+  }
+  for (i = 0; i < p->ngrades; i++) {
+    if (p->grades[i].group < 0 || p->grades[i].group >= p->ngroups) return -1;
+  }
+  for (g = 0; g < p->ngroups; g++) {
+    lq_group *G = &p->groups[g];
+    int n = 0;
+    mem_free(&p->alloc, G->rules, sizeof(int) * (size_t)G->nrules);
+    G->rules = NULL;
+    G->nrules = 0;
+    for (r = 0; r < p->nrules; r++) n += p->rules[r].group == g;
+    if ((G->rules = (int *)mem_zeroed(&p->alloc, (size_t)n, sizeof(int))) == NULL) return -1;
+    G->nrules = n;
+    n = 0;
+    for (r = 0; r < p->nrules; r++) {
+      if (p->rules[r].group == g) G->rules[n++] = r;
+    }
+  }
+  return 0;
+}
+
+int lq_program_grade_count(const lq_program *p) {
+  if (p->ngrades == 0) return 0;
+  if (p->ngrades == 1) return p->grades[0].nlevels + 1;
+  return (p->grades[0].nlevels + 1) * (p->grades[1].nlevels + 1);
+}
+
+/* ---- string matchers: ASCII case-insensitive, needles already lowercased ---- */
+
+static int is_word_byte(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+static int same_lowered(const char *s, const char *needle, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (lower_byte((unsigned char)s[i]) != (unsigned char)needle[i]) return 0;
+  }
+  return 1;
+}
+
+static int find_needle(const char *s, size_t len, const char *needle, size_t n, int whole_word) {
+  size_t pos;
+  unsigned char first;
+  if (n > len) return 0;
+  if (n == 0) return 1;
+  first = (unsigned char)needle[0];
+  for (pos = 0; pos + n <= len; pos++) {
+    if (lower_byte((unsigned char)s[pos]) != first || !same_lowered(s + pos, needle, n)) continue;
+    if (!whole_word) return 1;
+    if ((pos == 0 || !is_word_byte((unsigned char)s[pos - 1])) &&
+        (pos + n == len || !is_word_byte((unsigned char)s[pos + n]))) return 1;
+  }
+  return 0;
+}
+
+#if !defined(LQ_EQUALS_STACK)
+#define LQ_EQUALS_STACK 256
+#endif
+
+int lq_matcher_test(const lq_matcher *m, const char *s, size_t len, lq_external_fn ext, void *ud, int index) {
+  int i;
+  switch (m->mode) {
+  case LQ_MATCH_EQUALS:
+    if (len > m->max_length) return 0;
+    if (len <= LQ_EQUALS_STACK) {
+      char buf[LQ_EQUALS_STACK];
+      size_t j;
+      for (j = 0; j < len; j++) buf[j] = (char)lower_byte((unsigned char)s[j]);
+      return lq_dict_find(&m->set, buf, len) >= 0;
+    }
+    for (i = 0; i < m->count; i++) {
+      if (m->lengths[i] == len && same_lowered(s, m->needles[i], len)) return 1;
+    }
+    return 0;
+  case LQ_MATCH_CONTAINS:
+  case LQ_MATCH_WORD:
+    for (i = 0; i < m->count; i++) {
+      if (find_needle(s, len, m->needles[i], m->lengths[i], m->mode == LQ_MATCH_WORD)) return 1;
+    }
+    return 0;
+  case LQ_MATCH_STARTS:
+    for (i = 0; i < m->count; i++) {
+      if (m->lengths[i] <= len && same_lowered(s, m->needles[i], m->lengths[i])) return 1;
+    }
+    return 0;
+  case LQ_MATCH_ENDS:
+    for (i = 0; i < m->count; i++) {
+      if (m->lengths[i] <= len && same_lowered(s + len - m->lengths[i], m->needles[i], m->lengths[i])) return 1;
+    }
+    return 0;
+  case LQ_MATCH_EXTERNAL:
+    return ext != NULL ? ext(ud, index, s, len) : 0;
+  }
+  return 0;
+}
+
+/* ---- runs ---- */
+
+int lq_run_init(lq_run *run, const lq_program *p, lq_allocator *a) {
+  memset(run, 0, sizeof *run);
+  run->prog = p;
+  run->nfields = p->nfields;
+  run->nleaves = p->nleaves;
+  run->views = (lq_view *)mem_zeroed(a, (size_t)p->nfields, sizeof(lq_view));
+  run->luts = (uint8_t **)mem_zeroed(a, (size_t)p->nleaves, sizeof(uint8_t *));
+  run->lut_sizes = (size_t *)mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
+  run->lut_caps = (size_t *)mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
+  run->lo = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
+  run->hi = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
+  if (run->views == NULL || run->luts == NULL || run->lut_sizes == NULL || run->lut_caps == NULL ||
+      run->lo == NULL || run->hi == NULL) return -1;
+  lq_run_set_as_of(run, 0);
+  return 0;
+}
+
+void lq_run_free(lq_run *run, lq_allocator *a) {
+  size_t nf = (size_t)run->nfields, nl = (size_t)run->nleaves, i;
+  if (run->luts != NULL && run->lut_caps != NULL) {
+    for (i = 0; i < nl; i++) mem_free(a, run->luts[i], run->lut_caps[i]);
+  }
+  mem_free(a, run->views, sizeof(lq_view) * nf);
+  mem_free(a, run->luts, sizeof(uint8_t *) * nl);
+  mem_free(a, run->lut_sizes, sizeof(size_t) * nl);
+  mem_free(a, run->lut_caps, sizeof(size_t) * nl);
+  mem_free(a, run->lo, sizeof(double) * nl);
+  mem_free(a, run->hi, sizeof(double) * nl);
+  memset(run, 0, sizeof *run);
+}
+
+void lq_run_set_as_of(lq_run *run, double as_of) {
+  const lq_program *p = run->prog;
+  int i;
+  run->as_of = as_of;
+  for (i = 0; i < p->nleaves; i++) {
+    const lq_leaf *lf = &p->leaves[i];
+    double lo = lf->lo, hi = lf->hi;
+    if (lf->kind == LQ_LEAF_TIME) {
+      lo += as_of;
+      hi += as_of;
+    }
+    /* x > lo is x >= the next double up: every range test stays two comparisons. */
+    run->lo[i] = lf->lo_open ? nextafter(lo, HUGE_VAL) : lo;
+    run->hi[i] = lf->hi_open ? nextafter(hi, -HUGE_VAL) : hi;
+  }
+}
+
+/* Forget the per-code tables (their dictionaries changed under them). */
+void lq_run_reset_luts(lq_run *run) {
+  int i;
+  for (i = 0; i < run->nleaves; i++) run->lut_sizes[i] = 0;
+}
+
+int lq_run_build_luts(lq_run *run, lq_allocator *a, lq_external_fn ext, void *ud) {
+  const lq_program *p = run->prog;
+  int i;
+  for (i = 0; i < p->nleaves; i++) {
+    const lq_leaf *lf = &p->leaves[i];
+    const lq_view *v = &run->views[lf->field];
+    const lq_matcher *m;
+    size_t need, c;
+    int baked;
+    if (lf->kind != LQ_LEAF_STRING || (v->kind != LQ_VIEW_CODES && v->kind != LQ_VIEW_TAGS) || v->dict == NULL)
+      continue;
+    m = &p->matchers[lf->matcher];
+    need = (size_t)v->dict->count + 1;
+    if (run->lut_sizes[i] >= need) continue;
+    if (need > run->lut_caps[i]) {
+      size_t cap = run->lut_caps[i] < 16 ? 16 : run->lut_caps[i];
+      uint8_t *grown;
+      while (cap < need) cap *= 2;
+      grown = (uint8_t *)a->fn(a->ud, run->luts[i], run->luts[i] != NULL ? run->lut_caps[i] : 0, cap);
+      if (grown == NULL) return -1;
+      run->luts[i] = grown;
+      run->lut_caps[i] = cap;
+    }
+    /* Codes views bake the negation in; tags negate after "any tag". Missing never holds. */
+    baked = v->kind == LQ_VIEW_CODES && lf->negate;
+    if (run->lut_sizes[i] == 0) {
+      run->luts[i][0] = 0;
+      run->lut_sizes[i] = 1;
+    }
+    for (c = run->lut_sizes[i] - 1; c + 1 < need; c++) {
+      size_t len;
+      const char *s = lq_dict_string(v->dict, (int32_t)c, &len);
+      int r = lq_matcher_test(m, s, len, ext, ud, lf->matcher);
+      if (r < 0) return -2;
+      run->luts[i][c + 1] = (uint8_t)(baked ? !r : r);
+      run->lut_sizes[i] = c + 2;
+    }
+  }
+  return 0;
+}
+
+/* ---- scratch ---- */
+
+int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
+  size_t B = LQ_BATCH, ng = (size_t)p->ngroups;
+  memset(s, 0, sizeof *s);
+  s->nregs = p->nregs;
+  s->ngroups = p->ngroups;
+  s->regs = (uint8_t *)mem_zeroed(a, (size_t)p->nregs * B, 1);
+  s->sums = (double *)mem_zeroed(a, ng * B, sizeof(double));
+  s->raw = (double *)mem_zeroed(a, ng * B, sizeof(double));
+  s->total = (double *)mem_zeroed(a, B, sizeof(double));
+  s->best_pos = (double *)mem_zeroed(a, B, sizeof(double));
+  s->best_neg = (double *)mem_zeroed(a, B, sizeof(double));
+  s->excess_pos = (double *)mem_zeroed(a, B, sizeof(double));
+  s->excess_neg = (double *)mem_zeroed(a, B, sizeof(double));
+  s->best_pos_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->best_neg_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->disq_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  if (s->regs == NULL || s->sums == NULL || s->raw == NULL || s->total == NULL || s->best_pos == NULL ||
+      s->best_neg == NULL || s->excess_pos == NULL || s->excess_neg == NULL || s->best_pos_id == NULL ||
+      s->best_neg_id == NULL || s->disq_id == NULL) return -1;
+  return 0;
+}
+
+void lq_scratch_free(lq_scratch *s, lq_allocator *a) {
+  size_t B = LQ_BATCH, ng = (size_t)s->ngroups;
+  mem_free(a, s->regs, (size_t)s->nregs * B);
+  mem_free(a, s->sums, ng * B * sizeof(double));
+  mem_free(a, s->raw, ng * B * sizeof(double));
+  mem_free(a, s->total, B * sizeof(double));
+  mem_free(a, s->best_pos, B * sizeof(double));
+  mem_free(a, s->best_neg, B * sizeof(double));
+  mem_free(a, s->excess_pos, B * sizeof(double));
+  mem_free(a, s->excess_neg, B * sizeof(double));
+  mem_free(a, s->best_pos_id, B * sizeof(int32_t));
+  mem_free(a, s->best_neg_id, B * sizeof(int32_t));
+  mem_free(a, s->disq_id, B * sizeof(int32_t));
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- kernels: one column, one batch, no branches in the row loop ---- */
+
+static void k_range(uint8_t *restrict m, const double *restrict x, size_t n, double lo, double hi) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((x[i] >= lo) & (x[i] <= hi));
+}
+
+static void k_range_not(uint8_t *restrict m, const double *restrict x, size_t n, double lo, double hi) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((x[i] < lo) | (x[i] > hi));
+}
+
+static void k_present_number(uint8_t *restrict m, const double *restrict x, size_t n, uint8_t want) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((x[i] == x[i]) == want);
+}
+
+static void k_bool_eq(uint8_t *restrict m, const uint8_t *restrict b, size_t n, uint8_t v) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)(b[i] == v);
+}
+
+static void k_bool_present(uint8_t *restrict m, const uint8_t *restrict b, size_t n, uint8_t want) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((b[i] != LQ_MISSING_BOOL) == want);
+}
+
+static void k_code_present(uint8_t *restrict m, const int32_t *restrict c, size_t n, uint8_t want) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((c[i] >= 0) == want);
+}
+
+static void k_flag_present(uint8_t *restrict m, const uint8_t *restrict missing, size_t n, uint8_t want) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((missing[i] == 0) == want);
+}
+
+/* The heart of string tests: one byte load per row from a table built once per distinct value. */
+static void k_lut(uint8_t *restrict m, const int32_t *restrict c, size_t n, const uint8_t *restrict lut) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = lut[c[i] + 1];
+}
+
+static void k_fill(uint8_t *restrict m, size_t n, uint8_t v) {
+  memset(m, v, n);
+}
+
+static void k_and(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) d[i] = a[i] & b[i];
+}
+
+static void k_or(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) d[i] = a[i] | b[i];
+}
+
+static void k_not(uint8_t *d, const uint8_t *a, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) d[i] = a[i] ^ 1;
+}
+
+static void eval_tags(uint8_t *restrict m, const lq_view *v, size_t row0, size_t n, const uint8_t *lut, int negate) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    size_t row = row0 + i;
+    uint64_t k, end = v->offsets[row + 1];
+    uint8_t any = 0;
+    for (k = v->offsets[row]; k < end; k++) any |= lut[v->tag_codes[k] + 1];
+    m[i] = v->missing[row] ? 0 : (uint8_t)(any ^ (negate != 0));
+  }
+}
+
+static void eval_text(uint8_t *restrict m, const lq_view *v, const lq_matcher *mt, size_t row0, size_t n,
+                      int negate) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    size_t row = row0 + i;
+    const char *s = v->text + v->offsets[row];
+    size_t len = (size_t)(v->offsets[row + 1] - v->offsets[row]);
+    int r = mt->mode == LQ_MATCH_EXTERNAL ? 0 : lq_matcher_test(mt, s, len, NULL, NULL, 0);
+    m[i] = v->missing[row] ? 0 : (uint8_t)(r ^ (negate != 0));
+  }
+}
+
+static void eval_leaf(const lq_run *run, int index, size_t row0, size_t n, uint8_t *restrict m) {
+  const lq_program *p = run->prog;
+  const lq_leaf *lf = &p->leaves[index];
+  const lq_view *v = &run->views[lf->field];
+  uint8_t want = (uint8_t)!lf->negate;
+  switch (lf->kind) {
+  case LQ_LEAF_RANGE:
+  case LQ_LEAF_TIME:
+    if (v->kind != LQ_VIEW_NUMBER && v->kind != LQ_VIEW_VALUES) break;
+    if (lf->negate) k_range_not(m, v->numbers + row0, n, run->lo[index], run->hi[index]);
+    else k_range(m, v->numbers + row0, n, run->lo[index], run->hi[index]);
+    return;
+  case LQ_LEAF_BOOL:
+    if (v->kind != LQ_VIEW_BOOL) break;
+    k_bool_eq(m, v->bytes + row0, n, (uint8_t)(lf->value != 0));
+    return;
+  case LQ_LEAF_PRESENT:
+    switch (v->kind) {
+    case LQ_VIEW_ABSENT: k_fill(m, n, (uint8_t)!want); return;
+    case LQ_VIEW_NUMBER: case LQ_VIEW_VALUES: k_present_number(m, v->numbers + row0, n, want); return;
+    case LQ_VIEW_BOOL: k_bool_present(m, v->bytes + row0, n, want); return;
+    case LQ_VIEW_CODES: k_code_present(m, v->codes + row0, n, want); return;
+    case LQ_VIEW_TAGS: case LQ_VIEW_TEXT: k_flag_present(m, v->missing + row0, n, want); return;
+    case LQ_VIEW_MASK: k_fill(m, n, want); return;
+    }
+    break;
+  case LQ_LEAF_STRING:
+    if (v->kind == LQ_VIEW_CODES && run->luts[index] != NULL) {
+      k_lut(m, v->codes + row0, n, run->luts[index]);
+      return;
+    }
+    if (v->kind == LQ_VIEW_TAGS && run->luts[index] != NULL) {
+      eval_tags(m, v, row0, n, run->luts[index], lf->negate);
+      return;
+    }
+    if (v->kind == LQ_VIEW_TEXT) {
+      eval_text(m, v, &p->matchers[lf->matcher], row0, n, lf->negate);
+      return;
+    }
+    break;
+  case LQ_LEAF_MASK:
+    if (v->kind != LQ_VIEW_MASK) break;
+    memcpy(m, v->bytes + row0, n);
+    return;
+  }
+  k_fill(m, n, 0);   /* a field that is absent, or of a kind the test cannot read: never holds */
+}
+
+static void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_end, size_t row0, size_t n) {
+  const lq_program *p = run->prog;
+  int k;
+  for (k = op_begin; k < op_end; k++) {
+    const lq_op *op = &p->ops[k];
+    uint8_t *d = s->regs + (size_t)op->dst * LQ_BATCH;
+    switch (op->code) {
+    case LQ_OP_LEAF: eval_leaf(run, op->a, row0, n, d); break;
+    case LQ_OP_AND: k_and(d, s->regs + (size_t)op->a * LQ_BATCH, s->regs + (size_t)op->b * LQ_BATCH, n); break;
+    case LQ_OP_OR: k_or(d, s->regs + (size_t)op->a * LQ_BATCH, s->regs + (size_t)op->b * LQ_BATCH, n); break;
+    case LQ_OP_NOT: k_not(d, s->regs + (size_t)op->a * LQ_BATCH, n); break;
+    case LQ_OP_CONST: k_fill(d, n, (uint8_t)(op->a != 0)); break;
+    }
+  }
+}
+
+static void k_add_const(double *restrict sum, const uint8_t *restrict m, size_t n, double pts) {
+  size_t i;
+  for (i = 0; i < n; i++) sum[i] += m[i] ? pts : 0.0;
+}
+
+static void k_add_values(double *restrict sum, const uint8_t *restrict m, const double *restrict v, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) sum[i] += m[i] ? v[i] : 0.0;
+}
+
+static void k_clamp(double *restrict t, const double *restrict raw, size_t n, const lq_group *G) {
+  size_t i;
+  double lo = G->has_floor ? G->floor : -HUGE_VAL, hi = G->has_cap ? G->cap : HUGE_VAL;
+  for (i = 0; i < n; i++) {
+    double x = raw[i];
+    x = x < lo ? lo : x;
+    t[i] = x > hi ? hi : x;
+  }
+}
+
+static void k_add(double *restrict d, const double *restrict a, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) d[i] += a[i];
+}
+
+static void k_threshold(int32_t *restrict st, const double *restrict total, size_t n, double t, int32_t code) {
+  size_t i;
+  for (i = 0; i < n; i++) st[i] = total[i] >= t ? code : st[i];
+}
+
+/* A rule's points after its group's cap or floor: the excess over the cap is taken back from the
+** group's positive rules from the last declared one upwards (so the rule that crossed the cap
+** keeps the remainder and later ones 0), a deficit under the floor from its negative rules.
+** Then the reason: the most positive points after caps (earliest rule on ties), else the most
+** negative. */
+static void k_allocate(const uint8_t *restrict m, const double *restrict values, double pts, int capped,
+                       double *restrict ep, double *restrict en, double *restrict bp, int32_t *restrict bpi,
+                       double *restrict bn, int32_t *restrict bni, int32_t r, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    double v = values != NULL ? values[i] : pts;
+    double a = m[i] ? v : 0.0;
+    double rp = a > 0.0 ? a : 0.0, rn = a < 0.0 ? a : 0.0;
+    double cp = rp < ep[i] ? rp : ep[i], cn = rn > en[i] ? rn : en[i];
+    int up, un;
+    if (capped) {
+      ep[i] -= cp;
+      en[i] -= cn;
+      a = a - cp - cn;
+    }
+    up = (a > bp[i]) | ((a == bp[i]) & (a > 0.0) & (r < bpi[i]));
+    un = (a < bn[i]) | ((a == bn[i]) & (a < 0.0) & (r < bni[i]));
+    bp[i] = up ? a : bp[i];
+    bpi[i] = up ? r : bpi[i];
+    bn[i] = un ? a : bn[i];
+    bni[i] = un ? r : bni[i];
+  }
+}
+
+/* The same for one row, keeping the rule's points after caps (explain). */
+static double allocate_one(uint8_t m, double v, int capped, double *ep, double *en) {
+  double a = m ? v : 0.0;
+  if (capped) {
+    double rp = a > 0.0 ? a : 0.0, rn = a < 0.0 ? a : 0.0;
+    double cp = rp < *ep ? rp : *ep, cn = rn > *en ? rn : *en;
+    *ep -= cp;
+    *en -= cn;
+    a = a - cp - cn;
+  }
+  return a;
+}
+
+static void exec_batch(const lq_run *run, lq_scratch *s, size_t row0, size_t n, const lq_out *out) {
+  const lq_program *p = run->prog;
+  const size_t B = LQ_BATCH;
+  double *total = s->total;
+  int32_t *disq = s->disq_id;
+  int g, r, d, k;
+  size_t i;
+
+  run_ops(run, s, 0, p->nops, row0, n);
+
+  /* Raw group sums in declared rule order, then clamps and the total. */
+  memset(total, 0, n * sizeof(double));
+  for (g = 0; g < p->ngroups; g++) {
+    const lq_group *G = &p->groups[g];
+    double *raw = s->raw + (size_t)g * B;
+    memset(raw, 0, n * sizeof(double));
+    for (k = 0; k < G->nrules; k++) {
+      const lq_rule *ru = &p->rules[G->rules[k]];
+      const uint8_t *m = s->regs + (size_t)ru->reg * B;
+      if (ru->points_field < 0) k_add_const(raw, m, n, ru->points);
+      else k_add_values(raw, m, run->views[ru->points_field].numbers + row0, n);
+    }
+    k_clamp(s->sums + (size_t)g * B, raw, n, G);
+    k_add(total, s->sums + (size_t)g * B, n);
+  }
+
+  /* The first disqualifier that holds. */
+  for (i = 0; i < n; i++) disq[i] = -1;
+  for (d = p->ndisq - 1; d >= 0; d--) {
+    const uint8_t *m = s->regs + (size_t)p->disq_regs[d] * B;
+    for (i = 0; i < n; i++) disq[i] = m[i] ? d : disq[i];
+  }
+
+  if (out->status != NULL) {
+    int32_t *st = out->status + row0;
+    int32_t dq = (int32_t)p->nthresholds + 1;
+    for (i = 0; i < n; i++) st[i] = 0;
+    for (k = 0; k < p->nthresholds; k++) k_threshold(st, total, n, p->thresholds[k], k + 1);
+    for (i = 0; i < n; i++) st[i] = disq[i] >= 0 ? dq : st[i];
+  }
+
+  if (out->grade != NULL && p->ngrades > 0) {
+    int32_t *gr = out->grade + row0;
+    int32_t mult = p->ngrades == 2 ? p->grades[1].nlevels + 1 : 1;
+    for (i = 0; i < n; i++) gr[i] = 0;
+    for (k = 0; k < p->ngrades; k++) {
+      const lq_grade *G = &p->grades[k];
+      const double *v = s->sums + (size_t)G->group * B;
+      int32_t scale = k == 0 ? mult : 1;
+      int j;
+      int32_t *idx = s->best_pos_id;   /* free until the reason pass */
+      for (i = 0; i < n; i++) idx[i] = G->nlevels;
+      for (j = G->nlevels - 1; j >= 0; j--) {
+        double lv = G->levels[j];
+        for (i = 0; i < n; i++) idx[i] = v[i] >= lv ? j : idx[i];
+      }
+      for (i = 0; i < n; i++) gr[i] += idx[i] * scale;
+    }
+  }
+
+  if (out->reason != NULL || out->rule_points != NULL) {
+    double *bp = s->best_pos, *bn = s->best_neg, *ep = s->excess_pos, *en = s->excess_neg;
+    int32_t *bpi = s->best_pos_id, *bni = s->best_neg_id;
+    for (i = 0; i < n; i++) {
+      bp[i] = 0.0;
+      bn[i] = 0.0;
+      bpi[i] = -1;
+      bni[i] = -1;
+    }
+    for (g = 0; g < p->ngroups; g++) {
+      const lq_group *G = &p->groups[g];
+      const double *raw = s->raw + (size_t)g * B, *t = s->sums + (size_t)g * B;
+      int capped = G->has_floor || G->has_cap;
+      if (capped) {
+        for (i = 0; i < n; i++) {
+          double e = raw[i] - t[i];
+          ep[i] = e > 0.0 ? e : 0.0;
+          en[i] = e < 0.0 ? e : 0.0;
+        }
+      }
+      for (k = G->nrules - 1; k >= 0; k--) {
+        int rr = G->rules[k];
+        const lq_rule *ru = &p->rules[rr];
+        const double *values = ru->points_field < 0 ? NULL : run->views[ru->points_field].numbers + row0;
+        if (n == 1 && out->rule_points != NULL) {   /* explain: keep every rule's points */
+          double e1 = ep[0], e2 = en[0];
+          out->rule_points[rr] = allocate_one(s->regs[(size_t)ru->reg * B], values ? values[0] : ru->points, capped,
+                                              &e1, &e2);
+        }
+        k_allocate(s->regs + (size_t)ru->reg * B, values, ru->points, capped, ep, en, bp, bpi, bn, bni, rr, n);
+      }
+    }
+    if (out->reason != NULL) {
+      int32_t *rs = out->reason + row0;
+      const int32_t *rr = out->rule_reason, *dr = out->disq_reason;
+      for (i = 0; i < n; i++) {
+        int32_t best = bpi[i] >= 0 ? bpi[i] : bni[i];
+        int32_t code = best >= 0 ? rr[best] : LQ_MISSING_CODE;
+        rs[i] = disq[i] >= 0 ? dr[disq[i]] : code;
+      }
+    }
+  }
+
+  if (out->total != NULL) memcpy(out->total + row0, total, n * sizeof(double));
+  if (out->groups != NULL) {
+    for (g = 0; g < p->ngroups; g++) {
+      if (out->groups[g] != NULL) memcpy(out->groups[g] + row0, s->sums + (size_t)g * B, n * sizeof(double));
+    }
+  }
+  if (out->disqualified_by != NULL) memcpy(out->disqualified_by + row0, disq, n * sizeof(int32_t));
+
+  if (n == 1) {   /* explain: everything about the one row */
+    for (r = 0; r < p->nrules; r++) {
+      const lq_rule *ru = &p->rules[r];
+      uint8_t fired = s->regs[(size_t)ru->reg * B];
+      double pts = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row0];
+      if (out->rule_fired != NULL) out->rule_fired[r] = fired;
+      if (out->rule_raw != NULL) out->rule_raw[r] = fired ? pts : 0.0;
+    }
+    if (out->disq_fired != NULL) {
+      for (d = 0; d < p->ndisq; d++) out->disq_fired[d] = s->regs[(size_t)p->disq_regs[d] * B];
+    }
+    if (out->group_raw != NULL) {
+      for (g = 0; g < p->ngroups; g++) out->group_raw[g] = s->raw[(size_t)g * B];
+    }
+  }
+}
+
+void lq_program_exec(const lq_run *run, lq_scratch *s, size_t begin, size_t end, const lq_out *out) {
+  size_t row;
+  for (row = begin; row < end; row += LQ_BATCH) {
+    size_t n = end - row < LQ_BATCH ? end - row : LQ_BATCH;
+    exec_batch(run, s, row, n, out);
+  }
+}
+
+void lq_program_rule_mask(const lq_run *run, lq_scratch *s, int rule, size_t begin, size_t end, uint8_t *mask) {
+  const lq_rule *ru = &run->prog->rules[rule];
+  size_t row;
+  for (row = begin; row < end; row += LQ_BATCH) {
+    size_t n = end - row < LQ_BATCH ? end - row : LQ_BATCH;
+    run_ops(run, s, ru->op_begin, ru->op_end, row, n);
+    memcpy(mask + (row - begin), s->regs + (size_t)ru->reg * LQ_BATCH, n);
+  }
+}
+
+/* ---- threads: one row range each, its own scratch, no allocation ---- */
+
+typedef struct exec_job {
+  const lq_run *run;
+  lq_scratch *scratch;
+  size_t begin, end;
+  const lq_out *out;
+} exec_job;
+
+static void *exec_job_main(void *arg) {
+  exec_job *job = (exec_job *)arg;
+  lq_program_exec(job->run, job->scratch, job->begin, job->end, job->out);
+  return NULL;
+}
+
+int lq_program_exec_threads(const lq_run *run, lq_scratch *scratches, int nthreads, size_t nrows,
+                            const lq_out *out) {
+  exec_job jobs[LQ_MAX_THREADS];
+  pthread_t ids[LQ_MAX_THREADS];
+  int started[LQ_MAX_THREADS];
+  size_t chunk;
+  int t, status = 0;
+  if (nthreads > LQ_MAX_THREADS) nthreads = LQ_MAX_THREADS;
+  if (nthreads < 1) nthreads = 1;
+  /* Ranges in whole batches, so each thread's batches are the ones one thread would run. */
+  chunk = (nrows + (size_t)nthreads - 1) / (size_t)nthreads;
+  chunk = (chunk + LQ_BATCH - 1) / LQ_BATCH * LQ_BATCH;
+  for (t = 0; t < nthreads; t++) {
+    size_t b = chunk * (size_t)t, e = b + chunk;
+    if (b > nrows) b = nrows;
+    if (e > nrows) e = nrows;
+    jobs[t].run = run;
+    jobs[t].scratch = &scratches[t];
+    jobs[t].begin = b;
+    jobs[t].end = e;
+    jobs[t].out = out;
+    started[t] = 0;
+  }
+  for (t = 1; t < nthreads; t++) {
+    if (jobs[t].begin >= jobs[t].end) continue;
+    started[t] = pthread_create(&ids[t], NULL, exec_job_main, &jobs[t]) == 0;
+  }
+  exec_job_main(&jobs[0]);
+  for (t = 1; t < nthreads; t++) {
+    if (started[t]) {
+      pthread_join(ids[t], NULL);
+    } else if (jobs[t].begin < jobs[t].end) {
+      status = -1;
+      exec_job_main(&jobs[t]);
+    }
+  }
+  return status;
+}

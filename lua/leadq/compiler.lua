@@ -1,0 +1,342 @@
+-- leadq.compiler: a validated model spec -> the program the C core runs (see csrc/program.h).
+--
+-- Field names are resolved here: against the lead table's schema (bulk), or, for one lead given
+-- as a Lua table, by the kind of test applied to them (record mode). Every field gets a slot; a
+-- slot is bound at run time to a column of the lead table, of the event features, of an earlier
+-- model's results, or to a column that a Lua function fills before the C pass.
+local _M = { _VERSION = "0.1.0" }
+
+local dsl = require("leadq.dsl")
+
+local pairs, ipairs, tostring = pairs, ipairs, tostring
+local string_format, string_lower, string_find = string.format, string.lower, string.find
+local table_concat, table_sort = table.concat, table.sort
+
+-- What each kind of test reads.
+local NEEDS = { num = "number", time = "time", date = "time", bool = "boolean", str = "text", present = "any" }
+local READS = {
+  number = { number = true },
+  time = { time = true, number = true },
+  boolean = { boolean = true },
+  text = { category = true, text = true, tags = true },
+}
+local VIEW_OF_TYPE = { number = "number", time = "number", boolean = "bool", category = "codes", text = "text",
+  tags = "tags" }
+
+local function needs_sentence(need, test)
+  if need == "number" then return string_format("'%s' compares numbers", test) end
+  if need == "time" then return string_format("'%s' needs a date or time field", test) end
+  if need == "boolean" then return "true/false tests need a yes/no field" end
+  return string_format("'%s' needs a text field", test)
+end
+
+local function article(t)
+  return (t == "number" and "a number") or (t == "time" and "a time") or (t == "boolean" and "a yes/no")
+    or (t == "category" and "a category") or (t == "text" and "a text") or (t == "tags" and "a tags")
+    or ("a " .. tostring(t))
+end
+
+-- Each rule's leaves, with the rule they belong to.
+local function walk(node, fn)
+  if node == nil then return end
+  if node.op then
+    for _, a in ipairs(node.args) do walk(a, fn) end
+  else
+    fn(node)
+  end
+end
+
+--[[ Compile `spec`.
+  schema: nil for record mode, else a function(field) -> { type = lq type name, source = "lead"|
+          "features"|"results"|"absent", column = name } or nil, plus schema_names (for suggestions).
+  Returns desc (for core.program) or nil and the problems. ]]
+function _M.compile(spec, schema, schema_names)
+  local problems = {}
+  local slots, slot_of = {}, {}
+  local record_mode = schema == nil
+
+  local function problem(owner, fmt, ...)
+    problems[#problems + 1] = string_format("%s:%s: %s '%s': ", spec.path, tostring(owner.line),
+      owner.kind, owner.id) .. string_format(fmt, ...)
+  end
+
+  -- Record mode: a field's kind comes from its tests; conflicting uses are a load error.
+  local record_kind = {}
+  if record_mode then
+    local used = {}
+    local function note(owner, leaf)
+      if leaf.t == "fn" then return end
+      local need = NEEDS[leaf.t]
+      local f = leaf.field
+      local cur = record_kind[f]
+      local want = need == "text" and "string" or (need == "boolean" and "bool") or
+        (need == "number" and "number") or (need == "time" and "time") or "any"
+      if cur == nil or cur == "any" then
+        record_kind[f] = want
+        used[f] = owner
+      elseif (want == "time" and cur == "number") or (want == "number" and cur == "time") then
+        record_kind[f] = "time"   -- numbers are read as they are, texts as dates
+      elseif want ~= "any" and want ~= cur then
+        problem(owner, "field '%s' is tested as %s here and as %s in %s '%s'", f,
+          want == "string" and "text" or want, cur == "string" and "text" or cur, used[f].kind, used[f].id)
+      end
+    end
+    for _, r in ipairs(spec.rules) do
+      walk(r.when, function(l) note({ kind = "rule", id = r.id, line = r.line }, l) end)
+    end
+    for _, d in ipairs(spec.disqualifiers) do
+      walk(d.when, function(l) note({ kind = "disqualifier", id = d.id, line = d.line }, l) end)
+    end
+  end
+
+  local function field_slot(owner, leaf)
+    local f = leaf.field
+    local s = slot_of[f]
+    if s then return s, slots[s] end
+    local info
+    if record_mode then
+      local k = record_kind[f] or "any"
+      info = { name = f, view = k == "string" and "tags" or (k == "bool" and "bool") or "number", source = "record",
+        record_kind = k, type = k }
+    else
+      local col = schema(f)
+      if col == nil then
+        problem(owner, "unknown field '%s'%s", f, dsl.did_you_mean(f, schema_names or {}))
+        return nil
+      end
+      info = { name = f, view = col.source == "absent" and "absent" or VIEW_OF_TYPE[col.type], source = col.source,
+        column = col.column or f, type = col.type }
+    end
+    slots[#slots + 1] = info
+    slot_of[f] = #slots
+    return #slots, info
+  end
+
+  local leaves, matchers, matcher_of, ops = {}, {}, {}, {}
+  local prepass = {}
+
+  local function matcher(mode, values)
+    local lowered = {}
+    for i, v in ipairs(values) do lowered[i] = string_lower(v) end
+    local key = mode .. "\0" .. table_concat(lowered, "\0")
+    local known = matcher_of[key]
+    if known then return known end
+    local m = { mode = mode == "matches" and "external" or mode, needles = lowered }
+    if mode == "matches" then
+      local pats = values
+      m.fn = function(v)   -- once per distinct value, through the per-code table
+        v = string_lower(v)
+        for _, p in ipairs(pats) do
+          if string_find(v, p) then return true end
+        end
+        return false
+      end
+    end
+    matchers[#matchers + 1] = m
+    matcher_of[key] = #matchers
+    return #matchers
+  end
+
+  -- A Lua function computed into a slot before the C pass.
+  local function function_slot(owner, fn, what, extra)
+    slots[#slots + 1] = { name = string_format("%s %s", owner.id, what), view = what == "points" and "values" or "mask",
+      source = "function" }
+    local p = { slot = #slots, fn = fn, kind = what, owner = owner }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    prepass[#prepass + 1] = p
+    return #slots
+  end
+
+  local function compile_leaf(owner, l)
+    if l.t == "fn" then
+      local s = function_slot(owner, l.fn, "when")
+      leaves[#leaves + 1] = { kind = "mask", field = s }
+      return #leaves
+    end
+    local s, info = field_slot(owner, l)
+    if s == nil then return nil end
+    local need = NEEDS[l.t]
+    if not record_mode and info.source ~= "absent" and need ~= "any" and not READS[need][info.type] then
+      problem(owner, "field '%s' is %s field; %s", l.field, article(info.type), needs_sentence(need, l.test))
+      return nil
+    end
+    local leaf
+    if l.t == "present" then
+      leaf = { kind = "present", field = s, negate = l.negate or false }
+    elseif l.t == "bool" then
+      leaf = { kind = "bool", field = s, value = l.value }
+    elseif l.t == "num" or l.t == "date" then
+      leaf = { kind = "range", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
+        hi_open = l.hi_open or false, negate = l.negate or false }
+    elseif l.t == "time" then
+      leaf = { kind = "time", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
+        hi_open = l.hi_open or false }
+    elseif l.t == "str" then
+      if l.mode == "matches" and info.view == "text" then
+        -- No dictionary to go through: the patterns run per row before the pass.
+        local pats = {}
+        for i, p in ipairs(l.values) do pats[i] = p end
+        local ms = function_slot(owner, function(v)
+          if v == nil then return false end
+          v = string_lower(v)
+          for _, p in ipairs(pats) do
+            if string_find(v, p) then return true end
+          end
+          return false
+        end, "when", { field = s, field_name = l.field })
+        leaf = { kind = "mask", field = ms }
+      else
+        leaf = { kind = "string", field = s, matcher = matcher(l.mode, l.values), negate = l.negate or false }
+      end
+    else
+      error("leadq.compiler: unknown leaf " .. tostring(l.t))
+    end
+    leaves[#leaves + 1] = leaf
+    return #leaves
+  end
+
+  -- Registers: rules first, then disqualifiers, then temporaries reused as they free up.
+  local nrules, ndisq = #spec.rules, #spec.disqualifiers
+  local nregs = nrules + ndisq
+  local free_regs = {}
+  local function temp()
+    local r = free_regs[#free_regs]
+    if r then free_regs[#free_regs] = nil return r end
+    nregs = nregs + 1
+    return nregs - 1
+  end
+  local function release(r) free_regs[#free_regs + 1] = r end
+  local function emit(code, dst, a, b)
+    ops[#ops + 1] = code
+    ops[#ops + 1] = dst
+    ops[#ops + 1] = a or 0
+    ops[#ops + 1] = b or 0
+  end
+  local OP = { leaf = 0, ["and"] = 1, ["or"] = 2, ["not"] = 3, const = 4 }
+
+  local function compile_cond(owner, node, dst)
+    if node.op == nil then
+      local li = compile_leaf(owner, node)
+      if li then emit(OP.leaf, dst, li - 1) else emit(OP.const, dst, 0) end
+      return
+    end
+    if node.op == "not" then
+      compile_cond(owner, node.args[1], dst)
+      emit(OP["not"], dst, dst)
+      return
+    end
+    local combine = node.op == "all" and OP["and"] or OP["or"]
+    compile_cond(owner, node.args[1], dst)
+    for i = 2, #node.args do
+      local t = temp()
+      compile_cond(owner, node.args[i], t)
+      emit(combine, dst, dst, t)
+      release(t)
+    end
+    if node.op == "none" then emit(OP["not"], dst, dst) end
+  end
+
+  -- Groups: the declared ones, then one without caps for rules that name no group.
+  local groups = {}
+  for _, g in ipairs(spec.groups) do groups[#groups + 1] = { floor = g.floor, cap = g.cap, name = g.name } end
+  local hidden
+  local rules = {}
+  for i, r in ipairs(spec.rules) do
+    local owner = { kind = "rule", id = r.id, line = r.line }
+    local begin = #ops / 4
+    compile_cond(owner, r.when, i - 1)
+    local g = r.group and spec.group_index[r.group]
+    if not g then
+      if not hidden then
+        groups[#groups + 1] = { hidden = true, name = "" }
+        hidden = #groups
+      end
+      g = hidden
+    end
+    local rule = { reg = i - 1, group = g - 1, points = r.points or 0, points_field = -1, op_begin = begin,
+      op_end = #ops / 4 }
+    if r.points_fn then
+      rule.points_field = function_slot(owner, r.points_fn, "points", { rule = i - 1 }) - 1
+    end
+    rules[i] = rule
+  end
+  local disq = {}
+  for i, d in ipairs(spec.disqualifiers) do
+    local owner = { kind = "disqualifier", id = d.id, line = d.line }
+    compile_cond(owner, d.when, nrules + i - 1)
+    disq[i] = nrules + i - 1
+  end
+
+  local thresholds, statuses = {}, { spec.otherwise }
+  for i, t in ipairs(spec.thresholds) do
+    thresholds[i] = t.at
+    statuses[#statuses + 1] = t.status
+  end
+  statuses[#statuses + 1] = "disqualified"
+
+  local grades, grade_names = {}, {}
+  for i, gr in ipairs(spec.grades) do
+    local levels = {}
+    for j, l in ipairs(gr.levels) do levels[j] = l.at end
+    grades[i] = { group = spec.group_index[gr.group] - 1, levels = levels }
+  end
+  if #spec.grades == 1 then
+    for _, l in ipairs(spec.grades[1].levels) do grade_names[#grade_names + 1] = l.name end
+    grade_names[#grade_names + 1] = spec.grades[1].otherwise
+  elseif #spec.grades == 2 then
+    local a, b = {}, {}
+    for _, l in ipairs(spec.grades[1].levels) do a[#a + 1] = l.name end
+    a[#a + 1] = spec.grades[1].otherwise
+    for _, l in ipairs(spec.grades[2].levels) do b[#b + 1] = l.name end
+    b[#b + 1] = spec.grades[2].otherwise
+    for _, x in ipairs(a) do
+      for _, y in ipairs(b) do grade_names[#grade_names + 1] = x .. y end
+    end
+  end
+
+  local seen_grade = {}
+  for _, n in ipairs(grade_names) do
+    if seen_grade[n] then
+      problems[#problems + 1] = string_format("%s:%s: model '%s': grades: two grades are both named '%s'",
+        spec.path, tostring(spec.line), spec.name, n)
+    end
+    seen_grade[n] = true
+  end
+  if #problems > 0 then return nil, problems end
+
+  -- Functions that compute conditions run before those that compute points (which read them).
+  table_sort(prepass, function(a, b)
+    if (a.kind == "points") ~= (b.kind == "points") then return b.kind == "points" end
+    return a.slot < b.slot
+  end)
+
+  local rule_ids, disq_ids, disq_reasons = {}, {}, {}
+  for i, r in ipairs(spec.rules) do rule_ids[i] = r.id end
+  for i, d in ipairs(spec.disqualifiers) do
+    disq_ids[i] = d.id
+    disq_reasons[i] = d.reason
+  end
+
+  return {
+    name = spec.name,
+    record_mode = record_mode,
+    fields = slots,
+    leaves = leaves,
+    matchers = matchers,
+    ops = ops,
+    nregs = nregs,
+    rules = rules,
+    groups = groups,
+    disq = disq,
+    thresholds = thresholds,
+    grades = grades,
+    prepass = prepass,
+    statuses = statuses,
+    grade_names = grade_names,
+    rule_ids = rule_ids,
+    disq_ids = disq_ids,
+    disq_reasons = disq_reasons,
+  }
+end
+
+return _M

@@ -1,0 +1,1098 @@
+-- leadq.dsl: the rule-script language. Constructors (model, rule, disqualify, list, file, feature),
+-- the sandbox scripts run in, and the strict validation that turns what a script built into a
+-- normalized model spec, every problem a plain sentence with file, line and rule id.
+local _M = { _VERSION = "0.1.0" }
+
+local type, pairs, ipairs, next, select, tostring, tonumber = type, pairs, ipairs, next, select, tostring, tonumber
+local error, pcall, setmetatable, rawget = error, pcall, setmetatable, rawget
+local string_format, string_find, string_lower = string.format, string.find, string.lower
+local table_sort, math_huge, math_floor = table.sort, math.huge, math.floor
+local io_open = io.open
+local debug_getinfo = debug.getinfo
+local load, loadstring, setfenv = load, rawget(_G, "loadstring"), rawget(_G, "setfenv")
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+
+-- Objects made by the constructors, by kind. Weak keys: they go away with the scripts' tables,
+-- and a script cannot forge one (it never sees this table).
+local made = setmetatable({}, { __mode = "k" })
+
+local function where_called(level)
+  local info = debug_getinfo(level + 1, "Sl")
+  if info == nil then return "?", 0 end
+  local src = info.source or "?"
+  if src:sub(1, 1) == "@" or src:sub(1, 1) == "=" then src = src:sub(2) end
+  return src, info.currentline or 0
+end
+
+---------------------------------------------------------------------------------------------------
+-- Suggestions: "did you mean"
+---------------------------------------------------------------------------------------------------
+
+-- Edit distance with adjacent transpositions (so "scroe" is one step from "score").
+local function distance(a, b)
+  a, b = string_lower(a), string_lower(b)
+  local la, lb = #a, #b
+  if la == 0 then return lb end
+  if lb == 0 then return la end
+  local prev2, prev = {}, {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    local cur = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, lb do
+      local cb = b:byte(j)
+      local cost = ca == cb and 0 or 1
+      local v = prev[j] + 1
+      if cur[j - 1] + 1 < v then v = cur[j - 1] + 1 end
+      if prev[j - 1] + cost < v then v = prev[j - 1] + cost end
+      if i > 1 and j > 1 and ca == b:byte(j - 1) and a:byte(i - 1) == cb and prev2[j - 2] + 1 < v then
+        v = prev2[j - 2] + 1
+      end
+      cur[j] = v
+    end
+    prev2, prev = prev, cur
+  end
+  return prev[lb]
+end
+_M.distance = distance
+
+-- Words people reach for, and the key we mean by them.
+local ALIASES = {
+  score = "points", scores = "points", pts = "points", weight = "points", value = "points", point = "points",
+  condition = "when", conditions = "when", ["if"] = "when", match = "when", where = "when",
+  name = "label", title = "label", desc = "description",
+  max = "cap", maximum = "cap", limit = "cap", min = "floor", minimum = "floor",
+  equal = "equals", is = "equals", eq = "equals", ne = "not_equals", ["in"] = "one_of", any_of = "one_of",
+  none_of = "not_one_of", not_in = "not_one_of", gte = "at_least", min_value = "at_least", lte = "at_most",
+  gt = "above", greater_than = "above", more_than = "above", lt = "below", less_than = "below",
+  range = "between", has = "contains", includes = "contains", startswith = "starts_with",
+  endswith = "ends_with", pattern = "matches", regex = "matches", has_word = "word", words = "word",
+  last_days = "within_days", in_last_days = "within_days", since_days = "within_days",
+  status = "thresholds", threshold = "thresholds", rule = "rules", group = "groups", grade = "grades",
+  disqualify = "disqualifiers", disqualifier = "disqualifiers", list = "lists", feature = "features",
+}
+
+-- The best of `candidates` (an array of strings) for a mistyped `word`, or nil.
+local function suggest(word, candidates)
+  if type(word) ~= "string" then return nil end
+  local best, best_d
+  local lw = string_lower(word)
+  local alias = ALIASES[lw]
+  for _, c in ipairs(candidates) do
+    if alias == c then return c end
+  end
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c)
+    local limit = #c <= 3 and 1 or (#c <= 6 and 2 or 3)
+    if d <= limit and (best_d == nil or d < best_d) then best, best_d = c, d end
+  end
+  if best == nil then   -- a mistyped alias: "scroe" -> "score" -> "points"
+    for a, target in pairs(ALIASES) do
+      if #a > 3 and distance(lw, a) <= 1 then
+        for _, c in ipairs(candidates) do
+          if c == target then return c end
+        end
+      end
+    end
+    for _, c in ipairs(candidates) do   -- a prefix or a case slip: "employee" for "employees"
+      local lc = string_lower(c)
+      if #lw >= 4 and (lc:sub(1, #lw) == lw or lw:sub(1, #lc) == lc) then return c end
+    end
+  end
+  return best
+end
+_M.suggest = suggest
+
+local function did_you_mean(word, candidates)
+  local s = suggest(word, candidates)
+  if s then return string_format(" (did you mean '%s'?)", s) end
+  return ""
+end
+_M.did_you_mean = did_you_mean
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table_sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "string" or type(a) == "number") then return a < b end
+    return type(a) < type(b)
+  end)
+  return keys
+end
+_M.sorted_keys = sorted_keys
+
+local function describe_value(v)
+  if type(v) == "string" then return string_format("'%s'", v) end
+  return tostring(v)
+end
+
+local function type_name(v)
+  local k = made[v]
+  if type(v) == "table" and k then return k end
+  return type(v)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Constructors. They only record what they were given and where; validation comes later, so a
+-- script with many mistakes still runs to the end and `check` can report them all.
+---------------------------------------------------------------------------------------------------
+
+local function named(kind, level)
+  return function(id, extra)
+    local src, line = where_called(level or 2)
+    if extra ~= nil then
+      local obj = { kind = kind, line = line, source = src, bad_call = true }
+      made[obj] = kind
+      return obj
+    end
+    if type(id) == "table" and made[id] == nil then
+      -- `rule { ... }` without an id: record it so the validator can say so.
+      local obj = { kind = kind, line = line, source = src, body = id, missing_id = true }
+      made[obj] = kind
+      return obj
+    end
+    return function(body, more)
+      local obj = { kind = kind, id = id, body = body, line = line, source = src, bad_call = more ~= nil }
+      made[obj] = kind
+      return obj
+    end
+  end
+end
+
+_M.model = named("model")
+_M.rule = named("rule")
+_M.disqualify = named("disqualifier")
+
+function _M.list(name)
+  local src, line = where_called(2)
+  local obj = { kind = "list", name = name, line = line, source = src }
+  made[obj] = "list"
+  return obj
+end
+
+function _M.file(path)
+  local src, line = where_called(2)
+  local obj = { kind = "file", path = path, line = line, source = src }
+  made[obj] = "file"
+  return obj
+end
+
+function _M.feature(spec)
+  local src, line = where_called(2)
+  local obj = { kind = "feature", spec = spec, line = line, source = src }
+  made[obj] = "feature"
+  return obj
+end
+
+function _M.kind_of(v)
+  return made[v]
+end
+
+---------------------------------------------------------------------------------------------------
+-- The sandbox
+---------------------------------------------------------------------------------------------------
+
+local function copy_library(lib, without)
+  local c = {}
+  for k, v in pairs(lib) do
+    if not (without and without[k]) then c[k] = v end
+  end
+  return c
+end
+
+local SANDBOX_NAMES = {
+  "model", "rule", "disqualify", "list", "file", "feature", "string", "table", "math", "pairs", "ipairs",
+  "next", "select", "type", "tostring", "tonumber", "error", "assert", "pcall", "unpack", "require",
+}
+_M.SANDBOX_NAMES = SANDBOX_NAMES
+
+local NOT_AVAILABLE = {
+  os = true, io = true, load = true, loadstring = true, loadfile = true, dofile = true, debug = true,
+  setmetatable = true, getmetatable = true, rawset = true, rawget = true, rawequal = true, rawlen = true,
+  collectgarbage = true, _G = true, package = true, coroutine = true, xpcall = true, print = true,
+  setfenv = true, getfenv = true, module = true, newproxy = true, jit = true, ffi = true, bit = true,
+  utf8 = true, _ENV = true,
+}
+
+-- A fresh environment per script. `allow` lists the modules `require` may load (none by default).
+function _M.environment(allow)
+  local allowed = {}
+  for _, name in ipairs(allow or {}) do allowed[name] = true end
+  local env = {
+    model = _M.model, rule = _M.rule, disqualify = _M.disqualify, list = _M.list, file = _M.file,
+    feature = _M.feature,
+    string = copy_library(string, { dump = true }),
+    table = copy_library(table),
+    math = copy_library(math),
+    pairs = pairs, ipairs = ipairs, next = next, select = select, type = type, tostring = tostring,
+    tonumber = tonumber, error = error, pcall = pcall, unpack = unpack,
+    assert = function(v, msg, ...)   -- the host's assert, without handing out its identity
+      if not v then error(msg or "assertion failed!", 2) end
+      return v, msg, ...
+    end,
+    require = function(name)
+      if type(name) == "string" and allowed[name] then return require(name) end
+      error(string_format("module '%s' is not on the allow-list of rule scripts", tostring(name)), 2)
+    end,
+  }
+  env.table.unpack = env.table.unpack or unpack
+  setmetatable(env, {
+    __index = function(_, k)
+      if NOT_AVAILABLE[k] then
+        error(string_format("'%s' is not available in rule scripts", tostring(k)), 2)
+      end
+      error(string_format("unknown name '%s'%s", tostring(k), did_you_mean(k, SANDBOX_NAMES)), 2)
+    end,
+    __metatable = false,
+  })
+  return env
+end
+
+local function read_file(path)
+  local f, err = io_open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- Compile script text in the sandbox; text only (bytecode is refused).
+local function compile_chunk(text, chunkname, env)
+  if text:byte(1) == 27 then return nil, "is a compiled chunk, not a rule script" end
+  if setfenv and loadstring then
+    local fn, err = loadstring(text, chunkname)
+    if not fn then return nil, err end
+    setfenv(fn, env)
+    return fn
+  end
+  return load(text, chunkname, "t", env)
+end
+
+-- Lua's own messages, as a sentence: "rules/x.lua:3: syntax error: '}' expected near 'rule'".
+local function syntax_problem(path, err)
+  local line, msg = tostring(err):match("^[^\n]-:(%d+): (.*)$")
+  if line then
+    return string_format("%s:%s: syntax error: %s", path, line, msg)
+  end
+  return string_format("%s: syntax error: %s", path, tostring(err))
+end
+
+local function runtime_problem(path, err)
+  local text = tostring(err)
+  local src, line, msg = text:match("^([^\n]-):(%d+): (.*)$")
+  if src and (src == path or src:find(path, 1, true) or path:find(src, 1, true)) then
+    return string_format("%s:%s: the script failed: %s", path, line, msg)
+  end
+  return string_format("%s: the script failed: %s", path, text)
+end
+
+---------------------------------------------------------------------------------------------------
+-- Validation
+---------------------------------------------------------------------------------------------------
+
+local MODEL_KEYS = { "description", "label", "version", "lists", "groups", "rules", "disqualifiers", "thresholds",
+  "grades", "features", "name" }
+local RULE_KEYS = { "label", "description", "group", "points", "when" }
+local DISQ_KEYS = { "label", "description", "reason", "when" }
+local GROUP_KEYS = { "label", "description", "cap", "floor" }
+local GRADE_NAMES = { "fit", "engagement" }
+local TEST_KEYS = { "equals", "not_equals", "at_least", "at_most", "above", "below", "between", "one_of",
+  "not_one_of", "contains", "starts_with", "ends_with", "word", "matches", "within_days", "older_than_days",
+  "days_between", "before", "after", "missing", "present" }
+local LOGICAL = { all = true, any = true, none = true, ["not"] = true }
+local RESERVED_COLUMNS = { total = true, status = true, grade = true, reason = true, disqualified_by = true }
+_M.TEST_KEYS = TEST_KEYS
+
+local DAY = 86400
+
+-- Days from 1970-01-01 of a civil date (proleptic Gregorian), without os.time and its time zone.
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math_floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math_floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- "2026-01-05", "2026-01-05T10:30:00Z", "2026-01-05 10:30" -> epoch seconds (UTC), or nil.
+function _M.parse_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, rest = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)(.*)$")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
+  local secs = 0
+  if rest ~= "" then
+    local h, mi, se, tz = rest:match("^[T ](%d%d):(%d%d):?(%d?%d?%.?%d*)(.*)$")
+    if not h then return nil end
+    h, mi, se = tonumber(h), tonumber(mi), tonumber(se) or 0
+    if h > 23 or mi > 59 or se >= 61 then return nil end
+    secs = h * 3600 + mi * 60 + se
+    if tz ~= "" and tz ~= "Z" then
+      local sign, th, tm = tz:match("^([+-])(%d%d):?(%d%d)$")
+      if not sign then return nil end
+      local off = tonumber(th) * 3600 + tonumber(tm) * 60
+      secs = sign == "+" and secs - off or secs + off
+    end
+  end
+  return days_from_civil(y, mo, d) * DAY + secs
+end
+
+-- A problem collector for one model: each problem names file, line and what it is about.
+local function new_report(path)
+  local r = { path = path, problems = {} }
+  function r.add(line, context, msg, ...)
+    local text = select("#", ...) > 0 and string_format(msg, ...) or msg
+    local prefix = string_format("%s:%s: ", r.path, tostring(line or 0))
+    if context then prefix = prefix .. context .. ": " end
+    r.problems[#r.problems + 1] = prefix .. text
+  end
+  return r
+end
+
+-- Lines of the script, to point at the key itself rather than the rule that holds it.
+local function key_line(lines, from, to, key)
+  if not lines or type(key) ~= "string" or from == nil then return from end
+  local pat = "%f[%w_]" .. key:gsub("%p", "%%%0") .. "%f[^%w_]%s*%]?%s*="
+  local last = to or (from + 200)
+  for i = from, math.min(last, #lines) do
+    if string_find(lines[i], pat) then return i end
+  end
+  return from
+end
+
+local function is_array(t)
+  if type(t) ~= "table" then return false end
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= math_floor(k) then return false end
+  end
+  return true
+end
+
+local function finite(x)
+  return type(x) == "number" and x == x and x ~= math_huge and x ~= -math_huge
+end
+
+-- Normalize one test on one field into leaves: { t = kind, field = name, ... }.
+local function test_leaves(ctx, field, test, out)
+  local add = ctx.add
+  local function leaf(l)
+    l.field = field
+    out[#out + 1] = l
+    return l
+  end
+  local tt = type(test)
+  if tt == "string" then
+    if test == "present" or test == "missing" then
+      leaf({ t = "present", negate = test == "missing", test = test })
+    else
+      leaf({ t = "str", mode = "equals", values = { test }, test = "equals", arg = test })
+    end
+    return
+  elseif tt == "number" then
+    if not finite(test) then return add("field '%s': %s is not a usable number", field, tostring(test)) end
+    leaf({ t = "num", lo = test, hi = test, test = "equals", arg = test })
+    return
+  elseif tt == "boolean" then
+    leaf({ t = "bool", value = test, test = "equals", arg = test })
+    return
+  elseif tt == "function" then
+    leaf({ t = "fn", fn = test, test = "function" })
+    return
+  elseif tt ~= "table" or made[test] then
+    return add("field '%s': a test must be a string, number, boolean or table, got %s", field, type_name(test))
+  end
+  if next(test) == nil then return add("field '%s': the test is empty", field) end
+
+  local function strings(key, v, allow_refs)
+    if allow_refs and made[v] == "list" then
+      local name = v.name
+      local l = ctx.lists[name]
+      if type(name) ~= "string" then
+        add("field '%s': list \"name\" needs a string, got %s", field, type(name))
+        return nil
+      elseif l == nil then
+        add("field '%s': unknown list '%s'%s", field, name, did_you_mean(name, sorted_keys(ctx.lists)))
+        return nil
+      end
+      return l, name
+    elseif allow_refs and made[v] == "file" then
+      return ctx.read_list_file(v, string_format("field '%s'", field))
+    elseif type(v) == "string" then
+      if v == "" then add("field '%s': %s needs a non-empty text", field, key) return nil end
+      return { v }
+    elseif is_array(v) and not made[v] then
+      if #v == 0 then add("field '%s': %s needs at least one value", field, key) return nil end
+      local vals = {}
+      for i, s in ipairs(v) do
+        if type(s) == "number" then s = tostring(s) end
+        if type(s) ~= "string" then
+          add("field '%s': %s value %d must be a text, got %s", field, key, i, type_name(s))
+          return nil
+        elseif s == "" then
+          add("field '%s': %s value %d is an empty text", field, key, i)
+          return nil
+        end
+        vals[#vals + 1] = s
+      end
+      return vals
+    end
+    add("field '%s': %s needs a text or a list of texts%s, got %s", field, key,
+      allow_refs and " (or list \"name\")" or "", type_name(v))
+    return nil
+  end
+
+  local function number(key, v)
+    if not finite(v) then
+      add("field '%s': %s must be a number, got %s", field, key, type(v) == "number" and tostring(v) or type_name(v))
+      return nil
+    end
+    return v
+  end
+
+  local function pair(key, v)
+    if type(v) ~= "table" or made[v] or not is_array(v) or #v ~= 2 or not finite(v[1]) or not finite(v[2]) then
+      add("field '%s': %s needs two numbers { low, high }", field, key)
+      return nil
+    end
+    if v[1] > v[2] then
+      add("field '%s': %s has its low end %s above its high end %s", field, key, tostring(v[1]), tostring(v[2]))
+      return nil
+    end
+    return v[1], v[2]
+  end
+
+  for _, key in ipairs(sorted_keys(test)) do
+    local v = test[key]
+    if type(key) ~= "string" then
+      add("field '%s': unexpected value %s in the test (tests are keys such as at_least = 10)", field,
+        describe_value(v))
+    elseif key == "equals" or key == "not_equals" then
+      local neg = key == "not_equals"
+      if type(v) == "number" and finite(v) then
+        leaf({ t = "num", lo = v, hi = v, negate = neg, test = key, arg = v })
+      elseif type(v) == "string" then
+        leaf({ t = "str", mode = "equals", values = { v }, negate = neg, test = key, arg = v })
+      elseif type(v) == "boolean" then
+        leaf({ t = "bool", value = (v ~= neg), test = key, arg = v })
+      else
+        add("field '%s': %s needs a number or a text, got %s", field, key, type_name(v))
+      end
+    elseif key == "at_least" or key == "at_most" or key == "above" or key == "below" then
+      local n = number(key, v)
+      if n then
+        local l = { t = "num", lo = -math_huge, hi = math_huge, test = key, arg = n }
+        if key == "at_least" then l.lo = n
+        elseif key == "above" then l.lo, l.lo_open = n, true
+        elseif key == "at_most" then l.hi = n
+        else l.hi, l.hi_open = n, true end
+        leaf(l)
+      end
+    elseif key == "between" then
+      local lo, hi = pair(key, v)
+      if lo then leaf({ t = "num", lo = lo, hi = hi, test = key, arg = { lo, hi } }) end
+    elseif key == "one_of" or key == "not_one_of" then
+      local vals, list_name = strings(key, v, true)
+      if vals then
+        leaf({ t = "str", mode = "equals", values = vals, negate = key == "not_one_of", test = key, arg = vals,
+          list = list_name })
+      end
+    elseif key == "contains" or key == "starts_with" or key == "ends_with" or key == "word" then
+      local vals, list_name = strings(key, v, true)
+      local mode = key == "starts_with" and "starts" or key == "ends_with" and "ends" or key
+      if vals then leaf({ t = "str", mode = mode, values = vals, test = key, arg = vals, list = list_name }) end
+    elseif key == "matches" then
+      local vals = strings(key, v, false)
+      if vals then
+        for _, pat in ipairs(vals) do
+          local ok, err = pcall(string_find, "", pat)
+          if not ok then
+            add("field '%s': matches: bad pattern '%s': %s", field, pat, tostring(err):gsub("^.-:%d+: ", ""))
+            vals = nil
+            break
+          end
+        end
+        if vals then leaf({ t = "str", mode = "matches", values = vals, test = key, arg = vals }) end
+      end
+    elseif key == "within_days" or key == "older_than_days" then
+      local n = number(key, v)
+      if n and n < 0 then add("field '%s': %s must be 0 or more, got %s", field, key, tostring(n)) n = nil end
+      if n then
+        if key == "within_days" then
+          leaf({ t = "time", lo = -n * DAY, hi = 0, test = key, arg = n })
+        else
+          leaf({ t = "time", lo = -math_huge, hi = -n * DAY, hi_open = true, test = key, arg = n })
+        end
+      end
+    elseif key == "days_between" then
+      local a, b = pair(key, v)
+      if a then leaf({ t = "time", lo = -b * DAY, hi = -a * DAY, test = key, arg = { a, b } }) end
+    elseif key == "before" or key == "after" then
+      local at = _M.parse_time(v)
+      if at == nil then
+        add("field '%s': %s needs a date like \"2026-01-31\", got %s", field, key, describe_value(v))
+      elseif key == "before" then
+        leaf({ t = "date", lo = -math_huge, hi = at, hi_open = true, test = key, arg = v })
+      else
+        -- "after 2026-01-31" starts once that day is over (a date with a time: right after it).
+        local from = v:match("^%d%d%d%d%-%d%d%-%d%d$") and at + DAY or at
+        leaf({ t = "date", lo = from, hi = math_huge, lo_open = from == at, test = key, arg = v })
+      end
+    elseif key == "missing" or key == "present" then
+      if type(v) ~= "boolean" then
+        add("field '%s': %s must be true or false, got %s", field, key, type_name(v))
+      else
+        leaf({ t = "present", negate = (key == "missing") == v, test = v == (key == "present") and "present"
+          or "missing" })
+      end
+    else
+      add("field '%s': unknown test '%s'%s", field, key, did_you_mean(key, TEST_KEYS))
+    end
+  end
+end
+
+-- A condition: a field-test table, a logical form, a function. Returns a tree of
+--   { op = "all"|"any"|"none"|"not", args = {...} } and leaves.
+local function condition(ctx, c, depth)
+  local add = ctx.add
+  if depth > 50 then add("the condition is nested too deeply") return nil end
+  if type(c) == "function" then return { t = "fn", fn = c, test = "function" } end
+  if type(c) ~= "table" or made[c] then
+    add("a condition must be a table or a function, got %s", type_name(c))
+    return nil
+  end
+  if next(c) == nil then add("the condition is empty") return nil end
+  if is_array(c) then
+    add("a condition is { field = test, ... } or { all = { ... } }; to require several, write { all = { ... } }")
+    return nil
+  end
+  local parts = {}
+  for _, key in ipairs(sorted_keys(c)) do
+    local v = c[key]
+    if type(key) ~= "string" then
+      add("a condition's keys are field names, got %s", describe_value(key))
+    elseif LOGICAL[key] then
+      if key == "not" then
+        local sub = condition(ctx, v, depth + 1)
+        if sub then parts[#parts + 1] = { op = "not", args = { sub } } end
+      elseif type(v) ~= "table" or made[v] or not is_array(v) or #v == 0 then
+        add("'%s' needs a list of conditions { {...}, {...} }, got %s", key, type_name(v))
+      else
+        local args = {}
+        for _, sub in ipairs(v) do
+          local s = condition(ctx, sub, depth + 1)
+          if s then args[#args + 1] = s end
+        end
+        if #args == #v then parts[#parts + 1] = { op = key, args = args } end
+      end
+    else
+      local leaves = {}
+      test_leaves(ctx, key, v, leaves)
+      ctx.fields[key] = ctx.fields[key] or ctx.line
+      for _, l in ipairs(leaves) do parts[#parts + 1] = l end
+    end
+  end
+  if #parts == 0 then return nil end
+  if #parts == 1 then return parts[1] end
+  return { op = "all", args = parts }
+end
+
+local function check_keys(ctx, body, known, what, lines, from, to)
+  for _, k in ipairs(sorted_keys(body)) do
+    if type(k) ~= "string" then
+      ctx.add_at(from, "unexpected value %s in %s (keys are names, e.g. points = 10)", describe_value(body[k]), what)
+    elseif not known[k] then
+      local kl = key_line(lines, from, to, k)
+      local list = {}
+      for name in pairs(known) do list[#list + 1] = name end
+      table_sort(list)
+      ctx.add_at(kl, "unknown key '%s'%s", k, did_you_mean(k, list))
+    end
+  end
+end
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+local MODEL_SET, RULE_SET, DISQ_SET, GROUP_SET = set_of(MODEL_KEYS), set_of(RULE_KEYS), set_of(DISQ_KEYS),
+  set_of(GROUP_KEYS)
+
+local function valid_name(s)
+  return type(s) == "string" and s:match("^[%a_][%w_%-%.]*$") ~= nil
+end
+
+local function valid_id(s)
+  return type(s) == "string" and s:match("^[%w_][%w_%-%.:]*$") ~= nil
+end
+
+-- Validate a model object into a spec. `opts.path` names the file in messages, `opts.dir` is
+-- where `file "..."` lists are read from, `opts.lines` the script's lines. Returns spec, problems.
+function _M.validate(obj, opts)
+  opts = opts or {}
+  local path = opts.path or (type(obj) == "table" and obj.source) or "model"
+  local report = new_report(path)
+  local lines = opts.lines
+  local spec = {
+    path = path, groups = {}, group_index = {}, rules = {}, disqualifiers = {}, thresholds = {},
+    grades = {}, features = {}, feature_names = {}, lists = {}, fields = {}, functions = {},
+  }
+
+  if made[obj] ~= "model" then
+    if type(obj) == "table" and made[obj] == nil and type(obj.name) == "string" then
+      obj = { kind = "model", id = obj.name, body = obj, line = 0, source = path }   -- a plain table
+    else
+      report.add(opts.line or 0, nil, "the script must return a model: return model \"name\" { ... }, got %s",
+        type_name(obj))
+      return nil, report.problems
+    end
+  end
+  local model_line = obj.line
+  local mctx = "model '" .. tostring(obj.id) .. "'"
+  if obj.missing_id or obj.bad_call then
+    report.add(model_line, nil, "model needs a name and a table: model \"name\" { ... }")
+    return nil, report.problems
+  end
+  if not valid_name(obj.id) then
+    report.add(model_line, nil, "the model's name must be a word (letters, digits, _), got %s",
+      describe_value(obj.id))
+  end
+  local body = obj.body
+  if type(body) ~= "table" or made[body] then
+    report.add(model_line, mctx, "the model needs a table: model \"name\" { ... }, got %s", type_name(body))
+    return nil, report.problems
+  end
+  spec.name = obj.id
+  spec.line = model_line
+  local function madd(line, context, ...) report.add(line, context, ...) end
+
+  -- model keys
+  local top = { add_at = function(l, ...) madd(l, mctx, ...) end }
+  check_keys(top, body, MODEL_SET, "the model", lines, model_line, nil)
+  if body.name ~= nil and body.name ~= obj.id and made[obj] then
+    madd(model_line, mctx, "the name is given by model \"%s\"; remove name = %s", tostring(obj.id),
+      describe_value(body.name))
+  end
+  for _, k in ipairs({ "description", "label", "version" }) do
+    if body[k] ~= nil and type(body[k]) ~= "string" and not (k == "version" and type(body[k]) == "number") then
+      madd(key_line(lines, model_line, nil, k), mctx, "%s must be a text, got %s", k, type_name(body[k]))
+    end
+  end
+  spec.description = type(body.description) == "string" and body.description or nil
+  spec.label = type(body.label) == "string" and body.label or spec.description
+
+  local function section(key, want)
+    local v = body[key]
+    if v == nil then return nil end
+    if type(v) ~= "table" or made[v] or (want == "array" and not is_array(v)) or
+        (want == "map" and next(v) ~= nil and is_array(v)) then
+      madd(key_line(lines, model_line, nil, key), mctx, "%s must be %s, got %s", key,
+        want == "array" and "a list { ... }" or "a table of name = value", type_name(v))
+      return nil
+    end
+    return v
+  end
+
+  -- lists
+  local dir = opts.dir
+  local function read_list_file(ref, context)
+    local line = ref.line
+    if type(ref.path) ~= "string" or ref.path == "" then
+      madd(line, context, "file needs a path: file \"lists/name.txt\"")
+      return nil
+    end
+    local p = ref.path
+    if p:sub(1, 1) == "/" or p:find("%.%.") then
+      madd(line, context, "file '%s' must be a path next to the script (no '/' at the start, no '..')", p)
+      return nil
+    end
+    if dir == nil then
+      madd(line, context, "file '%s' can only be read by a script loaded from a file", p)
+      return nil
+    end
+    local text, err = read_file(dir .. p)
+    if not text then
+      madd(line, context, "cannot read list file '%s': %s", p, tostring(err):gsub("^[^:]*: ", ""))
+      return nil
+    end
+    local vals = {}
+    for l in text:gmatch("[^\r\n]+") do
+      l = l:match("^%s*(.-)%s*$")
+      if l ~= "" and l:sub(1, 1) ~= "#" then vals[#vals + 1] = l end
+    end
+    if #vals == 0 then
+      madd(line, context, "list file '%s' is empty", p)
+      return nil
+    end
+    return vals
+  end
+
+  local lists = section("lists", "map") or {}
+  for _, name in ipairs(sorted_keys(lists)) do
+    local v = lists[name]
+    local lline = key_line(lines, model_line, nil, name)
+    local lctx = "list '" .. tostring(name) .. "'"
+    if not valid_name(name) then
+      madd(lline, nil, "list names must be words, got %s", describe_value(name))
+    elseif made[v] == "file" then
+      spec.lists[name] = read_list_file(v, lctx)
+    elseif type(v) == "table" and not made[v] and is_array(v) then
+      if #v == 0 then
+        madd(lline, lctx, "the list is empty")
+      else
+        local vals, ok = {}, true
+        for i, s in ipairs(v) do
+          if type(s) == "number" then s = tostring(s) end
+          if type(s) ~= "string" or s == "" then
+            madd(lline, lctx, "value %d must be a non-empty text, got %s", i, describe_value(v[i]))
+            ok = false
+            break
+          end
+          vals[i] = s
+        end
+        if ok then spec.lists[name] = vals end
+      end
+    else
+      madd(lline, lctx, "a list is { \"a\", \"b\", ... } or file \"path\", got %s", type_name(v))
+    end
+  end
+
+  -- groups
+  local groups = section("groups", "map") or {}
+  for _, name in ipairs(sorted_keys(groups)) do
+    local g = groups[name]
+    local gline = key_line(lines, model_line, nil, name)
+    local gctx = "group '" .. tostring(name) .. "'"
+    if not valid_name(name) then
+      madd(gline, nil, "group names must be words, got %s", describe_value(name))
+    elseif RESERVED_COLUMNS[name] then
+      madd(gline, gctx, "'%s' is a result column; choose another group name", name)
+    elseif type(g) ~= "table" or made[g] then
+      madd(gline, gctx, "a group is { label = ..., cap = ..., floor = ... }, got %s", type_name(g))
+    else
+      check_keys({ add_at = function(l, ...) madd(l, gctx, ...) end }, g, GROUP_SET, "the group", lines, gline,
+        gline + 3)
+      local ok = true
+      for _, k in ipairs({ "cap", "floor" }) do
+        if g[k] ~= nil and not finite(g[k]) then
+          madd(gline, gctx, "%s must be a number, got %s", k, type_name(g[k]))
+          ok = false
+        end
+      end
+      if g.label ~= nil and type(g.label) ~= "string" then
+        madd(gline, gctx, "label must be a text, got %s", type_name(g.label))
+      end
+      if ok and g.cap and g.cap < 0 then
+        madd(gline, gctx, "cap must be 0 or more (a group that only takes points away uses floor), got %s",
+          tostring(g.cap))
+        ok = false
+      end
+      if ok and g.floor and g.floor > 0 then
+        madd(gline, gctx, "floor must be 0 or less (the most a group can take away), got %s", tostring(g.floor))
+        ok = false
+      end
+      local grp = { name = name, label = type(g.label) == "string" and g.label or name, cap = ok and g.cap or nil,
+        floor = ok and g.floor or nil, line = gline }
+      spec.groups[#spec.groups + 1] = grp
+    end
+  end
+  -- Declared order is not kept by Lua tables: groups follow the order their first rule appears in.
+  local group_names = {}
+  for _, g in ipairs(spec.groups) do group_names[#group_names + 1] = g.name end
+
+  -- rules and disqualifiers
+  local ids = {}
+  local rule_lines = {}
+  local rules = section("rules", "array") or {}
+  local disqs = section("disqualifiers", "array") or {}
+  for _, r in ipairs(rules) do rule_lines[#rule_lines + 1] = type(r) == "table" and r.line or nil end
+  for _, r in ipairs(disqs) do rule_lines[#rule_lines + 1] = type(r) == "table" and r.line or nil end
+  table_sort(rule_lines)
+  local function next_line(line)
+    for _, l in ipairs(rule_lines) do
+      if l > line then return l - 1 end
+    end
+    return nil
+  end
+
+  local function common(r, i, kind, what, known)
+    if made[r] ~= kind then
+      madd(model_line, mctx, "%s %d must be made with %s \"ID\" { ... }, got %s", what, i,
+        kind == "rule" and "rule" or "disqualify", type_name(r))
+      return nil
+    end
+    local line = r.line
+    if r.missing_id then
+      madd(line, nil, "%s needs an id: %s \"ID\" { ... }", kind == "rule" and "rule" or "disqualify",
+        kind == "rule" and "rule" or "disqualify")
+      return nil
+    end
+    if r.bad_call then
+      madd(line, nil, "write %s \"ID\" { ... }: an id, then one table", kind == "rule" and "rule" or "disqualify")
+      return nil
+    end
+    local rctx = string_format("%s '%s'", kind == "rule" and "rule" or "disqualifier", tostring(r.id))
+    if not valid_id(r.id) then
+      madd(line, nil, "a %s id must be a word (letters, digits, _), got %s", kind, describe_value(r.id))
+      return nil
+    end
+    if ids[r.id] then
+      madd(line, rctx, "duplicate id (also used at line %d)", ids[r.id])
+      return nil
+    end
+    ids[r.id] = line
+    if type(r.body) ~= "table" or made[r.body] then
+      madd(line, rctx, "needs a table { ... }, got %s", type_name(r.body))
+      return nil
+    end
+    local to = next_line(line)
+    check_keys({ add_at = function(l, ...) madd(l, rctx, ...) end }, r.body, known, "the " .. kind, lines, line, to)
+    for _, k in ipairs({ "label", "description" }) do
+      if r.body[k] ~= nil and type(r.body[k]) ~= "string" then
+        madd(key_line(lines, line, to, k), rctx, "%s must be a text, got %s", k, type_name(r.body[k]))
+      end
+    end
+    local cond
+    local when = r.body.when
+    local wline = key_line(lines, line, to, "when")
+    local cctx = {
+      lists = spec.lists, fields = spec.fields, line = line, read_list_file = read_list_file,
+      add = function(...) madd(wline, rctx, ...) end,
+    }
+    if when == nil then
+      madd(line, rctx, "missing key 'when' (the condition)")
+    else
+      cond = condition(cctx, when, 0)
+    end
+    return { id = r.id, line = line, label = type(r.body.label) == "string" and r.body.label or r.id,
+      description = type(r.body.description) == "string" and r.body.description or nil, when = cond }, rctx, to
+  end
+
+  for i, r in ipairs(rules) do
+    local out, rctx, to = common(r, i, "rule", "rule", RULE_SET)
+    if out then
+      local b = r.body
+      local pts = b.points
+      if type(pts) == "function" then
+        out.points_fn = pts
+      elseif finite(pts) then
+        out.points = pts
+      elseif pts == nil then
+        madd(r.line, rctx, "missing key 'points'")
+      else
+        madd(key_line(lines, r.line, to, "points"), rctx, "points must be a number or a function, got %s",
+          type(pts) == "number" and tostring(pts) or type_name(pts))
+      end
+      if b.group ~= nil then
+        if type(b.group) ~= "string" then
+          madd(key_line(lines, r.line, to, "group"), rctx, "group must be a group's name, got %s", type_name(b.group))
+        elseif groups[b.group] == nil then
+          madd(key_line(lines, r.line, to, "group"), rctx, "unknown group '%s'%s", b.group,
+            did_you_mean(b.group, group_names))
+        else
+          out.group = b.group
+        end
+      end
+      out.uses_function = out.points_fn ~= nil
+      local function scan(c)
+        if c == nil then return end
+        if c.t == "fn" then out.uses_function = true end
+        if c.args then for _, a in ipairs(c.args) do scan(a) end end
+      end
+      scan(out.when)
+      spec.rules[#spec.rules + 1] = out
+      if out.uses_function then spec.functions[#spec.functions + 1] = out.id end
+    end
+  end
+  for i, d in ipairs(disqs) do
+    local out, rctx, to = common(d, i, "disqualifier", "disqualifier", DISQ_SET)
+    if out then
+      local reason = d.body.reason
+      if reason == nil then
+        out.reason = d.id
+      elseif type(reason) ~= "string" or reason == "" then
+        madd(key_line(lines, d.line, to, "reason"), rctx, "reason must be a text, got %s", type_name(reason))
+      else
+        out.reason = reason
+      end
+      local function scan(c)
+        if c == nil then return end
+        if c.t == "fn" then out.uses_function = true end
+        if c.args then for _, a in ipairs(c.args) do scan(a) end end
+      end
+      scan(out.when)
+      spec.disqualifiers[#spec.disqualifiers + 1] = out
+      if out.uses_function then spec.functions[#spec.functions + 1] = out.id end
+    end
+  end
+  if #rules == 0 and body.rules ~= nil and section("rules", "array") then
+    madd(key_line(lines, model_line, nil, "rules"), mctx, "rules is empty")
+  end
+
+  -- groups in the order rules use them, then unused ones by name
+  local order, seen = {}, {}
+  for _, r in ipairs(spec.rules) do
+    if r.group and not seen[r.group] then seen[r.group] = true order[#order + 1] = r.group end
+  end
+  for _, name in ipairs(group_names) do
+    if not seen[name] then order[#order + 1] = name end
+  end
+  local by_name = {}
+  for _, g in ipairs(spec.groups) do by_name[g.name] = g end
+  spec.groups = {}
+  for i, name in ipairs(order) do
+    local g = by_name[name]
+    g.index = i
+    spec.groups[i] = g
+    spec.group_index[name] = i
+  end
+
+  -- thresholds
+  local th = section("thresholds", "map")
+  spec.otherwise = "none"
+  if th then
+    local tline = key_line(lines, model_line, nil, "thresholds")
+    local tctx = "thresholds"
+    local at = {}
+    for _, k in ipairs(sorted_keys(th)) do
+      local v = th[k]
+      if k == "otherwise" then
+        if type(v) ~= "string" or not valid_name(v) then
+          madd(tline, tctx, "otherwise must be a status name (a word), got %s", describe_value(v))
+        else
+          spec.otherwise = v
+        end
+      elseif not valid_name(k) then
+        madd(tline, tctx, "a threshold is status = points, got key %s", describe_value(k))
+      elseif k == "disqualified" then
+        madd(tline, tctx, "'disqualified' is the status of disqualified leads; choose another name")
+      elseif not finite(v) then
+        madd(tline, tctx, "threshold '%s' must be a number, got %s", k, type(v) == "number" and tostring(v)
+          or type_name(v))
+      elseif at[v] then
+        madd(tline, tctx, "thresholds '%s' and '%s' are both %s", at[v], k, tostring(v))
+      else
+        at[v] = k
+        spec.thresholds[#spec.thresholds + 1] = { status = k, at = v }
+      end
+    end
+    if th.otherwise ~= nil and th[th.otherwise] ~= nil then
+      madd(tline, tctx, "otherwise '%s' is also a threshold's name", tostring(th.otherwise))
+    end
+    if spec.otherwise == "disqualified" then
+      madd(tline, tctx, "'disqualified' is the status of disqualified leads; choose another name")
+    end
+  end
+  table_sort(spec.thresholds, function(a, b) return a.at < b.at end)
+
+  -- grades
+  local gr = section("grades", "map")
+  if gr then
+    local gline = key_line(lines, model_line, nil, "grades")
+    for _, k in ipairs(sorted_keys(gr)) do
+      if k ~= "fit" and k ~= "engagement" then
+        madd(key_line(lines, gline, nil, tostring(k)), "grades", "unknown grade '%s'%s (grades are fit and engagement)",
+          tostring(k), did_you_mean(k, GRADE_NAMES))
+      end
+    end
+    for _, name in ipairs(GRADE_NAMES) do
+      local g = gr[name]
+      if g ~= nil then
+        local l = key_line(lines, gline, nil, name)
+        local gctx = "grade '" .. name .. "'"
+        if type(g) ~= "table" or made[g] then
+          madd(l, gctx, "a grade is { group = \"name\", A = 35, ..., otherwise = \"D\" }, got %s", type_name(g))
+        else
+          local grade = { name = name, levels = {} }
+          if type(g.group) ~= "string" or groups[g.group] == nil then
+            madd(l, gctx, "group must name a group%s", type(g.group) == "string"
+              and string_format(": unknown group '%s'%s", g.group, did_you_mean(g.group, group_names)) or "")
+          else
+            grade.group = g.group
+          end
+          if type(g.otherwise) ~= "string" or g.otherwise == "" then
+            madd(l, gctx, "otherwise must be the grade below every level (a text), got %s", describe_value(g.otherwise))
+          else
+            grade.otherwise = g.otherwise
+          end
+          local seen_at = {}
+          for _, k in ipairs(sorted_keys(g)) do
+            local v = g[k]
+            if k ~= "group" and k ~= "otherwise" then
+              if type(k) ~= "string" or k == "" then
+                madd(l, gctx, "a level is name = points, got key %s", describe_value(k))
+              elseif not finite(v) then
+                madd(l, gctx, "level '%s' must be a number of points, got %s", k, type_name(v))
+              elseif seen_at[v] then
+                madd(l, gctx, "levels '%s' and '%s' are both %s", seen_at[v], k, tostring(v))
+              else
+                seen_at[v] = k
+                grade.levels[#grade.levels + 1] = { name = k, at = v }
+              end
+            end
+          end
+          table_sort(grade.levels, function(a, b) return a.at > b.at end)
+          if #grade.levels == 0 then madd(l, gctx, "needs at least one level, e.g. A = 35") end
+          spec.grades[#spec.grades + 1] = grade
+        end
+      end
+    end
+  end
+
+  -- features: names the events module fills in; checked further by it
+  local fe = section("features", "map") or {}
+  for _, name in ipairs(sorted_keys(fe)) do
+    local f = fe[name]
+    local l = key_line(lines, model_line, nil, tostring(name))
+    if not valid_name(name) then
+      madd(l, nil, "feature names must be words, got %s", describe_value(name))
+    elseif made[f] ~= "feature" or type(f.spec) ~= "table" then
+      madd(l, "feature '" .. name .. "'", "write feature { count = \"type\", within_days = 30 }, got %s",
+        type_name(made[f] == "feature" and f.spec or f))
+    else
+      spec.features[name] = { name = name, spec = f.spec, line = f.line }
+      spec.feature_names[#spec.feature_names + 1] = name
+    end
+  end
+
+  if #report.problems > 0 then return nil, report.problems end
+  return spec, {}
+end
+
+-- Load a rule script in the sandbox and validate it: spec, or nil and the problems (strings).
+function _M.load_file(path, opts)
+  opts = opts or {}
+  local text, err = read_file(path)
+  if not text then
+    return nil, { string_format("%s: cannot read the rule script: %s", path, tostring(err):gsub("^[^:]*: ", "")) }
+  end
+  local env = _M.environment(opts.allow)
+  local fn, serr = compile_chunk(text, "@" .. path, env)
+  if not fn then return nil, { syntax_problem(path, serr) } end
+  local ok, result = pcall(fn)
+  if not ok then return nil, { runtime_problem(path, result) } end
+  local lines = {}
+  for l in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  local dir = path:match("^(.*/)[^/]*$") or ""
+  return _M.validate(result, { path = path, dir = dir, lines = lines, line = #lines })
+end
+
+-- Run script text (not a file) in the sandbox: for tests and the REPL.
+function _M.load_string(text, name, opts)
+  opts = opts or {}
+  name = name or "script"
+  local env = _M.environment(opts.allow)
+  local fn, serr = compile_chunk(text, "@" .. name, env)
+  if not fn then return nil, { syntax_problem(name, serr) } end
+  local ok, result = pcall(fn)
+  if not ok then return nil, { runtime_problem(name, result) } end
+  local lines = {}
+  for l in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  return _M.validate(result, { path = name, dir = opts.dir, lines = lines, line = #lines })
+end
+
+return _M

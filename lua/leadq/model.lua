@@ -1,0 +1,841 @@
+-- leadq.model: a loaded model, and runs of several models. Scoring in bulk and one lead at a time,
+-- explanations, info.
+--
+--   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id" }])
+--       -> results table, errors (nil when no rule function failed) | nil, message
+--   model:score_one(record [, events] [, { as_of =, errors = }]) -> { total, status, grade, groups, reason, ... }
+--   model:explain(tbl, row [, events] [, options]) / model:explain(record [, events] [, options])
+--       -> explanation (tostring gives readable text)
+--   model:rules(), model:info(), tostring(model)
+local _M = { _VERSION = "0.1.0" }
+
+local core = require("leadq.core")
+local dsl = require("leadq.dsl")
+local compiler = require("leadq.compiler")
+
+local type, pairs, ipairs, tostring, tonumber, error, setmetatable = type, pairs, ipairs, tostring, tonumber, error,
+  setmetatable
+local string_format, string_lower, string_find = string.format, string.lower, string.find
+local table_concat, table_sort = table.concat, table.sort
+local math_floor = math.floor
+
+local Model = {}
+Model.__index = Model
+local Run = {}
+Run.__index = Run
+local Explanation = {}
+Explanation.__index = Explanation
+
+local OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true }
+
+local function is_table(v)
+  return core.is_table(v)
+end
+
+---------------------------------------------------------------------------------------------------
+-- arguments
+---------------------------------------------------------------------------------------------------
+
+local function looks_like_options(t)
+  if type(t) ~= "table" or is_table(t) or t[1] ~= nil then return false end
+  for k in pairs(t) do
+    if OPTION_KEYS[k] then return true end
+  end
+  return next(t) == nil
+end
+
+-- (events, options) in either order of omission: f(x), f(x, opts), f(x, events), f(x, events, opts).
+local function split_args(events, options)
+  if options == nil and looks_like_options(events) then return nil, events end
+  return events, options
+end
+
+local function check_options(options, fname, allowed)
+  if options == nil then return {} end
+  if type(options) ~= "table" then
+    error(string_format("%s: options must be a table, got %s", fname, type(options)), 4)
+  end
+  for k in pairs(options) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table_sort(names)
+      error(string_format("%s: unknown option '%s'%s", fname, tostring(k), dsl.did_you_mean(k, names)), 4)
+    end
+  end
+  return options
+end
+
+local function parse_as_of(v, fname)
+  if v == nil then return os.time() end
+  if type(v) == "number" and v == v then return v end
+  if type(v) == "string" then
+    local t = dsl.parse_time(v)
+    if t then return t end
+    error(string_format("%s: as_of %q is not a date (write \"2026-01-31\" or epoch seconds)", fname, v), 4)
+  end
+  error(string_format("%s: as_of must be epoch seconds or an ISO date, got %s", fname, type(v)), 4)
+end
+_M.parse_time = dsl.parse_time
+
+---------------------------------------------------------------------------------------------------
+-- programs: one per table shape (bulk), one in record mode (one lead)
+---------------------------------------------------------------------------------------------------
+
+local RESULT_TYPES = { total = "number", status = "category", grade = "category", reason = "category",
+  disqualified_by = "category" }
+
+-- The fields another model's results give a later model: "icp.total", "icp.status", ...
+local function result_fields(spec, prefix, out)
+  out[prefix .. "total"] = "number"
+  out[prefix .. "status"] = "category"
+  if #spec.grades > 0 then out[prefix .. "grade"] = "category" end
+  for _, g in ipairs(spec.groups) do out[prefix .. g.name] = "number" end
+  out[prefix .. "reason"] = "category"
+  out[prefix .. "disqualified_by"] = "category"
+  return out
+end
+_M.RESULT_TYPES = RESULT_TYPES
+
+local function feature_set(self)
+  if self._fs == nil then
+    local specs = {}
+    for name, f in pairs(self.spec.features) do specs[name] = f.spec end
+    self._fs = require("leadq.features").new(specs)
+  end
+  return self._fs
+end
+
+-- The program for this lead table (and features / earlier results), compiled once per shape.
+local function table_program(self, tbl, features_tbl, upstream)
+  local spec = self.spec
+  local lead_types = {}
+  for _, c in ipairs(tbl:schema()) do lead_types[c.name] = c.type end
+  local feat_types = {}
+  if features_tbl then
+    for _, c in ipairs(features_tbl:schema()) do feat_types[c.name] = c.type end
+  end
+  local declared = {}
+  for _, name in ipairs(spec.feature_names) do declared[name] = true end
+  local function resolve(field)
+    if declared[field] and feat_types[field] then
+      return { type = feat_types[field], source = "features", column = field }
+    end
+    if lead_types[field] then return { type = lead_types[field], source = "lead", column = field } end
+    if upstream and upstream[field] then return { type = upstream[field], source = "results", column = field } end
+    if declared[field] then return { type = "number", source = "absent", column = field } end
+    return nil
+  end
+  local key = {}
+  for _, f in ipairs(dsl.sorted_keys(spec.fields)) do
+    local r = resolve(f)
+    key[#key + 1] = r and (f .. "=" .. r.source .. ":" .. r.type) or (f .. "=?")
+  end
+  key = table_concat(key, "\n")
+  local prog = self._progs[key]
+  if prog then return prog end
+  local names = {}
+  for n in pairs(lead_types) do names[#names + 1] = n end
+  for n in pairs(declared) do names[#names + 1] = n end
+  for n in pairs(upstream or {}) do names[#names + 1] = n end
+  table_sort(names)
+  local desc, problems = compiler.compile(spec, resolve, names)
+  if not desc then return nil, table_concat(problems, "\n") end
+  prog = core.program(desc)
+  self._progs[key] = prog
+  return prog
+end
+
+local function record_program(self)
+  local prog = self._one
+  if prog then return prog end
+  local desc, problems = compiler.compile(self.spec, nil)
+  if not desc then error(table_concat(problems, "\n"), 3) end
+  prog = core.program(desc)
+  self._one = prog
+  return prog
+end
+
+-- Feature values for one lead from its events (an array of event records, or nil).
+local function one_lead_features(self, record, events, as_of)
+  if events == nil or #self.spec.feature_names == 0 then return nil end
+  if type(events) ~= "table" then
+    error(string_format("events must be a list of event records, got %s", type(events)), 4)
+  end
+  local st = feature_set(self):state(record)
+  for _, e in ipairs(events) do st:observe(e) end
+  local values, err = st:values(as_of)
+  if not values then error("events: " .. tostring(err), 4) end
+  return values
+end
+
+---------------------------------------------------------------------------------------------------
+-- a model
+---------------------------------------------------------------------------------------------------
+
+function _M.new(spec)
+  local self = setmetatable({ spec = spec, name = spec.name, _progs = {} }, Model)
+  return self
+end
+
+local function check_model(self, method)
+  if getmetatable(self) ~= Model then
+    error(string_format("bad self to '%s' (a model expected, got %s); use model:%s(...)", method, type(self),
+      method), 3)
+  end
+end
+
+-- Bulk scoring; `results`/`prefix`/`upstream` are for runs of several models.
+local function score_into(self, tbl, features_tbl, options, results, prefix, upstream, as_of)
+  local prog, err = table_program(self, tbl, features_tbl, upstream)
+  if not prog then return nil, err end
+  local threads = options.threads or 1
+  local id = options.id
+  if id == nil then
+    id = (tbl:has("id") and "id") or (tbl:has("lead_id") and "lead_id") or nil
+  end
+  return prog:score(tbl, features_tbl, results, prefix or "", as_of, threads, options.errors == "raise", id)
+end
+
+local function check_score_options(options, fname)
+  options = check_options(options, fname, OPTION_KEYS)
+  if options.threads ~= nil and (type(options.threads) ~= "number" or options.threads < 1 or
+      options.threads ~= math_floor(options.threads)) then
+    error(string_format("%s: threads must be a whole number of at least 1, got %s", fname,
+      tostring(options.threads)), 4)
+  end
+  if options.errors ~= nil and options.errors ~= "report" and options.errors ~= "raise" then
+    error(string_format("%s: errors must be \"report\" or \"raise\", got %s", fname, tostring(options.errors)), 4)
+  end
+  if options.id ~= nil and type(options.id) ~= "string" then
+    error(string_format("%s: id must be a column name, got %s", fname, type(options.id)), 4)
+  end
+  return options
+end
+
+local function compute_features(self, tbl, events, as_of, options)
+  if events == nil or #self.spec.feature_names == 0 then return nil end
+  if not is_table(events) then
+    error(string_format("events must be a leadq table (leadq.read_events), got %s", type(events)), 4)
+  end
+  local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id })
+  if not ftbl then return nil, report end
+  return ftbl
+end
+
+function Model:score(tbl, events, options)
+  check_model(self, "score")
+  events, options = split_args(events, options)
+  if not is_table(tbl) then
+    error(string_format("score: expects a leadq table (leadq.read_csv, leadq.table), got %s", type(tbl)), 2)
+  end
+  options = check_score_options(options, "score")
+  local as_of = parse_as_of(options.as_of, "score")
+  local ftbl, ferr = compute_features(self, tbl, events, as_of, options)
+  if ferr then return nil, ferr end
+  return score_into(self, tbl, ftbl, options, nil, "", nil, as_of)
+end
+
+local function slow_score_one(self, record, events, options, explain)
+  events, options = split_args(events, options)
+  local fname = explain and "explain" or "score_one"
+  if type(record) ~= "table" then
+    error(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)), 3)
+  end
+  options = check_options(options, fname, OPTION_KEYS)
+  local as_of = parse_as_of(options.as_of, fname)
+  local extra = one_lead_features(self, record, events, as_of)
+  local prog = record_program(self)
+  local opts = { as_of = as_of, errors = options.errors }
+  if explain then return prog:explain_one(record, opts, extra) end
+  return prog:score_one(record, opts, extra)
+end
+
+-- The hot path: a record, maybe options with a numeric as_of; everything else goes the slow way.
+function Model:score_one(record, events, options)
+  local prog = self._one
+  if prog ~= nil and events == nil and type(record) == "table" and
+      (options == nil or type(options.as_of) ~= "string") then
+    return prog:score_one(record, options)
+  end
+  check_model(self, "score_one")
+  if prog == nil then record_program(self) end
+  return slow_score_one(self, record, events, options, false)
+end
+
+---------------------------------------------------------------------------------------------------
+-- explain
+---------------------------------------------------------------------------------------------------
+
+local DAY = 86400
+
+local function lowered_values(v)
+  if v == nil then return nil end
+  if type(v) == "table" then
+    local out = {}
+    for i, x in ipairs(v) do out[i] = string_lower(tostring(x)) end
+    return out
+  end
+  return { string_lower(tostring(v)) }
+end
+
+local function is_word_byte(b)
+  return b ~= nil and ((b >= 48 and b <= 57) or (b >= 97 and b <= 122) or (b >= 65 and b <= 90) or b >= 128)
+end
+
+local function has_word(s, w)
+  local init = 1
+  while true do
+    local i, j = string_find(s, w, init, true)
+    if not i then return false end
+    if not is_word_byte(s:byte(i - 1)) and not is_word_byte(s:byte(j + 1)) then return true end
+    init = i + 1
+  end
+end
+
+local STR_TEST = {
+  equals = function(s, n) return s == n end,
+  contains = function(s, n) return string_find(s, n, 1, true) ~= nil end,
+  starts = function(s, n) return s:sub(1, #n) == n end,
+  ends = function(s, n) return #n <= #s and s:sub(-#n) == n end,
+  word = has_word,
+  matches = function(s, n) return string_find(s, n) ~= nil end,
+}
+
+local function quote(v)
+  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = quote(x) end
+    return "{" .. table_concat(parts, ", ") .. "}"
+  end
+  return tostring(v)
+end
+
+local function fmt_number(x)
+  if x == math_floor(x) and x > -1e15 and x < 1e15 then return string_format("%d", x) end
+  return string_format("%.6g", x)
+end
+
+local function fmt_date(t)
+  local ok, s = pcall(core.format_time, t)
+  if ok and type(s) == "string" then return s:match("^(%d+%-%d+%-%d+)") or s end
+  return fmt_number(t)
+end
+
+local function list_text(leaf)
+  if leaf.list then return "the list '" .. leaf.list .. "'" end
+  local vals = leaf.values
+  local shown = {}
+  for i = 1, math.min(#vals, 5) do shown[i] = "'" .. vals[i] .. "'" end
+  if #vals > 5 then shown[#shown + 1] = string_format("... (%d in all)", #vals) end
+  return table_concat(shown, ", ")
+end
+
+-- Does one leaf hold for this lead, and why (a sentence)? The same semantics as the C core.
+local function eval_leaf(leaf, lead, as_of)
+  local f = leaf.field
+  if leaf.t == "fn" then return nil, "the rule's Lua function" end
+  local v = lead[f]
+  if leaf.t == "present" then
+    local present = v ~= nil
+    if leaf.negate then return not present, f .. " is missing" end
+    return present, string_format("%s is given (%s)", f, quote(v))
+  elseif leaf.t == "bool" then
+    return v == leaf.value, string_format("%s is %s", f, tostring(leaf.value))
+  elseif leaf.t == "num" or leaf.t == "time" or leaf.t == "date" then
+    local x = tonumber(v)
+    if type(v) == "string" and leaf.t ~= "num" then x = dsl.parse_time(v) end
+    if type(x) ~= "number" then return false, f .. " is missing" end
+    local lo, hi = leaf.lo, leaf.hi
+    if leaf.t == "time" then lo, hi = as_of + lo, as_of + hi end
+    local inside = (leaf.lo_open and x > lo or (not leaf.lo_open and x >= lo)) and
+      (leaf.hi_open and x < hi or (not leaf.hi_open and x <= hi))
+    local ok = inside
+    if leaf.negate then ok = not inside end
+    local arg = leaf.arg
+    if leaf.t == "num" then
+      local what = ({ at_least = "at least", at_most = "at most", above = "above", below = "below",
+        equals = "equal to", not_equals = "not equal to" })[leaf.test]
+      if leaf.test == "between" then
+        return ok, string_format("%s %s is between %s and %s", f, fmt_number(x), fmt_number(arg[1]),
+          fmt_number(arg[2]))
+      end
+      return ok, string_format("%s %s is %s %s", f, fmt_number(x), what or leaf.test, fmt_number(arg))
+    end
+    local days = (as_of - x) / DAY
+    local ago = days >= 0 and string_format("%s days ago", fmt_number(math_floor(days * 10 + 0.5) / 10))
+      or string_format("in %s days", fmt_number(math_floor(-days * 10 + 0.5) / 10))
+    if leaf.test == "within_days" then
+      return ok, string_format("%s %s is %s (within %s days)", f, fmt_date(x), ago, fmt_number(arg))
+    elseif leaf.test == "older_than_days" then
+      return ok, string_format("%s %s is %s (more than %s days)", f, fmt_date(x), ago, fmt_number(arg))
+    elseif leaf.test == "days_between" then
+      return ok, string_format("%s %s is %s (between %s and %s days)", f, fmt_date(x), ago, fmt_number(arg[1]),
+        fmt_number(arg[2]))
+    end
+    return ok, string_format("%s %s is %s %s", f, fmt_date(x), leaf.test, arg)
+  elseif leaf.t == "str" then
+    local vals = lowered_values(v)
+    if vals == nil then return false, f .. " is missing" end
+    local test = STR_TEST[leaf.mode]
+    for _, s in ipairs(vals) do
+      for _, n in ipairs(leaf.values) do
+        local needle = leaf.mode == "matches" and n or string_lower(n)
+        if test(s, needle) then
+          local shown = quote(type(v) == "table" and v or tostring(v))
+          if leaf.negate then
+            return false, string_format("%s %s is one of %s", f, shown, list_text(leaf))
+          end
+          local sentence
+          if leaf.mode == "word" then sentence = string_format("%s %s has the word '%s'", f, shown, n)
+          elseif leaf.mode == "contains" then sentence = string_format("%s %s contains '%s'", f, shown, n)
+          elseif leaf.mode == "starts" then sentence = string_format("%s %s starts with '%s'", f, shown, n)
+          elseif leaf.mode == "ends" then sentence = string_format("%s %s ends with '%s'", f, shown, n)
+          elseif leaf.mode == "matches" then sentence = string_format("%s %s matches '%s'", f, shown, n)
+          elseif #leaf.values == 1 and not leaf.list then sentence = string_format("%s is %s", f, shown)
+          else sentence = string_format("%s %s is one of %s", f, shown, list_text(leaf)) end
+          return true, sentence
+        end
+      end
+    end
+    if leaf.negate then
+      return true, string_format("%s %s is not one of %s", f, quote(v), list_text(leaf))
+    end
+    return false, string_format("%s %s does not match", f, quote(v))
+  end
+  return false, "?"
+end
+
+-- (holds, sentence); holds is nil when a Lua function decides (the C core's answer stands).
+local function eval_cond(node, lead, as_of)
+  if node == nil then return false, "" end
+  if node.op == nil then return eval_leaf(node, lead, as_of) end
+  if node.op == "not" then
+    local ok, why = eval_cond(node.args[1], lead, as_of)
+    if ok == nil then return nil, "not (" .. why .. ")" end
+    return not ok, "not (" .. why .. ")"
+  end
+  local reasons, unknown = {}, false
+  if node.op == "all" then
+    for _, a in ipairs(node.args) do
+      local ok, why = eval_cond(a, lead, as_of)
+      if ok == false then return false, why end
+      if ok == nil then unknown = true end
+      reasons[#reasons + 1] = why
+    end
+    if unknown then return nil, table_concat(reasons, " and ") end
+    return true, table_concat(reasons, " and ")
+  end
+  -- any / none
+  local last
+  for _, a in ipairs(node.args) do
+    local ok, why = eval_cond(a, lead, as_of)
+    if ok == true then
+      if node.op == "any" then return true, why end
+      return false, why
+    end
+    if ok == nil then unknown = true end
+    last = why
+  end
+  if unknown then return nil, last or "" end
+  if node.op == "any" then return false, last or "" end
+  return true, "none of its conditions holds"
+end
+_M.eval_condition = eval_cond
+
+local function explanation(self, res, lead, as_of)
+  local spec = self.spec
+  local facts = res.facts
+  local ex = setmetatable({ model = spec.name, total = res.total, status = res.status, grade = res.grade,
+    reason = res.reason, groups = {}, rules = {}, thresholds = {}, errors = res.errors }, Explanation)
+  for i, g in ipairs(spec.groups) do
+    local gf = facts.groups[i]
+    ex.groups[g.name] = { label = g.label, points = gf.points, raw = gf.raw, cap = g.cap, floor = g.floor }
+  end
+  ex.group_order = {}
+  for i, g in ipairs(spec.groups) do ex.group_order[i] = g.name end
+  for i, r in ipairs(spec.rules) do
+    local rf = facts.rules[i]
+    if rf.fired then
+      local _, why = eval_cond(r.when, lead, as_of)
+      if r.uses_function and (why == nil or why == "" or why:find("Lua function", 1, true)) then
+        why = "its Lua function says so"
+      end
+      ex.rules[#ex.rules + 1] = { id = r.id, label = r.label, group = r.group, points = rf.points, raw = rf.raw,
+        detail = why }
+    end
+  end
+  for i, d in ipairs(spec.disqualifiers) do
+    if facts.disqualifiers[i] then
+      local _, why = eval_cond(d.when, lead, as_of)
+      ex.disqualified = ex.disqualified or { id = d.id, reason = d.reason, label = d.label, detail = why }
+    end
+  end
+  for i = #spec.thresholds, 1, -1 do
+    local t = spec.thresholds[i]
+    ex.thresholds[#ex.thresholds + 1] = { status = t.status, at = t.at }
+  end
+  ex.otherwise = spec.otherwise
+  -- the next threshold above the total
+  for i = 1, #spec.thresholds do
+    local t = spec.thresholds[i]
+    if res.total < t.at then
+      ex.next = { status = t.status, at = t.at, needs = t.at - res.total }
+      break
+    end
+  end
+  return ex
+end
+
+local function lead_record(tbl, row, ftbl)
+  local rec = tbl:row(row)
+  if ftbl then
+    for k, v in pairs(ftbl:row(row)) do if rec[k] == nil then rec[k] = v end end
+  end
+  return rec
+end
+
+function Model:explain(a, b, c, d)
+  check_model(self, "explain")
+  if is_table(a) then
+    local tbl, row, events, options = a, b, c, d
+    events, options = split_args(events, options)
+    if type(row) ~= "number" or row ~= math_floor(row) or row < 1 or row > #tbl then
+      error(string_format("explain: row must be a row number from 1 to %d, got %s", #tbl, tostring(row)), 2)
+    end
+    options = check_score_options(options, "explain")
+    local as_of = parse_as_of(options.as_of, "explain")
+    local ftbl, ferr = compute_features(self, tbl, events, as_of, options)
+    if ferr then return nil, ferr end
+    local prog, err = table_program(self, tbl, ftbl, nil)
+    if not prog then return nil, err end
+    local id = options.id or (tbl:has("id") and "id") or (tbl:has("lead_id") and "lead_id") or nil
+    local res = prog:explain_row(tbl, ftbl, nil, row, as_of, id)
+    return explanation(self, res, lead_record(tbl, row, ftbl), as_of)
+  end
+  if type(a) ~= "table" then
+    error(string_format("explain: expects a leadq table and a row, or a lead record, got %s", type(a)), 2)
+  end
+  local record, events, options = a, b, c
+  events, options = split_args(events, options)
+  if self._one == nil then record_program(self) end
+  local res, err = slow_score_one(self, record, events, options, true)
+  if not res then return nil, err end
+  local ev_opts = type(options) == "table" and options or {}
+  local as_of = parse_as_of(ev_opts.as_of, "explain")
+  local lead = record
+  local extra = one_lead_features(self, record, events, as_of)
+  if extra then
+    lead = {}
+    for k, v in pairs(extra) do lead[k] = v end
+    for k, v in pairs(record) do lead[k] = v end
+  end
+  return explanation(self, res, lead, as_of)
+end
+
+local function pts(x)
+  if x == nil then return "-" end
+  local s = fmt_number(x)
+  if x > 0 then s = "+" .. s end
+  return s
+end
+
+Explanation.__tostring = function(ex)
+  local out = {}
+  local head = string_format("%s: %s points, status %s", ex.model, fmt_number(ex.total), tostring(ex.status))
+  if ex.grade then head = head .. ", grade " .. ex.grade end
+  out[#out + 1] = head
+  if ex.disqualified then
+    out[#out + 1] = string_format("  disqualified by %s (%s): %s", ex.disqualified.id, ex.disqualified.reason,
+      ex.disqualified.detail or "")
+  end
+  local width = 4
+  for _, r in ipairs(ex.rules) do if #r.id > width then width = #r.id end end
+  for _, name in ipairs(ex.group_order or {}) do
+    local g = ex.groups[name]
+    local bounds = {}
+    if g.cap then bounds[#bounds + 1] = "cap " .. fmt_number(g.cap) end
+    if g.floor then bounds[#bounds + 1] = "floor " .. fmt_number(g.floor) end
+    local line = string_format("  %s: %s", g.label ~= name and string_format("%s (%s)", name, g.label) or name,
+      pts(g.points))
+    if g.raw ~= g.points then
+      line = line .. string_format(" (%s before the %s)", pts(g.raw), table_concat(bounds, ", "))
+    elseif #bounds > 0 then line = line .. " (" .. table_concat(bounds, ", ") .. ")" end
+    out[#out + 1] = line
+    for _, r in ipairs(ex.rules) do
+      if r.group == name then
+        local p = pts(r.points)
+        if r.raw ~= r.points then p = string_format("%s of %s", pts(r.points), pts(r.raw)) end
+        out[#out + 1] = string_format("    %-" .. width .. "s %8s  %s: %s", r.id, p, r.label, r.detail or "")
+      end
+    end
+  end
+  for _, r in ipairs(ex.rules) do
+    if r.group == nil then
+      out[#out + 1] = string_format("    %-" .. width .. "s %8s  %s: %s", r.id, pts(r.points), r.label,
+        r.detail or "")
+    end
+  end
+  if #ex.rules == 0 then out[#out + 1] = "  no rule fired" end
+  if #ex.thresholds > 0 then
+    local parts = {}
+    for _, t in ipairs(ex.thresholds) do parts[#parts + 1] = string_format("%s at %s", t.status, fmt_number(t.at)) end
+    parts[#parts + 1] = "else " .. tostring(ex.otherwise)
+    out[#out + 1] = "  thresholds: " .. table_concat(parts, ", ")
+  end
+  if ex.next then
+    out[#out + 1] = string_format("  next: %s needs %s more point%s", ex.next.status, fmt_number(ex.next.needs),
+      ex.next.needs == 1 and "" or "s")
+  end
+  if ex.errors then
+    for _, e in ipairs(ex.errors) do out[#out + 1] = "  error: " .. e end
+  end
+  return table_concat(out, "\n")
+end
+
+---------------------------------------------------------------------------------------------------
+-- describing a model
+---------------------------------------------------------------------------------------------------
+
+function Model:rules()
+  check_model(self, "rules")
+  local out = {}
+  for i, r in ipairs(self.spec.rules) do
+    out[i] = { id = r.id, label = r.label, group = r.group, points = r.points, line = r.line,
+      uses_function = r.uses_function or false, kind = "rule" }
+  end
+  for _, d in ipairs(self.spec.disqualifiers) do
+    out[#out + 1] = { id = d.id, label = d.label, reason = d.reason, line = d.line,
+      uses_function = d.uses_function or false, kind = "disqualifier" }
+  end
+  return out
+end
+
+function Model:info()
+  check_model(self, "info")
+  local spec = self.spec
+  local groups = {}
+  for i, g in ipairs(spec.groups) do groups[i] = { name = g.name, label = g.label, cap = g.cap, floor = g.floor } end
+  local thresholds = {}
+  for i = #spec.thresholds, 1, -1 do
+    thresholds[#thresholds + 1] = { status = spec.thresholds[i].status, at = spec.thresholds[i].at }
+  end
+  local functions = {}
+  for i, id in ipairs(spec.functions) do functions[i] = id end
+  return {
+    name = spec.name, description = spec.description, path = spec.path,
+    rules = #spec.rules, disqualifiers = #spec.disqualifiers, groups = groups, thresholds = thresholds,
+    otherwise = spec.otherwise, functions = functions, fields = dsl.sorted_keys(spec.fields),
+    features = spec.feature_names,
+    grades = #spec.grades > 0 and (function()
+      local g = {}
+      for i, gr in ipairs(spec.grades) do g[i] = { name = gr.name, group = gr.group } end
+      return g
+    end)() or nil,
+  }
+end
+
+Model.__tostring = function(self)
+  local spec = self.spec
+  local gnames = {}
+  for i, g in ipairs(spec.groups) do gnames[i] = g.name end
+  local s = string_format("leadq model '%s': %d rule%s, %d disqualifier%s, groups %s", spec.name, #spec.rules,
+    #spec.rules == 1 and "" or "s", #spec.disqualifiers, #spec.disqualifiers == 1 and "" or "s",
+    #gnames > 0 and table_concat(gnames, ", ") or "(none)")
+  if #spec.functions > 0 then
+    s = s .. string_format("; %d call%s Lua per lead (%s)", #spec.functions, #spec.functions == 1 and "s" or "",
+      table_concat(spec.functions, ", "))
+  end
+  return s
+end
+
+_M.Model = Model
+
+---------------------------------------------------------------------------------------------------
+-- runs of several models: each may read the results of those before it ("icp.total")
+---------------------------------------------------------------------------------------------------
+
+function _M.new_run(models)
+  local seen = {}
+  for _, m in ipairs(models) do
+    if seen[m.name] then return nil, string_format("two models are named '%s' in one run", m.name) end
+    seen[m.name] = true
+  end
+  return setmetatable({ models = models }, Run)
+end
+
+local function check_run(self, method)
+  if getmetatable(self) ~= Run then
+    error(string_format("bad self to '%s' (a run of models expected, got %s); use run:%s(...)", method, type(self),
+      method), 3)
+  end
+end
+
+function Run:score(tbl, events, options)
+  check_run(self, "score")
+  events, options = split_args(events, options)
+  if not is_table(tbl) then
+    error(string_format("score: expects a leadq table (leadq.read_csv, leadq.table), got %s", type(tbl)), 2)
+  end
+  options = check_score_options(options, "score")
+  local as_of = parse_as_of(options.as_of, "score")
+  local results, all_errors = nil, nil
+  local upstream = {}
+  for _, m in ipairs(self.models) do
+    local ftbl, ferr = compute_features(m, tbl, events, as_of, options)
+    if ferr then return nil, ferr end
+    local out, errs = score_into(m, tbl, ftbl, options, results, m.name .. ".", upstream, as_of)
+    if out == nil then return nil, errs end
+    results = out
+    if errs then
+      all_errors = all_errors or { count = 0 }
+      for _, e in ipairs(errs) do all_errors[#all_errors + 1] = e end
+      all_errors.count = all_errors.count + (errs.count or #errs)
+    end
+    result_fields(m.spec, m.name .. ".", upstream)
+  end
+  return results, all_errors
+end
+
+-- Earlier results as the fields a later model reads.
+local function upstream_values(name, res, extra)
+  extra[name .. ".total"] = res.total
+  extra[name .. ".status"] = res.status
+  extra[name .. ".grade"] = res.grade
+  extra[name .. ".reason"] = res.reason
+  extra[name .. ".disqualified_by"] = res.disqualified_by
+  for g, v in pairs(res.groups or {}) do extra[name .. "." .. g] = v end
+end
+
+local function run_one(self, record, events, options, explain)
+  events, options = split_args(events, options)
+  local fname = explain and "explain" or "score_one"
+  if type(record) ~= "table" then
+    error(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)), 3)
+  end
+  options = check_options(options, fname, OPTION_KEYS)
+  local as_of = parse_as_of(options.as_of, fname)
+  local out, extra = {}, {}
+  for _, m in ipairs(self.models) do
+    local prog = record_program(m)
+    local feats = one_lead_features(m, record, events, as_of)
+    local merged = {}
+    for k, v in pairs(extra) do merged[k] = v end
+    for k, v in pairs(feats or {}) do merged[k] = v end
+    local opts = { as_of = as_of, errors = options.errors }
+    local res, err
+    if explain then res, err = prog:explain_one(record, opts, merged)
+    else res, err = prog:score_one(record, opts, merged) end
+    if not res then return nil, err end
+    if explain then
+      local lead = {}
+      for k, v in pairs(merged) do lead[k] = v end
+      for k, v in pairs(record) do lead[k] = v end
+      out[m.name] = explanation(m, res, lead, as_of)
+    else
+      out[m.name] = res
+    end
+    upstream_values(m.name, res, extra)
+  end
+  return out
+end
+
+function Run:score_one(record, events, options)
+  check_run(self, "score_one")
+  return run_one(self, record, events, options, false)
+end
+
+local RunExplanation = {}
+RunExplanation.__tostring = function(ex)
+  local parts = {}
+  for _, name in ipairs(ex._order) do parts[#parts + 1] = tostring(ex[name]) end
+  return table_concat(parts, "\n\n")
+end
+
+function Run:explain(a, b, c, d)
+  check_run(self, "explain")
+  local order = {}
+  for i, m in ipairs(self.models) do order[i] = m.name end
+  if is_table(a) then
+    -- one row of a table: score the run for that row's record, so later models see earlier results
+    if type(b) ~= "number" or b ~= math_floor(b) or b < 1 or b > #a then
+      error(string_format("explain: row must be a row number from 1 to %d, got %s", #a, tostring(b)), 2)
+    end
+    local out, err = run_one(self, a:row(b), c, d, true)
+    if not out then return nil, err end
+    out._order = order
+    return setmetatable(out, RunExplanation)
+  end
+  local out, err = run_one(self, a, b, c, true)
+  if not out then return nil, err end
+  out._order = order
+  return setmetatable(out, RunExplanation)
+end
+
+function Run:rules()
+  check_run(self, "rules")
+  local out = {}
+  for _, m in ipairs(self.models) do
+    for _, r in ipairs(m:rules()) do
+      r.model = m.name
+      out[#out + 1] = r
+    end
+  end
+  return out
+end
+
+function Run:info()
+  check_run(self, "info")
+  local out = { models = {} }
+  for i, m in ipairs(self.models) do out.models[i] = m:info() end
+  return out
+end
+
+Run.__tostring = function(self)
+  local parts = {}
+  for i, m in ipairs(self.models) do parts[i] = tostring(m) end
+  return "leadq run of " .. #self.models .. " models:\n  " .. table_concat(parts, "\n  ")
+end
+
+_M.Run = Run
+
+---------------------------------------------------------------------------------------------------
+-- loading
+---------------------------------------------------------------------------------------------------
+
+-- Feature declarations are checked by the events module when the model loads.
+local function check_features(spec)
+  if #spec.feature_names == 0 then return nil end
+  local specs = {}
+  for name, f in pairs(spec.features) do specs[name] = f.spec end
+  local ok, err = pcall(function() return require("leadq.features").new(specs) end)
+  if ok then return nil end
+  err = tostring(err):gsub("^[^\n]-:%d+: ", "")
+  local name = err:match("feature '([^']+)'")
+  local line = name and spec.features[name] and spec.features[name].line or spec.line
+  return string_format("%s:%s: %s", spec.path, tostring(line), err)
+end
+
+function _M.load(path, options)
+  local spec, problems = dsl.load_file(path, options)
+  if not spec then return nil, problems end
+  local fp = check_features(spec)
+  if fp then return nil, { fp } end
+  -- compile once without a table: catches fields tested as a number here and text there
+  local desc, cproblems = compiler.compile(spec, nil)
+  if not desc then return nil, cproblems end
+  return _M.new(spec)
+end
+
+function _M.from_table(obj, level)
+  local spec, problems = dsl.validate(obj, {})
+  if not spec then error(table_concat(problems, "\n"), level or 2) end
+  local fp = check_features(spec)
+  if fp then error(fp, level or 2) end
+  local desc, cproblems = compiler.compile(spec, nil)
+  if not desc then error(table_concat(cproblems, "\n"), level or 2) end
+  return _M.new(spec)
+end
+
+return _M
