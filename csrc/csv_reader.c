@@ -376,6 +376,24 @@ int lq_edit_distance(const char *a, const char *b) {
   return row[lb] > 9 ? 9 : row[lb];
 }
 
+/* Equal bytes, for the short strings of categories: cheaper than a call to memcmp. */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  uint64_t x, y;
+  while (n >= 8) {
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) return 0;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    if (*a++ != *b++) return 0;
+    n--;
+  }
+  return 1;
+}
+
 /* ---- the record parser ---- */
 
 typedef struct field {
@@ -386,12 +404,13 @@ typedef struct field {
 
 enum { REC_OK, REC_MORE, REC_END, REC_BAD_QUOTE, REC_BAD_AFTER_QUOTE };
 #define NO_MARK ((size_t)-1)
+#define LQ_CSV_PAD 16  /* bytes after the buffer's end: the sentinel, and room for 8-byte loads */
 
 typedef struct reader {
   lq_allocator *alloc;
   FILE *file;             /* NULL: the whole input is in the buffer */
   char *buf;
-  size_t cap;             /* the buffer holds cap + 1 bytes: one for the sentinel */
+  size_t cap;             /* the buffer holds cap + LQ_CSV_PAD bytes */
   size_t len, pos;        /* bytes in the buffer; where the next record starts */
   size_t mark;            /* bytes from here on are kept by refills (NO_MARK: none) */
   int eof;
@@ -420,7 +439,7 @@ static void reader_set_separator(reader *rd, char sep) {
 }
 
 static void reader_free(reader *rd) {
-  if (rd->buf) mem(rd, rd->buf, rd->cap + 1, 0);
+  if (rd->buf) mem(rd, rd->buf, rd->cap + LQ_CSV_PAD, 0);
   if (rd->fields) mem(rd, rd->fields, rd->fields_cap * sizeof(field), 0);
   if (rd->scratch) mem(rd, rd->scratch, rd->scratch_cap, 0);
   if (rd->file) fclose(rd->file);
@@ -446,8 +465,9 @@ static int reader_fill(reader *rd) {
     size_t ncap = rd->cap * 2;
     char *nb;
     if (ncap < rd->cap) return -1;
-    nb = (char *)mem(rd, rd->buf, rd->cap + 1, ncap + 1);
+    nb = (char *)mem(rd, rd->buf, rd->cap + LQ_CSV_PAD, ncap + LQ_CSV_PAD);
     if (nb == NULL) return -1;
+    memset(nb + rd->cap + LQ_CSV_PAD, 0, ncap - rd->cap);  /* loads past the end read defined bytes */
     rd->buf = nb;
     rd->cap = ncap;
   }
@@ -464,14 +484,23 @@ static int reader_fill(reader *rd) {
   return 0;
 }
 
-static int push_field(reader *rd, size_t start, size_t len, int quoted, int escaped) {
+static int push_field_slow(reader *rd, size_t start, size_t len, int quoted, int escaped);
+
+static inline int push_field(reader *rd, size_t start, size_t len, int quoted, int escaped) {
   if (rd->nfields < rd->fields_cap) {
-    field *f = &rd->fields[rd->nfields];
+    field *f = &rd->fields[rd->nfields++];
     f->start = start;
     f->len = len;
     f->quoted = (unsigned char)quoted;
     f->escaped = (unsigned char)escaped;
-  } else if (rd->fields_cap < LQ_MAX_COLUMNS + 1) {
+    return 0;
+  }
+  return push_field_slow(rd, start, len, quoted, escaped);
+}
+
+/* Grow the field array (up to LQ_MAX_COLUMNS + 1 stored; more are only counted). */
+static int push_field_slow(reader *rd, size_t start, size_t len, int quoted, int escaped) {
+  if (rd->fields_cap < LQ_MAX_COLUMNS + 1) {
     size_t ncap = rd->fields_cap ? rd->fields_cap * 2 : 64;
     field *nf;
     if (ncap > LQ_MAX_COLUMNS + 1) ncap = LQ_MAX_COLUMNS + 1;
@@ -483,6 +512,31 @@ static int push_field(reader *rd, size_t start, size_t len, int quoted, int esca
   }
   rd->nfields++;
   return 0;
+}
+
+/* Where the unquoted field at p ends: the first separator, \n or \r. Eight bytes at a time
+** (the buffer has LQ_CSV_PAD bytes after its end, and a '\n' sentinel at the end stops the scan). */
+static inline const char *scan_unquoted(const char *p, const unsigned char *stop, char sep) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  const uint64_t vs = ones * (unsigned char)sep, vn = ones * (unsigned char)'\n', vr = ones * (unsigned char)'\r';
+  (void)stop;
+  for (;;) {
+    uint64_t w, a, b, c, m;
+    memcpy(&w, p, 8);
+    a = w ^ vs;
+    b = w ^ vn;
+    c = w ^ vr;
+    /* a zero byte in a, b or c is a match; the lowest flagged byte is always a true one */
+    m = (((a - ones) & ~a) | ((b - ones) & ~b) | ((c - ones) & ~c)) & highs;
+    if (m) return p + (__builtin_ctzll(m) >> 3);
+    p += 8;
+  }
+#else
+  (void)sep;
+  while (!stop[(unsigned char)*p]) p++;
+  return p;
+#endif
 }
 
 static uint64_t count_newlines(const char *p, const char *end) {
@@ -550,7 +604,7 @@ static int parse_record(reader *rd) {
       }
     } else {
       const char *s = p;
-      while (!stop[(unsigned char)*p]) p++;
+      p = scan_unquoted(p, stop, sep);
       if (push_field(rd, (size_t)(s - buf), (size_t)(p - s), 0, 0) != 0) return -1;
       if (p == end) {
         if (!rd->eof) return REC_MORE;
@@ -625,6 +679,7 @@ typedef struct loader {
   int *required;          /* per column: must hold a value */
   int32_t *last_code;     /* per category column: the last value's code, a cheap cache */
   column_guess *guesses;
+  size_t *sample_field_bytes;  /* per column: bytes in the sample, to size text arenas */
   size_t sampled;         /* data rows sampled for inference */
   size_t sample_bytes;    /* bytes those rows take */
   uint64_t records;       /* data records read so far */
@@ -663,6 +718,7 @@ static void loader_free(loader *ld) {
   if (ld->declared) lmem(ld, ld->declared, (size_t)ld->ncols * sizeof(int), 0);
   if (ld->required) lmem(ld, ld->required, (size_t)ld->ncols * sizeof(int), 0);
   if (ld->last_code) lmem(ld, ld->last_code, (size_t)ld->ncols * sizeof(int32_t), 0);
+  if (ld->sample_field_bytes) lmem(ld, ld->sample_field_bytes, (size_t)ld->ncols * sizeof(size_t), 0);
   if (ld->guesses) {
     for (i = 0; i < ld->ncols; i++) lq_dict_free(&ld->guesses[i].distinct, &ld->alloc);
     lmem(ld, ld->guesses, (size_t)ld->ncols * sizeof(column_guess), 0);
@@ -671,6 +727,7 @@ static void loader_free(loader *ld) {
   ld->names = ld->header_names = NULL;
   ld->declared = ld->required = NULL;
   ld->last_code = NULL;
+  ld->sample_field_bytes = NULL;
   ld->guesses = NULL;
   ld->t = NULL;
 }
@@ -912,14 +969,16 @@ static int decide_types(loader *ld) {
   const lq_csv_options *o = ld->o;
   reader *rd = &ld->rd;
   size_t n = (size_t)ld->ncols, i;
-  int undeclared = 0, st;
+  int st;
   uint64_t save_line = rd->line;
   if (n == 0) return LQ_CSV_OK;
   ld->declared = (int *)lmem(ld, NULL, 0, n * sizeof(int));
   ld->required = (int *)lmem(ld, NULL, 0, n * sizeof(int));
   ld->last_code = (int32_t *)lmem(ld, NULL, 0, n * sizeof(int32_t));
   ld->guesses = (column_guess *)lmem(ld, NULL, 0, n * sizeof(column_guess));
-  if (!ld->declared || !ld->required || !ld->last_code || !ld->guesses) return fail_memory(ld);
+  ld->sample_field_bytes = (size_t *)lmem(ld, NULL, 0, n * sizeof(size_t));
+  if (!ld->declared || !ld->required || !ld->last_code || !ld->guesses || !ld->sample_field_bytes)
+    return fail_memory(ld);
   for (i = 0; i < n; i++) {
     column_guess *g = &ld->guesses[i];
     int j;
@@ -931,9 +990,10 @@ static int decide_types(loader *ld) {
     for (j = 0; j < o->nrequired; j++)
       if (strcmp(o->required[j], ld->names[i]) == 0) ld->required[i] = 1;
     ld->declared[i] = schema_entry(ld, (int)i) >= 0;
-    if (!ld->declared[i]) undeclared = 1;
+    ld->sample_field_bytes[i] = 0;
   }
-  if (undeclared && o->infer_rows > 0) {
+  /* the sample also sizes the table, so it is read even when every type is declared */
+  {
     rd->mark = rd->pos;  /* keep the sample in the buffer */
     while (ld->sampled < o->infer_rows) {
       st = next_record(ld);
@@ -946,6 +1006,7 @@ static int decide_types(loader *ld) {
       for (i = 0; i < n; i++) {
         size_t len;
         const char *s;
+        ld->sample_field_bytes[i] += rd->fields[i].len;
         if (ld->declared[i]) continue;
         s = field_bytes(rd, i, &len);
         if (s == NULL || guess_observe(ld, &ld->guesses[i], s, len) != 0) return fail_memory(ld);
@@ -1037,7 +1098,7 @@ static inline int store_value(loader *ld, int col, const field *f, const char *s
     case LQ_CATEGORY: {
       int32_t code = ld->last_code[col];
       if (len == 0) { c->codes[row] = LQ_MISSING_CODE; return VALUE_OK; }
-      if (code < 0 || c->dict.lengths[code] != len || memcmp(c->dict.bytes + c->dict.starts[code], s, len) != 0) {
+      if (code < 0 || c->dict.lengths[code] != len || !same_bytes(c->dict.bytes + c->dict.starts[code], s, len)) {
         code = lq_dict_intern(&c->dict, &t->alloc, s, len);
         if (code < 0) return VALUE_NOMEM;
         ld->last_code[col] = code;
@@ -1181,8 +1242,18 @@ static int load(loader *ld, lq_table **out) {
   if ((st = decide_types(ld)) != LQ_CSV_OK) return st;
   if ((st = build_columns(ld)) != LQ_CSV_OK) return st;
   if (ld->sampled >= 100) {
+    /* one allocation per array instead of a series of copies (and page faults) */
     size_t rows = estimate_rows(ld, ld->sample_bytes, ld->sampled);
-    if (rows > 0 && rows < ((size_t)1 << 32) && lq_table_reserve(ld->t, rows) != 0) return fail_memory(ld);
+    int i;
+    if (rows > 0 && rows < ((size_t)1 << 32)) {
+      if (lq_table_reserve(ld->t, rows) != 0) return fail_memory(ld);
+      for (i = 0; i < ld->ncols; i++) {
+        double per_row = (double)ld->sample_field_bytes[i] / (double)ld->sampled;
+        if (ld->t->cols[i]->type == LQ_TEXT &&
+            lq_column_reserve_text(ld->t, i, (size_t)(per_row * (double)rows * 1.05) + 64) != 0)
+          return fail_memory(ld);
+      }
+    }
   }
   if ((st = load_rows(ld)) != LQ_CSV_OK) return st;
   lq_table_shrink(ld->t);
@@ -1213,11 +1284,12 @@ int lq_csv_read_file(const char *path, const lq_csv_options *o, lq_allocator a,
     return LQ_CSV_EIO;
   }
   ld.rd.cap = LQ_CSV_CHUNK;
-  ld.rd.buf = (char *)lmem(&ld, NULL, 0, ld.rd.cap + 1);
+  ld.rd.buf = (char *)lmem(&ld, NULL, 0, ld.rd.cap + LQ_CSV_PAD);
   if (ld.rd.buf == NULL) {
     loader_free(&ld);
     return fail_memory(&ld);
   }
+  memset(ld.rd.buf, 0, ld.rd.cap + LQ_CSV_PAD);
   status = load(&ld, out);
   loader_free(&ld);
   return status;
@@ -1230,9 +1302,10 @@ int lq_csv_read_string(const char *data, size_t len, const lq_csv_options *o, lq
   loader_init(&ld, o, a, err, errlen);
   *out = NULL;
   ld.rd.cap = len;
-  ld.rd.buf = (char *)lmem(&ld, NULL, 0, len + 1);
+  ld.rd.buf = (char *)lmem(&ld, NULL, 0, len + LQ_CSV_PAD);
   if (ld.rd.buf == NULL) return fail_memory(&ld);
   memcpy(ld.rd.buf, data, len);
+  memset(ld.rd.buf + len, 0, LQ_CSV_PAD);
   ld.rd.buf[len] = '\n';
   ld.rd.len = len;
   ld.rd.eof = 1;

@@ -129,6 +129,7 @@ void lq_table_shrink(lq_table *t);                        /* give back spare cap
 size_t lq_table_memory(const lq_table *t);                /* bytes held by the table */
 int lq_column_tags_begin(lq_table *t, int col);          /* row being built: present, zero tags */
 int lq_column_tags_add(lq_table *t, int col, const char *s, size_t len); /* one tag, trimmed */
+int lq_column_reserve_text(lq_table *t, int col, size_t bytes); /* room in a text column's arena */
 int lq_table_set_source(lq_table *t, const char *s, size_t len);
 
 #endif
