@@ -21,11 +21,26 @@ build = {
     ["leadq.core"] = {
       sources = {
         "csrc/core.c",
+        "csrc/csv_reader.c",
+        "csrc/features.c",
+        "csrc/features_binding.c",
+        "csrc/funnel.c",
+        "csrc/funnel_binding.c",
+        "csrc/random.c",
+        "csrc/table.c",
+        "csrc/table_binding.c",
       },
       libraries = { "pthread", "m" },
       defines = {},
       incdirs = { "csrc" },
     },
+    ["leadq.cli"] = "lua/leadq/cli.lua",
+    ["leadq.cli_score"] = "lua/leadq/cli_score.lua",
+    ["leadq.features"] = "lua/leadq/features.lua",
+    ["leadq.funnel"] = "lua/leadq/funnel.lua",
+    ["leadq.gen"] = "lua/leadq/gen.lua",
     ["leadq"] = "lua/leadq/init.lua",
+    ["leadq.json"] = "lua/leadq/json.lua",
+    ["leadq.service"] = "lua/leadq/service.lua",
   }
 }
