@@ -370,6 +370,20 @@ function M.TestFunnelOutput.test_lifecycle_of_objects()
   lu.assertErrorMsgContains("the funnel is closed", f.add, f, "A", "mql", 0)
 end
 
+function M.TestFunnelOutput.test_the_leadq_module_api()
+  local leadq = require("leadq")
+  local f = leadq.funnel{ stages = { "mql", "sql" } }
+  assert(f:add("A", "mql", "2024-01-01"))
+  assert(f:add("A", "sql", "2024-01-02"))
+  local part = f:aggregate():serialize()
+  local whole = assert(leadq.funnel_merge({ part, part }))
+  local t = leadq.funnel_report(whole)
+  lu.assertEquals(t.groups[1].reached.sql, 2)
+  lu.assertStrContains(leadq.funnel_format(t, "csv"), "mql,sql,disqualified,nurture,mql_to_sql")
+  lu.assertErrorMsgContains("unknown funnel option 'stage'", leadq.funnel, { stage = {} })
+end
+
+
 M.TestFunnelTables = {}
 
 local core = require("leadq.core")
