@@ -36,6 +36,79 @@ function _M.decode_state(fs, s)
   return require("leadq.features").decode_state(fs, s)
 end
 
+-- Scoring (lua/leadq/dsl.lua, compiler.lua, model.lua): rule scripts compiled for the C core.
+--   leadq.load_model(path [, options])  -> model | nil, message (every problem, one a line)
+--   leadq.model(spec)                   -> model from leadq.dsl.model "name" { ... } (raises)
+--   leadq.check(path)                   -> true | false, problems
+--   leadq.load_models{ path, ... }      -> a run of models, the later reading the earlier's results
+--   leadq.dsl                           -> the constructors (model, rule, disqualify, list, file, feature)
+_M.dsl = require("leadq.dsl")
+
+function _M.load_model(path, options)
+  if type(path) ~= "string" then error("load_model: expects the path of a rule script, got " .. type(path), 2) end
+  if options ~= nil and type(options) ~= "table" then
+    error("load_model: options must be a table, got " .. type(options), 2)
+  end
+  local m, problems = require("leadq.model").load(path, options)
+  if not m then return nil, table.concat(problems, "\n") end
+  return m
+end
+
+function _M.model(spec)
+  if type(spec) ~= "table" then error("model: expects model \"name\" { ... }, got " .. type(spec), 2) end
+  return require("leadq.model").from_table(spec, 3)
+end
+
+function _M.check(path, options)
+  if type(path) ~= "string" then error("check: expects the path of a rule script, got " .. type(path), 2) end
+  local m, problems = require("leadq.model").load(path, options)
+  if not m then return false, problems end
+  return true
+end
+
+function _M.load_models(paths, options)
+  if type(paths) ~= "table" or #paths == 0 then
+    error("load_models: expects a list of rule script paths { \"a.lua\", \"b.lua\" }", 2)
+  end
+  local models, problems = {}, {}
+  for i, p in ipairs(paths) do
+    local m, err
+    if type(p) == "string" then
+      m, err = require("leadq.model").load(p, options)
+    elseif type(p) == "table" and getmetatable(p) == require("leadq.model").Model then
+      m = p
+    else
+      error(string.format("load_models: item %d must be a path or a model, got %s", i, type(p)), 2)
+    end
+    if m then models[#models + 1] = m else for _, e in ipairs(err) do problems[#problems + 1] = e end end
+  end
+  if #problems > 0 then return nil, table.concat(problems, "\n") end
+  return require("leadq.model").new_run(models)
+end
+
+
+-- Funnel analytics (lua/leadq/funnel.lua, aggregation in csrc/funnel.c).
+--   leadq.funnel([options])               -> Funnel: f:add, f:load, f:add_status, f:join, f:rejects, f:aggregate
+--   leadq.funnel_report(result [, opts])  -> a plain table (opts.spend: cost per mql, sql, customer)
+--   leadq.funnel_format(report, fmt)      -> text: "table", "csv" or "json"
+--   leadq.funnel_merge(parts)             -> one result from serialized parts | nil, message
+function _M.funnel(options)
+  local f = require("leadq.funnel").new(options)
+  return f
+end
+
+function _M.funnel_report(result, opts)
+  return require("leadq.funnel").report(result, opts)
+end
+
+function _M.funnel_format(report, fmt)
+  return require("leadq.funnel").format(report, fmt)
+end
+
+function _M.funnel_merge(parts)
+  return require("leadq.funnel").merge(parts)
+end
+
 
 -- Funnel analytics (lua/leadq/funnel.lua, aggregation in csrc/funnel.c).
 --   leadq.funnel([options])               -> Funnel: f:add, f:load, f:add_status, f:join, f:rejects, f:aggregate
