@@ -110,26 +110,4 @@ function _M.funnel_merge(parts)
 end
 
 
--- Funnel analytics (lua/leadq/funnel.lua, aggregation in csrc/funnel.c).
---   leadq.funnel([options])               -> Funnel: f:add, f:load, f:add_status, f:join, f:rejects, f:aggregate
---   leadq.funnel_report(result [, opts])  -> a plain table (opts.spend: cost per mql, sql, customer)
---   leadq.funnel_format(report, fmt)      -> text: "table", "csv" or "json"
---   leadq.funnel_merge(parts)             -> one result from serialized parts | nil, message
-function _M.funnel(options)
-  local f = require("leadq.funnel").new(options)
-  return f
-end
-
-function _M.funnel_report(result, opts)
-  return require("leadq.funnel").report(result, opts)
-end
-
-function _M.funnel_format(report, fmt)
-  return require("leadq.funnel").format(report, fmt)
-end
-
-function _M.funnel_merge(parts)
-  return require("leadq.funnel").merge(parts)
-end
-
 return _M
