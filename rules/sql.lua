@@ -32,13 +32,21 @@ return model "sql" {
     },
 
     -- A: can they sign? The economic buyer (C-level, VP) or the one who runs the evaluation.
+    -- When enrichment left the seniority empty, the title decides.
     rule "AUTHORITY_SIGNER" {
       label = "C-level or VP", group = "authority", points = 25,
-      when = { seniority = { one_of = { "c_level", "vp" } } },
+      when = { any = {
+        { seniority = { one_of = { "c_level", "vp" } } },
+        { seniority = "missing",
+          title = { word = { "chief", "ceo", "cmo", "cro", "founder", "owner", "vp", "svp", "vice president" } } },
+      } },
     },
     rule "AUTHORITY_EVALUATOR" {
       label = "Director", group = "authority", points = 15,
-      when = { seniority = "director" },
+      when = { any = {
+        { seniority = "director" },
+        { seniority = "missing", title = { word = { "director", "head of" } } },
+      } },
     },
     rule "AUTHORITY_INFLUENCER" {
       label = "Manager", group = "authority", points = 5,

@@ -8,9 +8,10 @@ local floor = math.floor
 
 local _M = { _VERSION = "0.1.0" }
 
-local function fail(out, message)
+-- A message on stderr; status 1 (a run that failed) unless told 2 (bad usage).
+local function fail(out, message, status)
   out.error("leadq: " .. message)
-  return 2
+  return status or 1
 end
 
 -- "a.lua,b.lua" (or a list of them, when the flag was repeated) -> { "a.lua", "b.lua" }
@@ -178,11 +179,17 @@ local function rejects_of(tbl)
   return tbl:rejects()
 end
 
--- A clock for leads/s: wall time when the core has one (threads add up in CPU time), else CPU time.
-local function clock()
-  local ok, core = pcall(require, "leadq.core")
-  if ok and type(core) == "table" and core.now then return core.now() end
-  return os.clock()
+-- Clocks for leads/s: CPU time on one thread; wall time with several (CPU time adds the threads up).
+local function wall_clock()
+  local p = io.popen("date +%s.%N 2>/dev/null")
+  local t = p and tonumber(p:read("*l") or "")
+  if p then p:close() end
+  return t or os.time()
+end
+
+local function clock_for(threads)
+  if (threads or 1) > 1 then return wall_clock end
+  return os.clock
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -190,7 +197,7 @@ end
 ---------------------------------------------------------------------------------------------------
 
 function _M.check(files, out)
-  if #files == 0 then return fail(out, "check: give one or more rule files") end
+  if #files == 0 then return fail(out, "check: give one or more rule files", 2) end
   local bad = 0
   for _, path in ipairs(files) do
     local ok, problems = leadq.check(path)
@@ -217,7 +224,8 @@ local function scoring_options(o, out)
   if o.threads ~= nil then
     local n = tonumber(o.threads)
     if not n or n < 1 or n ~= floor(n) or n > 256 then
-      return nil, fail(out, format("--threads: expected a whole number from 1 to 256, got '%s'", tostring(o.threads)))
+      return nil, fail(out, format("--threads: expected a whole number from 1 to 256, got '%s'",
+        tostring(o.threads)), 2)
     end
     options.threads = n
   end
@@ -227,7 +235,7 @@ local function scoring_options(o, out)
     local t = parse(tostring(as_of))
     if not t then
       return nil, fail(out, format("--as-of: expected a date like 2026-11-01 (or 2026-11-01T12:00:00Z), got '%s'",
-        tostring(as_of)))
+        tostring(as_of)), 2)
     end
     options.as_of = t
   end
@@ -235,10 +243,10 @@ local function scoring_options(o, out)
 end
 
 local function load_inputs(o, out)
-  if not o.rules then return nil, fail(out, "missing --rules FILE[,FILE...]") end
-  if not o.leads then return nil, fail(out, "missing --leads CSV") end
+  if not o.rules then return nil, fail(out, "missing --rules FILE[,FILE...]", 2) end
+  if not o.leads then return nil, fail(out, "missing --leads CSV", 2) end
   local rule_files = split_list(o.rules)
-  if #rule_files == 0 then return nil, fail(out, "--rules: no file given") end
+  if #rule_files == 0 then return nil, fail(out, "--rules: no file given", 2) end
   local options, code = scoring_options(o, out)
   if not options then return nil, code end
   local map
@@ -319,18 +327,23 @@ local function tally(values, n)
   return counts
 end
 
--- Statuses best first: thresholds high to low, then `otherwise`, then disqualified.
-local function status_order(model)
-  local ok, info = pcall(model.info, model)
-  if not ok or type(info) ~= "table" or type(info.thresholds) ~= "table" then return nil end
-  local th, order = info.thresholds, {}
-  local names = {}
-  for k, v in pairs(th) do
-    if type(v) == "number" then names[#names + 1] = k end
+-- Statuses best first (thresholds high to low, then `otherwise`, then disqualified), from a
+-- model's info(); nil when it does not say.
+local function status_order(info)
+  if type(info) ~= "table" or type(info.thresholds) ~= "table" then return nil end
+  local levels = {}
+  for k, v in pairs(info.thresholds) do
+    if type(v) == "table" and v.status and v.at then
+      levels[#levels + 1] = { v.status, v.at }                 -- { { at =, status = }, ... }
+    elseif type(k) == "string" and type(v) == "number" then
+      levels[#levels + 1] = { k, v }                           -- { mql = 60, ... }
+    end
   end
-  table.sort(names, function(a, b) return th[a] > th[b] end)
-  for _, k in ipairs(names) do order[#order + 1] = k end
-  if type(th.otherwise) == "string" then order[#order + 1] = th.otherwise end
+  table.sort(levels, function(a, b) return a[2] > b[2] end)
+  local order = {}
+  for _, l in ipairs(levels) do order[#order + 1] = l[1] end
+  local otherwise = info.otherwise or info.thresholds.otherwise
+  if type(otherwise) == "string" then order[#order + 1] = otherwise end
   order[#order + 1] = "disqualified"
   return order
 end
@@ -369,22 +382,14 @@ local function reject_lines(tbl, limit)
 end
 
 local function model_list(input)
+  local ok, info = pcall(input.model.info, input.model)
+  if not ok or type(info) ~= "table" then info = {} end
+  local infos = input.multi and (info.models or {}) or { info }
   local models = {}
-  for _, path in ipairs(input.files) do
-    local name = path:match("([^/]+)%.lua$") or path
-    models[#models + 1] = { name = name, prefix = input.multi and (name .. ".") or "" }
-  end
-  if input.multi then
-    local ok, info = pcall(input.model.info, input.model)
-    if ok and type(info) == "table" and type(info.models) == "table" then
-      for i, m in ipairs(info.models) do
-        if models[i] and m.name then models[i].name, models[i].prefix = m.name, m.name .. "." end
-      end
-    end
-  else
-    local ok, info = pcall(input.model.info, input.model)
-    if ok and type(info) == "table" and info.name then models[1].name = info.name end
-    models[1].order = status_order(input.model)
+  for i, path in ipairs(input.files) do
+    local m = infos[i] or {}
+    local name = m.name or path:match("([^/]+)%.lua$") or path
+    models[i] = { name = name, prefix = input.multi and (name .. ".") or "", order = status_order(m) }
   end
   return models
 end
@@ -392,15 +397,17 @@ end
 -- Score the loaded input; prints the summary. Returns the exit status and the result table.
 local function run_score(input, o, out)
   local n = #input.tbl
+  local threads = input.options.threads or 1
+  local clock = clock_for(threads)
   local started = clock()
-  local ok, result = pcall(input.model.score, input.model, input.tbl, input.events, input.options)
+  local ok, result, err = pcall(input.model.score, input.model, input.tbl, input.events, input.options)
   local seconds = clock() - started
   if not ok then return fail(out, tostring(result)) end
+  if not result then return fail(out, tostring(err)) end
   if o.out then
-    local written, err = write_csv(o.out, input.tbl, result)
-    if not written then return fail(out, err) end
+    local written, werr = write_csv(o.out, input.tbl, result)
+    if not written then return fail(out, werr) end
   end
-  local threads = input.options.threads or 1
   out.print(format("scored %s leads from %s with %s in %.3f s (%s leads/s, %d thread%s)%s",
     thousands(n), o.leads, concat(input.files, ", "), seconds, rate_text(n / math.max(seconds, 1e-9)),
     threads, threads == 1 and "" or "s", o.out and (", wrote " .. o.out) or ""))
@@ -430,13 +437,14 @@ local function find_row(tbl, id)
 end
 
 function _M.explain(o, out)
-  if not o.id then return fail(out, "missing --id ID") end
+  if not o.id then return fail(out, "missing --id ID", 2) end
   local input, code = load_inputs(o, out)
   if not input then return code end
   local row = find_row(input.tbl, tostring(o.id))
   if not row then return fail(out, format("no lead with id '%s' in %s", tostring(o.id), o.leads)) end
-  local ok, explanation = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
+  local ok, explanation, err = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
   if not ok then return fail(out, tostring(explanation)) end
+  if not explanation then return fail(out, tostring(err)) end
   out.print(tostring(explanation))
   return 0
 end

@@ -1,0 +1,280 @@
+-- The scoring commands of the command line: score, explain, check (leadq.cli_score, through the
+-- CLI frame's main and, under Lua 5.4, through the launcher build/leadq).
+local lu = require("luaunit")
+
+-- These suites need the scoring engine (leadq.model and its C program); until it is in the tree
+-- they say so and run nothing, rather than fail on a missing module.
+if not (pcall(require, "leadq.model") and require("leadq").load_model) then
+  print("test_cli_score: skipped: the scoring engine (lua/leadq/model.lua) is not in this tree")
+  return {}
+end
+local gen = require("leadq.gen")
+local cli_score = require("leadq.cli_score")
+
+local LEADS = (LEADQ_VARIANT == "asan") and 300 or 1000
+
+local function tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Runs a cli_score command with its output captured: status, printed text, error text.
+local function run(command, arg)
+  local printed, errors = {}, {}
+  local out = {
+    print = function(s) printed[#printed + 1] = s end,
+    error = function(s) errors[#errors + 1] = s end,
+  }
+  local status = cli_score[command](arg, out)
+  return status, table.concat(printed, "\n"), table.concat(errors, "\n")
+end
+
+local sample
+local function get_sample()
+  if sample then return sample end
+  local dir = tmpdir()
+  assert(gen.generate { leads = LEADS, seed = 5, out = dir })
+  sample = { dir = dir, leads = dir .. "/leads.csv" }
+  return sample
+end
+
+local function first_line(text)
+  return text:match("^([^\n]*)")
+end
+
+---------------------------------------------------------------------------------------------------
+
+local TestCheckCommand = {}
+
+function TestCheckCommand.test_shipped_files_pass()
+  local status, text = run("check", { "rules/mql.lua", "rules/sql.lua" })
+  lu.assertEquals(status, 0)
+  lu.assertStrContains(text, "rules/mql.lua: ok")
+  lu.assertStrContains(text, "rules/sql.lua: ok")
+end
+
+function TestCheckCommand.test_every_problem_of_every_file()
+  local dir = tmpdir()
+  write(dir .. "/a.lua", 'return model "a" { groups = { fit = {} }, rules = {\n'
+    .. '  rule "X" { group = "fit", scroe = 5, when = { title = "x" } },\n'
+    .. '}, thresholds = { ok = 1, otherwise = "no" } }\n')
+  write(dir .. "/b.lua", 'return model "b" { groups = { fit = {} }, rules = {\n'
+    .. '  rule "Y" { group = "fitt", points = 5, when = { title = "x" } },\n'
+    .. '}, thresholds = { ok = 1, otherwise = "no" } }\n')
+  local status, text = run("check", { dir .. "/a.lua", "rules/mql.lua", dir .. "/b.lua", dir .. "/none.lua" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(text, dir .. "/a.lua:2: rule 'X': unknown key 'scroe' (did you mean 'points'?)")
+  lu.assertStrContains(text, dir .. "/b.lua:2: rule 'Y': unknown group 'fitt' (did you mean 'fit'?)")
+  lu.assertStrContains(text, dir .. "/none.lua")
+  lu.assertStrContains(text, "rules/mql.lua: ok")
+  lu.assertStrContains(text, "3 of 4 files with problems")
+end
+
+function TestCheckCommand.test_no_file()
+  local status, _, err = run("check", {})
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "give one or more rule files")
+end
+
+---------------------------------------------------------------------------------------------------
+
+local TestScoreCommand = {}
+
+function TestScoreCommand.test_one_model_writes_rows_and_summary()
+  local s = get_sample()
+  local out = s.dir .. "/scored.csv"
+  local status, text, err = run("score", { rules = "rules/mql.lua", leads = s.leads, out = out,
+    ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "scored " .. (LEADS >= 1000 and "1,000" or tostring(LEADS)) .. " leads")
+  lu.assertStrContains(text, "leads/s")
+  lu.assertStrContains(text, "mql: leads by status")
+  lu.assertStrContains(text, "mql: leads by grade")
+  lu.assertStrMatches(text, ".*\n  mql +[%d,]+ +%d+%.%d%%\n.*")
+  local csv = assert(read(out))
+  local header = first_line(csv)
+  lu.assertStrContains(header, "id,total,status,grade")
+  lu.assertStrContains(header, "fit")
+  lu.assertStrContains(header, "engagement")
+  local rows = select(2, csv:gsub("\n", "\n"))
+  lu.assertEquals(rows, LEADS + 1)
+  lu.assertStrMatches(csv, "^[^\n]*\nL0000001,%-?%d+,[a-z]+,[A-D][1-4],.*")
+end
+
+function TestScoreCommand.test_two_models_prefix_columns()
+  local s = get_sample()
+  local out = s.dir .. "/scored2.csv"
+  local status, text, err = run("score", { rules = "rules/mql.lua,rules/sql.lua", leads = s.leads, out = out,
+    ["as-of"] = "2026-11-01", threads = "2" })
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "2 threads")
+  lu.assertStrContains(text, "sql: leads by status")
+  local header = first_line(assert(read(out)))
+  lu.assertStrContains(header, "id,mql.total,mql.status,mql.grade")
+  lu.assertStrContains(header, "sql.total")
+  lu.assertStrContains(header, "sql.status")
+end
+
+function TestScoreCommand.test_map_file_renames_crm_columns()
+  local s = get_sample()
+  local text = assert(read(s.leads))
+  local header = first_line(text)
+  local crm = header:gsub("title", "Job Title"):gsub("employees", "Company Size")
+  local path = s.dir .. "/crm.csv"
+  write(path, crm .. text:sub(#header + 1))
+  write(s.dir .. "/map.csv", "column,field\nJob Title,title\nCompany Size,employees\n")
+  local a_out, b_out = s.dir .. "/a.csv", s.dir .. "/b.csv"
+  local status, _, err = run("score", { rules = "rules/mql.lua", leads = path, map = s.dir .. "/map.csv",
+    out = a_out, ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  status, _, err = run("score", { rules = "rules/mql.lua", leads = s.leads, out = b_out, ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  lu.assertEquals(read(a_out), read(b_out))
+end
+
+function TestScoreCommand.test_bad_map_file()
+  local s = get_sample()
+  write(s.dir .. "/badmap.csv", "column,field\nJob Title\n")
+  local status, _, err = run("score", { rules = "rules/mql.lua", leads = s.leads, map = s.dir .. "/badmap.csv" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "badmap.csv:2: expected 2 columns (column,field), got 1")
+  status, _, err = run("score", { rules = "rules/mql.lua", leads = s.leads, map = s.dir .. "/nomap.csv" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "cannot open map file")
+end
+
+function TestScoreCommand.test_rejected_rows_are_listed()
+  local s = get_sample()
+  local text = assert(read(s.leads))
+  local header = first_line(text)
+  local lines = { header }
+  for line in text:sub(#header + 2):gmatch("[^\n]+") do
+    lines[#lines + 1] = line
+    if #lines == 6 then break end
+  end
+  lines[4] = lines[4] .. ",one,too,many"
+  local path = s.dir .. "/bad_rows.csv"
+  write(path, table.concat(lines, "\n") .. "\n")
+  local status, out, err = run("score", { rules = "rules/mql.lua", leads = path, ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(out, "rejected rows: 1")
+  lu.assertStrContains(out, "bad_rows.csv:4")
+end
+
+function TestScoreCommand.test_bad_flags_and_missing_files()
+  local s = get_sample()
+  local status, _, err = run("score", { leads = s.leads })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "missing --rules")
+  status, _, err = run("score", { rules = "rules/mql.lua" })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "missing --leads")
+  status, _, err = run("score", { rules = "rules/mql.lua", leads = s.leads, threads = "many" })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "--threads: expected a whole number from 1 to 256, got 'many'")
+  status, _, err = run("score", { rules = "rules/mql.lua", leads = s.leads, ["as-of"] = "yesterday" })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "--as-of: expected a date like 2026-11-01")
+  status, _, err = run("score", { rules = "rules/nope.lua", leads = s.leads })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "rules/nope.lua")
+  status, _, err = run("score", { rules = "rules/mql.lua", leads = s.dir .. "/none.csv" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "none.csv")
+end
+
+---------------------------------------------------------------------------------------------------
+
+local TestExplainCommand = {}
+
+function TestExplainCommand.test_one_lead()
+  local s = get_sample()
+  local status, text, err = run("explain", { rules = "rules/mql.lua", leads = s.leads, id = "L0000003",
+    ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  lu.assertTrue(#text > 40, text)
+  lu.assertStrMatches(text, "^mql: %-?%d+ points, status [a-z]+, grade.*")
+  lu.assertStrContains(text, "fit")
+end
+
+function TestExplainCommand.test_unknown_id_and_missing_id()
+  local s = get_sample()
+  local status, _, err = run("explain", { rules = "rules/mql.lua", leads = s.leads, id = "NOPE" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "no lead with id 'NOPE' in " .. s.leads)
+  status, _, err = run("explain", { rules = "rules/mql.lua", leads = s.leads })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "missing --id")
+end
+
+---------------------------------------------------------------------------------------------------
+
+local TestSummaryFormat = {}
+
+function TestSummaryFormat.test_counts_are_aligned()
+  local lines = cli_score.count_lines("status", { mql = 1234, nurture = 56, cold = 7890123 }, 7891413,
+    { "mql", "nurture", "cold" })
+  lu.assertEquals(lines, {
+    "  status       leads   share",
+    "  mql          1,234    0.0%",
+    "  nurture         56    0.0%",
+    "  cold     7,890,123  100.0%",
+  })
+end
+
+function TestSummaryFormat.test_csv_escape()
+  lu.assertEquals(cli_score.csv_escape('a,"b"'), '"a,""b"""')
+  lu.assertEquals(cli_score.csv_escape(12), "12")
+  lu.assertEquals(cli_score.csv_escape(0 / 0), "")
+  lu.assertEquals(cli_score.csv_escape(nil), "")
+end
+
+---------------------------------------------------------------------------------------------------
+
+local TestLauncher = {}
+
+-- End to end through build/leadq (it runs Lua 5.4 with the lua5.4 build).
+function TestLauncher.test_check_and_score()
+  if LEADQ_VARIANT ~= "lua5.4" then return end
+  local p = io.popen("./build/leadq check rules/mql.lua rules/sql.lua 2>&1; echo \"exit=$?\"")
+  local text = p:read("a")
+  p:close()
+  lu.assertStrContains(text, "rules/mql.lua: ok")
+  lu.assertStrContains(text, "exit=0")
+  local s = get_sample()
+  p = io.popen("./build/leadq score --rules rules/mql.lua --leads " .. s.leads
+    .. " --as-of 2026-11-01 --threads 1 2>&1; echo \"exit=$?\"")
+  text = p:read("a")
+  p:close()
+  lu.assertStrContains(text, "leads by status")
+  lu.assertStrContains(text, "exit=0")
+  p = io.popen("./build/leadq score --rules rules/mql.lua 2>&1; echo \"exit=$?\"")
+  text = p:read("a")
+  p:close()
+  lu.assertStrContains(text, "missing --leads")
+  lu.assertNotStrContains(text, "exit=0")
+end
+
+return {
+  TestCheckCommand = TestCheckCommand,
+  TestScoreCommand = TestScoreCommand,
+  TestExplainCommand = TestExplainCommand,
+  TestSummaryFormat = TestSummaryFormat,
+  TestLauncher = TestLauncher,
+}
