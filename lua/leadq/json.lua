@@ -244,17 +244,32 @@ local function encode_string(s)
   return '"' .. s .. '"'
 end
 
+-- Object keys repeat from answer to answer: their quoted form is kept (a bounded cache).
+local quoted_keys, quoted_count = {}, 0
+local function quote_key(k)
+  local q = quoted_keys[k]
+  if q then return q end
+  q = encode_string(k) .. ":"
+  if quoted_count >= 4096 then quoted_keys, quoted_count = {}, 0 end
+  quoted_keys[k], quoted_count = q, quoted_count + 1
+  return q
+end
+
 local function encode_number(v)
   if v ~= v then error("json.encode: cannot encode NaN", 0) end
   if v == huge or v == -huge then error("json.encode: cannot encode an infinite number", 0) end
   if floor(v) == v and v >= -2^53 and v <= 2^53 then return format("%d", v) end
+  local short = format("%.14g", v)   -- shortest of the usual forms that reads back the same double
+  if tonumber(short) == v then return short end
   return format("%.17g", v)
 end
 
-local encode_into   -- forward
+local MAX_DEPTH = 100   -- deeper is a cycle or a mistake
+
+local encode_into   -- forward: (v, out, n, depth) -> n, the last index used in out
 
 local function is_array(t)
-  if getmetatable(t) == array_mt then return true end
+  if getmetatable(t) == array_mt then return true, #t end
   local n = 0
   for k in pairs(t) do
     if type(k) ~= "number" or k < 1 or floor(k) ~= k then return false end
@@ -267,24 +282,31 @@ local function is_array(t)
   return true, n
 end
 
-function encode_into(v, out, seen)
+function encode_into(v, out, n, depth)
   local tv = type(v)
-  if tv == "string" then out[#out + 1] = encode_string(v)
-  elseif tv == "number" then out[#out + 1] = encode_number(v)
-  elseif tv == "boolean" then out[#out + 1] = v and "true" or "false"
-  elseif rawequal(v, null) then out[#out + 1] = "null"
+  if tv == "string" then
+    n = n + 1; out[n] = encode_string(v)
+  elseif tv == "number" then
+    n = n + 1; out[n] = encode_number(v)
+  elseif tv == "boolean" then
+    n = n + 1; out[n] = v and "true" or "false"
   elseif tv == "table" then
-    if seen[v] then error("json.encode: cycle in value", 0) end
-    seen[v] = true
-    local arr, n = is_array(v)
+    if rawequal(v, null) then
+      n = n + 1; out[n] = "null"
+      return n
+    end
+    if depth >= MAX_DEPTH then error("json.encode: nested deeper than " .. MAX_DEPTH .. " levels (a cycle?)", 0) end
+    local arr, len = is_array(v)
     if arr then
-      n = n or #v
-      out[#out + 1] = "["
-      for i = 1, n do
-        if i > 1 then out[#out + 1] = "," end
-        encode_into(v[i], out, seen)
+      if len == 0 then
+        n = n + 1; out[n] = "[]"
+        return n
       end
-      out[#out + 1] = "]"
+      for i = 1, len do
+        n = n + 1; out[n] = i == 1 and "[" or ","
+        n = encode_into(v[i], out, n, depth + 1)
+      end
+      n = n + 1; out[n] = "]"
     else
       local keys, nk = {}, 0
       for k in pairs(v) do
@@ -293,26 +315,30 @@ function encode_into(v, out, seen)
         end
         nk = nk + 1; keys[nk] = k
       end
-      sort(keys)
-      out[#out + 1] = "{"
-      for i = 1, nk do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = encode_string(keys[i])
-        out[#out + 1] = ":"
-        encode_into(v[keys[i]], out, seen)
+      if nk == 0 then
+        n = n + 1; out[n] = "{}"
+        return n
       end
-      out[#out + 1] = "}"
+      if nk > 1 then sort(keys) end
+      for i = 1, nk do
+        local k = keys[i]
+        n = n + 1; out[n] = i == 1 and "{" or ","
+        n = n + 1; out[n] = quote_key(k)
+        n = encode_into(v[k], out, n, depth + 1)
+      end
+      n = n + 1; out[n] = "}"
     end
-    seen[v] = nil
-  elseif v == nil then out[#out + 1] = "null"
+  elseif v == nil then
+    n = n + 1; out[n] = "null"
   else
     error("json.encode: cannot encode a " .. tv, 0)
   end
+  return n
 end
 
 function _M.encode(value)
   local out = {}
-  local ok, err = pcall(encode_into, value, out, {})
+  local ok, err = pcall(encode_into, value, out, 0, 0)
   if not ok then error(err, 2) end
   return concat(out)
 end

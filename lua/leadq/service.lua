@@ -36,6 +36,7 @@ local MAX_TAGS = 100            -- values in one multi-valued field
 local MAX_ID = 128              -- bytes in a lead id
 local LOCK_TRIES = 200          -- x 1 ms: how long an event waits for another worker on the same lead
 local LOCK_TTL = 2              -- seconds: a lock left by a dead worker expires
+local CACHE_LEADS = 10000       -- decoded profiles kept per worker
 
 local PROFILE, STATE, LOCK = "p:", "s:", "l:"
 
@@ -149,8 +150,10 @@ function _M.new(opts)
     sleep = opts.sleep,
     max_body = opts.max_body or MAX_BODY,
     info = opts.info,
+    cache = {}, cache_count = 0,
   }, Service)
   self.features = opts.features or _M.model_features(opts.model)
+  self.feature_list = self.features and self.features:names() or {}
   self.event_types, self.any_event_type = {}, false
   local names = {}
   if self.features then
@@ -181,11 +184,31 @@ function _M.new(opts)
   return self
 end
 
--- The lead's profile (a table), or nil if the lead is unknown.
+-- The lead's profile (a fresh table, to change), or nil if the lead is unknown.
 function Service:profile(id)
   local text = self.store:get(PROFILE .. id)
   if text == nil then return nil end
   return (json.decode(text))
+end
+
+local function new_entry(text, profile)
+  local record = {}
+  for k, v in pairs(profile) do record[k] = v end
+  return { text = text, profile = profile, record = record }
+end
+
+-- The lead, read-only: { profile =, record = (the profile, plus feature values when scored) }, or
+-- nil. Decoded profiles are kept per service (per worker) while their stored text is unchanged.
+function Service:lead(id)
+  local text = self.store:get(PROFILE .. id)
+  if text == nil then return nil end
+  local entry = self.cache[id]
+  if entry and entry.text == text then return entry end
+  entry = new_entry(text, (json.decode(text)))
+  if self.cache_count >= CACHE_LEADS then self.cache, self.cache_count = {}, 0 end
+  if not self.cache[id] then self.cache_count = self.cache_count + 1 end
+  self.cache[id] = entry
+  return entry
 end
 
 function Service:lock(id)
@@ -249,7 +272,7 @@ function Service:set_profile(id, body)
   local ok, set_err = self.store:safe_set(PROFILE .. id, json.encode(profile))
   self:unlock(id)
   if not ok then return refuse(507, "lead store full: " .. tostring(set_err)) end
-  local answer, score_err = self:score(id, profile)
+  local answer, score_err = self:score(id, new_entry(nil, profile))
   if not answer then return refuse(422, score_err) end
   return created and 201 or 200, answer
 end
@@ -289,27 +312,27 @@ function Service:event(body)
       return refuse(400, format("event: '%s' must be a string", attr))
     end
   end
-  local profile = self:profile(id)
-  if not profile then
+  local lead = self:lead(id)
+  if not lead then
     return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
   end
   if not self:lock(id) then return refuse(409, "lead '" .. id .. "' is busy, try again") end
   local observation = { type = kind, at = time, value = value, page = event.page, asset = event.asset,
     campaign = event.campaign }
-  local ok, values, note = pcall(self.observe, self, id, observation, profile)
+  local ok, values, note = pcall(self.observe, self, id, observation, lead.profile)
   self:unlock(id)
   if not ok then error(values, 0) end
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
-  local answer, score_err = self:score(id, profile, false, values, note)
+  local answer, score_err = self:score(id, lead, false, values, note)
   if not answer then return refuse(422, score_err) end
   return 200, answer
 end
 
 -- GET /leads/<id>
 function Service:get_lead(id)
-  local profile = self:profile(id)
-  if not profile then return refuse(404, format("unknown lead '%s'", id)) end
-  local answer, err = self:score(id, profile, true)
+  local lead = self:lead(id)
+  if not lead then return refuse(404, format("unknown lead '%s'", id)) end
+  local answer, err = self:score(id, lead, true)
   if not answer then return refuse(422, err) end
   return 200, answer
 end
@@ -344,8 +367,9 @@ end
 -- A stored state is "<latest event time>:<state:encode()>": values are asked as of the later of
 -- now and the latest event, so workers whose clocks differ by a few ms never ask for the past.
 local function split_state(stored)
-  local at, encoded = stored:match("^([^:]*):(.*)$")
-  return tonumber(at) or 0, encoded or ""
+  local colon = find(stored, ":", 1, true)
+  if not colon then return 0, stored end
+  return tonumber(sub(stored, 1, colon - 1)) or 0, sub(stored, colon + 1)
 end
 
 -- The lead's engagement state (decoded) and its latest event time; a state encoded by other
@@ -375,7 +399,7 @@ function Service:observe(id, event, profile)
     return nil, "late"
   end
   if event.at > latest then latest = event.at end
-  local set_ok, set_err = self.store:safe_set(STATE .. id, format("%.17g:", latest) .. state:encode())
+  local set_ok, set_err = self.store:safe_set(STATE .. id, tostring(latest) .. ":" .. state:encode())
   if not set_ok then
     self.last_error = "lead store full: " .. tostring(set_err)
     return nil, "store"
@@ -383,13 +407,14 @@ function Service:observe(id, event, profile)
   return (state:values(latest > now and latest or now)), note
 end
 
--- The answer about a lead: its score from its profile and its engagement features, and with
--- with_explain, its profile and the explanation. nil, message when the model cannot score it.
-function Service:score(id, profile, with_explain, values, note)
+-- The answer about a lead: its score from its profile and its engagement features; with
+-- with_explain, also its profile and the explanation. nil, message when the model cannot score it.
+function Service:score(id, lead, with_explain, values, note)
+  local profile, record = lead.profile, lead.record
   if values == nil and self.features then values, note = self:feature_values(id, profile) end
-  local record = {}
-  for k, v in pairs(profile) do record[k] = v end
-  if values then for k, v in pairs(values) do record[k] = v end end
+  if values then
+    for _, name in ipairs(self.feature_list) do record[name] = values[name] end
+  end
   local options = { as_of = self.clock() }
   local ok, result, err = pcall(self.model.score_one, self.model, record, nil, options)
   if not ok or not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(ok and err or result) end

@@ -27,7 +27,8 @@ local available, why = harness.available()
 if not available then return fail(why) end
 if not os.execute("command -v wrk >/dev/null 2>&1") then return fail("wrk is not installed") end
 -- nginx runs LuaJIT: the C module must be the LuaJIT build.
-local build_out, build_ok = run("make --no-print-directory LUA=luajit core 2>&1")
+local BUILD = os.getenv("LEADQ_BUILD") or "build"
+local build_out, build_ok = run("make --no-print-directory BUILD=" .. harness.quote(BUILD) .. " LUA=luajit core 2>&1")
 if not build_ok then return fail("make LUA=luajit core failed:\n" .. build_out) end
 
 local root = harness.root()
@@ -51,7 +52,7 @@ end]]
     lines[#lines + 1] = [[
 request = function()
   i = i + 1
-  local body = string.format('{"title":"VP Marketing","seniority":"VP","employees":%d,"country":"US"}',
+  local body = string.format('{"seniority":"VP","employees":%d,"email_domain":"acme.com"}',
     100 + i % 900)
   return wrk.format("POST", "/leads/L" .. (i % LEADS + 1), { ["Content-Type"] = "application/json" }, body)
 end]]
@@ -84,7 +85,8 @@ local function median(list, key)
   return values[math.floor((#values + 1) / 2)]
 end
 
-local server, start_err = harness.start{ rules = prefix_rules, root = root }
+local server, start_err = harness.start{ rules = prefix_rules, root = root,
+  lib_dir = root .. "/" .. BUILD .. "/lib/luajit" }
 if not server then return fail("nginx did not start: " .. tostring(start_err)) end
 
 local ok, err = pcall(function()
