@@ -112,6 +112,34 @@ function M.TestServiceHandlers.test_two_services_on_one_store_see_the_same_leads
   lu.assertEquals(answer.total, 45)
 end
 
+function M.TestServiceHandlers.test_a_state_of_other_feature_declarations_starts_afresh()
+  local store = service.memory_store()
+  local a = new_service{ store = store }
+  a:handle("POST", "/leads/L-1", VP)
+  a:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view"}')
+  -- The same rules with another pricing window: the encoded state cannot be read by them.
+  local path = os.tmpname()
+  local text = assert(harness.read_file(RULES))
+  local edited = text:gsub('count = "pricing_view", within_days = 30', 'count = "pricing_view", within_days = 7')
+  lu.assertNotEquals(edited, text)
+  harness.write_file(path, edited)
+  local ok, model = pcall(load_model, path)
+  os.remove(path)
+  if not ok then error(model, 0) end
+  local b = new_service{ store = store, model = model }
+  local status, answer = b:handle("GET", "/leads/L-1")
+  lu.assertEquals(status, 200)
+  lu.assertEquals(answer.features.pricing_views_30d, 0)
+  lu.assertEquals(answer.note, "engagement state started afresh (the state was encoded by a different feature set)")
+  status, answer = b:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view"}')
+  lu.assertEquals(status, 200)
+  lu.assertEquals(answer.features.pricing_views_30d, 1)
+  lu.assertStrContains(answer.note, "started afresh")   -- this event replaced the old state
+  _, answer = b:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view"}')
+  lu.assertEquals(answer.features.pricing_views_30d, 2)
+  lu.assertNil(answer.note)
+end
+
 -- method, path, body, status, error text
 local bad_requests = {
   { "POST", "/events", '{"lead":"L-1",', 400, "malformed JSON at byte 15: expected a string key in object" },
