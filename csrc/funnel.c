@@ -347,7 +347,7 @@ static void free_state(lq_funnel *f) {
   size_t n = (size_t)f->nstate;
   mem(a, f->mask, n * sizeof(uint32_t), 0);
   mem(a, f->seen, n * sizeof(uint32_t), 0);
-  mem(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(double), 0);
+  mem(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(int32_t), 0);
   mem(a, f->disq_reason, n * sizeof(int32_t), 0);
   mem(a, f->lead_owner, n * sizeof(int32_t), 0);
   mem(a, f->recycles, n * sizeof(uint16_t), 0);
@@ -376,6 +376,7 @@ void lq_funnel_free(lq_funnel *f) {
   free_state(f);
   truncate_rejects(f, 0);
   mem(&a, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
+  mem(&a, f->keys, f->keys_cap * sizeof(uint64_t), 0);
   c = f->cap;
   mem(&a, f->lead, c * sizeof(int32_t), 0);
   mem(&a, f->reason, c * sizeof(int32_t), 0);
@@ -610,9 +611,18 @@ int lq_funnel_prepare(lq_funnel *f) {
   free_state(f);
   truncate_rejects(f, f->load_rejects);
   f->as_of = NAN;
+  {   /* times are kept as whole seconds after the earliest */
+    double lo = HUGE_VAL, hi = -HUGE_VAL;
+    for (i = 0; i < f->n; i++) {
+      if (f->at[i] < lo) lo = f->at[i];
+      if (f->at[i] > hi) hi = f->at[i];
+    }
+    f->time_base = f->n > 0 ? floor(lo) : 0;
+    if (f->n > 0 && floor(hi) - f->time_base >= (double)INT32_MAX) return -2;
+  }
   f->mask = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
   f->seen = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
-  f->first_at = (double *)mem(a, NULL, 0, (nl + 1) * ns * sizeof(double));
+  f->first_at = (int32_t *)mem(a, NULL, 0, (nl + 1) * ns * sizeof(int32_t));
   f->disq_reason = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
   f->lead_owner = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
   f->recycles = (uint16_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint16_t));
@@ -634,8 +644,8 @@ int lq_funnel_prepare(lq_funnel *f) {
     uint32_t *seg = order + start[L], n = start[L + 1] - start[L], k;
     int cur = -1;
     uint32_t seen = 0;
-    double *first = f->first_at + L * ns;
-    for (k = 0; k < ns; k++) first[k] = NAN;
+    int32_t *first = f->first_at + L * ns;
+    for (k = 0; k < ns; k++) first[k] = LQ_FUNNEL_NEVER;
     f->disq_reason[L] = -1;
     f->lead_owner[L] = -1;
     f->recycles[L] = 0;
@@ -655,7 +665,7 @@ int lq_funnel_prepare(lq_funnel *f) {
         continue;
       }
       seen |= 1u << s;
-      if (isnan(first[s])) first[s] = f->at[r];
+      if (first[s] == LQ_FUNNEL_NEVER) first[s] = (int32_t)(floor(f->at[r]) - f->time_base);
       if (s == cfg->disqualified) f->disq_reason[L] = f->reason[r];
       if (s == cfg->nurture && cur >= 0 && f->recycles[L] < UINT16_MAX) f->recycles[L]++;
       if (f->owner[r] >= 0) f->lead_owner[L] = f->owner[r];
@@ -847,9 +857,9 @@ static uint64_t dim_value(const lq_funnel *f, const lq_funnel_dim *d, const dim_
       return d->col->bools[row] > 1 ? 0 : (uint64_t)d->col->bools[row] + 1;
     }
     case LQ_DIM_COHORT: {
-      double t = f->first_at[L * (size_t)f->cfg.nstages + (size_t)d->stage];
-      if (isnan(t)) return 0;
-      return (uint64_t)(cohort_of(t, d->week) - ds->base) + 1;
+      int32_t t = f->first_at[L * (size_t)f->cfg.nstages + (size_t)d->stage];
+      if (t == LQ_FUNNEL_NEVER) return 0;
+      return (uint64_t)(cohort_of(f->time_base + t, d->week) - ds->base) + 1;
     }
     default:
       return (uint64_t)(f->lead_owner[L] + 1);
@@ -922,13 +932,23 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   int sla = q->sla && cfg->mql >= 0 && cfg->mql < cfg->nchain && cfg->sla_seconds > 0;
   *err = NULL;
   lq_keys_init(&sparse);
-  if (!f->prepared && lq_funnel_prepare(f) != 0) return NULL;
+  if (!f->prepared) {
+    int rc = lq_funnel_prepare(f);
+    if (rc == -2) *err = LQ_FUNNEL_SPAN_ERROR;
+    if (rc != 0) return NULL;
+  }
   nl = (size_t)f->leads.count;
   r = result_new(f->alloc);
   if (r == NULL) return NULL;
   result_header(r, cfg, q);
   /* the join: funnel lead -> row of the leads table, stored by lq_funnel_join or made here */
-  keys = (uint64_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint64_t));
+  if (f->keys_cap < nl + 1) {   /* kept: a second aggregation does not fault its pages in again */
+    mem(a, f->keys, f->keys_cap * sizeof(uint64_t), 0);
+    f->keys_cap = 0;
+    f->keys = (uint64_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint64_t));
+    if (f->keys != NULL) f->keys_cap = nl + 1;
+  }
+  keys = f->keys;
   nreasons = (size_t)f->reasons.count;
   reason_map = (int32_t *)mem(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
   if (keys == NULL || reason_map == NULL) goto done;
@@ -955,9 +975,9 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     else {
       int64_t lo = INT64_MAX, hi = INT64_MIN;
       for (L = 0; L < nl; L++) {
-        double t = f->first_at[L * ns + (size_t)dim->stage];
-        if (!isnan(t)) {
-          int64_t c = cohort_of(t, dim->week);
+        int32_t t = f->first_at[L * ns + (size_t)dim->stage];
+        if (t != LQ_FUNNEL_NEVER) {
+          int64_t c = cohort_of(f->time_base + t, dim->week);
           if (c < lo) lo = c;
           if (c > hi) hi = c;
         }
@@ -1025,14 +1045,14 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
       reason_counts[(size_t)g * nreasons + (size_t)f->disq_reason[L]]++;
     }
     if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
-      const double *first = f->first_at + L * ns;
+      const int32_t *first = f->first_at + L * ns;
       int x, y;
       for (x = 0; x < cfg->nchain; x++) {
         if (!(seen & (1u << x))) continue;
         for (y = x + 1; y < cfg->nchain; y++) {
           double dt;
           if (!(seen & (1u << y))) continue;
-          dt = first[y] - first[x];
+          dt = (double)first[y] - (double)first[x];
           if (dt >= 0 && sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
                                     dt, inv_ln_gamma) != 0)
             goto done;
@@ -1040,8 +1060,8 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
       }
     }
     if (sla && (seen & (1u << cfg->mql))) {
-      const double *first = f->first_at + L * ns;
-      double m = first[cfg->mql], h = NAN;
+      const int32_t *first = f->first_at + L * ns;
+      double m = first[cfg->mql], h = NAN, as_of = f->as_of - f->time_base;
       int s;
       for (s = cfg->mql + 1; s < cfg->nchain; s++)
         if ((seen & (1u << s)) && first[s] >= m && !(first[s] >= h)) h = first[s];
@@ -1053,16 +1073,16 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
         if (h - m <= cfg->sla_seconds) v[1]++;
         else v[2]++;
       } else if (f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
-                 f->as_of - m > cfg->sla_seconds) {
+                 as_of - m > cfg->sla_seconds) {
         r->sla[(size_t)g * 4 + 3]++;
       }
       if (!isnan(h) ? h - m > cfg->sla_seconds
                     : (f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
-                       f->as_of - m > cfg->sla_seconds)) {
+                       as_of - m > cfg->sla_seconds)) {
         size_t len;
         const char *id = lq_keys_string(&f->leads, (int32_t)L, &len);
         int32_t code = lq_keys_intern(&r->strings, a, id, len);
-        if (code < 0 || add_breach(r, g, code, m, h) != 0) goto done;
+        if (code < 0 || add_breach(r, g, code, f->time_base + m, f->time_base + h) != 0) goto done;
       }
     }
   }
@@ -1084,7 +1104,6 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
 done:
   mem(a, reason_counts, reason_groups * nreasons * sizeof(uint64_t), 0);
   mem(a, lead_row, (nl + 1) * sizeof(int32_t), 0);
-  mem(a, keys, (nl + 1) * sizeof(uint64_t), 0);
   mem(a, reason_map, (nreasons + 1) * sizeof(int32_t), 0);
   if (dense != NULL) mem(a, dense, product * sizeof(int32_t), 0);
   lq_keys_free(&sparse, a);

@@ -33,6 +33,8 @@
 #if !defined(LQ_SKETCH_ALPHA)
 #define LQ_SKETCH_ALPHA 0.01       /* relative error of every quantile */
 #endif
+#define LQ_FUNNEL_NEVER INT32_MIN
+
 #if !defined(LQ_FUNNEL_DENSE_GROUPS)
 #define LQ_FUNNEL_DENSE_GROUPS (1u << 22)  /* up to this many key combinations: a direct table */
 #endif
@@ -90,7 +92,10 @@ typedef struct lq_funnel {
   int32_t nstate;
   uint32_t *mask;          /* stages reached (with implied ones) */
   uint32_t *seen;          /* stages entered by a transition of their own */
-  double *first_at;        /* [lead * nstages + stage]: first entry, NaN when never entered */
+  int32_t *first_at;       /* [lead * nstages + stage]: first entry, whole seconds after time_base;
+                              LQ_FUNNEL_NEVER when never entered (so times within the funnel are
+                              to the second, and may span 68 years) */
+  double time_base;
   int32_t *disq_reason, *lead_owner;
   uint16_t *recycles;
   uint8_t *last_stage;
@@ -100,6 +105,8 @@ typedef struct lq_funnel {
   size_t join_n, join_nrows;
   const lq_table *join_table;
   int join_col;
+  uint64_t *keys;          /* scratch of lq_funnel_aggregate, kept for the next one: a group key per lead */
+  size_t keys_cap;
 } lq_funnel;
 
 enum { LQ_DIM_COLUMN = 0, LQ_DIM_COHORT, LQ_DIM_OWNER };
@@ -177,7 +184,10 @@ int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, co
 ** const_stage). Lines count records, as if none spanned lines. Returns 0, -1 no memory, -2 with *err set on a wrong column type. */
 int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int const_stage, int c_at,
                    int c_reason, int c_owner, int32_t source, const char **err);
-int lq_funnel_prepare(lq_funnel *f);     /* validates the log; rejects what breaks the rules */
+/* Validates the log and rejects what breaks the rules: 0, -1 on no memory, -2 when the times
+** span more than 68 years. */
+int lq_funnel_prepare(lq_funnel *f);
+#define LQ_FUNNEL_SPAN_ERROR "the transition times span more than 68 years"
 /* Joins the funnel's leads to rows of t by its id column and keeps the join for later aggregations
 ** (the caller keeps t alive and unchanged meanwhile). 0 or -1 on no memory. */
 int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col);

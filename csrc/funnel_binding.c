@@ -260,9 +260,15 @@ static int funnel_join(lua_State *L) {
   return 1;
 }
 
+static void prepare_or_raise(lua_State *L, lq_funnel *f) {
+  int rc = f->prepared ? 0 : lq_funnel_prepare(f);
+  if (rc == -2) luaL_error(L, "%s", LQ_FUNNEL_SPAN_ERROR);
+  if (rc != 0) luaL_error(L, "not enough memory to check the funnel");
+}
+
 static int funnel_prepare(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
-  if (!f->prepared && lq_funnel_prepare(f) != 0) return luaL_error(L, "not enough memory to check the funnel");
+  prepare_or_raise(L, f);
   lua_pushinteger(L, (lua_Integer)f->nrejects);
   return 1;
 }
@@ -270,7 +276,7 @@ static int funnel_prepare(lua_State *L) {
 static int funnel_rejects(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
   size_t i;
-  if (!f->prepared && lq_funnel_prepare(f) != 0) return luaL_error(L, "not enough memory to check the funnel");
+  prepare_or_raise(L, f);
   lua_createtable(L, (int)f->nrejects, 0);
   for (i = 0; i < f->nrejects; i++) {
     const lq_funnel_reject *r = &f->rejects[i];

@@ -116,6 +116,9 @@ function M.TestFunnelValidation.test_rejects_are_recomputed_after_more_rows()
   f:add("A", "bogus", "2024-01-07")
   lu.assertEquals(f:prepare(), 2)
   lu.assertEquals(#f:rejects(), 2)
+  f:add("A", "customer", "2100-01-01")
+  lu.assertErrorMsgContains("the transition times span more than 68 years", f.prepare, f)
+  lu.assertErrorMsgContains("the transition times span more than 68 years", f.aggregate, f)
 end
 
 function M.TestFunnelValidation.test_times()
@@ -239,6 +242,11 @@ function M.TestFunnelAggregate.test_add_status_moves_leads()
   lu.assertEquals(g.reached.mql, 3)   -- B reached mql through sal
   lu.assertEquals(g.reached.sal, 1)
   lu.assertErrorMsgContains("numeric statuses need opts.threshold", f.add_status, f, { "A" }, { 1 }, 0)
+  -- the results table of a model: its id and status columns
+  local results = require("leadq.core").parse_csv("id,total,status\nC,75,mql\nD,20,cold\nE,61,mql\n")
+  lu.assertEquals({ f:add_status(results, "2024-01-07") }, { 2, 0 })
+  lu.assertEquals(funnel.report(f:aggregate()).groups[1].reached.mql, 4)
+  lu.assertErrorMsgContains("the results have no column 'score'", f.add_status, f, results, 0, { status = "score" })
   lu.assertErrorMsgContains("2 ids but 1 statuses", f.add_status, f, { "A", "B" }, { true }, 0)
 end
 

@@ -133,24 +133,47 @@ end
 
 -- A model's verdicts move leads: every lead whose status passes reaches `opts.stage` (mql by
 -- default) at `at` (one time, or a list with one per lead). A status passes when it is true, the
--- stage's name, or a number >= opts.threshold. Returns how many transitions were added and rejected.
+-- stage's name, or a number >= opts.threshold. Either lists:
+--   f:add_status(ids, statuses, at [, { stage =, threshold = }])
+-- or the results table of model:score (a leadq.Table; opts.id and opts.status name its columns):
+--   f:add_status(results, at [, { stage =, threshold =, id = "id", status = "status" }])
+-- Returns how many transitions were added and how many of those were rejected.
+local STATUS_OPTIONS = { stage = true, threshold = true, id = true, status = true }
+
 local function add_status(f, ids, statuses, at, opts)
-  opts = opts or {}
-  if type(ids) ~= "table" or type(statuses) ~= "table" then
-    error("add_status(ids, statuses, at[, opts]): ids and statuses must be lists", 2)
-  end
-  if #ids ~= #statuses then
-    error(format("add_status: %d ids but %d statuses", #ids, #statuses), 2)
+  local n
+  if core.is_table(ids) then
+    local results
+    results, at, opts = ids, statuses, at
+    opts = opts or {}
+    if type(opts) ~= "table" then error("add_status(results, at[, opts]): opts must be a table", 2) end
+    local id_col, status_col = opts.id or "id", opts.status or "status"
+    if not results:has(id_col) then error(format("add_status: the results have no column '%s'", id_col), 2) end
+    if not results:has(status_col) then
+      error(format("add_status: the results have no column '%s'", status_col), 2)
+    end
+    ids, n = results:column(id_col)
+    statuses = results:column(status_col)
+  else
+    if type(ids) ~= "table" or type(statuses) ~= "table" then
+      error("add_status(ids, statuses, at[, opts]): ids and statuses must be lists", 2)
+    end
+    if #ids ~= #statuses then
+      error(format("add_status: %d ids but %d statuses", #ids, #statuses), 2)
+    end
+    n = #ids
+    opts = opts or {}
+    if type(opts) ~= "table" then error("add_status(ids, statuses, at[, opts]): opts must be a table", 2) end
   end
   for k in pairs(opts) do
-    if k ~= "stage" and k ~= "threshold" then error(format("add_status: unknown option '%s'", tostring(k)), 2) end
+    if not STATUS_OPTIONS[k] then error(format("add_status: unknown option '%s'", tostring(k)), 2) end
   end
   local stage = opts.stage or "mql"
   local threshold = opts.threshold
   local per_lead = type(at) == "table"
   if at == nil then error("add_status: the time of the scoring is missing", 2) end
   local added, rejected = 0, 0
-  for i = 1, #ids do
+  for i = 1, n do
     local s = statuses[i]
     local pass = s == true or s == stage
     if type(s) == "number" then
@@ -159,7 +182,8 @@ local function add_status(f, ids, statuses, at, opts)
     end
     if pass then
       local ok = f:add(ids[i], stage, per_lead and at[i] or at)
-      if ok then added = added + 1 else rejected = rejected + 1 end
+      added = added + 1
+      if not ok then rejected = rejected + 1 end
     end
   end
   return added, rejected
