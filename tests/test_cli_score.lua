@@ -247,6 +247,85 @@ end
 
 ---------------------------------------------------------------------------------------------------
 
+local TestDemoScoring = {}
+
+function TestDemoScoring.test_scores_the_sample_and_explains_an_mql()
+  local s = get_sample()
+  local printed, errors = {}, {}
+  local out = {
+    print = function(line) printed[#printed + 1] = line end,
+    error = function(line) errors[#errors + 1] = line end,
+  }
+  local status = cli_score.demo(s.dir, out, ".")
+  local text = table.concat(printed, "\n")
+  lu.assertEquals(status, 0, table.concat(errors, "\n"))
+  lu.assertStrContains(text, "with rules/mql.lua, rules/sql.lua")
+  lu.assertStrContains(text, "mql: leads by status")
+  lu.assertStrContains(text, "mql: leads by grade")
+  lu.assertStrContains(text, "sql: leads by status")
+  lu.assertStrMatches(text, ".*why lead L%d+ is an MQL.*\nmql: %d+ points, status mql, grade [A-D][1-4]\n.*")
+  lu.assertNotNil(read(s.dir .. "/scored.csv"))
+end
+
+---------------------------------------------------------------------------------------------------
+
+-- Through the CLI frame's main, as the launcher calls it.
+local TestThroughMain = {}
+
+local function main(argv)
+  local ok, cli = pcall(require, "leadq.cli")
+  if not ok then return nil end
+  local printed, errors = {}, {}
+  local status = cli.main(argv, {
+    print = function(line) printed[#printed + 1] = line end,
+    error = function(line) errors[#errors + 1] = line end,
+  })
+  return status, table.concat(printed, "\n"), table.concat(errors, "\n")
+end
+
+function TestThroughMain.test_check()
+  local status, text = main { "check", "rules/mql.lua", "rules/sql.lua" }
+  if status == nil then return end   -- no CLI frame in this tree
+  lu.assertEquals(status, 0)
+  lu.assertStrContains(text, "rules/sql.lua: ok")
+  local _
+  status, _, text = main { "check" }
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(text, "give one or more rule files")
+end
+
+function TestThroughMain.test_score_and_explain()
+  local s = get_sample()
+  local status, text, err = main { "score", "--rules", "rules/mql.lua", "--rules", "rules/sql.lua",
+    "--leads", s.leads, "--as-of", "2026-11-01", "--threads", "2" }
+  if status == nil then return end
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "sql: leads by status")
+  status, text, err = main { "explain", "--rules", "rules/mql.lua", "--leads", s.leads, "--id", "L0000002",
+    "--as-of=2026-11-01" }
+  lu.assertEquals(status, 0, err)
+  lu.assertStrMatches(text, "^mql: %-?%d+ points.*")
+end
+
+function TestThroughMain.test_bad_flags()
+  local s = get_sample()
+  local status, _, err = main { "score", "--rulez", "rules/mql.lua", "--leads", s.leads }
+  if status == nil then return end
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "unknown option --rulez (did you mean --rules?)")
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", s.leads, "--threads", "two" }
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "--threads expects a whole number, got 'two'")
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads" }
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "--leads needs a value")
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", s.dir .. "/missing.csv" }
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "missing.csv")
+end
+
+---------------------------------------------------------------------------------------------------
+
 local TestLauncher = {}
 
 -- End to end through build/leadq (it runs Lua 5.4 with the lua5.4 build).
@@ -277,4 +356,6 @@ return {
   TestExplainCommand = TestExplainCommand,
   TestSummaryFormat = TestSummaryFormat,
   TestLauncher = TestLauncher,
+  TestDemoScoring = TestDemoScoring,
+  TestThroughMain = TestThroughMain,
 }

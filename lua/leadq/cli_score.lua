@@ -453,11 +453,26 @@ end
 -- demo: the scoring half (the frame generates the sample into dir first)
 ---------------------------------------------------------------------------------------------------
 
+-- "./build/../rules/mql.lua" -> "rules/mql.lua": shorter paths in what the demo prints.
+local function tidy(path)
+  local prev
+  repeat
+    prev = path
+    path = path:gsub("/%./", "/"):gsub("([^/]+)/%.%./", function(seg)
+      if seg == ".." then return nil end
+      return ""
+    end, 1)
+  until path == prev
+  return (path:gsub("^%./", ""))
+end
+_M.tidy = tidy
+
 -- Scores dir/leads.csv with rules/mql.lua then rules/sql.lua, prints the summary, explains one MQL.
 function _M.demo(dir, out, root)
   root = root or "."
+  dir = tidy(dir)
   local o = {
-    rules = root .. "/rules/mql.lua," .. root .. "/rules/sql.lua",
+    rules = tidy(root .. "/rules/mql.lua") .. "," .. tidy(root .. "/rules/sql.lua"),
     leads = dir .. "/leads.csv",
     out = dir .. "/scored.csv",
     ["as-of"] = "2026-11-01",
@@ -483,7 +498,7 @@ function _M.demo(dir, out, root)
     end
   end
   if row then
-    local mql = assert(leadq.load_model(root .. "/rules/mql.lua"))
+    local mql = assert(leadq.load_model(tidy(root .. "/rules/mql.lua")))
     local id = column_values(input.tbl, "id")[row]
     out.print("")
     out.print(format("why lead %s is an MQL "
