@@ -376,6 +376,9 @@ function M.TestFunnelOutput.test_lifecycle_of_objects()
   lu.assertErrorMsgContains("the funnel result is closed", r.serialize, r)
   f:close()
   lu.assertErrorMsgContains("the funnel is closed", f.add, f, "A", "mql", 0)
+  -- Lua 5.4: to-be-closed variables (the chunk does not compile under older Luas)
+  local chunk = load("local funnel = ...; local g; do local f <close> = funnel.new(); g = f end; return tostring(g)")
+  if chunk then lu.assertEquals(chunk(funnel), "leadq.Funnel (closed)") end
 end
 
 function M.TestFunnelOutput.test_the_leadq_module_api()

@@ -4,15 +4,41 @@
 --   local f = funnel.new()                       -- the default stages, or funnel.new{ stages = ... }
 --   f:add("L1", "mql", "2024-01-03")             -- one transition: true, or nil, why it was rejected
 --   f:load(tbl, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+--                                                -- a leadq.Table; stage_is = "mql" when it has no stage
 --   f:add_status(ids, statuses, at)              -- a model's verdicts: leads that pass reach mql at `at`
---   f:rejects()                                  -- every rejected row, with file and line
---   local r = f:aggregate{ by = { "source", "mql_month" }, leads = leads_tbl, id = "id" }
+--   f:add_status(results, at)                    -- the same from model:score's results (id, status)
+--   f:join(leads_tbl, "id")                      -- lead dimensions, joined once and kept
+--   f:prepare(), f:rejects()                     -- every rejected row: file, line, lead, stage, at, message
+--   local r = f:aggregate{ by = { "source", "mql_month" } }   -- also leads =, id =, velocity =, sla =
 --   local s = r:serialize(); r2:merge(s)         -- partial results of leads split across processes
 --   local t = funnel.report(r, { spend = spend_rows })   -- a plain Lua table
 --   print(funnel.format(t, "csv"))              -- "csv", "json" or "table" (aligned text)
 --
--- The aggregation runs in C (csrc/funnel.c). Durations are median and p90 from a sketch with 1%
--- relative error; counts and conversions are exact, and a merged result equals the whole's.
+-- Options of funnel.new (unknown keys raise): stages (the chain, in order; default lead, mql, sal,
+-- sql, opportunity, customer), disqualified and nurture (side stages; false drops them), mql,
+-- transitions ({ start = {...}, stage = { allowed next stages } }, replacing the default: forward
+-- along the chain, skipping allowed; any open stage to disqualified or nurture; nurture back into
+-- the chain), implied (default true: reaching a stage counts the chain stages before it),
+-- sla_days (default 2: the mql to first-sales-stage hand-off).
+--
+-- Checking: each lead's rows are put in time order (ties in log order) and walked; a row is
+-- rejected, with its file and line, when its stage or time is unknown, disqualified has no
+-- reason, or the move is not allowed ("out of order" when it goes back along the chain). Rejected
+-- rows count nowhere. Lines are counted as records (a quoted line break would shift them).
+--
+-- Dimensions: columns (category or boolean) of the joined leads table, <stage>_month and
+-- <stage>_week (the cohort: month, or the Monday of the week, the lead first entered that stage),
+-- and owner (the lead's latest owner in the log).
+--
+-- Measures, per group: leads reaching each stage; conversion a -> b (leads that reached both / that
+-- reached a); velocity, the median and p90 days from a's first entry to b's, over leads that entered
+-- both themselves (times to the second); the SLA (handed off within, late, still waiting past it,
+-- the breaches listed); disqualification reasons; leads recycled to nurture; cost per mql, sql and
+-- customer from spend (source x month) when grouped by source (and at most one _month cohort).
+--
+-- The aggregation runs in C (csrc/funnel.c). Counts and conversions are exact. Median and p90 come
+-- from a log-bucket sketch: within 1% of the value at rank floor(q * (n - 1)). Results of parts split
+-- by lead merge into exactly the whole's result, sketches included.
 local core = require("leadq.core")
 local json = require("leadq.json")
 
