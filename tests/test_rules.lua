@@ -279,7 +279,83 @@ function TestSqlReadsMql.test_mql_status_gives_timing_points()
   lu.assertEquals(sql.status, "sql")
 end
 
+---------------------------------------------------------------------------------------------------
+
+-- rules/README.md is the marketing-ops cheat-sheet: its examples must be what the engine accepts.
+local TestCheatSheet = {}
+
+local function readme()
+  local f = assert(io.open("rules/README.md"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+function TestCheatSheet.test_every_when_example_loads()
+  local whens = {}
+  for line in readme():gmatch("[^\n]+") do
+    if line:match("^| ") then
+      local example = line:match("`(when = [^`]+)` |%s*$")
+      if example and not example:find("function", 1, true) then whens[#whens + 1] = example end
+    end
+  end
+  lu.assertTrue(#whens >= 35, "found " .. #whens .. " examples")
+  local dir = tmpdir()
+  local rules = {}
+  for i, w in ipairs(whens) do
+    rules[#rules + 1] = string.format('    rule "R%d" { group = "g", points = 1, %s },', i, w)
+  end
+  local path = dir .. "/examples.lua"
+  write(path, 'return model "examples" {\n'
+    .. '  lists = { target_industries = { "Software" }, competitors = { "x.com" } },\n'
+    .. '  groups = { g = {} },\n  rules = {\n' .. table.concat(rules, "\n") .. '\n  },\n'
+    .. '  thresholds = { ok = 1, otherwise = "no" },\n}\n')
+  local ok, problems = leadq.check(path)
+  lu.assertTrue(ok, table.concat(problems or {}, "\n"))
+  os.remove(path)
+  os.remove(dir)
+end
+
+function TestCheatSheet.test_the_whole_small_model_and_its_arithmetic()
+  local code = readme():match("### A whole small model.-```lua\n(.-)```")
+  lu.assertNotNil(code)
+  local dir = tmpdir()
+  local path = dir .. "/webinar.lua"
+  write(path, code)
+  local model, err = leadq.load_model(path)
+  lu.assertNotNil(model, err)
+  local vp = { id = "1", seniority = "VP", employees = 1000, country = "CA", email_domain = "acme.com" }
+  local r = model:score_one(vp, nil, { as_of = AS_OF })
+  lu.assertEquals(r.total, 40)
+  lu.assertEquals(r.status, "call")
+  vp.email_domain = "gmail.com"
+  r = model:score_one(vp, nil, { as_of = AS_OF })
+  lu.assertEquals(r.total, 20)
+  lu.assertEquals(r.status, "email")
+  os.remove(path)
+  os.remove(dir)
+end
+
+function TestCheatSheet.test_the_escape_hatch_examples_load()
+  local code = readme():match("### The Lua%-function escape hatch and its cost.-```lua\n(.-)```")
+  lu.assertNotNil(code)
+  local dir = tmpdir()
+  local path = dir .. "/hatch.lua"
+  write(path, 'return model "hatch" {\n  groups = { fit = {}, negative = {} },\n  rules = {\n' .. code
+    .. '  },\n  thresholds = { ok = 1, otherwise = "no" },\n}\n')
+  local model, err = leadq.load_model(path)
+  lu.assertNotNil(model, err)
+  local info = model:info()
+  lu.assertEquals(#info.functions, 2)
+  local r = model:score_one({ id = "1", title = string.rep("x", 70), employees = 450 }, nil, { as_of = AS_OF })
+  lu.assertEquals(r.groups.fit, 4)
+  lu.assertEquals(r.groups.negative, -2)
+  os.remove(path)
+  os.remove(dir)
+end
+
 return {
+  TestCheatSheet = TestCheatSheet,
   TestShippedRules = TestShippedRules,
   TestBrokenScript = TestBrokenScript,
   TestMqlOnGeneratedData = TestMqlOnGeneratedData,
