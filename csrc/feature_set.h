@@ -125,6 +125,8 @@ typedef struct lq_state_core {  /* everything of a state but its pending buffer 
   double max_at, done_at, last_send;
   int has_max, has_done, has_send, flagged;
   double counters[LQ_N_COUNTERS];
+  int bulk;                 /* the bulk pass: as_of known, no rings (see fs_apply) */
+  double today;             /* bulk: the as-of day */
 } lq_state_core;
 
 typedef struct lq_state {
@@ -169,7 +171,7 @@ typedef struct lq_compute_report {
   double events, used, after_as_of, no_time, ignored, unknown, duplicate_ids;
   double counters[LQ_N_COUNTERS];
   size_t *unknown_rows;     /* event rows (0-based) of unknown leads, the first max_unknown */
-  size_t nunknown_rows;
+  size_t nunknown_rows, unknown_cap;
 } lq_compute_report;
 
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,

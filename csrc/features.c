@@ -365,7 +365,17 @@ static double bucket_value(const lq_feature *f, double v) {
   }
 }
 
-static void feature_add(const lq_feature *f, double *p, double at, double value) {
+/* Slots of a feature in the bulk pass: the same scalars, then one (day, value) pair for the current day. */
+#define BULK_SLOTS (FEAT_SCALARS + 2)
+
+static int state_slots(const lq_feature_set *fs, const lq_state_core *c) {
+  return c->bulk ? BULK_SLOTS * fs->nfeats : fs->nslots;
+}
+
+/* The bulk pass knows as_of before it folds: a windowed feature then keeps only the days inside the
+** window, closing each day as the next begins (events come in time order), so values are O(1).
+** A real-time state keeps a ring of per-day buckets instead, since its as_of comes later. */
+static void feature_add(const lq_feature *f, double *p, double at, double value, const lq_state_core *st) {
   p[0] += 1;
   switch (f->kind) {
     case LQ_FEAT_DECAYED: {
@@ -394,6 +404,17 @@ static void feature_add(const lq_feature *f, double *p, double at, double value)
         add = value == value ? value : 0;
       }
       d = day_of(at);
+      if (st->bulk) {
+        if (f->window_days > 0 && d <= st->today - f->window_days) return;
+        r = p + FEAT_SCALARS;
+        if (r[0] != d) {
+          p[1] += bucket_value(f, r[1]);
+          r[0] = d;
+          r[1] = 0;
+        }
+        r[1] += add;
+        return;
+      }
       idx = (long)fmod(d, (double)f->ring);
       if (idx < 0) idx += f->ring;
       r = p + FEAT_SCALARS + 2 * idx;
@@ -433,13 +454,14 @@ static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event
   }
   end = fs->type_off[e->type + 1];
   for (k = fs->type_off[e->type]; k < end; k++) {
-    const lq_feature *f = &fs->feats[fs->type_feats[k]];
+    int fi = fs->type_feats[k];
+    const lq_feature *f = &fs->feats[fi];
     if ((e->mask & f->need) != f->need) continue;
-    feature_add(f, st->v + f->slot, e->at, e->value);
+    feature_add(f, st->v + (st->bulk ? BULK_SLOTS * fi : f->slot), e->at, e->value, st);
   }
 }
 
-static double feature_value(const lq_feature *f, const double *p, double as_of) {
+static double feature_value(const lq_feature *f, const double *p, double as_of, int bulk) {
   switch (f->kind) {
     case LQ_FEAT_DECAYED:
       return p[0] > 0 ? p[1] * exp2(-(as_of - p[2]) / f->half_life) : 0;
@@ -449,7 +471,8 @@ static double feature_value(const lq_feature *f, const double *p, double as_of) 
     default: {
       double today = day_of(as_of), total = f->window_days == 0 ? p[1] : 0;
       int i;
-      for (i = 0; i < f->ring; i++) {
+      if (bulk) total = p[1] + bucket_value(f, p[FEAT_SCALARS + 1]);
+      for (i = 0; i < f->ring && !bulk; i++) {
         const double *r = p + FEAT_SCALARS + 2 * i;
         if (r[1] == 0 || r[0] > today) continue;
         if (f->window_days > 0 && r[0] <= today - f->window_days) continue;
@@ -466,7 +489,8 @@ static double feature_value(const lq_feature *f, const double *p, double as_of) 
 
 static void fs_values(const lq_feature_set *fs, const lq_state_core *st, double as_of, double *out) {
   int i;
-  for (i = 0; i < fs->nfeats; i++) out[i] = feature_value(&fs->feats[i], st->v + fs->feats[i].slot, as_of);
+  for (i = 0; i < fs->nfeats; i++)
+    out[i] = feature_value(&fs->feats[i], st->v + (st->bulk ? BULK_SLOTS * i : fs->feats[i].slot), as_of, st->bulk);
 }
 
 /* Sends first among events of the same second, so that a click at the second of its send is a scanner's. */
@@ -478,11 +502,14 @@ static int event_before(const lq_feature_set *fs, const lq_event *a, const lq_ev
 /* ---- real-time states ---- */
 
 static void core_reset(const lq_feature_set *fs, lq_state_core *c, int flagged) {
-  double *v = c->v;
-  memset(v, 0, (size_t)fs->nslots * sizeof(double));
+  double *v = c->v, today = c->today;
+  int bulk = c->bulk;
+  memset(v, 0, (size_t)state_slots(fs, c) * sizeof(double));
   memset(c, 0, sizeof *c);
   c->v = v;
   c->flagged = flagged;
+  c->bulk = bulk;
+  c->today = today;
 }
 
 int lq_state_init(const lq_feature_set *fs, lq_state *st) {
@@ -844,6 +871,39 @@ static int column_string(const lq_column *c, size_t row, char *tmp, size_t tmple
   }
 }
 
+static int compare_bytes(const char *a, size_t la, const char *b, size_t lb) {
+  int c = memcmp(a, b, la < lb ? la : lb);
+  if (c != 0) return c;
+  return la < lb ? -1 : la > lb;
+}
+
+/* Are a text or category column's values present and strictly increasing (so, also unique)? */
+static int ids_increasing(const lq_column *c, size_t n) {
+  const char *prev = NULL;
+  size_t plen = 0, i;
+  char tmp[8];
+  if (c->type != LQ_TEXT && c->type != LQ_CATEGORY) return 0;
+  for (i = 0; i < n; i++) {
+    const char *s;
+    size_t len;
+    if (!column_string(c, i, tmp, sizeof tmp, &s, &len)) return 0;
+    if (prev != NULL && compare_bytes(prev, plen, s, len) >= 0) return 0;
+    prev = s;
+    plen = len;
+  }
+  return 1;
+}
+
+static int dict_increasing(const lq_dict *d) {
+  int32_t k;
+  for (k = 1; k < d->count; k++) {
+    size_t la, lb;
+    const char *a = lq_dict_string(d, k - 1, &la), *b = lq_dict_string(d, k, &lb);
+    if (compare_bytes(a, la, b, lb) >= 0) return 0;
+  }
+  return 1;
+}
+
 /* A lead is noise when any lead filter holds for one of its columns. */
 static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const int *cols, size_t row) {
   int k;
@@ -882,8 +942,40 @@ static void scratch_free(scratch *s) {
   s->n = 0;
 }
 
+/* What the bulk pass needs to turn event row i into an engine event. */
+typedef struct event_source {
+  const lq_feature_set *fs;
+  const lq_column *types, *at, *value;
+  const lq_column *fcols[LQ_MAX_FILTERS];
+  uint8_t *fmatch[LQ_MAX_FILTERS];   /* category filters: a match flag per dictionary code */
+  int ffilter[LQ_MAX_FILTERS];       /* the filter of each bit */
+  const int32_t *type_map;
+} event_source;
+
+static void make_event(const event_source *src, size_t i, lq_event *e) {
+  const lq_feature_set *fs = src->fs;
+  int32_t t = src->type_map[src->types->codes[i]];
+  int k;
+  e->at = src->at->numbers[i];
+  e->value = src->value ? src->value->numbers[i] : NAN;
+  e->type = t;
+  e->mask = 0;
+  if (!fs->type_filtered[t]) return;
+  for (k = 0; k < fs->nevent_filters; k++) {
+    const lq_column *c = src->fcols[k];
+    int hit;
+    if (src->fmatch[k] != NULL)
+      hit = c->codes[i] >= 0 && src->fmatch[k][c->codes[i]];
+    else
+      hit = !c->text_missing[i] && lq_fs_filter_match(fs, src->ffilter[k], c->text + c->offsets[i],
+                                                        (size_t)(c->offsets[i + 1] - c->offsets[i]));
+    if (hit) e->mask |= 1u << k;
+  }
+}
+
 void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report) {
-  mem_free(&fs->alloc, report->unknown_rows, report->nunknown_rows * sizeof(size_t));
+  mem_free(&fs->alloc, report->unknown_rows, report->unknown_cap * sizeof(size_t));
+  report->unknown_cap = 0;
   report->unknown_rows = NULL;
   report->nunknown_rows = 0;
 }
@@ -891,6 +983,94 @@ void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report)
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
   snprintf(err, errlen, fmt, arg);
   return -1;
+}
+
+/* Which events the bulk pass keeps, and which lead row each belongs to. */
+typedef struct event_pick {
+  const lq_column *leads_of, *types, *at;
+  const int32_t *code_row, *type_map;
+  double as_of;
+  size_t max_unknown;
+  const lq_allocator *a;
+} event_pick;
+
+/* The lead row of event i, or -1 when the event is left out (counted in the report), -2 on no memory. */
+static int32_t event_row(const event_pick *p, size_t i, lq_compute_report *report, size_t *unknown_cap) {
+  int32_t lcode = p->leads_of->codes[i], tcode = p->types->codes[i], r;
+  double at = p->at->numbers[i];
+  if (tcode < 0 || p->type_map[tcode] < 0) {
+    report->ignored += 1;
+    return -1;
+  }
+  if (at != at) {
+    report->no_time += 1;
+    return -1;
+  }
+  if (at > p->as_of) {
+    report->after_as_of += 1;
+    return -1;
+  }
+  r = lcode < 0 ? -1 : p->code_row[lcode];
+  if (r >= 0) {
+    report->used += 1;
+    return r;
+  }
+  report->unknown += 1;
+  if (report->nunknown_rows < p->max_unknown) {
+    if (mem_grow(p->a, (void **)&report->unknown_rows, sizeof(size_t), unknown_cap, report->nunknown_rows + 1) != 0)
+      return -2;
+    report->unknown_rows[report->nunknown_rows++] = i;
+  }
+  return -1;
+}
+
+static void reset_report(const lq_feature_set *fs, lq_compute_report *report, size_t *unknown_cap) {
+  double events = report->events, duplicates = report->duplicate_ids;
+  mem_free(&fs->alloc, report->unknown_rows, *unknown_cap * sizeof(size_t));
+  memset(report, 0, sizeof *report);
+  *unknown_cap = 0;
+  report->events = events;
+  report->duplicate_ids = duplicates;
+}
+
+/* Folding one lead's events into the result. */
+typedef struct fold_ctx {
+  const lq_feature_set *fs;
+  lq_state_core *st;
+  double *vals, as_of;
+  lq_table *res;
+  lq_compute_report *report;
+  const lq_table *leads;
+  const int *lead_cols;
+  double counters[LQ_N_COUNTERS];
+  lq_event *tmp;            /* sort scratch */
+  size_t tmp_cap;
+  int tmp_oom;
+} fold_ctx;
+
+static lq_event *tmp_grow(fold_ctx *f, size_t n) {
+  if (n > f->tmp_cap && mem_grow(&f->fs->alloc, (void **)&f->tmp, sizeof(lq_event), &f->tmp_cap, n) != 0) {
+    f->tmp_oom = 1;
+    return NULL;
+  }
+  return f->tmp;
+}
+
+static int fold_lead(fold_ctx *f, int32_t row, lq_event *ev, lq_event *tmp, size_t n) {
+  const lq_feature_set *fs = f->fs;
+  lq_state_core *st = f->st;
+  size_t j;
+  int c;
+  if (n > 0 && tmp == NULL) return -1;
+  core_reset(fs, st, fs->nlead_filters > 0 && lead_flagged(fs, f->leads, f->lead_cols, (size_t)row));
+  for (j = 1; j < n; j++)
+    if (event_before(fs, &ev[j], &ev[j - 1])) break;
+  if (j < n) sort_events(fs, ev, tmp, n);
+  for (j = 0; j < n; j++) fs_apply(fs, st, &ev[j]);
+  fs_values(fs, st, f->as_of, f->vals);
+  for (c = 0; c < LQ_N_COUNTERS; c++) f->counters[c] += st->counters[c];
+  for (c = 0; c < fs->nfeats; c++) f->res->cols[c]->numbers[row] = f->vals[c];   /* NaN is missing */
+  return 0;
 }
 
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
@@ -901,19 +1081,21 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   const lq_column *fcols[LQ_MAX_FILTERS];
   int ci, li, ti, ai, vi, k;
   int *lead_cols = NULL;
-  int32_t *code_row, *type_map, *row_of;
-  uint8_t *fmatch[LQ_MAX_FILTERS];
-  size_t nleads = leads->nrows, nev = events->nrows, i, maxslice = 0, unknown_cap = 0;
-  size_t *start;
-  lq_event *recs, *tmp;
+  int32_t *code_row, *type_map;
+  uint8_t *fmatch[LQ_MAX_FILTERS], *seen;
+  size_t nleads = leads->nrows, nev = events->nrows, i, unknown_cap = 0;
   lq_state_core st;
   double *vals;
   lq_table *res = NULL;
   lq_dict ids;
   lq_allocator ida = fs->alloc;  /* the dictionary API wants a mutable allocator */
-  int use_ids = 0;
+  int use_ids = 0, grouped = 1;
+  event_source src;
+  event_pick pick;
+  fold_ctx fold;
 
   memset(report, 0, sizeof *report);
+  memset(&fold, 0, sizeof fold);
   memset(&sc, 0, sizeof sc);
   sc.a = &fs->alloc;
   *out = NULL;
@@ -962,7 +1144,20 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   if (code_row == NULL || type_map == NULL || lead_cols == NULL) goto nomem;
   for (k = 0; k < fs->nlead_filters; k++)
     lead_cols[k] = lq_table_find(leads, fs->arena + fs->filters[fs->lead_filters[k]].attr);
-  {
+  if (ids_increasing(idc, nleads) && dict_increasing(&lc->dict)) {
+    /* both sides sorted (exports usually are): a merge join, no hashing at all */
+    size_t row = 0;
+    char tmp2[8];
+    for (k = 0; k < lc->dict.count; k++) {
+      size_t len, rlen = 0;
+      const char *s = lq_dict_string(&lc->dict, k, &len), *rs = NULL;
+      int c = 1;
+      while (row < nleads && (column_string(idc, row, tmp2, sizeof tmp2, &rs, &rlen),
+                              (c = compare_bytes(rs, rlen, s, len)) < 0))
+        row++;
+      code_row[k] = (row < nleads && c == 0) ? (int32_t)row : -1;
+    }
+  } else {
     /* leads' ids as a dictionary: the category column's own, or one built from the rows */
     int32_t *row_of_code;
     const lq_dict *d;
@@ -970,18 +1165,13 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     if (idc->type == LQ_CATEGORY) {
       d = &idc->dict;
     } else {
-      char tmp2[64];
-      use_ids = 1;
-      for (i = 0; i < nleads; i++) {
-        const char *s;
-        size_t len;
-        if (column_string(idc, i, tmp2, sizeof tmp2, &s, &len) && lq_dict_intern(&ids, &ida, s, len) < 0) goto nomem;
-      }
       d = &ids;
     }
-    ncodes = d->count;
-    row_of_code = (int32_t *)scratch_get(&sc, (size_t)ncodes * sizeof(int32_t));
+    /* the text path interns as it goes: a code seen before is a duplicate id */
+    row_of_code = (int32_t *)scratch_get(&sc, (idc->type == LQ_CATEGORY ? (size_t)idc->dict.count : nleads) *
+                                                  sizeof(int32_t));
     if (row_of_code == NULL) goto nomem;
+    ncodes = idc->type == LQ_CATEGORY ? idc->dict.count : (int32_t)nleads;
     for (k = 0; k < ncodes; k++) row_of_code[k] = -1;
     for (i = 0; i < nleads; i++) {
       int32_t code;
@@ -991,7 +1181,12 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
         char tmp2[64];
         const char *s;
         size_t len;
-        code = column_string(idc, i, tmp2, sizeof tmp2, &s, &len) ? lq_dict_find(d, s, len) : -1;
+        use_ids = 1;
+        code = -1;
+        if (column_string(idc, i, tmp2, sizeof tmp2, &s, &len)) {
+          code = lq_dict_intern(&ids, &ida, s, len);
+          if (code < -1) goto nomem;
+        }
       }
       if (code < 0) continue;
       if (row_of_code[code] < 0) row_of_code[code] = (int32_t)i;
@@ -1012,15 +1207,24 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     type_map[k] = (fs->type_off[t + 1] > fs->type_off[t] || fs->type_flags[t]) ? t : -1;
   }
   /* filters: a string test once per distinct value */
+  memset(&src, 0, sizeof src);
+  src.fs = fs;
+  src.types = tc;
+  src.at = ac;
+  src.value = vc;
+  src.type_map = type_map;
   for (k = 0; k < fs->nevent_filters; k++) {
     const lq_column *c = fcols[k];
     int f, code;
     fmatch[k] = NULL;
+    for (f = 0; f < fs->nfilters; f++)
+      if (fs->filters[f].bit == k) break;
+    src.fcols[k] = c;
+    src.ffilter[k] = f;
     if (c->type != LQ_CATEGORY) continue;
     fmatch[k] = (uint8_t *)scratch_get(&sc, (size_t)c->dict.count);
     if (fmatch[k] == NULL) goto nomem;
-    for (f = 0; f < fs->nfilters; f++)
-      if (fs->filters[f].bit == k) break;
+    src.fmatch[k] = fmatch[k];
     for (code = 0; code < c->dict.count; code++) {
       size_t len;
       const char *s = lq_dict_string(&c->dict, code, &len);
@@ -1028,101 +1232,17 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     }
   }
 
-  /* pass 1: each event's lead row, and how many each lead has */
-  row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
-  start = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
-  if (row_of == NULL || start == NULL) goto nomem;
-  memset(start, 0, (nleads + 1) * sizeof(size_t));
+  pick.leads_of = lc;
+  pick.types = tc;
+  pick.at = ac;
+  pick.code_row = code_row;
+  pick.type_map = type_map;
+  pick.as_of = as_of;
+  pick.max_unknown = max_unknown;
+  pick.a = sc.a;
   report->events = (double)nev;
-  for (i = 0; i < nev; i++) {
-    int32_t lcode = lc->codes[i], tcode = tc->codes[i], r;
-    double at = ac->numbers[i];
-    row_of[i] = -1;
-    if (tcode < 0 || type_map[tcode] < 0) {
-      report->ignored += 1;
-      continue;
-    }
-    if (at != at) {
-      report->no_time += 1;
-      continue;
-    }
-    if (at > as_of) {
-      report->after_as_of += 1;
-      continue;
-    }
-    r = lcode < 0 ? -1 : code_row[lcode];
-    if (r < 0) {
-      report->unknown += 1;
-      if (report->nunknown_rows < max_unknown) {
-        if (mem_grow(sc.a, (void **)&report->unknown_rows, sizeof(size_t), &unknown_cap,
-                     report->nunknown_rows + 1) != 0)
-          goto nomem;
-        report->unknown_rows[report->nunknown_rows++] = i;
-      }
-      continue;
-    }
-    row_of[i] = r;
-    start[r + 1]++;
-  }
-  /* give the unknown list its exact size so the report frees what it holds */
-  if (unknown_cap != report->nunknown_rows) {
-    if (report->nunknown_rows == 0) {
-      mem_free(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t));
-      report->unknown_rows = NULL;
-    } else {
-      size_t *np = (size_t *)mem_alloc(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t),
-                                       report->nunknown_rows * sizeof(size_t));
-      if (np == NULL) goto nomem;
-      report->unknown_rows = np;
-    }
-    unknown_cap = report->nunknown_rows;
-  }
-  for (i = 0; i < nleads; i++) {
-    if (start[i + 1] > maxslice) maxslice = start[i + 1];
-    start[i + 1] += start[i];
-  }
-  report->used = (double)start[nleads];
-  /* pass 2: scatter the events into per-lead slices, file order kept within a lead */
-  recs = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
-  tmp = (lq_event *)scratch_get(&sc, maxslice * sizeof(lq_event));
-  vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
-  st.v = (double *)scratch_get(&sc, (size_t)(fs->nslots + 1) * sizeof(double));
-  if (recs == NULL || tmp == NULL || vals == NULL || st.v == NULL) goto nomem;
-  {
-    size_t *fill = start;  /* start[r] walks to start[r+1]; restored below */
-    for (i = 0; i < nev; i++) {
-      int32_t r = row_of[i];
-      lq_event *e;
-      int32_t t;
-      if (r < 0) continue;
-      t = type_map[tc->codes[i]];
-      e = &recs[fill[r]++];
-      e->at = ac->numbers[i];
-      e->value = vc ? vc->numbers[i] : NAN;
-      e->type = t;
-      e->mask = 0;
-      if (fs->type_filtered[t]) {
-        for (k = 0; k < fs->nevent_filters; k++) {
-          const lq_column *c = fcols[k];
-          int hit;
-          if (fmatch[k] != NULL) {
-            hit = c->codes[i] >= 0 && fmatch[k][c->codes[i]];
-          } else {
-            int f;
-            for (f = 0; f < fs->nfilters; f++)
-              if (fs->filters[f].bit == k) break;
-            hit = !c->text_missing[i] &&
-                  lq_fs_filter_match(fs, f, c->text + c->offsets[i], (size_t)(c->offsets[i + 1] - c->offsets[i]));
-          }
-          if (hit) e->mask |= 1u << k;
-        }
-      }
-    }
-    for (i = nleads; i > 0; i--) start[i] = start[i - 1];
-    start[0] = 0;
-  }
 
-  /* pass 3: each lead's slice through the engine, as one real-time state would see it */
+  /* the result: every row present and missing; a lead's row is written once its events are folded */
   res = lq_table_new(fs->alloc);
   if (res == NULL || lq_table_reserve(res, nleads) != 0) goto nomem;
   for (k = 0; k < fs->nfeats; k++) {
@@ -1133,33 +1253,126 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
       lq_table_free(res);
       scratch_free(&sc);
       lq_dict_free(&ids, &ida);
-      lq_compute_report_free(fs, report);
       return fail(err, errlen, "duplicate feature name '%s'", lq_fs_feature_name(fs, k));
     }
     if (rc < 0) goto nomem;
   }
   for (i = 0; i < nleads; i++) {
-    lq_event *ev = recs + start[i];
-    size_t n = start[i + 1] - start[i], j;
-    int c;
-    core_reset(fs, &st, fs->nlead_filters > 0 && lead_flagged(fs, leads, lead_cols, i));
-    for (j = 1; j < n; j++)
-      if (event_before(fs, &ev[j], &ev[j - 1])) break;
-    if (j < n) sort_events(fs, ev, tmp, n);
-    for (j = 0; j < n; j++) fs_apply(fs, &st, &ev[j]);
-    fs_values(fs, &st, as_of, vals);
-    for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] += st.counters[c];
     if (lq_table_begin_row(res) != 0) goto nomem;
-    for (c = 0; c < fs->nfeats; c++)
-      if (vals[c] == vals[c]) lq_column_set_number(res, c, vals[c]);
     lq_table_end_row(res);
   }
+  vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
+  memset(&st, 0, sizeof st);
+  st.bulk = 1;
+  st.today = day_of(as_of);
+  st.v = (double *)scratch_get(&sc, (size_t)(BULK_SLOTS * fs->nfeats + 1) * sizeof(double));
+  seen = (uint8_t *)scratch_get(&sc, nleads);
+  if (vals == NULL || st.v == NULL || seen == NULL) goto nomem;
+  memset(seen, 0, nleads);
+  fold.fs = fs;
+  fold.st = &st;
+  fold.vals = vals;
+  fold.res = res;
+  fold.report = report;
+  fold.as_of = as_of;
+  fold.leads = leads;
+  fold.lead_cols = lead_cols;
+
+  /* one pass when each lead's events are one run of rows (exports grouped by lead): fold each run as
+  ** it ends. The first lead met twice sends us to the general path below. */
+  {
+    size_t cap = 0, n = 0;
+    int32_t cur = -1;
+    lq_event *run = NULL;   /* the current lead's events */
+    for (i = 0; i < nev && grouped; i++) {
+      int32_t r = event_row(&pick, i, report, &unknown_cap);
+      if (r == -2) {
+        mem_free(sc.a, run, cap * sizeof(lq_event));
+        goto nomem;
+      }
+      if (r < 0) continue;
+      if (r != cur) {
+        if (cur >= 0 && fold_lead(&fold, cur, run, tmp_grow(&fold, n), n) != 0) {
+          mem_free(sc.a, run, cap * sizeof(lq_event));
+          goto nomem;
+        }
+        if (seen[r]) {
+          grouped = 0;
+          break;
+        }
+        seen[r] = 1;
+        cur = r;
+        n = 0;
+      }
+      if (n == cap && mem_grow(sc.a, (void **)&run, sizeof(lq_event), &cap, n + 1) != 0) {
+        mem_free(sc.a, run, cap * sizeof(lq_event));
+        goto nomem;
+      }
+      make_event(&src, i, &run[n++]);
+    }
+    if (grouped && cur >= 0 && fold_lead(&fold, cur, run, tmp_grow(&fold, n), n) != 0) {
+      mem_free(sc.a, run, cap * sizeof(lq_event));
+      goto nomem;
+    }
+    mem_free(sc.a, run, cap * sizeof(lq_event));
+    if (fold.tmp_oom) goto nomem;
+  }
+
+  if (!grouped) {
+    /* the general path: count each lead's events, scatter them into per-lead slices (file order kept
+    ** within a lead), then fold every slice */
+    size_t *start, maxslice = 0;
+    int32_t *row_of;
+    lq_event *recs;
+    reset_report(fs, report, &unknown_cap);
+    memset(fold.counters, 0, sizeof fold.counters);
+    memset(seen, 0, nleads);
+    row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
+    start = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
+    if (row_of == NULL || start == NULL) goto nomem;
+    memset(start, 0, (nleads + 1) * sizeof(size_t));
+    for (i = 0; i < nev; i++) {
+      int32_t r = event_row(&pick, i, report, &unknown_cap);
+      if (r == -2) goto nomem;
+      row_of[i] = r;
+      if (r >= 0) start[r + 1]++;
+    }
+    for (i = 0; i < nleads; i++) {
+      if (start[i + 1] > maxslice) maxslice = start[i + 1];
+      start[i + 1] += start[i];
+    }
+    recs = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
+    if (recs == NULL) goto nomem;
+    for (i = 0; i < nev; i++) {
+      int32_t r = row_of[i];
+      if (r >= 0) make_event(&src, i, &recs[start[r]++]);
+    }
+    for (i = nleads; i > 0; i--) start[i] = start[i - 1];
+    start[0] = 0;
+    for (i = 0; i < nleads; i++) {
+      size_t n = start[i + 1] - start[i];
+      if (n == 0) continue;
+      seen[i] = 1;
+      if (fold_lead(&fold, (int32_t)i, recs + start[i], tmp_grow(&fold, n), n) != 0) goto nomem;
+    }
+    if (fold.tmp_oom) goto nomem;
+  }
+  /* the leads without events: the values of an empty state */
+  {
+    int c;
+    for (i = 0; i < nleads; i++)
+      if (!seen[i] && fold_lead(&fold, (int32_t)i, NULL, NULL, 0) != 0) goto nomem;
+    for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] = fold.counters[c];
+  }
+  report->unknown_cap = unknown_cap;
   report->counters[LQ_N_OBSERVED] = report->used;
+  mem_free(sc.a, fold.tmp, fold.tmp_cap * sizeof(lq_event));
   scratch_free(&sc);
   lq_dict_free(&ids, &ida);
   *out = res;
   return 0;
 nomem:
+  mem_free(sc.a, fold.tmp, fold.tmp_cap * sizeof(lq_event));
   if (res) lq_table_free(res);
   scratch_free(&sc);
   if (use_ids || ids.count) lq_dict_free(&ids, &ida);

@@ -239,6 +239,18 @@ function T.test_unknown_leads_are_counted_and_listed()
   lu.assertEquals(report.ignored, 1)
 end
 
+function T.test_sorted_ids_join_by_merge()
+  -- leads and events both in id order: the merge join, with an unknown id and a lead without events
+  local fs = features.new({ n = { count = "page_view" } })
+  local tbl, report = fs:compute(leads({ "a", "b", "c", "d" }), events({
+    ev("a", "page_view", T0), ev("a", "page_view", T0), ev("bb", "page_view", T0), ev("c", "page_view", T0),
+    ev("e", "page_view", T0),
+  }), { as_of = T0 })
+  lu.assertEquals(tbl:column("n"), { 2, 0, 1, 0 })
+  lu.assertEquals(report.unknown_leads, 2)
+  lu.assertEquals(report.unknown, { { row = 3, lead_id = "bb" }, { row = 5, lead_id = "e" } })
+end
+
 function T.test_replay_as_of_a_past_time()
   local fs = features.new({ n = { count = "page_view", within_days = 30 }, last = { last = "page_view" } })
   local list = {}
