@@ -313,6 +313,28 @@ function T.test_data_problems_return_nil_and_a_message()
   lu.assertStrContains(err, "leads have no column 'is_bot'")
 end
 
+function T.test_evaluate_one_lead_equals_its_bulk_row()
+  local fs = features.new({
+    n = { count = "page_view", within_days = 7 }, d = { decayed = "page_view", half_life_days = 2 },
+    s = { sessions = "page_view" }, l = { last = "*" },
+  }, { noise = { leads = { internal = true } } })
+  local list = {
+    ev("a", "page_view", T0 - 3 * DAY), ev("a", "page_view", T0 - 10 * DAY), ev("a", "email_open", T0 - DAY),
+    ev("a", "page_view", T0 - 3 * DAY + 60), ev("a", "page_view", T0 + DAY),
+  }
+  local bulk = assert(fs:compute(leads({ { id = "a", internal = false } }), events(list), { as_of = T0 }))
+  local one = assert(fs:evaluate({ id = "a" }, list, T0))   -- out of order, one after as_of: no matter
+  local row = bulk:row(1)
+  for k, v in pairs(row) do lu.assertAlmostEquals(one[k], v, 1e-12) end
+  list[1] = { type = "page_view", at = "2026-05-26T00:00:00Z" }
+  lu.assertEquals(assert(fs:evaluate(nil, list, T0)).n, 2)
+  lu.assertEquals(assert(fs:evaluate({ internal = true }, list, T0)).n, 0)
+  local v, err = fs:evaluate(nil, { { type = "x", at = "soon" } }, T0)
+  lu.assertNil(v)
+  lu.assertStrContains(err, "event 1:")
+  lu.assertErrorMsgContains("events must be a list", fs.evaluate, fs, nil, "x")
+end
+
 function T.test_result_is_a_leadq_table()
   local _, _, tbl = compute1({ n = { count = "page_view" }, f = { first = "page_view" } },
     { ev("a", "page_view", T0 - 10) })

@@ -425,6 +425,49 @@ function FeatureSet:decode(s)
   return self._core:decode(s)
 end
 
+-- fs:evaluate(lead, events [, as_of]) -> { feature = value } | nil, message: one lead's values from a list
+-- of event records in any order (times as epoch seconds or ISO strings), the same as its bulk row.
+-- Events after as_of are left out, as in bulk; the events are sorted first, so no lateness applies.
+function FeatureSet:evaluate(lead, events, as_of)
+  check_set(self, "evaluate")
+  local fail = raiser("evaluate", 3)
+  if lead ~= nil and type(lead) ~= "table" then fail("lead must be a record (table) or nil, got %s", type(lead)) end
+  if type(events) ~= "table" then fail("events must be a list of event records, got %s", type(events)) end
+  as_of = parse_as_of(as_of, fail)
+  local list = {}
+  for i = 1, #events do
+    local e = events[i]
+    if type(e) ~= "table" then fail("event %d must be a table, got %s", i, type(e)) end
+    local at = e.at
+    if type(at) == "string" then
+      local t, err = core.parse_time(at)
+      if not t then return nil, string_format("event %d: %s", i, err) end
+      local copy = {}
+      for k, v in pairs(e) do copy[k] = v end
+      copy.at = t
+      e, at = copy, t
+    elseif type(at) ~= "number" then
+      fail("event %d: 'at' must be a number or an ISO date string, got %s", i, type(at))
+    end
+    if at <= as_of then list[#list + 1] = { e = e, at = at, i = i } end
+  end
+  table_sort(list, function(a, b)
+    if a.at ~= b.at then return a.at < b.at end
+    return a.i < b.i
+  end)
+  local st = self._core:state(lead)
+  for k = 1, #list do
+    local ok, err = st:observe(list[k].e)
+    if not ok then
+      st:close()
+      return nil, err
+    end
+  end
+  local values, err = st:values(as_of)
+  st:close()
+  return values, err
+end
+
 function FeatureSet:names()
   check_set(self, "names")
   local out = {}
