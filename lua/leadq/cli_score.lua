@@ -8,9 +8,20 @@ local floor = math.floor
 
 local _M = { _VERSION = "0.1.0" }
 
--- A message on stderr; status 1 (a run that failed) unless told 2 (bad usage).
+-- A message on stderr; status 1 (a run that failed) unless told 2 (bad usage). A message of many
+-- lines (every problem of a model) is shown once per distinct line, at most 25 of them.
+local MAX_LINES = 25
+
 local function fail(out, message, status)
-  out.error("leadq: " .. message)
+  local seen, lines = {}, {}
+  for line in (tostring(message) .. "\n"):gmatch("([^\n]*)\n") do
+    if line ~= "" and not seen[line] then
+      seen[line] = true
+      lines[#lines + 1] = line
+    end
+  end
+  for i = 1, math.min(#lines, MAX_LINES) do out.error((i == 1 and "leadq: " or "  ") .. lines[i]) end
+  if #lines > MAX_LINES then out.error(format("  ... and %d more", #lines - MAX_LINES)) end
   return status or 1
 end
 
@@ -440,6 +451,9 @@ function _M.explain(o, out)
   if not o.id then return fail(out, "missing --id ID", 2) end
   local input, code = load_inputs(o, out)
   if not input then return code end
+  if not input.tbl:has("id") then
+    return fail(out, format("%s has no 'id' column: name the id column with --map (e.g. a line 'Lead ID,id')", o.leads))
+  end
   local row = find_row(input.tbl, tostring(o.id))
   if not row then return fail(out, format("no lead with id '%s' in %s", tostring(o.id), o.leads)) end
   local ok, explanation, err = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
