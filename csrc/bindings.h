@@ -12,6 +12,7 @@ lq_table **lq_push_table_box(lua_State *L);
 
 void lq_open_table(lua_State *L);
 void lq_open_random(lua_State *L);
+void lq_open_gen_events(lua_State *L);
 void lq_open_funnel(lua_State *L);
 void lq_open_score(lua_State *L);
 void lq_open_features(lua_State *L);

@@ -8,6 +8,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);
   lq_open_random(L);
+  lq_open_gen_events(L);
   lq_open_funnel(L);
   lq_open_score(L);
   lq_open_features(L);

@@ -23,95 +23,21 @@
 
 #include "compat.h"
 #include "bindings.h"
+#include "random.h"
 
-#define RANDOM_TYPE "leadq.Random"
-#define SAMPLER_TYPE "leadq.Sampler"
+#define RANDOM_TYPE LQ_RANDOM_TYPE
+#define SAMPLER_TYPE LQ_SAMPLER_TYPE
 
 #if !defined(LQ_SAMPLER_MAX)
 #define LQ_SAMPLER_MAX 1000000
 #endif
 
-/* ---- the generator: plain C ---- */
-
-typedef struct lq_random {
-  uint64_t s[4];
-} lq_random;
-
-static uint64_t splitmix64(uint64_t *x) {
-  uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-  return z ^ (z >> 31);
-}
-
-static void random_seed(lq_random *r, uint64_t seed) {
-  int i;
-  for (i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) {
-  return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t random_next(lq_random *r) {
-  uint64_t *s = r->s;
-  uint64_t result = rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return result;
-}
-
-/* [0, 1) */
-static double random_uniform(lq_random *r) {
-  return (double)(random_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* (0, 1]: safe under log() and pow(u, negative) */
-static double random_open_uniform(lq_random *r) {
-  return (double)((random_next(r) >> 11) + 1) * 0x1.0p-53;
-}
-
-/* [0, range): Lemire's multiply-and-reject, no modulo bias. range >= 1. */
-static uint64_t random_below(lq_random *r, uint64_t range) {
-  __uint128_t m = (__uint128_t)random_next(r) * range;
-  uint64_t low = (uint64_t)m;
-  if (low < range) {
-    uint64_t threshold = (0 - range) % range;
-    while (low < threshold) {
-      m = (__uint128_t)random_next(r) * range;
-      low = (uint64_t)m;
-    }
-  }
-  return (uint64_t)(m >> 64);
-}
-
-static double random_normal(lq_random *r) {
-  double u1 = random_open_uniform(r);
-  double u2 = random_uniform(r);
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925286766559 * u2);
-}
-
-/* Cumulative weights; a draw is a binary search for the first cum[i] > u * total. */
+/* Cumulative weights; a draw is a binary search (lq_random_pick). */
 typedef struct lq_sampler {
   int n;
   double total;
   double cum[1];
 } lq_sampler;
-
-static int sampler_draw(const lq_sampler *s, lq_random *r) {
-  double target = random_uniform(r) * s->total;
-  int lo = 0, hi = s->n - 1;
-  while (lo < hi) {
-    int mid = lo + (hi - lo) / 2;
-    if (s->cum[mid] > target) hi = mid; else lo = mid + 1;
-  }
-  return lo;
-}
 
 /* ---- bindings ---- */
 
@@ -181,12 +107,12 @@ static int l_random_new(lua_State *L) {
     return luaL_argerror(L, 1, "seed must be a whole number or a string");
   }
   r = new_random(L);
-  random_seed(r, seed);
+  lq_random_seed(r, seed);
   return 1;
 }
 
 static int l_uniform(lua_State *L) {
-  lua_pushnumber(L, random_uniform(check_random(L, 1)));
+  lua_pushnumber(L, lq_random_uniform(check_random(L, 1)));
   return 1;
 }
 
@@ -197,14 +123,14 @@ static int l_int(lua_State *L) {
   if (hi < lo) return luaL_error(L, "empty range: upper bound is below lower bound");
   if ((uint64_t)(hi - lo) >= (UINT64_C(1) << 53))
     return luaL_error(L, "range too wide: at most 2^53 values");
-  push_whole(L, lo + (int64_t)random_below(r, (uint64_t)(hi - lo) + 1));
+  push_whole(L, lq_random_int(r, lo, hi));
   return 1;
 }
 
 static int l_chance(lua_State *L) {
   lq_random *r = check_random(L, 1);
   double p = check_finite(L, 2, "probability");
-  lua_pushboolean(L, random_uniform(r) < p);
+  lua_pushboolean(L, lq_random_chance(r, p));
   return 1;
 }
 
@@ -212,7 +138,7 @@ static int l_normal(lua_State *L) {
   lq_random *r = check_random(L, 1);
   double mu = opt_finite(L, 2, 0.0, "mean");
   double sigma = opt_finite(L, 3, 1.0, "standard deviation");
-  lua_pushnumber(L, mu + sigma * random_normal(r));
+  lua_pushnumber(L, mu + sigma * lq_random_normal(r));
   return 1;
 }
 
@@ -220,14 +146,14 @@ static int l_lognormal(lua_State *L) {
   lq_random *r = check_random(L, 1);
   double median = check_finite(L, 2, "median");
   double sigma = check_finite(L, 3, "sigma");
-  lua_pushnumber(L, median * exp(sigma * random_normal(r)));
+  lua_pushnumber(L, lq_random_lognormal(r, median, sigma));
   return 1;
 }
 
 static int l_exponential(lua_State *L) {
   lq_random *r = check_random(L, 1);
   double mean = check_finite(L, 2, "mean");
-  lua_pushnumber(L, -mean * log(random_open_uniform(r)));
+  lua_pushnumber(L, lq_random_exponential(r, mean));
   return 1;
 }
 
@@ -236,20 +162,20 @@ static int l_pareto(lua_State *L) {
   double xm = check_finite(L, 2, "scale");
   double alpha = check_finite(L, 3, "shape");
   if (!(alpha > 0)) return luaL_error(L, "shape must be above 0");
-  lua_pushnumber(L, xm * pow(random_open_uniform(r), -1.0 / alpha));
+  lua_pushnumber(L, xm * pow(lq_random_open_uniform(r), -1.0 / alpha));
   return 1;
 }
 
 static int l_fork(lua_State *L) {
   lq_random *r = check_random(L, 1);
-  uint64_t seed = random_next(r);
-  random_seed(new_random(L), seed);
+  uint64_t seed = lq_random_next(r);
+  lq_random_seed(new_random(L), seed);
   return 1;
 }
 
 static int l_next_hex(lua_State *L) {
   char buf[17];
-  uint64_t v = random_next(check_random(L, 1));
+  uint64_t v = lq_random_next(check_random(L, 1));
   snprintf(buf, sizeof buf, "%08lx%08lx", (unsigned long)(v >> 32), (unsigned long)(v & 0xffffffffu));
   lua_pushlstring(L, buf, 16);
   return 1;
@@ -293,7 +219,7 @@ static int l_sampler_new(lua_State *L) {
 static int l_sampler_draw(lua_State *L) {
   lq_sampler *s = check_sampler(L, 1);
   lq_random *r = check_random(L, 2);
-  push_whole(L, sampler_draw(s, r) + 1);
+  push_whole(L, lq_random_pick(r, s->cum, s->n, s->total) + 1);
   return 1;
 }
 

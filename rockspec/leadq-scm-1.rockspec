@@ -26,6 +26,7 @@ build = {
         "csrc/features_binding.c",
         "csrc/funnel.c",
         "csrc/funnel_binding.c",
+        "csrc/gen_events.c",
         "csrc/random.c",
         "csrc/table.c",
         "csrc/table_binding.c",

@@ -28,7 +28,7 @@ local _M = { _VERSION = "0.1.0" }
 local Random = getmetatable(core.random(0)).__index
 local Sampler = getmetatable(core.sampler({ 1 })).__index
 local uniform, int, chance = Random.uniform, Random.int, Random.chance
-local lognormal, exponential, normal = Random.lognormal, Random.exponential, Random.normal
+local lognormal = Random.lognormal
 local draw = Sampler.draw
 
 -- Column lists, in file order; the tests and the docs read them from here.
@@ -116,8 +116,8 @@ end
 _M.iso = iso
 
 local DAY_SAMPLER = core.sampler(DAY_WEIGHTS)
-local HOUR_SAMPLER = core.sampler({ 2, 1, 1, 1, 1, 2, 4, 8, 14, 18, 20, 19, 16, 17, 18, 17, 14, 11, 8, 6,
-                                    5, 4, 3, 2 })
+local HOUR_WEIGHTS = { 2, 1, 1, 1, 1, 2, 4, 8, 14, 18, 20, 19, 16, 17, 18, 17, 14, 11, 8, 6, 5, 4, 3, 2 }
+local HOUR_SAMPLER = core.sampler(HOUR_WEIGHTS)
 
 ---------------------------------------------------------------------------------------------
 -- Vocabulary
@@ -133,7 +133,7 @@ local function choice(pairs_list)
   for i, p in ipairs(pairs_list) do
     values[i], weights[i] = p[1], p[2]
   end
-  return { values = values, sampler = core.sampler(weights) }
+  return { values = values, weights = weights, sampler = core.sampler(weights) }
 end
 
 local function pick(c, rng)
@@ -359,8 +359,8 @@ local TIMELINE_BY_INTENT = {    -- intent bands: < 0.2, < 0.45, < 0.7, more
   core.sampler({ 30, 35, 22, 9, 4 }), core.sampler({ 55, 28, 12, 4, 1 }),
 }
 
--- Personas
-local BUYER, STUDENT, JOB_SEEKER, COMPETITOR, BAD_DATA, BOT, INTERNAL = 1, 2, 3, 4, 5, 6, 7
+-- Personas (6 is the bot: only the event engine treats it apart)
+local BUYER, STUDENT, JOB_SEEKER, COMPETITOR, BAD_DATA, INTERNAL = 1, 2, 3, 4, 5, 7
 local PERSONA_SAMPLER = core.sampler({ 850, 50, 40, 15, 35, 5, 5 })
 local PERSONA_REASON = { nil, "student", "job_seeker", "competitor", "bad_data", "bot", "internal" }
 
@@ -404,36 +404,17 @@ local CAMPAIGNS = {
   choice({ { "", 1 } }),
 }
 
--- Events
-local PAGE_VIEW, PRICING, DOWNLOAD, OPEN, CLICK, WEBINAR_REG, WEBINAR_ATT, DEMO, FORM, UNSUB, CAREERS =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+-- Events: the words and weights here, the algorithm in csrc/gen_events.c (the hot loop).
 local EVENT_TYPES = { "page_view", "pricing_view", "content_download", "email_open", "email_click",
                       "webinar_registered", "webinar_attended", "demo_request", "form_fill", "unsubscribe",
                       "careers_view" }
 _M.event_types = EVENT_TYPES
--- What the history's own lead score gave each event: MQL happens when fit plus this crosses a bar.
-local ENGAGEMENT = { 1, 6, 8, 1, 3, 5, 12, 40, 4, -15, -5 }
 
-local function event_mix(weights_fn)
+local function event_mix(weights_fn)     -- one list of type weights per intent band
   local bands = {}
-  for b = 1, 5 do
-    local ic = ({ 0.05, 0.17, 0.35, 0.57, 0.85 })[b]
-    bands[b] = core.sampler(weights_fn(ic))
-  end
+  for b, ic in ipairs({ 0.05, 0.17, 0.35, 0.57, 0.85 }) do bands[b] = weights_fn(ic) end
   return bands
 end
-local EVENT_MIX = {    -- [persona][intent band]; webinar_attended only follows a registration
-  event_mix(function(ic)
-    return { 40, 1 + 10 * ic, 3 + 4 * ic, 22 - 8 * ic, 1 + ic, 1 + 3 * ic, 0, 0.1 + 3 * ic * ic,
-             1 + 2 * ic, 1.2 * (1 - ic) * (1 - ic), 0.4 }
-  end),
-  event_mix(function() return { 50, 1, 8, 15, 3, 3, 0, 0.05, 1, 1, 6 } end),
-  event_mix(function() return { 45, 0.5, 1, 8, 1, 0.5, 0, 0.02, 1, 1, 25 } end),
-  event_mix(function() return { 50, 20, 10, 8, 2, 5, 0, 0.5, 1, 0.2, 0.5 } end),
-  event_mix(function() return { 50, 1, 5, 5, 1, 0.5, 0, 0.05, 5, 0.5, 0.5 } end),
-  event_mix(function() return { 90, 5, 3, 0, 0, 0, 0, 0, 0.5, 0, 2 } end),
-  event_mix(function() return { 40, 10, 3, 10, 10, 5, 0, 10, 20, 0, 1 } end),
-}
 
 local PAGES = choice({
   { "/", 30 }, { "/product", 14 }, { "/product/scoring", 9 }, { "/product/routing", 6 },
@@ -444,20 +425,52 @@ local PAGES = choice({
   { "/blog/intent-data", 3 }, { "/docs", 3 }, { "/docs/api", 2 }, { "/security", 2 }, { "/partners", 1 },
   { "/contact", 2 }, { "/resources", 3 }, { "/events", 1 },
 })
-local CAREERS_PAGES = choice({ { "/careers", 50 }, { "/careers/account-executive", 15 }, { "/careers/sdr", 15 },
-                               { "/careers/software-engineer", 12 }, { "/careers/marketing-manager", 8 } })
 local ASSETS = choice({
   { "ebook_lead_scoring_guide", 30 }, { "whitepaper_revops_benchmarks_2026", 18 },
   { "report_state_of_b2b_2026", 15 }, { "checklist_mql_sla", 12 }, { "case_study_northwind", 8 },
   { "template_icp_worksheet", 10 }, { "datasheet_platform", 7 },
 })
-local ASSET_TAIL = {}       -- "page,asset,\n" of a download
-for i, a in ipairs(ASSETS.values) do ASSET_TAIL[i] = "/resources/" .. a:gsub("_", "-") .. "," .. a .. ",\n" end
-local FORM_PAGES = choice({ { "/contact", 35 }, { "/trial", 30 }, { "/newsletter", 20 }, { "/demo", 15 } })
-local FORM_TAIL = {}
-for i, p in ipairs(FORM_PAGES.values) do FORM_TAIL[i] = p .. ",,\n" end
-local EMAIL_KIND = core.sampler({ 40, 35, 10, 15 })   -- newsletter, nurture, product update, webinar invite
-local NURTURE_EMAILS = { "nurture_welcome", "nurture_track_2", "nurture_track_3", "nurture_reengage" }
+ASSETS.pages = {}
+for i, a in ipairs(ASSETS.values) do ASSETS.pages[i] = "/resources/" .. a:gsub("_", "-") end
+
+local WEBINAR_INVITE = {}
+for m = 1, #MONTHS do WEBINAR_INVITE[m] = "webinar_invite_" .. MONTH_TAG[m] end
+
+local EVENT_CONFIG = {
+  types = EVENT_TYPES,
+  -- what the history's own lead score gave each event: MQL when 35 * fit plus these crosses a bar
+  engagement = { 1, 6, 8, 1, 3, 5, 12, 40, 4, -15, -5 },
+  mix = {    -- [persona][intent band]: type weights; webinar_attended only follows a registration
+    event_mix(function(ic)
+      return { 40, 1 + 10 * ic, 3 + 4 * ic, 22 - 8 * ic, 1 + ic, 1 + 3 * ic, 0, 0.1 + 3 * ic * ic,
+               1 + 2 * ic, 1.2 * (1 - ic) * (1 - ic), 0.4 }
+    end),
+    event_mix(function() return { 50, 1, 8, 15, 3, 3, 0, 0.05, 1, 1, 6 } end),
+    event_mix(function() return { 45, 0.5, 1, 8, 1, 0.5, 0, 0.02, 1, 1, 25 } end),
+    event_mix(function() return { 50, 20, 10, 8, 2, 5, 0, 0.5, 1, 0.2, 0.5 } end),
+    event_mix(function() return { 50, 1, 5, 5, 1, 0.5, 0, 0.05, 5, 0.5, 0.5 } end),
+    event_mix(function() return { 90, 5, 3, 0, 0, 0, 0, 0, 0.5, 0, 2 } end),
+    event_mix(function() return { 40, 10, 3, 10, 10, 5, 0, 10, 20, 0, 1 } end),
+  },
+  pages = PAGES,
+  careers = choice({ { "/careers", 50 }, { "/careers/account-executive", 15 }, { "/careers/sdr", 15 },
+                     { "/careers/software-engineer", 12 }, { "/careers/marketing-manager", 8 } }),
+  assets = ASSETS,
+  forms = choice({ { "/contact", 35 }, { "/trial", 30 }, { "/newsletter", 20 }, { "/demo", 15 } }),
+  pricing = choice({ { "/pricing", 80 }, { "/pricing/enterprise", 20 } }),
+  nurture = choice({ { "nurture_welcome", 1 }, { "nurture_track_2", 1 }, { "nurture_track_3", 1 },
+                     { "nurture_reengage", 1 } }),
+  hours = HOUR_WEIGHTS,
+  email_kinds = { 40, 35, 10, 15 },   -- newsletter, nurture, product update, webinar invite
+  webinar_page = "/webinars",
+  demo_page = "/demo",
+  first_day = FIRST_DAY,
+  days = NDAYS,
+  newsletter = NEWSLETTER,
+  product_update = PRODUCT_UPDATE,
+  webinar_invite = WEBINAR_INVITE,
+  webinar = WEBINAR,
+}
 
 -- Sales team: SDRs accept MQLs, AEs own SQLs and opportunities; by region.
 local SDRS = { { "Alex Rivera", "Jordan Lee", "Taylor Brooks" }, { "Sophie Martin", "Lukas Becker", "Emma Clarke" },
@@ -503,6 +516,17 @@ local function sink_put(s, row)
   s.n = n
   s.rows = s.rows + 1
   if n >= FLUSH_ROWS then sink_flush(s) end
+end
+
+-- Text of whole rows made elsewhere (already counted in s.rows).
+local function sink_text(s, text)
+  sink_flush(s)
+  if s.file then
+    local ok, err = s.file:write(text)
+    if not ok then error(format("cannot write %s: %s", s.tmp, tostring(err)), 0) end
+  else
+    s.chunks[#s.chunks + 1] = text
+  end
 end
 
 local function sink_close(s)
@@ -766,170 +790,19 @@ local function make_lead(st, L, i)
 end
 
 ---------------------------------------------------------------------------------------------
--- Events of one lead, in time order. Tracks what the funnel needs: when the history's score
--- crossed the MQL bar, the first demo request, the total engagement.
+-- Events of one lead (csrc/gen_events.c writes the rows). Keeps what the funnel needs: when the
+-- history's score crossed the MQL bar, the first demo request, the total engagement.
 
-local function email_campaign(rng, t)
-  local m = DAY_MONTH[floor(t / 86400) + 1]
-  local kind = draw(EMAIL_KIND, rng)
-  if kind == 1 then return NEWSLETTER[m] elseif kind == 2 then return any(NURTURE_EMAILS, rng)
-  elseif kind == 3 then return PRODUCT_UPDATE[m] end
-  return "webinar_invite_" .. MONTH_TAG[m]
-end
-
-local function seconds_on_page(rng, median)
-  local u = uniform(rng)
-  if u < 0.1 then return floor(u * 30) end            -- bounced at once: 0 to 2 seconds
-  local s = floor(lognormal(rng, median, 1.1))
-  return s > 1800 and 1800 or s
-end
-
--- ",type," for each event type, and the row tails that never change
-local TYPE_FIELD = {}
-for i, name in ipairs(EVENT_TYPES) do TYPE_FIELD[i] = "," .. name .. "," end
-local PAGE_VALUES, PAGE_SAMPLER = PAGES.values, PAGES.sampler
-local PAGE_TAIL, CAREERS_TAIL = {}, {}      -- "page,,\n": no asset, no campaign
-for i, p in ipairs(PAGES.values) do PAGE_TAIL[i] = p .. ",,\n" end
-for i, p in ipairs(CAREERS_PAGES.values) do CAREERS_TAIL[i] = p .. ",,\n" end
-local CAREERS_SAMPLER = CAREERS_PAGES.sampler
-local PRICING_TAIL = { "/pricing,,\n", "/pricing/enterprise,,\n" }
-local FLUSH = FLUSH_ROWS
+local EVENTS_CHUNK = 1048576     -- bytes of rows the engine collects before they are written
 
 local function make_events(st, L)
-  local rng, out = st.erng, st.events
-  local buf, bn, rows = out.buf, out.n, 0
-  local id, persona, intent = L.id, L.persona, L.intent
-  local t = L.created
-  local band = intent < 0.1 and 1 or intent < 0.25 and 2 or intent < 0.45 and 3 or intent < 0.7 and 4 or 5
-  local mix = EVENT_MIX[persona][band]
-  local bar = 50 + normal(rng, 0, 12)
-  if bar < 20 then bar = 20 end
-  local score = 35 * L.fit
-  local engagement, mql_at, demo_at, unsubscribed = 0, nil, nil, false
-  local pending_at, pending_campaign, registered = nil, nil, {}
-  local scanner = not L.personal and persona == BUYER and chance(rng, 0.08)
-
-  -- tail: "page,asset,campaign\n"; value: a whole number or ""
-  local function emit(ty, at, value, tail)
-    local day = floor(at / 86400)
-    bn = bn + 1
-    buf[bn] = id .. TYPE_FIELD[ty] .. DAY_PREFIX[day + 1] .. TIME_OF_DAY[at - day * 86400 + 1] .. ","
-      .. value .. "," .. tail
-    rows = rows + 1
-    if bn >= FLUSH then
-      out.n = bn
-      sink_flush(out)
-      bn = 0
-    end
-    local e = ENGAGEMENT[ty]
-    if ty == PAGE_VIEW and value < 10 then e = 0 end
-    engagement = engagement + e
-    if not mql_at and score + engagement >= bar then mql_at = at end
-    if ty == DEMO and not demo_at then demo_at = at end
-  end
-
-  -- how many events: most leads few, some many
-  local n
-  if persona == BOT then
-    n = 80 + floor(exponential(rng, 400))
-  elseif persona == INTERNAL then
-    n = int(rng, 10, 60)
-  else
-    n = floor(lognormal(rng, 2.4 * (1 + 3.5 * intent + 0.5 * L.fit), 1.0))
-  end
-  if n > 3000 then n = 3000 end
-
-  -- the event that made the lead: a form at created_at
   local src = L.source
-  if src == 5 then
-    local c = L.campaign
-    emit(WEBINAR_REG, t, "", "/webinars,," .. c .. "\n")
-    registered[c] = true
-    if chance(rng, 0.35 + 0.4 * intent) then
-      pending_at, pending_campaign = t + int(rng, 1, 14) * 86400 + int(rng, -3600, 3600), c
-    end
-  elseif src ~= 6 then     -- event leads come from a badge scan, no web form
-    if chance(rng, 0.4) then
-      emit(DOWNLOAD, t, "", ASSET_TAIL[draw(ASSETS.sampler, rng)])
-    else
-      emit(FORM, t, "", FORM_TAIL[draw(FORM_PAGES.sampler, rng)])
-    end
-  end
-
-  local bot = persona == BOT
-  local gap_mean = 86400 * (30 - 25 * intent)
-  local session_left = 0
-  for _ = 1, n do
-    if session_left == 0 then
-      if bot then
-        t = t + floor(exponential(rng, 3 * 86400))
-        session_left = 100 + int(rng, 0, 400)
-      else
-        -- people come back on another day, mostly in working hours
-        local next_t = t + floor(exponential(rng, gap_mean)) + 60
-        local day = floor(next_t / 86400)
-        local at = day * 86400 + (draw(HOUR_SAMPLER, rng) - 1) * 3600 + int(rng, 0, 3599)
-        t = at > t and at or next_t
-        gap_mean = gap_mean * 1.15
-        session_left = 1 + floor(exponential(rng, 1.6))
-      end
-    else
-      t = t + (bot and int(rng, 0, 2) or 5 + floor(exponential(rng, 90)))
-    end
-    if t > T_LAST then break end
-    session_left = session_left - 1
-    if pending_at and pending_at <= t then
-      emit(WEBINAR_ATT, pending_at, int(rng, 5, 60), ",," .. pending_campaign .. "\n")
-      pending_at = nil
-    end
-
-    local ty = draw(mix, rng)
-    if unsubscribed and (ty == OPEN or ty == CLICK) then ty = PAGE_VIEW end
-    if ty == PAGE_VIEW then
-      emit(ty, t, bot and int(rng, 0, 1) or seconds_on_page(rng, 35), PAGE_TAIL[draw(PAGE_SAMPLER, rng)])
-    elseif ty == PRICING then
-      emit(ty, t, bot and int(rng, 0, 1) or seconds_on_page(rng, 60), PRICING_TAIL[chance(rng, 0.2) and 2 or 1])
-    elseif ty == CAREERS then
-      emit(ty, t, bot and int(rng, 0, 1) or seconds_on_page(rng, 50), CAREERS_TAIL[draw(CAREERS_SAMPLER, rng)])
-    elseif ty == DOWNLOAD then
-      emit(ty, t, "", ASSET_TAIL[draw(ASSETS.sampler, rng)])
-    elseif ty == OPEN then
-      local c = email_campaign(rng, t)
-      emit(ty, t, "", ",," .. c .. "\n")
-      if scanner and chance(rng, 0.7) then          -- a mail scanner clicks every link at once
-        local clicks = int(rng, 1, 3)
-        for _ = 1, clicks do
-          emit(CLICK, t + int(rng, 0, 2), "", PAGE_VALUES[draw(PAGE_SAMPLER, rng)] .. ",," .. c .. "\n")
-        end
-        t = t + 2
-      elseif chance(rng, 0.06 + 0.2 * intent) then
-        t = t + 20 + floor(exponential(rng, 600))
-        if t <= T_LAST then emit(CLICK, t, "", PAGE_VALUES[draw(PAGE_SAMPLER, rng)] .. ",," .. c .. "\n") end
-      end
-    elseif ty == CLICK then                          -- the open went unseen (images blocked)
-      emit(ty, t, "", PAGE_VALUES[draw(PAGE_SAMPLER, rng)] .. ",," .. email_campaign(rng, t) .. "\n")
-    elseif ty == WEBINAR_REG then
-      local wt = t + int(rng, 1, 14) * 86400
-      local c = WEBINAR[DAY_MONTH[floor((wt <= T_LAST and wt or t) / 86400) + 1]]
-      if not registered[c] then
-        registered[c] = true
-        emit(ty, t, "", "/webinars,," .. c .. "\n")
-        if not pending_at and chance(rng, 0.35 + 0.4 * intent) then pending_at, pending_campaign = wt, c end
-      end
-    elseif ty == DEMO then
-      emit(ty, t, "", "/demo,,\n")
-    elseif ty == FORM then
-      emit(ty, t, "", FORM_TAIL[draw(FORM_PAGES.sampler, rng)])
-    elseif ty == UNSUB then
-      emit(ty, t, "", ",," .. email_campaign(rng, t) .. "\n")
-      unsubscribed = true
-    end
-  end
-  if pending_at and pending_at <= T_LAST then
-    emit(WEBINAR_ATT, pending_at, int(rng, 5, 60), ",," .. pending_campaign .. "\n")
-  end
-  out.n = bn
+  local first = src == 5 and 1 or src == 6 and 0 or 2     -- webinar, event (badge scan), a form
+  local rows, engagement, mql_at, demo_at, bytes = st.engine:lead(st.erng, L.id, L.created, L.persona,
+    L.intent, L.fit, first, L.campaign, L.personal)
+  local out = st.events
   out.rows = out.rows + rows
+  if bytes >= EVENTS_CHUNK then sink_text(out, st.engine:take()) end
   L.engagement, L.mql_at, L.demo_at = engagement, mql_at, demo_at
 end
 
@@ -1134,6 +1007,7 @@ function _M.generate(opts)
     sink_put(s, concat(_M.columns[name], ",") .. "\n")
   end
   st.events, st.transitions = sinks.events, sinks.transitions
+  st.engine = core.event_engine(EVENT_CONFIG)
 
   local ok, err = pcall(function()
     local leads_sink, progress = sinks.leads, opts.progress
@@ -1144,6 +1018,7 @@ function _M.generate(opts)
       make_transitions(st, L)
       if progress and i % 100000 == 0 then progress(i, n) end
     end
+    sink_text(st.events, st.engine:take())
     local spend = sinks.spend
     for s = 1, #SOURCES do
       for m = 1, #MONTHS do
