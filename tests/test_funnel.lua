@@ -337,6 +337,30 @@ function M.TestFunnelMerge.test_quantiles_within_one_percent()
   lu.assertTrue(math.abs(v.p90_days - p90) <= 0.01 * p90, v.p90_days .. " vs " .. p90)
 end
 
+function M.TestFunnelMerge.test_damaged_text_never_crashes()
+  local rows = generate(LEADQ_VARIANT == "asan" and 40 or 120, 5)
+  local s = load_rows(funnel.new(), rows):aggregate{ by = { "owner" } }:serialize()
+  local r = rng(9)
+  local tries = LEADQ_VARIANT == "asan" and 300 or 1500
+  local parsed = 0
+  for _ = 1, tries do
+    local pos = r(#s)
+    local damaged
+    local how = r(3)
+    if how == 1 then damaged = s:sub(1, pos - 1) .. string.char(r(256) - 1) .. s:sub(pos + 1)
+    elseif how == 2 then damaged = s:sub(1, pos)
+    else damaged = s:sub(1, pos - 1) .. s:sub(pos + 1 + r(20)) end
+    local res, err = funnel.parse(damaged)
+    if res then
+      parsed = parsed + 1
+      funnel.report(res)   -- whatever it read must be usable
+    else
+      lu.assertStrContains(err, "not a serialized funnel result")
+    end
+  end
+  lu.assertTrue(parsed < tries)
+end
+
 M.TestFunnelOutput = {}
 
 function M.TestFunnelOutput.test_csv_columns()
