@@ -252,6 +252,8 @@ return model "mql" {
   },
 
   -- 60+: hand to sales. 30 to 59: keep nurturing with e-mail. Below 30: cold.
+  -- On the demo data (build/leadq demo, as of 2026-11-01, no event rules yet) that is about 5% mql,
+  -- 40% nurture, 44% cold and 11% disqualified: raise or lower `mql` to match what sales can call.
   thresholds = { mql = 60, nurture = 30, otherwise = "cold" },
 
   -- Fit letter: A = 40+ fit points, B = 28+, C = 15+, D below.
