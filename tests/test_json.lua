@@ -87,6 +87,7 @@ function M.TestJson.test_encodes_sorted_and_round_trips()
   lu.assertEquals(json.encode(0.1), "0.1")
   lu.assertEquals(json.encode(1 / 3), "0.33333333333333331")
   lu.assertEquals(json.decode(json.encode(100.99970947003966)), 100.99970947003966)
+  lu.assertEquals(table.concat(json.encode_parts({ a = { 1, "x" } })), '{"a":[1,"x"]}')
   local text = '{"lead":"L-1","tags":["a","b"],"type":"pricing_view","value":3}'
   lu.assertEquals(json.encode(assert(json.decode(text))), text)
 end

@@ -5,6 +5,7 @@
 --   json.encode(value)              -> text                     (a value JSON cannot hold raises)
 --   json.null                       -> the value of a JSON null (nil cannot live in a table)
 --   json.array(t)                   -> t, marked to encode as an array even when empty
+--   json.encode_parts(value)        -> the text as an array of strings (table.concat gives encode's)
 --
 -- Strict: one value and nothing but white space after it, no trailing commas, no leading zeros,
 -- no control characters or invalid UTF-8 in strings, no lone surrogates, no duplicate keys,
@@ -341,6 +342,14 @@ function _M.encode(value)
   local ok, err = pcall(encode_into, value, out, 0, 0)
   if not ok then error(err, 2) end
   return concat(out)
+end
+
+-- The text as an array of pieces, unjoined: for writers that take them as they are (ngx.print).
+function _M.encode_parts(value)
+  local out = {}
+  local ok, err = pcall(encode_into, value, out, 0, 0)
+  if not ok then error(err, 2) end
+  return out
 end
 
 return _M

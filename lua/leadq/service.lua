@@ -97,6 +97,7 @@ local EVENT_KEY_ARRAY = { "lead", "type", "time", "value", "page", "asset", "cam
 local EVENT_KEYS = {}
 for _, k in ipairs(EVENT_KEY_ARRAY) do EVENT_KEYS[k] = true end
 local EVENT_KEY_LIST = concat(EVENT_KEY_ARRAY, ", ")
+local EVENT_ATTRIBUTES = { "page", "asset", "campaign" }
 
 local function did_you_mean(word, candidates)
   return require("leadq.dsl").did_you_mean(word, candidates)
@@ -307,7 +308,7 @@ function Service:event(body)
     time = t
   end
   if value ~= nil and type(value) ~= "number" then return refuse(400, "event: 'value' must be a number") end
-  for _, attr in ipairs({ "page", "asset", "campaign" }) do
+  for _, attr in ipairs(EVENT_ATTRIBUTES) do
     if event[attr] ~= nil and type(event[attr]) ~= "string" then
       return refuse(400, format("event: '%s' must be a string", attr))
     end
@@ -572,7 +573,7 @@ function _M.serve_nginx()
   local h = ngx.header
   h["Content-Type"] = "application/json"
   if headers then for k, v in pairs(headers) do h[k] = v end end
-  ngx.print(json.encode(answer), "\n")
+  ngx.print(json.encode_parts(answer), "\n")   -- the pieces: ngx.print joins them in C
 end
 
 return _M
