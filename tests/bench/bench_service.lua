@@ -67,14 +67,29 @@ end]]
   harness.write_file(path, table.concat(lines, "\n") .. "\n")
 end
 
+-- CPU seconds used so far by the server's workers (utime + stime from /proc, 100 ticks a second).
+local function workers_cpu(server)
+  local ticks = 0
+  for _, pid in ipairs(server:workers()) do
+    local fields = {}
+    for x in ((harness.read_file("/proc/" .. pid .. "/stat") or ""):match("^%d+ %b() (.*)$") or ""):gmatch("%S+") do
+      fields[#fields + 1] = x
+    end
+    ticks = ticks + (tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)
+  end
+  return ticks / 100
+end
+
 local function wrk(server, path, script, seconds, connections)
+  local cpu_before = workers_cpu(server)
   local cmd = string.format("wrk -t1 -c%d -d%ds --timeout 2s -s %s %s 2>&1", connections, seconds,
     harness.quote(script), harness.quote(server.base .. path))
   local out = run(cmd)
   local requests, duration, p99, errors, non2xx =
     out:match("RESULT requests=(%d+) duration_us=(%d+) p99_us=(%d+) errors=(%d+) non2xx=(%d+)")
   if not requests then error("wrk gave no result: " .. out, 0) end
-  return { rps = tonumber(requests) / (tonumber(duration) / 1e6), p99_ms = tonumber(p99) / 1000,
+  local cpu_us = (workers_cpu(server) - cpu_before) * 1e6 / tonumber(requests)
+  return { rps = tonumber(requests) / (tonumber(duration) / 1e6), p99_ms = tonumber(p99) / 1000, cpu_us = cpu_us,
     errors = tonumber(errors), non2xx = tonumber(non2xx), requests = tonumber(requests) }
 end
 
@@ -123,6 +138,9 @@ local ok, err = pcall(function()
     "plain ngx.say", plain_rps, "req/s", true)
   report.line("service POST /events p99 latency (" .. label .. ")", events_p99, "ms", "plain ngx.say",
     plain_p99, "ms", false)
+  -- Server CPU per request: steadier than requests/s when other work shares the machine.
+  report.line("service POST /events nginx CPU per request (" .. label .. ")", median(events, "cpu_us"), "us",
+    "plain ngx.say", median(plain, "cpu_us"), "us", false)
   print(string.format("bench: service: goal events >= 70%% of plain: %s (%.0f%%); p99 <= 5 ms: %s (%.2f ms)",
     ratio >= 0.7 and "met" or "NOT met", ratio * 100, events_p99 <= 5 and "met" or "NOT met", events_p99))
 end)
