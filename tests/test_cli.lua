@@ -324,6 +324,29 @@ function TestLoadCommand.test_missing_file_and_no_input()
   lu.assertStrContains(err, "leadq: load: give --leads CSV, --events CSV or both")
 end
 
+local TestDemoCommand = {}
+
+function TestDemoCommand.test_generates_and_loads()
+  if not have_reader() then return end
+  local dir = tmpdir()
+  local status, out, err = run({ "demo", "--leads", "150", "--out", dir })
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(out, "leadq demo: 150 synthetic leads (seed 42) into " .. dir)
+  lu.assertStrContains(out, "wrote 150 leads, ")
+  lu.assertStrContains(out, "leads " .. dir .. "/leads.csv: 150 rows, 16 columns")
+  lu.assertStrContains(out, "rejected rows: none")
+  for _, name in ipairs({ "scored" }) do os.remove(dir .. "/" .. name .. ".csv") end
+  remove_dir(dir)
+end
+
+function TestDemoCommand.test_paths_are_shown_tidy()
+  lu.assertEquals(cli.normalize("./build/../build/demo"), "build/demo")
+  lu.assertEquals(cli.normalize("/a/b/../c/./d"), "/a/c/d")
+  lu.assertEquals(cli.normalize("../x"), "../x")
+  lu.assertEquals(cli.normalize("./build/.."), ".")
+  lu.assertEquals(cli.project_root(), ".")     -- the tests run from the repository root
+end
+
 -- End to end through the launcher (it runs Lua 5.4 on the lua5.4 build).
 local TestLauncher = {}
 
@@ -357,5 +380,6 @@ return {
   TestExtending = TestExtending,
   TestGenCommand = TestGenCommand,
   TestLoadCommand = TestLoadCommand,
+  TestDemoCommand = TestDemoCommand,
   TestLauncher = TestLauncher,
 }

@@ -104,13 +104,29 @@ local function file_size(path)
   return size
 end
 
+-- "./build/../x/" -> "x": fewer surprises in what we print.
+local function normalize(path)
+  local absolute = path:sub(1, 1) == "/"
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." and #parts > 0 and parts[#parts] ~= ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  local out = concat(parts, "/")
+  if absolute then return "/" .. out end
+  return out == "" and "." or out
+end
+_M.normalize = normalize
+
 -- The folder holding lua/ and rules/: two levels above this file.
 local function project_root()
   local source = debug.getinfo(1, "S").source
   local path = source:sub(1, 1) == "@" and source:sub(2) or "lua/leadq/cli.lua"
   local dir = path:match("^(.*)/lua/leadq/[^/]*$")
-  if dir then return dir end
-  if path:match("^lua/leadq/") then return "." end
+  if dir then return normalize(dir) end
   return "."
 end
 _M.project_root = project_root
@@ -392,10 +408,13 @@ local function gen_summary(out, summary, dir)
     thousands(summary.leads), thousands(summary.events), thousands(summary.transitions),
     thousands(summary.spend), dir, summary.seconds))
   local gen = require("leadq.gen")
+  local width = 0
+  for _, name in ipairs(gen.files) do width = math.max(width, #summary.files[name]) end
   for _, name in ipairs(gen.files) do
     local path = summary.files[name]
     local size = file_size(path)
-    out.print(format("  %-34s %12s rows  %10s", path, thousands(summary[name]), size and megabytes(size) or "?"))
+    out.print(format("  %-" .. width .. "s %12s rows  %10s", path, thousands(summary[name]),
+      size and megabytes(size) or "?"))
   end
 end
 
@@ -499,7 +518,7 @@ local DEMO_LEADS, DEMO_SEED = 20000, 42
 
 local function run_demo(opts, out)
   local root = project_root()
-  local dir = opts.out or (root .. "/build/demo")
+  local dir = opts.out or normalize(root .. "/build/demo")
   local n = opts.leads or DEMO_LEADS
   local gen = require("leadq.gen")
   out.print(format("leadq demo: %s synthetic leads (seed %d) into %s", thousands(n), DEMO_SEED, dir))
@@ -580,9 +599,10 @@ _M.commands.check = {
 _M.commands.funnel = {
   summary = "funnel volumes, conversion, velocity, hand-off SLA and cost by lead dimensions and cohorts",
   usage = "funnel --transitions CSV [--map SPEC] [--leads CSV [--id COL]] [--by DIM,...] [--spend CSV]"
-    .. " [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]",
+    .. " [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]"
+    .. " [--part FILE | --merge FILE,...]",
   options = {
-    transitions = { type = "list", required = true, help = "a log lead_id,stage,at[,reason,owner]" },
+    transitions = { type = "list", help = "a log lead_id,stage,at[,reason,owner] (required unless --merge)" },
     map = { type = "list", help = "columns of the n-th --transitions: lead=COL,stage=COL,at=COL or stage_is=STAGE" },
     leads = { type = "string", help = "a leads CSV with the dimensions, joined on --id" },
     id = { type = "string", help = "the leads' id column (default id)" },
@@ -592,6 +612,8 @@ _M.commands.funnel = {
     stages = { type = "string", help = "the chain of stages (default lead,mql,sal,sql,opportunity,customer)" },
     ["sla-days"] = { type = "number", help = "days the mql to sales hand-off may take (default 2; 0: no SLA)" },
     ["no-implied"] = { type = "flag", help = "count a stage only when the lead entered it itself" },
+    part = { type = "string", help = "write the partial result to this file instead of a report" },
+    merge = { type = "string", help = "partial results to merge and report, comma-separated (no --transitions)" },
   },
   run = function(opts, out)
     return require("leadq.funnel").command(opts, out)
