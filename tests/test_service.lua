@@ -169,6 +169,8 @@ local bad_requests = {
   { "POST", "/leads/L-1", '{"seniority":["a",1]}', 400, "field 'seniority': an array may only hold strings" },
   { "POST", "/leads/L-1", '{"1st":1}', 400, "bad field name '1st': letters, digits and _, starting with a letter" },
   { "POST", "/leads/L-1", '"VP"', 400, "request body must be a JSON object" },
+  { "POST", "/leads/L-1", '{"employees":"lots"}', 400,
+    "cannot score lead 'L-1': field 'employees': cannot read 'lots' as a number" },
   { "POST", "/leads/L-1", '{"employes":500}', 400, "unknown field 'employes' (did you mean 'employees'?) " ..
     "(the model reads: email_domain, employees, seniority, unsubscribed)" },
   { "POST", "/leads/L-1", '{"pricing_views_30d":5}', 400,

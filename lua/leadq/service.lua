@@ -270,11 +270,16 @@ function Service:set_profile(id, body)
     self:unlock(id)
     return refuse(400, format("lead '%s' would have more than %d fields", id, MAX_FIELDS))
   end
+  -- Scored before it is stored: a value the model cannot read is refused, and never kept.
+  local scored, answer, score_err = pcall(self.score, self, id, new_entry(nil, profile))
+  if not scored or not answer then
+    self:unlock(id)
+    if not scored then error(answer, 0) end
+    return refuse(400, score_err)
+  end
   local ok, set_err = self.store:safe_set(PROFILE .. id, json.encode(profile))
   self:unlock(id)
   if not ok then return refuse(507, "lead store full: " .. tostring(set_err)) end
-  local answer, score_err = self:score(id, new_entry(nil, profile))
-  if not answer then return refuse(422, score_err) end
   return created and 201 or 200, answer
 end
 
