@@ -375,7 +375,8 @@ static int state_slots(const lq_feature_set *fs, const lq_state_core *c) {
 /* The bulk pass knows as_of before it folds: a windowed feature then keeps only the days inside the
 ** window, closing each day as the next begins (events come in time order), so values are O(1).
 ** A real-time state keeps a ring of per-day buckets instead, since its as_of comes later. */
-static void feature_add(const lq_feature *f, double *p, double at, double value, const lq_state_core *st) {
+static void feature_add(const lq_feature *f, double *p, double at, double day, double value,
+                        const lq_state_core *st) {
   p[0] += 1;
   switch (f->kind) {
     case LQ_FEAT_DECAYED: {
@@ -403,7 +404,7 @@ static void feature_add(const lq_feature *f, double *p, double at, double value,
       } else if (f->kind == LQ_FEAT_SUM) {
         add = value == value ? value : 0;
       }
-      d = day_of(at);
+      d = day;
       if (st->bulk) {
         if (f->window_days > 0 && d <= st->today - f->window_days) return;
         r = p + FEAT_SCALARS;
@@ -415,7 +416,7 @@ static void feature_add(const lq_feature *f, double *p, double at, double value,
         r[1] += add;
         return;
       }
-      idx = (long)fmod(d, (double)f->ring);
+      idx = (long)((int64_t)d % f->ring);   /* d is a whole number of days */
       if (idx < 0) idx += f->ring;
       r = p + FEAT_SCALARS + 2 * idx;
       if (r[0] != d) {
@@ -433,6 +434,7 @@ static void feature_add(const lq_feature *f, double *p, double at, double value,
 static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event *e) {
   unsigned flags = fs->type_flags[e->type];
   int k, end;
+  double day;
   st->has_done = 1;
   st->done_at = e->at;
   if (flags & LQ_TYPE_SEND) {
@@ -453,11 +455,12 @@ static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event
     return;
   }
   end = fs->type_off[e->type + 1];
+  day = day_of(e->at);
   for (k = fs->type_off[e->type]; k < end; k++) {
     int fi = fs->type_feats[k];
     const lq_feature *f = &fs->feats[fi];
     if ((e->mask & f->need) != f->need) continue;
-    feature_add(f, st->v + (st->bulk ? BULK_SLOTS * fi : f->slot), e->at, e->value, st);
+    feature_add(f, st->v + (st->bulk ? BULK_SLOTS * fi : f->slot), e->at, day, e->value, st);
   }
 }
 

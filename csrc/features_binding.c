@@ -58,6 +58,9 @@ static lq_feature_set *check_fs(lua_State *L, int arg) {
   return box->sh->fs;
 }
 
+/* observe's check: the metatable is the method's upvalue, no registry lookup */
+static state_box *check_state_fast(lua_State *L);
+
 static state_box *check_state(lua_State *L, int arg) {
   state_box *box = (state_box *)luaL_checkudata(L, arg, STATE_TYPE);
   if (box->sh == NULL) luaL_error(L, "attempt to use a closed engagement state");
@@ -437,9 +440,19 @@ static const char *type_name_of(lua_State *L, int idx) {
   return lua_typename(L, lua_type(L, idx));
 }
 
+static state_box *check_state_fast(lua_State *L) {
+  state_box *box = (state_box *)lua_touserdata(L, 1);
+  if (box != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same && box->sh != NULL) return box;
+  }
+  return check_state(L, 1);   /* raises with the usual message */
+}
+
 /* state:observe(event) -> true | nil, message (later than the lateness: counted and rejected) */
 static int state_observe(lua_State *L) {
-  state_box *box = check_state(L, 1);
+  state_box *box = check_state_fast(L);
   lq_feature_set *fs = box->sh->fs;
   lq_event e;
   size_t len;
@@ -575,8 +588,9 @@ static const luaL_Reg state_meta[] = {
 static void new_type(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
     luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);                   /* methods, through __index */
-    luaL_setfuncs(L, methods, 0);
+    lua_newtable(L);                   /* methods, through __index; each gets the metatable as upvalue */
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, name);
     lua_setfield(L, -2, "__name");
