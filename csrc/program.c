@@ -4,6 +4,21 @@
 /* The row loops below are written for the vectorizer, which -O2 runs only in its cheapest mode. */
 #pragma GCC optimize("O3")
 #endif
+
+/* Kernels are forced inline so each clone of a batch runner (below) gets them in its own ISA. */
+#if defined(__GNUC__)
+#define LQ_KERNEL static inline __attribute__((always_inline))
+#else
+#define LQ_KERNEL static inline
+#endif
+
+/* The batch runners are built twice on x86-64 with GCC: AVX2 and baseline, picked at load time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(LQ_NO_CLONES)
+#define LQ_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LQ_CLONES
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -33,6 +48,8 @@ static void mem_free(lq_allocator *a, void *p, size_t size) {
 }
 
 /* ---- programs ---- */
+
+static int set_int_mode(lq_program *p);
 
 lq_program *lq_program_new(lq_allocator alloc) {
   lq_program *p = (lq_program *)alloc.fn(alloc.ud, NULL, 0, sizeof(lq_program));
@@ -66,7 +83,14 @@ void lq_program_free(lq_program *p) {
   if (p->groups != NULL) {
     for (i = 0; i < p->ngroups; i++) mem_free(&a, p->groups[i].rules, sizeof(int) * (size_t)p->groups[i].nrules);
   }
-  for (i = 0; i < 2; i++) mem_free(&a, p->grades[i].levels, sizeof(double) * (size_t)p->grades[i].nlevels);
+  for (i = 0; i < 2; i++) {
+    mem_free(&a, p->grades[i].levels, sizeof(double) * (size_t)p->grades[i].nlevels);
+    mem_free(&a, p->ilevels[i], sizeof(int32_t) * (size_t)p->grades[i].nlevels);
+  }
+  mem_free(&a, p->ipoints, sizeof(int32_t) * (size_t)p->nrules);
+  mem_free(&a, p->ifloor, sizeof(int32_t) * (size_t)p->ngroups);
+  mem_free(&a, p->icap, sizeof(int32_t) * (size_t)p->ngroups);
+  mem_free(&a, p->ithresholds, sizeof(int32_t) * (size_t)p->nthresholds);
   mem_free(&a, p->leaves, sizeof(lq_leaf) * (size_t)p->nleaves);
   mem_free(&a, p->matchers, sizeof(lq_matcher) * (size_t)p->nmatchers);
   mem_free(&a, p->ops, sizeof(lq_op) * (size_t)p->nops);
@@ -202,6 +226,57 @@ int lq_program_finish(lq_program *p) {
       if (p->rules[r].group == g) G->rules[n++] = r;
     }
   }
+  return set_int_mode(p);
+}
+
+/* The smallest whole number x with x >= t, clamped to int32 (totals never reach the ends). */
+static int32_t whole_at_least(double t) {
+  double c = ceil(t);
+  if (c < -2147483647.0) return -2147483647;
+  if (c > 2147483647.0) return 2147483647;
+  return (int32_t)c;
+}
+
+static int32_t whole_bound(double t, int up) {
+  double c = up ? floor(t) : ceil(t);   /* a cap of 10.5 lets a whole sum reach 10 */
+  if (c < -2147483647.0) return -2147483647;
+  if (c > 2147483647.0) return 2147483647;
+  return (int32_t)c;
+}
+
+/* Integer mode when every rule gives constant whole points of at most 32767 (so a reason key
+** points * 65536 + rule fits in int32) and caps and floors are whole numbers. */
+static int set_int_mode(lq_program *p) {
+  lq_allocator *a = &p->alloc;
+  int r, g, k;
+  double worst = 0;
+  p->int_mode = 0;
+  if (p->nrules >= 65536) return 0;
+  for (r = 0; r < p->nrules; r++) {
+    double v = p->rules[r].points;
+    if (p->rules[r].points_field >= 0 || v != floor(v) || fabs(v) > 32767) return 0;
+    worst += fabs(v);
+  }
+  if (worst > 1e9) return 0;
+  for (g = 0; g < p->ngroups; g++) {
+    const lq_group *G = &p->groups[g];
+    if ((G->has_floor && G->floor != floor(G->floor)) || (G->has_cap && G->cap != floor(G->cap))) return 0;
+  }
+  if ((p->ipoints = (int32_t *)mem_zeroed(a, (size_t)p->nrules, sizeof(int32_t))) == NULL) return -1;
+  if ((p->ifloor = (int32_t *)mem_zeroed(a, (size_t)p->ngroups, sizeof(int32_t))) == NULL) return -1;
+  if ((p->icap = (int32_t *)mem_zeroed(a, (size_t)p->ngroups, sizeof(int32_t))) == NULL) return -1;
+  if ((p->ithresholds = (int32_t *)mem_zeroed(a, (size_t)p->nthresholds, sizeof(int32_t))) == NULL) return -1;
+  for (k = 0; k < p->ngrades; k++) {
+    if ((p->ilevels[k] = (int32_t *)mem_zeroed(a, (size_t)p->grades[k].nlevels, sizeof(int32_t))) == NULL) return -1;
+    for (r = 0; r < p->grades[k].nlevels; r++) p->ilevels[k][r] = whole_at_least(p->grades[k].levels[r]);
+  }
+  for (r = 0; r < p->nrules; r++) p->ipoints[r] = (int32_t)p->rules[r].points;
+  for (g = 0; g < p->ngroups; g++) {
+    p->ifloor[g] = p->groups[g].has_floor ? whole_bound(p->groups[g].floor, 0) : -2147483647;
+    p->icap[g] = p->groups[g].has_cap ? whole_bound(p->groups[g].cap, 1) : 2147483647;
+  }
+  for (k = 0; k < p->nthresholds; k++) p->ithresholds[k] = whole_at_least(p->thresholds[k]);
+  p->int_mode = 1;
   return 0;
 }
 
@@ -396,6 +471,15 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
   s->best_pos_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->best_neg_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->disq_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->isums = (int32_t *)mem_zeroed(a, ng * B, sizeof(int32_t));
+  s->iraw = (int32_t *)mem_zeroed(a, ng * B, sizeof(int32_t));
+  s->itotal = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->ikey_pos = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->ikey_neg = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->iep = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->ien = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  if (s->isums == NULL || s->iraw == NULL || s->itotal == NULL || s->ikey_pos == NULL || s->ikey_neg == NULL ||
+      s->iep == NULL || s->ien == NULL) return -1;
   if (s->regs == NULL || s->sums == NULL || s->raw == NULL || s->total == NULL || s->best_pos == NULL ||
       s->best_neg == NULL || s->excess_pos == NULL || s->excess_neg == NULL || s->best_pos_id == NULL ||
       s->best_neg_id == NULL || s->disq_id == NULL) return -1;
@@ -415,72 +499,79 @@ void lq_scratch_free(lq_scratch *s, lq_allocator *a) {
   mem_free(a, s->best_pos_id, B * sizeof(int32_t));
   mem_free(a, s->best_neg_id, B * sizeof(int32_t));
   mem_free(a, s->disq_id, B * sizeof(int32_t));
+  mem_free(a, s->isums, ng * B * sizeof(int32_t));
+  mem_free(a, s->iraw, ng * B * sizeof(int32_t));
+  mem_free(a, s->itotal, B * sizeof(int32_t));
+  mem_free(a, s->ikey_pos, B * sizeof(int32_t));
+  mem_free(a, s->ikey_neg, B * sizeof(int32_t));
+  mem_free(a, s->iep, B * sizeof(int32_t));
+  mem_free(a, s->ien, B * sizeof(int32_t));
   memset(s, 0, sizeof *s);
 }
 
 /* ---- kernels: one column, one batch, no branches in the row loop ---- */
 
-static void k_range(uint8_t *restrict m, const double *restrict x, size_t n, double lo, double hi) {
+LQ_KERNEL void k_range(uint8_t *restrict m, const double *restrict x, size_t n, double lo, double hi) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)((x[i] >= lo) & (x[i] <= hi));
 }
 
-static void k_range_not(uint8_t *restrict m, const double *restrict x, size_t n, double lo, double hi) {
+LQ_KERNEL void k_range_not(uint8_t *restrict m, const double *restrict x, size_t n, double lo, double hi) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)((x[i] < lo) | (x[i] > hi));
 }
 
-static void k_present_number(uint8_t *restrict m, const double *restrict x, size_t n, uint8_t want) {
+LQ_KERNEL void k_present_number(uint8_t *restrict m, const double *restrict x, size_t n, uint8_t want) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)((x[i] == x[i]) == want);
 }
 
-static void k_bool_eq(uint8_t *restrict m, const uint8_t *restrict b, size_t n, uint8_t v) {
+LQ_KERNEL void k_bool_eq(uint8_t *restrict m, const uint8_t *restrict b, size_t n, uint8_t v) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)(b[i] == v);
 }
 
-static void k_bool_present(uint8_t *restrict m, const uint8_t *restrict b, size_t n, uint8_t want) {
+LQ_KERNEL void k_bool_present(uint8_t *restrict m, const uint8_t *restrict b, size_t n, uint8_t want) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)((b[i] != LQ_MISSING_BOOL) == want);
 }
 
-static void k_code_present(uint8_t *restrict m, const int32_t *restrict c, size_t n, uint8_t want) {
+LQ_KERNEL void k_code_present(uint8_t *restrict m, const int32_t *restrict c, size_t n, uint8_t want) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)((c[i] >= 0) == want);
 }
 
-static void k_flag_present(uint8_t *restrict m, const uint8_t *restrict missing, size_t n, uint8_t want) {
+LQ_KERNEL void k_flag_present(uint8_t *restrict m, const uint8_t *restrict missing, size_t n, uint8_t want) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = (uint8_t)((missing[i] == 0) == want);
 }
 
 /* The heart of string tests: one byte load per row from a table built once per distinct value. */
-static void k_lut(uint8_t *restrict m, const int32_t *restrict c, size_t n, const uint8_t *restrict lut) {
+LQ_KERNEL void k_lut(uint8_t *restrict m, const int32_t *restrict c, size_t n, const uint8_t *restrict lut) {
   size_t i;
   for (i = 0; i < n; i++) m[i] = lut[c[i] + 1];
 }
 
-static void k_fill(uint8_t *restrict m, size_t n, uint8_t v) {
+LQ_KERNEL void k_fill(uint8_t *restrict m, size_t n, uint8_t v) {
   memset(m, v, n);
 }
 
-static void k_and(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
+LQ_KERNEL void k_and(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) d[i] = a[i] & b[i];
 }
 
-static void k_or(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
+LQ_KERNEL void k_or(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) d[i] = a[i] | b[i];
 }
 
-static void k_not(uint8_t *d, const uint8_t *a, size_t n) {
+LQ_KERNEL void k_not(uint8_t *d, const uint8_t *a, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) d[i] = a[i] ^ 1;
 }
 
-static void eval_tags(uint8_t *restrict m, const lq_view *v, size_t row0, size_t n, const uint8_t *lut, int negate) {
+LQ_KERNEL void eval_tags(uint8_t *restrict m, const lq_view *v, size_t row0, size_t n, const uint8_t *lut, int negate) {
   size_t i;
   for (i = 0; i < n; i++) {
     size_t row = row0 + i;
@@ -491,7 +582,7 @@ static void eval_tags(uint8_t *restrict m, const lq_view *v, size_t row0, size_t
   }
 }
 
-static void eval_text(uint8_t *restrict m, const lq_view *v, const lq_matcher *mt, size_t row0, size_t n,
+LQ_KERNEL void eval_text(uint8_t *restrict m, const lq_view *v, const lq_matcher *mt, size_t row0, size_t n,
                       int negate) {
   size_t i;
   for (i = 0; i < n; i++) {
@@ -503,7 +594,7 @@ static void eval_text(uint8_t *restrict m, const lq_view *v, const lq_matcher *m
   }
 }
 
-static void eval_leaf(const lq_run *run, int index, size_t row0, size_t n, uint8_t *restrict m) {
+LQ_KERNEL void eval_leaf(const lq_run *run, int index, size_t row0, size_t n, uint8_t *restrict m) {
   const lq_program *p = run->prog;
   const lq_leaf *lf = &p->leaves[index];
   const lq_view *v = &run->views[lf->field];
@@ -551,7 +642,7 @@ static void eval_leaf(const lq_run *run, int index, size_t row0, size_t n, uint8
   k_fill(m, n, 0);   /* a field that is absent, or of a kind the test cannot read: never holds */
 }
 
-static void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_end, size_t row0, size_t n) {
+LQ_KERNEL void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_end, size_t row0, size_t n) {
   const lq_program *p = run->prog;
   int k;
   for (k = op_begin; k < op_end; k++) {
@@ -567,17 +658,17 @@ static void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_end, 
   }
 }
 
-static void k_add_const(double *restrict sum, const uint8_t *restrict m, size_t n, double pts) {
+LQ_KERNEL void k_add_const(double *restrict sum, const uint8_t *restrict m, size_t n, double pts) {
   size_t i;
   for (i = 0; i < n; i++) sum[i] += m[i] ? pts : 0.0;
 }
 
-static void k_add_values(double *restrict sum, const uint8_t *restrict m, const double *restrict v, size_t n) {
+LQ_KERNEL void k_add_values(double *restrict sum, const uint8_t *restrict m, const double *restrict v, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) sum[i] += m[i] ? v[i] : 0.0;
 }
 
-static void k_clamp(double *restrict t, const double *restrict raw, size_t n, const lq_group *G) {
+LQ_KERNEL void k_clamp(double *restrict t, const double *restrict raw, size_t n, const lq_group *G) {
   size_t i;
   double lo = G->has_floor ? G->floor : -HUGE_VAL, hi = G->has_cap ? G->cap : HUGE_VAL;
   for (i = 0; i < n; i++) {
@@ -587,12 +678,12 @@ static void k_clamp(double *restrict t, const double *restrict raw, size_t n, co
   }
 }
 
-static void k_add(double *restrict d, const double *restrict a, size_t n) {
+LQ_KERNEL void k_add(double *restrict d, const double *restrict a, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) d[i] += a[i];
 }
 
-static void k_threshold(int32_t *restrict st, const double *restrict total, size_t n, double t, int32_t code) {
+LQ_KERNEL void k_threshold(int32_t *restrict st, const double *restrict total, size_t n, double t, int32_t code) {
   size_t i;
   for (i = 0; i < n; i++) st[i] = total[i] >= t ? code : st[i];
 }
@@ -602,7 +693,7 @@ static void k_threshold(int32_t *restrict st, const double *restrict total, size
 ** keeps the remainder and later ones 0), a deficit under the floor from its negative rules.
 ** Then the reason: the most positive points after caps (earliest rule on ties), else the most
 ** negative. */
-static void k_allocate(const uint8_t *restrict m, const double *restrict values, double pts, int capped,
+LQ_KERNEL void k_allocate(const uint8_t *restrict m, const double *restrict values, double pts, int capped,
                        double *restrict ep, double *restrict en, double *restrict bp, int32_t *restrict bpi,
                        double *restrict bn, int32_t *restrict bni, int32_t r, size_t n) {
   size_t i;
@@ -626,25 +717,12 @@ static void k_allocate(const uint8_t *restrict m, const double *restrict values,
   }
 }
 
-/* The same for one row, keeping the rule's points after caps (explain). */
-static double allocate_one(uint8_t m, double v, int capped, double *ep, double *en) {
-  double a = m ? v : 0.0;
-  if (capped) {
-    double rp = a > 0.0 ? a : 0.0, rn = a < 0.0 ? a : 0.0;
-    double cp = rp < *ep ? rp : *ep, cn = rn > *en ? rn : *en;
-    *ep -= cp;
-    *en -= cn;
-    a = a - cp - cn;
-  }
-  return a;
-}
-
-static void exec_batch(const lq_run *run, lq_scratch *s, size_t row0, size_t n, const lq_out *out) {
+LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t row0, size_t n, const lq_out *out) {
   const lq_program *p = run->prog;
   const size_t B = LQ_BATCH;
   double *total = s->total;
   int32_t *disq = s->disq_id;
-  int g, r, d, k;
+  int g, d, k;
   size_t i;
 
   run_ops(run, s, 0, p->nops, row0, n);
@@ -699,7 +777,7 @@ static void exec_batch(const lq_run *run, lq_scratch *s, size_t row0, size_t n, 
     }
   }
 
-  if (out->reason != NULL || out->rule_points != NULL) {
+  if (out->reason != NULL) {
     double *bp = s->best_pos, *bn = s->best_neg, *ep = s->excess_pos, *en = s->excess_neg;
     int32_t *bpi = s->best_pos_id, *bni = s->best_neg_id;
     for (i = 0; i < n; i++) {
@@ -723,11 +801,6 @@ static void exec_batch(const lq_run *run, lq_scratch *s, size_t row0, size_t n, 
         int rr = G->rules[k];
         const lq_rule *ru = &p->rules[rr];
         const double *values = ru->points_field < 0 ? NULL : run->views[ru->points_field].numbers + row0;
-        if (n == 1 && out->rule_points != NULL) {   /* explain: keep every rule's points */
-          double e1 = ep[0], e2 = en[0];
-          out->rule_points[rr] = allocate_one(s->regs[(size_t)ru->reg * B], values ? values[0] : ru->points, capped,
-                                              &e1, &e2);
-        }
         k_allocate(s->regs + (size_t)ru->reg * B, values, ru->points, capped, ep, en, bp, bpi, bn, bni, rr, n);
       }
     }
@@ -750,28 +823,377 @@ static void exec_batch(const lq_run *run, lq_scratch *s, size_t row0, size_t n, 
   }
   if (out->disqualified_by != NULL) memcpy(out->disqualified_by + row0, disq, n * sizeof(int32_t));
 
-  if (n == 1) {   /* explain: everything about the one row */
-    for (r = 0; r < p->nrules; r++) {
-      const lq_rule *ru = &p->rules[r];
-      uint8_t fired = s->regs[(size_t)ru->reg * B];
-      double pts = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row0];
-      if (out->rule_fired != NULL) out->rule_fired[r] = fired;
-      if (out->rule_raw != NULL) out->rule_raw[r] = fired ? pts : 0.0;
+}
+
+/* ---- integer mode: the same steps in int32 lanes ---- */
+
+LQ_KERNEL void k_iadd_const(int32_t *restrict sum, const uint8_t *restrict m, size_t n, int32_t pts) {
+  size_t i;
+  for (i = 0; i < n; i++) sum[i] += -(int32_t)m[i] & pts;
+}
+
+LQ_KERNEL void k_iclamp(int32_t *restrict t, const int32_t *restrict raw, size_t n, int32_t lo, int32_t hi) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int32_t x = raw[i];
+    x = x < lo ? lo : x;
+    t[i] = x > hi ? hi : x;
+  }
+}
+
+LQ_KERNEL void k_iadd(int32_t *restrict d, const int32_t *restrict a, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) d[i] += a[i];
+}
+
+/* Points after caps (as in k_allocate), and the reason as one key per sign: points * 65536 plus
+** the rule (reversed for the positive side), so a max / min picks the most points, then the
+** earliest rule. */
+LQ_KERNEL void k_iallocate(const uint8_t *restrict m, int32_t pts, int capped, int32_t *restrict ep,
+                           int32_t *restrict en, int32_t *restrict kp, int32_t *restrict kn, int32_t r, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int32_t a = -(int32_t)m[i] & pts;
+    int32_t rp = a > 0 ? a : 0, rn = a < 0 ? a : 0;
+    int32_t cp = rp < ep[i] ? rp : ep[i], cn = rn > en[i] ? rn : en[i];
+    int32_t keyp, keyn;
+    if (capped) {
+      ep[i] -= cp;
+      en[i] -= cn;
+      a = a - cp - cn;
     }
-    if (out->disq_fired != NULL) {
-      for (d = 0; d < p->ndisq; d++) out->disq_fired[d] = s->regs[(size_t)p->disq_regs[d] * B];
+    keyp = a > 0 ? a * 65536 + (65535 - r) : 0;
+    keyn = a < 0 ? a * 65536 + r : 0;
+    kp[i] = keyp > kp[i] ? keyp : kp[i];
+    kn[i] = keyn < kn[i] ? keyn : kn[i];
+  }
+}
+
+LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t row0, size_t n, const lq_out *out) {
+  const lq_program *p = run->prog;
+  const size_t B = LQ_BATCH;
+  int32_t *total = s->itotal;
+  int32_t *disq = s->disq_id;
+  int g, d, k;
+  size_t i;
+
+  run_ops(run, s, 0, p->nops, row0, n);
+
+  memset(total, 0, n * sizeof(int32_t));
+  for (g = 0; g < p->ngroups; g++) {
+    const lq_group *G = &p->groups[g];
+    int32_t *raw = s->iraw + (size_t)g * B;
+    memset(raw, 0, n * sizeof(int32_t));
+    for (k = 0; k < G->nrules; k++) {
+      int r = G->rules[k];
+      k_iadd_const(raw, s->regs + (size_t)p->rules[r].reg * B, n, p->ipoints[r]);
+    }
+    k_iclamp(s->isums + (size_t)g * B, raw, n, p->ifloor[g], p->icap[g]);
+    k_iadd(total, s->isums + (size_t)g * B, n);
+  }
+
+  for (i = 0; i < n; i++) disq[i] = -1;
+  for (d = p->ndisq - 1; d >= 0; d--) {
+    const uint8_t *m = s->regs + (size_t)p->disq_regs[d] * B;
+    for (i = 0; i < n; i++) disq[i] = m[i] ? d : disq[i];
+  }
+
+  if (out->status != NULL) {
+    int32_t *st = out->status + row0;
+    int32_t dq = (int32_t)p->nthresholds + 1;
+    for (i = 0; i < n; i++) st[i] = 0;
+    for (k = 0; k < p->nthresholds; k++) {
+      int32_t t = p->ithresholds[k], code = k + 1;
+      for (i = 0; i < n; i++) st[i] = total[i] >= t ? code : st[i];
+    }
+    for (i = 0; i < n; i++) st[i] = disq[i] >= 0 ? dq : st[i];
+  }
+
+  if (out->grade != NULL && p->ngrades > 0) {
+    int32_t *gr = out->grade + row0;
+    int32_t mult = p->ngrades == 2 ? p->grades[1].nlevels + 1 : 1;
+    int32_t *idx = s->ikey_pos;   /* free until the reason pass */
+    for (i = 0; i < n; i++) gr[i] = 0;
+    for (k = 0; k < p->ngrades; k++) {
+      const lq_grade *G = &p->grades[k];
+      const int32_t *v = s->isums + (size_t)G->group * B;
+      int32_t scale = k == 0 ? mult : 1;
+      int j;
+      for (i = 0; i < n; i++) idx[i] = G->nlevels;
+      for (j = G->nlevels - 1; j >= 0; j--) {
+        int32_t lv = p->ilevels[k][j];
+        for (i = 0; i < n; i++) idx[i] = v[i] >= lv ? j : idx[i];
+      }
+      for (i = 0; i < n; i++) gr[i] += idx[i] * scale;
+    }
+  }
+
+  if (out->reason != NULL) {
+    int32_t *kp = s->ikey_pos, *kn = s->ikey_neg, *ep = s->iep, *en = s->ien;
+    int32_t *rs = out->reason + row0;
+    const int32_t *rr = out->rule_reason, *dr = out->disq_reason;
+    memset(kp, 0, n * sizeof(int32_t));
+    memset(kn, 0, n * sizeof(int32_t));
+    for (g = 0; g < p->ngroups; g++) {
+      const lq_group *G = &p->groups[g];
+      const int32_t *raw = s->iraw + (size_t)g * B, *t = s->isums + (size_t)g * B;
+      int capped = G->has_floor || G->has_cap;
+      if (capped) {
+        for (i = 0; i < n; i++) {
+          int32_t e = raw[i] - t[i];
+          ep[i] = e > 0 ? e : 0;
+          en[i] = e < 0 ? e : 0;
+        }
+      }
+      for (k = G->nrules - 1; k >= 0; k--) {
+        int r = G->rules[k];
+        k_iallocate(s->regs + (size_t)p->rules[r].reg * B, p->ipoints[r], capped, ep, en, kp, kn, r, n);
+      }
+    }
+    for (i = 0; i < n; i++) {
+      int32_t best = kp[i] > 0 ? 65535 - (int32_t)((uint32_t)kp[i] & 0xFFFFu)
+                               : (kn[i] < 0 ? (int32_t)((uint32_t)kn[i] & 0xFFFFu) : -1);
+      int32_t code = best >= 0 ? rr[best] : LQ_MISSING_CODE;
+      rs[i] = disq[i] >= 0 ? dr[disq[i]] : code;
+    }
+  }
+
+  if (out->total != NULL) {
+    double *t = out->total + row0;
+    for (i = 0; i < n; i++) t[i] = (double)total[i];
+  }
+  if (out->groups != NULL) {
+    for (g = 0; g < p->ngroups; g++) {
+      if (out->groups[g] != NULL) {
+        double *o = out->groups[g] + row0;
+        const int32_t *v = s->isums + (size_t)g * B;
+        for (i = 0; i < n; i++) o[i] = (double)v[i];
+      }
+    }
+  }
+  if (out->disqualified_by != NULL) memcpy(out->disqualified_by + row0, disq, n * sizeof(int32_t));
+}
+
+/* ---- one row: the same program, scalar, with everything explain wants ---- */
+
+static uint8_t leaf_one(const lq_run *run, int index, size_t row) {
+  const lq_program *p = run->prog;
+  const lq_leaf *lf = &p->leaves[index];
+  const lq_view *v = &run->views[lf->field];
+  uint8_t want = (uint8_t)!lf->negate;
+  switch (lf->kind) {
+  case LQ_LEAF_RANGE:
+  case LQ_LEAF_TIME:
+    if (v->kind == LQ_VIEW_NUMBER || v->kind == LQ_VIEW_VALUES) {
+      double x = v->numbers[row], lo = run->lo[index], hi = run->hi[index];
+      return (uint8_t)(lf->negate ? ((x < lo) | (x > hi)) : ((x >= lo) & (x <= hi)));
+    }
+    return 0;
+  case LQ_LEAF_BOOL:
+    return (uint8_t)(v->kind == LQ_VIEW_BOOL && v->bytes[row] == (uint8_t)(lf->value != 0));
+  case LQ_LEAF_PRESENT:
+    switch (v->kind) {
+    case LQ_VIEW_ABSENT: return (uint8_t)!want;
+    case LQ_VIEW_NUMBER: case LQ_VIEW_VALUES: return (uint8_t)((v->numbers[row] == v->numbers[row]) == want);
+    case LQ_VIEW_BOOL: return (uint8_t)((v->bytes[row] != LQ_MISSING_BOOL) == want);
+    case LQ_VIEW_CODES: return (uint8_t)((v->codes[row] >= 0) == want);
+    case LQ_VIEW_TAGS: case LQ_VIEW_TEXT: return (uint8_t)((v->missing[row] == 0) == want);
+    case LQ_VIEW_MASK: return want;
+    }
+    return 0;
+  case LQ_LEAF_STRING:
+    if (v->kind == LQ_VIEW_CODES && run->luts[index] != NULL) return run->luts[index][v->codes[row] + 1];
+    if (v->kind == LQ_VIEW_TAGS && run->luts[index] != NULL) {
+      uint8_t m;
+      eval_tags(&m, v, row, 1, run->luts[index], lf->negate);
+      return m;
+    }
+    if (v->kind == LQ_VIEW_TEXT) {
+      uint8_t m;
+      eval_text(&m, v, &p->matchers[lf->matcher], row, 1, lf->negate);
+      return m;
+    }
+    return 0;
+  case LQ_LEAF_MASK:
+    return (uint8_t)(v->kind == LQ_VIEW_MASK && v->bytes[row]);
+  }
+  return 0;
+}
+
+static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out *out) {
+  const lq_program *p = run->prog;
+  uint8_t *reg = s->regs;   /* one byte per register */
+  int g, k, r, d, disq = -1;
+  int32_t status = 0, best = -1;
+  double total = 0.0;
+  int32_t itotal = 0;
+
+  for (k = 0; k < p->nops; k++) {
+    const lq_op *op = &p->ops[k];
+    switch (op->code) {
+    case LQ_OP_LEAF: reg[op->dst] = leaf_one(run, op->a, row); break;
+    case LQ_OP_AND: reg[op->dst] = reg[op->a] & reg[op->b]; break;
+    case LQ_OP_OR: reg[op->dst] = reg[op->a] | reg[op->b]; break;
+    case LQ_OP_NOT: reg[op->dst] = reg[op->a] ^ 1; break;
+    case LQ_OP_CONST: reg[op->dst] = (uint8_t)(op->a != 0); break;
+    }
+  }
+  for (d = p->ndisq - 1; d >= 0; d--) disq = reg[p->disq_regs[d]] ? d : disq;
+
+  if (p->int_mode) {
+    int32_t *raw = s->iraw, *sum = s->isums, kp = 0, kn = 0;
+    for (g = 0; g < p->ngroups; g++) {
+      const lq_group *G = &p->groups[g];
+      int32_t x = 0;
+      for (k = 0; k < G->nrules; k++) x += -(int32_t)reg[p->rules[G->rules[k]].reg] & p->ipoints[G->rules[k]];
+      raw[g] = x;
+      x = x < p->ifloor[g] ? p->ifloor[g] : x;
+      sum[g] = x > p->icap[g] ? p->icap[g] : x;
+      itotal += sum[g];
+    }
+    for (g = 0; g < p->ngroups; g++) {
+      const lq_group *G = &p->groups[g];
+      int32_t e = raw[g] - sum[g], ep = e > 0 ? e : 0, en = e < 0 ? e : 0;
+      int capped = G->has_floor || G->has_cap;
+      for (k = G->nrules - 1; k >= 0; k--) {
+        int32_t a, rp, rn, cp, cn, keyp, keyn;
+        r = G->rules[k];
+        a = -(int32_t)reg[p->rules[r].reg] & p->ipoints[r];
+        rp = a > 0 ? a : 0;
+        rn = a < 0 ? a : 0;
+        cp = rp < ep ? rp : ep;
+        cn = rn > en ? rn : en;
+        if (capped) {
+          ep -= cp;
+          en -= cn;
+          a = a - cp - cn;
+        }
+        keyp = a > 0 ? a * 65536 + (65535 - r) : 0;
+        keyn = a < 0 ? a * 65536 + r : 0;
+        kp = keyp > kp ? keyp : kp;
+        kn = keyn < kn ? keyn : kn;
+        if (out->rule_points != NULL) out->rule_points[r] = (double)a;
+      }
+    }
+    best = kp > 0 ? 65535 - (int32_t)((uint32_t)kp & 0xFFFFu) : (kn < 0 ? (int32_t)((uint32_t)kn & 0xFFFFu) : -1);
+    total = (double)itotal;
+    for (k = 0; k < p->nthresholds; k++) status = itotal >= p->ithresholds[k] ? k + 1 : status;
+    if (out->grade != NULL && p->ngrades > 0) {
+      int32_t code = 0;
+      int32_t mult = p->ngrades == 2 ? p->grades[1].nlevels + 1 : 1;
+      for (k = 0; k < p->ngrades; k++) {
+        int32_t v = sum[p->grades[k].group], idx = p->grades[k].nlevels;
+        int j;
+        for (j = p->grades[k].nlevels - 1; j >= 0; j--) idx = v >= p->ilevels[k][j] ? j : idx;
+        code += idx * (k == 0 ? mult : 1);
+      }
+      out->grade[row] = code;
+    }
+    if (out->groups != NULL) {
+      for (g = 0; g < p->ngroups; g++) if (out->groups[g] != NULL) out->groups[g][row] = (double)sum[g];
     }
     if (out->group_raw != NULL) {
-      for (g = 0; g < p->ngroups; g++) out->group_raw[g] = s->raw[(size_t)g * B];
+      for (g = 0; g < p->ngroups; g++) out->group_raw[g] = (double)raw[g];
     }
+  } else {
+    double *raw = s->raw, *sum = s->sums, bp = 0.0, bn = 0.0;
+    int32_t bpi = -1, bni = -1;
+    for (g = 0; g < p->ngroups; g++) {
+      const lq_group *G = &p->groups[g];
+      double x = 0.0, lo = G->has_floor ? G->floor : -HUGE_VAL, hi = G->has_cap ? G->cap : HUGE_VAL;
+      for (k = 0; k < G->nrules; k++) {
+        const lq_rule *ru = &p->rules[G->rules[k]];
+        double v = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
+        x += reg[ru->reg] ? v : 0.0;
+      }
+      raw[g] = x;
+      x = x < lo ? lo : x;
+      sum[g] = x > hi ? hi : x;
+      total += sum[g];
+    }
+    for (g = 0; g < p->ngroups; g++) {
+      const lq_group *G = &p->groups[g];
+      double e = raw[g] - sum[g], ep = e > 0.0 ? e : 0.0, en = e < 0.0 ? e : 0.0;
+      int capped = G->has_floor || G->has_cap;
+      for (k = G->nrules - 1; k >= 0; k--) {
+        const lq_rule *ru;
+        double v, a, rp, rn, cp, cn;
+        int up, un;
+        r = G->rules[k];
+        ru = &p->rules[r];
+        v = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
+        a = reg[ru->reg] ? v : 0.0;
+        rp = a > 0.0 ? a : 0.0;
+        rn = a < 0.0 ? a : 0.0;
+        cp = rp < ep ? rp : ep;
+        cn = rn > en ? rn : en;
+        if (capped) {
+          ep -= cp;
+          en -= cn;
+          a = a - cp - cn;
+        }
+        up = (a > bp) | ((a == bp) & (a > 0.0) & (r < bpi));
+        un = (a < bn) | ((a == bn) & (a < 0.0) & (r < bni));
+        bp = up ? a : bp;
+        bpi = up ? r : bpi;
+        bn = un ? a : bn;
+        bni = un ? r : bni;
+        if (out->rule_points != NULL) out->rule_points[r] = a;
+      }
+    }
+    best = bpi >= 0 ? bpi : bni;
+    for (k = 0; k < p->nthresholds; k++) status = total >= p->thresholds[k] ? k + 1 : status;
+    if (out->grade != NULL && p->ngrades > 0) {
+      int32_t code = 0;
+      int32_t mult = p->ngrades == 2 ? p->grades[1].nlevels + 1 : 1;
+      for (k = 0; k < p->ngrades; k++) {
+        double v = sum[p->grades[k].group];
+        int32_t idx = p->grades[k].nlevels;
+        int j;
+        for (j = p->grades[k].nlevels - 1; j >= 0; j--) idx = v >= p->grades[k].levels[j] ? j : idx;
+        code += idx * (k == 0 ? mult : 1);
+      }
+      out->grade[row] = code;
+    }
+    if (out->groups != NULL) {
+      for (g = 0; g < p->ngroups; g++) if (out->groups[g] != NULL) out->groups[g][row] = sum[g];
+    }
+    if (out->group_raw != NULL) {
+      for (g = 0; g < p->ngroups; g++) out->group_raw[g] = raw[g];
+    }
+  }
+  if (disq >= 0) status = p->nthresholds + 1;
+  if (out->total != NULL) out->total[row] = total;
+  if (out->status != NULL) out->status[row] = status;
+  if (out->reason != NULL) {
+    out->reason[row] = disq >= 0 ? out->disq_reason[disq] : (best >= 0 ? out->rule_reason[best] : LQ_MISSING_CODE);
+  }
+  if (out->disqualified_by != NULL) out->disqualified_by[row] = disq;
+  if (out->rule_fired != NULL || out->rule_raw != NULL) {
+    for (r = 0; r < p->nrules; r++) {
+      const lq_rule *ru = &p->rules[r];
+      uint8_t fired = reg[ru->reg];
+      double v = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
+      if (out->rule_fired != NULL) out->rule_fired[r] = fired;
+      if (out->rule_raw != NULL) out->rule_raw[r] = fired ? v : 0.0;
+    }
+  }
+  if (out->disq_fired != NULL) {
+    for (d = 0; d < p->ndisq; d++) out->disq_fired[d] = reg[p->disq_regs[d]];
   }
 }
 
 void lq_program_exec(const lq_run *run, lq_scratch *s, size_t begin, size_t end, const lq_out *out) {
   size_t row;
+  if (end - begin == 1) {
+    exec_row(run, s, begin, out);
+    return;
+  }
   for (row = begin; row < end; row += LQ_BATCH) {
     size_t n = end - row < LQ_BATCH ? end - row : LQ_BATCH;
-    exec_batch(run, s, row, n, out);
+    if (n == 1) exec_row(run, s, row, out);
+    else if (run->prog->int_mode) exec_batch_int(run, s, row, n, out);
+    else exec_batch_double(run, s, row, n, out);
   }
 }
 

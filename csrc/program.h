@@ -134,6 +134,13 @@ typedef struct lq_program {
   int *disq_regs;
   double *thresholds;   /* ascending; status 0 = otherwise, i + 1 = thresholds[i] reached */
   lq_grade grades[2];   /* grade code = letter * (digits + 1) + digit */
+  /* Integer mode: every rule's points a whole number (|p| <= 32767, constant), so group sums,
+  ** caps and the reason run in int32 lanes, twice as many per vector as doubles. Set by finish. */
+  int int_mode;
+  int32_t *ipoints;       /* nrules */
+  int32_t *ifloor, *icap; /* ngroups: INT32_MIN / INT32_MAX when none */
+  int32_t *ithresholds;   /* nthresholds: the smallest whole total that reaches each */
+  int32_t *ilevels[2];    /* per grade: the smallest whole points reaching each level */
 } lq_program;
 
 /* A program bound to its columns for one run. */
@@ -174,6 +181,7 @@ typedef struct lq_scratch {
   double *total, *best_pos, *best_neg;
   int32_t *best_pos_id, *best_neg_id, *disq_id;
   double *excess_pos, *excess_neg;
+  int32_t *isums, *iraw, *itotal, *ikey_pos, *ikey_neg, *iep, *ien;   /* integer mode */
 } lq_scratch;
 
 /* Programs: create empty, then fill with the setters; 0 on success, -1 on no memory. */

@@ -16,6 +16,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "compat.h"
 #include "bindings.h"
@@ -76,6 +80,15 @@ typedef struct program_box {
   int record_mode, nstatus, ngrade_names;
 } program_box;
 
+/* A text column of the lead table turned into dictionary codes once, so its string tests too
+** run once per distinct value (and then through per-code tables on every later run). */
+typedef struct derived_codes {
+  const lq_column *col;
+  size_t rows, cap;
+  int32_t *codes;
+  lq_dict dict;
+} derived_codes;
+
 /* A program bound to one lead table: views, per-code tables, scratch, function columns. */
 typedef struct binding_box {
   lq_allocator alloc;
@@ -87,6 +100,7 @@ typedef struct binding_box {
   double **values;
   uint8_t *rule_mask;
   size_t buf_rows;
+  derived_codes *derived;    /* nfields */
 } binding_box;
 
 typedef struct cursor {
@@ -560,7 +574,7 @@ typedef struct error_log {
 static void log_error(lua_State *L, error_log *log, int owners, int index, const char *lead) {
   const char *msg = lua_tostring(L, -1);
   lua_rawgeti(L, owners, index + 1);
-  lua_pushfstring(L, "%s failed for lead %s: %s", lua_tostring(L, -1), lead,
+  lua_pushfstring(L, "%s failed for lead %s: %s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "a rule function", lead,
                   msg ? msg : "(error object is not a string)");
   lua_replace(L, -3);
   lua_pop(L, 1);
@@ -705,6 +719,13 @@ static int binding_gc(lua_State *L) {
   mem_free(a, b->values, (size_t)b->nfields, sizeof(double *));
   mem_free(a, b->rule_mask, b->buf_rows, 1);
   mem_free(a, b->lut_dict, (size_t)b->nleaves, sizeof(lq_dict *));
+  if (b->derived != NULL) {
+    for (i = 0; i < b->nfields; i++) {
+      mem_free(a, b->derived[i].codes, b->derived[i].cap, sizeof(int32_t));
+      lq_dict_free(&b->derived[i].dict, a);
+    }
+  }
+  mem_free(a, b->derived, (size_t)b->nfields, sizeof(derived_codes));
   memset(b, 0, sizeof *b);
   return 0;
 }
@@ -738,7 +759,58 @@ static binding_box *get_binding(lua_State *L, program_box *pb, int pidx, int lid
   NEW_ARRAY(L, &b->alloc, b->scratches, LQ_MAX_THREADS, lq_scratch);
   NEW_ARRAY(L, &b->alloc, b->masks, b->nfields, uint8_t *);
   NEW_ARRAY(L, &b->alloc, b->values, b->nfields, double *);
+  NEW_ARRAY(L, &b->alloc, b->derived, b->nfields, derived_codes);
+  {
+    int f;
+    for (f = 0; f < b->nfields; f++) lq_dict_init(&b->derived[f].dict);
+  }
   return b;
+}
+
+/* Codes for rows [d->rows, nrows) of text column c; 1 when the dictionary was started afresh. */
+static int derive_codes(lua_State *L, binding_box *b, derived_codes *d, const lq_column *c, size_t nrows) {
+  lq_allocator *a = &b->alloc;
+  int fresh = 0;
+  size_t row;
+  if (d->col != c || nrows < d->rows) {
+    lq_dict_free(&d->dict, a);
+    lq_dict_init(&d->dict);
+    d->col = c;
+    d->rows = 0;
+    fresh = 1;
+  }
+  if (nrows > d->cap) {
+    size_t cap = nrows + nrows / 4 + 16;
+    int32_t *grown = (int32_t *)a->fn(a->ud, d->codes, d->codes ? d->cap * sizeof(int32_t) : 0, cap * sizeof(int32_t));
+    if (grown == NULL) luaL_error(L, "not enough memory");
+    d->codes = grown;
+    d->cap = cap;
+  }
+  for (row = d->rows; row < nrows; row++) {
+    int32_t code = LQ_MISSING_CODE;
+    if (!c->text_missing[row]) {
+      code = lq_dict_intern(&d->dict, a, c->text + c->offsets[row], (size_t)(c->offsets[row + 1] - c->offsets[row]));
+      if (code < 0) luaL_error(L, "not enough memory");
+    }
+    d->codes[row] = code;
+  }
+  d->rows = nrows;
+  return fresh;
+}
+
+/* Large result arrays: ask for huge pages, so the first touch costs a few faults, not thousands. */
+static void advise_huge(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t start, end;
+  if (p == NULL || page <= 0 || bytes < ((size_t)2 << 20)) return;
+  start = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+  end = ((uintptr_t)p + bytes) & ~((uintptr_t)page - 1);
+  if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 /* Function columns and the rule mask, sized for nrows. */
@@ -810,6 +882,18 @@ static void bind_views(lua_State *L, program_box *pb, binding_box *b, lq_table *
         if ((int)v->kind != pb->view_kind[f])
           luaL_error(L, "column '%s' is not of the type the model was compiled for (%s)", lua_tostring(L, -1),
                      lq_type_name(t->cols[col]->type));
+        if (v->kind == LQ_VIEW_TEXT && src == SRC_LEAD) {
+          derived_codes *d = &b->derived[f];
+          if (derive_codes(L, b, d, t->cols[col], nrows)) {
+            for (i = 0; i < run->nleaves; i++) {
+              if (pb->prog->leaves[i].field == f) b->lut_dict[i] = NULL;   /* a new dictionary */
+            }
+          }
+          memset(v, 0, sizeof *v);
+          v->kind = LQ_VIEW_CODES;
+          v->codes = d->codes;
+          v->dict = &d->dict;
+        }
       }
       lua_pop(L, 1);
     }
@@ -1080,6 +1164,14 @@ static int p_score(lua_State *L) {
   reason_col = add_result_column(L, out_t, prefix, "reason", LQ_CATEGORY);
   disq_col = add_result_column(L, out_t, prefix, "disqualified_by", LQ_CATEGORY);
   if (lq_table_reserve(out_t, nrows > 0 ? nrows : 1) != 0) return luaL_error(L, "not enough memory");
+  advise_huge(out_t->cols[total_col]->numbers, nrows * sizeof(double));
+  advise_huge(out_t->cols[status_col]->codes, nrows * sizeof(int32_t));
+  if (grade_col >= 0) advise_huge(out_t->cols[grade_col]->codes, nrows * sizeof(int32_t));
+  advise_huge(out_t->cols[reason_col]->codes, nrows * sizeof(int32_t));
+  advise_huge(out_t->cols[disq_col]->codes, nrows * sizeof(int32_t));
+  for (g = 0; g < p->ngroups; g++) {
+    if (ra.group_col_index[g] >= 0) advise_huge(out_t->cols[ra.group_col_index[g]]->numbers, nrows * sizeof(double));
+  }
   lua_rawgeti(L, uv, UV_STATUSES);
   intern_all(L, out_t, status_col, lua_gettop(L), NULL);
   lua_pop(L, 1);

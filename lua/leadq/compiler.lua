@@ -141,7 +141,8 @@ function _M.compile(spec, schema, schema_names)
   local function function_slot(owner, fn, what, extra)
     slots[#slots + 1] = { name = string_format("%s %s", owner.id, what), view = what == "points" and "values" or "mask",
       source = "function" }
-    local p = { slot = #slots, fn = fn, kind = what, owner = owner }
+    local p = { slot = #slots, fn = fn, kind = what, owner = owner,
+      owner_text = string_format("%s '%s'", owner.kind, owner.id) }
     for k, v in pairs(extra or {}) do p[k] = v end
     prepass[#prepass + 1] = p
     return #slots
@@ -172,22 +173,7 @@ function _M.compile(spec, schema, schema_names)
       leaf = { kind = "time", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
         hi_open = l.hi_open or false }
     elseif l.t == "str" then
-      if l.mode == "matches" and info.view == "text" then
-        -- No dictionary to go through: the patterns run per row before the pass.
-        local pats = {}
-        for i, p in ipairs(l.values) do pats[i] = p end
-        local ms = function_slot(owner, function(v)
-          if v == nil then return false end
-          v = string_lower(v)
-          for _, p in ipairs(pats) do
-            if string_find(v, p) then return true end
-          end
-          return false
-        end, "when", { field = s, field_name = l.field })
-        leaf = { kind = "mask", field = ms }
-      else
-        leaf = { kind = "string", field = s, matcher = matcher(l.mode, l.values), negate = l.negate or false }
-      end
+      leaf = { kind = "string", field = s, matcher = matcher(l.mode, l.values), negate = l.negate or false }
     else
       error("leadq.compiler: unknown leaf " .. tostring(l.t))
     end

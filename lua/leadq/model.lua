@@ -36,12 +36,9 @@ end
 -- arguments
 ---------------------------------------------------------------------------------------------------
 
+-- Events are a leadq table (bulk) or a list of event records (one lead); anything else is options.
 local function looks_like_options(t)
-  if type(t) ~= "table" or is_table(t) or t[1] ~= nil then return false end
-  for k in pairs(t) do
-    if OPTION_KEYS[k] then return true end
-  end
-  return next(t) == nil
+  return type(t) == "table" and not is_table(t) and t[1] == nil
 end
 
 -- (events, options) in either order of omission: f(x), f(x, opts), f(x, events), f(x, events, opts).
@@ -550,8 +547,17 @@ Explanation.__tostring = function(ex)
     out[#out + 1] = string_format("  disqualified by %s (%s): %s", ex.disqualified.id, ex.disqualified.reason,
       ex.disqualified.detail or "")
   end
-  local width = 4
-  for _, r in ipairs(ex.rules) do if #r.id > width then width = #r.id end end
+  local idw, pw, shown = 4, 3, {}
+  for i, r in ipairs(ex.rules) do
+    local p = pts(r.points)
+    if r.raw ~= r.points then p = string_format("%s of %s", pts(r.points), pts(r.raw)) end
+    shown[i] = p
+    if #r.id > idw then idw = #r.id end
+    if #p > pw then pw = #p end
+  end
+  local function rule_line(i, r)
+    return string_format("    %-" .. idw .. "s  %" .. pw .. "s  %s: %s", r.id, shown[i], r.label, r.detail or "")
+  end
   for _, name in ipairs(ex.group_order or {}) do
     local g = ex.groups[name]
     local bounds = {}
@@ -561,21 +567,21 @@ Explanation.__tostring = function(ex)
       pts(g.points))
     if g.raw ~= g.points then
       line = line .. string_format(" (%s before the %s)", pts(g.raw), table_concat(bounds, ", "))
-    elseif #bounds > 0 then line = line .. " (" .. table_concat(bounds, ", ") .. ")" end
+    elseif #bounds > 0 then
+      line = line .. " (" .. table_concat(bounds, ", ") .. ")"
+    end
     out[#out + 1] = line
-    for _, r in ipairs(ex.rules) do
-      if r.group == name then
-        local p = pts(r.points)
-        if r.raw ~= r.points then p = string_format("%s of %s", pts(r.points), pts(r.raw)) end
-        out[#out + 1] = string_format("    %-" .. width .. "s %8s  %s: %s", r.id, p, r.label, r.detail or "")
-      end
+    for i, r in ipairs(ex.rules) do
+      if r.group == name then out[#out + 1] = rule_line(i, r) end
     end
   end
-  for _, r in ipairs(ex.rules) do
-    if r.group == nil then
-      out[#out + 1] = string_format("    %-" .. width .. "s %8s  %s: %s", r.id, pts(r.points), r.label,
-        r.detail or "")
-    end
+  local loose = {}
+  for i, r in ipairs(ex.rules) do
+    if r.group == nil then loose[#loose + 1] = rule_line(i, r) end
+  end
+  if #loose > 0 then
+    out[#out + 1] = "  (no group):"
+    for _, l in ipairs(loose) do out[#out + 1] = l end
   end
   if #ex.rules == 0 then out[#out + 1] = "  no rule fired" end
   if #ex.thresholds > 0 then

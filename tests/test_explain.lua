@@ -1,0 +1,116 @@
+-- Explanations: every rule that fired with its points after caps and a sentence, group totals,
+-- thresholds and the distance to the next one; as a table and as text.
+local lu = require("luaunit")
+local leadq = require("leadq")
+local dsl = leadq.dsl
+
+local AS_OF = dsl.parse_time("2026-03-01")
+
+local function model()
+  return leadq.model(dsl.model "mql" {
+    lists = { targets = { "Software", "Retail" } },
+    groups = { fit = { label = "ICP fit", cap = 30 }, neg = { label = "Negative", floor = -10 } },
+    rules = {
+      dsl.rule "VP_TITLE" { label = "VP title", group = "fit", points = 20,
+        when = { title = { word = { "vp", "vice president" } } } },
+      dsl.rule "INDUSTRY" { label = "Target industry", group = "fit", points = 15,
+        when = { industry = { one_of = dsl.list "targets" } } },
+      dsl.rule "MID" { label = "Mid-market", group = "fit", points = 10,
+        when = { employees = { between = { 200, 5000 } } } },
+      dsl.rule "RECENT" { label = "New lead", points = 5, when = { created_at = { within_days = 30 } } },
+      dsl.rule "GMAIL" { label = "Personal e-mail", group = "neg", points = -15,
+        when = { email = { ends_with = "@gmail.com" } } },
+      dsl.rule "NO_PHONE" { label = "No phone", group = "neg", points = -2, when = { phone = "missing" } },
+    },
+    disqualifiers = {
+      dsl.disqualify "COMPETITOR" { reason = "competitor", when = { company = { one_of = { "Rival Inc" } } } },
+    },
+    thresholds = { mql = 40, nurture = 20, otherwise = "cold" },
+  })
+end
+
+local LEAD = { title = "VP Marketing", industry = "software", employees = 500, created_at = AS_OF - 3 * 86400,
+  email = "jo@gmail.com" }
+
+local TestExplain = {}
+
+function TestExplain:test_fired_rules_with_points_after_caps_and_details()
+  local ex = model():explain(LEAD, { as_of = AS_OF })
+  lu.assertEquals(ex.total, 30 + 5 - 10)
+  lu.assertEquals(ex.status, "nurture")
+  local by = {}
+  for _, r in ipairs(ex.rules) do by[r.id] = r end
+  lu.assertEquals(by.VP_TITLE.points, 20)
+  lu.assertEquals(by.VP_TITLE.detail, "title 'VP Marketing' has the word 'vp'")
+  lu.assertEquals(by.INDUSTRY.points, 10)
+  lu.assertEquals(by.INDUSTRY.raw, 15)
+  lu.assertEquals(by.INDUSTRY.detail, "industry 'software' is one of the list 'targets'")
+  lu.assertEquals(by.MID.points, 0)
+  lu.assertEquals(by.MID.raw, 10)
+  lu.assertEquals(by.MID.detail, "employees 500 is between 200 and 5000")
+  lu.assertEquals(by.RECENT.detail, "created_at 2026-02-26 is 3 days ago (within 30 days)")
+  lu.assertEquals(by.GMAIL.points, -10)
+  lu.assertEquals(by.GMAIL.detail, "email 'jo@gmail.com' ends with '@gmail.com'")
+  lu.assertEquals(by.NO_PHONE.points, 0)
+  lu.assertEquals(by.NO_PHONE.detail, "phone is missing")
+  lu.assertEquals(#ex.rules, 6)
+  lu.assertEquals(ex.groups.fit, { label = "ICP fit", points = 30, raw = 45, cap = 30 })
+  lu.assertEquals(ex.groups.neg, { label = "Negative", points = -10, raw = -17, floor = -10 })
+  lu.assertEquals(ex.thresholds, { { status = "mql", at = 40 }, { status = "nurture", at = 20 } })
+  lu.assertEquals(ex.next, { status = "mql", at = 40, needs = 15 })
+  lu.assertNil(ex.disqualified)
+end
+
+function TestExplain:test_text()
+  local text = tostring(model():explain(LEAD, { as_of = AS_OF }))
+  lu.assertStrContains(text, "mql: 25 points, status nurture")
+  lu.assertStrContains(text, "fit (ICP fit): +30 (+45 before the cap 30)")
+  lu.assertStrContains(text,
+    "    INDUSTRY  +10 of +15  Target industry: industry 'software' is one of the list 'targets'")
+  lu.assertStrContains(text, "  (no group):\n    RECENT            +5  New lead: ")
+  lu.assertStrContains(text, "thresholds: mql at 40, nurture at 20, else cold")
+  lu.assertStrContains(text, "next: mql needs 15 more points")
+end
+
+function TestExplain:test_table_row_and_record_agree()
+  local m = model()
+  local recs = { LEAD, { title = "Intern", company = "Rival Inc", phone = "1" } }
+  local tbl = leadq.table(recs, { title = "text", industry = "category", employees = "number",
+    created_at = "time", email = "text", phone = "text", company = "category" })
+  for i, rec in ipairs(recs) do
+    local a = m:explain(tbl, i, { as_of = AS_OF })
+    local b = m:explain(rec, { as_of = AS_OF })
+    lu.assertEquals(a.total, b.total)
+    lu.assertEquals(a.status, b.status)
+    lu.assertEquals(a.rules, b.rules)
+    lu.assertEquals(tostring(a), tostring(b))
+  end
+end
+
+function TestExplain:test_disqualified()
+  local ex = model():explain({ company = "rival inc", phone = "1" }, { as_of = AS_OF })
+  lu.assertEquals(ex.status, "disqualified")
+  lu.assertEquals(ex.disqualified.id, "COMPETITOR")
+  lu.assertEquals(ex.disqualified.reason, "competitor")
+  lu.assertEquals(ex.disqualified.detail, "company is 'rival inc'")
+  lu.assertStrContains(tostring(ex), "disqualified by COMPETITOR (competitor)")
+end
+
+function TestExplain:test_bad_row()
+  local m = model()
+  local tbl = leadq.table({ LEAD })
+  lu.assertErrorMsgContains("explain: row must be a row number from 1 to 1, got 2", function() m:explain(tbl, 2) end)
+end
+
+function TestExplain:test_model_description()
+  local m = model()
+  lu.assertStrContains(tostring(m), "leadq model 'mql': 6 rules, 1 disqualifier, groups fit, neg")
+  local info = m:info()
+  lu.assertEquals(info.rules, 6)
+  lu.assertEquals(info.functions, {})
+  lu.assertEquals(info.thresholds[1], { status = "mql", at = 40 })
+  lu.assertEquals(#m:rules(), 7)
+  lu.assertEquals(m:rules()[1].id, "VP_TITLE")
+end
+
+return { TestExplain = TestExplain }

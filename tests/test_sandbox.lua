@@ -1,0 +1,108 @@
+-- The rule-script sandbox: nothing of the host is in reach, and loading never touches _G.
+local lu = require("luaunit")
+local leadq = require("leadq")
+local dsl = require("leadq.dsl")
+
+local function load(text, opts)
+  return dsl.load_string(text, "s.lua", opts)
+end
+
+local function refused(name, expr)
+  local spec, problems = load("local x = " .. expr .. "\nreturn model 'm' {}\n")
+  lu.assertNil(spec, name .. " should be out of reach")
+  lu.assertEquals(problems, { "s.lua:1: the script failed: '" .. name .. "' is not available in rule scripts" })
+end
+
+local TestSandbox = {}
+
+for _, name in ipairs({ "os", "io", "load", "loadstring", "loadfile", "dofile", "debug", "setmetatable",
+  "getmetatable", "rawset", "rawget", "collectgarbage", "_G", "package", "print" }) do
+  TestSandbox["test_no_" .. name] = function() refused(name, name) end
+end
+
+function TestSandbox:test_require_outside_the_allow_list()
+  local spec, problems = load("local s = require('os')\nreturn model 'm' {}\n")
+  lu.assertNil(spec)
+  lu.assertEquals(problems, { "s.lua:1: the script failed: module 'os' is not on the allow-list of rule scripts" })
+end
+
+function TestSandbox:test_require_on_the_allow_list()
+  local spec = load("local j = require('leadq.json')\nreturn model 'm' { description = type(j) }\n",
+    { allow = { "leadq.json" } })
+  lu.assertNotNil(spec)
+  lu.assertEquals(spec.description, "table")
+end
+
+function TestSandbox:test_libraries_are_copies()
+  local spec = load([[
+string.upper = nil
+table.insert = nil
+math.floor = nil
+return model "m" { description = string.lower("OK") .. (string.dump == nil and "-nodump" or "") }
+]])
+  lu.assertNotNil(spec)
+  lu.assertEquals(spec.description, "ok-nodump")
+  lu.assertNotNil(string.upper)
+  lu.assertNotNil(table.insert)
+  lu.assertNotNil(math.floor)
+end
+
+function TestSandbox:test_script_globals_stay_in_the_sandbox()
+  local before = {}
+  for k, v in pairs(_G) do before[k] = v end
+  local spec = load([[
+helper_value = 41
+function helper_fn() return helper_value + 1 end
+return model "m" { description = tostring(helper_fn()) }
+]])
+  lu.assertNotNil(spec)
+  lu.assertEquals(spec.description, "42")
+  lu.assertNil(rawget(_G, "helper_value"))
+  lu.assertNil(rawget(_G, "helper_fn"))
+  for k, v in pairs(_G) do lu.assertIs(before[k], v, "global " .. tostring(k) .. " changed") end
+  for k in pairs(before) do lu.assertNotNil(rawget(_G, k), "global " .. tostring(k) .. " removed") end
+end
+
+function TestSandbox:test_loading_a_file_does_not_touch_G()
+  local before = {}
+  for k, v in pairs(_G) do before[k] = v end
+  local ok = leadq.check("rules/mql.lua")
+  lu.assertTrue(ok ~= nil)
+  for k, v in pairs(_G) do lu.assertIs(before[k], v, "global " .. tostring(k) .. " changed") end
+end
+
+function TestSandbox:test_bytecode_is_refused()
+  local spec, problems = dsl.load_string(string.dump(function() return 1 end), "b.lua")
+  lu.assertNil(spec)
+  lu.assertStrContains(problems[1], "b.lua")
+end
+
+function TestSandbox:test_rule_functions_run_in_the_sandbox()
+  local spec = load([[
+return model "m" {
+  rules = {
+    rule "ESCAPE" { points = 5, when = function(lead) return os.time() > 0 end },
+    rule "WRITE" { points = 5, when = function(lead) lead.title = "x"; return true end },
+    rule "OK" { points = 1, when = function(lead) return lead.title ~= nil and #lead.title > 3 end },
+  },
+}
+]])
+  lu.assertNotNil(spec)
+  local m = require("leadq.model").new(spec)
+  local r = m:score_one({ title = "Head of Growth" })
+  lu.assertEquals(r.total, 1)
+  lu.assertEquals(#r.errors, 2)
+  lu.assertStrContains(r.errors[1], "rule 'ESCAPE' failed for lead given: ")
+  lu.assertStrContains(r.errors[1], "'os' is not available in rule scripts")
+  lu.assertStrContains(r.errors[2], "rule 'WRITE' failed for lead given: ")
+  lu.assertStrContains(r.errors[2], "a lead is read-only")
+end
+
+function TestSandbox:test_environment_has_the_listed_names_only()
+  local env = dsl.environment()
+  for _, name in ipairs(dsl.SANDBOX_NAMES) do lu.assertNotNil(rawget(env, name), name) end
+  lu.assertErrorMsgContains("'os' is not available in rule scripts", function() return env.os end)
+  lu.assertErrorMsgContains("unknown name 'pars' (did you mean 'pairs'?)", function() return env.pars end)
+end
+
+return { TestSandbox = TestSandbox }
