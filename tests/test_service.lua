@@ -340,6 +340,17 @@ function M.TestServiceNginx.test_3_bad_requests_get_a_json_4xx_and_no_worker_die
   res = s:request("POST", "/events", string.rep(" ", 20000), { headers = { ["Transfer-Encoding"] = "chunked" } })
   lu.assertEquals(res.status, 413)
   lu.assertNotNil(res.json)
+  -- What nginx refuses before any Lua runs: JSON answers too.
+  for _, case in ipairs({
+    { "GET", "/leads/%00", nil, 400, "bad request" },
+    { "GET", "/leads/" .. string.rep("a", 9000), nil, 414, "request line too long" },
+    { "GET", "/leads/N-3", nil, 400, "request headers too large", { ["X-Big"] = string.rep("b", 9000) } },
+  }) do
+    res = s:request(case[1], case[2], case[3], { headers = case[6] })
+    lu.assertEquals(res.status, case[4], case[2]:sub(1, 40))
+    lu.assertEquals(res.headers["content-type"], "application/json")
+    lu.assertEquals(res.json.error, case[5])
+  end
   lu.assertEquals(s:workers(), workers)   -- no worker crashed and was replaced
   local log = s:error_log()
   lu.assertNil(log:find("[alert]", 1, true), log)

@@ -207,8 +207,8 @@ end
 -- Returns { status = n, headers = { lowercased name = value }, body = s, json = decoded or nil }.
 function Server:request(method, path, body, opts)
   opts = opts or {}
-  local args = { "curl -sS -i --max-time " .. (opts.max_time or 5), "-X " .. quote(method),
-    "-H 'Expect:'" }
+  local args = { "curl -sS -i --max-time " .. (opts.max_time or 5),
+    method == "HEAD" and "-I" or "-X " .. quote(method), "-H 'Expect:'" }
   if body then
     local body_file = self.prefix .. "/request.body"
     write_file(body_file, body)
