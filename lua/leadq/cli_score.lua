@@ -301,19 +301,33 @@ end
 
 local function write_csv(path, tbl, result)
   local f, err = io.open(path, "w")
-  if not f then return nil, format("cannot write %s: %s", path, tostring(err):gsub("^[^:]*: ", "")) end
+  if not f then return nil, format("cannot write %s: %s", path, (tostring(err):gsub("^[^:]*: ", ""))) end
   local names = output_columns(result)
   local cols = {}
   for i, n in ipairs(names) do cols[i] = column_values(result, n) end
-  local ids = column_values(tbl, "id")
+  local ids = tbl:has("id") and column_values(tbl, "id") or nil
   local header = { "id" }
   for _, n in ipairs(names) do header[#header + 1] = csv_escape(n) end
   f:write(concat(header, ","), "\n")
   local row, ncols = {}, #names
   local buf, nbuf = {}, 0
+  local texts = {}            -- per column: value -> its CSV text (few distinct values: statuses, points)
+  for c = 1, ncols do texts[c] = {} end
   for r = 1, #tbl do
     row[1] = csv_escape(ids and ids[r] or r)
-    for c = 1, ncols do row[c + 1] = csv_escape(cols[c][r]) end
+    for c = 1, ncols do
+      local v = cols[c][r]
+      if v == nil or v ~= v then
+        row[c + 1] = ""
+      else
+        local text = texts[c][v]
+        if text == nil then
+          text = csv_escape(v)
+          texts[c][v] = text
+        end
+        row[c + 1] = text
+      end
+    end
     nbuf = nbuf + 1
     buf[nbuf] = concat(row, ",", 1, ncols + 1)
     if nbuf == 4096 then
