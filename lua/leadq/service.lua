@@ -167,7 +167,7 @@ function _M.new(opts)
   end
   sort(names)
   self.event_type_list = names
-  self.event_types_text = #names > 0 and concat(names, ", ") or "no events: the model declares no features"
+  self.event_types_text = concat(names, ", ")
   -- The profile fields are those the model's rules read, but for its event features (which events set).
   local info = opts.model.info and opts.model:info()
   if info and info.fields then
@@ -302,6 +302,9 @@ function Service:event(body)
   if not valid_lead_id(id) then return refuse(400, bad_id_message(id)) end
   if type(kind) ~= "string" then return refuse(400, "event: 'type' is required (a string)") end
   if not self.any_event_type and not self.event_types[kind] then
+    if #self.event_type_list == 0 then
+      return refuse(400, format("unknown event type '%s': the model declares no event features", kind))
+    end
     return refuse(400, format("unknown event type '%s'%s (the model counts: %s)", kind,
       did_you_mean(kind, self.event_type_list), self.event_types_text))
   end
