@@ -1260,10 +1260,7 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     }
     if (rc < 0) goto nomem;
   }
-  for (i = 0; i < nleads; i++) {
-    if (lq_table_begin_row(res) != 0) goto nomem;
-    lq_table_end_row(res);
-  }
+  res->nrows = nleads;   /* reserved above; fold_lead writes every cell of every row (number columns only) */
   vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
   memset(&st, 0, sizeof st);
   st.bulk = 1;
