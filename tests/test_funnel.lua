@@ -419,6 +419,44 @@ function M.TestFunnelOutput.test_the_leadq_module_api()
 end
 
 
+function M.TestFunnelOutput.test_partial_results_through_the_command()
+  local rows = generate(LEADQ_VARIANT == "asan" and 100 or 400, 3)
+  local function write(path, from, to)
+    local fh = assert(io.open(path, "wb"))
+    fh:write("lead_id,stage,at,reason,owner\n")
+    for i = from, to do
+      local r = rows[i]
+      local at = os.date("!%Y-%m-%d %H:%M:%S", math.floor(r[3]))
+      fh:write(r[1], ",", r[2], ",", at, ",", r[4] or "", ",", r[5] or "", "\n")
+    end
+    fh:close()
+  end
+  local cut = math.floor(#rows / 2)
+  while rows[cut + 1][1] == rows[cut][1] do cut = cut + 1 end
+  local whole, a, b = os.tmpname(), os.tmpname(), os.tmpname()
+  local pa, pb = os.tmpname(), os.tmpname()
+  write(whole, 1, #rows)
+  write(a, 1, cut)
+  write(b, cut + 1, #rows)
+  local printed, errors = {}, {}
+  local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
+  local by = { "--by", "owner,mql_month", "--format", "csv" }
+  local function run(args)
+    printed = {}
+    for _, x in ipairs(by) do args[#args + 1] = x end
+    lu.assertEquals(funnel.main(args, out), 0)
+    return table.concat(printed, "\n")
+  end
+  local expected = run({ "--transitions", whole })
+  lu.assertStrContains(run({ "--transitions", a, "--part", pa }), "wrote the partial result to " .. pa)
+  run({ "--transitions", b, "--part", pb })
+  lu.assertEquals(run({ "--merge", pb .. "," .. pa }), expected)
+  lu.assertEquals(funnel.main({ "--merge", pa, "--transitions", a }, out), 1)
+  lu.assertEquals(errors[#errors],
+    "leadq funnel: --merge reads partial results, not --transitions: give one or the other")
+  for _, p in ipairs({ whole, a, b, pa, pb }) do os.remove(p) end
+end
+
 M.TestFunnelTables = {}
 
 local core = require("leadq.core")

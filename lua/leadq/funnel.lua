@@ -512,17 +512,18 @@ local function list_of(v)
 end
 
 local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, spend = true, format = true,
-                      stages = true, implied = true, sla_days = true, max_rejects = true }
+                      stages = true, implied = true, sla_days = true, part = true, merge = true }
 
--- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} }.
--- Returns the text, the report table and the funnel's rejects; or nil and a message.
-function _M.run(opts)
-  if type(opts) ~= "table" then error("run(opts): opts must be a table", 2) end
-  for k in pairs(opts) do
-    if not RUN_OPTIONS[k] then error(format("run: unknown option '%s'", tostring(k)), 2) end
-  end
-  local fmt = opts.format or "table"
-  if not FORMATS[fmt] then return nil, format("unknown format '%s' (expected table, csv or json)", tostring(fmt)) end
+local function read_file(path)
+  local fh, err = io.open(path, "rb")
+  if not fh then return nil, err end
+  local text = fh:read("*a")
+  fh:close()
+  return text
+end
+
+-- The result of the transitions files (and their rejects), as opts says.
+local function result_of_logs(opts)
   local inputs = opts.transitions
   if type(inputs) == "string" then inputs = { { path = inputs } } end
   if type(inputs) ~= "table" or #inputs == 0 then return nil, "no transitions file (--transitions CSV)" end
@@ -561,6 +562,47 @@ function _M.run(opts)
   local aok, result = pcall(f.aggregate, f, query)
   if leads then leads:close() end
   if not aok then return nil, (tostring(result):gsub("^[^:]*:%d+: ", "")) end
+  return result, f:rejects()
+end
+
+-- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} };
+-- or opts.merge: a list of files written by opts.part (partial results of leads split by lead).
+-- Returns the text, the report table (nil when writing a part) and the rejected rows; or nil and a
+-- message.
+function _M.run(opts)
+  if type(opts) ~= "table" then error("run(opts): opts must be a table", 2) end
+  for k in pairs(opts) do
+    if not RUN_OPTIONS[k] then error(format("run: unknown option '%s'", tostring(k)), 2) end
+  end
+  local fmt = opts.format or "table"
+  if not FORMATS[fmt] then return nil, format("unknown format '%s' (expected table, csv or json)", tostring(fmt)) end
+  local result, rejects
+  if opts.merge then
+    local has_logs = type(opts.transitions) == "string" or (type(opts.transitions) == "table" and #opts.transitions > 0)
+    if has_logs then return nil, "--merge reads partial results, not --transitions: give one or the other" end
+    local parts = {}
+    for _, path in ipairs(list_of(opts.merge)) do
+      local text, err = read_file(path)
+      if not text then return nil, err end
+      parts[#parts + 1] = text
+    end
+    if #parts == 0 then return nil, "--merge needs the files of partial results" end
+    local err
+    result, err = _M.merge(parts)
+    if not result then return nil, err end
+    rejects = {}
+  else
+    result, rejects = result_of_logs(opts)
+    if not result then return nil, rejects end
+  end
+  if opts.part then
+    local fh, err = io.open(opts.part, "wb")
+    if not fh then return nil, err end
+    fh:write(result:serialize())
+    fh:close()
+    return format("wrote the partial result to %s (%d groups; merge with --merge)", opts.part,
+      #result:totable().groups), nil, rejects
+  end
   local spend
   if opts.spend then
     local st, err = core.read_csv(opts.spend)
@@ -574,13 +616,14 @@ function _M.run(opts)
   end
   local tok, tab = pcall(_M.report, result, { spend = spend })
   if not tok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
-  return _M.format(tab, fmt), tab, f:rejects()
+  return _M.format(tab, fmt), tab, rejects
 end
 
 _M.USAGE = [==[
 usage: leadq funnel --transitions CSV [--map SPEC] [--transitions CSV [--map SPEC]]...
                     [--leads CSV [--id COLUMN]] [--by DIM,...] [--spend CSV]
                     [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]
+                    [--part FILE] | --merge FILE,... [--spend CSV] [--format ...]
   --transitions  a log of lead_id,stage,at[,reason,owner]; repeat it to join several logs
   --map          columns of the --transitions before it: lead=COL,stage=COL,at=COL,reason=COL,owner=COL,
                  or stage_is=STAGE when every row of that file is one stage
@@ -589,6 +632,8 @@ usage: leadq funnel --transitions CSV [--map SPEC] [--transitions CSV [--map SPE
   --spend        source,month,spend: adds cost per mql, sql and customer
   --stages       the chain of stages (default lead,mql,sal,sql,opportunity,customer)
   --sla-days     days the hand-off from mql to sales may take (default 2; 0: no SLA)
+  --part         write the partial result to FILE (for leads split by lead across runs)
+  --merge        FILE,...: merge partial results and report them (instead of --transitions)
   --no-implied   a stage counts only when the lead entered it (not when it skipped past it)
 ]==]
 
@@ -617,6 +662,8 @@ function _M.main(argv, out)
       elseif a == "--id" then opts.id = value(a)
       elseif a == "--by" then opts.by = value(a)
       elseif a == "--spend" then opts.spend = value(a)
+      elseif a == "--part" then opts.part = value(a)
+      elseif a == "--merge" then opts.merge = value(a)
       elseif a == "--format" then opts.format = value(a)
       elseif a == "--stages" then opts.stages = value(a)
       elseif a == "--sla-days" then
@@ -678,8 +725,10 @@ function _M.command(opts, out)
   end
   local sla = opts["sla-days"]
   if sla == 0 then sla = false end
+  if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
   return _M.print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
-    format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"] }, out)
+    format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"],
+    part = opts.part, merge = opts.merge }, out)
 end
 
 return _M
