@@ -67,12 +67,13 @@ typedef struct one_state {
   int32_t status, grade, reason, disq;
   uint8_t *rule_fired, *disq_fired;
   double *rule_raw, *rule_points, *group_raw, as_of;
-  int nfields, nrules, ndisq, ngroups;
+  int nfields, nrules, ndisq, ngroups, luts_built;
 } one_state;
 
 typedef struct program_box {
   lq_program *prog;
   lq_allocator alloc;
+  const char **names;        /* nfields: the field names, kept alive by the uservalue's names list */
   int nfields, nprepass;
   int *source, *record_kind, *view_kind, *group_hidden;
   prepass *pre;
@@ -179,6 +180,8 @@ static int program_gc(lua_State *L) {
   size_t nf = (size_t)pb->nfields;
   one_free(pb->one, a);
   pb->one = NULL;
+  mem_free(a, (void *)pb->names, nf, sizeof(char *));
+  pb->names = NULL;
   mem_free(a, pb->source, nf, sizeof(int));
   mem_free(a, pb->record_kind, nf, sizeof(int));
   mem_free(a, pb->view_kind, nf, sizeof(int));
@@ -273,6 +276,7 @@ static void read_fields(lua_State *L, program_box *pb, int desc, int uv) {
   NEW_ARRAY(L, a, pb->source, n, int);
   NEW_ARRAY(L, a, pb->record_kind, n, int);
   NEW_ARRAY(L, a, pb->view_kind, n, int);
+  NEW_ARRAY(L, a, pb->names, n, const char *);
   pb->nfields = n;
   lua_createtable(L, n, 0);   /* names */
   for (i = 0; i < n; i++) {
@@ -291,6 +295,8 @@ static void read_fields(lua_State *L, program_box *pb, int desc, int uv) {
       lua_pop(L, 1);
       lua_getfield(L, f, "name");
     }
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "program description: field %d has no name", i + 1);
+    pb->names[i] = lua_tostring(L, -1);   /* alive as long as the names list in the uservalue */
     lua_rawseti(L, list + 1, i + 1);
     lua_pop(L, 1);
   }
@@ -800,7 +806,7 @@ static int derive_codes(lua_State *L, binding_box *b, derived_codes *d, const lq
 
 /* Large result arrays: ask for huge pages, so the first touch costs a few faults, not thousands. */
 static void advise_huge(void *p, size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(LQ_NO_HUGEPAGES)
   long page = sysconf(_SC_PAGESIZE);
   uintptr_t start, end;
   if (p == NULL || page <= 0 || bytes < ((size_t)2 << 20)) return;
@@ -1364,20 +1370,20 @@ static int parse_iso(const char *s, size_t len, double *out) {
 }
 
 /* Read one record's fields into the one-row state; a message when a value cannot be read. */
-static const char *load_record(lua_State *L, program_box *pb, one_state *o, int rec, int extra, int names) {
+static const char *load_record(lua_State *L, program_box *pb, one_state *o, int rec, int extra, int names,
+                               int *grew) {
   lq_allocator *a = &pb->alloc;
   int f, reset = 0;
+  *grew = 0;
   for (f = 0; f < pb->nfields; f++) {
     int t, kind;
     if (pb->source[f] != SRC_RECORD) continue;
     kind = pb->record_kind[f];
-    lua_rawgeti(L, names, f + 1);
-    lua_pushvalue(L, -1);
-    lua_gettable(L, rec);
+    lua_pushnil(L);   /* keeps the stack shape the messages below expect: name slot, value */
+    lua_getfield(L, rec, pb->names[f]);
     if (lua_isnil(L, -1) && extra != 0) {
       lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_gettable(L, extra);
+      lua_getfield(L, extra, pb->names[f]);
     }
     t = lua_type(L, -1);
     switch (kind) {
@@ -1398,11 +1404,11 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
         } else if (lua_isnumber(L, -1)) {
           o->numbers[f] = (double)lua_tonumber(L, -1);
         } else {
-          return lua_pushfstring(L, "field '%s': cannot read '%s' as %s", lua_tostring(L, -2), s,
+          return lua_pushfstring(L, "field '%s': cannot read '%s' as %s", pb->names[f], s,
                                  kind == REC_TIME ? "a date or time" : "a number");
         }
       } else {
-        return lua_pushfstring(L, "field '%s' must be a %s, got %s", lua_tostring(L, -2),
+        return lua_pushfstring(L, "field '%s' must be a %s, got %s", pb->names[f],
                                kind == REC_TIME ? "date or time" : "number", luaL_typename(L, -1));
       }
       break;
@@ -1419,7 +1425,7 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
         } else if (s != NULL && (text_is(s, len, "false") || text_is(s, len, "no") || text_is(s, len, "0"))) {
           o->bytes[f] = 0;
         } else {
-          return lua_pushfstring(L, "field '%s' must be true or false, got %s", lua_tostring(L, -2),
+          return lua_pushfstring(L, "field '%s' must be true or false, got %s", pb->names[f],
                                  s != NULL ? s : luaL_typename(L, -1));
         }
       }
@@ -1436,9 +1442,11 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
       } else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
         size_t len;
         const char *s;
+        int32_t before = o->dicts[f].count;
         lua_pushvalue(L, -1);   /* tolstring may turn a number into a string: work on a copy */
         s = lua_tolstring(L, -1, &len);
         add_tag(L, o, a, f, 0, s, len);
+        *grew |= o->dicts[f].count != before;
         lua_pop(L, 1);
         o->missing[f] = 0;
         n = 1;
@@ -1449,15 +1457,16 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
           const char *s;
           lua_rawgeti(L, -1, k);
           if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            return lua_pushfstring(L, "field '%s': value %d of the list is %s, not a text", lua_tostring(L, -3), k,
+            return lua_pushfstring(L, "field '%s': value %d of the list is %s, not a text", pb->names[f], k,
                                    luaL_typename(L, -1));
           s = lua_tolstring(L, -1, &len);
           add_tag(L, o, a, f, n++, s, len);
+          *grew = 1;
           lua_pop(L, 1);
         }
         o->missing[f] = 0;
       } else {
-        return lua_pushfstring(L, "field '%s' must be a text, got %s", lua_tostring(L, -2), luaL_typename(L, -1));
+        return lua_pushfstring(L, "field '%s' must be a text, got %s", pb->names[f], luaL_typename(L, -1));
       }
       o->tag_offsets[2 * f] = 0;
       o->tag_offsets[2 * f + 1] = n;
@@ -1469,7 +1478,10 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
     }
     lua_pop(L, 2);
   }
-  if (reset) return "reset";
+  if (reset) {
+    *grew = 1;
+    return "reset";
+  }
   return NULL;
 }
 
@@ -1499,7 +1511,7 @@ static double one_options(lua_State *L, int opts, int *raise) {
 static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   lq_out out;
   error_log log;
-  int uv, names, raise;
+  int uv, names, raise, grew;
   const char *bad;
   double as_of;
   int extra;
@@ -1515,14 +1527,17 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   uv = lua_gettop(L);                                   /* 6 */
   lua_rawgeti(L, uv, UV_NAMES);
   names = lua_gettop(L);                                /* 7 */
-  bad = load_record(L, pb, o, 2, extra, names);
+  bad = load_record(L, pb, o, 2, extra, names, &grew);
   if (bad != NULL && strcmp(bad, "reset") != 0) return bad;
   if (bad != NULL) lq_run_reset_luts(&o->run);
   if (as_of != o->as_of) {
     lq_run_set_as_of(&o->run, as_of);
     o->as_of = as_of;
   }
-  build_luts(L, &o->run, uv);
+  if (grew || !o->luts_built) {   /* per-code tables only grow with new values */
+    build_luts(L, &o->run, uv);
+    o->luts_built = 1;
+  }
   if (pb->nprepass > 0) {
     int k, fns, owners, proxy;
     lua_rawgeti(L, uv, UV_FUNCS);

@@ -392,6 +392,24 @@ function TestScoreRules:test_a_run_of_models_reads_earlier_results()
   lu.assertStrContains(tostring(run:explain(recs[1])), "sql:")
 end
 
+function TestScoreRules:test_event_features_read_like_fields()
+  local m = leadq.model(dsl.model "ev" {
+    rules = { dsl.rule "PRICING" { points = 15, when = { pricing_views = { at_least = 2 } } } },
+    features = { pricing_views = dsl.feature { count = "pricing_view", within_days = 30 } },
+  })
+  local leads = leadq.table({ { id = "a" }, { id = "b" } })
+  local events = leadq.parse_csv("lead_id,type,at\na,pricing_view,2026-02-20T00:00:00Z\n" ..
+    "a,pricing_view,2026-02-25T00:00:00Z\nb,pricing_view,2026-02-25T00:00:00Z\n")
+  local res = m:score(leads, events, { as_of = "2026-03-01" })
+  lu.assertEquals(res:column("total"), { 15, 0 })
+  lu.assertEquals(res:column("reason")[1], "PRICING")
+  local one = m:score_one({ id = "a" }, { { type = "pricing_view", at = "2026-02-26T00:00:00Z" },
+    { type = "pricing_view", at = "2026-02-20T00:00:00Z" } }, { as_of = "2026-03-01" })
+  lu.assertEquals(one.total, 15)
+  lu.assertEquals(m:score_one({ id = "a" }, { as_of = "2026-03-01" }).total, 0)
+  lu.assertEquals(m:score(leads, { as_of = "2026-03-01" }):column("total"), { 0, 0 })
+end
+
 function TestScoreRules:test_one_lead_memory_stays_bounded()
   local m = leadq.model(dsl.model "u" {
     rules = { dsl.rule "G" { points = 1, when = { d = { ends_with = ".org" } } } },

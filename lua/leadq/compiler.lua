@@ -55,9 +55,14 @@ function _M.compile(spec, schema, schema_names)
   local slots, slot_of = {}, {}
   local record_mode = schema == nil
 
+  local seen_problem = {}
   local function problem(owner, fmt, ...)
-    problems[#problems + 1] = string_format("%s:%s: %s '%s': ", spec.path, tostring(owner.line),
-      owner.kind, owner.id) .. string_format(fmt, ...)
+    local text = string_format("%s:%s: %s '%s': ", spec.path, tostring(owner.line), owner.kind, owner.id) ..
+      string_format(fmt, ...)
+    if not seen_problem[text] then   -- a rule testing one field twice says it once
+      seen_problem[text] = true
+      problems[#problems + 1] = text
+    end
   end
 
   -- Record mode: a field's kind comes from its tests; conflicting uses are a load error.
