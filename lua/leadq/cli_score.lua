@@ -373,6 +373,45 @@ local function status_order(info)
   return order
 end
 
+-- Grades made of a letter and a digit ("A1".."D4") as a table: letters down, digits across, each
+-- cell the count and the share. nil when the grades are not all letter-then-digit.
+function _M.grade_matrix_lines(counts, total, dims)
+  local letters, digits, seen_l, seen_d = {}, {}, {}, {}
+  for k in pairs(counts) do
+    local l, d = tostring(k):match("^(%a+)(%d+)$")
+    if not l then return nil end
+    if not seen_l[l] then seen_l[l], letters[#letters + 1] = true, l end
+    if not seen_d[d] then seen_d[d], digits[#digits + 1] = true, d end
+  end
+  if #letters < 2 or #digits < 2 then return nil end
+  table.sort(letters)
+  table.sort(digits, function(a, b) return tonumber(a) < tonumber(b) end)
+  local cells, width = {}, 0
+  for _, l in ipairs(letters) do
+    cells[l] = {}
+    for _, d in ipairs(digits) do
+      local c = counts[l .. d] or 0
+      local text = format("%s %5.1f%%", thousands(c), total > 0 and c * 100 / total or 0)
+      cells[l][d] = text
+      if #text > width then width = #text end
+    end
+  end
+  local head = { "  " .. string.rep(" ", 5) }
+  for _, d in ipairs(digits) do head[#head + 1] = format("%" .. width .. "s", d) end
+  local lines = { concat(head, "  ") }
+  for _, l in ipairs(letters) do
+    local row = { format("  %-5s", l) }
+    for _, d in ipairs(digits) do row[#row + 1] = format("%" .. width .. "s", cells[l][d]) end
+    lines[#lines + 1] = concat(row, "  ")
+  end
+  local down, across = "letter", "digit"
+  if type(dims) == "table" and dims[1] and dims[2] then
+    down, across = tostring(dims[1].group or dims[1].name), tostring(dims[2].group or dims[2].name)
+  end
+  lines.title = format("%s letter down, %s digit across", down, across)
+  return lines
+end
+
 -- The lines of the summary: per model, leads by status and by grade.
 function _M.summary_lines(result, n, models)
   local lines = {}
@@ -385,8 +424,15 @@ function _M.summary_lines(result, n, models)
     end
     local ok, grade = pcall(column_values, result, prefix .. "grade")
     if ok and grade then
-      lines[#lines + 1] = format("%s: leads by grade", m.name)
-      for _, l in ipairs(_M.count_lines("grade", tally(grade, n), n)) do lines[#lines + 1] = l end
+      local counts = tally(grade, n)
+      local matrix = _M.grade_matrix_lines(counts, n, m.grade_dims)
+      if matrix then
+        lines[#lines + 1] = format("%s: leads by grade (%s)", m.name, matrix.title)
+        for _, l in ipairs(matrix) do lines[#lines + 1] = l end
+      else
+        lines[#lines + 1] = format("%s: leads by grade", m.name)
+        for _, l in ipairs(_M.count_lines("grade", counts, n)) do lines[#lines + 1] = l end
+      end
     end
   end
   return lines
@@ -414,7 +460,8 @@ local function model_list(input)
   for i, path in ipairs(input.files) do
     local m = infos[i] or {}
     local name = m.name or path:match("([^/]+)%.lua$") or path
-    models[i] = { name = name, prefix = input.multi and (name .. ".") or "", order = status_order(m) }
+    models[i] = { name = name, prefix = input.multi and (name .. ".") or "", order = status_order(m),
+                  grade_dims = m.grades }
   end
   return models
 end
