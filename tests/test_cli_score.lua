@@ -239,13 +239,13 @@ function TestSummaryFormat.test_counts_are_aligned()
 end
 
 function TestSummaryFormat.test_grades_as_a_table()
-  local lines = cli_score.grade_matrix_lines({ A1 = 10, A2 = 1230, B1 = 5, B2 = 0, C2 = 755 }, 2000,
+  local lines = cli_score.grade_matrix_lines({ A1 = 10, A2 = 1230, B1 = 6, B2 = 0, C2 = 755 }, 2000,
     { { group = "fit" }, { group = "engagement" } })
   lu.assertEquals(lines.title, "fit letter down, engagement digit across")
   lu.assertEquals({ lines[1], lines[2], lines[3], lines[4] }, {
     "                    1             2",
     "  A         10   0.5%  1,230  61.5%",
-    "  B          5   0.2%      0   0.0%",
+    "  B          6   0.3%      0   0.0%",
     "  C          0   0.0%    755  37.8%",
   })
   lu.assertNil(cli_score.grade_matrix_lines({ A = 3, B = 4 }, 7))
