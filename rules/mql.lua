@@ -14,7 +14,7 @@
 --   5. Grade: a letter for fit (A best .. D) and a digit for engagement (1 best .. 4): "A1" .. "D4".
 --      A1 = the right person, very engaged: call now. D4 = wrong profile, no interest.
 --
--- Every rule is declarative (no Lua functions), so leadq scores tens of millions of leads per second
+-- Every rule is declarative (no Lua functions), so leadq scores millions of leads per second
 -- in its C core. Fields are the columns of leads.csv: id, email, email_domain, first_name, title,
 -- seniority, department, company, employees, industry, country, source, campaign, created_at, budget,
 -- timeline.
