@@ -404,6 +404,26 @@ function TestGenerate.test_negative_signals_present()
   end
 end
 
+function TestGenerate.test_some_people_come_twice()
+  local s = get_sample()
+  local seen, twice = {}, {}
+  for _, l in ipairs(s.leads) do
+    local key = l.email
+    if seen[key] and l.email_domain ~= "test.com" and not key:find("@mailinator.com", 1, true)
+      and l.first_name == seen[key].first_name then
+      twice[#twice + 1] = l
+    end
+    seen[key] = seen[key] or l
+  end
+  lu.assertTrue(#twice >= 2, #twice .. " repeated e-mail addresses")
+  lu.assertTrue(#twice < #s.leads * 0.05)
+  local merged = 0
+  for _, t in ipairs(s.transitions) do
+    if t.stage == "disqualified" and t.reason == "duplicate" then merged = merged + 1 end
+  end
+  lu.assertTrue(merged > 0, "no duplicate merged")
+end
+
 -- Leads that fit the profile reach SQL far more often: a scoring model has something to find.
 function TestGenerate.test_fit_converts_more()
   local s = get_sample()

@@ -13,6 +13,24 @@
 -- bot, internal), a fit in [0, 1] from its firmographics and an intent in [0, 1]. Events follow
 -- intent and persona; the funnel follows fit, intent, BANT answers and the engagement of the
 -- lead's own events, so that a scoring model has something true to find.
+--
+-- The files (an empty field is a missing value; times are ISO 8601 UTC, "2026-03-04T10:20:30Z"):
+--   leads.csv        id (L0000001...), email, email_domain, first_name, title, seniority
+--                    (c_level vp director manager individual entry student), department (marketing
+--                    sales it engineering finance operations hr product customer_success executive),
+--                    company, employees (whole number), industry, country (ISO 3166 alpha-2), source
+--                    (organic paid_search paid_social email webinar event referral partner direct),
+--                    campaign, created_at, budget (USD, whole number), timeline (0-3 months,
+--                    3-6 months, 6-12 months, 12+ months, no plans)
+--   events.csv       lead_id, type (see _M.event_types), at, value (seconds on the page for
+--                    page_view, pricing_view and careers_view; minutes for webinar_attended),
+--                    page, asset (content_download), campaign (e-mail and webinar events)
+--   transitions.csv  lead_id, stage (lead mql sal sql opportunity customer disqualified nurture), at,
+--                    reason (disqualified and nurture), owner (the SDR or AE, from sal on)
+--   spend.csv        source, month (2026-03), spend (USD, two decimals)
+-- Negative signals on purpose: personal and competitor e-mail domains, students, job seekers,
+-- junk form fills, bots (hundreds of page views in seconds), staff of the seller (helixrev.com),
+-- the same person twice, mail scanners clicking within seconds of an open.
 
 local core = require("leadq.core")
 
@@ -630,6 +648,8 @@ local function buyer_title(rng, L, employees)
   return title
 end
 
+local RECENT_BUYERS = 2000
+
 local function make_lead(st, L, i)
   local rng = st.rng
   local persona = draw(PERSONA_SAMPLER, rng)
@@ -647,7 +667,15 @@ local function make_lead(st, L, i)
   local personal = false
   local seniority, department = "", ""
 
-  if persona == BUYER or persona == INTERNAL or persona == COMPETITOR then
+  -- some buyers fill a form again: a second lead with the same person behind it
+  local ring = st.recent
+  local dup = persona == BUYER and ring.n > 0 and chance(rng, 0.015) and ring[int(rng, 1, ring.n)]
+  L.duplicate = dup and true or false
+  if dup then
+    email, domain, first_name, title, company = dup.email, dup.domain, dup.first_name, dup.title, dup.company
+    employees, ind, cty, personal = dup.employees, dup.ind, dup.cty, dup.personal
+    L.sen, L.dept = dup.sen, dup.dept
+  elseif persona == BUYER or persona == INTERNAL or persona == COMPETITOR then
     local k
     if persona == BUYER then
       k = draw(st.companies.sampler, rng)
@@ -715,6 +743,17 @@ local function make_lead(st, L, i)
     local letters = {}
     for j = 1, 8 do letters[j] = string.char(96 + int(rng, 1, 26)) end
     email = concat(letters) .. "@" .. domain
+  end
+
+  if persona == BUYER and not dup then     -- remember the last buyers, for duplicates
+    local pos = ring.next
+    local slot = ring[pos] or {}
+    ring[pos] = slot
+    slot.email, slot.domain, slot.first_name, slot.title, slot.company = email, domain, first_name, title, company
+    slot.employees, slot.ind, slot.cty, slot.personal = employees, ind, cty, personal
+    slot.sen, slot.dept = L.sen, L.dept
+    if pos > ring.n then ring.n = pos end
+    ring.next = pos % RECENT_BUYERS + 1
   end
 
   if not cty and persona ~= BAD_DATA then
@@ -835,6 +874,11 @@ local function make_transitions(st, L)
   local t = L.created
   emit("lead", t, "", "")
 
+  if L.duplicate and chance(rng, 0.5) then           -- marketing ops merges it
+    t = after(t, 86400, 1.0)
+    if t <= T_LAST then emit("disqualified", t, "duplicate", "") end
+    return count
+  end
   if persona ~= BUYER and chance(rng, CLEANUP[persona]) then
     t = after(t, 2 * 86400, 1.0)
     if t <= T_LAST then emit("disqualified", t, PERSONA_REASON[persona], "") end
@@ -987,6 +1031,7 @@ function _M.generate(opts)
   local st = {
     rng = root:fork(), erng = root:fork(), trng = root:fork(), srng = root:fork(),
     counts = {},
+    recent = { n = 0, next = 1 },
   }
   for s = 1, #SOURCES do
     st.counts[s] = {}
