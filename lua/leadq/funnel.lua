@@ -73,6 +73,9 @@ local function check_name(name, what, level)
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or #name > 47 then
     error(format("%s: a stage name is a word of letters, digits and '_' (got %s)", what, tostring(name)), level + 1)
   end
+  if name == "start" then
+    error(format("%s: 'start' is reserved (transitions.start lists the stages a lead may start at)", what), level + 1)
+  end
   return name
 end
 
