@@ -56,6 +56,19 @@ function M.TestServiceHandlers.test_profile_then_score_and_explain()
   json.encode(answer)   -- every answer is plain JSON
 end
 
+function M.TestServiceHandlers.test_score_answers_are_laid_out_as_json_encode_does()
+  local svc = new_service()
+  local _, created = svc:handle("POST", "/leads/L-1", VP)
+  local _, scored = svc:handle("POST", "/events", '{"lead":"L-1","type":"email_click"}')
+  local _, detailed = svc:handle("GET", "/leads/L-1")
+  local _, refused = svc:handle("GET", "/leads/nobody")
+  scored.note = 'a "quoted" note'
+  for _, answer in ipairs({ created, scored, detailed, refused }) do
+    lu.assertEquals(table.concat(svc:encode_answer(answer)), json.encode(answer))
+  end
+  lu.assertStrContains(table.concat(svc:encode_answer(scored)), '"email_clicks_decayed":1,')
+end
+
 function M.TestServiceHandlers.test_null_removes_a_field()
   local svc = new_service()
   svc:handle("POST", "/leads/L-1", VP)
@@ -100,6 +113,21 @@ function M.TestServiceHandlers.test_events_update_the_engagement_state_and_the_s
   lu.assertEquals(lead.features.pricing_views_30d, 3)
   lu.assertEquals(lead.features.webinars_90d, 1)
   lu.assertEquals(lead.total, 70)
+end
+
+function M.TestServiceHandlers.test_a_burst_of_events_at_one_instant_keeps_the_state_small()
+  local store = service.memory_store()
+  local svc = new_service{ store = store }   -- its clock stands still at NOW
+  svc:handle("POST", "/leads/L-1", VP)
+  local sizes = {}
+  for i = 1, 200 do
+    local status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+    lu.assertEquals(status, 200, answer.error)
+    lu.assertEquals(answer.features.page_views_7d, i)
+    if i == 10 or i == 200 then sizes[#sizes + 1] = #store:get("s:L-1") end
+  end
+  -- Stamped a microsecond apart: folded, not kept waiting (only the stamp's digits may grow).
+  lu.assertTrue(sizes[2] - sizes[1] <= 4, sizes[1] .. " bytes after 10 events, " .. sizes[2] .. " after 200")
 end
 
 function M.TestServiceHandlers.test_two_services_on_one_store_see_the_same_leads()

@@ -6,6 +6,7 @@
 --   json.null                       -> the value of a JSON null (nil cannot live in a table)
 --   json.array(t)                   -> t, marked to encode as an array even when empty
 --   json.encode_parts(value)        -> the text as an array of strings (table.concat gives encode's)
+--   json.quote(s), json.number(n)   -> the text of one string, of one number
 --
 -- Strict: one value and nothing but white space after it, no trailing commas, no leading zeros,
 -- no control characters or invalid UTF-8 in strings, no lone surrogates, no duplicate keys,
@@ -264,6 +265,11 @@ local function encode_number(v)
   if tonumber(short) == v then return short end
   return format("%.17g", v)
 end
+
+-- The JSON text of one string, and of one number (raises on NaN and infinities): for writers that
+-- lay out a known shape themselves.
+_M.quote = encode_string
+_M.number = encode_number
 
 local MAX_DEPTH = 100   -- deeper is a cycle or a mistake
 
