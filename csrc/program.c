@@ -50,6 +50,7 @@ static void mem_free(lq_allocator *a, void *p, size_t size) {
 /* ---- programs ---- */
 
 static int set_int_mode(lq_program *p);
+static int set_fusion(lq_program *p);
 
 lq_program *lq_program_new(lq_allocator alloc) {
   lq_program *p = (lq_program *)alloc.fn(alloc.ud, NULL, 0, sizeof(lq_program));
@@ -91,6 +92,9 @@ void lq_program_free(lq_program *p) {
   mem_free(&a, p->ifloor, sizeof(int32_t) * (size_t)p->ngroups);
   mem_free(&a, p->icap, sizeof(int32_t) * (size_t)p->ngroups);
   mem_free(&a, p->ithresholds, sizeof(int32_t) * (size_t)p->nthresholds);
+  mem_free(&a, p->fused_field, sizeof(int) * (size_t)p->nleaves);
+  mem_free(&a, p->leaf_fused, sizeof(int) * (size_t)p->nleaves);
+  mem_free(&a, p->leaf_bit, sizeof(int) * (size_t)p->nleaves);
   mem_free(&a, p->leaves, sizeof(lq_leaf) * (size_t)p->nleaves);
   mem_free(&a, p->matchers, sizeof(lq_matcher) * (size_t)p->nmatchers);
   mem_free(&a, p->ops, sizeof(lq_op) * (size_t)p->nops);
@@ -226,7 +230,7 @@ int lq_program_finish(lq_program *p) {
       if (p->rules[r].group == g) G->rules[n++] = r;
     }
   }
-  return set_int_mode(p);
+  return set_fusion(p) != 0 ? -1 : set_int_mode(p);
 }
 
 /* The smallest whole number x with x >= t, clamped to int32 (totals never reach the ends). */
@@ -277,6 +281,41 @@ static int set_int_mode(lq_program *p) {
   }
   for (k = 0; k < p->nthresholds; k++) p->ithresholds[k] = whole_at_least(p->thresholds[k]);
   p->int_mode = 1;
+  return 0;
+}
+
+/* Group the string leaves by field, 32 to a table. */
+static int set_fusion(lq_program *p) {
+  lq_allocator *a = &p->alloc;
+  int i, j;
+  size_t n = (size_t)p->nleaves;
+  mem_free(a, p->fused_field, sizeof(int) * n);
+  mem_free(a, p->leaf_fused, sizeof(int) * n);
+  mem_free(a, p->leaf_bit, sizeof(int) * n);
+  p->fused_field = p->leaf_fused = p->leaf_bit = NULL;
+  p->nfused = 0;
+  if ((p->fused_field = (int *)mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
+  if ((p->leaf_fused = (int *)mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
+  if ((p->leaf_bit = (int *)mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
+  for (i = 0; i < p->nleaves; i++) {
+    const lq_leaf *lf = &p->leaves[i];
+    int table = -1;
+    p->leaf_fused[i] = -1;
+    if (lf->kind != LQ_LEAF_STRING) continue;
+    for (j = 0; j < p->nfused; j++) {   /* the field's last table, if it has room */
+      int used = 0, k;
+      if (p->fused_field[j] != lf->field) continue;
+      for (k = 0; k < i; k++) used += p->leaf_fused[k] == j;
+      table = used < 32 ? j : -1;
+    }
+    if (table < 0) {
+      table = p->nfused++;
+      p->fused_field[table] = lf->field;
+    }
+    p->leaf_bit[i] = 0;
+    for (j = 0; j < i; j++) p->leaf_bit[i] += p->leaf_fused[j] == table;
+    p->leaf_fused[i] = table;
+  }
   return 0;
 }
 
@@ -369,8 +408,13 @@ int lq_run_init(lq_run *run, const lq_program *p, lq_allocator *a) {
   run->lut_caps = (size_t *)mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
   run->lo = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
   run->hi = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
+  run->nfused = p->nfused;
+  run->fused = (uint32_t **)mem_zeroed(a, (size_t)p->nfused, sizeof(uint32_t *));
+  run->fused_sizes = (size_t *)mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
+  run->fused_caps = (size_t *)mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
   if (run->views == NULL || run->luts == NULL || run->lut_sizes == NULL || run->lut_caps == NULL ||
-      run->lo == NULL || run->hi == NULL) return -1;
+      run->lo == NULL || run->hi == NULL || run->fused == NULL || run->fused_sizes == NULL ||
+      run->fused_caps == NULL) return -1;
   lq_run_set_as_of(run, 0);
   return 0;
 }
@@ -386,6 +430,12 @@ void lq_run_free(lq_run *run, lq_allocator *a) {
   mem_free(a, run->lut_caps, sizeof(size_t) * nl);
   mem_free(a, run->lo, sizeof(double) * nl);
   mem_free(a, run->hi, sizeof(double) * nl);
+  if (run->fused != NULL && run->fused_caps != NULL) {
+    for (i = 0; i < (size_t)run->nfused; i++) mem_free(a, run->fused[i], run->fused_caps[i] * sizeof(uint32_t));
+  }
+  mem_free(a, run->fused, sizeof(uint32_t *) * (size_t)run->nfused);
+  mem_free(a, run->fused_sizes, sizeof(size_t) * (size_t)run->nfused);
+  mem_free(a, run->fused_caps, sizeof(size_t) * (size_t)run->nfused);
   memset(run, 0, sizeof *run);
 }
 
@@ -410,6 +460,41 @@ void lq_run_set_as_of(lq_run *run, double as_of) {
 void lq_run_reset_luts(lq_run *run) {
   int i;
   for (i = 0; i < run->nleaves; i++) run->lut_sizes[i] = 0;
+  for (i = 0; i < run->nfused; i++) run->fused_sizes[i] = 0;
+}
+
+/* The fused tables of the coded fields, from the per-leaf tables (rebuilt whole when they grew). */
+static int build_fused(lq_run *run, lq_allocator *a) {
+  const lq_program *p = run->prog;
+  int t, i;
+  for (t = 0; t < p->nfused; t++) {
+    const lq_view *v = &run->views[p->fused_field[t]];
+    size_t need, c;
+    if (v->kind != LQ_VIEW_CODES || v->dict == NULL) {
+      run->fused_sizes[t] = 0;
+      continue;
+    }
+    need = (size_t)v->dict->count + 1;
+    if (run->fused_sizes[t] == need) continue;
+    if (need > run->fused_caps[t]) {
+      size_t cap = need + need / 4 + 16;
+      uint32_t *grown = (uint32_t *)a->fn(a->ud, run->fused[t], run->fused[t] ? run->fused_caps[t] * sizeof(uint32_t) : 0,
+                                          cap * sizeof(uint32_t));
+      if (grown == NULL) return -1;
+      run->fused[t] = grown;
+      run->fused_caps[t] = cap;
+    }
+    memset(run->fused[t], 0, need * sizeof(uint32_t));
+    for (i = 0; i < p->nleaves; i++) {
+      const uint8_t *lut = run->luts[i];
+      uint32_t bit;
+      if (p->leaf_fused[i] != t || lut == NULL || run->lut_sizes[i] < need) continue;
+      bit = (uint32_t)1 << p->leaf_bit[i];
+      for (c = 0; c < need; c++) run->fused[t][c] |= lut[c] ? bit : 0u;
+    }
+    run->fused_sizes[t] = need;
+  }
+  return 0;
 }
 
 int lq_run_build_luts(lq_run *run, lq_allocator *a, lq_external_fn ext, void *ud) {
@@ -450,7 +535,7 @@ int lq_run_build_luts(lq_run *run, lq_allocator *a, lq_external_fn ext, void *ud
       run->lut_sizes[i] = c + 2;
     }
   }
-  return 0;
+  return build_fused(run, a);
 }
 
 /* ---- scratch ---- */
@@ -478,6 +563,9 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
   s->ikey_neg = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->iep = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->ien = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->nfused = p->nfused;
+  s->fbits = (uint32_t *)mem_zeroed(a, (size_t)p->nfused * B, sizeof(uint32_t));
+  if (s->fbits == NULL) return -1;
   if (s->isums == NULL || s->iraw == NULL || s->itotal == NULL || s->ikey_pos == NULL || s->ikey_neg == NULL ||
       s->iep == NULL || s->ien == NULL) return -1;
   if (s->regs == NULL || s->sums == NULL || s->raw == NULL || s->total == NULL || s->best_pos == NULL ||
@@ -506,6 +594,7 @@ void lq_scratch_free(lq_scratch *s, lq_allocator *a) {
   mem_free(a, s->ikey_neg, B * sizeof(int32_t));
   mem_free(a, s->iep, B * sizeof(int32_t));
   mem_free(a, s->ien, B * sizeof(int32_t));
+  mem_free(a, s->fbits, (size_t)s->nfused * B * sizeof(uint32_t));
   memset(s, 0, sizeof *s);
 }
 
@@ -569,6 +658,16 @@ LQ_KERNEL void k_or(uint8_t *d, const uint8_t *a, const uint8_t *b, size_t n) {
 LQ_KERNEL void k_not(uint8_t *d, const uint8_t *a, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) d[i] = a[i] ^ 1;
+}
+
+LQ_KERNEL void k_gather(uint32_t *restrict bits, const int32_t *restrict c, size_t n, const uint32_t *restrict table) {
+  size_t i;
+  for (i = 0; i < n; i++) bits[i] = table[c[i] + 1];
+}
+
+LQ_KERNEL void k_bit(uint8_t *restrict m, const uint32_t *restrict bits, size_t n, int bit) {
+  size_t i;
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((bits[i] >> bit) & 1u);
 }
 
 LQ_KERNEL void eval_tags(uint8_t *restrict m, const lq_view *v, size_t row0, size_t n, const uint8_t *lut, int negate) {
@@ -645,11 +744,20 @@ LQ_KERNEL void eval_leaf(const lq_run *run, int index, size_t row0, size_t n, ui
 LQ_KERNEL void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_end, size_t row0, size_t n) {
   const lq_program *p = run->prog;
   int k;
+  for (k = 0; k < p->nfused; k++) {   /* one gather per coded field */
+    if (run->fused_sizes[k] == 0) continue;
+    k_gather(s->fbits + (size_t)k * LQ_BATCH, run->views[p->fused_field[k]].codes + row0, n, run->fused[k]);
+  }
   for (k = op_begin; k < op_end; k++) {
     const lq_op *op = &p->ops[k];
     uint8_t *d = s->regs + (size_t)op->dst * LQ_BATCH;
+    int t;
     switch (op->code) {
-    case LQ_OP_LEAF: eval_leaf(run, op->a, row0, n, d); break;
+    case LQ_OP_LEAF:
+      t = p->leaf_fused[op->a];
+      if (t >= 0 && run->fused_sizes[t] != 0) k_bit(d, s->fbits + (size_t)t * LQ_BATCH, n, p->leaf_bit[op->a]);
+      else eval_leaf(run, op->a, row0, n, d);
+      break;
     case LQ_OP_AND: k_and(d, s->regs + (size_t)op->a * LQ_BATCH, s->regs + (size_t)op->b * LQ_BATCH, n); break;
     case LQ_OP_OR: k_or(d, s->regs + (size_t)op->a * LQ_BATCH, s->regs + (size_t)op->b * LQ_BATCH, n); break;
     case LQ_OP_NOT: k_not(d, s->regs + (size_t)op->a * LQ_BATCH, n); break;

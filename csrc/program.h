@@ -141,6 +141,12 @@ typedef struct lq_program {
   int32_t *ifloor, *icap; /* ngroups: INT32_MIN / INT32_MAX when none */
   int32_t *ithresholds;   /* nthresholds: the smallest whole total that reaches each */
   int32_t *ilevels[2];    /* per grade: the smallest whole points reaching each level */
+  /* Fused string tests: the string leaves of one field share a table of bit sets per code (up to
+  ** 32 leaves a table), so a batch costs one gather per field, not one per leaf. Set by finish. */
+  int nfused;
+  int *fused_field;       /* nfused: the field slot of each table */
+  int *leaf_fused;        /* nleaves: table index, or -1 */
+  int *leaf_bit;          /* nleaves: the leaf's bit in its table */
 } lq_program;
 
 /* A program bound to its columns for one run. */
@@ -151,6 +157,9 @@ typedef struct lq_run {
   uint8_t **luts;       /* nleaves: per-code result, index code + 1 (0: missing), or NULL */
   size_t *lut_sizes;    /* entries computed in each table */
   size_t *lut_caps;     /* entries allocated */
+  uint32_t **fused;     /* nfused: bit sets per code + 1, or NULL when the field is not coded */
+  size_t *fused_sizes, *fused_caps;
+  int nfused;
   double *lo, *hi;      /* nleaves: bounds of RANGE and TIME leaves for this run */
   double as_of;
 } lq_run;
@@ -182,6 +191,8 @@ typedef struct lq_scratch {
   int32_t *best_pos_id, *best_neg_id, *disq_id;
   double *excess_pos, *excess_neg;
   int32_t *isums, *iraw, *itotal, *ikey_pos, *ikey_neg, *iep, *ien;   /* integer mode */
+  uint32_t *fbits;          /* nfused * LQ_BATCH: each fused table's bit sets for the batch */
+  int nfused;
 } lq_scratch;
 
 /* Programs: create empty, then fill with the setters; 0 on success, -1 on no memory. */
