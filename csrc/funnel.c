@@ -345,14 +345,13 @@ lq_funnel *lq_funnel_new(lq_allocator alloc, const lq_funnel_config *cfg) {
 static void free_state(lq_funnel *f) {
   lq_allocator *a = &f->alloc;
   size_t n = (size_t)f->nstate;
-  mem(a, f->mask, n * sizeof(uint32_t), 0);
   mem(a, f->seen, n * sizeof(uint32_t), 0);
   mem(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(int32_t), 0);
   mem(a, f->disq_reason, n * sizeof(int32_t), 0);
   mem(a, f->lead_owner, n * sizeof(int32_t), 0);
   mem(a, f->recycles, n * sizeof(uint16_t), 0);
   mem(a, f->last_stage, n, 0);
-  f->mask = f->seen = NULL;
+  f->seen = NULL;
   f->first_at = NULL;
   f->disq_reason = f->lead_owner = NULL;
   f->recycles = NULL;
@@ -376,7 +375,6 @@ void lq_funnel_free(lq_funnel *f) {
   free_state(f);
   truncate_rejects(f, 0);
   mem(&a, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
-  mem(&a, f->keys, f->keys_cap * sizeof(uint64_t), 0);
   c = f->cap;
   mem(&a, f->lead, c * sizeof(int32_t), 0);
   mem(&a, f->reason, c * sizeof(int32_t), 0);
@@ -604,7 +602,6 @@ int lq_funnel_prepare(lq_funnel *f) {
   const lq_funnel_config *cfg = &f->cfg;
   size_t nl = (size_t)f->leads.count, ns = (size_t)cfg->nstages, i, L;
   uint32_t *order = NULL, *start = NULL;
-  uint32_t chain_all = (uint32_t)((1u << cfg->nchain) - 1);
   by_time ctx;
   char msg[256];
   int rc = -1;
@@ -620,7 +617,6 @@ int lq_funnel_prepare(lq_funnel *f) {
     f->time_base = f->n > 0 ? floor(lo) : 0;
     if (f->n > 0 && floor(hi) - f->time_base >= (double)INT32_MAX) return -2;
   }
-  f->mask = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
   f->seen = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
   f->first_at = (int32_t *)mem(a, NULL, 0, (nl + 1) * ns * sizeof(int32_t));
   f->disq_reason = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
@@ -628,7 +624,7 @@ int lq_funnel_prepare(lq_funnel *f) {
   f->recycles = (uint16_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint16_t));
   f->last_stage = (uint8_t *)mem(a, NULL, 0, nl + 1);
   f->nstate = (int32_t)(nl + 1);   /* one spare so that empty funnels still own arrays */
-  if (!f->mask || !f->seen || !f->first_at || !f->disq_reason || !f->lead_owner || !f->recycles ||
+  if (!f->seen || !f->first_at || !f->disq_reason || !f->lead_owner || !f->recycles ||
       !f->last_stage)
     goto done;
   order = (uint32_t *)mem(a, NULL, 0, (f->n + 1) * sizeof(uint32_t));
@@ -673,11 +669,6 @@ int lq_funnel_prepare(lq_funnel *f) {
       cur = s;
     }
     f->seen[L] = seen;
-    f->mask[L] = seen;
-    if (cfg->implied && (seen & chain_all)) {
-      int top = 31 - __builtin_clz(seen & chain_all);
-      f->mask[L] |= (uint32_t)((2u << top) - 1);
-    }
     f->last_stage[L] = (uint8_t)(cur < 0 ? 255 : cur);
   }
   f->prepared = 1;
@@ -922,7 +913,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   dim_state ds[LQ_FUNNEL_MAX_DIMS];
   int32_t *lead_row = NULL, *dense = NULL, *reason_map = NULL;
   const int32_t *row_of;
-  uint64_t *keys = NULL, *reason_counts = NULL;
+  uint64_t *reason_counts = NULL;
   size_t reason_groups = 0;
   lq_keys sparse;
   lq_funnel_result *r = NULL;
@@ -942,16 +933,9 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   if (r == NULL) return NULL;
   result_header(r, cfg, q);
   /* the join: funnel lead -> row of the leads table, stored by lq_funnel_join or made here */
-  if (f->keys_cap < nl + 1) {   /* kept: a second aggregation does not fault its pages in again */
-    mem(a, f->keys, f->keys_cap * sizeof(uint64_t), 0);
-    f->keys_cap = 0;
-    f->keys = (uint64_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint64_t));
-    if (f->keys != NULL) f->keys_cap = nl + 1;
-  }
-  keys = f->keys;
   nreasons = (size_t)f->reasons.count;
   reason_map = (int32_t *)mem(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
-  if (keys == NULL || reason_map == NULL) goto done;
+  if (reason_map == NULL) goto done;
   memset(reason_map, 0xff, (nreasons + 1) * sizeof(int32_t));
   if (q->leads != NULL && q->use_join &&
       (f->join_row == NULL || f->join_table != q->leads || f->join_col != q->leads_id ||
@@ -991,25 +975,26 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     }
     product *= ds[d].card;
   }
-  for (L = 0; L < nl; L++) keys[L] = 0;
-  for (d = 0; d < q->ndims; d++)
-    for (L = 0; L < nl; L++) keys[L] = keys[L] * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, row_of);
   if (product <= LQ_FUNNEL_DENSE_GROUPS) {
     dense = (int32_t *)mem(a, NULL, 0, product * sizeof(int32_t));
     if (dense == NULL) goto done;
     memset(dense, 0xff, product * sizeof(int32_t));
   }
   for (L = 0; L < nl; L++) {
-    uint32_t seen = f->seen[L], mask = f->mask[L];
+    uint32_t seen = f->seen[L], mask = seen;
+    uint64_t key = 0;
     int32_t g;
     if (seen == 0) continue;   /* every row of this lead was rejected */
-    if (dense != NULL && dense[keys[L]] >= 0) g = dense[keys[L]];
+    if (cfg->implied && (seen & chain_all))   /* reaching a chain stage passes the ones before it */
+      mask |= (uint32_t)((2u << (31 - __builtin_clz(seen & chain_all))) - 1);
+    for (d = 0; d < q->ndims; d++) key = key * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, row_of);
+    if (dense != NULL && dense[key] >= 0) g = dense[key];
     else {
-      int32_t slot = dense != NULL ? -1 : lq_keys_find(&sparse, (const char *)&keys[L], sizeof keys[L]);
+      int32_t slot = dense != NULL ? -1 : lq_keys_find(&sparse, (const char *)&key, sizeof key);
       if (slot >= 0) g = slot;
       else {   /* a new group: its key as strings */
         int32_t codes[LQ_FUNNEL_MAX_DIMS];
-        uint64_t k = keys[L];
+        uint64_t k = key;
         for (d = q->ndims - 1; d >= 0; d--) {
           char buf[32];
           size_t len = 0;
@@ -1020,8 +1005,8 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
         }
         g = result_group(r, codes);
         if (g < 0) goto done;
-        if (dense != NULL) dense[keys[L]] = g;
-        else if (lq_keys_intern(&sparse, a, (const char *)&keys[L], sizeof keys[L]) != g) goto done;
+        if (dense != NULL) dense[key] = g;
+        else if (lq_keys_intern(&sparse, a, (const char *)&key, sizeof key) != g) goto done;
       }
     }
     r->hist[((size_t)g << cfg->nchain) | (mask & chain_all)]++;

@@ -90,7 +90,6 @@ typedef struct lq_funnel {
   /* per lead, after lq_funnel_prepare */
   int prepared;
   int32_t nstate;
-  uint32_t *mask;          /* stages reached (with implied ones) */
   uint32_t *seen;          /* stages entered by a transition of their own */
   int32_t *first_at;       /* [lead * nstages + stage]: first entry, whole seconds after time_base;
                               LQ_FUNNEL_NEVER when never entered (so times within the funnel are
@@ -105,8 +104,6 @@ typedef struct lq_funnel {
   size_t join_n, join_nrows;
   const lq_table *join_table;
   int join_col;
-  uint64_t *keys;          /* scratch of lq_funnel_aggregate, kept for the next one: a group key per lead */
-  size_t keys_cap;
 } lq_funnel;
 
 enum { LQ_DIM_COLUMN = 0, LQ_DIM_COHORT, LQ_DIM_OWNER };
