@@ -130,6 +130,22 @@ function M.TestServiceHandlers.test_a_burst_of_events_at_one_instant_keeps_the_s
   lu.assertTrue(sizes[2] - sizes[1] <= 4, sizes[1] .. " bytes after 10 events, " .. sizes[2] .. " after 200")
 end
 
+function M.TestServiceHandlers.test_a_full_store_or_a_held_lock_is_refused_plainly()
+  local store = service.memory_store()
+  local svc = new_service{ store = store }
+  svc:handle("POST", "/leads/L-1", VP)
+  store:add("l:L-1", true, 60)   -- another worker holds the lead
+  local status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 409)
+  lu.assertEquals(answer.error, "lead 'L-1' is busy, try again")
+  store:delete("l:L-1")
+  function store.safe_set() return nil, "no memory" end
+  function store.safe_add() return nil, "no memory" end
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 507)
+  lu.assertEquals(answer.error, "lead store full: no memory")
+end
+
 function M.TestServiceHandlers.test_two_services_on_one_store_see_the_same_leads()
   local store = service.memory_store()
   local model = load_model()

@@ -220,13 +220,16 @@ function Service:lead(id)
   return entry
 end
 
+-- The lead's lock (across workers), or nil and the refusal: 409 busy, or 507 when the store is full.
 function Service:lock(id)
   local store, key = self.store, LOCK .. id
   for _ = 1, LOCK_TRIES do
-    if store:safe_add(key, true, LOCK_TTL) then return true end
+    local ok, err = store:safe_add(key, true, LOCK_TTL)
+    if ok then return true end
+    if err ~= "exists" then return nil, 507, "lead store full: " .. tostring(err) end
     if self.sleep then self.sleep(0.001) end
   end
-  return false
+  return nil, 409, "lead '" .. id .. "' is busy, try again"
 end
 
 function Service:unlock(id)
@@ -265,7 +268,8 @@ function Service:set_profile(id, body)
       end
     end
   end
-  if not self:lock(id) then return refuse(409, "lead '" .. id .. "' is busy, try again") end
+  local locked, lock_status, lock_err = self:lock(id)
+  if not locked then return refuse(lock_status, lock_err) end
   local profile = self:profile(id)
   local created = profile == nil
   profile = profile or {}
@@ -333,7 +337,8 @@ function Service:event(body)
   if not lead then
     return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
   end
-  if not self:lock(id) then return refuse(409, "lead '" .. id .. "' is busy, try again") end
+  local locked, lock_status, lock_err = self:lock(id)
+  if not locked then return refuse(lock_status, lock_err) end
   local observation = { type = kind, at = time, value = value, page = event.page, asset = event.asset,
     campaign = event.campaign }
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
