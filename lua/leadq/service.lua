@@ -163,6 +163,9 @@ function _M.new(opts)
   local model_info = opts.model.info and opts.model:info()
   for i, g in ipairs(model_info and model_info.groups or {}) do self.group_list[i] = g.name end
   sort(self.group_list)
+  self.feature_keys, self.group_keys = {}, {}
+  for i, name in ipairs(self.feature_list) do self.feature_keys[i] = json.quote(name) .. ":" end
+  for i, name in ipairs(self.group_list) do self.group_keys[i] = json.quote(name) .. ":" end
   self.event_types, self.any_event_type = {}, false
   local names = {}
   if self.features then
@@ -470,15 +473,15 @@ end
 -- POST /events): the same text as json.encode gives (keys sorted), from names sorted once.
 local quote, number = json.quote, json.number
 
-local function put_numbers(parts, n, key, values, names)
+-- names: sorted; keys: their quoted forms with the colon, made once (see new).
+local function put_numbers(parts, n, key, values, names, keys)
   n = n + 1; parts[n] = key
   local first = true
   for i = 1, #names do
     local v = values[names[i]]
     if v ~= nil then
       n = n + 1; parts[n] = first and "{" or ","
-      n = n + 1; parts[n] = quote(names[i])
-      n = n + 1; parts[n] = ":"
+      n = n + 1; parts[n] = keys[i]
       n = n + 1; parts[n] = number(v)
       first = false
     end
@@ -490,9 +493,9 @@ end
 function Service:encode_answer(answer)
   if getmetatable(answer) ~= ScoreAnswer then return json.encode_parts(answer) end
   local parts, n = {}, 0
-  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list)
+  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys)
   if answer.grade ~= nil then n = n + 1; parts[n] = ',"grade":' .. quote(answer.grade) end
-  n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list)
+  n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys)
   n = n + 1; parts[n] = ',"lead":' .. quote(answer.lead)
   if answer.note ~= nil then n = n + 1; parts[n] = ',"note":' .. quote(answer.note) end
   if answer.reason ~= nil then n = n + 1; parts[n] = ',"reason":' .. quote(answer.reason) end
