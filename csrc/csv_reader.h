@@ -81,8 +81,8 @@ int lq_scan_bool(const char *s, size_t len, int *out);
 ** for display: 2024-03-01 at midnight, else 2024-03-01 10:20:30. Returns the length written. */
 size_t lq_format_time(double t, int iso, char *buf, size_t size);
 
-/* Type inference shared with leadq.table: a string column is text when its values are mostly
-** distinct (or it is an identifier with unique values), otherwise category. */
+/* Type inference shared with leadq.table: a string column is text when over 90% of its values
+** (at least 20 of them) are distinct, or it is an identifier with unique values; otherwise category. */
 int lq_is_id_name(const char *name);
 lq_type lq_infer_string_type(const char *name, size_t count, size_t distinct);
 

@@ -122,6 +122,7 @@ void lq_dict_free(lq_dict *d, lq_allocator *a) {
   mem_free(a, d->bytes, d->bytes_cap);
   mem_free(a, d->starts, cap * (sizeof(size_t) + 2 * sizeof(uint32_t)));  /* one block, see dict_grow_entries */
   if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
+  if (d->index != NULL) mem_free(a, d->index, ((size_t)d->slot_mask + 1) * sizeof(lq_dict_slot));
   lq_dict_init(d);
 }
 
@@ -142,16 +143,28 @@ static inline int same_bytes(const char *a, const char *b, size_t n) {
   return 1;
 }
 
+/* With many distinct values the arrays do not fit in cache: the index slot holds what a probe
+** needs, so a hit costs one slot and the bytes instead of five scattered reads. */
 static int32_t dict_lookup(const lq_dict *d, const char *s, size_t len, uint32_t h) {
   uint32_t i;
-  if (d->slots == NULL) return -1;
+  if (d->index == NULL) return -1;
   for (i = h & d->slot_mask;; i = (i + 1) & d->slot_mask) {
-    int32_t code = d->slots[i];
-    if (code < 0) return -1;
-    if (d->hashes[code] == h && d->lengths[code] == len &&
-        same_bytes(d->bytes + d->starts[code], s, len))
-      return code;
+    const lq_dict_slot *e = &d->index[i];
+    if (e->code < 0) return -1;
+    if (e->hash == h && e->len == len) {
+      size_t start = e->start != UINT32_MAX ? e->start : d->starts[e->code];
+      if (same_bytes(d->bytes + start, s, len)) return e->code;
+    }
   }
+}
+
+static void index_set(lq_dict *d, uint32_t i, int32_t code) {
+  lq_dict_slot *e = &d->index[i];
+  e->hash = d->hashes[code];
+  e->code = code;
+  e->len = d->lengths[code];
+  e->start = d->starts[code] < UINT32_MAX ? (uint32_t)d->starts[code] : UINT32_MAX;
+  d->slots[i] = code;
 }
 
 int32_t lq_dict_find(const lq_dict *d, const char *s, size_t len) {
@@ -170,18 +183,25 @@ const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len) {
 /* Rebuild the slot array with room for twice the codes (load factor <= 1/2). */
 static int dict_rehash(lq_dict *d, lq_allocator *a, uint32_t nslots) {
   int32_t *slots = NULL;
+  lq_dict_slot *index = NULL;
   int32_t code;
-  uint32_t mask = nslots - 1;
+  uint32_t i, mask = nslots - 1;
   if (mem_resize(a, (void **)&slots, sizeof(int32_t), 0, nslots) != 0) return -1;
+  if (mem_resize(a, (void **)&index, sizeof(lq_dict_slot), 0, nslots) != 0) {
+    mem_free(a, slots, (size_t)nslots * sizeof(int32_t));
+    return -1;
+  }
+  for (i = 0; i < nslots; i++) index[i].code = -1;
+  if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
+  if (d->index != NULL) mem_free(a, d->index, ((size_t)d->slot_mask + 1) * sizeof(lq_dict_slot));
+  d->slots = slots;
+  d->index = index;
+  d->slot_mask = mask;
   memset(slots, 0xff, (size_t)nslots * sizeof(int32_t));
   for (code = 0; code < d->count; code++) {
-    uint32_t i = d->hashes[code] & mask;
-    while (slots[i] >= 0) i = (i + 1) & mask;
-    slots[i] = code;
+    for (i = d->hashes[code] & mask; index[i].code >= 0; i = (i + 1) & mask) {}
+    index_set(d, i, code);
   }
-  if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
-  d->slots = slots;
-  d->slot_mask = mask;
   return 0;
 }
 
@@ -230,9 +250,15 @@ static int32_t dict_add(lq_dict *d, lq_allocator *a, const char *s, size_t len, 
   d->hashes[code] = h;
   d->bytes_len += len + 1;
   d->count++;
-  for (i = h & d->slot_mask; d->slots[i] >= 0; i = (i + 1) & d->slot_mask) {}
-  d->slots[i] = code;
+  for (i = h & d->slot_mask; d->index[i].code >= 0; i = (i + 1) & d->slot_mask) {}
+  index_set(d, i, code);
   return code;
+}
+
+int32_t lq_dict_intern_hash(lq_dict *d, lq_allocator *a, const char *s, size_t len, uint32_t hash) {
+  int32_t code = dict_lookup(d, s, len, hash);
+  if (code >= 0) return code;
+  return dict_add(d, a, s, len, hash);
 }
 
 int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len) {
@@ -609,7 +635,7 @@ size_t lq_table_memory(const lq_table *t) {
     if (c->text_missing) total += cap;
     total += c->text_cap + c->tag_cap * sizeof(int32_t);
     total += d->bytes_cap + (size_t)d->cap * (sizeof(size_t) + 2 * sizeof(uint32_t));
-    if (d->slots) total += ((size_t)d->slot_mask + 1) * sizeof(int32_t);
+    if (d->slots) total += ((size_t)d->slot_mask + 1) * (sizeof(int32_t) + sizeof(lq_dict_slot));
   }
   total += t->rejects_cap * sizeof(lq_reject);
   for (r = 0; r < t->nrejects; r++) total += strlen(t->rejects[r].reason) + 1;

@@ -51,7 +51,16 @@ typedef struct lq_dict {
   int32_t count, cap;
   int32_t *slots;         /* open addressing: code or -1 */
   uint32_t slot_mask;
+  struct lq_dict_slot *index;  /* same slots as `slots`, each with its code's hash, length and start:
+                                  a lookup touches one slot and the bytes (lq_dict_find uses it) */
 } lq_dict;
+
+typedef struct lq_dict_slot {
+  uint32_t hash;
+  int32_t code;           /* -1: empty */
+  uint32_t len;
+  uint32_t start;         /* starts[code], or UINT32_MAX when it does not fit */
+} lq_dict_slot;
 
 typedef struct lq_column {
   char *name;
@@ -102,6 +111,8 @@ void lq_dict_free(lq_dict *d, lq_allocator *a);
 int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len); /* -2 on no memory */
 int32_t lq_dict_find(const lq_dict *d, const char *s, size_t len);            /* -1 when absent */
 const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len);
+int32_t lq_dict_intern_hash(lq_dict *d, lq_allocator *a, const char *s, size_t len,
+                            uint32_t hash);  /* hash: lq_hash_bytes(s, len), computed earlier */
 uint32_t lq_hash_bytes(const char *s, size_t len);
 
 /* Tables. Functions returning int give 0 on success, -1 on no memory. */

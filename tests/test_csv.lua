@@ -551,7 +551,7 @@ function M.TestCsvFiles:test_records_across_buffer_boundaries()
       local r = rand(5)
       pieces[k] = r == 1 and '"' or r == 2 and "\n" or r == 3 and "," or ("w" .. rand(1000))
     end
-    local note = table.concat(pieces) .. string.rep("z", rand(80))
+    local note = table.concat(pieces) .. string.rep("z", rand(80)) .. i
     want[i] = { id = "L" .. i, note = note, n = i * 0.5, when = 1704067200 + i }
     lines[#lines + 1] = ('L%d,"%s",%s,%s'):format(i, note:gsub('"', '""'), tostring(i * 0.5),
                                                 leadq.format_time(1704067200 + i))
