@@ -356,6 +356,17 @@ function M.TestServiceNginx.test_1_two_workers_see_the_same_leads()
   lu.assertEquals(n, 2, "only one worker answered 100 requests")
 end
 
+function M.TestServiceNginx.test_1b_concurrent_events_on_one_lead_are_all_counted()
+  local s = nginx_server()
+  lu.assertEquals(post(s, "/leads/N-1b", VP).status, 201)
+  local counts = s:flood("POST", "/events", '{"lead":"N-1b","type":"page_view"}', 60, 12)
+  local seen = {}
+  for code, n in pairs(counts) do seen[#seen + 1] = code .. " x" .. n end
+  lu.assertEquals(counts[200], 60, "answers by status: " .. table.concat(seen, ", "))
+  local res = s:request("GET", "/leads/N-1b")
+  lu.assertEquals(res.json.features.page_views_7d, 60)   -- the lock across workers lost none
+end
+
 function M.TestServiceNginx.test_2_events_move_the_score_and_get_explains()
   local s = nginx_server()
   lu.assertEquals(post(s, "/leads/N-2", VP).status, 201)

@@ -230,6 +230,22 @@ function Server:request(method, path, body, opts)
   return res
 end
 
+-- Sends the same request n times, `parallel` at once (curl processes), over new connections;
+-- returns the count of answers by status.
+function Server:flood(method, path, body, n, parallel)
+  local body_file = self.prefix .. "/flood.body"
+  write_file(body_file, body or "")
+  local cmd = string.format("seq %d | xargs -P %d -I{} curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 10 " ..
+    "-H 'Expect:' -H 'Content-Type: application/json' -X %s --data-binary @%s %s 2>&1", n, parallel, quote(method),
+    quote(body_file), quote(self.base .. path))
+  local counts = {}
+  for code in run(cmd):gmatch("%d+") do
+    code = tonumber(code)
+    counts[code] = (counts[code] or 0) + 1
+  end
+  return counts
+end
+
 -- Sends HUP (nginx -s reload); returns when the old workers are gone (new ones serve), or false.
 function Server:reload()
   local old = {}
