@@ -3,6 +3,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__linux__) && !defined(LQ_NO_HUGEPAGES)
+#include <sys/mman.h>
+#endif
 
 #include "feature_set.h"
 
@@ -921,6 +924,20 @@ static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const i
   return 0;
 }
 
+/* Large arrays written once: ask for huge pages where the kernel offers them on request (Linux THP in
+** madvise mode), since first touching fresh memory page by page costs more than the pass itself in
+** some VMs. Only the whole 2 MiB pages inside the block are advised; a hint, never required. */
+static void advise_huge(void *p, size_t size) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(LQ_NO_HUGEPAGES)
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + size) & ~(huge - 1);
+  if (p != NULL && size >= 2 * huge && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)size;
+#endif
+}
+
 typedef struct scratch {
   const lq_allocator *a;
   void *p[LQ_MAX_FILTERS + 16];   /* the filters' match tables and a dozen arrays */
@@ -934,6 +951,7 @@ static void *scratch_get(scratch *s, size_t size) {
   if (s->n == (int)(sizeof s->p / sizeof s->p[0])) return NULL;
   p = mem_alloc(s->a, NULL, 0, size);
   if (p == NULL) return NULL;
+  advise_huge(p, size);
   s->p[s->n] = p;
   s->sz[s->n++] = size;
   return p;
@@ -944,6 +962,13 @@ static void scratch_free(scratch *s) {
   for (i = 0; i < s->n; i++) mem_free(s->a, s->p[i], s->sz[i]);
   s->n = 0;
 }
+
+#if !defined(LQ_SCATTER_DIRECT)
+#define LQ_SCATTER_DIRECT 65536   /* up to this many leads, events go straight to their lead's slice */
+#endif
+#if !defined(LQ_SCATTER_RANGES)
+#define LQ_SCATTER_RANGES 1024    /* otherwise first into this many ranges of leads */
+#endif
 
 /* What the bulk pass needs to turn event row i into an engine event. */
 typedef struct event_source {
@@ -1090,9 +1115,7 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   lq_state_core st;
   double *vals;
   lq_table *res = NULL;
-  lq_dict ids;
-  lq_allocator ida = fs->alloc;  /* the dictionary API wants a mutable allocator */
-  int use_ids = 0, grouped = 1;
+  int grouped = 1;
   event_source src;
   event_pick pick;
   fold_ctx fold;
@@ -1102,7 +1125,6 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   memset(&sc, 0, sizeof sc);
   sc.a = &fs->alloc;
   *out = NULL;
-  lq_dict_init(&ids);
 
   ci = lq_table_find(leads, id_column);
   if (ci < 0) return fail(err, errlen, "leads have no column '%s' to join events on", id_column);
@@ -1161,45 +1183,19 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
       code_row[k] = (row < nleads && c == 0) ? (int32_t)row : -1;
     }
   } else {
-    /* leads' ids as a dictionary: the category column's own, or one built from the rows */
-    int32_t *row_of_code;
-    const lq_dict *d;
-    int32_t ncodes;
-    if (idc->type == LQ_CATEGORY) {
-      d = &idc->dict;
-    } else {
-      d = &ids;
-    }
-    /* the text path interns as it goes: a code seen before is a duplicate id */
-    row_of_code = (int32_t *)scratch_get(&sc, (idc->type == LQ_CATEGORY ? (size_t)idc->dict.count : nleads) *
-                                                  sizeof(int32_t));
-    if (row_of_code == NULL) goto nomem;
-    ncodes = idc->type == LQ_CATEGORY ? idc->dict.count : (int32_t)nleads;
-    for (k = 0; k < ncodes; k++) row_of_code[k] = -1;
+    /* probe the events' own lead_id dictionary with each lead's id: no table to build, and a code
+    ** already taken means two leads share an id that has events (the first lead keeps them) */
+    for (k = 0; k < lc->dict.count; k++) code_row[k] = -1;
     for (i = 0; i < nleads; i++) {
-      int32_t code;
-      if (idc->type == LQ_CATEGORY) {
-        code = idc->codes[i];
-      } else {
-        char tmp2[64];
-        const char *s;
-        size_t len;
-        use_ids = 1;
-        code = -1;
-        if (column_string(idc, i, tmp2, sizeof tmp2, &s, &len)) {
-          code = lq_dict_intern(&ids, &ida, s, len);
-          if (code < -1) goto nomem;
-        }
-      }
-      if (code < 0) continue;
-      if (row_of_code[code] < 0) row_of_code[code] = (int32_t)i;
-      else report->duplicate_ids += 1;
-    }
-    for (k = 0; k < lc->dict.count; k++) {
+      char tmp2[64];
+      const char *s;
       size_t len;
-      const char *s = lq_dict_string(&lc->dict, k, &len);
-      int32_t code = lq_dict_find(d, s, len);
-      code_row[k] = code < 0 ? -1 : row_of_code[code];
+      int32_t code;
+      if (!column_string(idc, i, tmp2, sizeof tmp2, &s, &len)) continue;
+      code = lq_dict_find(&lc->dict, s, len);
+      if (code < 0) continue;
+      if (code_row[code] < 0) code_row[code] = (int32_t)i;
+      else report->duplicate_ids += 1;
     }
   }
   /* event type -> type index, -1 when no feature or noise rule looks at it */
@@ -1255,12 +1251,12 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     if (rc == -2) {
       lq_table_free(res);
       scratch_free(&sc);
-      lq_dict_free(&ids, &ida);
       return fail(err, errlen, "duplicate feature name '%s'", lq_fs_feature_name(fs, k));
     }
     if (rc < 0) goto nomem;
   }
   res->nrows = nleads;   /* reserved above; fold_lead writes every cell of every row (number columns only) */
+  for (k = 0; k < fs->nfeats; k++) advise_huge(res->cols[k]->numbers, nleads * sizeof(double));
   vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
   memset(&st, 0, sizeof st);
   st.bulk = 1;
@@ -1343,9 +1339,34 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     }
     recs = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
     if (recs == NULL) goto nomem;
-    for (i = 0; i < nev; i++) {
-      int32_t r = row_of[i];
-      if (r >= 0) make_event(&src, i, &recs[start[r]++]);
+    if (nleads <= LQ_SCATTER_DIRECT) {
+      for (i = 0; i < nev; i++) {
+        int32_t r = row_of[i];
+        if (r >= 0) make_event(&src, i, &recs[start[r]++]);
+      }
+    } else {
+      /* two steps, each writing to few places at a time: into ranges of leads, then to each lead.
+      ** One step would miss the cache twice per event once the leads outgrow it. */
+      int shift = 0, nb, b;
+      size_t *bfill;
+      lq_event *part;
+      int32_t *part_row;
+      while ((nleads >> shift) > LQ_SCATTER_RANGES) shift++;
+      nb = (int)((nleads - 1) >> shift) + 1;
+      bfill = (size_t *)scratch_get(&sc, (size_t)(nb + 1) * sizeof(size_t));
+      part = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
+      part_row = (int32_t *)scratch_get(&sc, start[nleads] * sizeof(int32_t));
+      if (bfill == NULL || part == NULL || part_row == NULL) goto nomem;
+      for (b = 0; b < nb; b++) bfill[b] = start[(size_t)b << shift];
+      for (i = 0; i < nev; i++) {
+        int32_t r = row_of[i];
+        size_t at;
+        if (r < 0) continue;
+        at = bfill[r >> shift]++;
+        make_event(&src, i, &part[at]);
+        part_row[at] = r;
+      }
+      for (i = 0; i < start[nleads]; i++) recs[start[part_row[i]]++] = part[i];
     }
     for (i = nleads; i > 0; i--) start[i] = start[i - 1];
     start[0] = 0;
@@ -1360,22 +1381,28 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   /* the leads without events: the values of an empty state */
   {
     int c;
-    for (i = 0; i < nleads; i++)
-      if (!seen[i] && fold_lead(&fold, (int32_t)i, NULL, NULL, 0) != 0) goto nomem;
+    for (i = 0; i < nleads && seen[i]; i++) {}
+    if (i < nleads) {   /* all alike (even a noise lead's, without events): fold once, copy column by column */
+      if (fold_lead(&fold, (int32_t)i, NULL, NULL, 0) != 0) goto nomem;
+      for (c = 0; c < fs->nfeats; c++) {
+        double v = vals[c], *col = res->cols[c]->numbers;
+        size_t r;
+        for (r = i; r < nleads; r++)
+          if (!seen[r]) col[r] = v;
+      }
+    }
     for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] = fold.counters[c];
   }
   report->unknown_cap = unknown_cap;
   report->counters[LQ_N_OBSERVED] = report->used;
   mem_free(sc.a, fold.tmp, fold.tmp_cap * sizeof(lq_event));
   scratch_free(&sc);
-  lq_dict_free(&ids, &ida);
   *out = res;
   return 0;
 nomem:
   mem_free(sc.a, fold.tmp, fold.tmp_cap * sizeof(lq_event));
   if (res) lq_table_free(res);
   scratch_free(&sc);
-  if (use_ids || ids.count) lq_dict_free(&ids, &ida);
   mem_free(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t));
   report->unknown_rows = NULL;
   report->nunknown_rows = 0;
