@@ -2,12 +2,17 @@
 **
 **   core.funnel_new(config)           config from leadq.funnel (stages, allowed, ...): a leadq.Funnel
 **   f:add(lead, stage, at[, reason[, owner]])  true, or nil and the reason the row was rejected
-**   f:load(table, columns)            columns: lead, stage or stage_is, at[, reason, owner, source]
+**   f:load(table, columns)            columns: lead, stage or stage_is, at[, reason, owner, source]:
+**                                     rows logged, rows rejected
+**   f:join(leads[, id])               the join to a leads table, kept (with the table) for aggregate
 **   f:prepare()                       validates; the number of rejected rows
 **   f:rejects()                       every rejected row: {file, line, lead, stage, at, message}
-**   f:aggregate(query)                query: by, leads, id, velocity, sla: a leadq.FunnelResult
+**   f:aggregate([query])              query: by, leads, id, velocity, sla: a leadq.FunnelResult
+**   f:close(), #f (rows logged)
 **   core.funnel_parse(text)           a result from r:serialize(), or nil, message
-**   r:serialize(), r:merge(other or text), r:totable()
+**   core.funnel_parse_time(text)      seconds since the epoch, or nil, message
+**   r:serialize(), r:merge(other or text) (r, or nil, message), r:copy(), r:totable(), r:close()
+** Misuse raises; data that cannot be read or merged returns nil, message.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -457,7 +462,7 @@ static int result_serialize(lua_State *L) {
   size_t len;
   char *s = serialize_to_stack(L, r, &len);
   lq_allocator a = r->alloc;
-  lua_pushlstring(L, s, len);   /* may raise on memory: s would leak, as lua_pushlstring copies first */
+  lua_pushlstring(L, s, len);   /* known gap: if this copy runs out of memory, s leaks */
   a.fn(a.ud, s, len + 1, 0);
   return 1;
 }
