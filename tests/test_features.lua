@@ -288,6 +288,31 @@ function T.test_sorted_or_not_gives_the_same_answer()
   end
 end
 
+function T.test_many_leads_scattered_events_equal_grouped()
+  -- more leads than the direct scatter takes (65,536): the two-step scatter must give the grouped answer
+  local n = 70000
+  local ids = { "id" }
+  for i = 1, n do ids[#ids + 1] = string.format("lead%06d", (i * 7919) % n) end
+  local lead_tbl = core.parse_csv(table.concat(ids, "\n") .. "\n", { schema = { id = "category" } })
+  local fs = features.new({ n = { count = "page_view", within_days = 3 }, s = { sessions = "*" },
+    d = { decayed = "*", half_life_days = 1 } })
+  local x, list = 12345, {}
+  for k = 1, 3000 do
+    x = (16807 * x) % 2147483647
+    list[k] = ev(string.format("lead%06d", x % 500 * 131), (k % 3 == 0) and "email_open" or "page_view",
+      T0 - (x % 1000) * 600)
+  end
+  local scattered = assert(fs:compute(lead_tbl, events(list), { as_of = T0 }))
+  table.sort(list, function(a, b) return a.lead_id < b.lead_id end)
+  local grouped = assert(fs:compute(lead_tbl, events(list), { as_of = T0 }))
+  for _, name in ipairs({ "n", "s", "d" }) do
+    local a, b = scattered:column(name), grouped:column(name)
+    for i = 1, n do
+      if math.abs(a[i] - b[i]) > 1e-9 then lu.fail(string.format("%s, lead %d: %s vs %s", name, i, a[i], b[i])) end
+    end
+  end
+end
+
 function T.test_join_on_numeric_ids_and_duplicates()
   local fs = features.new({ n = { count = "page_view" } })
   local lead_tbl = core.table({ { lead = 7 }, { lead = 12 }, { lead = 7 } })
