@@ -129,6 +129,7 @@ static int emit(engine *e, lead_state *st, int type, int64_t at, int64_t value,
   char *p;
   int64_t day, sec;
   double points;
+  if (at < 0 || at > e->t_last) return -2;            /* a bug here, not bad input: see l_engine_lead */
   if (e->len + need > e->cap && grow(e, need) != 0) return -1;
   p = e->buf + e->len;
   memcpy(p, st->id, st->id_len);
@@ -194,10 +195,13 @@ static text email_campaign(const engine *e, lq_random *r, int64_t t) {
 }
 
 #define EMIT(type, at, value, page, asset, campaign) \
-  do { if (emit(e, &st, (type), (at), (value), (page), (asset), (campaign)) != 0) return -1; } while (0)
+  do { \
+    int status_ = emit(e, &st, (type), (at), (value), (page), (asset), (campaign)); \
+    if (status_ != 0) return status_; \
+  } while (0)
 
 /* first: 0 no web event made the lead (a badge scan), 1 a webinar registration for campaign,
-** 2 a download or a form. Returns -1 when out of memory. */
+** 2 a download or a form. Returns -1 when out of memory, -2 for a time outside the calendar. */
 static int lead_events(engine *e, lq_random *r, lead_state *out, int64_t created, int persona,
                        double intent, double fit, int first, text campaign, int personal) {
   lead_state st = *out;
@@ -298,7 +302,8 @@ static int lead_events(engine *e, lq_random *r, lead_state *out, int64_t created
           int64_t clicks = lq_random_int(r, 1, 3), k;
           for (k = 0; k < clicks; k++) {
             int64_t at = t + lq_random_int(r, 0, 2);
-            EMIT(CLICK, at, -1, e->pages.value[pick(r, &e->pages)], EMPTY, c);
+            int p = pick(r, &e->pages);
+            if (at <= e->t_last) EMIT(CLICK, at, -1, e->pages.value[p], EMPTY, c);
           }
           t += 2;
         } else if (lq_random_chance(r, 0.06 + 0.2 * intent)) {
@@ -533,6 +538,7 @@ static int l_engine_lead(lua_State *L) {
   double fit = (double)luaL_checknumber(L, 7);
   int first = (int)luaL_checkinteger(L, 8);
   int personal = lua_toboolean(L, 10);
+  int status;
   memset(&st, 0, sizeof st);
   st.id = luaL_checklstring(L, 3, &st.id_len);
   if (!lua_isnoneornil(L, 9)) campaign.s = luaL_checklstring(L, 9, &campaign.len);
@@ -541,8 +547,9 @@ static int l_engine_lead(lua_State *L) {
     return luaL_argerror(L, 4, "created must be a whole number of seconds within the calendar");
   if (persona < 1 || persona > NPERSONAS) return luaL_argerror(L, 5, "persona must be 1 to 7");
   if (first < 0 || first > 2) return luaL_argerror(L, 8, "first must be 0, 1 or 2");
-  if (lead_events(e, r, &st, (int64_t)created, persona, intent, fit, first, campaign, personal) != 0)
-    return luaL_error(L, "not enough memory for the events buffer");
+  status = lead_events(e, r, &st, (int64_t)created, persona, intent, fit, first, campaign, personal);
+  if (status == -1) return luaL_error(L, "not enough memory for the events buffer");
+  if (status != 0) return luaL_error(L, "event engine: an event of lead %s fell outside the calendar", st.id);
   lua_pushinteger(L, (lua_Integer)st.rows);
   lua_pushnumber(L, st.engagement);
   if (st.mql_at >= 0) lua_pushinteger(L, (lua_Integer)st.mql_at); else lua_pushnil(L);

@@ -188,6 +188,24 @@ function TestRandom.test_misuse_raises_plain_sentences()
   lu.assertStrContains(error_of(r.pareto, r, 1, 0), "shape must be above 0")
 end
 
+function TestRandom.test_event_engine_checks_its_config_and_arguments()
+  lu.assertStrContains(error_of(core.event_engine, {}), "event engine: config.types must be a table")
+  lu.assertStrContains(error_of(core.event_engine, { types = { "a" } }), "config.types must name 11 types")
+  local engine = gen.event_engine()
+  lu.assertStrContains(tostring(engine), "leadq.EventEngine (365 days")
+  local r = core.random(1)
+  lu.assertStrContains(error_of(engine.lead, engine, r, "L1", -5, 1, 0.5, 0.5, 2, nil, false),
+    "created must be a whole number of seconds within the calendar")
+  lu.assertStrContains(error_of(engine.lead, engine, r, "L1", 0, 9, 0.5, 0.5, 2, nil, false),
+    "persona must be 1 to 7")
+  local rows, _, _, _, bytes = engine:lead(r, "L1", 0, 1, 0.9, 0.9, 2, nil, false)
+  lu.assertTrue(rows >= 1 and bytes > 0)
+  local text = engine:take()
+  lu.assertEquals(#text, bytes)
+  lu.assertStrMatches(text, "L1,[a-z_]+,2025%-11%-01T00:00:00Z,.*")
+  lu.assertEquals(engine:take(), "")
+end
+
 ---------------------------------------------------------------------------------------------
 
 local TestGenerate = {}

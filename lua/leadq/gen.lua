@@ -828,6 +828,11 @@ local function make_lead(st, L, i)
     .. iso(L.created) .. "," .. budget .. "," .. timeline .. "\n"
 end
 
+-- A fresh engine with this file's words and weights (the tests poke at it).
+function _M.event_engine()
+  return core.event_engine(EVENT_CONFIG)
+end
+
 ---------------------------------------------------------------------------------------------
 -- Events of one lead (csrc/gen_events.c writes the rows). Keeps what the funnel needs: when the
 -- history's score crossed the MQL bar, the first demo request, the total engagement.
@@ -1052,7 +1057,7 @@ function _M.generate(opts)
     sink_put(s, concat(_M.columns[name], ",") .. "\n")
   end
   st.events, st.transitions = sinks.events, sinks.transitions
-  st.engine = core.event_engine(EVENT_CONFIG)
+  st.engine = _M.event_engine()
 
   local ok, err = pcall(function()
     local leads_sink, progress = sinks.leads, opts.progress
