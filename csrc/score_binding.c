@@ -18,7 +18,6 @@
 #include <time.h>
 #if defined(__linux__)
 #include <sys/mman.h>
-#include <unistd.h>
 #endif
 
 #include "compat.h"
@@ -42,7 +41,7 @@ enum { REC_ANY = 0, REC_NUMBER, REC_TIME, REC_BOOL, REC_STRING };
 /* The program's uservalue table: the Lua values it needs, by slot. */
 enum {
   UV_NAMES = 1, UV_STATUSES, UV_GRADES, UV_RULE_IDS, UV_DISQ_IDS, UV_DISQ_REASONS, UV_GROUPS,
-  UV_FUNCS, UV_MATCHERS, UV_CACHE, UV_PROXY, UV_PROXY_MT, UV_OWNERS, UV_COUNT
+  UV_FUNCS, UV_MATCHERS, UV_CACHE, UV_PROXY, UV_PROXY_MT, UV_OWNERS, UV_SLOTS, UV_COUNT
 };
 
 typedef struct prepass {
@@ -57,7 +56,7 @@ typedef struct one_state {
   lq_run run;
   lq_scratch scratch;
   double *numbers;
-  uint8_t *bytes, *missing;
+  uint8_t *bytes, *missing, *stamp;
   uint64_t *tag_offsets;     /* 2 per field */
   int32_t **tags;
   size_t *tag_caps;
@@ -150,6 +149,7 @@ static void one_free(one_state *o, lq_allocator *a) {
   mem_free(a, o->numbers, nf, sizeof(double));
   mem_free(a, o->bytes, nf, 1);
   mem_free(a, o->missing, nf, 1);
+  mem_free(a, o->stamp, nf, 1);
   mem_free(a, o->tag_offsets, 2 * nf, sizeof(uint64_t));
   mem_free(a, o->tags, nf, sizeof(int32_t *));
   mem_free(a, o->tag_caps, nf, sizeof(size_t));
@@ -302,6 +302,14 @@ static void read_fields(lua_State *L, program_box *pb, int desc, int uv) {
   }
   lua_rawseti(L, uv, UV_NAMES);
   lua_pop(L, 1);
+  /* record mode: field name -> slot + 1, to read a record in one pass over its keys */
+  lua_newtable(L);
+  for (i = 0; i < n; i++) {
+    if (pb->source[i] != SRC_RECORD) continue;
+    lua_pushinteger(L, i + 1);
+    lua_setfield(L, -2, pb->names[i]);
+  }
+  lua_rawseti(L, uv, UV_SLOTS);
 }
 
 static void read_matchers(lua_State *L, lq_program *p, int desc, int uv) {
@@ -887,20 +895,6 @@ static lq_table *push_result_table(lua_State *L) {
   return *slot;
 }
 
-/* Large result arrays: ask for huge pages, so the first touch costs a few faults, not thousands. */
-static void advise_huge(void *p, size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(LQ_NO_HUGEPAGES)
-  long page = sysconf(_SC_PAGESIZE);
-  uintptr_t start, end;
-  if (p == NULL || page <= 0 || bytes < ((size_t)2 << 20)) return;
-  start = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-  end = ((uintptr_t)p + bytes) & ~((uintptr_t)page - 1);
-  if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
 
 /* Function columns and the rule mask, sized for nrows. */
 static void binding_buffers(lua_State *L, program_box *pb, binding_box *b, size_t nrows) {
@@ -1249,14 +1243,6 @@ static int p_score(lua_State *L) {
   reason_col = add_result_column(L, out_t, prefix, "reason", LQ_CATEGORY);
   disq_col = add_result_column(L, out_t, prefix, "disqualified_by", LQ_CATEGORY);
   if (lq_table_reserve(out_t, nrows > 0 ? nrows : 1) != 0) return luaL_error(L, "not enough memory");
-  advise_huge(out_t->cols[total_col]->numbers, nrows * sizeof(double));
-  advise_huge(out_t->cols[status_col]->codes, nrows * sizeof(int32_t));
-  if (grade_col >= 0) advise_huge(out_t->cols[grade_col]->codes, nrows * sizeof(int32_t));
-  advise_huge(out_t->cols[reason_col]->codes, nrows * sizeof(int32_t));
-  advise_huge(out_t->cols[disq_col]->codes, nrows * sizeof(int32_t));
-  for (g = 0; g < p->ngroups; g++) {
-    if (ra.group_col_index[g] >= 0) advise_huge(out_t->cols[ra.group_col_index[g]]->numbers, nrows * sizeof(double));
-  }
   lua_rawgeti(L, uv, UV_STATUSES);
   intern_all(L, out_t, status_col, lua_gettop(L), NULL);
   lua_pop(L, 1);
@@ -1314,6 +1300,7 @@ static one_state *get_one(lua_State *L, program_box *pb) {
   NEW_ARRAY(L, a, o->numbers, nf, double);
   NEW_ARRAY(L, a, o->bytes, nf, uint8_t);
   NEW_ARRAY(L, a, o->missing, nf, uint8_t);
+  NEW_ARRAY(L, a, o->stamp, nf, uint8_t);
   NEW_ARRAY(L, a, o->tag_offsets, 2 * nf, uint64_t);
   NEW_ARRAY(L, a, o->tags, nf, int32_t *);
   NEW_ARRAY(L, a, o->tag_caps, nf, size_t);
@@ -1448,114 +1435,156 @@ static int parse_iso(const char *s, size_t len, double *out) {
   return 0;
 }
 
-/* Read one record's fields into the one-row state; a message when a value cannot be read. */
-static const char *load_record(lua_State *L, program_box *pb, one_state *o, int rec, int extra, int names,
-                               int *grew) {
+/* One field's value (at the top of the stack, left there) into the one-row state: NULL, or a
+** message when it cannot be read. */
+static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f, int *grew, int *reset) {
   lq_allocator *a = &pb->alloc;
-  int f, reset = 0;
-  *grew = 0;
-  for (f = 0; f < pb->nfields; f++) {
-    int t, kind;
-    if (pb->source[f] != SRC_RECORD) continue;
-    kind = pb->record_kind[f];
-    lua_pushnil(L);   /* keeps the stack shape the messages below expect: name slot, value */
-    lua_getfield(L, rec, pb->names[f]);
-    if (lua_isnil(L, -1) && extra != 0) {
-      lua_pop(L, 1);
-      lua_getfield(L, extra, pb->names[f]);
-    }
-    t = lua_type(L, -1);
-    switch (kind) {
-    case REC_ANY:
-      o->numbers[f] = t == LUA_TNIL ? NAN : 1.0;
-      break;
-    case REC_NUMBER: case REC_TIME:
-      if (t == LUA_TNIL) {
-        o->numbers[f] = NAN;
-      } else if (t == LUA_TNUMBER) {
+  int kind = pb->record_kind[f], t = lua_type(L, -1);
+  switch (kind) {
+  case REC_ANY:
+    o->numbers[f] = t == LUA_TNIL ? NAN : 1.0;
+    break;
+  case REC_NUMBER: case REC_TIME:
+    if (t == LUA_TNIL) {
+      o->numbers[f] = NAN;
+    } else if (t == LUA_TNUMBER) {
+      o->numbers[f] = (double)lua_tonumber(L, -1);
+    } else if (t == LUA_TSTRING) {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      double v;
+      if (kind == REC_TIME && parse_iso(s, len, &v) == 0) {
+        o->numbers[f] = v;
+      } else if (lua_isnumber(L, -1)) {
         o->numbers[f] = (double)lua_tonumber(L, -1);
-      } else if (t == LUA_TSTRING) {
-        size_t len;
-        const char *s = lua_tolstring(L, -1, &len);
-        double v;
-        if (kind == REC_TIME && parse_iso(s, len, &v) == 0) {
-          o->numbers[f] = v;
-        } else if (lua_isnumber(L, -1)) {
-          o->numbers[f] = (double)lua_tonumber(L, -1);
-        } else {
-          return lua_pushfstring(L, "field '%s': cannot read '%s' as %s", pb->names[f], s,
-                                 kind == REC_TIME ? "a date or time" : "a number");
-        }
       } else {
-        return lua_pushfstring(L, "field '%s' must be a %s, got %s", pb->names[f],
-                               kind == REC_TIME ? "date or time" : "number", luaL_typename(L, -1));
+        return lua_pushfstring(L, "field '%s': cannot read '%s' as %s", pb->names[f], s,
+                               kind == REC_TIME ? "a date or time" : "a number");
       }
-      break;
-    case REC_BOOL:
-      if (t == LUA_TNIL) {
-        o->bytes[f] = LQ_MISSING_BOOL;
-      } else if (t == LUA_TBOOLEAN) {
-        o->bytes[f] = (uint8_t)lua_toboolean(L, -1);
+    } else {
+      return lua_pushfstring(L, "field '%s' must be a %s, got %s", pb->names[f],
+                             kind == REC_TIME ? "date or time" : "number", luaL_typename(L, -1));
+    }
+    break;
+  case REC_BOOL:
+    if (t == LUA_TNIL) {
+      o->bytes[f] = LQ_MISSING_BOOL;
+    } else if (t == LUA_TBOOLEAN) {
+      o->bytes[f] = (uint8_t)lua_toboolean(L, -1);
+    } else if (t == LUA_TNUMBER && (lua_tonumber(L, -1) == 0 || lua_tonumber(L, -1) == 1)) {
+      o->bytes[f] = (uint8_t)(lua_tonumber(L, -1) == 1);
+    } else {
+      size_t len = 0;
+      const char *s = t == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+      if (s != NULL && (text_is(s, len, "true") || text_is(s, len, "yes") || text_is(s, len, "1"))) {
+        o->bytes[f] = 1;
+      } else if (s != NULL && (text_is(s, len, "false") || text_is(s, len, "no") || text_is(s, len, "0"))) {
+        o->bytes[f] = 0;
       } else {
-        size_t len = 0;
-        const char *s = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tolstring(L, -1, &len) : NULL;
-        if (s != NULL && (text_is(s, len, "true") || text_is(s, len, "yes") || text_is(s, len, "1"))) {
-          o->bytes[f] = 1;
-        } else if (s != NULL && (text_is(s, len, "false") || text_is(s, len, "no") || text_is(s, len, "0"))) {
-          o->bytes[f] = 0;
-        } else {
-          return lua_pushfstring(L, "field '%s' must be true or false, got %s", pb->names[f],
-                                 s != NULL ? s : luaL_typename(L, -1));
-        }
+        return lua_pushfstring(L, "field '%s' must be true or false, got %s", pb->names[f],
+                               s != NULL ? s : luaL_typename(L, -1));
       }
-      break;
-    case REC_STRING: {
-      size_t n = 0;
-      if (o->dicts[f].count >= LQ_ONE_DICT_MAX) {   /* forget old values: memory stays bounded */
-        lq_dict_free(&o->dicts[f], a);
-        lq_dict_init(&o->dicts[f]);
-        reset = 1;
-      }
-      if (t == LUA_TNIL) {
-        o->missing[f] = 1;
-      } else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    }
+    break;
+  case REC_STRING: {
+    size_t n = 0;
+    if (o->dicts[f].count >= LQ_ONE_DICT_MAX) {   /* forget old values: memory stays bounded */
+      lq_dict_free(&o->dicts[f], a);
+      lq_dict_init(&o->dicts[f]);
+      *reset = 1;
+    }
+    if (t == LUA_TNIL) {
+      o->missing[f] = 1;
+    } else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+      size_t len;
+      const char *s;
+      int32_t before = o->dicts[f].count;
+      lua_pushvalue(L, -1);   /* tolstring may turn a number into a string: work on a copy */
+      s = lua_tolstring(L, -1, &len);
+      add_tag(L, o, a, f, 0, s, len);
+      *grew |= o->dicts[f].count != before;
+      lua_pop(L, 1);
+      o->missing[f] = 0;
+      n = 1;
+    } else if (t == LUA_TTABLE) {
+      int k, count = (int)lua_rawlen(L, -1);
+      for (k = 1; k <= count; k++) {
         size_t len;
         const char *s;
-        int32_t before = o->dicts[f].count;
-        lua_pushvalue(L, -1);   /* tolstring may turn a number into a string: work on a copy */
+        lua_rawgeti(L, -1, k);
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+          return lua_pushfstring(L, "field '%s': value %d of the list is %s, not a text", pb->names[f], k,
+                                 luaL_typename(L, -1));
         s = lua_tolstring(L, -1, &len);
-        add_tag(L, o, a, f, 0, s, len);
-        *grew |= o->dicts[f].count != before;
+        add_tag(L, o, a, f, n++, s, len);
+        *grew = 1;
         lua_pop(L, 1);
-        o->missing[f] = 0;
-        n = 1;
-      } else if (t == LUA_TTABLE) {
-        int k, count = (int)lua_rawlen(L, -1);
-        for (k = 1; k <= count; k++) {
-          size_t len;
-          const char *s;
-          lua_rawgeti(L, -1, k);
-          if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            return lua_pushfstring(L, "field '%s': value %d of the list is %s, not a text", pb->names[f], k,
-                                   luaL_typename(L, -1));
-          s = lua_tolstring(L, -1, &len);
-          add_tag(L, o, a, f, n++, s, len);
-          *grew = 1;
-          lua_pop(L, 1);
-        }
-        o->missing[f] = 0;
-      } else {
-        return lua_pushfstring(L, "field '%s' must be a text, got %s", pb->names[f], luaL_typename(L, -1));
       }
-      o->tag_offsets[2 * f] = 0;
-      o->tag_offsets[2 * f + 1] = n;
-      o->run.views[f].tag_codes = o->tags[f];
-      break;
+      o->missing[f] = 0;
+    } else {
+      return lua_pushfstring(L, "field '%s' must be a text, got %s", pb->names[f], luaL_typename(L, -1));
     }
-    default:
-      break;
+    o->tag_offsets[2 * f] = 0;
+    o->tag_offsets[2 * f + 1] = n;
+    o->run.views[f].tag_codes = o->tags[f];
+    break;
+  }
+  default:
+    break;
+  }
+  return NULL;
+}
+
+/* Read one record's fields into the one-row state; a message when a value cannot be read.
+** A plain table is read in one pass over its keys (a record holds few of the fields a model
+** knows); one with a metatable, and the extra fields, field by field. */
+static const char *load_record(lua_State *L, program_box *pb, one_state *o, int rec, int extra, int slots,
+                               int *grew) {
+  int f, reset = 0;
+  const char *bad;
+  *grew = 0;
+  if (!lua_getmetatable(L, rec)) {
+    lua_pushnil(L);
+    for (f = 0; f < pb->nfields; f++) {   /* every field missing until the record says otherwise */
+      if (pb->source[f] != SRC_RECORD) continue;
+      if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
+      o->stamp[f] = 0;
     }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, rec)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        lua_pushvalue(L, -2);
+        lua_rawget(L, slots);
+        f = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) - 1 : -1;
+        lua_pop(L, 1);
+        if (f >= 0) {
+          if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
+          o->stamp[f] = 1;
+        }
+      }
+      lua_pop(L, 1);
+    }
+    if (extra != 0) {
+      for (f = 0; f < pb->nfields; f++) {
+        if (pb->source[f] != SRC_RECORD || o->stamp[f]) continue;
+        lua_getfield(L, extra, pb->names[f]);
+        if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
+        lua_pop(L, 1);
+      }
+    }
+  } else {
+    lua_pop(L, 1);
+    for (f = 0; f < pb->nfields; f++) {
+      if (pb->source[f] != SRC_RECORD) continue;
+      lua_getfield(L, rec, pb->names[f]);
+      if (lua_isnil(L, -1) && extra != 0) {
+        lua_pop(L, 1);
+        lua_getfield(L, extra, pb->names[f]);
+      }
+      if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
+      lua_pop(L, 1);
+    }
   }
   if (reset) {
     *grew = 1;
@@ -1604,7 +1633,7 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   log.slot = 5;
   lua_getuservalue(L, 1);
   uv = lua_gettop(L);                                   /* 6 */
-  lua_rawgeti(L, uv, UV_NAMES);
+  lua_rawgeti(L, uv, UV_SLOTS);
   names = lua_gettop(L);                                /* 7 */
   bad = load_record(L, pb, o, 2, extra, names, &grew);
   if (bad != NULL && strcmp(bad, "reset") != 0) return bad;

@@ -280,6 +280,14 @@ function TestScore:test_wrong_value_in_a_record_is_an_expected_failure()
   lu.assertEquals(err, "field 'employees': cannot read 'many' as a number")
   r = self.model:score_one({ employees = "250", created_at = "2026-02-20" }, { as_of = AS_OF })
   lu.assertEquals(r.groups.fit, 7 + 1)
+  lu.assertEquals(self.model:score_one({ unsubscribed = "yes" }).status, "disqualified")
+  lu.assertEquals(self.model:score_one({ unsubscribed = 1 }).status, "disqualified")
+  lu.assertEquals(self.model:score_one({ unsubscribed = "no" }).status, "cold")
+  r, err = self.model:score_one({ unsubscribed = "maybe" })
+  lu.assertNil(r)
+  lu.assertEquals(err, "field 'unsubscribed' must be true or false, got maybe")
+  local proxied = setmetatable({}, { __index = { employees = 250 } })
+  lu.assertEquals(self.model:score_one(proxied, { as_of = AS_OF }).groups.fit, 7 + 1)
 end
 
 local TestScoreRules = {}
