@@ -24,7 +24,8 @@
 #if !defined(LQ_MAX_WINDOW_DAYS)
 #define LQ_MAX_WINDOW_DAYS 3660
 #endif
-#define LQ_MAX_FILTERS 32   /* event attribute filters per set: one bit each in an event's mask */
+#define LQ_MAX_FILTERS 32
+#define LQ_MAX_TIME 1e15    /* |seconds| of any event time a state takes (some 30 million years) */   /* event attribute filters per set: one bit each in an event's mask */
 
 #define LQ_STATE_VERSION 1  /* the first byte of an encoded state */
 

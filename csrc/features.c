@@ -764,7 +764,8 @@ static int decode_v1(const lq_feature_set *fs, lq_state *st, reader *r, const ch
     e->value = rd_f64(r);
     type = rd_varint(r);
     mask = rd_varint(r);
-    if (r->bad || type > (uint64_t)fs->types.count || mask > 0xffffffffu || e->at != e->at) goto bad;
+    if (r->bad || type > (uint64_t)fs->types.count || mask > 0xffffffffu || !(e->at > -LQ_MAX_TIME && e->at < LQ_MAX_TIME))
+      goto bad;
     e->type = (int32_t)type;
     e->mask = (uint32_t)mask;
   }

@@ -466,7 +466,8 @@ static int state_observe(lua_State *L) {
   if (LQ_GETFIELD_TYPE(L, 2, "at") != LUA_TNUMBER)
     return luaL_error(L, "bad event: 'at' must be a number (seconds since the epoch), got %s", type_name_of(L, -1));
   e.at = (double)lua_tonumber(L, -1);
-  if (e.at != e.at) return luaL_error(L, "bad event: 'at' is not a number (NaN)");
+  if (!(e.at > -LQ_MAX_TIME && e.at < LQ_MAX_TIME))   /* also NaN */
+    return luaL_error(L, "bad event: 'at' is not a time (seconds since the epoch), got %f", (lua_Number)e.at);
   switch (LQ_GETFIELD_TYPE(L, 2, "value")) {
     case LUA_TNUMBER: e.value = (double)lua_tonumber(L, -1); break;
     case LUA_TNIL: e.value = NAN; break;
