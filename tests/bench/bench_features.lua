@@ -152,7 +152,7 @@ local function best_of(runs, fn)
   return best
 end
 
-local bulk_s = best_of(2, function() assert(fs:compute(leads, events, { as_of = as_of })) end)
+local bulk_s = best_of(3, function() assert(fs:compute(leads, events, { as_of = as_of })) end)
 local plain_s = best_of(1, function() plain_bulk(ids, lead, typ, at, value, page, nbase) end)
 report.line(string.format("features bulk (%d features, %d events, 1 core)", #fs:names(), nevents),
   nevents / bulk_s / 1e6, "M events/s", "plain Lua 5.4", nbase / plain_s / 1e6, "M events/s", true)
