@@ -1009,6 +1009,7 @@ static int decide_types(loader *ld) {
   ld->required = (int *)lmem(ld, NULL, 0, n * sizeof(int));
 
   ld->guesses = (column_guess *)lmem(ld, NULL, 0, n * sizeof(column_guess));
+  if (ld->guesses != NULL) memset(ld->guesses, 0, n * sizeof(column_guess));  /* freeable as is */
   ld->sample_field_bytes = (size_t *)lmem(ld, NULL, 0, n * sizeof(size_t));
   if (!ld->declared || !ld->required || !ld->guesses || !ld->sample_field_bytes)
     return fail_memory(ld);
@@ -1368,13 +1369,12 @@ static int load(loader *ld, lq_table **out) {
     /* one allocation per array instead of a series of copies (and page faults) */
     size_t rows = estimate_rows(ld, ld->sample_bytes, ld->sampled);
     int i;
-    if (rows > 0 && rows < ((size_t)1 << 32)) {
-      if (lq_table_reserve(ld->t, rows) != 0) return fail_memory(ld);
+    /* only an estimate: if it cannot be had, the arrays grow as they go */
+    if (rows > 0 && rows < ((size_t)1 << 32) && lq_table_reserve(ld->t, rows) == 0) {
       for (i = 0; i < ld->ncols; i++) {
         double per_row = (double)ld->sample_field_bytes[i] / (double)ld->sampled;
-        if (ld->t->cols[i]->type == LQ_TEXT &&
-            lq_column_reserve_text(ld->t, i, (size_t)(per_row * (double)rows * 1.05) + 64) != 0)
-          return fail_memory(ld);
+        if (ld->t->cols[i]->type == LQ_TEXT)
+          (void)lq_column_reserve_text(ld->t, i, (size_t)(per_row * (double)rows * 1.05) + 64);
       }
     }
   }

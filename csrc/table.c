@@ -278,7 +278,7 @@ static void column_free(lq_column *c, lq_allocator *a) {
   mem_free(a, c->codes, cap * sizeof(int32_t));
   mem_free(a, c->offsets, (cap + 1) * sizeof(uint64_t));
   mem_free(a, c->text, c->text_cap);
-  mem_free(a, c->text_missing, cap);
+  mem_free(a, c->text_missing, c->missing_cap);
   mem_free(a, c->tag_offsets, (cap + 1) * sizeof(uint64_t));
   mem_free(a, c->tag_codes, c->tag_cap * sizeof(int32_t));
   lq_dict_free(&c->dict, a);
@@ -300,23 +300,17 @@ static int column_reserve(lq_column *c, lq_allocator *a, size_t rows) {
     case LQ_CATEGORY:
       ok = mem_resize(a, (void **)&c->codes, sizeof(int32_t), o, rows);
       break;
-    case LQ_TEXT:
-      /* offsets has one more slot than rows; grow it in step with text_missing. */
-      if (mem_resize(a, (void **)&c->text_missing, 1, o, rows) != 0) return -1;
-      if (mem_resize(a, (void **)&c->offsets, sizeof(uint64_t), o + 1, rows + 1) != 0) {
-        if (mem_resize(a, (void **)&c->text_missing, 1, rows, o) != 0) c->text_missing = NULL;
-        return -1;
+    case LQ_TEXT: case LQ_TAGS: {
+      /* two arrays: text_missing keeps its own capacity, so a failure between them is harmless */
+      uint64_t **offsets = c->type == LQ_TEXT ? &c->offsets : &c->tag_offsets;
+      if (c->missing_cap < rows) {
+        if (mem_resize(a, (void **)&c->text_missing, 1, c->missing_cap, rows) != 0) return -1;
+        c->missing_cap = rows;
       }
-      if (o == 0) c->offsets[0] = 0;
+      if (mem_resize(a, (void **)offsets, sizeof(uint64_t), o + 1, rows + 1) != 0) return -1;
+      if (o == 0) (*offsets)[0] = 0;
       break;
-    case LQ_TAGS:
-      if (mem_resize(a, (void **)&c->text_missing, 1, o, rows) != 0) return -1;
-      if (mem_resize(a, (void **)&c->tag_offsets, sizeof(uint64_t), o + 1, rows + 1) != 0) {
-        if (mem_resize(a, (void **)&c->text_missing, 1, rows, o) != 0) c->text_missing = NULL;
-        return -1;
-      }
-      if (o == 0) c->tag_offsets[0] = 0;
-      break;
+    }
     default:
       return -1;
   }
@@ -583,7 +577,7 @@ void lq_table_shrink(lq_table *t) {
     lq_column *c = t->cols[i];
     size_t cap = c->row_cap, cap1;
     if (rows < cap) {
-      /* All of a column's per-row arrays must shrink together, or none does. */
+      /* a shrink that fails leaves the old block, and the capacities say so */
       switch (c->type) {
         case LQ_NUMBER: case LQ_TIME: shrink_array(a, (void **)&c->numbers, sizeof(double), &cap, rows); break;
         case LQ_BOOLEAN: shrink_array(a, (void **)&c->bools, 1, &cap, rows); break;
@@ -592,14 +586,8 @@ void lq_table_shrink(lq_table *t) {
           uint64_t **offs = c->type == LQ_TEXT ? &c->offsets : &c->tag_offsets;
           cap1 = cap + 1;
           shrink_array(a, (void **)offs, sizeof(uint64_t), &cap1, rows + 1);
-          if (cap1 == rows + 1) {
-            shrink_array(a, (void **)&c->text_missing, 1, &cap, rows);
-            if (cap != rows) {  /* keep both arrays at one capacity: grow offsets back */
-              void *np = mem_alloc(a, *offs, (rows + 1) * sizeof(uint64_t), (cap + 1) * sizeof(uint64_t));
-              if (np != NULL) *offs = (uint64_t *)np;
-              else cap = rows;  /* cannot happen with realloc; stay correct about sizes anyway */
-            }
-          }
+          cap = cap1 - 1;
+          shrink_array(a, (void **)&c->text_missing, 1, &c->missing_cap, cap);  /* keeps >= cap */
           break;
         }
         default: break;
@@ -632,7 +620,7 @@ size_t lq_table_memory(const lq_table *t) {
     if (c->codes) total += cap * sizeof(int32_t);
     if (c->offsets) total += (cap + 1) * sizeof(uint64_t);
     if (c->tag_offsets) total += (cap + 1) * sizeof(uint64_t);
-    if (c->text_missing) total += cap;
+    if (c->text_missing) total += c->missing_cap;
     total += c->text_cap + c->tag_cap * sizeof(int32_t);
     total += d->bytes_cap + (size_t)d->cap * (sizeof(size_t) + 2 * sizeof(uint32_t));
     if (d->slots) total += ((size_t)d->slot_mask + 1) * (sizeof(int32_t) + sizeof(lq_dict_slot));

@@ -78,6 +78,7 @@ typedef struct lq_column {
   char tag_separator;     /* tags: the separator inside a field, ';' by default */
   lq_dict dict;           /* category, tags */
   size_t row_cap;         /* rows this column's arrays have room for (>= the table's cap) */
+  size_t missing_cap;     /* text, tags: entries in text_missing (>= row_cap) */
 } lq_column;
 
 /* A row that did not load: where it was and why. */
