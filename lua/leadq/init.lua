@@ -8,9 +8,30 @@
 --   leadq.parse_time(text)               -> seconds | nil, message (ISO 8601, UTC unless an offset)
 --   leadq.format_time(seconds)           -> "2024-03-01T10:20:30Z"
 --   leadq.is_table(value)                -> boolean
--- Options: separator, tag_separator, header, strict, infer_rows, schema, map; see README.md.
+-- Options (unknown keys raise, with a suggestion):
+--   separator = ","|";"|"\t"|any one char  (default: the most frequent of , ; tab on the first line)
+--   header = true          false: columns are column_1, column_2, ...
+--   map = { ["Lead Source"] = "source" }   header names -> our field names
+--   schema = { employees = "number", tags = "tags" }  (names after map; or a list like t:schema())
+--            types: number, category, boolean, time, text, tags; the rest is inferred
+--   infer_rows = 10000     rows sampled to infer types (math.huge: all)
+--   tag_separator = ";"    inside a tags field
+--   strict = false         true: the first bad row raises "file:line: column 'x' (n): reason"
+-- Inference: numbers (not with a leading zero like 02134), then booleans (true/false, yes/no, t/f,
+-- y/n), then ISO 8601 times, else text when >90% of values are distinct (or an id-like name with
+-- unique values: id, lead_id, leadId), else category. Id-like columns are never numbers.
+-- Missing: an empty field is missing in every type ("" quoted is the empty string in a text
+-- column). A row that does not fit is rejected and listed by t:rejects(); the load goes on.
 -- Misuse (wrong argument types, unknown options, a schema naming no column) raises; so does the
--- first bad row in strict mode.
+-- first bad row in strict mode. A file that cannot be read gives nil, message.
+--
+-- A table t (userdata "leadq.Table"):
+--   #t, t:row(i) -> record (missing fields absent; times as epoch seconds; tags as arrays) or nil
+--   t:rows() -> iterator i, record     t:column(name) -> values (nil where missing), #t
+--   t:schema() -> { {name=, type=}, ... }   t:names()   t:type(name)   t:has(name)
+--   t:rejects() -> { {file=, line=, record=, column=, column_number=, reason=, message=}, ... }
+--   t:reject_count()   t:append(record or { records })   t:is_events()   t:memory() -> bytes
+--   t:close() (also __close and __gc; later calls raise), tostring(t): schema and first rows
 local core = require("leadq.core")
 
 local _M = { _VERSION = "0.1.0" }
