@@ -134,6 +134,21 @@ function M.TestFunnelOlist.test_mapping_mistakes_are_plain_sentences()
   lu.assertEquals(errors[1], "leadq funnel: --map comes after the --transitions it describes")
 end
 
+function M.TestFunnelOlist.test_every_reject_can_be_listed()
+  if not exists(MQLS) then lu.skip("no Olist data at " .. DIR) end
+  local path = os.tmpname()
+  local status, _, errors = run({ "--format", "csv", "--rejects", path })
+  lu.assertEquals(status, 0)
+  lu.assertEquals(errors[1], "leadq funnel: 1 transition rows rejected (not counted), all listed in " .. path .. ":")
+  local fh = assert(io.open(path, "rb"))
+  local text = fh:read("*a")
+  fh:close()
+  os.remove(path)
+  lu.assertEquals(text, "file,line,lead,stage,at,message\n" .. MQLS .. ",6359,b91cf8812365f50ff4bda4bcd6206b05,mql,"
+    .. "2018-03-08 00:00:00,out of order: 'mql' comes before 'customer' in the funnel\n")
+end
+
+
 function M.TestFunnelOlist.test_the_cli_frame_command_gives_the_same()
   if not exists(MQLS) then lu.skip("no Olist data at " .. DIR) end
   local printed, errors = {}, {}

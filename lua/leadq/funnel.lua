@@ -637,6 +637,7 @@ usage: leadq funnel --transitions CSV [--map SPEC] [--transitions CSV [--map SPE
   --sla-days     days the hand-off from mql to sales may take (default 2; 0: no SLA)
   --part         write the partial result to FILE (for leads split by lead across runs)
   --merge        FILE,...: merge partial results and report them (instead of --transitions)
+  --rejects      write every rejected transition row to FILE (CSV: file,line,lead,stage,at,message)
   --no-implied   a stage counts only when the lead entered it (not when it skipped past it)
 ]==]
 
@@ -666,6 +667,7 @@ function _M.main(argv, out)
       elseif a == "--by" then opts.by = value(a)
       elseif a == "--spend" then opts.spend = value(a)
       elseif a == "--part" then opts.part = value(a)
+      elseif a == "--rejects" then opts.rejects = value(a)
       elseif a == "--merge" then opts.merge = value(a)
       elseif a == "--format" then opts.format = value(a)
       elseif a == "--stages" then opts.stages = value(a)
@@ -694,11 +696,20 @@ end
 -- Runs and prints: the report on out.print, rejected rows (the first 20) on out.error.
 -- Returns 0, or nil and a message.
 function _M.print_run(opts, out)
-  local text, tab_or_err, rejects = _M.run(opts)
+  local run_opts, rejects_path = {}, opts.rejects
+  for k, v in pairs(opts) do if k ~= "rejects" then run_opts[k] = v end end
+  local text, tab_or_err, rejects = _M.run(run_opts)
   if not text then return nil, tab_or_err end
   out.print((text:gsub("\n$", "")))
+  if rejects_path then
+    local fh, err = io.open(rejects_path, "wb")
+    if not fh then return nil, err end
+    fh:write(_M.rejects_csv(rejects or {}))
+    fh:close()
+  end
   if rejects and #rejects > 0 then
-    out.error(format("leadq funnel: %d transition rows rejected (not counted):", #rejects))
+    out.error(format("leadq funnel: %d transition rows rejected (not counted)%s:", #rejects,
+      rejects_path and (", all listed in " .. rejects_path) or ""))
     for k = 1, math.min(#rejects, 20) do
       local r = rejects[k]
       out.error(format("  %s:%s: %s%s", r.file or "?", r.line or "?", r.lead and ("lead " .. r.lead .. ": ") or "",
@@ -707,6 +718,17 @@ function _M.print_run(opts, out)
     if #rejects > 20 then out.error(format("  ... and %d more", #rejects - 20)) end
   end
   return 0
+end
+
+-- The rejected rows as CSV: file,line,lead,stage,at,message (at as YYYY-MM-DD hh:mm:ss, UTC).
+function _M.rejects_csv(rejects)
+  local lines = { "file,line,lead,stage,at,message" }
+  for _, r in ipairs(rejects) do
+    lines[#lines + 1] = concat({ csv_field(r.file), csv_field(r.line and format("%d", r.line)), csv_field(r.lead),
+      csv_field(r.stage), csv_field(r.at and os.date("!%Y-%m-%d %H:%M:%S", math_floor(r.at))),
+      csv_field(r.message) }, ",")
+  end
+  return concat(lines, "\n") .. "\n"
 end
 
 -- The command as the CLI frame (leadq.cli) calls it: opts from its flags, --transitions and --map
@@ -731,7 +753,7 @@ function _M.command(opts, out)
   if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
   return _M.print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
     format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"],
-    part = opts.part, merge = opts.merge }, out)
+    part = opts.part, merge = opts.merge, rejects = opts.rejects }, out)
 end
 
 return _M
