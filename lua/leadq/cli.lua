@@ -607,7 +607,7 @@ _M.commands.funnel = {
   summary = "funnel volumes, conversion, velocity, hand-off SLA and cost by lead dimensions and cohorts",
   usage = "funnel --transitions CSV [--map SPEC] [--leads CSV [--id COL]] [--by DIM,...] [--spend CSV]"
     .. " [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]"
-    .. " [--part FILE | --merge FILE,...]",
+    .. " [--part FILE | --merge FILE,...] [--rejects CSV]",
   options = {
     transitions = { type = "list", help = "a log lead_id,stage,at[,reason,owner] (required unless --merge)" },
     map = { type = "list", help = "columns of the n-th --transitions: lead=COL,stage=COL,at=COL or stage_is=STAGE" },
@@ -621,6 +621,7 @@ _M.commands.funnel = {
     ["no-implied"] = { type = "flag", help = "count a stage only when the lead entered it itself" },
     part = { type = "string", help = "write the partial result to this file instead of a report" },
     merge = { type = "string", help = "partial results to merge and report, comma-separated (no --transitions)" },
+    rejects = { type = "string", help = "write every rejected transition row to this CSV" },
   },
   run = function(opts, out)
     return require("leadq.funnel").command(opts, out)
