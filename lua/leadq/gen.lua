@@ -901,6 +901,9 @@ local function make_transitions(st, L)
     return count
   end
 
+  -- what sales sees in the lead's own history: the more it engaged, the likelier it goes on
+  local engagement = L.engagement or 0
+  local engaged = engagement >= 80 and 0.1 or engagement >= 40 and 0.05 or 0
   local bant = 0
   if L.budget and L.budget >= 10000 then bant = bant + 0.1 end
   if L.timeline == "0-3 months" or L.timeline == "3-6 months" then bant = bant + 0.1 end
@@ -914,7 +917,7 @@ local function make_transitions(st, L)
       if persona ~= BUYER then
         emit("disqualified", t, PERSONA_REASON[persona], sdr)
         break
-      elseif chance(rng, 0.2 + 0.55 * fit + 0.1 * intent) then
+      elseif chance(rng, 0.2 + 0.55 * fit + 0.05 * intent + engaged) then
         stage = "sal"
       elseif fit < 0.35 and chance(rng, 0.6) then
         emit("disqualified", t, "wrong_fit", sdr)
@@ -929,7 +932,7 @@ local function make_transitions(st, L)
       emit("sal", t, "", sdr)
       t = after(t, 3 * 86400, 0.9)
       if t > T_LAST then break end
-      if chance(rng, 0.1 + 0.45 * fit + 0.25 * intent + bant) then
+      if chance(rng, 0.1 + 0.45 * fit + 0.2 * intent + engaged + bant) then
         stage = "sql"
       elseif chance(rng, 0.5) then
         emit("disqualified", t, pick(DQ_SAL, rng), sdr)
