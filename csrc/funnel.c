@@ -950,7 +950,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     else memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
     row_of = lead_row;
   }
-  /* each dimension's number of values (0 = missing), then every lead's key, a column at a time */
+  /* each dimension's number of values (0 = missing); a lead's key mixes them, in the pass below */
   for (d = 0; d < q->ndims; d++) {
     const lq_funnel_dim *dim = &q->dims[d];
     ds[d].base = 0;
