@@ -3,10 +3,11 @@
 --
 -- Data: the generator's output for LEADQ_BENCH_FUNNEL_LEADS leads (default 1M, about 1.9M
 -- transitions), written COPIES times under distinct lead ids until there are >= 10M transitions;
--- cached in build/bench/funnel/ (delete it to make it again). The leads file keeps id and the
--- three dimensions. Loading (CSV into tables, the log, SQLite's import and index) is not timed.
+-- cached in build/bench/funnel/ (delete it to make it again; LEADQ_BENCH_FUNNEL_TARGET and _LEADS
+-- set other sizes, cached apart). The leads file keeps id and the three dimensions. Loading (CSV
+-- into tables, the log, SQLite's import and index) is not timed.
 --
--- Timed, on one core (os.clock, CPU time of this process; sqlite3's own "user" time):
+-- Timed, on one core (os.clock, CPU time of this process; sqlite3's own user + sys time):
 --   counts      f:aggregate{ by = 3 dims, velocity = false, sla = false } on a checked log:
 --               leads reaching each stage, so every conversion, per group; sqlite3: the same
 --               counts from its per-lead GROUP BY joined to the leads, with an index on both.
@@ -17,9 +18,10 @@ local report = require("report")
 local core = require("leadq.core")
 local funnel = require("leadq.funnel")
 
-local DIR = "build/bench/funnel"
-local TARGET = 10000000
+local TARGET = tonumber(os.getenv("LEADQ_BENCH_FUNNEL_TARGET")) or 10000000
 local LEADS = tonumber(os.getenv("LEADQ_BENCH_FUNNEL_LEADS")) or 1000000
+local DIR = "build/bench/funnel"
+if TARGET ~= 10000000 or LEADS ~= 1000000 then DIR = string.format("%s-%d-%d", DIR, LEADS, TARGET) end
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -95,6 +97,7 @@ ANALYZE;
   script:close()
   assert(sh("sqlite3 " .. DIR .. "/funnel.db.tmp < " .. DIR .. "/import.sql"), "sqlite3 import failed")
   assert(os.rename(DIR .. "/funnel.db.tmp", DIR .. "/funnel.db"))
+  for _, name in ipairs(gen.files) do os.remove(DIR .. "/gen/" .. name .. ".csv") end   -- events alone are 0.5 GB
 end
 
 -- The same counts in SQL: each lead's furthest chain stage (reaching one passes the ones before),
