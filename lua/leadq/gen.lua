@@ -862,43 +862,45 @@ local DQ_OPP = choice({ { "lost_to_competitor", 40 }, { "no_decision", 35 }, { "
 local NURTURE_REASON = choice({ { "no_response", 50 }, { "timing", 35 }, { "not_ready", 15 } })
 local CLEANUP = { 0, 0.3, 0.3, 0.5, 0.4, 0.6, 0.2 }     -- marketing ops removes junk before any MQL
 
+local function transition(out, id, stage, at, reason, owner)
+  local day = floor(at / 86400)
+  sink_put(out, id .. "," .. stage .. "," .. DAY_PREFIX[day + 1] .. TIME_OF_DAY[at - day * 86400 + 1] .. ","
+    .. reason .. "," .. owner .. "\n")
+end
+
+local function after(rng, t, median, sigma)
+  return t + floor(lognormal(rng, median, sigma)) + 1
+end
+
 local function make_transitions(st, L)
   local rng, out = st.trng, st.transitions
   local id, fit, intent, persona = L.id, L.fit, L.intent, L.persona
-  local count = 0
-  local function emit(stage, at, reason, owner)
-    sink_put(out, id .. "," .. stage .. "," .. iso(at) .. "," .. reason .. "," .. owner .. "\n")
-    count = count + 1
-  end
-  local function after(t, median, sigma)
-    return t + floor(lognormal(rng, median, sigma)) + 1
-  end
   local region = L.region
   local sdr = any(SDRS[region], rng)
   local ae = any(AES[region], rng)
   local t = L.created
-  emit("lead", t, "", "")
+  transition(out, id, "lead", t, "", "")
 
   if L.duplicate and chance(rng, 0.5) then           -- marketing ops merges it
-    t = after(t, 86400, 1.0)
-    if t <= T_LAST then emit("disqualified", t, "duplicate", "") end
-    return count
+    t = after(rng, t, 86400, 1.0)
+    if t <= T_LAST then transition(out, id, "disqualified", t, "duplicate", "") end
+    return
   end
   if persona ~= BUYER and chance(rng, CLEANUP[persona]) then
-    t = after(t, 2 * 86400, 1.0)
-    if t <= T_LAST then emit("disqualified", t, PERSONA_REASON[persona], "") end
-    return count
+    t = after(rng, t, 2 * 86400, 1.0)
+    if t <= T_LAST then transition(out, id, "disqualified", t, PERSONA_REASON[persona], "") end
+    return
   end
 
   local stage
   if persona == BUYER and L.demo_at and chance(rng, 0.6) then
-    stage, t = "sql", after(L.demo_at, 4 * 3600, 1.0)        -- a hand-raiser books a meeting at once
+    stage, t = "sql", after(rng, L.demo_at, 4 * 3600, 1.0)   -- a hand-raiser books a meeting at once
   elseif persona == BUYER and L.source == 6 and fit > 0.6 and chance(rng, 0.3) then
-    stage, t = "sal", after(t, 86400, 0.8)                   -- met at the booth, accepted directly
+    stage, t = "sal", after(rng, t, 86400, 0.8)              -- met at the booth, accepted directly
   elseif L.mql_at then
-    stage, t = "mql", L.mql_at + int(rng, 60, 3600)          -- the scoring batch runs every hour
+    stage, t = "mql", L.mql_at + int(rng, 60, 3600)         -- the scoring batch runs every hour
   else
-    return count
+    return
   end
 
   -- what sales sees in the lead's own history: the more it engaged, the likelier it goes on
@@ -910,70 +912,69 @@ local function make_transitions(st, L)
   local cycles = 0
   while t <= T_LAST do
     if stage == "mql" then
-      emit("mql", t, "", "")
-      local next_t = after(t, 5 * 3600, 1.3)                 -- hand-off to an SDR
+      transition(out, id, "mql", t, "", "")
+      local next_t = after(rng, t, 5 * 3600, 1.3)                 -- hand-off to an SDR
       if next_t > T_LAST then break end
       t = next_t
       if persona ~= BUYER then
-        emit("disqualified", t, PERSONA_REASON[persona], sdr)
+        transition(out, id, "disqualified", t, PERSONA_REASON[persona], sdr)
         break
       elseif chance(rng, 0.2 + 0.55 * fit + 0.05 * intent + engaged) then
         stage = "sal"
       elseif fit < 0.35 and chance(rng, 0.6) then
-        emit("disqualified", t, "wrong_fit", sdr)
+        transition(out, id, "disqualified", t, "wrong_fit", sdr)
         break
       elseif chance(rng, 0.5) then
-        emit("disqualified", t, pick(DQ_MQL, rng), sdr)
+        transition(out, id, "disqualified", t, pick(DQ_MQL, rng), sdr)
         break
       else
         stage = "nurture"
       end
     elseif stage == "sal" then
-      emit("sal", t, "", sdr)
-      t = after(t, 3 * 86400, 0.9)
+      transition(out, id, "sal", t, "", sdr)
+      t = after(rng, t, 3 * 86400, 0.9)
       if t > T_LAST then break end
       if chance(rng, 0.1 + 0.45 * fit + 0.2 * intent + engaged + bant) then
         stage = "sql"
       elseif chance(rng, 0.5) then
-        emit("disqualified", t, pick(DQ_SAL, rng), sdr)
+        transition(out, id, "disqualified", t, pick(DQ_SAL, rng), sdr)
         break
       else
         stage = "nurture"
       end
     elseif stage == "sql" then
-      emit("sql", t, "", ae)
-      t = after(t, 7 * 86400, 0.8)
+      transition(out, id, "sql", t, "", ae)
+      t = after(rng, t, 7 * 86400, 0.8)
       if t > T_LAST then break end
       if chance(rng, 0.25 + 0.4 * fit + bant) then
         stage = "opportunity"
       elseif chance(rng, 0.6) then
-        emit("disqualified", t, pick(DQ_SQL, rng), ae)
+        transition(out, id, "disqualified", t, pick(DQ_SQL, rng), ae)
         break
       else
         stage = "nurture"
       end
     elseif stage == "opportunity" then
-      emit("opportunity", t, "", ae)
+      transition(out, id, "opportunity", t, "", ae)
       local big = L.employees and L.employees >= 1000 and 1.6 or 1
-      t = after(t, 40 * 86400 * big, 0.6)
+      t = after(rng, t, 40 * 86400 * big, 0.6)
       if t > T_LAST then break end
       if chance(rng, 0.08 + 0.35 * fit + 0.1 * intent + bant) then
-        emit("customer", t, "", ae)
+        transition(out, id, "customer", t, "", ae)
       elseif chance(rng, 0.7) then
-        emit("disqualified", t, pick(DQ_OPP, rng), ae)
+        transition(out, id, "disqualified", t, pick(DQ_OPP, rng), ae)
       else
-        emit("nurture", t, "timing", ae)
+        transition(out, id, "nurture", t, "timing", ae)
       end
       break
     else -- nurture: recycled; some come back as MQLs later
-      emit("nurture", t, pick(NURTURE_REASON, rng), sdr)
+      transition(out, id, "nurture", t, pick(NURTURE_REASON, rng), sdr)
       cycles = cycles + 1
       if cycles > 1 or not chance(rng, 0.08 + 0.3 * intent) then break end
-      t = after(t, 45 * 86400, 0.5)
+      t = after(rng, t, 45 * 86400, 0.5)
       stage = "mql"
     end
   end
-  return count
 end
 
 ---------------------------------------------------------------------------------------------
