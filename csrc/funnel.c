@@ -454,10 +454,9 @@ int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, co
                   int32_t source, uint64_t line) {
   char msg[256];
   int32_t li = -1, ri = -1, oi = -1;
-  if (f->nrejects > f->load_rejects) {   /* validation reruns */
-    truncate_rejects(f, f->load_rejects);
-    f->prepared = 0;
-  }
+  /* any row, even one rejected here, may name a new lead: the per-lead state is made again */
+  if (f->nrejects > f->load_rejects) truncate_rejects(f, f->load_rejects);
+  f->prepared = 0;
   if (lead != NULL && lead_len > 0) {
     li = lq_keys_intern(&f->leads, &f->alloc, lead, lead_len);
     if (li < 0) return -1;

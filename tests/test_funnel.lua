@@ -122,6 +122,16 @@ function M.TestFunnelValidation.test_rejects_are_recomputed_after_more_rows()
   lu.assertErrorMsgContains("the transition times span more than 68 years", f.aggregate, f)
 end
 
+function M.TestFunnelValidation.test_rejected_rows_of_new_leads_after_a_check()
+  local f = funnel.new()
+  assert(f:add("A", "mql", "2024-01-01"))
+  funnel.report(f:aggregate())
+  for i = 1, 50 do f:add("N" .. i, "bogus", "2024-01-02") end   -- new leads, every row rejected
+  local t = funnel.report(f:aggregate())
+  lu.assertEquals(t.groups[1].leads, 1)
+  lu.assertEquals(#f:rejects(), 50)
+end
+
 function M.TestFunnelValidation.test_times()
   lu.assertEquals(funnel.parse_time("2024-01-01"), T0)
   lu.assertEquals(funnel.parse_time("2024-01-01T01:02:03Z"), T0 + 3723)
