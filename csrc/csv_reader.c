@@ -699,6 +699,9 @@ typedef struct loader {
   size_t npending, pending_cap;
   char *pending_bytes;
   size_t pending_bytes_len, pending_bytes_cap;
+  size_t *order;          /* flush_categories: the queue sorted by column */
+  size_t order_cap;
+  size_t *col_starts;     /* ncols + 1 */
   column_guess *guesses;
   size_t *sample_field_bytes;  /* per column: bytes in the sample, to size text arenas */
   size_t sampled;         /* data rows sampled for inference */
@@ -740,6 +743,8 @@ static void loader_free(loader *ld) {
   if (ld->required) lmem(ld, ld->required, (size_t)ld->ncols * sizeof(int), 0);
   if (ld->pending) lmem(ld, ld->pending, ld->pending_cap * sizeof(pending_value), 0);
   if (ld->pending_bytes) lmem(ld, ld->pending_bytes, ld->pending_bytes_cap, 0);
+  if (ld->order) lmem(ld, ld->order, ld->order_cap * sizeof(size_t), 0);
+  if (ld->col_starts) lmem(ld, ld->col_starts, ((size_t)ld->ncols + 1) * sizeof(size_t), 0);
   if (ld->sample_field_bytes) lmem(ld, ld->sample_field_bytes, (size_t)ld->ncols * sizeof(size_t), 0);
   if (ld->guesses) {
     for (i = 0; i < ld->ncols; i++) lq_dict_free(&ld->guesses[i].distinct, &ld->alloc);
@@ -750,6 +755,8 @@ static void loader_free(loader *ld) {
   ld->declared = ld->required = NULL;
   ld->pending = NULL;
   ld->pending_bytes = NULL;
+  ld->order = NULL;
+  ld->col_starts = NULL;
   ld->sample_field_bytes = NULL;
   ld->guesses = NULL;
   ld->t = NULL;
@@ -1011,7 +1018,8 @@ static int decide_types(loader *ld) {
   ld->guesses = (column_guess *)lmem(ld, NULL, 0, n * sizeof(column_guess));
   if (ld->guesses != NULL) memset(ld->guesses, 0, n * sizeof(column_guess));  /* freeable as is */
   ld->sample_field_bytes = (size_t *)lmem(ld, NULL, 0, n * sizeof(size_t));
-  if (!ld->declared || !ld->required || !ld->guesses || !ld->sample_field_bytes)
+  ld->col_starts = (size_t *)lmem(ld, NULL, 0, (n + 1) * sizeof(size_t));
+  if (!ld->declared || !ld->required || !ld->guesses || !ld->sample_field_bytes || !ld->col_starts)
     return fail_memory(ld);
   for (i = 0; i < n; i++) {
     column_guess *g = &ld->guesses[i];
@@ -1174,15 +1182,32 @@ static void prefetch_bytes(const loader *ld, const pending_value *pv) {
 #endif
 }
 
+/* Intern the queued values column by column (a column's dictionary stays in cache for its run),
+** each run in row order (codes follow first appearance), slots fetched PREFETCH_AHEAD ahead. */
 static int flush_categories(loader *ld) {
-  size_t i, n = ld->npending;
-  for (i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_slot(ld, &ld->pending[i]);
+  size_t i, k, n = ld->npending;
+  const size_t ncols = (size_t)ld->ncols;
+  size_t *order, *starts = ld->col_starts;
+  if (n == 0) return 0;
+  if (ld->order_cap < n) {
+    size_t *no = (size_t *)lmem(ld, ld->order, ld->order_cap * sizeof(size_t), ld->pending_cap * sizeof(size_t));
+    if (no == NULL) return -1;
+    ld->order = no;
+    ld->order_cap = ld->pending_cap;
+  }
+  order = ld->order;
+  /* counting sort by column, stable */
+  memset(starts, 0, (ncols + 1) * sizeof(size_t));
+  for (i = 0; i < n; i++) starts[ld->pending[i].col + 1]++;
+  for (k = 0; k < ncols; k++) starts[k + 1] += starts[k];
+  for (i = 0; i < n; i++) order[starts[ld->pending[i].col]++] = i;
+  for (i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_slot(ld, &ld->pending[order[i]]);
   for (i = 0; i < n; i++) {
-    const pending_value *pv = &ld->pending[i];
+    const pending_value *pv = &ld->pending[order[i]];
     lq_column *c = ld->t->cols[pv->col];
     int32_t code;
-    if (i + PREFETCH_AHEAD < n) prefetch_slot(ld, &ld->pending[i + PREFETCH_AHEAD]);
-    if (i + PREFETCH_AHEAD / 2 < n) prefetch_bytes(ld, &ld->pending[i + PREFETCH_AHEAD / 2]);
+    if (i + PREFETCH_AHEAD < n) prefetch_slot(ld, &ld->pending[order[i + PREFETCH_AHEAD]]);
+    if (i + PREFETCH_AHEAD / 2 < n) prefetch_bytes(ld, &ld->pending[order[i + PREFETCH_AHEAD / 2]]);
     code = lq_dict_intern_hash(&c->dict, &ld->t->alloc, ld->pending_bytes + pv->start, pv->len, pv->hash);
     if (code < 0) return -1;
     c->codes[pv->row] = code;
