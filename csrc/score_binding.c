@@ -34,6 +34,9 @@
 #if !defined(LQ_ONE_DICT_MAX)
 #define LQ_ONE_DICT_MAX 65536        /* distinct values remembered per field by score_one */
 #endif
+#if !defined(LQ_ONE_DIRECT_AT)
+#define LQ_ONE_DIRECT_AT 4096        /* past this many values a field's strings are tested directly */
+#endif
 
 enum { SRC_LEAD = 0, SRC_FEATURES, SRC_RESULTS, SRC_RECORD, SRC_FUNCTION, SRC_ABSENT };
 enum { REC_ANY = 0, REC_NUMBER, REC_TIME, REC_BOOL, REC_STRING };
@@ -57,7 +60,10 @@ typedef struct one_state {
   lq_scratch scratch;
   double *numbers;
   uint8_t *bytes, *missing, *stamp;
+  uint8_t *can_direct;       /* per field: its string tests are all C matchers */
+  int any_tags;              /* a field was read through its dictionary this call */
   uint64_t *tag_offsets;     /* 2 per field */
+  uint64_t *text_offsets;    /* 2 per field: 0 and the length of a value tested directly */
   int32_t **tags;
   size_t *tag_caps;
   lq_dict *dicts;
@@ -150,6 +156,8 @@ static void one_free(one_state *o, lq_allocator *a) {
   mem_free(a, o->bytes, nf, 1);
   mem_free(a, o->missing, nf, 1);
   mem_free(a, o->stamp, nf, 1);
+  mem_free(a, o->can_direct, nf, 1);
+  mem_free(a, o->text_offsets, 2 * nf, sizeof(uint64_t));
   mem_free(a, o->tag_offsets, 2 * nf, sizeof(uint64_t));
   mem_free(a, o->tags, nf, sizeof(int32_t *));
   mem_free(a, o->tag_caps, nf, sizeof(size_t));
@@ -1301,6 +1309,17 @@ static one_state *get_one(lua_State *L, program_box *pb) {
   NEW_ARRAY(L, a, o->bytes, nf, uint8_t);
   NEW_ARRAY(L, a, o->missing, nf, uint8_t);
   NEW_ARRAY(L, a, o->stamp, nf, uint8_t);
+  NEW_ARRAY(L, a, o->can_direct, nf, uint8_t);
+  NEW_ARRAY(L, a, o->text_offsets, 2 * nf, uint64_t);
+  for (f = 0; f < pb->nfields; f++) {
+    int k;
+    o->can_direct[f] = pb->view_kind[f] == LQ_VIEW_TAGS;
+    for (k = 0; k < p->nleaves; k++) {
+      const lq_leaf *lf = &p->leaves[k];
+      if (lf->field == f && lf->kind == LQ_LEAF_STRING && p->matchers[lf->matcher].mode == LQ_MATCH_EXTERNAL)
+        o->can_direct[f] = 0;
+    }
+  }
   NEW_ARRAY(L, a, o->tag_offsets, 2 * nf, uint64_t);
   NEW_ARRAY(L, a, o->tags, nf, int32_t *);
   NEW_ARRAY(L, a, o->tag_caps, nf, size_t);
@@ -1495,6 +1514,19 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
     }
     if (t == LUA_TNIL) {
       o->missing[f] = 1;
+    } else if (t == LUA_TSTRING && o->can_direct[f] && o->dicts[f].count >= LQ_ONE_DIRECT_AT) {
+      /* A field of many distinct values (an e-mail domain, a company): remembering each costs
+      ** more than testing it, so the value itself goes through the same C matchers the
+      ** per-code tables are built with. It stays alive in the record until the run is over. */
+      size_t len;
+      lq_view *v = &o->run.views[f];
+      v->kind = LQ_VIEW_TEXT;
+      v->text = lua_tolstring(L, -1, &len);
+      o->text_offsets[2 * f] = 0;
+      o->text_offsets[2 * f + 1] = len;
+      v->offsets = &o->text_offsets[2 * f];
+      o->missing[f] = 0;
+      return NULL;
     } else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
       size_t len;
       const char *s;
@@ -1526,7 +1558,10 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
     }
     o->tag_offsets[2 * f] = 0;
     o->tag_offsets[2 * f + 1] = n;
+    o->run.views[f].kind = LQ_VIEW_TAGS;
+    o->run.views[f].offsets = &o->tag_offsets[2 * f];
     o->run.views[f].tag_codes = o->tags[f];
+    o->any_tags |= n > 0 && o->can_direct[f] && o->dicts[f].count >= LQ_ONE_DIRECT_AT;
     break;
   }
   default:
@@ -1635,6 +1670,7 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   uv = lua_gettop(L);                                   /* 6 */
   lua_rawgeti(L, uv, UV_SLOTS);
   names = lua_gettop(L);                                /* 7 */
+  o->any_tags = 0;
   bad = load_record(L, pb, o, 2, extra, names, &grew);
   if (bad != NULL && strcmp(bad, "reset") != 0) return bad;
   if (bad != NULL) lq_run_reset_luts(&o->run);
@@ -1642,7 +1678,7 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
     lq_run_set_as_of(&o->run, as_of);
     o->as_of = as_of;
   }
-  if (grew || !o->luts_built) {   /* per-code tables only grow with new values */
+  if (grew || !o->luts_built || o->any_tags) {   /* per-code tables only grow with new values */
     build_luts(L, &o->run, uv);
     o->luts_built = 1;
   }

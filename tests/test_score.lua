@@ -422,8 +422,10 @@ function TestScoreRules:test_one_lead_memory_stays_bounded()
   local m = leadq.model(dsl.model "u" {
     rules = { dsl.rule "G" { points = 1, when = { d = { ends_with = ".org" } } } },
   })
-  for i = 1, helpers.size(3000, 300) do
+  -- past 4096 distinct values the field's strings are tested directly: same answers
+  for i = 1, helpers.size(6000, 300) do
     lu.assertEquals(m:score_one({ d = "x" .. i .. (i % 2 == 0 and ".org" or ".com") }).total, i % 2 == 0 and 1 or 0)
+    if i % 500 == 0 then lu.assertEquals(m:score_one({ d = { "a.com", "b.ORG" } }).total, 1) end
   end
 end
 
