@@ -90,7 +90,7 @@ typedef struct lq_feature_set {
   int type_flags_cap, type_flags_used;
   int *type_off, *type_feats;  /* per type index: features type_feats[type_off[t] .. type_off[t+1]) */
   int type_off_total;
-  uint8_t *type_filtered;   /* per type index: some feature of it has a filter */
+  uint8_t *type_filtered;   /* per type index: some feature of it has a filter; bit 1: its value is read */
   lq_feature *feats;
   int nfeats, feats_cap;
   int *pairs;               /* (feature, type) before lq_fs_finish */

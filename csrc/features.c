@@ -263,9 +263,12 @@ int lq_fs_finish(lq_feature_set *fs) {
       int s = off[t], e = fill[t];
       off[t] = w;
       for (i = s; i < e; i++) {
+        const lq_feature *f = &fs->feats[feats[i]];
         feats[w++] = feats[i];
-        if (fs->feats[feats[i]].need) filtered[t] = 1;
+        if (f->need) filtered[t] |= 1;
+        if (f->kind == LQ_FEAT_SUM || (f->kind == LQ_FEAT_DECAYED && f->of_value)) filtered[t] |= 2;
       }
+      if (flags[t] & LQ_TYPE_PAGE) filtered[t] |= 2;
     }
     off[ntypes + 1] = w;
   }
@@ -989,7 +992,7 @@ static void make_event(const event_source *src, size_t i, lq_event *e) {
   e->value = src->value ? src->value->numbers[i] : NAN;
   e->type = t;
   e->mask = 0;
-  if (!fs->type_filtered[t]) return;
+  if (!(fs->type_filtered[t] & 1)) return;
   for (k = 0; k < fs->nevent_filters; k++) {
     const lq_column *c = src->fcols[k];
     int hit;

@@ -468,14 +468,18 @@ static int state_observe(lua_State *L) {
   e.at = (double)lua_tonumber(L, -1);
   if (!(e.at > -LQ_MAX_TIME && e.at < LQ_MAX_TIME))   /* also NaN */
     return luaL_error(L, "bad event: 'at' is not a time (seconds since the epoch), got %f", (lua_Number)e.at);
-  switch (LQ_GETFIELD_TYPE(L, 2, "value")) {
-    case LUA_TNUMBER: e.value = (double)lua_tonumber(L, -1); break;
-    case LUA_TNIL: e.value = NAN; break;
-    default: return luaL_error(L, "bad event: 'value' must be a number, got %s", type_name_of(L, -1));
+  lua_pop(L, 2);
+  e.value = NAN;
+  if (fs->type_filtered[e.type] & 2) {   /* only the types whose value something reads */
+    switch (LQ_GETFIELD_TYPE(L, 2, "value")) {
+      case LUA_TNUMBER: e.value = (double)lua_tonumber(L, -1); break;
+      case LUA_TNIL: break;
+      default: return luaL_error(L, "bad event: 'value' must be a number, got %s", type_name_of(L, -1));
+    }
+    lua_pop(L, 1);
   }
-  lua_pop(L, 3);
   e.mask = 0;
-  if (fs->type_filtered[e.type]) {
+  if (fs->type_filtered[e.type] & 1) {
     int f;
     for (f = 0; f < fs->nfilters; f++) {
       const lq_filter *fl = &fs->filters[f];

@@ -200,7 +200,7 @@ function T.test_values_before_folded_events_is_an_error_but_pending_ones_replay(
 end
 
 function T.test_observe_misuse_raises()
-  local fs = features.new({ n = { count = "page_view" } })
+  local fs = features.new({ n = { count = "page_view" }, t = { sum = "page_view" } })
   local st = fs:state()
   lu.assertErrorMsgContains("'type' must be a string", st.observe, st, { at = T0 })
   lu.assertErrorMsgContains("'at' must be a number", st.observe, st, { type = "page_view", at = "2026-01-01" })
