@@ -586,6 +586,8 @@ local function size_fit(employees)
   return 0.75
 end
 
+local SIZE_WEIGHT = { 10, 15, 22, 32 }     -- by size_bucket: bigger companies bring more leads
+
 local function make_companies(rng, count)
   local pool = { name = {}, domain = {}, industry = {}, country = {}, employees = {}, count = count }
   local used, weights = {}, {}
@@ -612,7 +614,7 @@ local function make_companies(rng, count)
     pool.industry[k] = ind
     pool.country[k] = cty
     pool.employees[k] = employees
-    weights[k] = ({ 10, 15, 22, 32 })[size_bucket(employees)] + (employees >= 5000 and 15 or 0)
+    weights[k] = SIZE_WEIGHT[size_bucket(employees)] + (employees >= 5000 and 15 or 0)
   end
   pool.sampler = core.sampler(weights)
   return pool
