@@ -157,6 +157,9 @@ local plain_s = best_of(1, function() plain_bulk(ids, lead, typ, at, value, page
 report.line(string.format("features bulk (%d features, %d events, 1 core)", #fs:names(), nevents),
   nevents / bulk_s / 1e6, "M events/s", "plain Lua 5.4", nbase / plain_s / 1e6, "M events/s", true)
 lead, typ, at, value, page, ids = nil, nil, nil, nil, nil, nil
+events:close()
+leads:close()
+collectgarbage("collect")   -- the observe runs below start from a clean heap, both sides alike
 
 -- ---- observe timing: 2,000 states, each fed its events in time order ----
 
