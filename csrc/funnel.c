@@ -347,6 +347,13 @@ static void free_state(lq_funnel *f) {
   size_t n = (size_t)f->nstate;
   mem(a, f->seen, n * sizeof(uint32_t), 0);
   mem(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(int32_t), 0);
+  mem(a, f->order, f->order_n * sizeof(uint32_t), 0);
+  mem(a, f->row_ok, f->order_n, 0);
+  mem(a, f->start, f->start_n * sizeof(uint32_t), 0);
+  f->order = f->start = NULL;
+  f->row_ok = NULL;
+  f->order_n = f->start_n = 0;
+  f->times_ready = 0;
   mem(a, f->disq_reason, n * sizeof(int32_t), 0);
   mem(a, f->lead_owner, n * sizeof(int32_t), 0);
   mem(a, f->recycles, n * sizeof(uint16_t), 0);
@@ -599,8 +606,9 @@ static int chain_rank_less(const lq_funnel_config *c, int a, int b) {
 int lq_funnel_prepare(lq_funnel *f) {
   lq_allocator *a = &f->alloc;
   const lq_funnel_config *cfg = &f->cfg;
-  size_t nl = (size_t)f->leads.count, ns = (size_t)cfg->nstages, i, L;
+  size_t nl = (size_t)f->leads.count, i, L;
   uint32_t *order = NULL, *start = NULL;
+  uint8_t *row_ok = NULL;
   by_time ctx;
   char msg[256];
   int rc = -1;
@@ -617,18 +625,18 @@ int lq_funnel_prepare(lq_funnel *f) {
     if (f->n > 0 && floor(hi) - f->time_base >= (double)INT32_MAX) return -2;
   }
   f->seen = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
-  f->first_at = (int32_t *)mem(a, NULL, 0, (nl + 1) * ns * sizeof(int32_t));
   f->disq_reason = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
   f->lead_owner = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
   f->recycles = (uint16_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint16_t));
   f->last_stage = (uint8_t *)mem(a, NULL, 0, nl + 1);
   f->nstate = (int32_t)(nl + 1);   /* one spare so that empty funnels still own arrays */
-  if (!f->seen || !f->first_at || !f->disq_reason || !f->lead_owner || !f->recycles ||
+  if (!f->seen || !f->disq_reason || !f->lead_owner || !f->recycles ||
       !f->last_stage)
     goto done;
   order = (uint32_t *)mem(a, NULL, 0, (f->n + 1) * sizeof(uint32_t));
   start = (uint32_t *)mem(a, NULL, 0, (nl + 2) * sizeof(uint32_t));
-  if (order == NULL || start == NULL) goto done;
+  row_ok = (uint8_t *)mem(a, NULL, 0, f->n + 1);
+  if (order == NULL || start == NULL || row_ok == NULL) goto done;
   /* counting sort by lead keeps each lead's rows in log order */
   memset(start, 0, (nl + 2) * sizeof(uint32_t));
   for (i = 0; i < f->n; i++) start[f->lead[i] + 2]++;
@@ -639,8 +647,6 @@ int lq_funnel_prepare(lq_funnel *f) {
     uint32_t *seg = order + start[L], n = start[L + 1] - start[L], k;
     int cur = -1;
     uint32_t seen = 0;
-    int32_t *first = f->first_at + L * ns;
-    for (k = 0; k < ns; k++) first[k] = LQ_FUNNEL_NEVER;
     f->disq_reason[L] = -1;
     f->lead_owner[L] = -1;
     f->recycles[L] = 0;
@@ -657,10 +663,11 @@ int lq_funnel_prepare(lq_funnel *f) {
                    cfg->names[cur]);
         else snprintf(msg, sizeof msg, "transition from '%s' to '%s' is not allowed", cfg->names[cur], cfg->names[s]);
         if (add_reject(f, f->source[r], f->line[r], (int32_t)L, s, f->at[r], msg) != 0) goto done;
+        row_ok[r] = 0;
         continue;
       }
+      row_ok[r] = 1;
       seen |= 1u << s;
-      if (first[s] == LQ_FUNNEL_NEVER) first[s] = (int32_t)(floor(f->at[r]) - f->time_base);
       if (s == cfg->disqualified) f->disq_reason[L] = f->reason[r];
       if (s == cfg->nurture && cur >= 0 && f->recycles[L] < UINT16_MAX) f->recycles[L]++;
       if (f->owner[r] >= 0) f->lead_owner[L] = f->owner[r];
@@ -670,13 +677,41 @@ int lq_funnel_prepare(lq_funnel *f) {
     f->seen[L] = seen;
     f->last_stage[L] = (uint8_t)(cur < 0 ? 255 : cur);
   }
+  /* kept for funnel_times */
+  f->order = order;
+  f->start = start;
+  f->row_ok = row_ok;
+  f->order_n = f->n + 1;
+  f->start_n = nl + 2;
+  order = start = NULL;
+  row_ok = NULL;
   f->prepared = 1;
   rc = 0;
 done:
   mem(a, order, (f->n + 1) * sizeof(uint32_t), 0);
   mem(a, start, (nl + 2) * sizeof(uint32_t), 0);
+  mem(a, row_ok, f->n + 1, 0);
   if (rc != 0) free_state(f);
   return rc;
+}
+
+/* Each lead's first entry into each stage, from its checked rows in time order. 0 or -1. */
+static int funnel_times(lq_funnel *f) {
+  size_t ns = (size_t)f->cfg.nstages, nl = (size_t)f->nstate - 1, L, k;
+  int32_t *first = (int32_t *)mem(&f->alloc, NULL, 0, (size_t)f->nstate * ns * sizeof(int32_t));
+  if (first == NULL) return -1;
+  for (k = 0; k < (size_t)f->nstate * ns; k++) first[k] = LQ_FUNNEL_NEVER;
+  for (L = 0; L < nl; L++) {
+    int32_t *mine = first + L * ns;
+    for (k = f->start[L]; k < f->start[L + 1]; k++) {
+      uint32_t r = f->order[k];
+      if (f->row_ok[r] && mine[f->stage[r]] == LQ_FUNNEL_NEVER)
+        mine[f->stage[r]] = (int32_t)(floor(f->at[r]) - f->time_base);
+    }
+  }
+  f->first_at = first;
+  f->times_ready = 1;
+  return 0;
 }
 
 /* ---------------------------------------------------------------- results */
@@ -928,6 +963,11 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     if (rc != 0) return NULL;
   }
   nl = (size_t)f->leads.count;
+  if (!f->times_ready) {   /* velocity, the SLA and cohorts need each lead's stage times */
+    int need = q->velocity || sla;
+    for (d = 0; d < q->ndims; d++) need |= q->dims[d].kind == LQ_DIM_COHORT;
+    if (need && funnel_times(f) != 0) return NULL;
+  }
   r = result_new(f->alloc);
   if (r == NULL) return NULL;
   result_header(r, cfg, q);

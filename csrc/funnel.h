@@ -95,6 +95,10 @@ typedef struct lq_funnel {
                               LQ_FUNNEL_NEVER when never entered (so times within the funnel are
                               to the second, and may span 68 years) */
   double time_base;
+  int times_ready;         /* first_at is made on the first aggregation that needs times */
+  uint32_t *order, *start; /* rows by lead, each lead's in time order: order[start[L] .. start[L + 1]) */
+  uint8_t *row_ok;         /* [row]: 1 when the row passed the checks */
+  size_t order_n, start_n;
   int32_t *disq_reason, *lead_owner;
   uint16_t *recycles;
   uint8_t *last_stage;

@@ -192,6 +192,13 @@ function M.TestFunnelAggregate.test_cohorts_and_owner()
   lu.assertEquals(t.groups[1].key, {})              -- C: no mql, no owner (missing sorts first)
   lu.assertEquals(t.groups[2].key, { mql_month = "2024-01", owner = "bob" })
   lu.assertEquals(t.groups[3].key, { mql_month = "2024-02", owner = "ann" })
+  -- a fresh funnel asked for counts only still finds its cohorts
+  local g = funnel.new()
+  assert(g:add("A", "mql", "2024-01-30"))
+  assert(g:add("B", "mql", "2024-02-02"))
+  local counts = funnel.report(g:aggregate{ by = { "mql_week" }, velocity = false, sla = false })
+  lu.assertEquals(counts.groups[1].key, { mql_week = "2024-01-29" })
+  lu.assertEquals(counts.groups[1].leads, 2)
   t = funnel.report(f:aggregate{ by = { "mql_week" } })
   lu.assertEquals(t.groups[2].key, { mql_week = "2024-01-29" })   -- the Monday
   lu.assertEquals(t.groups[2].leads, 2)
