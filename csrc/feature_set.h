@@ -162,9 +162,10 @@ void lq_state_free(const lq_feature_set *fs, lq_state *st);
 int lq_state_observe(const lq_feature_set *fs, lq_state *st, const lq_event *e);
 int lq_state_values(const lq_feature_set *fs, const lq_state *st, double as_of, double *scratch, double *out);
 
-/* Encoding: *out from the set's allocator (free with size *len); decode gives 0, or -1 on no memory,
-** 1 on a bad string (msg says why). */
-int lq_state_encode(const lq_feature_set *fs, const lq_state *st, char **out, size_t *len);
+/* Encoding into dst, which has room for lq_state_encode_bound bytes: the length written. Decode gives 0,
+** or -1 on no memory, 1 on a bad string (msg says why). */
+size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st);
+size_t lq_state_encode(const lq_feature_set *fs, const lq_state *st, char *dst);
 int lq_state_decode(const lq_feature_set *fs, lq_state *st, const char *s, size_t len, const char **msg);
 
 /* Bulk */

@@ -607,15 +607,13 @@ int lq_state_values(const lq_feature_set *fs, const lq_state *st, double as_of, 
 ** A newer build keeps a decoder for every older version. */
 
 typedef struct buf {
-  const lq_allocator *a;
   char *p;
   size_t len, cap;
   int oom;
 } buf;
 
 static void buf_put(buf *b, const void *s, size_t n) {
-  if (b->oom) return;
-  if (mem_grow(b->a, (void **)&b->p, 1, &b->cap, b->len + n) != 0) {
+  if (b->oom || b->len + n > b->cap) {   /* the caller sized the buffer with lq_state_encode_bound */
     b->oom = 1;
     return;
   }
@@ -643,14 +641,20 @@ static void buf_f64(buf *b, double d) {
   buf_put(b, tmp, 8);
 }
 
-int lq_state_encode(const lq_feature_set *fs, const lq_state *st, char **out, size_t *len) {
+size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st) {
+  return 5 + 10 + 1 + 3 * 8 + 10 * LQ_N_COUNTERS + (size_t)(fs->nslots + 7) / 8 + 8 * (size_t)fs->nslots + 10 +
+         st->npending * (2 * 8 + 10 + 10);
+}
+
+size_t lq_state_encode(const lq_feature_set *fs, const lq_state *st, char *dst) {
   buf b;
   const lq_state_core *c = &st->core;
   unsigned char head[5], flags = 0, byte = 0;
   int i;
   size_t k;
   memset(&b, 0, sizeof b);
-  b.a = &fs->alloc;
+  b.p = dst;
+  b.cap = lq_state_encode_bound(fs, st);
   head[0] = LQ_STATE_VERSION;
   for (i = 0; i < 4; i++) head[1 + i] = (unsigned char)(fs->fingerprint >> (8 * i));
   buf_put(&b, head, 5);
@@ -678,22 +682,7 @@ int lq_state_encode(const lq_feature_set *fs, const lq_state *st, char **out, si
     buf_varint(&b, (uint64_t)e->type);
     buf_varint(&b, (uint64_t)e->mask);
   }
-  if (b.oom) {
-    mem_free(b.a, b.p, b.cap);
-    return -1;
-  }
-  /* hand back exactly len bytes so the caller frees what it was given */
-  if (b.cap != b.len) {
-    char *np = (char *)mem_alloc(b.a, b.p, b.cap, b.len);
-    if (np == NULL) {
-      mem_free(b.a, b.p, b.cap);
-      return -1;
-    }
-    b.p = np;
-  }
-  *out = b.p;
-  *len = b.len;
-  return 0;
+  return b.oom ? 0 : b.len;
 }
 
 typedef struct reader {

@@ -528,11 +528,10 @@ static int state_values(lua_State *L) {
 static int state_encode(lua_State *L) {
   state_box *box = check_state(L, 1);
   lq_feature_set *fs = box->sh->fs;
-  char *s;
-  size_t len;
-  if (lq_state_encode(fs, &box->st, &s, &len) != 0) return luaL_error(L, "not enough memory to encode the state");
-  lua_pushlstring(L, s, len);   /* may raise on no memory: free first would lose s, so copy then free */
-  fs->alloc.fn(fs->alloc.ud, s, len, 0);
+  char *dst = (char *)lq_newuserdata(L, lq_state_encode_bound(fs, &box->st));   /* scratch owned by Lua */
+  size_t len = lq_state_encode(fs, &box->st, dst);
+  if (len == 0) return luaL_error(L, "cannot encode the state (internal size error)");
+  lua_pushlstring(L, dst, len);
   return 1;
 }
 
