@@ -398,7 +398,7 @@ function FeatureSet:compute(leads, events, opts)
   opts = opts or {}
   if type(opts) ~= "table" then fail("options must be a table, got %s", type(opts)) end
   check_keys(opts, { "as_of", "id", "max_unknown" }, fail, "options: ")
-  local as_of = parse_as_of(opts.as_of, fail)
+  local as_of = parse_as_of(opts.as_of, raiser("compute", 4))
   if opts.id ~= nil and type(opts.id) ~= "string" then fail("id must be a column name, got %s", type(opts.id)) end
   if opts.max_unknown ~= nil and type(opts.max_unknown) ~= "number" then
     fail("max_unknown must be a number, got %s", type(opts.max_unknown))
@@ -433,7 +433,7 @@ function FeatureSet:evaluate(lead, events, as_of)
   local fail = raiser("evaluate", 3)
   if lead ~= nil and type(lead) ~= "table" then fail("lead must be a record (table) or nil, got %s", type(lead)) end
   if type(events) ~= "table" then fail("events must be a list of event records, got %s", type(events)) end
-  as_of = parse_as_of(as_of, fail)
+  as_of = parse_as_of(as_of, raiser("evaluate", 4))
   local list = {}
   for i = 1, #events do
     local e = events[i]
