@@ -5,10 +5,14 @@
 ** One engine serves both paths, so they agree by construction:
 **   - an engagement state (lq_state) keeps one lead's features; events are folded into it in time
 **     order by fs_apply; those within the declared lateness wait in a small sorted buffer first;
-**   - the bulk computation groups events by lead, sorts each lead's slice when it is not sorted,
-**     and folds them into one scratch state per lead with the same fs_apply.
-** Windows are whole UTC days: `within_days = n` keeps the events of the n days ending on the as-of day,
-** in a ring of n per-day buckets, so an event costs O(1) whatever the window.
+**   - the bulk computation groups events by lead (in one pass when the file already has each lead's
+**     events together, else by counting and scattering), sorts each lead's slice when it is not sorted,
+**     and folds it into one scratch state with the same fs_apply.
+** Windows are whole UTC days: `within_days = n` keeps the events of the n days ending on the as-of day.
+** A state keeps a ring of n per-day buckets (its as_of comes later); the bulk pass knows as_of first and
+** keeps only the current day's bucket and a total. Either way an event costs O(1) whatever the window.
+** Ties in time: sends before other events (a click in the second of its send is a scanner's), then
+** arrival (state) or file (bulk) order. The property test checks both paths give the same values.
 */
 #ifndef LEADQ_FEATURE_SET_H
 #define LEADQ_FEATURE_SET_H
