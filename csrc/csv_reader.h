@@ -10,6 +10,7 @@
 #define LEADQ_CSV_READER_H
 
 #include <stddef.h>
+#include "civil_time.h"
 #include "table.h"
 
 #if !defined(LQ_CSV_CHUNK)
@@ -70,16 +71,10 @@ int lq_csv_read_string(const char *data, size_t len, const lq_csv_options *o, lq
                        lq_table **out, char *err, size_t errlen);
 
 /* Value parsers: 1 and *out set when s[0..len) is a value of the type (spaces around it are
-** ignored), 0 otherwise. Numbers never accept nan or inf; times are ISO 8601 dates and
-** date-times, taken as UTC unless they carry an offset; booleans are true/false, yes/no, t/f,
-** y/n, 1/0 in any case. */
+** ignored), 0 otherwise. Numbers never accept nan or inf; booleans are true/false, yes/no, t/f,
+** y/n, 1/0 in any case; times are lq_scan_time's (civil_time.h). */
 int lq_scan_number(const char *s, size_t len, double *out);
-int lq_scan_time(const char *s, size_t len, double *out);
 int lq_scan_bool(const char *s, size_t len, int *out);
-
-/* A time as text: iso 1 gives 2024-03-01T10:20:30Z (fractions when present); iso 0 the short form
-** for display: 2024-03-01 at midnight, else 2024-03-01 10:20:30. Returns the length written. */
-size_t lq_format_time(double t, int iso, char *buf, size_t size);
 
 /* Type inference shared with leadq.table: a string column is text when over 90% of its values
 ** (at least 20 of them) are distinct, or it is an identifier with unique values; otherwise category. */

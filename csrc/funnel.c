@@ -139,85 +139,11 @@ const char *lq_keys_string(const lq_keys *k, int32_t i, size_t *len) {
 
 /* ---------------------------------------------------------------- times */
 
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  int64_t era, yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
-  int64_t era, doe, yoe, doy, mp;
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = z - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int digits(const char *s, size_t len, size_t *pos, int n, int *out) {
-  int v = 0, i;
-  if (*pos + (size_t)n > len) return -1;
-  for (i = 0; i < n; i++) {
-    char c = s[*pos + (size_t)i];
-    if (c < '0' || c > '9') return -1;
-    v = v * 10 + (c - '0');
-  }
-  *pos += (size_t)n;
-  *out = v;
-  return 0;
-}
-
-int lq_parse_time(const char *s, size_t len, double *out) {
-  size_t p = 0;
-  int y, mo, d, h = 0, mi = 0, sec = 0;
-  double frac = 0, offset = 0;
-  static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (digits(s, len, &p, 4, &y) || p >= len || s[p++] != '-' || digits(s, len, &p, 2, &mo) ||
-      p >= len || s[p++] != '-' || digits(s, len, &p, 2, &d))
-    return -1;
-  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return -1;
-  if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return -1;
-  if (p < len && (s[p] == 'T' || s[p] == ' ')) {
-    p++;
-    if (digits(s, len, &p, 2, &h) || p >= len || s[p++] != ':' || digits(s, len, &p, 2, &mi)) return -1;
-    if (p < len && s[p] == ':') {
-      p++;
-      if (digits(s, len, &p, 2, &sec)) return -1;
-      if (p < len && s[p] == '.') {
-        double scale = 0.1;
-        p++;
-        if (p >= len || s[p] < '0' || s[p] > '9') return -1;
-        while (p < len && s[p] >= '0' && s[p] <= '9') { frac += (s[p++] - '0') * scale; scale /= 10; }
-      }
-    }
-    if (h > 23 || mi > 59 || sec > 60) return -1;
-    if (p < len && s[p] == 'Z') p++;
-    else if (p < len && (s[p] == '+' || s[p] == '-')) {
-      int sign = s[p++] == '-' ? -1 : 1, oh, om = 0;
-      if (digits(s, len, &p, 2, &oh)) return -1;
-      if (p < len && s[p] == ':') p++;
-      if (p < len && digits(s, len, &p, 2, &om)) return -1;
-      offset = sign * (oh * 3600.0 + om * 60.0);
-    }
-  }
-  if (p != len) return -1;
-  *out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec + frac - offset;
-  return 0;
-}
-
 void lq_format_date(double t, char *buf, size_t size) {
   int64_t y;
-  int m, d;
-  civil_from_days((int64_t)floor(t / 86400.0), &y, &m, &d);
-  snprintf(buf, size, "%04lld-%02d-%02d", (long long)y, m, d);
+  unsigned m, d;
+  lq_civil_from_days((int64_t)floor(t / 86400.0), &y, &m, &d);
+  snprintf(buf, size, "%04lld-%02u-%02u", (long long)y, m, d);
 }
 
 /* ---------------------------------------------------------------- sketches */
@@ -579,7 +505,7 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     if (ca->type == LQ_NUMBER || ca->type == LQ_TIME) at = ca->numbers[row];
     else {
       atext = cell_text(ca, row, &alen, abuf, sizeof abuf);
-      if (atext != NULL && lq_parse_time(atext, alen, &at) != 0) at = NAN;
+      if (atext != NULL && !lq_scan_time(atext, alen, &at)) at = NAN;
     }
     if (cr != NULL) reason = cell_text(cr, row, &rlen, rbuf, sizeof rbuf);
     if (co != NULL) owner = cell_text(co, row, &olen, obuf, sizeof obuf);
@@ -853,9 +779,9 @@ static void result_header(lq_funnel_result *r, const lq_funnel_config *cfg, cons
 /* A cohort's number: months since year 0, or the day number of the week's Monday. */
 static int64_t cohort_of(double t, int week) {
   int64_t day = (int64_t)floor(t / 86400.0), y;
-  int m, d;
+  unsigned m, d;
   if (week) return day - ((day + 3) % 7 + 7) % 7;   /* 1970-01-01 was a Thursday */
-  civil_from_days(day, &y, &m, &d);
+  lq_civil_from_days(day, &y, &m, &d);
   return y * 12 + (m - 1);
 }
 

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "civil_time.h"
 #include "table.h"
 
 #if !defined(LQ_FUNNEL_MAX_STAGES)
@@ -162,9 +163,7 @@ int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len); 
 int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len);              /* -1 absent */
 const char *lq_keys_string(const lq_keys *k, int32_t i, size_t *len);
 
-/* Times: ISO 8601 "YYYY-MM-DD[(T| )hh:mm[:ss[.fff]]][Z|(+|-)hh[:]mm]" to seconds since the epoch, UTC.
-** Returns 0 on success, -1 when the text is not such a time. */
-int lq_parse_time(const char *s, size_t len, double *out);
+/* Times are read with lq_scan_time (civil_time.h). */
 void lq_format_date(double t, char *buf, size_t size);   /* YYYY-MM-DD */
 
 /* Sketches */

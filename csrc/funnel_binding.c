@@ -163,7 +163,7 @@ static double time_arg(lua_State *L, int i, const char **text, size_t *len) {
   if (lua_type(L, i) == LUA_TNUMBER) t = lua_tonumber(L, i);
   else if (lua_type(L, i) == LUA_TSTRING) {
     *text = lua_tolstring(L, i, len);
-    if (lq_parse_time(*text, *len, &t) != 0) t = NAN;
+    if (!lq_scan_time(*text, *len, &t)) t = NAN;
   } else if (!lua_isnoneornil(L, i)) luaL_argerror(L, i, "a time must be a number (seconds) or a string");
   return t;
 }
@@ -489,7 +489,7 @@ static int funnel_parse_time(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   double t;
-  if (lq_parse_time(s, len, &t) != 0) {
+  if (!lq_scan_time(s, len, &t)) {
     lua_pushnil(L);
     lua_pushfstring(L, "bad time '%s' (expected YYYY-MM-DD or YYYY-MM-DD hh:mm:ss)", s);
     return 2;

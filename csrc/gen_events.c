@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "bindings.h"
+#include "civil_time.h"
 #include "random.h"
 
 #define ENGINE_TYPE "leadq.EventEngine"
@@ -352,19 +353,6 @@ static int lead_events(engine *e, lq_random *r, lead_state *out, int64_t created
 
 /* ---- configuration: read once from the Lua table ---- */
 
-static void civil_from_days(int64_t z, int *y, int *m, int *d) {
-  int64_t era, doe, yoe, doy, mp;
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = z - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 /* The string at t[i] (t at the top of the stack); it stays alive because the table does. */
 static text string_at(lua_State *L, int i, const char *what) {
   text out;
@@ -509,13 +497,14 @@ static int l_engine_new(lua_State *L) {
   if (e->ndays < 1 || e->ndays > DAYS_MAX || floor(first_day) != first_day || fabs(first_day) > 1e7)
     luaL_error(L, "event engine: config.days must be 1 to %d and first_day a day number", DAYS_MAX);
   for (i = 0; i < e->ndays; i++) {
-    int y, m, d;
-    civil_from_days((int64_t)first_day + i, &y, &m, &d);
-    snprintf(e->day_prefix[i], sizeof e->day_prefix[i], "%04d-%02d-%02dT", y, m, d);
-    if (y * 12 + m != last_key) {
+    int64_t y;
+    unsigned m, d;
+    lq_civil_from_days((int64_t)first_day + i, &y, &m, &d);
+    snprintf(e->day_prefix[i], sizeof e->day_prefix[i], "%04d-%02u-%02uT", (int)y, m, d);
+    if ((int)y * 12 + (int)m != last_key) {
       if (e->nmonths == MONTHS_MAX) luaL_error(L, "event engine: too many months");
       e->nmonths++;
-      last_key = y * 12 + m;
+      last_key = (int)y * 12 + (int)m;
     }
     e->day_month[i] = e->nmonths - 1;
   }

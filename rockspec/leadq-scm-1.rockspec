@@ -20,6 +20,7 @@ build = {
   modules = {
     ["leadq.core"] = {
       sources = {
+        "csrc/civil_time.c",
         "csrc/core.c",
         "csrc/csv_reader.c",
         "csrc/features.c",
