@@ -20,6 +20,8 @@ build = {
   modules = {
     ["leadq.core"] = {
       sources = {
+        "csrc/accounts.c",
+        "csrc/accounts_binding.c",
         "csrc/civil_time.c",
         "csrc/core.c",
         "csrc/csv_reader.c",
@@ -38,6 +40,7 @@ build = {
       defines = {},
       incdirs = { "csrc" },
     },
+    ["leadq.accounts"] = "lua/leadq/accounts.lua",
     ["leadq.cli"] = "lua/leadq/cli.lua",
     ["leadq.cli_score"] = "lua/leadq/cli_score.lua",
     ["leadq.compiler"] = "lua/leadq/compiler.lua",

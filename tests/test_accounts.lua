@@ -1,0 +1,235 @@
+-- Accounts: leads mapped to accounts (account id, e-mail or website domain, never a personal
+-- domain), duplicate leads merged by the declared policy, and the rollup in C checked against the
+-- same rollup written in plain Lua.
+local lu = require("luaunit")
+local leadq = require("leadq")
+local accounts = require("leadq.accounts")
+
+local M = {}
+M.TestAccounts = {}
+local T = M.TestAccounts
+
+function T.test_normalize_email()
+  lu.assertEquals(accounts.normalize_email("  Jane.Doe+news@Acme.COM "), "jane.doe@acme.com")
+  lu.assertEquals(accounts.normalize_email("j.a.n.e+x@gmail.com"), "jane@gmail.com")
+  lu.assertEquals(accounts.normalize_email("JANE@googlemail.com"), "jane@gmail.com")
+  lu.assertNil(accounts.normalize_email("not an address"))
+  lu.assertNil(accounts.normalize_email("+tag@acme.com"))
+  lu.assertNil(accounts.normalize_email(nil))
+end
+
+function T.test_normalize_domain()
+  lu.assertEquals(accounts.normalize_domain("https://www.Acme.com/pricing?x=1"), "acme.com")
+  lu.assertEquals(accounts.normalize_domain("acme.co.uk."), "acme.co.uk")
+  lu.assertEquals(accounts.normalize_domain("jane@Acme.com"), "acme.com")
+  lu.assertEquals(accounts.normalize_domain("http://shop.acme.com:8080"), "shop.acme.com")
+  lu.assertNil(accounts.normalize_domain("localhost"))
+  lu.assertNil(accounts.normalize_domain("n/a"))
+end
+
+local function lead_table()
+  return leadq.table({
+    { id = "L1", email = "ann@acme.com", website = "acme.com", created_at = 300 },
+    { id = "L2", email = "bob@gmail.com", website = "https://www.Beta.io/", created_at = 200 },
+    { id = "L3", email = "cy@yahoo.com", created_at = 100 },
+    { id = "L4", email = "dee@Acme.com", account_id = "ACC-9", created_at = 50 },
+    { id = "L5", website = "gmail.com", created_at = 10 },
+    { id = "L6", email = "ANN+promo@acme.com ", created_at = 100 },
+  }, { id = "text", email = "text", website = "text", account_id = "category", created_at = "number" })
+end
+
+function T.test_map_by_id_email_and_website()
+  local map, report = accounts.map(lead_table())
+  lu.assertEquals(map:column("account"), { "acme.com", "beta.io", nil, "ACC-9", nil, "acme.com" })
+  lu.assertEquals(map:column("account_source"), { "email", "website", nil, "account_id", nil, "email" })
+  lu.assertEquals(report.email, 2)
+  lu.assertEquals(report.website, 1)
+  lu.assertEquals(report.account_id, 1)
+  lu.assertEquals(report.personal, 2)      -- yahoo.com e-mail; gmail.com as a website
+  lu.assertEquals(report.none, 0)
+end
+
+function T.test_map_free_domains_list_and_errors()
+  local map = accounts.map(lead_table(), { free_domains = { "acme.com" } })
+  lu.assertEquals(map:column("account")[1], nil)
+  lu.assertEquals(map:column("account")[3], "yahoo.com")
+  local ok, err = pcall(accounts.map, lead_table(), { emial = "email" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "map: unknown option 'emial' (did you mean 'email'?)")
+  ok, err = pcall(accounts.map, lead_table(), { website = "web_site" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "map: no column 'web_site' in the leads (did you mean 'website'?)")
+  local none, msg = accounts.map(lead_table(), { free_domains = "/nonexistent/free.txt" })
+  lu.assertNil(none)
+  lu.assertStrContains(msg, "cannot read the free-domain list")
+end
+
+function T.test_dedupe_earliest_created_wins_events_unioned()
+  local events = leadq.table({
+    { lead_id = "L1", type = "page_view", at = 1000 },
+    { lead_id = "L6", type = "demo_request", at = 2000 },
+    { lead_id = "L2", type = "page_view", at = 3000 },
+  }, { lead_id = "category", type = "category", at = "time" })
+  local leads, evs, merges = accounts.dedupe(lead_table(), events)
+  lu.assertEquals(merges.count, 1)
+  lu.assertEquals(merges[1].kept, "L6")              -- created at 100, before L1 (300)
+  lu.assertEquals(merges[1].merged, "L1")
+  lu.assertEquals(merges[1].email, "ann@acme.com")
+  lu.assertEquals(#leads, 5)
+  lu.assertEquals(leads:column("id"), { "L2", "L3", "L4", "L5", "L6" })
+  lu.assertEquals(evs:column("lead_id"), { "L6", "L6", "L2" })
+  local ok, err = pcall(accounts.dedupe, lead_table(), { policy = "earliest_create" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "dedupe: unknown policy 'earliest_create' (did you mean 'earliest_created'?)")
+end
+
+function T.test_dedupe_gmail_dots_and_three_copies()
+  local t = leadq.table({
+    { id = "a", email = "jo.hn@gmail.com", created_at = 30 },
+    { id = "b", email = "john+x@gmail.com", created_at = 20 },
+    { id = "c", email = "JOHN@googlemail.com", created_at = 10 },
+    { id = "d", email = "other@acme.com" },
+  }, { id = "text", email = "text", created_at = "number" })
+  local leads, _, merges = accounts.dedupe(t)
+  lu.assertEquals(leads:column("id"), { "c", "d" })
+  lu.assertEquals(merges.count, 2)
+  lu.assertEquals({ merges[1].merged, merges[1].kept }, { "a", "c" })
+  lu.assertEquals({ merges[2].merged, merges[2].kept }, { "b", "c" })
+end
+
+-- the same rollup in plain Lua, to check the C one (and for the bench)
+local function lua_rollup(accs, scores, k, engaged_at)
+  local by = {}
+  for i = 1, #accs do
+    local a = accs[i]
+    if a ~= nil then
+      local r = by[a]
+      if not r then r = { contacts = 0, scored = 0, engaged = 0, sum = 0, top = {} }; by[a] = r end
+      r.contacts = r.contacts + 1
+      local s = scores[i]
+      if s ~= nil then
+        r.scored, r.sum = r.scored + 1, r.sum + s
+        if s >= engaged_at then r.engaged = r.engaged + 1 end
+        if r.max == nil or s > r.max then r.max = s end
+        r.top[#r.top + 1] = s
+      end
+    end
+  end
+  for _, r in pairs(by) do
+    table.sort(r.top, function(x, y) return x > y end)
+    local sum, n = 0, math.min(k, #r.top)
+    for j = 1, n do sum = sum + r.top[j] end
+    r.top_sum, r.top_mean = sum, n > 0 and sum / n or nil
+  end
+  return by
+end
+
+function T.test_rollup_matches_plain_lua()
+  local n = LEADQ_VARIANT == "asan" and 3000 or 30000
+  local seed = 7
+  local function rand(m) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % m end
+  local recs = {}
+  for i = 1, n do
+    local a = rand(10) == 0 and nil or ("acc" .. rand(math.floor(n / 8)))
+    local s = rand(20) == 0 and nil or rand(101) - 10
+    recs[i] = { id = "L" .. i, account = a, score = s }
+  end
+  local t = leadq.table(recs, { id = "text", account = "category", score = "number" })
+  local acc = accounts.rollup(t, { score = "score", top_k = 3, engaged_at = 50 })
+  local want = lua_rollup(t:column("account"), t:column("score"), 3, 50)
+  local seen = 0
+  for _, r in acc:rows() do
+    local w = want[r.account]
+    seen = seen + 1
+    lu.assertEquals(r.contacts, w.contacts)
+    lu.assertEquals(r.scored_contacts, w.scored)
+    lu.assertEquals(r.engaged_contacts, w.engaged)
+    lu.assertEquals(r.score_sum, w.sum)
+    lu.assertEquals(r.score_max, w.max)
+    lu.assertEquals(r.top_sum, w.top_sum)
+    lu.assertAlmostEquals(r.top_mean or -1, w.top_mean or -1, 1e-9)
+  end
+  local count = 0
+  for _ in pairs(want) do count = count + 1 end
+  lu.assertEquals(seen, count)
+end
+
+local PERSONAS = {
+  decision_maker = { seniority = { one_of = { "C-level", "VP" } } },
+  champion = { seniority = "Director" },
+  technical_evaluator = { department = "Engineering" },
+  finance = { department = "Finance" },
+}
+
+local function company()
+  return leadq.table({
+    { id = "c1", account = "acme", title = "CTO", seniority = "C-level", department = "Engineering", score = 70,
+      employees = 800, industry = "Software" },
+    { id = "c2", account = "acme", title = "Director Ops", seniority = "Director", department = "Operations",
+      score = 20, employees = 750 },
+    { id = "c3", account = "acme", title = "Controller", seniority = "Manager", department = "Finance", score = 55 },
+    { id = "c4", account = "beta", title = "Analyst", seniority = "Individual", department = "Finance", score = 10,
+      industry = "Retail" },
+    { id = "c5", title = "Freelancer", score = 99 },
+  }, { id = "text", account = "category", title = "text", seniority = "category", department = "category",
+       score = "number", employees = "number", industry = "category" })
+end
+
+function T.test_rollup_personas_best_contact_and_carry()
+  local acc = accounts.rollup(company(), { score = "score", engaged_at = 50, top_k = 2, personas = PERSONAS,
+                                           carry = { "employees", "industry" } })
+  lu.assertEquals(#acc, 2)
+  local a = acc:row(1)
+  lu.assertEquals(a.account, "acme")
+  lu.assertEquals({ a.contacts, a.engaged_contacts, a.score_max, a.top_sum, a.top_mean }, { 3, 2, 70, 125, 62.5 })
+  lu.assertEquals(a.best_contact, "c1")
+  lu.assertEquals({ a.decision_maker_present, a.decision_maker_engaged }, { true, true })
+  lu.assertEquals({ a.technical_evaluator_present, a.technical_evaluator_engaged }, { true, true })
+  lu.assertEquals({ a.champion_present, a.champion_engaged }, { true, false })
+  lu.assertEquals({ a.finance_present, a.finance_engaged }, { true, true })
+  lu.assertEquals({ a.personas_present, a.personas_engaged }, { 4, 3 })
+  lu.assertEquals({ a.employees, a.industry }, { 800, "Software" })
+  local b = acc:row(2)
+  lu.assertEquals({ b.account, b.contacts, b.engaged_contacts, b.personas_present, b.personas_engaged },
+                  { "beta", 1, 0, 1, 0 })
+  lu.assertEquals({ b.employees, b.industry }, { nil, "Retail" })
+end
+
+function T.test_contacts_best_first()
+  local list = accounts.contacts(company(), "acme", { score = "score", engaged_at = 50 })
+  lu.assertEquals(#list, 3)
+  lu.assertEquals({ list[1].id, list[2].id, list[3].id }, { "c1", "c3", "c2" })
+  lu.assertEquals({ list[1].engaged, list[3].engaged }, { true, false })
+end
+
+function T.test_rollup_misuse_raises()
+  local t = company()
+  local function err_of(...)
+    local ok, e = pcall(accounts.rollup, ...)
+    lu.assertFalse(ok)
+    return e
+  end
+  lu.assertStrContains(err_of(t, { score = "score", topk = 2 }),
+                       "rollup: unknown option 'topk' (did you mean 'top_k'?)")
+  lu.assertStrContains(err_of(t, { score = "scor" }), "rollup: no column 'scor' (score) (did you mean 'score'?)")
+  lu.assertStrContains(err_of(t, {}), "rollup: missing option 'score'")
+  lu.assertStrContains(err_of(t, { score = "title" }), "rollup: column 'title' must be a number, not text")
+  lu.assertStrContains(err_of(t, { score = "score", top_k = 0 }), "rollup: top_k must be a whole number from 1 to 64")
+  lu.assertStrContains(err_of(t, { score = "score", account = "title" }), "column 'title' must be a category")
+  lu.assertStrContains(err_of({ t, leadq.table({ { x = 1 } }) }, { score = "score" }), "source 2 has 1 rows, not 5")
+  lu.assertStrContains(err_of(t, { score = "score", personas = { boss = { titel = "x" } } }), "titel")
+end
+
+function T.test_rollup_from_several_tables()
+  local leads = leadq.table({ { id = "a", email = "a@acme.com" }, { id = "b", email = "b@acme.com" },
+                              { id = "c", email = "c@gmail.com" } })
+  local map = accounts.map(leads)
+  local scores = leadq.table({ { total = 10 }, { total = 30 }, { total = 90 } })
+  local acc = accounts.rollup({ leads, map, scores }, { score = "total" })
+  lu.assertEquals(#acc, 1)
+  lu.assertEquals(acc:row(1), { account = "acme.com", contacts = 2, scored_contacts = 2, engaged_contacts = 2,
+    score_sum = 40, score_max = 30, top_sum = 40, top_mean = 20, best_contact = "b", personas_present = 0,
+    personas_engaged = 0 })
+end
+
+return M

@@ -1,0 +1,118 @@
+-- rules/aql.lua: the account-qualified model on the account rollups (accounts.build), with
+-- account-level intent events, and explanations naming the rules and the contacts.
+local lu = require("luaunit")
+local leadq = require("leadq")
+local accounts = require("leadq.accounts")
+
+local M = {}
+M.TestAql = {}
+local T = M.TestAql
+
+local DAY = 86400
+local AS_OF = 1780012800
+
+local LEAD_SCHEMA = { id = "text", email = "text", title = "text", seniority = "category", department = "category",
+                      employees = "number", industry = "category", country = "category" }
+
+-- acme.com: a full committee, three engaged; beta.io: one lukewarm contact; a competitor; a gmail lead.
+local function leads_and_scores()
+  local leads = leadq.table({
+    { id = "a1", email = "ceo@acme.com", title = "CEO", seniority = "c_level", department = "executive",
+      employees = 900, industry = "Software", country = "US" },
+    { id = "a2", email = "dir@acme.com", title = "Marketing Director", seniority = "director",
+      department = "marketing" },
+    { id = "a3", email = "eng@acme.com", title = "Staff Engineer", seniority = "individual",
+      department = "engineering" },
+    { id = "a4", email = "ctl@acme.com", title = "Controller", seniority = "manager", department = "finance" },
+    { id = "b1", email = "x@beta.io", title = "Analyst", seniority = "individual", department = "sales",
+      employees = 40, industry = "Retail", country = "FR" },
+    { id = "c1", email = "spy@leadlyft.io", title = "VP Sales", seniority = "vp", department = "sales",
+      employees = 300, industry = "Software", country = "US" },
+    { id = "g1", email = "me@gmail.com", title = "CEO", seniority = "c_level" },
+  }, LEAD_SCHEMA)
+  local scores = leadq.table({ { total = 80 }, { total = 65 }, { total = 40 }, { total = 30 }, { total = 20 },
+                               { total = 90 }, { total = 99 } })
+  return leads, scores
+end
+
+local function account_events()
+  local list = {}
+  for d = 1, 3 do list[#list + 1] = { lead_id = "acme.com", type = "intent_surge", at = AS_OF - d * 5 * DAY } end
+  list[#list + 1] = { lead_id = "beta.io", type = "account_visit", at = AS_OF - DAY }
+  return leadq.table(list, { lead_id = "category", type = "category", at = "time" })
+end
+
+local function scored()
+  local leads, scores = leads_and_scores()
+  local acc, map, report = accounts.build(leads, scores, { score = "total" })
+  lu.assertNotNil(acc, map)
+  local model = assert(leadq.load_model("rules/aql.lua"))
+  local res, errs = model:score(acc, account_events(), { as_of = AS_OF, id = "account" })
+  lu.assertNotNil(res, errs)
+  return acc, res, model, { leads, map, scores }, report
+end
+
+function T.test_accounts_from_leads()
+  local acc, _, _, _, report = scored()
+  lu.assertEquals(acc:column("account"), { "acme.com", "beta.io", "leadlyft.io" })
+  lu.assertEquals(report.personal, 1)
+  local a = acc:row(1)
+  lu.assertEquals({ a.contacts, a.engaged_contacts, a.top_mean, a.best_contact }, { 4, 4, 185 / 3, "a1" })
+  lu.assertEquals({ a.decision_maker_engaged, a.champion_engaged, a.technical_evaluator_engaged, a.finance_engaged },
+                  { true, true, true, true })
+  lu.assertEquals({ a.employees, a.industry, a.country }, { 900, "Software", "US" })
+end
+
+function T.test_statuses_and_points()
+  local _, res = scored()
+  lu.assertEquals(res:column("status"), { "aql", "aware", "disqualified" })
+  -- acme: contacts 10+15+10 = 35, committee 15+10+10+5+5 = 45 -> 35, intent 15+10 = 25, fit 15+10+5 = 30 -> 25
+  lu.assertEquals(res:row(1).total, 120)
+  lu.assertEquals({ res:row(1).contacts, res:row(1).committee, res:row(1).intent, res:row(1).fit }, { 35, 35, 25, 25 })
+  -- beta: no engaged contact (20 < 25), one visit (below 5), single-threaded
+  lu.assertEquals(res:row(2).total, -10)
+  lu.assertEquals(res:row(2).reason, "SINGLE_THREADED")
+  lu.assertEquals(res:row(3).reason, "competitor")
+end
+
+function T.test_explain_names_rules_and_contacts()
+  local acc, _, model, sources = scored()
+  local ex = accounts.explain(model, acc, 1, sources, { score = "total", engaged_at = 25 }, account_events(),
+                              { as_of = AS_OF, id = "account" })
+  lu.assertEquals(ex.status, "aql")
+  local fired = {}
+  for _, r in ipairs(ex.rules) do fired[r.id] = r.points end
+  lu.assertEquals(fired.DECISION_MAKER_ENGAGED, 15)
+  lu.assertEquals(fired.INTENT_SURGE, 15)
+  lu.assertEquals(#ex.contacts, 4)
+  lu.assertEquals({ ex.contacts[1].id, ex.contacts[1].score, ex.contacts[4].id }, { "a1", 80, "a4" })
+  local text = tostring(ex)
+  lu.assertStrContains(text, "DECISION_MAKER_ENGAGED")
+  lu.assertStrContains(text, "contacts of acme.com (best first):")
+  lu.assertStrContains(text, "a1  80  engaged")
+end
+
+function T.test_without_account_events()
+  local leads, scores = leads_and_scores()
+  local acc = accounts.build(leads, scores, { score = "total" })
+  local model = assert(leadq.load_model("rules/aql.lua"))
+  local res = model:score(acc, { as_of = AS_OF, id = "account" })
+  lu.assertEquals(res:row(1).intent, 0)
+  lu.assertEquals(res:row(1).status, "aql")
+end
+
+function T.test_build_misuse()
+  local leads, scores = leads_and_scores()
+  local ok, err = pcall(accounts.build, leads, scores, { score = "total", engaged = 10 })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "build: unknown option 'engaged' (did you mean 'engaged_at'?)")
+  ok, err = pcall(accounts.build, leads, scores, { score = "totl" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "rollup: no column 'totl' (score) (did you mean 'total'?)")
+end
+
+function T.test_the_script_checks_clean()
+  lu.assertTrue(leadq.check("rules/aql.lua"))
+end
+
+return M
