@@ -244,24 +244,6 @@ int lq_edit_distance(const char *a, const char *b) {
   return row[lb] > 9 ? 9 : row[lb];
 }
 
-/* Equal bytes, for the short strings of categories: cheaper than a call to memcmp. */
-static inline int same_bytes(const char *a, const char *b, size_t n) {
-  uint64_t x, y;
-  while (n >= 8) {
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    if (x != y) return 0;
-    a += 8;
-    b += 8;
-    n -= 8;
-  }
-  while (n > 0) {
-    if (*a++ != *b++) return 0;
-    n--;
-  }
-  return 1;
-}
-
 /* ---- the record parser ---- */
 
 typedef struct field {

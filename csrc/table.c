@@ -126,23 +126,6 @@ void lq_dict_free(lq_dict *d, lq_allocator *a) {
   lq_dict_init(d);
 }
 
-static inline int same_bytes(const char *a, const char *b, size_t n) {
-  uint64_t x, y;
-  while (n >= 8) {
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    if (x != y) return 0;
-    a += 8;
-    b += 8;
-    n -= 8;
-  }
-  while (n > 0) {
-    if (*a++ != *b++) return 0;
-    n--;
-  }
-  return 1;
-}
-
 /* With many distinct values the arrays do not fit in cache: the index slot holds what a probe
 ** needs, so a hit costs one slot and the bytes instead of five scattered reads. */
 static int32_t dict_lookup(const lq_dict *d, const char *s, size_t len, uint32_t h) {
@@ -153,7 +136,7 @@ static int32_t dict_lookup(const lq_dict *d, const char *s, size_t len, uint32_t
     if (e->code < 0) return -1;
     if (e->hash == h && e->len == len) {
       size_t start = e->start != UINT32_MAX ? e->start : d->starts[e->code];
-      if (same_bytes(d->bytes + start, s, len)) return e->code;
+      if (lq_same_bytes(d->bytes + start, s, len)) return e->code;
     }
   }
 }
