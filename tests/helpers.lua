@@ -66,4 +66,32 @@ function M.rng(seed)
   end
 end
 
+-- A new empty temporary folder; M.remove_dir removes it with all it holds.
+function M.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  return dir
+end
+
+function M.remove_dir(dir)
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+-- The bytes of a file, or nil when it cannot be read.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- Creates or replaces a file with text.
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 return M

@@ -2,26 +2,8 @@
 local lu = require("luaunit")
 local cli = require("leadq.cli")
 local gen = require("leadq.gen")
-
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
-  return dir
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function remove_dir(dir)
-  for _, name in ipairs(gen.files) do os.remove(dir .. "/" .. name .. ".csv") end
-  os.remove(dir)
-end
+local helpers = require("helpers")
+local tmpdir, read, remove_dir = helpers.tmpdir, helpers.read, helpers.remove_dir
 
 -- Runs main with its output captured: status, stdout text, stderr text.
 local function run(argv)

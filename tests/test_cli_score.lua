@@ -2,37 +2,12 @@
 -- CLI frame's main and, under Lua 5.4, through the launcher build/leadq).
 local lu = require("luaunit")
 
--- These suites need the scoring engine (leadq.model and its C program); until it is in the tree
--- they say so and run nothing, rather than fail on a missing module.
-if not (pcall(require, "leadq.model") and require("leadq").load_model) then
-  print("test_cli_score: skipped: the scoring engine (lua/leadq/model.lua) is not in this tree")
-  return {}
-end
 local gen = require("leadq.gen")
 local cli_score = require("leadq.cli_score")
+local helpers = require("helpers")
+local tmpdir, write, read = helpers.tmpdir, helpers.write, helpers.read
 
 local LEADS = (LEADQ_VARIANT == "asan") and 300 or 1000
-
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
-  return dir
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
 
 -- Runs a cli_score command with its output captured: status, printed text, error text.
 local function run(command, arg)

@@ -3,6 +3,7 @@ local lu = require("luaunit")
 local leadq = require("leadq")
 local dsl = require("leadq.dsl")
 local helpers = require("helpers")
+local write = helpers.write
 
 local function problems_of(text, name)
   local spec, problems = dsl.load_string(text, name or "t.lua")
@@ -155,12 +156,6 @@ end
 
 function TestDslFiles:tearDown()
   os.execute("rm -rf " .. self.dir)
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
 end
 
 function TestDslFiles:test_list_file_read_next_to_the_script()

@@ -2,6 +2,8 @@
 local lu = require("luaunit")
 local funnel = require("leadq.funnel")
 local json = require("leadq.json")
+local helpers = require("helpers")
+local rng = helpers.rng
 
 local M = {}
 
@@ -9,15 +11,6 @@ local DAY = 86400
 local T0 = 1704067200   -- 2024-01-01 00:00:00 UTC
 
 -- Park-Miller: exact in doubles, so the same stream under every Lua.
-local function rng(seed)
-  local x = seed
-  return function(n)
-    x = (16807 * x) % 2147483647
-    if n then return x % n + 1 end
-    return x / 2147483647
-  end
-end
-
 local function small_funnel(options)
   local f = funnel.new(options)
   assert(f:add("L1", "lead", "2024-01-01"))
@@ -435,7 +428,6 @@ function M.TestFunnelOutput.test_the_leadq_module_api()
   lu.assertStrContains(leadq.funnel_format(t, "csv"), "mql,sql,disqualified,nurture,mql_to_sql")
   lu.assertErrorMsgContains("unknown funnel option 'stage'", leadq.funnel, { stage = {} })
 end
-
 
 function M.TestFunnelOutput.test_partial_results_through_the_command()
   local rows = generate(LEADQ_VARIANT == "asan" and 100 or 400, 3)

@@ -2,36 +2,12 @@
 local lu = require("luaunit")
 local core = require("leadq.core")
 local gen = require("leadq.gen")
+local helpers = require("helpers")
+local tmpdir, read, remove_dir, error_of = helpers.tmpdir, helpers.read, helpers.remove_dir, helpers.error_of
 
 local floor = math.floor
 local N = (LEADQ_VARIANT == "asan") and 800 or 2000
 local SEED = 11
-
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
-  return dir
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function remove_dir(dir)
-  for _, name in ipairs(gen.files) do os.remove(dir .. "/" .. name .. ".csv") end
-  os.remove(dir)
-end
-
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  if ok then return nil end
-  return tostring(err)
-end
 
 -- One CSV record (quoted fields with "" escapes; the generator writes no line breaks in fields).
 local function fields_of(line)

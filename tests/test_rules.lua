@@ -3,30 +3,13 @@
 -- reads the MQL model's results in a two-model run.
 local lu = require("luaunit")
 
--- These suites need the scoring engine (leadq.model and its C program); until it is in the tree
--- they say so and run nothing, rather than fail on a missing module.
-if not (pcall(require, "leadq.model") and require("leadq").load_model) then
-  print("test_rules: skipped: the scoring engine (lua/leadq/model.lua) is not in this tree")
-  return {}
-end
 local leadq = require("leadq")
 local gen = require("leadq.gen")
+local helpers = require("helpers")
+local tmpdir, write = helpers.tmpdir, helpers.write
 
 local AS_OF = "2026-11-01"
 local SMALL = (LEADQ_VARIANT == "asan") and 1500 or 4000
-
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
-  return dir
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
 
 local function has_line(problems, pattern)
   for _, p in ipairs(problems) do
