@@ -17,7 +17,8 @@
 -- Every rule is declarative (no Lua functions), so leadq scores millions of leads per second
 -- in its C core. Fields are the columns of leads.csv: id, email, email_domain, first_name, title,
 -- seniority, department, company, employees, industry, country, source, campaign, created_at, budget,
--- timeline.
+-- timeline; and the event features declared at the bottom (demo requests, pricing views, webinars,
+-- e-mail engagement, recent buying interest, careers-page views, unsubscribes).
 
 return model "mql" {
   description = "Default B2B marketing-qualified-lead model: ICP fit, engagement, negative signals",
@@ -151,34 +152,33 @@ return model "mql" {
       when = { timeline = { one_of = { "0-3 months", "3-6 months" } } },
     },
 
-    -- EVENTS: the events issue adds per-lead features from events.csv; these rules switch on then.
-    -- Uncomment each rule together with its feature in `features` at the bottom of this file, and
-    -- score with `--events events.csv`.
-    --
-    -- rule "DEMO_REQUEST" {        -- asked for a demo in the last 30 days: the strongest signal
-    --   label = "Requested a demo (30 days)", group = "engagement", points = 30,
-    --   when = { demo_requests_30d = { at_least = 1 } },
-    -- },
-    -- rule "PRICING_VIEWS" {       -- comparing prices: buying soon
-    --   label = "Viewed pricing 3+ times in 30 days", group = "engagement", points = 15,
-    --   when = { pricing_views_30d = { at_least = 3 } },
-    -- },
-    -- rule "WEBINAR_ATTENDED" {    -- spent an hour with us
-    --   label = "Attended a webinar (90 days)", group = "engagement", points = 10,
-    --   when = { webinars_90d = { at_least = 1 } },
-    -- },
-    -- rule "EMAIL_ENGAGED" {       -- opens and clicks, 2 points each, at most 20 (a newsletter fan is not a buyer)
-    --   label = "Opens and clicks our e-mails", group = "engagement", points = 10,
-    --   when = { email_points_90d = { at_least = 10 } },
-    -- },
-    -- rule "RECENT_INTEREST" {     -- pricing and demo pages, fading with a half-life of 14 days
-    --   label = "Recent buying interest", group = "engagement", points = 10,
-    --   when = { buying_heat = { at_least = 1 } },
-    -- },
-    -- rule "CAREERS_PAGE" {        -- reading our careers page: more likely a job seeker than a buyer
-    --   label = "Viewed the careers page (30 days)", group = "negative", points = -10,
-    --   when = { careers_views_30d = { at_least = 1 } },
-    -- },
+    -- Behaviour, from the events (events.csv, or the real-time state): each rule reads a feature
+    -- declared in `features` at the bottom of this file. Scored without events, a lead has none:
+    -- counts are 0 and these rules give nothing.
+    rule "DEMO_REQUEST" {        -- asked for a demo in the last 30 days: the strongest signal
+      label = "Requested a demo (30 days)", group = "engagement", points = 30,
+      when = { demo_requests_30d = { at_least = 1 } },
+    },
+    rule "PRICING_VIEWS" {       -- comparing prices: buying soon
+      label = "Viewed pricing 3+ times in 30 days", group = "engagement", points = 15,
+      when = { pricing_views_30d = { at_least = 3 } },
+    },
+    rule "WEBINAR_ATTENDED" {    -- spent an hour with us
+      label = "Attended a webinar (90 days)", group = "engagement", points = 10,
+      when = { webinars_90d = { at_least = 1 } },
+    },
+    rule "EMAIL_ENGAGED" {       -- opens and clicks, 2 points each, at most 20 (a newsletter fan is not a buyer)
+      label = "Opens and clicks our e-mails", group = "engagement", points = 10,
+      when = { email_points_90d = { at_least = 10 } },
+    },
+    rule "RECENT_INTEREST" {     -- pricing and demo pages, fading with a half-life of 14 days
+      label = "Recent buying interest", group = "engagement", points = 10,
+      when = { buying_heat = { at_least = 1 } },
+    },
+    rule "CAREERS_PAGE" {        -- reading our careers page: more likely a job seeker than a buyer
+      label = "Viewed the careers page (30 days)", group = "negative", points = -10,
+      when = { careers_views_30d = { at_least = 1 } },
+    },
 
     ---------------------------------------------------------------------------------------------
     -- Negative signals: reasons to doubt the lead (a disqualifier below is stronger: it overrides).
@@ -246,14 +246,13 @@ return model "mql" {
     disqualify "FAKE_EMAIL" {
       reason = "fake e-mail", when = { email_domain = { one_of = list "fake_domains" } },
     },
-    -- EVENTS: unsubscribing is a firm no; this disqualifier switches on with the events issue
-    -- (feature `unsubscribes` at the bottom of this file):
-    -- disqualify "UNSUBSCRIBED" { reason = "unsubscribed", when = { unsubscribes = { at_least = 1 } } },
+    -- Unsubscribing is a firm no (feature `unsubscribes` at the bottom of this file).
+    disqualify "UNSUBSCRIBED" { reason = "unsubscribed", when = { unsubscribes = { at_least = 1 } } },
   },
 
   -- 60+: hand to sales. 30 to 59: keep nurturing with e-mail. Below 30: cold.
-  -- On the demo data (build/leadq demo, as of 2026-11-01, no event rules yet) that is about 5% mql,
-  -- 40% nurture, 44% cold and 11% disqualified: raise or lower `mql` to match what sales can call.
+  -- On the demo data (build/leadq demo, with its events, as of 2026-11-01) that is about 6% mql,
+  -- 40% nurture, 41% cold and 13% disqualified: raise or lower `mql` to match what sales can call.
   thresholds = { mql = 60, nurture = 30, otherwise = "cold" },
 
   -- Fit letter: A = 40+ fit points, B = 28+, C = 15+, D below.
@@ -263,15 +262,16 @@ return model "mql" {
     engagement = { group = "engagement", ["1"] = 35, ["2"] = 20, ["3"] = 10, otherwise = "4" },
   },
 
-  -- EVENTS: features computed from events.csv, read by the event rules above (the events issue).
-  -- features = {
-  --   demo_requests_30d    = feature { count = "demo_request", within_days = 30 },
-  --   pricing_views_30d    = feature { count = "pricing_view", within_days = 30 },
-  --   webinars_90d         = feature { count = "webinar_attended", within_days = 90 },
-  --   email_points_90d     = feature { count = { "email_open", "email_click" }, within_days = 90,
-  --                                    points = 2, cap = 20 },
-  --   buying_heat          = feature { decayed = { "pricing_view", "demo_request" }, half_life_days = 14 },
-  --   careers_views_30d    = feature { count = "careers_view", within_days = 30 },
-  --   unsubscribes         = feature { count = "unsubscribe" },
-  -- },
+  -- Features: what the event rules above read, computed per lead from its events as of the scoring
+  -- time (counts in a window, points with a cap, a decayed sum with a half-life).
+  features = {
+    demo_requests_30d    = feature { count = "demo_request", within_days = 30 },
+    pricing_views_30d    = feature { count = "pricing_view", within_days = 30 },
+    webinars_90d         = feature { count = "webinar_attended", within_days = 90 },
+    email_points_90d     = feature { count = { "email_open", "email_click" }, within_days = 90,
+                                     points = 2, cap = 20 },
+    buying_heat          = feature { decayed = { "pricing_view", "demo_request" }, half_life_days = 14 },
+    careers_views_30d    = feature { count = "careers_view", within_days = 30 },
+    unsubscribes         = feature { count = "unsubscribe" },
+  },
 }

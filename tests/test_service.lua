@@ -191,11 +191,12 @@ function M.TestServiceHandlers.test_the_shipped_mql_rules_score_profiles()
   lu.assertEquals(status, 200)
   lu.assertTrue(#answer.explain.rules > 0)
   lu.assertEquals(answer.explain.model, "mql")
-  if #svc.event_type_list == 0 then   -- rules/mql.lua's event rules are commented out for now
-    status, answer = svc:handle("POST", "/events", '{"lead":"R-1","type":"pricing_view"}')
-    lu.assertEquals(status, 400)
-    lu.assertEquals(answer.error, "unknown event type 'pricing_view': the model declares no event features")
-  end
+  -- its event rules read features: a demo request moves the score
+  local before = answer.total
+  status, answer = svc:handle("POST", "/events", '{"lead":"R-1","type":"demo_request"}')
+  lu.assertEquals(status, 200, answer.error)
+  lu.assertEquals(answer.features.demo_requests_30d, 1)
+  lu.assertTrue(answer.total > before, "a demo request raised the score")
 end
 
 -- method, path, body, status, error text

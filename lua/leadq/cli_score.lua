@@ -542,13 +542,15 @@ local function tidy(path)
 end
 _M.tidy = tidy
 
--- Scores dir/leads.csv with rules/mql.lua then rules/sql.lua, prints the summary, explains one MQL.
+-- Scores dir/leads.csv and its events with rules/mql.lua then rules/sql.lua, prints the summary,
+-- explains one MQL.
 function _M.demo(dir, out, root)
   root = root or "."
   dir = tidy(dir)
   local o = {
     rules = tidy(root .. "/rules/mql.lua") .. "," .. tidy(root .. "/rules/sql.lua"),
     leads = dir .. "/leads.csv",
+    events = dir .. "/events.csv",
     out = dir .. "/scored.csv",
     ["as-of"] = "2026-11-01",
   }
@@ -577,9 +579,9 @@ function _M.demo(dir, out, root)
     local id = column_values(input.tbl, "id")[row]
     out.print("")
     out.print(format("why lead %s is an MQL "
-      .. "(build/leadq explain --rules rules/mql.lua --leads %s --id %s --as-of %s):",
-      tostring(id), o.leads, tostring(id), o["as-of"]))
-    out.print(tostring(mql:explain(input.tbl, row, nil, input.options)))
+      .. "(build/leadq explain --rules rules/mql.lua --leads %s --events %s --id %s --as-of %s):",
+      tostring(id), o.leads, o.events, tostring(id), o["as-of"]))
+    out.print(tostring(mql:explain(input.tbl, row, input.events, input.options)))
   end
   return 0
 end
