@@ -1,7 +1,7 @@
 -- make bench: runs every tests/bench/bench_*.lua (or those matching arg[1]) under this Lua.
 -- Each prints lines "bench: <name>: leadq <value> <unit>, <baseline> <value> <unit>, ratio <r>".
 package.path = "lua/?.lua;lua/?/init.lua;tests/?.lua;tests/bench/?.lua;" .. package.path
-package.cpath = "build/lib/lua5.4/?.so;" .. package.cpath
+package.cpath = (os.getenv("LEADQ_BUILD") or "build") .. "/lib/lua5.4/?.so;" .. package.cpath
 
 local only = arg[1]
 local files = {}
