@@ -44,7 +44,14 @@ enum { REC_ANY = 0, REC_NUMBER, REC_TIME, REC_BOOL, REC_STRING };
 /* The program's uservalue table: the Lua values it needs, by slot. */
 enum {
   UV_NAMES = 1, UV_STATUSES, UV_GRADES, UV_RULE_IDS, UV_DISQ_IDS, UV_DISQ_REASONS, UV_GROUPS,
-  UV_FUNCS, UV_MATCHERS, UV_CACHE, UV_PROXY, UV_PROXY_MT, UV_OWNERS, UV_SLOTS, UV_COUNT
+  UV_FUNCS, UV_MATCHERS, UV_CACHE, UV_PROXY, UV_PROXY_MT, UV_OWNERS,
+  /* score_one's keys, kept as Lua strings so a call hashes no C string */
+  UV_K_TOTAL, UV_K_STATUS, UV_K_GRADE, UV_K_GROUPS, UV_K_REASON, UV_K_DISQ, UV_K_ERRORS, UV_K_AS_OF, UV_K_INTO,
+  UV_COUNT
+};
+
+static const char *const ONE_KEYS[] = {
+  "total", "status", "grade", "groups", "reason", "disqualified_by", "errors", "as_of", "into", NULL
 };
 
 typedef struct prepass {
@@ -59,7 +66,7 @@ typedef struct one_state {
   lq_run run;
   lq_scratch scratch;
   double *numbers;
-  uint8_t *bytes, *missing, *stamp;
+  uint8_t *bytes, *missing;
   uint8_t *can_direct;       /* per field: its string tests are all C matchers */
   int any_tags;              /* a field was read through its dictionary this call */
   uint64_t *tag_offsets;     /* 2 per field */
@@ -155,7 +162,6 @@ static void one_free(one_state *o, lq_allocator *a) {
   mem_free(a, o->numbers, nf, sizeof(double));
   mem_free(a, o->bytes, nf, 1);
   mem_free(a, o->missing, nf, 1);
-  mem_free(a, o->stamp, nf, 1);
   mem_free(a, o->can_direct, nf, 1);
   mem_free(a, o->text_offsets, 2 * nf, sizeof(uint64_t));
   mem_free(a, o->tag_offsets, 2 * nf, sizeof(uint64_t));
@@ -310,14 +316,6 @@ static void read_fields(lua_State *L, program_box *pb, int desc, int uv) {
   }
   lua_rawseti(L, uv, UV_NAMES);
   lua_pop(L, 1);
-  /* record mode: field name -> slot + 1, to read a record in one pass over its keys */
-  lua_newtable(L);
-  for (i = 0; i < n; i++) {
-    if (pb->source[i] != SRC_RECORD) continue;
-    lua_pushinteger(L, i + 1);
-    lua_setfield(L, -2, pb->names[i]);
-  }
-  lua_rawseti(L, uv, UV_SLOTS);
 }
 
 static void read_matchers(lua_State *L, lq_program *p, int desc, int uv) {
@@ -549,7 +547,7 @@ static int readonly_error(lua_State *L) {
 /* core.program(desc) */
 static int l_program(lua_State *L) {
   program_box *pb;
-  int uv;
+  int uv, k;
   luaL_checktype(L, 1, LUA_TTABLE);
   pb = (program_box *)lq_newuserdata(L, sizeof(program_box));
   memset(pb, 0, sizeof *pb);
@@ -580,6 +578,10 @@ static int l_program(lua_State *L) {
   lua_rawseti(L, uv, UV_PROXY_MT);
   lua_setmetatable(L, -2);
   lua_rawseti(L, uv, UV_PROXY);
+  for (k = 0; ONE_KEYS[k] != NULL; k++) {
+    lua_pushstring(L, ONE_KEYS[k]);
+    lua_rawseti(L, uv, UV_K_TOTAL + k);
+  }
   lua_pop(L, 1);   /* uv */
   return 1;
 }
@@ -1308,7 +1310,6 @@ static one_state *get_one(lua_State *L, program_box *pb) {
   NEW_ARRAY(L, a, o->numbers, nf, double);
   NEW_ARRAY(L, a, o->bytes, nf, uint8_t);
   NEW_ARRAY(L, a, o->missing, nf, uint8_t);
-  NEW_ARRAY(L, a, o->stamp, nf, uint8_t);
   NEW_ARRAY(L, a, o->can_direct, nf, uint8_t);
   NEW_ARRAY(L, a, o->text_offsets, 2 * nf, uint64_t);
   for (f = 0; f < pb->nfields; f++) {
@@ -1571,55 +1572,28 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
 }
 
 /* Read one record's fields into the one-row state; a message when a value cannot be read.
-** A plain table is read in one pass over its keys (a record holds few of the fields a model
-** knows); one with a metatable, and the extra fields, field by field. */
-static const char *load_record(lua_State *L, program_box *pb, one_state *o, int rec, int extra, int slots,
+** Each field the model reads is looked up by its name as a Lua string kept in the uservalue
+** (index `names`), so no C string is hashed per call and the record's other keys cost nothing.
+** A record with a metatable is read through it (lua_gettable); the extra fields fill what the
+** record lacks. */
+static const char *load_record(lua_State *L, program_box *pb, one_state *o, int rec, int extra, int names,
                                int *grew) {
-  int f, reset = 0;
+  int f, reset = 0, plain = !lua_getmetatable(L, rec);
   const char *bad;
   *grew = 0;
-  if (!lua_getmetatable(L, rec)) {
-    lua_pushnil(L);
-    for (f = 0; f < pb->nfields; f++) {   /* every field missing until the record says otherwise */
-      if (pb->source[f] != SRC_RECORD) continue;
-      if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
-      o->stamp[f] = 0;
-    }
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    while (lua_next(L, rec)) {
-      if (lua_type(L, -2) == LUA_TSTRING) {
-        lua_pushvalue(L, -2);
-        lua_rawget(L, slots);
-        f = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) - 1 : -1;
-        lua_pop(L, 1);
-        if (f >= 0) {
-          if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
-          o->stamp[f] = 1;
-        }
-      }
+  if (!plain) lua_pop(L, 1);
+  for (f = 0; f < pb->nfields; f++) {
+    if (pb->source[f] != SRC_RECORD) continue;
+    lua_rawgeti(L, names, f + 1);
+    if (plain) lua_rawget(L, rec);
+    else lua_gettable(L, rec);
+    if (extra != 0 && lua_isnil(L, -1)) {
       lua_pop(L, 1);
+      lua_rawgeti(L, names, f + 1);
+      lua_gettable(L, extra);
     }
-    if (extra != 0) {
-      for (f = 0; f < pb->nfields; f++) {
-        if (pb->source[f] != SRC_RECORD || o->stamp[f]) continue;
-        lua_getfield(L, extra, pb->names[f]);
-        if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
-        lua_pop(L, 1);
-      }
-    }
-  } else {
+    if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
     lua_pop(L, 1);
-    for (f = 0; f < pb->nfields; f++) {
-      if (pb->source[f] != SRC_RECORD) continue;
-      lua_getfield(L, rec, pb->names[f]);
-      if (lua_isnil(L, -1) && extra != 0) {
-        lua_pop(L, 1);
-        lua_getfield(L, extra, pb->names[f]);
-      }
-      if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
-      lua_pop(L, 1);
-    }
   }
   if (reset) {
     *grew = 1;
@@ -1629,11 +1603,12 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
 }
 
 /* Options of score_one: as_of (a number) and errors = "raise". */
-static double one_options(lua_State *L, int opts, int *raise) {
+static double one_options(lua_State *L, int opts, int uv, int *raise) {
   double as_of;
   *raise = 0;
   if (lua_type(L, opts) != LUA_TTABLE) return (double)time(NULL);
-  lua_getfield(L, opts, "as_of");
+  lua_rawgeti(L, uv, UV_K_AS_OF);
+  lua_gettable(L, opts);
   if (lua_type(L, -1) == LUA_TNUMBER) {
     as_of = (double)lua_tonumber(L, -1);
   } else if (lua_isnil(L, -1)) {
@@ -1642,7 +1617,8 @@ static double one_options(lua_State *L, int opts, int *raise) {
     return (double)luaL_error(L, "as_of must be a number of seconds here (leadq.model converts dates)");
   }
   lua_pop(L, 1);
-  lua_getfield(L, opts, "errors");
+  lua_rawgeti(L, uv, UV_K_ERRORS);
+  lua_gettable(L, opts);
   if (lua_type(L, -1) == LUA_TSTRING) *raise = strcmp(lua_tostring(L, -1), "raise") == 0;
   lua_pop(L, 1);
   return as_of;
@@ -1660,15 +1636,15 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   int extra;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 4);
-  as_of = one_options(L, 3, &raise);
   extra = lua_type(L, 4) == LUA_TTABLE ? 4 : 0;
   memset(&log, 0, sizeof log);
-  log.raise = raise;
   lua_pushnil(L);
   log.slot = 5;
   lua_getuservalue(L, 1);
   uv = lua_gettop(L);                                   /* 6 */
-  lua_rawgeti(L, uv, UV_SLOTS);
+  as_of = one_options(L, 3, uv, &raise);
+  log.raise = raise;
+  lua_rawgeti(L, uv, UV_NAMES);
   names = lua_gettop(L);                                /* 7 */
   o->any_tags = 0;
   bad = load_record(L, pb, o, 2, extra, names, &grew);
@@ -1762,24 +1738,48 @@ static void push_reason(lua_State *L, int uv, int32_t code, int nrules) {
   }
 }
 
+/* t[key] = the value on top of the stack (popped); t an absolute index, key a UV_K_ slot. */
+static void set_key(lua_State *L, int t, int uv, int key) {
+  lua_rawgeti(L, uv, key);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
+}
+
+/* The result of one lead: a new table, or the table at index `into` (non-zero) filled in place
+** (fields this lead has not are cleared, its `groups` table reused), so a caller scoring many
+** leads in a loop allocates nothing per lead. uv must be an absolute index. */
 static void push_one_fields(lua_State *L, program_box *pb, int uv, double total, int32_t status, int32_t grade,
-                            const double *group_points, int32_t reason, int32_t disq, int errors) {
+                            const double *group_points, int32_t reason, int32_t disq, int errors, int into) {
   lq_program *p = pb->prog;
-  int g;
-  lua_createtable(L, 0, 7);
+  int g, res;
+  if (into != 0) lua_pushvalue(L, into);
+  else lua_createtable(L, 0, 7);
+  res = lua_gettop(L);
   push_number(L, total);
-  lua_setfield(L, -2, "total");
+  set_key(L, res, uv, UV_K_TOTAL);
   lua_rawgeti(L, uv, UV_STATUSES);
   lua_rawgeti(L, -1, status + 1);
-  lua_setfield(L, -3, "status");
-  lua_pop(L, 1);
+  lua_remove(L, -2);
+  set_key(L, res, uv, UV_K_STATUS);
   if (p->ngrades > 0) {
     lua_rawgeti(L, uv, UV_GRADES);
     lua_rawgeti(L, -1, grade + 1);
-    lua_setfield(L, -3, "grade");
-    lua_pop(L, 1);
+    lua_remove(L, -2);
+    set_key(L, res, uv, UV_K_GRADE);
+  } else if (into != 0) {
+    lua_pushnil(L);
+    set_key(L, res, uv, UV_K_GRADE);
   }
-  lua_createtable(L, 0, p->ngroups);
+  if (into != 0) {
+    lua_rawgeti(L, uv, UV_K_GROUPS);
+    lua_rawget(L, res);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, p->ngroups);
+    }
+  } else {
+    lua_createtable(L, 0, p->ngroups);
+  }
   lua_rawgeti(L, uv, UV_GROUPS);
   for (g = 0; g < p->ngroups; g++) {
     if (pb->group_hidden[g]) continue;
@@ -1788,21 +1788,38 @@ static void push_one_fields(lua_State *L, program_box *pb, int uv, double total,
     lua_rawset(L, -4);
   }
   lua_pop(L, 1);
-  lua_setfield(L, -2, "groups");
-  if (reason >= 0) {
-    push_reason(L, uv, reason, p->nrules);
-    lua_setfield(L, -2, "reason");
-  }
+  set_key(L, res, uv, UV_K_GROUPS);
+  if (reason >= 0) push_reason(L, uv, reason, p->nrules);
+  else lua_pushnil(L);
+  if (reason >= 0 || into != 0) set_key(L, res, uv, UV_K_REASON);
+  else lua_pop(L, 1);
   if (disq >= 0) {
     lua_rawgeti(L, uv, UV_DISQ_IDS);
     lua_rawgeti(L, -1, disq + 1);
-    lua_setfield(L, -3, "disqualified_by");
-    lua_pop(L, 1);
+    lua_remove(L, -2);
+    set_key(L, res, uv, UV_K_DISQ);
+  } else if (into != 0) {
+    lua_pushnil(L);
+    set_key(L, res, uv, UV_K_DISQ);
   }
   if (errors != 0 && lua_istable(L, errors)) {
     lua_pushvalue(L, errors);
-    lua_setfield(L, -2, "errors");
+    set_key(L, res, uv, UV_K_ERRORS);
+  } else if (into != 0) {
+    lua_pushnil(L);
+    set_key(L, res, uv, UV_K_ERRORS);
   }
+}
+
+/* The options' `into` table as a stack index, or 0 (run_one left the uservalue at 6). */
+static int one_into(lua_State *L) {
+  if (lua_type(L, 3) != LUA_TTABLE) return 0;
+  lua_rawgeti(L, 6, UV_K_INTO);
+  lua_gettable(L, 3);
+  if (lua_type(L, -1) == LUA_TTABLE) return lua_gettop(L);
+  if (!lua_isnil(L, -1)) luaL_error(L, "score_one: into must be a table to fill, got %s", luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return 0;
 }
 
 /* p:score_one(record [, options [, extra]]) */
@@ -1819,7 +1836,7 @@ static int p_score_one(lua_State *L) {
     return 2;
   }
   lua_getuservalue(L, 1);
-  push_one_fields(L, pb, 6, o->total, o->status, o->grade, o->group_points, o->reason, o->disq, 5);
+  push_one_fields(L, pb, 6, o->total, o->status, o->grade, o->group_points, o->reason, o->disq, 5, one_into(L));
   return 1;
 }
 
@@ -1872,7 +1889,7 @@ static int p_explain_one(lua_State *L) {
     return 2;
   }
   lua_getuservalue(L, 1);
-  push_one_fields(L, pb, 6, o->total, o->status, o->grade, o->group_points, o->reason, o->disq, 5);
+  push_one_fields(L, pb, 6, o->total, o->status, o->grade, o->group_points, o->reason, o->disq, 5, 0);
   lua_newtable(L);
   push_facts(L, pb, o->rule_fired, o->rule_raw, o->rule_points, o->disq_fired, o->group_raw, o->group_points);
   lua_setfield(L, -2, "facts");
@@ -1973,7 +1990,7 @@ static int p_explain_row(lua_State *L) {
   out.group_raw = graw;
   lq_program_exec(&shifted, &b->scratches[0], 0, 1, &out);
 
-  push_one_fields(L, pb, uv, total, status, grade, gpts, reason, disq, log.slot);
+  push_one_fields(L, pb, uv, total, status, grade, gpts, reason, disq, log.slot, 0);
   lua_newtable(L);
   push_facts(L, pb, fired, raw, pts, dfired, graw, gpts);
   lua_setfield(L, -2, "facts");

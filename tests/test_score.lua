@@ -240,6 +240,32 @@ function TestScore:test_score_one_matches_bulk_for_every_lead()
   end
 end
 
+function TestScore:test_score_one_into_a_reused_table_matches_bulk()
+  local cols = columns(self.model:score(self.tbl, nil, { as_of = AS_OF }))
+  local into = { stale = "kept" }
+  local opts = { as_of = AS_OF, into = into }
+  local groups
+  for i = 1, N do
+    local one = self.model:score_one(self.leads[i], nil, opts)
+    lu.assertIs(one, into)
+    groups = groups or one.groups
+    lu.assertIs(one.groups, groups)   -- the nested table is reused too
+    local want = row_of(cols, i)
+    want.stale = "kept"   -- keys the result does not use are left alone
+    lu.assertEquals(one, want, "lead " .. i)   -- reason / disqualified_by cleared when absent
+  end
+  -- the slow path (as_of as a date) fills it the same way
+  local r = self.model:score_one(self.leads[1], { as_of = "2026-03-01", into = into })
+  lu.assertIs(r, into)
+  lu.assertErrorMsgContains("into must be a table to fill, got string", function()
+    self.model:score_one(self.leads[1], { as_of = "2026-03-01", into = "x" })
+  end)
+  lu.assertErrorMsgContains("into must be a table to fill, got string", function()
+    self.model:score_one(self.leads[1], { as_of = AS_OF, into = "x" })
+  end)
+  lu.assertErrorMsgContains("unknown option 'into'", function() self.model:explain(self.leads[1], { into = {} }) end)
+end
+
 function TestScore:test_score_one_from_table_rows()
   local res = self.model:score(self.tbl, { as_of = AS_OF })
   local cols = columns(res)

@@ -3,7 +3,8 @@
 --
 --   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id" }])
 --       -> results table, errors (nil when no rule function failed) | nil, message
---   model:score_one(record [, events] [, { as_of =, errors = }]) -> { total, status, grade, groups, reason, ... }
+--   model:score_one(record [, events] [, { as_of =, errors =, into = t }])
+--       -> { total, status, grade, groups, reason, ... } (t itself, filled in place, when into is given)
 --   model:explain(tbl, row [, events] [, options]) / model:explain(record [, events] [, options])
 --       -> explanation (tostring gives readable text)
 --   model:rules(), model:info(), tostring(model)
@@ -27,6 +28,8 @@ local Explanation = {}
 Explanation.__index = Explanation
 
 local OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true }
+-- score_one also takes `into`: a table to fill with the result instead of a new one
+local ONE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true }
 
 local function is_table(v)
   return core.is_table(v)
@@ -238,11 +241,14 @@ local function slow_score_one(self, record, events, options, explain)
   if type(record) ~= "table" then
     error(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)), 3)
   end
-  options = check_options(options, fname, OPTION_KEYS)
+  options = check_options(options, fname, explain and OPTION_KEYS or ONE_OPTION_KEYS)
+  if options.into ~= nil and type(options.into) ~= "table" then
+    error(string_format("%s: into must be a table to fill, got %s", fname, type(options.into)), 3)
+  end
   local as_of = parse_as_of(options.as_of, fname)
   local extra = one_lead_features(self, record, events, as_of)
   local prog = record_program(self)
-  local opts = { as_of = as_of, errors = options.errors }
+  local opts = { as_of = as_of, errors = options.errors, into = options.into }
   if explain then return prog:explain_one(record, opts, extra) end
   return prog:score_one(record, opts, extra)
 end
