@@ -240,6 +240,13 @@ function T.test_encode_decode_round_trip_and_errors()
   v, err = fs:decode(string.char(99) .. s:sub(2))
   lu.assertNil(v)
   lu.assertStrContains(err, "newer version")
+  local relabeled = {}
+  for k, v in pairs(SPECS) do
+    relabeled[k] = {}
+    for kk, vv in pairs(v) do relabeled[k][kk] = vv end
+    relabeled[k].label = "now with a label"
+  end
+  lu.assertNotNil(features.new(relabeled, OPTIONS):decode(s))   -- labels do not change what a state holds
   local other = features.new({ n = { count = "page_view" } })
   v, err = other:decode(s)
   lu.assertNil(v)

@@ -369,7 +369,11 @@ function _M.new(specs, options)
     f.filters = idx
     desc.features[#desc.features + 1] = f
   end
+  -- labels are words for people: changing one must not orphan the states stored under the set
+  local labels = {}
+  for _, f in ipairs(desc.features) do labels[f.name], f.label = f.label, nil end
   desc.fingerprint = hash32(table_concat(canonical(desc, {})))
+  for _, f in ipairs(desc.features) do f.label = labels[f.name] end
   local ud = core.feature_set(desc)
   local self = setmetatable({ _core = ud, _names = names, _desc = desc, lateness = desc.lateness or 0 }, FeatureSet)
   return self
