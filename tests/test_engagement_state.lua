@@ -241,9 +241,9 @@ function T.test_encode_decode_round_trip_and_errors()
   lu.assertNil(v)
   lu.assertStrContains(err, "newer version")
   local relabeled = {}
-  for k, v in pairs(SPECS) do
+  for k, spec in pairs(SPECS) do
     relabeled[k] = {}
-    for kk, vv in pairs(v) do relabeled[k][kk] = vv end
+    for kk, vv in pairs(spec) do relabeled[k][kk] = vv end
     relabeled[k].label = "now with a label"
   end
   lu.assertNotNil(features.new(relabeled, OPTIONS):decode(s))   -- labels do not change what a state holds
