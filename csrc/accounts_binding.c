@@ -179,7 +179,7 @@ static int l_account_rollup(lua_State *L) {
   c_max = add_column(L, out, "score_max", LQ_NUMBER);
   c_top_sum = add_column(L, out, "top_sum", LQ_NUMBER);
   c_top_mean = add_column(L, out, "top_mean", LQ_NUMBER);
-  if (id) c_best = add_column(L, out, "best_contact", id->type == LQ_NUMBER ? LQ_NUMBER : LQ_CATEGORY);
+  if (id) c_best = add_column(L, out, "best_contact", id->type);   /* text stays text: no dictionary */
   c_present = add_column(L, out, "personas_present", LQ_NUMBER);
   c_engaged_n = add_column(L, out, "personas_engaged", LQ_NUMBER);
   for (p = 0; p < npersonas; p++) {
@@ -204,10 +204,14 @@ static int l_account_rollup(lua_State *L) {
     size_t len;
     const char *acc_name;
     int status = 0, npresent = 0, nengaged = 0;
+    int32_t code;
     if (r->contacts[a] == 0) continue;
     if (lq_table_begin_row(out) != 0) return luaL_error(L, "account_rollup: not enough memory");
+    /* the names are distinct and hashed already: intern with the source's hash */
     acc_name = lq_dict_string(&account->dict, (int32_t)a, &len);
-    status |= lq_column_set_string(out, c_account, acc_name, len);
+    code = lq_dict_intern_hash(&out->cols[c_account]->dict, &out->alloc, acc_name, len, account->dict.hashes[a]);
+    if (code < 0) status = -1;
+    else out->cols[c_account]->codes[out->nrows] = code;
     status |= lq_column_set_number(out, c_contacts, r->contacts[a]);
     status |= lq_column_set_number(out, c_scored, r->scored[a]);
     status |= lq_column_set_number(out, c_engaged, r->engaged[a]);

@@ -34,7 +34,7 @@ return model "aql" {
 
   groups = {
     -- Several people engaging, not one: the account is looking, not just a curious employee.
-    contacts  = { label = "Engaged contacts", cap = 35 },
+    engagement = { label = "Engaged contacts", cap = 35 },
     -- The buying committee: who would sign, who would push, who would check, who would pay.
     committee = { label = "Buying committee", cap = 35 },
     -- Account-level intent (third-party research signals, visits from the company's network).
@@ -47,15 +47,15 @@ return model "aql" {
   rules = {
     -- Engaged contacts --------------------------------------------------------------------------
     rule "ONE_ENGAGED" {
-      label = "At least one engaged contact", group = "contacts", points = 10,
+      label = "At least one engaged contact", group = "engagement", points = 10,
       when = { engaged_contacts = { at_least = 1 } },
     },
     rule "THREE_ENGAGED" {
-      label = "Three or more engaged contacts", group = "contacts", points = 15,
+      label = "Three or more engaged contacts", group = "engagement", points = 15,
       when = { engaged_contacts = { at_least = 3 } },
     },
     rule "STRONG_TOP_CONTACTS" {   -- the three best contacts average an MQL-level score
-      label = "Best contacts average 60+ points", group = "contacts", points = 10,
+      label = "Best contacts average 60+ points", group = "engagement", points = 10,
       when = { top_mean = { at_least = 60 } },
     },
 

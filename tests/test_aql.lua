@@ -66,9 +66,10 @@ end
 function T.test_statuses_and_points()
   local _, res = scored()
   lu.assertEquals(res:column("status"), { "aql", "aware", "disqualified" })
-  -- acme: contacts 10+15+10 = 35, committee 15+10+10+5+5 = 45 -> 35, intent 15+10 = 25, fit 15+10+5 = 30 -> 25
+  -- acme: engagement 10+15+10 = 35, committee 15+10+10+5+5 = 45 -> 35, intent 15+10 = 25, fit 15+10+5 = 30 -> 25
   lu.assertEquals(res:row(1).total, 120)
-  lu.assertEquals({ res:row(1).contacts, res:row(1).committee, res:row(1).intent, res:row(1).fit }, { 35, 35, 25, 25 })
+  local r = res:row(1)
+  lu.assertEquals({ r.engagement, r.committee, r.intent, r.fit }, { 35, 35, 25, 25 })
   -- beta: no engaged contact (20 < 25), one visit (below 5), single-threaded
   lu.assertEquals(res:row(2).total, -10)
   lu.assertEquals(res:row(2).reason, "SINGLE_THREADED")
@@ -113,6 +114,52 @@ end
 
 function T.test_the_script_checks_clean()
   lu.assertTrue(leadq.check("rules/aql.lua"))
+end
+
+-- `leadq score` with MQL and PQL on generated leads and events, and the account model on top.
+local function run_score(arg)
+  local printed, errors = {}, {}
+  local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
+  local status = require("leadq.cli_score").score(arg, out)
+  return status, table.concat(printed, "\n"), table.concat(errors, "\n")
+end
+
+function T.test_score_command_writes_lead_and_account_results()
+  local dir = require("helpers").tmpdir()
+  local n = LEADQ_VARIANT == "asan" and 300 or 1500
+  assert(require("leadq.gen").generate { leads = n, seed = 11, out = dir })
+  local status, text, err = run_score({ rules = "rules/mql.lua,rules/pql.lua", leads = dir .. "/leads.csv",
+    events = dir .. "/events.csv", ["as-of"] = "2026-11-01", out = dir .. "/scored.csv", accounts = "rules/aql.lua",
+    ["accounts-out"] = dir .. "/accounts.csv" })
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "mql: leads by status")
+  lu.assertStrContains(text, "pql: leads by status")
+  lu.assertStrContains(text, "rolled up on mql.total, wrote " .. dir .. "/accounts.csv")
+  lu.assertStrContains(text, "aql: accounts by status")
+  local f = assert(io.open(dir .. "/accounts.csv"))
+  local header = f:read("l")
+  lu.assertEquals(header, "account,contacts,engaged_contacts,score_max,top_mean,best_contact,personas_present,"
+    .. "personas_engaged,total,status,engagement,committee,intent,fit,negative,reason")
+  local rows, contacts = 0, 0
+  for line in f:lines() do
+    rows = rows + 1
+    contacts = contacts + tonumber(line:match("^[^,]*,(%d+),"))
+    lu.assertNotStrContains(line:match("^[^,]*"), "gmail.com")
+  end
+  f:close()
+  local accounts_line = text:match("accounts: (%d+) from (%d+) leads")
+  lu.assertEquals(tonumber(accounts_line), rows)
+  local personal = tonumber(text:match("(%d+) personal domains"))
+  local none = tonumber(text:match("(%d+) without one"))
+  lu.assertEquals(contacts + personal + none, n)     -- every lead is in one account or said to be in none
+  local _
+  status, _, err = run_score({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", ["accounts-out"] = "x.csv" })
+  lu.assertEquals(status, 2)
+  lu.assertStrContains(err, "--accounts-out and --account-score need --accounts FILE")
+  status, _, err = run_score({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", accounts = "rules/aql.lua",
+    ["account-score"] = "totl" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "--account-score: no column 'totl' in the lead results (did you mean 'total'?)")
 end
 
 return M

@@ -580,8 +580,11 @@ end
 _M.commands.score = {
   summary = "score leads with rule models and summarise (or write) the result",
   usage = "score --rules FILE[,FILE...] --leads CSV [--events CSV] [--map FILE] [--out CSV] [--as-of DATE]"
-    .. " [--threads N]",
-  options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" } }),
+    .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]]",
+  options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" },
+    accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },
+    ["accounts-out"] = { type = "string", help = "write the account scores to this CSV" },
+    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" } }),
   run = score_command("score"),
 }
 

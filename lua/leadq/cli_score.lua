@@ -486,6 +486,15 @@ local function run_score(input, o, out)
   for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
+  if o.accounts then           -- the account model (rules/aql.lua) on the leads' results rolled up
+    local acc_lines, aerr = require("leadq.accounts").score_run({ rules = o.accounts, leads = input.tbl,
+      results = result, events = input.events, score = o["account-score"], as_of = input.options.as_of,
+      out = o["accounts-out"] })
+    if not acc_lines then return fail(out, aerr) end
+    for _, l in ipairs(acc_lines) do out.print(l) end
+  elseif o["accounts-out"] or o["account-score"] then
+    return fail(out, "--accounts-out and --account-score need --accounts FILE (the account model)", 2)
+  end
   return 0, result
 end
 
