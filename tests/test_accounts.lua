@@ -232,4 +232,44 @@ function T.test_rollup_from_several_tables()
     personas_engaged = 0 })
 end
 
+function T.test_funnel_by_account()
+  local leads = leadq.table({
+    { id = "L1", email = "a@acme.com", source = "web" }, { id = "L2", email = "b@acme.com", source = "event" },
+    { id = "L3", email = "c@beta.io", source = "web" }, { id = "L4", email = "d@gmail.com", source = "web" },
+  }, { id = "text", email = "text", source = "category" })
+  local dims = accounts.dimension(leads, (accounts.map(leads)))
+  local funnel = require("leadq.funnel")
+  local f = funnel.new()
+  assert(f:add("L1", "mql", "2024-01-03"))
+  assert(f:add("L1", "sql", "2024-01-05"))
+  assert(f:add("L2", "mql", "2024-01-04"))
+  assert(f:add("L3", "mql", "2024-01-04"))
+  assert(f:add("L4", "mql", "2024-01-04"))
+  f:join(dims, "id")
+  local t = funnel.report(f:aggregate{ by = { "account" } })
+  lu.assertEquals(#t.groups, 3)
+  lu.assertEquals(t.groups[1].key, {})                  -- the gmail.com lead: no account
+  lu.assertEquals(t.groups[2].key, { account = "acme.com" })
+  lu.assertEquals({ t.groups[2].leads, t.groups[2].reached.mql, t.groups[2].reached.sql }, { 2, 2, 1 })
+  lu.assertEquals(t.groups[3].key, { account = "beta.io" })
+  t = funnel.report(f:aggregate{ by = { "account", "source" } })  -- the leads' own dimensions come along
+  lu.assertEquals(t.groups[2].key, { account = "acme.com", source = "event" })
+  lu.assertErrorMsgContains("dimension: the map has 1 rows, the leads 4", accounts.dimension, leads,
+    (accounts.map(leadq.table({ { id = "x" } }))))
+end
+
+
+function T.test_leadq_entry_points()
+  local leads = leadq.table({ { id = "a", email = "A@Acme.com" }, { id = "b", email = "a@acme.com", created_at = 1 } },
+    { id = "text", email = "text", created_at = "number" })
+  local map = leadq.account_map(leads)
+  lu.assertEquals(map:column("account"), { "acme.com", "acme.com" })
+  local kept, _, merges = leadq.dedupe_leads(leads)
+  lu.assertEquals({ #kept, merges[1].kept, merges[1].merged }, { 1, "b", "a" })
+  local acc = leadq.account_rollup({ leads, map, leadq.table({ { s = 1 }, { s = 2 } }) }, { score = "s" })
+  lu.assertEquals(acc:row(1).top_mean, 1.5)
+  lu.assertEquals(leadq.accounts.normalize_email(" X+y@B.com"), "x@b.com")
+end
+
+
 return M

@@ -29,6 +29,7 @@
 --                <persona>_engaged per persona, then the carried columns.
 --   accounts.build(leads, results, options) -> accounts table, map, map report: map + rollup with
 --       the defaults rules/aql.lua expects (PERSONAS, engaged at 25, top 3, firmographics carried)
+--   accounts.dimension(leads, map [, id]) -> table for funnel f:join(t, id): by = { "account" }
 --   accounts.contacts(sources, account, options) -> { { row =, id =, score =, engaged =, personas = }, ... }
 --       an account's contacts, best score first (what explain shows).
 --   accounts.explain(model, accounts_tbl, row, sources, options [, events, score_options])
@@ -553,5 +554,36 @@ function _M.score_run(run)
   if errs then lines[#lines + 1] = format("account model errors: %d", errs.count or #errs) end
   return lines, acc, res, map
 end
+
+-- The funnel by account: a table of the leads' id and account (plus the leads' category and boolean
+-- columns, so one join gives every dimension) for f:join(tbl, id); then f:aggregate{ by = { "account" } }.
+function _M.dimension(leads, map, id)
+  if not core.is_table(leads) or not core.is_table(map) then
+    error("dimension: expects the leads and their account map (accounts.map), as leadq tables", 2)
+  end
+  if #leads ~= #map then error(format("dimension: the map has %d rows, the leads %d", #map, #leads), 2) end
+  id = id or "id"
+  if type(id) ~= "string" then error("dimension: id must be a column name, got " .. type(id), 2) end
+  if not leads:has(id) then error(format("dimension: no column '%s' in the leads%s", id, dsl.did_you_mean(id,
+    leads:names())), 2) end
+  local schema, cols = { [id] = leads:type(id), account = "category", account_source = "category" }, {}
+  for _, c in ipairs(leads:schema()) do
+    if c.name ~= id and c.name ~= "account" and c.name ~= "account_source"
+        and (c.type == "category" or c.type == "boolean") then
+      schema[c.name] = c.type
+      cols[c.name] = leads:column(c.name)
+    end
+  end
+  cols[id] = leads:column(id)
+  cols.account, cols.account_source = map:column("account"), map:column("account_source")
+  local recs = {}
+  for i = 1, #leads do
+    local r = {}
+    for name, values in pairs(cols) do r[name] = values[i] end
+    recs[i] = r
+  end
+  return core.table(recs, schema)
+end
+
 
 return _M

@@ -131,4 +131,25 @@ function _M.funnel_merge(parts)
 end
 
 
+-- Accounts (lua/leadq/accounts.lua, rollups in csrc/accounts.c): leads grouped into accounts,
+-- duplicates merged, contacts' scores rolled up for the account model (rules/aql.lua).
+--   leadq.account_map(leads [, options])      -> map table (account, account_source), report
+--   leadq.dedupe_leads(leads [, events] [, options]) -> leads, events, merges
+--   leadq.account_rollup(sources, options)    -> leadq.Table, one row per account
+--   leadq.accounts                            -> the module (build, personas, contacts, explain ...)
+function _M.account_map(leads, options)
+  return require("leadq.accounts").map(leads, options)
+end
+
+function _M.dedupe_leads(leads, events, options)
+  return require("leadq.accounts").dedupe(leads, events, options)
+end
+
+function _M.account_rollup(sources, options)
+  return require("leadq.accounts").rollup(sources, options)
+end
+
+_M.accounts = setmetatable({}, { __index = function(_, k) return require("leadq.accounts")[k] end })
+
+
 return _M
