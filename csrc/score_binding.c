@@ -34,6 +34,9 @@
 #if !defined(LQ_ONE_DICT_MAX)
 #define LQ_ONE_DICT_MAX 65536        /* distinct values remembered per field by score_one */
 #endif
+#if !defined(LQ_ONE_CACHE)
+#define LQ_ONE_CACHE 64              /* per field: recent Lua strings and their codes (a power of 2) */
+#endif
 #if !defined(LQ_ONE_DIRECT_AT)
 #define LQ_ONE_DIRECT_AT 4096        /* past this many values a field's strings are tested directly */
 #endif
@@ -47,6 +50,7 @@ enum {
   UV_FUNCS, UV_MATCHERS, UV_CACHE, UV_PROXY, UV_PROXY_MT, UV_OWNERS,
   /* score_one's keys, kept as Lua strings so a call hashes no C string */
   UV_K_TOTAL, UV_K_STATUS, UV_K_GRADE, UV_K_GROUPS, UV_K_REASON, UV_K_DISQ, UV_K_ERRORS, UV_K_AS_OF, UV_K_INTO,
+  UV_ONE_ANCHORS,   /* the strings score_one's caches point at, so none is freed while cached */
   UV_COUNT
 };
 
@@ -80,6 +84,12 @@ typedef struct one_state {
   uint8_t *rule_fired, *disq_fired;
   double *rule_raw, *rule_points, *group_raw, as_of;
   int nfields, nrules, ndisq, ngroups, luts_built;
+  /* Per field, LQ_ONE_CACHE recent strings by address (a Lua string object's bytes never move
+  ** and never change; each cached one is anchored in UV_ONE_ANCHORS, so an address cannot be
+  ** reused by another string while cached) and their codes: a recurring value costs no hashing. */
+  const char **cache_ptr;    /* nfields * LQ_ONE_CACHE */
+  int32_t *cache_code;
+  int anchors;               /* stack index of the anchors table during a call */
 } one_state;
 
 typedef struct program_box {
@@ -177,6 +187,8 @@ static void one_free(one_state *o, lq_allocator *a) {
   mem_free(a, o->rule_raw, (size_t)o->nrules, sizeof(double));
   mem_free(a, o->rule_points, (size_t)o->nrules, sizeof(double));
   mem_free(a, o->group_raw, (size_t)o->ngroups, sizeof(double));
+  mem_free(a, o->cache_ptr, nf * LQ_ONE_CACHE, sizeof(const char *));
+  mem_free(a, o->cache_code, nf * LQ_ONE_CACHE, sizeof(int32_t));
   mem_free(a, o, 1, sizeof(one_state));
 }
 
@@ -1325,6 +1337,8 @@ static one_state *get_one(lua_State *L, program_box *pb) {
   NEW_ARRAY(L, a, o->tags, nf, int32_t *);
   NEW_ARRAY(L, a, o->tag_caps, nf, size_t);
   NEW_ARRAY(L, a, o->dicts, nf, lq_dict);
+  NEW_ARRAY(L, a, o->cache_ptr, nf * LQ_ONE_CACHE, const char *);
+  NEW_ARRAY(L, a, o->cache_code, nf * LQ_ONE_CACHE, int32_t);
   for (f = 0; f < pb->nfields; f++) lq_dict_init(&o->dicts[f]);
   NEW_ARRAY(L, a, o->rule_reason, p->nrules, int32_t);
   NEW_ARRAY(L, a, o->disq_reason, p->ndisq, int32_t);
@@ -1457,6 +1471,11 @@ static int parse_iso(const char *s, size_t len, double *out) {
 
 /* One field's value (at the top of the stack, left there) into the one-row state: NULL, or a
 ** message when it cannot be read. */
+static size_t cache_slot(const char *p) {
+  uintptr_t x = (uintptr_t)p;
+  return (size_t)((x >> 4) ^ (x >> 11)) & (LQ_ONE_CACHE - 1);
+}
+
 static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f, int *grew, int *reset) {
   lq_allocator *a = &pb->alloc;
   int kind = pb->record_kind[f], t = lua_type(L, -1);
@@ -1507,10 +1526,12 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
     }
     break;
   case REC_STRING: {
-    size_t n = 0;
+    size_t n = 0, slot = 0;
+    const char *ptr;
     if (o->dicts[f].count >= LQ_ONE_DICT_MAX) {   /* forget old values: memory stays bounded */
       lq_dict_free(&o->dicts[f], a);
       lq_dict_init(&o->dicts[f]);
+      memset(&o->cache_ptr[(size_t)f * LQ_ONE_CACHE], 0, LQ_ONE_CACHE * sizeof(const char *));
       *reset = 1;
     }
     if (t == LUA_TNIL) {
@@ -1528,7 +1549,24 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
       v->offsets = &o->text_offsets[2 * f];
       o->missing[f] = 0;
       return NULL;
-    } else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    } else if (t == LUA_TSTRING && (ptr = lua_tolstring(L, -1, NULL)) != NULL &&
+               o->cache_ptr[slot = (size_t)f * LQ_ONE_CACHE + cache_slot(ptr)] == ptr) {
+      o->tags[f][0] = o->cache_code[slot];   /* cached: add_tag made the array when it was first seen */
+      o->missing[f] = 0;
+      n = 1;
+    } else if (t == LUA_TSTRING) {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      int32_t before = o->dicts[f].count;
+      add_tag(L, o, a, f, 0, s, len);
+      *grew |= o->dicts[f].count != before;
+      o->cache_ptr[slot] = s;
+      o->cache_code[slot] = o->tags[f][0];
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, o->anchors, (lua_Integer)slot + 1);
+      o->missing[f] = 0;
+      n = 1;
+    } else if (t == LUA_TNUMBER) {
       size_t len;
       const char *s;
       int32_t before = o->dicts[f].count;
@@ -1627,7 +1665,7 @@ static double one_options(lua_State *L, int opts, int uv, int *raise) {
 /* Runs the one-row program on record (index 2), options (3), extra (4); index 5 holds the errors
 ** (nil when none) afterwards, and the stack is left at 5. NULL, or the message of a value that
 ** could not be read. */
-static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
+static const char *run_one(lua_State *L, program_box *pb, one_state *o, int explain) {
   lq_out out;
   error_log log;
   int uv, names, raise, grew;
@@ -1646,6 +1684,14 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   log.raise = raise;
   lua_rawgeti(L, uv, UV_NAMES);
   names = lua_gettop(L);                                /* 7 */
+  lua_rawgeti(L, uv, UV_ONE_ANCHORS);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, o->nfields * LQ_ONE_CACHE, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, uv, UV_ONE_ANCHORS);
+  }
+  o->anchors = lua_gettop(L);                           /* 8 */
   o->any_tags = 0;
   bad = load_record(L, pb, o, 2, extra, names, &grew);
   if (bad != NULL && strcmp(bad, "reset") != 0) return bad;
@@ -1714,11 +1760,13 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o) {
   out.disqualified_by = &o->disq;
   out.rule_reason = o->rule_reason;
   out.disq_reason = o->disq_reason;
-  out.rule_fired = o->rule_fired;
-  out.disq_fired = o->disq_fired;
-  out.rule_raw = o->rule_raw;
-  out.rule_points = o->rule_points;
-  out.group_raw = o->group_raw;
+  if (explain) {   /* the per-rule facts only explain reads */
+    out.rule_fired = o->rule_fired;
+    out.disq_fired = o->disq_fired;
+    out.rule_raw = o->rule_raw;
+    out.rule_points = o->rule_points;
+    out.group_raw = o->group_raw;
+  }
   lq_program_exec(&o->run, &o->scratch, 0, 1, &out);
   lua_settop(L, 5);
   return NULL;
@@ -1829,7 +1877,7 @@ static int p_score_one(lua_State *L) {
   const char *bad;
   if (!pb->record_mode) return luaL_error(L, "this program scores tables (compiled for a table's columns)");
   o = get_one(L, pb);
-  bad = run_one(L, pb, o);
+  bad = run_one(L, pb, o, 0);
   if (bad != NULL) {
     lua_pushnil(L);
     lua_pushstring(L, bad);
@@ -1882,7 +1930,7 @@ static int p_explain_one(lua_State *L) {
   const char *bad;
   if (!pb->record_mode) return luaL_error(L, "this program scores tables (compiled for a table's columns)");
   o = get_one(L, pb);
-  bad = run_one(L, pb, o);
+  bad = run_one(L, pb, o, 1);
   if (bad != NULL) {
     lua_pushnil(L);
     lua_pushstring(L, bad);
