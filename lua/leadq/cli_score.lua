@@ -281,6 +281,12 @@ local function load_inputs(o, out)
     events, err = leadq.read_events(o.events)
     if not events then return nil, fail(out, err) end
   end
+  if o.dedupe or o["merges-out"] then  -- one lead per person (same e-mail), before any model reads them
+    local lines
+    tbl, events, lines = require("leadq.accounts").dedupe_run(tbl, events, o["merges-out"])
+    if not tbl then return nil, fail(out, events) end
+    for _, l in ipairs(lines) do out.print(l) end
+  end
   return { model = model, tbl = tbl, events = events, files = rule_files, options = options,
            multi = #rule_files > 1 }
 end
@@ -438,11 +444,11 @@ function _M.summary_lines(result, n, models)
   return lines
 end
 
-local function reject_lines(tbl, limit)
+local function reject_lines(tbl, limit, what)
   local rejects = rejects_of(tbl) or {}
   local lines = {}
   if #rejects == 0 then return lines, 0 end
-  lines[1] = format("rejected rows: %s (not scored)", thousands(#rejects))
+  lines[1] = format("rejected %s: %s (not scored)", what or "rows", thousands(#rejects))
   for i = 1, math.min(limit, #rejects) do
     local r = rejects[i]
     local text = r.message or format("%s:%s: %s", tostring(r.file), tostring(r.line), tostring(r.reason))
@@ -450,6 +456,35 @@ local function reject_lines(tbl, limit)
   end
   if #rejects > limit then lines[#lines + 1] = format("  ... and %s more", thousands(#rejects - limit)) end
   return lines, #rejects
+end
+
+-- What the features made of the events: nothing dropped in silence (unknown leads, noise, rejects).
+local function events_lines(events, report, path, limit)
+  local lines = {}
+  if not report then return lines end
+  lines[1] = format("events: %s read from %s: %s read by the features, %s of types they do not count, "
+    .. "%s after the as-of time", thousands(report.events or 0), path, thousands(report.used or 0),
+    thousands(report.ignored or 0), thousands(report.after_as_of or 0))
+  local noise = report.noise or {}
+  local noisy = (noise.short_page_view or 0) + (noise.scanner_click or 0) + (noise.flagged_lead or 0)
+  if noisy > 0 then
+    lines[#lines + 1] = format("  noise ignored: %s short page views, %s scanner clicks, %s from flagged leads",
+      thousands(noise.short_page_view or 0), thousands(noise.scanner_click or 0), thousands(noise.flagged_lead or 0))
+  end
+  if (report.unknown_leads or 0) > 0 then
+    lines[#lines + 1] = format("  events of unknown leads: %s (no lead with that id; not scored)",
+      thousands(report.unknown_leads))
+    local unknown = report.unknown or {}
+    for i = 1, math.min(limit, #unknown) do
+      lines[#lines + 1] = format("    lead '%s' (loaded event %s)", tostring(unknown[i].lead_id),
+        tostring(unknown[i].row))
+    end
+    if report.unknown_leads > limit then
+      lines[#lines + 1] = format("    ... and %s more", thousands(report.unknown_leads - limit))
+    end
+  end
+  for _, l in ipairs((reject_lines(events, limit, "event rows"))) do lines[#lines + 1] = l end
+  return lines
 end
 
 local function model_list(input)
@@ -472,7 +507,8 @@ local function run_score(input, o, out)
   local threads = input.options.threads or 1
   local clock = clock_for(threads)
   local started = clock()
-  local ok, result, err = pcall(input.model.score, input.model, input.tbl, input.events, input.options)
+  local ok, result, err, events_report =
+    pcall(input.model.score, input.model, input.tbl, input.events, input.options)
   local seconds = clock() - started
   if not ok then return fail(out, tostring(result)) end
   if not result then return fail(out, tostring(err)) end
@@ -486,6 +522,7 @@ local function run_score(input, o, out)
   for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
+  for _, l in ipairs(events_lines(input.events, events_report, o.events, 5)) do out.print(l) end
   if o.accounts then           -- the account model (rules/aql.lua) on the leads' results rolled up
     local acc_lines, aerr = require("leadq.accounts").score_run({ rules = o.accounts, leads = input.tbl,
       results = result, events = input.events, score = o["account-score"], as_of = input.options.as_of,

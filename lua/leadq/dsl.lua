@@ -291,7 +291,7 @@ end
 ---------------------------------------------------------------------------------------------------
 
 local MODEL_KEYS = { "description", "label", "version", "lists", "groups", "rules", "disqualifiers", "thresholds",
-  "grades", "features", "name" }
+  "grades", "features", "events", "name" }
 local RULE_KEYS = { "label", "description", "group", "points", "when" }
 local DISQ_KEYS = { "label", "description", "reason", "when" }
 local GROUP_KEYS = { "label", "description", "cap", "floor" }
@@ -1056,6 +1056,18 @@ function _M.validate(obj, opts)
     else
       spec.features[name] = { name = name, spec = f.spec, line = f.line }
       spec.feature_names[#spec.feature_names + 1] = name
+    end
+  end
+
+  -- events: how the features read the event log (noise, lateness); checked further by the events module
+  local ev = section("events", "map")
+  if ev ~= nil then
+    if #spec.feature_names == 0 then
+      madd(key_line(lines, model_line, nil, "events"), mctx,
+        "events says how features read events, but the model declares no features")
+    else
+      spec.events = ev
+      spec.events_line = key_line(lines, model_line, nil, "events")
     end
   end
 

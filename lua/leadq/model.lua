@@ -2,7 +2,8 @@
 -- explanations, info.
 --
 --   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id" }])
---       -> results table, errors (nil when no rule function failed) | nil, message
+--       -> results table, errors (nil when no rule function failed), events report (with events:
+--          what the features made of them: read, used, unknown leads listed, noise) | nil, message
 --   model:score_one(record [, events] [, { as_of =, errors =, into = t }])
 --       -> { total, status, grade, groups, reason, ... } (t itself, filled in place, when into is given)
 --   model:explain(tbl, row [, events] [, options]) / model:explain(record [, events] [, options])
@@ -101,7 +102,7 @@ local function feature_set(self)
   if self._fs == nil then
     local specs = {}
     for name, f in pairs(self.spec.features) do specs[name] = f.spec end
-    self._fs = require("leadq.features").new(specs)
+    self._fs = require("leadq.features").new(specs, self.spec.events)
   end
   return self._fs
 end
@@ -219,7 +220,7 @@ local function compute_features(self, tbl, events, as_of, options)
   end
   local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id })
   if not ftbl then return nil, report end
-  return ftbl
+  return ftbl, nil, report
 end
 
 function Model:score(tbl, events, options)
@@ -230,9 +231,10 @@ function Model:score(tbl, events, options)
   end
   options = check_score_options(options, "score")
   local as_of = parse_as_of(options.as_of, "score")
-  local ftbl, ferr = compute_features(self, tbl, events, as_of, options)
+  local ftbl, ferr, events_report = compute_features(self, tbl, events, as_of, options)
   if ferr then return nil, ferr end
-  return score_into(self, tbl, ftbl, options, nil, "", nil, as_of)
+  local results, errors = score_into(self, tbl, ftbl, options, nil, "", nil, as_of)
+  return results, errors, events_report
 end
 
 local function slow_score_one(self, record, events, options, explain)
@@ -691,11 +693,12 @@ function Run:score(tbl, events, options)
   end
   options = check_score_options(options, "score")
   local as_of = parse_as_of(options.as_of, "score")
-  local results, all_errors = nil, nil
+  local results, all_errors, events_report = nil, nil, nil
   local upstream = {}
   for _, m in ipairs(self.models) do
-    local ftbl, ferr = compute_features(m, tbl, events, as_of, options)
+    local ftbl, ferr, report = compute_features(m, tbl, events, as_of, options)
     if ferr then return nil, ferr end
+    events_report = events_report or report   -- every model reads the same events: one report
     local out, errs = score_into(m, tbl, ftbl, options, results, m.name .. ".", upstream, as_of)
     if out == nil then return nil, errs end
     results = out
@@ -706,7 +709,7 @@ function Run:score(tbl, events, options)
     end
     result_fields(m.spec, m.name .. ".", upstream)
   end
-  return results, all_errors
+  return results, all_errors, events_report
 end
 
 -- Earlier results as the fields a later model reads.
@@ -820,11 +823,11 @@ local function check_features(spec)
   if #spec.feature_names == 0 then return nil end
   local specs = {}
   for name, f in pairs(spec.features) do specs[name] = f.spec end
-  local ok, err = pcall(function() return require("leadq.features").new(specs) end)
+  local ok, err = pcall(function() return require("leadq.features").new(specs, spec.events) end)
   if ok then return nil end
   err = tostring(err):gsub("^[^\n]-:%d+: ", "")
   local name = err:match("feature '([^']+)'")
-  local line = name and spec.features[name] and spec.features[name].line or spec.line
+  local line = name and spec.features[name] and spec.features[name].line or spec.events_line or spec.line
   return string_format("%s:%s: %s", spec.path, tostring(line), err)
 end
 

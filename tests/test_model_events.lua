@@ -1,0 +1,104 @@
+-- A model reading events: its `events` key (noise, lateness) reaches the features, and what the
+-- features made of the event log (unknown leads, noise, rejects) comes back to the caller and the
+-- command line, never dropped in silence.
+local lu = require("luaunit")
+local leadq = require("leadq")
+local cli_score = require("leadq.cli_score")
+local helpers = require("helpers")
+
+local AS_OF = "2026-11-01"
+
+local LEADS = "id,title\nA,VP Marketing\nB,Analyst\n"
+local EVENTS = table.concat({
+  "lead_id,type,at,value",
+  "A,page_view,2026-10-20T10:00:00Z,2",      -- a 2-second page view: noise for the model below
+  "A,page_view,2026-10-21T10:00:00Z,40",
+  "B,page_view,2026-10-22T10:00:00Z,60",
+  "GHOST,page_view,2026-10-23T10:00:00Z,60", -- no such lead
+  "A,page_view,not a time,60",               -- a bad row
+}, "\n") .. "\n"
+
+local MODEL = [[
+return model "m" {
+  groups = { engagement = { cap = 100 } },
+  rules = {
+    rule "VISITS" { group = "engagement", points = 10, when = { visits_30d = { at_least = 1 } } },
+  },
+  thresholds = { mql = 10, otherwise = "cold" },
+  features = { visits_30d = feature { count = "page_view", within_days = 30 } },
+  events = { noise = { min_page_seconds = 5 } },
+}
+]]
+
+local function fixture()
+  local dir = helpers.tmpdir()
+  helpers.write(dir .. "/leads.csv", LEADS)
+  helpers.write(dir .. "/events.csv", EVENTS)
+  helpers.write(dir .. "/m.lua", MODEL)
+  return dir
+end
+
+local TestModelEvents = {}
+
+function TestModelEvents:setUp() self.dir = fixture() end
+function TestModelEvents:tearDown() helpers.remove_dir(self.dir) end
+
+function TestModelEvents:test_noise_declared_in_the_model_is_ignored_and_counted()
+  local model = assert(leadq.load_model(self.dir .. "/m.lua"))
+  local leads = assert(leadq.read_csv(self.dir .. "/leads.csv"))
+  local events = assert(leadq.read_events(self.dir .. "/events.csv"))
+  local results, errors, report = model:score(leads, events, { as_of = AS_OF })
+  lu.assertNotNil(results, errors)
+  lu.assertNil(errors)
+  lu.assertEquals(report.noise.short_page_view, 1)
+  lu.assertEquals(report.unknown_leads, 1)
+  lu.assertEquals(report.unknown[1].lead_id, "GHOST")
+  lu.assertEquals(events:reject_count(), 1)
+  -- A has one page view left after the noise, B one: both score, and the same as one at a time
+  lu.assertEquals(results:row(1).total, 10)
+  lu.assertEquals(results:row(2).total, 10)
+  local one = model:score_one({ id = "A", title = "VP Marketing" },
+    { { type = "page_view", at = "2026-10-20T10:00:00Z", value = 2 } }, { as_of = AS_OF })
+  lu.assertEquals(one.total, 0)   -- the short view alone is noise
+end
+
+function TestModelEvents:test_events_key_without_features_is_a_problem_with_its_line()
+  helpers.write(self.dir .. "/bad.lua", [[
+return model "bad" {
+  rules = { rule "R" { points = 1, when = { title = "present" } } },
+  thresholds = { mql = 1, otherwise = "cold" },
+  events = { noise = { min_page_seconds = 5 } },
+}
+]])
+  local ok, problems = leadq.check(self.dir .. "/bad.lua")
+  lu.assertFalse(ok)
+  lu.assertStrContains(problems[1], "bad.lua:4:")
+  lu.assertStrContains(problems[1], "events says how features read events, but the model declares no features")
+end
+
+function TestModelEvents:test_a_misspelt_noise_option_names_the_line()
+  helpers.write(self.dir .. "/typo.lua", (MODEL:gsub("min_page_seconds", "min_page_second")))
+  local model, err = leadq.load_model(self.dir .. "/typo.lua")
+  lu.assertNil(model)
+  lu.assertStrContains(err, "typo.lua:")
+  lu.assertStrContains(err, "min_page_second")
+  lu.assertStrContains(err, "did you mean 'min_page_seconds'")
+end
+
+function TestModelEvents:test_score_command_reports_what_happened_to_the_events()
+  local printed = {}
+  local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) printed[#printed + 1] = s end }
+  local status = cli_score.score({ rules = self.dir .. "/m.lua", leads = self.dir .. "/leads.csv",
+    events = self.dir .. "/events.csv", ["as-of"] = AS_OF }, out)
+  lu.assertEquals(status, 0)
+  local text = table.concat(printed, "\n")
+  lu.assertStrContains(text, "events: 4 read from " .. self.dir .. "/events.csv: 3 read by the features, "
+    .. "0 of types they do not count, 0 after the as-of time")
+  lu.assertStrContains(text, "noise ignored: 1 short page views")
+  lu.assertStrContains(text, "events of unknown leads: 1 (no lead with that id; not scored)")
+  lu.assertStrContains(text, "lead 'GHOST'")
+  lu.assertStrContains(text, "rejected event rows: 1 (not scored)")
+  lu.assertStrContains(text, "events.csv:6: column 'at' (3)")
+end
+
+return { TestModelEvents = TestModelEvents }
