@@ -51,23 +51,8 @@ local function megabytes(bytes)
   return format("%.1f MB", bytes / 1e6)
 end
 
--- Edit distance, for "did you mean".
-local function distance(a, b)
-  local prev, cur = {}, {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    cur[0] = i
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      local v = prev[j] + 1
-      if cur[j - 1] + 1 < v then v = cur[j - 1] + 1 end
-      if prev[j - 1] + cost < v then v = prev[j - 1] + cost end
-      cur[j] = v
-    end
-    prev, cur = cur, prev
-  end
-  return prev[#b]
-end
+-- The rule language's edit distance, for "did you mean".
+local distance = require("leadq.dsl").distance
 
 local function closest(word, candidates)
   local best, best_d
@@ -580,11 +565,14 @@ end
 _M.commands.score = {
   summary = "score leads with rule models and summarise (or write) the result",
   usage = "score --rules FILE[,FILE...] --leads CSV [--events CSV] [--map FILE] [--out CSV] [--as-of DATE]"
-    .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]]",
+    .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]] [--dedupe"
+    .. " [--merges-out CSV]]",
   options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" },
     accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },
     ["accounts-out"] = { type = "string", help = "write the account scores to this CSV" },
-    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" } }),
+    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" },
+    dedupe = { type = "flag", help = "merge leads with the same e-mail first (the earliest created is kept)" },
+    ["merges-out"] = { type = "string", help = "with --dedupe: write every merge to this CSV" } }),
   run = score_command("score"),
 }
 

@@ -21,26 +21,12 @@ local type, pairs, ipairs, tostring, error, setmetatable, getmetatable = type, p
   setmetatable, getmetatable
 local string_format, string_byte, string_lower = string.format, string.byte, string.lower
 local table_concat, table_sort = table.concat, table.sort
-local math_floor, math_huge, math_min = math.floor, math.huge, math.min
+local math_floor, math_huge = math.floor, math.huge
 
 -- ---- messages ----
 
-local function distance(a, b)
-  local la, lb = #a, #b
-  if math.abs(la - lb) > 3 then return 99 end
-  local prev = {}
-  for j = 0, lb do prev[j] = j end
-  for i = 1, la do
-    local cur = { [0] = i }
-    local ca = string_byte(a, i)
-    for j = 1, lb do
-      local cost = (ca == string_byte(b, j)) and 0 or 1
-      cur[j] = math_min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[lb]
-end
+-- The rule language's edit distance (case-insensitive, transpositions count one), for "did you mean".
+local distance = require("leadq.dsl").distance
 
 local function suggest(word, candidates)
   local best, best_d
