@@ -21,15 +21,8 @@ void lq_rollup_init(lq_rollup *r, lq_allocator alloc) {
 void lq_rollup_free(lq_rollup *r) {
   size_t n = r->naccounts;
   lq_allocator *a = &r->alloc;
-  drop(a, r->contacts, n, sizeof *r->contacts);
-  drop(a, r->scored, n, sizeof *r->scored);
-  drop(a, r->engaged, n, sizeof *r->engaged);
-  drop(a, r->sum, n, sizeof *r->sum);
-  drop(a, r->max, n, sizeof *r->max);
-  drop(a, r->best_row, n, sizeof *r->best_row);
+  drop(a, r->accounts, n, sizeof *r->accounts);
   drop(a, r->top, n * (size_t)(r->top_k > 0 ? r->top_k : 1), sizeof *r->top);
-  drop(a, r->present, n, sizeof *r->present);
-  drop(a, r->engaged_personas, n, sizeof *r->engaged_personas);
   lq_rollup_init(r, r->alloc);
 }
 
@@ -41,53 +34,42 @@ int lq_rollup_run(lq_rollup *r, size_t naccounts, int top_k, double engaged_at, 
   r->naccounts = naccounts;
   r->top_k = top_k;
   r->engaged_at = engaged_at;
-  r->contacts = grab(&r->alloc, naccounts, sizeof *r->contacts);
-  r->scored = grab(&r->alloc, naccounts, sizeof *r->scored);
-  r->engaged = grab(&r->alloc, naccounts, sizeof *r->engaged);
-  r->sum = grab(&r->alloc, naccounts, sizeof *r->sum);
-  r->max = grab(&r->alloc, naccounts, sizeof *r->max);
-  r->best_row = grab(&r->alloc, naccounts, sizeof *r->best_row);
+  r->accounts = grab(&r->alloc, naccounts, sizeof *r->accounts);
   r->top = naccounts > SIZE_MAX / k ? NULL : grab(&r->alloc, naccounts * k, sizeof *r->top);
-  r->present = grab(&r->alloc, naccounts, sizeof *r->present);
-  r->engaged_personas = grab(&r->alloc, naccounts, sizeof *r->engaged_personas);
-  if (!r->contacts || !r->scored || !r->engaged || !r->sum || !r->max || !r->best_row || !r->top ||
-      !r->present || !r->engaged_personas) {
+  if (!r->accounts || !r->top) {
     lq_rollup_free(r);
     return -1;
   }
-  memset(r->contacts, 0, naccounts * sizeof *r->contacts);
-  memset(r->scored, 0, naccounts * sizeof *r->scored);
-  memset(r->engaged, 0, naccounts * sizeof *r->engaged);
-  memset(r->present, 0, naccounts * sizeof *r->present);
-  memset(r->engaged_personas, 0, naccounts * sizeof *r->engaged_personas);
   for (a = 0; a < naccounts; a++) {
-    r->sum[a] = 0;
-    r->max[a] = NAN;
-    r->best_row[a] = -1;
+    lq_rollup_account *acc = &r->accounts[a];
+    memset(acc, 0, sizeof *acc);
+    acc->max = NAN;
+    acc->best_row = -1;
   }
   for (i = 0; i < nleads; i++) {
-    int32_t acc = account[i];
+    int32_t code = account[i];
     double s = score[i];
     uint32_t bits = personas ? personas[i] : 0;
+    lq_rollup_account *acc;
     size_t n, j;
     double *top;
-    if (acc < 0 || (size_t)acc >= naccounts) continue;
-    a = (size_t)acc;
-    r->contacts[a]++;
-    r->present[a] |= bits;
+    if (code < 0 || (size_t)code >= naccounts) continue;
+    acc = &r->accounts[code];
+    acc->contacts++;
+    acc->present |= bits;
     if (s != s) continue;                       /* a missing score: counted as a contact only */
-    n = r->scored[a]++;
-    r->sum[a] += s;
+    n = acc->scored++;
+    acc->sum += s;
     if (s >= engaged_at) {
-      r->engaged[a]++;
-      r->engaged_personas[a] |= bits;
+      acc->engaged++;
+      acc->engaged_personas |= bits;
     }
-    if (n == 0 || s > r->max[a]) {
-      r->max[a] = s;
-      r->best_row[a] = (int64_t)i;
+    if (n == 0 || s > acc->max) {
+      acc->max = s;
+      acc->best_row = (int64_t)i;
     }
     /* insert s into the account's k best, kept highest first; equal scores keep arrival order */
-    top = r->top + a * k;
+    top = r->top + (size_t)code * k;
     if (n < k) {
       j = n;
     } else if (s > top[k - 1]) {
@@ -105,7 +87,7 @@ int lq_rollup_run(lq_rollup *r, size_t naccounts, int top_k, double engaged_at, 
 }
 
 double lq_rollup_top_sum(const lq_rollup *r, size_t account) {
-  size_t n = r->scored[account], k = (size_t)r->top_k, j;
+  size_t n = r->accounts[account].scored, k = (size_t)r->top_k, j;
   const double *top = r->top + account * k;
   double sum = 0;
   if (n > k) n = k;
@@ -114,7 +96,7 @@ double lq_rollup_top_sum(const lq_rollup *r, size_t account) {
 }
 
 double lq_rollup_top_mean(const lq_rollup *r, size_t account) {
-  size_t n = r->scored[account], k = (size_t)r->top_k;
+  size_t n = r->accounts[account].scored, k = (size_t)r->top_k;
   if (n == 0) return NAN;
   if (n > k) n = k;
   return lq_rollup_top_sum(r, account) / (double)n;

@@ -20,20 +20,26 @@
 #define LQ_ROLLUP_MAX_PERSONAS 32
 #endif
 
+/* One account's figures, kept together: a lead touches one record (one or two cache lines), not
+** nine arrays. Its k best scores follow in `top`, at account * top_k. */
+typedef struct lq_rollup_account {
+  double sum;             /* sum of the scores (0 when none) */
+  double max;             /* NaN when no contact has a score */
+  int64_t best_row;       /* row of the best score, -1 when none; ties: the earliest row */
+  uint32_t contacts;      /* leads mapped to the account */
+  uint32_t scored;        /* of them, with a score */
+  uint32_t engaged;       /* of them, score >= engaged_at */
+  uint32_t present;       /* persona bits of any contact */
+  uint32_t engaged_personas; /* persona bits of engaged contacts */
+} lq_rollup_account;
+
 typedef struct lq_rollup {
   lq_allocator alloc;
   size_t naccounts;
   int top_k;
   double engaged_at;
-  uint32_t *contacts;     /* leads mapped to the account */
-  uint32_t *scored;       /* of them, with a score */
-  uint32_t *engaged;      /* of them, score >= engaged_at */
-  double *sum;            /* sum of the scores (0 when none) */
-  double *max;            /* NaN when no contact has a score */
-  int64_t *best_row;      /* row of the best score, -1 when none; ties: the earliest row */
+  lq_rollup_account *accounts;
   double *top;            /* naccounts * top_k, each account's best scores, highest first */
-  uint32_t *present;      /* persona bits of any contact */
-  uint32_t *engaged_personas; /* persona bits of engaged contacts */
 } lq_rollup;
 
 /* A rollup in a safe empty state; lq_rollup_free may always be called on it. */

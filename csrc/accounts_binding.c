@@ -200,28 +200,37 @@ static int l_account_rollup(lua_State *L) {
     carry_col[s] = c;
   }
   if (lq_table_reserve(out, nacc) != 0) return luaL_error(L, "account_rollup: not enough memory");
+  if (id && id->type == LQ_TEXT) {  /* the best contacts' ids in one allocation, not grown row by row */
+    size_t bytes = 0;
+    for (a = 0; a < nacc; a++) {
+      int64_t b = r->accounts[a].best_row;
+      if (b >= 0) bytes += (size_t)(id->offsets[b + 1] - id->offsets[b]);
+    }
+    if (lq_column_reserve_text(out, c_best, bytes + 1) != 0) return luaL_error(L, "account_rollup: not enough memory");
+  }
   for (a = 0; a < nacc; a++) {
     size_t len;
     const char *acc_name;
     int status = 0, npresent = 0, nengaged = 0;
     int32_t code;
-    if (r->contacts[a] == 0) continue;
+    const lq_rollup_account *ra = &r->accounts[a];
+    if (ra->contacts == 0) continue;
     if (lq_table_begin_row(out) != 0) return luaL_error(L, "account_rollup: not enough memory");
     /* the names are distinct and hashed already: intern with the source's hash */
     acc_name = lq_dict_string(&account->dict, (int32_t)a, &len);
     code = lq_dict_intern_hash(&out->cols[c_account]->dict, &out->alloc, acc_name, len, account->dict.hashes[a]);
     if (code < 0) status = -1;
     else out->cols[c_account]->codes[out->nrows] = code;
-    status |= lq_column_set_number(out, c_contacts, r->contacts[a]);
-    status |= lq_column_set_number(out, c_scored, r->scored[a]);
-    status |= lq_column_set_number(out, c_engaged, r->engaged[a]);
-    status |= lq_column_set_number(out, c_sum, r->sum[a]);
-    status |= lq_column_set_number(out, c_max, r->max[a]);
+    status |= lq_column_set_number(out, c_contacts, ra->contacts);
+    status |= lq_column_set_number(out, c_scored, ra->scored);
+    status |= lq_column_set_number(out, c_engaged, ra->engaged);
+    status |= lq_column_set_number(out, c_sum, ra->sum);
+    status |= lq_column_set_number(out, c_max, ra->max);
     status |= lq_column_set_number(out, c_top_sum, lq_rollup_top_sum(r, a));
     status |= lq_column_set_number(out, c_top_mean, lq_rollup_top_mean(r, a));
-    if (id && r->best_row[a] >= 0) status |= set_from(out, c_best, id, (size_t)r->best_row[a]);
+    if (id && ra->best_row >= 0) status |= set_from(out, c_best, id, (size_t)ra->best_row);
     for (p = 0; p < npersonas; p++) {
-      int present = (r->present[a] >> p) & 1u, engaged = (r->engaged_personas[a] >> p) & 1u;
+      int present = (ra->present >> p) & 1u, engaged = (ra->engaged_personas >> p) & 1u;
       npresent += present;
       nengaged += engaged;
       status |= lq_column_set_bool(out, c_persona[2 * p], present);

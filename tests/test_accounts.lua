@@ -272,4 +272,17 @@ function T.test_leadq_entry_points()
 end
 
 
+-- many copies of one address, each created earlier than the last: linear, and the last row wins
+function T.test_dedupe_many_copies()
+  local n = LEADQ_VARIANT == "asan" and 2000 or 20000
+  local recs = {}
+  for i = 1, n do recs[i] = { id = "L" .. i, email = "same@acme.com", created_at = n - i } end
+  local kept, _, merges = accounts.dedupe(leadq.table(recs, { id = "text", email = "text", created_at = "number" }))
+  lu.assertEquals(#kept, 1)
+  lu.assertEquals(kept:row(1).id, "L" .. n)
+  lu.assertEquals(merges.count, n - 1)
+  lu.assertEquals({ merges[1].merged, merges[1].kept, merges[n - 1].merged }, { "L1", "L" .. n, "L" .. (n - 1) })
+end
+
+
 return M

@@ -152,6 +152,18 @@ function T.test_score_command_writes_lead_and_account_results()
   local personal = tonumber(text:match("(%d+) personal domains"))
   local none = tonumber(text:match("(%d+) without one"))
   lu.assertEquals(contacts + personal + none, n)     -- every lead is in one account or said to be in none
+  -- --dedupe: the generator's duplicate leads merged first, every merge in --merges-out
+  status, text, err = run_score({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", dedupe = true,
+    ["merges-out"] = dir .. "/merges.csv" })
+  lu.assertEquals(status, 0, err)
+  local merged, left = text:match("duplicates: (%d+) leads merged into the earliest created lead with the same "
+    .. "e%-mail, (%d+) leads left, wrote ")
+  lu.assertNotNil(merged, text)
+  lu.assertEquals(tonumber(merged) + tonumber(left), n)
+  lu.assertStrContains(text, "scored " .. require("leadq.cli_score").thousands(tonumber(left)) .. " leads")
+  local lines = 0
+  for _ in io.lines(dir .. "/merges.csv") do lines = lines + 1 end
+  lu.assertEquals(lines, tonumber(merged) + 1)
   local _
   status, _, err = run_score({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", ["accounts-out"] = "x.csv" })
   lu.assertEquals(status, 2)

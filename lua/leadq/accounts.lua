@@ -200,35 +200,34 @@ function _M.dedupe(leads, events, options)
   local created = leads:has(created_col) and leads:column(created_col) or {}
   local n = #leads
   local first = {}                        -- normalized e-mail -> row kept so far
-  local keep_of = {}                      -- row -> row it merges into
+  local keep_of = {}                      -- merged row -> the row it merges into
+  local normalized = {}
   for i = 1, n do
     local e = _M.normalize_email(emails[i])
+    normalized[i] = e
     if e then
       local k = first[e]
       if k == nil then
         first[e] = i
       else
         local ck, ci = created[k], created[i]
-        if ci ~= nil and (ck == nil or ci < ck) then   -- i was created first: it is kept instead
-          first[e] = i
-          keep_of[k] = i
-          for r, to in pairs(keep_of) do if to == k then keep_of[r] = i end end
-        else
-          keep_of[i] = k
-        end
+        if ci ~= nil and (ck == nil or ci < ck) then first[e] = i end   -- i was created first
       end
     end
   end
+  -- each e-mail's survivor is now first[e]; every other row of that e-mail merges into it
+  for i = 1, n do
+    local e = normalized[i]
+    if e and first[e] ~= i then keep_of[i] = first[e] end
+  end
   local merges = {}
-  local rows = {}
-  for r in pairs(keep_of) do rows[#rows + 1] = r end
-  sort(rows)
   local survivor_id = {}
-  for _, r in ipairs(rows) do
+  for r = 1, n do
     local k = keep_of[r]
-    merges[#merges + 1] = { kept = ids[k], merged = ids[r], email = _M.normalize_email(emails[r]), kept_row = k,
-                            merged_row = r }
-    survivor_id[tostring(ids[r])] = ids[k]
+    if k then
+      merges[#merges + 1] = { kept = ids[k], merged = ids[r], email = normalized[r], kept_row = k, merged_row = r }
+      survivor_id[tostring(ids[r])] = ids[k]
+    end
   end
   merges.count = #merges
   if #merges == 0 then return leads, events, merges end
@@ -583,6 +582,32 @@ function _M.dimension(leads, map, id)
     recs[i] = r
   end
   return core.table(recs, schema)
+end
+
+
+-- For `leadq score --dedupe [--merges-out CSV]`: leads and events deduplicated, and what was merged.
+-- -> leads, events, lines | nil, message
+function _M.dedupe_run(leads, events, merges_out)
+  local ok, kept, evs, merges = pcall(_M.dedupe, leads, events)
+  if not ok then return nil, tostring(kept) end
+  if merges_out then
+    local f, err = io.open(merges_out, "w")
+    if not f then return nil, format("cannot write %s: %s", merges_out, tostring(err)) end
+    f:write("merged,kept,email\n")
+    for _, m in ipairs(merges) do
+      f:write(csv_text(m.merged), ",", csv_text(m.kept), ",", csv_text(m.email), "\n")
+    end
+    local closed, cerr = f:close()
+    if not closed then return nil, format("cannot write %s: %s", merges_out, tostring(cerr)) end
+  end
+  local lines = { format("duplicates: %d leads merged into the earliest created lead with the same e-mail, "
+    .. "%d leads left%s", merges.count, #kept, merges_out and (", wrote " .. merges_out) or "") }
+  for i = 1, math.min(5, merges.count) do
+    local m = merges[i]
+    lines[#lines + 1] = format("  %s -> %s (%s)", tostring(m.merged), tostring(m.kept), tostring(m.email))
+  end
+  if merges.count > 5 then lines[#lines + 1] = format("  ... and %d more", merges.count - 5) end
+  return kept, evs, lines
 end
 
 
