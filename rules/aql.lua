@@ -5,7 +5,9 @@
 -- never form an account). This model scores the ACCOUNT, from one row per account that leadq
 -- builds from the contacts' lead scores (see lua/leadq/accounts.lua):
 --   contacts, engaged_contacts      leads of the account; of them, those at or above the engaged
---                                   score (the MQL model's nurture bar, 25, by default)
+--                                   score (40 by default: between the MQL model's nurture
+--                                   bar, 25, and its MQL bar, 60; on generated data about 1 account
+--                                   in 8 is then an AQL)
 --   score_max, top_mean, top_sum    the best contact's score; the mean and sum of the 3 best
 --   <persona>_present / _engaged    the buying committee: decision_maker, champion,
 --                                   technical_evaluator, finance (declared in leadq.accounts.PERSONAS

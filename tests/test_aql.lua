@@ -57,20 +57,21 @@ function T.test_accounts_from_leads()
   lu.assertEquals(acc:column("account"), { "acme.com", "beta.io", "leadlyft.io" })
   lu.assertEquals(report.personal, 1)
   local a = acc:row(1)
-  lu.assertEquals({ a.contacts, a.engaged_contacts, a.top_mean, a.best_contact }, { 4, 4, 185 / 3, "a1" })
+  lu.assertEquals({ a.contacts, a.engaged_contacts, a.top_mean, a.best_contact }, { 4, 3, 185 / 3, "a1" })
   lu.assertEquals({ a.decision_maker_engaged, a.champion_engaged, a.technical_evaluator_engaged, a.finance_engaged },
-                  { true, true, true, true })
+                  { true, true, true, false })      -- the controller's 30 is below the engaged bar, 40
+  lu.assertTrue(a.finance_present)
   lu.assertEquals({ a.employees, a.industry, a.country }, { 900, "Software", "US" })
 end
 
 function T.test_statuses_and_points()
   local _, res = scored()
   lu.assertEquals(res:column("status"), { "aql", "aware", "disqualified" })
-  -- acme: engagement 10+15+10 = 35, committee 15+10+10+5+5 = 45 -> 35, intent 15+10 = 25, fit 15+10+5 = 30 -> 25
+  -- acme: engagement 10+15+10 = 35, committee 15+10+10+5 = 40 -> 35, intent 15+10 = 25, fit 15+10+5 = 30 -> 25
   lu.assertEquals(res:row(1).total, 120)
   local r = res:row(1)
   lu.assertEquals({ r.engagement, r.committee, r.intent, r.fit }, { 35, 35, 25, 25 })
-  -- beta: no engaged contact (20 < 25), one visit (below 5), single-threaded
+  -- beta: no engaged contact (20 < 40), one visit (below 5), single-threaded
   lu.assertEquals(res:row(2).total, -10)
   lu.assertEquals(res:row(2).reason, "SINGLE_THREADED")
   lu.assertEquals(res:row(3).reason, "competitor")
@@ -78,7 +79,7 @@ end
 
 function T.test_explain_names_rules_and_contacts()
   local acc, _, model, sources = scored()
-  local ex = accounts.explain(model, acc, 1, sources, { score = "total", engaged_at = 25 }, account_events(),
+  local ex = accounts.explain(model, acc, 1, sources, { score = "total", engaged_at = 40 }, account_events(),
                               { as_of = AS_OF, id = "account" })
   lu.assertEquals(ex.status, "aql")
   local fired = {}

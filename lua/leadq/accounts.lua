@@ -28,7 +28,7 @@
 --                top_mean, best_contact, personas_present, personas_engaged, <persona>_present,
 --                <persona>_engaged per persona, then the carried columns.
 --   accounts.build(leads, results, options) -> accounts table, map, map report: map + rollup with
---       the defaults rules/aql.lua expects (PERSONAS, engaged at 25, top 3, firmographics carried)
+--       the defaults rules/aql.lua expects (PERSONAS, engaged at 40, top 3, firmographics carried)
 --   accounts.dimension(leads, map [, id]) -> table for funnel f:join(t, id): by = { "account" }
 --   accounts.contacts(sources, account, options) -> { { row =, id =, score =, engaged =, personas = }, ... }
 --       an account's contacts, best score first (what explain shows).
@@ -420,7 +420,7 @@ local BUILD_OPTIONS = { score = true, engaged_at = true, top_k = true, personas 
                         id = true }
 
 -- Leads and their scores -> the accounts table that rules/aql.lua reads, and the map (per lead).
--- options: score (required: the lead score column of `results`), engaged_at (25), top_k (3),
+-- options: score (required: the lead score column of `results`), engaged_at (40), top_k (3),
 -- personas (PERSONAS; those whose fields the leads lack are left out), carry (employees, industry,
 -- country: those present), map (options of accounts.map), id.
 function _M.build(leads, results, options)
@@ -444,7 +444,7 @@ function _M.build(leads, results, options)
       if leads:has(c) and leads:type(c) ~= "tags" then carry[#carry + 1] = c end
     end
   end
-  local acc = _M.rollup({ leads, map, results }, { score = options.score, engaged_at = options.engaged_at or 25,
+  local acc = _M.rollup({ leads, map, results }, { score = options.score, engaged_at = options.engaged_at or 40,
     top_k = options.top_k or 3, personas = personas, carry = carry, id = options.id })
   return acc, map, report
 end
