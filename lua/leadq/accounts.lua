@@ -45,6 +45,7 @@ local concat, sort = table.concat, table.sort
 
 local DEFAULT_FREE = "rules/lists/free_email_domains.txt"
 local GMAIL = { ["gmail.com"] = true, ["googlemail.com"] = true }
+local ENGAGED_AT = 40        -- default engaged contact: between the MQL model's nurture (25) and MQL (60)
 
 local function check_keys(options, allowed, fname)
   if options == nil then return {} end
@@ -444,7 +445,7 @@ function _M.build(leads, results, options)
       if leads:has(c) and leads:type(c) ~= "tags" then carry[#carry + 1] = c end
     end
   end
-  local acc = _M.rollup({ leads, map, results }, { score = options.score, engaged_at = options.engaged_at or 40,
+  local acc = _M.rollup({ leads, map, results }, { score = options.score, engaged_at = options.engaged_at or ENGAGED_AT,
     top_k = options.top_k or 3, personas = personas, carry = carry, id = options.id })
   return acc, map, report
 end
@@ -513,9 +514,8 @@ function _M.write_csv(path, accounts_tbl, results)
   return true
 end
 
--- For `leadq score --accounts FILE`: the leads' results rolled up and scored by the account model.
--- run = { rules =, leads =, results =, events =, score =, as_of =, out = } -> lines | nil, message
-function _M.score_run(run)
+-- The account model loaded and the leads' results rolled up: model, accounts, map, report, score column.
+local function account_input(run)
   local model, err = require("leadq").load_model(run.rules)
   if not model then return nil, err end
   local score = run.score
@@ -532,6 +532,14 @@ function _M.score_run(run)
   local ok, acc, map, report = pcall(_M.build, run.leads, run.results, { score = score })
   if not ok then return nil, tostring(acc) end
   if not acc then return nil, map end
+  return model, acc, map, report, score
+end
+
+-- For `leadq score --accounts FILE`: the leads' results rolled up and scored by the account model.
+-- run = { rules =, leads =, results =, events =, score =, as_of =, out = } -> lines | nil, message
+function _M.score_run(run)
+  local model, acc, map, report, score = account_input(run)
+  if not model then return nil, acc end
   local res, errs = model:score(acc, run.events, { as_of = run.as_of, id = "account", errors = "report" })
   if not res then return nil, errs end
   if run.out then
@@ -608,6 +616,25 @@ function _M.dedupe_run(leads, events, merges_out)
   end
   if merges.count > 5 then lines[#lines + 1] = format("  ... and %d more", merges.count - 5) end
   return kept, evs, lines
+end
+
+
+-- For `leadq explain --accounts FILE --account NAME`: the account's explanation (rules, points and
+-- its contacts, best first). run as for score_run, plus account = the name. -> text | nil, message
+function _M.explain_run(run)
+  local model, acc, map, _, score = account_input(run)
+  if not model then return nil, acc end
+  local names = acc:column("account")
+  local row
+  for i = 1, #acc do if names[i] == run.account then row = i; break end end
+  if not row then
+    return nil, format("no account '%s' among the %d accounts of these leads", tostring(run.account), #acc)
+  end
+  local ok, ex = pcall(_M.explain, model, acc, row, { run.leads, map, run.results },
+    { score = score, engaged_at = ENGAGED_AT, limit = run.limit or 10 }, run.events,
+    { as_of = run.as_of, id = "account" })
+  if not ok then return nil, tostring(ex) end
+  return tostring(ex)
 end
 
 

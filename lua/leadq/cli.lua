@@ -578,8 +578,12 @@ _M.commands.score = {
 
 _M.commands.explain = {
   summary = "explain one lead's score: which rules fired and the points each gave",
-  usage = "explain --rules FILE[,FILE...] --leads CSV --id ID [--events CSV] [--map FILE] [--as-of DATE]",
-  options = with(SCORE_OPTIONS, { id = { type = "string", help = "the lead's id" } }),
+  usage = "explain --rules FILE[,FILE...] --leads CSV (--id ID | --accounts AQL.lua --account NAME) [--events CSV]"
+    .. " [--map FILE] [--as-of DATE]",
+  options = with(SCORE_OPTIONS, { id = { type = "string", help = "the lead's id" },
+    accounts = { type = "string", help = "an account model (rules/aql.lua): explain an account instead" },
+    account = { type = "string", help = "with --accounts: the account (e.g. acme.com) to explain" },
+    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" } }),
   run = score_command("explain"),
 }
 

@@ -555,6 +555,21 @@ local function find_row(tbl, id)
 end
 
 function _M.explain(o, out)
+  if o.account or o.accounts then    -- an account: the account model on the leads' results rolled up
+    if not (o.account and o.accounts) then
+      return fail(out, "explaining an account needs --accounts FILE (the account model) and --account NAME", 2)
+    end
+    local input, code = load_inputs(o, out)
+    if not input then return code end
+    local result, err = input.model:score(input.tbl, input.events, input.options)
+    if not result then return fail(out, tostring(err)) end
+    local text, aerr = require("leadq.accounts").explain_run({ rules = o.accounts, account = o.account,
+      leads = input.tbl, results = result, events = input.events, score = o["account-score"],
+      as_of = input.options.as_of })
+    if not text then return fail(out, aerr) end
+    out.print(text)
+    return 0
+  end
   if not o.id then return fail(out, "missing --id ID", 2) end
   local input, code = load_inputs(o, out)
   if not input then return code end
