@@ -285,4 +285,22 @@ function T.test_dedupe_many_copies()
 end
 
 
+function T.test_rollup_edges()
+  local empty = leadq.table({}, { account = "category", score = "number" })
+  local acc = accounts.rollup(empty, { score = "score" })
+  lu.assertEquals(#acc, 0)
+  lu.assertEquals(acc:names()[1], "account")
+  -- no lead has an account, or no score: contacts counted, figures missing
+  acc = accounts.rollup(leadq.table({ { score = 5 }, { account = "a" } }, { account = "category", score = "number" }),
+    { score = "score" })
+  lu.assertEquals(acc:row(1), { account = "a", contacts = 1, scored_contacts = 0, engaged_contacts = 0, score_sum = 0,
+    top_sum = 0, personas_present = 0, personas_engaged = 0 })
+  -- from a CSV file's columns
+  local csv = leadq.parse_csv("id,email,score\nL1,a@acme.com,10\nL2,b@ACME.com,30\nL3,c@beta.io,\n")
+  acc = accounts.rollup({ csv, (accounts.map(csv)) }, { score = "score", top_k = 1 })
+  lu.assertEquals({ acc:row(1).account, acc:row(1).top_mean, acc:row(1).best_contact }, { "acme.com", 30, "L2" })
+  lu.assertEquals({ acc:row(2).account, acc:row(2).contacts, acc:row(2).top_mean }, { "beta.io", 1, nil })
+end
+
+
 return M
