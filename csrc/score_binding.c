@@ -1131,9 +1131,19 @@ static void run_functions(lua_State *L, program_box *pb, lq_run *run, lq_scratch
 }
 
 /* Result columns: prefix + total, status, grade, groups..., reason, disqualified_by. */
-static int add_result_column(lua_State *L, lq_table *t, const char *prefix, const char *name, lq_type type) {
+/* A result column: added, or (refill) the results' own column of that name and type. */
+static int add_result_column(lua_State *L, lq_table *t, const char *prefix, const char *name, lq_type type,
+                             int refill) {
   int col;
   lua_pushfstring(L, "%s%s", prefix, name);
+  if (refill) {
+    col = lq_table_find(t, lua_tostring(L, -1));
+    if (col < 0 || t->cols[col]->type != type)
+      luaL_error(L, "into: not a result of this model (no %s column '%s')",
+                 type == LQ_NUMBER ? "number" : "category", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return col;
+  }
   col = lq_table_add_column(t, lua_tostring(L, -1), type);
   if (col == -2) luaL_error(L, "the results already have a column '%s'", lua_tostring(L, -1));
   if (col < 0) luaL_error(L, "not enough memory");
@@ -1187,7 +1197,9 @@ static void binding_scratches(lua_State *L, binding_box *b, const lq_program *p,
   }
 }
 
-/* p:score(lead, features, results, prefix, as_of, threads, raise, id_column) -> results, errors */
+/* p:score(lead, features, results, prefix, as_of, threads, raise, id_column, refill) -> results, errors
+** refill: results is an earlier result of this program over as many rows, written again in place
+** (its memory is reused: no allocation, no fresh pages). */
 static int p_score(lua_State *L) {
   program_box *pb = check_program(L, 1);
   lq_program *p = pb->prog;
@@ -1196,6 +1208,7 @@ static int p_score(lua_State *L) {
   const char *prefix = luaL_optstring(L, 5, "");
   double as_of = (double)luaL_checknumber(L, 6);
   int threads = (int)luaL_optinteger(L, 7, 1);
+  int refill = lua_toboolean(L, 10);
   int g, uv, out_idx, names, id_col = -1, total_col, status_col, grade_col, reason_col, disq_col;
   size_t nrows, batches;
   binding_box *b;
@@ -1209,6 +1222,9 @@ static int p_score(lua_State *L) {
   tables[SRC_RESULTS] = lua_isnoneornil(L, 4) ? NULL : lq_check_table(L, 4);
   nrows = tables[SRC_LEAD]->nrows;
   if (lua_type(L, 9) == LUA_TSTRING) id_col = lq_table_find(tables[SRC_LEAD], lua_tostring(L, 9));
+  if (refill && (tables[SRC_RESULTS] == NULL || tables[SRC_RESULTS]->nrows != nrows))
+    return luaL_error(L, "into: the results have %d rows, the leads %d",
+                      tables[SRC_RESULTS] == NULL ? 0 : (int)tables[SRC_RESULTS]->nrows, (int)nrows);
   if (threads < 1) threads = 1;
   if (threads > LQ_MAX_THREADS) threads = LQ_MAX_THREADS;
   batches = (nrows + LQ_BATCH - 1) / LQ_BATCH;
@@ -1250,20 +1266,20 @@ static int p_score(lua_State *L) {
 
   /* Columns, with dictionaries interned in the order the program counts them. */
   push_run_arrays(L, p, &ra);
-  total_col = add_result_column(L, out_t, prefix, "total", LQ_NUMBER);
-  status_col = add_result_column(L, out_t, prefix, "status", LQ_CATEGORY);
-  grade_col = p->ngrades > 0 ? add_result_column(L, out_t, prefix, "grade", LQ_CATEGORY) : -1;
+  total_col = add_result_column(L, out_t, prefix, "total", LQ_NUMBER, refill);
+  status_col = add_result_column(L, out_t, prefix, "status", LQ_CATEGORY, refill);
+  grade_col = p->ngrades > 0 ? add_result_column(L, out_t, prefix, "grade", LQ_CATEGORY, refill) : -1;
   lua_rawgeti(L, uv, UV_GROUPS);
   for (g = 0; g < p->ngroups; g++) {
     ra.group_col_index[g] = -1;
     if (pb->group_hidden[g]) continue;
     lua_rawgeti(L, -1, g + 1);
-    ra.group_col_index[g] = add_result_column(L, out_t, prefix, lua_tostring(L, -1), LQ_NUMBER);
+    ra.group_col_index[g] = add_result_column(L, out_t, prefix, lua_tostring(L, -1), LQ_NUMBER, refill);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  reason_col = add_result_column(L, out_t, prefix, "reason", LQ_CATEGORY);
-  disq_col = add_result_column(L, out_t, prefix, "disqualified_by", LQ_CATEGORY);
+  reason_col = add_result_column(L, out_t, prefix, "reason", LQ_CATEGORY, refill);
+  disq_col = add_result_column(L, out_t, prefix, "disqualified_by", LQ_CATEGORY, refill);
   if (lq_table_reserve(out_t, nrows > 0 ? nrows : 1) != 0) return luaL_error(L, "not enough memory");
   lua_rawgeti(L, uv, UV_STATUSES);
   intern_all(L, out_t, status_col, lua_gettop(L), NULL);

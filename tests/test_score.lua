@@ -229,6 +229,32 @@ function TestScore:test_threads_give_identical_results()
   end
 end
 
+function TestScore:test_score_into_an_earlier_result_rewrites_it_in_place()
+  local want = columns(self.model:score(self.tbl, { as_of = AS_OF }))
+  local into = self.model:score(self.tbl, { as_of = 0 })   -- other answers, to be overwritten
+  lu.assertNotEquals(columns(into), want)
+  for _, threads in ipairs({ 1, 2 }) do
+    local res = self.model:score(self.tbl, { as_of = AS_OF, into = into, threads = threads })
+    lu.assertIs(res, into)
+    lu.assertEquals(#res, N)
+    lu.assertEquals(columns(res), want, threads .. " threads")
+  end
+  lu.assertEquals(into:names(), { "total", "status", "grade", "fit", "eng", "neg", "reason", "disqualified_by" })
+  lu.assertErrorMsgContains("into must be an earlier result of this model, got the leads table", function()
+    self.model:score(self.tbl, { into = self.tbl })
+  end)
+  lu.assertErrorMsgContains("into must be an earlier result of this model, got table", function()
+    self.model:score(self.tbl, { into = {} })
+  end)
+  local short = leadq.table({ self.leads[1] }, SCHEMA)
+  lu.assertErrorMsgContains("into: the results have " .. N .. " rows, the leads 1", function()
+    self.model:score(short, { into = into })
+  end)
+  lu.assertErrorMsgContains("into: not a result of this model (no number column 'total')", function()
+    self.model:score(self.tbl, { into = leadq.table(self.leads, SCHEMA) })
+  end)
+end
+
 function TestScore:test_score_one_matches_bulk_for_every_lead()
   local res = self.model:score(self.tbl, nil, { as_of = AS_OF })
   local cols = columns(res)

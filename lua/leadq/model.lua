@@ -1,7 +1,8 @@
 -- leadq.model: a loaded model, and runs of several models. Scoring in bulk and one lead at a time,
 -- explanations, info.
 --
---   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id" }])
+--   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id", into = results }])
+--       (into: an earlier result of this model over the same rows, written again in place: no new memory)
 --       -> results table, errors (nil when no rule function failed), events report (with events:
 --          what the features made of them: read, used, unknown leads listed, noise) | nil, message
 --   model:score_one(record [, events] [, { as_of =, errors =, into = t }])
@@ -29,8 +30,9 @@ local Explanation = {}
 Explanation.__index = Explanation
 
 local OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true }
--- score_one also takes `into`: a table to fill with the result instead of a new one
+-- score and score_one also take `into`: an earlier result to fill again instead of a new one
 local ONE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true }
+local SCORE_OPTION_KEYS = ONE_OPTION_KEYS
 
 local function is_table(v)
   return core.is_table(v)
@@ -194,11 +196,13 @@ local function score_into(self, tbl, features_tbl, options, results, prefix, ups
   if id == nil then
     id = (tbl:has("id") and "id") or (tbl:has("lead_id") and "lead_id") or nil
   end
-  return prog:score(tbl, features_tbl, results, prefix or "", as_of, threads, options.errors == "raise", id)
+  local refill = false
+  if results == nil and options.into ~= nil then results, refill = options.into, true end
+  return prog:score(tbl, features_tbl, results, prefix or "", as_of, threads, options.errors == "raise", id, refill)
 end
 
-local function check_score_options(options, fname)
-  options = check_options(options, fname, OPTION_KEYS)
+local function check_score_options(options, fname, keys)
+  options = check_options(options, fname, keys or OPTION_KEYS)
   if options.threads ~= nil and (type(options.threads) ~= "number" or options.threads < 1 or
       options.threads ~= math_floor(options.threads)) then
     error(string_format("%s: threads must be a whole number of at least 1, got %s", fname,
@@ -229,7 +233,11 @@ function Model:score(tbl, events, options)
   if not is_table(tbl) then
     error(string_format("score: expects a leadq table (leadq.read_csv, leadq.table), got %s", type(tbl)), 2)
   end
-  options = check_score_options(options, "score")
+  options = check_score_options(options, "score", SCORE_OPTION_KEYS)
+  if options.into ~= nil and (not is_table(options.into) or options.into == tbl) then
+    error(string_format("score: into must be an earlier result of this model, got %s",
+      options.into == tbl and "the leads table" or type(options.into)), 2)
+  end
   local as_of = parse_as_of(options.as_of, "score")
   local ftbl, ferr, events_report = compute_features(self, tbl, events, as_of, options)
   if ferr then return nil, ferr end
