@@ -127,4 +127,50 @@ function T.test_the_script_checks_clean()
   lu.assertTrue(leadq.check("rules/pql.lua"))
 end
 
+-- The generator's product-usage events (generate{ product = true }) scored by rules/pql.lua; without
+-- the option the files are the same bytes, the usage rows being the only difference.
+local USAGE = { trial_started = true, active_day = true, key_feature_used = true, seat_invited = true,
+                usage_limit_hit = true, upgrade_page_viewed = true }
+
+local function read_all(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+function T.test_generated_usage_events()
+  local helpers = require("helpers")
+  local gen = require("leadq.gen")
+  local n = 3000           -- enough trials for every status (the same size under the sanitizers: it is quick)
+  local plain, product = helpers.tmpdir(), helpers.tmpdir()
+  assert(gen.generate { leads = n, seed = 21, out = plain })
+  assert(gen.generate { leads = n, seed = 21, out = product, product = true })
+  lu.assertEquals(read_all(product .. "/leads.csv"), read_all(plain .. "/leads.csv"))
+  lu.assertEquals(read_all(product .. "/transitions.csv"), read_all(plain .. "/transitions.csv"))
+  local kept, usage = {}, {}
+  for line in read_all(product .. "/events.csv"):gmatch("[^\n]+") do
+    local ty = line:match("^[^,]*,([^,]*),")
+    if USAGE[ty] then usage[ty] = (usage[ty] or 0) + 1 else kept[#kept + 1] = line end
+  end
+  lu.assertEquals(table.concat(kept, "\n") .. "\n", read_all(plain .. "/events.csv"))
+  for ty in pairs(USAGE) do lu.assertTrue((usage[ty] or 0) > 0, ty) end
+
+  local leads = assert(leadq.read_csv(product .. "/leads.csv"))
+  local events = assert(leadq.read_events(product .. "/events.csv"))
+  local res = assert(model():score(leads, events, { as_of = "2026-11-01" }))
+  local counts = {}
+  for _, st in ipairs(res:column("status")) do counts[st] = (counts[st] or 0) + 1 end
+  -- most leads never try the product; of those who do, the keen ones become PQLs
+  lu.assertTrue(counts.disqualified > n / 2)
+  lu.assertTrue((counts.pql or 0) > 0)
+  lu.assertTrue((counts.activated or 0) > 0)
+  lu.assertTrue((counts.trial or 0) > 0)
+  lu.assertTrue(usage.trial_started < n / 2)
+  local ok, err = pcall(gen.generate, { leads = 1, product = "yes" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "product must be true or false")
+end
+
+
 return M

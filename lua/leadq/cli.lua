@@ -417,7 +417,8 @@ local function run_gen(opts, out)
       end
     end
   end
-  local summary, err = gen.generate { leads = n, seed = opts.seed, out = opts.out, progress = progress }
+  local summary, err = gen.generate { leads = n, seed = opts.seed, out = opts.out, progress = progress,
+                                      product = opts.usage or nil }
   if not summary then return nil, err end
   gen_summary(out, summary, opts.out)
   return 0
@@ -425,13 +426,14 @@ end
 
 _M.commands.gen = {
   summary = "write synthetic leads, events, funnel transitions and spend as CSV files",
-  usage = "gen --leads N [--seed S] --out DIR",
+  usage = "gen --leads N [--seed S] --out DIR [--usage]",
   help = "Writes DIR/leads.csv, events.csv, transitions.csv and spend.csv: twelve months of data\n"
     .. "ending 2026-10-31. The same seed gives the same bytes, under every Lua.",
   options = {
     leads = { type = "integer", required = true, help = "how many leads" },
     seed = { type = "integer", default = 1, help = "the random seed" },
     out = { type = "string", required = true, help = "the folder to write into (created if missing)" },
+    usage = { type = "flag", help = "add product-usage events (trials, active days...) for rules/pql.lua" },
   },
   run = run_gen,
 }

@@ -981,12 +981,40 @@ end
 
 ---------------------------------------------------------------------------------------------
 
-local OPTIONS = { leads = true, seed = true, out = true, progress = true }
+local OPTIONS = { leads = true, seed = true, out = true, progress = true, product = true }
+
+-- Product usage (generate{ product = true }): a lead with a work address may start a trial within two
+-- weeks of arriving (the likelier, the more intent); the trial brings active days, key-feature uses,
+-- seat invites, usage-limit hits and upgrade-page views, more of them the better the fit and intent.
+-- Its own random stream, forked last: without the option every file is the same, byte for byte.
+local function make_usage(st, L)
+  local rng = st.prng
+  if L.personal or not chance(rng, 0.1 + 0.4 * L.intent) then return end
+  local start = L.created + int(rng, 0, 14 * 86400)
+  if start > T_LAST then return end
+  local out = st.events
+  local function put(kind, t, value)
+    if t <= T_LAST then sink_put(out, L.id .. "," .. kind .. "," .. iso(t) .. "," .. (value or "") .. ",,,\n") end
+  end
+  put("trial_started", start)
+  local keen = L.fit * 0.6 + L.intent * 0.4            -- 0..1: how often the trial user comes back
+  local days = int(rng, 0, 2) + floor(keen * 12 * uniform(rng))
+  local d = 0
+  for _ = 1, days do
+    d = d + 1 + (chance(rng, keen) and 0 or int(rng, 1, 4))
+    local t = start + d * 86400 + int(rng, 0, 36000)
+    put("active_day", t)
+    if chance(rng, 0.2 + 0.5 * keen) then put("key_feature_used", t + 600, int(rng, 1, 5)) end
+    if chance(rng, 0.02 + 0.08 * keen) then put("seat_invited", t + 1200) end
+    if chance(rng, 0.05 * keen) then put("usage_limit_hit", t + 1800) end
+    if chance(rng, 0.06 * keen) then put("upgrade_page_viewed", t + 2400) end
+  end
+end
 
 local function check_options(opts)
   if type(opts) ~= "table" then error("generate expects a table of options", 3) end
   for k in pairs(opts) do
-    if not OPTIONS[k] then error(format("unknown option '%s' (expected leads, seed, out, progress)",
+    if not OPTIONS[k] then error(format("unknown option '%s' (expected leads, seed, out, progress, product)",
       tostring(k)), 3) end
   end
   local n = opts.leads
@@ -1005,6 +1033,9 @@ local function check_options(opts)
   end
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
     error("progress must be a function", 3)
+  end
+  if opts.product ~= nil and type(opts.product) ~= "boolean" then
+    error("product must be true or false", 3)
   end
   return floor(n), seed
 end
@@ -1051,6 +1082,7 @@ function _M.generate(opts)
   local pool_size = floor(n / 4)
   if pool_size < 50 then pool_size = 50 elseif pool_size > 100000 then pool_size = 100000 end
   st.companies = make_companies(root:fork(), pool_size)
+  if opts.product then st.prng = root:fork() end
 
   local sinks = {}
   for _, name in ipairs(_M.files) do
@@ -1071,6 +1103,7 @@ function _M.generate(opts)
     for i = 1, n do
       sink_put(leads_sink, make_lead(st, L, i))
       make_events(st, L)
+      if st.prng then make_usage(st, L) end
       make_transitions(st, L)
       if progress and i % 100000 == 0 then progress(i, n) end
     end
