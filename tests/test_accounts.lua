@@ -303,4 +303,21 @@ function T.test_rollup_edges()
 end
 
 
+function T.test_funnel_command_by_account()
+  local helpers = require("helpers")
+  local dir = helpers.tmpdir()
+  helpers.write(dir .. "/leads.csv", "id,email,source\nL1,a@acme.com,web\nL2,b@Acme.com,event\nL3,c@gmail.com,web\n")
+  helpers.write(dir .. "/log.csv", "lead_id,stage,at\nL1,mql,2024-01-03\nL1,sql,2024-01-05\nL2,mql,2024-01-04\n"
+    .. "L3,mql,2024-01-04\n")
+  local text, report = require("leadq.funnel").run({ transitions = dir .. "/log.csv", leads = dir .. "/leads.csv",
+    by = "account", format = "csv" })
+  lu.assertNotNil(text, report)
+  lu.assertEquals(#report.groups, 2)
+  lu.assertEquals(report.groups[1].key, {})               -- the gmail.com lead
+  lu.assertEquals(report.groups[2].key, { account = "acme.com" })
+  lu.assertEquals({ report.groups[2].leads, report.groups[2].reached.sql }, { 2, 1 })
+  lu.assertStrContains(text, "acme.com")
+end
+
+
 return M

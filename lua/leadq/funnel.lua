@@ -561,6 +561,18 @@ local function result_of_logs(opts)
     if not leads:has(query.id) then
       return nil, format("%s: no column '%s' for the lead id (--id)", opts.leads, query.id)
     end
+    for _, d in ipairs(query.by) do
+      if d == "account" and not leads:has("account") then   -- the account mapping (leadq.accounts)
+        local accounts = require("leadq.accounts")
+        local map, merr = accounts.map(leads)
+        if not map then return nil, merr end
+        local dims = accounts.dimension(leads, map, query.id)
+        leads:close()
+        map:close()
+        leads, query.leads = dims, dims
+        break
+      end
+    end
   end
   local aok, result = pcall(f.aggregate, f, query)
   if leads then leads:close() end
