@@ -153,6 +153,8 @@ function _M.map(leads, options)
       account, source = trim(tostring(id)), "account_id"
     else
       local raw = emails and emails[i]
+      -- the part after '@' first: addresses are all different, their domains mostly not (cache hits)
+      if raw ~= nil then raw = raw:match("@([^@]*)$") or raw end
       if raw == nil and domains then raw = domains[i] end
       local d = raw and domain_of(raw)
       if d and free[d] then personal, d = true, nil end
