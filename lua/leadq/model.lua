@@ -9,6 +9,8 @@
 --       -> { total, status, grade, groups, reason, ... } (t itself, filled in place, when into is given)
 --   model:explain(tbl, row [, events] [, options]) / model:explain(record [, events] [, options])
 --       -> explanation (tostring gives readable text)
+--   model:state([lead]) -> engagement state (state:observe(event), state:encode()); model:decode_state(s)
+--       score_one(record, state) scores a state like bulk scoring scores the same events
 --   model:rules(), model:info(), tostring(model)
 local _M = { _VERSION = "0.1.0" }
 
@@ -159,9 +161,13 @@ local function record_program(self)
   return prog
 end
 
--- Feature values for one lead from its events (an array of event records, or nil).
+-- Feature values for one lead from its events: an array of event records, a real-time engagement
+-- state (model:state(), fed by state:observe), or nil.
 local function one_lead_features(self, record, events, as_of)
   if events == nil or #self.spec.feature_names == 0 then return nil end
+  if type(events) == "userdata" and type(events.values) == "function" then
+    return events:values(as_of)
+  end
   if type(events) ~= "table" then
     error(string_format("events must be a list of event records, got %s", type(events)), 4)
   end
@@ -178,6 +184,20 @@ end
 function _M.new(spec)
   local self = setmetatable({ spec = spec, name = spec.name, _progs = {} }, Model)
   return self
+end
+
+-- model:state([lead]) -> a real-time engagement state for one lead: state:observe(event) in O(1),
+-- then model:score_one(record, state) scores it as bulk scoring would score the same events.
+function Model:state(lead)
+  if #self.spec.feature_names == 0 then
+    error(string_format("state: model '%s' declares no features, so it reads no events", self.name), 2)
+  end
+  return feature_set(self):state(lead)
+end
+
+-- model:decode_state(s) -> the state that state:encode() gave, or nil, message
+function Model:decode_state(s)
+  return feature_set(self):decode(s)
 end
 
 local function check_model(self, method)
