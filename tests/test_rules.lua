@@ -365,6 +365,51 @@ function TestCheatSheet.test_the_escape_hatch_examples_load()
   os.remove(dir)
 end
 
+-- The PQL and AQL section's commands run as written (build/leadq ... on data/), and print what it shows.
+function TestCheatSheet.test_the_pql_and_aql_commands_run_and_print_what_is_shown()
+  local section = readme():match("\n## PQL and AQL.-\n(.-)\n## Worked examples")
+  lu.assertNotNil(section)
+  local commands, shown, fence = {}, {}, nil
+  for line in section:gmatch("[^\n]+") do
+    if line:match("^```") then
+      if fence then fence = nil else fence = line:match("^```(.*)$") end
+    elseif fence == "sh" then
+      lu.assertStrContains(line, "build/leadq ")
+      commands[#commands + 1] = line
+    elseif fence == "" and not line:find("...", 1, true) then
+      shown[#shown + 1] = line
+    end
+  end
+  lu.assertEquals(#commands, 4)
+  lu.assertTrue(#shown >= 15, "shown lines: " .. #shown)
+  local dir = tmpdir()
+  local cli = require("leadq.cli")
+  local printed = {}
+  for _, command in ipairs(commands) do
+    local argv = {}
+    for word in command:gsub("^build/leadq ", ""):gmatch("%S+") do
+      if word == "data" then word = dir end
+      argv[#argv + 1] = (word:gsub("^data/", dir .. "/"))
+    end
+    local errors = {}
+    local status = cli.main(argv, {
+      print = function(s) printed[#printed + 1] = s end,
+      error = function(s) errors[#errors + 1] = s end,
+    })
+    lu.assertEquals(status, 0, command .. "\n" .. table.concat(errors, "\n"))
+  end
+  local text = table.concat(printed, "\n"):gsub(dir:gsub("%p", "%%%0"), "data")
+  for _, line in ipairs(shown) do lu.assertStrContains(text, line) end
+  local f = assert(io.open(dir .. "/merges.csv"))
+  lu.assertEquals(f:read("l"), "merged,kept,email")
+  f:close()
+  f = assert(io.open(dir .. "/accounts.csv"))
+  lu.assertStrContains(f:read("l"), "account,contacts,engaged_contacts,score_max,top_mean,best_contact,"
+    .. "personas_present,personas_engaged,total,status")
+  f:close()
+  helpers.remove_dir(dir)
+end
+
 return {
   TestCheatSheet = TestCheatSheet,
   TestShippedRules = TestShippedRules,
