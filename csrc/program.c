@@ -956,23 +956,34 @@ LQ_KERNEL void k_iadd(int32_t *restrict d, const int32_t *restrict a, size_t n) 
 
 /* Points after caps (as in k_allocate), and the reason as one key per sign: points * 65536 plus
 ** the rule (reversed for the positive side), so a max / min picks the most points, then the
-** earliest rule. */
-LQ_KERNEL void k_iallocate(const uint8_t *restrict m, int32_t pts, int capped, int32_t *restrict ep,
-                           int32_t *restrict en, int32_t *restrict kp, int32_t *restrict kn, int32_t r, size_t n) {
+** earliest rule. A rule of positive points cannot change the negative side (it takes nothing
+** from en, and its key is never below 0), so it keeps only ep and kp; a negative one en and kn. */
+LQ_KERNEL void k_iallocate_pos(const uint8_t *restrict m, int32_t pts, int capped, int32_t *restrict ep,
+                               int32_t *restrict kp, int32_t r, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
-    int32_t a = -(int32_t)m[i] & pts;
-    int32_t rp = a > 0 ? a : 0, rn = a < 0 ? a : 0;
-    int32_t cp = rp < ep[i] ? rp : ep[i], cn = rn > en[i] ? rn : en[i];
-    int32_t keyp, keyn;
+    int32_t a = -(int32_t)m[i] & pts, keyp;
     if (capped) {
+      int32_t cp = a < ep[i] ? a : ep[i];
       ep[i] -= cp;
-      en[i] -= cn;
-      a = a - cp - cn;
+      a -= cp;
     }
     keyp = a > 0 ? a * 65536 + (65535 - r) : 0;
-    keyn = a < 0 ? a * 65536 + r : 0;
     kp[i] = keyp > kp[i] ? keyp : kp[i];
+  }
+}
+
+LQ_KERNEL void k_iallocate_neg(const uint8_t *restrict m, int32_t pts, int capped, int32_t *restrict en,
+                               int32_t *restrict kn, int32_t r, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int32_t a = -(int32_t)m[i] & pts, keyn;
+    if (capped) {
+      int32_t cn = a > en[i] ? a : en[i];
+      en[i] -= cn;
+      a -= cn;
+    }
+    keyn = a < 0 ? a * 65536 + r : 0;
     kn[i] = keyn < kn[i] ? keyn : kn[i];
   }
 }
@@ -1055,7 +1066,10 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
       }
       for (k = G->nrules - 1; k >= 0; k--) {
         int r = G->rules[k];
-        k_iallocate(s->regs + (size_t)p->rules[r].reg * B, p->ipoints[r], capped, ep, en, kp, kn, r, n);
+        const uint8_t *m = s->regs + (size_t)p->rules[r].reg * B;
+        if (p->ipoints[r] > 0) k_iallocate_pos(m, p->ipoints[r], capped, ep, kp, r, n);
+        else if (p->ipoints[r] < 0) k_iallocate_neg(m, p->ipoints[r], capped, en, kn, r, n);
+        /* a rule of 0 points changes nothing */
       }
     }
     for (i = 0; i < n; i++) {
