@@ -53,4 +53,12 @@ void lq_rollup_free(lq_rollup *r);
 double lq_rollup_top_sum(const lq_rollup *r, size_t account);
 double lq_rollup_top_mean(const lq_rollup *r, size_t account);
 
+/* Dedupe. lq_table_copy_rows fills the empty table `out` with src's columns (names, types, dictionaries
+** in the same order), flags and source, and the rows where skip[row] == 0 (skip NULL: every row).
+** lq_column_replace_values: in the category column `col`, every row whose value is from[i] gets to[i]
+** (n pairs; when a value is listed twice, the later pair wins). Both return 0, -1 on no memory, -2 on misuse. */
+int lq_table_copy_rows(lq_table *out, const lq_table *src, const uint8_t *skip);
+int lq_column_replace_values(lq_table *t, int col, size_t n, const char *const *from, const size_t *from_len,
+                             const char *const *to, const size_t *to_len);
+
 #endif

@@ -251,7 +251,80 @@ static int l_account_rollup(lua_State *L) {
   return 1;
 }
 
+/* core.dedupe_tables(leads, merged_rows [, events, column, from, to]) -> leads, events
+** A copy of the leads without the rows listed in merged_rows (1-based), and a copy of the events with
+** every `column` value from[i] replaced by to[i] (the merged leads' ids -> their survivors' ids).
+** lua/leadq/accounts.lua decides who merges into whom; this does the copying, a column at a time. */
+static int l_dedupe_tables(lua_State *L) {
+  const lq_table *leads = lq_check_table(L, 1), *events = NULL;
+  lq_allocator alloc;
+  uint8_t *skip;
+  size_t nmerged, i, n = 0;
+  lq_table **slot;
+  int status, col = -1;
+  const char **from = NULL, **to = NULL;
+  size_t *from_len = NULL, *to_len = NULL;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3)) {
+    const char *name = luaL_checkstring(L, 4);
+    events = lq_check_table(L, 3);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    luaL_checktype(L, 6, LUA_TTABLE);
+    col = lq_table_find(events, name);
+    if (col < 0) return luaL_error(L, "dedupe: no column '%s' in the events", name);
+    if (events->cols[col]->type != LQ_CATEGORY)
+      return luaL_error(L, "dedupe: the events' column '%s' must be a category, not %s", name,
+                        lq_type_name(events->cols[col]->type));
+    n = (size_t)lua_rawlen(L, 5);
+    if ((size_t)lua_rawlen(L, 6) != n) return luaL_error(L, "dedupe: as many survivors as merged ids expected");
+  }
+  alloc.fn = (lq_alloc_fn)lua_getallocf(L, &alloc.ud);
+  /* scratch: userdata on the stack, collected whatever happens below */
+  skip = (uint8_t *)lq_newuserdata(L, leads->nrows ? leads->nrows : 1);
+  memset(skip, 0, leads->nrows ? leads->nrows : 1);
+  nmerged = (size_t)lua_rawlen(L, 2);
+  for (i = 1; i <= nmerged; i++) {
+    lua_Integer row;
+    lua_rawgeti(L, 2, (lua_Integer)i);
+    row = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (row < 1 || (size_t)row > leads->nrows)
+      return luaL_error(L, "dedupe: merged row %d is not a row of the leads", (int)row);
+    skip[row - 1] = 1;
+  }
+  if (events) {
+    from = (const char **)lq_newuserdata(L, (n ? n : 1) * sizeof *from);
+    to = (const char **)lq_newuserdata(L, (n ? n : 1) * sizeof *to);
+    from_len = (size_t *)lq_newuserdata(L, (n ? n : 1) * sizeof *from_len);
+    to_len = (size_t *)lq_newuserdata(L, (n ? n : 1) * sizeof *to_len);
+    for (i = 0; i < n; i++) {       /* the strings stay alive in the lists (arguments 5 and 6) */
+      lua_rawgeti(L, 5, (lua_Integer)i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "dedupe: merged id %d must be a string", (int)i + 1);
+      from[i] = lua_tolstring(L, -1, &from_len[i]);
+      lua_rawgeti(L, 6, (lua_Integer)i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "dedupe: survivor id %d must be a string", (int)i + 1);
+      to[i] = lua_tolstring(L, -1, &to_len[i]);
+      lua_pop(L, 2);
+    }
+  }
+  slot = lq_push_table_box(L);       /* owns the copy as soon as there is one */
+  if ((*slot = lq_table_new(alloc)) == NULL) return luaL_error(L, "dedupe: not enough memory");
+  if (lq_table_copy_rows(*slot, leads, skip) != 0) return luaL_error(L, "dedupe: not enough memory");
+  if (!events) {
+    lua_pushvalue(L, 3);
+    return 2;
+  }
+  slot = lq_push_table_box(L);
+  if ((*slot = lq_table_new(alloc)) == NULL) return luaL_error(L, "dedupe: not enough memory");
+  status = lq_table_copy_rows(*slot, events, NULL);
+  if (status == 0) status = lq_column_replace_values(*slot, col, n, from, from_len, to, to_len);
+  if (status != 0) return luaL_error(L, "dedupe: not enough memory");
+  return 2;
+}
+
 void lq_open_accounts(lua_State *L) {
   lua_pushcfunction(L, l_account_rollup);
   lua_setfield(L, -2, "account_rollup");
+  lua_pushcfunction(L, l_dedupe_tables);
+  lua_setfield(L, -2, "dedupe_tables");
 }

@@ -285,6 +285,67 @@ function T.test_dedupe_many_copies()
 end
 
 
+-- The same dedupe done row by row in Lua (the way it was before the copies moved to C).
+local function dedupe_reference(leads, events, merges)
+  local merged, survivor = {}, {}
+  for _, m in ipairs(merges) do
+    merged[m.merged_row] = true
+    survivor[tostring(m.merged)] = m.kept
+  end
+  local recs = {}
+  for i = 1, #leads do if not merged[i] then recs[#recs + 1] = leads:row(i) end end
+  local evs = {}
+  for i = 1, #events do
+    local e = events:row(i)
+    e.lead_id = survivor[tostring(e.lead_id)] or e.lead_id
+    evs[i] = e
+  end
+  return leadq.table(recs, leads:schema()), leadq.table(evs, events:schema())
+end
+
+local function assert_same_table(a, b, what)
+  lu.assertEquals(#a, #b, what)
+  lu.assertEquals(a:schema(), b:schema(), what)
+  for _, n in ipairs(a:names()) do lu.assertEquals(a:column(n), b:column(n), what .. " " .. n) end
+end
+
+function T.test_dedupe_in_c_matches_the_row_by_row_copy()
+  local helpers = require("helpers")
+  local dir = helpers.tmpdir()
+  assert(require("leadq.gen").generate { leads = LEADQ_VARIANT == "asan" and 800 or 5000, seed = 3, out = dir })
+  local leads = assert(leadq.read_csv(dir .. "/leads.csv"))
+  local events = assert(leadq.read_events(dir .. "/events.csv"))
+  helpers.remove_dir(dir)
+  local kept, evs, merges = accounts.dedupe(leads, events)
+  lu.assertTrue(merges.count > 10, "merges: " .. merges.count)
+  local want_leads, want_events = dedupe_reference(leads, events, merges)
+  assert_same_table(kept, want_leads, "leads")
+  assert_same_table(evs, want_events, "events")
+  lu.assertTrue(evs:is_events())
+  lu.assertEquals(#events, #evs)                      -- events unioned: none lost
+  -- every column type (text, tags, boolean, time, number, category, missing values) survives the copy
+  local t = leadq.table({
+    { id = "a", email = "x@acme.com", tags = "p;q", ok = true, at = 5, n = 1.5, c = "u" },
+    { id = "b", email = "X@acme.com", created_at = 1, ok = false, c = "v" },
+    { id = "c", email = "y@acme.com", tags = "", n = 2 },
+  }, { id = "text", email = "text", tags = "tags", ok = "boolean", at = "time", n = "number", c = "category",
+       created_at = "number" })
+  local ev = leadq.table({ { lead_id = "a", type = "t", at = 1 }, { lead_id = "c", type = "t", at = 2 } },
+    { lead_id = "category", type = "category", at = "time" })
+  kept, evs, merges = accounts.dedupe(t, ev)
+  want_leads, want_events = dedupe_reference(t, ev, merges)
+  assert_same_table(kept, want_leads, "small leads")
+  assert_same_table(evs, want_events, "small events")
+  lu.assertEquals(evs:column("lead_id"), { "b", "c" })
+  lu.assertEquals(kept:row(2).tags, {})
+  -- the events' id column must be a category
+  local text_ids = leadq.table({ { lead_id = "a", type = "t", at = 1 } },
+    { lead_id = "text", type = "category", at = "time" })
+  local ok, err = pcall(accounts.dedupe, t, text_ids)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "dedupe: the events' column 'lead_id' must be a category, not text")
+end
+
 function T.test_rollup_edges()
   local empty = leadq.table({}, { account = "category", score = "number" })
   local acc = accounts.rollup(empty, { score = "score" })

@@ -14,7 +14,8 @@
 --       Leads with the same normalized e-mail are one person. policy = "earliest_created" (the one
 --       declared policy): the lead created first is kept (missing created_at counts as latest; ties:
 --       the first row), the others' events are moved to it. merges = { { kept =, merged =, email =,
---       kept_row =, merged_row = }, ... }, one per merged lead, and merges.count.
+--       kept_row =, merged_row = }, ... }, one per merged lead, and merges.count. The new tables are
+--       copied in C (core.dedupe_tables); the events' id column must be a category (read_events').
 --   accounts.personas(leads, personas) -> table with one number column `personas`: bit i-1 set when
 --       the lead matches the i-th persona (names in sorted order). personas = { name = condition }
 --       with the rule scripts' `when` syntax (title, seniority, department ...), run by the C engine.
@@ -224,34 +225,22 @@ function _M.dedupe(leads, events, options)
     if e and first[e] ~= i then keep_of[i] = first[e] end
   end
   local merges = {}
-  local survivor_id = {}
   for r = 1, n do
     local k = keep_of[r]
     if k then
       merges[#merges + 1] = { kept = ids[k], merged = ids[r], email = normalized[r], kept_row = k, merged_row = r }
-      survivor_id[tostring(ids[r])] = ids[k]
     end
   end
   merges.count = #merges
   if #merges == 0 then return leads, events, merges end
-  local schema = leads:schema()
-  local records = {}
-  for i = 1, n do
-    if not keep_of[i] then records[#records + 1] = leads:row(i) end
+  if events ~= nil and not events:has(event_id) then
+    error(format("dedupe: no column '%s' in the events", event_id), 2)
   end
-  local out_leads = core.table(records, schema)
-  local out_events = events
-  if events ~= nil then
-    if not events:has(event_id) then error(format("dedupe: no column '%s' in the events", event_id), 2) end
-    local evs = {}
-    for i = 1, #events do
-      local e = events:row(i)
-      local to = survivor_id[tostring(e[event_id])]
-      if to ~= nil then e[event_id] = to end
-      evs[i] = e
-    end
-    out_events = core.table(evs, events:schema())
-  end
+  -- the copies in C, a column at a time: the kept leads, and the events' ids moved to the survivors
+  local rows, from, to = {}, {}, {}
+  for i, m in ipairs(merges) do rows[i], from[i], to[i] = m.merged_row, tostring(m.merged), tostring(m.kept) end
+  if events == nil then return (core.dedupe_tables(leads, rows)), nil, merges end
+  local out_leads, out_events = core.dedupe_tables(leads, rows, events, event_id, from, to)
   return out_leads, out_events, merges
 end
 
