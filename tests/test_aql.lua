@@ -197,4 +197,60 @@ function T.test_score_command_writes_lead_and_account_results()
   lu.assertStrContains(err, "--account-score: no column 'totl' in the lead results (did you mean 'total'?)")
 end
 
+-- The generator's account intent (generate{ intent = true }): events keyed by the account's domain,
+-- only added lines (leads, transitions and the other events the same bytes), and rules/aql.lua's
+-- intent rules fire on them.
+function T.test_generated_intent_events()
+  local helpers = require("helpers")
+  local gen = require("leadq.gen")
+  local function read_all(path)
+    local f = assert(io.open(path, "rb"))
+    local text = f:read("*a")
+    f:close()
+    return text
+  end
+  local n = 2000
+  local plain, intent = helpers.tmpdir(), helpers.tmpdir()
+  assert(gen.generate { leads = n, seed = 5, out = plain })
+  assert(gen.generate { leads = n, seed = 5, out = intent, intent = true })
+  lu.assertEquals(read_all(intent .. "/leads.csv"), read_all(plain .. "/leads.csv"))
+  lu.assertEquals(read_all(intent .. "/transitions.csv"), read_all(plain .. "/transitions.csv"))
+  local kept, added = {}, { intent_surge = 0, account_visit = 0 }
+  for line in read_all(intent .. "/events.csv"):gmatch("[^\n]+") do
+    local id, ty = line:match("^([^,]*),([^,]*),")
+    if added[ty] then
+      added[ty] = added[ty] + 1
+      lu.assertNotNil(accounts.normalize_domain(id), line)     -- keyed by a domain, not a lead id
+      lu.assertNotStrContains(id, "gmail.com")
+    else
+      kept[#kept + 1] = line
+    end
+  end
+  lu.assertEquals(table.concat(kept, "\n") .. "\n", read_all(plain .. "/events.csv"))
+  lu.assertTrue(added.intent_surge > 0 and added.account_visit > 0)
+  -- the same bytes again, and with product usage too the intent lines are the same ones
+  local again, both = helpers.tmpdir(), helpers.tmpdir()
+  assert(gen.generate { leads = n, seed = 5, out = again, intent = true })
+  lu.assertEquals(read_all(again .. "/events.csv"), read_all(intent .. "/events.csv"))
+  assert(gen.generate { leads = n, seed = 5, out = both, intent = true, product = true })
+  local surges = 0
+  for _ in read_all(both .. "/events.csv"):gmatch("\n[^,\n]*,intent_surge,") do surges = surges + 1 end
+  lu.assertEquals(surges, added.intent_surge)
+
+  local leads = assert(leadq.read_csv(intent .. "/leads.csv"))
+  local events = assert(leadq.read_events(intent .. "/events.csv"))
+  local as_of = "2026-11-01"
+  local scores = assert(leadq.load_model("rules/mql.lua"):score(leads, events, { as_of = as_of }))
+  local acc = accounts.build(leads, scores, { score = "total" })
+  local res = assert(leadq.load_model("rules/aql.lua"):score(acc, events, { as_of = as_of, id = "account" }))
+  local fired = 0
+  for _, g in ipairs(res:column("intent")) do if g > 0 then fired = fired + 1 end end
+  lu.assertTrue(fired > 0, "accounts with intent points: " .. fired)
+  lu.assertTrue(fired < #acc / 2, "accounts with intent points: " .. fired .. " of " .. #acc)
+  local ok, err = pcall(gen.generate, { leads = 1, intent = "yes" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "intent must be true or false")
+  for _, d in ipairs({ plain, intent, again, both }) do helpers.remove_dir(d) end
+end
+
 return M

@@ -802,6 +802,7 @@ local function make_lead(st, L, i)
   L.region = cty and COUNTRY_REGION[cty] or 1
   L.employees = employees
   L.personal = personal
+  L.domain = domain
 
   -- BANT answers from the longer forms: buyers with intent fill them more often
   local budget, timeline = "", ""
@@ -981,7 +982,7 @@ end
 
 ---------------------------------------------------------------------------------------------
 
-local OPTIONS = { leads = true, seed = true, out = true, progress = true, product = true }
+local OPTIONS = { leads = true, seed = true, out = true, progress = true, product = true, intent = true }
 
 -- Product usage (generate{ product = true }): a lead with a work address may start a trial within two
 -- weeks of arriving (the likelier, the more intent); the trial brings active days, key-feature uses,
@@ -1011,10 +1012,28 @@ local function make_usage(st, L)
   end
 end
 
+-- Account intent (generate{ intent = true }): events keyed by the account's domain, not by a lead
+-- (lead_id = "acme.com"), as an intent-data provider or a de-anonymized visit log sends them. A lead
+-- with a work address may show its company researching our topics (intent_surge) and visiting the
+-- site (account_visit) in the month after it arrived; the keener the lead, the likelier and the more.
+-- Its own random stream, forked after the product one: either option leaves the other's lines alone.
+local function make_intent(st, L)
+  local rng = st.irng
+  if L.personal or not L.domain or not chance(rng, 0.05 + 0.5 * L.intent) then return end
+  local out = st.events
+  local function put(kind, t)
+    if t <= T_LAST then sink_put(out, L.domain .. "," .. kind .. "," .. iso(t) .. ",,,,\n") end
+  end
+  local surges = 1 + floor(3 * L.intent * uniform(rng))
+  for _ = 1, surges do put("intent_surge", L.created + int(rng, 0, 30 * 86400)) end
+  local visits = floor((1 + 8 * L.intent) * uniform(rng))
+  for _ = 1, visits do put("account_visit", L.created + int(rng, 0, 14 * 86400)) end
+end
+
 local function check_options(opts)
   if type(opts) ~= "table" then error("generate expects a table of options", 3) end
   for k in pairs(opts) do
-    if not OPTIONS[k] then error(format("unknown option '%s' (expected leads, seed, out, progress, product)",
+    if not OPTIONS[k] then error(format("unknown option '%s' (expected leads, seed, out, progress, product, intent)",
       tostring(k)), 3) end
   end
   local n = opts.leads
@@ -1036,6 +1055,9 @@ local function check_options(opts)
   end
   if opts.product ~= nil and type(opts.product) ~= "boolean" then
     error("product must be true or false", 3)
+  end
+  if opts.intent ~= nil and type(opts.intent) ~= "boolean" then
+    error("intent must be true or false", 3)
   end
   return floor(n), seed
 end
@@ -1082,7 +1104,11 @@ function _M.generate(opts)
   local pool_size = floor(n / 4)
   if pool_size < 50 then pool_size = 50 elseif pool_size > 100000 then pool_size = 100000 end
   st.companies = make_companies(root:fork(), pool_size)
-  if opts.product then st.prng = root:fork() end
+  -- the product stream is forked whenever either option is on, so the intent stream is the same with or
+  -- without product usage (and product usage the same as before intent existed)
+  local prng = (opts.product or opts.intent) and root:fork()
+  if opts.product then st.prng = prng end
+  if opts.intent then st.irng = root:fork() end
 
   local sinks = {}
   for _, name in ipairs(_M.files) do
@@ -1104,6 +1130,7 @@ function _M.generate(opts)
       sink_put(leads_sink, make_lead(st, L, i))
       make_events(st, L)
       if st.prng then make_usage(st, L) end
+      if st.irng then make_intent(st, L) end
       make_transitions(st, L)
       if progress and i % 100000 == 0 then progress(i, n) end
     end
