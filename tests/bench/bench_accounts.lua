@@ -115,3 +115,37 @@ report.line(string.format("account rollup, %dk leads into %dk accounts", LEADS /
   c_time * 1000, "ms", "plain Lua", lua_time * 1000, "ms", false)
 tbl:close()
 acc:close()
+
+-- Dedupe: generated leads and their events (the generator's duplicates), the kept leads and moved
+-- events copied in C (accounts.dedupe), against the same copies made row by row in Lua tables (what
+-- dedupe did before). The merges are found the same way in both (timed in both). LEADQ_BENCH_DEDUPE_LEADS.
+local accounts = require("leadq.accounts")
+local DEDUPE_LEADS = tonumber(os.getenv("LEADQ_BENCH_DEDUPE_LEADS")) or 50000
+local dir = os.tmpname()
+os.remove(dir)
+assert(require("leadq.gen").generate { leads = DEDUPE_LEADS, seed = 5, out = dir })
+local leads = assert(leadq.read_csv(dir .. "/leads.csv"))
+local events = assert(leadq.read_events(dir .. "/events.csv"))
+for _, name in ipairs(require("leadq.gen").files) do os.remove(dir .. "/" .. name .. ".csv") end
+os.remove(dir)
+
+local function lua_dedupe()
+  local _, _, merges = accounts.dedupe(leads)          -- the merges, and a copy of the leads in C ...
+  local merged, survivor = {}, {}
+  for _, m in ipairs(merges) do merged[m.merged_row], survivor[tostring(m.merged)] = true, m.kept end
+  local recs = {}                                      -- ... then the copies row by row, as before
+  for i = 1, #leads do if not merged[i] then recs[#recs + 1] = leads:row(i) end end
+  local evs = {}
+  for i = 1, #events do
+    local e = events:row(i)
+    e.lead_id = survivor[tostring(e.lead_id)] or e.lead_id
+    evs[i] = e
+  end
+  return core.table(recs, leads:schema()), core.table(evs, events:schema()), merges
+end
+
+local dedupe_c, kept_c = best_of(3, function() return (accounts.dedupe(leads, events)) end)
+local dedupe_lua, kept_lua = best_of(1, lua_dedupe)
+assert(#kept_c == #kept_lua, string.format("dedupe: %d leads kept in C, %d in Lua", #kept_c, #kept_lua))
+report.line(string.format("dedupe, %dk leads + %dk events", DEDUPE_LEADS // 1000, #events // 1000),
+  dedupe_c * 1000, "ms", "row by row in Lua", dedupe_lua * 1000, "ms", false)
