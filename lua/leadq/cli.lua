@@ -418,7 +418,7 @@ local function run_gen(opts, out)
     end
   end
   local summary, err = gen.generate { leads = n, seed = opts.seed, out = opts.out, progress = progress,
-                                      product = opts.usage or nil }
+                                      product = opts.usage or nil, intent = opts.intent or nil }
   if not summary then return nil, err end
   gen_summary(out, summary, opts.out)
   return 0
@@ -426,7 +426,7 @@ end
 
 _M.commands.gen = {
   summary = "write synthetic leads, events, funnel transitions and spend as CSV files",
-  usage = "gen --leads N [--seed S] --out DIR [--usage]",
+  usage = "gen --leads N [--seed S] --out DIR [--usage] [--intent]",
   help = "Writes DIR/leads.csv, events.csv, transitions.csv and spend.csv: twelve months of data\n"
     .. "ending 2026-10-31. The same seed gives the same bytes, under every Lua.",
   options = {
@@ -434,6 +434,7 @@ _M.commands.gen = {
     seed = { type = "integer", default = 1, help = "the random seed" },
     out = { type = "string", required = true, help = "the folder to write into (created if missing)" },
     usage = { type = "flag", help = "add product-usage events (trials, active days...) for rules/pql.lua" },
+    intent = { type = "flag", help = "add account intent events (keyed by the company's domain) for rules/aql.lua" },
   },
   run = run_gen,
 }
