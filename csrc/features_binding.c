@@ -31,6 +31,8 @@ typedef struct state_box {
   fs_shared *sh;            /* NULL once closed */
   lq_state st;
   double *scratch;          /* nslots + nfeats doubles for values() */
+  char *text;               /* encode()'s buffer, kept from call to call */
+  size_t text_cap;
 } state_box;
 
 static lq_allocator lua_allocator(lua_State *L) {
@@ -430,6 +432,9 @@ static int state_close(lua_State *L) {
   if (box->scratch != NULL)
     sh->fs->alloc.fn(sh->fs->alloc.ud, box->scratch, (size_t)(sh->fs->nslots + sh->fs->nfeats + 1) * sizeof(double), 0);
   box->scratch = NULL;
+  if (box->text != NULL) sh->fs->alloc.fn(sh->fs->alloc.ud, box->text, box->text_cap, 0);
+  box->text = NULL;
+  box->text_cap = 0;
   lq_state_free(sh->fs, &box->st);
   box->sh = NULL;
   shared_release(sh);
@@ -525,13 +530,39 @@ static int state_values(lua_State *L) {
   return 1;
 }
 
+/* The buffer of encode() lives on the state (freed by close): no garbage per call. */
 static int state_encode(lua_State *L) {
   state_box *box = check_state(L, 1);
   lq_feature_set *fs = box->sh->fs;
-  char *dst = (char *)lq_newuserdata(L, lq_state_encode_bound(fs, &box->st));   /* scratch owned by Lua */
-  size_t len = lq_state_encode(fs, &box->st, dst);
+  size_t bound = lq_state_encode_bound(fs, &box->st), len;
+  if (bound > box->text_cap) {
+    size_t cap = bound < 256 ? 256 : bound + bound / 2;
+    char *text = (char *)fs->alloc.fn(fs->alloc.ud, box->text, box->text_cap, cap);
+    if (text == NULL) return luaL_error(L, "not enough memory to encode an engagement state");
+    box->text = text;
+    box->text_cap = cap;
+  }
+  len = lq_state_encode(fs, &box->st, box->text);
   if (len == 0) return luaL_error(L, "cannot encode the state (internal size error)");
-  lua_pushlstring(L, dst, len);
+  lua_pushlstring(L, box->text, len);
+  return 1;
+}
+
+/* state:decode(s) -> true | nil, message: this state becomes the one s encodes (fs:decode without a
+** new state: a host that loads a state per request keeps one). On failure the state is empty. */
+static int state_decode(lua_State *L) {
+  state_box *box = check_state(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  const char *msg = NULL;
+  int rc = lq_state_decode(box->sh->fs, &box->st, s, len, &msg);
+  if (rc < 0) return luaL_error(L, "not enough memory for an engagement state");
+  if (rc > 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -577,6 +608,7 @@ static const luaL_Reg state_methods[] = {
   { "observe", state_observe },
   { "values", state_values },
   { "encode", state_encode },
+  { "decode", state_decode },
   { "stats", state_stats },
   { "close", state_close },
   { NULL, NULL }

@@ -254,6 +254,33 @@ function T.test_encode_decode_round_trip_and_errors()
   lu.assertErrorMsgContains("expects the string", fs.decode, fs, 42)
 end
 
+-- state:decode(s): an existing state becomes the one s encodes (the service keeps one per worker).
+function T.test_decode_into_an_existing_state()
+  local fs = features.new(SPECS, OPTIONS)
+  local a, b = fs:state(), fs:state()
+  for _, e in ipairs(stream(prng(7), "x", 60)) do a:observe(e) end
+  for _, e in ipairs(stream(prng(8), "y", 40)) do b:observe(e) end
+  local sa, sb = a:encode(), b:encode()
+  local kept = fs:state()
+  for _ = 1, 2 do
+    lu.assertTrue(kept:decode(sa))
+    lu.assertEquals(kept:values(T0 + 400 * DAY), a:values(T0 + 400 * DAY))
+    lu.assertEquals(kept:encode(), sa)
+    lu.assertTrue(kept:decode(sb))   -- a shorter state after a longer one: nothing of the first is left
+    lu.assertEquals(kept:encode(), sb)
+    lu.assertEquals(kept:values(T0 + 400 * DAY), b:values(T0 + 400 * DAY))
+  end
+  local ok, err = kept:decode(sa:sub(1, #sa - 3))
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "damaged or truncated")
+  lu.assertEquals(kept:encode(), fs:state():encode())   -- a failed decode leaves the state empty
+  ok, err = features.new({ n = { count = "page_view" } }):state():decode(sa)
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "different feature set")
+  kept:close()
+  lu.assertErrorMsgContains("closed engagement state", kept.decode, kept, sa)
+end
+
 function T.test_damaged_strings_never_crash()
   local fs = features.new(SPECS, OPTIONS)
   local st = fs:state()

@@ -164,8 +164,17 @@ function _M.new(opts)
   for i, g in ipairs(model_info and model_info.groups or {}) do self.group_list[i] = g.name end
   sort(self.group_list)
   self.feature_keys, self.group_keys = {}, {}
-  for i, name in ipairs(self.feature_list) do self.feature_keys[i] = json.quote(name) .. ":" end
-  for i, name in ipairs(self.group_list) do self.group_keys[i] = json.quote(name) .. ":" end
+  -- Each key twice: opening the object ({"name":) and after another key (,"name":).
+  for i, name in ipairs(self.feature_list) do
+    local key = json.quote(name) .. ":"
+    self.feature_keys[i], self.feature_keys[-i] = "{" .. key, "," .. key
+  end
+  for i, name in ipairs(self.group_list) do
+    local key = json.quote(name) .. ":"
+    self.group_keys[i], self.group_keys[-i] = "{" .. key, "," .. key
+  end
+  self.score_options = {}
+  self.answer_parts = {}   -- reused by every score: score_one and explain keep no reference to it
   self.event_types, self.any_event_type = {}, false
   local names = {}
   if self.features then
@@ -342,11 +351,12 @@ function Service:event(body)
   end
   local locked, lock_status, lock_err = self:lock(id)
   if not locked then return refuse(lock_status, lock_err) end
-  local observation = { type = kind, at = time, value = value, page = event.page, asset = event.asset,
-    campaign = event.campaign }
+  -- The event table itself is the observation (state:observe reads type, at, value and the
+  -- attributes; no new table per request).
+  event.at = time
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
   -- the lock then expires by itself (LOCK_TTL).
-  local values, note = self:observe(id, observation, lead.profile)
+  local values, note = self:observe(id, event, lead.profile)
   self:unlock(id)
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
   local answer, score_err = self:score(id, lead, false, values, note)
@@ -400,13 +410,21 @@ end
 
 -- The lead's engagement state (decoded) and its latest event time; a state encoded by other
 -- feature declarations (the rules changed) cannot be read: the lead starts afresh, and says so.
+-- A stored state is decoded into the service's own state, kept from request to request (no new C
+-- state and finalizer per request): use it before the next load_state, and close it only if
+-- `fresh` (the 4th value) says it is a new one.
 function Service:load_state(id, profile)
   local stored = self.store:get(STATE .. id)
-  if stored == nil then return self.features:state(profile), 0 end
+  if stored == nil then return self.features:state(profile), 0, nil, true end
   local latest, encoded = split_state(stored)
-  local state, err = self.features:decode(encoded)
-  if not state then
-    return self.features:state(profile), 0, "engagement state started afresh (" .. tostring(err) .. ")"
+  local state = self.loaded
+  if state == nil then
+    state = self.features:state()
+    self.loaded = state
+  end
+  local ok, err = state:decode(encoded)
+  if not ok then
+    return self.features:state(profile), 0, "engagement state started afresh (" .. tostring(err) .. ")", true
   end
   return state, latest
 end
@@ -414,7 +432,7 @@ end
 -- Folds one event into the lead's state in the store (the caller holds the lead's lock).
 -- Returns the state's feature values as of now, or nil, "late" | "store" (message in last_error).
 function Service:observe(id, event, profile)
-  local state, latest, note = self:load_state(id, profile)
+  local state, latest, note, fresh = self:load_state(id, profile)
   local now = self.clock()
   -- Stamped here, under the lock, after the lead's latest event: two workers whose cached clocks
   -- differ by a millisecond must not make each other's events late, and events of one lead at the
@@ -425,19 +443,19 @@ function Service:observe(id, event, profile)
   end
   local ok, err = state:observe(event)
   if not ok then
-    state:close()
+    if fresh then state:close() end
     self.last_error = "event rejected: " .. tostring(err)
     return nil, "late"
   end
   if event.at > latest then latest = event.at end
   local set_ok, set_err = self.store:safe_set(STATE .. id, format("%.17g:", latest) .. state:encode())
   if not set_ok then
-    state:close()
+    if fresh then state:close() end
     self.last_error = "lead store full: " .. tostring(set_err)
     return nil, "store"
   end
   local values = state:values(latest > now and latest or now)
-  state:close()   -- its C memory back now, not at the next GC cycle (one state per request)
+  if fresh then state:close() end   -- its C memory back now, not at the next GC cycle
   return values, note
 end
 
@@ -449,7 +467,8 @@ function Service:score(id, lead, with_explain, values, note)
   if values then
     for _, name in ipairs(self.feature_list) do record[name] = values[name] end
   end
-  local options = { as_of = self.clock() }
+  local options = self.score_options
+  options.as_of = self.clock()
   local result, err = self.model:score_one(record, nil, options)   -- a value it cannot read: nil, message
   if not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(err) end
   local answer = setmetatable({ lead = id, total = result.total, status = result.status, grade = result.grade,
@@ -473,16 +492,31 @@ end
 -- POST /events): the same text as json.encode gives (keys sorted), from names sorted once.
 local quote, number = json.quote, json.number
 
--- names: sorted; keys: their quoted forms with the colon, made once (see new).
+-- The text of small whole numbers, made once (most scores and counts); others through json.number.
+local INT_TEXT = {}
+for i = -1000, 1000 do INT_TEXT[i] = number(i) end
+
+-- Statuses, grades and reasons repeat from answer to answer: their quoted form is kept (bounded).
+local quoted, quoted_count = {}, 0
+local function quote_kept(s)
+  local q = quoted[s]
+  if q then return q end
+  q = quote(s)
+  if quoted_count >= 1024 then quoted, quoted_count = {}, 0 end
+  quoted[s], quoted_count = q, quoted_count + 1
+  return q
+end
+
+-- names: sorted; keys: their quoted forms with the colon, made once (see new): keys[i] opens the
+-- object, keys[-i] follows another key.
 local function put_numbers(parts, n, key, values, names, keys)
   n = n + 1; parts[n] = key
   local first = true
   for i = 1, #names do
     local v = values[names[i]]
     if v ~= nil then
-      n = n + 1; parts[n] = first and "{" or ","
-      n = n + 1; parts[n] = keys[i]
-      n = n + 1; parts[n] = number(v)
+      n = n + 1; parts[n] = first and keys[i] or keys[-i]
+      n = n + 1; parts[n] = INT_TEXT[v] or number(v)
       first = false
     end
   end
@@ -490,19 +524,30 @@ local function put_numbers(parts, n, key, values, names, keys)
   return n
 end
 
+-- The JSON text of a score answer, as one string: ngx.print takes one string much faster than a
+-- table of pieces. The pieces go into a table kept by the service (concat reads only 1..n).
+function Service:answer_text(answer)
+  local parts, n = self.answer_parts, 0
+  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys)
+  if answer.grade ~= nil then n = n + 1; parts[n] = ',"grade":'; n = n + 1; parts[n] = quote_kept(answer.grade) end
+  n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys)
+  n = n + 1; parts[n] = ',"lead":'
+  n = n + 1; parts[n] = quote(answer.lead)
+  if answer.note ~= nil then n = n + 1; parts[n] = ',"note":' .. quote(answer.note) end
+  if answer.reason ~= nil then n = n + 1; parts[n] = ',"reason":'; n = n + 1; parts[n] = quote_kept(answer.reason) end
+  n = n + 1; parts[n] = ',"status":'
+  n = n + 1; parts[n] = quote_kept(answer.status)
+  n = n + 1; parts[n] = ',"total":'
+  n = n + 1; parts[n] = INT_TEXT[answer.total] or number(answer.total)
+  n = n + 1; parts[n] = "}"
+  return concat(parts, "", 1, n)
+end
+
+-- The JSON text of an answer as pieces (table.concat gives the text): score answers laid out by
+-- answer_text, others by json.encode_parts.
 function Service:encode_answer(answer)
   if getmetatable(answer) ~= ScoreAnswer then return json.encode_parts(answer) end
-  local parts, n = {}, 0
-  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys)
-  if answer.grade ~= nil then n = n + 1; parts[n] = ',"grade":' .. quote(answer.grade) end
-  n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys)
-  n = n + 1; parts[n] = ',"lead":' .. quote(answer.lead)
-  if answer.note ~= nil then n = n + 1; parts[n] = ',"note":' .. quote(answer.note) end
-  if answer.reason ~= nil then n = n + 1; parts[n] = ',"reason":' .. quote(answer.reason) end
-  n = n + 1; parts[n] = ',"status":' .. quote(answer.status)
-  n = n + 1; parts[n] = ',"total":' .. number(answer.total)
-  n = n + 1; parts[n] = "}"
-  return parts
+  return { self:answer_text(answer) }
 end
 
 -- A copy of a value with only what JSON can say (explain tables carry a metatable for tostring).
@@ -524,10 +569,10 @@ end
 -- The lead's feature values as of now (nil when the model has no features).
 function Service:feature_values(id, profile)
   if not self.features then return nil end
-  local state, latest, note = self:load_state(id, profile)
+  local state, latest, note, fresh = self:load_state(id, profile)
   local now = self.clock()
   local values = state:values(latest > now and latest or now)
-  state:close()
+  if fresh then state:close() end
   return values, note
 end
 
@@ -645,7 +690,11 @@ function _M.serve_nginx()
   local h = ngx.header
   h["Content-Type"] = "application/json"
   if headers then for k, v in pairs(headers) do h[k] = v end end
-  ngx.print(current and current:encode_answer(answer) or json.encode_parts(answer), "\n")
+  if current and getmetatable(answer) == ScoreAnswer then
+    ngx.print(current:answer_text(answer), "\n")
+  else
+    ngx.print(json.encode_parts(answer), "\n")
+  end
 end
 
 return _M
