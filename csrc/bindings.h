@@ -10,6 +10,10 @@
 lq_table *lq_check_table(lua_State *L, int arg);
 lq_table **lq_push_table_box(lua_State *L);
 
+/* core.c: a userdata type, made once per Lua state: metatable `name` with the metamethods in meta,
+** the methods (or NULL) through __index, each with the metatable as upvalue, and __name. */
+void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
 void lq_open_table(lua_State *L);
 void lq_open_random(lua_State *L);
 void lq_open_gen_events(lua_State *L);

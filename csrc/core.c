@@ -4,6 +4,21 @@
 
 LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 
+void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
+  if (luaL_newmetatable(L, name)) {
+    luaL_setfuncs(L, meta, 0);
+    if (methods != NULL) {
+      lua_newtable(L);
+      lua_pushvalue(L, -2);             /* the metatable: a method may check its self against it */
+      luaL_setfuncs(L, methods, 1);
+      lua_setfield(L, -2, "__index");
+    }
+    lua_pushstring(L, name);            /* 5.1 does not set it; messages use it */
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+}
+
 LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);

@@ -798,30 +798,24 @@ static const luaL_Reg result_methods[] = {
   {NULL, NULL}
 };
 
-static void make_metatable(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
-                           lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushstring(L, name);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
-}
+static const luaL_Reg funnel_meta[] = {
+  {"__gc", funnel_gc},
+  {"__close", funnel_gc},
+  {"__tostring", funnel_tostring},
+  {"__len", funnel_len},
+  {NULL, NULL}
+};
+
+static const luaL_Reg result_meta[] = {
+  {"__gc", result_gc},
+  {"__close", result_gc},
+  {"__tostring", result_tostring},
+  {NULL, NULL}
+};
 
 void lq_open_funnel(lua_State *L) {
-  make_metatable(L, FUNNEL_TYPE, funnel_methods, funnel_gc, funnel_tostring);
-  luaL_getmetatable(L, FUNNEL_TYPE);
-  lua_pushcfunction(L, funnel_len);
-  lua_setfield(L, -2, "__len");
-  lua_pop(L, 1);
-  make_metatable(L, RESULT_TYPE, result_methods, result_gc, result_tostring);
+  lq_new_class(L, FUNNEL_TYPE, funnel_meta, funnel_methods);
+  lq_new_class(L, RESULT_TYPE, result_meta, result_methods);
   lua_pushcfunction(L, funnel_new);
   lua_setfield(L, -2, "funnel_new");
   lua_pushcfunction(L, funnel_parse);

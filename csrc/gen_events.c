@@ -574,18 +574,15 @@ static const luaL_Reg engine_methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg engine_meta[] = {
+  {"__gc", l_engine_gc},
+  {"__close", l_engine_gc},
+  {"__tostring", l_engine_tostring},
+  {NULL, NULL}
+};
+
 void lq_open_gen_events(lua_State *L) {
-  luaL_newmetatable(L, ENGINE_TYPE);
-  lua_newtable(L);
-  luaL_setfuncs(L, engine_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_engine_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_engine_gc);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_engine_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  lq_new_class(L, ENGINE_TYPE, engine_meta, engine_methods);
   lua_pushcfunction(L, l_engine_new);
   lua_setfield(L, -2, "event_engine");
 }

@@ -252,24 +252,20 @@ static const luaL_Reg sampler_methods[] = {
   {NULL, NULL}
 };
 
-static void make_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
-                           lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);                      /* methods */
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-}
+static const luaL_Reg random_meta[] = {
+  {"__tostring", l_random_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg sampler_meta[] = {
+  {"__tostring", l_sampler_tostring},
+  {"__len", l_sampler_len},
+  {NULL, NULL}
+};
 
 void lq_open_random(lua_State *L) {
-  make_metatable(L, RANDOM_TYPE, random_methods, l_random_tostring);
-  make_metatable(L, SAMPLER_TYPE, sampler_methods, l_sampler_tostring);
-  luaL_getmetatable(L, SAMPLER_TYPE);
-  lua_pushcfunction(L, l_sampler_len);
-  lua_setfield(L, -2, "__len");
-  lua_pop(L, 1);
+  lq_new_class(L, RANDOM_TYPE, random_meta, random_methods);
+  lq_new_class(L, SAMPLER_TYPE, sampler_meta, sampler_methods);
   lua_pushcfunction(L, l_random_new);
   lua_setfield(L, -2, "random");
   lua_pushcfunction(L, l_sampler_new);

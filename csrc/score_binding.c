@@ -2117,19 +2117,7 @@ static const luaL_Reg score_functions[] = {
 };
 
 void lq_open_score(lua_State *L) {
-  if (luaL_newmetatable(L, PROGRAM_TYPE)) {
-    luaL_setfuncs(L, program_meta, 0);
-    luaL_newlib(L, program_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, PROGRAM_TYPE);
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, BINDING_TYPE)) {
-    luaL_setfuncs(L, binding_meta, 0);
-    lua_pushliteral(L, BINDING_TYPE);
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
+  lq_new_class(L, PROGRAM_TYPE, program_meta, program_methods);
+  lq_new_class(L, BINDING_TYPE, binding_meta, NULL);
   luaL_setfuncs(L, score_functions, 0);
 }

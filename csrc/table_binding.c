@@ -1089,13 +1089,6 @@ static const luaL_Reg module_functions[] = {
 };
 
 void lq_open_table(lua_State *L) {
-  if (luaL_newmetatable(L, TABLE_TYPE)) {
-    luaL_setfuncs(L, table_meta, 0);
-    luaL_newlib(L, table_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, TABLE_TYPE);
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
+  lq_new_class(L, TABLE_TYPE, table_meta, table_methods);
   luaL_setfuncs(L, module_functions, 0);
 }
