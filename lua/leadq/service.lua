@@ -163,15 +163,16 @@ function _M.new(opts)
   local model_info = opts.model.info and opts.model:info()
   for i, g in ipairs(model_info and model_info.groups or {}) do self.group_list[i] = g.name end
   sort(self.group_list)
-  self.feature_keys, self.group_keys = {}, {}
-  -- Each key twice: opening the object ({"name":) and after another key (,"name":).
+  -- Each key twice: opening the object ({"name":) and after another key (,"name":); two arrays,
+  -- not negative indexes (LuaJIT does not compile mixed sparse/dense tables).
+  self.feature_keys, self.feature_keys_next, self.group_keys, self.group_keys_next = {}, {}, {}, {}
   for i, name in ipairs(self.feature_list) do
     local key = json.quote(name) .. ":"
-    self.feature_keys[i], self.feature_keys[-i] = "{" .. key, "," .. key
+    self.feature_keys[i], self.feature_keys_next[i] = "{" .. key, "," .. key
   end
   for i, name in ipairs(self.group_list) do
     local key = json.quote(name) .. ":"
-    self.group_keys[i], self.group_keys[-i] = "{" .. key, "," .. key
+    self.group_keys[i], self.group_keys_next[i] = "{" .. key, "," .. key
   end
   self.score_options = {}
   self.answer_parts = {}   -- reused by every score: score_one and explain keep no reference to it
@@ -493,8 +494,14 @@ end
 local quote, number = json.quote, json.number
 
 -- The text of small whole numbers, made once (most scores and counts); others through json.number.
+-- Only 0 to 1000, and read only with such a key: LuaJIT does not compile reads of a table with
+-- both an array and a hash part by a number key.
 local INT_TEXT = {}
-for i = -1000, 1000 do INT_TEXT[i] = number(i) end
+for i = 0, 1000 do INT_TEXT[i] = number(i) end
+local function number_text(v)
+  if v >= 0 and v <= 1000 and v % 1 == 0 then return INT_TEXT[v] end
+  return number(v)
+end
 
 -- Statuses, grades and reasons repeat from answer to answer: their quoted form is kept (bounded).
 local quoted, quoted_count = {}, 0
@@ -508,15 +515,15 @@ local function quote_kept(s)
 end
 
 -- names: sorted; keys: their quoted forms with the colon, made once (see new): keys[i] opens the
--- object, keys[-i] follows another key.
-local function put_numbers(parts, n, key, values, names, keys)
+-- object, keys_next[i] follows another key.
+local function put_numbers(parts, n, key, values, names, keys, keys_next)
   n = n + 1; parts[n] = key
   local first = true
   for i = 1, #names do
     local v = values[names[i]]
     if v ~= nil then
-      n = n + 1; parts[n] = first and keys[i] or keys[-i]
-      n = n + 1; parts[n] = INT_TEXT[v] or number(v)
+      n = n + 1; parts[n] = first and keys[i] or keys_next[i]
+      n = n + 1; parts[n] = number_text(v)
       first = false
     end
   end
@@ -528,9 +535,10 @@ end
 -- table of pieces. The pieces go into a table kept by the service (concat reads only 1..n).
 function Service:answer_text(answer)
   local parts, n = self.answer_parts, 0
-  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys)
+  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys,
+    self.feature_keys_next)
   if answer.grade ~= nil then n = n + 1; parts[n] = ',"grade":'; n = n + 1; parts[n] = quote_kept(answer.grade) end
-  n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys)
+  n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys, self.group_keys_next)
   n = n + 1; parts[n] = ',"lead":'
   n = n + 1; parts[n] = quote(answer.lead)
   if answer.note ~= nil then n = n + 1; parts[n] = ',"note":' .. quote(answer.note) end
@@ -538,7 +546,7 @@ function Service:answer_text(answer)
   n = n + 1; parts[n] = ',"status":'
   n = n + 1; parts[n] = quote_kept(answer.status)
   n = n + 1; parts[n] = ',"total":'
-  n = n + 1; parts[n] = INT_TEXT[answer.total] or number(answer.total)
+  n = n + 1; parts[n] = number_text(answer.total)
   n = n + 1; parts[n] = "}"
   return concat(parts, "", 1, n)
 end
