@@ -449,7 +449,13 @@ function Service:observe(id, event, profile)
     return nil, "late"
   end
   if event.at > latest then latest = event.at end
-  local set_ok, set_err = self.store:safe_set(STATE .. id, format("%.17g:", latest) .. state:encode())
+  -- The time's text is kept: events of the same clock tick (ngx.now's millisecond) share it.
+  local latest_text = self.latest_text
+  if latest ~= self.latest_at then
+    latest_text = format("%.17g:", latest)
+    self.latest_at, self.latest_text = latest, latest_text
+  end
+  local set_ok, set_err = self.store:safe_set(STATE .. id, latest_text .. state:encode())
   if not set_ok then
     if fresh then state:close() end
     self.last_error = "lead store full: " .. tostring(set_err)
