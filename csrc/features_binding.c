@@ -621,22 +621,9 @@ static const luaL_Reg state_meta[] = {
   { NULL, NULL }
 };
 
-static void new_type(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-  if (luaL_newmetatable(L, name)) {
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);                   /* methods, through __index; each gets the metatable as upvalue */
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "__name");
-  }
-  lua_pop(L, 1);
-}
-
 void lq_open_features(lua_State *L) {
-  new_type(L, FS_TYPE, fs_meta, fs_methods);
-  new_type(L, STATE_TYPE, state_meta, state_methods);
+  lq_new_class(L, FS_TYPE, fs_meta, fs_methods);
+  lq_new_class(L, STATE_TYPE, state_meta, state_methods);
   lua_pushcfunction(L, l_feature_set);
   lua_setfield(L, -2, "feature_set");
 }
