@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "bindings.h"
+#include "civil_time.h"
 #include "program.h"
 
 #define PROGRAM_TYPE "leadq.Program"
@@ -1422,69 +1423,6 @@ static int text_is(const char *s, size_t len, const char *word) {
   return 1;
 }
 
-/* Days from 1970-01-01 of a civil date (proleptic Gregorian). */
-static double days_from_civil(int y, int m, int d) {
-  int era, yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return (double)era * 146097.0 + (double)doe - 719468.0;
-}
-
-static int digits(const char *s, int n) {
-  int v = 0, i;
-  for (i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
-
-/* "YYYY-MM-DD[(T| )hh:mm[:ss[.fff]]][Z|(+|-)hh[:]mm]" -> seconds, UTC; 0 on success. */
-static int parse_iso(const char *s, size_t len, double *out) {
-  int y, mo, d, h = 0, mi = 0;
-  double sec = 0, off = 0;
-  size_t i = 10;
-  if (len < 10 || s[4] != '-' || s[7] != '-') return -1;
-  y = digits(s, 4); mo = digits(s + 5, 2); d = digits(s + 8, 2);
-  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31) return -1;
-  if (i < len && (s[i] == 'T' || s[i] == ' ')) {
-    if (len < i + 6 || s[i + 3] != ':') return -1;
-    h = digits(s + i + 1, 2); mi = digits(s + i + 4, 2);
-    if (h < 0 || h > 23 || mi < 0 || mi > 59) return -1;
-    i += 6;
-    if (i < len && s[i] == ':') {
-      int ss = len >= i + 3 ? digits(s + i + 1, 2) : -1;
-      if (ss < 0 || ss > 60) return -1;
-      sec = ss;
-      i += 3;
-      if (i < len && s[i] == '.') {
-        double scale = 0.1;
-        i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9') { sec += (s[i] - '0') * scale; scale /= 10; i++; }
-      }
-    }
-    if (i < len && s[i] == 'Z') {
-      i++;
-    } else if (i < len && (s[i] == '+' || s[i] == '-')) {
-      int sign = s[i] == '-' ? -1 : 1, oh, om;
-      if (len < i + 3) return -1;
-      oh = digits(s + i + 1, 2);
-      i += 3;
-      if (i < len && s[i] == ':') i++;
-      om = len >= i + 2 ? digits(s + i, 2) : -1;
-      if (oh < 0 || om < 0) return -1;
-      i += 2;
-      off = sign * (oh * 3600.0 + om * 60.0);
-    }
-  }
-  if (i != len) return -1;
-  *out = days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec - off;
-  return 0;
-}
-
 /* One field's value (at the top of the stack, left there) into the one-row state: NULL, or a
 ** message when it cannot be read. */
 static size_t cache_slot(const char *p) {
@@ -1508,7 +1446,7 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
       size_t len;
       const char *s = lua_tolstring(L, -1, &len);
       double v;
-      if (kind == REC_TIME && parse_iso(s, len, &v) == 0) {
+      if (kind == REC_TIME && lq_scan_time(s, len, &v)) {   /* the CSV reader's own parser: the same dates */
         o->numbers[f] = v;
       } else if (lua_isnumber(L, -1)) {
         o->numbers[f] = (double)lua_tonumber(L, -1);

@@ -481,4 +481,25 @@ function TestScoreRules:test_one_lead_memory_stays_bounded()
   end
 end
 
-return { TestScore = TestScore, TestScoreRules = TestScoreRules }
+-- score_one reads dates with the CSV reader's parser: a date the reader rejects is refused here too,
+-- so one lead and bulk never disagree on what a date is.
+local TestScoreOneDates = {}
+
+function TestScoreOneDates:test_dates_read_as_the_csv_reader_reads_them()
+  local m = leadq.model(dsl.model "dates" {
+    rules = { dsl.rule "RECENT" { points = 1, when = { created_at = { within_days = 30 } } } },
+    thresholds = { mql = 1, otherwise = "cold" },
+  })
+  local as_of = { as_of = "2026-03-10" }
+  lu.assertEquals(m:score_one({ created_at = "2026-03-01" }, as_of).total, 1)
+  lu.assertEquals(m:score_one({ created_at = "2026-03-01T10:00:00+02:00" }, as_of).total, 1)
+  local bad = { "2026-02-30", "2026-13-01", "2026-03-01T25:00" }
+  for _, text in ipairs(bad) do
+    lu.assertNil(leadq.parse_time(text))
+    local r, err = m:score_one({ created_at = text }, as_of)
+    lu.assertNil(r)
+    lu.assertEquals(err, "field 'created_at': cannot read '" .. text .. "' as a date or time")
+  end
+end
+
+return { TestScore = TestScore, TestScoreRules = TestScoreRules, TestScoreOneDates = TestScoreOneDates }
