@@ -357,6 +357,18 @@ static double day_of(double at) {
   return floor(at / DAY);
 }
 
+/* day_of without the division, for the per-event path: the product by 1/DAY may round differently
+** from the quotient, but only when the time is within a second of a day boundary (the remainder is
+** exact to well under a second for |at| <= LQ_MAX_TIME), so those times, and the odd ones (huge, NaN),
+** take the division. Same day as day_of, always. */
+static double event_day(double at) {
+  double d, r;
+  if (!(fabs(at) <= LQ_MAX_TIME)) return day_of(at);
+  d = floor(at * (1.0 / DAY));
+  r = at - d * DAY;
+  return (r >= 1 && r <= DAY - 1) ? d : day_of(at);
+}
+
 /* What a day bucket adds to the feature: a capped count of points, a flag for active days... */
 static double bucket_value(const lq_feature *f, double v) {
   switch (f->kind) {
@@ -461,7 +473,7 @@ static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event
     return;
   }
   end = fs->type_off[e->type + 1];
-  day = day_of(e->at);
+  day = event_day(e->at);
   for (k = fs->type_off[e->type]; k < end; k++) {
     int fi = fs->type_feats[k];
     const lq_feature *f = &fs->feats[fi];
@@ -478,9 +490,10 @@ static double feature_value(const lq_feature *f, const double *p, double as_of, 
     case LQ_FEAT_LAST: return p[0] > 0 ? p[2] : NAN;
     case LQ_FEAT_DAYS_SINCE_LAST: return p[0] > 0 ? (as_of - p[2]) / DAY : NAN;
     default: {
-      double today = day_of(as_of), total = f->window_days == 0 ? p[1] : 0;
+      double today = 0, total = f->window_days == 0 ? p[1] : 0;
       int i;
       if (bulk) total = p[1] + bucket_value(f, p[FEAT_SCALARS + 1]);
+      else today = day_of(as_of);   /* only the rings need it: the bulk pass runs this per lead */
       for (i = 0; i < f->ring && !bulk; i++) {
         const double *r = p + FEAT_SCALARS + 2 * i;
         if (r[1] == 0 || r[0] > today) continue;
