@@ -984,17 +984,16 @@ typedef struct event_source {
   uint8_t *fmatch[LQ_MAX_FILTERS];   /* category filters: a match flag per dictionary code */
   int ffilter[LQ_MAX_FILTERS];       /* the filter of each bit */
   const int32_t *type_map;
+  /* the arrays read per event, loaded once (the stores into events would make the compiler reload them) */
+  const int32_t *type_codes;
+  const double *at_num, *value_num;  /* value_num: NULL when the events have no value column */
+  const uint8_t *type_filtered;
 } event_source;
 
-static void make_event(const event_source *src, size_t i, lq_event *e) {
+/* The filter bits of event row i (only for types some filtered feature counts). */
+static void event_filters(const event_source *src, size_t i, lq_event *e) {
   const lq_feature_set *fs = src->fs;
-  int32_t t = src->type_map[src->types->codes[i]];
   int k;
-  e->at = src->at->numbers[i];
-  e->value = src->value ? src->value->numbers[i] : NAN;
-  e->type = t;
-  e->mask = 0;
-  if (!(fs->type_filtered[t] & 1)) return;
   for (k = 0; k < fs->nevent_filters; k++) {
     const lq_column *c = src->fcols[k];
     int hit;
@@ -1005,6 +1004,16 @@ static void make_event(const event_source *src, size_t i, lq_event *e) {
                                                         (size_t)(c->offsets[i + 1] - c->offsets[i]));
     if (hit) e->mask |= 1u << k;
   }
+}
+
+/* Small and per event: inline, with the rare filter work out of line. */
+static inline void make_event(const event_source *src, size_t i, lq_event *e) {
+  int32_t t = src->type_map[src->type_codes[i]];
+  e->at = src->at_num[i];
+  e->value = src->value_num ? src->value_num[i] : NAN;
+  e->type = t;
+  e->mask = 0;
+  if (src->type_filtered[t] & 1) event_filters(src, i, e);
 }
 
 void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report) {
@@ -1218,6 +1227,10 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   src.at = ac;
   src.value = vc;
   src.type_map = type_map;
+  src.type_codes = tc->codes;
+  src.at_num = ac->numbers;
+  src.value_num = vc ? vc->numbers : NULL;
+  src.type_filtered = fs->type_filtered;
   for (k = 0; k < fs->nevent_filters; k++) {
     const lq_column *c = fcols[k];
     int f, code;
