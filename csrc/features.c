@@ -362,9 +362,11 @@ static double day_of(double at) {
 ** exact to well under a second for |at| <= LQ_MAX_TIME), so those times, and the odd ones (huge, NaN),
 ** take the division. Same day as day_of, always. */
 static double event_day(double at) {
-  double d, r;
+  double q, d, r;
   if (!(fabs(at) <= LQ_MAX_TIME)) return day_of(at);
-  d = floor(at * (1.0 / DAY));
+  q = at * (1.0 / DAY);
+  d = (double)(int64_t)q;   /* floor by truncation (|q| < 2^34 here), cheaper than floor() without SSE4.1 */
+  if (d > q) d -= 1;
   r = at - d * DAY;
   return (r >= 1 && r <= DAY - 1) ? d : day_of(at);
 }
@@ -449,7 +451,7 @@ static void feature_add(const lq_feature *f, double *p, double at, double day, d
 }
 
 /* Fold one event, in time order, into a state. */
-static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event *e) {
+static inline void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event *e) {
   unsigned flags = fs->type_flags[e->type];
   int k, end;
   double day;
