@@ -3,9 +3,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#if defined(__linux__) && !defined(LQ_NO_HUGEPAGES)
-#include <sys/mman.h>
-#endif
 
 #include "feature_set.h"
 
@@ -932,20 +929,6 @@ static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const i
   return 0;
 }
 
-/* Large arrays written once: ask for huge pages where the kernel offers them on request (Linux THP in
-** madvise mode), since first touching fresh memory page by page costs more than the pass itself in
-** some VMs. Only the whole 2 MiB pages inside the block are advised; a hint, never required. */
-static void advise_huge(void *p, size_t size) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(LQ_NO_HUGEPAGES)
-  const uintptr_t huge = (uintptr_t)2 << 20;
-  uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + size) & ~(huge - 1);
-  if (p != NULL && size >= 2 * huge && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)size;
-#endif
-}
-
 typedef struct scratch {
   const lq_allocator *a;
   void *p[LQ_MAX_FILTERS + 16];   /* the filters' match tables and a dozen arrays */
@@ -959,7 +942,7 @@ static void *scratch_get(scratch *s, size_t size) {
   if (s->n == (int)(sizeof s->p / sizeof s->p[0])) return NULL;
   p = mem_alloc(s->a, NULL, 0, size);
   if (p == NULL) return NULL;
-  advise_huge(p, size);
+  lq_advise_huge_pages(p, size);
   s->p[s->n] = p;
   s->sz[s->n++] = size;
   return p;
@@ -1277,7 +1260,7 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     if (rc < 0) goto nomem;
   }
   res->nrows = nleads;   /* reserved above; fold_lead writes every cell of every row (number columns only) */
-  for (k = 0; k < fs->nfeats; k++) advise_huge(res->cols[k]->numbers, nleads * sizeof(double));
+  for (k = 0; k < fs->nfeats; k++) lq_advise_huge_pages(res->cols[k]->numbers, nleads * sizeof(double));
   vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
   memset(&st, 0, sizeof st);
   st.bulk = 1;

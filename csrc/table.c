@@ -45,7 +45,7 @@ static void mem_free(lq_allocator *a, void *p, size_t size) {
 ** the 2 MiB-aligned part of a big one. A first touch then costs one page fault per 2 MiB instead of
 ** one per 4 KiB, which is most of a load's kernel time. Only advice: the memory still comes from
 ** (and goes back to) the table's allocator. */
-static void advise_huge_pages(void *p, size_t size) {
+void lq_advise_huge_pages(void *p, size_t size) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(LQ_NO_HUGEPAGES)
   const uintptr_t huge = ((uintptr_t)1 << 21) - 1;
   uintptr_t lo = ((uintptr_t)p + huge) & ~huge, hi = ((uintptr_t)p + size) & ~huge;
@@ -68,7 +68,7 @@ static int mem_resize(lq_allocator *a, void **p, size_t elem, size_t ocount, siz
   np = mem_alloc(a, *p, *p ? ocount * elem : 0, ncount * elem);
   if (np == NULL) return -1;
   *p = np;
-  advise_huge_pages(np, ncount * elem);
+  lq_advise_huge_pages(np, ncount * elem);
   return 0;
 }
 

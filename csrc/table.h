@@ -152,6 +152,10 @@ void lq_table_cancel_row(lq_table *t);                      /* drop the row bein
 
 int lq_column_is_missing(const lq_column *c, size_t row);
 
+/* Advice only: a big array written once asks Linux for transparent huge pages over its whole
+** 2 MiB pages (one first-touch fault per 2 MiB, not per 4 KiB). -DLQ_NO_HUGEPAGES turns it off. */
+void lq_advise_huge_pages(void *p, size_t size);
+
 int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column, const char *reason);
 
 /* Set functions above return -2 when the column's type does not take that kind of value. */
