@@ -163,26 +163,19 @@ _M.model = named("model")
 _M.rule = named("rule")
 _M.disqualify = named("disqualifier")
 
-function _M.list(name)
-  local src, line = where_called(2)
-  local obj = { kind = "list", name = name, line = line, source = src }
-  made[obj] = "list"
-  return obj
+-- list "name", file "path", feature { ... }: a marked value that remembers where it was written.
+local function marker(kind, key)
+  return function(value)
+    local src, line = where_called(2)
+    local obj = { kind = kind, [key] = value, line = line, source = src }
+    made[obj] = kind
+    return obj
+  end
 end
 
-function _M.file(path)
-  local src, line = where_called(2)
-  local obj = { kind = "file", path = path, line = line, source = src }
-  made[obj] = "file"
-  return obj
-end
-
-function _M.feature(spec)
-  local src, line = where_called(2)
-  local obj = { kind = "feature", spec = spec, line = line, source = src }
-  made[obj] = "feature"
-  return obj
-end
+_M.list = marker("list", "name")
+_M.file = marker("file", "path")
+_M.feature = marker("feature", "spec")
 
 function _M.kind_of(v)
   return made[v]
