@@ -9,31 +9,9 @@ local floor = math.floor
 local N = (LEADQ_VARIANT == "asan") and 800 or 2000
 local SEED = 11
 
--- One CSV record (quoted fields with "" escapes; the generator writes no line breaks in fields).
+-- One CSV record: the command line's own splitter (the generator writes no line breaks in fields).
 local function fields_of(line)
-  local fields, i, n = {}, 1, #line
-  while i <= n + 1 do
-    if line:sub(i, i) == '"' then
-      local parts, j = {}, i + 1
-      while true do
-        local q = assert(line:find('"', j, true), "unclosed quote")
-        parts[#parts + 1] = line:sub(j, q - 1)
-        if line:sub(q + 1, q + 1) == '"' then
-          parts[#parts + 1] = '"'
-          j = q + 2
-        else
-          i = q + 2
-          break
-        end
-      end
-      fields[#fields + 1] = table.concat(parts)
-    else
-      local comma = line:find(",", i, true) or (n + 1)
-      fields[#fields + 1] = line:sub(i, comma - 1)
-      i = comma + 1
-    end
-  end
-  return fields
+  return assert(require("leadq.cli_score").csv_fields(line))
 end
 
 -- text -> header, { {field=value...}, ... }
