@@ -21,7 +21,11 @@
 #endif
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "program.h"
 
@@ -284,7 +288,7 @@ static int set_int_mode(lq_program *p) {
   return 0;
 }
 
-/* Group the string leaves by field, 32 to a table. */
+/* Group the string leaves by field, LQ_FUSE_BITS to a table. */
 static int set_fusion(lq_program *p) {
   lq_allocator *a = &p->alloc;
   int i, j;
@@ -306,7 +310,7 @@ static int set_fusion(lq_program *p) {
       int used = 0, k;
       if (p->fused_field[j] != lf->field) continue;
       for (k = 0; k < i; k++) used += p->leaf_fused[k] == j;
-      table = used < 32 ? j : -1;
+      table = used < LQ_FUSE_BITS ? j : -1;
     }
     if (table < 0) {
       table = p->nfused++;
@@ -409,7 +413,7 @@ int lq_run_init(lq_run *run, const lq_program *p, lq_allocator *a) {
   run->lo = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
   run->hi = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
   run->nfused = p->nfused;
-  run->fused = (uint32_t **)mem_zeroed(a, (size_t)p->nfused, sizeof(uint32_t *));
+  run->fused = (lq_bits **)mem_zeroed(a, (size_t)p->nfused, sizeof(lq_bits *));
   run->fused_sizes = (size_t *)mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
   run->fused_caps = (size_t *)mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
   if (run->views == NULL || run->luts == NULL || run->lut_sizes == NULL || run->lut_caps == NULL ||
@@ -431,9 +435,9 @@ void lq_run_free(lq_run *run, lq_allocator *a) {
   mem_free(a, run->lo, sizeof(double) * nl);
   mem_free(a, run->hi, sizeof(double) * nl);
   if (run->fused != NULL && run->fused_caps != NULL) {
-    for (i = 0; i < (size_t)run->nfused; i++) mem_free(a, run->fused[i], run->fused_caps[i] * sizeof(uint32_t));
+    for (i = 0; i < (size_t)run->nfused; i++) mem_free(a, run->fused[i], run->fused_caps[i] * sizeof(lq_bits));
   }
-  mem_free(a, run->fused, sizeof(uint32_t *) * (size_t)run->nfused);
+  mem_free(a, run->fused, sizeof(lq_bits *) * (size_t)run->nfused);
   mem_free(a, run->fused_sizes, sizeof(size_t) * (size_t)run->nfused);
   mem_free(a, run->fused_caps, sizeof(size_t) * (size_t)run->nfused);
   memset(run, 0, sizeof *run);
@@ -478,19 +482,19 @@ static int build_fused(lq_run *run, lq_allocator *a) {
     if (run->fused_sizes[t] == need) continue;
     if (need > run->fused_caps[t]) {
       size_t cap = need + need / 4 + 16;
-      uint32_t *grown = (uint32_t *)a->fn(a->ud, run->fused[t], run->fused[t] ? run->fused_caps[t] * sizeof(uint32_t) : 0,
-                                          cap * sizeof(uint32_t));
+      lq_bits *grown = (lq_bits *)a->fn(a->ud, run->fused[t], run->fused[t] ? run->fused_caps[t] * sizeof(lq_bits) : 0,
+                                        cap * sizeof(lq_bits));
       if (grown == NULL) return -1;
       run->fused[t] = grown;
       run->fused_caps[t] = cap;
     }
-    memset(run->fused[t], 0, need * sizeof(uint32_t));
+    memset(run->fused[t], 0, need * sizeof(lq_bits));
     for (i = 0; i < p->nleaves; i++) {
       const uint8_t *lut = run->luts[i];
-      uint32_t bit;
+      lq_bits bit;
       if (p->leaf_fused[i] != t || lut == NULL || run->lut_sizes[i] < need) continue;
-      bit = (uint32_t)1 << p->leaf_bit[i];
-      for (c = 0; c < need; c++) run->fused[t][c] |= lut[c] ? bit : 0u;
+      bit = (lq_bits)(1u << p->leaf_bit[i]);
+      for (c = 0; c < need; c++) run->fused[t][c] |= lut[c] ? bit : (lq_bits)0;
     }
     run->fused_sizes[t] = need;
   }
@@ -564,8 +568,11 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
   s->iep = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->ien = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->nfused = p->nfused;
-  s->fbits = (uint32_t *)mem_zeroed(a, (size_t)p->nfused * B, sizeof(uint32_t));
-  if (s->fbits == NULL) return -1;
+  s->fbits = (lq_bits *)mem_zeroed(a, (size_t)p->nfused * B, sizeof(lq_bits));
+  s->ostatus = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->ograde = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->oreason = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  if (s->fbits == NULL || s->ostatus == NULL || s->ograde == NULL || s->oreason == NULL) return -1;
   if (s->isums == NULL || s->iraw == NULL || s->itotal == NULL || s->ikey_pos == NULL || s->ikey_neg == NULL ||
       s->iep == NULL || s->ien == NULL) return -1;
   if (s->regs == NULL || s->sums == NULL || s->raw == NULL || s->total == NULL || s->best_pos == NULL ||
@@ -594,7 +601,10 @@ void lq_scratch_free(lq_scratch *s, lq_allocator *a) {
   mem_free(a, s->ikey_neg, B * sizeof(int32_t));
   mem_free(a, s->iep, B * sizeof(int32_t));
   mem_free(a, s->ien, B * sizeof(int32_t));
-  mem_free(a, s->fbits, (size_t)s->nfused * B * sizeof(uint32_t));
+  mem_free(a, s->fbits, (size_t)s->nfused * B * sizeof(lq_bits));
+  mem_free(a, s->ostatus, B * sizeof(int32_t));
+  mem_free(a, s->ograde, B * sizeof(int32_t));
+  mem_free(a, s->oreason, B * sizeof(int32_t));
   memset(s, 0, sizeof *s);
 }
 
@@ -660,14 +670,15 @@ LQ_KERNEL void k_not(uint8_t *d, const uint8_t *a, size_t n) {
   for (i = 0; i < n; i++) d[i] = a[i] ^ 1;
 }
 
-LQ_KERNEL void k_gather(uint32_t *restrict bits, const int32_t *restrict c, size_t n, const uint32_t *restrict table) {
+LQ_KERNEL void k_gather(lq_bits *restrict bits, const int32_t *restrict c, size_t n, const lq_bits *restrict table) {
   size_t i;
   for (i = 0; i < n; i++) bits[i] = table[c[i] + 1];
 }
 
-LQ_KERNEL void k_bit(uint8_t *restrict m, const uint32_t *restrict bits, size_t n, int bit) {
+LQ_KERNEL void k_bit(uint8_t *restrict m, const lq_bits *restrict bits, size_t n, int bit) {
   size_t i;
-  for (i = 0; i < n; i++) m[i] = (uint8_t)((bits[i] >> bit) & 1u);
+  lq_bits mask = (lq_bits)(1u << bit);
+  for (i = 0; i < n; i++) m[i] = (uint8_t)((bits[i] & mask) != 0);
 }
 
 LQ_KERNEL void eval_tags(uint8_t *restrict m, const lq_view *v, size_t row0, size_t n, const uint8_t *lut, int negate) {
@@ -739,6 +750,56 @@ LQ_KERNEL void eval_leaf(const lq_run *run, int index, size_t row0, size_t n, ui
     return;
   }
   k_fill(m, n, 0);   /* a field that is absent, or of a kind the test cannot read: never holds */
+}
+
+/* Result columns are written once and not read again by the pass: stores that bypass the cache
+** spare the read of each line they fill (most of the memory traffic of a run is its output).
+** Aligned 16-byte blocks stream; the edges are plain stores. lq_program_exec fences at its end. */
+LQ_KERNEL void put_i32(int32_t *restrict d, const int32_t *restrict s, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i < n && ((uintptr_t)(d + i) & 15) != 0; i++) d[i] = s[i];
+  for (; i + 4 <= n; i += 4) _mm_stream_si128((__m128i *)(void *)(d + i), _mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+#endif
+  for (; i < n; i++) d[i] = s[i];
+}
+
+LQ_KERNEL void put_f64(double *restrict d, const double *restrict s, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i < n && ((uintptr_t)(d + i) & 15) != 0; i++) d[i] = s[i];
+  for (; i + 2 <= n; i += 2) _mm_stream_pd(d + i, _mm_loadu_pd(s + i));
+#endif
+  for (; i < n; i++) d[i] = s[i];
+}
+
+LQ_KERNEL void put_i32_as_f64(double *restrict d, const int32_t *restrict s, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i < n && ((uintptr_t)(d + i) & 15) != 0; i++) d[i] = (double)s[i];
+  for (; i + 2 <= n; i += 2) _mm_stream_pd(d + i, _mm_cvtepi32_pd(_mm_loadl_epi64((const __m128i *)(const void *)(s + i))));
+#endif
+  for (; i < n; i++) d[i] = (double)s[i];
+}
+
+/* Columns stream from memory: ask for the next batch's rows of every field while this one runs
+** (the hardware prefetcher loses a dozen short interleaved streams). */
+LQ_KERNEL void prefetch_next(const lq_run *run, size_t row0, size_t n, size_t nrows) {
+  size_t next = row0 + n, end = next + n < nrows ? next + n : nrows, off;
+  int f;
+  if (next >= end) return;
+  for (f = 0; f < run->nfields; f++) {
+    const lq_view *v = &run->views[f];
+    const char *base;
+    size_t size;
+    switch (v->kind) {
+    case LQ_VIEW_NUMBER: case LQ_VIEW_VALUES: base = (const char *)(v->numbers + next); size = (end - next) * sizeof(double); break;
+    case LQ_VIEW_CODES: base = (const char *)(v->codes + next); size = (end - next) * sizeof(int32_t); break;
+    case LQ_VIEW_BOOL: case LQ_VIEW_MASK: base = (const char *)(v->bytes + next); size = end - next; break;
+    default: continue;
+    }
+    for (off = 0; off < size; off += 64) __builtin_prefetch(base + off, 0, 0);
+  }
 }
 
 LQ_KERNEL void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_end, size_t row0, size_t n) {
@@ -825,7 +886,8 @@ LQ_KERNEL void k_allocate(const uint8_t *restrict m, const double *restrict valu
   }
 }
 
-LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t row0, size_t n, const lq_out *out) {
+LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t row0, size_t n, size_t end,
+                                       const lq_out *out) {
   const lq_program *p = run->prog;
   const size_t B = LQ_BATCH;
   double *total = s->total;
@@ -833,6 +895,7 @@ LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t
   int g, d, k;
   size_t i;
 
+  prefetch_next(run, row0, n, end);
   run_ops(run, s, 0, p->nops, row0, n);
 
   /* Raw group sums in declared rule order, then clamps and the total. */
@@ -859,15 +922,16 @@ LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t
   }
 
   if (out->status != NULL) {
-    int32_t *st = out->status + row0;
+    int32_t *st = s->ostatus;
     int32_t dq = (int32_t)p->nthresholds + 1;
     for (i = 0; i < n; i++) st[i] = 0;
     for (k = 0; k < p->nthresholds; k++) k_threshold(st, total, n, p->thresholds[k], k + 1);
     for (i = 0; i < n; i++) st[i] = disq[i] >= 0 ? dq : st[i];
+    put_i32(out->status + row0, st, n);
   }
 
   if (out->grade != NULL && p->ngrades > 0) {
-    int32_t *gr = out->grade + row0;
+    int32_t *gr = s->ograde;
     int32_t mult = p->ngrades == 2 ? p->grades[1].nlevels + 1 : 1;
     for (i = 0; i < n; i++) gr[i] = 0;
     for (k = 0; k < p->ngrades; k++) {
@@ -883,6 +947,7 @@ LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t
       }
       for (i = 0; i < n; i++) gr[i] += idx[i] * scale;
     }
+    put_i32(out->grade + row0, gr, n);
   }
 
   if (out->reason != NULL) {
@@ -913,23 +978,24 @@ LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t
       }
     }
     if (out->reason != NULL) {
-      int32_t *rs = out->reason + row0;
+      int32_t *rs = s->oreason;
       const int32_t *rr = out->rule_reason, *dr = out->disq_reason;
       for (i = 0; i < n; i++) {
         int32_t best = bpi[i] >= 0 ? bpi[i] : bni[i];
         int32_t code = best >= 0 ? rr[best] : LQ_MISSING_CODE;
         rs[i] = disq[i] >= 0 ? dr[disq[i]] : code;
       }
+      put_i32(out->reason + row0, rs, n);
     }
   }
 
-  if (out->total != NULL) memcpy(out->total + row0, total, n * sizeof(double));
+  if (out->total != NULL) put_f64(out->total + row0, total, n);
   if (out->groups != NULL) {
     for (g = 0; g < p->ngroups; g++) {
-      if (out->groups[g] != NULL) memcpy(out->groups[g] + row0, s->sums + (size_t)g * B, n * sizeof(double));
+      if (out->groups[g] != NULL) put_f64(out->groups[g] + row0, s->sums + (size_t)g * B, n);
     }
   }
-  if (out->disqualified_by != NULL) memcpy(out->disqualified_by + row0, disq, n * sizeof(int32_t));
+  if (out->disqualified_by != NULL) put_i32(out->disqualified_by + row0, disq, n);
 
 }
 
@@ -988,7 +1054,8 @@ LQ_KERNEL void k_iallocate_neg(const uint8_t *restrict m, int32_t pts, int cappe
   }
 }
 
-LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t row0, size_t n, const lq_out *out) {
+LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t row0, size_t n, size_t end,
+                                       const lq_out *out) {
   const lq_program *p = run->prog;
   const size_t B = LQ_BATCH;
   int32_t *total = s->itotal;
@@ -996,6 +1063,7 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
   int g, d, k;
   size_t i;
 
+  prefetch_next(run, row0, n, end);
   run_ops(run, s, 0, p->nops, row0, n);
 
   memset(total, 0, n * sizeof(int32_t));
@@ -1018,7 +1086,7 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
   }
 
   if (out->status != NULL) {
-    int32_t *st = out->status + row0;
+    int32_t *st = s->ostatus;
     int32_t dq = (int32_t)p->nthresholds + 1;
     for (i = 0; i < n; i++) st[i] = 0;
     for (k = 0; k < p->nthresholds; k++) {
@@ -1026,10 +1094,11 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
       for (i = 0; i < n; i++) st[i] = total[i] >= t ? code : st[i];
     }
     for (i = 0; i < n; i++) st[i] = disq[i] >= 0 ? dq : st[i];
+    put_i32(out->status + row0, st, n);
   }
 
   if (out->grade != NULL && p->ngrades > 0) {
-    int32_t *gr = out->grade + row0;
+    int32_t *gr = s->ograde;
     int32_t mult = p->ngrades == 2 ? p->grades[1].nlevels + 1 : 1;
     int32_t *idx = s->ikey_pos;   /* free until the reason pass */
     for (i = 0; i < n; i++) gr[i] = 0;
@@ -1045,11 +1114,12 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
       }
       for (i = 0; i < n; i++) gr[i] += idx[i] * scale;
     }
+    put_i32(out->grade + row0, gr, n);
   }
 
   if (out->reason != NULL) {
     int32_t *kp = s->ikey_pos, *kn = s->ikey_neg, *ep = s->iep, *en = s->ien;
-    int32_t *rs = out->reason + row0;
+    int32_t *rs = s->oreason;
     const int32_t *rr = out->rule_reason, *dr = out->disq_reason;
     memset(kp, 0, n * sizeof(int32_t));
     memset(kn, 0, n * sizeof(int32_t));
@@ -1078,22 +1148,16 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
       int32_t code = best >= 0 ? rr[best] : LQ_MISSING_CODE;
       rs[i] = disq[i] >= 0 ? dr[disq[i]] : code;
     }
+    put_i32(out->reason + row0, rs, n);
   }
 
-  if (out->total != NULL) {
-    double *t = out->total + row0;
-    for (i = 0; i < n; i++) t[i] = (double)total[i];
-  }
+  if (out->total != NULL) put_i32_as_f64(out->total + row0, total, n);
   if (out->groups != NULL) {
     for (g = 0; g < p->ngroups; g++) {
-      if (out->groups[g] != NULL) {
-        double *o = out->groups[g] + row0;
-        const int32_t *v = s->isums + (size_t)g * B;
-        for (i = 0; i < n; i++) o[i] = (double)v[i];
-      }
+      if (out->groups[g] != NULL) put_i32_as_f64(out->groups[g] + row0, s->isums + (size_t)g * B, n);
     }
   }
-  if (out->disqualified_by != NULL) memcpy(out->disqualified_by + row0, disq, n * sizeof(int32_t));
+  if (out->disqualified_by != NULL) put_i32(out->disqualified_by + row0, disq, n);
 }
 
 /* ---- one row: the same program, scalar, with everything explain wants ---- */
@@ -1314,9 +1378,12 @@ void lq_program_exec(const lq_run *run, lq_scratch *s, size_t begin, size_t end,
   for (row = begin; row < end; row += LQ_BATCH) {
     size_t n = end - row < LQ_BATCH ? end - row : LQ_BATCH;
     if (n == 1) exec_row(run, s, row, out);
-    else if (run->prog->int_mode) exec_batch_int(run, s, row, n, out);
-    else exec_batch_double(run, s, row, n, out);
+    else if (run->prog->int_mode) exec_batch_int(run, s, row, n, end, out);
+    else exec_batch_double(run, s, row, n, end, out);
   }
+#if defined(__SSE2__)
+  _mm_sfence();   /* the streamed result rows are visible to whoever reads them next */
+#endif
 }
 
 void lq_program_rule_mask(const lq_run *run, lq_scratch *s, int rule, size_t begin, size_t end, uint8_t *mask) {

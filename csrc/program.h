@@ -23,6 +23,10 @@
 #define LQ_BATCH 512
 #endif
 
+/* One bit set per dictionary code in the fused string tables (see lq_program). */
+typedef uint8_t lq_bits;
+#define LQ_FUSE_BITS 8
+
 #if !defined(LQ_MAX_THREADS)
 #define LQ_MAX_THREADS 256
 #endif
@@ -142,7 +146,9 @@ typedef struct lq_program {
   int32_t *ithresholds;   /* nthresholds: the smallest whole total that reaches each */
   int32_t *ilevels[2];    /* per grade: the smallest whole points reaching each level */
   /* Fused string tests: the string leaves of one field share a table of bit sets per code (up to
-  ** 32 leaves a table), so a batch costs one gather per field, not one per leaf. Set by finish. */
+  ** LQ_FUSE_BITS leaves a table), so a batch costs one gather per field, not one per leaf. Bytes,
+  ** not words: a field of 100k distinct e-mail domains makes a 100 KB table that stays in the
+  ** cache under random access, and a byte lane tests 32 rows per vector. Set by finish. */
   int nfused;
   int *fused_field;       /* nfused: the field slot of each table */
   int *leaf_fused;        /* nleaves: table index, or -1 */
@@ -157,7 +163,7 @@ typedef struct lq_run {
   uint8_t **luts;       /* nleaves: per-code result, index code + 1 (0: missing), or NULL */
   size_t *lut_sizes;    /* entries computed in each table */
   size_t *lut_caps;     /* entries allocated */
-  uint32_t **fused;     /* nfused: bit sets per code + 1, or NULL when the field is not coded */
+  lq_bits **fused;      /* nfused: bit sets per code + 1, or NULL when the field is not coded */
   size_t *fused_sizes, *fused_caps;
   int nfused;
   double *lo, *hi;      /* nleaves: bounds of RANGE and TIME leaves for this run */
@@ -191,7 +197,8 @@ typedef struct lq_scratch {
   int32_t *best_pos_id, *best_neg_id, *disq_id;
   double *excess_pos, *excess_neg;
   int32_t *isums, *iraw, *itotal, *ikey_pos, *ikey_neg, *iep, *ien;   /* integer mode */
-  uint32_t *fbits;          /* nfused * LQ_BATCH: each fused table's bit sets for the batch */
+  lq_bits *fbits;           /* nfused * LQ_BATCH: each fused table's bit sets for the batch */
+  int32_t *ostatus, *ograde, *oreason;   /* a batch's codes, built here and then streamed out */
   int nfused;
 } lq_scratch;
 
