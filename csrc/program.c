@@ -549,6 +549,7 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
   memset(s, 0, sizeof *s);
   s->nregs = p->nregs;
   s->ngroups = p->ngroups;
+  s->nrules = p->nrules;
   s->regs = (uint8_t *)mem_zeroed(a, (size_t)p->nregs * B, 1);
   s->sums = (double *)mem_zeroed(a, ng * B, sizeof(double));
   s->raw = (double *)mem_zeroed(a, ng * B, sizeof(double));
@@ -572,7 +573,13 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
   s->ostatus = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->ograde = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
   s->oreason = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  if (s->fbits == NULL || s->ostatus == NULL || s->ograde == NULL || s->oreason == NULL) return -1;
+  s->fired = (int32_t *)mem_zeroed(a, (size_t)p->nrules, sizeof(int32_t));
+  s->row_ep = (double *)mem_zeroed(a, ng, sizeof(double));
+  s->row_en = (double *)mem_zeroed(a, ng, sizeof(double));
+  s->row_iep = (int32_t *)mem_zeroed(a, ng, sizeof(int32_t));
+  s->row_ien = (int32_t *)mem_zeroed(a, ng, sizeof(int32_t));
+  if (s->fbits == NULL || s->ostatus == NULL || s->ograde == NULL || s->oreason == NULL || s->fired == NULL ||
+      s->row_ep == NULL || s->row_en == NULL || s->row_iep == NULL || s->row_ien == NULL) return -1;
   if (s->isums == NULL || s->iraw == NULL || s->itotal == NULL || s->ikey_pos == NULL || s->ikey_neg == NULL ||
       s->iep == NULL || s->ien == NULL) return -1;
   if (s->regs == NULL || s->sums == NULL || s->raw == NULL || s->total == NULL || s->best_pos == NULL ||
@@ -605,6 +612,11 @@ void lq_scratch_free(lq_scratch *s, lq_allocator *a) {
   mem_free(a, s->ostatus, B * sizeof(int32_t));
   mem_free(a, s->ograde, B * sizeof(int32_t));
   mem_free(a, s->oreason, B * sizeof(int32_t));
+  mem_free(a, s->fired, (size_t)s->nrules * sizeof(int32_t));
+  mem_free(a, s->row_ep, ng * sizeof(double));
+  mem_free(a, s->row_en, ng * sizeof(double));
+  mem_free(a, s->row_iep, ng * sizeof(int32_t));
+  mem_free(a, s->row_ien, ng * sizeof(int32_t));
   memset(s, 0, sizeof *s);
 }
 
@@ -1191,6 +1203,8 @@ static uint8_t leaf_one(const lq_run *run, int index, size_t row) {
     if (v->kind == LQ_VIEW_CODES && run->luts[index] != NULL) return run->luts[index][v->codes[row] + 1];
     if (v->kind == LQ_VIEW_TAGS && run->luts[index] != NULL) {
       uint8_t m;
+      if (v->offsets[row + 1] == v->offsets[row] + 1)   /* one value, score_one's usual lead */
+        return v->missing[row] ? 0 : (uint8_t)(run->luts[index][v->tag_codes[v->offsets[row]] + 1] ^ (lf->negate != 0));
       eval_tags(&m, v, row, 1, run->luts[index], lf->negate);
       return m;
     }
@@ -1209,7 +1223,8 @@ static uint8_t leaf_one(const lq_run *run, int index, size_t row) {
 static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out *out) {
   const lq_program *p = run->prog;
   uint8_t *reg = s->regs;   /* one byte per register */
-  int g, k, r, d, disq = -1;
+  int32_t *fired = s->fired;
+  int g, k, r, d, disq = -1, nfired;
   int32_t status = 0, best = -1;
   double total = 0.0;
   int32_t itotal = 0;
@@ -1226,40 +1241,46 @@ static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out 
   }
   for (d = p->ndisq - 1; d >= 0; d--) disq = reg[p->disq_regs[d]] ? d : disq;
 
+  /* Only the rules that fired: a rule that did not gives 0 points, takes nothing back from its
+  ** group's excess and is never the reason, so skipping it changes no answer (the sums, in
+  ** declared order, add the same values in the same order). */
+  nfired = 0;
+  for (r = 0; r < p->nrules; r++) {
+    fired[nfired] = r;
+    nfired += reg[p->rules[r].reg] != 0;
+  }
+  if (out->rule_points != NULL) {
+    for (r = 0; r < p->nrules; r++) out->rule_points[r] = 0.0;
+  }
+
   if (p->int_mode) {
-    int32_t *raw = s->iraw, *sum = s->isums, kp = 0, kn = 0;
+    int32_t *raw = s->iraw, *sum = s->isums, *ep = s->row_iep, *en = s->row_ien, kp = 0, kn = 0;
+    for (g = 0; g < p->ngroups; g++) raw[g] = 0;
+    for (k = 0; k < nfired; k++) raw[p->rules[fired[k]].group] += p->ipoints[fired[k]];
     for (g = 0; g < p->ngroups; g++) {
-      const lq_group *G = &p->groups[g];
-      int32_t x = 0;
-      for (k = 0; k < G->nrules; k++) x += -(int32_t)reg[p->rules[G->rules[k]].reg] & p->ipoints[G->rules[k]];
-      raw[g] = x;
-      x = x < p->ifloor[g] ? p->ifloor[g] : x;
+      int32_t x = raw[g] < p->ifloor[g] ? p->ifloor[g] : raw[g], e;
       sum[g] = x > p->icap[g] ? p->icap[g] : x;
       itotal += sum[g];
+      e = p->groups[g].has_floor || p->groups[g].has_cap ? raw[g] - sum[g] : 0;
+      ep[g] = e > 0 ? e : 0;
+      en[g] = e < 0 ? e : 0;
     }
-    for (g = 0; g < p->ngroups; g++) {
-      const lq_group *G = &p->groups[g];
-      int32_t e = raw[g] - sum[g], ep = e > 0 ? e : 0, en = e < 0 ? e : 0;
-      int capped = G->has_floor || G->has_cap;
-      for (k = G->nrules - 1; k >= 0; k--) {
-        int32_t a, rp, rn, cp, cn, keyp, keyn;
-        r = G->rules[k];
-        a = -(int32_t)reg[p->rules[r].reg] & p->ipoints[r];
-        rp = a > 0 ? a : 0;
-        rn = a < 0 ? a : 0;
-        cp = rp < ep ? rp : ep;
-        cn = rn > en ? rn : en;
-        if (capped) {
-          ep -= cp;
-          en -= cn;
-          a = a - cp - cn;
-        }
-        keyp = a > 0 ? a * 65536 + (65535 - r) : 0;
-        keyn = a < 0 ? a * 65536 + r : 0;
-        kp = keyp > kp ? keyp : kp;
-        kn = keyn < kn ? keyn : kn;
-        if (out->rule_points != NULL) out->rule_points[r] = (double)a;
-      }
+    /* Caps take back from the last declared rules first (see k_allocate). */
+    for (k = nfired - 1; k >= 0; k--) {
+      int32_t a, cp, cn, keyp, keyn;
+      r = fired[k];
+      g = p->rules[r].group;
+      a = p->ipoints[r];
+      cp = a > 0 ? (a < ep[g] ? a : ep[g]) : 0;
+      cn = a < 0 ? (a > en[g] ? a : en[g]) : 0;
+      ep[g] -= cp;
+      en[g] -= cn;
+      a = a - cp - cn;
+      keyp = a > 0 ? a * 65536 + (65535 - r) : 0;
+      keyn = a < 0 ? a * 65536 + r : 0;
+      kp = keyp > kp ? keyp : kp;
+      kn = keyn < kn ? keyn : kn;
+      if (out->rule_points != NULL) out->rule_points[r] = (double)a;
     }
     best = kp > 0 ? 65535 - (int32_t)((uint32_t)kp & 0xFFFFu) : (kn < 0 ? (int32_t)((uint32_t)kn & 0xFFFFu) : -1);
     total = (double)itotal;
@@ -1282,50 +1303,45 @@ static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out 
       for (g = 0; g < p->ngroups; g++) out->group_raw[g] = (double)raw[g];
     }
   } else {
-    double *raw = s->raw, *sum = s->sums, bp = 0.0, bn = 0.0;
+    double *raw = s->raw, *sum = s->sums, *ep = s->row_ep, *en = s->row_en, bp = 0.0, bn = 0.0;
     int32_t bpi = -1, bni = -1;
-    for (g = 0; g < p->ngroups; g++) {
-      const lq_group *G = &p->groups[g];
-      double x = 0.0, lo = G->has_floor ? G->floor : -HUGE_VAL, hi = G->has_cap ? G->cap : HUGE_VAL;
-      for (k = 0; k < G->nrules; k++) {
-        const lq_rule *ru = &p->rules[G->rules[k]];
-        double v = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
-        x += reg[ru->reg] ? v : 0.0;
-      }
-      raw[g] = x;
-      x = x < lo ? lo : x;
-      sum[g] = x > hi ? hi : x;
-      total += sum[g];
+    for (g = 0; g < p->ngroups; g++) raw[g] = 0.0;
+    for (k = 0; k < nfired; k++) {
+      const lq_rule *ru = &p->rules[fired[k]];
+      raw[ru->group] += ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
     }
     for (g = 0; g < p->ngroups; g++) {
       const lq_group *G = &p->groups[g];
-      double e = raw[g] - sum[g], ep = e > 0.0 ? e : 0.0, en = e < 0.0 ? e : 0.0;
-      int capped = G->has_floor || G->has_cap;
-      for (k = G->nrules - 1; k >= 0; k--) {
-        const lq_rule *ru;
-        double v, a, rp, rn, cp, cn;
-        int up, un;
-        r = G->rules[k];
-        ru = &p->rules[r];
-        v = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
-        a = reg[ru->reg] ? v : 0.0;
-        rp = a > 0.0 ? a : 0.0;
-        rn = a < 0.0 ? a : 0.0;
-        cp = rp < ep ? rp : ep;
-        cn = rn > en ? rn : en;
-        if (capped) {
-          ep -= cp;
-          en -= cn;
-          a = a - cp - cn;
-        }
-        up = (a > bp) | ((a == bp) & (a > 0.0) & (r < bpi));
-        un = (a < bn) | ((a == bn) & (a < 0.0) & (r < bni));
-        bp = up ? a : bp;
-        bpi = up ? r : bpi;
-        bn = un ? a : bn;
-        bni = un ? r : bni;
-        if (out->rule_points != NULL) out->rule_points[r] = a;
-      }
+      double x = raw[g], e;
+      x = G->has_floor && x < G->floor ? G->floor : x;
+      sum[g] = G->has_cap && x > G->cap ? G->cap : x;
+      total += sum[g];
+      e = G->has_floor || G->has_cap ? raw[g] - sum[g] : 0.0;
+      ep[g] = e > 0.0 ? e : 0.0;
+      en[g] = e < 0.0 ? e : 0.0;
+    }
+    for (k = nfired - 1; k >= 0; k--) {
+      const lq_rule *ru;
+      double a, rp, rn, cp, cn;
+      int up, un;
+      r = fired[k];
+      ru = &p->rules[r];
+      g = ru->group;
+      a = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
+      rp = a > 0.0 ? a : 0.0;
+      rn = a < 0.0 ? a : 0.0;
+      cp = rp < ep[g] ? rp : ep[g];
+      cn = rn > en[g] ? rn : en[g];
+      ep[g] -= cp;
+      en[g] -= cn;
+      a = a - cp - cn;
+      up = (a > bp) | ((a == bp) & (a > 0.0) & (r < bpi));
+      un = (a < bn) | ((a == bn) & (a < 0.0) & (r < bni));
+      bp = up ? a : bp;
+      bpi = up ? r : bpi;
+      bn = un ? a : bn;
+      bni = un ? r : bni;
+      if (out->rule_points != NULL) out->rule_points[r] = a;
     }
     best = bpi >= 0 ? bpi : bni;
     for (k = 0; k < p->nthresholds; k++) status = total >= p->thresholds[k] ? k + 1 : status;
@@ -1358,10 +1374,10 @@ static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out 
   if (out->rule_fired != NULL || out->rule_raw != NULL) {
     for (r = 0; r < p->nrules; r++) {
       const lq_rule *ru = &p->rules[r];
-      uint8_t fired = reg[ru->reg];
+      uint8_t holds = reg[ru->reg];
       double v = ru->points_field < 0 ? ru->points : run->views[ru->points_field].numbers[row];
-      if (out->rule_fired != NULL) out->rule_fired[r] = fired;
-      if (out->rule_raw != NULL) out->rule_raw[r] = fired ? v : 0.0;
+      if (out->rule_fired != NULL) out->rule_fired[r] = holds;
+      if (out->rule_raw != NULL) out->rule_raw[r] = holds ? v : 0.0;
     }
   }
   if (out->disq_fired != NULL) {

@@ -189,7 +189,7 @@ typedef struct lq_out {
 
 /* Per-thread working memory for one batch. */
 typedef struct lq_scratch {
-  int nregs, ngroups;       /* copies, so freeing never reads the program */
+  int nregs, ngroups, nrules;   /* copies, so freeing never reads the program */
   uint8_t *regs;            /* nregs * LQ_BATCH */
   double *sums;             /* ngroups * LQ_BATCH: raw, then clamped */
   double *raw;              /* ngroups * LQ_BATCH: raw sums kept for the allocation */
@@ -199,6 +199,11 @@ typedef struct lq_scratch {
   int32_t *isums, *iraw, *itotal, *ikey_pos, *ikey_neg, *iep, *ien;   /* integer mode */
   lq_bits *fbits;           /* nfused * LQ_BATCH: each fused table's bit sets for the batch */
   int32_t *ostatus, *ograde, *oreason;   /* a batch's codes, built here and then streamed out */
+  /* One row (score_one, explain): the rules that fired, and each group's excess over its cap
+  ** (positive) or under its floor (negative) still to take back. */
+  int32_t *fired;           /* nrules */
+  double *row_ep, *row_en;  /* ngroups */
+  int32_t *row_iep, *row_ien;
   int nfused;
 } lq_scratch;
 

@@ -102,6 +102,9 @@ typedef struct program_box {
   prepass *pre;
   one_state *one;
   int record_mode, nstatus, ngrade_names;
+  /* score_one's answer names, flat in the uservalue from UV_COUNT on, so each costs one lookup:
+  ** statuses, grades, reasons (rule ids, then disqualifier reasons), disqualifier ids, groups. */
+  int flat_status, flat_grade, flat_reason, flat_disq, flat_group;
 } program_box;
 
 /* A text column of the lead table turned into dictionary codes once, so its string tests too
@@ -295,6 +298,19 @@ static void keep_list(lua_State *L, int desc, int uv, const char *key, int slot)
     lua_newtable(L);
   }
   lua_rawseti(L, uv, slot);
+}
+
+/* Copies the list at uv[slot] to uv[at], uv[at + 1]...; returns the slot after the last. */
+static int flatten(lua_State *L, int uv, int slot, int at) {
+  int i, n;
+  lua_rawgeti(L, uv, slot);
+  n = (int)lua_rawlen(L, -1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, uv, at + i - 1);
+  }
+  lua_pop(L, 1);
+  return at + n;
 }
 
 static void read_fields(lua_State *L, program_box *pb, int desc, int uv) {
@@ -551,6 +567,12 @@ static void read_program(lua_State *L, program_box *pb, int desc, int uv) {
   lua_pop(L, 2);
   if (pb->nstatus != p->nthresholds + 2) luaL_error(L, "program description: statuses do not match thresholds");
   if (pb->ngrade_names != lq_program_grade_count(p)) luaL_error(L, "program description: grade names do not match");
+  pb->flat_status = UV_COUNT;
+  pb->flat_grade = flatten(L, uv, UV_STATUSES, pb->flat_status);
+  pb->flat_reason = flatten(L, uv, UV_GRADES, pb->flat_grade);
+  pb->flat_disq = flatten(L, uv, UV_DISQ_REASONS, flatten(L, uv, UV_RULE_IDS, pb->flat_reason));
+  pb->flat_group = flatten(L, uv, UV_DISQ_IDS, pb->flat_disq);
+  flatten(L, uv, UV_GROUPS, pb->flat_group);
 }
 
 static int readonly_error(lua_State *L) {
@@ -1574,6 +1596,8 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
   const char *bad;
   *grew = 0;
   if (!plain) lua_pop(L, 1);
+  /* The values stay on the stack until the run is over (one settop, not one pop per field). */
+  luaL_checkstack(L, pb->nfields + LUA_MINSTACK, "too many fields");
   for (f = 0; f < pb->nfields; f++) {
     if (pb->source[f] != SRC_RECORD) continue;
     lua_rawgeti(L, names, f + 1);
@@ -1585,7 +1609,6 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
       lua_gettable(L, extra);
     }
     if ((bad = read_value(L, pb, o, f, grew, &reset)) != NULL) return bad;
-    lua_pop(L, 1);
   }
   if (reset) {
     *grew = 1;
@@ -1726,54 +1749,39 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o, int expl
   return NULL;
 }
 
-static void push_reason(lua_State *L, int uv, int32_t code, int nrules) {
-  if (code < 0) {
-    lua_pushnil(L);
-  } else if (code < nrules) {
-    lua_rawgeti(L, uv, UV_RULE_IDS);
-    lua_rawgeti(L, -1, code + 1);
-    lua_remove(L, -2);
-  } else {
-    lua_rawgeti(L, uv, UV_DISQ_REASONS);
-    lua_rawgeti(L, -1, code - nrules + 1);
-    lua_remove(L, -2);
-  }
+/* t[uv[key]] = uv[name], for a UV_K_ key slot and a flat name slot; t an absolute index. */
+static void set_name(lua_State *L, int t, int uv, int key, int name) {
+  lua_rawgeti(L, uv, key);
+  lua_rawgeti(L, uv, name);
+  lua_rawset(L, t);
 }
 
-/* t[key] = the value on top of the stack (popped); t an absolute index, key a UV_K_ slot. */
-static void set_key(lua_State *L, int t, int uv, int key) {
+static void set_nil(lua_State *L, int t, int uv, int key) {
   lua_rawgeti(L, uv, key);
-  lua_insert(L, -2);
+  lua_pushnil(L);
   lua_rawset(L, t);
 }
 
 /* The result of one lead: a new table, or the table at index `into` (non-zero) filled in place
 ** (fields this lead has not are cleared, its `groups` table reused), so a caller scoring many
-** leads in a loop allocates nothing per lead. uv must be an absolute index. */
+** leads in a loop allocates nothing per lead. uv must be an absolute index. A few Lua calls per
+** field, each name one lookup in the uservalue (see flatten): this is most of score_one's cost. */
 static void push_one_fields(lua_State *L, program_box *pb, int uv, double total, int32_t status, int32_t grade,
                             const double *group_points, int32_t reason, int32_t disq, int errors, int into) {
   lq_program *p = pb->prog;
-  int g, res;
+  int g, res, groups;
   if (into != 0) lua_pushvalue(L, into);
   else lua_createtable(L, 0, 7);
   res = lua_gettop(L);
+  lua_rawgeti(L, uv, UV_K_TOTAL);
   push_number(L, total);
-  set_key(L, res, uv, UV_K_TOTAL);
-  lua_rawgeti(L, uv, UV_STATUSES);
-  lua_rawgeti(L, -1, status + 1);
-  lua_remove(L, -2);
-  set_key(L, res, uv, UV_K_STATUS);
-  if (p->ngrades > 0) {
-    lua_rawgeti(L, uv, UV_GRADES);
-    lua_rawgeti(L, -1, grade + 1);
-    lua_remove(L, -2);
-    set_key(L, res, uv, UV_K_GRADE);
-  } else if (into != 0) {
-    lua_pushnil(L);
-    set_key(L, res, uv, UV_K_GRADE);
-  }
-  if (into != 0) {
-    lua_rawgeti(L, uv, UV_K_GROUPS);
+  lua_rawset(L, res);
+  set_name(L, res, uv, UV_K_STATUS, pb->flat_status + status);
+  if (p->ngrades > 0) set_name(L, res, uv, UV_K_GRADE, pb->flat_grade + grade);
+  else if (into != 0) set_nil(L, res, uv, UV_K_GRADE);
+  lua_rawgeti(L, uv, UV_K_GROUPS);
+  if (into != 0) {   /* the earlier answer's groups table, filled again */
+    lua_pushvalue(L, -1);
     lua_rawget(L, res);
     if (lua_type(L, -1) != LUA_TTABLE) {
       lua_pop(L, 1);
@@ -1782,34 +1790,24 @@ static void push_one_fields(lua_State *L, program_box *pb, int uv, double total,
   } else {
     lua_createtable(L, 0, p->ngroups);
   }
-  lua_rawgeti(L, uv, UV_GROUPS);
+  groups = lua_gettop(L);
   for (g = 0; g < p->ngroups; g++) {
     if (pb->group_hidden[g]) continue;
-    lua_rawgeti(L, -1, g + 1);
+    lua_rawgeti(L, uv, pb->flat_group + g);
     push_number(L, group_points[g]);
-    lua_rawset(L, -4);
+    lua_rawset(L, groups);
   }
-  lua_pop(L, 1);
-  set_key(L, res, uv, UV_K_GROUPS);
-  if (reason >= 0) push_reason(L, uv, reason, p->nrules);
-  else lua_pushnil(L);
-  if (reason >= 0 || into != 0) set_key(L, res, uv, UV_K_REASON);
-  else lua_pop(L, 1);
-  if (disq >= 0) {
-    lua_rawgeti(L, uv, UV_DISQ_IDS);
-    lua_rawgeti(L, -1, disq + 1);
-    lua_remove(L, -2);
-    set_key(L, res, uv, UV_K_DISQ);
-  } else if (into != 0) {
-    lua_pushnil(L);
-    set_key(L, res, uv, UV_K_DISQ);
-  }
+  lua_rawset(L, res);
+  if (reason >= 0) set_name(L, res, uv, UV_K_REASON, pb->flat_reason + reason);
+  else if (into != 0) set_nil(L, res, uv, UV_K_REASON);
+  if (disq >= 0) set_name(L, res, uv, UV_K_DISQ, pb->flat_disq + disq);
+  else if (into != 0) set_nil(L, res, uv, UV_K_DISQ);
   if (errors != 0 && lua_istable(L, errors)) {
+    lua_rawgeti(L, uv, UV_K_ERRORS);
     lua_pushvalue(L, errors);
-    set_key(L, res, uv, UV_K_ERRORS);
+    lua_rawset(L, res);
   } else if (into != 0) {
-    lua_pushnil(L);
-    set_key(L, res, uv, UV_K_ERRORS);
+    set_nil(L, res, uv, UV_K_ERRORS);
   }
 }
 
