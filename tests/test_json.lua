@@ -92,4 +92,27 @@ function M.TestJson.test_encodes_sorted_and_round_trips()
   lu.assertEquals(json.encode(assert(json.decode(text))), text)
 end
 
+-- Compact flat objects take a shorter way than the rest; a leading space sends the same text the
+-- general way: both must give the same value, or both refuse it.
+function M.TestJson.test_compact_flat_objects_decode_as_any_text_does()
+  local texts = {
+    '{"lead":"L-1","type":"pricing_view"}', '{"lead":"L-1","type":"page_view","time":1795000000,"value":-3}',
+    '{"a":0}', '{"a":-0}', '{"a":10,"b":"","c":"x y"}', '{"a":' .. string.rep("9", 400) .. '}',
+    '{"a":1.5}', '{"a":1e3}', '{"a":01}', '{"a":-}', '{"a":true}', '{"a":null}', '{"a":[1]}', '{"a":{"b":1}}',
+    '{"a":"\\u00e9"}', '{"a":"caf\195\169"}', '{"a":"\1"}', '{"a":1,"a":2}', '{"a":1,}', '{"a":1}x',
+    '{"a":1', '{"a":"x', '{"a" :1}', '{"a":1 }', '{}', '{"":1}', '{"a":"\127"}',
+  }
+  for _, text in ipairs(texts) do
+    local fast, fast_err = json.decode(text)
+    local general, general_err = json.decode(" " .. text)
+    lu.assertEquals(fast, general, text)
+    lu.assertEquals(fast_err == nil, general_err == nil, text)
+    if fast then lu.assertNil(getmetatable(fast), text) end
+  end
+  lu.assertEquals(json.decode('{"lead":"L-1","n":-12}'), { lead = "L-1", n = -12 })
+  lu.assertEquals(select(2, json.decode('{"a":1,"a":2}')), "malformed JSON at byte 8: duplicate key 'a' in object")
+  lu.assertEquals(select(2, json.decode('{"a":' .. string.rep("9", 400) .. '}')),
+    "malformed JSON at byte 6: number out of range")
+end
+
 return M

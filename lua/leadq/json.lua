@@ -215,12 +215,47 @@ function decode_value(s, pos, depth, max_depth)
   return fail(pos, "unexpected character")
 end
 
+-- The usual request body, a compact flat object of plain strings and whole numbers, in two anchored
+-- finds per member; nil for anything else (space, nesting, escapes, non-ASCII, other values, a
+-- duplicate key, a mistake), which the general decoder then reads, so the value is the same either way.
+local function decode_flat_object(s)
+  local t, pos, last = {}, 2, #s
+  while true do
+    local _, e, k = find(s, '^"([^"\\%c\128-\255]*)":', pos)
+    if not e or t[k] ~= nil then return nil end
+    local v, ve
+    if byte(s, e + 1) == 34 then
+      _, ve, v = find(s, '^"([^"\\%c\128-\255]*)"', e + 1)
+    else
+      _, ve, v = find(s, "^(%-?[1-9]%d*)", e + 1)
+      if not ve then _, ve, v = find(s, "^(%-?0)", e + 1) end
+      if ve then
+        v = tonumber(v)
+        if v == huge or v == -huge then return nil end
+      end
+    end
+    if not ve then return nil end
+    t[k] = v
+    local c = byte(s, ve + 1)
+    if c == 125 then
+      if ve + 1 == last then return t end
+      return nil
+    end
+    if c ~= 44 then return nil end
+    pos = ve + 2
+  end
+end
+
 function _M.decode(text, max_depth)
   if type(text) ~= "string" then
     error("bad argument #1 to 'decode' (string expected, got " .. type(text) .. ")", 2)
   end
   if max_depth ~= nil and (type(max_depth) ~= "number" or max_depth < 1) then
     error("bad argument #2 to 'decode' (positive number expected)", 2)
+  end
+  if byte(text, 1) == 123 then
+    local flat = decode_flat_object(text)
+    if flat then return flat end
   end
   local v, pos = decode_value(text, skip_space(text, 1), 0, max_depth or DEFAULT_DEPTH)
   if v == nil then return nil, pos end
