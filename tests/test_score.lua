@@ -470,6 +470,35 @@ function TestScoreRules:test_event_features_read_like_fields()
   lu.assertEquals(m:score(leads, { as_of = "2026-03-01" }):column("total"), { 0, 0 })
 end
 
+-- score_one reads a record's fields through one generated Lua function (up to 150 fields) or one
+-- lookup at a time (past that): names that need quoting, records with a metatable, and values
+-- from the events where the record has none read the same either way.
+function TestScoreRules:test_record_fields_read_the_same_by_reader_or_lookup()
+  local odd = 'it\'s "odd"\n.name'
+  local function model_of(nfields)
+    local rules = { dsl.rule "ODD" { points = 7, when = { [odd] = { at_least = 1 } } },
+      dsl.rule "SEEN" { points = 100, when = { seen = { at_least = 1 } } } }
+    for i = 1, nfields do
+      rules[#rules + 1] = dsl.rule("F" .. i) { points = 1, when = { ["f" .. i] = "present" } }
+    end
+    return leadq.model(dsl.model "wide" {
+      rules = rules,
+      features = { seen = dsl.feature { count = "visit", within_days = 30 } },
+    })
+  end
+  local record = { [odd] = 2, f1 = "x", f3 = 0 }
+  local proxied = setmetatable({}, { __index = record })
+  local visit = { { type = "visit", at = "2026-02-26T00:00:00Z" } }
+  for _, n in ipairs({ 3, 160 }) do   -- 160 record fields: past what the reader returns
+    local m = model_of(n)
+    lu.assertEquals(m:score_one(record, { as_of = AS_OF }).total, 9, n)
+    lu.assertEquals(m:score_one(proxied, { as_of = AS_OF }).total, 9, n)
+    lu.assertEquals(m:score_one(record, visit, { as_of = AS_OF }).total, 109, n)
+    -- the record's own value comes first
+    lu.assertEquals(m:score_one({ [odd] = 2, seen = 0 }, visit, { as_of = AS_OF }).total, 7, n)
+  end
+end
+
 function TestScoreRules:test_one_lead_memory_stays_bounded()
   local m = leadq.model(dsl.model "u" {
     rules = { dsl.rule "G" { points = 1, when = { d = { ends_with = ".org" } } } },
