@@ -179,7 +179,7 @@ function _M.new(opts)
     self.group_keys[i], self.group_keys_next[i] = "{" .. key, "," .. key
   end
   self.score_options = {}
-  self.answer_parts = {}   -- reused by every score: score_one and explain keep no reference to it
+  self.answer_parts_kept = {}   -- reused by every score answer
   self.event_types, self.any_event_type = {}, false
   local names = {}
   if self.features then
@@ -246,8 +246,10 @@ function Service:lead(id)
 end
 
 -- The lead's lock (across workers), or nil and the refusal: 409 busy, or 507 when the store is full.
-function Service:lock(id)
-  local store, key = self.store, LOCK .. id
+-- key: the lock's key when the caller has it already (LOCK .. id).
+function Service:lock(id, key)
+  local store = self.store
+  key = key or LOCK .. id
   for _ = 1, LOCK_TRIES do
     local ok, err = store:safe_add(key, true, LOCK_TTL)
     if ok then return true end
@@ -257,8 +259,8 @@ function Service:lock(id)
   return nil, 409, "lead '" .. id .. "' is busy, try again"
 end
 
-function Service:unlock(id)
-  self.store:delete(LOCK .. id)
+function Service:unlock(id, key)
+  self.store:delete(key or LOCK .. id)
 end
 
 -- After a profile write (under the lead's lock): a version never given before, or none at all when the
@@ -375,7 +377,8 @@ function Service:event(body)
   if not lead then
     return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
   end
-  local locked, lock_status, lock_err = self:lock(id)
+  local lock_key = LOCK .. id   -- made once: every key is a new string to intern
+  local locked, lock_status, lock_err = self:lock(id, lock_key)
   if not locked then return refuse(lock_status, lock_err) end
   -- The event table itself is the observation (state:observe reads type, at, value and the
   -- attributes; no new table per request).
@@ -383,7 +386,7 @@ function Service:event(body)
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
   -- the lock then expires by itself (LOCK_TTL).
   local values, note = self:observe(id, event, lead.profile)
-  self:unlock(id)
+  self:unlock(id, lock_key)
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
   local answer, score_err = self:score(id, lead, false, values, note)
   if not answer then return refuse(422, score_err) end
@@ -439,8 +442,8 @@ end
 -- A stored state is decoded into the service's own state, kept from request to request (no new C
 -- state and finalizer per request): use it before the next load_state, and close it only if
 -- `fresh` (the 4th value) says it is a new one.
-function Service:load_state(id, profile)
-  local stored = self.store:get(STATE .. id)
+function Service:load_state(id, profile, key)
+  local stored = self.store:get(key or STATE .. id)
   if stored == nil then return self.features:state(profile), 0, nil, true end
   local latest, encoded = split_state(stored)
   local state = self.loaded
@@ -458,7 +461,8 @@ end
 -- Folds one event into the lead's state in the store (the caller holds the lead's lock).
 -- Returns the state's feature values as of now, or nil, "late" | "store" (message in last_error).
 function Service:observe(id, event, profile)
-  local state, latest, note, fresh = self:load_state(id, profile)
+  local key = STATE .. id
+  local state, latest, note, fresh = self:load_state(id, profile, key)
   local now = self.clock()
   -- Stamped here, under the lock, after the lead's latest event: two workers whose cached clocks
   -- differ by a millisecond must not make each other's events late, and events of one lead at the
@@ -480,7 +484,7 @@ function Service:observe(id, event, profile)
     latest_text = format("%.17g:", latest)
     self.latest_at, self.latest_text = latest, latest_text
   end
-  local set_ok, set_err = self.store:safe_set(STATE .. id, latest_text .. state:encode())
+  local set_ok, set_err = self.store:safe_set(key, latest_text .. state:encode())
   if not set_ok then
     if fresh then state:close() end
     self.last_error = "lead store full: " .. tostring(set_err)
@@ -562,16 +566,23 @@ local function put_numbers(parts, n, key, values, names, keys, keys_next)
   return n
 end
 
--- The JSON text of a score answer, as one string: ngx.print takes one string much faster than a
--- table of pieces. The pieces go into a table kept by the service (concat reads only 1..n).
-function Service:answer_text(answer)
-  local parts, n = self.answer_parts, 0
+-- The JSON text of a score answer as pieces, in a table kept by the service (score_one and explain
+-- keep no reference to it): returns the table and the count; entries past the count are left over.
+function Service:answer_parts(answer)
+  local parts, n = self.answer_parts_kept, 0
   n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys,
     self.feature_keys_next)
   if answer.grade ~= nil then n = n + 1; parts[n] = ',"grade":'; n = n + 1; parts[n] = quote_kept(answer.grade) end
   n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys, self.group_keys_next)
-  n = n + 1; parts[n] = ',"lead":'
-  n = n + 1; parts[n] = quote(answer.lead)
+  local lead = answer.lead
+  if find(lead, '[%c"\\]') then
+    n = n + 1; parts[n] = ',"lead":'
+    n = n + 1; parts[n] = quote(lead)
+  else   -- as lead ids are: the id itself between two pieces, no new string
+    n = n + 1; parts[n] = ',"lead":"'
+    n = n + 1; parts[n] = lead
+    n = n + 1; parts[n] = '"'
+  end
   if answer.note ~= nil then n = n + 1; parts[n] = ',"note":' .. quote(answer.note) end
   if answer.reason ~= nil then n = n + 1; parts[n] = ',"reason":'; n = n + 1; parts[n] = quote_kept(answer.reason) end
   n = n + 1; parts[n] = ',"status":'
@@ -579,6 +590,12 @@ function Service:answer_text(answer)
   n = n + 1; parts[n] = ',"total":'
   n = n + 1; parts[n] = number_text(answer.total)
   n = n + 1; parts[n] = "}"
+  return parts, n
+end
+
+-- The JSON text of a score answer, as one string.
+function Service:answer_text(answer)
+  local parts, n = self:answer_parts(answer)
   return concat(parts, "", 1, n)
 end
 
