@@ -1862,6 +1862,53 @@ static int p_score_one(lua_State *L) {
   return 1;
 }
 
+/* model:score_one(record [, events] [, options]), one model's method once its record program
+** exists (leadq.model installs it): the usual call (a record table, no events, options with no
+** as_of or a number) goes straight to the program, with no Lua frame and no method lookup on it;
+** anything else (events, a date as text, misuse) to the model's Lua method, upvalue 2. */
+static int one_scorer(lua_State *L) {
+  int n = lua_gettop(L);
+  int fast = n >= 2 && n <= 4 && lua_type(L, 2) == LUA_TTABLE && (n < 3 || lua_isnil(L, 3));
+  if (fast && n == 4 && !lua_isnil(L, 4)) {
+    fast = lua_type(L, 4) == LUA_TTABLE;
+    if (fast) {
+      lua_getfield(L, 4, "as_of");
+      fast = lua_type(L, -1) != LUA_TSTRING;
+      lua_pop(L, 1);
+    }
+  }
+  if (!fast) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    if (lua_pcall(L, n, LUA_MULTRET, 0) != 0) {
+      /* The method's own messages start with its name and are raised at its caller's level, which
+      ** is now this C function (no line): they get the line that called model:score_one. */
+      if (lua_type(L, -1) == LUA_TSTRING && strncmp(lua_tostring(L, -1), "score_one:", 10) == 0) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+      }
+      return lua_error(L);
+    }
+    return lua_gettop(L);
+  }
+  lua_settop(L, 4);
+  lua_remove(L, 3);                       /* events: nil */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_replace(L, 1);                      /* the model -> its record program */
+  return p_score_one(L);
+}
+
+/* core.one_scorer(program, method) -> the function above, for one model */
+static int l_one_scorer(lua_State *L) {
+  program_box *pb = check_program(L, 1);
+  if (!pb->record_mode) return luaL_error(L, "one_scorer needs a program compiled for records");
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, one_scorer, 2);
+  return 1;
+}
+
 /* The facts explain needs, for the row just run: as a table. */
 static void push_facts(lua_State *L, program_box *pb, const uint8_t *fired, const double *raw, const double *pts,
                        const uint8_t *dfired, const double *graw, const double *gpts) {
@@ -2071,6 +2118,7 @@ static const luaL_Reg binding_meta[] = {
 
 static const luaL_Reg score_functions[] = {
   { "program", l_program },
+  { "one_scorer", l_one_scorer },
   { NULL, NULL }
 };
 

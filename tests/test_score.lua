@@ -324,6 +324,15 @@ function TestScore:test_misuse_raises_at_the_caller()
     self.model:score(self.tbl, { thread = 2 })
   end)
   lu.assertErrorMsgContains("score_one: expects a lead record", function() self.model:score_one("x") end)
+  -- once the model has scored one lead its score_one is a C function: misuse still names this line
+  self.model:score_one({})
+  local ok, err = pcall(function() local r = self.model:score_one("x") return r end)   -- not a tail call
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "test_score.lua:")
+  lu.assertStrContains(err, "score_one: expects a lead record")
+  ok, err = pcall(function() local r = self.model:score_one({}, nil, { as_of = "someday" }) return r end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "test_score.lua:")
 end
 
 function TestScore:test_wrong_value_in_a_record_is_an_expected_failure()

@@ -158,6 +158,10 @@ local function record_program(self)
   if not desc then error(table_concat(problems, "\n"), 3) end
   prog = core.program(desc)
   self._one = prog
+  -- From now on model:score_one is found on the model itself: a C function whose usual call goes
+  -- straight to the program, and which hands every other call to Model.score_one (one_scorer in
+  -- csrc/score_binding.c).
+  self.score_one = core.one_scorer(prog, Model.score_one)
   return prog
 end
 
