@@ -55,6 +55,7 @@ static void mem_free(lq_allocator *a, void *p, size_t size) {
 
 static int set_int_mode(lq_program *p);
 static int set_fusion(lq_program *p);
+static int set_row_ops(lq_program *p);
 
 lq_program *lq_program_new(lq_allocator alloc) {
   lq_program *p = (lq_program *)alloc.fn(alloc.ud, NULL, 0, sizeof(lq_program));
@@ -99,6 +100,7 @@ void lq_program_free(lq_program *p) {
   mem_free(&a, p->fused_field, sizeof(int) * (size_t)p->nleaves);
   mem_free(&a, p->leaf_fused, sizeof(int) * (size_t)p->nleaves);
   mem_free(&a, p->leaf_bit, sizeof(int) * (size_t)p->nleaves);
+  mem_free(&a, p->row_ops, sizeof(lq_op) * (size_t)p->nops);
   mem_free(&a, p->leaves, sizeof(lq_leaf) * (size_t)p->nleaves);
   mem_free(&a, p->matchers, sizeof(lq_matcher) * (size_t)p->nmatchers);
   mem_free(&a, p->ops, sizeof(lq_op) * (size_t)p->nops);
@@ -234,7 +236,7 @@ int lq_program_finish(lq_program *p) {
       if (p->rules[r].group == g) G->rules[n++] = r;
     }
   }
-  return set_fusion(p) != 0 ? -1 : set_int_mode(p);
+  return set_fusion(p) != 0 || set_row_ops(p) != 0 ? -1 : set_int_mode(p);
 }
 
 /* The smallest whole number x with x >= t, clamped to int32 (totals never reach the ends). */
@@ -319,6 +321,27 @@ static int set_fusion(lq_program *p) {
     p->leaf_bit[i] = 0;
     for (j = 0; j < i; j++) p->leaf_bit[i] += p->leaf_fused[j] == table;
     p->leaf_fused[i] = table;
+  }
+  return 0;
+}
+
+static int set_row_ops(lq_program *p) {
+  static const int plain[] = { -1, LQ_ROW_AND, LQ_ROW_OR, LQ_ROW_NOT, LQ_ROW_CONST };   /* by lq_op_code */
+  int k;
+  mem_free(&p->alloc, p->row_ops, sizeof(lq_op) * (size_t)p->nops);
+  if ((p->row_ops = (lq_op *)mem_zeroed(&p->alloc, (size_t)p->nops, sizeof(lq_op))) == NULL) return -1;
+  for (k = 0; k < p->nops; k++) {
+    lq_op op = p->ops[k];
+    if (op.code == LQ_OP_LEAF) {
+      const lq_leaf *lf = &p->leaves[op.a];
+      op.b = lf->field;
+      if (lf->kind == LQ_LEAF_RANGE || lf->kind == LQ_LEAF_TIME) op.code = lf->negate ? LQ_ROW_RANGE_NOT : LQ_ROW_RANGE;
+      else if (lf->kind == LQ_LEAF_STRING) op.code = LQ_ROW_STRING;
+      else op.code = LQ_ROW_LEAF;
+    } else {
+      op.code = plain[op.code];
+    }
+    p->row_ops[k] = op;
   }
   return 0;
 }
@@ -1203,8 +1226,6 @@ static uint8_t leaf_one(const lq_run *run, int index, size_t row) {
     if (v->kind == LQ_VIEW_CODES && run->luts[index] != NULL) return run->luts[index][v->codes[row] + 1];
     if (v->kind == LQ_VIEW_TAGS && run->luts[index] != NULL) {
       uint8_t m;
-      if (v->offsets[row + 1] == v->offsets[row] + 1)   /* one value, score_one's usual lead */
-        return v->missing[row] ? 0 : (uint8_t)(run->luts[index][v->tag_codes[v->offsets[row]] + 1] ^ (lf->negate != 0));
       eval_tags(&m, v, row, 1, run->luts[index], lf->negate);
       return m;
     }
@@ -1229,14 +1250,42 @@ static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out 
   double total = 0.0;
   int32_t itotal = 0;
 
-  for (k = 0; k < p->nops; k++) {
-    const lq_op *op = &p->ops[k];
-    switch (op->code) {
-    case LQ_OP_LEAF: reg[op->dst] = leaf_one(run, op->a, row); break;
-    case LQ_OP_AND: reg[op->dst] = reg[op->a] & reg[op->b]; break;
-    case LQ_OP_OR: reg[op->dst] = reg[op->a] | reg[op->b]; break;
-    case LQ_OP_NOT: reg[op->dst] = reg[op->a] ^ 1; break;
-    case LQ_OP_CONST: reg[op->dst] = (uint8_t)(op->a != 0); break;
+  {
+    /* Locals: a store through reg (bytes) may alias anything, so the compiler would reload every
+    ** field of p and run after each one. */
+    const lq_op *ops = p->row_ops, *end = ops + p->nops, *op;
+    const lq_view *views = run->views;
+    const double *lo = run->lo, *hi = run->hi;
+    uint8_t *const *luts = run->luts;
+    const lq_leaf *leaves = p->leaves;
+    for (op = ops; op < end; op++) {
+      const lq_view *v;
+      double x;
+      uint8_t m;
+      switch (op->code) {
+      case LQ_ROW_AND: m = reg[op->a] & reg[op->b]; break;
+      case LQ_ROW_OR: m = reg[op->a] | reg[op->b]; break;
+      case LQ_ROW_NOT: m = reg[op->a] ^ 1; break;
+      case LQ_ROW_CONST: m = (uint8_t)(op->a != 0); break;
+      case LQ_ROW_RANGE: case LQ_ROW_RANGE_NOT:   /* a field that is not a number reads as NaN: never holds */
+        v = &views[op->b];
+        x = v->kind == LQ_VIEW_NUMBER || v->kind == LQ_VIEW_VALUES ? v->numbers[row] : NAN;
+        m = (uint8_t)(op->code == LQ_ROW_RANGE ? (x >= lo[op->a]) & (x <= hi[op->a])
+                                               : (x < lo[op->a]) | (x > hi[op->a]));
+        break;
+      case LQ_ROW_STRING:
+        v = &views[op->b];
+        if (v->kind == LQ_VIEW_TAGS && luts[op->a] != NULL && v->offsets[row + 1] == v->offsets[row] + 1) {
+          /* one value, score_one's usual lead: its code's entry in the leaf's table */
+          m = v->missing[row] ? 0 : (uint8_t)(luts[op->a][v->tag_codes[v->offsets[row]] + 1] ^
+                                              (leaves[op->a].negate != 0));
+          break;
+        }
+        m = leaf_one(run, op->a, row);
+        break;
+      default: m = leaf_one(run, op->a, row); break;
+      }
+      reg[op->dst] = m;
     }
   }
   for (d = p->ndisq - 1; d >= 0; d--) disq = reg[p->disq_regs[d]] ? d : disq;

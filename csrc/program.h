@@ -153,7 +153,18 @@ typedef struct lq_program {
   int *fused_field;       /* nfused: the field slot of each table */
   int *leaf_fused;        /* nleaves: table index, or -1 */
   int *leaf_bit;          /* nleaves: the leaf's bit in its table */
+  /* One row (score_one, explain): the ops again with each leaf's kind folded into the op code,
+  ** so a row costs one dispatch per op, not two. Set by finish. */
+  lq_op *row_ops;         /* nops; code is an lq_row_code */
 } lq_program;
+
+typedef enum lq_row_code {
+  LQ_ROW_AND = 0, LQ_ROW_OR, LQ_ROW_NOT, LQ_ROW_CONST,
+  LQ_ROW_RANGE,         /* a: leaf, b: field; lo <= x <= hi */
+  LQ_ROW_RANGE_NOT,     /* a: leaf, b: field; present and outside */
+  LQ_ROW_STRING,        /* a: leaf, b: field */
+  LQ_ROW_LEAF           /* a: leaf, any other kind */
+} lq_row_code;
 
 /* A program bound to its columns for one run. */
 typedef struct lq_run {
