@@ -39,10 +39,6 @@ local LOCK_TTL = 2              -- seconds: a lock left by a dead worker expires
 local CACHE_LEADS = 10000       -- decoded profiles kept per worker
 
 local PROFILE, STATE, LOCK = "p:", "s:", "l:"
--- A lead's profile version ("v:"): a number from the store-wide counter PROFILE_VERSIONS, new at every
--- profile write, so an event tells its cached profile is current without reading the profile's text
--- (a fresh string per request). No version (an older store, a failed write): the text is compared.
-local VERSION, PROFILE_VERSIONS = "v:", "profile:version"
 
 ---------------------------------------------------------------------------------------------------
 -- A store for hosts without nginx: the ngx.shared.DICT methods the service uses, in a table.
@@ -224,21 +220,14 @@ local function new_entry(text, profile)
 end
 
 -- The lead, read-only: { profile =, record = (the profile, plus feature values when scored) }, or
--- nil. Decoded profiles are kept per service (per worker) while their stored version or text is unchanged.
+-- nil. Decoded profiles are kept per service (per worker) while their stored text is unchanged (the
+-- text read back is the cached string itself, interned: no new string, a pointer compare).
 function Service:lead(id)
-  local store = self.store
-  -- The version first, then the text: a write between the two makes the pair look stale, never current.
-  local version = store:get(VERSION .. id)
-  local entry = self.cache[id]
-  if version ~= nil and entry and entry.version == version then return entry end
-  local text = store:get(PROFILE .. id)
+  local text = self.store:get(PROFILE .. id)
   if text == nil then return nil end
-  if entry and entry.text == text then
-    entry.version = version
-    return entry
-  end
+  local entry = self.cache[id]
+  if entry and entry.text == text then return entry end
   entry = new_entry(text, (json.decode(text)))
-  entry.version = version
   if self.cache_count >= CACHE_LEADS then self.cache, self.cache_count = {}, 0 end
   if not self.cache[id] then self.cache_count = self.cache_count + 1 end
   self.cache[id] = entry
@@ -261,18 +250,6 @@ end
 
 function Service:unlock(id, key)
   self.store:delete(key or LOCK .. id)
-end
-
--- After a profile write (under the lead's lock): a version never given before, or none at all when the
--- store cannot take one (readers then compare the text).
-function Service:new_profile_version(id)
-  local store = self.store
-  local version = store:incr(PROFILE_VERSIONS, 1)
-  if version == nil then
-    store:safe_add(PROFILE_VERSIONS, 0)   -- not incr's init, which may evict; or another worker was first
-    version = store:incr(PROFILE_VERSIONS, 1)
-  end
-  if version == nil or not store:safe_set(VERSION .. id, version) then store:delete(VERSION .. id) end
 end
 
 -- POST /leads/<id>: merge the given fields into the profile (null removes a field).
@@ -329,7 +306,6 @@ function Service:set_profile(id, body)
     return refuse(400, score_err)
   end
   local ok, set_err = self.store:safe_set(PROFILE .. id, json.encode(profile))
-  if ok then self:new_profile_version(id) end
   self:unlock(id)
   if not ok then return refuse(507, "lead store full: " .. tostring(set_err)) end
   return created and 201 or 200, answer
