@@ -100,8 +100,22 @@ function M.TestJson.test_compact_flat_objects_decode_as_any_text_does()
     '{"a":0}', '{"a":-0}', '{"a":10,"b":"","c":"x y"}', '{"a":' .. string.rep("9", 400) .. '}',
     '{"a":1.5}', '{"a":1e3}', '{"a":01}', '{"a":-}', '{"a":true}', '{"a":null}', '{"a":[1]}', '{"a":{"b":1}}',
     '{"a":"\\u00e9"}', '{"a":"caf\195\169"}', '{"a":"\1"}', '{"a":1,"a":2}', '{"a":1,}', '{"a":1}x',
-    '{"a":1', '{"a":"x', '{"a" :1}', '{"a":1 }', '{}', '{"":1}', '{"a":"\127"}',
+    '{"a":1', '{"a":"x', '{"a" :1}', '{"a":1 }', '{}', '{"":1}', '{"a":"\127"}', '{"a":12,"b":-7}',
+    '{"a":123}', '{"a":-01}', '{"a":0,"b":1}', '{"a":-0.5}', '{"a":1,"b"}', '{"a":1,"b":}', '{"a"}', '{"a":}',
   }
+  -- And texts made of pieces of those, at random (the same pieces every run).
+  local pieces = { '{', '}', '"a"', '"b"', '"lead"', ':', ',', '"x"', '"L-1"', '0', '-', '12', '.5', 'e3', ' ',
+    'null', '"\\n"', '[', ']', '"' }
+  local seed = 7
+  for _ = 1, 3000 do
+    local parts = { "{" }
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    for j = 2, 2 + seed % 9 do
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      parts[j] = pieces[seed % #pieces + 1]
+    end
+    texts[#texts + 1] = table.concat(parts)
+  end
   for _, text in ipairs(texts) do
     local fast, fast_err = json.decode(text)
     local general, general_err = json.decode(" " .. text)
