@@ -113,6 +113,21 @@ function M.TestServiceHandlers.test_events_update_the_engagement_state_and_the_s
   lu.assertEquals(lead.total, 70)
 end
 
+function M.TestServiceHandlers.test_event_keys_set_to_null_are_absent_and_unknown_keys_refused()
+  local svc = new_service()
+  svc:handle("POST", "/leads/L-1", VP)
+  local status, answer = svc:handle("POST", "/events",
+    '{"lead":"L-1","type":"pricing_view","time":null,"value":null,"page":null}')
+  lu.assertEquals(status, 200, answer.error)
+  lu.assertEquals(answer.features.pricing_views_30d, 1)
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view","time":null,"colour":"red"}')
+  lu.assertEquals(status, 400)
+  lu.assertStrContains(answer.error, "unknown key 'colour' in event")
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view","colour":null}')
+  lu.assertEquals(status, 400)
+  lu.assertStrContains(answer.error, "unknown key 'colour' in event")
+end
+
 function M.TestServiceHandlers.test_a_burst_of_events_at_one_instant_keeps_the_state_small()
   local store = service.memory_store()
   local svc = new_service{ store = store }   -- its clock stands still at NOW
