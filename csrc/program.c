@@ -26,6 +26,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "program.h"
 
@@ -504,14 +507,14 @@ static int build_fused(lq_run *run, lq_allocator *a) {
     need = (size_t)v->dict->count + 1;
     if (run->fused_sizes[t] == need) continue;
     if (need > run->fused_caps[t]) {
-      size_t cap = need + need / 4 + 16;
+      size_t cap = need + need / 4 + 16 < 32 ? 32 : need + need / 4 + 16;   /* gather_small reads 32 */
       lq_bits *grown = (lq_bits *)a->fn(a->ud, run->fused[t], run->fused[t] ? run->fused_caps[t] * sizeof(lq_bits) : 0,
                                         cap * sizeof(lq_bits));
       if (grown == NULL) return -1;
       run->fused[t] = grown;
       run->fused_caps[t] = cap;
     }
-    memset(run->fused[t], 0, need * sizeof(lq_bits));
+    memset(run->fused[t], 0, run->fused_caps[t] * sizeof(lq_bits));
     for (i = 0; i < p->nleaves; i++) {
       const uint8_t *lut = run->luts[i];
       lq_bits bit;
@@ -710,6 +713,35 @@ LQ_KERNEL void k_gather(lq_bits *restrict bits, const int32_t *restrict c, size_
   for (i = 0; i < n; i++) bits[i] = table[c[i] + 1];
 }
 
+/* A table of up to 32 entries (a category of a few values: seniority, country, source) is read
+** 32 rows at a time with AVX2: the codes narrowed to bytes, then a byte shuffle per 16 entries.
+** Chosen at run time (run_ops); the clones above are picked per function, not per call. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(LQ_NO_CLONES)
+#define LQ_SMALL_TABLES_AVX2 1
+#define LQ_SMALL_TABLE 32
+__attribute__((target("avx2"))) static void gather_small_avx2(lq_bits *restrict bits, const int32_t *restrict c,
+                                                              size_t n, const lq_bits *restrict table) {
+  const __m256i one = _mm256_set1_epi32(1), sixteen = _mm256_set1_epi8(16), fifteen = _mm256_set1_epi8(15);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   /* undoes the packs' lane interleave */
+  const __m256i lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)table));
+  const __m256i hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(table + 16)));
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i *q = (const __m256i *)(const void *)(c + i);
+    __m256i a = _mm256_add_epi32(_mm256_loadu_si256(q), one), b = _mm256_add_epi32(_mm256_loadu_si256(q + 1), one);
+    __m256i d = _mm256_add_epi32(_mm256_loadu_si256(q + 2), one), e = _mm256_add_epi32(_mm256_loadu_si256(q + 3), one);
+    __m256i x = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(d, e)),
+                                            order);
+    /* x < 16: the low table; 16..31: the high one (x - 16 < 0 has its top bit set, which reads 0) */
+    __m256i v = _mm256_blendv_epi8(_mm256_shuffle_epi8(lo, x), _mm256_shuffle_epi8(hi, _mm256_sub_epi8(x, sixteen)),
+                                   _mm256_cmpgt_epi8(x, fifteen));
+    _mm256_storeu_si256((__m256i *)(void *)(bits + i), v);
+  }
+  for (; i < n; i++) bits[i] = table[c[i] + 1];
+}
+#endif
+
 LQ_KERNEL void k_bit(uint8_t *restrict m, const lq_bits *restrict bits, size_t n, int bit) {
   size_t i;
   lq_bits mask = (lq_bits)(1u << bit);
@@ -842,6 +874,12 @@ LQ_KERNEL void run_ops(const lq_run *run, lq_scratch *s, int op_begin, int op_en
   int k;
   for (k = 0; k < p->nfused; k++) {   /* one gather per coded field */
     if (run->fused_sizes[k] == 0) continue;
+#if defined(LQ_SMALL_TABLES_AVX2)
+    if (run->fused_sizes[k] <= LQ_SMALL_TABLE && __builtin_cpu_supports("avx2")) {
+      gather_small_avx2(s->fbits + (size_t)k * LQ_BATCH, run->views[p->fused_field[k]].codes + row0, n, run->fused[k]);
+      continue;
+    }
+#endif
     k_gather(s->fbits + (size_t)k * LQ_BATCH, run->views[p->fused_field[k]].codes + row0, n, run->fused[k]);
   }
   for (k = op_begin; k < op_end; k++) {

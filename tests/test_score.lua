@@ -374,6 +374,44 @@ function TestScoreRules:test_caps_floors_and_points_after_caps()
   lu.assertEquals(pts, { A = { 15, 15 }, B = { 5, 10 }, C = { 0, 5 }, N1 = { -8, -8 }, N2 = { -2, -8 } })
 end
 
+-- String tests on a category run through one table per field; tables of up to 32 entries are read
+-- 32 rows at a time (with AVX2). Every size around those edges, rows not a multiple of 32, missing
+-- values: bulk agrees with a plain Lua reading of the rules, and with score_one.
+function TestScoreRules:test_categories_of_every_size_read_alike()
+  local m = leadq.model(dsl.model "cat" {
+    rules = {
+      dsl.rule "ONE_OF" { points = 1, when = { c = { one_of = { "v3", "v6", "v16", "v17", "v31", "V32", "v200" } } } },
+      dsl.rule "ENDS" { points = 2, when = { c = { ends_with = "1" } } },
+      dsl.rule "NOT" { points = 4, when = { c = { not_one_of = { "v0", "v15" } } } },
+      dsl.rule "MISSING" { points = 8, when = { c = "missing" } },
+    },
+  })
+  local next_value = generator(7)
+  for _, size in ipairs({ 1, 15, 16, 17, 31, 32, 33, 300 }) do
+    local rows, expected = {}, {}
+    for i = 1, 1000 do
+      local k = next_value(size + 1) - 1
+      local v = k < size and ("v" .. k) or nil
+      rows[i] = { c = v }
+      local l = v and v:lower()
+      local want = 0
+      if l and (l == "v3" or l == "v6" or l == "v16" or l == "v17" or l == "v31" or l == "v32" or l == "v200") then
+        want = want + 1
+      end
+      if l and l:sub(-1) == "1" then want = want + 2 end
+      if l and l ~= "v0" and l ~= "v15" then want = want + 4 end
+      if not l then want = want + 8 end
+      expected[i] = want
+    end
+    local res = m:score(leadq.table(rows, { c = "category" }))
+    local totals = res:column("total")
+    for i = 1, #rows do
+      lu.assertEquals(totals[i], expected[i], string.format("%d values, row %d (%s)", size, i, tostring(rows[i].c)))
+      if i % 37 == 0 then lu.assertEquals(m:score_one(rows[i]).total, expected[i]) end
+    end
+  end
+end
+
 function TestScoreRules:test_reason_prefers_positive_then_earliest()
   local m = leadq.model(dsl.model "r" {
     rules = {
