@@ -67,6 +67,23 @@ function M.TestServiceHandlers.test_score_answers_are_laid_out_as_json_encode_do
   lu.assertStrContains(table.concat(svc:encode_answer(scored)), '"email_clicks_decayed":1,')
 end
 
+function M.TestServiceHandlers.test_a_reused_answer_says_what_a_new_one_says()
+  local fresh, reused = new_service(), new_service()
+  for _, svc in ipairs({ fresh, reused }) do
+    svc:handle("POST", "/leads/L-1", VP)
+    svc:handle("POST", "/leads/L-2", '{"seniority":"VP","employees":800,"email_domain":"gmail.com"}')
+  end
+  local events = { '{"lead":"L-1","type":"email_click"}', '{"lead":"L-2","type":"pricing_view"}',
+    '{"lead":"L-1","type":"unsubscribe"}', '{"lead":"L-2","type":"webinar_attended"}' }
+  for _, body in ipairs(events) do
+    local status, answer = fresh:handle("POST", "/events", body)
+    local reused_status, reused_answer = reused:handle("POST", "/events", body, true)
+    lu.assertEquals(reused_status, status)
+    lu.assertEquals(table.concat(reused:encode_answer(reused_answer)), table.concat(fresh:encode_answer(answer)))
+    lu.assertEquals(json.encode(reused_answer), json.encode(answer))
+  end
+end
+
 function M.TestServiceHandlers.test_null_removes_a_field()
   local svc = new_service()
   svc:handle("POST", "/leads/L-1", VP)

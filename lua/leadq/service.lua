@@ -193,6 +193,7 @@ function _M.new(opts)
   end
   self.score_options = {}
   self.answer_parts_kept = {}   -- reused by every score answer
+  self.answer_kept = setmetatable({}, ScoreAnswer)   -- reused by handle's callers that ask for it
   self.event_types, self.any_event_type = {}, false
   local names = {}
   if self.features then
@@ -329,7 +330,7 @@ function Service:set_profile(id, body)
 end
 
 -- POST /events: one event, for a known lead, of a type the model's features count.
-function Service:event(body)
+function Service:event(body, reuse)
   local event, err = decode_body(body, self.max_body)
   if not event then
     if err == "too large" then return refuse(413, "request body too large") end
@@ -393,7 +394,7 @@ function Service:event(body)
   local values, note = self:observe(id, event, lead.profile)
   self:unlock(id, lock_key)
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
-  local answer, score_err = self:score(id, lead, false, values, note)
+  local answer, score_err = self:score(id, lead, false, values, note, reuse)
   if not answer then return refuse(422, score_err) end
   return 200, answer
 end
@@ -409,15 +410,16 @@ end
 
 local ROUTES_ALLOW = { events = "POST", leads = "GET, HEAD, POST" }
 
--- The one entry point: method, path (decoded, without the query), body (string or nil).
+-- The one entry point: method, path (decoded, without the query), body (string or nil), reuse (true:
+-- a score answer may be a table the next call fills again, for a caller that encodes it at once).
 -- Returns status, answer (a table to encode as JSON), headers (a table or nil). Never raises on
 -- a bad request; raises only on a bug or a broken store, which the nginx glue turns into a 500.
-function Service:handle(method, path, body)
+function Service:handle(method, path, body, reuse)
   if path == "/events" then
     if method ~= "POST" then
       return refuse(405, "method " .. method .. " not allowed on /events (use POST)", { Allow = ROUTES_ALLOW.events })
     end
-    return self:event(body)
+    return self:event(body, reuse)
   end
   local id = path:match("^/leads/(.*)$")
   if id then
@@ -502,7 +504,7 @@ end
 
 -- The answer about a lead: its score from its profile and its engagement features; with
 -- with_explain, also its profile and the explanation. nil, message when the model cannot score it.
-function Service:score(id, lead, with_explain, values, note)
+function Service:score(id, lead, with_explain, values, note, reuse)
   local profile, record = lead.profile, lead.record
   if values == nil and self.features then values, note = self:feature_values(id, profile) end
   if values then
@@ -512,8 +514,15 @@ function Service:score(id, lead, with_explain, values, note)
   options.as_of = self.clock()
   local result, err = self.model:score_one(record, nil, options)   -- a value it cannot read: nil, message
   if not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(err) end
-  local answer = setmetatable({ lead = id, total = result.total, status = result.status, grade = result.grade,
-    groups = result.groups, reason = result.reason, features = values or {}, note = note }, ScoreAnswer)
+  local answer
+  if reuse and not with_explain then   -- every field set again: none is left from the last answer
+    answer = self.answer_kept
+    answer.lead, answer.total, answer.status, answer.grade = id, result.total, result.status, result.grade
+    answer.groups, answer.reason, answer.features, answer.note = result.groups, result.reason, values or {}, note
+  else
+    answer = setmetatable({ lead = id, total = result.total, status = result.status, grade = result.grade,
+      groups = result.groups, reason = result.reason, features = values or {}, note = note }, ScoreAnswer)
+  end
   if with_explain then
     setmetatable(answer, nil)
     local ok, explained
@@ -740,7 +749,7 @@ function _M.serve_nginx()
       status, answer = refuse(413, "request body too large")
     else
       local ok
-      ok, status, answer, headers = pcall(current.handle, current, method, ngx.var.uri, body)
+      ok, status, answer, headers = pcall(current.handle, current, method, ngx.var.uri, body, true)
       if not ok then
         ngx.log(ngx.ERR, "leadq: ", tostring(status))
         status, answer, headers = 500, { error = "internal error" }, nil
