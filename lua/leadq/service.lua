@@ -756,7 +756,7 @@ function _M.serve_nginx()
       end
     end
   end
-  ngx.status = status
+  if status ~= 200 then ngx.status = status end   -- nginx answers 200 when none is set
   local h = ngx.header
   h["Content-Type"] = "application/json"
   if headers then for k, v in pairs(headers) do h[k] = v end end
