@@ -47,7 +47,7 @@ local function record_reader(slots)
     if info.source == "record" then names[#names + 1] = string_format("[%q]", info.name) end
   end
   if #names == 0 or #names > MAX_READ then return nil end
-  local lines = { "local rec, extra = ...", "if extra == nil then return " }
+  local lines = { "return function(rec, extra)", "if extra == nil then return " }
   for i, key in ipairs(names) do
     lines[2] = lines[2] .. (i > 1 and ", " or "") .. "rec" .. key
   end
@@ -58,7 +58,8 @@ local function record_reader(slots)
     results[i] = "v" .. i
   end
   lines[#lines + 1] = "return " .. table_concat(results, ", ")
-  return assert(load(table_concat(lines, "\n"), "=leadq record reader", "t", {}))
+  lines[#lines + 1] = "end"   -- a function of two parameters: a vararg chunk would copy its frame per call
+  return assert(load(table_concat(lines, "\n"), "=leadq record reader", "t", {}))()
 end
 
 -- Each rule's leaves, with the rule they belong to.
