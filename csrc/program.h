@@ -6,7 +6,9 @@
 ** slot to a view of a column (lead table, event features, an earlier model's results, or a
 ** column computed before the pass by a Lua function), builds one lookup table per string leaf
 ** (a string test runs once per distinct dictionary value), then runs the ops over batches of
-** LQ_BATCH rows, column at a time. Scoring one lead is the same run over a batch of one.
+** LQ_BATCH rows, column at a time. A bulk run streams its columns from memory: each batch asks
+** for the next batch's columns ahead, and writes its result rows past the cache. Scoring one lead
+** is the same program over a batch of one, through a scalar path over the rules that fired.
 **
 ** Threads: a run is read-only once bound; each thread gets its own lq_scratch (allocated before
 ** the threads start) and a disjoint row range, and writes only its own output rows.
