@@ -240,12 +240,14 @@ end
 -- The lead, read-only: { profile =, record = (the profile, plus feature values when scored) }, or
 -- nil. Decoded profiles are kept per service (per worker) while their stored text is unchanged (the
 -- text read back is the cached string itself, interned: no new string, a pointer compare).
+-- A cached lead also keeps its store keys (profile_key, lock_key, state_key): made once, not per request.
 function Service:lead(id)
-  local text = self.store:get(PROFILE .. id)
-  if text == nil then return nil end
   local entry = self.cache[id]
+  local text = self.store:get(entry and entry.profile_key or PROFILE .. id)
+  if text == nil then return nil end
   if entry and entry.text == text then return entry end
   entry = new_entry(text, (json.decode(text)))
+  entry.profile_key, entry.lock_key, entry.state_key = PROFILE .. id, LOCK .. id, STATE .. id
   if self.cache_count >= CACHE_LEADS then self.cache, self.cache_count = {}, 0 end
   if not self.cache[id] then self.cache_count = self.cache_count + 1 end
   self.cache[id] = entry
@@ -383,7 +385,7 @@ function Service:event(body, reuse)
   if not lead then
     return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
   end
-  local lock_key = LOCK .. id   -- made once: every key is a new string to intern
+  local lock_key = lead.lock_key
   local locked, lock_status, lock_err = self:lock(id, lock_key)
   if not locked then return refuse(lock_status, lock_err) end
   -- The event table itself is the observation (state:observe reads type, at, value and the
@@ -391,7 +393,7 @@ function Service:event(body, reuse)
   event.at = time
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
   -- the lock then expires by itself (LOCK_TTL).
-  local values, note = self:observe(id, event, lead.profile)
+  local values, note = self:observe(id, event, lead.profile, lead.state_key)
   self:unlock(id, lock_key)
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
   local answer, score_err = self:score(id, lead, false, values, note, reuse)
@@ -467,8 +469,9 @@ end
 
 -- Folds one event into the lead's state in the store (the caller holds the lead's lock).
 -- Returns the state's feature values as of now, or nil, "late" | "store" (message in last_error).
-function Service:observe(id, event, profile)
-  local key = STATE .. id
+-- key: the state's key when the caller has it (STATE .. id).
+function Service:observe(id, event, profile, key)
+  key = key or STATE .. id
   local state, latest, note, fresh = self:load_state(id, profile, key)
   local now = self.clock()
   -- Stamped here, under the lock, after the lead's latest event: two workers whose cached clocks
@@ -582,7 +585,8 @@ end
 
 -- The JSON text of a score answer as pieces, in a table kept by the service (score_one and explain
 -- keep no reference to it): returns the table and the count; entries past the count are left over.
-function Service:answer_parts(answer)
+-- closing: the last piece, "}" unless given (the nginx glue ends the line in it).
+function Service:answer_parts(answer, closing)
   local parts, n = self.answer_parts_kept, 0
   n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys,
     self.feature_keys_next)
@@ -603,13 +607,13 @@ function Service:answer_parts(answer)
   n = n + 1; parts[n] = quote_kept(answer.status)
   n = n + 1; parts[n] = ',"total":'
   n = n + 1; parts[n] = number_text(answer.total)
-  n = n + 1; parts[n] = "}"
+  n = n + 1; parts[n] = closing or "}"
   return parts, n
 end
 
 -- The JSON text of a score answer, as one string.
-function Service:answer_text(answer)
-  local parts, n = self:answer_parts(answer)
+function Service:answer_text(answer, closing)
+  local parts, n = self:answer_parts(answer, closing)
   return concat(parts, "", 1, n)
 end
 
@@ -761,7 +765,7 @@ function _M.serve_nginx()
   h["Content-Type"] = "application/json"
   if headers then for k, v in pairs(headers) do h[k] = v end end
   if current and getmetatable(answer) == ScoreAnswer then
-    ngx.print(current:answer_text(answer), "\n")
+    ngx.print(current:answer_text(answer, "}\n"))
   else
     ngx.print(json.encode_parts(answer), "\n")
   end
