@@ -612,8 +612,8 @@ function Service:answer_parts(answer, closing)
 end
 
 -- The JSON text of a score answer, as one string.
-function Service:answer_text(answer, closing)
-  local parts, n = self:answer_parts(answer, closing)
+function Service:answer_text(answer)
+  local parts, n = self:answer_parts(answer)
   return concat(parts, "", 1, n)
 end
 
