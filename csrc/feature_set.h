@@ -31,7 +31,10 @@
 #define LQ_MAX_FILTERS 32
 #define LQ_MAX_TIME 1e15    /* |seconds| of any event time a state takes (some 30 million years) */   /* event attribute filters per set: one bit each in an event's mask */
 
-#define LQ_STATE_VERSION 1  /* the first byte of an encoded state */
+/* The first byte of an encoded state. Version 2 ends with a 4-byte check of all the bytes before it:
+** a damaged state is refused, and states that differ only in a few bytes of their middle (most
+** of them) still differ at the end, where LuaJIT's string hash looks. Version 1 is still read. */
+#define LQ_STATE_VERSION 2
 
 typedef enum lq_feature_kind {
   LQ_FEAT_COUNT = 0,

@@ -653,8 +653,16 @@ static void buf_f64(buf *b, double d) {
   buf_put(b, tmp, 8);
 }
 
+/* FNV-1a, 32 bits: the check that ends a version 2 state. */
+static uint32_t state_check(const unsigned char *p, size_t n) {
+  uint32_t h = 2166136261u;
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
 size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st) {
-  return 5 + 10 + 1 + 3 * 8 + 10 * LQ_N_COUNTERS + (size_t)(fs->nslots + 7) / 8 + 8 * (size_t)fs->nslots + 10 +
+  return 4 + 5 + 10 + 1 + 3 * 8 + 10 * LQ_N_COUNTERS + (size_t)(fs->nslots + 7) / 8 + 8 * (size_t)fs->nslots + 10 +
          st->npending * (2 * 8 + 10 + 10);
 }
 
@@ -693,6 +701,12 @@ size_t lq_state_encode(const lq_feature_set *fs, const lq_state *st, char *dst) 
     buf_f64(&b, e->value);
     buf_varint(&b, (uint64_t)e->type);
     buf_varint(&b, (uint64_t)e->mask);
+  }
+  if (!b.oom) {
+    uint32_t h = state_check((const unsigned char *)dst, b.len);
+    unsigned char check[4];
+    for (i = 0; i < 4; i++) check[i] = (unsigned char)(h >> (8 * i));
+    buf_put(&b, check, 4);
   }
   return b.oom ? 0 : b.len;
 }
@@ -789,6 +803,8 @@ int lq_state_decode(const lq_feature_set *fs, lq_state *st, const char *s, size_
   r.p = (const unsigned char *)s;
   r.end = r.p + len;
   r.bad = 0;
+  core_reset(fs, &st->core, 0);   /* whatever fails below, the state is left empty */
+  st->head = st->npending = 0;
   if (len < 5) {
     *msg = "the state string is too short";
     return 1;
@@ -802,11 +818,22 @@ int lq_state_decode(const lq_feature_set *fs, lq_state *st, const char *s, size_
     *msg = "the state was encoded by a different feature set";
     return 1;
   }
+  if (r.p[0] >= 2) {   /* the check at the end */
+    uint32_t h = 0;
+    if (len < 9) {
+      *msg = "the state string is too short";
+      return 1;
+    }
+    for (i = 0; i < 4; i++) h |= (uint32_t)r.p[len - 4 + i] << (8 * i);
+    if (h != state_check(r.p, len - 4)) {
+      *msg = "the state string is damaged or truncated (its check does not match)";
+      return 1;
+    }
+    r.end -= 4;
+  }
   r.p += 5;
-  core_reset(fs, &st->core, 0);
-  st->head = st->npending = 0;
   switch (s[0]) {
-    case 1: rc = decode_v1(fs, st, &r, msg); break;
+    case 1: case 2: rc = decode_v1(fs, st, &r, msg); break;   /* the same body */
     default: *msg = "unknown state version"; rc = 1; break;
   }
   if (rc != 0) {

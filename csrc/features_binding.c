@@ -530,11 +530,15 @@ static int state_values(lua_State *L) {
   return 1;
 }
 
-/* The buffer of encode() lives on the state (freed by close): no garbage per call. */
+/* state:encode([prefix]) -> prefix .. the encoding, made as one string (a host that stores the
+** state with a header of its own makes no second string). The buffer lives on the state (freed
+** by close): no garbage per call. */
 static int state_encode(lua_State *L) {
   state_box *box = check_state(L, 1);
   lq_feature_set *fs = box->sh->fs;
-  size_t bound = lq_state_encode_bound(fs, &box->st), len;
+  size_t plen = 0, bound, len;
+  const char *prefix = luaL_optlstring(L, 2, "", &plen);
+  bound = plen + lq_state_encode_bound(fs, &box->st);
   if (bound > box->text_cap) {
     size_t cap = bound < 256 ? 256 : bound + bound / 2;
     char *text = (char *)fs->alloc.fn(fs->alloc.ud, box->text, box->text_cap, cap);
@@ -542,20 +546,26 @@ static int state_encode(lua_State *L) {
     box->text = text;
     box->text_cap = cap;
   }
-  len = lq_state_encode(fs, &box->st, box->text);
+  memcpy(box->text, prefix, plen);
+  len = lq_state_encode(fs, &box->st, box->text + plen);
   if (len == 0) return luaL_error(L, "cannot encode the state (internal size error)");
-  lua_pushlstring(L, box->text, len);
+  lua_pushlstring(L, box->text, plen + len);
   return 1;
 }
 
-/* state:decode(s) -> true | nil, message: this state becomes the one s encodes (fs:decode without a
-** new state: a host that loads a state per request keeps one). On failure the state is empty. */
+/* state:decode(s [, init]) -> true | nil, message: this state becomes the one s encodes from its
+** byte init on (1 by default: a host that stores a header before the encoding skips it without a
+** new string); fs:decode without a new state: a host that loads a state per request keeps one.
+** On failure the state is empty. */
 static int state_decode(lua_State *L) {
   state_box *box = check_state(L, 1);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer init = luaL_optinteger(L, 3, 1);
   const char *msg = NULL;
-  int rc = lq_state_decode(box->sh->fs, &box->st, s, len, &msg);
+  int rc;
+  luaL_argcheck(L, init >= 1 && (size_t)(init - 1) <= len, 3, "init is outside the string");
+  rc = lq_state_decode(box->sh->fs, &box->st, s + (init - 1), len - (size_t)(init - 1), &msg);
   if (rc < 0) return luaL_error(L, "not enough memory for an engagement state");
   if (rc > 0) {
     lua_pushnil(L);

@@ -230,7 +230,7 @@ function T.test_encode_decode_round_trip_and_errors()
   local st = fs:state()
   for _, e in ipairs(stream(prng(7), "x", 60)) do st:observe(e) end
   local s = st:encode()
-  lu.assertEquals(s:byte(1), 1)    -- the version byte
+  lu.assertEquals(s:byte(1), 2)    -- the version byte: 2 ends with a check of the bytes before it
   local back = assert(features.decode_state(fs, s))
   lu.assertEquals(back:values(T0), st:values(T0))
   lu.assertEquals(back:encode(), s)
@@ -252,6 +252,44 @@ function T.test_encode_decode_round_trip_and_errors()
   lu.assertNil(v)
   lu.assertStrContains(err, "different feature set")
   lu.assertErrorMsgContains("expects the string", fs.decode, fs, 42)
+end
+
+-- Version 2 ends with a check of the bytes before it: a changed byte anywhere is refused, and a
+-- version 1 state (stored by an earlier build, without the check) still reads the same.
+function T.test_state_check_and_version_1()
+  local fs = features.new(SPECS, OPTIONS)
+  local st = fs:state()
+  for _, e in ipairs(stream(prng(9), "z", 50)) do st:observe(e) end
+  local s = st:encode()
+  local mid = math.floor(#s / 2)
+  local flipped = s:sub(1, mid - 1) .. string.char((s:byte(mid) + 1) % 256) .. s:sub(mid + 1)
+  local v, err = fs:decode(flipped)
+  lu.assertNil(v)
+  lu.assertStrContains(err, "damaged or truncated")
+  local v1 = string.char(1) .. s:sub(2, #s - 4)
+  local old = assert(fs:decode(v1))
+  lu.assertEquals(old:values(T0 + 400 * DAY), st:values(T0 + 400 * DAY))
+  lu.assertEquals(old:encode(), s)   -- written back as version 2
+end
+
+-- state:encode(prefix) and state:decode(s, init): a host's header before the encoding, with no
+-- second string made for it either way.
+function T.test_encode_with_a_prefix_and_decode_from_an_offset()
+  local fs = features.new(SPECS, OPTIONS)
+  local st = fs:state()
+  for _, e in ipairs(stream(prng(10), "w", 30)) do st:observe(e) end
+  local plain = st:encode()
+  local stored = st:encode("1764000000.5:")
+  lu.assertEquals(stored, "1764000000.5:" .. plain)
+  local kept = fs:state()
+  lu.assertTrue(kept:decode(stored, #"1764000000.5:" + 1))
+  lu.assertEquals(kept:encode(), plain)
+  lu.assertTrue(kept:decode(plain, 1))
+  local ok, err = kept:decode(stored, 2)
+  lu.assertNil(ok)
+  lu.assertNotNil(err)
+  lu.assertErrorMsgContains("init is outside the string", kept.decode, kept, plain, #plain + 2)
+  lu.assertErrorMsgContains("init is outside the string", kept.decode, kept, plain, 0)
 end
 
 -- state:decode(s): an existing state becomes the one s encodes (the service keeps one per worker).

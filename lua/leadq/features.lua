@@ -10,7 +10,9 @@
 --   local tbl, report = fs:compute(leads, events, { as_of = "2026-06-30" })  -- bulk, one pass in C
 --   local st = fs:state(lead_record); st:observe{ type = "page_view", at = t, value = 42, page = "/pricing" }
 --   st:values(as_of) -- the same numbers as the bulk row of that lead; st:encode() / fs:decode(s)
---   st:decode(s) -- true | nil, message: st becomes the state s encodes (reuse one state per worker)
+--   st:decode(s [, init]) -- true | nil, message: st becomes the state s encodes from byte init on
+--                         -- (reuse one state per worker); st:encode(prefix) gives prefix .. encoding
+--   An encoding ends with a check of its bytes: a damaged one is refused (earlier ones still read).
 --
 -- Windows are whole UTC days: `within_days = n` counts the events of the n days ending on the
 -- as-of day (that day included), never events after as_of.

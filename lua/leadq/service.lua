@@ -440,10 +440,11 @@ end
 
 -- A stored state is "<latest event time>:<state:encode()>": values are asked as of the later of
 -- now and the latest event, so workers whose clocks differ by a few ms never ask for the past.
+-- Returns the latest time and where the encoding starts (state:decode reads from there: no copy).
 local function split_state(stored)
   local colon = find(stored, ":", 1, true)
-  if not colon then return 0, stored end
-  return tonumber(sub(stored, 1, colon - 1)) or 0, sub(stored, colon + 1)
+  if not colon then return 0, 1 end
+  return tonumber(sub(stored, 1, colon - 1)) or 0, colon + 1
 end
 
 -- The lead's engagement state (decoded) and its latest event time; a state encoded by other
@@ -454,13 +455,13 @@ end
 function Service:load_state(id, profile, key)
   local stored = self.store:get(key or STATE .. id)
   if stored == nil then return self.features:state(profile), 0, nil, true end
-  local latest, encoded = split_state(stored)
+  local latest, from = split_state(stored)
   local state = self.loaded
   if state == nil then
     state = self.features:state()
     self.loaded = state
   end
-  local ok, err = state:decode(encoded)
+  local ok, err = state:decode(stored, from)
   if not ok then
     return self.features:state(profile), 0, "engagement state started afresh (" .. tostring(err) .. ")", true
   end
@@ -494,7 +495,7 @@ function Service:observe(id, event, profile, key)
     latest_text = format("%.17g:", latest)
     self.latest_at, self.latest_text = latest, latest_text
   end
-  local set_ok, set_err = self.store:safe_set(key, latest_text .. state:encode())
+  local set_ok, set_err = self.store:safe_set(key, state:encode(latest_text))   -- one string, header first
   if not set_ok then
     if fresh then state:close() end
     self.last_error = "lead store full: " .. tostring(set_err)
