@@ -2,8 +2,25 @@
 #ifndef LEADQ_BINDINGS_H
 #define LEADQ_BINDINGS_H
 
+#include <math.h>
+
 #include "compat.h"
 #include "table.h"
+
+/* A number for Lua: an integer when it is integral on 5.3+ (as tonumber("58") would give; -0 stays
+** a float). The cast test needs no floor() call: the hot path of score_one's answers. */
+static inline void lq_push_number(lua_State *L, double v) {
+#if LUA_VERSION_NUM >= 503
+  if (v >= -9007199254740992.0 && v <= 9007199254740992.0) {
+    lua_Integer i = (lua_Integer)v;
+    if ((double)i == v && !(i == 0 && signbit(v))) {
+      lua_pushinteger(L, i);
+      return;
+    }
+  }
+#endif
+  lua_pushnumber(L, (lua_Number)v);
+}
 
 /* table_binding.c: the "leadq.Table" userdata. check raises on a closed table; push_table_box
 ** pushes an empty table userdata and returns the slot to store an lq_table into (it then owns it). */

@@ -264,23 +264,13 @@ static int fs_tostring(lua_State *L) {
   return 1;
 }
 
-static void push_value(lua_State *L, double v) {
-#if LUA_VERSION_NUM >= 503
-  if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == floor(v)) {
-    lua_pushinteger(L, (lua_Integer)v);
-    return;
-  }
-#endif
-  lua_pushnumber(L, (lua_Number)v);
-}
-
 static void push_counters(lua_State *L, const double *counters) {
   lua_createtable(L, 0, 3);
-  push_value(L, counters[LQ_N_SHORT_PAGE]);
+  lq_push_number(L, counters[LQ_N_SHORT_PAGE]);
   lua_setfield(L, -2, "short_page_view");
-  push_value(L, counters[LQ_N_SCANNER]);
+  lq_push_number(L, counters[LQ_N_SCANNER]);
   lua_setfield(L, -2, "scanner_click");
-  push_value(L, counters[LQ_N_LEAD]);
+  lq_push_number(L, counters[LQ_N_LEAD]);
   lua_setfield(L, -2, "flagged_lead");
 }
 
@@ -314,7 +304,7 @@ static int fs_compute(lua_State *L) {
     const lq_column *c = events->cols[li];
     const char *s = c->codes[row] >= 0 ? lq_dict_string(&c->dict, c->codes[row], &len) : NULL;
     lua_createtable(L, 0, 2);
-    push_value(L, (double)row + 1);
+    lq_push_number(L, (double)row + 1);
     lua_setfield(L, -2, "row");
     if (s != NULL) {
       lua_pushlstring(L, s, len);
@@ -324,13 +314,13 @@ static int fs_compute(lua_State *L) {
   }
   lq_compute_report_free(fs, &rep);
   lua_setfield(L, -2, "unknown");
-  push_value(L, rep.events); lua_setfield(L, -2, "events");
-  push_value(L, rep.used); lua_setfield(L, -2, "used");
-  push_value(L, rep.after_as_of); lua_setfield(L, -2, "after_as_of");
-  push_value(L, rep.no_time); lua_setfield(L, -2, "no_time");
-  push_value(L, rep.ignored); lua_setfield(L, -2, "ignored");
-  push_value(L, rep.unknown); lua_setfield(L, -2, "unknown_leads");
-  push_value(L, rep.duplicate_ids); lua_setfield(L, -2, "duplicate_ids");
+  lq_push_number(L, rep.events); lua_setfield(L, -2, "events");
+  lq_push_number(L, rep.used); lua_setfield(L, -2, "used");
+  lq_push_number(L, rep.after_as_of); lua_setfield(L, -2, "after_as_of");
+  lq_push_number(L, rep.no_time); lua_setfield(L, -2, "no_time");
+  lq_push_number(L, rep.ignored); lua_setfield(L, -2, "ignored");
+  lq_push_number(L, rep.unknown); lua_setfield(L, -2, "unknown_leads");
+  lq_push_number(L, rep.duplicate_ids); lua_setfield(L, -2, "duplicate_ids");
   push_counters(L, rep.counters);
   lua_setfield(L, -2, "noise");
   return 2;
@@ -524,7 +514,7 @@ static int state_values(lua_State *L) {
   lua_createtable(L, 0, fs->nfeats);
   for (i = 0; i < fs->nfeats; i++) {
     if (vals[i] != vals[i]) continue;
-    push_value(L, vals[i]);
+    lq_push_number(L, vals[i]);
     lua_setfield(L, -2, lq_fs_feature_name(fs, i));
   }
   return 1;
@@ -580,9 +570,9 @@ static int state_stats(lua_State *L) {
   state_box *box = check_state(L, 1);
   const lq_state_core *c = &box->st.core;
   lua_createtable(L, 0, 6);
-  push_value(L, c->counters[LQ_N_OBSERVED]); lua_setfield(L, -2, "observed");
-  push_value(L, c->counters[LQ_N_LATE]); lua_setfield(L, -2, "late");
-  push_value(L, (double)box->st.npending); lua_setfield(L, -2, "pending");
+  lq_push_number(L, c->counters[LQ_N_OBSERVED]); lua_setfield(L, -2, "observed");
+  lq_push_number(L, c->counters[LQ_N_LATE]); lua_setfield(L, -2, "late");
+  lq_push_number(L, (double)box->st.npending); lua_setfield(L, -2, "pending");
   lua_pushboolean(L, c->flagged); lua_setfield(L, -2, "flagged");
   push_counters(L, c->counters);
   lua_setfield(L, -2, "noise");

@@ -659,16 +659,6 @@ static void log_error(lua_State *L, error_log *log, int owners, int index, const
 
 /* ---- values of a table cell, for rule functions ---- */
 
-static void push_number(lua_State *L, double v) {
-#if LUA_VERSION_NUM >= 503
-  if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == floor(v) && !(v == 0 && signbit(v))) {
-    lua_pushinteger(L, (lua_Integer)v);
-    return;
-  }
-#endif
-  lua_pushnumber(L, v);
-}
-
 static void push_cell(lua_State *L, const lq_column *c, size_t row) {
   size_t len;
   const char *s;
@@ -676,7 +666,7 @@ static void push_cell(lua_State *L, const lq_column *c, size_t row) {
   switch (c->type) {
   case LQ_NUMBER: case LQ_TIME:
     if (isnan(c->numbers[row])) break;
-    push_number(L, c->numbers[row]);
+    lq_push_number(L, c->numbers[row]);
     return;
   case LQ_BOOLEAN:
     if (c->bools[row] == LQ_MISSING_BOOL) break;
@@ -1796,7 +1786,7 @@ static void push_one_fields(lua_State *L, program_box *pb, int uv, double total,
   else lua_createtable(L, 0, 7);
   res = lua_gettop(L);
   lua_rawgeti(L, uv, UV_K_TOTAL);
-  push_number(L, total);
+  lq_push_number(L, total);
   lua_rawset(L, res);
   set_name(L, res, uv, UV_K_STATUS, pb->flat_status + status);
   if (p->ngrades > 0) set_name(L, res, uv, UV_K_GRADE, pb->flat_grade + grade);
@@ -1816,7 +1806,7 @@ static void push_one_fields(lua_State *L, program_box *pb, int uv, double total,
   for (g = 0; g < p->ngroups; g++) {
     if (pb->group_hidden[g]) continue;
     lua_rawgeti(L, uv, pb->flat_group + g);
-    push_number(L, group_points[g]);
+    lq_push_number(L, group_points[g]);
     lua_rawset(L, groups);
   }
   lua_rawset(L, res);

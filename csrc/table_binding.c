@@ -50,17 +50,6 @@ lq_table *lq_check_table(lua_State *L, int arg) {
   return box->t;
 }
 
-/* Numbers come back as Lua integers when integral on 5.3+, as tonumber("58") would give. */
-static void push_number(lua_State *L, double v) {
-#if LUA_VERSION_NUM >= 503
-  if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == floor(v) && !(v == 0 && signbit(v))) {
-    lua_pushinteger(L, (lua_Integer)v);
-    return;
-  }
-#endif
-  lua_pushnumber(L, v);
-}
-
 static void push_count(lua_State *L, size_t n) {
   lua_pushinteger(L, (lua_Integer)n);
 }
@@ -70,7 +59,7 @@ static int push_cell(lua_State *L, const lq_column *c, size_t row) {
   switch (c->type) {
     case LQ_NUMBER: case LQ_TIME:
       if (isnan(c->numbers[row])) return 0;
-      push_number(L, c->numbers[row]);
+      lq_push_number(L, c->numbers[row]);
       return 1;
     case LQ_BOOLEAN:
       if (c->bools[row] == LQ_MISSING_BOOL) return 0;
@@ -1030,7 +1019,7 @@ static int l_parse_time(lua_State *L) {
   double v;
   char quoted[128];
   if (lq_scan_time(s, len, &v)) {
-    push_number(L, v);
+    lq_push_number(L, v);
     return 1;
   }
   lq_quote_value(s, len, quoted, sizeof quoted);
