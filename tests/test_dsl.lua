@@ -102,6 +102,17 @@ return model "m" {
   lu.assertTrue(#p >= 6)
 end
 
+-- A group whose name is refused, used by a rule: said, and no crash while ordering the groups.
+function TestDslLoad:test_a_refused_group_name_used_by_a_rule()
+  local p = problems_of([[
+return model "m" {
+  groups = { ["top fit"] = { cap = 3 } },
+  rules = { rule "A" { points = 1, group = "top fit", when = { x = true } } },
+}
+]])
+  has_match(p, "group names must be words, got 'top fit'")
+end
+
 function TestDslLoad:test_between_low_above_high()
   local p = problems_of([[
 return model "m" { rules = { rule "A" { points = 1, when = { x = { between = { 9, 1 } } } } } }

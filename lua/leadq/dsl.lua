@@ -928,14 +928,14 @@ function _M.validate(obj, opts)
 
   -- groups in the order rules use them, then unused ones by name
   local order, seen = {}, {}
-  for _, r in ipairs(spec.rules) do
-    if r.group and not seen[r.group] then seen[r.group] = true order[#order + 1] = r.group end
+  local by_name = {}
+  for _, g in ipairs(spec.groups) do by_name[g.name] = g end
+  for _, r in ipairs(spec.rules) do   -- a rule naming a group that is not declared was reported above
+    if r.group and by_name[r.group] and not seen[r.group] then seen[r.group] = true order[#order + 1] = r.group end
   end
   for _, name in ipairs(group_names) do
     if not seen[name] then order[#order + 1] = name end
   end
-  local by_name = {}
-  for _, g in ipairs(spec.groups) do by_name[g.name] = g end
   spec.groups = {}
   for i, name in ipairs(order) do
     local g = by_name[name]
