@@ -53,6 +53,7 @@ enum {
   UV_K_TOTAL, UV_K_STATUS, UV_K_GRADE, UV_K_GROUPS, UV_K_REASON, UV_K_DISQ, UV_K_ERRORS, UV_K_AS_OF, UV_K_INTO,
   UV_ONE_ANCHORS,   /* the strings score_one's caches point at, so none is freed while cached */
   UV_READER,        /* record mode: reader(record, extra) -> the value of each record field, in order */
+  UV_WRITER,        /* record mode: writer(answer, groups, total, status, ...) -> answer (compiler.lua) */
   UV_COUNT
 };
 
@@ -107,6 +108,7 @@ typedef struct program_box {
   ** statuses, grades, reasons (rule ids, then disqualifier reasons), disqualifier ids, groups. */
   int flat_status, flat_grade, flat_reason, flat_disq, flat_group;
   int nread;                 /* record fields the reader returns; 0: read them one lookup at a time */
+  int has_writer;            /* score_one's answer written by one call to the writer */
 } program_box;
 
 /* A text column of the lead table turned into dictionary codes once, so its string tests too
@@ -403,6 +405,9 @@ static void read_program(lua_State *L, program_box *pb, int desc, int uv) {
     for (f = 0; f < pb->nfields; f++) pb->nread += pb->source[f] == SRC_RECORD;
   }
   lua_rawseti(L, uv, UV_READER);
+  lua_getfield(L, desc, "writer");
+  pb->has_writer = lua_isfunction(L, -1);
+  lua_rawseti(L, uv, UV_WRITER);
   nleaves = desc_array(L, desc, "leaves"); lua_pop(L, 1);
   nmatchers = desc_array(L, desc, "matchers"); lua_pop(L, 1);
   nops = desc_array(L, desc, "ops"); lua_pop(L, 1);
@@ -1782,6 +1787,38 @@ static void push_one_fields(lua_State *L, program_box *pb, int uv, double total,
                             const double *group_points, int32_t reason, int32_t disq, int errors, int into) {
   lq_program *p = pb->prog;
   int g, res, groups;
+  if (pb->has_writer) {   /* the values, then one call */
+    int base = lua_gettop(L);
+    luaL_checkstack(L, 9 + p->ngroups, "too many groups");
+    lua_rawgeti(L, uv, UV_WRITER);
+    if (into != 0) {
+      lua_pushvalue(L, into);
+      lua_rawgeti(L, uv, UV_K_GROUPS);
+      lua_rawget(L, into);
+      if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, p->ngroups);
+      }
+    } else {
+      lua_createtable(L, 0, 7);
+      lua_createtable(L, 0, p->ngroups);
+    }
+    lq_push_number(L, total);
+    lua_rawgeti(L, uv, pb->flat_status + status);
+    if (p->ngrades > 0) lua_rawgeti(L, uv, pb->flat_grade + grade);
+    else lua_pushnil(L);
+    if (reason >= 0) lua_rawgeti(L, uv, pb->flat_reason + reason);
+    else lua_pushnil(L);
+    if (disq >= 0) lua_rawgeti(L, uv, pb->flat_disq + disq);
+    else lua_pushnil(L);
+    if (errors != 0 && lua_istable(L, errors)) lua_pushvalue(L, errors);
+    else lua_pushnil(L);
+    for (g = 0; g < p->ngroups; g++) {
+      if (!pb->group_hidden[g]) lq_push_number(L, group_points[g]);
+    }
+    lua_call(L, lua_gettop(L) - base - 1, 1);
+    return;
+  }
   if (into != 0) lua_pushvalue(L, into);
   else lua_createtable(L, 0, 7);
   res = lua_gettop(L);

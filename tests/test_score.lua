@@ -546,6 +546,41 @@ function TestScoreRules:test_record_fields_read_the_same_by_reader_or_lookup()
   end
 end
 
+-- score_one's answer is written by one generated Lua function (up to 150 groups) or field by
+-- field (past that): the hidden group of rules without one, and an answer refilled with `into`
+-- (fields this lead has not are cleared) come out the same.
+function TestScoreRules:test_answers_written_the_same_by_writer_or_field_by_field()
+  local odd = "g_first"
+  for _, n in ipairs({ 2, 160 }) do
+    local groups, rules = { [odd] = {} }, {
+      dsl.rule "ODD" { group = odd, points = 5, when = { a = { at_least = 1 } } },
+      dsl.rule "LOOSE" { points = 1, when = { a = { at_least = 2 } } },   -- no group: the hidden one
+    }
+    for i = 1, n do
+      groups["g" .. i] = {}
+      rules[#rules + 1] = dsl.rule("R" .. i) { group = "g" .. i, points = i, when = { b = { at_least = i } } }
+    end
+    local m = leadq.model(dsl.model "groups" {
+      groups = groups, rules = rules,
+      thresholds = { warm = 10, otherwise = "cold" },
+      disqualifiers = { dsl.disqualify "X" { reason = "excluded", when = { x = true } } },
+    })
+    local into = {}
+    for _, lead in ipairs({ { a = 2, b = 3 }, { x = true }, { a = 1 }, {} }) do
+      local fresh = m:score_one(lead)
+      local refilled = m:score_one(lead, nil, { into = into })
+      lu.assertIs(refilled, into)
+      lu.assertEquals(refilled, fresh, n)
+      lu.assertEquals(fresh.groups[odd], (lead.a or 0) >= 1 and 5 or 0, n)
+      lu.assertEquals(fresh.groups["g" .. n], (lead.b or 0) >= n and n or 0, n)
+      lu.assertNil(fresh.groups[""])
+    end
+    lu.assertEquals(into.status, "cold")
+    lu.assertNil(into.reason)
+    lu.assertNil(into.disqualified_by)
+  end
+end
+
 function TestScoreRules:test_one_lead_memory_stays_bounded()
   local m = leadq.model(dsl.model "u" {
     rules = { dsl.rule "G" { points = 1, when = { d = { ends_with = ".org" } } } },

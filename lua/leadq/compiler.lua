@@ -62,6 +62,31 @@ local function record_reader(slots)
   return assert(load(table_concat(lines, "\n"), "=leadq record reader", "t", {}))()
 end
 
+-- Record mode: one Lua function that writes score_one's answer (total, status, grade, reason,
+-- disqualifier, errors, and the points of each group but the hidden one) into a table, new or
+-- refilled, so the C side makes one call per lead instead of two C API calls per field.
+local function answer_writer(groups)
+  local params, targets = {}, {}
+  for _, g in ipairs(groups) do
+    if not g.hidden then
+      params[#params + 1] = "g" .. (#params + 1)
+      targets[#targets + 1] = string_format("groups[%q]", g.name)
+    end
+  end
+  if #params > MAX_READ then return nil end
+  local lines = {
+    "return function(res, groups, total, status, grade, reason, disq, errors" ..
+      (#params > 0 and ", " .. table_concat(params, ", ") or "") .. ")",
+    "res.total, res.status, res.grade, res.reason, res.disqualified_by, res.errors = " ..
+      "total, status, grade, reason, disq, errors",
+  }
+  if #params > 0 then lines[#lines + 1] = table_concat(targets, ", ") .. " = " .. table_concat(params, ", ") end
+  lines[#lines + 1] = "res.groups = groups"
+  lines[#lines + 1] = "return res"
+  lines[#lines + 1] = "end"
+  return assert(load(table_concat(lines, "\n"), "=leadq answer writer", "t", {}))()
+end
+
 -- Each rule's leaves, with the rule they belong to.
 local function walk(node, fn)
   if node == nil then return end
@@ -339,6 +364,7 @@ function _M.compile(spec, schema, schema_names)
     record_mode = record_mode,
     fields = slots,
     reader = record_mode and record_reader(slots) or nil,
+    writer = record_mode and answer_writer(groups) or nil,
     leaves = leaves,
     matchers = matchers,
     ops = ops,
