@@ -225,10 +225,16 @@ function T.test_states_outlive_their_feature_set()
   collectgarbage()
 end
 
-function T.test_encode_decode_round_trip_and_errors()
+-- A feature set and a state that has observed n events of one lead's generated stream.
+local function observed(seed, lead, n)
   local fs = features.new(SPECS, OPTIONS)
   local st = fs:state()
-  for _, e in ipairs(stream(prng(7), "x", 60)) do st:observe(e) end
+  for _, e in ipairs(stream(prng(seed), lead, n)) do st:observe(e) end
+  return fs, st
+end
+
+function T.test_encode_decode_round_trip_and_errors()
+  local fs, st = observed(7, "x", 60)
   local s = st:encode()
   lu.assertEquals(s:byte(1), 2)    -- the version byte: 2 ends with a check of the bytes before it
   local back = assert(features.decode_state(fs, s))
@@ -257,9 +263,7 @@ end
 -- Version 2 ends with a check of the bytes before it: a changed byte anywhere is refused, and a
 -- version 1 state (stored by an earlier build, without the check) still reads the same.
 function T.test_state_check_and_version_1()
-  local fs = features.new(SPECS, OPTIONS)
-  local st = fs:state()
-  for _, e in ipairs(stream(prng(9), "z", 50)) do st:observe(e) end
+  local fs, st = observed(9, "z", 50)
   local s = st:encode()
   local mid = math.floor(#s / 2)
   local flipped = s:sub(1, mid - 1) .. string.char((s:byte(mid) + 1) % 256) .. s:sub(mid + 1)
@@ -275,9 +279,7 @@ end
 -- state:encode(prefix) and state:decode(s, init): a host's header before the encoding, with no
 -- second string made for it either way.
 function T.test_encode_with_a_prefix_and_decode_from_an_offset()
-  local fs = features.new(SPECS, OPTIONS)
-  local st = fs:state()
-  for _, e in ipairs(stream(prng(10), "w", 30)) do st:observe(e) end
+  local fs, st = observed(10, "w", 30)
   local plain = st:encode()
   local stored = st:encode("1764000000.5:")
   lu.assertEquals(stored, "1764000000.5:" .. plain)
