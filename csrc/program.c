@@ -1127,6 +1127,23 @@ LQ_KERNEL void k_iallocate_neg(const uint8_t *restrict m, int32_t pts, int cappe
   }
 }
 
+/* The same without a cap or floor to apply: a rule's key is a constant where it fired. */
+LQ_KERNEL void k_ikey_max(int32_t *restrict kp, const uint8_t *restrict m, int32_t key, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int32_t k = -(int32_t)m[i] & key;
+    kp[i] = k > kp[i] ? k : kp[i];
+  }
+}
+
+LQ_KERNEL void k_ikey_min(int32_t *restrict kn, const uint8_t *restrict m, int32_t key, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int32_t k = -(int32_t)m[i] & key;
+    kn[i] = k < kn[i] ? k : kn[i];
+  }
+}
+
 LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t row0, size_t n, size_t end,
                                        const lq_out *out) {
   const lq_program *p = run->prog;
@@ -1201,17 +1218,26 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
       const int32_t *raw = s->iraw + (size_t)g * B, *t = s->isums + (size_t)g * B;
       int capped = G->has_floor || G->has_cap;
       if (capped) {
+        int32_t any = 0;
         for (i = 0; i < n; i++) {
           int32_t e = raw[i] - t[i];
           ep[i] = e > 0 ? e : 0;
           en[i] = e < 0 ? e : 0;
+          any |= e;
         }
+        capped = any != 0;   /* no row of the batch past the cap or floor: nothing to take back */
       }
       for (k = G->nrules - 1; k >= 0; k--) {
         int r = G->rules[k];
         const uint8_t *m = s->regs + (size_t)p->rules[r].reg * B;
-        if (p->ipoints[r] > 0) k_iallocate_pos(m, p->ipoints[r], capped, ep, kp, r, n);
-        else if (p->ipoints[r] < 0) k_iallocate_neg(m, p->ipoints[r], capped, en, kn, r, n);
+        int32_t pts = p->ipoints[r];
+        if (pts > 0) {
+          if (capped) k_iallocate_pos(m, pts, 1, ep, kp, r, n);
+          else k_ikey_max(kp, m, pts * 65536 + (65535 - r), n);
+        } else if (pts < 0) {
+          if (capped) k_iallocate_neg(m, pts, 1, en, kn, r, n);
+          else k_ikey_min(kn, m, pts * 65536 + r, n);
+        }
         /* a rule of 0 points changes nothing */
       }
     }

@@ -412,6 +412,36 @@ function TestScoreRules:test_categories_of_every_size_read_alike()
   end
 end
 
+-- Bulk takes points back from capped groups only in batches where some row is past the cap or
+-- floor: batches with and without, positive and negative rules, against score_one's row path.
+function TestScoreRules:test_caps_in_batches_with_and_without_excess()
+  local m = leadq.model(dsl.model "caps" {
+    groups = { g = { cap = 10 }, n = { floor = -10 } },
+    rules = {
+      dsl.rule "A" { group = "g", points = 6, when = { a = true } },
+      dsl.rule "B" { group = "g", points = 7, when = { b = true } },
+      dsl.rule "N1" { group = "n", points = -6, when = { c = true } },
+      dsl.rule "N2" { group = "n", points = -7, when = { d = true } },
+    },
+  })
+  local rows = {}
+  for i = 1, 1300 do   -- the first batch of 512 rows never past the cap or floor; later ones sometimes
+    local k = i % 4
+    local late = i > 512 and i % 3 == 0
+    rows[i] = { a = k == 0 or late, b = k == 1 or late, c = k == 2 or late, d = k == 3 or late }
+  end
+  local res = m:score(leadq.table(rows, { a = "boolean", b = "boolean", c = "boolean", d = "boolean" }))
+  local reasons, totals = res:column("reason"), res:column("total")
+  for i, lead in ipairs(rows) do
+    local one = m:score_one(lead)
+    lu.assertEquals(reasons[i], one.reason, "row " .. i)
+    lu.assertEquals(totals[i], one.total, "row " .. i)
+  end
+  lu.assertEquals(reasons[1], "B")
+  lu.assertEquals(reasons[600], "A")   -- A and B fired, the cap took 3 of B's 7: A's 6 is the reason
+  lu.assertEquals(totals[600], 0)      -- 10 - 10
+end
+
 function TestScoreRules:test_reason_prefers_positive_then_earliest()
   local m = leadq.model(dsl.model "r" {
     rules = {
