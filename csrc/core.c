@@ -4,6 +4,12 @@
 
 LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 
+/* What the Lua files of the same build expect of this module (lua/leadq/init.lua checks it):
+** raised whenever a function the Lua side calls is added or changes its arguments, so Lua files
+** newer than a running core.so (an nginx reload keeps the old one) refuse to load, not misbehave.
+** 2: one_scorer, state:encode(prefix), state:decode(s, init), record readers and answer writers. */
+#define LQ_INTERFACE 2
+
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
     luaL_setfuncs(L, meta, 0);
@@ -30,5 +36,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lq_open_accounts(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
+  lua_pushinteger(L, LQ_INTERFACE);
+  lua_setfield(L, -2, "interface");
   return 1;
 }

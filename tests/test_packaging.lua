@@ -77,4 +77,19 @@ function TestPackaging:test_luarocks_make_installs_a_working_module()
   lu.assertEquals(probe[1], "function\t" .. require("leadq.core").version)
 end
 
+-- Lua files load only with the C module of their own build (an nginx reload keeps the old core.so):
+-- a module of another interface makes require("leadq") raise, saying what to do.
+function TestPackaging:test_lua_files_refuse_a_c_module_of_another_build()
+  local core = require("leadq.core")
+  local saved_core, saved_leadq = package.loaded["leadq.core"], package.loaded["leadq"]
+  package.loaded["leadq.core"] = setmetatable({ interface = core.interface - 1 }, { __index = core })
+  package.loaded["leadq"] = nil
+  local ok, err = pcall(require, "leadq")
+  package.loaded["leadq.core"], package.loaded["leadq"] = saved_core, saved_leadq
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "does not match these Lua files")
+  lu.assertStrContains(err, "full restart")
+  lu.assertEquals(require("leadq").table, core.table)   -- the real one is back
+end
+
 return { TestPackaging = TestPackaging }
