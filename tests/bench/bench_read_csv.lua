@@ -45,31 +45,17 @@ local function write_synthetic(path, n)
 end
 
 local path = DIR .. "/leads.csv"
-local marker = string.format("%s/.generated-%d-%d", DIR, N, SEED)
-if not exists(marker) or not exists(path) then
-  local ok, gen = pcall(require, "leadq.gen")
-  if ok then
-    assert(gen.generate { leads = N, seed = SEED, out = DIR })
-    io.open(marker, "w"):close()
-  else
-    os.execute("mkdir -p " .. DIR)
-    path = DIR .. "/read_csv_leads.csv"
-    if not exists(path) then write_synthetic(path, N) end
-  end
+if not report.sample(DIR, N, SEED) then   -- no generator: a synthetic file of the same shape
+  os.execute("mkdir -p " .. DIR)
+  path = DIR .. "/read_csv_leads.csv"
+  if not exists(path) then write_synthetic(path, N) end
 end
 
 local f = assert(io.open(path, "rb"))
 local size = f:seek("end")
 f:close()
 
-local function best_of(runs, fn)
-  local best = math.huge
-  for _ = 1, runs do
-    local t = fn()
-    if t < best then best = t end
-  end
-  return best
-end
+local best_of = report.best_of
 
 local rows, bytes_in_memory, schema
 local leadq_time = best_of(3, function()

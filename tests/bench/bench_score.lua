@@ -12,18 +12,8 @@ local SEED = 42
 local DIR = "build/bench"
 local AS_OF = "2026-11-01T00:00:00Z"
 
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() return true end
-  return false
-end
-
--- Generate once per (N, seed); later runs reuse the files.
-local marker = string.format("%s/.generated-%d-%d", DIR, N, SEED)
-if not exists(marker) or not exists(DIR .. "/leads.csv") then
-  assert(require("leadq.gen").generate { leads = N, seed = SEED, out = DIR })
-  io.open(marker, "w"):close()
-end
+-- Generated once per (N, seed); later runs reuse the files.
+assert(report.sample(DIR, N, SEED), "leadq.gen cannot be loaded")
 
 local tbl = assert(leadq.read_csv(DIR .. "/leads.csv"))
 local model = assert(leadq.load_model("rules/mql.lua"))
@@ -87,14 +77,7 @@ for i = 1, nrows, 997 do
 end
 print(string.format("bench: mql_plain.lua agrees with leadq on %d sampled leads (total, status, grade)", checked))
 
-local function best_of(runs, fn)
-  local best = math.huge
-  for _ = 1, runs do
-    local t = fn()
-    if t < best then best = t end
-  end
-  return best
-end
+local best_of = report.best_of
 
 -- bulk, 1 thread (CPU time) vs the plain loop
 local bulk1 = best_of(3, function()

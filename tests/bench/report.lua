@@ -11,6 +11,37 @@ function M.wall()
   return t
 end
 
+-- The generated sample in dir holds n leads of this seed: made again whenever it holds anything else
+-- (one marker file says what it holds, so a run with another LEADQ_BENCH_LEADS never leaves the
+-- next run a sample of the wrong size). false when leadq.gen cannot be loaded.
+function M.sample(dir, n, seed)
+  local want = string.format("%d %d", n, seed)
+  local marker = io.open(dir .. "/.generated", "r")
+  local held = marker and marker:read("*l")
+  if marker then marker:close() end
+  local leads = io.open(dir .. "/leads.csv", "r")
+  if leads then leads:close() end
+  if held == want and leads then return true end
+  local ok, gen = pcall(require, "leadq.gen")
+  if not ok then return false end
+  assert(gen.generate { leads = n, seed = seed, out = dir })
+  marker = assert(io.open(dir .. "/.generated", "w"))
+  marker:write(want, "\n")
+  marker:close()
+  return true
+end
+
+-- The least of `runs` values of fn() (each a time it measured itself): the run least disturbed by
+-- the rest of the machine.
+function M.best_of(runs, fn)
+  local best = math.huge
+  for _ = 1, runs do
+    local t = fn()
+    if t < best then best = t end
+  end
+  return best
+end
+
 -- higher_is_better: true for rates (leads/s), false for durations (ms); the ratio is always
 -- "how many times better leadq is", so > 1 means leadq wins.
 function M.line(name, value, unit, baseline, base_value, base_unit, higher_is_better)
