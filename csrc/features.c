@@ -653,14 +653,6 @@ static void buf_f64(buf *b, double d) {
   buf_put(b, tmp, 8);
 }
 
-/* FNV-1a, 32 bits: the check that ends a version 2 state. */
-static uint32_t state_check(const unsigned char *p, size_t n) {
-  uint32_t h = 2166136261u;
-  size_t i;
-  for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
-}
-
 size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st) {
   return 4 + 5 + 10 + 1 + 3 * 8 + 10 * LQ_N_COUNTERS + (size_t)(fs->nslots + 7) / 8 + 8 * (size_t)fs->nslots + 10 +
          st->npending * (2 * 8 + 10 + 10);
@@ -703,7 +695,7 @@ size_t lq_state_encode(const lq_feature_set *fs, const lq_state *st, char *dst) 
     buf_varint(&b, (uint64_t)e->mask);
   }
   if (!b.oom) {
-    uint32_t h = state_check((const unsigned char *)dst, b.len);
+    uint32_t h = lq_fnv1a(dst, b.len);
     unsigned char check[4];
     for (i = 0; i < 4; i++) check[i] = (unsigned char)(h >> (8 * i));
     buf_put(&b, check, 4);
@@ -825,7 +817,7 @@ int lq_state_decode(const lq_feature_set *fs, lq_state *st, const char *s, size_
       return 1;
     }
     for (i = 0; i < 4; i++) h |= (uint32_t)r.p[len - 4 + i] << (8 * i);
-    if (h != state_check(r.p, len - 4)) {
+    if (h != lq_fnv1a(r.p, len - 4)) {
       *msg = "the state string is damaged or truncated (its check does not match)";
       return 1;
     }

@@ -42,13 +42,6 @@ static char *dup_string(lq_allocator *a, const char *s) {
 
 /* ---------------------------------------------------------------- keys */
 
-static uint32_t hash_bytes(const char *s, size_t len) {
-  uint32_t h = 2166136261u;
-  size_t i;
-  for (i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
-  return h;
-}
-
 void lq_keys_init(lq_keys *k) { memset(k, 0, sizeof *k); }
 
 void lq_keys_free(lq_keys *k, lq_allocator *a) {
@@ -64,7 +57,7 @@ void lq_keys_free(lq_keys *k, lq_allocator *a) {
 int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len) {
   uint32_t h, i;
   if (k->slots == NULL) return -1;
-  h = hash_bytes(s, len);
+  h = lq_fnv1a(s, len);
   for (i = h & k->slot_mask;; i = (i + 1) & k->slot_mask) {
     int32_t c = k->slots[i];
     if (c < 0) return -1;
@@ -124,7 +117,7 @@ int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
   c = k->count++;
   k->starts[c] = k->len;
   k->lengths[c] = (uint32_t)len;
-  k->hashes[c] = hash_bytes(s, len);
+  k->hashes[c] = lq_fnv1a(s, len);
   k->len += len + 1;
   for (i = k->hashes[c] & k->slot_mask; k->slots[i] >= 0; i = (i + 1) & k->slot_mask) {}
   k->slots[i] = c;

@@ -84,6 +84,14 @@ static size_t grown(size_t cap, size_t need) {
 
 /* A fast 32-bit hash of short strings: 8 bytes at a time, the tail with fixed-size (overlapping)
 ** loads so that no call to memcpy is made, then a final mix. */
+uint32_t lq_fnv1a(const void *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  uint32_t h = 2166136261u;
+  size_t i;
+  for (i = 0; i < len; i++) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
 uint32_t lq_hash_bytes(const char *s, size_t len) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)len;
   uint64_t w = 0;

@@ -134,6 +134,9 @@ const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len);
 int32_t lq_dict_intern_hash(lq_dict *d, lq_allocator *a, const char *s, size_t len,
                             uint32_t hash);  /* hash: lq_hash_bytes(s, len), computed earlier */
 uint32_t lq_hash_bytes(const char *s, size_t len);
+/* FNV-1a, 32 bits, byte by byte: the same value on every machine, for what is stored (the check
+** that ends an engagement state) and where a simple stable hash is enough (funnel keys). */
+uint32_t lq_fnv1a(const void *s, size_t len);
 
 /* Tables. Functions returning int give 0 on success, -1 on no memory. */
 lq_table *lq_table_new(lq_allocator alloc);
