@@ -618,39 +618,24 @@ int lq_state_values(const lq_feature_set *fs, const lq_state *st, double as_of, 
 ** those slots (f64 LE), then the pending events: count (varint), each at, value (f64 LE), type, mask (varints).
 ** A newer build keeps a decoder for every older version. */
 
-typedef struct buf {
-  char *p;
-  size_t len, cap;
-  int oom;
-} buf;
-
-static void buf_put(buf *b, const void *s, size_t n) {
-  if (b->oom || b->len + n > b->cap) {   /* the caller sized the buffer with lq_state_encode_bound */
-    b->oom = 1;
-    return;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-}
-
-static void buf_varint(buf *b, uint64_t v) {
-  unsigned char tmp[10];
-  int n = 0;
-  do {
-    unsigned char byte = (unsigned char)(v & 0x7f);
+/* The writer stores straight into dst, sized by lq_state_encode_bound (no check per byte: the bound
+** counts every field at its widest). Doubles are written byte by byte little-endian, which the
+** compiler turns into one store on a little-endian machine. */
+static unsigned char *put_varint(unsigned char *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (unsigned char)(v | 0x80);
     v >>= 7;
-    tmp[n++] = (unsigned char)(byte | (v ? 0x80 : 0));
-  } while (v);
-  buf_put(b, tmp, (size_t)n);
+  }
+  *p++ = (unsigned char)v;
+  return p;
 }
 
-static void buf_f64(buf *b, double d) {
+static unsigned char *put_f64(unsigned char *p, double d) {
   uint64_t u;
-  unsigned char tmp[8];
   int i;
   memcpy(&u, &d, 8);
-  for (i = 0; i < 8; i++) tmp[i] = (unsigned char)(u >> (8 * i));
-  buf_put(b, tmp, 8);
+  for (i = 0; i < 8; i++) p[i] = (unsigned char)(u >> (8 * i));
+  return p + 8;
 }
 
 size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st) {
@@ -659,48 +644,39 @@ size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st) {
 }
 
 size_t lq_state_encode(const lq_feature_set *fs, const lq_state *st, char *dst) {
-  buf b;
   const lq_state_core *c = &st->core;
-  unsigned char head[5], flags = 0, byte = 0;
+  unsigned char *start = (unsigned char *)dst, *p = start, byte = 0;
+  uint32_t h;
   int i;
   size_t k;
-  memset(&b, 0, sizeof b);
-  b.p = dst;
-  b.cap = lq_state_encode_bound(fs, st);
-  head[0] = LQ_STATE_VERSION;
-  for (i = 0; i < 4; i++) head[1 + i] = (unsigned char)(fs->fingerprint >> (8 * i));
-  buf_put(&b, head, 5);
-  buf_varint(&b, (uint64_t)fs->nslots);
-  flags = (unsigned char)((c->has_max ? 1 : 0) | (c->has_done ? 2 : 0) | (c->has_send ? 4 : 0) | (c->flagged ? 8 : 0));
-  buf_put(&b, &flags, 1);
-  if (c->has_max) buf_f64(&b, c->max_at);
-  if (c->has_done) buf_f64(&b, c->done_at);
-  if (c->has_send) buf_f64(&b, c->last_send);
-  for (i = 0; i < LQ_N_COUNTERS; i++) buf_varint(&b, (uint64_t)c->counters[i]);
+  *p++ = LQ_STATE_VERSION;
+  for (i = 0; i < 4; i++) *p++ = (unsigned char)(fs->fingerprint >> (8 * i));
+  p = put_varint(p, (uint64_t)fs->nslots);
+  *p++ = (unsigned char)((c->has_max ? 1 : 0) | (c->has_done ? 2 : 0) | (c->has_send ? 4 : 0) | (c->flagged ? 8 : 0));
+  if (c->has_max) p = put_f64(p, c->max_at);
+  if (c->has_done) p = put_f64(p, c->done_at);
+  if (c->has_send) p = put_f64(p, c->last_send);
+  for (i = 0; i < LQ_N_COUNTERS; i++) p = put_varint(p, (uint64_t)c->counters[i]);
   for (i = 0; i < fs->nslots; i++) {
     if (c->v[i] != 0) byte = (unsigned char)(byte | (1u << (i & 7)));
     if ((i & 7) == 7 || i == fs->nslots - 1) {
-      buf_put(&b, &byte, 1);
+      *p++ = byte;
       byte = 0;
     }
   }
   for (i = 0; i < fs->nslots; i++)
-    if (c->v[i] != 0) buf_f64(&b, c->v[i]);
-  buf_varint(&b, (uint64_t)st->npending);
+    if (c->v[i] != 0) p = put_f64(p, c->v[i]);
+  p = put_varint(p, (uint64_t)st->npending);
   for (k = 0; k < st->npending; k++) {
     const lq_event *e = &st->pending[st->head + k];
-    buf_f64(&b, e->at);
-    buf_f64(&b, e->value);
-    buf_varint(&b, (uint64_t)e->type);
-    buf_varint(&b, (uint64_t)e->mask);
+    p = put_f64(p, e->at);
+    p = put_f64(p, e->value);
+    p = put_varint(p, (uint64_t)e->type);
+    p = put_varint(p, (uint64_t)e->mask);
   }
-  if (!b.oom) {
-    uint32_t h = lq_fnv1a(dst, b.len);
-    unsigned char check[4];
-    for (i = 0; i < 4; i++) check[i] = (unsigned char)(h >> (8 * i));
-    buf_put(&b, check, 4);
-  }
-  return b.oom ? 0 : b.len;
+  h = lq_fnv1a(dst, (size_t)(p - start));
+  for (i = 0; i < 4; i++) *p++ = (unsigned char)(h >> (8 * i));
+  return (size_t)(p - start);
 }
 
 typedef struct reader {

@@ -219,7 +219,7 @@ static int l_feature_set(lua_State *L) {
   fs_shared *sh;
   lq_allocator a = lua_allocator(L);
   lq_feature_set *fs;
-  int rc;
+  int rc, k;
   luaL_checktype(L, 1, LUA_TTABLE);
   box = (fs_box *)lq_newuserdata(L, sizeof *box);    /* empty and collectable before any memory is taken */
   box->sh = NULL;
@@ -246,6 +246,14 @@ static int l_feature_set(lua_State *L) {
   add_features(L, fs, 1);
   rc = lq_fs_finish(fs);
   if (rc < 0) build_fail(L, rc, "cannot finish");
+  /* The feature names as Lua strings, made once: state:values sets them without hashing C text. Each
+  ** state keeps this table as its user value. */
+  lua_createtable(L, fs->nfeats, 0);
+  for (k = 0; k < fs->nfeats; k++) {
+    lua_pushstring(L, lq_fs_feature_name(fs, k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setuservalue(L, -2);
   return 1;
 }
 
@@ -371,7 +379,8 @@ static state_box *new_state(lua_State *L, int fs_arg, fs_shared *sh) {
   sh->refs++;
   box->scratch = (double *)fs->alloc.fn(fs->alloc.ud, NULL, 0, (size_t)(fs->nslots + fs->nfeats + 1) * sizeof(double));
   if (box->scratch == NULL) luaL_error(L, "not enough memory for an engagement state");
-  (void)fs_arg;
+  lua_getuservalue(L, fs_arg);   /* the feature names (see l_feature_set) */
+  lua_setuservalue(L, -2);
   return box;
 }
 
@@ -445,42 +454,52 @@ static state_box *check_state_fast(lua_State *L) {
   return check_state(L, 1);   /* raises with the usual message */
 }
 
-/* state:observe(event) -> true | nil, message (later than the lateness: counted and rejected) */
+/* state:observe(event) or state:observe(type, at [, value [, attributes]]) -> true | nil, message
+** (later than the lateness: counted and rejected). The second form reads no table for the event's
+** type, time and value (a host that has them in locals makes no event table, and sets no keys). */
 static int state_observe(lua_State *L) {
   state_box *box = check_state_fast(L);
   lq_feature_set *fs = box->sh->fs;
   lq_event e;
   size_t len;
   const char *type;
-  int rc;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  if (LQ_GETFIELD_TYPE(L, 2, "type") != LUA_TSTRING)
-    return luaL_error(L, "bad event: 'type' must be a string, got %s", type_name_of(L, -1));
-  type = lua_tolstring(L, -1, &len);
+  int rc, attrs = 2, value_at = 0;
+  if (lua_type(L, 2) == LUA_TSTRING) {   /* positional: type, at, value, attributes */
+    type = lua_tolstring(L, 2, &len);
+    if (lua_type(L, 3) != LUA_TNUMBER)
+      return luaL_error(L, "bad event: 'at' must be a number (seconds since the epoch), got %s", type_name_of(L, 3));
+    e.at = (double)lua_tonumber(L, 3);
+    value_at = 4;
+    attrs = lua_istable(L, 5) ? 5 : 0;
+  } else {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (LQ_GETFIELD_TYPE(L, 2, "type") != LUA_TSTRING)
+      return luaL_error(L, "bad event: 'type' must be a string, got %s", type_name_of(L, -1));
+    type = lua_tolstring(L, -1, &len);
+    if (LQ_GETFIELD_TYPE(L, 2, "at") != LUA_TNUMBER)
+      return luaL_error(L, "bad event: 'at' must be a number (seconds since the epoch), got %s", type_name_of(L, -1));
+    e.at = (double)lua_tonumber(L, -1);
+  }
   e.type = lq_fs_type_index(fs, type, len);
-  if (LQ_GETFIELD_TYPE(L, 2, "at") != LUA_TNUMBER)
-    return luaL_error(L, "bad event: 'at' must be a number (seconds since the epoch), got %s", type_name_of(L, -1));
-  e.at = (double)lua_tonumber(L, -1);
   if (!(e.at > -LQ_MAX_TIME && e.at < LQ_MAX_TIME))   /* also NaN */
     return luaL_error(L, "bad event: 'at' is not a time (seconds since the epoch), got %f", (lua_Number)e.at);
-  lua_pop(L, 2);
   e.value = NAN;
   if (fs->type_filtered[e.type] & 2) {   /* only the types whose value something reads */
-    switch (LQ_GETFIELD_TYPE(L, 2, "value")) {
-      case LUA_TNUMBER: e.value = (double)lua_tonumber(L, -1); break;
-      case LUA_TNIL: break;
-      default: return luaL_error(L, "bad event: 'value' must be a number, got %s", type_name_of(L, -1));
+    int t = value_at ? lua_type(L, value_at) : LQ_GETFIELD_TYPE(L, 2, "value");
+    switch (t) {
+      case LUA_TNUMBER: e.value = (double)lua_tonumber(L, value_at ? value_at : -1); break;
+      case LUA_TNIL: case LUA_TNONE: break;
+      default: return luaL_error(L, "bad event: 'value' must be a number, got %s", lua_typename(L, t));
     }
-    lua_pop(L, 1);
   }
   e.mask = 0;
-  if (fs->type_filtered[e.type] & 1) {
+  if ((fs->type_filtered[e.type] & 1) && attrs != 0) {
     int f;
     for (f = 0; f < fs->nfilters; f++) {
       const lq_filter *fl = &fs->filters[f];
       const char *s;
       if (fl->bit < 0) continue;
-      lua_getfield(L, 2, fs->arena + fl->attr);
+      lua_getfield(L, attrs, fs->arena + fl->attr);
       s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
       if (s != NULL && lq_fs_filter_match(fs, f, s, len)) e.mask |= 1u << fl->bit;
       lua_pop(L, 1);
@@ -498,25 +517,35 @@ static int state_observe(lua_State *L) {
   return 1;
 }
 
-/* state:values([as_of]) -> { feature = value, ... } (missing values absent) | nil, message */
+/* state:values([as_of [, into]]) -> { feature = value, ... } (missing values absent) | nil, message.
+** into: a table to fill again instead of a new one (every feature set, a missing one to nil). */
 static int state_values(lua_State *L) {
   state_box *box = check_state(L, 1);
   lq_feature_set *fs = box->sh->fs;
   double as_of = lua_isnoneornil(L, 2) ? (double)time(NULL) : (double)luaL_checknumber(L, 2);
   double *vals = box->scratch + fs->nslots;
-  int i;
+  int i, into = !lua_isnoneornil(L, 3);
+  if (into) luaL_checktype(L, 3, LUA_TTABLE);
   if (lq_state_values(fs, &box->st, as_of, box->scratch, vals) != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "as_of %f is before events already folded into the state (latest %f)", (lua_Number)as_of,
                     (lua_Number)box->st.core.done_at);
     return 2;
   }
-  lua_createtable(L, 0, fs->nfeats);
-  for (i = 0; i < fs->nfeats; i++) {
-    if (vals[i] != vals[i]) continue;
-    lq_push_number(L, vals[i]);
-    lua_setfield(L, -2, lq_fs_feature_name(fs, i));
+  lua_settop(L, 3);
+  if (!into) {
+    lua_createtable(L, 0, fs->nfeats);
+    lua_replace(L, 3);
   }
+  lua_getuservalue(L, 1);   /* 4: the feature names */
+  for (i = 0; i < fs->nfeats; i++) {
+    if (vals[i] != vals[i] && !into) continue;
+    lua_rawgeti(L, 4, i + 1);
+    if (vals[i] != vals[i]) lua_pushnil(L);
+    else lq_push_number(L, vals[i]);
+    lua_rawset(L, 3);
+  }
+  lua_settop(L, 3);
   return 1;
 }
 
@@ -566,6 +595,14 @@ static int state_decode(lua_State *L) {
   return 1;
 }
 
+/* state:latest() -> the time of the latest event observed (the state keeps it to judge lateness), or nil */
+static int state_latest(lua_State *L) {
+  state_box *box = check_state(L, 1);
+  if (box->st.core.has_max) lua_pushnumber(L, (lua_Number)box->st.core.max_at);
+  else lua_pushnil(L);
+  return 1;
+}
+
 static int state_stats(lua_State *L) {
   state_box *box = check_state(L, 1);
   const lq_state_core *c = &box->st.core;
@@ -609,6 +646,7 @@ static const luaL_Reg state_methods[] = {
   { "values", state_values },
   { "encode", state_encode },
   { "decode", state_decode },
+  { "latest", state_latest },
   { "stats", state_stats },
   { "close", state_close },
   { NULL, NULL }

@@ -175,6 +175,46 @@ function T.test_observe_and_values()
   lu.assertEquals(s.late, 0)
 end
 
+-- observe(type, at, value, attributes) is observe{...} without the table: the same state, byte for
+-- byte, on a generated stream with page filters, values and noise rules.
+function T.test_observe_with_arguments_equals_observe_with_a_table()
+  local fs = features.new(SPECS, OPTIONS)
+  local by_table, by_args = fs:state(), fs:state()
+  lu.assertNil(by_args:latest())
+  local latest
+  for _, e in ipairs(stream(prng(99), "L1", slow() and 60 or 300)) do
+    local ok1, err1 = by_table:observe(e)
+    local ok2, err2 = by_args:observe(e.type, e.at, e.value, { page = e.page })
+    lu.assertEquals(ok2, ok1)
+    lu.assertEquals(err2, err1)
+    if ok1 and (latest == nil or e.at > latest) then latest = e.at end
+  end
+  lu.assertEquals(by_args:encode(), by_table:encode())
+  lu.assertEquals(by_args:latest(), latest)
+  assert_same(by_table:values(latest + DAY), by_args:values(latest + DAY), "arguments")
+  -- attributes are optional: an event without them matches no page filter
+  local st = fs:state()
+  lu.assertTrue(st:observe("page_view", T0, 30))
+  lu.assertEquals(st:values(T0).pricing_30d, 0)
+  lu.assertEquals(st:values(T0).time_all, 30)
+  lu.assertErrorMsgContains("'at' must be a number", st.observe, st, "page_view", "soon")
+  lu.assertErrorMsgContains("'value' must be a number", st.observe, st, "page_view", T0, "x")
+end
+
+-- values(as_of, into) fills the given table: every feature set again, a missing one to nil.
+function T.test_values_into_a_table()
+  local fs = features.new({ views = { count = "page_view" }, last_seen = { last = "page_view" } })
+  local st = fs:state()
+  local into = { last_seen = 123, views = 9 }
+  lu.assertIs(st:values(T0, into), into)
+  lu.assertEquals(into, { views = 0 })
+  st:observe("page_view", T0 - 10)
+  lu.assertIs(st:values(T0, into), into)
+  lu.assertEquals(into, st:values(T0))
+  lu.assertEquals(into, { views = 1, last_seen = T0 - 10 })
+  lu.assertErrorMsgContains("table expected", st.values, st, T0, "x")
+end
+
 function T.test_late_events_are_counted_and_rejected()
   local fs = features.new({ n = { count = "page_view" } }, { lateness_seconds = 3600 })
   local st = fs:state()

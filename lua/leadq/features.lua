@@ -9,9 +9,12 @@
 --                                           leads = { is_internal = true } } })
 --   local tbl, report = fs:compute(leads, events, { as_of = "2026-06-30" })  -- bulk, one pass in C
 --   local st = fs:state(lead_record); st:observe{ type = "page_view", at = t, value = 42, page = "/pricing" }
---   st:values(as_of) -- the same numbers as the bulk row of that lead; st:encode() / fs:decode(s)
+--   st:observe("page_view", t, 42, { page = "/pricing" })  -- the same event, no event table needed
+--   st:values(as_of [, into]) -- the same numbers as the bulk row of that lead (into: a table filled
+--                             -- again, absent values set to nil); st:encode() / fs:decode(s)
 --   st:decode(s [, init]) -- true | nil, message: st becomes the state s encodes from byte init on
 --                         -- (reuse one state per worker); st:encode(prefix) gives prefix .. encoding
+--   st:latest() -- the time of the latest event observed (nil before the first)
 --   An encoding ends with a check of its bytes: a damaged one is refused (earlier ones still read).
 --
 -- Windows are whole UTC days: `within_days = n` counts the events of the n days ending on the

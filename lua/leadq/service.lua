@@ -192,6 +192,7 @@ function _M.new(opts)
     self.group_keys[i], self.group_keys_next[i] = "{" .. key, "," .. key
   end
   self.score_options = {}
+  self.result_kept, self.values_kept = {}, {}   -- filled again by each event answered with reuse
   self.answer_parts_kept = {}   -- reused by every score answer
   self.answer_kept = setmetatable({}, ScoreAnswer)   -- reused by handle's callers that ask for it
   self.event_types, self.any_event_type = {}, false
@@ -388,12 +389,9 @@ function Service:event(body, reuse)
   local lock_key = lead.lock_key
   local locked, lock_status, lock_err = self:lock(id, lock_key)
   if not locked then return refuse(lock_status, lock_err) end
-  -- The event table itself is the observation (state:observe reads type, at, value and the
-  -- attributes; no new table per request).
-  event.at = time
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
   -- the lock then expires by itself (LOCK_TTL).
-  local values, note = self:observe(id, event, lead.profile, lead.state_key)
+  local values, note = self:observe(id, event, time, lead.profile, lead.state_key, reuse)
   self:unlock(id, lock_key)
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
   local answer, score_err = self:score(id, lead, false, values, note, reuse)
@@ -440,11 +438,12 @@ end
 
 -- A stored state is "<latest event time>:<state:encode()>": values are asked as of the later of
 -- now and the latest event, so workers whose clocks differ by a few ms never ask for the past.
--- Returns the latest time and where the encoding starts (state:decode reads from there: no copy).
-local function split_state(stored)
+-- The state itself knows its latest event (state:latest, read without parsing the text); the header
+-- stays for the workers of an older version still running during a reload, which read it.
+-- Returns where the encoding starts (state:decode reads from there: no copy).
+local function state_start(stored)
   local colon = find(stored, ":", 1, true)
-  if not colon then return 0, 1 end
-  return tonumber(sub(stored, 1, colon - 1)) or 0, colon + 1
+  return colon and colon + 1 or 1
 end
 
 -- The lead's engagement state (decoded) and its latest event time; a state encoded by other
@@ -455,40 +454,41 @@ end
 function Service:load_state(id, profile, key)
   local stored = self.store:get(key or STATE .. id)
   if stored == nil then return self.features:state(profile), 0, nil, true end
-  local latest, from = split_state(stored)
   local state = self.loaded
   if state == nil then
     state = self.features:state()
     self.loaded = state
   end
-  local ok, err = state:decode(stored, from)
+  local ok, err = state:decode(stored, state_start(stored))
   if not ok then
     return self.features:state(profile), 0, "engagement state started afresh (" .. tostring(err) .. ")", true
   end
-  return state, latest
+  return state, state:latest() or 0
 end
 
--- Folds one event into the lead's state in the store (the caller holds the lead's lock).
--- Returns the state's feature values as of now, or nil, "late" | "store" (message in last_error).
--- key: the state's key when the caller has it (STATE .. id).
-function Service:observe(id, event, profile, key)
+-- Folds one event (its type, value and attributes; at: its time, or nil for now) into the lead's
+-- state in the store (the caller holds the lead's lock). Returns the state's feature values as of
+-- now, or nil, "late" | "store" (message in last_error). key: the state's key when the caller has
+-- it (STATE .. id). reuse: the values may be a table the next call fills again.
+function Service:observe(id, event, at, profile, key, reuse)
   key = key or STATE .. id
   local state, latest, note, fresh = self:load_state(id, profile, key)
   local now = self.clock()
   -- Stamped here, under the lock, after the lead's latest event: two workers whose cached clocks
   -- differ by a millisecond must not make each other's events late, and events of one lead at the
   -- very same time would wait in the state's buffer (it only folds an event once time moves on).
-  if event.at == nil then
-    event.at = now
-    if now <= latest then event.at = latest + 1e-6 end
+  if at == nil then
+    at = now
+    if now <= latest then at = latest + 1e-6 end
   end
-  local ok, err = state:observe(event)
+  -- The event's fields as arguments: the decoded request is only read for the attributes.
+  local ok, err = state:observe(event.type, at, event.value, event)
   if not ok then
     if fresh then state:close() end
     self.last_error = "event rejected: " .. tostring(err)
     return nil, "late"
   end
-  if event.at > latest then latest = event.at end
+  if at > latest then latest = at end
   -- The time's text is kept: events of the same clock tick (ngx.now's millisecond) share it.
   local latest_text = self.latest_text
   if latest ~= self.latest_at then
@@ -501,7 +501,7 @@ function Service:observe(id, event, profile, key)
     self.last_error = "lead store full: " .. tostring(set_err)
     return nil, "store"
   end
-  local values = state:values(latest > now and latest or now)
+  local values = state:values(latest > now and latest or now, reuse and self.values_kept or nil)
   if fresh then state:close() end   -- its C memory back now, not at the next GC cycle
   return values, note
 end
@@ -516,6 +516,8 @@ function Service:score(id, lead, with_explain, values, note, reuse)
   end
   local options = self.score_options
   options.as_of = self.clock()
+  -- reuse: the answer is encoded before the next request, so score_one may fill a kept result.
+  options.into = (reuse and not with_explain) and self.result_kept or nil
   local result, err = self.model:score_one(record, nil, options)   -- a value it cannot read: nil, message
   if not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(err) end
   local answer
