@@ -9,6 +9,8 @@
 -- In nginx.conf (see tests/nginx/nginx.conf.tmpl):
 --   lua_shared_dict leadq_leads 64m;
 --   init_by_lua_block { require("leadq.service").init_nginx{ rules = "/srv/rules/mql.lua", dict = "leadq_leads" } }
+--   default_type application/json;   -- every answer's Content-Type (the glue does not set it)
+--   location = /events { content_by_lua_block { require("leadq.service").serve_nginx("/events") } }
 --   location / { content_by_lua_block { require("leadq.service").serve_nginx() } }
 --
 -- Endpoints (every answer is JSON; every refusal is a 4xx with { "error": "..." }):
@@ -738,8 +740,11 @@ function _M.init_nginx(opts)
   return current
 end
 
--- In content_by_lua: one request.
-function _M.serve_nginx()
+-- In content_by_lua: one request. path: the route when the location already says it (an exact
+-- `location = /events`: the hot endpoint then reads no URI variable, ~0.8 us of nginx's time a
+-- request); nil: the request's URI. The answer's Content-Type is the location's default_type
+-- (application/json, see nginx.conf.tmpl): nginx sets it with no Lua call per request.
+function _M.serve_nginx(path)
   local ngx = _M.ngx or ngx   -- luacheck: ignore
   local method = ngx.req.get_method()
   local status, answer, headers
@@ -756,7 +761,7 @@ function _M.serve_nginx()
       status, answer = refuse(413, "request body too large")
     else
       local ok
-      ok, status, answer, headers = pcall(current.handle, current, method, ngx.var.uri, body, true)
+      ok, status, answer, headers = pcall(current.handle, current, method, path or ngx.var.uri, body, true)
       if not ok then
         ngx.log(ngx.ERR, "leadq: ", tostring(status))
         status, answer, headers = 500, { error = "internal error" }, nil
@@ -764,9 +769,10 @@ function _M.serve_nginx()
     end
   end
   if status ~= 200 then ngx.status = status end   -- nginx answers 200 when none is set
-  local h = ngx.header
-  h["Content-Type"] = "application/json"
-  if headers then for k, v in pairs(headers) do h[k] = v end end
+  if headers then
+    local h = ngx.header
+    for k, v in pairs(headers) do h[k] = v end
+  end
   if current and getmetatable(answer) == ScoreAnswer then
     -- The pieces as they are, not joined: each joined answer was a new string for LuaJIT to intern,
     -- and answers of one length and total hash alike (its hash samples a few bytes), so every join
