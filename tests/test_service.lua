@@ -17,7 +17,7 @@ end
 local function new_service(opts)
   opts = opts or {}
   return service.new{ model = opts.model or load_model(), store = opts.store or service.memory_store(),
-    clock = function() return NOW end }
+    locks = opts.locks, clock = function() return NOW end }
 end
 
 local VP = '{"seniority":"VP","employees":800,"email_domain":"acme.com"}'
@@ -174,6 +174,33 @@ function M.TestServiceHandlers.test_a_full_store_or_a_held_lock_is_refused_plain
   status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
   lu.assertEquals(status, 507)
   lu.assertEquals(answer.error, "lead store full: no memory")
+end
+
+-- With a lock store of its own, the leads' locks live there: a lock held in it makes the lead busy,
+-- one left in the leads store does not, and the leads store keeps no lock key after an event.
+function M.TestServiceHandlers.test_locks_in_a_store_of_their_own()
+  local store, locks = service.memory_store(), service.memory_store()
+  local svc = new_service{ store = store, locks = locks }
+  svc:handle("POST", "/leads/L-1", VP)
+  locks:add("l:L-1", true, 60)
+  local status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 409)
+  lu.assertEquals(answer.error, "lead 'L-1' is busy, try again")
+  locks:delete("l:L-1")
+  store:add("l:L-1", true, 60)   -- not where this service locks
+  status = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 200)
+  store:delete("l:L-1")
+  status = svc:handle("POST", "/leads/L-1", '{"employees":900}')
+  lu.assertEquals(status, 200)
+  for key in pairs(store.data) do lu.assertNotEquals(key:sub(1, 2), "l:") end
+  for key in pairs(locks.data) do lu.fail("lock left behind: " .. key) end
+  function locks.safe_add() return nil, "no memory" end
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 507)
+  lu.assertEquals(answer.error, "lock store full: no memory")
+  lu.assertErrorMsgContains("option 'locks' must be a store", service.new, { model = load_model(), store = store,
+    locks = "leadq_locks" })
 end
 
 function M.TestServiceHandlers.test_two_services_on_one_store_see_the_same_leads()

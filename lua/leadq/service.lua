@@ -22,7 +22,10 @@
 -- The store is an ngx.shared.DICT (or anything with its get/safe_set/safe_add/delete/incr; safe_:
 -- a full store refuses, it never evicts another lead in silence): each lead is two
 -- values, its profile (JSON) and its engagement state (encoded by the feature set), so every
--- worker sees the same lead and a reload keeps them.
+-- worker sees the same lead and a reload keeps them. A lead's lock (taken while its state is
+-- read, changed and written back) is a key that comes and goes with every event: in a dict of its
+-- own (option `locks`), its inserts and deletes neither rebalance the tree that every lead lookup
+-- walks nor take the leads dict's mutex.
 local json = require("leadq.json")
 local null = json.null
 -- OpenResty's LuaJIT counts a table's keys in one compiled call; elsewhere, a walk.
@@ -152,13 +155,14 @@ Service.__index = Service
 -- The metatable of score answers (json.encode ignores it; encode_answer takes the fast way).
 local ScoreAnswer = { __name = "leadq.ScoreAnswer" }
 
--- opts: model (required: a compiled leadq model), store (required), features (a feature set, or
--- nil: then the model's own), clock (seconds, default os.time), sleep (seconds; default: spin),
--- max_body (bytes), info (a table shown as "model" in GET answers).
+-- opts: model (required: a compiled leadq model), store (required), locks (a store for the leads'
+-- locks; default: store itself), features (a feature set, or nil: then the model's own), clock
+-- (seconds, default os.time), sleep (seconds; default: spin), max_body (bytes), info (a table shown
+-- as "model" in GET answers).
 function _M.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
   for k in pairs(opts) do
-    if not ({ model = 1, store = 1, features = 1, clock = 1, sleep = 1, max_body = 1, info = 1 })[k] then
+    if not ({ model = 1, store = 1, locks = 1, features = 1, clock = 1, sleep = 1, max_body = 1, info = 1 })[k] then
       error("service.new: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
@@ -166,9 +170,13 @@ function _M.new(opts)
   if type(opts.store) ~= "table" and type(opts.store) ~= "userdata" then
     error("service.new: option 'store' is required (an ngx.shared.DICT or service.memory_store())", 2)
   end
+  if opts.locks ~= nil and type(opts.locks) ~= "table" and type(opts.locks) ~= "userdata" then
+    error("service.new: option 'locks' must be a store (an ngx.shared.DICT or service.memory_store())", 2)
+  end
   local self = setmetatable({
     model = opts.model,
     store = opts.store,
+    locks = opts.locks or opts.store,
     clock = opts.clock or os.time,
     sleep = opts.sleep,
     max_body = opts.max_body or MAX_BODY,
@@ -260,19 +268,21 @@ end
 -- The lead's lock (across workers), or nil and the refusal: 409 busy, or 507 when the store is full.
 -- key: the lock's key when the caller has it already (LOCK .. id).
 function Service:lock(id, key)
-  local store = self.store
+  local store = self.locks
   key = key or LOCK .. id
   for _ = 1, LOCK_TRIES do
     local ok, err = store:safe_add(key, true, LOCK_TTL)
     if ok then return true end
-    if err ~= "exists" then return nil, 507, "lead store full: " .. tostring(err) end
+    if err ~= "exists" then
+      return nil, 507, (store == self.store and "lead store full: " or "lock store full: ") .. tostring(err)
+    end
     if self.sleep then self.sleep(0.001) end
   end
   return nil, 409, "lead '" .. id .. "' is busy, try again"
 end
 
 function Service:unlock(id, key)
-  self.store:delete(key or LOCK .. id)
+  self.locks:delete(key or LOCK .. id)
 end
 
 -- POST /leads/<id>: merge the given fields into the profile (null removes a field).
@@ -717,14 +727,21 @@ end
 local current   -- this VM's service (the master compiles it; workers inherit it at fork)
 
 -- In init_by_lua: compile the rules; a broken rule script raises (see nginx.conf.tmpl: nginx then
--- refuses the reload and the running workers keep the previous model).
+-- refuses the reload and the running workers keep the previous model). opts: rules (a path), dict
+-- (the leads' shared dict), locks (optional: a shared dict for the leads' locks; every worker must
+-- lock in the same dict, so add or remove it with a restart, not a reload), max_body.
 function _M.init_nginx(opts)
   local ngx = _M.ngx or ngx   -- luacheck: ignore
-  if type(opts) ~= "table" or type(opts.rules) ~= "string" or type(opts.dict) ~= "string" then
-    error("init_nginx: expected { rules = path, dict = shared dict name }", 2)
+  if type(opts) ~= "table" or type(opts.rules) ~= "string" or type(opts.dict) ~= "string" or
+      (opts.locks ~= nil and type(opts.locks) ~= "string") then
+    error("init_nginx: expected { rules = path, dict = shared dict name [, locks = shared dict name] }", 2)
   end
   local store = ngx.shared[opts.dict]
   if not store then error("init_nginx: no lua_shared_dict named '" .. opts.dict .. "' in nginx.conf", 2) end
+  local locks = opts.locks and ngx.shared[opts.locks]
+  if opts.locks and not locks then
+    error("init_nginx: no lua_shared_dict named '" .. opts.locks .. "' in nginx.conf", 2)
+  end
   local model, err = _M.load_model(opts.rules)
   if not model then
     local message = "leadq: rules refused, the running model keeps serving: " .. tostring(err)
@@ -735,8 +752,8 @@ function _M.init_nginx(opts)
   local info = { rules = opts.rules, generation = generation, loaded_at = ngx.time(), name = _M.model_name(model) }
   ngx.log(ngx.NOTICE, format("leadq: model '%s' from %s loaded (generation %d)", tostring(info.name), opts.rules,
     generation))
-  current = _M.new{ model = model, store = store, clock = ngx.now, sleep = function(s) ngx.sleep(s) end,
-    max_body = opts.max_body, info = info }
+  current = _M.new{ model = model, store = store, locks = locks, clock = ngx.now,
+    sleep = function(s) ngx.sleep(s) end, max_body = opts.max_body, info = info }
   return current
 end
 
