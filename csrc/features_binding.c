@@ -60,11 +60,17 @@ static lq_feature_set *check_fs(lua_State *L, int arg) {
   return box->sh->fs;
 }
 
-/* observe's check: the metatable is the method's upvalue, no registry lookup */
-static state_box *check_state_fast(lua_State *L);
-
+/* self of a state method: its metatable compared with the method's upvalue (lq_new_class gives every
+** method the class's metatable) first, no registry lookup by name; then the checked way, which
+** also gives the usual message. */
 static state_box *check_state(lua_State *L, int arg) {
-  state_box *box = (state_box *)luaL_checkudata(L, arg, STATE_TYPE);
+  state_box *box = (state_box *)lua_touserdata(L, arg);
+  if (box != NULL && lua_getmetatable(L, arg)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same && box->sh != NULL) return box;
+  }
+  box = (state_box *)luaL_checkudata(L, arg, STATE_TYPE);
   if (box->sh == NULL) luaL_error(L, "attempt to use a closed engagement state");
   return box;
 }
@@ -444,21 +450,11 @@ static const char *type_name_of(lua_State *L, int idx) {
   return lua_typename(L, lua_type(L, idx));
 }
 
-static state_box *check_state_fast(lua_State *L) {
-  state_box *box = (state_box *)lua_touserdata(L, 1);
-  if (box != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same && box->sh != NULL) return box;
-  }
-  return check_state(L, 1);   /* raises with the usual message */
-}
-
 /* state:observe(event) or state:observe(type, at [, value [, attributes]]) -> true | nil, message
 ** (later than the lateness: counted and rejected). The second form reads no table for the event's
 ** type, time and value (a host that has them in locals makes no event table, and sets no keys). */
 static int state_observe(lua_State *L) {
-  state_box *box = check_state_fast(L);
+  state_box *box = check_state(L, 1);
   lq_feature_set *fs = box->sh->fs;
   lq_event e;
   size_t len;
