@@ -1,4 +1,6 @@
 /* leadq.core: the one exported symbol; each binding file adds its part of the module. */
+#include <time.h>
+
 #include "compat.h"
 #include "bindings.h"
 
@@ -8,7 +10,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** raised whenever a function the Lua side calls is added or changes its arguments, so Lua files
 ** newer than a running core.so (an nginx reload keeps the old one) refuse to load, not misbehave.
 ** 2: one_scorer, state:encode(prefix), state:decode(s, init), record readers and answer writers.
-** 3: state:observe(type, at, value, attributes), state:values(as_of, into), state:latest(). */
+** 3: state:observe(type, at, value, attributes), state:values(as_of, into), state:latest(), now(). */
 #define LQ_INTERFACE 3
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
@@ -26,6 +28,15 @@ void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const lu
   lua_pop(L, 1);
 }
 
+/* core.now() -> seconds on a monotonic clock (ns resolution): wall time for timing several threads,
+** where os.clock adds their CPU times up, without forking `date`. */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);
@@ -39,5 +50,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LQ_INTERFACE);
   lua_setfield(L, -2, "interface");
+  lua_pushcfunction(L, l_now);
+  lua_setfield(L, -2, "now");
   return 1;
 }

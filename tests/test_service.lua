@@ -203,6 +203,40 @@ function M.TestServiceHandlers.test_locks_in_a_store_of_their_own()
     locks = "leadq_locks" })
 end
 
+-- The profile's version rides on the stored state: a worker whose cached profile has the state's
+-- version reads no profile for an event; a profile changed by another worker is seen at once; data
+-- stored without versions (flags) still reads.
+function M.TestServiceHandlers.test_events_read_the_profile_only_when_its_version_changed()
+  local store = service.memory_store()
+  local model = load_model()
+  local a, b = new_service{ store = store, model = model }, new_service{ store = store, model = model }
+  a:handle("POST", "/leads/L-1", '{"seniority":"VP","employees":800}')
+  local get, profile_reads = store.get, 0
+  function store.get(st, key)
+    if key:sub(1, 2) == "p:" then profile_reads = profile_reads + 1 end
+    return get(st, key)
+  end
+  a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')   -- first: no state yet, reads it
+  profile_reads = 0
+  local _, first = a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(profile_reads, 0)
+  b:handle("POST", "/leads/L-1", '{"employees":5}')   -- another worker changes the profile
+  profile_reads = 0
+  local _, after = a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(profile_reads, 1)
+  local _, fresh = b:handle("GET", "/leads/L-1")
+  lu.assertEquals(after.total, fresh.total)
+  lu.assertTrue(after.groups.fit < first.groups.fit, "the smaller company scores less fit")
+  -- the same data stored without flags (an older version's), read by a new worker
+  local old = service.memory_store()
+  for key, value in pairs(store.data) do old.data[key] = value end
+  local c = new_service{ store = old, model = model }
+  local status, again = c:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 200)
+  lu.assertEquals(again.groups.fit, after.groups.fit)
+  lu.assertEquals(again.features.page_views_7d, after.features.page_views_7d + 1)
+end
+
 function M.TestServiceHandlers.test_two_services_on_one_store_see_the_same_leads()
   local store = service.memory_store()
   local model = load_model()

@@ -439,11 +439,9 @@ _M.commands.gen = {
   run = run_gen,
 }
 
--- Wall time when the core has a clock (a threaded reader's CPU time adds the threads up), else CPU time.
+-- Wall time (a threaded reader's CPU time adds the threads up).
 local function clock()
-  local ok, core = pcall(require, "leadq.core")
-  if ok and type(core) == "table" and type(core.now) == "function" then return core.now() end
-  return os.clock()
+  return require("leadq.core").now()
 end
 
 -- Loads one CSV and prints what came in: rows, columns and types, rejected rows, speed.

@@ -191,15 +191,8 @@ local function rejects_of(tbl)
 end
 
 -- Clocks for leads/s: CPU time on one thread; wall time with several (CPU time adds the threads up).
-local function wall_clock()
-  local p = io.popen("date +%s.%N 2>/dev/null")
-  local t = p and tonumber(p:read("*l") or "")
-  if p then p:close() end
-  return t or os.time()
-end
-
 local function clock_for(threads)
-  if (threads or 1) > 1 then return wall_clock end
+  if (threads or 1) > 1 then return require("leadq.core").now end
   return os.clock
 end
 

@@ -26,6 +26,11 @@
 -- read, changed and written back) is a key that comes and goes with every event: in a dict of its
 -- own (option `locks`), its inserts and deletes neither rebalance the tree that every lead lookup
 -- walks nor take the leads dict's mutex.
+--
+-- A profile's version rides along as the flags of its stored value and of its lead's stored state:
+-- whoever changes one or the other holds the lead's lock and writes both with the same version, so
+-- an event that finds its state's version equal to the worker's cached profile's skips reading the
+-- profile (one shared dict read less per event). Versions come from one counter in the store.
 local json = require("leadq.json")
 local null = json.null
 -- OpenResty's LuaJIT counts a table's keys in one compiled call; elsewhere, a walk.
@@ -54,6 +59,7 @@ local LOCK_TTL = 2              -- seconds: a lock left by a dead worker expires
 local CACHE_LEADS = 10000       -- decoded profiles kept per worker
 
 local PROFILE, STATE, LOCK = "p:", "s:", "l:"
+local VERSION_KEY = "profile:version"
 
 ---------------------------------------------------------------------------------------------------
 -- A store for hosts without nginx: the ngx.shared.DICT methods the service uses, in a table.
@@ -63,24 +69,26 @@ local MemoryStore = {}
 MemoryStore.__index = MemoryStore
 
 function _M.memory_store()
-  return setmetatable({ data = {}, expires = {} }, MemoryStore)
+  return setmetatable({ data = {}, expires = {}, flags = {} }, MemoryStore)
 end
 
+-- value, flags (flags: a number the setter gave, nil for none, as ngx.shared.DICT:get gives them)
 function MemoryStore:get(key)
   local at = self.expires[key]
-  if at and at <= os.time() then self.data[key], self.expires[key] = nil, nil end
-  return self.data[key]
+  if at and at <= os.time() then self.data[key], self.expires[key], self.flags[key] = nil, nil, nil end
+  return self.data[key], self.flags[key]
 end
 
-function MemoryStore:set(key, value, ttl)
+function MemoryStore:set(key, value, ttl, flags)
   self.data[key] = value
   self.expires[key] = (ttl and ttl > 0) and os.time() + ttl or nil
+  self.flags[key] = (value ~= nil and flags ~= 0) and flags or nil
   return true
 end
 
-function MemoryStore:add(key, value, ttl)
+function MemoryStore:add(key, value, ttl, flags)
   if self:get(key) ~= nil then return false, "exists" end
-  return self:set(key, value, ttl)
+  return self:set(key, value, ttl, flags)
 end
 
 function MemoryStore:incr(key, by, init)
@@ -96,7 +104,7 @@ end
 MemoryStore.safe_set, MemoryStore.safe_add = MemoryStore.set, MemoryStore.add
 
 function MemoryStore:delete(key)
-  self.data[key], self.expires[key] = nil, nil
+  self.data[key], self.expires[key], self.flags[key] = nil, nil, nil
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -248,16 +256,19 @@ local function new_entry(text, profile)
   return { text = text, profile = profile, record = record }
 end
 
--- The lead, read-only: { profile =, record = (the profile, plus feature values when scored) }, or
--- nil. Decoded profiles are kept per service (per worker) while their stored text is unchanged (the
--- text read back is the cached string itself, interned: no new string, a pointer compare).
--- A cached lead also keeps its store keys (profile_key, lock_key, state_key): made once, not per request.
+-- The lead, read-only: { profile =, record = (the profile, plus feature values when scored),
+-- version = }, or nil. Decoded profiles are kept per service (per worker) while their stored text
+-- and version are unchanged (the text read back is the cached string itself, interned: no new
+-- string, a pointer compare). A cached lead also keeps its store keys (profile_key, lock_key,
+-- state_key): made once, not per request.
 function Service:lead(id)
   local entry = self.cache[id]
-  local text = self.store:get(entry and entry.profile_key or PROFILE .. id)
+  local text, version = self.store:get(entry and entry.profile_key or PROFILE .. id)
   if text == nil then return nil end
-  if entry and entry.text == text then return entry end
+  version = version or 0   -- 0: no flags (stored before versions were kept)
+  if entry and entry.text == text and entry.version == version then return entry end
   entry = new_entry(text, (json.decode(text)))
+  entry.version = version
   entry.profile_key, entry.lock_key, entry.state_key = PROFILE .. id, LOCK .. id, STATE .. id
   if self.cache_count >= CACHE_LEADS then self.cache, self.cache_count = {}, 0 end
   if not self.cache[id] then self.cache_count = self.cache_count + 1 end
@@ -338,10 +349,24 @@ function Service:set_profile(id, body)
     if not scored then error(answer, 0) end
     return refuse(400, score_err)
   end
-  local ok, set_err = self.store:safe_set(PROFILE .. id, json.encode(profile))
+  local ok, set_err = self:store_profile(id, json.encode(profile))
   self:unlock(id)
   if not ok then return refuse(507, "lead store full: " .. tostring(set_err)) end
   return created and 201 or 200, answer
+end
+
+-- Stores a profile's text under a new version, and gives the lead's state that version too (see the
+-- top of this file); the caller holds the lead's lock. true, or nil and the store's error.
+function Service:store_profile(id, text)
+  local store = self.store
+  local n, err = store:incr(VERSION_KEY, 1, 0)
+  if not n then return nil, err end
+  local version = n % 4294967295 + 1   -- 1 .. 2^32 - 1: a shared dict's flags are 32 bits
+  local ok, set_err = store:safe_set(PROFILE .. id, text, 0, version)
+  if not ok then return nil, set_err end
+  local state = store:get(STATE .. id)
+  if state ~= nil then return store:safe_set(STATE .. id, state, 0, version) end
+  return true
 end
 
 -- POST /events: one event, for a known lead, of a type the model's features count.
@@ -394,16 +419,22 @@ function Service:event(body, reuse)
       return refuse(400, format("event: '%s' must be a string", attr))
     end
   end
-  local lead = self:lead(id)
-  if not lead then
-    return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
-  end
-  local lock_key = lead.lock_key
+  local lead = self.cache[id]
+  local lock_key = lead and lead.lock_key or LOCK .. id
   local locked, lock_status, lock_err = self:lock(id, lock_key)
   if not locked then return refuse(lock_status, lock_err) end
+  -- Under the lock: the state, and the profile only when the state's version is not the cached one's.
+  local stored, version = self.store:get(lead and lead.state_key or STATE .. id)
+  if not (lead and stored and lead.version == (version or 0)) then
+    lead = self:lead(id)
+    if not lead then
+      self:unlock(id, lock_key)
+      return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id))
+    end
+  end
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
   -- the lock then expires by itself (LOCK_TTL).
-  local values, note = self:observe(id, event, time, lead.profile, lead.state_key, reuse)
+  local values, note = self:observe(id, event, time, lead, stored, reuse)
   self:unlock(id, lock_key)
   if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
   local answer, score_err = self:score(id, lead, false, values, note, reuse)
@@ -463,9 +494,10 @@ end
 -- A stored state is decoded into the service's own state, kept from request to request (no new C
 -- state and finalizer per request): use it before the next load_state, and close it only if
 -- `fresh` (the 4th value) says it is a new one.
-function Service:load_state(id, profile, key)
-  local stored = self.store:get(key or STATE .. id)
-  if stored == nil then return self.features:state(profile), 0, nil, true end
+-- stored: the stored state when the caller has read it (false: there is none), nil: read it here.
+function Service:load_state(id, profile, stored)
+  if stored == nil then stored = self.store:get(STATE .. id) end
+  if not stored then return self.features:state(profile), 0, nil, true end
   local state = self.loaded
   if state == nil then
     state = self.features:state()
@@ -479,12 +511,13 @@ function Service:load_state(id, profile, key)
 end
 
 -- Folds one event (its type, value and attributes; at: its time, or nil for now) into the lead's
--- state in the store (the caller holds the lead's lock). Returns the state's feature values as of
--- now, or nil, "late" | "store" (message in last_error). key: the state's key when the caller has
--- it (STATE .. id). reuse: the values may be a table the next call fills again.
-function Service:observe(id, event, at, profile, key, reuse)
-  key = key or STATE .. id
-  local state, latest, note, fresh = self:load_state(id, profile, key)
+-- state in the store (the caller holds the lead's lock). lead: from Service:lead (its profile, its
+-- version, its keys); stored: the stored state the caller read under the lock (nil: none). Returns
+-- the state's feature values as of now, or nil, "late" | "store" (message in last_error). reuse:
+-- the values may be a table the next call fills again.
+function Service:observe(id, event, at, lead, stored, reuse)
+  local key = lead.state_key
+  local state, latest, note, fresh = self:load_state(id, lead.profile, stored or false)
   local now = self.clock()
   -- Stamped here, under the lock, after the lead's latest event: two workers whose cached clocks
   -- differ by a millisecond must not make each other's events late, and events of one lead at the
@@ -507,7 +540,8 @@ function Service:observe(id, event, at, profile, key, reuse)
     latest_text = format("%.17g:", latest)
     self.latest_at, self.latest_text = latest, latest_text
   end
-  local set_ok, set_err = self.store:safe_set(key, state:encode(latest_text))   -- one string, header first
+  -- one string, header first; the profile's version with it (see the top of this file)
+  local set_ok, set_err = self.store:safe_set(key, state:encode(latest_text), 0, lead.version)
   if not set_ok then
     if fresh then state:close() end
     self.last_error = "lead store full: " .. tostring(set_err)
