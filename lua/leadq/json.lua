@@ -225,6 +225,11 @@ end
 -- text (a call out of LuaJIT's trace) and one plain find: with no escape, control character or
 -- non-ASCII byte anywhere, every quote ends a string, found by plain finds, which LuaJIT compiles.
 -- The class is one range (printable ASCII), tested in one comparison a byte.
+-- Keys repeat from body to body: the last key of each length and first byte is kept, and a key equal
+-- to it (bytes compared in place, by a plain find) is that string: no new one to hash and look up
+-- in the string table, a cache miss in a busy server.
+local seen_keys = {}
+
 local function decode_flat_object(s)
   if find(s, "[^ -~]") or find(s, "\\", 1, true) then return nil end
   local t, pos, last = new_tab(0, 4), 2, #s   -- room for the usual event's keys: no rehash as it fills
@@ -232,7 +237,12 @@ local function decode_flat_object(s)
     if byte(s, pos) ~= 34 then return nil end
     local key_end = find(s, '"', pos + 1, true)
     if not key_end or byte(s, key_end + 1) ~= 58 then return nil end
-    local k = sub(s, pos + 1, key_end - 1)
+    local slot = (key_end - pos) * 256 + (byte(s, pos + 1) or 0)
+    local k = seen_keys[slot]
+    if not (k and find(s, k, pos + 1, true) == pos + 1) then
+      k = sub(s, pos + 1, key_end - 1)
+      if key_end - pos <= 64 then seen_keys[slot] = k end
+    end
     if t[k] ~= nil then return nil end
     local start = key_end + 2
     local v, stop

@@ -5,8 +5,8 @@
 local report = require("report")
 local harness = require("nginx.harness")
 
-local ROUNDS = tonumber(os.getenv("LEADQ_BENCH_ROUNDS")) or 5
-local SECONDS = tonumber(os.getenv("LEADQ_BENCH_SECONDS")) or 1
+local ROUNDS = tonumber(os.getenv("LEADQ_BENCH_ROUNDS")) or 7
+local SECONDS = tonumber(os.getenv("LEADQ_BENCH_SECONDS")) or 2
 local CONNECTIONS = tonumber(os.getenv("LEADQ_BENCH_CONNECTIONS")) or 8
 local LEADS = 1000
 
