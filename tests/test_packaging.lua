@@ -92,4 +92,25 @@ function TestPackaging:test_lua_files_refuse_a_c_module_of_another_build()
   lu.assertEquals(require("leadq").table, core.table)   -- the real one is back
 end
 
+-- core.now: a monotonic wall clock finer than a millisecond (the CLI's and the bench's timings of
+-- several threads), which goes on while the process sleeps, unlike os.clock.
+function TestPackaging:test_core_now_is_a_fine_monotonic_wall_clock()
+  local core = require("leadq.core")
+  local t0 = core.now()
+  lu.assertEquals(type(t0), "number")
+  local last, steps = t0, 0
+  for _ = 1, 100000 do
+    local t = core.now()
+    lu.assertTrue(t >= last, "the clock went back")
+    if t > last then steps = steps + 1 end
+    last = t
+  end
+  lu.assertTrue(steps > 10, "no step finer than the loop: " .. steps)
+  local c0 = os.clock()
+  os.execute("sleep 0.2")
+  local slept, cpu = core.now() - last, os.clock() - c0
+  lu.assertTrue(slept >= 0.19 and slept < 5, "slept " .. slept .. " s")
+  lu.assertTrue(cpu < slept)
+end
+
 return { TestPackaging = TestPackaging }
