@@ -1635,6 +1635,11 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
 }
 
 /* Options of score_one: as_of (a number) and errors = "raise". */
+typedef struct one_options_read {   /* what model:score_one's closure read already (see one_scorer) */
+  double as_of;
+  int raise;
+} one_options_read;
+
 static double one_options(lua_State *L, int opts, int uv, int *raise) {
   double as_of;
   *raise = 0;
@@ -1658,8 +1663,8 @@ static double one_options(lua_State *L, int opts, int uv, int *raise) {
 
 /* Runs the one-row program on record (index 2), options (3), extra (4); index 5 holds the errors
 ** (nil when none) afterwards, and the stack is left at 5. NULL, or the message of a value that
-** could not be read. */
-static const char *run_one(lua_State *L, program_box *pb, one_state *o, int explain) {
+** could not be read. given: the options as_of and errors when the caller read them, else NULL. */
+static const char *run_one(lua_State *L, program_box *pb, one_state *o, int explain, const one_options_read *given) {
   lq_out out;
   error_log log;
   int uv, names, raise, grew;
@@ -1674,7 +1679,12 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o, int expl
   log.slot = 5;
   lua_getuservalue(L, 1);
   uv = lua_gettop(L);                                   /* 6 */
-  as_of = one_options(L, 3, uv, &raise);
+  if (given != NULL) {
+    as_of = given->as_of;
+    raise = given->raise;
+  } else {
+    as_of = one_options(L, 3, uv, &raise);
+  }
   log.raise = raise;
   lua_rawgeti(L, uv, UV_NAMES);
   names = lua_gettop(L);                                /* 7 */
@@ -1871,14 +1881,10 @@ static int one_into(lua_State *L) {
   return 0;
 }
 
-/* p:score_one(record [, options [, extra]]) */
-static int p_score_one(lua_State *L) {
-  program_box *pb = check_program(L, 1);
-  one_state *o;
-  const char *bad;
-  if (!pb->record_mode) return luaL_error(L, "this program scores tables (compiled for a table's columns)");
-  o = get_one(L, pb);
-  bad = run_one(L, pb, o, 0);
+/* score_one on a checked record program at index 1 (see p_score_one and one_scorer) */
+static int score_one_checked(lua_State *L, program_box *pb, const one_options_read *given) {
+  one_state *o = get_one(L, pb);
+  const char *bad = run_one(L, pb, o, 0, given);
   if (bad != NULL) {
     lua_pushnil(L);
     lua_pushstring(L, bad);
@@ -1889,6 +1895,13 @@ static int p_score_one(lua_State *L) {
   return 1;
 }
 
+/* p:score_one(record [, options [, extra]]) */
+static int p_score_one(lua_State *L) {
+  program_box *pb = check_program(L, 1);
+  if (!pb->record_mode) return luaL_error(L, "this program scores tables (compiled for a table's columns)");
+  return score_one_checked(L, pb, NULL);
+}
+
 /* model:score_one(record [, events] [, options]), one model's method once its record program
 ** exists (leadq.model installs it): the usual call (a record table, no events, options with no
 ** as_of or a number) goes straight to the program, with no Lua frame and no method lookup on it;
@@ -1896,14 +1909,29 @@ static int p_score_one(lua_State *L) {
 static int one_scorer(lua_State *L) {
   int n = lua_gettop(L);
   int fast = n >= 2 && n <= 4 && lua_type(L, 2) == LUA_TTABLE && (n < 3 || lua_isnil(L, 3));
+  one_options_read given;
+  program_box *pb;
+  int have_as_of = 0;
+  given.as_of = 0;
+  given.raise = 0;
   if (fast && n == 4 && !lua_isnil(L, 4)) {
     fast = lua_type(L, 4) == LUA_TTABLE;
-    if (fast) {
-      lua_getfield(L, 4, "as_of");
-      fast = lua_type(L, -1) != LUA_TSTRING;
+    if (fast) {   /* the options read here once: as_of and errors (one_options' rules) */
+      int t = LQ_GETFIELD_TYPE(L, 4, "as_of");
+      if (t == LUA_TNUMBER) {
+        given.as_of = (double)lua_tonumber(L, -1);
+        have_as_of = 1;
+      } else if (t != LUA_TNIL) {
+        fast = 0;   /* a date as text, or a mistake: the model's method reads it, or says what is wrong */
+      }
       lua_pop(L, 1);
+      if (fast) {
+        if (LQ_GETFIELD_TYPE(L, 4, "errors") == LUA_TSTRING) given.raise = strcmp(lua_tostring(L, -1), "raise") == 0;
+        lua_pop(L, 1);
+      }
     }
   }
+  if (fast && !have_as_of) given.as_of = (double)time(NULL);
   if (!fast) {
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_insert(L, 1);
@@ -1923,7 +1951,9 @@ static int one_scorer(lua_State *L) {
   lua_remove(L, 3);                       /* events: nil */
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_replace(L, 1);                      /* the model -> its record program */
-  return p_score_one(L);
+  pb = (program_box *)lua_touserdata(L, 1);   /* a record program: l_one_scorer checked it */
+  if (pb->prog == NULL) return luaL_error(L, "attempt to use a closed leadq program");
+  return score_one_checked(L, pb, &given);
 }
 
 /* core.one_scorer(program, method) -> the function above, for one model */
@@ -1978,7 +2008,7 @@ static int p_explain_one(lua_State *L) {
   const char *bad;
   if (!pb->record_mode) return luaL_error(L, "this program scores tables (compiled for a table's columns)");
   o = get_one(L, pb);
-  bad = run_one(L, pb, o, 1);
+  bad = run_one(L, pb, o, 1, NULL);
   if (bad != NULL) {
     lua_pushnil(L);
     lua_pushstring(L, bad);
