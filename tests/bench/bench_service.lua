@@ -46,24 +46,17 @@ local function wrk_script(path, kind, types)
     "local types = { " .. table.concat(types, ", ", 1, #types) .. " }",
     "local i = 0",
   }
-  if kind == "events" then
+  -- events and plain: the requests of one whole cycle of leads and types, made once, sent in turn
+  local make = ({
+    events = [[wrk.format("POST", "/events", { ["Content-Type"] = "application/json" },
+      string.format('{"lead":"L%d","type":"%s"}', k % LEADS + 1, types[k % #types + 1]))]],
+    plain = [[wrk.format("GET", "/plain")]],
+  })[kind]
+  if make then
     lines[#lines + 1] = [[
 local requests = {}
 init = function()
-  for k = 1, LEADS * #types do   -- one whole cycle of both
-    local body = string.format('{"lead":"L%d","type":"%s"}', k % LEADS + 1, types[k % #types + 1])
-    requests[k] = wrk.format("POST", "/events", { ["Content-Type"] = "application/json" }, body)
-  end
-end
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end]]
-  elseif kind == "plain" then
-    lines[#lines + 1] = [[
-local requests = {}
-init = function()
-  for k = 1, LEADS * #types do requests[k] = wrk.format("GET", "/plain") end
+  for k = 1, LEADS * #types do requests[k] = ]] .. make .. [[ end
 end
 request = function()
   i = i % #requests + 1
