@@ -482,7 +482,8 @@ end
 -- A stored state is "<latest event time>:<state:encode()>": values are asked as of the later of
 -- now and the latest event, so workers whose clocks differ by a few ms never ask for the past.
 -- The state itself knows its latest event (state:latest, read without parsing the text); the header
--- stays for the workers of an older version still running during a reload, which read it.
+-- stays, the stored layout every version reads (workers of two versions run side by side during a
+-- reload).
 -- Returns where the encoding starts (state:decode reads from there: no copy).
 local function state_start(stored)
   local colon = find(stored, ":", 1, true)
