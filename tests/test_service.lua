@@ -227,6 +227,18 @@ function M.TestServiceHandlers.test_events_read_the_profile_only_when_its_versio
   local _, fresh = b:handle("GET", "/leads/L-1")
   lu.assertEquals(after.total, fresh.total)
   lu.assertTrue(after.groups.fit < first.groups.fit, "the smaller company scores less fit")
+  -- a store that loses flags (a host's own): found out, its events read the profile every time
+  local bare = service.memory_store()
+  function bare.get(st, key) return (service.memory_store().get(st, key)) end
+  local d, e = new_service{ store = bare, model = model }, new_service{ store = bare, model = model }
+  lu.assertFalse(d.versions)
+  lu.assertTrue(a.versions)
+  d:handle("POST", "/leads/L-2", '{"seniority":"VP","employees":800}')
+  d:handle("POST", "/events", '{"lead":"L-2","type":"page_view"}')
+  e:handle("POST", "/leads/L-2", '{"employees":5}')
+  local _, seen = d:handle("POST", "/events", '{"lead":"L-2","type":"page_view"}')
+  lu.assertEquals(seen.groups.fit, after.groups.fit)
+  lu.assertNil(bare.data["leadq:flags-probe"])
   -- the same data stored without flags (an older version's), read by a new worker
   local old = service.memory_store()
   for key, value in pairs(store.data) do old.data[key] = value end

@@ -30,7 +30,9 @@
 -- A profile's version rides along as the flags of its stored value and of its lead's stored state:
 -- whoever changes one or the other holds the lead's lock and writes both with the same version, so
 -- an event that finds its state's version equal to the worker's cached profile's skips reading the
--- profile (one shared dict read less per event). Versions come from one counter in the store.
+-- profile (one shared dict read less per event). Versions come from one counter in the store. A
+-- store that does not keep flags (a host's own, not a shared dict) is found out when the service
+-- is made: its events read the profile every time.
 local json = require("leadq.json")
 local null = json.null
 -- OpenResty's LuaJIT counts a table's keys in one compiled call; elsewhere, a walk.
@@ -59,7 +61,7 @@ local LOCK_TTL = 2              -- seconds: a lock left by a dead worker expires
 local CACHE_LEADS = 10000       -- decoded profiles kept per worker
 
 local PROFILE, STATE, LOCK = "p:", "s:", "l:"
-local VERSION_KEY = "profile:version"
+local VERSION_KEY, FLAGS_PROBE = "profile:version", "leadq:flags-probe"
 
 ---------------------------------------------------------------------------------------------------
 -- A store for hosts without nginx: the ngx.shared.DICT methods the service uses, in a table.
@@ -211,6 +213,7 @@ function _M.new(opts)
   end
   self.score_options = {}
   self.result_kept, self.values_kept = {}, {}   -- filled again by each event answered with reuse
+  self.versions = _M.store_keeps_flags(opts.store)
   self.answer_parts_kept = {}   -- reused by every score answer
   self.answer_kept = setmetatable({}, ScoreAnswer)   -- reused by handle's callers that ask for it
   self.event_types, self.any_event_type = {}, false
@@ -355,6 +358,16 @@ function Service:set_profile(id, body)
   return created and 201 or 200, answer
 end
 
+-- Whether a store gives back the flags a value was stored with (ngx.shared.DICT and memory_store do):
+-- one probe key, written, read and deleted.
+function _M.store_keeps_flags(store)
+  local ok = store:safe_set(FLAGS_PROBE, true, 0, 7)
+  if not ok then return false end
+  local _, flags = store:get(FLAGS_PROBE)
+  store:delete(FLAGS_PROBE)
+  return flags == 7
+end
+
 -- Stores a profile's text under a new version, and gives the lead's state that version too (see the
 -- top of this file); the caller holds the lead's lock. true, or nil and the store's error.
 function Service:store_profile(id, text)
@@ -425,7 +438,7 @@ function Service:event(body, reuse)
   if not locked then return refuse(lock_status, lock_err) end
   -- Under the lock: the state, and the profile only when the state's version is not the cached one's.
   local stored, version = self.store:get(lead and lead.state_key or STATE .. id)
-  if not (lead and stored and lead.version == (version or 0)) then
+  if not (self.versions and lead and stored and lead.version == (version or 0)) then
     lead = self:lead(id)
     if not lead then
       self:unlock(id, lock_key)
