@@ -50,7 +50,7 @@ enum {
   UV_NAMES = 1, UV_STATUSES, UV_GRADES, UV_RULE_IDS, UV_DISQ_IDS, UV_DISQ_REASONS, UV_GROUPS,
   UV_FUNCS, UV_MATCHERS, UV_CACHE, UV_PROXY, UV_PROXY_MT, UV_OWNERS,
   /* score_one's keys, kept as Lua strings so a call hashes no C string */
-  UV_K_TOTAL, UV_K_STATUS, UV_K_GRADE, UV_K_GROUPS, UV_K_REASON, UV_K_DISQ, UV_K_ERRORS, UV_K_AS_OF, UV_K_INTO,
+  UV_K_TOTAL, UV_K_STATUS, UV_K_GRADE, UV_K_GROUPS, UV_K_REASON, UV_K_DISQ, UV_K_ERRORS, UV_K_INTO,
   UV_ONE_ANCHORS,   /* the strings score_one's caches point at, so none is freed while cached */
   UV_READER,        /* record mode: reader(record, extra) -> the value of each record field, in order */
   UV_WRITER,        /* record mode: writer(answer, groups, total, status, ...) -> answer (compiler.lua) */
@@ -58,7 +58,7 @@ enum {
 };
 
 static const char *const ONE_KEYS[] = {
-  "total", "status", "grade", "groups", "reason", "disqualified_by", "errors", "as_of", "into", NULL
+  "total", "status", "grade", "groups", "reason", "disqualified_by", "errors", "into", NULL
 };
 
 typedef struct prepass {
@@ -1634,31 +1634,31 @@ static const char *load_record(lua_State *L, program_box *pb, one_state *o, int 
   return NULL;
 }
 
-/* Options of score_one: as_of (a number) and errors = "raise". */
-typedef struct one_options_read {   /* what model:score_one's closure read already (see one_scorer) */
+/* Options of score_one: as_of (a number of seconds; absent: now) and errors = "raise". */
+typedef struct one_options_read {
   double as_of;
   int raise;
 } one_options_read;
 
-static double one_options(lua_State *L, int opts, int uv, int *raise) {
-  double as_of;
-  *raise = 0;
-  if (lua_type(L, opts) != LUA_TTABLE) return (double)time(NULL);
-  lua_rawgeti(L, uv, UV_K_AS_OF);
-  lua_gettable(L, opts);
-  if (lua_type(L, -1) == LUA_TNUMBER) {
-    as_of = (double)lua_tonumber(L, -1);
-  } else if (lua_isnil(L, -1)) {
-    as_of = (double)time(NULL);
-  } else {
-    return (double)luaL_error(L, "as_of must be a number of seconds here (leadq.model converts dates)");
+/* Reads the options table at opts (anything else: none given) into out: 0, or 1 when as_of is
+** neither a number nor absent (a date as text, which the model's Lua method converts, or a
+** mistake), out then unfilled. */
+static int read_one_options(lua_State *L, int opts, one_options_read *out) {
+  int t;
+  out->as_of = 0;
+  out->raise = 0;
+  if (lua_type(L, opts) != LUA_TTABLE) {
+    out->as_of = (double)time(NULL);
+    return 0;
   }
+  t = LQ_GETFIELD_TYPE(L, opts, "as_of");
+  if (t == LUA_TNUMBER) out->as_of = (double)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  lua_rawgeti(L, uv, UV_K_ERRORS);
-  lua_gettable(L, opts);
-  if (lua_type(L, -1) == LUA_TSTRING) *raise = strcmp(lua_tostring(L, -1), "raise") == 0;
+  if (t != LUA_TNUMBER && t != LUA_TNIL) return 1;
+  if (t == LUA_TNIL) out->as_of = (double)time(NULL);
+  if (LQ_GETFIELD_TYPE(L, opts, "errors") == LUA_TSTRING) out->raise = strcmp(lua_tostring(L, -1), "raise") == 0;
   lua_pop(L, 1);
-  return as_of;
+  return 0;
 }
 
 /* Runs the one-row program on record (index 2), options (3), extra (4); index 5 holds the errors
@@ -1683,7 +1683,11 @@ static const char *run_one(lua_State *L, program_box *pb, one_state *o, int expl
     as_of = given->as_of;
     raise = given->raise;
   } else {
-    as_of = one_options(L, 3, uv, &raise);
+    one_options_read read;
+    if (read_one_options(L, 3, &read) != 0)
+      luaL_error(L, "as_of must be a number of seconds here (leadq.model converts dates)");
+    as_of = read.as_of;
+    raise = read.raise;
   }
   log.raise = raise;
   lua_rawgeti(L, uv, UV_NAMES);
@@ -1911,27 +1915,9 @@ static int one_scorer(lua_State *L) {
   int fast = n >= 2 && n <= 4 && lua_type(L, 2) == LUA_TTABLE && (n < 3 || lua_isnil(L, 3));
   one_options_read given;
   program_box *pb;
-  int have_as_of = 0;
-  given.as_of = 0;
-  given.raise = 0;
-  if (fast && n == 4 && !lua_isnil(L, 4)) {
-    fast = lua_type(L, 4) == LUA_TTABLE;
-    if (fast) {   /* the options read here once: as_of and errors (one_options' rules) */
-      int t = LQ_GETFIELD_TYPE(L, 4, "as_of");
-      if (t == LUA_TNUMBER) {
-        given.as_of = (double)lua_tonumber(L, -1);
-        have_as_of = 1;
-      } else if (t != LUA_TNIL) {
-        fast = 0;   /* a date as text, or a mistake: the model's method reads it, or says what is wrong */
-      }
-      lua_pop(L, 1);
-      if (fast) {
-        if (LQ_GETFIELD_TYPE(L, 4, "errors") == LUA_TSTRING) given.raise = strcmp(lua_tostring(L, -1), "raise") == 0;
-        lua_pop(L, 1);
-      }
-    }
-  }
-  if (fast && !have_as_of) given.as_of = (double)time(NULL);
+  /* the options read here once (a date as text goes to the model's Lua method) */
+  if (fast && n == 4 && !lua_isnil(L, 4)) fast = lua_type(L, 4) == LUA_TTABLE;
+  if (fast && read_one_options(L, 4, &given) != 0) fast = 0;   /* 4 past the top: none given */
   if (!fast) {
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_insert(L, 1);
