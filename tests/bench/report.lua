@@ -3,15 +3,9 @@ local M = {}
 
 M.clock = os.clock   -- CPU time of this process: what "one core" means here
 
--- Wall time, for multi-threaded runs (CPU time would add the threads up): the core's monotonic
--- clock, or `date` for a bench that runs without the core.
+-- Wall time, for multi-threaded runs (CPU time would add the threads up): the core's monotonic clock.
 function M.wall()
-  local ok, core = pcall(require, "leadq.core")
-  if ok and type(core) == "table" and core.now then return core.now() end
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("*l"))
-  p:close()
-  return t
+  return require("leadq.core").now()
 end
 
 -- The generated sample in dir holds n leads of this seed: made again whenever it holds anything else
