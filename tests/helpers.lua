@@ -1,8 +1,8 @@
 -- Shared test helpers: temporary files, the shared data sets, sizes for slow builds.
 local M = {}
 
--- The real data sets, relative to the repository root (the tests' working directory).
-M.data_dir = "../shared/data"
+-- The real data sets (tests/data, each with its SOURCE.md), relative to the repository root.
+M.data_dir = "tests/data"
 
 function M.data(path)
   return M.data_dir .. "/" .. path
