@@ -28,9 +28,9 @@ return model "aql" {
   description = "Default account-qualified model: engaged contacts, buying committee, intent, fit",
 
   lists = {
-    target_industries = { "Software", "IT Services", "Financial Services", "Professional Services",
-                          "Telecommunications", "Media" },
-    target_countries = { "US", "GB", "CA", "AU", "DE", "NL", "IE", "SE", "DK", "NO", "CH" },
+    -- The market rules/mql.lua targets too: one file each, shared by both models.
+    target_industries = file "lists/target_industries.txt",
+    target_countries = file "lists/target_countries.txt",
     competitors = file "lists/competitors.txt",
   },
 

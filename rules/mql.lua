@@ -24,11 +24,10 @@ return model "mql" {
   description = "Default B2B marketing-qualified-lead model: ICP fit, engagement, negative signals",
 
   lists = {
-    -- Industries where we win most often (our best customers' industries, last 4 quarters).
-    target_industries = { "Software", "IT Services", "Financial Services", "Professional Services",
-                          "Telecommunications", "Media" },
-    -- Countries where we have a sales team and a local price list.
-    target_countries = { "US", "GB", "CA", "AU", "DE", "NL", "IE", "SE", "DK", "NO", "CH" },
+    -- Industries where we win most often, and countries where we have a sales team and a local
+    -- price list: files shared with rules/aql.lua, so both models target the same market.
+    target_industries = file "lists/target_industries.txt",
+    target_countries = file "lists/target_countries.txt",
     -- Personal e-mail providers: kept in a file because the list is long (one domain a line).
     free_email = file "lists/free_email_domains.txt",
     -- Competitors' domains: maintained with sales ops in a file.
