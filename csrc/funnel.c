@@ -859,6 +859,35 @@ int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col) {
   return 0;
 }
 
+/* Per row of t (its lead found by the id column): the first time the lead entered `stage`, or with
+** the funnel's implied stages any later chain stage; NaN when never, or when the id is not in the log.
+** Whole seconds, as the funnel keeps them. 0, -1 on no memory, -2 when the times span too much. */
+int lq_funnel_entered(lq_funnel *f, int stage, const lq_table *t, int id_col, double *out) {
+  const lq_column *idc = t->cols[id_col];
+  size_t ns = (size_t)f->cfg.nstages, row;
+  int last = stage, s;
+  if (!f->prepared) {
+    int rc = lq_funnel_prepare(f);
+    if (rc != 0) return rc;
+  }
+  if (!f->times_ready && funnel_times(f) != 0) return -1;
+  if (f->cfg.implied && stage < f->cfg.nchain) last = f->cfg.nchain - 1;
+  for (row = 0; row < t->nrows; row++) {
+    char buf[40];
+    size_t len = 0;
+    const char *id = cell_text(idc, row, &len, buf, sizeof buf);
+    int32_t li = id == NULL ? -1 : lq_keys_find(&f->leads, id, len);
+    int32_t best = LQ_FUNNEL_NEVER;
+    if (li >= 0) {
+      const int32_t *first = f->first_at + (size_t)li * ns;
+      for (s = stage; s <= last; s++)
+        if (first[s] != LQ_FUNNEL_NEVER && (best == LQ_FUNNEL_NEVER || first[s] < best)) best = first[s];
+    }
+    out[row] = best == LQ_FUNNEL_NEVER ? NAN : (double)best + f->time_base;
+  }
+  return 0;
+}
+
 lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err) {
   lq_allocator *a = &f->alloc;
   const lq_funnel_config *cfg = &f->cfg;

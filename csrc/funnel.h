@@ -192,6 +192,10 @@ int lq_funnel_prepare(lq_funnel *f);
 ** (the caller keeps t alive and unchanged meanwhile). 0 or -1 on no memory. */
 int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col);
 
+/* Per row of t: when its lead (by t's id column) first entered `stage` (or, implied, a later chain
+** stage); NaN when never or not in the log. 0, -1 on no memory, -2 times span too much. */
+int lq_funnel_entered(lq_funnel *f, int stage, const lq_table *t, int id_col, double *out);
+
 /* Aggregation: NULL on no memory or a wrong query (then *err says why). */
 lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err);
 void lq_funnel_result_free(lq_funnel_result *r);

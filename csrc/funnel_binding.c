@@ -7,6 +7,7 @@
 **   f:join(leads[, id])               the join to a leads table, kept (with the table) for aggregate
 **   f:prepare()                       validates; the number of rejected rows
 **   f:rejects()                       every rejected row: {file, line, lead, stage, at, message}
+**   f:entered(stage, leads[, id])     per row of leads: when its lead first entered the stage (nil: never)
 **   f:aggregate([query])              query: by, leads, id, velocity, sla: a leadq.FunnelResult
 **   f:close(), #f (rows logged)
 **   core.funnel_parse(text)           a result from r:serialize(), or nil, message
@@ -776,6 +777,36 @@ static int result_totable(lua_State *L) {
   return 1;
 }
 
+/* f:entered(stage, leads[, id]) -> per row of leads, the time its lead first entered the stage (with
+** implied stages, or a later chain stage), nil when never; and the number of rows. The outcome of a
+** lead (leadq.outcome) read from the checked log, as the funnel counts it. */
+static int funnel_entered(lua_State *L) {
+  lq_funnel *f = check_funnel(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  const lq_table *t = check_lead_table(L, 3);
+  const char *id = luaL_optstring(L, 4, "id");
+  int stage = stage_of(L, &f->cfg, name, "entered");
+  int c = find_column(t, id);
+  double *times;
+  size_t row;
+  int rc;
+  if (c < 0) return luaL_error(L, "no column '%s' in the leads table", id);
+  if (t->cols[c]->type == LQ_TAGS || t->cols[c]->type == LQ_BOOLEAN)
+    return luaL_error(L, "column '%s' cannot hold lead ids", id);
+  times = (double *)lua_newuserdata(L, (t->nrows + 1) * sizeof(double));
+  rc = lq_funnel_entered(f, stage, t, c, times);
+  if (rc == -2) return luaL_error(L, "%s", LQ_FUNNEL_SPAN_ERROR);
+  if (rc != 0) return luaL_error(L, "not enough memory to check the funnel");
+  lua_createtable(L, (int)t->nrows, 0);
+  for (row = 0; row < t->nrows; row++) {
+    if (isnan(times[row])) continue;
+    lua_pushnumber(L, times[row]);
+    lua_rawseti(L, -2, (lua_Integer)row + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)t->nrows);
+  return 2;
+}
+
 /* ---------------------------------------------------------------- registration */
 
 static const luaL_Reg funnel_methods[] = {
@@ -785,6 +816,7 @@ static const luaL_Reg funnel_methods[] = {
   {"rejects", funnel_rejects},
   {"aggregate", funnel_aggregate},
   {"join", funnel_join},
+  {"entered", funnel_entered},
   {"close", funnel_gc},
   {NULL, NULL}
 };

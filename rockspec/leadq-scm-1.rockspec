@@ -51,6 +51,7 @@ build = {
     ["leadq"] = "lua/leadq/init.lua",
     ["leadq.json"] = "lua/leadq/json.lua",
     ["leadq.model"] = "lua/leadq/model.lua",
+    ["leadq.outcome"] = "lua/leadq/outcome.lua",
     ["leadq.service"] = "lua/leadq/service.lua",
   }
 }
