@@ -269,6 +269,7 @@ typedef struct reader {
   unsigned char stop[256];/* bytes that end an unquoted field */
   uint64_t line;          /* line of the byte at pos */
   uint64_t rec_line;      /* line where the last parsed record starts */
+  size_t rec_start;       /* where the last parsed record starts in the buffer */
   field *fields;
   size_t nfields, fields_cap;  /* nfields counts every field; only fields_cap are stored */
   size_t bad_field;       /* the field a REC_BAD_* is about */
@@ -475,10 +476,28 @@ static int parse_record(reader *rd) {
     break;
   }
 done:
+  rd->rec_start = rd->pos;
   rd->rec_line = rd->line;
   rd->line += lines;
   rd->pos = (size_t)(p - buf);
   return status;
+}
+
+/* A malformed record that runs over several lines (a stray or unclosed quote) would take the
+** lines after its first with it, unseen and uncounted: it is cut to its first line, and parsing
+** goes on from the next one. Returns the record's last line when it was cut, else 0. */
+static uint64_t cut_to_first_line(reader *rd) {
+  const char *s = rd->buf + rd->rec_start, *end = rd->buf + rd->pos, *p = s;
+  uint64_t last;
+  while (p < end && *p != '\n' && *p != '\r') p++;
+  if (p == end) return 0;
+  if (*p == '\r' && p + 1 < end && p[1] == '\n') p++;
+  p++;
+  if (p >= end) return 0;
+  last = rd->rec_line + 1 + count_newlines(p, end[-1] == '\n' ? end - 1 : end);
+  rd->pos = (size_t)(p - rd->buf);
+  rd->line = rd->rec_line + 1;
+  return last;
 }
 
 /* The bytes of field i, doubled quotes undone (into scratch). */
@@ -688,9 +707,10 @@ static int read_header(loader *ld) {
   char **header_names;
   int st, i, j;
   size_t n;
-  size_t save_pos = rd->pos;
   uint64_t save_line = rd->line;
-  /* the first non-blank record */
+  /* the first non-blank record; with no header it is data, so refills keep it for a second read
+  ** (the mark moves with the bytes, where a saved offset would point at others) */
+  rd->mark = rd->pos;
   for (;;) {
     st = next_record(ld);
     if (st < 0) return io_failure(ld, st);
@@ -748,9 +768,10 @@ static int read_header(loader *ld) {
     if (ld->names[i] == NULL) return fail_memory(ld);
   }
   if (!o->header) {  /* that record was data: read it again */
-    rd->pos = save_pos;
+    rd->pos = rd->mark;
     rd->line = save_line;
   }
+  rd->mark = NO_MARK;
   /* every map key and schema name must be a column */
   for (j = 0; j < o->nmap; j++) {
     int hit = 0;
@@ -879,10 +900,12 @@ static int decide_types(loader *ld) {
       st = next_record(ld);
       if (st < 0) return io_failure(ld, st);
       if (st == REC_END) break;
-      if (st != REC_OK) { ld->sampled++; continue; }
-      if (is_blank_record(rd)) continue;
+      if (st == REC_OK && is_blank_record(rd)) continue;
       ld->sampled++;
-      if (rd->nfields != n) continue;
+      if (st != REC_OK || rd->nfields != n) {
+        (void)cut_to_first_line(rd);  /* as load_rows will */
+        continue;
+      }
       for (i = 0; i < n; i++) {
         size_t len;
         const char *s;
@@ -1138,6 +1161,41 @@ static size_t estimate_rows(loader *ld, size_t bytes_sampled, size_t rows_sample
   return (size_t)((double)size / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
 }
 
+/* A record that does not parse, or has the wrong number of fields. One that runs over several
+** lines is cut to its first (see cut_to_first_line), so every line is loaded or rejected. */
+static int reject_malformed(loader *ld, int st) {
+  reader *rd = &ld->rd;
+  const size_t n = (size_t)ld->ncols;
+  char reason[200];
+  int col = -1;
+  size_t i;
+  uint64_t last = cut_to_first_line(rd);
+  if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE) {
+    col = rd->bad_field < n ? (int)rd->bad_field : -1;
+    if (st == REC_BAD_QUOTE)
+      snprintf(reason, sizeof reason, "unterminated quoted field: its opening quote is never closed");
+    else if (last == 0)
+      snprintf(reason, sizeof reason, "unexpected text after the closing quote of a quoted field");
+    else
+      snprintf(reason, sizeof reason, "the quoted field opened on this line closes on line %llu with text "
+               "after its closing quote; the lines after this one are read as records of their own",
+               (unsigned long long)last);
+    return reject(ld, col, reason);
+  }
+  if (last != 0) {
+    for (i = 0; i < rd->nfields && i < rd->fields_cap && col < 0; i++) {
+      const field *f = &rd->fields[i];
+      if (f->quoted && i < n && memchr(rd->buf + f->start, '\n', f->len) != NULL) col = (int)i;
+    }
+    snprintf(reason, sizeof reason, "expected %zu field%s, found %zu: a quoted field opened on this line "
+             "runs on to line %llu; the lines after this one are read as records of their own",
+             n, n == 1 ? "" : "s", rd->nfields, (unsigned long long)last);
+  } else {
+    snprintf(reason, sizeof reason, "expected %zu field%s, found %zu", n, n == 1 ? "" : "s", rd->nfields);
+  }
+  return reject(ld, col, reason);
+}
+
 static int load_rows(loader *ld) {
   reader *rd = &ld->rd;
   lq_table *t = ld->t;
@@ -1151,18 +1209,8 @@ static int load_rows(loader *ld) {
     if (st == REC_END) break;
     if (st == REC_OK && is_blank_record(rd)) continue;
     ld->records++;
-    if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE) {
-      int col = rd->bad_field < n ? (int)rd->bad_field : -1;
-      status = reject(ld, col, st == REC_BAD_QUOTE ?
-                      "unterminated quoted field: its opening quote is never closed" :
-                      "unexpected text after the closing quote of a quoted field");
-      if (status != LQ_CSV_OK) return status;
-      continue;
-    }
-    if (rd->nfields != n) {
-      char reason[96];
-      snprintf(reason, sizeof reason, "expected %zu field%s, found %zu", n, n == 1 ? "" : "s", rd->nfields);
-      if ((status = reject(ld, -1, reason)) != LQ_CSV_OK) return status;
+    if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE || rd->nfields != n) {
+      if ((status = reject_malformed(ld, st)) != LQ_CSV_OK) return status;
       continue;
     }
     if (t->nrows == t->cap) {

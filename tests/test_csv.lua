@@ -64,7 +64,8 @@ end
 
 function M.TestCsvQuoting:test_unterminated_quote_is_rejected()
   local t = parse('a,b\n1,ok\n2,"never closed\n3,x\n', { schema = { a = "number" } })
-  lu.assertEquals(#t, 1)
+  lu.assertEquals(#t, 2)  -- the line after the unclosed quote is read on its own
+  lu.assertEquals(t:row(2), { a = 3, b = "x" })
   lu.assertEquals(t:reject_count(), 1)
   local r = t:rejects()[1]
   lu.assertEquals(r.line, 3)
@@ -72,6 +73,44 @@ function M.TestCsvQuoting:test_unterminated_quote_is_rejected()
   lu.assertEquals(r.column_number, 2)
   lu.assertEquals(r.message,
     "[string]:3: column 'b' (2): unterminated quoted field: its opening quote is never closed")
+end
+
+-- 25 rows, a stray quote in row 5: it once took the 20 rows after it into one reject.
+local function rows_with(line5, extra)
+  local rows = { "id,name,score" }
+  for i = 1, 25 do rows[#rows + 1] = i == 5 and line5 or (i .. ",n" .. i .. "," .. i) end
+  if extra then rows[extra[1] + 1] = extra[2] end
+  return table.concat(rows, "\n") .. "\n"
+end
+
+function M.TestCsvQuoting:test_stray_quote_loses_no_row()
+  local cases = {
+    { rows_with('5,"Acme,5'), 24, { "[string]:6: column 'name' (2): unterminated quoted field: " ..
+        "its opening quote is never closed" } },
+    { rows_with('5,"Acme,5', { 11, '11,"Bo",x"y,3' }), 23, {
+        "[string]:6: column 'name' (2): the quoted field opened on this line closes on line 12 with text " ..
+        "after its closing quote; the lines after this one are read as records of their own",
+        "[string]:12: expected 3 fields, found 4" } },
+    { rows_with('5,"Acme,5', { 11, '11,Bo,3"' }), 24, {
+        "[string]:6: column 'name' (2): expected 3 fields, found 2: a quoted field opened on this line " ..
+        "runs on to line 12; the lines after this one are read as records of their own" } },
+  }
+  for _, case in ipairs(cases) do
+    local t = parse(case[1])
+    lu.assertEquals(#t + t:reject_count(), 25)
+    lu.assertEquals(#t, case[2])
+    lu.assertEquals(messages(t), case[3])
+    lu.assertEquals(t:row(#t).name, "n25")
+    -- a sample that ends before the stray quote: types differ (3" is then no number), not the count
+    t = parse(case[1], { infer_rows = 3 })
+    lu.assertEquals(#t + t:reject_count(), 25)
+    lu.assertEquals(messages(t)[1], case[3][1])
+    h.with_file(case[1], function(name)
+      local t = leadq.read_csv(name)
+      lu.assertEquals(#t + t:reject_count(), 25)
+      lu.assertEquals(#t, case[2])
+    end)
+  end
 end
 
 function M.TestCsvQuoting:test_text_after_closing_quote_is_rejected()
@@ -127,6 +166,25 @@ function M.TestCsvLayout:test_bom_and_no_final_newline()
   lu.assertEquals(t:names(), { "id", "score" })
   lu.assertEquals(#t, 2)
   lu.assertEquals(t:row(2), { id = "b", score = 2 })
+end
+
+-- The header record with no header is data: it was read again from a position saved before the
+-- buffer was refilled (past the buffer's end under a BOM, and 3 bytes short).
+function M.TestCsvLayout:test_bom_without_header()
+  for _, case in ipairs({ { "\239\187\191\n1", 1, "1" }, { "\239\187\191\n1234,5\nx,y", 2, "1234" },
+                          { "\239\187\191" .. string.rep("7", 70000) .. ",1\n2,3", 2, string.rep("7", 70000) } }) do
+    local text, rows, first = case[1], case[2], case[3]
+    local t = parse(text, { header = false, schema = { column_1 = "text" } })
+    lu.assertEquals(#t, rows)
+    lu.assertEquals(t:row(1).column_1, first)
+    lu.assertEquals(t:reject_count(), 0)
+    h.with_file(text, function(name)
+      local f = leadq.read_csv(name, { header = false, schema = { column_1 = "text" } })
+      lu.assertEquals(#f, rows)
+      lu.assertEquals(f:row(1).column_1, first)
+      lu.assertEquals(f:reject_count(), 0)
+    end)
+  end
 end
 
 function M.TestCsvLayout:test_blank_lines_are_skipped()
