@@ -291,6 +291,20 @@ function TestLoadCommand.test_lists_rejects()
   lu.assertStrContains(out, "rejected rows: 1 (the first 1 below)")
 end
 
+function TestLoadCommand.test_long_column_names()
+  -- string.format's width stops at 99: a column name of 100 bytes or more failed the listing
+  local long = string.rep("c", 300)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(long .. ",n\nx,1\n")
+  f:close()
+  local status, out, err = run({ "load", "--leads", path })
+  os.remove(path)
+  lu.assertEquals(err, "")
+  lu.assertEquals(status, 0)
+  lu.assertStrContains(out, "\n  " .. long .. "  category\n  n" .. string.rep(" ", 299) .. "  number\n")
+end
+
 function TestLoadCommand.test_missing_file_and_no_input()
   local status, _, err = run({ "load", "--leads", "/nonexistent/leads.csv" })
   lu.assertEquals(status, 1)

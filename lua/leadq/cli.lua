@@ -459,7 +459,8 @@ local function describe_load(out, label, path, reader, limit)
   local width = 0
   for _, c in ipairs(schema) do if #c.name > width then width = #c.name end end
   for _, c in ipairs(schema) do
-    out.print(format("  %-" .. width .. "s  %s", c.name, c.type))
+    -- padded by hand: string.format refuses widths of 100 and more
+    out.print("  " .. c.name .. string.rep(" ", width - #c.name) .. "  " .. c.type)
   end
   if t.memory then
     local ok, bytes = pcall(t.memory, t)
