@@ -106,9 +106,9 @@ function M.TestCsvQuoting:test_stray_quote_loses_no_row()
     lu.assertEquals(#t + t:reject_count(), 25)
     lu.assertEquals(messages(t)[1], case[3][1])
     h.with_file(case[1], function(name)
-      local t = leadq.read_csv(name)
-      lu.assertEquals(#t + t:reject_count(), 25)
-      lu.assertEquals(#t, case[2])
+      local f = leadq.read_csv(name)
+      lu.assertEquals(#f + f:reject_count(), 25)
+      lu.assertEquals(#f, case[2])
     end)
   end
 end
