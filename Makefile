@@ -35,7 +35,7 @@ HEADERS = $(wildcard csrc/*.h)
 OBJECTS = $(patsubst csrc/%.c,$(OBJDIR)/%.o,$(SOURCES))
 CORE = $(LIBDIR)/leadq/core.so
 
-.PHONY: all core deps variants test demo bench repl clean install
+.PHONY: all core deps variants test demo bench repl clean install uninstall
 
 all: deps core $(BUILD)/leadq
 
@@ -53,7 +53,8 @@ $(CORE): $(OBJECTS) | $(LIBDIR)/leadq
 $(OBJDIR) $(LIBDIR)/leadq:
 	mkdir -p $@
 
-# The launcher: a Lua script that finds lua/ and build/lib from where it stands.
+# The command: from a build tree it finds lua/ and build/lib from where it stands; installed,
+# the modules on the usual paths (make install gives it the Lua it was built for).
 $(BUILD)/leadq: lua/launcher.lua | $(LIBDIR)/leadq
 	cp lua/launcher.lua $@
 	chmod +x $@
@@ -81,11 +82,39 @@ repl: all
 clean:
 	rm -rf $(BUILD)
 
+# make install [PREFIX=/usr/local] [DESTDIR=staging] [LUA=lua5.4|lua5.3|luajit]: the module where
+# that Lua looks (LuaJIT is Lua 5.1 to its package paths), the command in bin/, the shipped rules
+# beside the modules as leadq/rules/ (where the command finds them, as after `luarocks make`).
+# install(1) writes each file under a new inode: a running nginx keeps its mapped core.so intact.
 PREFIX ?= /usr/local
+ifeq ($(LUA),luajit)
+LUA_VERSION ?= 5.1
+else
 LUA_VERSION ?= $(patsubst lua%,%,$(LUA))
+endif
+BINDIR ?= $(PREFIX)/bin
 INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
-install: all
-	mkdir -p $(INST_LIBDIR)/leadq $(INST_LUADIR)/leadq
-	cp $(CORE) $(INST_LIBDIR)/leadq/
-	cp lua/leadq/*.lua $(INST_LUADIR)/leadq/
+INSTALL ?= install
+LUA_FILES = $(sort $(shell find lua/leadq -name '*.lua'))
+RULE_FILES = $(wildcard rules/*.lua)
+LIST_FILES = $(wildcard rules/lists/*)
+
+install: core
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INST_LIBDIR)/leadq $(DESTDIR)$(INST_LUADIR)/leadq/rules/lists
+	$(INSTALL) -m 755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/leadq/core.so
+	for f in $(LUA_FILES); do \
+	  to=$(DESTDIR)$(INST_LUADIR)/$${f#lua/}; $(INSTALL) -d $${to%/*} && $(INSTALL) -m 644 $$f $$to || exit 1; \
+	done
+	$(INSTALL) -m 644 $(RULE_FILES) $(DESTDIR)$(INST_LUADIR)/leadq/rules/
+	$(INSTALL) -m 644 $(LIST_FILES) $(DESTDIR)$(INST_LUADIR)/leadq/rules/lists/
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' lua/launcher.lua > $(BUILD)/leadq-$(LUA).installed
+	$(INSTALL) -m 755 $(BUILD)/leadq-$(LUA).installed $(DESTDIR)$(BINDIR)/leadq
+
+# What install installed, then the folders it made if they are left empty.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/leadq $(DESTDIR)$(INST_LIBDIR)/leadq/core.so
+	rm -f $(patsubst lua/%,$(DESTDIR)$(INST_LUADIR)/%,$(LUA_FILES))
+	rm -f $(patsubst %,$(DESTDIR)$(INST_LUADIR)/leadq/%,$(RULE_FILES) $(LIST_FILES))
+	-[ ! -d $(DESTDIR)$(INST_LUADIR)/leadq ] || find $(DESTDIR)$(INST_LUADIR)/leadq -depth -type d -empty -delete
+	-rmdir $(DESTDIR)$(INST_LIBDIR)/leadq 2>/dev/null || true

@@ -116,6 +116,38 @@ local function project_root()
 end
 _M.project_root = project_root
 
+local function readable(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  f:close()
+  return true
+end
+
+-- The folder of the shipped rules (rules/*.lua and rules/lists/), found from this file's place:
+-- installed (luarocks or make install), they sit beside the modules as leadq/rules/, on the Lua
+-- path like any module; in a source tree they are rules/ beside lua/. Nil when neither is there.
+local function shipped_rules()
+  local source = debug.getinfo(1, "S").source
+  local path = source:sub(1, 1) == "@" and source:sub(2) or "lua/leadq/cli.lua"
+  local here = path:match("^(.*)/[^/]*$") or "."
+  for _, dir in ipairs { here .. "/rules", here .. "/../../rules" } do
+    if readable(dir .. "/mql.lua") then return normalize(dir) end
+  end
+  return nil
+end
+_M.shipped_rules = shipped_rules
+
+-- A rule file as given, or a shipped model named the short way from any folder: "mql", "mql.lua"
+-- or "rules/mql.lua" that names no file here is the shipped rules/mql.lua. A file that exists wins.
+local function rule_file(given)
+  if readable(given) then return given end
+  local name = given:match("^rules/([%w_]+)%.lua$") or given:match("^([%w_]+)%.lua$") or given:match("^([%w_]+)$")
+  local dir = name and shipped_rules()
+  if dir and readable(dir .. "/" .. name .. ".lua") then return dir .. "/" .. name .. ".lua" end
+  return given
+end
+_M.rule_file = rule_file
+
 ---------------------------------------------------------------------------------------------
 -- Option parsing
 
@@ -511,8 +543,11 @@ _M.commands.load = {
 local DEMO_LEADS, DEMO_SEED = 20000, 42
 
 local function run_demo(opts, out)
-  local root = project_root()
-  local dir = opts.out or normalize(root .. "/build/demo")
+  local rules = shipped_rules()
+  if not rules then return nil, "demo: the shipped rules (rules/mql.lua) are not beside the leadq modules" end
+  local root = normalize(rules .. "/..")              -- the folder holding rules/
+  local source_tree = rules == normalize(project_root() .. "/rules")
+  local dir = opts.out or (source_tree and normalize(root .. "/build/demo") or "leadq-demo")
   local n = opts.leads or DEMO_LEADS
   local gen = require("leadq.gen")
   out.print(format("leadq demo: %s synthetic leads (seed %d) into %s", thousands(n), DEMO_SEED, dir))
@@ -531,11 +566,11 @@ local function run_demo(opts, out)
 end
 
 _M.commands.demo = {
-  summary = "generate sample data into build/demo, load it and show the results",
+  summary = "generate sample leads, score them with the shipped rules and explain one MQL",
   usage = "demo [--leads N] [--out DIR]",
   options = {
     leads = { type = "integer", help = "how many leads (default 20000)" },
-    out = { type = "string", help = "where to write (default build/demo)" },
+    out = { type = "string", help = "where to write (default build/demo in a source tree, else ./leadq-demo)" },
   },
   run = run_demo,
 }
@@ -544,12 +579,20 @@ _M.commands.demo = {
 local function score_command(fn)
   return function(opts, out)
     local cli_score = require("leadq.cli_score")
+    if opts.rules then
+      local files = {}
+      for _, v in ipairs(opts.rules) do
+        for item in v:gmatch("[^,]+") do files[#files + 1] = rule_file(item:match("^%s*(.-)%s*$")) end
+      end
+      opts.rules = files
+    end
+    if opts.accounts then opts.accounts = rule_file(opts.accounts) end
     return cli_score[fn](opts, out)
   end
 end
 
 local SCORE_OPTIONS = {
-  rules = { type = "list", help = "rule files, comma-separated or repeated" },
+  rules = { type = "list", help = "rule files, comma-separated or repeated (or shipped models: mql,sql)" },
   leads = { type = "string", help = "the leads CSV" },
   events = { type = "string", help = "an events CSV for behaviour rules" },
   map = { type = "string", help = "a CSV 'column,field' renaming CRM columns to the rules' fields" },
@@ -591,11 +634,13 @@ _M.commands.explain = {
 
 _M.commands.check = {
   summary = "check rule files and list every problem with its file and line",
-  usage = "check FILE...",
+  usage = "check FILE...   (a file, or a shipped model by name: aql, mql, pql, sql)",
   args = "FILE...",
   run = function(opts, out)
     local cli_score = require("leadq.cli_score")
-    return cli_score.check(opts.args, out)
+    local files = {}
+    for i, given in ipairs(opts.args) do files[i] = rule_file(given) end
+    return cli_score.check(files, out)
   end,
 }
 
