@@ -61,6 +61,18 @@ function TestCheckCommand.test_every_problem_of_every_file()
   lu.assertStrContains(text, "3 of 4 files with problems")
 end
 
+function TestCheckCommand.test_an_endless_loop_fails_cleanly()
+  -- with the default limits: the check ends, names the file and line, and goes on to the next file
+  local dir = tmpdir()
+  write(dir .. "/spin.lua", 'local m = model "s" { rules = {} }\nwhile true do end\nreturn m\n')
+  local status, text = run("check", { dir .. "/spin.lua", "rules/mql.lua" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(text, dir .. "/spin.lua:2: the script failed: it ran past its limit of 20000000 Lua " ..
+    "instructions while loading (an endless loop?)")
+  lu.assertStrContains(text, "rules/mql.lua: ok")
+  lu.assertStrContains(text, "1 of 2 files with problems")
+end
+
 function TestCheckCommand.test_no_file()
   local status, _, err = run("check", {})
   lu.assertEquals(status, 2)

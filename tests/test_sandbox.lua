@@ -98,6 +98,82 @@ return model "m" {
   lu.assertStrContains(r.errors[2], "a lead is read-only")
 end
 
+-- Small limits, so the tests are quick; the defaults are checked through `leadq check`.
+local SMALL = { load_instructions = 1e5, load_memory_kb = 8 * 1024, call_instructions = 1e4, rep_bytes = 1e6 }
+
+function TestSandbox:test_an_endless_loop_at_load_is_stopped_at_its_line()
+  local limits = {}
+  for k, v in pairs(SMALL) do limits[k] = v end
+  local spec, problems = load("local n = 0\nwhile true do n = n + 1 end\n", { limits = limits })
+  lu.assertNil(spec)
+  lu.assertEquals(problems, { "s.lua:2: the script failed: it ran past its limit of 100000 Lua instructions " ..
+    "while loading (an endless loop?)" })
+  -- the script's own pcall cannot catch it and go on
+  spec, problems = load("while true do pcall(function() while true do end end) end\n", { limits = limits })
+  lu.assertNil(spec)
+  lu.assertStrContains(problems[1], "s.lua:1: the script failed: it ran past its limit of 100000")
+  -- nor does the hook outlive the load
+  lu.assertNil(debug.gethook())
+end
+
+function TestSandbox:test_heap_growth_at_load_is_bounded()
+  -- small: a freed block of megabytes would raise glibc's mmap threshold, and test_table's
+  -- resident-memory check would then see freed tables stay resident
+  local limits = { load_instructions = 1e9, load_memory_kb = 64 }
+  local spec, problems = load("local t = {}\nfor i = 1, 1e8 do t[i] = { i } end\n", { limits = limits })
+  lu.assertNil(spec)
+  lu.assertEquals(problems, { "s.lua:2: the script failed: it grew the heap past its limit of 64 kB while loading" })
+  spec, problems = load("local s = 'x'\nfor _ = 1, 40 do s = s .. s end\n", { limits = limits })
+  lu.assertNil(spec)
+  lu.assertEquals(problems, { "s.lua:2: the script failed: it grew the heap past its limit of 64 kB while loading" })
+  collectgarbage()
+end
+
+function TestSandbox:test_string_rep_is_bounded()
+  local _, problems = load("local s = string.rep('ab', 1e9)\n")
+  lu.assertEquals(problems, { "s.lua:1: the script failed: string.rep would make 2000000000 bytes, more than " ..
+    "the 16777216 a rule script may" })
+  local spec = load("local s = string.rep('ab', 3, ',')\nreturn model 'm' { description = s }\n")
+  lu.assertNotNil(spec)
+end
+
+function TestSandbox:test_a_rule_function_that_loops_is_stopped_for_that_lead()
+  local spec = load([[
+return model "m" {
+  rules = {
+    rule "SPIN" { points = 2, when = function(lead)
+      if lead.title == "loop" then
+        while true do end
+      end
+      return true
+    end },
+    rule "HEAVY" { points = function(lead) local n = 0; for _ = 1, 1e9 do n = n + 1 end; return n end,
+      when = { title = "heavy" } },
+  },
+}
+]])
+  lu.assertNotNil(spec)
+  local saved = dsl.LIMITS.call_instructions
+  dsl.LIMITS.call_instructions = SMALL.call_instructions
+  local ok, err = pcall(function()
+    local m = require("leadq.model").new(spec)
+    local res, errs = m:score(leadq.table({ { id = "A1", title = "ok" }, { id = "A2", title = "loop" },
+      { id = "A3", title = "heavy" } }))
+    lu.assertEquals(res:column("total"), { 2, 0, 2 })
+    lu.assertEquals(errs.count, 2)
+    lu.assertEquals(errs[1], "rule 'SPIN' failed for lead 'A2' (row 2): s.lua:5: the function ran past its " ..
+      "limit of 10000 Lua instructions for one lead (an endless loop?)")
+    lu.assertEquals(errs[2], "rule 'HEAVY' failed for lead 'A3' (row 3): s.lua:9: the function ran past its " ..
+      "limit of 10000 Lua instructions for one lead (an endless loop?)")
+    local r = m:score_one({ title = "loop" })
+    lu.assertStrContains(r.errors[1], "rule 'SPIN' failed for lead given: s.lua:5: the function ran past")
+    lu.assertEquals(m:score_one({ title = "ok" }).total, 2)
+  end)
+  dsl.LIMITS.call_instructions = saved
+  lu.assertNil(debug.gethook())
+  if not ok then error(err, 0) end
+end
+
 function TestSandbox:test_environment_has_the_listed_names_only()
   local env = dsl.environment()
   for _, name in ipairs(dsl.SANDBOX_NAMES) do lu.assertNotNil(rawget(env, name), name) end

@@ -575,4 +575,21 @@ function M.TestServiceNginx.test_4_reload_keeps_state_and_refuses_broken_rules()
   lu.assertEquals(res.json.model.generation, generation + 2)
 end
 
+-- A rule script that never ends once hung the master on reload until kill -9.
+function M.TestServiceNginx.test_5_reload_refuses_a_rule_script_that_never_ends()
+  local s = nginx_server()
+  local text = harness.read_file(s.rules)
+  local workers = s:workers()
+  harness.write_file(s.rules, "while true do end\n" .. text)
+  os.execute(s:nginx_cmd(" -s reload 2>/dev/null"))
+  lu.assertTrue(s:wait_log("engagement.lua:1: the script failed: it ran past its limit of 20000000 Lua " ..
+    "instructions while loading (an endless loop?)"), s:error_log())
+  lu.assertEquals(s:workers(), workers)
+  lu.assertEquals(s:request("GET", "/leads/N-4").status, 200)
+  -- the master is free: the fixed file reloads
+  harness.write_file(s.rules, text)
+  lu.assertTrue(s:reload())
+  lu.assertEquals(s:request("GET", "/leads/N-4").status, 200)
+end
+
 return M

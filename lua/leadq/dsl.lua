@@ -4,7 +4,7 @@
 local _M = { _VERSION = "0.1.0" }
 
 local type, pairs, ipairs, next, select, tostring, tonumber = type, pairs, ipairs, next, select, tostring, tonumber
-local error, pcall, setmetatable, rawget = error, pcall, setmetatable, rawget
+local error, pcall, setmetatable, getmetatable, rawget = error, pcall, setmetatable, getmetatable, rawget
 local string_format, string_find, string_lower = string.format, string.find, string.lower
 local table_sort, math_huge, math_floor = table.sort, math.huge, math.floor
 local io_open = io.open
@@ -182,6 +182,115 @@ function _M.kind_of(v)
 end
 
 ---------------------------------------------------------------------------------------------------
+-- Bounds: a script's load and each call of its functions run only so many Lua instructions, and
+-- the load grows the heap only so much. An endless loop in a rule must not hang `leadq check`, an
+-- nginx reload (the master would wedge) or a worker scoring a lead.
+---------------------------------------------------------------------------------------------------
+
+local debug_sethook, debug_gethook = debug.sethook, debug.gethook
+local collectgarbage = collectgarbage
+local jit = rawget(_G, "jit")
+
+_M.LIMITS = {
+  load_instructions = 2e7,     -- a rule script's run when it loads (well under a second)
+  load_memory_kb = 128 * 1024, -- heap growth while it loads
+  call_instructions = 1e6,     -- one call of a rule's function, for one lead
+  rep_bytes = 16 * 1024 * 1024,-- string.rep in a script: one allocation no hook can interrupt
+}
+
+-- A limit's error: a script's own pcall hands it on (see the sandbox's pcall).
+local LIMIT_MT = { __tostring = function(e) return e.message end }
+
+local THIS_FILE = debug_getinfo(1, "S").source
+
+-- Raised from a hook: names the file and line the script was running (its nearest Lua frame that
+-- is not this file's, such as the sandbox's pcall).
+local function over_limit(what)
+  local src, line = "?", 0
+  for level = 3, 40 do
+    local info = debug_getinfo(level, "Sl")
+    if info == nil then break end
+    if info.what ~= "C" and info.source ~= THIS_FILE then
+      src, line = info.source or "?", info.currentline or 0
+      break
+    end
+  end
+  if src:sub(1, 1) == "@" or src:sub(1, 1) == "=" then src = src:sub(2) end
+  error(setmetatable({ message = string_format("%s:%d: %s", src, line, what) }, LIMIT_MT), 0)
+end
+
+local function is_limit(e) return getmetatable(e) == LIMIT_MT end
+
+local function restore_hook(fn, mask, count)
+  if fn then debug_sethook(fn, mask, count) else debug_sethook() end
+end
+
+-- fn() under the load limits: true, result or false, error (a limit's error is a string).
+local function run_bounded(fn, limits)
+  local every = 16  -- few instructions between heap checks: a doubling string outgrows them fast
+  local budget, memory = limits.load_instructions, limits.load_memory_kb
+  local spent, base = 0, collectgarbage("count")
+  local function hook()
+    spent = spent + every
+    if spent > budget / 2 and debug_getinfo(2, "S").source == THIS_FILE then return end  -- see call_hook
+    if spent > budget then
+      over_limit(string_format("it ran past its limit of %.0f Lua instructions while loading " ..
+        "(an endless loop?)", budget))
+    end
+    if collectgarbage("count") - base > memory then
+      collectgarbage("collect")
+      if collectgarbage("count") - base > memory then
+        over_limit(string_format("it grew the heap past its limit of %s while loading",
+          memory >= 1024 and string_format("%g MB", memory / 1024) or string_format("%g kB", memory)))
+      end
+    end
+  end
+  if jit then jit.off(fn, true) end  -- compiled code calls no hooks; rule functions stay interpreted too
+  local hook_fn, hook_mask, hook_count = debug_gethook()
+  debug_sethook(hook, "", every)
+  local ok, result = pcall(fn)
+  restore_hook(hook_fn, hook_mask, hook_count)
+  if not ok and is_limit(result) then result = result.message end
+  return ok, result
+end
+
+local function call_hook()
+  -- not in this file's code (the pcall around the script and what follows it): raised there, the
+  -- error would escape the pcall and leave the hook set
+  if debug_getinfo(2, "S").source == THIS_FILE then return end
+  over_limit(string_format("the function ran past its limit of %.0f Lua instructions for one lead " ..
+    "(an endless loop?)", _M.LIMITS.call_instructions))
+end
+
+local function finish_call(hook_fn, hook_mask, hook_count, ok, ...)
+  restore_hook(hook_fn, hook_mask, hook_count)
+  if not ok then
+    local e = ...
+    error(is_limit(e) and e.message or e, 0)
+  end
+  return ...
+end
+
+-- A rule's function, bounded per call; the scorer names the rule and the lead around its errors.
+local function bounded_function(fn)
+  return function(...)
+    local hook_fn, hook_mask, hook_count = debug_gethook()
+    debug_sethook(call_hook, "", _M.LIMITS.call_instructions)
+    return finish_call(hook_fn, hook_mask, hook_count, pcall(fn, ...))
+  end
+end
+_M.bounded_function = bounded_function
+
+-- The sandbox's pcall: a limit's error goes on up, or `while true do pcall(f) end` would outlast it.
+local function pass_limit(ok, ...)
+  if not ok and is_limit((...)) then error((...), 0) end
+  return ok, ...
+end
+local function sandbox_pcall(f, ...)
+  return pass_limit(pcall(f, ...))
+end
+
+---------------------------------------------------------------------------------------------------
 -- The sandbox
 ---------------------------------------------------------------------------------------------------
 
@@ -211,14 +320,24 @@ local NOT_AVAILABLE = {
 function _M.environment(allow)
   local allowed = {}
   for _, name in ipairs(allow or {}) do allowed[name] = true end
+  local bounded_string = copy_library(string, { dump = true })
+  local string_rep = string.rep
+  bounded_string.rep = function(text, n, sep)
+    local size = (#tostring(text) + #tostring(sep or "")) * (tonumber(n) or 0)
+    if size > _M.LIMITS.rep_bytes then
+      error(string_format("string.rep would make %.0f bytes, more than the %.0f a rule script may", size,
+        _M.LIMITS.rep_bytes), 2)
+    end
+    return string_rep(text, n, sep)
+  end
   local env = {
     model = _M.model, rule = _M.rule, disqualify = _M.disqualify, list = _M.list, file = _M.file,
     feature = _M.feature,
-    string = copy_library(string, { dump = true }),
+    string = bounded_string,
     table = copy_library(table),
     math = copy_library(math),
     pairs = pairs, ipairs = ipairs, next = next, select = select, type = type, tostring = tostring,
-    tonumber = tonumber, error = error, pcall = pcall, unpack = unpack,
+    tonumber = tonumber, error = error, pcall = sandbox_pcall, unpack = unpack,
     assert = function(v, msg, ...)   -- the host's assert, without handing out its identity
       if not v then error(msg or "assertion failed!", 2) end
       return v, msg, ...
@@ -393,7 +512,7 @@ local function test_leaves(ctx, field, test, out)
     leaf({ t = "bool", value = test, test = "equals", arg = test })
     return
   elseif tt == "function" then
-    leaf({ t = "fn", fn = test, test = "function" })
+    leaf({ t = "fn", fn = bounded_function(test), test = "function" })
     return
   elseif tt ~= "table" or made[test] then
     return add("field '%s': a test must be a string, number, boolean or table, got %s", field, type_name(test))
@@ -552,7 +671,7 @@ end
 local function condition(ctx, c, depth)
   local add = ctx.add
   if depth > 50 then add("the condition is nested too deeply") return nil end
-  if type(c) == "function" then return { t = "fn", fn = c, test = "function" } end
+  if type(c) == "function" then return { t = "fn", fn = bounded_function(c), test = "function" } end
   if type(c) ~= "table" or made[c] then
     add("a condition must be a table or a function, got %s", type_name(c))
     return nil
@@ -871,7 +990,7 @@ function _M.validate(obj, opts)
       local b = r.body
       local pts = b.points
       if type(pts) == "function" then
-        out.points_fn = pts
+        out.points_fn = bounded_function(pts)
       elseif finite(pts) then
         out.points = pts
       elseif pts == nil then
@@ -1078,7 +1197,7 @@ function _M.load_file(path, opts)
   local env = _M.environment(opts.allow)
   local fn, serr = compile_chunk(text, "@" .. path, env)
   if not fn then return nil, { syntax_problem(path, serr) } end
-  local ok, result = pcall(fn)
+  local ok, result = run_bounded(fn, opts.limits or _M.LIMITS)
   if not ok then return nil, { runtime_problem(path, result) } end
   local lines = {}
   for l in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
@@ -1093,7 +1212,7 @@ function _M.load_string(text, name, opts)
   local env = _M.environment(opts.allow)
   local fn, serr = compile_chunk(text, "@" .. name, env)
   if not fn then return nil, { syntax_problem(name, serr) } end
-  local ok, result = pcall(fn)
+  local ok, result = run_bounded(fn, opts.limits or _M.LIMITS)
   if not ok then return nil, { runtime_problem(name, result) } end
   local lines = {}
   for l in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
