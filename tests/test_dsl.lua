@@ -120,6 +120,33 @@ return model "m" { rules = { rule "A" { points = 1, when = { x = { between = { 9
   has(p, "t.lua:1: rule 'A': field 'x': between has its low end 9 above its high end 1")
 end
 
+-- string.find reports a pattern's mistake only when the match reaches it: "a%" passed a trial
+-- match on "" and then failed on the first lead with an 'a' (a 500 in the service).
+function TestDslLoad:test_matches_patterns_are_read_in_full_at_load()
+  local cases = {
+    { "a%", "it ends with '%'" },
+    { "[abc", "a '[' set is not closed with ']'" },
+    { "x[%]", "a '[' set is not closed with ']'" },
+    { "%bx", "'%b' needs two characters after it" },
+    { "%fx", "'%f' must be followed by a '[' set" },
+    { "(a)%2", "'%2' refers to no closed capture" },
+    { "(a", "a '(' is not closed with ')'" },
+    { "a)", "a ')' closes no '('" },
+    { string.rep("a", 201), "it is longer than 200 bytes" },
+  }
+  for _, case in ipairs(cases) do
+    local p = problems_of('return model "m" {\n  rules = {\n    rule "A" { points = 1, when = { title = ' ..
+      string.format("{ matches = %q }", case[1]) .. ' } },\n  },\n}\n')
+    lu.assertEquals(p, { string.format("t.lua:3: rule 'A': field 'title': matches: bad pattern '%s': %s",
+      case[1], case[2]) })
+  end
+  for _, good in ipairs({ "^head of", "vp.-sales", "[]x]", "[^]]", "%b()", "%f[%w]cto%f[%W]", "(a)%1", "()x$",
+      "a$b", "[%]]" }) do
+    lu.assertNil(dsl.pattern_problem(good), good)
+    lu.assertTrue(pcall(string.find, "head of (sales) cto a$b ]", good), good)
+  end
+end
+
 function TestDslLoad:test_syntax_error_is_a_sentence_with_file_and_line()
   local p = problems_of("return model \"m\" {\n  rules = {\n    rule \"A\" { points = 1 when = {} }\n  }\n}\n",
     "rules/bad.lua")

@@ -331,6 +331,11 @@ local bad_requests = {
   { "POST", "/leads/L-1", '{"employees":{"n":1}}', 400,
     "field 'employees': a value must be a string, number, boolean, null or an array of strings" },
   { "POST", "/leads/L-1", '{"seniority":["a",1]}', 400, "field 'seniority': an array may only hold strings" },
+  -- a pattern of the rules sees no more than 1024 bytes of a value
+  { "POST", "/leads/L-1", '{"seniority":"' .. string.rep("VP Sales ", 114) .. '"}', 400,
+    "field 'seniority': a value of more than 1024 bytes" },
+  { "POST", "/leads/L-1", '{"seniority":["' .. string.rep("x", 1025) .. '"]}', 400,
+    "field 'seniority': a value of more than 1024 bytes" },
   { "POST", "/leads/L-1", '{"1st":1}', 400, "bad field name '1st': letters, digits and _, starting with a letter" },
   { "POST", "/leads/L-1", '"VP"', 400, "request body must be a JSON object" },
   { "POST", "/leads/L-1", '{"employees":"lots"}', 400,

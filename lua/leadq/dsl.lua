@@ -488,6 +488,71 @@ local function finite(x)
   return type(x) == "number" and x == x and x ~= math_huge and x ~= -math_huge
 end
 
+-- The first mistake in a Lua pattern, or nil. string.find reports a mistake only when the matcher
+-- reaches it ("a%" against "" never does, "a%" against "ab" does), so a pattern that passed a
+-- trial match could still fail on a lead: here it is read in full, as lstrlib.c reads it.
+local MAX_PATTERN = 200
+local function pattern_problem(p)
+  local n, i, captures = #p, 1, {}  -- captures[k]: the k-th '(' is closed
+  local function at(j) return p:sub(j, j) end
+  local function class_end(j)  -- the index after the single-character class at j, or nil, why
+    local c = at(j)
+    j = j + 1
+    if c == "%" then
+      if j > n then return nil, "it ends with '%'" end
+      return j + 1
+    elseif c == "[" then
+      if at(j) == "^" then j = j + 1 end
+      repeat  -- the first character is a member, even ']'
+        if j > n then return nil, "a '[' set is not closed with ']'" end
+        local ch = at(j)
+        j = j + 1
+        if ch == "%" and j <= n then j = j + 1 end
+      until at(j) == "]"
+      return j + 1
+    end
+    return j
+  end
+  if at(1) == "^" then i = 2 end
+  while i <= n do
+    local c, nxt = at(i), at(i + 1)
+    local e, why
+    if c == "(" then
+      if #captures >= 32 then return "it has more than 32 captures" end
+      captures[#captures + 1] = nxt == ")"
+      e = nxt == ")" and i + 2 or i + 1
+    elseif c == ")" then
+      local open
+      for k = #captures, 1, -1 do if not captures[k] then open = k break end end
+      if not open then return "a ')' closes no '('" end
+      captures[open] = true
+      e = i + 1
+    elseif c == "$" and i == n then
+      e = i + 1
+    elseif c == "%" and nxt == "b" then
+      if i + 3 > n then return "'%b' needs two characters after it" end
+      e = i + 4
+    elseif c == "%" and nxt == "f" then
+      if at(i + 2) ~= "[" then return "'%f' must be followed by a '[' set" end
+      e, why = class_end(i + 2)
+    elseif c == "%" and nxt:find("^%d$") then
+      local k = tonumber(nxt)
+      if k == 0 or not captures[k] then return string_format("'%%%d' refers to no closed capture", k) end
+      e = i + 2
+    else
+      e, why = class_end(i)
+      if e and (at(e) == "?" or at(e) == "+" or at(e) == "*" or at(e) == "-") then e = e + 1 end
+    end
+    if not e then return why end
+    i = e
+  end
+  for k = 1, #captures do
+    if not captures[k] then return "a '(' is not closed with ')'" end
+  end
+  return nil
+end
+_M.pattern_problem = pattern_problem
+
 -- Normalize one test on one field into leaves: { t = kind, field = name, ... }.
 local function test_leaves(ctx, field, test, out)
   local add = ctx.add
@@ -621,8 +686,10 @@ local function test_leaves(ctx, field, test, out)
       if vals then
         for _, pat in ipairs(vals) do
           local ok, err = pcall(string_find, "", pat)
-          if not ok then
-            add("field '%s': matches: bad pattern '%s': %s", field, pat, tostring(err):gsub("^.-:%d+: ", ""))
+          local why = pattern_problem(pat) or (not ok and tostring(err):gsub("^.-:%d+: ", ""))
+          if #pat > MAX_PATTERN then why = string_format("it is longer than %d bytes", MAX_PATTERN) end
+          if why then
+            add("field '%s': matches: bad pattern '%s': %s", field, pat, why)
             vals = nil
             break
           end

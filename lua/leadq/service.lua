@@ -50,12 +50,13 @@ local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable
 local floor = math.floor
 local find, sub, format, concat, sort = string.find, string.sub, string.format, table.concat, table.sort
 
-local _M = { _VERSION = "0.1" }
+local _M = { _VERSION = "0.1.0" }
 
 local MAX_BODY = 16384          -- bytes; nginx.conf's client_max_body_size says the same
 local MAX_FIELDS = 200          -- profile fields in one lead
 local MAX_TAGS = 100            -- values in one multi-valued field
 local MAX_ID = 128              -- bytes in a lead id
+local MAX_VALUE = 1024          -- bytes in a profile value: the text a rule's pattern is matched against
 local LOCK_TRIES = 200          -- x 1 ms: how long an event waits for another worker on the same lead
 local LOCK_TTL = 2              -- seconds: a lock left by a dead worker expires
 local CACHE_LEADS = 10000       -- decoded profiles kept per worker
@@ -318,6 +319,9 @@ function Service:set_profile(id, body)
         did_you_mean(name, self.field_list), concat(self.field_list, ", ")))
     end
     local tv = type(value)
+    if tv == "string" and #value > MAX_VALUE then
+      return refuse(400, format("field '%s': a value of more than %d bytes", name, MAX_VALUE))
+    end
     if tv == "table" and value ~= json.null then
       if getmetatable(value) == nil and next(value) ~= nil then
         return refuse(400, format("field '%s': a value must be a string, number, boolean, null or an array of strings",
@@ -327,6 +331,9 @@ function Service:set_profile(id, body)
       for _, tag in ipairs(value) do
         if type(tag) ~= "string" then
           return refuse(400, format("field '%s': an array may only hold strings", name))
+        end
+        if #tag > MAX_VALUE then
+          return refuse(400, format("field '%s': a value of more than %d bytes", name, MAX_VALUE))
         end
       end
     end
