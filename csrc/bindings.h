@@ -38,6 +38,7 @@ void lq_open_funnel(lua_State *L);
 void lq_open_score(lua_State *L);
 void lq_open_features(lua_State *L);
 void lq_open_accounts(lua_State *L);
+void lq_open_evaluate(lua_State *L);
 void lq_open_fit(lua_State *L);
 
 #endif

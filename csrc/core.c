@@ -46,6 +46,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lq_open_score(L);
   lq_open_features(L);
   lq_open_accounts(L);
+  lq_open_evaluate(L);
   lq_open_fit(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");

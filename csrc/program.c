@@ -959,6 +959,24 @@ LQ_KERNEL void k_allocate(const uint8_t *restrict m, const double *restrict valu
   }
 }
 
+/* The rules' and disqualifiers' conditions of a batch as bits (lq_out.fired_bits). A batch starts
+** on a multiple of 64 rows (batches and thread ranges are whole LQ_BATCH), so it owns its words. */
+static void put_fired_bits(const lq_program *p, const lq_scratch *s, size_t row0, size_t n, uint64_t *const *bits) {
+  int k;
+  for (k = 0; k < p->nrules + p->ndisq; k++) {
+    int reg = k < p->nrules ? p->rules[k].reg : p->disq_regs[k - p->nrules];
+    const uint8_t *m = s->regs + (size_t)reg * LQ_BATCH;
+    uint64_t *w = bits[k] + row0 / 64;
+    size_t i, j;
+    for (i = 0; i < n; i += 64) {
+      size_t len = n - i < 64 ? n - i : 64;
+      uint64_t word = 0;
+      for (j = 0; j < len; j++) word |= (uint64_t)(m[i + j] & 1) << j;
+      w[i / 64] = word;
+    }
+  }
+}
+
 LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t row0, size_t n, size_t end,
                                        const lq_out *out) {
   const lq_program *p = run->prog;
@@ -970,6 +988,7 @@ LQ_CLONES static void exec_batch_double(const lq_run *run, lq_scratch *s, size_t
 
   prefetch_next(run, row0, n, end);
   run_ops(run, s, 0, p->nops, row0, n);
+  if (out->fired_bits != NULL) put_fired_bits(p, s, row0, n, out->fired_bits);
 
   /* Raw group sums in declared rule order, then clamps and the total. */
   memset(total, 0, n * sizeof(double));
@@ -1155,6 +1174,7 @@ LQ_CLONES static void exec_batch_int(const lq_run *run, lq_scratch *s, size_t ro
 
   prefetch_next(run, row0, n, end);
   run_ops(run, s, 0, p->nops, row0, n);
+  if (out->fired_bits != NULL) put_fired_bits(p, s, row0, n, out->fired_bits);
 
   memset(total, 0, n * sizeof(int32_t));
   for (g = 0; g < p->ngroups; g++) {
@@ -1495,6 +1515,14 @@ static void exec_row(const lq_run *run, lq_scratch *s, size_t row, const lq_out 
   }
   if (out->disq_fired != NULL) {
     for (d = 0; d < p->ndisq; d++) out->disq_fired[d] = reg[p->disq_regs[d]];
+  }
+  if (out->fired_bits != NULL) {
+    uint64_t bit = (uint64_t)1 << (row % 64);
+    for (k = 0; k < p->nrules + p->ndisq; k++) {
+      uint64_t *w = out->fired_bits[k] + row / 64;
+      int holds = reg[k < p->nrules ? p->rules[k].reg : p->disq_regs[k - p->nrules]] & 1;
+      *w = holds ? (*w | bit) : (*w & ~bit);
+    }
   }
 }
 

@@ -198,6 +198,9 @@ typedef struct lq_out {
   /* Explain, for a batch of one row: per rule and group, or NULL. */
   uint8_t *rule_fired, *disq_fired;
   double *rule_raw, *rule_points, *group_raw;
+  /* Per rule, then per disqualifier: a bit per row, set where its condition held (bit row % 64 of
+  ** word row / 64), or NULL. For evaluate: which rules fired, from the pass that scores. */
+  uint64_t *const *fired_bits;
 } lq_out;
 
 /* Per-thread working memory for one batch. */

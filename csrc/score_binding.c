@@ -1223,9 +1223,12 @@ static void binding_scratches(lua_State *L, binding_box *b, const lq_program *p,
   }
 }
 
-/* p:score(lead, features, results, prefix, as_of, threads, raise, id_column, refill) -> results, errors
+/* p:score(lead, features, results, prefix, as_of, threads, raise, id_column, refill, fired)
+**   -> results, errors[, fired bits]
 ** refill: results is an earlier result of this program over as many rows, written again in place
-** (its memory is reused: no allocation, no fresh pages). */
+** (its memory is reused: no allocation, no fresh pages). fired: also return, as one string, a bit set
+** per rule then per disqualifier, each of ceil(rows / 64) 64-bit words: bit i % 64 of word i / 64
+** set where the condition held for row i + 1 (byte i / 8, bit i % 8 on a little-endian machine). */
 static int p_score(lua_State *L) {
   program_box *pb = check_program(L, 1);
   lq_program *p = pb->prog;
@@ -1235,6 +1238,9 @@ static int p_score(lua_State *L) {
   double as_of = (double)luaL_checknumber(L, 6);
   int threads = (int)luaL_optinteger(L, 7, 1);
   int refill = lua_toboolean(L, 10);
+  int want_fired = lua_toboolean(L, 11);
+  uint64_t *fired_block = NULL;
+  size_t fired_size = 0;
   int g, uv, out_idx, names, id_col = -1, total_col, status_col, grade_col, reason_col, disq_col;
   size_t nrows, batches;
   binding_box *b;
@@ -1336,11 +1342,25 @@ static int p_score(lua_State *L) {
   out.groups = ra.group_cols;
   out.rule_reason = ra.rule_reason;
   out.disq_reason = ra.disq_reason;
+  if (want_fired) {   /* the bit sets in one block owned by the stack, their pointers after them */
+    size_t nsets = (size_t)(p->nrules + p->ndisq), words = (nrows + 63) / 64, k;
+    uint64_t *block = (uint64_t *)lua_newuserdata(L, (nsets * words + nsets + 1) * sizeof(uint64_t));
+    uint64_t **sets = (uint64_t **)(void *)(block + nsets * words);
+    memset(block, 0, nsets * words * sizeof(uint64_t));
+    for (k = 0; k < nsets; k++) sets[k] = block + k * words;
+    out.fired_bits = sets;
+    fired_block = block;
+    fired_size = nsets * words * sizeof(uint64_t);
+  }
   lq_program_exec_threads(&b->run, b->scratches, threads, nrows, &out);
   out_t->nrows = nrows;
 
   lua_pushvalue(L, out_idx);
   lua_pushvalue(L, log.slot);
+  if (fired_block != NULL) {
+    lua_pushlstring(L, (const char *)(void *)fired_block, fired_size);
+    return 3;
+  }
   return 2;
 }
 

@@ -141,6 +141,24 @@ function _M.funnel_merge(parts)
 end
 
 
+-- Outcomes (lua/leadq/outcome.lua), evaluation and comparison (lua/leadq/evaluate.lua, compare.lua,
+-- statistics in csrc/evaluate.c).
+--   leadq.outcome_labels(leads, spec)   -> labels (a byte a lead: 0, 1, 255 left out), info
+--   leadq.evaluate(model, leads [, events], spec)   -> result (AUC, deciles, statuses, rules; tostring: text)
+--   leadq.compare(old, new, leads [, events] [, spec])   -> result (status matrix, changes, AUC side by side)
+function _M.outcome_labels(leads, spec)
+  return require("leadq.outcome").labels(leads, spec)
+end
+
+function _M.evaluate(model, leads, events, spec)
+  return require("leadq.evaluate").evaluate(model, leads, events, spec)
+end
+
+function _M.compare(old, new, leads, events, spec)
+  return require("leadq.compare").compare(old, new, leads, events, spec)
+end
+
+
 -- Accounts (lua/leadq/accounts.lua, rollups in csrc/accounts.c): leads grouped into accounts,
 -- duplicates merged, contacts' scores rolled up for the account model (rules/aql.lua).
 --   leadq.account_map(leads [, options])      -> map table (account, account_source), report

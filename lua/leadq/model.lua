@@ -1,8 +1,13 @@
 -- leadq.model: a loaded model, and runs of several models. Scoring in bulk and one lead at a time,
 -- explanations, info.
 --
---   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id", into = results }])
---       (into: an earlier result of this model over the same rows, written again in place: no new memory)
+--   model:score(tbl [, events] [, { threads =, as_of =, errors = "report"|"raise", id = "id", into = results,
+--                                    fired = {} }])
+--       (into: an earlier result of this model over the same rows, written again in place: no new memory;
+--        fired: a table filled with which rules fired for each lead, from the same pass: fired.bits, a
+--        string of one bit set per rule then per disqualifier, each fired.words 64-bit words, bit i of
+--        set k at byte (k * fired.words * 8 + floor(i / 8)), bit i % 8; fired.ids, fired.nrules, fired.ndisq,
+--        fired.rows; a run fills fired[model name] with one such table per model)
 --       -> results table, errors (nil when no rule function failed), events report (with events:
 --          what the features made of them: read, used, unknown leads listed, noise) | nil, message
 --   model:score_one(record [, events] [, { as_of =, errors =, into = t }])
@@ -34,7 +39,9 @@ Explanation.__index = Explanation
 local OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true }
 -- score and score_one also take `into`: an earlier result to fill again instead of a new one
 local ONE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true }
-local SCORE_OPTION_KEYS = ONE_OPTION_KEYS
+-- bulk scoring also tells which rules fired (`fired`)
+local SCORE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true, fired = true }
+local RUN_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, fired = true }
 
 local function is_table(v)
   return core.is_table(v)
@@ -212,7 +219,7 @@ local function check_model(self, method)
 end
 
 -- Bulk scoring; `results`/`prefix`/`upstream` are for runs of several models.
-local function score_into(self, tbl, features_tbl, options, results, prefix, upstream, as_of)
+local function score_into(self, tbl, features_tbl, options, results, prefix, upstream, as_of, fired)
   local prog, err = table_program(self, tbl, features_tbl, upstream)
   if not prog then return nil, err end
   local threads = options.threads or 1
@@ -222,7 +229,18 @@ local function score_into(self, tbl, features_tbl, options, results, prefix, ups
   end
   local refill = false
   if results == nil and options.into ~= nil then results, refill = options.into, true end
-  return prog:score(tbl, features_tbl, results, prefix or "", as_of, threads, options.errors == "raise", id, refill)
+  if fired == nil then
+    return prog:score(tbl, features_tbl, results, prefix or "", as_of, threads, options.errors == "raise", id, refill)
+  end
+  local out, errors, bits = prog:score(tbl, features_tbl, results, prefix or "", as_of, threads,
+    options.errors == "raise", id, refill, true)
+  if out == nil then return nil, errors end
+  local ids = {}
+  for i, r in ipairs(self.spec.rules) do ids[i] = r.id end
+  for _, d in ipairs(self.spec.disqualifiers) do ids[#ids + 1] = d.id end
+  fired.bits, fired.ids, fired.rows = bits, ids, #tbl
+  fired.nrules, fired.ndisq, fired.words = #self.spec.rules, #self.spec.disqualifiers, math_floor((#tbl + 63) / 64)
+  return out, errors
 end
 
 local function check_score_options(options, fname, keys)
@@ -237,6 +255,9 @@ local function check_score_options(options, fname, keys)
   end
   if options.id ~= nil and type(options.id) ~= "string" then
     error(string_format("%s: id must be a column name, got %s", fname, type(options.id)), 4)
+  end
+  if options.fired ~= nil and type(options.fired) ~= "table" then
+    error(string_format("%s: fired must be a table to fill, got %s", fname, type(options.fired)), 4)
   end
   return options
 end
@@ -265,7 +286,7 @@ function Model:score(tbl, events, options)
   local as_of = parse_as_of(options.as_of, "score")
   local ftbl, ferr, events_report = compute_features(self, tbl, events, as_of, options)
   if ferr then return nil, ferr end
-  local results, errors = score_into(self, tbl, ftbl, options, nil, "", nil, as_of)
+  local results, errors = score_into(self, tbl, ftbl, options, nil, "", nil, as_of, options.fired)
   return results, errors, events_report
 end
 
@@ -723,7 +744,7 @@ function Run:score(tbl, events, options)
   if not is_table(tbl) then
     error(string_format("score: expects a leadq table (leadq.read_csv, leadq.table), got %s", type(tbl)), 2)
   end
-  options = check_score_options(options, "score")
+  options = check_score_options(options, "score", RUN_OPTION_KEYS)
   local as_of = parse_as_of(options.as_of, "score")
   local results, all_errors, events_report = nil, nil, nil
   local upstream = {}
@@ -731,7 +752,12 @@ function Run:score(tbl, events, options)
     local ftbl, ferr, report = compute_features(m, tbl, events, as_of, options)
     if ferr then return nil, ferr end
     events_report = events_report or report   -- every model reads the same events: one report
-    local out, errs = score_into(m, tbl, ftbl, options, results, m.name .. ".", upstream, as_of)
+    local fired = nil
+    if options.fired then
+      fired = {}
+      options.fired[m.name] = fired
+    end
+    local out, errs = score_into(m, tbl, ftbl, options, results, m.name .. ".", upstream, as_of, fired)
     if out == nil then return nil, errs end
     results = out
     if errs then

@@ -485,6 +485,9 @@ function _M.from_cli(opts)
   return spec
 end
 
+-- epoch seconds of an as_of (a date or seconds); raises on anything else
+_M.parse_as_of = parse_as_of
+
 -- Does the spec name an outcome (a column or a transitions log)?
 function _M.given(spec)
   return type(spec) == "table" and (spec.outcome ~= nil or spec.transitions ~= nil or spec.reached ~= nil
