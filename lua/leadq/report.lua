@@ -1,0 +1,668 @@
+-- leadq.report: one self-contained HTML file with the funnel, the scores and the model's quality.
+--
+--   local report = require("leadq.report")
+--   local data = report.collect{ rules = { "rules/mql.lua" }, leads = "leads.csv", events = "events.csv",
+--                                transitions = "transitions.csv", spend = "spend.csv", by = "source",
+--                                as_of = "2026-11-01", outcome = { transitions = ..., reached = "customer" } }
+--   local html = report.html(data)             -- a string: inline SVG and CSS, no script, no network
+--   report.write(options, "report.html")       -- both, into a file; returns data
+--
+-- Every number the page shows is also in a JSON block (<script type="application/json"
+-- id="leadq-data">), which is data, not code: a test reads it back and compares it with the CLI's
+-- outputs. The charts come from leadq.svg, our own small writer: a report must open offline, on a
+-- machine with no network, years later; a chart library would be a script to inline and to keep.
+--
+-- Size: the page holds aggregates only (counts per status, grade, score band, funnel group, decile,
+-- rule), never a row per lead, so it stays small whatever the number of leads: funnel groups and
+-- rules are capped (the largest first) and the rest counted in the text.
+local leadq = require("leadq")
+local svg = require("leadq.svg")
+local json = require("leadq.json")
+local funnel = require("leadq.funnel")
+local outcome = require("leadq.outcome")
+
+local format, concat, sort = string.format, table.concat, table.sort
+local floor, max, min, huge = math.floor, math.max, math.min, math.huge
+local type, pairs, ipairs, tostring, tonumber, error, pcall = type, pairs, ipairs, tostring, tonumber, error, pcall
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_GROUPS = 24      -- funnel groups drawn (largest first); the rest are summed in "(other)"
+local MAX_RULES = 40       -- rules listed in the outcome section
+local MAX_ROC_POINTS = 200 -- the ROC polyline is thinned to this many points (the AUC is exact)
+
+local escape, number, percent = svg.escape, svg.number, svg.percent
+local function whole_percent(x) return percent(x, 0) end   -- axis ticks of rates from 0 to 1
+
+local OPTIONS = { rules = true, leads = true, events = true, transitions = true, spend = true, by = true,
+                  as_of = true, outcome = true, title = true, map = true, id = true, sla_days = true,
+                  threads = true }
+
+---------------------------------------------------------------------------------------------------
+-- collecting the numbers
+---------------------------------------------------------------------------------------------------
+
+-- Two polynomial hashes of the rule files' bytes (modulo the largest primes below 2^32), as 16 hex
+-- digits: enough to tell two versions of a rule set apart in a report's header. Every intermediate
+-- stays below 2^53, so Lua 5.1/LuaJIT doubles and 5.3/5.4 integers give the same digits.
+local function rule_hash(paths)
+  local h1, h2 = 0, 0
+  for _, path in ipairs(paths) do
+    local f = assert(io.open(path, "rb"))
+    local bytes = f:read("*a")
+    f:close()
+    for i = 1, #bytes do
+      local b = bytes:byte(i)
+      h1 = (h1 * 257 + b) % 4294967291
+      h2 = (h2 * 65599 + b) % 4294967279
+    end
+  end
+  return format("%08x%08x", h1, h2)
+end
+_M.rule_hash = rule_hash
+
+local function column(tbl, name)
+  if not tbl:has(name) then return nil end
+  return (tbl:column(name))
+end
+
+local function tally(values, n)
+  local counts = {}
+  for i = 1, n do
+    local v = values[i]
+    if v == nil then v = "(none)" end
+    counts[v] = (counts[v] or 0) + 1
+  end
+  return counts
+end
+
+-- Statuses best first: thresholds from high to low, the status below them, then disqualified.
+local function status_order(info, counts)
+  local levels = {}
+  for _, t in ipairs(info.thresholds or {}) do levels[#levels + 1] = t end
+  sort(levels, function(a, b) return a.at > b.at end)
+  local order, seen = {}, {}
+  local function add(s) if not seen[s] then seen[s] = true; order[#order + 1] = s end end
+  for _, t in ipairs(levels) do add(t.status) end
+  if info.otherwise then add(info.otherwise) end
+  add("disqualified")
+  local rest = {}
+  for s in pairs(counts) do if not seen[s] then rest[#rest + 1] = s end end
+  sort(rest)
+  for _, s in ipairs(rest) do add(s) end
+  local out = {}
+  for _, s in ipairs(order) do if counts[s] then out[#out + 1] = s end end
+  return out
+end
+
+local function statuses_of(status, n, info)
+  local counts = tally(status, n)
+  local rows = {}
+  for _, s in ipairs(status_order(info, counts)) do
+    rows[#rows + 1] = { status = s, leads = counts[s], share = n > 0 and counts[s] / n or 0 }
+  end
+  return rows
+end
+
+-- Grades of a letter and a digit ("A1") as a matrix: letters down (fit), digits across (engagement).
+local function grade_matrix(grade, n)
+  local counts = tally(grade, n)
+  local letters, digits, seen_l, seen_d = {}, {}, {}, {}
+  for k in pairs(counts) do
+    local l, d = tostring(k):match("^(%a+)(%d+)$")
+    if not l then return nil end
+    if not seen_l[l] then seen_l[l], letters[#letters + 1] = true, l end
+    if not seen_d[d] then seen_d[d], digits[#digits + 1] = true, d end
+  end
+  if #letters == 0 then return nil end
+  sort(letters)
+  sort(digits, function(a, b) return tonumber(a) < tonumber(b) end)
+  local cells = {}
+  for r, l in ipairs(letters) do
+    cells[r] = {}
+    for c, d in ipairs(digits) do cells[r][c] = counts[l .. d] or 0 end
+  end
+  return { rows = letters, columns = digits, counts = cells }
+end
+
+-- Leads per score band and status; bands of a round width covering every score.
+local function score_bands(total, status, n, order)
+  local lo, hi = huge, -huge
+  for i = 1, n do
+    local v = total[i]
+    if v then lo, hi = min(lo, v), max(hi, v) end
+  end
+  if lo == huge then return nil end
+  local span = max(1, hi - lo)
+  local width = 1
+  for _, w in ipairs({ 1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000 }) do
+    width = w
+    if span / w <= 24 then break end
+  end
+  local first = floor(lo / width) * width
+  local count = floor((hi - first) / width) + 1
+  local index = {}
+  for k, s in ipairs(order) do index[s] = k end
+  local cells = {}
+  for k = 1, #order do cells[k] = {} for b = 1, count do cells[k][b] = 0 end end
+  for i = 1, n do
+    local v, s = total[i], status[i]
+    local k = index[s or "(none)"]
+    if v and k then
+      local b = floor((v - first) / width) + 1
+      cells[k][b] = cells[k][b] + 1
+    end
+  end
+  local bands = {}
+  for b = 1, count do bands[b] = first + (b - 1) * width end
+  return { width = width, from = bands, counts = cells, statuses = order }
+end
+
+-- The exact ROC curve and AUC from the scores of the labelled leads: one point per distinct score,
+-- ties as one diagonal step (the Mann-Whitney AUC, the same as evaluate's).
+local function roc_of(total, labels, n)
+  local pos, neg = {}, {}
+  local np, nn = 0, 0
+  for i = 1, n do
+    local l, v = labels:byte(i), total[i]
+    if v and l == 1 then pos[v] = (pos[v] or 0) + 1; np = np + 1
+    elseif v and l == 0 then neg[v] = (neg[v] or 0) + 1; nn = nn + 1 end
+  end
+  if np == 0 or nn == 0 then return nil end
+  local values, seen = {}, {}
+  for v in pairs(pos) do seen[v] = true; values[#values + 1] = v end
+  for v in pairs(neg) do if not seen[v] then values[#values + 1] = v end end
+  sort(values, function(a, b) return a > b end)
+  local points = { { 0, 0 } }
+  local tp, fp, area = 0, 0, 0
+  for _, v in ipairs(values) do
+    local p, q = pos[v] or 0, neg[v] or 0
+    area = area + q * (tp + p / 2)
+    tp, fp = tp + p, fp + q
+    points[#points + 1] = { fp / nn, tp / np }
+  end
+  if #points > MAX_ROC_POINTS then   -- thin the drawing, keeping both ends
+    local thin, step = { points[1] }, (#points - 1) / (MAX_ROC_POINTS - 1)
+    for k = 1, MAX_ROC_POINTS - 2 do thin[#thin + 1] = points[floor(1 + k * step + 0.5)] end
+    thin[#thin + 1] = points[#points]
+    points = thin
+  end
+  return { auc = area / (np * nn), points = points, positives = np, negatives = nn }
+end
+
+local function time_range(tbl, name, n)
+  local col = column(tbl, name)
+  if not col then return nil end
+  local lo, hi = huge, -huge
+  for i = 1, n do
+    local v = col[i]
+    if type(v) == "number" then lo, hi = min(lo, v), max(hi, v) end
+  end
+  if lo == huge then return nil end
+  return { from = leadq.format_time(lo):sub(1, 10), to = leadq.format_time(hi):sub(1, 10) }
+end
+
+-- The funnel's report table (what `leadq funnel --format json` prints) for one grouping.
+local function funnel_table(opts, by)
+  local text, tab, rejects = funnel.run({ transitions = opts.transitions, leads = opts.leads, id = opts.id,
+    by = by, spend = by == "source" and opts.spend or nil, format = "json", sla_days = opts.sla_days })
+  if not text then error("funnel: " .. tostring(tab), 0) end
+  return tab, rejects
+end
+
+local function key_text(key, dims)
+  local parts = {}
+  for _, d in ipairs(dims) do parts[#parts + 1] = tostring(key[d] == nil and "(none)" or key[d]) end
+  return #parts > 0 and concat(parts, " / ") or "all leads"
+end
+
+-- The largest groups first, at most MAX_GROUPS; the rest summed into one "(other)" count.
+local function top_groups(tab)
+  local groups, names = {}, {}
+  for i, g in ipairs(tab.groups) do
+    groups[i] = g
+    names[g] = key_text(g.key, tab.dims)
+  end
+  sort(groups, function(a, b)
+    if a.leads ~= b.leads then return a.leads > b.leads end
+    return names[a] < names[b]
+  end)
+  local shown, rest = {}, 0
+  for i, g in ipairs(groups) do
+    if i <= MAX_GROUPS then shown[#shown + 1] = g else rest = rest + g.leads end
+  end
+  return shown, rest
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then error("report: options must be a table", 3) end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then error(format("report: unknown option '%s'", tostring(k)), 3) end
+  end
+  if type(opts.rules) == "string" then opts.rules = { opts.rules } end
+  if type(opts.rules) ~= "table" or #opts.rules == 0 then error("report: option 'rules' is required", 3) end
+  if type(opts.leads) ~= "string" then error("report: option 'leads' (a CSV path) is required", 3) end
+end
+
+-- All the numbers of a report, as a plain table (what the JSON block holds). Raises on bad input
+-- with a plain sentence.
+function _M.collect(opts)
+  check_options(opts)
+  local model, err
+  if #opts.rules == 1 then
+    model, err = leadq.load_model(opts.rules[1])
+  else
+    model, err = leadq.load_models(opts.rules)
+  end
+  if not model then error(err, 0) end
+  local first = model.models and model.models[1] or model
+  local prefix = model.models and (first.name .. ".") or ""
+  local info = first:info()
+  local leads
+  leads, err = leadq.read_csv(opts.leads, opts.map and { map = opts.map } or nil)
+  if not leads then error(err, 0) end
+  local events
+  if opts.events then
+    events, err = leadq.read_events(opts.events)
+    if not events then error(err, 0) end
+  end
+  local as_of = opts.as_of
+  local result, rerr = model:score(leads, events, { as_of = as_of, threads = opts.threads })
+  if not result then error(rerr, 0) end
+  local n = #leads
+  local data = {
+    title = opts.title or format("Lead qualification report: %s", info.name),
+    model = { name = info.name, description = info.description, version = info.version,
+              rules = info.rules, files = opts.rules, hash = rule_hash(opts.rules) },
+    leadq_version = leadq._VERSION,
+    leads = n,
+    as_of = type(as_of) == "string" and as_of or (as_of and leadq.format_time(as_of):sub(1, 10)) or nil,
+    created = time_range(leads, "created_at", n),
+    rejected_leads = leads:reject_count(),
+    thresholds = info.thresholds,
+  }
+  local status = column(result, prefix .. "status")
+  local total = column(result, prefix .. "total")
+  data.statuses = statuses_of(status, n, info)
+  local grade = column(result, prefix .. "grade")
+  if grade then data.grades = grade_matrix(grade, n) end
+  local order = {}
+  for k, s in ipairs(data.statuses) do order[k] = s.status end
+  data.scores = score_bands(total, status, n, order)
+  local dq = column(result, prefix .. "disqualified_by")
+  if dq then
+    local counts = tally(dq, n)
+    counts["(none)"] = nil
+    local rows = {}
+    for k, v in pairs(counts) do rows[#rows + 1] = { reason = k, leads = v } end
+    sort(rows, function(a, b) if a.leads ~= b.leads then return a.leads > b.leads end return a.reason < b.reason end)
+    data.disqualified_by_rule = rows
+  end
+
+  if opts.transitions then
+    local by = opts.by or "source"
+    local total_tab, rejects = funnel_table(opts, nil)
+    local by_tab = funnel_table(opts, by)
+    data.funnel = { chain = total_tab.chain, pairs = total_tab.pairs, by = by, sla_days = total_tab.sla_days,
+                    total = total_tab.groups[1], rejected_transitions = #rejects }
+    data.funnel.groups, data.funnel.other_leads = top_groups(by_tab)
+    data.funnel.costs = by_tab.costs
+    if by ~= "owner" then
+      local owner_tab = funnel_table(opts, "owner")
+      data.funnel.owners = (top_groups(owner_tab))
+    end
+    data.funnel.transitions_range = nil
+  end
+
+  if opts.outcome and outcome.given(opts.outcome) then
+    local spec = {}
+    for k, v in pairs(opts.outcome) do spec[k] = v end
+    if spec.as_of == nil then spec.as_of = as_of end
+    local ok, labels, linfo = pcall(outcome.labels, leads, spec)
+    if not ok then error((tostring(labels):gsub("^[^:\n]*:%d+: ", "")), 0) end
+    local roc = roc_of(total, labels, n)
+    data.outcome = { description = linfo.description, leads = linfo.leads, positives = linfo.positives,
+                     left_out = linfo.left_out, roc = roc }
+    if leadq.evaluate then
+      local ev = leadq.evaluate(model, leads, events, spec)
+      data.outcome.evaluate = type(ev) == "table" and (ev.totable and ev:totable() or ev) or nil
+    end
+  end
+  result:close()
+  leads:close()
+  if events then events:close() end
+  return data
+end
+
+---------------------------------------------------------------------------------------------------
+-- the page
+---------------------------------------------------------------------------------------------------
+
+local CSS = [[
+@page { size: A4; margin: 12mm; }
+* { box-sizing: border-box; }
+body { font-family: sans-serif; color: #222; margin: 0 auto; max-width: 186mm; padding: 8px; font-size: 12px; }
+h1 { font-size: 20px; margin: 8px 0 2px; }
+h2 { font-size: 15px; margin: 0 0 6px; border-bottom: 2px solid #0072B2; padding-bottom: 2px; }
+.meta { color: #555; margin-bottom: 10px; }
+section { margin: 14px 0 18px; break-inside: avoid; page-break-inside: avoid; overflow: hidden; }
+svg { display: block; max-width: 100%; height: auto; margin: 4px 0; }
+table { border-collapse: collapse; margin: 6px 0; font-size: 11px; max-width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f2f2f2; }
+tr.total td { font-weight: bold; border-top: 1px solid #999; }
+.note { color: #555; font-size: 11px; }
+.wide { overflow-x: auto; }
+]]
+
+local function table_html(headers, rows, total_row)
+  local out = { '<div class="wide"><table><thead><tr>' }
+  for _, h in ipairs(headers) do out[#out + 1] = "<th>" .. escape(h) .. "</th>" end
+  out[#out + 1] = "</tr></thead><tbody>"
+  local function row(r, class)
+    out[#out + 1] = class and ('<tr class="' .. class .. '">') or "<tr>"
+    for _, v in ipairs(r) do out[#out + 1] = "<td>" .. escape(v) .. "</td>" end
+    out[#out + 1] = "</tr>"
+  end
+  for _, r in ipairs(rows) do row(r) end
+  if total_row then row(total_row, "total") end
+  out[#out + 1] = "</tbody></table></div>"
+  return concat(out)
+end
+
+local function section(id, title, body, note)
+  return format('<section id="%s" data-section="%s"><h2>%s</h2>%s%s</section>', id, id, escape(title), body,
+    note and ('<p class="note">' .. escape(note) .. "</p>") or "")
+end
+
+local function status_section(d)
+  local cats, values, rows = {}, {}, {}
+  for i, s in ipairs(d.statuses) do
+    cats[i], values[i] = s.status, s.leads
+    rows[i] = { s.status, number(s.leads), percent(s.share) }
+  end
+  local chart = svg.bars({ title = "Leads by status", categories = cats,
+    series = { { name = "leads", values = values } },
+    x_label = "status", y_label = "leads", height = 240 })
+  return section("status", "Leads by status", chart .. table_html({ "status", "leads", "share" }, rows,
+    { "total", number(d.leads), percent(1) }))
+end
+
+local function grade_section(d)
+  local g = d.grades
+  if not g then return "" end
+  local chart = svg.heatmap({ title = "Leads by grade", rows = g.rows, columns = g.columns, values = g.counts,
+    row_label = "fit (A best)", column_label = "engagement (1 most engaged)" })
+  local rows = {}
+  for r, l in ipairs(g.rows) do
+    local row = { l }
+    for c = 1, #g.columns do row[#row + 1] = number(g.counts[r][c]) end
+    rows[#rows + 1] = row
+  end
+  local headers = { "fit \\ engagement" }
+  for _, c in ipairs(g.columns) do headers[#headers + 1] = c end
+  return section("grades", "Fit × engagement grades", chart .. table_html(headers, rows))
+end
+
+local function score_section(d)
+  local s = d.scores
+  if not s then return "" end
+  local cats = {}
+  for b, from in ipairs(s.from) do cats[b] = number(from) end
+  local series = {}
+  for k, st in ipairs(s.statuses) do series[k] = { name = st, values = s.counts[k] } end
+  local markers = {}
+  for _, t in ipairs(d.thresholds or {}) do
+    markers[#markers + 1] = { at = (t.at - s.from[1]) / s.width + 0.5,
+                              label = format("%s ≥ %s", t.status, number(t.at)) }
+  end
+  local chart = svg.bars({ title = "Score distribution by status", categories = cats, series = series, stacked = true,
+    markers = markers, x_label = format("total score (points; bands of %s)", number(s.width)), y_label = "leads" })
+  local headers, rows = { "band" }, {}
+  for _, st in ipairs(s.statuses) do headers[#headers + 1] = st end
+  for b, from in ipairs(s.from) do
+    local row = { format("%s to %s", number(from), number(from + s.width)) }
+    for k = 1, #s.statuses do row[#row + 1] = number(s.counts[k][b]) end
+    rows[#rows + 1] = row
+  end
+  return section("scores", "Score distribution", chart .. table_html(headers, rows),
+    "Dashed lines: the model's thresholds. A band holds scores from its start up to (not including) the next.")
+end
+
+local function funnel_section(d)
+  local f = d.funnel
+  if not f then return "" end
+  local stages = f.chain
+  local counts, rows = {}, {}
+  for i, st in ipairs(stages) do
+    counts[i] = f.total.reached[st] or 0
+    local prev = i > 1 and (f.total.reached[stages[i - 1]] or 0) or nil
+    rows[i] = { st, number(counts[i]), prev and prev > 0 and percent(counts[i] / prev) or "–",
+                percent(counts[1] > 0 and counts[i] / counts[1] or 0) }
+  end
+  local chart = svg.bars({ title = "Funnel by stage", categories = stages,
+    series = { { name = "leads", values = counts } },
+    x_label = "stage", y_label = "leads that reached it", height = 240 })
+  local body = chart .. table_html({ "stage", "leads", "from the step before", "from lead" }, rows)
+  -- by the dimension: stacked bars of each group's stage counts, then the table with a total row
+  local cats, series = {}, {}
+  for k, st in ipairs(stages) do series[k] = { name = st, values = {} } end
+  local grows = {}
+  for i, g in ipairs(f.groups) do
+    cats[i] = key_text(g.key, { f.by })
+    local row = { cats[i] }
+    for k, st in ipairs(stages) do
+      series[k].values[i] = g.reached[st] or 0
+      row[#row + 1] = number(g.reached[st] or 0)
+    end
+    local mql, last = g.reached[stages[2]] or 0, g.reached[stages[#stages]] or 0
+    row[#row + 1] = mql > 0 and percent(last / mql) or "–"
+    grows[i] = row
+  end
+  local headers = { f.by }
+  for _, st in ipairs(stages) do headers[#headers + 1] = st end
+  headers[#headers + 1] = format("%s → %s", stages[2] or "", stages[#stages] or "")
+  local total_row = { "total" }
+  for _, st in ipairs(stages) do total_row[#total_row + 1] = number(f.total.reached[st] or 0) end
+  local tm = f.total.reached[stages[2]] or 0
+  total_row[#total_row + 1] = tm > 0 and percent((f.total.reached[stages[#stages]] or 0) / tm) or "–"
+  local by_chart = svg.bars({ title = "Funnel by " .. f.by, categories = cats, series = series,
+    x_label = f.by, y_label = "leads that reached the stage" })
+  body = body .. "<h3>By " .. escape(f.by) .. "</h3>" .. by_chart .. table_html(headers, grows, total_row)
+  local note = f.other_leads > 0 and format("%s leads in smaller groups are not drawn (they are in the total).",
+    number(f.other_leads)) or nil
+  return section("funnel", "Funnel", body, note)
+end
+
+local function velocity_section(d)
+  local f = d.funnel
+  if not f then return "" end
+  local cats, med, p90, rows = {}, {}, {}, {}
+  for _, p in ipairs(f.pairs) do
+    local v = f.total.velocity and f.total.velocity[p.name]
+    if v and v.n and v.n > 0 then
+      cats[#cats + 1] = p.from .. " → " .. p.to
+      med[#med + 1], p90[#p90 + 1] = v.median_days, v.p90_days
+      rows[#rows + 1] = { cats[#cats], number(v.n), number(v.median_days, 1), number(v.p90_days, 1) }
+    end
+  end
+  if #cats == 0 then return "" end
+  local chart = svg.bars({ title = "Days per step", categories = cats, series = { { name = "median", values = med },
+    { name = "p90", values = p90 } }, x_label = "step", y_label = "days" })
+  local body = chart .. table_html({ "step", "leads", "median days", "p90 days" }, rows)
+  local sla = f.total.sla
+  if sla then
+    body = body .. format("<h3>Hand-off SLA (%s days)</h3>", number(f.sla_days))
+    local orows = {}
+    local ocats, late = {}, {}
+    for _, g in ipairs(f.owners or {}) do
+      local s = g.sla or {}
+      if (s.handed_off or 0) + (s.overdue or 0) > 0 then
+        local name = key_text(g.key, { "owner" })
+        ocats[#ocats + 1], late[#late + 1] = name, (s.late or 0) + (s.overdue or 0)
+        orows[#orows + 1] = { name, number(s.handed_off or 0), number(s.within or 0), number(s.late or 0),
+                              number(s.overdue or 0), percent(s.share_within or 0) }
+      end
+    end
+    if #ocats > 0 then
+      body = body .. svg.bars({ title = "SLA breaches per owner", categories = ocats,
+        series = { { name = "late or overdue", values = late } }, x_label = "owner", y_label = "hand-offs past the SLA",
+        height = 260 })
+    end
+    body = body .. table_html({ "owner", "handed off", "within SLA", "late", "overdue", "share within" }, orows,
+      { "total", number(sla.handed_off or 0), number(sla.within or 0), number(sla.late or 0), number(sla.overdue or 0),
+        percent(sla.share_within or 0) })
+  end
+  return section("velocity", "Velocity and hand-off", body,
+    "Median and p90: days from a lead's first entry into a stage to its first entry into the next.")
+end
+
+local function cost_section(d)
+  local f = d.funnel
+  if not f or not f.costs or f.by ~= "source" then return "" end
+  local cats, series, rows = {}, {}, {}
+  for k, c in ipairs(f.costs) do series[k] = { name = c:gsub("_", " "), values = {} } end
+  for i, g in ipairs(f.groups) do
+    cats[i] = key_text(g.key, { "source" })
+    local row = { cats[i], number(g.spend or 0, 0) }
+    for k, c in ipairs(f.costs) do
+      local v = g.cost and g.cost[c]
+      series[k].values[i] = v
+      row[#row + 1] = v and v > 0 and number(v, 2) or "–"
+    end
+    rows[i] = row
+  end
+  local headers = { "source", "spend" }
+  for _, c in ipairs(f.costs) do headers[#headers + 1] = c:gsub("_", " ") end
+  local chart = svg.bars({ title = "Cost per stage by source", categories = cats, series = series,
+    x_label = "source", y_label = "cost per lead reaching the stage" })
+  return section("cost", "Cost by source", chart .. table_html(headers, rows),
+    "Spend divided by the leads of that source that reached the stage; sources without spend show –.")
+end
+
+local function outcome_section(d)
+  local o = d.outcome
+  if not o then return "" end
+  local body = {}
+  local roc = o.roc
+  if roc then
+    body[#body + 1] = svg.lines({ title = format("ROC curve (AUC %.3f)", roc.auc), diagonal = true,
+      series = { { name = "model", points = roc.points } }, x_label = "false positive rate",
+      y_label = "true positive rate", x_format = whole_percent, y_format = whole_percent })
+    body[#body + 1] = format('<p>AUC <b>%.3f</b> over %s leads (%s converted). 0.5 is chance, 1 is perfect.</p>',
+      roc.auc, number(roc.positives + roc.negatives), number(roc.positives))
+  end
+  local ev = o.evaluate
+  if ev and ev.deciles then
+    local cats, conv, rows = {}, {}, {}
+    for i, dcl in ipairs(ev.deciles) do
+      cats[i] = tostring(dcl.decile or i)
+      conv[i] = dcl.rate
+      rows[i] = { cats[i], number(dcl.leads), number(dcl.positives), percent(dcl.rate or 0),
+                  number(dcl.lift or 0, 2) }
+    end
+    body[#body + 1] = "<h3>Conversion by score decile</h3>" .. svg.bars({ title = "Conversion by score decile",
+      categories = cats, series = { { name = "conversion", values = conv } },
+      x_label = "score decile (1 = highest scores)",
+      y_label = "conversion", value_format = percent, height = 240 })
+    body[#body + 1] = table_html({ "decile", "leads", "converted", "conversion", "lift" }, rows)
+  end
+  if ev and ev.calibration then
+    local pts, rows = {}, {}
+    local hi = 0
+    for _, c in ipairs(ev.calibration) do
+      local x = c.expected or c.predicted or c.score
+      if c.rate then hi = max(hi, c.rate) end
+      rows[#rows + 1] = { tostring(c.band or c.label or c.from or ""), number(c.leads or 0), percent(c.rate or 0) }
+      if x and c.rate then pts[#pts + 1] = { x, c.rate } end
+    end
+    if #pts > 1 and pts[1][1] <= 1 then
+      body[#body + 1] = "<h3>Calibration</h3>" .. svg.lines({ title = "Calibration", diagonal = true,
+        series = { { name = "observed", points = pts, dots = true } }, x_label = "predicted probability",
+        y_label = "observed conversion", x_format = whole_percent, y_format = whole_percent })
+    else
+      body[#body + 1] = "<h3>Calibration</h3>"
+    end
+    body[#body + 1] = table_html({ "score band", "leads", "observed conversion" }, rows)
+  end
+  if ev and ev.rules then
+    local rules = {}
+    for _, r in ipairs(ev.rules) do rules[#rules + 1] = r end
+    sort(rules, function(a, b) return (a.fired or 0) > (b.fired or 0) end)
+    local cats, lifts, rows = {}, {}, {}
+    for i = 1, min(#rules, MAX_RULES) do
+      local r = rules[i]
+      cats[i], lifts[i] = r.rule or r.id or r.name, r.lift
+      rows[i] = { cats[i], number(r.fired or 0), percent(r.support or r.share or 0),
+                  percent(r.rate_fired or r.rate or 0), percent(r.rate_not_fired or 0), number(r.lift or 0, 2) }
+    end
+    body[#body + 1] = "<h3>Rules: lift and support</h3>" .. svg.bars({ title = "Lift by rule", categories = cats,
+      series = { { name = "lift", values = lifts } }, x_label = "rule",
+      y_label = "lift (conversion when fired / overall)",
+      height = 320 })
+    body[#body + 1] = table_html({ "rule", "fired", "support", "conversion fired", "conversion not fired", "lift" },
+      rows)
+  end
+  return section("outcomes", "Scores against outcomes: " .. tostring(o.description or ""), concat(body))
+end
+
+local function dq_section(d)
+  local rows, cats, counts = {}, {}, {}
+  local source
+  if d.funnel and d.funnel.total and d.funnel.total.disqualified and #d.funnel.total.disqualified > 0 then
+    source = "the transitions log"
+    for i, r in ipairs(d.funnel.total.disqualified) do
+      if i > 15 then break end
+      cats[i], counts[i] = r.reason, r.count
+      rows[i] = { r.reason, number(r.count) }
+    end
+  elseif d.disqualified_by_rule and #d.disqualified_by_rule > 0 then
+    source = "the model's disqualifiers"
+    for i, r in ipairs(d.disqualified_by_rule) do
+      if i > 15 then break end
+      cats[i], counts[i] = r.reason, r.leads
+      rows[i] = { r.reason, number(r.leads) }
+    end
+  else
+    return ""
+  end
+  local chart = svg.bars({ title = "Top reasons for disqualification", categories = cats,
+    series = { { name = "leads", values = counts } }, x_label = "reason", y_label = "leads", height = 260 })
+  return section("disqualification", "Top reasons for disqualification",
+    chart .. table_html({ "reason", "leads" }, rows),
+    "From " .. source .. ".")
+end
+
+-- The page for the numbers collect() gathered.
+function _M.html(d)
+  local meta = { format("Model <b>%s</b>", escape(d.model.name)) }
+  if d.model.version then meta[#meta + 1] = "version " .. escape(d.model.version) end
+  meta[#meta + 1] = "rules " .. escape(concat(d.model.files, ", ")) .. " (hash " .. escape(d.model.hash) .. ")"
+  meta[#meta + 1] = number(d.leads) .. " leads"
+  if d.created then meta[#meta + 1] = format("created %s to %s", escape(d.created.from), escape(d.created.to)) end
+  if d.as_of then meta[#meta + 1] = "scored as of " .. escape(d.as_of) end
+  meta[#meta + 1] = "leadq " .. escape(d.leadq_version)
+  local data = json.encode(d):gsub("</", "<\\/")
+  return concat({
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+    "<title>", escape(d.title), "</title><style>", CSS, "</style></head><body>",
+    "<h1>", escape(d.title), "</h1><div class=\"meta\">", concat(meta, " · "), "</div>",
+    status_section(d), grade_section(d), score_section(d), funnel_section(d), velocity_section(d), cost_section(d),
+    outcome_section(d), dq_section(d),
+    '<script type="application/json" id="leadq-data">', data, "</script>",
+    "</body></html>\n" })
+end
+
+-- collect + html, written to path. Returns the data.
+function _M.write(opts, path)
+  local d = _M.collect(opts)
+  local f, err = io.open(path, "wb")
+  if not f then error(err, 0) end
+  f:write(_M.html(d))
+  f:close()
+  return d
+end
+
+return _M
