@@ -35,7 +35,7 @@ HEADERS = $(wildcard csrc/*.h)
 OBJECTS = $(patsubst csrc/%.c,$(OBJDIR)/%.o,$(SOURCES))
 CORE = $(LIBDIR)/leadq/core.so
 
-.PHONY: all core deps variants test demo bench repl clean install uninstall
+.PHONY: all core deps variants test demo bench repl clean install uninstall rock
 
 all: deps core $(BUILD)/leadq
 
@@ -111,6 +111,14 @@ install: core
 	$(INSTALL) -m 644 $(LIST_FILES) $(DESTDIR)$(INST_LUADIR)/leadq/rules/lists/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/leadq > $(BUILD)/leadq-$(LUA).installed
 	$(INSTALL) -m 755 $(BUILD)/leadq-$(LUA).installed $(DESTDIR)$(BINDIR)/leadq
+
+# A source rock of this clone's HEAD, $(BUILD)/rock/leadq-scm-1.src.rock, which `luarocks build`
+# takes offline. luarocks pack clones the source URL from a temporary folder, where the rockspec's
+# relative URL names nothing: the copy it packs names this clone by its absolute path.
+rock:
+	mkdir -p $(BUILD)/rock
+	sed 's|^  url = .*|  url = "git+file://$(CURDIR)",|' rockspec/leadq-scm-1.rockspec > $(BUILD)/rock/leadq-scm-1.rockspec
+	cd $(BUILD)/rock && luarocks pack leadq-scm-1.rockspec
 
 # What install installed, then the folders it made if they are left empty.
 uninstall:

@@ -1,7 +1,12 @@
+rockspec_format = "3.0"
 package = "leadq"
 version = "scm-1"
+-- A checkout's rockspec: `luarocks make rockspec/leadq-scm-1.rockspec` builds the files beside it
+-- (make ignores the URL). `make rock` packs a source rock of the clone's HEAD: it points a copy of
+-- this file at the clone's absolute path, as luarocks pack clones from a temporary folder, where a
+-- relative URL names nothing. A published rockspec names the repository's git+https URL and a tag.
 source = {
-  url = "git+file://."
+  url = "git+file://.",
 }
 description = {
   summary = "Lead-qualification engine: a C core scoring leads with rules written in Lua",
@@ -13,7 +18,7 @@ description = {
   license = "MIT"
 }
 dependencies = {
-  "lua >= 5.1"
+  "lua >= 5.1, < 5.5",
 }
 build = {
   type = "builtin",
@@ -42,6 +47,11 @@ build = {
         "csrc/table_binding.c",
       },
       libraries = { "pthread", "m" },
+      -- Only luaopen_leadq_core exported. The builtin build takes no linker flags, but passes each
+      -- libdir to -Wl,-rpath, where a comma starts the next linker option: the rpath is the rock's
+      -- own lib folder (absolute, never the working directory), then the version script. Elsewhere
+      -- (no GNU ld, or luarocks' gcc_rpath off) the core also exports its internals, and works.
+      libdirs = { "$(LIBDIR),--version-script=rockspec/leadq-core.map" },
       defines = {},
       incdirs = { "csrc" },
     },
@@ -62,5 +72,29 @@ build = {
     ["leadq.model"] = "lua/leadq/model.lua",
     ["leadq.outcome"] = "lua/leadq/outcome.lua",
     ["leadq.service"] = "lua/leadq/service.lua",
-  }
+  },
+  install = {
+    -- The command (the same script as build/leadq, which looks for a build tree first). It lives
+    -- in bin/, not lua/: the builtin build copies all of lua/ into the modules' folder.
+    bin = { leadq = "bin/leadq" },
+    -- The shipped rules, deployed beside the modules as leadq/rules/ where the command finds them
+    -- (luarocks keeps install.conf files in the rock's own folder, which no module can locate).
+    lua = {
+      ["leadq.rules.aql"] = "rules/aql.lua",
+      ["leadq.rules.mql"] = "rules/mql.lua",
+      ["leadq.rules.pql"] = "rules/pql.lua",
+      ["leadq.rules.sql"] = "rules/sql.lua",
+      ["leadq.rules.lists.competitors"] = "rules/lists/competitors.txt",
+      ["leadq.rules.lists.free_email_domains"] = "rules/lists/free_email_domains.txt",
+      ["leadq.rules.lists.target_countries"] = "rules/lists/target_countries.txt",
+      ["leadq.rules.lists.target_industries"] = "rules/lists/target_industries.txt",
+    },
+  },
+}
+-- `luarocks test` (after `luarocks make`): the suite, with the installed core, under the Lua
+-- luarocks runs; arguments after -- pick suites by name (luarocks test -- test_json).
+test = {
+  type = "command",
+  script = "tests/run.lua",
+  flags = { "installed" },
 }
