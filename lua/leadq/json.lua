@@ -17,7 +17,7 @@ local floor, huge = math.floor, math.huge
 local type, pairs, tonumber, error, setmetatable, getmetatable, rawequal =
   type, pairs, tonumber, error, setmetatable, getmetatable, rawequal
 
-local _M = { _VERSION = "0.1" }
+local _M = { _VERSION = "0.1.0" }
 
 -- LuaJIT makes a table with room for n keys in one call; elsewhere an empty table grows as it fills.
 local has_new_tab, new_tab = pcall(require, "table.new")
