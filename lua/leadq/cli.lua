@@ -613,6 +613,8 @@ _M.commands.score = {
     .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]] [--dedupe"
     .. " [--merges-out CSV]]",
   options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" },
+    ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
+      .. " are not used, and leads created after it (created_at) are left out" },
     accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },
     ["accounts-out"] = { type = "string", help = "write the account scores to this CSV" },
     ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" },

@@ -528,9 +528,28 @@ local function run_score(input, o, out)
   return 0, result
 end
 
+-- --as-of scores the leads as they were on that date: a lead created after it (created_at) was not a
+-- lead yet, and is left out (events after the date are already left out by the features).
+local function created_by(input, out)
+  local tbl, as_of = input.tbl, input.options.as_of
+  if as_of == nil or not tbl:has("created_at") then return end
+  local kind = tbl:type("created_at")
+  if kind ~= "time" and kind ~= "number" then return end
+  local created, rows = column_values(tbl, "created_at"), {}
+  for i = 1, #tbl do
+    local c = created[i]
+    if c ~= nil and c > as_of then rows[#rows + 1] = i end
+  end
+  if #rows == 0 then return end
+  input.tbl = require("leadq.core").dedupe_tables(tbl, rows)
+  out.print(format("left out %s leads created after %s (created_at): they were not leads yet",
+    thousands(#rows), leadq.format_time(as_of)))
+end
+
 function _M.score(o, out)
   local input, code = load_inputs(o, out)
   if not input then return code end
+  created_by(input, out)
   return (run_score(input, o, out))
 end
 
@@ -637,7 +656,8 @@ function _M.demo(dir, out, root)
       tostring(id), o.leads, o.events, tostring(id), o["as-of"]))
     out.print(tostring(mql:explain(input.tbl, row, input.events, input.options)))
   end
-  return 0
+  -- last: does the score predict what the leads went on to do? (a backtest on the demo's transitions)
+  return require("leadq.cli.evaluate").demo(dir, out, root)
 end
 
 return _M
