@@ -147,6 +147,29 @@ function TestDslLoad:test_matches_patterns_are_read_in_full_at_load()
   end
 end
 
+-- Points that add up to infinity were stored, and every answer for that lead was a 500.
+function TestDslLoad:test_points_are_bounded()
+  local p = problems_of('return model "m" {\n  rules = {\n    rule "A" { points = 1e308, when = { x = 1 } },\n' ..
+    '    rule "B" { points = -2e9, when = { x = 1 } },\n    rule "C" { points = 1e9, when = { x = 1 } },\n  },\n}\n')
+  lu.assertEquals(p, { "t.lua:3: rule 'A': points must be between -1000000000 and 1000000000, got 1e+308",
+    "t.lua:4: rule 'B': points must be between -1000000000 and 1000000000, got -2000000000" })
+end
+
+function TestDslLoad:test_points_functions_are_bounded_when_they_run()
+  local m = leadq.model(dsl.model "m" {
+    rules = {
+      dsl.rule "BIG" { points = function(lead) return lead.n end, when = { n = "present" } },
+      dsl.rule "ONE" { points = 1, when = { n = "present" } },
+    },
+  })
+  local res, errs = m:score(leadq.table({ { id = "A", n = 5 }, { id = "B", n = 1e300 }, { id = "C", n = -1e10 } }))
+  lu.assertEquals(res:column("total"), { 6, 1, 1 })
+  lu.assertEquals(errs.count, 2)
+  lu.assertEquals(errs[1], "rule 'BIG' failed for lead 'B' (row 2): the points function returned 1e+300, " ..
+    "outside -1000000000 to 1000000000")
+  lu.assertStrContains(errs[2], "rule 'BIG' failed for lead 'C' (row 3): the points function returned -1e+10")
+end
+
 function TestDslLoad:test_syntax_error_is_a_sentence_with_file_and_line()
   local p = problems_of("return model \"m\" {\n  rules = {\n    rule \"A\" { points = 1 when = {} }\n  }\n}\n",
     "rules/bad.lua")

@@ -348,6 +348,27 @@ local bad_requests = {
     "(did you mean 'pricing_view'?) (the model counts: email_click, page_view, pricing_view, webinar_attended)" },
 }
 
+-- A total past the largest double was stored, and then every answer for that lead was a 500. Rules
+-- cannot give such points any more (dsl.POINTS_MAX); a model made while the bound was lifted can.
+function M.TestServiceHandlers.test_a_total_that_is_not_finite_is_refused_and_never_stored()
+  local dsl = require("leadq.dsl")
+  local saved = dsl.POINTS_MAX
+  dsl.POINTS_MAX = math.huge
+  local ok, m = pcall(require("leadq").model, dsl.model "huge" {
+    rules = { dsl.rule "A" { points = 1e308, when = { seniority = "VP" } },
+              dsl.rule "B" { points = 1e308, when = { employees = "present" } } },
+  })
+  dsl.POINTS_MAX = saved
+  lu.assertTrue(ok, m)
+  local svc = new_service({ model = m })
+  local status, answer = svc:handle("POST", "/leads/L-1", '{"seniority":"VP","employees":800}')
+  lu.assertEquals(status, 400)
+  lu.assertEquals(answer.error, "cannot score lead 'L-1': its total is inf, not a finite number")
+  lu.assertEquals(svc:handle("GET", "/leads/L-1"), 404)
+  status = svc:handle("POST", "/leads/L-1", '{"seniority":"VP"}')
+  lu.assertEquals(status, 201)
+end
+
 function M.TestServiceHandlers.test_bad_requests_get_a_4xx_and_say_why()
   local svc = new_service()
   svc:handle("POST", "/leads/L-1", VP)

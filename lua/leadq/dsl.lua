@@ -290,6 +290,25 @@ local function bounded_function(fn)
 end
 _M.bounded_function = bounded_function
 
+-- Points a rule may give or take: sums of them stay finite and exact (a total once overflowed to
+-- infinity, was stored, and every answer for that lead was a 500).
+_M.POINTS_MAX = 1e9
+
+local function checked_points(v, ...)
+  if type(v) == "number" and (v > _M.POINTS_MAX or v < -_M.POINTS_MAX) and v == v then
+    error(string_format("the points function returned %.10g, outside -%.0f to %.0f", v, _M.POINTS_MAX,
+      _M.POINTS_MAX), 0)
+  end
+  return v, ...
+end
+
+-- A points function: bounded as any rule function, and its points within POINTS_MAX (NaN and other
+-- values that are no number are the scorer's to refuse).
+local function bounded_points(fn)
+  local bounded = bounded_function(fn)
+  return function(...) return checked_points(bounded(...)) end
+end
+
 -- The sandbox's pcall: a limit's error goes on up, or `while true do pcall(f) end` would outlast it.
 local function pass_limit(ok, ...)
   if not ok and is_limit((...)) then error((...), 0) end
@@ -1066,7 +1085,10 @@ function _M.validate(obj, opts)
       local b = r.body
       local pts = b.points
       if type(pts) == "function" then
-        out.points_fn = bounded_function(pts)
+        out.points_fn = bounded_points(pts)
+      elseif finite(pts) and (pts > _M.POINTS_MAX or pts < -_M.POINTS_MAX) then
+        madd(key_line(lines, r.line, to, "points"), rctx, "points must be between -%.0f and %.0f, got %.10g",
+          _M.POINTS_MAX, _M.POINTS_MAX, pts)
       elseif finite(pts) then
         out.points = pts
       elseif pts == nil then
