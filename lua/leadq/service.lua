@@ -47,7 +47,7 @@ end
 
 local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable, error, next =
   type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable, error, next
-local floor = math.floor
+local floor, huge = math.floor, math.huge
 local find, sub, format, concat, sort = string.find, string.sub, string.format, table.concat, table.sort
 
 local _M = { _VERSION = "0.1.0" }
@@ -587,6 +587,10 @@ function Service:score(id, lead, with_explain, values, note, reuse)
   options.into = (reuse and not with_explain) and self.result_kept or nil
   local result, err = self.model:score_one(record, nil, options)   -- a value it cannot read: nil, message
   if not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(err) end
+  local total = result.total
+  if total ~= total or total == huge or total == -huge then  -- never stored: its answers could not be written
+    return nil, format("cannot score lead '%s': its total is %s, not a finite number", id, tostring(total))
+  end
   local answer
   if reuse and not with_explain then   -- every field set again: none is left from the last answer
     answer = self.answer_kept
