@@ -232,6 +232,22 @@ function M.TestReport.test_command()
   lu.assertStrContains(out, "wrote " .. out_file)
   local d = data_block(h.read(out_file))
   lu.assertTrue(d.outcome.roc.auc > 0.5)
+  -- the outcome section's numbers are `leadq evaluate`'s, and its exact ROC agrees with evaluate's AUC
+  out = run(string.format("%s/leadq evaluate --rules rules/mql.lua --leads %s --events %s --transitions %s "
+    .. "--reached customer --format json", BUILD, s.leads, s.events, s.transitions))
+  lu.assertStrContains(out, "exit=0")
+  local ev = assert(json.decode(out:match("^(.-)\nexit=")))
+  lu.assertAlmostEquals(d.outcome.roc.auc, ev.auc, 1e-12)
+  lu.assertAlmostEquals(d.outcome.evaluate.auc_low, ev.auc_low, 1e-12)
+  lu.assertEquals(#d.outcome.evaluate.deciles, #ev.deciles)
+  for i, dcl in ipairs(ev.deciles) do
+    lu.assertEquals(d.outcome.evaluate.deciles[i].leads, dcl.leads)
+    lu.assertEquals(d.outcome.evaluate.deciles[i].positives, dcl.positives)
+  end
+  for i, r in ipairs(ev.rules) do
+    lu.assertEquals(d.outcome.evaluate.rules[i].id, r.id)
+    lu.assertEquals(d.outcome.evaluate.rules[i].fired, r.fired)
+  end
   out = run(string.format("%s/leadq report --rules rules/mql.lua --leads %s --out %s --reached customer", BUILD,
     s.leads, out_file))
   lu.assertStrContains(out, "--reached needs --transitions")
@@ -255,7 +271,9 @@ addEventListener("load", function () {
       svgs.push({ shapes: g.querySelectorAll("rect,polyline,circle,line").length, width: b.width, height: b.height,
                   right: b.right });
     });
-    out.sections.push({ id: s.id, right: r.right, height: r.height, svgs: svgs,
+    var clipped = 0;   // a table wider than its box (it would scroll on screen and be cut in print)
+    s.querySelectorAll(".wide").forEach(function (w) { if (w.scrollWidth > w.clientWidth + 1) clipped++; });
+    out.sections.push({ id: s.id, right: r.right, height: r.height, svgs: svgs, clipped: clipped,
                         tables: s.querySelectorAll("table").length });
   });
   var pre = document.createElement("pre");
@@ -302,6 +320,7 @@ function M.TestReport.test_renders_in_chromium()
     lu.assertTrue(sec.right <= probe.width, sec.id .. " runs past the page")
     lu.assertTrue(#sec.svgs >= 1, sec.id .. " has no chart")
     lu.assertTrue(sec.tables >= 1, sec.id .. " has no table")
+    lu.assertEquals(sec.clipped, 0, sec.id .. ": a table wider than the page")
     for _, g in ipairs(sec.svgs) do
       lu.assertTrue(g.shapes > 0, sec.id .. ": an empty chart")
       lu.assertTrue(g.width > 100 and g.height > 50, sec.id .. ": a chart of no size")

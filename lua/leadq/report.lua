@@ -323,10 +323,12 @@ function _M.collect(opts)
     local roc = roc_of(total, labels, n)
     data.outcome = { description = linfo.description, leads = linfo.leads, positives = linfo.positives,
                      left_out = linfo.left_out, roc = roc }
-    if leadq.evaluate then
-      local ev = leadq.evaluate(model, leads, events, spec)
-      data.outcome.evaluate = type(ev) == "table" and (ev.totable and ev:totable() or ev) or nil
-    end
+    -- deciles, calibration bands and each rule's lift: evaluate's numbers, from the same labels
+    local evaluate = require("leadq.evaluate")
+    local eok, ev = pcall(evaluate.evaluate, model, leads, events, { as_of = spec.as_of, labels = labels,
+      info = linfo, threads = opts.threads })
+    if not eok then error((tostring(ev):gsub("^[^:\n]*:%d+: ", "")), 0) end
+    data.outcome.evaluate = evaluate.to_json(ev)
   end
   result:close()
   leads:close()
@@ -351,18 +353,24 @@ table { border-collapse: collapse; margin: 6px 0; font-size: 11px; max-width: 10
 th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f2f2f2; }
+td.text, th.text { text-align: left; white-space: normal; }
 tr.total td { font-weight: bold; border-top: 1px solid #999; }
 .note { color: #555; font-size: 11px; }
 .wide { overflow-x: auto; }
 ]]
 
-local function table_html(headers, rows, total_row)
+-- A table; text_column (an index) is left-aligned and may wrap, for sentences.
+local function table_html(headers, rows, total_row, text_column)
   local out = { '<div class="wide"><table><thead><tr>' }
-  for _, h in ipairs(headers) do out[#out + 1] = "<th>" .. escape(h) .. "</th>" end
+  for i, h in ipairs(headers) do
+    out[#out + 1] = (i == text_column and '<th class="text">' or "<th>") .. escape(h) .. "</th>"
+  end
   out[#out + 1] = "</tr></thead><tbody>"
   local function row(r, class)
     out[#out + 1] = class and ('<tr class="' .. class .. '">') or "<tr>"
-    for _, v in ipairs(r) do out[#out + 1] = "<td>" .. escape(v) .. "</td>" end
+    for i, v in ipairs(r) do
+      out[#out + 1] = (i == text_column and '<td class="text">' or "<td>") .. escape(v) .. "</td>"
+    end
     out[#out + 1] = "</tr>"
   end
   for _, r in ipairs(rows) do row(r) end
@@ -545,64 +553,77 @@ local function outcome_section(d)
   local o = d.outcome
   if not o then return "" end
   local body = {}
-  local roc = o.roc
+  local roc, ev = o.roc, o.evaluate
   if roc then
     body[#body + 1] = svg.lines({ title = format("ROC curve (AUC %.3f)", roc.auc), diagonal = true,
       series = { { name = "model", points = roc.points } }, x_label = "false positive rate",
       y_label = "true positive rate", x_format = whole_percent, y_format = whole_percent })
-    body[#body + 1] = format('<p>AUC <b>%.3f</b> over %s leads (%s converted). 0.5 is chance, 1 is perfect.</p>',
-      roc.auc, number(roc.positives + roc.negatives), number(roc.positives))
+    body[#body + 1] = format("<p>AUC <b>%.3f</b>%s over %s leads (%s converted, %s). 0.5 is chance, 1 is "
+      .. "perfect.</p>", roc.auc, ev and ev.auc_low and format(" (95%% interval %.3f to %.3f)", ev.auc_low,
+      ev.auc_high) or "", number(roc.positives + roc.negatives), number(roc.positives), percent(roc.positives
+      / (roc.positives + roc.negatives)))
   end
-  local ev = o.evaluate
-  if ev and ev.deciles then
+  if ev and ev.deciles and #ev.deciles > 0 then
     local cats, conv, rows = {}, {}, {}
     for i, dcl in ipairs(ev.deciles) do
-      cats[i] = tostring(dcl.decile or i)
-      conv[i] = dcl.rate
-      rows[i] = { cats[i], number(dcl.leads), number(dcl.positives), percent(dcl.rate or 0),
-                  number(dcl.lift or 0, 2) }
+      cats[i], conv[i] = tostring(i), dcl.rate
+      rows[i] = { tostring(i), format("%s to %s", number(dcl.lo), number(dcl.hi)), number(dcl.leads),
+                  number(dcl.positives), percent(dcl.rate or 0), number(dcl.lift or 0, 2),
+                  percent(dcl.cumulative_recall or 0) }
     end
     body[#body + 1] = "<h3>Conversion by score decile</h3>" .. svg.bars({ title = "Conversion by score decile",
       categories = cats, series = { { name = "conversion", values = conv } },
-      x_label = "score decile (1 = highest scores)",
-      y_label = "conversion", value_format = percent, height = 240 })
-    body[#body + 1] = table_html({ "decile", "leads", "converted", "conversion", "lift" }, rows)
+      x_label = "score decile (1 = highest scores)", y_label = "conversion", value_format = percent, height = 240 })
+    body[#body + 1] = table_html({ "decile", "scores", "leads", "converted", "conversion", "lift",
+                                   "converted leads found so far" }, rows)
   end
-  if ev and ev.calibration then
-    local pts, rows = {}, {}
-    local hi = 0
-    for _, c in ipairs(ev.calibration) do
-      local x = c.expected or c.predicted or c.score
-      if c.rate then hi = max(hi, c.rate) end
-      rows[#rows + 1] = { tostring(c.band or c.label or c.from or ""), number(c.leads or 0), percent(c.rate or 0) }
-      if x and c.rate then pts[#pts + 1] = { x, c.rate } end
+  if ev and ev.bands and #ev.bands > 0 then
+    local pts, low, high, rows = {}, {}, {}, {}
+    local x0, x1, y1 = huge, -huge, 0
+    for _, band in ipairs(ev.bands) do
+      if band.leads and band.leads > 0 and band.rate then
+        local mid = (band.lo + band.hi) / 2
+        pts[#pts + 1] = { mid, band.rate }
+        low[#low + 1], high[#high + 1] = { mid, band.rate_low or band.rate }, { mid, band.rate_high or band.rate }
+        x0, x1, y1 = min(x0, band.lo), max(x1, band.hi), max(y1, band.rate_high or band.rate)
+      end
+      rows[#rows + 1] = { format("%s to %s", number(band.lo), number(band.hi)), number(band.leads or 0),
+        percent(band.rate or 0), format("%s to %s", percent(band.rate_low or 0), percent(band.rate_high or 0)) }
     end
-    if #pts > 1 and pts[1][1] <= 1 then
-      body[#body + 1] = "<h3>Calibration</h3>" .. svg.lines({ title = "Calibration", diagonal = true,
-        series = { { name = "observed", points = pts, dots = true } }, x_label = "predicted probability",
-        y_label = "observed conversion", x_format = whole_percent, y_format = whole_percent })
+    if #pts > 1 and x1 > x0 then
+      local _, _, top = svg.ticks(0, y1, 5)
+      body[#body + 1] = "<h3>Calibration</h3>" .. svg.lines({ title = "Observed conversion by score band",
+        series = { { name = "observed", points = pts, dots = true }, { name = "95% interval, low", points = low },
+                   { name = "95% interval, high", points = high } },
+        x_range = { x0, x1 }, y_range = { 0, top }, x_label = "score (points)", y_label = "observed conversion",
+        y_format = whole_percent, width = 560 })
     else
       body[#body + 1] = "<h3>Calibration</h3>"
     end
-    body[#body + 1] = table_html({ "score band", "leads", "observed conversion" }, rows)
+    body[#body + 1] = table_html({ "score band", "leads", "observed conversion", "95% interval" }, rows)
   end
-  if ev and ev.rules then
+  if ev and ev.rules and #ev.rules > 0 then
     local rules = {}
     for _, r in ipairs(ev.rules) do rules[#rules + 1] = r end
-    sort(rules, function(a, b) return (a.fired or 0) > (b.fired or 0) end)
+    sort(rules, function(a, b)
+      if (a.fired or 0) ~= (b.fired or 0) then return (a.fired or 0) > (b.fired or 0) end
+      return tostring(a.id) < tostring(b.id)
+    end)
     local cats, lifts, rows = {}, {}, {}
     for i = 1, min(#rules, MAX_RULES) do
       local r = rules[i]
-      cats[i], lifts[i] = r.rule or r.id or r.name, r.lift
-      rows[i] = { cats[i], number(r.fired or 0), percent(r.support or r.share or 0),
-                  percent(r.rate_fired or r.rate or 0), percent(r.rate_not_fired or 0), number(r.lift or 0, 2) }
+      cats[i], lifts[i] = tostring(r.id), r.lift
+      rows[i] = { cats[i], number(r.fired or 0), percent(r.share or 0), percent(r.rate_fired or 0),
+                  percent(r.rate_not_fired or 0), r.lift and number(r.lift, 2) or "–", r.note or "" }
     end
-    body[#body + 1] = "<h3>Rules: lift and support</h3>" .. svg.bars({ title = "Lift by rule", categories = cats,
-      series = { { name = "lift", values = lifts } }, x_label = "rule",
-      y_label = "lift (conversion when fired / overall)",
-      height = 320 })
-    body[#body + 1] = table_html({ "rule", "fired", "support", "conversion fired", "conversion not fired", "lift" },
-      rows)
+    body[#body + 1] = "<h3>Rules: lift and support</h3>" .. svg.hbars({ title = "Lift by rule", categories = cats,
+      values = lifts, reference = 1, value_format = function(v) return number(v, 1) end,
+      x_label = "lift: conversion when the rule fired / overall (dashed: 1, no better than overall)" })
+    body[#body + 1] = table_html({ "rule", "fired", "support", "conversion fired", "conversion not fired", "lift",
+                                   "note" }, rows, nil, 7)
+    if #rules > MAX_RULES then
+      body[#body + 1] = format('<p class="note">%d rules that fired least are not listed.</p>', #rules - MAX_RULES)
+    end
   end
   return section("outcomes", "Scores against outcomes: " .. tostring(o.description or ""), concat(body))
 end

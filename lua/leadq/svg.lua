@@ -240,6 +240,53 @@ function _M.lines(spec)
   return concat(parts)
 end
 
+-- Horizontal bars, one series, for long category names (rules): spec = { title, categories, values,
+-- x_label, value_format, reference = a value drawn as a dashed line (e.g. lift 1), width }.
+function _M.hbars(spec)
+  local cats, values = spec.categories, spec.values
+  local longest = 0
+  for _, c in ipairs(cats) do longest = max(longest, #tostring(c)) end
+  local width = spec.width or 640
+  local left, right, top, row_h = min(260, 16 + floor(longest * 6.6)), 24, 10, 16
+  local plot_w, plot_h = width - left - right, row_h * #cats
+  local height = top + plot_h + 42
+  local hi, lo = 0, 0
+  for i = 1, #cats do
+    local v = values[i]
+    if v and v == v and v ~= math.huge then hi, lo = max(hi, v), min(lo, v) end
+  end
+  if spec.reference then hi = max(hi, spec.reference) end
+  local ts, t0, t1 = ticks(lo, hi, 5)
+  local function x_of(v) return left + (v - t0) / (t1 - t0) * plot_w end
+  local parts = open_svg(width, height, spec.title)
+  local fmt = spec.value_format or _M.number
+  for _, t in ipairs(ts) do
+    parts[#parts + 1] = format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>', x_of(t), top, x_of(t),
+      top + plot_h)
+    text(parts, x_of(t), top + plot_h + 14, fmt(t))
+  end
+  for i, cat in ipairs(cats) do
+    local y = top + (i - 1) * row_h
+    local v = values[i]
+    text(parts, left - 6, y + row_h - 4, cat, "end")
+    if v and v == v and v ~= math.huge then
+      local a, b = x_of(min(0, v)), x_of(max(0, v))
+      parts[#parts + 1] = format('<rect x="%.1f" y="%.1f" width="%.1f" height="%d" fill="%s"><title>%s: %s</title>'
+        .. '</rect>', a, y + 2, max(0.5, b - a), row_h - 4, _M.palette[1], escape(cat), escape(fmt(v)))
+    end
+  end
+  if spec.reference then
+    local x = x_of(spec.reference)
+    parts[#parts + 1] = format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-dasharray="4 3"/>',
+      x, top, x, top + plot_h)
+  end
+  parts[#parts + 1] = format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>', x_of(0), top, x_of(0),
+    top + plot_h)
+  if spec.x_label then text(parts, left + plot_w / 2, height - 8, spec.x_label) end
+  parts[#parts + 1] = "</svg>"
+  return concat(parts)
+end
+
 -- A heat map: spec = { title, rows = { labels }, columns = { labels }, values = { [r] = { [c] = n } },
 -- row_label, column_label, value_format }. Darker is more; each cell also prints its number.
 function _M.heatmap(spec)
