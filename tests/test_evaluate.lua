@@ -4,7 +4,6 @@ local lu = require("luaunit")
 local leadq = require("leadq")
 local core = require("leadq.core")
 local outcome = require("leadq.outcome")
-local evaluate = require("leadq.evaluate")
 local helpers = require("helpers")
 
 local M = {}

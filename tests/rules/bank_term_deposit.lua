@@ -1,3 +1,4 @@
+-- luacheck: read_globals model rule
 -- tests/rules/bank_term_deposit.lua: a hand-written model for the UCI Bank Marketing data
 -- (tests/data/uci_bank_marketing/bank-full.csv): which clients subscribe a term deposit (y = yes)
 -- when called. Written from what a bank's marketing team would know before the call; `duration`

@@ -43,7 +43,7 @@ local function run(opts, out)
 end
 
 cli.commands.compare = {
-  summary = "preview a rule change: how statuses move from the old rules to the new, and with outcomes which ranks better",
+  summary = "preview a rule change: how statuses move from old rules to new, and which ranks outcomes better",
   usage = "compare --rules OLD.lua --rules NEW.lua --leads CSV [--events CSV] [--outcome COL[=VALUE] |"
     .. " --transitions CSV --reached STAGE [--within-days N]] [--as-of DATE] [--show N] [--format table|json]",
   options = options,

@@ -72,7 +72,9 @@ function _M.spec_of(opts, required)
   if spec.transitions and not spec.reached then
     return nil, "--transitions needs --reached STAGE: the stage that counts as converted (e.g. customer)"
   end
-  if spec.within_days and not spec.transitions then return nil, "--within-days goes with --transitions and --reached" end
+  if spec.within_days and not spec.transitions then
+    return nil, "--within-days goes with --transitions and --reached"
+  end
   return spec
 end
 
