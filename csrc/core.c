@@ -10,8 +10,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** raised whenever a function the Lua side calls is added or changes its arguments, so Lua files
 ** newer than a running core.so (an nginx reload keeps the old one) refuse to load, not misbehave.
 ** 2: one_scorer, state:encode(prefix), state:decode(s, init), record readers and answer writers.
-** 3: state:observe(type, at, value, attributes), state:values(as_of, into), state:latest(), now(). */
-#define LQ_INTERFACE 3
+** 3: state:observe(type, at, value, attributes), state:values(as_of, into), state:latest(), now().
+** 4: evaluate(), wilson(), rate_ratio(), funnel:entered(), program:score's fired bits. */
+#define LQ_INTERFACE 4
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
