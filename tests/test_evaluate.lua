@@ -274,6 +274,48 @@ function M.TestEvaluateModel.test_statuses_and_rules_against_plain_counts()
   lu.assertStrContains(text, "left out")
 end
 
+-- A backtest reads only what was known on its date: an event after as_of fires no rule, and the
+-- evaluation leaves out the leads created after it.
+function M.TestEvaluateModel.test_backtest_ignores_later_events_and_leads()
+  local dir = sample()
+  local t = assert(leadq.read_csv(dir .. "/leads.csv"))
+  local ev = assert(leadq.read_events(dir .. "/events.csv"))
+  local m = assert(leadq.load_model("rules/mql.lua"))
+  -- a lead's first demo request, some days after it was created
+  local ids, created = t:column("id"), t:column("created_at")
+  local row_of = {}
+  for i = 1, #t do row_of[ids[i]] = i end
+  local lead_ids, types, ats = ev:column("lead_id"), ev:column("type"), ev:column("at")
+  local row, at
+  for k = 1, #ev do
+    local i = row_of[lead_ids[k]]
+    if types[k] == "demo_request" and i and ats[k] - created[i] > 2 * 86400 then
+      local first = true
+      for j = 1, #ev do
+        if lead_ids[j] == lead_ids[k] and types[j] == "demo_request" and ats[j] < ats[k] then first = false end
+      end
+      if first then row, at = i, ats[k] break end
+    end
+  end
+  lu.assertNotNil(row, "a demo request in the sample")
+  local k_demo
+  local fired_before, fired_after = {}, {}
+  m:score(t, ev, { as_of = at - 3600, fired = fired_before })
+  m:score(t, ev, { as_of = at + 3600, fired = fired_after })
+  for k, id in ipairs(fired_before.ids) do if id == "DEMO_REQUEST" then k_demo = k end end
+  lu.assertEquals(bit_of(fired_before, k_demo, row), 0)   -- the request was still to come
+  lu.assertEquals(bit_of(fired_after, k_demo, row), 1)
+  -- evaluate as of that time: the leads created later are left out, the rest evaluated
+  local spec = { transitions = dir .. "/transitions.csv", reached = "sal", as_of = at - 3600 }
+  local labels, info = outcome.labels(t, spec)
+  local later = 0
+  for i = 1, #t do if created[i] > at - 3600 then later = later + 1; lu.assertEquals(labels:byte(i), 255) end end
+  lu.assertEquals(info.created_after, later)
+  local r = leadq.evaluate(m, t, ev, spec)
+  lu.assertEquals(r.leads, info.leads)
+  lu.assertEquals(r.left_out, info.left_out)
+end
+
 function M.TestEvaluateModel.test_misuse_blames_the_caller()
   local t = leadq.parse_csv("id,y\n1,yes\n2,no\n")
   local m = assert(leadq.load_model("rules/mql.lua"))

@@ -149,7 +149,7 @@ function _M.compare(old, new, leads, events, spec)
   return setmetatable({
     old = sides.old, new = sides.new, leads = count, left_out = left_out or 0, statuses = statuses,
     matrix = matrix, changed = changed, up = up, down = down, changes = changes, show = show,
-    outcome = info and info.description or nil, outcome_info = info, as_of = spec.as_of,
+    outcome = info and info.description or nil, outcome_info = info, as_of = spec.as_of, by_row = ids == nil,
   }, Result)
 end
 
@@ -174,23 +174,30 @@ function _M.text(c)
     pct(c.leads > 0 and c.changed / c.leads or 0), thousands(c.up), thousands(c.down)))
   add("")
   add("status matrix (rows: old status, columns: new status)")
+  local used = {}   -- the statuses some lead has, old or new
+  for a, row in pairs(c.matrix) do
+    used[a] = true
+    for b in pairs(row) do used[b] = true end
+  end
+  local shown = {}
+  for _, st in ipairs(c.statuses) do if used[st] then shown[#shown + 1] = st end end
   local header = { "old \\ new" }
-  for _, s in ipairs(c.statuses) do header[#header + 1] = s end
+  for _, st in ipairs(shown) do header[#header + 1] = st end
   header[#header + 1] = "total"
   local rows, col_totals = {}, {}
-  for _, a in ipairs(c.statuses) do
+  for _, a in ipairs(shown) do
     local row, total = { a }, 0
-    for j, b in ipairs(c.statuses) do
+    for j, b in ipairs(shown) do
       local v = c.matrix[a] and c.matrix[a][b] or 0
       row[#row + 1] = thousands(v)
       total = total + v
       col_totals[j] = (col_totals[j] or 0) + v
     end
     row[#row + 1] = thousands(total)
-    if total > 0 then rows[#rows + 1] = row end
+    rows[#rows + 1] = row
   end
   local last = { "total" }
-  for j = 1, #c.statuses do last[#last + 1] = thousands(col_totals[j] or 0) end
+  for j = 1, #shown do last[#last + 1] = thousands(col_totals[j] or 0) end
   last[#last + 1] = thousands(c.leads)
   rows[#rows + 1] = last
   for _, l in ipairs(aligned(header, rows)) do add(l) end
@@ -201,7 +208,7 @@ function _M.text(c)
     for _, ch in ipairs(c.changes) do
       rows[#rows + 1] = { tostring(ch.id), ch.old, ch.new, num(ch.old_total), num(ch.new_total) }
     end
-    for _, l in ipairs(aligned({ "id", "old", "new", "old total", "new total" }, rows,
+    for _, l in ipairs(aligned({ c.by_row and "row" or "id", "old", "new", "old total", "new total" }, rows,
       { true, true, true })) do add(l) end
   end
   local eo, en = c.old.evaluation, c.new.evaluation
