@@ -525,8 +525,8 @@ local function read_file(path)
   return text
 end
 
--- The result of the transitions files (and their rejects), as opts says.
-local function result_of_logs(opts)
+-- The funnel of the transitions files, loaded and checked once: f, or nil and a message.
+local function load_logs(opts)
   local inputs = opts.transitions
   if type(inputs) == "string" then inputs = { { path = inputs } } end
   if type(inputs) ~= "table" or #inputs == 0 then return nil, "no transitions file (--transitions CSV)" end
@@ -551,15 +551,25 @@ local function result_of_logs(opts)
     tbl:close()
     if not lok then return nil, format("%s: %s", input.path, (tostring(lerr):gsub("^[^:]*:%d+: ", ""))) end
   end
-  local query = { by = list_of(opts.by) or {} }
-  local leads
-  if opts.leads then
+  return f
+end
+
+-- One aggregation of a loaded funnel, grouped by `by` (a list or "a,b"), joined to the leads: a
+-- leadq table already read (leads_tbl), or opts.leads read here. result, or nil and a message.
+local function aggregate(f, opts, by, leads_tbl)
+  local query = { by = list_of(by) or {} }
+  local leads, own = leads_tbl, false
+  if not leads and opts.leads then
     local err
     leads, err = core.read_csv(opts.leads)
     if not leads then return nil, err end
+    own = true
+  end
+  if leads then
     query.leads, query.id = leads, opts.id or "id"
     if not leads:has(query.id) then
-      return nil, format("%s: no column '%s' for the lead id (--id)", opts.leads, query.id)
+      if own then leads:close() end
+      return nil, format("%s: no column '%s' for the lead id (--id)", opts.leads or "the leads", query.id)
     end
     for _, d in ipairs(query.by) do
       if d == "account" and not leads:has("account") then   -- the account mapping (leadq.accounts)
@@ -567,17 +577,47 @@ local function result_of_logs(opts)
         local map, merr = accounts.map(leads)
         if not map then return nil, merr end
         local dims = accounts.dimension(leads, map, query.id)
-        leads:close()
+        if own then leads:close() end
         map:close()
-        leads, query.leads = dims, dims
+        leads, query.leads, own = dims, dims, true
         break
       end
     end
   end
   local aok, result = pcall(f.aggregate, f, query)
-  if leads then leads:close() end
+  if own then leads:close() end
   if not aok then return nil, (tostring(result):gsub("^[^:]*:%d+: ", "")) end
+  return result
+end
+
+-- The result of the transitions files (and their rejects), as opts says.
+local function result_of_logs(opts)
+  local f, err = load_logs(opts)
+  if not f then return nil, err end
+  local result
+  result, err = aggregate(f, opts, opts.by)
+  if not result then return nil, err end
   return result, f:rejects()
+end
+
+-- Several report tables of one set of logs, read and checked once: one per grouping in `groupings`
+-- (each a list of dimensions, or {} for the whole), joined to leads_tbl (a leadq table, or nil to
+-- read opts.leads). opts as for run; spend (rows of source, month, spend) adds costs to groupings by
+-- source. Returns the list of tables and the rejected rows, or nil and a message.
+function _M.reports(opts, groupings, leads_tbl, spend)
+  local f, err = load_logs(opts)
+  if not f then return nil, err end
+  local tabs = {}
+  for i, by in ipairs(groupings) do
+    local result
+    result, err = aggregate(f, opts, by, leads_tbl)
+    if not result then return nil, err end
+    local dims = list_of(by) or {}
+    local ok, tab = pcall(_M.report, result, { spend = #dims == 1 and dims[1] == "source" and spend or nil })
+    if not ok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
+    tabs[i] = tab
+  end
+  return tabs, f:rejects()
 end
 
 -- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} };

@@ -202,14 +202,6 @@ local function time_range(tbl, name, n)
   return { from = leadq.format_time(lo):sub(1, 10), to = leadq.format_time(hi):sub(1, 10) }
 end
 
--- The funnel's report table (what `leadq funnel --format json` prints) for one grouping.
-local function funnel_table(opts, by)
-  local text, tab, rejects = funnel.run({ transitions = opts.transitions, leads = opts.leads, id = opts.id,
-    by = by, spend = by == "source" and opts.spend or nil, format = "json", sla_days = opts.sla_days })
-  if not text then error("funnel: " .. tostring(tab), 0) end
-  return tab, rejects
-end
-
 local function key_text(key, dims)
   local parts = {}
   for _, d in ipairs(dims) do parts[#parts + 1] = tostring(key[d] == nil and "(none)" or key[d]) end
@@ -246,8 +238,30 @@ end
 
 -- All the numbers of a report, as a plain table (what the JSON block holds). Raises on bad input
 -- with a plain sentence.
+-- The spend CSV as rows { source =, month =, spend = }.
+local function spend_rows(path)
+  local st, err = leadq.read_csv(path)
+  if not st then error(err, 0) end
+  for _, c in ipairs({ "source", "month", "spend" }) do
+    if not st:has(c) then error(format("%s: no column '%s' (expected source, month, spend)", path, c), 0) end
+  end
+  local rows = {}
+  for _, row in st:rows() do rows[#rows + 1] = row end
+  st:close()
+  return rows
+end
+
+local function bare(err)
+  return (tostring(err):gsub("^[^:\n]*:%d+: ", ""))
+end
+
+-- All the numbers of a report, as a plain table (what the JSON block holds). Each input is read
+-- once and the leads are scored once: the funnel's groupings share one load of the transitions, and
+-- the outcome's statistics come from the same scoring pass (with the rules that fired). Raises on
+-- bad input with a plain sentence.
 function _M.collect(opts)
   check_options(opts)
+  local evaluate = require("leadq.evaluate")
   local model, err
   if #opts.rules == 1 then
     model, err = leadq.load_model(opts.rules[1])
@@ -267,8 +281,8 @@ function _M.collect(opts)
     if not events then error(err, 0) end
   end
   local as_of = opts.as_of
-  local result, rerr = model:score(leads, events, { as_of = as_of, threads = opts.threads })
-  if not result then error(rerr, 0) end
+  local ok, result, fired = pcall(evaluate.score, model, leads, events, as_of, opts.threads, first, "report", 1)
+  if not ok then error(bare(result), 0) end
   local n = #leads
   local data = {
     title = opts.title or format("Lead qualification report: %s", info.name),
@@ -301,33 +315,32 @@ function _M.collect(opts)
 
   if opts.transitions then
     local by = opts.by or "source"
-    local total_tab, rejects = funnel_table(opts, nil)
-    local by_tab = funnel_table(opts, by)
+    local groupings = { {}, { by } }
+    if by ~= "owner" then groupings[3] = { "owner" } end
+    local tabs, rejects = funnel.reports({ transitions = opts.transitions, id = opts.id, sla_days = opts.sla_days },
+      groupings, leads, opts.spend and spend_rows(opts.spend) or nil)
+    if not tabs then error("funnel: " .. tostring(rejects), 0) end
+    local total_tab, by_tab = tabs[1], tabs[2]
     data.funnel = { chain = total_tab.chain, pairs = total_tab.pairs, by = by, sla_days = total_tab.sla_days,
                     total = total_tab.groups[1], rejected_transitions = #rejects }
     data.funnel.groups, data.funnel.other_leads = top_groups(by_tab)
     data.funnel.costs = by_tab.costs
-    if by ~= "owner" then
-      local owner_tab = funnel_table(opts, "owner")
-      data.funnel.owners = (top_groups(owner_tab))
-    end
-    data.funnel.transitions_range = nil
+    if tabs[3] then data.funnel.owners = (top_groups(tabs[3])) end
   end
 
   if opts.outcome and outcome.given(opts.outcome) then
     local spec = {}
     for k, v in pairs(opts.outcome) do spec[k] = v end
     if spec.as_of == nil then spec.as_of = as_of end
-    local ok, labels, linfo = pcall(outcome.labels, leads, spec)
-    if not ok then error((tostring(labels):gsub("^[^:\n]*:%d+: ", "")), 0) end
+    local lok, labels, linfo = pcall(outcome.labels, leads, spec)
+    if not lok then error(bare(labels), 0) end
     local roc = roc_of(total, labels, n)
     data.outcome = { description = linfo.description, leads = linfo.leads, positives = linfo.positives,
                      left_out = linfo.left_out, roc = roc }
-    -- deciles, calibration bands and each rule's lift: evaluate's numbers, from the same labels
-    local evaluate = require("leadq.evaluate")
-    local eok, ev = pcall(evaluate.evaluate, model, leads, events, { as_of = spec.as_of, labels = labels,
-      info = linfo, threads = opts.threads })
-    if not eok then error((tostring(ev):gsub("^[^:\n]*:%d+: ", "")), 0) end
+    -- deciles, calibration bands and each rule's lift: evaluate's statistics of this same scoring pass
+    local eok, ev = pcall(evaluate.compute, result, prefix, labels, first, fired, {})
+    if not eok then error(bare(ev), 0) end
+    ev.outcome = linfo.description
     data.outcome.evaluate = evaluate.to_json(ev)
   end
   result:close()
