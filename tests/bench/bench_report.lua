@@ -40,4 +40,5 @@ leads:close()
 events:close()
 
 report.line(string.format("report of %dk leads with events and transitions (%.0f kB, goal <= 5 s and < 2 MB)",
-  math.floor(N / 1000), size / 1000), report_s, "s", "score + funnel x2 + evaluate as separate steps", steps_s, "s", false)
+  math.floor(N / 1000), size / 1000), report_s, "s", "score + funnel x2 + evaluate as separate steps", steps_s, "s",
+  false)
