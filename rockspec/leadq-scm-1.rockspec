@@ -60,6 +60,7 @@ build = {
     ["leadq.cli_score"] = "lua/leadq/cli_score.lua",
     ["leadq.cli.compare"] = "lua/leadq/cli/compare.lua",
     ["leadq.cli.evaluate"] = "lua/leadq/cli/evaluate.lua",
+    ["leadq.cli.report"] = "lua/leadq/cli/report.lua",
     ["leadq.compare"] = "lua/leadq/compare.lua",
     ["leadq.compiler"] = "lua/leadq/compiler.lua",
     ["leadq.dsl"] = "lua/leadq/dsl.lua",
@@ -71,7 +72,9 @@ build = {
     ["leadq.json"] = "lua/leadq/json.lua",
     ["leadq.model"] = "lua/leadq/model.lua",
     ["leadq.outcome"] = "lua/leadq/outcome.lua",
+    ["leadq.report"] = "lua/leadq/report.lua",
     ["leadq.service"] = "lua/leadq/service.lua",
+    ["leadq.svg"] = "lua/leadq/svg.lua",
   },
   install = {
     -- The command (the same script as build/leadq, which looks for a build tree first). It lives
