@@ -116,6 +116,29 @@ function TestPackaging:test_one_version_everywhere()
   lu.assertTrue(base == "scm" or base == version, "rockspec version " .. rockspec().version)
 end
 
+-- The CLI finds the shipped rules from its own file (in a checkout: rules/ beside lua/), and takes
+-- a shipped model by name where no such file is: "mql", "mql.lua", "rules/mql.lua".
+function TestPackaging:test_cli_finds_the_shipped_rules()
+  local cli = require("leadq.cli")
+  lu.assertEquals(cli.shipped_rules(), "rules")
+  lu.assertEquals(cli.rule_file("mql"), "rules/mql.lua")
+  lu.assertEquals(cli.rule_file("aql.lua"), "rules/aql.lua")
+  lu.assertEquals(cli.rule_file("rules/sql.lua"), "rules/sql.lua")
+  lu.assertEquals(cli.rule_file("nope"), "nope")                    -- not shipped: left as given
+  lu.assertEquals(cli.rule_file("other/mql.lua"), "other/mql.lua")  -- only rules/ means the shipped folder
+  local dir = require("helpers").tmpdir()
+  local mine = dir .. "/mql"
+  local f = assert(io.open(mine, "w"))
+  f:write("-- a file of the user's\n")
+  f:close()
+  lu.assertEquals(cli.rule_file(mine), mine)                        -- a file that exists wins
+  require("helpers").remove_dir(dir)
+  local out = {}
+  local status = cli.main({ "check", "pql" }, { print = function(l) out[#out + 1] = l end, error = print })
+  lu.assertEquals(status, 0)
+  lu.assertEquals(out, { "rules/pql.lua: ok" })
+end
+
 -- Lua files load only with the C module of their own build (an nginx reload keeps the old core.so):
 -- a module of another interface makes require("leadq") raise, saying what to do.
 function TestPackaging:test_lua_files_refuse_a_c_module_of_another_build()
