@@ -369,6 +369,31 @@ function M.TestServiceHandlers.test_a_total_that_is_not_finite_is_refused_and_ne
   lu.assertEquals(status, 201)
 end
 
+-- Error answers quote what the request sent: any bytes, any length. Every answer is valid UTF-8,
+-- cut on a character boundary, and shows no heap address.
+function M.TestServiceHandlers.test_error_answers_are_short_valid_utf8()
+  local svc = new_service()
+  svc:handle("POST", "/leads/L-1", VP)
+  local status, answer = svc:handle("GET", "/leads/a\255")
+  lu.assertEquals(status, 400)
+  lu.assertEquals(answer.error, "bad lead id 'a?': 1 to 128 letters, digits or - _ . : @ +")
+  status, answer = svc:handle("GET", "/x\255\254\n")
+  lu.assertEquals(status, 404)
+  lu.assertEquals(answer.error, "no such endpoint: /x??? (POST /events, GET or POST /leads/<id>)")
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"' .. string.rep("\195\169", 300) .. '"}')
+  lu.assertEquals(status, 400)
+  lu.assertEquals(answer.error, "unknown event type '" .. string.rep("\195\169", 138) .. "...")
+  lu.assertEquals(#answer.error, 299)
+  -- a 16 KB key: no suggestion, and the answer is cut
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-1","' .. string.rep("x", 16000) .. '":1}')
+  lu.assertEquals(status, 400)
+  lu.assertEquals(answer.error, "unknown key '" .. string.rep("x", 284) .. "...")
+  -- every answer encodes as JSON that is valid UTF-8
+  lu.assertNotNil(json.decode(json.encode(answer)))
+  lu.assertEquals(service.readable("leadq: table: 0x55d0c3a8f2b0 is not a lead"), "leadq: table: 0x... is not a lead")
+  lu.assertEquals(service.readable("a\0b\127c\237\160\128d\244\144\128\128e\192\175f"), "a?b?c???d????e??f")
+end
+
 function M.TestServiceHandlers.test_bad_requests_get_a_4xx_and_say_why()
   local svc = new_service()
   svc:handle("POST", "/leads/L-1", VP)
@@ -545,6 +570,9 @@ function M.TestServiceNginx.test_3_bad_requests_get_a_json_4xx_and_no_worker_die
     { "GET", "/leads/%00", nil, 400, "bad request" },
     { "GET", "/leads/" .. string.rep("a", 9000), nil, 414, "request line too long" },
     { "GET", "/leads/N-3", nil, 400, "request headers too large", { ["X-Big"] = string.rep("b", 9000) } },
+    { "GET", "/.leadq/500", nil, 404, "no such endpoint (POST /events, GET or POST /leads/<id>)" },
+    { "TRACE", "/leads/N-3", nil, 405, "method not allowed (POST /events, GET or POST /leads/<id>)" },
+    { "CONNECT", "/leads/N-3", nil, 405, "method not allowed (POST /events, GET or POST /leads/<id>)" },
   }) do
     res = s:request(case[1], case[2], case[3], { headers = case[6] })
     lu.assertEquals(res.status, case[4], case[2]:sub(1, 40))

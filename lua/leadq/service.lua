@@ -114,8 +114,60 @@ end
 -- Answers
 ---------------------------------------------------------------------------------------------------
 
+-- An error's text as an answer may carry it: messages quote what the request sent, and that may
+-- be any bytes. Valid UTF-8 with no control characters (others become '?'), no heap addresses
+-- ("table: 0x55d0c..." says nothing to a client and something to an attacker), and at most
+-- MAX_MESSAGE bytes, cut on a character boundary.
+local MAX_MESSAGE = 300
+local byte = string.byte
+
+local function utf8_length(s, i, n)  -- bytes of the well-formed UTF-8 character at i, or nil
+  local c = byte(s, i)
+  if c < 0x80 then return 1 end
+  local len, lo, hi
+  if c >= 0xC2 and c <= 0xDF then len = 2
+  elseif c >= 0xE0 and c <= 0xEF then
+    len, lo, hi = 3, c == 0xE0 and 0xA0 or 0x80, c == 0xED and 0x9F or 0xBF
+  elseif c >= 0xF0 and c <= 0xF4 then
+    len, lo, hi = 4, c == 0xF0 and 0x90 or 0x80, c == 0xF4 and 0x8F or 0xBF
+  else return nil end
+  if i + len - 1 > n then return nil end
+  for k = 1, len - 1 do
+    local d = byte(s, i + k)
+    local a, b = 0x80, 0xBF
+    if k == 1 and lo then a, b = lo, hi end
+    if d < a or d > b then return nil end
+  end
+  return len
+end
+
+local function readable(message)
+  message = tostring(message)
+  if #message <= MAX_MESSAGE and not find(message, "[%z\1-\31\127-\255]") and not find(message, "0x%x") then
+    return message
+  end
+  -- linear patterns on a bounded prefix: this text is the client's to choose
+  message = sub(message, 1, 4 * MAX_MESSAGE):gsub("0x%x%x%x%x%x%x+", "0x...")
+  local out, size, i, n = {}, 0, 1, #message
+  while i <= n do
+    local len = utf8_length(message, i, n)
+    local piece = len and sub(message, i, i + len - 1) or "?"
+    local c = byte(message, i)
+    if len == 1 and (c < 32 or c == 127) then piece = "?" end
+    if size + #piece > MAX_MESSAGE - 3 then
+      out[#out + 1] = "..."
+      break
+    end
+    out[#out + 1] = piece
+    size = size + #piece
+    i = i + (len or 1)
+  end
+  return concat(out)
+end
+_M.readable = readable
+
 local function refuse(status, message, headers)
-  return status, { error = message }, headers
+  return status, { error = readable(message) }, headers
 end
 
 -- page, asset, campaign: the event attributes feature filters test (leadq.features).
