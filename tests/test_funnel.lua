@@ -395,10 +395,27 @@ function M.TestFunnelOutput.test_json_and_text()
   local text = funnel.format(t, "table")
   local lines = {}
   for l in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
-  lu.assertStrContains(lines[1], "mql_month  lead  mql  sal")
-  lu.assertStrContains(lines[3], "2024-01       2    2")
+  lu.assertEquals(lines[1], "leads reaching each stage")
+  lu.assertStrContains(lines[2], "mql_month  lead  mql  sal")
+  lu.assertStrContains(lines[4], "2024-01       2    2")
+  lu.assertStrMatches(lines[7], "total%s+%d+%s+%d+.*")   -- after the groups and a rule
+  lu.assertStrContains(text, "conversion: leads that reached both stages")
+  lu.assertStrContains(text, "days per step, median")
+  local wide = funnel.format(t, "wide")
+  lu.assertStrContains(wide:match("^[^\n]*"), "mql_month  lead  mql  sal")
   lu.assertStrContains(text, "disqualification reasons")
   lu.assertErrorMsgContains("unknown format 'xml'", funnel.format, t, "xml")
+end
+
+-- The text tables' total row: counts and conversions from the groups equal an aggregation of all leads.
+function M.TestFunnelOutput.test_total_row_equals_the_whole()
+  local f = small_funnel()
+  local grouped = funnel.report(f:aggregate{ by = { "mql_month" } })
+  local whole = funnel.report(f:aggregate()).groups[1]
+  local total = funnel.total_group(grouped)
+  lu.assertEquals(total.reached, whole.reached)
+  for name, c in pairs(whole.conversion) do lu.assertAlmostEquals(total.conversion[name], c, 1e-12) end
+  lu.assertEquals(funnel.total_group(funnel.report(f:aggregate())), whole)
 end
 
 function M.TestFunnelOutput.test_lifecycle_of_objects()

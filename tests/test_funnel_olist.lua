@@ -104,7 +104,21 @@ function M.TestFunnelOlist.test_table_and_json_formats()
   local status, text = run({ "--format", "table" })
   lu.assertEquals(status, 0)
   lu.assertStrContains(text, "origin             mql   customer")
+  -- three tables (stages, conversion, days) with a row per origin and the total
+  local rows = {}
+  for line in text:gmatch("organic_search[^\n]*") do rows[#rows + 1] = line end
+  lu.assertStrMatches(rows[1], "organic_search%s+2296%s+271%s+0%s+0")
+  lu.assertStrMatches(rows[2], "organic_search%s+11%.8%%")
+  local totals = {}
+  for line in text:gmatch("\n(total [^\n]*)") do totals[#totals + 1] = line end
+  lu.assertStrMatches(totals[1], "total%s+8000%s+842%s+.*")
+  lu.assertStrMatches(totals[2], "total%s+10%.5%%")      -- 842 / 8000
+  for line in text:gmatch("[^\n]+") do lu.assertTrue(#line <= 100, "a line of " .. #line .. ": " .. line) end
+  -- the wide form: every column in one table, and the total row too
+  status, text = run({ "--format", "wide" })
+  lu.assertEquals(status, 0)
   lu.assertStrMatches(text:match("\n(organic_search[^\n]*)"), "organic_search%s+2296%s+271%s+0%s+0%s+11%.8%%.*")
+  lu.assertStrMatches(text:match("\n(total [^\n]*)"), "total%s+8000%s+842%s+0%s+0%s+10%.5%%.*")
   local _, js = run({ "--format", "json" })
   local back = assert(require("leadq.json").decode(js))
   lu.assertEquals(back.dims, { "origin" })

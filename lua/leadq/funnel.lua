@@ -408,18 +408,114 @@ local function aligned(header, rows)
   return lines, line
 end
 
--- An aligned text table of the CSV columns, then the SLA, disqualification reasons and recycling.
-function _M.to_text(tab)
-  local header = _M.columns(tab)
-  local rows = {}
-  for _, g in ipairs(tab.groups) do rows[#rows + 1] = (row_values(tab, g, true)) end
-  local lines, line = aligned(header, rows)
-  for _, r in ipairs(rows) do line(r, #tab.dims) end
-  local function label(g)
-    local parts = {}
-    for _, d in ipairs(tab.dims) do parts[#parts + 1] = g.key[d] or "(missing)" end
-    return #parts > 0 and concat(parts, " / ") or "all"
+-- The total of a grouped report: counts summed over the groups (they split the leads), conversions
+-- from the summed counts of leads that reached both stages, velocity from tab.total (an aggregation
+-- without dimensions, which run adds) when there is one: quantiles do not add up.
+local function total_group(tab)
+  if #tab.dims == 0 then return tab.groups[1] end
+  local t = { key = {}, reached = {}, conversion = {}, velocity = (tab.total or {}).velocity or {}, leads = 0 }
+  local both, from = {}, {}
+  for _, g in ipairs(tab.groups) do
+    t.leads = t.leads + (g.leads or 0)
+    for s, v in pairs(g.reached) do t.reached[s] = (t.reached[s] or 0) + v end
+    for _, p in ipairs(tab.pairs) do
+      local c, a = g.conversion[p.name], g.reached[p.from] or 0
+      if c then
+        both[p.name] = (both[p.name] or 0) + c * a
+        from[p.name] = (from[p.name] or 0) + a
+      end
+    end
   end
+  for name, b in pairs(both) do
+    if from[name] > 0 then t.conversion[name] = b / from[name] end
+  end
+  return t
+end
+_M.total_group = total_group
+
+local function group_label(tab, g)
+  local parts = {}
+  for _, d in ipairs(tab.dims) do parts[#parts + 1] = g.key[d] or "(missing)" end
+  return #parts > 0 and concat(parts, " / ") or "all"
+end
+
+-- The steps shown in the narrow table: along the chain, then the first stage after lead to the last.
+local function chain_steps(tab)
+  local steps, by_name = {}, {}
+  for _, p in ipairs(tab.pairs) do by_name[p.name] = p end
+  for i = 1, #tab.chain - 1 do
+    local p = by_name[tab.chain[i] .. "_to_" .. tab.chain[i + 1]]
+    if p then steps[#steps + 1] = p end
+  end
+  local first, last = tab.chain[2], tab.chain[#tab.chain]
+  local across = first and by_name[first .. "_to_" .. last]
+  if across and #tab.chain > 3 then steps[#steps + 1] = across end
+  if #steps == 0 then steps = tab.pairs end
+  return steps
+end
+
+-- Narrow tables (each within 100 columns for the default stages): leads reaching each stage,
+-- conversion per step, and days per step (median, then p90), a row per group and a total.
+local function narrow_tables(tab)
+  local lines = {}
+  local total = total_group(tab)
+  local groups = {}
+  for _, g in ipairs(tab.groups) do groups[#groups + 1] = g end
+  if #tab.dims > 0 then groups[#groups + 1] = total end
+  local first_col = #tab.dims > 0 and concat(tab.dims, " / ") or "group"
+  local function label(g) return g == total and #tab.dims > 0 and "total" or group_label(tab, g) end
+  local function block(title, header, cell)
+    local rows = {}
+    for _, g in ipairs(groups) do
+      local r = { label(g) }
+      for i = 2, #header do r[i] = cell(g, i - 1) or "-" end
+      rows[#rows + 1] = r
+    end
+    if #lines > 0 then lines[#lines + 1] = "" end
+    lines[#lines + 1] = title
+    local bl, bline = aligned(header, rows)
+    for k, r in ipairs(rows) do
+      if k == #rows and #tab.dims > 0 and groups[k] == total then bl[#bl + 1] = bl[2] end   -- a rule above the total
+      bline(r, 1)
+    end
+    for _, l in ipairs(bl) do lines[#lines + 1] = l end
+  end
+  local header = { first_col }
+  for _, st in ipairs(tab.stages) do header[#header + 1] = st end
+  block("leads reaching each stage", header, function(g, i) return num(g.reached[tab.stages[i]] or 0) end)
+  local steps = chain_steps(tab)
+  header = { first_col }
+  for _, p in ipairs(steps) do header[#header + 1] = p.from .. "->" .. p.to end
+  block("conversion: leads that reached both stages / leads that reached the first", header, function(g, i)
+    local c = g.conversion[steps[i].name]
+    return c and format("%.1f%%", c * 100)
+  end)
+  for _, q in ipairs({ { "median", "median_days" }, { "p90", "p90_days" } }) do
+    block(format("days per step, %s: from first entering one stage to first entering the next", q[1]), header,
+      function(g, i)
+        local v = g.velocity and g.velocity[steps[i].name]
+        return v and v[q[2]] and format("%.1f", v[q[2]])
+      end)
+  end
+  local costs = tab.costs and #tab.costs > 0 and tab.groups[1] and tab.groups[1].cost
+  if costs then
+    header = { first_col, "spend" }
+    for _, c in ipairs(tab.costs) do header[#header + 1] = (c:gsub("_", " ")) end
+    local saved = groups
+    groups = tab.groups   -- costs are per group: no total row
+    block("cost per lead reaching the stage", header, function(g, i)
+      if i == 1 then return g.spend and format("%.2f", g.spend) end
+      local v = g.cost and g.cost[tab.costs[i - 1]]
+      return v and v > 0 and format("%.2f", v) or nil
+    end)
+    groups = saved
+  end
+  return lines
+end
+
+-- The SLA, disqualification reasons and recycling, after the main tables.
+local function detail_lines(tab, lines)
+  local function label(g) return group_label(tab, g) end
   if tab.sla_days then
     local out = {}
     for _, g in ipairs(tab.groups) do
@@ -466,14 +562,40 @@ function _M.to_text(tab)
     for _, r in ipairs(recycled) do cline(r, 1) end
     for _, l in ipairs(cl) do lines[#lines + 1] = l end
   end
-  return concat(lines, "\n") .. "\n"
+  return lines
 end
 
-local FORMATS = { csv = _M.to_csv, json = _M.to_json, table = _M.to_text, text = _M.to_text }
+-- Aligned text tables that fit 100 columns: stages, conversion and velocity as three tables with a
+-- total row, then the SLA, disqualification reasons and recycling.
+function _M.to_text(tab)
+  return concat(detail_lines(tab, narrow_tables(tab)), "\n") .. "\n"
+end
+
+-- One wide table of every CSV column (a row per group, then the total's counts), then the details.
+function _M.to_wide_text(tab)
+  local header = _M.columns(tab)
+  local rows = {}
+  for _, g in ipairs(tab.groups) do rows[#rows + 1] = (row_values(tab, g, true)) end
+  if #tab.dims > 0 then
+    local t = total_group(tab)
+    t.key = {}
+    local r = row_values(tab, t, true)
+    r[1] = "total"
+    for i = 2, #tab.dims do r[i] = "" end
+    rows[#rows + 1] = r
+  end
+  local lines, line = aligned(header, rows)
+  for _, r in ipairs(rows) do line(r, #tab.dims) end
+  return concat(detail_lines(tab, lines), "\n") .. "\n"
+end
+
+local TEXT_FORMATS = { table = true, text = true, wide = true }
+local FORMATS = { csv = _M.to_csv, json = _M.to_json, table = _M.to_text, text = _M.to_text,
+                  wide = _M.to_wide_text }
 
 function _M.format(tab, fmt)
   local f = FORMATS[fmt or "table"]
-  if not f then error(format("unknown format '%s' (expected table, csv or json)", tostring(fmt)), 2) end
+  if not f then error(format("unknown format '%s' (expected table, wide, csv or json)", tostring(fmt)), 2) end
   return f(tab)
 end
 
@@ -597,7 +719,7 @@ local function result_of_logs(opts)
   local result
   result, err = aggregate(f, opts, opts.by)
   if not result then return nil, err end
-  return result, f:rejects()
+  return result, f:rejects(), f
 end
 
 -- Several report tables of one set of logs, read and checked once: one per grouping in `groupings`
@@ -630,8 +752,10 @@ function _M.run(opts)
     if not RUN_OPTIONS[k] then error(format("run: unknown option '%s'", tostring(k)), 2) end
   end
   local fmt = opts.format or "table"
-  if not FORMATS[fmt] then return nil, format("unknown format '%s' (expected table, csv or json)", tostring(fmt)) end
-  local result, rejects
+  if not FORMATS[fmt] then
+    return nil, format("unknown format '%s' (expected table, wide, csv or json)", tostring(fmt))
+  end
+  local result, rejects, loaded
   if opts.merge then
     local has_logs = type(opts.transitions) == "string" or (type(opts.transitions) == "table" and #opts.transitions > 0)
     if has_logs then return nil, "--merge reads partial results, not --transitions: give one or the other" end
@@ -647,7 +771,7 @@ function _M.run(opts)
     if not result then return nil, err end
     rejects = {}
   else
-    result, rejects = result_of_logs(opts)
+    result, rejects, loaded = result_of_logs(opts)
     if not result then return nil, rejects end
   end
   if opts.part then
@@ -671,14 +795,21 @@ function _M.run(opts)
   end
   local tok, tab = pcall(_M.report, result, { spend = spend })
   if not tok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
+  -- the text tables' total row: velocity of all leads needs an aggregation of its own
+  if loaded and TEXT_FORMATS[fmt] and #tab.dims > 0 then
+    local total = aggregate(loaded, opts, nil)
+    if total then tab.total = _M.report(total).groups[1] end
+  end
   return _M.format(tab, fmt), tab, rejects
 end
 
 _M.USAGE = [==[
 usage: leadq funnel --transitions CSV [--map SPEC] [--transitions CSV [--map SPEC]]...
                     [--leads CSV [--id COLUMN]] [--by DIM,...] [--spend CSV]
-                    [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]
+                    [--format table|wide|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]
                     [--part FILE] | --merge FILE,... [--spend CSV] [--format ...]
+  --format       table (default: stages, conversion and days as tables with a total row, within 100
+                 columns), wide (every column in one table), csv or json
   --transitions  a log of lead_id,stage,at[,reason,owner]; repeat it to join several logs
   --map          columns of the --transitions before it: lead=COL,stage=COL,at=COL,reason=COL,owner=COL,
                  or stage_is=STAGE when every row of that file is one stage
