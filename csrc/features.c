@@ -638,6 +638,14 @@ static unsigned char *put_f64(unsigned char *p, double d) {
   return p + 8;
 }
 
+/* A counter as its varint: a double past 2^64 - 1 (a decoded 2^64 - 1 reads back as 2^64) or below
+** 0 has no uint64_t, and the cast of it is undefined (x86 gave 0: a huge count re-encoded to 0). */
+static uint64_t counter_bits(double d) {
+  if (!(d > 0)) return 0;  /* and NaN */
+  if (d >= 18446744073709551616.0) return UINT64_MAX;
+  return (uint64_t)d;
+}
+
 size_t lq_state_encode_bound(const lq_feature_set *fs, const lq_state *st) {
   return 4 + 5 + 10 + 1 + 3 * 8 + 10 * LQ_N_COUNTERS + (size_t)(fs->nslots + 7) / 8 + 8 * (size_t)fs->nslots + 10 +
          st->npending * (2 * 8 + 10 + 10);
@@ -656,7 +664,7 @@ size_t lq_state_encode(const lq_feature_set *fs, const lq_state *st, char *dst) 
   if (c->has_max) p = put_f64(p, c->max_at);
   if (c->has_done) p = put_f64(p, c->done_at);
   if (c->has_send) p = put_f64(p, c->last_send);
-  for (i = 0; i < LQ_N_COUNTERS; i++) p = put_varint(p, (uint64_t)c->counters[i]);
+  for (i = 0; i < LQ_N_COUNTERS; i++) p = put_varint(p, counter_bits(c->counters[i]));
   for (i = 0; i < fs->nslots; i++) {
     if (c->v[i] != 0) byte = (unsigned char)(byte | (1u << (i & 7)));
     if ((i & 7) == 7 || i == fs->nslots - 1) {
