@@ -121,18 +121,49 @@ static int by_count(const void *x, const void *y) {
   return (a->code > b->code) - (a->code < b->code);
 }
 
+/* Each code's first code with the same text in lower case (ASCII), as the rule language compares
+** texts: "Sales" and "sales" share a bin, or a rule naming one would also take the other's rows. */
+static int fold_codes(const lq_dict *d, lq_allocator *a, int32_t *canonical) {
+  lq_dict folded;
+  char small[256];
+  int32_t k, *first_of;
+  int rc = 0;
+  first_of = (int32_t *)grab(a, sizeof(int32_t) * (size_t)(d->count > 0 ? d->count : 1));
+  if (first_of == NULL) return -1;
+  lq_dict_init(&folded);
+  for (k = 0; k < d->count; k++) {
+    size_t len, j;
+    const char *s = lq_dict_string(d, k, &len);
+    char *buf = len <= sizeof small ? small : (char *)grab(a, len);
+    int32_t f, before = folded.count;
+    if (buf == NULL) { rc = -1; break; }
+    for (j = 0; j < len; j++) buf[j] = (char)(s[j] >= 'A' && s[j] <= 'Z' ? s[j] - 'A' + 'a' : s[j]);
+    f = lq_dict_intern(&folded, a, buf, len);
+    if (buf != small) drop(a, buf, len);
+    if (f < 0) { rc = -1; break; }
+    if (f == before) first_of[f] = k;     /* a text not seen before: this code owns it */
+    canonical[k] = first_of[f];
+  }
+  lq_dict_free(&folded, a);
+  drop(a, first_of, sizeof(int32_t) * (size_t)(d->count > 0 ? d->count : 1));
+  return rc;
+}
+
 static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options *opt, lq_allocator *a,
                           lq_binned *out) {
   int32_t ncodes = c->dict.count, k;
   size_t i;
   int kept = 0, max_values = opt->max_values < 1 ? 1 : opt->max_values;
   code_count *counts;
+  int32_t *canonical;
   if (max_values > LQ_BINS_MAX) max_values = LQ_BINS_MAX;
   counts = (code_count *)grab(a, sizeof(code_count) * (size_t)ncodes);
+  canonical = (int32_t *)grab(a, sizeof(int32_t) * (size_t)ncodes);
   out->ncodes = ncodes;
   out->code_bin = (int32_t *)grab(a, sizeof(int32_t) * (size_t)ncodes);
-  if (counts == NULL || out->code_bin == NULL) {
+  if (counts == NULL || canonical == NULL || out->code_bin == NULL || fold_codes(&c->dict, a, canonical) != 0) {
     drop(a, counts, sizeof(code_count) * (size_t)ncodes);
+    drop(a, canonical, sizeof(int32_t) * (size_t)ncodes);
     return -1;
   }
   for (k = 0; k < ncodes; k++) {
@@ -141,7 +172,7 @@ static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options
   }
   for (i = 0; i < nrows; i++) {
     int32_t code = c->codes[i];
-    if (code >= 0 && code < ncodes) counts[code].count++;
+    if (code >= 0 && code < ncodes) counts[canonical[code]].count++;
   }
   qsort(counts, (size_t)ncodes, sizeof(code_count), by_count);
   while (kept < ncodes && kept < max_values && counts[kept].count > 0 &&
@@ -154,6 +185,7 @@ static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options
   out->codes = (int32_t *)grab(a, sizeof(int32_t) * (size_t)kept);
   if (out->codes == NULL) {
     drop(a, counts, sizeof(code_count) * (size_t)ncodes);
+    drop(a, canonical, sizeof(int32_t) * (size_t)ncodes);
     return -1;
   }
   for (k = 0; k < ncodes; k++) out->code_bin[k] = out->other;
@@ -161,7 +193,9 @@ static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options
     out->codes[k] = counts[k].code;
     out->code_bin[counts[k].code] = k;
   }
+  for (k = 0; k < ncodes; k++) out->code_bin[k] = out->code_bin[canonical[k]];   /* canonical[k] <= k */
   drop(a, counts, sizeof(code_count) * (size_t)ncodes);
+  drop(a, canonical, sizeof(int32_t) * (size_t)ncodes);
   for (i = 0; i < nrows; i++) out->row_bin[i] = (uint8_t)lq_bin_of_code(out, c->codes[i]);
   return 0;
 }

@@ -4,7 +4,8 @@
 **   number, time  quantile intervals: bin i holds cuts[i-1] < v <= cuts[i] (the first has no low
 **                 end, the last no high end); a column with few distinct values has a bin per value
 **   category      a bin per value seen at least min_count times (most frequent first, at most
-**                 max_values), then one "other" bin for the rest (and values never seen)
+**                 max_values), then one "other" bin for the rest (and values never seen); values
+**                 that differ only in case share a bin, as the rule language compares them
 **   boolean       false, true
 ** and always a last bin for missing values, even when none is missing, so a rule can name it.
 ** Counting positives per bin reads an outcome as bytes: 0 negative, 1 positive, anything else

@@ -23,6 +23,8 @@ void lq_fit_default_options(lq_fit_options *o) {
   o->interactions = 0;
   o->pair_bins = 6;
   o->max_train_rows = 200000;
+  o->max_pair_rounds = 0;
+  o->refit = 1;
   o->seed = 1;
 }
 
@@ -292,7 +294,7 @@ static int fit_pairs(fit_work *w, const lq_binned *const *columns, lq_fit_result
   best = (double *)grab(a, sizeof(double) * cells_total);
   if (best == NULL) goto done;
   best_loss = validation_loss(w, r->intercept, r->shape, r->pairs, r->npairs);
-  for (round = 1; round <= opt->max_rounds; round++) {
+  for (round = 1; round <= (opt->max_pair_rounds > 0 ? opt->max_pair_rounds : opt->max_rounds); round++) {
     size_t off = 0;
     for (k = 0; k < npairs; k++) {
       lq_fit_pair *p = &r->pairs[k];
@@ -525,6 +527,31 @@ fail:
   drop(a, g, sizeof(double) * (size_t)w.stride);
   drop(a, h, sizeof(double) * (size_t)w.stride);
   drop(a, mult, sizeof(double) * (size_t)w.stride);
-  if (rc != 0) lq_fit_free(out, a);
-  return rc;
+  if (rc != 0) {
+    lq_fit_free(out, a);
+    return rc;
+  }
+  if (opt->refit && out->validation_rows > 0 && (opt->max_train_rows == 0 || labelled <= opt->max_train_rows)) {
+    lq_fit_options again = *opt;
+    lq_fit_result all;
+    again.refit = 0;
+    again.validation_share = 0.0;
+    again.max_train_rows = 0;
+    again.max_rounds = out->best_round > 0 ? out->best_round : 1;
+    again.max_pair_rounds = out->pair_rounds > 0 ? out->pair_rounds : 1;
+    again.interactions = out->npairs;
+    rc = lq_fit(columns, ncols, outcome, &again, a, &all);
+    if (rc != 0) {
+      lq_fit_free(out, a);
+      return rc;
+    }
+    all.rounds = out->rounds;                  /* what the split decided */
+    all.best_round = out->best_round;
+    all.pair_rounds = out->pair_rounds;
+    all.validation_rows = out->validation_rows;
+    all.validation_loss = out->validation_loss;
+    lq_fit_free(out, a);
+    *out = all;
+  }
+  return 0;
 }

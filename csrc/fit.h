@@ -7,7 +7,8 @@
 ** bin with fewer than min_samples training rows), until the loss on an inner validation split
 ** (rows drawn by the seed) has not improved for `patience` rounds; the best round is kept. Pairs
 ** are then chosen by the gain a full table over their coarse cells would give on the residuals
-** (FAST), and boosted the same way with the columns' shapes held. Shapes come out centred: their
+** (FAST), and boosted the same way with the columns' shapes held. With refit, the rounds the split
+** chose are then run again on all the labelled rows, the validation rows included. Shapes come out centred: their
 ** mean over the training rows is 0, the intercept holds the rest. Same input and seed: same result.
 */
 #ifndef LEADQ_FIT_H
@@ -28,6 +29,9 @@ typedef struct lq_fit_options {
   int interactions;         /* pairs at most */
   int pair_bins;            /* coarse bins per side of a pair (2..16), missing one more */
   size_t max_train_rows;    /* more labelled rows than this: a sample of them trains (0: all) */
+  int max_pair_rounds;      /* rounds over the pairs at most (0: max_rounds) */
+  int refit;                /* 1: once the split has said how many rounds, fit again on every labelled
+                               row for that many (when they are not sampled) */
   uint64_t seed;
 } lq_fit_options;
 

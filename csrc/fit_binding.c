@@ -11,7 +11,7 @@
 **       coarse_a = { per fine bin }, coarse_b, score = { na * nb, row-major }, gain }, ... }, rounds,
 **       best_round, pair_rounds, train_rows, validation_rows, train_loss, validation_loss }
 **       options: learning_rate, max_rounds, patience, validation_share, l2, min_samples,
-**       interactions, pair_bins, max_train_rows, seed; nil, message when the outcome has one class
+**       interactions, pair_bins, max_train_rows, refit (0|1), seed; nil, message when the outcome has one class
 **   bins:totals(points, pairs[, outcome]) -> { total per row } (only rows whose outcome is 0 or 1
 **       when outcome is given); points[j][bin], pairs as fit gives them with `points` for `score`
 **   bins:pair_counts(pair, outcome) -> leads, positives: per cell of a pair, over the labelled rows
@@ -258,6 +258,7 @@ static int l_fit(lua_State *L) {
   opt.pair_bins = opt_int(L, 3, "pair_bins", opt.pair_bins, 2, 16);
   opt.max_train_rows = (size_t)opt_number(L, 3, "max_train_rows", (double)opt.max_train_rows, 0, 1e12);
   opt.seed = (uint64_t)opt_number(L, 3, "seed", 1, 0, 9007199254740991.0);
+  opt.refit = opt_int(L, 3, "refit", opt.refit, 0, 1);
   f = (fit_box *)lq_newuserdata(L, sizeof(fit_box));     /* 4: frees the result if a push raises */
   memset(f, 0, sizeof *f);
   f->a = b->a;
