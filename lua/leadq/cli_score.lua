@@ -298,12 +298,13 @@ local function output_columns(result)
   return order
 end
 
-local function write_csv(path, tbl, result)
+local function write_csv(path, tbl, result, extra)    -- extra: { name =, values = } a last column
   local f, err = io.open(path, "w")
   if not f then return nil, format("cannot write %s: %s", path, (tostring(err):gsub("^[^:]*: ", ""))) end
   local names = output_columns(result)
   local cols = {}
   for i, n in ipairs(names) do cols[i] = column_values(result, n) end
+  if extra then cols[#names + 1] = extra.values; names[#names + 1] = extra.name end
   local ids = tbl:has("id") and column_values(tbl, "id") or nil
   local header = { "id" }
   for _, n in ipairs(names) do header[#header + 1] = csv_escape(n) end
@@ -506,7 +507,8 @@ local function run_score(input, o, out)
   if not ok then return fail(out, tostring(result)) end
   if not result then return fail(out, tostring(err)) end
   if o.out then
-    local written, werr = write_csv(o.out, input.tbl, result)
+    local probs = not input.multi and input.model:probabilities(result)   -- a script with a calibration table
+    local written, werr = write_csv(o.out, input.tbl, result, probs and { name = "probability", values = probs } or nil)
     if not written then return fail(out, werr) end
   end
   out.print(format("scored %s leads from %s with %s in %.3f s (%s leads/s, %d thread%s)%s",

@@ -431,7 +431,7 @@ end
 ---------------------------------------------------------------------------------------------------
 
 local MODEL_KEYS = { "description", "label", "version", "lists", "groups", "rules", "disqualifiers", "thresholds",
-  "grades", "features", "events", "name" }
+  "grades", "features", "events", "name", "calibration" }
 local RULE_KEYS = { "label", "description", "group", "points", "when" }
 local DISQ_KEYS = { "label", "description", "reason", "when" }
 local GROUP_KEYS = { "label", "description", "cap", "floor" }
@@ -1279,6 +1279,29 @@ function _M.validate(obj, opts)
       spec.events = ev
       spec.events_line = key_line(lines, model_line, nil, "events")
     end
+  end
+
+  -- calibration: { { from = total, probability = p }, ... }, from rising: a total's probability of converting
+  local cal = section("calibration", "array")
+  if cal ~= nil then
+    local cline = key_line(lines, model_line, nil, "calibration")
+    local function band_ok(b)
+      if type(b) ~= "table" or made[b] then return false end
+      for k in pairs(b) do if k ~= "from" and k ~= "probability" then return false end end
+      return finite(b.from) and finite(b.probability) and b.probability >= 0 and b.probability <= 1
+    end
+    spec.calibration = {}
+    for i, band in ipairs(cal) do
+      if not band_ok(band) then
+        madd(cline, mctx, "calibration band %d must be { from = total, probability = 0..1 }", i)
+      elseif i > 1 and type(cal[i - 1]) == "table" and finite(cal[i - 1].from) and band.from <= cal[i - 1].from then
+        madd(cline, mctx, "calibration band %d must start above band %d (from %s, then %s)", i, i - 1,
+          tostring(cal[i - 1].from), tostring(band.from))
+      else
+        spec.calibration[#spec.calibration + 1] = { from = band.from, probability = band.probability }
+      end
+    end
+    if #cal == 0 then madd(cline, mctx, "calibration needs at least one band { from = total, probability = p }") end
   end
 
   if #report.problems > 0 then return nil, report.problems end

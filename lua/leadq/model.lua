@@ -702,6 +702,27 @@ function Model:info()
   }
 end
 
+-- model:probability(total) -> the probability of converting its calibration table gives a total
+-- (the last band whose `from` the total reaches; below the first, the first), or nil without one.
+-- model:probabilities(results) -> one per row of a score result, or nil without a calibration table.
+function Model:probability(total)
+  local cal = self.spec.calibration
+  if cal == nil or type(total) ~= "number" then return nil end
+  local p = cal[1].probability
+  for i = 2, #cal do
+    if total < cal[i].from then break end
+    p = cal[i].probability
+  end
+  return p
+end
+
+function Model:probabilities(results)
+  if self.spec.calibration == nil then return nil end
+  local totals, out = results:column("total"), {}
+  for i = 1, #results do out[i] = self:probability(totals[i]) end
+  return out
+end
+
 Model.__tostring = function(self)
   local spec = self.spec
   local gnames = {}
