@@ -212,6 +212,7 @@ function _M.evaluate(m, leads, events, spec)
   if not ok then raise("evaluate: " .. bare(r), 2) end
   r.outcome = info and info.description or nil
   r.left_out_text = outcome.left_out_text(info)
+  r.no_created = info ~= nil and info.as_of ~= nil and info.created == nil
   r.as_of = out_spec.as_of
   r.events = report
   return setmetatable(r, Result)
@@ -286,6 +287,9 @@ function _M.text(r)
     r.path and (" (" .. r.path .. ")") or "", thousands(r.leads), thousands(r.positives), pct(r.rate),
     r.outcome and (": " .. r.outcome) or ""))
   if r.left_out_text then add("  " .. r.left_out_text) end
+  if r.no_created then
+    add("  the leads have no creation column (created_at): none was left out for being created later")
+  end
   if (r.no_score or 0) > 0 then add(format("  %s leads without a score left out", thousands(r.no_score))) end
   add(format("AUC %s (95%% interval %s to %s, DeLong): %s", num(r.auc, 3), num(r.auc_low, 3), num(r.auc_high, 3),
     r.auc == nil and "-" or r.auc >= 0.8 and "the score ranks converters well"
