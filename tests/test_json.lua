@@ -92,6 +92,33 @@ function M.TestJson.test_encodes_sorted_and_round_trips()
   lu.assertEquals(json.encode(assert(json.decode(text))), text)
 end
 
+-- Lua 5.3 and 5.4 read "9007199254740993" as an integer, and the encoder wrote it through a double:
+-- 9007199254740992. Integers come back as written; under LuaJIT every number is a double.
+function M.TestJson.test_integers_past_2_53_round_trip()
+  for _, text in ipairs({ "9007199254740993", "-9007199254740993", "9223372036854775807", "-9223372036854775808",
+      "[1,9007199254740993]", '{"n":1234567890123456789}' }) do
+    local v = assert(json.decode(text))
+    if math.type then
+      lu.assertEquals(json.encode(v), text)
+    else
+      lu.assertEquals(json.decode(json.encode(v)), v)   -- the double survives
+    end
+  end
+  lu.assertEquals(json.encode(2 ^ 63), "9.2233720368547758e+18")   -- a float stays a float
+  lu.assertEquals(json.encode(1e2), "100")
+end
+
+-- RFC 8259 asks only U+0000 to U+001F to be escaped: DEL (127) in a string is valid JSON.
+function M.TestJson.test_unescaped_del_is_accepted()
+  lu.assertEquals(json.decode('"a\127b"'), "a\127b")
+  lu.assertEquals(json.decode('{"k":"x\127","\127":1}'), { k = "x\127", ["\127"] = 1 })
+  lu.assertEquals(json.decode('"caf\195\169\127"'), "caf\195\169\127")
+  lu.assertEquals(json.decode(json.encode("a\127b")), "a\127b")
+  local v, err = json.decode('"a\31b"')
+  lu.assertNil(v)
+  lu.assertEquals(err, "malformed JSON at byte 3: control character in string")
+end
+
 -- Compact flat objects take a shorter way than the rest; a leading space sends the same text the
 -- general way: both must give the same value, or both refuse it.
 function M.TestJson.test_compact_flat_objects_decode_as_any_text_does()

@@ -97,11 +97,12 @@ end
 
 local function decode_string(s, pos)   -- pos is at the opening quote
   local start = pos + 1
-  local _, stop = find(s, '^[^"\\%c\128-\255]*"', start)
+  -- RFC 8259 refuses U+0000 to U+001F unescaped, not DEL (127), which %c would take in too
+  local _, stop = find(s, '^[^"\\%z\1-\31\127-\255]*"', start)
   if stop then return sub(s, start, stop - 1), stop + 1 end   -- the common case: plain ASCII, no escapes
   local parts, n, i = {}, 0, start
   while true do
-    local run_end = find(s, '["\\%c]', i)
+    local run_end = find(s, '["\\%z\1-\31]', i)
     if not run_end then return fail(#s + 1, "unterminated string") end
     local c = byte(s, run_end)
     if run_end > i then
@@ -332,7 +333,11 @@ local function quote_key(k)
   return q
 end
 
+local math_type = math.type   -- nil before Lua 5.3: every number is a double there
+
 local function encode_number(v)
+  -- an integer subtype as its digits: past 2^53 the double it would pass through is another number
+  if math_type and math_type(v) == "integer" then return format("%d", v) end
   if v ~= v then error("json.encode: cannot encode NaN", 0) end
   if v == huge or v == -huge then error("json.encode: cannot encode an infinite number", 0) end
   if floor(v) == v and v >= -2^53 and v <= 2^53 then return format("%d", v) end
