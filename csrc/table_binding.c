@@ -14,6 +14,8 @@
 #include "table.h"
 
 #define TABLE_TYPE "leadq.Table"
+#define ROW_DISPLAY "leadq.Row"          /* metatables for printing a row and a reject list */
+#define REJECTS_DISPLAY "leadq.Rejects"
 
 #if !defined(LQ_SHOW_ROWS)
 #define LQ_SHOW_ROWS 10       /* rows shown by tostring */
@@ -747,12 +749,20 @@ static size_t check_row_index(lua_State *L, int arg, int *valid, size_t nrows) {
   return *valid ? (size_t)v - 1 : 0;
 }
 
+/* The value on top gets the display metatable named `name` (its __tostring prints it for a person in
+** the REPL; leadq.display fills it in). Rows and reject lists stay plain tables otherwise. */
+static void set_display(lua_State *L, const char *name) {
+  lua_getfield(L, LUA_REGISTRYINDEX, name);
+  lua_setmetatable(L, -2);
+}
+
 static int t_row(lua_State *L) {
   lq_table *t = lq_check_table(L, 1);
   int valid;
   size_t row = check_row_index(L, 2, &valid, t->nrows);
   if (!valid) return 0;
   push_row(L, t, row);
+  set_display(L, ROW_DISPLAY);
   return 1;
 }
 
@@ -856,6 +866,7 @@ static int t_rejects(lua_State *L) {
     lua_setfield(L, -2, "message");
     lua_rawseti(L, -2, (int)i + 1);
   }
+  set_display(L, REJECTS_DISPLAY);
   return 1;
 }
 
@@ -1036,6 +1047,13 @@ static int l_format_time(lua_State *L) {
   return 1;
 }
 
+/* core.display() -> the metatables of rows and reject lists, for leadq.display to give a __tostring. */
+static int l_display(lua_State *L) {
+  luaL_getmetatable(L, ROW_DISPLAY);
+  luaL_getmetatable(L, REJECTS_DISPLAY);
+  return 2;
+}
+
 static int l_is_table(lua_State *L) {
   lua_pushboolean(L, luaL_testudata(L, 1, TABLE_TYPE) != NULL);
   return 1;
@@ -1074,10 +1092,14 @@ static const luaL_Reg module_functions[] = {
   { "parse_time", l_parse_time },
   { "format_time", l_format_time },
   { "is_table", l_is_table },
+  { "display", l_display },
   { NULL, NULL }
 };
 
 void lq_open_table(lua_State *L) {
   lq_new_class(L, TABLE_TYPE, table_meta, table_methods);
+  luaL_newmetatable(L, ROW_DISPLAY);     /* empty until leadq.display fills them: plain tables */
+  luaL_newmetatable(L, REJECTS_DISPLAY);
+  lua_pop(L, 2);
   luaL_setfuncs(L, module_functions, 0);
 }

@@ -42,7 +42,8 @@
 local core = require("leadq.core")
 local json = require("leadq.json")
 
-local type, pairs, ipairs, error, tostring, tonumber = type, pairs, ipairs, error, tostring, tonumber
+local type, pairs, ipairs, error, tostring, tonumber, setmetatable = type, pairs, ipairs, error, tostring, tonumber,
+  setmetatable
 local getmetatable, math_floor, math_max = getmetatable, math.floor, math.max
 local concat, sort = table.concat, table.sort
 local format, rep = string.format, string.rep
@@ -303,6 +304,9 @@ function _M.add_costs(tab, spend, opts)
   return tab
 end
 
+-- A report prints as the text tables (in the REPL: leadq.funnel_report(r) shows them).
+local REPORT_MT = { __tostring = function(tab) return _M.to_text(tab) end }
+
 -- The plain table of a result; opts.spend adds costs.
 function _M.report(result, opts)
   opts = opts or {}
@@ -318,7 +322,7 @@ function _M.report(result, opts)
     json.array(g.disqualified)
   end
   if opts.spend then _M.add_costs(tab, opts.spend, { key = opts.spend_key }) end
-  return tab
+  return setmetatable(tab, REPORT_MT)
 end
 
 -- Columns of the CSV: dimensions, a count per stage, then per pair conversion, median and p90 days.

@@ -46,6 +46,12 @@ end
 
 local _M = { _VERSION = "0.1.0" }
 
+-- Rows and reject lists print readably in the REPL; leadq.help() lists what the module offers.
+local display = require("leadq.display")
+function _M.help()
+  print(display.help(_M._VERSION))
+end
+
 -- The C functions themselves, so that argument errors blame the caller's line.
 _M.read_csv = core.read_csv
 _M.parse_csv = core.parse_csv
