@@ -200,6 +200,37 @@ function TestExplainCommand.test_one_lead()
   lu.assertStrContains(text, "fit")
 end
 
+-- With several models and --events, explain handed the events table to a run that reads one
+-- lead's list of events: "events must be a list of event records, got userdata".
+function TestExplainCommand.test_two_models_with_events_agree_with_score()
+  local s = get_sample()
+  local events = s.dir .. "/events.csv"
+  local out_csv = s.dir .. "/two_models.csv"
+  local status, _, err = run("score", { rules = "rules/mql.lua,rules/sql.lua", leads = s.leads, events = events,
+    out = out_csv, ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  local header, checked = nil, 0
+  for line in io.lines(out_csv) do
+    local cells = {}
+    for cell in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = cell end
+    if not header then
+      header = {}
+      for i, name in ipairs(cells) do header[name] = i end
+    elseif tonumber(cells[header["mql.engagement"]]) > 0 and checked < 3 then
+      local text
+      status, text, err = run("explain", { rules = "rules/mql.lua,rules/sql.lua", leads = s.leads, events = events,
+        id = cells[1], ["as-of"] = "2026-11-01" })
+      lu.assertEquals(status, 0, err)
+      lu.assertStrContains(text, "mql: " .. cells[header["mql.total"]] .. " points, status " ..
+        cells[header["mql.status"]])
+      lu.assertStrContains(text, "sql: " .. cells[header["sql.total"]] .. " points, status " ..
+        cells[header["sql.status"]])
+      checked = checked + 1
+    end
+  end
+  lu.assertEquals(checked, 3)
+end
+
 function TestExplainCommand.test_unknown_id_and_missing_id()
   local s = get_sample()
   local status, _, err = run("explain", { rules = "rules/mql.lua", leads = s.leads, id = "NOPE" })

@@ -568,6 +568,23 @@ local function find_row(tbl, id)
   return nil
 end
 
+-- One lead's events as a list of records: a run of several models explains a record with its own
+-- events (Run:explain passes a table's events on as they are, which its models cannot read).
+local function lead_events(events, id)
+  local names = column_names(events)
+  local lead_col = events:has("lead_id") and "lead_id" or "lead"
+  local leads, cols, list = column_values(events, lead_col), {}, {}
+  for _, n in ipairs(names) do cols[n] = column_values(events, n) end
+  for r = 1, #events do
+    if tostring(leads[r]) == id then
+      local e = {}
+      for _, n in ipairs(names) do e[n] = cols[n][r] end
+      list[#list + 1] = e
+    end
+  end
+  return list
+end
+
 function _M.explain(o, out)
   if o.account or o.accounts then    -- an account: the account model on the leads' results rolled up
     if not (o.account and o.accounts) then
@@ -592,7 +609,13 @@ function _M.explain(o, out)
   end
   local row = find_row(input.tbl, tostring(o.id))
   if not row then return fail(out, format("no lead with id '%s' in %s", tostring(o.id), o.leads)) end
-  local ok, explanation, err = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
+  local ok, explanation, err
+  if input.multi and input.events then
+    ok, explanation, err = pcall(input.model.explain, input.model, input.tbl:row(row),
+      lead_events(input.events, tostring(o.id)), input.options)
+  else
+    ok, explanation, err = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
+  end
   if not ok then return fail(out, tostring(explanation)) end
   if not explanation then return fail(out, tostring(err)) end
   out.print(tostring(explanation))
