@@ -64,6 +64,7 @@ build = {
     ["leadq.cli.report"] = "lua/leadq/cli/report.lua",
     ["leadq.compare"] = "lua/leadq/compare.lua",
     ["leadq.compiler"] = "lua/leadq/compiler.lua",
+    ["leadq.display"] = "lua/leadq/display.lua",
     ["leadq.dsl"] = "lua/leadq/dsl.lua",
     ["leadq.evaluate"] = "lua/leadq/evaluate.lua",
     ["leadq.features"] = "lua/leadq/features.lua",
