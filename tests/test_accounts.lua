@@ -380,5 +380,29 @@ function T.test_funnel_command_by_account()
   lu.assertStrContains(text, "acme.com")
 end
 
+-- The free-domain list was read from rules/lists/ under the current folder: --accounts and funnel
+-- --by account failed anywhere but the repository's root (after the lead results were written).
+function T.test_accounts_and_funnel_by_account_from_another_folder()
+  if LEADQ_VARIANT ~= "lua5.4" then lu.skip("the launcher runs Lua 5.4: tested in the lua5.4 run") end
+  local root = io.popen("pwd"):read("*l")
+  local build = root .. "/" .. (os.getenv("LEADQ_BUILD") or "build")
+  local dir = require("helpers").tmpdir()
+  assert(require("leadq.gen").generate { leads = 60, seed = 3, out = dir })
+  local function run(args)
+    local p = io.popen("cd " .. dir .. " && " .. build .. "/leadq " .. args .. " 2>&1; echo \"exit=$?\"")
+    local text = p:read("*a")
+    p:close()
+    return text
+  end
+  local text = run("score --rules mql --leads leads.csv --accounts " .. root .. "/rules/aql.lua")
+  lu.assertStrContains(text, "exit=0")
+  lu.assertStrMatches(text, ".*accounts: %d+ from 60 leads %(.-; [1-9]%d* personal domains.*")
+  text = run("funnel --transitions transitions.csv --leads leads.csv --by account")
+  lu.assertStrContains(text, "exit=0")
+  lu.assertStrContains(text, "leads reaching each stage")
+  local set = assert(accounts.free_domains())
+  lu.assertTrue(set["gmail.com"])
+  os.execute("rm -rf " .. dir)
+end
 
 return M

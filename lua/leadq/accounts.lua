@@ -45,6 +45,23 @@ local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
 
 local DEFAULT_FREE = "rules/lists/free_email_domains.txt"
+
+-- The shipped free-domain list, found from this file's place, not from the current folder (which
+-- failed --accounts and funnel --by account anywhere but the repository's root): rules/ beside
+-- lua/ in a source tree, leadq/rules/ beside the installed modules.
+local function shipped_free_list()
+  local source = debug.getinfo(1, "S").source
+  local here = source:sub(1, 1) == "@" and source:sub(2):match("^(.*)/[^/]*$") or "."
+  for _, path in ipairs({ here .. "/rules/lists/free_email_domains.txt",
+                          here .. "/../../rules/lists/free_email_domains.txt" }) do
+    local f = io.open(path, "r")
+    if f then
+      f:close()
+      return path
+    end
+  end
+  return DEFAULT_FREE
+end
 local GMAIL = { ["gmail.com"] = true, ["googlemail.com"] = true }
 local ENGAGED_AT = 40        -- default engaged contact: between the MQL model's nurture (25) and MQL (60)
 
@@ -93,7 +110,7 @@ function _M.normalize_domain(s)
 end
 
 function _M.free_domains(list)
-  if list == nil then list = DEFAULT_FREE end
+  if list == nil then list = shipped_free_list() end
   local set = {}
   if type(list) == "string" then
     local f, err = io.open(list, "r")
