@@ -186,6 +186,28 @@ function TestScoreCommand.test_bad_flags_and_missing_files()
   lu.assertStrContains(err, "none.csv")
 end
 
+-- The errors of Lua-function rules were dropped by bulk score: 0 points, exit 0, no count.
+function TestScoreCommand.test_rule_function_errors_are_reported()
+  local dir = tmpdir()
+  write(dir .. "/fn.lua", 'return model "fn" { rules = {\n'
+    .. '  rule "LONG" { points = 2, when = function(lead) return #lead.title > 10 end },\n'
+    .. '  rule "ANY" { points = 1, when = { id = "present" } },\n} }\n')
+  write(dir .. "/leads.csv", "id,title\nA1,Head of Demand Generation\nA2,\nA3,CTO\nA4,\n")
+  local status, text, err = run("score", { rules = dir .. "/fn.lua", leads = dir .. "/leads.csv" })
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "rule errors: 2 (a rule's Lua function failed for a lead, and gave it no points; " ..
+    "the first 2 below)\n  rule 'LONG' failed for lead 'A2' (row 2): ")
+  lu.assertStrContains(text, "\n  rule 'LONG' failed for lead 'A4' (row 4): ")
+  status, text, err = run("score", { rules = dir .. "/fn.lua", leads = dir .. "/leads.csv", ["fail-on-errors"] = true })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(text, "rule errors: 2")
+  lu.assertEquals(err, "leadq: 2 rule errors (--fail-on-errors)")
+  -- no error, no line
+  status, text = run("score", { rules = "rules/mql.lua", leads = get_sample().leads, ["fail-on-errors"] = true })
+  lu.assertEquals(status, 0)
+  lu.assertNil(text:find("rule errors", 1, true))
+end
+
 ---------------------------------------------------------------------------------------------------
 
 local TestExplainCommand = {}

@@ -611,7 +611,7 @@ _M.commands.score = {
   summary = "score leads with rule models and summarise (or write) the result",
   usage = "score --rules FILE[,FILE...] --leads CSV [--events CSV] [--map FILE] [--out CSV] [--as-of DATE]"
     .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]] [--dedupe"
-    .. " [--merges-out CSV]]",
+    .. " [--merges-out CSV]] [--fail-on-errors]",
   options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" },
     ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
       .. " are not used, and leads created after it (created_at) are left out" },
@@ -619,7 +619,8 @@ _M.commands.score = {
     ["accounts-out"] = { type = "string", help = "write the account scores to this CSV" },
     ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" },
     dedupe = { type = "flag", help = "merge leads with the same e-mail first (the earliest created is kept)" },
-    ["merges-out"] = { type = "string", help = "with --dedupe: write every merge to this CSV" } }),
+    ["merges-out"] = { type = "string", help = "with --dedupe: write every merge to this CSV" },
+    ["fail-on-errors"] = { type = "flag", help = "exit 1 when a rule's Lua function failed for a lead" } }),
   run = score_command("score"),
 }
 

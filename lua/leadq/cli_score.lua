@@ -518,6 +518,12 @@ local function run_score(input, o, out)
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
   for _, l in ipairs(events_lines(input.events, events_report, o.events, 5)) do out.print(l) end
+  local nerrors = type(err) == "table" and (err.count or #err) or 0
+  if nerrors > 0 then   -- a rule's Lua function failed for some leads: those rules gave them no points
+    out.print(format("rule errors: %s (a rule's Lua function failed for a lead, and gave it no points; the first %d "
+      .. "below)", thousands(nerrors), math.min(#err, 5)))
+    for i = 1, math.min(#err, 5) do out.print("  " .. tostring(err[i])) end
+  end
   if o.accounts then           -- the account model (rules/aql.lua) on the leads' results rolled up
     local acc_lines, aerr = require("leadq.accounts").score_run({ rules = o.accounts, leads = input.tbl,
       results = result, events = input.events, score = o["account-score"], as_of = input.options.as_of,
@@ -526,6 +532,10 @@ local function run_score(input, o, out)
     for _, l in ipairs(acc_lines) do out.print(l) end
   elseif o["accounts-out"] or o["account-score"] then
     return fail(out, "--accounts-out and --account-score need --accounts FILE (the account model)", 2)
+  end
+  if nerrors > 0 and o["fail-on-errors"] then
+    return fail(out, format("%s rule error%s (--fail-on-errors)", thousands(nerrors), nerrors == 1 and "" or "s")),
+      result
   end
   return 0, result
 end
