@@ -824,8 +824,9 @@ static int read_header(loader *ld) {
     if (find_name(ld, o->required[j]) < 0) {
       char hint[96];
       suggest(ld, o->required[j], hint, sizeof hint);
-      snprintf(ld->err, ld->errlen, "%s has no column '%s'%s; name yours with options.map",
-               o->source, o->required[j], hint);
+      /* no API option named here: the command line reads the same message */
+      snprintf(ld->err, ld->errlen, "%s has no column '%s'%s: rename the column that holds it, or map it to '%s'",
+               o->source, o->required[j], hint, o->required[j]);
       return LQ_CSV_EUSAGE;
     }
   }

@@ -305,6 +305,29 @@ function TestLoadCommand.test_long_column_names()
   lu.assertStrContains(out, "\n  " .. long .. "  category\n  n" .. string.rep(" ", 299) .. "  number\n")
 end
 
+-- A user once read "leadq: build/../lua/leadq/cli_score.lua:274: events.csv has no column 'lead_id'; name
+-- yours with options.map": a position in leadq's own files, and an option of the Lua API.
+function TestLoadCommand.test_errors_name_no_internal_file_or_api_option()
+  local dir = tmpdir()
+  gen.generate { leads = 20, seed = 1, out = dir }
+  local events = dir .. "/crm_events.csv"
+  local f = assert(io.open(events, "wb"))
+  f:write("who,type,at\nx,page_view,2026-01-01\n")
+  f:close()
+  local status, err = run_err({ "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv",
+    "--events", events })
+  remove_dir(dir)
+  lu.assertEquals(status, 1)
+  lu.assertEquals(err, "leadq: " .. events .. " has no column 'lead_id': rename the column that holds it, or map " ..
+    "it to 'lead_id'")
+  local strip = cli.without_internal_position
+  lu.assertEquals(strip("build/../lua/leadq/cli_score.lua:274: x has no column"), "x has no column")
+  lu.assertEquals(strip("/usr/local/share/lua/5.4/leadq/cli/fit.lua:3: bad"), "bad")
+  lu.assertEquals(strip("rules/mql.lua:3: rule 'A': bad"), "rules/mql.lua:3: rule 'A': bad")
+  local shipped = "/usr/share/lua/5.4/leadq/rules/mql.lua:3: bad"
+  lu.assertEquals(strip(shipped), shipped)
+end
+
 function TestLoadCommand.test_missing_file_and_no_input()
   local status, _, err = run({ "load", "--leads", "/nonexistent/leads.csv" })
   lu.assertEquals(status, 1)

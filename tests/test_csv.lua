@@ -662,7 +662,7 @@ end
 function M.TestEvents:test_missing_columns_and_conflicting_schema_are_errors()
   h.with_file("lead,type,ts\nL1,visit,2024-01-01\n", function(path)
     lu.assertStrContains(h.error_of(leadq.read_events, path),
-      path .. " has no column 'lead_id'; name yours with options.map")
+      path .. " has no column 'lead_id': rename the column that holds it, or map it to 'lead_id'")
     lu.assertStrContains(h.error_of(leadq.read_events, path, { map = { lead = "lead_id" } }),
       path .. " has no column 'at'")
     lu.assertStrContains(h.error_of(leadq.read_events, path, { schema = { type = "text" } }),

@@ -334,10 +334,19 @@ local function usage_error(out, name, spec, message)
   return 2
 end
 
+-- "…/lua/leadq/model.lua:300: score: …" -> "score: …": where in leadq's own files an error was
+-- raised says nothing to a user (LEADQ_DEBUG=1 shows it). A rule file's position stays.
+local function without_internal_position(message)
+  local path, rest = message:match("^([^\n:]*%.lua):%d+: (.*)$")
+  if path and (path:find("leadq/[%w_]+%.lua$") or path:find("leadq/cli/[%w_]+%.lua$")) then return rest end
+  return message
+end
+_M.without_internal_position = without_internal_position
+
 local function traceback(err)
   if type(err) ~= "string" then err = tostring(err) end
   if os.getenv("LEADQ_DEBUG") then return debug.traceback(err, 2) end
-  return err
+  return without_internal_position(err)
 end
 
 -- main(argv [, out]): argv as the launcher's `arg` (argv[1] is the command); out = { print = f,

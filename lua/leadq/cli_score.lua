@@ -14,6 +14,7 @@ local MAX_LINES = 25
 
 local function fail(out, message, status)
   local seen, lines = {}, {}
+  if not os.getenv("LEADQ_DEBUG") then message = require("leadq.cli").without_internal_position(tostring(message)) end
   for line in (tostring(message) .. "\n"):gmatch("([^\n]*)\n") do
     if line ~= "" and not seen[line] then
       seen[line] = true
