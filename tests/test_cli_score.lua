@@ -253,6 +253,35 @@ function TestExplainCommand.test_two_models_with_events_agree_with_score()
   lu.assertEquals(checked, 3)
 end
 
+-- score writes row numbers as the ids of a file with no id column; explain refused them.
+function TestExplainCommand.test_row_number_ids_of_a_file_without_ids()
+  local dir = tmpdir()
+  local text = {}
+  for line in io.lines(get_sample().leads) do   -- the sample without its id column (the first)
+    if #text < 31 then text[#text + 1] = line:gsub("^[^,]*,", "") end
+  end
+  write(dir .. "/leads.csv", table.concat(text, "\n") .. "\n")
+  local out_csv = dir .. "/out.csv"
+  local status, _, err = run("score", { rules = "rules/mql.lua", leads = dir .. "/leads.csv", out = out_csv,
+    ["as-of"] = "2026-11-01" })
+  lu.assertEquals(status, 0, err)
+  local lines = {}
+  for line in io.lines(out_csv) do lines[#lines + 1] = line end
+  for row = 1, 2 do
+    local id, total = lines[row + 1]:match("^([^,]*),([^,]*)")
+    lu.assertEquals(id, tostring(row))
+    local explained
+    status, explained, err = run("explain", { rules = "rules/mql.lua", leads = dir .. "/leads.csv", id = id,
+      ["as-of"] = "2026-11-01" })
+    lu.assertEquals(status, 0, err)
+    lu.assertStrContains(explained, "mql: " .. total .. " points")
+  end
+  status, _, err = run("explain", { rules = "rules/mql.lua", leads = dir .. "/leads.csv", id = "31" })
+  lu.assertEquals(status, 1)
+  lu.assertEquals(err, "leadq: " .. dir .. "/leads.csv has no 'id' column: give a row number from 1 to 30 (the id " ..
+    "score writes), or name the id column with --map (e.g. a line 'Lead ID,id')")
+end
+
 function TestExplainCommand.test_unknown_id_and_missing_id()
   local s = get_sample()
   local status, _, err = run("explain", { rules = "rules/mql.lua", leads = s.leads, id = "NOPE" })

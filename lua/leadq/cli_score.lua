@@ -615,11 +615,18 @@ function _M.explain(o, out)
   if not o.id then return fail(out, "missing --id ID", 2) end
   local input, code = load_inputs(o, out)
   if not input then return code end
-  if not input.tbl:has("id") then
-    return fail(out, format("%s has no 'id' column: name the id column with --map (e.g. a line 'Lead ID,id')", o.leads))
+  local row
+  if input.tbl:has("id") then
+    row = find_row(input.tbl, tostring(o.id))
+    if not row then return fail(out, format("no lead with id '%s' in %s", tostring(o.id), o.leads)) end
+  else   -- the ids score writes for a file with no id column: row numbers
+    local n = tonumber(o.id)
+    if not n or n ~= floor(n) or n < 1 or n > #input.tbl then
+      return fail(out, format("%s has no 'id' column: give a row number from 1 to %d (the id score writes), or "
+        .. "name the id column with --map (e.g. a line 'Lead ID,id')", o.leads, #input.tbl))
+    end
+    row = n
   end
-  local row = find_row(input.tbl, tostring(o.id))
-  if not row then return fail(out, format("no lead with id '%s' in %s", tostring(o.id), o.leads)) end
   local ok, explanation, err
   if input.multi and input.events then
     ok, explanation, err = pcall(input.model.explain, input.model, input.tbl:row(row),
