@@ -314,33 +314,45 @@ end
 -- thresholds and calibration from the training totals
 ---------------------------------------------------------------------------------------------------
 
-local function choose_thresholds(totals, y, opts, fname, level)
-  local n = #totals
-  local order = {}
-  for i = 1, n do order[i] = i end
-  sort(order, function(a, b)
-    if totals[a] ~= totals[b] then return totals[a] > totals[b] end
-    return a < b
-  end)
-  local function at_share(share)
-    local k = math.max(1, math.min(n, math.ceil(share * n)))
-    return totals[order[k]]
+-- The training totals as a histogram: the distinct totals, highest first, with leads and positives
+-- at each (totals are whole points: a few hundred values, where a sort of a million would be slow).
+local function histogram(totals, y)
+  local leads, pos, values = {}, {}, {}
+  for i = 1, #totals do
+    local t = totals[i]
+    local n = leads[t]
+    if n == nil then
+      values[#values + 1] = t
+      leads[t], pos[t] = 1, y[i]
+    else
+      leads[t], pos[t] = n + 1, pos[t] + y[i]
+    end
+  end
+  sort(values, function(a, b) return a > b end)
+  local hist = {}
+  for k, t in ipairs(values) do hist[k] = { total = t, leads = leads[t], positives = pos[t] } end
+  return hist
+end
+
+local function choose_thresholds(hist, n, opts, fname, level)
+  local function at_share(share)            -- the total at which ceil(share * n) leads are at or above
+    local want, cum = math.max(1, math.ceil(share * n)), 0
+    for _, b in ipairs(hist) do
+      cum = cum + b.leads
+      if cum >= want then return b.total end
+    end
+    return hist[#hist].total
   end
   local mql, how
   if opts.mql_precision then
     local p = opts.mql_precision
     local pos, cnt, best_at, best_prec = 0, 0, nil, 0
-    local i = 1
-    while i <= n do
-      local t = totals[order[i]]
-      while i <= n and totals[order[i]] == t do
-        cnt = cnt + 1
-        pos = pos + y[order[i]]
-        i = i + 1
-      end
+    for _, b in ipairs(hist) do
+      cnt = cnt + b.leads
+      pos = pos + b.positives
       local prec = pos / cnt
       if prec > best_prec then best_prec = prec end
-      if prec >= p then best_at = t end
+      if prec >= p then best_at = b.total end
     end
     if not best_at then
       fail(format("%s: no score reaches a precision of %s on the training leads (the best is %s)", fname, pct(p),
@@ -354,34 +366,32 @@ local function choose_thresholds(totals, y, opts, fname, level)
     how = format("about %s of the training leads score at or above it", pct(s))
   end
   local above = 0
-  for i = 1, n do if totals[i] >= mql then above = above + 1 end end
+  for _, b in ipairs(hist) do if b.total >= mql then above = above + b.leads end end
   local nurture = at_share(math.min(0.9, 3 * above / n))
   if nurture >= mql then nurture = mql - 1 end
   return mql, nurture, how
 end
 
 -- Bands of the total (about ten, by quantile) with the rate observed in each, made non-decreasing.
-local function calibration(totals, y)
-  local n = #totals
-  local sorted = {}
-  for i = 1, n do sorted[i] = totals[i] end
-  sort(sorted)
-  local froms = {}
-  for k = 1, 10 do
-    local v = sorted[floor((k - 1) * n / 10) + 1]
-    if #froms == 0 or v > froms[#froms] then froms[#froms + 1] = v end
+local function calibration(hist, n)
+  local froms, cum, k = {}, 0, 1
+  for i = #hist, 1, -1 do                   -- lowest total first
+    local b = hist[i]
+    -- the band starting at quantile k / 10 starts at this total when it holds that position
+    while k <= 10 and floor((k - 1) * n / 10) + 1 <= cum + b.leads do
+      if #froms == 0 or b.total > froms[#froms] then froms[#froms + 1] = b.total end
+      k = k + 1
+    end
+    cum = cum + b.leads
   end
   local bands = {}
-  for k = 1, #froms do bands[k] = { from = froms[k], leads = 0, positives = 0 } end
-  for i = 1, n do
-    local t = totals[i]
-    local lo, hi = 1, #froms             -- the last band whose from <= t
-    while lo < hi do
-      local mid = floor((lo + hi + 1) / 2)
-      if froms[mid] <= t then lo = mid else hi = mid - 1 end
-    end
-    bands[lo].leads = bands[lo].leads + 1
-    bands[lo].positives = bands[lo].positives + y[i]
+  for j = 1, #froms do bands[j] = { from = froms[j], leads = 0, positives = 0 } end
+  local j = 1
+  for i = #hist, 1, -1 do
+    local b = hist[i]
+    while j < #froms and froms[j + 1] <= b.total do j = j + 1 end
+    bands[j].leads = bands[j].leads + b.leads
+    bands[j].positives = bands[j].positives + b.positives
   end
   -- pool adjacent bands whose rate falls (pool adjacent violators), keeping the first band's from
   local blocks = {}
@@ -701,13 +711,14 @@ function _M.fit(leads, events, spec)
   end
 
   local totals = bins:totals(points, pair_points, labels)
-  local mql, nurture, how = choose_thresholds(totals, y, opts, fname, 2)
-  local bands = calibration(totals, y)
+  local hist = histogram(totals, y)
+  local mql, nurture, how = choose_thresholds(hist, n, opts, fname, 2)
+  local bands = calibration(hist, n)
   local mql_leads, mql_pos = 0, 0
-  for i = 1, n do
-    if totals[i] >= mql then
-      mql_leads = mql_leads + 1
-      mql_pos = mql_pos + y[i]
+  for _, b in ipairs(hist) do
+    if b.total >= mql then
+      mql_leads = mql_leads + b.leads
+      mql_pos = mql_pos + b.positives
     end
   end
   bins:close()
