@@ -170,6 +170,37 @@ function TestDslLoad:test_points_functions_are_bounded_when_they_run()
   lu.assertStrContains(errs[2], "rule 'BIG' failed for lead 'C' (row 3): the points function returned -1e+10")
 end
 
+-- check promises every problem at once, but a feature's mistakes came only once the rules had none.
+function TestDslLoad:test_feature_mistakes_come_with_the_rules_mistakes()
+  local p = problems_of([[
+return model "b" {
+  features = {
+    views = feature { count = "page_view", within_dayz = 30 },
+    clicks = feature { count = "email_click", half_life_days = 3 },
+  },
+  rules = {
+    rule "A" { points = 5, when = { title = { contain = "x" } } },
+  },
+}
+]])
+  lu.assertEquals(p, {
+    "t.lua:7: rule 'A': field 'title': unknown test 'contain' (did you mean 'contains'?)",
+    "t.lua:4: feature 'clicks': 'half_life_days' does not apply to 'count'",
+    "t.lua:3: feature 'views': unknown key 'within_dayz' (did you mean 'within_days'?)",
+  })
+  p = problems_of([[
+return model "b" {
+  features = { views = feature { count = "page_view", within_days = 30 } },
+  events = { noise = { page_types = "page_view" } },
+  rules = { rule "A" { points = 5, when = { title = { contain = "x" } } } },
+}
+]])
+  lu.assertEquals(p, {
+    "t.lua:4: rule 'A': field 'title': unknown test 'contain' (did you mean 'contains'?)",
+    "t.lua:3: events: noise: page_types needs min_page_seconds",
+  })
+end
+
 function TestDslLoad:test_syntax_error_is_a_sentence_with_file_and_line()
   local p = problems_of("return model \"m\" {\n  rules = {\n    rule \"A\" { points = 1 when = {} }\n  }\n}\n",
     "rules/bad.lua")

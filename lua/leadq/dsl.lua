@@ -1255,6 +1255,7 @@ function _M.validate(obj, opts)
 
   -- features: names the events module fills in; checked further by it
   local fe = section("features", "map") or {}
+  local features_unsound = false
   for _, name in ipairs(sorted_keys(fe)) do
     local f = fe[name]
     local l = key_line(lines, model_line, nil, tostring(name))
@@ -1266,6 +1267,12 @@ function _M.validate(obj, opts)
     else
       spec.features[name] = { name = name, spec = f.spec, line = f.line }
       spec.feature_names[#spec.feature_names + 1] = name
+      -- its own keys now, so that a check lists them with the rules' problems, not after them
+      local ok, ferr = pcall(require("leadq.features").validate, name, f.spec)
+      if not ok then
+        madd(l, nil, "%s", (tostring(ferr):gsub("^[^\n]-%.lua:%d+: ", "")))
+        features_unsound = true
+      end
     end
   end
 
@@ -1278,6 +1285,15 @@ function _M.validate(obj, opts)
     else
       spec.events = ev
       spec.events_line = key_line(lines, model_line, nil, "events")
+      if not features_unsound then   -- the features are sound: how they read events, now too
+        local specs = {}
+        for name, f in pairs(spec.features) do specs[name] = f.spec end
+        local ok, eerr = pcall(require("leadq.features").new, specs, ev)
+        if not ok then
+          eerr = tostring(eerr):gsub("^[^\n]-%.lua:%d+: ", ""):gsub("^leadq%.features: ", "")
+          madd(spec.events_line, nil, "events: %s", eerr)
+        end
+      end
     end
   end
 
