@@ -63,7 +63,7 @@ local function shipped_free_list()
   return DEFAULT_FREE
 end
 local GMAIL = { ["gmail.com"] = true, ["googlemail.com"] = true }
-local ENGAGED_AT = 40        -- default engaged contact: between the MQL model's nurture (25) and MQL (60)
+local ENGAGED_AT = 40        -- default engaged contact: between the MQL model's nurture (30) and MQL (60)
 
 local function check_keys(options, allowed, fname)
   if options == nil then return {} end
