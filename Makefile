@@ -55,8 +55,8 @@ $(OBJDIR) $(LIBDIR)/leadq:
 
 # The command: from a build tree it finds lua/ and build/lib from where it stands; installed,
 # the modules on the usual paths (make install gives it the Lua it was built for).
-$(BUILD)/leadq: bin/leadq | $(LIBDIR)/leadq
-	cp bin/leadq $@
+$(BUILD)/leadq: lua/leadq/cli/leadq | $(LIBDIR)/leadq
+	cp lua/leadq/cli/leadq $@
 	chmod +x $@
 
 # Every Lua we support, plus the sanitizer build, all warning-free.
@@ -109,7 +109,7 @@ install: core
 	done
 	$(INSTALL) -m 644 $(RULE_FILES) $(DESTDIR)$(INST_LUADIR)/leadq/rules/
 	$(INSTALL) -m 644 $(LIST_FILES) $(DESTDIR)$(INST_LUADIR)/leadq/rules/lists/
-	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/leadq > $(BUILD)/leadq-$(LUA).installed
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' lua/leadq/cli/leadq > $(BUILD)/leadq-$(LUA).installed
 	$(INSTALL) -m 755 $(BUILD)/leadq-$(LUA).installed $(DESTDIR)$(BINDIR)/leadq
 
 # A source rock of this clone's HEAD, $(BUILD)/rock/leadq-scm-1.src.rock, which `luarocks build`

@@ -84,7 +84,7 @@ build = {
   install = {
     -- The command (the same script as build/leadq, which looks for a build tree first). It lives
     -- in bin/, not lua/: the builtin build copies all of lua/ into the modules' folder.
-    bin = { leadq = "bin/leadq" },
+    bin = { leadq = "lua/leadq/cli/leadq" },
     -- The shipped rules, deployed beside the modules as leadq/rules/ where the command finds them
     -- (luarocks keeps install.conf files in the rock's own folder, which no module can locate).
     lua = {

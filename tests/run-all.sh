@@ -31,7 +31,7 @@ run_variant asan env LD_PRELOAD="$asan_lib $ubsan_lib" ASAN_OPTIONS=detect_leaks
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 lua5.4 tests/run.lua asan
 
 echo "== luacheck"
-if luacheck --quiet lua rules tests bin/leadq; then
+if luacheck --quiet lua rules tests lua/leadq/cli/leadq; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))

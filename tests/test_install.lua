@@ -176,7 +176,7 @@ function TestInstall:test_make_rock_packs_a_source_rock()
   lu.assertTrue(ok, "make rock failed:\n" .. out)
   ok, out = run("unzip -l " .. q(self.dir .. "/rock/leadq-scm-1.src.rock"))
   lu.assertTrue(ok, out)
-  for _, name in ipairs { " leadq-scm-1.rockspec\n", "/csrc/core.c\n", "/bin/leadq\n",
+  for _, name in ipairs { " leadq-scm-1.rockspec\n", "/csrc/core.c\n", "/lua/leadq/cli/leadq\n",
                           "/rules/lists/target_countries.txt\n", "/LICENSE\n" } do
     lu.assertStrContains(out, name)
   end

@@ -69,7 +69,7 @@ end
 -- modules (where the command finds them).
 function TestPackaging:test_rockspec_installs_the_command_and_the_shipped_rules()
   local spec = rockspec()
-  lu.assertEquals(spec.build.install.bin, { leadq = "bin/leadq" })
+  lu.assertEquals(spec.build.install.bin, { leadq = "lua/leadq/cli/leadq" })
   local listed = {}
   for name, src in pairs(spec.build.install.lua) do
     local expected = "leadq.rules." .. src:match("^rules/(.-)%.[^./]*$"):gsub("/", ".")
