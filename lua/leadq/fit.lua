@@ -11,7 +11,8 @@
 --   seed = 1, name = "fitted", max_bins = 32, min_count = 20, max_rounds = 400
 -- text: the rule script (`leadq check` accepts it; `leadq score` scores it); report: { leads,
 -- positives, rules, thresholds, totals (per labelled row, in row order), rows (their row numbers),
--- labels, as_of, fit (what the C engine says: rounds, losses), points_per_double }.
+-- labels, as_of, fit (what the C engine says: rounds, losses), points_per_double, inputs (the
+-- columns fitted: { table, name } each, event features in a table of their own) }.
 --
 -- The model: an additive model of binned columns (lua/leadq/core: bins.c, fit.c) fitted by cyclic
 -- boosting, written as rules: a rule per run of bins with the same points, points = log-odds scaled
@@ -793,7 +794,7 @@ function _M.fit(leads, events, spec)
     leads = n, positives = npos, rules = nrules, totals = totals, rows = rows, labels = labels, as_of = as_of,
     thresholds = { mql = mql, nurture = nurture }, calibration = bands, fit = result,
     points_per_double = POINTS_PER_DOUBLE, description = info.description, columns = #cols,
-    mql_leads = mql_leads, mql_positives = mql_pos,
+    mql_leads = mql_leads, mql_positives = mql_pos, inputs = cols,
   }
   return text, report
 end
