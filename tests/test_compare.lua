@@ -26,6 +26,28 @@ end
 
 M.TestCompare = {}
 
+-- Two models with other status names compare by each status's rank in its own model's order.
+function M.TestCompare.test_other_status_names_compare_by_rank()
+  local t = assert(leadq.parse_csv("id,n\nA,1\nB,2\nC,3\nD,4\n"))
+  local old = helpers.temp_file('return model "old" { rules = { rule "N" { points = 1, when = { n = { at_least = 3 } } } },'
+    .. ' thresholds = { hot = 1, otherwise = "cold" } }')
+  local new = helpers.temp_file('return model "new" { rules = { rule "N" { points = 1, when = { n = { at_least = 2 } } },'
+    .. ' rule "M" { points = 1, when = { n = 4 } } }, thresholds = { mql = 2, nurture = 1, otherwise = "lost" } }')
+  local c = leadq.compare(old, new, t)
+  helpers.remove(old)
+  helpers.remove(new)
+  -- A: cold -> lost (same rank: last), B: cold -> nurture (better), C: hot -> nurture (worse), D: hot -> mql
+  lu.assertEquals(c.changed, 4)
+  lu.assertEquals(c.up, 1)
+  lu.assertEquals(c.down, 1)
+  lu.assertEquals(c.old_statuses, { "hot", "cold" })
+  lu.assertEquals(c.new_statuses, { "mql", "nurture", "lost" })
+  local text = tostring(c)
+  lu.assertStrContains(text, "4 leads (100.0%) change status: 1 to a better one, 1 to a worse one, 2 to one of "
+    .. "the same rank in the new model's order")
+  lu.assertStrContains(text, "old \\ new  mql  nurture  lost  total")
+end
+
 function M.TestCompare.test_matrix_sums_to_the_leads_and_lists_the_moves()
   local path = variant()
   local t = leads()

@@ -22,7 +22,7 @@ local evaluate = require("leadq.evaluate")
 local type, pairs, ipairs, tostring, error, pcall, setmetatable = type, pairs, ipairs, tostring, error, pcall,
   setmetatable
 local format = string.format
-local concat = table.concat
+local concat, sort = table.concat, table.sort
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -67,6 +67,19 @@ local function in_scope(leads, spec, n)
     if type(c) == "number" and c > as_of then keep[i] = "\0"; out = out + 1 else keep[i] = "\1" end
   end
   return concat(keep), out
+end
+
+-- The statuses some lead has, in the model's order, then any others by name.
+local function in_order(order, seen)
+  local out, listed = {}, {}
+  for _, st in ipairs(order) do
+    if seen[st] then out[#out + 1] = st; listed[st] = true end
+  end
+  local rest = {}
+  for st in pairs(seen) do if not listed[st] then rest[#rest + 1] = st end end
+  sort(rest)
+  for _, st in ipairs(rest) do out[#out + 1] = st end
+  return out
 end
 
 function _M.compare(old, new, leads, events, spec)
@@ -122,21 +135,33 @@ function _M.compare(old, new, leads, events, spec)
       if not seen[s] then seen[s] = true; statuses[#statuses + 1] = s end
     end
   end
-  local rank = {}
-  for i, s in ipairs(statuses) do rank[s] = i end
+  -- better or worse: a status's place within its own model's order (0 best, 1 the last threshold's
+  -- fallback, disqualified past them all), so two models with other statuses (hot/warm/cold against
+  -- mql/nurture/cold) still compare by rank
+  local function places(order)
+    local place, levels = {}, {}
+    for _, st in ipairs(order) do if st ~= "disqualified" then levels[#levels + 1] = st end end
+    for i, st in ipairs(levels) do place[st] = #levels > 1 and (i - 1) / (#levels - 1) or 0 end
+    place.disqualified = 2
+    return place
+  end
+  local old_place, new_place = places(sides.old.order), places(sides.new.order)
   local matrix, changes, changed, up, down, count = {}, {}, 0, 0, 0, 0
+  local old_seen, new_seen = {}, {}
   for i = 1, n do
     if scope == nil or scope:byte(i) == 1 then
       local a, b = os_[i] or "(none)", ns[i] or "(none)"
-      if not seen[a] then seen[a] = true; statuses[#statuses + 1] = a; rank[a] = #statuses end
-      if not seen[b] then seen[b] = true; statuses[#statuses + 1] = b; rank[b] = #statuses end
+      if not seen[a] then seen[a] = true; statuses[#statuses + 1] = a end
+      if not seen[b] then seen[b] = true; statuses[#statuses + 1] = b end
+      old_seen[a], new_seen[b] = true, true
       local row = matrix[a]
       if not row then row = {}; matrix[a] = row end
       row[b] = (row[b] or 0) + 1
       count = count + 1
       if a ~= b then
         changed = changed + 1
-        if rank[b] < rank[a] then up = up + 1 else down = down + 1 end
+        local pa, pb = old_place[a] or 3, new_place[b] or 3
+        if pb < pa then up = up + 1 elseif pb > pa then down = down + 1 end
         if #changes < show then
           changes[#changes + 1] = { id = ids and ids[i] or i, old = a, new = b, old_total = ot[i], new_total = nt[i] }
         end
@@ -149,6 +174,7 @@ function _M.compare(old, new, leads, events, spec)
   return setmetatable({
     old = sides.old, new = sides.new, leads = count, left_out = left_out or 0, statuses = statuses,
     matrix = matrix, changed = changed, up = up, down = down, changes = changes, show = show,
+    old_statuses = in_order(sides.old.order, old_seen), new_statuses = in_order(sides.new.order, new_seen),
     outcome = info and info.description or nil, outcome_info = info, as_of = spec.as_of, by_row = ids == nil,
   }, Result)
 end
@@ -170,24 +196,19 @@ function _M.text(c)
     add(format("  %s leads created after %s left out", thousands(c.left_out), outcome.date_text(
       outcome.parse_as_of(c.as_of))))
   end
-  add(format("  %s leads (%s) change status: %s to a better one, %s to a worse one", thousands(c.changed),
-    pct(c.leads > 0 and c.changed / c.leads or 0), thousands(c.up), thousands(c.down)))
+  local level = c.changed - c.up - c.down   -- between models with other status names: same rank
+  add(format("  %s leads (%s) change status: %s to a better one, %s to a worse one%s", thousands(c.changed),
+    pct(c.leads > 0 and c.changed / c.leads or 0), thousands(c.up), thousands(c.down),
+    level > 0 and format(", %s to one of the same rank in the new model's order", thousands(level)) or ""))
   add("")
   add("status matrix (rows: old status, columns: new status)")
-  local used = {}   -- the statuses some lead has, old or new
-  for a, row in pairs(c.matrix) do
-    used[a] = true
-    for b in pairs(row) do used[b] = true end
-  end
-  local shown = {}
-  for _, st in ipairs(c.statuses) do if used[st] then shown[#shown + 1] = st end end
   local header = { "old \\ new" }
-  for _, st in ipairs(shown) do header[#header + 1] = st end
+  for _, st in ipairs(c.new_statuses) do header[#header + 1] = st end
   header[#header + 1] = "total"
   local rows, col_totals = {}, {}
-  for _, a in ipairs(shown) do
+  for _, a in ipairs(c.old_statuses) do
     local row, total = { a }, 0
-    for j, b in ipairs(shown) do
+    for j, b in ipairs(c.new_statuses) do
       local v = c.matrix[a] and c.matrix[a][b] or 0
       row[#row + 1] = thousands(v)
       total = total + v
@@ -197,7 +218,7 @@ function _M.text(c)
     rows[#rows + 1] = row
   end
   local last = { "total" }
-  for j = 1, #shown do last[#last + 1] = thousands(col_totals[j] or 0) end
+  for j = 1, #c.new_statuses do last[#last + 1] = thousands(col_totals[j] or 0) end
   last[#last + 1] = thousands(c.leads)
   rows[#rows + 1] = last
   for _, l in ipairs(aligned(header, rows)) do add(l) end
