@@ -29,10 +29,11 @@ M.TestCompare = {}
 -- Two models with other status names compare by each status's rank in its own model's order.
 function M.TestCompare.test_other_status_names_compare_by_rank()
   local t = assert(leadq.parse_csv("id,n\nA,1\nB,2\nC,3\nD,4\n"))
-  local old = helpers.temp_file('return model "old" { rules = { rule "N" { points = 1, when = { n = { at_least = 3 } } } },'
-    .. ' thresholds = { hot = 1, otherwise = "cold" } }')
-  local new = helpers.temp_file('return model "new" { rules = { rule "N" { points = 1, when = { n = { at_least = 2 } } },'
-    .. ' rule "M" { points = 1, when = { n = 4 } } }, thresholds = { mql = 2, nurture = 1, otherwise = "lost" } }')
+  local old = helpers.temp_file('return model "old" { rules = { rule "N" { points = 1, '
+    .. 'when = { n = { at_least = 3 } } } }, thresholds = { hot = 1, otherwise = "cold" } }')
+  local new = helpers.temp_file('return model "new" { rules = { rule "N" { points = 1, '
+    .. 'when = { n = { at_least = 2 } } }, rule "M" { points = 1, when = { n = 4 } } }, '
+    .. 'thresholds = { mql = 2, nurture = 1, otherwise = "lost" } }')
   local c = leadq.compare(old, new, t)
   helpers.remove(old)
   helpers.remove(new)
