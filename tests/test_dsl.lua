@@ -308,7 +308,7 @@ function TestDslSchema:test_unknown_field_at_score_time_names_rule_line_and_sugg
     rules = { dsl.rule "SIZE" { points = 5, when = { employee = { at_least = 10 } } } },
   })
   local tbl = leadq.table({ { employees = 50, title = "x" } })
-  local res, err = m:score(tbl)
+  local res, err = m:score(tbl, { strict = true })
   lu.assertNil(res)
   lu.assertStrContains(err, "rule 'SIZE': unknown field 'employee' (did you mean 'employees'?)")
   lu.assertStrMatches(err, "^.-:%d+: rule 'SIZE'.*")

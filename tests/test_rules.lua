@@ -162,7 +162,7 @@ function TestBrokenScript.test_every_problem_with_its_line()
   os.remove(dir)
 end
 
-function TestBrokenScript.test_unknown_field_is_named_at_score_time()
+function TestBrokenScript.test_unknown_field_is_named_at_score_time_when_strict()
   local dir = tmpdir()
   local path = dir .. "/typo.lua"
   write(path, 'return model "typo" { groups = { fit = {} }, rules = {\n'
@@ -170,7 +170,7 @@ function TestBrokenScript.test_unknown_field_is_named_at_score_time()
     .. '}, thresholds = { ok = 1, otherwise = "no" } }\n')
   local model = assert(leadq.load_model(path))
   local s = get_sample()
-  local ok, result, err = pcall(model.score, model, s.tbl, nil, { as_of = AS_OF })
+  local ok, result, err = pcall(model.score, model, s.tbl, nil, { as_of = AS_OF, strict = true })
   if ok then   -- an expected failure: nil and the message
     lu.assertNil(result)
   else

@@ -607,6 +607,8 @@ local SCORE_OPTIONS = {
   map = { type = "string", help = "a CSV 'column,field' renaming CRM columns to the rules' fields" },
   ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01" },
   threads = { type = "integer", help = "threads for large tables" },
+  strict = { type = "flag", help = "a field the rules read that no column holds is an error (default: read as"
+    .. " missing, with a warning)" },
 }
 
 local function with(base, extra)

@@ -502,11 +502,15 @@ local function run_score(input, o, out)
   local threads = input.options.threads or 1
   local clock = clock_for(threads)
   local started = clock()
+  local options, warnings = {}, {}
+  for k, v in pairs(input.options) do options[k] = v end
+  options.warnings, options.strict = warnings, o.strict and true or nil
   local ok, result, err, events_report =
-    pcall(input.model.score, input.model, input.tbl, input.events, input.options)
+    pcall(input.model.score, input.model, input.tbl, input.events, options)
   local seconds = clock() - started
   if not ok then return fail(out, tostring(result)) end
   if not result then return fail(out, tostring(err)) end
+  for _, w in ipairs(warnings) do out.error("leadq: warning: " .. w .. " (--strict makes this an error)") end
   if o.out then
     local probs = not input.multi and input.model:probabilities(result)   -- a script with a calibration table
     local written, werr = write_csv(o.out, input.tbl, result, probs and { name = "probability", values = probs } or nil)

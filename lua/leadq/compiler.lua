@@ -96,6 +96,7 @@ local function walk(node, fn)
     fn(node)
   end
 end
+_M.walk = walk
 
 --[[ Compile `spec`.
   schema: nil for record mode, else a function(field) -> { type = lq type name, source = "lead"|

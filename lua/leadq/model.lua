@@ -40,8 +40,12 @@ local OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true }
 -- score and score_one also take `into`: an earlier result to fill again instead of a new one
 local ONE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true }
 -- bulk scoring also tells which rules fired (`fired`)
-local SCORE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true, fired = true }
-local RUN_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, fired = true }
+-- `strict`: a field no column holds is an error, not a missing value; `warnings`: a list to fill
+-- with one line per such field (the rules that read it)
+local SCORE_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, into = true, fired = true,
+  strict = true, warnings = true }
+local RUN_OPTION_KEYS = { as_of = true, threads = true, errors = true, id = true, fired = true, strict = true,
+  warnings = true }
 
 local function is_table(v)
   return core.is_table(v)
@@ -118,8 +122,34 @@ local function feature_set(self)
   return self._fs
 end
 
+-- One line per field the rules read that no column holds: the rules that read it, which read it
+-- as missing (as score_one reads a record without it).
+local function missing_lines(spec, missing, names, source)
+  local readers = {}
+  local function note(kind, item)
+    compiler.walk(item.when, function(leaf)
+      local f = leaf.field
+      if f and missing[f] then
+        local list = readers[f] or { seen = {} }
+        readers[f] = list
+        local text = string_format("%s '%s' (line %s)", kind, item.id, tostring(item.line))
+        if not list.seen[text] then list.seen[text], list[#list + 1] = true, text end
+      end
+    end)
+  end
+  for _, r in ipairs(spec.rules) do note("rule", r) end
+  for _, d in ipairs(spec.disqualifiers) do note("disqualifier", d) end
+  local lines = {}
+  for _, f in ipairs(dsl.sorted_keys(missing)) do
+    lines[#lines + 1] = string_format("%s: no column '%s' in %s%s: read as missing by %s", spec.path or spec.name,
+      f, source, dsl.did_you_mean(f, names), readers[f] and table_concat(readers[f], ", ") or "the model")
+  end
+  return lines
+end
+
 -- The program for this lead table (and features / earlier results), compiled once per shape.
-local function table_program(self, tbl, features_tbl, upstream)
+-- A field no column holds reads as missing (the third result lists the warnings), unless strict.
+local function table_program(self, tbl, features_tbl, upstream, strict)
   local spec = self.spec
   local lead_types = {}
   for _, c in ipairs(tbl:schema()) do lead_types[c.name] = c.type end
@@ -138,24 +168,33 @@ local function table_program(self, tbl, features_tbl, upstream)
     if declared[field] then return { type = "number", source = "absent", column = field } end
     return nil
   end
-  local key = {}
+  local key, missing, any_missing = { strict and "strict" or "" }, {}, false
   for _, f in ipairs(dsl.sorted_keys(spec.fields)) do
     local r = resolve(f)
     key[#key + 1] = r and (f .. "=" .. r.source .. ":" .. r.type) or (f .. "=?")
+    if not r then missing[f], any_missing = true, true end
   end
   key = table_concat(key, "\n")
-  local prog = self._progs[key]
-  if prog then return prog end
   local names = {}
   for n in pairs(lead_types) do names[#names + 1] = n end
   for n in pairs(declared) do names[#names + 1] = n end
   for n in pairs(upstream or {}) do names[#names + 1] = n end
   table_sort(names)
-  local desc, problems = compiler.compile(spec, resolve, names)
+  local warnings = any_missing and not strict and missing_lines(spec, missing, names, "the leads") or nil
+  local prog = self._progs[key]
+  if prog then return prog, nil, warnings end
+  local lookup = resolve
+  if not strict then
+    lookup = function(field)
+      if missing[field] then return { type = "number", source = "absent", column = field } end
+      return resolve(field)
+    end
+  end
+  local desc, problems = compiler.compile(spec, lookup, names)
   if not desc then return nil, table_concat(problems, "\n") end
   prog = core.program(desc)
   self._progs[key] = prog
-  return prog
+  return prog, nil, warnings
 end
 
 local function record_program(self)
@@ -220,8 +259,11 @@ end
 
 -- Bulk scoring; `results`/`prefix`/`upstream` are for runs of several models.
 local function score_into(self, tbl, features_tbl, options, results, prefix, upstream, as_of, fired)
-  local prog, err = table_program(self, tbl, features_tbl, upstream)
+  local prog, err, warnings = table_program(self, tbl, features_tbl, upstream, options.strict)
   if not prog then return nil, err end
+  if warnings and options.warnings then
+    for _, w in ipairs(warnings) do options.warnings[#options.warnings + 1] = w end
+  end
   local threads = options.threads or 1
   local id = options.id
   if id == nil then
@@ -258,6 +300,9 @@ local function check_score_options(options, fname, keys)
   end
   if options.fired ~= nil and type(options.fired) ~= "table" then
     error(string_format("%s: fired must be a table to fill, got %s", fname, type(options.fired)), 4)
+  end
+  if options.warnings ~= nil and type(options.warnings) ~= "table" then
+    error(string_format("%s: warnings must be a table to fill, got %s", fname, type(options.warnings)), 4)
   end
   return options
 end
