@@ -205,7 +205,9 @@ function _M.check(files, out)
   if #files == 0 then return fail(out, "check: give one or more rule files", 2) end
   local bad = 0
   for _, path in ipairs(files) do
-    local ok, problems = leadq.check(path)
+    local reactions = require("leadq.reactions")   -- a reactions script is checked as one
+    local check = reactions.is_reactions_file(path) and reactions.check or leadq.check
+    local ok, problems = check(path)
     if ok then
       out.print(path .. ": ok")
     else

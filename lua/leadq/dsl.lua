@@ -1342,6 +1342,16 @@ function _M.load_file(path, opts)
   return _M.validate(result, { path = path, dir = dir, lines = lines, line = #lines })
 end
 
+-- Script text of another kind (reactions) run in a sandbox env the caller made, under the load
+-- limits: true, the chunk's result, or nil and the problem as a sentence with file and line.
+function _M.run_sandboxed(text, path, env)
+  local fn, serr = compile_chunk(text, "@" .. path, env)
+  if not fn then return nil, syntax_problem(path, serr) end
+  local ok, result = run_bounded(fn, _M.LIMITS)
+  if not ok then return nil, runtime_problem(path, result) end
+  return true, result
+end
+
 -- Run script text (not a file) in the sandbox: for tests and the REPL.
 function _M.load_string(text, name, opts)
   opts = opts or {}

@@ -1,0 +1,163 @@
+-- leadq.reactions: the reactions script (status and grade changes, routing, SLA, recycling), its
+-- checks with file and line, and `leadq check` on it.
+local lu = require("luaunit")
+local reactions = require("leadq.reactions")
+local helpers = require("helpers")
+
+local M = {}
+local BUILD = os.getenv("LEADQ_BUILD") or "build"
+
+local function load(text)
+  local r, problems = reactions.load_string(text, "r.lua")
+  lu.assertNotNil(r, problems and table.concat(problems, "\n"))
+  return r
+end
+
+local function problems_of(text)
+  local r, problems = reactions.load_string(text, "r.lua")
+  lu.assertNil(r)
+  return problems
+end
+
+M.TestReactionsScript = {}
+
+function M.TestReactionsScript.test_shipped_example_loads()
+  local r, problems = reactions.load("rules/reactions.lua")
+  lu.assertNotNil(r, problems and table.concat(problems, "\n"))
+  lu.assertEquals(r.webhook_names, { "crm", "manager" })
+  lu.assertEquals(r.sla.hours, 24)
+  lu.assertTrue(r.recycle.reset_engagement)
+  lu.assertTrue(r:watches("mql"))
+  lu.assertFalse(r:watches("pql"))
+end
+
+function M.TestReactionsScript.test_mistakes_name_file_line_and_key()
+  local problems = problems_of(table.concat({
+    'webhook "crm" { url = "ftp://example.com" }',
+    'on { model = "mql", to = "mql", webhok = "crm" }',
+    'route { team = "emae" }',
+    'team "emea" { owners = { "a" }, capacity = -1 }',
+    'sla { accept_within_hours = 24, working_hours = { days = { "mon", "fry" } } }',
+    'recycle { reason = "x" }',
+    'on { model = "mql", to = "mql", webhook = "slack" }',
+  }, "\n"))
+  lu.assertEquals(problems, {
+    "r.lua:1: webhook 'crm': 'url' must be an http:// or https:// address, got ftp://example.com",
+    "r.lua:2: on: unknown key 'webhok' (did you mean 'webhook'?) (expected model, from, to, grade, webhook, "
+      .. "assign, transition, description)",
+    "r.lua:2: on: does nothing: give a webhook, assign = true or a transition",
+    "r.lua:4: team 'emea': 'capacity' must be a positive number of open leads per owner",
+    "r.lua:5: sla: 'working_hours.days': unknown day 'fry' (did you mean 'fri'?)",
+    "r.lua:6: recycle: give 'not_accepted_days', 'not_progressing_days' or both",
+    "r.lua:7: on: unknown webhook 'slack' (declared: crm)",
+    "r.lua:3: route: unknown team 'emae' (did you mean 'emea'?) (declared: emea)",
+  })
+end
+
+function M.TestReactionsScript.test_syntax_and_sandbox_errors()
+  lu.assertStrContains(problems_of('on { model = "mql"')[1], "r.lua:1: syntax error: '}' expected near")
+  local p = problems_of('\nlocal f = io.open("/etc/passwd")')
+  lu.assertStrContains(p[1], "r.lua:2: the script failed:")
+  lu.assertStrContains(p[1], "'io' is not available in rule scripts")
+  p = problems_of('model "mql" { }')
+  lu.assertStrContains(p[1], "'model' belongs in a model's rule script, not in a reactions script")
+  lu.assertEquals(problems_of("-- nothing\n"), { "r.lua:1: declares no reaction (expected webhook, on, team, route, "
+    .. "sla, recycle)" })
+  lu.assertEquals(problems_of('on { model = "mql", to = "mql", assign = true }'),
+    { "r.lua:1: on: assign = true, but no route { ... } says who gets the lead" })
+end
+
+function M.TestReactionsScript.test_check_command_reads_reactions_scripts()
+  local bad = helpers.temp_file('webhook "a" { url = "http://127.0.0.1:1/x" }\n\non { model = "mql", to = "mql", '
+    .. 'webhook = "b" }\n')
+  local p = io.popen(BUILD .. "/leadq check rules/reactions.lua rules/mql.lua " .. bad .. " 2>&1; echo \"exit=$?\"")
+  local text = p:read("*a")
+  p:close()
+  helpers.remove(bad)
+  lu.assertStrContains(text, "rules/reactions.lua: ok\nrules/mql.lua: ok\n")
+  lu.assertStrContains(text, bad .. ":3: on: unknown webhook 'b' (did you mean 'a'?) (declared: a)\n")
+  lu.assertStrContains(text, "1 of 3 files with problems\nexit=1")
+end
+
+M.TestReactionsDecide = {}
+
+local SCRIPT = [[
+webhook "crm" { url = "http://127.0.0.1:9/hooks" }
+on { model = "mql", to = "mql", webhook = "crm", assign = true, transition = "mql" }
+on { model = "mql", from = "mql", to = "nurture", webhook = "crm", transition = "nurture" }
+on { model = "mql", to = "disqualified", transition = "disqualified" }
+on { model = "mql", grade = true, webhook = "crm" }
+team "dach" { owners = { "anna", "bernd" }, capacity = 2 }
+team "rest" { owners = { zoe = 1 } }
+route { account_owner = true }
+route { when = { country = { one_of = { "DE", "AT" } }, employees = { at_least = 50 } }, team = "dach", why = "DACH" }
+route { when = { industry = "Healthcare" }, owner = "hana" }
+route { team = "rest" }
+sla { accept_within_hours = 24, working_hours = { from = 9, to = 17 } }
+recycle { not_accepted_days = 14, not_progressing_days = 45, reset_engagement = true }
+]]
+
+function M.TestReactionsDecide.test_status_and_grade_changes()
+  local r = load(SCRIPT)
+  local up = r:on_change{ model = "mql", from = "nurture", to = "mql", grade_from = "B2", grade_to = "A1" }
+  lu.assertEquals(#up, 2)
+  lu.assertEquals(up[1].transition, "mql")
+  lu.assertTrue(up[1].assign)
+  lu.assertTrue(up[2].grade)
+  local down = r:on_change{ model = "mql", from = "mql", to = "nurture", grade_from = "A1", grade_to = "A1" }
+  lu.assertEquals(#down, 1)
+  lu.assertEquals(down[1].transition, "nurture")
+  -- cold to nurture: no reaction says from = cold
+  lu.assertEquals(#r:on_change{ model = "mql", from = "cold", to = "nurture", grade_from = "C", grade_to = "C" }, 0)
+  lu.assertEquals(#r:on_change{ model = "sql", from = "sal", to = "sql" }, 0)
+end
+
+function M.TestReactionsDecide.test_routing_explains_why()
+  local r = load(SCRIPT)
+  local counters = reactions.memory_counters()
+  local owner, team, why = r:route({ country = "DE", employees = 80, account_owner = "olga" }, counters)
+  lu.assertEquals({ owner, team }, { "olga" })
+  lu.assertEquals(why, "the account's owner olga (account_owner) by the route at r.lua:8")
+  owner, team, why = r:route({ country = "DE", employees = 80 }, counters)
+  lu.assertEquals({ owner, team }, { "anna", "dach" })
+  lu.assertEquals(why, "team dach by the route at r.lua:9 (DACH: country is one of DE, AT and employees is 80 "
+    .. "(at least 50)); round-robin: anna, 1 open lead of 2")
+  lu.assertEquals((r:route({ country = "AT", employees = 60 }, counters)), "bernd")
+  lu.assertEquals((r:route({ country = "AT", employees = 60 }, counters)), "anna")
+  lu.assertEquals((r:route({ country = "AT", employees = 60 }, counters)), "bernd")
+  -- both at capacity (2): the next route that matches takes the lead
+  lu.assertEquals({ r:route({ country = "AT", employees = 60 }, counters) }, { "zoe", "rest",
+    "team rest by the route at r.lua:11 (every lead); round-robin: zoe, 1 open lead of 1" })
+  owner, team, why = r:route({ country = "AT", employees = 60 }, counters)
+  lu.assertNil(owner)
+  lu.assertNil(team)
+  lu.assertEquals(why, "no owner: r.lua:8: the lead's account has no owner; r.lua:9: every owner of team dach is "
+    .. "at capacity; r.lua:11: every owner of team rest is at capacity")
+  r:release("anna", counters)
+  lu.assertEquals((r:route({ country = "DE", employees = 60 }, counters)), "anna")
+  owner, team, why = r:route({ country = "US", industry = "Healthcare" }, counters)
+  lu.assertEquals({ owner, team }, { "hana" })
+  lu.assertEquals(why, "owner hana by the route at r.lua:10 (industry is 'Healthcare')")
+end
+
+function M.TestReactionsDecide.test_sla_counts_working_hours()
+  local r = load(SCRIPT)
+  local friday_4pm = 1764950400   -- 2025-12-05 16:00 UTC, a Friday
+  -- 1 h on Friday, 8 on Monday, 8 on Tuesday, the last 7 on Wednesday: 16:00 Wednesday
+  lu.assertEquals(r:sla_deadline(friday_4pm), 1764950400 + 5 * 86400)
+  local saturday = friday_4pm + 86400
+  lu.assertEquals(r:sla_deadline(saturday), friday_4pm + 5 * 86400 + 3600)   -- 8 h Monday to Wednesday
+  local clock = load('sla { accept_within_hours = 24 }')
+  lu.assertEquals(clock:sla_deadline(friday_4pm), friday_4pm + 86400)
+end
+
+function M.TestReactionsDecide.test_recycling()
+  local r = load(SCRIPT)
+  local day = 86400
+  lu.assertNil(r:recycle_due("mql", 0, 13 * day, false))
+  lu.assertEquals(r:recycle_due("mql", 0, 14 * day, false), "not accepted within 14 days")
+  lu.assertNil(r:recycle_due("sal", 0, 20 * day, true))
+  lu.assertEquals(r:recycle_due("sal", 0, 45 * day, true), "no progress from sal within 45 days")
+end
+
+return M
