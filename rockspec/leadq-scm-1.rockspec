@@ -63,6 +63,7 @@ build = {
     ["leadq.cli.fit"] = "lua/leadq/cli/fit.lua",
     ["leadq.cli.profile"] = "lua/leadq/cli/profile.lua",
     ["leadq.cli.report"] = "lua/leadq/cli/report.lua",
+    ["leadq.changes"] = "lua/leadq/changes.lua",
     ["leadq.compare"] = "lua/leadq/compare.lua",
     ["leadq.compiler"] = "lua/leadq/compiler.lua",
     ["leadq.display"] = "lua/leadq/display.lua",

@@ -622,7 +622,8 @@ _M.commands.score = {
   summary = "score leads with rule models and summarise (or write) the result",
   usage = "score --rules FILE[,FILE...] --leads CSV [--events CSV] [--map FILE] [--out CSV] [--as-of DATE]"
     .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]] [--dedupe"
-    .. " [--merges-out CSV]] [--fail-on-errors]",
+    .. " [--merges-out CSV]] [--fail-on-errors] [--transitions-out CSV] [--previous CSV --changes CSV]"
+    .. " [--reactions FILE]",
   options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" },
     ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
       .. " are not used, and leads created after it (created_at) are left out" },
@@ -631,7 +632,12 @@ _M.commands.score = {
     ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" },
     dedupe = { type = "flag", help = "merge leads with the same e-mail first (the earliest created is kept)" },
     ["merges-out"] = { type = "string", help = "with --dedupe: write every merge to this CSV" },
-    ["fail-on-errors"] = { type = "flag", help = "exit 1 when a rule's Lua function failed for a lead" } }),
+    ["fail-on-errors"] = { type = "flag", help = "exit 1 when a rule's Lua function failed for a lead" },
+    ["transitions-out"] = { type = "string", help = "write the lifecycle transitions the statuses imply (the"
+      .. " log leadq funnel --transitions reads)" },
+    previous = { type = "string", help = "a previous run's --out CSV: with --changes, what changed since" },
+    changes = { type = "string", help = "write the leads whose status or grade changed since --previous" },
+    reactions = { type = "string", help = "a reactions script (rules/reactions.lua): owners by its routes" } }),
   run = score_command("score"),
 }
 

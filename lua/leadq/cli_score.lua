@@ -525,6 +525,13 @@ local function run_score(input, o, out)
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
   for _, l in ipairs(events_lines(input.events, events_report, o.events, 5)) do out.print(l) end
+  if o["transitions-out"] or o.previous or o.changes or o.reactions then   -- the change facts
+    local change_lines, cerr = require("leadq.changes").score_outputs(o, { tbl = input.tbl, result = result,
+      models = model_list(input), at = input.options.as_of or os.time(), read_csv = leadq.read_csv,
+      format_time = leadq.format_time })
+    if not change_lines then return fail(out, cerr) end
+    for _, l in ipairs(change_lines) do out.print(l) end
+  end
   local nerrors = type(err) == "table" and (err.count or #err) or 0
   if nerrors > 0 then   -- a rule's Lua function failed for some leads: those rules gave them no points
     out.print(format("rule errors: %s (a rule's Lua function failed for a lead, and gave it no points; the first %d "
