@@ -231,7 +231,8 @@ end
 local function is_limit(e) return getmetatable(e) == LIMIT_MT end
 
 local function restore_hook(fn, mask, count)
-  if fn then debug_sethook(fn, mask, count) else debug_sethook() end
+  -- a host's hook set from C reads back as the string "external hook", which cannot be set again
+  if type(fn) == "function" then debug_sethook(fn, mask, count) else debug_sethook() end
 end
 
 -- fn() under the load limits: true, result or false, error (a limit's error is a string).
