@@ -127,3 +127,42 @@ uninstall:
 	rm -f $(patsubst %,$(DESTDIR)$(INST_LUADIR)/leadq/%,$(RULE_FILES) $(LIST_FILES))
 	-[ ! -d $(DESTDIR)$(INST_LUADIR)/leadq ] || find $(DESTDIR)$(INST_LUADIR)/leadq -depth -type d -empty -delete
 	-rmdir $(DESTDIR)$(INST_LIBDIR)/leadq 2>/dev/null || true
+
+# Fuzzing (tests/fuzz): libFuzzer targets built by clang with ASan and UBSan, run from this folder.
+# `make fuzz` runs each for FUZZ_SECONDS; `make test` runs each for a few seconds (tests/run-all.sh).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR = $(BUILD)/fuzz
+FUZZ_CFLAGS = -std=gnu99 -g -O1 -fno-omit-frame-pointer -pthread -fsanitize=address,undefined \
+  -fno-sanitize-recover=undefined $(WARNINGS) -Icsrc -I/usr/include/lua5.4
+FUZZ_ZLIB = $(if $(wildcard csrc/input.c),-lz)
+FUZZ_CORE_LIBS ?= $(if $(wildcard csrc/redis_binding.c),-lhiredis) $(FUZZ_ZLIB) -lm
+FUZZ_OBJECTS = $(patsubst csrc/%.c,$(FUZZ_DIR)/obj/%.o,$(SOURCES))
+FUZZ_CSV_SOURCES = csrc/csv_reader.c csrc/table.c csrc/civil_time.c $(wildcard csrc/input.c)
+FUZZ_STATE_SOURCES = csrc/features.c csrc/table.c csrc/civil_time.c
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_state $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_rules
+
+fuzz:
+	@.ci/install-deps core fuzz
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)
+
+$(FUZZ_DIR)/obj:
+	mkdir -p $@
+
+$(FUZZ_DIR)/obj/%.o: csrc/%.c $(HEADERS) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+# the reader refills its buffer every 64 bytes here, so records straddle refills
+$(FUZZ_DIR)/fuzz_csv: tests/fuzz/fuzz_csv.c $(FUZZ_CSV_SOURCES) $(HEADERS) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DLQ_CSV_CHUNK=64 -o $@ $< $(FUZZ_CSV_SOURCES) $(FUZZ_ZLIB) -lm
+
+$(FUZZ_DIR)/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_STATE_SOURCES) $(HEADERS) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_STATE_SOURCES) -lm
+
+$(FUZZ_DIR)/fuzz_json: tests/fuzz/fuzz_json.c | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< -llua5.4 -lm
+
+$(FUZZ_DIR)/fuzz_rules: tests/fuzz/fuzz_rules.c $(FUZZ_OBJECTS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJECTS) -llua5.4 $(FUZZ_CORE_LIBS)
