@@ -101,7 +101,7 @@ function TestInstall:test_luarocks_make_and_test()
   if not have("luarocks") then lu.skip("luarocks is not installed (.ci/install-deps core installs it)") end
   -- luarocks builds in the folder it is given: a copy, so no object file lands in the checkout.
   local src, rock = self.dir .. "/src", self.dir .. "/rock"
-  local ok, out = run(format("mkdir -p %s/tests && cp -r bin csrc lua rockspec rules LICENSE README.md CHANGELOG.md %s"
+  local ok, out = run(format("mkdir -p %s/tests && cp -r csrc lua rockspec rules LICENSE README.md CHANGELOG.md %s"
     .. " && cp tests/*.lua %s/tests", q(src), q(src), q(src)))
   lu.assertTrue(ok, out)
   ok, out = run(format("cd %s && luarocks --lua-version 5.4 make --tree %s rockspec/leadq-scm-1.rockspec"
