@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "csv_reader.h"
+#include "input.h"
 
 /* ---- numbers ---- */
 
@@ -258,13 +259,12 @@ enum { REC_OK, REC_MORE, REC_END, REC_BAD_QUOTE, REC_BAD_AFTER_QUOTE };
 
 typedef struct reader {
   lq_allocator *alloc;
-  FILE *file;             /* NULL: the whole input is in the buffer */
+  lq_input *input;        /* NULL: the whole input is in the buffer */
   char *buf;
   size_t cap;             /* the buffer holds cap + LQ_CSV_PAD bytes */
   size_t len, pos;        /* bytes in the buffer; where the next record starts */
   size_t mark;            /* bytes from here on are kept by refills (NO_MARK: none) */
   int eof;
-  int read_errno;
   char sep;
   unsigned char stop[256];/* bytes that end an unquoted field */
   uint64_t line;          /* line of the byte at pos */
@@ -293,18 +293,18 @@ static void reader_free(reader *rd) {
   if (rd->buf) mem(rd, rd->buf, rd->cap + LQ_CSV_PAD, 0);
   if (rd->fields) mem(rd, rd->fields, rd->fields_cap * sizeof(field), 0);
   if (rd->scratch) mem(rd, rd->scratch, rd->scratch_cap, 0);
-  if (rd->file) fclose(rd->file);
+  if (rd->input) lq_input_close(rd->input);
   rd->buf = NULL;
   rd->fields = NULL;
   rd->scratch = NULL;
-  rd->file = NULL;
+  rd->input = NULL;
 }
 
 /* Make room and read more: drops the bytes before pos (or mark), grows the buffer when a record
 ** fills it. 0 on success (eof set at the end), -1 no memory, -2 read error. */
 static int reader_fill(reader *rd) {
   size_t keep = rd->mark != NO_MARK ? rd->mark : rd->pos;
-  size_t got;
+  long got;
   if (rd->eof) return 0;
   if (keep > 0) {
     memmove(rd->buf, rd->buf + keep, rd->len - keep);
@@ -321,15 +321,10 @@ static int reader_fill(reader *rd) {
     rd->buf = nb;
     rd->cap = ncap;
   }
-  got = fread(rd->buf + rd->len, 1, rd->cap - rd->len, rd->file);
-  if (got == 0) {
-    if (ferror(rd->file)) {
-      rd->read_errno = errno ? errno : EIO;
-      return -2;
-    }
-    rd->eof = 1;
-  }
-  rd->len += got;
+  got = lq_input_read(rd->input, rd->buf + rd->len, rd->cap - rd->len);
+  if (got < 0) return -2;
+  if (got == 0) rd->eof = 1;
+  rd->len += (size_t)got;
   /* sentinel: every unquoted field scan stops here; the 8-byte loads past it read zeros */
   memset(rd->buf + rd->len, 0, LQ_CSV_PAD);
   rd->buf[rd->len] = '\n';
@@ -633,7 +628,7 @@ static int next_record(loader *ld) {
 
 static int io_failure(loader *ld, int st) {
   if (st == -1) return fail_memory(ld);
-  snprintf(ld->err, ld->errlen, "%s: %s", ld->o->source, strerror(ld->rd.read_errno));
+  snprintf(ld->err, ld->errlen, "%s: %s", ld->o->source, ld->rd.input ? ld->rd.input->message : "cannot read");
   return LQ_CSV_EIO;
 }
 
@@ -1152,13 +1147,10 @@ static const char *type_article(lq_type type) {
 /* Rows in the file from its size and the sample's bytes per row: one allocation instead of many. */
 static size_t estimate_rows(loader *ld, size_t bytes_sampled, size_t rows_sampled) {
   long size;
-  long here;
   if (rows_sampled == 0 || bytes_sampled == 0) return 0;
-  if (ld->rd.file == NULL) return (size_t)((double)ld->rd.len / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
-  here = ftell(ld->rd.file);
-  if (here < 0 || fseek(ld->rd.file, 0, SEEK_END) != 0) return 0;
-  size = ftell(ld->rd.file);
-  if (fseek(ld->rd.file, here, SEEK_SET) != 0 || size <= 0) return 0;
+  if (ld->rd.input == NULL) return (size_t)((double)ld->rd.len / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
+  size = lq_input_size(ld->rd.input);   /* -1 for gzip and pipes: the arrays grow as they go */
+  if (size <= 0) return 0;
   return (size_t)((double)size / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
 }
 
@@ -1258,6 +1250,24 @@ static int load_rows(loader *ld) {
   return LQ_CSV_OK;
 }
 
+/* A zero byte in the first buffer: an image, a spreadsheet, a zip or a UTF-16 text, not CSV. Read
+** as text it would give rows of noise, or none, and no reason why. */
+static int refuse_binary(loader *ld) {
+  const reader *rd = &ld->rd;
+  const char *zero = (const char *)memchr(rd->buf, '\0', rd->len);
+  if (zero == NULL) return LQ_CSV_OK;
+  if (rd->len >= 4 && memcmp(rd->buf, "PK\x03\x04", 4) == 0)
+    snprintf(ld->err, ld->errlen, "%s is not a CSV file: it is a zip archive (an .xlsx workbook or a .zip): "
+             "save it as CSV, or unzip it", ld->o->source);
+  else if (rd->len >= 2 && ((rd->buf[0] == '\xFF' && rd->buf[1] == '\xFE') || (rd->buf[0] == '\xFE' && rd->buf[1] == '\xFF')))
+    snprintf(ld->err, ld->errlen, "%s is not a CSV file leadq can read: it is UTF-16 text; save it as UTF-8 CSV",
+             ld->o->source);
+  else
+    snprintf(ld->err, ld->errlen, "%s is not a CSV file: it holds binary data (a zero byte at byte %zu)",
+             ld->o->source, (size_t)(zero - rd->buf) + 1);
+  return LQ_CSV_EUSAGE;
+}
+
 static int load(loader *ld, lq_table **out) {
   const lq_csv_options *o = ld->o;
   reader *rd = &ld->rd;
@@ -1266,6 +1276,7 @@ static int load(loader *ld, lq_table **out) {
   rd->mark = NO_MARK;
   rd->line = 1;
   if ((st = reader_fill(rd)) != 0) return io_failure(ld, st);
+  if ((st = refuse_binary(ld)) != LQ_CSV_OK) return st;
   if (rd->len >= 3 && memcmp(rd->buf, "\xEF\xBB\xBF", 3) == 0) rd->pos = 3;
   if (!o->separator) {
     /* the whole first line must be in the buffer to count its separators */
@@ -1311,14 +1322,12 @@ static void loader_init(loader *ld, const lq_csv_options *o, lq_allocator a, cha
 int lq_csv_read_file(const char *path, const lq_csv_options *o, lq_allocator a,
                      lq_table **out, char *err, size_t errlen) {
   loader ld;
+  lq_input input;
   int status;
   loader_init(&ld, o, a, err, errlen);
   *out = NULL;
-  ld.rd.file = fopen(path, "rb");
-  if (ld.rd.file == NULL) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return LQ_CSV_EIO;
-  }
+  if (lq_input_open(&input, path, err, errlen) != 0) return LQ_CSV_EIO;
+  ld.rd.input = &input;
   ld.rd.cap = LQ_CSV_CHUNK;
   ld.rd.buf = (char *)lmem(&ld, NULL, 0, ld.rd.cap + LQ_CSV_PAD);
   if (ld.rd.buf == NULL) {

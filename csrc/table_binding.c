@@ -326,7 +326,7 @@ static int l_read_csv(lua_State *L) {
   char err[LQ_MESSAGE_MAX];
   int status;
   read_csv_options(L, 2, &o);
-  o.source = path;
+  o.source = strcmp(path, "-") == 0 ? "stdin" : path;   /* "-": standard input */
   slot = lq_push_table_box(L);
   status = lq_csv_read_file(path, &o, lua_allocator(L), slot, err, sizeof err);
   return finish_load(L, status, err);
@@ -359,7 +359,7 @@ static int l_read_events(lua_State *L) {
   int status, i, j, n;
   const int nevent = (int)(sizeof event_columns / sizeof event_columns[0]);
   read_csv_options(L, 2, &o);
-  o.source = path;
+  o.source = strcmp(path, "-") == 0 ? "stdin" : path;   /* "-": standard input */
   /* the user's schema for the attribute columns, then ours for the event columns */
   schema = (lq_csv_column_type *)lq_newuserdata(L, (size_t)(o.nschema + nevent) * sizeof *schema);
   n = 0;

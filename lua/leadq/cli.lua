@@ -602,8 +602,8 @@ end
 
 local SCORE_OPTIONS = {
   rules = { type = "list", help = "rule files, comma-separated or repeated (or shipped models: mql,sql)" },
-  leads = { type = "string", help = "the leads CSV" },
-  events = { type = "string", help = "an events CSV for behaviour rules" },
+  leads = { type = "string", help = "the leads CSV, or gzip of it ('-': standard input)" },
+  events = { type = "string", help = "an events CSV for behaviour rules, or gzip of it ('-': standard input)" },
   map = { type = "string", help = "a CSV 'column,field' renaming CRM columns to the rules' fields" },
   ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01" },
   threads = { type = "integer", help = "threads for large tables" },
@@ -624,7 +624,9 @@ _M.commands.score = {
     .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]] [--dedupe"
     .. " [--merges-out CSV]] [--fail-on-errors] [--transitions-out CSV] [--previous CSV --changes CSV]"
     .. " [--reactions FILE]",
-  options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this CSV" },
+  options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this file ('-': standard"
+      .. " output, and every message goes to standard error)" },
+    format = { type = "string", help = "with --out: csv (default) or jsonl (one JSON object a lead)" },
     ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
       .. " are not used, and leads created after it (created_at) are left out" },
     accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },

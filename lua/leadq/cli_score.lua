@@ -252,6 +252,9 @@ end
 local function load_inputs(o, out)
   if not o.rules then return nil, fail(out, "missing --rules FILE[,FILE...]", 2) end
   if not o.leads then return nil, fail(out, "missing --leads CSV", 2) end
+  if o.leads == "-" and o.events == "-" then
+    return nil, fail(out, "--leads and --events cannot both read standard input ('-')", 2)
+  end
   local rule_files = split_list(o.rules)
   if #rule_files == 0 then return nil, fail(out, "--rules: no file given", 2) end
   local options, code = scoring_options(o, out)
@@ -301,47 +304,106 @@ local function output_columns(result)
   return order
 end
 
-local function write_csv(path, tbl, result, extra)    -- extra: { name =, values = } a last column
+-- A value as JSON: numbers as numbers (whole ones without a point), the rest as strings.
+local function json_value(v)
+  if type(v) == "number" then
+    if v == floor(v) and v > -1e15 and v < 1e15 then return format("%d", v) end
+    return format("%.17g", v)
+  end
+  if type(v) == "boolean" then return tostring(v) end
+  return require("leadq.json").quote(tostring(v))
+end
+
+-- Rows as CSV (a header line, then one line a lead) or as JSON lines (one object a lead, the same
+-- names as keys, missing values as null).
+local ROW_FORMATS = {
+  csv = { header = function(names)
+            local h = {}
+            for i, n in ipairs(names) do h[i] = csv_escape(n) end
+            return concat(h, ",")
+          end,
+          value = csv_escape, missing = "", join = ",", before = "", after = "" },
+  jsonl = { value = json_value, missing = "null", join = ",", before = "{", after = "}" },
+}
+
+-- path "-" writes to standard output.
+local function open_output(path)
+  if path == "-" then return io.stdout end
   local f, err = io.open(path, "w")
   if not f then return nil, format("cannot write %s: %s", path, (tostring(err):gsub("^[^:]*: ", ""))) end
-  local names = output_columns(result)
-  local cols = {}
-  for i, n in ipairs(names) do cols[i] = column_values(result, n) end
-  if extra then cols[#names + 1] = extra.values; names[#names + 1] = extra.name end
-  local ids = tbl:has("id") and column_values(tbl, "id") or nil
-  local header = { "id" }
-  for _, n in ipairs(names) do header[#header + 1] = csv_escape(n) end
-  f:write(concat(header, ","), "\n")
-  local row, ncols = {}, #names
-  local buf, nbuf = {}, 0
-  local texts = {}            -- per column: value -> its CSV text (few distinct values: statuses, points)
+  return f
+end
+_M.open_output = open_output
+
+-- Rows of named columns: names[1] the id, columns[c][r] the values; fmt "csv" (default) or "jsonl".
+local function write_rows(path, names, columns, nrows, fmt)
+  local f, err = open_output(path)
+  if not f then return nil, err end
+  local style = ROW_FORMATS[fmt or "csv"]
+  local ncols = #names
+  local prefix = {}           -- jsonl: each value's key
+  for c = 1, ncols do
+    prefix[c] = style.header and "" or (require("leadq.json").quote(names[c]) .. ":")
+  end
+  if style.header then f:write(style.header(names), "\n") end
+  local row, buf, nbuf = {}, {}, 0
+  local texts = {}            -- per column: value -> its text (few distinct values: statuses, points)
   for c = 1, ncols do texts[c] = {} end
-  for r = 1, #tbl do
-    row[1] = csv_escape(ids and ids[r] or r)
+  local value, missing = style.value, style.missing
+  for r = 1, nrows do
     for c = 1, ncols do
-      local v = cols[c][r]
+      local v = columns[c][r]
       if v == nil or v ~= v then
-        row[c + 1] = ""
+        row[c] = prefix[c] .. missing
       else
         local text = texts[c][v]
         if text == nil then
-          text = csv_escape(v)
+          text = prefix[c] .. value(v)
           texts[c][v] = text
         end
-        row[c + 1] = text
+        row[c] = text
       end
     end
     nbuf = nbuf + 1
-    buf[nbuf] = concat(row, ",", 1, ncols + 1)
+    buf[nbuf] = style.before .. concat(row, style.join, 1, ncols) .. style.after
     if nbuf == 4096 then
       f:write(concat(buf, "\n", 1, nbuf), "\n")
       nbuf = 0
     end
   end
   if nbuf > 0 then f:write(concat(buf, "\n", 1, nbuf), "\n") end
+  if f == io.stdout then
+    local ok, ferr = f:flush()
+    if not ok then return nil, format("cannot write to standard output: %s", tostring(ferr)) end
+    return true
+  end
   local ok, cerr = f:close()
   if not ok then return nil, format("cannot write %s: %s", path, tostring(cerr)) end
   return true
+end
+_M.write_rows = write_rows
+
+-- The scores: id, then the result columns, then extra columns ({ name =, values = }, or a list of
+-- them), as CSV or JSON lines.
+local function write_csv(path, tbl, result, extra, fmt)
+  local names = output_columns(result)
+  local cols = {}
+  for i, n in ipairs(names) do cols[i + 1] = column_values(result, n) end
+  table.insert(names, 1, "id")
+  if extra and extra.name then extra = { extra } end
+  for _, e in ipairs(extra or {}) do
+    names[#names + 1] = e.name
+    cols[#names] = e.values
+  end
+  local n = #tbl
+  if tbl:has("id") then
+    cols[1] = column_values(tbl, "id")
+  else
+    local rows = {}
+    for r = 1, n do rows[r] = r end
+    cols[1] = rows
+  end
+  return write_rows(path, names, cols, n, fmt)
 end
 _M.write_csv = write_csv
 
@@ -515,12 +577,13 @@ local function run_score(input, o, out)
   for _, w in ipairs(warnings) do out.error("leadq: warning: " .. w .. " (--strict makes this an error)") end
   if o.out then
     local probs = not input.multi and input.model:probabilities(result)   -- a script with a calibration table
-    local written, werr = write_csv(o.out, input.tbl, result, probs and { name = "probability", values = probs } or nil)
+    local written, werr = write_csv(o.out, input.tbl, result, probs and { name = "probability", values = probs } or nil,
+      o.format)
     if not written then return fail(out, werr) end
   end
   out.print(format("scored %s leads from %s with %s in %.3f s (%s leads/s, %d thread%s)%s",
     thousands(n), o.leads, concat(input.files, ", "), seconds, rate_text(n / math.max(seconds, 1e-9)),
-    threads, threads == 1 and "" or "s", o.out and (", wrote " .. o.out) or ""))
+    threads, threads == 1 and "" or "s", o.out and (", wrote " .. (o.out == "-" and "standard output" or o.out)) or ""))
   for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
@@ -573,6 +636,13 @@ local function created_by(input, out)
 end
 
 function _M.score(o, out)
+  if o.out == "-" then out = { print = out.error, error = out.error } end   -- stdout holds the scores only
+  if o.format ~= nil and not ROW_FORMATS[o.format] then
+    return fail(out, format("--format: expected csv or jsonl, got '%s'", tostring(o.format)), 2)
+  end
+  if o.format ~= nil and not o.out then
+    return fail(out, "--format needs --out FILE (or --out - for standard output)", 2)
+  end
   local input, code = load_inputs(o, out)
   if not input then return code end
   created_by(input, out)

@@ -1,0 +1,177 @@
+-- Input and output as files, pipes and CRMs give and take them: gzip told by its bytes, '-' for
+-- standard input and output, binary files refused, scores as CSV or JSON lines.
+local lu = require("luaunit")
+
+local leadq = require("leadq")
+local helpers = require("helpers")
+
+local LEADS = "id,title,employees,country\nL1,VP Sales,300,US\nL2,intern,3,FR\nL3,CTO,,DE\n"
+
+local function write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function gzip(from, to)
+  assert(os.execute("gzip -c '" .. from .. "' > '" .. to .. "'"))
+end
+
+local function rows_of(t)
+  local out = {}
+  for i = 1, #t do out[i] = t:row(i) end
+  return out
+end
+
+local function main(argv)
+  local cli = require("leadq.cli")
+  local printed, errors = {}, {}
+  local status = cli.main(argv, {
+    print = function(line) printed[#printed + 1] = line end,
+    error = function(line) errors[#errors + 1] = line end,
+  })
+  return status, table.concat(printed, "\n"), table.concat(errors, "\n")
+end
+
+---------------------------------------------------------------------------------------------------
+
+local TestGzip = {}
+
+function TestGzip.test_told_by_content_not_by_name()
+  local dir = helpers.tmpdir()
+  write(dir .. "/leads.csv", LEADS)
+  gzip(dir .. "/leads.csv", dir .. "/leads.csv.gz")
+  gzip(dir .. "/leads.csv", dir .. "/export.csv")       -- gzip with a .csv name
+  write(dir .. "/plain.gz", LEADS)                         -- plain text with a .gz name
+  local want = rows_of(assert(leadq.read_csv(dir .. "/leads.csv")))
+  for _, name in ipairs { "leads.csv.gz", "export.csv", "plain.gz" } do
+    local t = assert(leadq.read_csv(dir .. "/" .. name))
+    lu.assertEquals(rows_of(t), want, name)
+    lu.assertEquals(t:reject_count(), 0)
+  end
+  helpers.remove_dir(dir)
+end
+
+function TestGzip.test_members_one_after_another_and_events()
+  local dir = helpers.tmpdir()
+  write(dir .. "/a.csv", "lead_id,type,at\nL1,page_view,2026-10-01\n")
+  write(dir .. "/b.csv", "L2,demo_request,2026-10-02\n")
+  gzip(dir .. "/a.csv", dir .. "/a.gz")
+  gzip(dir .. "/b.csv", dir .. "/b.gz")
+  assert(os.execute("cat '" .. dir .. "/a.gz' '" .. dir .. "/b.gz' > '" .. dir .. "/ab.gz'"))
+  local ev = assert(leadq.read_events(dir .. "/ab.gz"))
+  lu.assertEquals(#ev, 2)
+  lu.assertEquals(ev:column("lead_id"), { "L1", "L2" })
+  helpers.remove_dir(dir)
+end
+
+function TestGzip.test_truncated_and_corrupt_gzip_are_errors()
+  local dir = helpers.tmpdir()
+  local big = { "id,n" }
+  for i = 1, 5000 do big[#big + 1] = "L" .. i .. "," .. (i * 7919 % 1000) end
+  write(dir .. "/big.csv", table.concat(big, "\n") .. "\n")
+  gzip(dir .. "/big.csv", dir .. "/big.gz")
+  local bytes = read(dir .. "/big.gz")
+  write(dir .. "/cut.gz", bytes:sub(1, math.floor(#bytes / 2)))
+  local t, err = leadq.read_csv(dir .. "/cut.gz")
+  lu.assertNil(t)
+  lu.assertEquals(err, dir .. "/cut.gz: the gzip data ends early (a truncated file?)")
+  write(dir .. "/bad.gz", bytes:sub(1, 20) .. string.rep("\255", 200) .. bytes:sub(221))
+  t, err = leadq.read_csv(dir .. "/bad.gz")
+  lu.assertNil(t)
+  lu.assertStrContains(err, dir .. "/bad.gz: not valid gzip data (")
+  helpers.remove_dir(dir)
+end
+
+local TestBinary = {}
+
+function TestBinary.test_binary_files_are_refused_with_what_they_are()
+  local cases = {
+    { "PK\3\4\20\0\6\0\8\0\0\0!\0", "is not a CSV file: it is a zip archive (an .xlsx workbook or a .zip): "
+      .. "save it as CSV, or unzip it" },
+    { "\255\254i\0d\0,\0n\0\n\0", "is not a CSV file leadq can read: it is UTF-16 text; save it as UTF-8 CSV" },
+    { "\137PNG\r\n\26\n\0\0\0\rIHDR", "is not a CSV file: it holds binary data (a zero byte at byte 9)" },
+  }
+  for _, c in ipairs(cases) do
+    helpers.with_file(c[1], function(path)
+      local err = helpers.error_of(leadq.read_csv, path)
+      lu.assertEquals(err, path .. " " .. c[2])
+    end)
+  end
+end
+
+local TestStdio = {}
+
+local function shell(command)
+  local p = io.popen(command)
+  local text = p:read("*a")
+  p:close()
+  return text
+end
+
+function TestStdio.test_dash_reads_standard_input_and_out_dash_writes_only_scores()
+  if LEADQ_VARIANT ~= "lua5.4" then lu.skip("the launcher runs Lua 5.4: tested in the lua5.4 run") end
+  local leadq_command = (os.getenv("LEADQ_BUILD") or "build") .. "/leadq"
+  local dir = helpers.tmpdir()
+  write(dir .. "/leads.csv", LEADS)
+  gzip(dir .. "/leads.csv", dir .. "/leads.gz")
+  local from_file = shell(leadq_command .. " score --rules rules/mql.lua --leads " .. dir .. "/leads.csv --out - "
+    .. "--as-of 2026-11-01 2>" .. dir .. "/err.txt")
+  lu.assertStrMatches(from_file,
+    "id,total,status,grade,fit,engagement,negative,reason\nL1,[^\n]*\nL2,[^\n]*\nL3,[^\n]*\n")
+  local messages = read(dir .. "/err.txt")
+  lu.assertStrContains(messages, "scored 3 leads from " .. dir .. "/leads.csv")
+  lu.assertStrContains(messages, "wrote standard output")
+  local piped = shell("cat " .. dir .. "/leads.gz | " .. leadq_command .. " score --rules rules/mql.lua --leads - "
+    .. "--out - --as-of 2026-11-01 2>/dev/null")
+  lu.assertEquals(piped, from_file)
+  helpers.remove_dir(dir)
+end
+
+local TestFormat = {}
+
+function TestFormat.test_jsonl_holds_the_csv_values()
+  local dir = helpers.tmpdir()
+  write(dir .. "/leads.csv", LEADS)
+  local status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv",
+    "--as-of", "2026-11-01", "--out", dir .. "/s.csv" }
+  lu.assertEquals(status, 0, err)
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv",
+    "--as-of", "2026-11-01", "--out", dir .. "/s.jsonl", "--format", "jsonl" }
+  lu.assertEquals(status, 0, err)
+  local csv = assert(leadq.read_csv(dir .. "/s.csv", { schema = { id = "text" } }))
+  local json = require("leadq.json")
+  local i = 0
+  for line in io.lines(dir .. "/s.jsonl") do
+    i = i + 1
+    local obj = json.decode(line)
+    local row = csv:row(i)
+    lu.assertEquals(obj.id, row.id)
+    lu.assertEquals(obj.total, row.total)
+    lu.assertEquals(obj.status, row.status)
+    lu.assertEquals(obj.grade, row.grade)
+  end
+  lu.assertEquals(i, 3)
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--format", "xml",
+    "--out", "-" }
+  lu.assertEquals(status, 2)
+  lu.assertEquals(err, "leadq: --format: expected csv or jsonl, got 'xml'")
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--format", "jsonl" }
+  lu.assertEquals(status, 2)
+  lu.assertEquals(err, "leadq: --format needs --out FILE (or --out - for standard output)")
+  helpers.remove_dir(dir)
+end
+
+return {
+  TestGzip = TestGzip,
+  TestBinary = TestBinary,
+  TestStdio = TestStdio,
+  TestFormat = TestFormat,
+}
