@@ -48,7 +48,7 @@ $(OBJDIR)/%.o: csrc/%.c $(HEADERS) | $(OBJDIR)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(CORE): $(OBJECTS) | $(LIBDIR)/leadq
-	$(CC) $(LIBFLAG) $(SAN_LDFLAGS) -pthread -o $@ $(OBJECTS) -lz -lm
+	$(CC) $(LIBFLAG) $(SAN_LDFLAGS) -pthread -o $@ $(OBJECTS) -lhiredis -lz -lm
 
 $(OBJDIR) $(LIBDIR)/leadq:
 	mkdir -p $@

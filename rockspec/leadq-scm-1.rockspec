@@ -43,11 +43,12 @@ build = {
         "csrc/input.c",
         "csrc/program.c",
         "csrc/random.c",
+        "csrc/redis_binding.c",
         "csrc/score_binding.c",
         "csrc/table.c",
         "csrc/table_binding.c",
       },
-      libraries = { "pthread", "m", "z" },
+      libraries = { "pthread", "m", "hiredis", "z" },
       -- Only luaopen_leadq_core exported. The builtin build takes no linker flags, but passes each
       -- libdir to -Wl,-rpath, where a comma starts the next linker option: the rpath is the rock's
       -- own lib folder (absolute, never the working directory), then the version script. Elsewhere

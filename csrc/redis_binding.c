@@ -1,0 +1,239 @@
+/* leadq.core's Redis client for plain Lua hosts (the CLI's `leadq state`, tests, scripts): a thin
+** binding of hiredis (Debian's libhiredis-dev), blocking, one connection per object. nginx uses its
+** own cosocket client (lua-nginx-redis) instead: a blocking socket would stall a whole worker.
+**
+**   local conn, err = core.redis_connect(host, port, timeout_seconds)
+**   conn:call("HSET", key, field, value)      -> reply, or nil and the error (Redis's or the socket's)
+**   conn:pipeline{ {"HGET", k, f}, {...} }     -> replies, errors (a table of Redis error replies by
+**                                               index, or nil): one round trip for them all
+**   conn:close()                               (also __gc and __close)
+**
+** Replies: status and bulk strings as strings, integers as numbers, a nil reply as false, arrays as
+** tables. A socket error closes the connection: later calls answer nil, "redis: connection closed". */
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "compat.h"
+#include "bindings.h"
+
+#define REDIS_CONN "leadq.RedisConnection"
+
+/* Tunable: arguments in one command, commands in one pipeline call. */
+#if !defined(LQ_REDIS_MAX_ARGS)
+#define LQ_REDIS_MAX_ARGS 64
+#endif
+#if !defined(LQ_REDIS_MAX_PIPELINE)
+#define LQ_REDIS_MAX_PIPELINE 100000
+#endif
+
+typedef struct {
+  redisContext *context;   /* NULL once closed */
+} redis_conn;
+
+static redis_conn *check_conn(lua_State *L, int arg) {
+  return (redis_conn *)luaL_checkudata(L, arg, REDIS_CONN);
+}
+
+static void close_conn(redis_conn *conn) {
+  if (conn->context != NULL) {
+    redisFree(conn->context);
+    conn->context = NULL;
+  }
+}
+
+/* nil, "redis: <what>" for a socket error; the connection is closed (hiredis cannot go on). */
+static int push_socket_error(lua_State *L, redis_conn *conn) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "redis: %s", conn->context && conn->context->errstr[0] ? conn->context->errstr
+    : "connection closed");
+  close_conn(conn);
+  return 2;
+}
+
+static void push_reply(lua_State *L, const redisReply *reply, int depth) {
+  size_t i;
+  switch (reply->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      lua_pushlstring(L, reply->str, reply->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      lua_pushinteger(L, (lua_Integer)reply->integer);
+      break;
+    case REDIS_REPLY_ARRAY:
+      luaL_checkstack(L, 3, "redis reply too deep");
+      lua_createtable(L, (int)reply->elements, 0);
+      for (i = 0; i < reply->elements; i++) {
+        if (depth > 8) lua_pushboolean(L, 0);
+        else push_reply(L, reply->element[i], depth + 1);
+        lua_rawseti(L, -2, (int)i + 1);
+      }
+      break;
+    default:   /* REDIS_REPLY_NIL */
+      lua_pushboolean(L, 0);
+      break;
+  }
+}
+
+/* The command in the table at index t (or the arguments from first on when t is 0) as argv. */
+static int collect_args(lua_State *L, int t, int first, const char **argv, size_t *lens) {
+  int n = 0, i, top = lua_gettop(L);
+  if (t == 0) {
+    for (i = first; i <= top; i++) {
+      if (n >= LQ_REDIS_MAX_ARGS) luaL_error(L, "redis: more than %d arguments in one command", LQ_REDIS_MAX_ARGS);
+      argv[n] = luaL_checklstring(L, i, &lens[n]);
+      n++;
+    }
+  } else {
+    int len = (int)lua_rawlen(L, t);
+    if (len > LQ_REDIS_MAX_ARGS) luaL_error(L, "redis: more than %d arguments in one command", LQ_REDIS_MAX_ARGS);
+    for (i = 1; i <= len; i++) {
+      lua_rawgeti(L, t, i);
+      if (!lua_isstring(L, -1)) luaL_error(L, "redis: argument %d of a command is not a string or number", i);
+      argv[n] = lua_tolstring(L, -1, &lens[n]);   /* the string stays referenced by the table */
+      lua_pop(L, 1);
+      n++;
+    }
+  }
+  if (n == 0) luaL_error(L, "redis: an empty command");
+  return n;
+}
+
+/* core.redis_connect(host, port, timeout) -> connection, or nil and why */
+static int l_redis_connect(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  int port = (int)luaL_checkinteger(L, 2);
+  lua_Number timeout = luaL_optnumber(L, 3, 1.0);
+  struct timeval tv;
+  redis_conn *conn = (redis_conn *)lua_newuserdata(L, sizeof(redis_conn));
+  conn->context = NULL;   /* safe to collect before it connects */
+  luaL_setmetatable(L, REDIS_CONN);
+  if (timeout <= 0 || timeout > 3600) luaL_argerror(L, 3, "a timeout in seconds, above 0 and at most 3600");
+  tv.tv_sec = (long)timeout;
+  tv.tv_usec = (long)((timeout - (lua_Number)tv.tv_sec) * 1e6);
+  conn->context = redisConnectWithTimeout(host, port, tv);
+  if (conn->context == NULL) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "redis: out of memory");
+    return 2;
+  }
+  if (conn->context->err) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "redis: cannot connect to %s:%d: %s", host, port, conn->context->errstr);
+    close_conn(conn);
+    return 2;
+  }
+  if (redisSetTimeout(conn->context, tv) != REDIS_OK) return push_socket_error(L, conn);
+  return 1;
+}
+
+/* conn:call(command, args...) -> reply, or nil and the error */
+static int l_call(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  const char *argv[LQ_REDIS_MAX_ARGS];
+  size_t lens[LQ_REDIS_MAX_ARGS];
+  redisReply *reply;
+  int argc = collect_args(L, 0, 2, argv, lens);
+  if (conn->context == NULL) return push_socket_error(L, conn);
+  reply = (redisReply *)redisCommandArgv(conn->context, argc, argv, lens);
+  if (reply == NULL) return push_socket_error(L, conn);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    lua_pushnil(L);
+    lua_pushlstring(L, reply->str, reply->len);
+    freeReplyObject(reply);
+    return 2;
+  }
+  push_reply(L, reply, 0);
+  freeReplyObject(reply);
+  return 1;
+}
+
+/* conn:pipeline(commands) -> replies, errors-or-nil; or nil and the socket's error */
+static int l_pipeline(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  const char *argv[LQ_REDIS_MAX_ARGS];
+  size_t lens[LQ_REDIS_MAX_ARGS];
+  int count, i, has_errors = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  count = (int)lua_rawlen(L, 2);
+  if (count > LQ_REDIS_MAX_PIPELINE) {
+    return luaL_error(L, "redis: more than %d commands in one pipeline", LQ_REDIS_MAX_PIPELINE);
+  }
+  for (i = 1; i <= count; i++) {   /* every entry checked first: a raise must not leave half a pipeline sent */
+    int j, len;
+    lua_rawgeti(L, 2, i);
+    if (!lua_istable(L, -1)) return luaL_error(L, "redis: pipeline entry %d is not a table", i);
+    len = (int)lua_rawlen(L, -1);
+    if (len < 1 || len > LQ_REDIS_MAX_ARGS) return luaL_error(L, "redis: pipeline entry %d has %d arguments", i, len);
+    for (j = 1; j <= len; j++) {
+      lua_rawgeti(L, -1, j);
+      if (!lua_isstring(L, -1)) return luaL_error(L, "redis: argument %d of pipeline entry %d is not a string", j, i);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (conn->context == NULL) return push_socket_error(L, conn);
+  for (i = 1; i <= count; i++) {
+    int argc;
+    lua_rawgeti(L, 2, i);
+    argc = collect_args(L, lua_gettop(L), 0, argv, lens);
+    if (redisAppendCommandArgv(conn->context, argc, argv, lens) != REDIS_OK) return push_socket_error(L, conn);
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, count, 0);   /* replies */
+  lua_newtable(L);                /* errors */
+  for (i = 1; i <= count; i++) {
+    redisReply *reply = NULL;
+    if (redisGetReply(conn->context, (void **)&reply) != REDIS_OK || reply == NULL) {
+      return push_socket_error(L, conn);
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+      lua_pushlstring(L, reply->str, reply->len);
+      lua_rawseti(L, -2, i);
+      lua_pushboolean(L, 0);
+      has_errors = 1;
+    } else {
+      push_reply(L, reply, 0);
+    }
+    freeReplyObject(reply);
+    lua_rawseti(L, -3, i);
+  }
+  if (!has_errors) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
+static int l_close(lua_State *L) {
+  close_conn(check_conn(L, 1));
+  return 0;
+}
+
+static int l_connected(lua_State *L) {
+  lua_pushboolean(L, check_conn(L, 1)->context != NULL);
+  return 1;
+}
+
+static int l_tostring(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  if (conn->context == NULL) lua_pushliteral(L, "leadq.RedisConnection (closed)");
+  else lua_pushfstring(L, "leadq.RedisConnection (%p)", (void *)conn);
+  return 1;
+}
+
+void lq_open_redis(lua_State *L) {
+  static const luaL_Reg meta[] = {
+    { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL }
+  };
+  static const luaL_Reg methods[] = {
+    { "call", l_call }, { "pipeline", l_pipeline }, { "close", l_close }, { "connected", l_connected },
+    { NULL, NULL }
+  };
+  lq_new_class(L, REDIS_CONN, meta, methods);
+  lua_pushcfunction(L, l_redis_connect);
+  lua_setfield(L, -2, "redis_connect");
+}
