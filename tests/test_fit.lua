@@ -14,14 +14,14 @@ local LEADQ = (os.getenv("LEADQ_BUILD") or "build") .. "/leadq"
 
 -- The reference models, fitted by sklearn on the same two files: one-hot categories, numbers
 -- standardised (missing: the training median) for the logistic regression; the same columns for
--- gradient boosting. Prints "lr AUC" and "hgb AUC".
+-- gradient boosting (when the last argument is "both"). Prints "lr AUC" and "hgb AUC".
 local SKLEARN = [[
 import csv, sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
-train_path, test_path, target, positive, exclude = sys.argv[1:6]
+train_path, test_path, target, positive, exclude, which = sys.argv[1:7]
 exclude = set(x for x in exclude.split(",") if x)
 def read(path):
     with open(path, newline="") as f:
@@ -68,8 +68,9 @@ mu, sd = xtr.mean(axis=0), xtr.std(axis=0)
 sd[sd == 0] = 1
 lr = LogisticRegression(max_iter=2000).fit((xtr - mu) / sd, ytr)
 print("lr %.6f" % roc_auc_score(yte, lr.predict_proba((xte - mu) / sd)[:, 1]))
-hgb = HistGradientBoostingClassifier(random_state=0).fit(xtr, ytr)
-print("hgb %.6f" % roc_auc_score(yte, hgb.predict_proba(xte)[:, 1]))
+if which == "both":
+    hgb = HistGradientBoostingClassifier(random_state=0).fit(xtr, ytr)
+    print("hgb %.6f" % roc_auc_score(yte, hgb.predict_proba(xte)[:, 1]))
 ]]
 
 -- AUC from ranks (ties share their mean rank): the chance a positive scores above a negative.
@@ -138,14 +139,15 @@ local function sklearn(dir, train, test, target, positive, exclude)
   -- Debian's python3 (where python3-sklearn installs), even when another python3 comes first on PATH
   local python = io.open("/usr/bin/python3", "rb") and "/usr/bin/python3" or "python3"
   -- (without the sanitizers' LD_PRELOAD of the asan suite: python is no part of what they check)
-  local p = io.popen(string.format("env -u LD_PRELOAD %s '%s' '%s' '%s' '%s' '%s' '%s' 2>&1", python, script, train,
-    test, target,
-    positive, exclude or ""))
+  -- gradient boosting is the goal, not the floor: the slow sanitizer build skips it
+  local which = h.slow_build() and "lr" or "both"
+  local p = io.popen(string.format("env -u LD_PRELOAD %s '%s' '%s' '%s' '%s' '%s' '%s' '%s' 2>&1", python, script,
+    train, test, target, positive, exclude or "", which))
   local text = p:read("*a")
   p:close()
   local lr, hgb = text:match("lr ([%d%.]+)"), text:match("hgb ([%d%.]+)")
-  assert(lr and hgb, "sklearn did not run: " .. text)
-  return tonumber(lr), tonumber(hgb)
+  assert(lr and (hgb or which == "lr"), "sklearn did not run: " .. text)
+  return tonumber(lr), hgb and tonumber(hgb) or 0 / 0
 end
 
 -- Fits on train, scores test with the written script; the AUC of its totals.
@@ -163,8 +165,8 @@ local function leadq_auc(dir, train, test, spec, target, positive)
 end
 
 local function report_line(name, ours, lr, hgb)
-  io.stderr:write(string.format("\n  %s AUC on the held-out 30%%: leadq fit %.4f, logistic regression %.4f, " ..
-    "gradient boosting %.4f\n", name, ours, lr, hgb))
+  io.stderr:write(string.format("\n  %s AUC on the held-out 30%%: leadq fit %.4f, logistic regression %.4f%s\n",
+    name, ours, lr, hgb == hgb and string.format(", gradient boosting %.4f", hgb) or ""))
 end
 
 function M.test_bank_as_good_as_logistic_regression()
