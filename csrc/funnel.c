@@ -888,11 +888,126 @@ int lq_funnel_entered(lq_funnel *f, int stage, const lq_table *t, int id_col, do
   return 0;
 }
 
+/* The groups of one aggregation, found by a key that mixes the dimensions' values. */
+typedef struct group_index {
+  lq_funnel *f;
+  const lq_funnel_query *q;
+  const dim_state *ds;
+  lq_funnel_result *r;
+  int32_t *dense;          /* by key, when the keys are few; else sparse */
+  lq_keys *sparse;
+} group_index;
+
+/* The group of a key, made on first sight (its key as strings); -1 on no memory. */
+static int32_t group_of_key(group_index *gi, uint64_t key) {
+  lq_allocator *a = &gi->f->alloc;
+  int32_t g, slot, codes[LQ_FUNNEL_MAX_DIMS];
+  uint64_t k = key;
+  int d;
+  if (gi->dense != NULL && gi->dense[key] >= 0) return gi->dense[key];
+  slot = gi->dense != NULL ? -1 : lq_keys_find(gi->sparse, (const char *)&key, sizeof key);
+  if (slot >= 0) return slot;
+  for (d = gi->q->ndims - 1; d >= 0; d--) {
+    char buf[32];
+    size_t len = 0;
+    const char *s = dim_string(gi->f, &gi->q->dims[d], &gi->ds[d], k % gi->ds[d].card, &len, buf, sizeof buf);
+    codes[d] = s == NULL ? -1 : lq_keys_intern(&gi->r->strings, a, s, len);
+    if (codes[d] < -1) return -1;
+    k /= gi->ds[d].card;
+  }
+  g = result_group(gi->r, codes);
+  if (g < 0) return -1;
+  if (gi->dense != NULL) gi->dense[key] = g;
+  else if (lq_keys_intern(gi->sparse, a, (const char *)&key, sizeof key) != g) return -1;
+  return g;
+}
+
+/* The key of lead L with its owner dimension (if any) set to `owner` (-1: missing): an MQL episode
+** is charged to its own owner, not to the lead's latest. */
+static uint64_t key_with_owner(const group_index *gi, size_t L, const int32_t *row_of, int32_t owner) {
+  uint64_t key = 0;
+  int d;
+  for (d = 0; d < gi->q->ndims; d++) {
+    const lq_funnel_dim *dim = &gi->q->dims[d];
+    uint64_t v = dim->kind == LQ_DIM_OWNER ? (uint64_t)(owner + 1) : dim_value(gi->f, dim, &gi->ds[d], L, row_of);
+    key = key * gi->ds[d].card + v;
+  }
+  return key;
+}
+
+/* The SLA of lead L's hand-offs. Each MQL episode (an entry into mql: the first, or again after
+** nurture) has its own clock, to the first later chain stage before the episode ends, and its own
+** owner: the owner on its hand-off row, else on its mql row, else (a lead of one episode) the
+** lead's. An episode that ends in nurture or disqualified unhanded is no breach; one still open
+** at as_of and past the SLA is overdue. 0, or -1 on no memory. */
+static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double inv_ln_gamma, int np) {
+  lq_funnel *f = gi->f;
+  const lq_funnel_config *cfg = &f->cfg;
+  lq_funnel_result *r = gi->r;
+  lq_allocator *a = &f->alloc;
+  uint32_t k, from = f->start[L], to = f->start[L + 1];
+  int episodes = 0, open = 0;
+  double m = 0;
+  int32_t owner = -1;
+  for (k = from; k < to; k++) {
+    uint32_t row = f->order[k];
+    if (f->row_ok[row] && f->stage[row] == cfg->mql) episodes++;
+  }
+  for (k = from; k <= to; k++) {
+    uint32_t row = k < to ? f->order[k] : 0;
+    int s = k < to ? f->stage[row] : -1;
+    int handoff = k < to && open && s > cfg->mql && s < cfg->nchain;
+    int ends = k == to || (open && (s == cfg->nurture || s == cfg->disqualified || s == cfg->mql));
+    if (k < to && !f->row_ok[row]) continue;
+    if (open && (handoff || ends)) {
+      double h = NAN, as_of = f->as_of;
+      int breach;
+      int32_t g, who = owner;
+      if (handoff) {
+        h = floor(f->at[row]);
+        if (f->owner[row] >= 0) who = f->owner[row];
+      }
+      if (who < 0 && episodes == 1) who = f->lead_owner[L];
+      /* closed unhanded by nurture or disqualified: nothing to count; still open at as_of: overdue */
+      breach = handoff ? h - m > cfg->sla_seconds
+                       : k == to && f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
+                             as_of - m > cfg->sla_seconds;
+      open = 0;
+      if (handoff || breach) {   /* the group only when counted: no empty group for a closed episode */
+        g = group_of_key(gi, key_with_owner(gi, L, row_of, who));
+        if (g < 0) return -1;
+        if (handoff) {
+          uint64_t *v = r->sla + (size_t)g * 4;
+          v[0]++;
+          if (sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)np], h - m, inv_ln_gamma) != 0)
+            return -1;
+          v[breach ? 2 : 1]++;
+        } else {
+          r->sla[(size_t)g * 4 + 3]++;
+        }
+        if (breach) {
+          size_t len;
+          const char *id = lq_keys_string(&f->leads, (int32_t)L, &len);
+          int32_t code = lq_keys_intern(&r->strings, a, id, len);
+          if (code < 0 || add_breach(r, g, code, m, h) != 0) return -1;
+        }
+      }
+    }
+    if (k < to && s == cfg->mql) {
+      open = 1;
+      m = floor(f->at[row]);
+      owner = f->owner[row];
+    }
+  }
+  return 0;
+}
+
 lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err) {
   lq_allocator *a = &f->alloc;
   const lq_funnel_config *cfg = &f->cfg;
   size_t nl, L, ns = (size_t)cfg->nstages, product = 1, nreasons;
   dim_state ds[LQ_FUNNEL_MAX_DIMS];
+  group_index groups;
   int32_t *lead_row = NULL, *dense = NULL, *reason_map = NULL;
   const int32_t *row_of;
   uint64_t *reason_counts = NULL;
@@ -967,6 +1082,12 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     if (dense == NULL) goto done;
     memset(dense, 0xff, product * sizeof(int32_t));
   }
+  groups.f = f;
+  groups.q = q;
+  groups.ds = ds;
+  groups.r = r;
+  groups.dense = dense;
+  groups.sparse = &sparse;
   for (L = 0; L < nl; L++) {
     uint32_t seen = f->seen[L], mask = seen;
     uint64_t key = 0;
@@ -975,27 +1096,8 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     if (cfg->implied && (seen & chain_all))   /* reaching a chain stage passes the ones before it */
       mask |= (uint32_t)((2u << (31 - __builtin_clz(seen & chain_all))) - 1);
     for (d = 0; d < q->ndims; d++) key = key * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, row_of);
-    if (dense != NULL && dense[key] >= 0) g = dense[key];
-    else {
-      int32_t slot = dense != NULL ? -1 : lq_keys_find(&sparse, (const char *)&key, sizeof key);
-      if (slot >= 0) g = slot;
-      else {   /* a new group: its key as strings */
-        int32_t codes[LQ_FUNNEL_MAX_DIMS];
-        uint64_t k = key;
-        for (d = q->ndims - 1; d >= 0; d--) {
-          char buf[32];
-          size_t len = 0;
-          const char *s = dim_string(f, &q->dims[d], &ds[d], k % ds[d].card, &len, buf, sizeof buf);
-          codes[d] = s == NULL ? -1 : lq_keys_intern(&r->strings, a, s, len);
-          if (codes[d] < -1) goto done;
-          k /= ds[d].card;
-        }
-        g = result_group(r, codes);
-        if (g < 0) goto done;
-        if (dense != NULL) dense[key] = g;
-        else if (lq_keys_intern(&sparse, a, (const char *)&key, sizeof key) != g) goto done;
-      }
-    }
+    g = group_of_key(&groups, key);
+    if (g < 0) goto done;
     r->hist[((size_t)g << cfg->nchain) | (mask & chain_all)]++;
     if (nsd > 0) {
       int k;
@@ -1031,32 +1133,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
         }
       }
     }
-    if (sla && (seen & (1u << cfg->mql))) {
-      const int32_t *first = f->first_at + L * ns;
-      double m = first[cfg->mql], h = NAN, as_of = f->as_of - f->time_base;
-      int s;
-      for (s = cfg->mql + 1; s < cfg->nchain; s++)
-        if ((seen & (1u << s)) && first[s] >= m && !(first[s] >= h)) h = first[s];
-      if (!isnan(h)) {
-        uint64_t *v = r->sla + (size_t)g * 4;
-        v[0]++;
-        if (sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)np], h - m, inv_ln_gamma) != 0)
-          goto done;
-        if (h - m <= cfg->sla_seconds) v[1]++;
-        else v[2]++;
-      } else if (f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
-                 as_of - m > cfg->sla_seconds) {
-        r->sla[(size_t)g * 4 + 3]++;
-      }
-      if (!isnan(h) ? h - m > cfg->sla_seconds
-                    : (f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
-                       as_of - m > cfg->sla_seconds)) {
-        size_t len;
-        const char *id = lq_keys_string(&f->leads, (int32_t)L, &len);
-        int32_t code = lq_keys_intern(&r->strings, a, id, len);
-        if (code < 0 || add_breach(r, g, code, f->time_base + m, f->time_base + h) != 0) goto done;
-      }
-    }
+    if (sla && (seen & (1u << cfg->mql)) && episodes_sla(&groups, L, row_of, inv_ln_gamma, np) != 0) goto done;
   }
   if (reason_counts != NULL) {
     size_t k;

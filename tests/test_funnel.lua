@@ -220,6 +220,50 @@ function M.TestFunnelAggregate.test_sla_of_the_hand_off()
   lu.assertEquals(t.sla_days, 1)
 end
 
+-- Each MQL episode has its own clock and its own owner: a lead recycled to nurture and handed off
+-- again is timed from its second MQL, and charged to who had it then.
+function M.TestFunnelAggregate.test_sla_per_hand_off_of_a_recycled_lead()
+  local f = funnel.new{ sla_days = 2 }
+  -- R: its first MQL was never handed off (recycled), the second was, in 2 hours
+  assert(f:add("R", "mql", T0, nil, "anna"))
+  assert(f:add("R", "nurture", T0 + 30 * DAY))
+  assert(f:add("R", "mql", T0 + 59 * DAY, nil, "ben"))
+  assert(f:add("R", "sal", T0 + 59 * DAY + 7200, nil, "ben"))
+  -- S: handed off late by anna, recycled, handed off in an hour by ben
+  assert(f:add("S", "mql", T0, nil, "anna"))
+  assert(f:add("S", "sal", T0 + 3 * DAY, nil, "anna"))
+  assert(f:add("S", "nurture", T0 + 10 * DAY))
+  assert(f:add("S", "mql", T0 + 20 * DAY, nil, "ben"))
+  assert(f:add("S", "sal", T0 + 20 * DAY + 3600))
+  local t = funnel.report(f:aggregate())
+  local s = t.groups[1].sla
+  lu.assertEquals({ s.handed_off, s.within, s.late, s.overdue }, { 3, 2, 1, 0 })
+  lu.assertEquals(#t.breaches, 1)
+  lu.assertEquals(t.breaches[1].lead, "S")
+  lu.assertAlmostEquals(t.breaches[1].days, 3, 1e-9)
+  local by = funnel.report(f:aggregate{ by = { "owner" } })
+  local sla = {}
+  for _, g in ipairs(by.groups) do
+    sla[g.key.owner or "-"] = { g.sla.handed_off, g.sla.within, g.sla.late, g.leads }
+  end
+  -- both leads end with ben; anna's late hand-off of S is hers, in a group with no lead of its own
+  lu.assertEquals(sla, { ben = { 2, 2, 0, 2 }, anna = { 1, 0, 1, 0 } })
+  lu.assertEquals(by.breaches[1].key, { owner = "anna" })
+  -- a recycled MQL still waiting past the SLA is overdue from its own MQL, not the first
+  local w = funnel.new{ sla_days = 2 }
+  assert(w:add("W", "mql", T0, nil, "anna"))
+  assert(w:add("W", "nurture", T0 + DAY))
+  assert(w:add("W", "mql", T0 + 40 * DAY, nil, "ben"))
+  assert(w:add("X", "lead", T0 + 41 * DAY))
+  s = funnel.report(w:aggregate()).groups[1].sla
+  lu.assertEquals({ s.handed_off, s.overdue }, { 0, 0 })   -- one day since its MQL: within the SLA
+  assert(w:add("X", "mql", T0 + 45 * DAY))
+  local r = funnel.report(w:aggregate())
+  lu.assertEquals(r.groups[1].sla.overdue, 1)                -- W, 5 days after its second MQL
+  lu.assertEquals(r.breaches[1].lead, "W")
+  lu.assertEquals(r.breaches[1].mql_at, T0 + 40 * DAY)
+end
+
 function M.TestFunnelAggregate.test_recycling_and_reasons()
   local f = funnel.new()
   assert(f:add("A", "mql", "2024-01-01"))

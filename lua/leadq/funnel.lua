@@ -28,12 +28,13 @@
 --
 -- Dimensions: columns (category or boolean) of the joined leads table, <stage>_month and
 -- <stage>_week (the cohort: month, or the Monday of the week, the lead first entered that stage),
--- and owner (the lead's latest owner in the log).
+-- and owner (the lead's latest owner in the log; the SLA charges each hand-off to its own owner).
 --
 -- Measures, per group: leads reaching each stage; conversion a -> b (leads that reached both / that
 -- reached a); velocity, the median and p90 days from a's first entry to b's, over leads that entered
--- both themselves (times to the second); the SLA (handed off within, late, still waiting past it,
--- the breaches listed); disqualification reasons; leads recycled to nurture; cost per mql, sql and
+-- both themselves (times to the second); the SLA per hand-off (each MQL episode, a recycled lead's
+-- again, timed from its own mql to its first later chain stage: handed off within, late, still
+-- waiting past it, the breaches listed); disqualification reasons; leads recycled to nurture; cost per mql, sql and
 -- customer from spend (source x month) when grouped by source (and at most one _month cohort).
 --
 -- The aggregation runs in C (csrc/funnel.c). Counts and conversions are exact. Median and p90 come
@@ -532,7 +533,7 @@ local function detail_lines(tab, lines)
     end
     if #out > 0 then
       lines[#lines + 1] = ""
-      lines[#lines + 1] = format("hand-off SLA: mql to the first sales stage within %s days (%d breaches)",
+      lines[#lines + 1] = format("hand-off SLA: each mql to its first sales stage within %s days (%d breaches)",
         num(tab.sla_days), #tab.breaches)
       local sl, sline = aligned({ "group", "handed_off", "within", "late", "overdue", "share_within", "median_days" },
         out)
