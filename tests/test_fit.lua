@@ -390,14 +390,25 @@ return model "mine" {
 ]]
     h.write(dir .. "/base.lua", base)
     local t = assert(leadq.read_csv(dir .. "/leads.csv"))
-    local text, report = fit.fit(t, nil, { outcome = "converted", base = dir .. "/base.lua" })
-    local strip = function(s) return (s:gsub("points = %-?%d+", "points = N")) end
-    lu.assertEquals(strip(text), strip(base))
+    local text, report = fit.fit(t, nil, { outcome = "converted", base = dir .. "/base.lua", mql_share = 0.3 })
+    -- the same rules, conditions, groups and labels: only the points, the mql threshold and a
+    -- calibration table differ
+    local function rules_of(s)
+      return (s:match("rules = {.-\n  },"):gsub("points = %-?%d+", "points = N"))
+    end
+    lu.assertEquals(rules_of(text), rules_of(base))
+    lu.assertStrContains(text, "calibration = {")
     local spec = assert(leadq.dsl.load_string(text, "fitted.lua"))
     lu.assertTrue(spec.rules[1].points >= 8, text)     -- odds x2.7 in truth: about 14 points
     lu.assertTrue(spec.rules[2].points >= 8, text)
     lu.assertTrue(math.abs(spec.rules[3].points) <= 3, text)
     lu.assertEquals(report.rules, 3)
+    lu.assertEquals(spec.thresholds[1].at, report.thresholds.mql)
+    -- the totals the fit reports are what the written script gives
+    local model = require("leadq.model").new(spec)
+    local totals = assert(model:score(t)):column("total")
+    for k, row in ipairs(report.rows) do lu.assertEquals(totals[row], report.totals[k]) end
+    lu.assertTrue(report.mql_leads / report.leads >= 0.25, tostring(report.mql_leads / report.leads))
   end)
   h.remove_dir(dir)
   if not ok then error(err, 0) end

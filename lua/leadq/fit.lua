@@ -711,7 +711,19 @@ function _M.fit(leads, events, spec)
     end
   end
 
-  local totals = bins:totals(points, pair_points, labels)
+  local totals
+  if base_spec then
+    -- the base script's own totals (its groups' caps and floors apply): score the rewritten script
+    local bspec, problems = dsl.load_string(base_text, opts.base, { dir = opts.base:match("^(.*/)[^/]*$") or "" })
+    if not bspec then fail(format("%s: %s", fname, concat(problems, "\n")), 2) end
+    local res, err = require("leadq.model").new(bspec):score(leads, events, { as_of = as_of })
+    if not res then fail(format("%s: scoring the base script: %s", fname, tostring(err)), 2) end
+    local all = res:column("total")
+    totals = {}
+    for k, row in ipairs(rows) do totals[k] = all[row] end
+  else
+    totals = bins:totals(points, pair_points, labels)
+  end
   local hist = histogram(totals, y)
   local mql, nurture, how = choose_thresholds(hist, n, opts, fname, 2)
   local bands = calibration(hist, n)
@@ -739,9 +751,25 @@ function _M.fit(leads, events, spec)
 
   local text
   if base_spec then
-    -- the base script with fitted points; its thresholds and calibration stay as they were written,
-    -- the report says where the new ones would be
+    -- the base script with fitted points, its mql and nurture thresholds moved as chosen, and a
+    -- calibration table (unless it has one) before the model's closing brace
     text = base_text
+    local has = {}
+    for _, t in ipairs(base_spec.thresholds) do has[t.status] = true end
+    local lines = {}
+    for l in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+    for i, l in ipairs(lines) do
+      if l:find("thresholds%s*=%s*{") then
+        if has.mql then l = l:gsub("(mql%s*=%s*)%-?[%d%.]+", "%1" .. format("%d", mql)) end
+        if has.nurture then l = l:gsub("(nurture%s*=%s*)%-?[%d%.]+", "%1" .. format("%d", nurture)) end
+        lines[i] = l
+      end
+    end
+    text = concat(lines, "\n") .. "\n"
+    if not base_spec.calibration then
+      local head, tail = text:match("^(.*)(}[%s]*)$")
+      if head then text = head .. "\n" .. calibration_text .. "\n" .. tail end
+    end
   else
     local header = {
       format("-- %s.lua: written by `leadq fit`: an additive model of the leads' columns, as rules.", name),
