@@ -65,6 +65,7 @@ build = {
     ["leadq.cli.fit"] = "lua/leadq/cli/fit.lua",
     ["leadq.cli.profile"] = "lua/leadq/cli/profile.lua",
     ["leadq.cli.report"] = "lua/leadq/cli/report.lua",
+    ["leadq.cli.state"] = "lua/leadq/cli/state.lua",
     ["leadq.changes"] = "lua/leadq/changes.lua",
     ["leadq.compare"] = "lua/leadq/compare.lua",
     ["leadq.compiler"] = "lua/leadq/compiler.lua",
@@ -83,6 +84,7 @@ build = {
     ["leadq.outcome"] = "lua/leadq/outcome.lua",
     ["leadq.report"] = "lua/leadq/report.lua",
     ["leadq.service"] = "lua/leadq/service.lua",
+    ["leadq.store"] = "lua/leadq/store.lua",
     ["leadq.svg"] = "lua/leadq/svg.lua",
   },
   install = {

@@ -695,6 +695,8 @@ _M.commands.funnel = {
 -- Commands with a file of their own, lua/leadq/cli/NAME.lua, each adding itself to _M.commands
 -- (this table is registered as leadq.cli first, so their require("leadq.cli") gets it).
 package.loaded["leadq.cli"] = _M
-for _, name in ipairs({ "evaluate", "compare", "fit", "profile", "report" }) do require("leadq.cli." .. name) end
+for _, name in ipairs({ "evaluate", "compare", "fit", "profile", "report", "state" }) do
+  require("leadq.cli." .. name)
+end
 
 return _M

@@ -266,7 +266,9 @@ function _M.new(opts)
   end
   self.score_options = {}
   self.result_kept, self.values_kept = {}, {}   -- filled again by each event answered with reuse
-  self.versions = _M.store_keeps_flags(opts.store)
+  -- A compare-and-set store (leadq.store's Redis) takes its own path; a dict-like one, the lock's.
+  self.cas = type(opts.store) == "table" and opts.store.read_lead ~= nil
+  self.versions = not self.cas and _M.store_keeps_flags(opts.store)
   self.answer_parts_kept = {}   -- reused by every score answer
   self.answer_kept = setmetatable({}, ScoreAnswer)   -- reused by handle's callers that ask for it
   self.event_types, self.any_event_type = {}, false
@@ -390,6 +392,7 @@ function Service:set_profile(id, body)
       end
     end
   end
+  if self.cas then return self:set_profile_cas(id, fields) end
   local locked, lock_status, lock_err = self:lock(id)
   if not locked then return refuse(lock_status, lock_err) end
   local profile = self:profile(id)
@@ -491,6 +494,7 @@ function Service:event(body, reuse)
       return refuse(400, format("event: '%s' must be a string", attr))
     end
   end
+  if self.cas then return self:event_cas(id, event, time, reuse) end
   local lead = self.cache[id]
   local lock_key = lead and lead.lock_key or LOCK .. id
   local locked, lock_status, lock_err = self:lock(id, lock_key)
@@ -512,6 +516,86 @@ function Service:event(body, reuse)
   local answer, score_err = self:score(id, lead, false, values, note, reuse)
   if not answer then return refuse(422, score_err) end
   return 200, answer
+end
+
+---------------------------------------------------------------------------------------------------
+-- Compare-and-set stores (leadq.store's Redis): no lock; read the lead and its stamp, compute, write
+-- if the stamp is unchanged, else read again. Several nginx nodes may take events for one lead.
+---------------------------------------------------------------------------------------------------
+
+local CAS_TRIES = 100           -- conflicts in a row before an event is answered 409 busy
+local RETRY_AFTER = { ["Retry-After"] = "1" }
+
+local function unavailable(err)
+  return refuse(503, "lead store unavailable, try again: " .. tostring(err), RETRY_AFTER)
+end
+
+-- The cached lead for a profile text and version read from the store (as Service:lead keeps them).
+function Service:cached_lead(id, text, version)
+  local entry = self.cache[id]
+  if entry and entry.text == text and entry.version == version then return entry end
+  entry = new_entry(text, (json.decode(text)))
+  entry.version = version
+  entry.profile_key, entry.lock_key, entry.state_key = PROFILE .. id, LOCK .. id, STATE .. id
+  if self.cache_count >= CACHE_LEADS then self.cache, self.cache_count = {}, 0 end
+  if not self.cache[id] then self.cache_count = self.cache_count + 1 end
+  self.cache[id] = entry
+  return entry
+end
+
+-- POST /events on a compare-and-set store: the profile is read only when its version is not the
+-- cached one's (one round trip for the state, its stamp and that version).
+function Service:event_cas(id, event, time, reuse)
+  local store = self.store
+  for _ = 1, CAS_TRIES do
+    local lead = self.cache[id]
+    local text, version, stored, stamp = store:read_lead(id, lead == nil)
+    if text == nil then return unavailable(version) end
+    if not (lead and lead.version == version) then
+      if not text and lead then
+        text, version, stored, stamp = store:read_lead(id, true)
+        if text == nil then return unavailable(version) end
+      end
+      if not text then return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id)) end
+      lead = self:cached_lead(id, text, version)
+    end
+    local values, note = self:observe(id, event, time, lead, stored or nil, reuse)
+    if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
+    local written, err = store:write_state(id, stamp, self.staged_state)
+    self.staged_state = nil
+    if written == nil then return unavailable(err) end
+    if written then
+      local answer, score_err = self:score(id, lead, false, values, note, reuse)
+      if not answer then return refuse(422, score_err) end
+      return 200, answer
+    end
+  end
+  return refuse(409, "lead '" .. id .. "' is busy, try again")
+end
+
+-- POST /leads/<id> on a compare-and-set store: fields are checked already.
+function Service:set_profile_cas(id, fields)
+  local store = self.store
+  for _ = 1, CAS_TRIES do
+    local text, _, _, stamp = store:read_lead(id, true)
+    if text == nil then return unavailable(_) end
+    local created = not text
+    local profile = text and json.decode(text) or {}
+    for name, value in pairs(fields) do
+      if value == json.null then profile[name] = nil else profile[name] = value end
+    end
+    if nkeys(profile) > MAX_FIELDS then
+      return refuse(400, format("lead '%s' would have more than %d fields", id, MAX_FIELDS))
+    end
+    -- Scored before it is stored: a value the model cannot read is refused, and never kept.
+    local scored, answer, score_err = pcall(self.score, self, id, new_entry(nil, profile))
+    if not scored then error(answer, 0) end
+    if not answer then return refuse(400, score_err) end
+    local written, err = store:write_profile(id, stamp, json.encode(profile))
+    if written == nil then return unavailable(err) end
+    if written then return created and 201 or 200, answer end
+  end
+  return refuse(409, "lead '" .. id .. "' is busy, try again")
 end
 
 -- GET /leads/<id>
@@ -614,7 +698,12 @@ function Service:observe(id, event, at, lead, stored, reuse)
     self.latest_at, self.latest_text = latest, latest_text
   end
   -- one string, header first; the profile's version with it (see the top of this file)
-  local set_ok, set_err = self.store:safe_set(key, state:encode(latest_text), 0, lead.version)
+  local set_ok, set_err
+  if self.cas then   -- written by the caller, if the lead is still as it was read (event_cas)
+    self.staged_state, set_ok = state:encode(latest_text), true
+  else
+    set_ok, set_err = self.store:safe_set(key, state:encode(latest_text), 0, lead.version)
+  end
   if not set_ok then
     if fresh then state:close() end
     self.last_error = "lead store full: " .. tostring(set_err)
@@ -840,15 +929,29 @@ local current   -- this VM's service (the master compiles it; workers inherit it
 -- In init_by_lua: compile the rules; a broken rule script raises (see nginx.conf.tmpl: nginx then
 -- refuses the reload and the running workers keep the previous model). opts: rules (a path), dict
 -- (the leads' shared dict), locks (optional: a shared dict for the leads' locks; every worker must
--- lock in the same dict, so add or remove it with a restart, not a reload), max_body.
+-- lock in the same dict, so add or remove it with a restart, not a reload), max_body; store = "redis"
+-- with redis = { host, port, password, db, pool, timeout, keepalive } (leadq.store.redis) keeps the
+-- leads in Redis instead (dict then optional: it only counts the model's generations).
 function _M.init_nginx(opts)
   local ngx = _M.ngx or ngx   -- luacheck: ignore
-  if type(opts) ~= "table" or type(opts.rules) ~= "string" or type(opts.dict) ~= "string" or
-      (opts.locks ~= nil and type(opts.locks) ~= "string") then
-    error("init_nginx: expected { rules = path, dict = shared dict name [, locks = shared dict name] }", 2)
+  local redis = type(opts) == "table" and opts.store == "redis"
+  if type(opts) ~= "table" or type(opts.rules) ~= "string" or (type(opts.dict) ~= "string" and
+      not (redis and opts.dict == nil)) or (opts.locks ~= nil and type(opts.locks) ~= "string") or
+      (opts.store ~= nil and opts.store ~= "redis" and opts.store ~= "dict") or
+      (opts.redis ~= nil and type(opts.redis) ~= "table") then
+    error("init_nginx: expected { rules = path, dict = shared dict name [, locks = shared dict name] } or " ..
+      "{ rules = path, store = \"redis\", redis = { host =, port =, ... } }", 2)
   end
-  local store = ngx.shared[opts.dict]
-  if not store then error("init_nginx: no lua_shared_dict named '" .. opts.dict .. "' in nginx.conf", 2) end
+  local dict = opts.dict and ngx.shared[opts.dict]
+  if opts.dict and not dict then
+    error("init_nginx: no lua_shared_dict named '" .. opts.dict .. "' in nginx.conf", 2)
+  end
+  local store = dict
+  if redis then
+    local ok, made = pcall(require("leadq.store").redis, opts.redis)
+    if not ok then error("init_nginx: " .. tostring(made), 2) end
+    store = made
+  end
   local locks = opts.locks and ngx.shared[opts.locks]
   if opts.locks and not locks then
     error("init_nginx: no lua_shared_dict named '" .. opts.locks .. "' in nginx.conf", 2)
@@ -859,7 +962,7 @@ function _M.init_nginx(opts)
     ngx.log(ngx.ERR, message)
     error(message, 0)
   end
-  local generation = store:incr("model:generation", 1, 0)
+  local generation = dict and dict:incr("model:generation", 1, 0) or 1   -- no Redis call in init_by_lua
   local info = { rules = opts.rules, generation = generation, loaded_at = ngx.time(), name = _M.model_name(model) }
   ngx.log(ngx.NOTICE, format("leadq: model '%s' from %s loaded (generation %d)", tostring(info.name), opts.rules,
     generation))
@@ -894,7 +997,10 @@ function _M.serve_nginx(path)
     else
       local ok
       ok, status, answer, headers = pcall(current.handle, current, method, path or ngx.var.uri, body, true)
-      if not ok then
+      if not ok and require("leadq.store").is_unavailable(status) then   -- Redis down or slow
+        ngx.log(ngx.WARN, "leadq: ", tostring(status))
+        status, answer, headers = unavailable(status.message)
+      elseif not ok then
         ngx.log(ngx.ERR, "leadq: ", tostring(status))
         status, answer, headers = 500, { error = "internal error" }, nil
       end
@@ -917,6 +1023,54 @@ function _M.serve_nginx(path)
   else
     ngx.print(json.encode_parts(answer), "\n")
   end
+end
+
+-- In content_by_lua of an admin location (bind it to 127.0.0.1; see nginx.conf.tmpl's /.leadq/state):
+-- GET: every lead of the service's store as NDJSON (leadq.store's export format), streamed; POST:
+-- the body (such an export) imported, answered {"imported": n}. A shared dict lives inside nginx: this
+-- is how `leadq state export|import --store http://...` reaches it; it serves a Redis store alike.
+function _M.serve_state_nginx()
+  local ngx = _M.ngx or ngx   -- luacheck: ignore
+  local state = require("leadq.store")
+  if not current then
+    ngx.status = 503
+    ngx.print('{"error":"no model loaded (init_nginx was not called in init_by_lua)"}\n')
+    return
+  end
+  local method = ngx.req.get_method()
+  if method == "GET" then
+    ngx.header["Content-Type"] = "application/x-ndjson"
+    local buffer, n = {}, 0
+    local count, err = state.export(current.store, function(line)
+      n = n + 1; buffer[n] = line .. "\n"
+      if n >= 1000 then ngx.print(buffer); ngx.flush(true); buffer, n = {}, 0 end
+    end)
+    if n > 0 then ngx.print(buffer) end
+    -- the status is sent already: an export cut short ends without its last line, and says so in the log
+    if not count then ngx.log(ngx.ERR, "leadq: state export failed: ", tostring(err)) end
+    return
+  end
+  if method ~= "POST" then
+    ngx.status = 405
+    ngx.header["Allow"] = "GET, POST"
+    ngx.print('{"error":"method not allowed on the state endpoint (GET exports, POST imports)"}\n')
+    return
+  end
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body == nil then
+    local file = ngx.req.get_body_file()
+    local f = file and io.open(file, "rb")
+    body = f and f:read("*a")
+    if f then f:close() end
+  end
+  local count, err = state.import(current.store, (body or ""):gmatch("([^\n]*)\n?"))
+  if not count then
+    ngx.status = 400
+    ngx.print(json.encode({ error = readable("import refused: " .. tostring(err)) }), "\n")
+    return
+  end
+  ngx.print(json.encode({ imported = count }), "\n")
 end
 
 return _M

@@ -109,13 +109,14 @@ local function port_in_use(port)
   return false
 end
 
--- opts: rules (absolute path, required), lib_dir (the luajit build's lib folder), port, dict_size
+-- opts: rules (absolute path, required), lib_dir (the luajit build's lib folder), port, dict_size,
+-- template (a path under tests/nginx, default nginx.conf.tmpl), vars (more ${NAME} values for it)
 function H.start(opts)
   local root = opts.root or H.root()
   local prefix = run("mktemp -d /tmp/leadq-nginx.XXXXXX"):gsub("%s+$", "")
   if prefix == "" then return nil, "mktemp failed" end
   os.execute("mkdir -p " .. quote(prefix .. "/tmp"))
-  local template = assert(read_file(root .. "/tests/nginx/nginx.conf.tmpl"))
+  local template = assert(read_file(root .. "/tests/nginx/" .. (opts.template or "nginx.conf.tmpl")))
   local user = run("id -un"):gsub("%s+$", "")
   local last_err
   for _ = 1, 5 do
@@ -125,11 +126,13 @@ function H.start(opts)
       if opts.port then break end
     else
       local conf = prefix .. "/nginx.conf"
-      write_file(conf, render(template, {
+      local vars = {
         NGINX_MODULES = NGINX_MODULES, USER = user, PREFIX = prefix, PORT = tostring(port),
         LUA_DIR = root .. "/lua", LIB_DIR = opts.lib_dir or (root .. "/build/lib/luajit"),
         RULES = opts.rules,
-      }))
+      }
+      for k, v in pairs(opts.vars or {}) do vars[k] = v end
+      write_file(conf, render(template, vars))
       local server = setmetatable({ prefix = prefix, conf = conf, port = port,
         base = "http://127.0.0.1:" .. port }, Server)
       local ok, err = server:launch(opts.watchdog_seconds or 900)

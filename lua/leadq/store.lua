@@ -1,0 +1,519 @@
+-- leadq.store: where the service keeps its leads, when that is Redis; and the export/import of any
+-- store's leads as NDJSON.
+--
+-- The store interface. A lead is a profile (JSON text) with its version, and an engagement state
+-- (bytes the feature set encodes, "<latest>:<encoding>"). Every store gives an atomic per-lead
+-- update, each in the way that suits it:
+--   * ngx.shared.DICT / service.memory_store(): get/safe_set/safe_add/delete/incr with flags; the
+--     service takes the lead's lock (a key added and deleted), reads, changes and writes back, and
+--     the profile's version rides on the flags (see the top of leadq/service.lua). Kept as it was:
+--     it is the fastest path there is in one nginx.
+--   * a compare-and-set store (this file's Redis store): the service reads the lead and its stamp
+--     (a counter that every write of the lead moves on), computes, and writes only if the stamp is
+--     still the one it read; otherwise it reads again and retries. No lock, nothing held across
+--     nodes, nothing left behind by a worker that dies between the read and the write.
+--       store:read_lead(id, with_profile) -> profile|false, version, state|false, stamp
+--       store:write_state(id, stamp, state)     -> new stamp | false (changed meanwhile, or no lead)
+--       store:write_profile(id, stamp, profile) -> new stamp (the profile's version) | false
+--     each of them nil, message when the store cannot be reached (the service answers 503).
+--     It also answers store:get("p:<id>") / get("s:<id>") as a dict would (text, version), which
+--     raises a store.Unavailable error when Redis cannot be reached.
+--
+-- Redis layout: one hash per lead, "leadq:{<id>}" (the braces are Redis Cluster's hash tag: every key
+-- of a lead falls in one slot, and the scripts only ever touch one lead's keys), fields p (profile),
+-- v (profile version), s (state), n (stamp). Nothing global: no counter every node would fight over.
+--
+-- Clients: inside nginx, lua-nginx-redis (cosockets, pooled connections); elsewhere, leadq.core's
+-- binding of hiredis. Cosockets do not exist in init_by_lua, init_worker_by_lua, set_by_lua, the
+-- header and body filters and log_by_lua: there the store answers "unavailable" (the service makes no
+-- Redis call before a request).
+local json = require("leadq.json")
+
+local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error, select =
+  type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error, select
+local format, sub, find, concat = string.format, string.sub, string.find, table.concat
+
+local _M = { _VERSION = "0.1.0" }
+
+local PREFIX = "leadq:"
+
+-- Raised by get when the store cannot be reached: nginx's glue answers it with a 503.
+local Unavailable = { __name = "leadq.StoreUnavailable" }
+Unavailable.__index = Unavailable
+Unavailable.__tostring = function(e) return "lead store unavailable: " .. tostring(e.message) end
+_M.Unavailable = Unavailable
+function _M.is_unavailable(e) return type(e) == "table" and getmetatable(e) == Unavailable end
+
+-- The compare-and-set scripts (one lead's hash each: KEYS[1]). A missing stamp is "0".
+local SCRIPTS = {
+  -- ARGV: stamp read, new state. -1: the lead has no profile (deleted meanwhile); 0: changed meanwhile.
+  state = [[
+local n = redis.call('HGET', KEYS[1], 'n') or '0'
+if n ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
+n = tonumber(n) + 1
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', n)
+return n]],
+  -- ARGV: stamp read, new profile text. The profile's version is the new stamp.
+  profile = [[
+local n = redis.call('HGET', KEYS[1], 'n') or '0'
+if n ~= ARGV[1] then return 0 end
+n = tonumber(n) + 1
+redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', n, 'n', n)
+return n]],
+  -- ARGV: profile, version, state ("" for none): an imported lead, written whole; its stamp moves on
+  -- from the one it had, so a service that read the lead before sees a change.
+  import = [[
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + 1
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[2], 's', ARGV[3], 'n', n)
+else
+  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[2], 'n', n)
+end
+return n]],
+}
+
+---------------------------------------------------------------------------------------------------
+-- Clients: call(cmd, ...) -> reply (false for a nil reply), or nil, message, kind ("redis": an error
+-- reply; "socket": the connection failed, it is closed and the next call connects again).
+---------------------------------------------------------------------------------------------------
+
+local NO_COSOCKET = { init = 1, init_worker = 1, set = 1, header_filter = 1, body_filter = 1, log = 1, balancer = 1 }
+
+local function nginx_client(cfg)
+  local redis = require("nginx.redis")
+  local ngx = ngx   -- luacheck: ignore
+  local null = ngx.null
+  local client = {}
+  local pool_name = format("leadq:%s:%d:%d", cfg.host, cfg.port, cfg.db)
+  local connect_opts = { pool = pool_name, pool_size = cfg.pool }
+  local timeout_ms = cfg.timeout * 1000
+
+  local function connection()
+    local phase = ngx.get_phase()
+    if NO_COSOCKET[phase] then return nil, "redis: no cosockets in the " .. phase .. " phase" end
+    local red, err = redis:new()
+    if not red then return nil, "redis: " .. tostring(err) end
+    red:set_timeout(timeout_ms)
+    local ok
+    ok, err = red:connect(cfg.host, cfg.port, connect_opts)
+    if not ok then return nil, format("redis: cannot connect to %s:%d: %s", cfg.host, cfg.port, tostring(err)) end
+    if red:get_reused_times() == 0 then   -- a new connection: authenticate and choose the database once
+      if cfg.password then
+        ok, err = red:auth(cfg.password)
+        if not ok then red:close(); return nil, "redis: AUTH refused: " .. tostring(err) end
+      end
+      if cfg.db ~= 0 then
+        ok, err = red:select(cfg.db)
+        if not ok then red:close(); return nil, "redis: SELECT refused: " .. tostring(err) end
+      end
+    end
+    return red
+  end
+
+  local function finish(red, res, err)
+    if res == nil then   -- socket error or timeout: the connection is in an unknown state
+      red:close()
+      return nil, "redis: " .. tostring(err), "socket"
+    end
+    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+    if res == false and err then return nil, err, "redis" end
+    return res
+  end
+
+  local function fix_nulls(res)
+    if res == null then return false end
+    if type(res) == "table" then
+      for i = 1, #res do if res[i] == null then res[i] = false end end
+    end
+    return res
+  end
+
+  function client.call(_, cmd, ...)
+    local red, err = connection()
+    if not red then return nil, err, "socket" end
+    local res, cerr = red[cmd](red, ...)
+    res, cerr = finish(red, res, cerr)
+    if res == nil then return nil, cerr, (find(cerr, "^redis: ") and "socket" or "redis") end
+    return fix_nulls(res)
+  end
+
+  -- commands: { {cmd, args...}, ... } -> replies, errors-or-nil
+  function client.pipeline(_, commands)
+    local red, err = connection()
+    if not red then return nil, err end
+    red:init_pipeline(#commands)
+    for _, c in ipairs(commands) do red[c[1]](red, select(2, unpack(c))) end   -- luacheck: ignore
+    local results, perr = red:commit_pipeline()
+    if not results then red:close(); return nil, "redis: " .. tostring(perr) end
+    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+    local errors
+    for i = 1, #commands do
+      local r = results[i]
+      if type(r) == "table" and r[1] == false and type(r[2]) == "string" then
+        errors = errors or {}
+        errors[i], results[i] = r[2], false
+      else
+        results[i] = fix_nulls(r)
+      end
+    end
+    return results, errors
+  end
+  return client
+end
+
+local function plain_client(cfg)
+  local core = require("leadq.core")
+  local client = {}
+  local conn
+
+  local function connection()
+    if conn and conn:connected() then return conn end
+    local c, err = core.redis_connect(cfg.host, cfg.port, cfg.timeout)
+    if not c then return nil, err end
+    if cfg.password then
+      local ok, aerr = c:call("AUTH", cfg.password)
+      if not ok then c:close(); return nil, "redis: AUTH refused: " .. tostring(aerr) end
+    end
+    if cfg.db ~= 0 then
+      local ok, serr = c:call("SELECT", cfg.db)
+      if not ok then c:close(); return nil, "redis: SELECT refused: " .. tostring(serr) end
+    end
+    conn = c
+    return c
+  end
+
+  function client.call(_, cmd, ...)
+    local c, err = connection()
+    if not c then return nil, err, "socket" end
+    local res, cerr = c:call(cmd, ...)
+    if res == nil then return nil, cerr, c:connected() and "redis" or "socket" end
+    return res
+  end
+
+  function client.pipeline(_, commands)
+    local c, err = connection()
+    if not c then return nil, err end
+    return c:pipeline(commands)
+  end
+
+  function client.close() if conn then conn:close(); conn = nil end end
+  return client
+end
+
+---------------------------------------------------------------------------------------------------
+-- The Redis store
+---------------------------------------------------------------------------------------------------
+
+local RedisStore = {}
+RedisStore.__index = RedisStore
+
+local OPTIONS = { host = "string", port = "number", password = "string", db = "number", pool = "number",
+  timeout = "number", keepalive = "number", prefix = "string", client = "string" }
+
+-- opts: host ("127.0.0.1"), port (6379), password, db (0), pool (connections kept per nginx worker,
+-- 32), timeout (seconds for connect, send and read each, 0.5), keepalive (seconds an idle pooled
+-- connection is kept, 60), prefix ("leadq:"), client ("nginx" | "hiredis"; default: nginx's when
+-- running inside nginx). Raises on a bad option; connects only when first used.
+function _M.redis(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("store.redis: expected a table of options", 2) end
+  for k, v in pairs(opts) do
+    if not OPTIONS[k] then error(format("store.redis: unknown option '%s'", tostring(k)), 2) end
+    if type(v) ~= OPTIONS[k] then error(format("store.redis: option '%s' must be a %s", k, OPTIONS[k]), 2) end
+  end
+  local cfg = { host = opts.host or "127.0.0.1", port = opts.port or 6379, password = opts.password,
+    db = opts.db or 0, pool = opts.pool or 32, timeout = opts.timeout or 0.5, keepalive = opts.keepalive or 60 }
+  if cfg.timeout <= 0 or cfg.timeout > 60 then
+    error("store.redis: option 'timeout' must be above 0 and at most 60 seconds", 2)
+  end
+  if cfg.port < 1 or cfg.port > 65535 or cfg.port % 1 ~= 0 then
+    error("store.redis: option 'port' must be 1 to 65535", 2)
+  end
+  if cfg.db < 0 or cfg.db % 1 ~= 0 then error("store.redis: option 'db' must be a whole number, 0 or more", 2) end
+  if cfg.pool < 1 or cfg.pool % 1 ~= 0 then error("store.redis: option 'pool' must be a whole number, 1 or more", 2) end
+  local kind = opts.client
+  local ngx = rawget(_G, "ngx")
+  if kind == nil then kind = (ngx and ngx.socket and ngx.socket.tcp) and "nginx" or "hiredis" end
+  if kind ~= "nginx" and kind ~= "hiredis" then
+    error("store.redis: option 'client' must be 'nginx' or 'hiredis'", 2)
+  end
+  local prefix = opts.prefix or PREFIX
+  return setmetatable({
+    cfg = cfg, prefix = prefix, kind = "redis",
+    client = kind == "nginx" and nginx_client(cfg) or plain_client(cfg),
+    sha = {},                  -- script name -> SHA1, once loaded (by this worker)
+    keys = {}, key_count = 0,  -- lead id -> its key, bounded
+    description = format("redis://%s:%d/%d", cfg.host, cfg.port, cfg.db),
+  }, RedisStore)
+end
+
+-- "redis://[:password@]host[:port][/db]" -> options for store.redis, or nil and why.
+function _M.parse_url(url)
+  local rest = url:match("^redis://(.*)$")
+  if not rest then return nil, format("store '%s': expected redis://[:password@]host[:port][/db]", url) end
+  local opts = {}
+  local auth, hostpart = rest:match("^(.*)@([^@]*)$")
+  if auth then
+    opts.password = auth:match("^:?(.*)$")
+    rest = hostpart
+  end
+  local hostport, db = rest:match("^([^/]*)/?(%d*)$")
+  if not hostport then return nil, format("store '%s': expected redis://[:password@]host[:port][/db]", url) end
+  local host, port = hostport:match("^(.-):(%d+)$")
+  opts.host = host or (hostport ~= "" and hostport or "127.0.0.1")
+  opts.port = tonumber(port) or 6379
+  if db ~= "" then opts.db = tonumber(db) end
+  return opts
+end
+
+function RedisStore:key(id)
+  local key = self.keys[id]
+  if key then return key end
+  key = self.prefix .. "{" .. id .. "}"
+  if self.key_count >= 10000 then self.keys, self.key_count = {}, 0 end
+  self.keys[id], self.key_count = key, self.key_count + 1
+  return key
+end
+
+-- Runs one of SCRIPTS: EVALSHA, loading the script first when this worker has no SHA for it or the
+-- server forgot it (NOSCRIPT after a restart or SCRIPT FLUSH).
+function RedisStore:script(name, key, ...)
+  local client = self.client
+  for _ = 1, 2 do
+    local sha = self.sha[name]
+    if not sha then
+      local loaded, err = client:call("script", "load", SCRIPTS[name])
+      if not loaded then return nil, err end
+      sha = loaded
+      self.sha[name] = sha
+    end
+    local res, err, kind = client:call("evalsha", sha, 1, key, ...)
+    if res ~= nil or kind ~= "redis" or not find(err, "NOSCRIPT", 1, true) then return res, err end
+    self.sha[name] = nil
+  end
+  return nil, "redis: the script " .. name .. " could not be loaded"
+end
+
+local function version_number(v)
+  return tonumber(v) or 0
+end
+
+-- profile text or false, profile version, state text or false, stamp (a string); or nil, message.
+-- with_profile false: the profile is not read (the caller has it cached with the version).
+function RedisStore:read_lead(id, with_profile)
+  local res, err
+  if with_profile then
+    res, err = self.client:call("hmget", self:key(id), "v", "s", "n", "p")
+  else
+    res, err = self.client:call("hmget", self:key(id), "v", "s", "n")
+  end
+  if not res then return nil, err end
+  return res[4] or false, version_number(res[1]), res[2] or false, res[3] or "0"
+end
+
+function RedisStore:write_state(id, stamp, state)
+  local n, err = self:script("state", self:key(id), stamp, state)
+  if n == nil then return nil, err end
+  if n == -1 then return false, "gone" end
+  return n > 0 and n or false
+end
+
+function RedisStore:write_profile(id, stamp, profile)
+  local n, err = self:script("profile", self:key(id), stamp, profile)
+  if n == nil then return nil, err end
+  return n > 0 and n or false
+end
+
+-- The dict-like reads the service's GET path makes: "p:<id>" -> profile, version; "s:<id>" -> state,
+-- version. Raises a store.Unavailable when Redis cannot be reached.
+function RedisStore:get(key)
+  local kind, id = sub(key, 1, 2), sub(key, 3)
+  local field = (kind == "p:" and "p") or (kind == "s:" and "s")
+  if not field then error("store: no such key in a Redis store: " .. key, 2) end
+  local res, err = self.client:call("hmget", self:key(id), field, "v")
+  if not res then error(setmetatable({ message = err }, Unavailable), 0) end
+  if not res[1] then return nil end
+  return res[1], version_number(res[2])
+end
+
+-- Every lead, a batch at a time: fn(id, profile, version, state|false) for each; true, or nil and why.
+function RedisStore:each_lead(fn, batch)
+  batch = batch or 1000
+  local cursor, pattern, plen = "0", self.prefix .. "{*}", #self.prefix
+  repeat
+    local res, err = self.client:call("scan", cursor, "match", pattern, "count", batch)
+    if not res then return nil, err end
+    cursor = res[1]
+    local keys = res[2]
+    if #keys > 0 then
+      local commands = {}
+      for i, key in ipairs(keys) do commands[i] = { "hmget", key, "p", "v", "s" } end
+      local replies, perr = self.client:pipeline(commands)
+      if not replies then return nil, perr end
+      for i, key in ipairs(keys) do
+        local r = replies[i]
+        if r and r[1] then fn(sub(key, plen + 2, -2), r[1], version_number(r[2]), r[3] or false) end
+      end
+    end
+  until cursor == "0"
+  return true
+end
+
+-- Writes leads whole (an import): leads is a list of { id, profile, version, state|false }; one round
+-- trip for them all. true, or nil and why.
+function RedisStore:put_leads(leads)
+  local sha = self.sha.import
+  if not sha then
+    local loaded, err = self.client:call("script", "load", SCRIPTS.import)
+    if not loaded then return nil, err end
+    sha = loaded
+    self.sha.import = sha
+  end
+  local commands = {}
+  for i, lead in ipairs(leads) do
+    commands[i] = { "evalsha", sha, "1", self:key(lead[1]), lead[2], tostring(lead[3] or 0), lead[4] or "" }
+  end
+  local _, errors = self.client:pipeline(commands)
+  if _ == nil then return nil, errors end
+  if errors then
+    for i = 1, #leads do
+      if errors[i] then return nil, format("redis: lead '%s': %s", leads[i][1], errors[i]) end
+    end
+  end
+  return true
+end
+
+function RedisStore:close()
+  if self.client.close then self.client:close() end
+end
+
+---------------------------------------------------------------------------------------------------
+-- Export and import: NDJSON, one lead a line after a header line.
+--   {"leadq":"state","format":1}
+--   {"lead":"L-1","version":3,"profile":{...},"state":"<hex of the stored state>"}
+-- The state is the stored bytes as they are (hex): a store that the same rules serve reads them back.
+---------------------------------------------------------------------------------------------------
+
+_M.HEADER = '{"format":1,"leadq":"state"}'
+
+local HEX, UNHEX = {}, {}
+for i = 0, 255 do
+  local c, h = string.char(i), format("%02x", i)
+  HEX[c], UNHEX[h], UNHEX[h:upper()] = h, c, c
+end
+function _M.hex(s) return (s:gsub(".", HEX)) end
+function _M.unhex(s) return (s:gsub("%x%x", UNHEX)) end
+
+-- One lead's line (the profile text is JSON already: spliced in as it is).
+function _M.lead_line(id, profile, version, state)
+  local parts = { '{"lead":', json.quote(id), ',"profile":', profile, ',"version":', format("%d", version or 0) }
+  if state then parts[#parts + 1] = ',"state":"'; parts[#parts + 1] = _M.hex(state); parts[#parts + 1] = '"' end
+  parts[#parts + 1] = "}"
+  return concat(parts)
+end
+
+-- A line back: id, profile text, version, state|false; or nil and why (line: its number, for the message).
+function _M.parse_line(text, line)
+  local value, err = json.decode(text)
+  if type(value) ~= "table" then return nil, format("line %d: not a JSON object (%s)", line, tostring(err)) end
+  local id, profile, version, state = value.lead, value.profile, value.version, value.state
+  if type(id) ~= "string" or id == "" then return nil, format("line %d: 'lead' must be a lead id", line) end
+  if type(profile) ~= "table" then return nil, format("line %d: lead '%s': 'profile' must be an object", line, id) end
+  if version ~= nil and (type(version) ~= "number" or version < 0 or version % 1 ~= 0) then
+    return nil, format("line %d: lead '%s': 'version' must be a whole number", line, id)
+  end
+  if state ~= nil and (type(state) ~= "string" or #state % 2 ~= 0 or find(state, "[^%x]")) then
+    return nil, format("line %d: lead '%s': 'state' must be hex digits", line, id)
+  end
+  return id, json.encode(profile), version or 0, state and _M.unhex(state) or false
+end
+
+-- Every lead of a dict-like store (ngx.shared.DICT: get_keys; memory_store: its data table).
+function _M.each_dict_lead(dict, fn)
+  local keys
+  if dict.get_keys then keys = dict:get_keys(0)
+  else
+    keys = {}
+    for k in pairs(dict.data) do keys[#keys + 1] = k end
+  end
+  for _, key in ipairs(keys) do
+    if sub(key, 1, 2) == "p:" then
+      local id = sub(key, 3)
+      local profile, version = dict:get(key)
+      if profile then fn(id, profile, version or 0, dict:get("s:" .. id) or false) end
+    end
+  end
+  return true
+end
+
+-- Writes one lead whole into a dict-like store (an import; the service is not taking events for it).
+function _M.put_dict_lead(dict, id, profile, version, state)
+  version = version % 4294967295
+  local ok, err = dict:safe_set("p:" .. id, profile, 0, version)
+  if not ok then return nil, "lead store full: " .. tostring(err) end
+  if state then
+    ok, err = dict:safe_set("s:" .. id, state, 0, version)
+    if not ok then return nil, "lead store full: " .. tostring(err) end
+  else
+    dict:delete("s:" .. id)
+  end
+  return true
+end
+
+-- Exports a store (Redis or dict-like): write(line) for the header and each lead; count, or nil and why.
+function _M.export(store, write)
+  write(_M.HEADER)
+  local count = 0
+  local function emit(id, profile, version, state)
+    write(_M.lead_line(id, profile, version, state))
+    count = count + 1
+  end
+  local ok, err
+  if store.each_lead then ok, err = store:each_lead(emit) else ok, err = _M.each_dict_lead(store, emit) end
+  if not ok then return nil, err end
+  return count
+end
+
+-- Imports lines (an iterator of strings) into a store; count, or nil and why. batch: leads per
+-- round trip to Redis.
+function _M.import(store, lines, batch)
+  batch = batch or 1000
+  local count, n, pending = 0, 0, {}
+  local first = true
+  for text in lines do
+    n = n + 1
+    if first then
+      first = false
+      local header = json.decode(text)
+      if type(header) ~= "table" or header.leadq ~= "state" then
+        return nil, "line 1: not a leadq state export (its first line must be " .. _M.HEADER .. ")"
+      end
+      if header.format ~= 1 then return nil, "line 1: format " .. tostring(header.format) .. " is not known (1 is)" end
+    elseif text ~= "" then
+      local id, profile, version, state = _M.parse_line(text, n)
+      if not id then return nil, profile end
+      if store.put_leads then
+        pending[#pending + 1] = { id, profile, version, state }
+        if #pending >= batch then
+          local ok, err = store:put_leads(pending)
+          if not ok then return nil, err end
+          pending = {}
+        end
+      else
+        local ok, err = _M.put_dict_lead(store, id, profile, version, state)
+        if not ok then return nil, format("line %d: %s", n, err) end
+      end
+      count = count + 1
+    end
+  end
+  if first then return nil, "the export is empty (no header line)" end
+  if #pending > 0 then
+    local ok, err = store:put_leads(pending)
+    if not ok then return nil, err end
+  end
+  return count
+end
+
+return _M

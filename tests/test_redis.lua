@@ -1,0 +1,581 @@
+-- leadq.store (the Redis store, export and import), `leadq state`, and the service on Redis: plain Lua
+-- hosts (hiredis, every variant) against a redis-server this suite starts (127.0.0.1, a free port, its
+-- config and AOF under /tmp), and two nginx nodes of two workers each on that Redis (luajit variant).
+local lu = require("luaunit")
+local json = require("leadq.json")
+local store = require("leadq.store")
+local service = require("leadq.service")
+local harness = require("nginx.harness")
+local redis_server = require("nginx.redis_server")
+
+local M = {}
+
+local RULES = "tests/nginx/rules/engagement.lua"
+local VP = '{"seniority":"VP","employees":800,"email_domain":"acme.com"}'
+local NOW = 1795000000
+
+local model_cache
+local function load_model()
+  model_cache = model_cache or assert(require("leadq").load_model(RULES))
+  return model_cache
+end
+
+local function new_service(st, clock)
+  return service.new{ model = load_model(), store = st, clock = clock or function() return NOW end }
+end
+
+local function collect()
+  local lines = {}
+  return lines, function(line) lines[#lines + 1] = line end
+end
+
+local function iterate(list)
+  local i = 0
+  return function() i = i + 1; return list[i] end
+end
+
+---------------------------------------------------------------------------------------------------
+-- Without Redis: the format, the options, the memory store
+---------------------------------------------------------------------------------------------------
+
+M.TestStoreFormat = {}
+
+function M.TestStoreFormat.test_parse_url()
+  lu.assertEquals(store.parse_url("redis://127.0.0.1:6380/2"), { host = "127.0.0.1", port = 6380, db = 2 })
+  lu.assertEquals(store.parse_url("redis://:secret@cache.local"),
+    { host = "cache.local", port = 6379, password = "secret" })
+  lu.assertEquals(store.parse_url("redis://"), { host = "127.0.0.1", port = 6379 })
+  local ok, err = store.parse_url("http://x")
+  lu.assertNil(ok)
+  lu.assertEquals(err, "store 'http://x': expected redis://[:password@]host[:port][/db]")
+end
+
+function M.TestStoreFormat.test_bad_options_raise_at_the_caller()
+  local ok, err = pcall(function() store.redis{ hots = "x" } end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "test_redis.lua")
+  lu.assertStrContains(err, "store.redis: unknown option 'hots'")
+  err = select(2, pcall(store.redis, { timeout = 0 }))
+  lu.assertStrContains(err, "store.redis: option 'timeout' must be above 0 and at most 60 seconds")
+  err = select(2, pcall(store.redis, { port = "6379" }))
+  lu.assertStrContains(err, "store.redis: option 'port' must be a number")
+end
+
+function M.TestStoreFormat.test_a_line_says_what_it_was_given()
+  local state = "1795000000:\0\1\2\255binary"
+  local line = store.lead_line("L-1", '{"seniority":"VP"}', 7, state)
+  lu.assertEquals(json.decode(line).profile, { seniority = "VP" })
+  local id, profile, version, back = store.parse_line(line, 2)
+  lu.assertEquals({ id, json.decode(profile), version, back }, { "L-1", { seniority = "VP" }, 7, state })
+  id, profile = store.parse_line('{"lead":"L-2","profile":{}}', 3)
+  lu.assertEquals({ id, profile }, { "L-2", "{}" })
+  lu.assertEquals({ store.parse_line('{"lead":"L-3","profile":{},"state":"abc"}', 9) },
+    { nil, "line 9: lead 'L-3': 'state' must be hex digits" })
+  lu.assertEquals({ store.parse_line('[1]', 4) }, { nil, "line 4: 'lead' must be a lead id" })
+  lu.assertEquals({ store.parse_line('{"lead":"L-4","profile":3}', 5) },
+    { nil, "line 5: lead 'L-4': 'profile' must be an object" })
+end
+
+function M.TestStoreFormat.test_memory_store_export_import_keeps_scores()
+  local from = service.memory_store()
+  local svc = new_service(from)
+  svc:handle("POST", "/leads/L-1", VP)
+  svc:handle("POST", "/leads/L-2", '{"seniority":"VP","employees":50}')
+  for _ = 1, 3 do svc:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view"}') end
+  local lines, write = collect()
+  lu.assertEquals(store.export(from, write), 2)
+  lu.assertEquals(lines[1], store.HEADER)
+  local into = service.memory_store()
+  lu.assertEquals(store.import(into, iterate(lines)), 2)
+  local restored = new_service(into)
+  for _, id in ipairs({ "L-1", "L-2" }) do
+    local _, want = svc:handle("GET", "/leads/" .. id)
+    local _, got = restored:handle("GET", "/leads/" .. id)
+    lu.assertEquals(got.total, want.total)
+    lu.assertEquals(got.features, want.features)
+  end
+  -- the versions came along: an event on the restored store skips the profile read as before
+  local status, answer = restored:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view"}')
+  lu.assertEquals(status, 200)
+  lu.assertEquals(answer.features.pricing_views_30d, 4)
+end
+
+function M.TestStoreFormat.test_import_refuses_what_is_not_an_export()
+  local st = service.memory_store()
+  lu.assertEquals({ store.import(st, iterate({ '{"a":1}' })) },
+    { nil, 'line 1: not a leadq state export (its first line must be {"format":1,"leadq":"state"})' })
+  lu.assertEquals({ store.import(st, iterate({ '{"format":2,"leadq":"state"}' })) },
+    { nil, "line 1: format 2 is not known (1 is)" })
+  lu.assertEquals({ store.import(st, iterate({ store.HEADER, '{"lead":"L-1","profile":{}}', "nope" })) },
+    { nil, "line 3: not a JSON object (malformed JSON at byte 1: unexpected character)" })
+end
+
+---------------------------------------------------------------------------------------------------
+-- A redis-server of the suite's own, and plain Lua hosts on it (hiredis)
+---------------------------------------------------------------------------------------------------
+
+local redis, redis_err
+local function redis_up()
+  if redis then return redis end
+  if redis_err then lu.fail(redis_err) end
+  local ok, err = redis_server.install_deps()
+  if not ok then redis_err = err; lu.fail(err) end
+  local available, why = redis_server.available()
+  if not available then redis_err = why; lu.fail(why) end
+  redis, redis_err = redis_server.start()
+  if not redis then lu.fail("redis-server did not start: " .. tostring(redis_err)) end
+  return redis
+end
+
+local db_count = 0
+local function fresh_store(opts)
+  local r = redis_up()
+  db_count = db_count % 3 + 1   -- databases 1 to 3 for these tests, emptied first
+  opts = opts or {}
+  local st = store.redis{ port = r.port, db = opts.db or db_count, client = "hiredis", timeout = 2 }
+  assert(st.client:call("flushdb"))
+  return st
+end
+
+M.TestRedisStore = {}
+
+function M.TestRedisStore.teardownClass()
+  if redis then redis:remove(); redis = nil end
+end
+
+function M.TestRedisStore.test_events_and_profiles_on_redis()
+  local st = fresh_store()
+  local svc = new_service(st)
+  local status, answer = svc:handle("POST", "/leads/L-1", VP)
+  lu.assertEquals(status, 201)
+  lu.assertEquals(answer.total, 35)
+  for i = 1, 3 do
+    status, answer = svc:handle("POST", "/events", '{"lead":"L-1","type":"pricing_view"}')
+    lu.assertEquals(status, 200)
+    lu.assertEquals(answer.features.pricing_views_30d, i)
+  end
+  lu.assertEquals(answer.total, 60)
+  status, answer = svc:handle("POST", "/leads/L-1", '{"employees":50}')
+  lu.assertEquals(status, 200)
+  lu.assertEquals(answer.total, 45)
+  status, answer = svc:handle("GET", "/leads/L-1")
+  lu.assertEquals({ status, answer.total, answer.features.pricing_views_30d }, { 200, 45, 3 })
+  lu.assertEquals(answer.profile, { seniority = "VP", employees = 50, email_domain = "acme.com" })
+  status, answer = svc:handle("POST", "/events", '{"lead":"L-9","type":"pricing_view"}')
+  lu.assertEquals({ status, answer.error }, { 404, "unknown lead 'L-9': POST /leads/L-9 its profile first" })
+  -- one hash per lead, its id in a hash tag
+  lu.assertEquals(st.client:call("keys", "*"), { "leadq:{L-1}" })
+end
+
+function M.TestRedisStore.test_a_stale_stamp_writes_nothing()
+  local st = fresh_store()
+  local svc = new_service(st)
+  svc:handle("POST", "/leads/L-1", VP)
+  local profile, version, state, stamp = st:read_lead("L-1", true)
+  lu.assertEquals({ json.decode(profile).seniority, version, state, stamp }, { "VP", 1, false, "1" })
+  lu.assertEquals(st:write_state("L-1", "1", "x"), 2)
+  lu.assertEquals(st:write_state("L-1", "1", "y"), false)   -- another writer came first
+  lu.assertEquals(st:write_profile("L-1", "1", "{}"), false)
+  lu.assertEquals(select(3, st:read_lead("L-1")), "x")
+  lu.assertEquals(st:write_state("L-2", "0", "z"), false)   -- no lead, no state
+  lu.assertEquals(st.client:call("exists", "leadq:{L-2}"), 0)
+end
+
+-- Two services (two nodes) on one Redis, their writes interleaved between another's read and write:
+-- the one that lost the race reads again and counts both events.
+function M.TestRedisStore.test_two_nodes_racing_lose_no_event()
+  local st = fresh_store()
+  local a, b = new_service(st), new_service(store.redis{ port = redis.port, db = st.cfg.db, client = "hiredis" })
+  a:handle("POST", "/leads/L-1", VP)
+  local raced = 0
+  local write_state = st.write_state
+  st.write_state = function(self, id, stamp, state)
+    if raced < 3 then   -- node b takes an event for the same lead just before a's write
+      raced = raced + 1
+      local status = b:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+      lu.assertEquals(status, 200)
+    end
+    return write_state(self, id, stamp, state)
+  end
+  local status, answer = a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 200)
+  lu.assertEquals(raced, 3)
+  lu.assertEquals(answer.features.page_views_7d, 4)
+  st.write_state = nil
+  -- a profile changed on b: a's cached profile is stale, its next event reads the new one
+  b:handle("POST", "/leads/L-1", '{"seniority":"Manager"}')
+  status, answer = a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals({ status, answer.total, answer.features.page_views_7d }, { 200, 15, 5 })
+end
+
+function M.TestRedisStore.test_redis_down_is_a_503_and_writes_nothing()
+  local r = redis_up()
+  local st = fresh_store()
+  local svc = new_service(st)
+  svc:handle("POST", "/leads/L-1", VP)
+  svc:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  local closed = store.redis{ port = r.port == 65535 and 65534 or r.port + 1, client = "hiredis", timeout = 0.2 }
+  local down = new_service(closed)
+  local status, answer, headers = down:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals(status, 503)
+  lu.assertEquals(headers, { ["Retry-After"] = "1" })
+  lu.assertStrContains(answer.error, "lead store unavailable, try again: redis: cannot connect to 127.0.0.1:")
+  status = down:handle("POST", "/leads/L-2", VP)
+  lu.assertEquals(status, 503)
+  local ok, err = pcall(down.handle, down, "GET", "/leads/L-1")
+  lu.assertFalse(ok)
+  lu.assertTrue(store.is_unavailable(err))
+  lu.assertStrContains(tostring(err), "lead store unavailable: redis: cannot connect")
+  -- the store it failed to reach is unchanged
+  status, answer = svc:handle("GET", "/leads/L-1")
+  lu.assertEquals({ status, answer.features.page_views_7d }, { 200, 1 })
+end
+
+function M.TestRedisStore.test_export_then_import_into_another_database()
+  local from = fresh_store()
+  local svc = new_service(from)
+  for i = 1, 25 do
+    svc:handle("POST", "/leads/L-" .. i, VP)
+    for _ = 1, i % 4 do svc:handle("POST", "/events", '{"lead":"L-' .. i .. '","type":"pricing_view"}') end
+  end
+  local lines, write = collect()
+  lu.assertEquals(store.export(from, write), 25)
+  local into = fresh_store()
+  lu.assertEquals(store.import(into, iterate(lines), 7), 25)
+  local restored = new_service(into)
+  for i = 1, 25 do
+    local _, want = svc:handle("GET", "/leads/L-" .. i)
+    local _, got = restored:handle("GET", "/leads/L-" .. i)
+    lu.assertEquals({ got.total, got.features }, { want.total, want.features })
+  end
+  -- and into a memory store (what a shared dict is given by the service's state location)
+  local mem = service.memory_store()
+  lu.assertEquals(store.import(mem, iterate(lines)), 25)
+  local _, got = new_service(mem):handle("GET", "/leads/L-3")
+  lu.assertEquals(got.features.pricing_views_30d, 3)
+end
+
+---------------------------------------------------------------------------------------------------
+-- `leadq state`: in this process, as the command runs it
+---------------------------------------------------------------------------------------------------
+
+local function leadq(argv)
+  local cli = require("leadq.cli")
+  local printed, errors = {}, {}
+  local code = cli.main(argv, { print = function(l) printed[#printed + 1] = l end,
+    error = function(l) errors[#errors + 1] = l end })
+  return code, table.concat(printed, "\n"), table.concat(errors, "\n")
+end
+
+local function tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. harness.quote(dir)))
+  return dir
+end
+
+M.TestStateCommand = {}
+
+function M.TestStateCommand.teardownClass()
+  if redis then redis:remove(); redis = nil end
+end
+
+function M.TestStateCommand.test_usage_errors()
+  local code, _, err = leadq({ "state" })
+  lu.assertEquals(code, 1)
+  lu.assertEquals(err, "leadq: state needs an action: export, import or load")
+  code, _, err = leadq({ "state", "backup", "--store", "redis://" })
+  lu.assertEquals({ code, err }, { 1, "leadq: state: unknown action 'backup' (export, import or load)" })
+  code, _, err = leadq({ "state", "export", "--store", "mysql://x", "--out", "/tmp/x" })
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(err, "leadq: --store 'mysql://x': expected redis://")
+  code, _, err = leadq({ "state", "export", "--out", "/tmp/x" })
+  lu.assertEquals({ code, err }, { 1, "leadq: state export needs --store" })
+end
+
+-- Warm-up: the service then scores every lead as `leadq score` does on the same data.
+function M.TestStateCommand.test_load_then_the_service_scores_as_score_does()
+  local r = redis_up()
+  local dir = tmpdir()
+  local n = LEADQ_VARIANT == "asan" and 60 or 300
+  local code, _, err = leadq({ "gen", "--leads", tostring(n), "--seed", "3", "--out", dir })
+  lu.assertEquals(code, 0, err)
+  local out
+  local url = "redis://127.0.0.1:" .. r.port .. "/3"
+  local st = fresh_store{ db = 3 }
+  code, out, err = leadq({ "state", "load", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv",
+    "--events", dir .. "/events.csv", "--store", url })
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, "loaded " .. n .. " leads")
+  local score_code, _, score_err = leadq({ "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv",
+    "--events", dir .. "/events.csv", "--as-of", "2026-11-01", "--out", dir .. "/scores.csv" })
+  lu.assertEquals(score_code, 0, score_err)
+  local as_of = assert(require("leadq").parse_time("2026-11-01"))
+  local svc = service.new{ model = assert(require("leadq").load_model("rules/mql.lua")), store = st,
+    clock = function() return as_of end }
+  local compared, moved = 0, 0
+  local scores = assert(require("leadq").read_csv(dir .. "/scores.csv", { schema = { id = "text", grade = "text" } }))
+  for i = 1, #scores do
+    local want = scores:row(i)
+    local status, got = svc:handle("GET", "/leads/" .. want.id)
+    lu.assertEquals(status, 200, want.id)
+    lu.assertEquals({ want.id, got.total, got.status, got.grade }, { want.id, want.total, want.status, want.grade })
+    compared = compared + 1
+    if want.total > 0 then moved = moved + 1 end
+  end
+  lu.assertEquals(compared, n)
+  lu.assertTrue(moved > n / 10, "too few leads score at all for the comparison to say something")
+  os.execute("rm -rf " .. harness.quote(dir))
+end
+
+function M.TestStateCommand.test_export_and_import_through_the_command()
+  local r = redis_up()
+  local st = fresh_store{ db = 1 }
+  local svc = new_service(st)
+  for i = 1, 12 do
+    svc:handle("POST", "/leads/C-" .. i, VP)
+    svc:handle("POST", "/events", '{"lead":"C-' .. i .. '","type":"webinar_attended"}')
+  end
+  local dir = tmpdir()
+  local code, out, err = leadq({ "state", "export", "--store", "redis://127.0.0.1:" .. r.port .. "/1",
+    "--out", dir .. "/leads.ndjson" })
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(out, "exported 12 leads from redis://127.0.0.1:" .. r.port .. "/1 to " .. dir .. "/leads.ndjson")
+  fresh_store{ db = 2 }
+  code, out, err = leadq({ "state", "import", "--store", "redis://127.0.0.1:" .. r.port .. "/2",
+    "--in", dir .. "/leads.ndjson" })
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, "imported 12 leads")
+  local copy = new_service(store.redis{ port = r.port, db = 2, client = "hiredis" })
+  local status, answer = copy:handle("GET", "/leads/C-7")
+  lu.assertEquals({ status, answer.total, answer.features.webinars_90d }, { 200, 45, 1 })
+  code, out, err = leadq({ "state", "import", "--store", "redis://127.0.0.1:" .. r.port .. "/2",
+    "--in", dir .. "/missing.ndjson" })
+  lu.assertEquals({ code, out }, { 1, "" })
+  lu.assertStrContains(err, "import into redis://127.0.0.1:" .. r.port .. "/2 failed: " .. dir .. "/missing.ndjson")
+  os.execute("rm -rf " .. harness.quote(dir))
+end
+
+---------------------------------------------------------------------------------------------------
+-- Two nginx nodes of two workers each on one Redis (luajit variant: nginx runs LuaJIT)
+---------------------------------------------------------------------------------------------------
+
+M.TestRedisNginx = {}
+
+local nodes, nodes_err
+local LEADS = 10
+
+local function start_node(r, db)
+  local root = harness.root()
+  local node, err = harness.start{ rules = root .. "/" .. RULES, root = root,
+    lib_dir = root .. "/" .. (os.getenv("LEADQ_BUILD") or "build") .. "/lib/luajit",
+    template = "nginx-redis.conf.tmpl", vars = { REDIS_PORT = r.port, REDIS_DB = db or 0, REDIS_TIMEOUT = 0.3 } }
+  if not node then lu.fail("nginx did not start: " .. tostring(err)) end
+  return node
+end
+
+local function two_nodes()
+  if LEADQ_VARIANT ~= "luajit" then lu.skip("the nginx service runs under the luajit variant") end
+  if nodes then return nodes end
+  if nodes_err then lu.fail(nodes_err) end
+  local ok, err = harness.install_deps()
+  if not ok then nodes_err = err; lu.fail(err) end
+  local available, why = harness.available()
+  if not available then nodes_err = why; lu.fail(why) end
+  local r = redis_up()
+  nodes = { a = start_node(r), b = start_node(r) }
+  return nodes
+end
+
+function M.TestRedisNginx.teardownClass()
+  if nodes then
+    if nodes.a then nodes.a:stop() end
+    if nodes.b then nodes.b:stop() end
+    nodes = nil
+  end
+  if redis then redis:remove(); redis = nil end
+end
+
+local function post(node, path, body) return node:request("POST", path, body) end
+
+-- Every lead's page views as the node answers them.
+local function page_views(node, prefix)
+  local counts = {}
+  for i = 1, LEADS do
+    local res = node:request("GET", "/leads/" .. prefix .. i)
+    lu.assertEquals(res.status, 200, res.body)
+    lu.assertNil(res.json.note, res.body)   -- a state that could not be read says so in a note
+    counts[i] = res.json.features.page_views_7d
+  end
+  return counts
+end
+
+-- A curl config of n POST /events, over keep-alive, spread over the leads; run it with --parallel.
+local function events_config(node, path, prefix, n)
+  local lines = {}
+  for k = 1, n do
+    lines[#lines + 1] = string.format('url = "%s/events"\nrequest = "POST"\nheader = "Content-Type: application/json"\n'
+      .. 'data-binary = "{\\"lead\\":\\"%s%d\\",\\"type\\":\\"page_view\\"}"\noutput = "/dev/null"\n'
+      .. 'write-out = "%%{http_code}\\n"\n', node.base, prefix, (k - 1) % LEADS + 1)
+    if k < n then lines[#lines + 1] = "next\n" end
+  end
+  harness.write_file(path, table.concat(lines))
+end
+
+local function count_codes(text)
+  local codes = {}
+  for line in text:gmatch("[^\n]+") do
+    local code = tonumber(line:match("^(%d%d%d)$")) or line   -- anything else is kept as it is, to be seen
+    codes[code] = (codes[code] or 0) + 1
+  end
+  return codes
+end
+
+local function create_leads(node, prefix)
+  for i = 1, LEADS do
+    local res = post(node, "/leads/" .. prefix .. i, VP)
+    lu.assertEquals(res.status, 201, res.body)
+  end
+end
+
+function M.TestRedisNginx.test_1_two_clients_through_two_nodes_lose_no_event()
+  local n = two_nodes()
+  lu.assertEquals(#n.a:workers(), 2)
+  lu.assertEquals(#n.b:workers(), 2)
+  create_leads(n.a, "R-")
+  local per_client = 2000
+  events_config(n.a, n.a.prefix .. "/events_a.curl", "R-", per_client)
+  events_config(n.b, n.b.prefix .. "/events_b.curl", "R-", per_client)
+  -- both clients at once, each with 4 requests in flight
+  local out_a, out_b = n.a.prefix .. "/codes_a.txt", n.b.prefix .. "/codes_b.txt"
+  os.execute(string.format("curl -sS --parallel --parallel-max 4 -K %s > %s 2>/dev/null & "
+    .. "curl -sS --parallel --parallel-max 4 -K %s > %s 2>/dev/null & wait",
+    harness.quote(n.a.prefix .. "/events_a.curl"), harness.quote(out_a),
+    harness.quote(n.b.prefix .. "/events_b.curl"), harness.quote(out_b)))
+  lu.assertEquals(count_codes(harness.read_file(out_a)), { [200] = per_client })   -- never 409 busy
+  lu.assertEquals(count_codes(harness.read_file(out_b)), { [200] = per_client })
+  local want = {}
+  for i = 1, LEADS do want[i] = 2 * per_client / LEADS end
+  lu.assertEquals(page_views(n.a, "R-"), want)
+  lu.assertEquals(page_views(n.b, "R-"), want)
+end
+
+function M.TestRedisNginx.test_2_a_lead_made_on_one_node_scores_on_the_other()
+  local n = two_nodes()
+  local res = post(n.a, "/leads/X-1", VP)
+  lu.assertEquals(res.status, 201, res.body)
+  res = post(n.b, "/events", '{"lead":"X-1","type":"pricing_view"}')
+  lu.assertEquals({ res.status, res.json.total }, { 200, 45 })
+  res = post(n.b, "/leads/X-1", '{"employees":50}')   -- b changes the profile: a reads the new one
+  lu.assertEquals(res.status, 200, res.body)
+  res = post(n.a, "/events", '{"lead":"X-1","type":"pricing_view"}')
+  lu.assertEquals({ res.status, res.json.total, res.json.features.pricing_views_30d }, { 200, 30, 2 })
+  res = n.b:request("GET", "/leads/X-1")
+  lu.assertEquals({ res.status, res.json.total, res.json.profile.employees }, { 200, 30, 50 })
+end
+
+function M.TestRedisNginx.test_3_nginx_stopped_and_started_keeps_every_state()
+  local n = two_nodes()
+  local before = page_views(n.b, "R-")
+  n.a:stop()
+  n.a = nil
+  n.a = start_node(redis)
+  lu.assertEquals(page_views(n.a, "R-"), before)
+  local res = post(n.a, "/events", '{"lead":"R-1","type":"page_view"}')
+  lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, before[1] + 1 })
+end
+
+function M.TestRedisNginx.test_4_redis_restarted_from_its_aof_keeps_every_state()
+  local n = two_nodes()
+  local before = page_views(n.a, "R-")
+  redis:stop()
+  local res = post(n.a, "/events", '{"lead":"R-2","type":"page_view"}')
+  lu.assertEquals(res.status, 503, res.body)
+  assert(redis:start_again())
+  lu.assertEquals(page_views(n.b, "R-"), before)
+  res = post(n.b, "/events", '{"lead":"R-2","type":"page_view"}')
+  lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, before[2] + 1 })
+end
+
+-- Redis stops while events flow: the node answers 503 with Retry-After, acknowledges nothing it did
+-- not store, and serves again by itself once Redis is back; every state still reads.
+function M.TestRedisNginx.test_5_redis_stopped_mid_run_gives_503s_and_no_corrupted_state()
+  local n = two_nodes()
+  create_leads(n.a, "S-")
+  local total = 1500
+  local config, codes_file = n.a.prefix .. "/events_s.curl", n.a.prefix .. "/codes_s.txt"
+  events_config(n.a, config, "S-", total)
+  -- Redis is stopped once 300 answers are in (bounded: 10 s at most; stdbuf: curl writes each as it comes)
+  os.execute(string.format("stdbuf -oL curl -sS --parallel --parallel-max 4 -K %s > %s 2>/dev/null & i=0; "
+    .. "while [ $i -lt 1000 ] && [ \"$(wc -l < %s)\" -lt 300 ]; do sleep 0.01; i=$((i+1)); done; kill -TERM %d; wait",
+    harness.quote(config), harness.quote(codes_file), harness.quote(codes_file), redis.pid))
+  local res = post(n.a, "/events", '{"lead":"S-1","type":"page_view"}')
+  lu.assertEquals(res.status, 503, res.body)
+  lu.assertEquals(res.headers["retry-after"], "1")
+  lu.assertStrContains(res.json.error, "lead store unavailable, try again: redis: ")
+  res = n.b:request("GET", "/leads/S-1")
+  lu.assertEquals(res.status, 503, res.body)
+  lu.assertEquals(res.headers["retry-after"], "1")
+  local codes = count_codes(harness.read_file(codes_file))
+  lu.assertEquals((codes[200] or 0) + (codes[503] or 0), total, harness.read_file(codes_file):sub(1, 300))
+  lu.assertTrue((codes[200] or 0) > 0 and (codes[503] or 0) > 0,
+    string.format("Redis stopped before or after the run: %d answers 200, %d 503", codes[200] or 0, codes[503] or 0))
+  redis:stop()
+  assert(redis:start_again())
+  local recovered
+  for _ = 1, 40 do
+    res = post(n.a, "/events", '{"lead":"S-1","type":"page_view"}')
+    if res.status == 200 then recovered = true break end
+    harness.sleep(0.05)
+  end
+  lu.assertTrue(recovered, "the node did not serve again after Redis came back: " .. res.body)
+  -- every acknowledged event is counted; an event in flight when Redis stopped may be stored without
+  -- its answer (at most one per request in flight), never half of one
+  local counted = -1   -- the event of the recovery
+  for _, c in ipairs(page_views(n.b, "S-")) do counted = counted + c end
+  lu.assertTrue(counted >= codes[200] and counted <= codes[200] + 4,
+    string.format("%d events counted, %d acknowledged", counted, codes[200]))
+end
+
+-- The shared-dict service's state location: export it, import into Redis, serve the same leads.
+function M.TestRedisNginx.test_6_shared_dict_state_moves_to_redis()
+  local n = two_nodes()
+  local root = harness.root()
+  local dict_node, err = harness.start{ rules = root .. "/" .. RULES, root = root,
+    lib_dir = root .. "/" .. (os.getenv("LEADQ_BUILD") or "build") .. "/lib/luajit" }
+  if not dict_node then lu.fail("nginx did not start: " .. tostring(err)) end
+  local ok, failure = pcall(function()
+    for i = 1, 5 do
+      lu.assertEquals(post(dict_node, "/leads/D-" .. i, VP).status, 201)
+      for _ = 1, i do
+        lu.assertEquals(post(dict_node, "/events", '{"lead":"D-' .. i .. '","type":"page_view"}').status, 200)
+      end
+    end
+    local file = n.a.prefix .. "/dict.ndjson"   -- not in dict_node's folder: it goes with the node
+    local code, out, cerr = leadq({ "state", "export", "--store", dict_node.base, "--out", file })
+    lu.assertEquals(code, 0, cerr)
+    lu.assertEquals(out, "exported 5 leads from " .. dict_node.base .. " to " .. file)
+    code, out, cerr = leadq({ "state", "import", "--store", n.b.base, "--in", file })
+    lu.assertEquals(code, 0, cerr)
+    lu.assertEquals(out, "imported 5 leads from " .. file .. " into " .. n.b.base)
+    for i = 1, 5 do
+      local res = n.a:request("GET", "/leads/D-" .. i)
+      lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, i })
+    end
+    -- and back into a shared dict after a restart: the restore
+    dict_node:stop()
+    dict_node = harness.start{ rules = root .. "/" .. RULES, root = root,
+      lib_dir = root .. "/" .. (os.getenv("LEADQ_BUILD") or "build") .. "/lib/luajit" }
+    lu.assertEquals(dict_node:request("GET", "/leads/D-3").status, 404)
+    code, out, cerr = leadq({ "state", "import", "--store", dict_node.base, "--in", file })
+    lu.assertEquals({ code, out }, { 0, "imported 5 leads from " .. file .. " into " .. dict_node.base }, cerr)
+    local res = dict_node:request("GET", "/leads/D-3")
+    lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, 3 })
+    res = post(dict_node, "/events", '{"lead":"D-3","type":"page_view"}')
+    lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, 4 })
+  end)
+  if dict_node then dict_node:stop() end
+  if not ok then error(failure, 0) end
+end
+
+return M
