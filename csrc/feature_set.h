@@ -5,9 +5,10 @@
 ** One engine serves both paths, so they agree by construction:
 **   - an engagement state (lq_state) keeps one lead's features; events are folded into it in time
 **     order by fs_apply; those within the declared lateness wait in a small sorted buffer first;
-**   - the bulk computation groups events by lead (in one pass when the file already has each lead's
-**     events together, else by counting and scattering), sorts each lead's slice when it is not sorted,
-**     and folds it into one scratch state with the same fs_apply.
+**   - the bulk computation groups events by lead (folding each run of rows when the file already has
+**     each lead's events together, else by counting and scattering), sorts each lead's slice when it is
+**     not sorted, and folds it into a scratch state with the same fs_apply; on several threads, each
+**     lead is folded by one of them from the same events in the same order.
 ** Windows are whole UTC days: `within_days = n` keeps the events of the n days ending on the as-of day.
 ** A state keeps a ring of n per-day buckets (its as_of comes later); the bulk pass knows as_of first and
 ** keeps only the current day's bucket and a total. Either way an event costs O(1) whatever the window.
@@ -183,8 +184,9 @@ typedef struct lq_compute_report {
   size_t nunknown_rows, unknown_cap;
 } lq_compute_report;
 
+/* On up to nthreads threads (fewer for few events); the same values and report for any number. */
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
-                  const lq_table *events, double as_of, size_t max_unknown,
+                  const lq_table *events, double as_of, size_t max_unknown, int nthreads,
                   lq_table **out, lq_compute_report *report, char *err, size_t errlen);
 void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report);
 

@@ -1,6 +1,7 @@
 /* Event features: building a set, the per-lead engine, real-time states, encoding and the bulk pass.
 ** Plain C, no Lua; every byte from the set's allocator. See features.h for the model. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1021,91 +1022,264 @@ typedef struct event_pick {
   const lq_column *leads_of, *types, *at;
   const int32_t *code_row, *type_map;
   double as_of;
-  size_t max_unknown;
-  const lq_allocator *a;
 } event_pick;
 
-/* The lead row of event i, or -1 when the event is left out (counted in the report), -2 on no memory. */
-static int32_t event_row(const event_pick *p, size_t i, lq_compute_report *report, size_t *unknown_cap) {
+/* ---- the bulk pass on threads ----
+** Three steps, each run by every thread on its own share, with nothing allocated inside a thread
+** (the allocator may be Lua's, which is not thread-safe) and nothing written that another thread writes:
+**   pick:    over ranges of events (cut where the lead_id changes): the lead row of each event, the
+**            report's counts, and whether each lead's events are one run of rows;
+**   grouped: when they are, each thread folds the runs of its own range as it reads them;
+**   else:    over ranges of leads: count each lead's events, scatter them into per-lead slices (file
+**            order kept within a lead), fold every slice.
+** Each lead is folded by one thread from the same events in the same order as one thread would: the
+** values are the same whatever the number of threads. */
+
+#if !defined(LQ_FS_MAX_THREADS)
+#define LQ_FS_MAX_THREADS 64
+#endif
+#if !defined(LQ_FS_THREAD_EVENTS)
+#define LQ_FS_THREAD_EVENTS 4096   /* fewer events than this per thread: fewer threads */
+#endif
+
+typedef struct compute_job compute_job;
+typedef void (*job_step)(compute_job *);
+
+struct compute_job {
+  job_step step;
+  const lq_feature_set *fs;
+  const event_pick *pick;
+  const event_source *src;
+  const lq_table *leads;
+  const int *lead_cols;
+  lq_table *res;
+  double as_of;
+  int32_t *row_of;              /* shared: a job writes the rows of its own events only */
+  size_t *fill;                 /* shared: a job writes the entries of its own leads only */
+  size_t nev;
+  size_t ev_begin, ev_end;      /* pick and grouped: this job's events */
+  size_t lead_begin, lead_end;  /* otherwise: this job's leads */
+  /* pick */
+  double used, after_as_of, no_time, ignored, unknown;
+  size_t *unknown_rows, nunknown, unknown_cap;   /* the first unknown_cap of its range */
+  uint64_t *seen;               /* a bit per lead row met in this job's events */
+  size_t seen_words, max_run;
+  int grouped;
+  /* fold */
+  lq_state_core st;
+  double *vals;
+  double counters[LQ_N_COUNTERS];
+  lq_event *run, *tmp;          /* a lead's events; sort scratch */
+  size_t run_cap;
+  /* scatter (otherwise) */
+  size_t nrecs, max_slice;
+  lq_event *recs, *part;
+  int32_t *part_row;
+  size_t *bfill;
+  size_t nb;
+  int shift;
+};
+
+/* The lead row of event i, or -1 when the event is left out (counted). */
+static int32_t event_row(compute_job *j, size_t i) {
+  const event_pick *p = j->pick;
   int32_t lcode = p->leads_of->codes[i], tcode = p->types->codes[i], r;
   double at = p->at->numbers[i];
   if (tcode < 0 || p->type_map[tcode] < 0) {
-    report->ignored += 1;
+    j->ignored += 1;
     return -1;
   }
   if (at != at) {
-    report->no_time += 1;
+    j->no_time += 1;
     return -1;
   }
   if (at > p->as_of) {
-    report->after_as_of += 1;
+    j->after_as_of += 1;
     return -1;
   }
   r = lcode < 0 ? -1 : p->code_row[lcode];
   if (r >= 0) {
-    report->used += 1;
+    j->used += 1;
     return r;
   }
-  report->unknown += 1;
-  if (report->nunknown_rows < p->max_unknown) {
-    if (mem_grow(p->a, (void **)&report->unknown_rows, sizeof(size_t), unknown_cap, report->nunknown_rows + 1) != 0)
-      return -2;
-    report->unknown_rows[report->nunknown_rows++] = i;
-  }
+  j->unknown += 1;
+  if (j->nunknown < j->unknown_cap) j->unknown_rows[j->nunknown++] = i;
   return -1;
 }
 
-static void reset_report(const lq_feature_set *fs, lq_compute_report *report, size_t *unknown_cap) {
-  double events = report->events, duplicates = report->duplicate_ids;
-  mem_free(&fs->alloc, report->unknown_rows, *unknown_cap * sizeof(size_t));
-  memset(report, 0, sizeof *report);
-  *unknown_cap = 0;
-  report->events = events;
-  report->duplicate_ids = duplicates;
-}
-
-/* Folding one lead's events into the result. */
-typedef struct fold_ctx {
-  const lq_feature_set *fs;
-  lq_state_core *st;
-  double *vals, as_of;
-  lq_table *res;
-  lq_compute_report *report;
-  const lq_table *leads;
-  const int *lead_cols;
-  double counters[LQ_N_COUNTERS];
-  lq_event *tmp;            /* sort scratch */
-  size_t tmp_cap;
-  int tmp_oom;
-} fold_ctx;
-
-static lq_event *tmp_grow(fold_ctx *f, size_t n) {
-  if (n > f->tmp_cap && mem_grow(&f->fs->alloc, (void **)&f->tmp, sizeof(lq_event), &f->tmp_cap, n) != 0) {
-    f->tmp_oom = 1;
-    return NULL;
+static void step_pick(compute_job *j) {
+  size_t i, n = 0;
+  int32_t cur = -1;
+  for (i = j->ev_begin; i < j->ev_end; i++) {
+    int32_t r = event_row(j, i);
+    j->row_of[i] = r;
+    if (r < 0) continue;
+    if (r != cur) {
+      uint64_t bit = (uint64_t)1 << (r & 63), *w = &j->seen[r >> 6];
+      if (n > j->max_run) j->max_run = n;
+      if (*w & bit) j->grouped = 0;   /* a lead met again after another's events */
+      *w |= bit;
+      cur = r;
+      n = 0;
+    }
+    n++;
   }
-  return f->tmp;
+  if (n > j->max_run) j->max_run = n;
 }
 
-static int fold_lead(fold_ctx *f, int32_t row, lq_event *ev, lq_event *tmp, size_t n) {
-  const lq_feature_set *fs = f->fs;
-  lq_state_core *st = f->st;
-  size_t j;
+/* One lead's events, in file order, into its row of the result (tmp: sort scratch of n events). */
+static void fold_lead(compute_job *j, int32_t row, lq_event *ev, size_t n) {
+  const lq_feature_set *fs = j->fs;
+  lq_state_core *st = &j->st;
+  size_t k;
   int c;
-  if (n > 0 && tmp == NULL) return -1;
-  core_reset(fs, st, fs->nlead_filters > 0 && lead_flagged(fs, f->leads, f->lead_cols, (size_t)row));
-  for (j = 1; j < n; j++)
-    if (event_before(fs, &ev[j], &ev[j - 1])) break;
-  if (j < n) sort_events(fs, ev, tmp, n);
-  for (j = 0; j < n; j++) fs_apply(fs, st, &ev[j]);
-  fs_values(fs, st, f->as_of, f->vals);
-  for (c = 0; c < LQ_N_COUNTERS; c++) f->counters[c] += st->counters[c];
-  for (c = 0; c < fs->nfeats; c++) f->res->cols[c]->numbers[row] = f->vals[c];   /* NaN is missing */
-  return 0;
+  core_reset(fs, st, fs->nlead_filters > 0 && lead_flagged(fs, j->leads, j->lead_cols, (size_t)row));
+  for (k = 1; k < n; k++)
+    if (event_before(fs, &ev[k], &ev[k - 1])) break;
+  if (k < n) sort_events(fs, ev, j->tmp, n);
+  for (k = 0; k < n; k++) fs_apply(fs, st, &ev[k]);
+  fs_values(fs, st, j->as_of, j->vals);
+  for (c = 0; c < LQ_N_COUNTERS; c++) j->counters[c] += st->counters[c];
+  for (c = 0; c < fs->nfeats; c++) j->res->cols[c]->numbers[row] = j->vals[c];   /* NaN is missing */
+}
+
+/* Each lead's events are one run of rows: fold each run as it ends. */
+static void step_fold_runs(compute_job *j) {
+  size_t i, n = 0;
+  int32_t cur = -1;
+  for (i = j->ev_begin; i < j->ev_end; i++) {
+    int32_t r = j->row_of[i];
+    if (r < 0) continue;
+    if (r != cur) {
+      if (cur >= 0) fold_lead(j, cur, j->run, n);
+      cur = r;
+      n = 0;
+    }
+    make_event(j->src, i, &j->run[n++]);
+  }
+  if (cur >= 0) fold_lead(j, cur, j->run, n);
+}
+
+/* Events of each of this job's leads: fill[r] = their count. */
+static void step_count(compute_job *j) {
+  size_t i, lb = j->lead_begin, le = j->lead_end, *fill = j->fill, sum = 0;
+  const int32_t *row_of = j->row_of;
+  for (i = lb; i < le; i++) fill[i] = 0;
+  for (i = 0; i < j->nev; i++) {
+    size_t r = (size_t)(uint32_t)row_of[i];   /* -1 becomes past every lead */
+    if (r >= lb && r < le) fill[r]++;
+  }
+  for (i = lb; i < le; i++) {
+    if (fill[i] > j->max_slice) j->max_slice = fill[i];
+    sum += fill[i];
+  }
+  j->nrecs = sum;
+}
+
+/* Scatter this job's events into per-lead slices of recs, then fold each slice. */
+static void step_scatter_fold(compute_job *j) {
+  size_t i, lb = j->lead_begin, le = j->lead_end, *fill = j->fill, sum = 0, begin;
+  const int32_t *row_of = j->row_of;
+  for (i = lb; i < le; i++) {   /* counts to starts */
+    size_t c = fill[i];
+    fill[i] = sum;
+    sum += c;
+  }
+  if (j->part == NULL) {
+    for (i = 0; i < j->nev; i++) {
+      size_t r = (size_t)(uint32_t)row_of[i];
+      if (r >= lb && r < le) make_event(j->src, i, &j->recs[fill[r]++]);
+    }
+  } else {
+    /* two steps, each writing to few places at a time: into ranges of leads, then to each lead.
+    ** One step would miss the cache twice per event once the leads outgrow it. */
+    size_t b;
+    for (b = 0; b < j->nb; b++) j->bfill[b] = fill[lb + (b << j->shift)];
+    for (i = 0; i < j->nev; i++) {
+      size_t r = (size_t)(uint32_t)row_of[i], at;
+      if (r < lb || r >= le) continue;
+      at = j->bfill[(r - lb) >> j->shift]++;
+      make_event(j->src, i, &j->part[at]);
+      j->part_row[at] = (int32_t)r;
+    }
+    for (i = 0; i < j->nrecs; i++) j->recs[fill[j->part_row[i]]++] = j->part[i];
+  }
+  /* fill[r] is now the end of lead r's slice */
+  for (i = lb, begin = 0; i < le; i++) {
+    size_t n = fill[i] - begin;
+    if (n > 0) fold_lead(j, (int32_t)i, j->recs + begin, n);
+    begin = fill[i];
+  }
+}
+
+static void *job_main(void *arg) {
+  compute_job *j = (compute_job *)arg;
+  j->step(j);
+  return NULL;
+}
+
+/* Run one step on every job: jobs 1.. on threads of their own, job 0 here. A thread that cannot be
+** started has its job run here after the others: the same result, later. */
+static void run_step(compute_job *jobs, int njobs, job_step step) {
+  pthread_t ids[LQ_FS_MAX_THREADS];
+  int started[LQ_FS_MAX_THREADS];
+  int t;
+  for (t = 0; t < njobs; t++) jobs[t].step = step;
+  for (t = 1; t < njobs; t++) started[t] = pthread_create(&ids[t], NULL, job_main, &jobs[t]) == 0;
+  step(&jobs[0]);
+  for (t = 1; t < njobs; t++) {
+    if (started[t]) pthread_join(ids[t], NULL);
+    else step(&jobs[t]);
+  }
+}
+
+/* Memory of the jobs, from the set's allocator, before any thread starts and after all have ended. */
+static void *job_alloc(const lq_allocator *a, size_t n, size_t elem) {
+  void *p;
+  if (n == 0) n = 1;
+  if (n > ((size_t)-1) / elem) return NULL;
+  p = mem_alloc(a, NULL, 0, n * elem);
+  if (p != NULL) lq_advise_huge_pages(p, n * elem);
+  return p;
+}
+
+static void jobs_free(const lq_feature_set *fs, compute_job *jobs, int njobs) {
+  const lq_allocator *a = &fs->alloc;
+  int t;
+  if (jobs == NULL) return;
+  for (t = 0; t < njobs; t++) {
+    compute_job *j = &jobs[t];
+    mem_free(a, j->unknown_rows, (j->unknown_cap ? j->unknown_cap : 1) * sizeof(size_t));
+    mem_free(a, j->seen, (j->seen_words ? j->seen_words : 1) * sizeof(uint64_t));
+    mem_free(a, j->st.v, (size_t)(BULK_SLOTS * fs->nfeats + 1) * sizeof(double));
+    mem_free(a, j->vals, (size_t)(fs->nfeats + 1) * sizeof(double));
+    mem_free(a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    mem_free(a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    mem_free(a, j->recs, (j->nrecs ? j->nrecs : 1) * sizeof(lq_event));
+    mem_free(a, j->part, (j->nrecs ? j->nrecs : 1) * sizeof(lq_event));
+    mem_free(a, j->part_row, (j->nrecs ? j->nrecs : 1) * sizeof(int32_t));
+    mem_free(a, j->bfill, (j->nb ? j->nb : 1) * sizeof(size_t));
+  }
+  mem_free(a, jobs, (size_t)njobs * sizeof(compute_job));
+}
+
+/* Each job's range of events, cut where the lead_id changes so that a run of one lead's rows stays
+** in one job (cut elsewhere, the runs would still give the same values, through the other path). */
+static void cut_events(compute_job *jobs, int njobs, const lq_column *lc, size_t nev) {
+  size_t b = 0;
+  int t;
+  for (t = 0; t < njobs; t++) {
+    size_t e = t == njobs - 1 ? nev : nev / (size_t)njobs * (size_t)(t + 1);
+    if (e < b) e = b;
+    while (e > 0 && e < nev && lc->codes[e] == lc->codes[e - 1]) e++;
+    jobs[t].ev_begin = b;
+    jobs[t].ev_end = e;
+    b = e;
+  }
 }
 
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
-                  const lq_table *events, double as_of, size_t max_unknown,
+                  const lq_table *events, double as_of, size_t max_unknown, int nthreads,
                   lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
   scratch sc;
   const lq_column *idc, *lc, *tc, *ac, *vc = NULL;
@@ -1113,18 +1287,16 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   int ci, li, ti, ai, vi, k;
   int *lead_cols = NULL;
   int32_t *code_row, *type_map;
-  uint8_t *fmatch[LQ_MAX_FILTERS], *seen;
-  size_t nleads = leads->nrows, nev = events->nrows, i, unknown_cap = 0;
-  lq_state_core st;
-  double *vals;
+  uint8_t *fmatch[LQ_MAX_FILTERS];
+  size_t nleads = leads->nrows, nev = events->nrows, i, nunknown = 0, *fill;
+  int32_t *row_of;
   lq_table *res = NULL;
-  int grouped = 1;
+  int grouped = 1, jt;
   event_source src;
   event_pick pick;
-  fold_ctx fold;
+  compute_job *jobs = NULL;
 
   memset(report, 0, sizeof *report);
-  memset(&fold, 0, sizeof fold);
   memset(&sc, 0, sizeof sc);
   sc.a = &fs->alloc;
   *out = NULL;
@@ -1244,8 +1416,6 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   pick.code_row = code_row;
   pick.type_map = type_map;
   pick.as_of = as_of;
-  pick.max_unknown = max_unknown;
-  pick.a = sc.a;
   report->events = (double)nev;
 
   /* the result: every row present and missing; a lead's row is written once its events are folded */
@@ -1262,156 +1432,148 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     }
     if (rc < 0) goto nomem;
   }
-  res->nrows = nleads;   /* reserved above; fold_lead writes every cell of every row (number columns only) */
+  res->nrows = nleads;   /* reserved above; the folds write every cell of every row (number columns only) */
   for (k = 0; k < fs->nfeats; k++) lq_advise_huge_pages(res->cols[k]->numbers, nleads * sizeof(double));
-  vals = (double *)scratch_get(&sc, (size_t)(fs->nfeats + 1) * sizeof(double));
-  memset(&st, 0, sizeof st);
-  st.bulk = 1;
-  st.today = day_of(as_of);
-  st.v = (double *)scratch_get(&sc, (size_t)(BULK_SLOTS * fs->nfeats + 1) * sizeof(double));
-  seen = (uint8_t *)scratch_get(&sc, nleads);
-  if (vals == NULL || st.v == NULL || seen == NULL) goto nomem;
-  memset(seen, 0, nleads);
-  fold.fs = fs;
-  fold.st = &st;
-  fold.vals = vals;
-  fold.res = res;
-  fold.report = report;
-  fold.as_of = as_of;
-  fold.leads = leads;
-  fold.lead_cols = lead_cols;
 
-  /* one pass when each lead's events are one run of rows (exports grouped by lead): fold each run as
-  ** it ends. The first lead met twice sends us to the general path below. */
-  {
-    size_t cap = 0, n = 0;
-    int32_t cur = -1;
-    lq_event *run = NULL;   /* the current lead's events */
-    for (i = 0; i < nev && grouped; i++) {
-      int32_t r = event_row(&pick, i, report, &unknown_cap);
-      if (r == -2) {
-        mem_free(sc.a, run, cap * sizeof(lq_event));
-        goto nomem;
-      }
-      if (r < 0) continue;
-      if (r != cur) {
-        if (cur >= 0 && fold_lead(&fold, cur, run, tmp_grow(&fold, n), n) != 0) {
-          mem_free(sc.a, run, cap * sizeof(lq_event));
-          goto nomem;
-        }
-        if (seen[r]) {
-          grouped = 0;
-          break;
-        }
-        seen[r] = 1;
-        cur = r;
-        n = 0;
-      }
-      if (n == cap && mem_grow(sc.a, (void **)&run, sizeof(lq_event), &cap, n + 1) != 0) {
-        mem_free(sc.a, run, cap * sizeof(lq_event));
-        goto nomem;
-      }
-      make_event(&src, i, &run[n++]);
+  /* the jobs: events cut into ranges for the pick */
+  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
+  if ((size_t)nthreads > nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(nev / LQ_FS_THREAD_EVENTS);
+  if (nthreads < 1) nthreads = 1;
+  jobs = (compute_job *)job_alloc(sc.a, (size_t)nthreads, sizeof(compute_job));
+  if (jobs == NULL) goto nomem;
+  memset(jobs, 0, (size_t)nthreads * sizeof(compute_job));
+  row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
+  if (row_of == NULL) goto nomem;
+  cut_events(jobs, nthreads, lc, nev);
+  for (jt = 0; jt < nthreads; jt++) {
+    compute_job *j = &jobs[jt];
+    size_t span = j->ev_end - j->ev_begin;
+    j->fs = fs;
+    j->pick = &pick;
+    j->src = &src;
+    j->leads = leads;
+    j->lead_cols = lead_cols;
+    j->res = res;
+    j->as_of = as_of;
+    j->row_of = row_of;
+    j->nev = nev;
+    j->grouped = 1;
+    j->unknown_cap = max_unknown < span ? max_unknown : span;
+    j->seen_words = (nleads + 63) / 64;
+    j->st.bulk = 1;
+    j->st.today = day_of(as_of);
+    j->unknown_rows = (size_t *)job_alloc(sc.a, j->unknown_cap, sizeof(size_t));
+    j->seen = (uint64_t *)job_alloc(sc.a, j->seen_words, sizeof(uint64_t));
+    j->st.v = (double *)job_alloc(sc.a, (size_t)(BULK_SLOTS * fs->nfeats + 1), sizeof(double));
+    j->vals = (double *)job_alloc(sc.a, (size_t)(fs->nfeats + 1), sizeof(double));
+    if (j->unknown_rows == NULL || j->seen == NULL || j->st.v == NULL || j->vals == NULL) goto nomem;
+    memset(j->seen, 0, j->seen_words * sizeof(uint64_t));
+  }
+  run_step(jobs, nthreads, step_pick);
+
+  /* grouped when every job's runs were of distinct leads and no lead was met by two jobs; jobs[0].seen
+  ** then becomes the leads met at all */
+  for (jt = 0; jt < nthreads; jt++) grouped = grouped && jobs[jt].grouped;
+  for (jt = 1; jt < nthreads; jt++) {
+    uint64_t *all = jobs[0].seen, *mine = jobs[jt].seen;
+    size_t w;
+    for (w = 0; w < jobs[0].seen_words; w++) {
+      if (all[w] & mine[w]) grouped = 0;
+      all[w] |= mine[w];
     }
-    if (grouped && cur >= 0 && fold_lead(&fold, cur, run, tmp_grow(&fold, n), n) != 0) {
-      mem_free(sc.a, run, cap * sizeof(lq_event));
-      goto nomem;
-    }
-    mem_free(sc.a, run, cap * sizeof(lq_event));
-    if (fold.tmp_oom) goto nomem;
   }
 
-  if (!grouped) {
-    /* the general path: count each lead's events, scatter them into per-lead slices (file order kept
-    ** within a lead), then fold every slice */
-    size_t *start, maxslice = 0;
-    int32_t *row_of;
-    lq_event *recs;
-    reset_report(fs, report, &unknown_cap);
-    memset(fold.counters, 0, sizeof fold.counters);
-    memset(seen, 0, nleads);
-    row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
-    start = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
-    if (row_of == NULL || start == NULL) goto nomem;
-    memset(start, 0, (nleads + 1) * sizeof(size_t));
-    for (i = 0; i < nev; i++) {
-      int32_t r = event_row(&pick, i, report, &unknown_cap);
-      if (r == -2) goto nomem;
-      row_of[i] = r;
-      if (r >= 0) start[r + 1]++;
+  if (grouped) {
+    for (jt = 0; jt < nthreads; jt++) {
+      compute_job *j = &jobs[jt];
+      j->run_cap = j->max_run;
+      j->run = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
+      j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
+      if (j->run == NULL || j->tmp == NULL) goto nomem;
     }
-    for (i = 0; i < nleads; i++) {
-      if (start[i + 1] > maxslice) maxslice = start[i + 1];
-      start[i + 1] += start[i];
+    run_step(jobs, nthreads, step_fold_runs);
+  } else {
+    /* ranges of leads, each scattered and folded by one job */
+    fill = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
+    if (fill == NULL) goto nomem;
+    for (jt = 0; jt < nthreads; jt++) {
+      jobs[jt].fill = fill;
+      jobs[jt].lead_begin = nleads / (size_t)nthreads * (size_t)jt;
+      jobs[jt].lead_end = jt == nthreads - 1 ? nleads : nleads / (size_t)nthreads * (size_t)(jt + 1);
     }
-    recs = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
-    if (recs == NULL) goto nomem;
-    if (nleads <= LQ_SCATTER_DIRECT) {
-      for (i = 0; i < nev; i++) {
-        int32_t r = row_of[i];
-        if (r >= 0) make_event(&src, i, &recs[start[r]++]);
+    run_step(jobs, nthreads, step_count);
+    for (jt = 0; jt < nthreads; jt++) {
+      compute_job *j = &jobs[jt];
+      size_t nl = j->lead_end - j->lead_begin;
+      j->run_cap = j->max_slice;
+      j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
+      j->recs = (lq_event *)job_alloc(sc.a, j->nrecs, sizeof(lq_event));
+      if (j->tmp == NULL || j->recs == NULL) goto nomem;
+      if (nl > LQ_SCATTER_DIRECT) {
+        int shift = 0;
+        while ((nl >> shift) > LQ_SCATTER_RANGES) shift++;
+        j->shift = shift;
+        j->nb = ((nl - 1) >> shift) + 1;
+        j->part = (lq_event *)job_alloc(sc.a, j->nrecs, sizeof(lq_event));
+        j->part_row = (int32_t *)job_alloc(sc.a, j->nrecs, sizeof(int32_t));
+        j->bfill = (size_t *)job_alloc(sc.a, j->nb, sizeof(size_t));
+        if (j->part == NULL || j->part_row == NULL || j->bfill == NULL) goto nomem;
       }
-    } else {
-      /* two steps, each writing to few places at a time: into ranges of leads, then to each lead.
-      ** One step would miss the cache twice per event once the leads outgrow it. */
-      int shift = 0, nb, b;
-      size_t *bfill;
-      lq_event *part;
-      int32_t *part_row;
-      while ((nleads >> shift) > LQ_SCATTER_RANGES) shift++;
-      nb = (int)((nleads - 1) >> shift) + 1;
-      bfill = (size_t *)scratch_get(&sc, (size_t)(nb + 1) * sizeof(size_t));
-      part = (lq_event *)scratch_get(&sc, start[nleads] * sizeof(lq_event));
-      part_row = (int32_t *)scratch_get(&sc, start[nleads] * sizeof(int32_t));
-      if (bfill == NULL || part == NULL || part_row == NULL) goto nomem;
-      for (b = 0; b < nb; b++) bfill[b] = start[(size_t)b << shift];
-      for (i = 0; i < nev; i++) {
-        int32_t r = row_of[i];
-        size_t at;
-        if (r < 0) continue;
-        at = bfill[r >> shift]++;
-        make_event(&src, i, &part[at]);
-        part_row[at] = r;
-      }
-      for (i = 0; i < start[nleads]; i++) recs[start[part_row[i]]++] = part[i];
     }
-    for (i = nleads; i > 0; i--) start[i] = start[i - 1];
-    start[0] = 0;
-    for (i = 0; i < nleads; i++) {
-      size_t n = start[i + 1] - start[i];
-      if (n == 0) continue;
-      seen[i] = 1;
-      if (fold_lead(&fold, (int32_t)i, recs + start[i], tmp_grow(&fold, n), n) != 0) goto nomem;
-    }
-    if (fold.tmp_oom) goto nomem;
+    run_step(jobs, nthreads, step_scatter_fold);
   }
+
+  /* the report: the jobs' counts, and the first unknown rows in file order (the jobs' ranges are) */
+  for (jt = 0; jt < nthreads; jt++) {
+    compute_job *j = &jobs[jt];
+    int c;
+    report->used += j->used;
+    report->after_as_of += j->after_as_of;
+    report->no_time += j->no_time;
+    report->ignored += j->ignored;
+    report->unknown += j->unknown;
+    nunknown += j->nunknown;
+    for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] += j->counters[c];
+  }
+  if (nunknown > max_unknown) nunknown = max_unknown;
+  if (nunknown > 0) {
+    size_t n = 0;
+    report->unknown_rows = (size_t *)mem_alloc(sc.a, NULL, 0, nunknown * sizeof(size_t));
+    if (report->unknown_rows == NULL) goto nomem;
+    report->unknown_cap = nunknown;
+    for (jt = 0; jt < nthreads && n < nunknown; jt++) {
+      size_t take = jobs[jt].nunknown < nunknown - n ? jobs[jt].nunknown : nunknown - n;
+      memcpy(report->unknown_rows + n, jobs[jt].unknown_rows, take * sizeof(size_t));
+      n += take;
+    }
+    report->nunknown_rows = n;
+  }
+
   /* the leads without events: the values of an empty state */
   {
+    const uint64_t *seen = jobs[0].seen;
+    compute_job *j = &jobs[0];
     int c;
-    for (i = 0; i < nleads && seen[i]; i++) {}
+    for (i = 0; i < nleads && (seen[i >> 6] >> (i & 63) & 1); i++) {}
     if (i < nleads) {   /* all alike (even a noise lead's, without events): fold once, copy column by column */
-      if (fold_lead(&fold, (int32_t)i, NULL, NULL, 0) != 0) goto nomem;
+      fold_lead(j, (int32_t)i, NULL, 0);   /* no events: no counts */
       for (c = 0; c < fs->nfeats; c++) {
-        double v = vals[c], *col = res->cols[c]->numbers;
+        double v = j->vals[c], *col = res->cols[c]->numbers;
         size_t r;
         for (r = i; r < nleads; r++)
-          if (!seen[r]) col[r] = v;
+          if (!(seen[r >> 6] >> (r & 63) & 1)) col[r] = v;
       }
     }
-    for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] = fold.counters[c];
   }
-  report->unknown_cap = unknown_cap;
   report->counters[LQ_N_OBSERVED] = report->used;
-  mem_free(sc.a, fold.tmp, fold.tmp_cap * sizeof(lq_event));
+  jobs_free(fs, jobs, nthreads);
   scratch_free(&sc);
   *out = res;
   return 0;
 nomem:
-  mem_free(sc.a, fold.tmp, fold.tmp_cap * sizeof(lq_event));
+  jobs_free(fs, jobs, nthreads);
   if (res) lq_table_free(res);
   scratch_free(&sc);
-  mem_free(sc.a, report->unknown_rows, unknown_cap * sizeof(size_t));
-  report->unknown_rows = NULL;
-  report->nunknown_rows = 0;
+  lq_compute_report_free(fs, report);
   return fail(err, errlen, "%s", "not enough memory for the feature computation");
 }

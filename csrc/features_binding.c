@@ -288,7 +288,7 @@ static void push_counters(lua_State *L, const double *counters) {
   lua_setfield(L, -2, "flagged_lead");
 }
 
-/* fs:_compute(leads, events, as_of, id_column, max_unknown) -> table, report | nil, message */
+/* fs:_compute(leads, events, as_of, id_column, max_unknown, threads) -> table, report | nil, message */
 static int fs_compute(lua_State *L) {
   lq_feature_set *fs = check_fs(L, 1);
   const lq_table *leads = lq_check_table(L, 2);
@@ -296,14 +296,18 @@ static int fs_compute(lua_State *L) {
   double as_of = (double)luaL_checknumber(L, 4);
   const char *id = luaL_optstring(L, 5, "id");
   lua_Integer max_unknown = luaL_optinteger(L, 6, 1000);
+  lua_Integer threads = luaL_optinteger(L, 7, 1);
   lq_table **slot;
   lq_compute_report rep;
   char err[LQ_FEATURES_MESSAGE_MAX];
   int li, rc;
   size_t i;
   if (max_unknown < 0) max_unknown = 0;
+  if (threads < 1) threads = 1;
+  if (threads > 1024) threads = 1024;   /* the engine takes at most its own limit */
   slot = lq_push_table_box(L);         /* owns the result as soon as there is one */
-  rc = lq_fs_compute(fs, leads, id, events, as_of, (size_t)max_unknown, slot, &rep, err, sizeof err);
+  rc = lq_fs_compute(fs, leads, id, events, as_of, (size_t)max_unknown, (int)threads, slot, &rep,
+                     err, sizeof err);
   if (rc != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);

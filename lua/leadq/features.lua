@@ -385,7 +385,8 @@ local function parse_as_of(v, fail)
   fail("as_of must be epoch seconds or an ISO date string, got %s", type(v))
 end
 
--- fs:compute(leads, events [, { as_of =, id = "id", max_unknown = 1000 }]) -> table, report | nil, message
+-- fs:compute(leads, events [, { as_of =, id = "id", max_unknown = 1000, threads = 1 }]) -> table, report | nil, message
+-- threads: how many threads fold the leads (the same values and report for any number).
 function FeatureSet:compute(leads, events, opts)
   check_set(self, "compute")
   local fail = raiser("compute", 3)
@@ -393,13 +394,18 @@ function FeatureSet:compute(leads, events, opts)
   if not core.is_table(events) then fail("events must be a leadq table (leadq.read_events), got %s", type(events)) end
   opts = opts or {}
   if type(opts) ~= "table" then fail("options must be a table, got %s", type(opts)) end
-  check_keys(opts, { "as_of", "id", "max_unknown" }, fail, "options: ")
+  check_keys(opts, { "as_of", "id", "max_unknown", "threads" }, fail, "options: ")
   local as_of = parse_as_of(opts.as_of, raiser("compute", 4))
   if opts.id ~= nil and type(opts.id) ~= "string" then fail("id must be a column name, got %s", type(opts.id)) end
   if opts.max_unknown ~= nil and type(opts.max_unknown) ~= "number" then
     fail("max_unknown must be a number, got %s", type(opts.max_unknown))
   end
-  local tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000)
+  local threads = opts.threads
+  if threads ~= nil and (type(threads) ~= "number" or threads < 1 or threads ~= math_floor(threads)) then
+    fail("threads must be a whole number of at least 1, got %s", tostring(threads))
+  end
+  local tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000,
+    threads or 1)
   if not tbl then return nil, report end
   report.as_of = as_of
   return tbl, report

@@ -312,7 +312,8 @@ local function compute_features(self, tbl, events, as_of, options)
   if not is_table(events) then
     error(string_format("events must be a leadq table (leadq.read_events), got %s", type(events)), 4)
   end
-  local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id })
+  local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id,
+    threads = options.threads })
   if not ftbl then return nil, report end
   return ftbl, nil, report
 end

@@ -1,0 +1,236 @@
+-- The bulk feature pass on several threads: every value and every count of the report equal to one
+-- thread's, on generated leads and events in file order, shuffled, and in time order.
+local lu = require("luaunit")
+local core = require("leadq.core")
+local leadq = require("leadq")
+local features = require("leadq.features")
+local helpers = require("helpers")
+
+local M = {}
+M.TestFeaturesThreads = {}
+local T = M.TestFeaturesThreads
+
+local AS_OF = "2026-11-01T00:00:00Z"
+local THREADS = { 2, 3, 4, 7 }
+local EVENT_SCHEMA = { lead_id = "category", type = "category", at = "time", value = "number", page = "category",
+  asset = "category", campaign = "category" }
+
+-- Every feature the engine has, filters on event attributes and every kind of noise.
+local SPECS = {
+  views_30d = { count = "page_view", within_days = 30 },
+  product_views = { count = "page_view", page = { starts_with = "/product" }, within_days = 60 },
+  pricing_points = { count = "pricing_view", points = 5, cap = 40, cap_per_day = 10, within_days = 90 },
+  email_points = { count = { "email_open", "email_click" }, points = 2, cap = 20, cap_per_day = 6 },
+  seconds = { sum = "page_view", within_days = 14 },
+  heat = { decayed = { "pricing_view", "demo_request" }, half_life_days = 14 },
+  minutes = { decayed = "webinar_attended", half_life_days = 30, of = "value" },
+  first_seen = { first = "*" },
+  last_seen = { last = "*" },
+  quiet_days = { days_since_last = "*" },
+  active = { active_days = "*", within_days = 30 },
+  visits = { sessions = { "page_view", "pricing_view" }, gap_minutes = 30 },
+  webinar_campaigns = { count = "webinar_registered", campaign = { contains = "webinar" } },
+}
+local OPTIONS = { noise = { min_page_seconds = 5, scanner_click_seconds = 10, leads = { seniority = "student" } } }
+
+local generated   -- leads and the events as Lua records, made once for the suite
+
+local function sample()
+  if generated then return generated end
+  local dir = helpers.tmpdir()
+  local n = helpers.size(4000, 1500)
+  assert(require("leadq.gen").generate { leads = n, seed = 77, out = dir })
+  local leads = assert(leadq.read_csv(dir .. "/leads.csv", { schema = { id = "category" } }))
+  local events = assert(leadq.read_events(dir .. "/events.csv"))
+  local list = {}
+  for i = 1, #events do list[i] = events:row(i) end
+  events:close()
+  helpers.remove_dir(dir)
+  generated = { leads = leads, list = list }
+  return generated
+end
+
+local function shuffled(list, seed)
+  local out, x = {}, seed
+  for i = 1, #list do out[i] = list[i] end
+  for i = #out, 2, -1 do
+    x = (16807 * x) % 2147483647
+    local j = x % i + 1
+    out[i], out[j] = out[j], out[i]
+  end
+  return out
+end
+
+local function time_ordered(list)
+  local idx = {}
+  for i = 1, #list do idx[i] = i end
+  table.sort(idx, function(a, b)
+    if list[a].at ~= list[b].at then return list[a].at < list[b].at end
+    return a < b
+  end)
+  local out = {}
+  for k, i in ipairs(idx) do out[k] = list[i] end
+  return out
+end
+
+-- Equal as the engine wrote them: NaN (missing) equals NaN, numbers equal to the last bit.
+local function assert_same(fs, one, other, nrows, what)
+  for _, name in ipairs(fs:names()) do
+    local a, b = one:column(name), other:column(name)
+    for r = 1, nrows do
+      local x, y = a[r], b[r]
+      if not (x == y or (x ~= x and y ~= y)) then
+        lu.fail(string.format("%s: feature %s of lead %d: %s on one thread, %s", what, name, r, tostring(x),
+          tostring(y)))
+      end
+    end
+  end
+end
+
+local function assert_same_report(one, other, what)
+  for _, key in ipairs({ "events", "used", "after_as_of", "no_time", "ignored", "unknown_leads", "duplicate_ids" }) do
+    lu.assertEquals(other[key], one[key], what .. ": report." .. key)
+  end
+  lu.assertEquals(other.noise, one.noise, what .. ": report.noise")
+  lu.assertEquals(other.unknown, one.unknown, what .. ": report.unknown")
+end
+
+-- The list as an events table, computed on one thread and on each of THREADS: all the same.
+local function check_every_threads(fs, leads, list, what, opts)
+  local events = core.table(list, EVENT_SCHEMA)
+  local base = { as_of = AS_OF }
+  for k, v in pairs(opts or {}) do base[k] = v end
+  local one, one_report = fs:compute(leads, events, base)
+  lu.assertNotNil(one, one_report)
+  for _, n in ipairs(THREADS) do
+    local o = {}
+    for k, v in pairs(base) do o[k] = v end
+    o.threads = n
+    local got, report = fs:compute(leads, events, o)
+    lu.assertNotNil(got, report)
+    assert_same(fs, one, got, #leads, string.format("%s, %d threads", what, n))
+    assert_same_report(one_report, report, string.format("%s, %d threads", what, n))
+    got:close()
+  end
+  events:close()
+  return one, one_report
+end
+
+function T.test_generated_events_in_file_order()
+  local s = sample()
+  local fs = features.new(SPECS, OPTIONS)
+  local one, report = check_every_threads(fs, s.leads, s.list, "file order")
+  -- the sample exercises what it claims to: events used, noise met, leads with and without values
+  lu.assertTrue(report.used > 10000)
+  lu.assertTrue(report.noise.short_page_view > 0)
+  lu.assertTrue(report.noise.flagged_lead > 0)
+  local views, with = one:column("views_30d"), 0
+  for r = 1, #s.leads do if views[r] > 0 then with = with + 1 end end
+  lu.assertTrue(with > 0 and with < #s.leads)
+end
+
+function T.test_generated_events_shuffled()
+  local s = sample()
+  check_every_threads(features.new(SPECS, OPTIONS), s.leads, shuffled(s.list, 4242), "shuffled")
+end
+
+function T.test_generated_events_in_time_order()
+  local s = sample()
+  check_every_threads(features.new(SPECS, OPTIONS), s.leads, time_ordered(s.list), "time order")
+end
+
+-- Events of unknown leads among the others, events after as_of, without a time, of types no feature
+-- reads; two leads sharing an id; the first unknown rows listed in file order whichever thread met them.
+function T.test_left_out_events_and_unknown_rows_agree()
+  local s = sample()
+  local list, x = {}, 99
+  for i, e in ipairs(s.list) do
+    list[#list + 1] = e
+    x = (16807 * x) % 2147483647
+    local kind = x % 40
+    if kind == 0 then
+      list[#list + 1] = { lead_id = "nobody" .. (x % 300), type = "page_view", at = e.at, value = 60 }
+    elseif kind == 1 then
+      list[#list + 1] = { lead_id = e.lead_id, type = "pricing_view", at = e.at + 400 * 86400, value = 60 }
+    elseif kind == 2 then
+      list[#list + 1] = { lead_id = e.lead_id, type = "page_view", value = 60 }
+    elseif kind == 3 then
+      list[#list + 1] = { lead_id = e.lead_id, type = "chat_started", at = e.at }
+    end
+    if i % 5000 == 0 then list[#list + 1] = { type = "page_view", at = e.at } end   -- no lead_id
+  end
+  local recs = {}
+  for r = 1, #s.leads do recs[r] = s.leads:row(r) end
+  recs[#recs + 1] = recs[7]   -- a second lead with the id of lead 7
+  local leads = core.table(recs, { id = "category" })
+  local fs = features.new(SPECS, OPTIONS)
+  for _, order in ipairs({ { "file order", list }, { "shuffled", shuffled(list, 7) } }) do
+    local _, report = check_every_threads(fs, leads, order[2], order[1] .. " with left-out events",
+      { max_unknown = 25 })
+    lu.assertEquals(#report.unknown, 25)
+    lu.assertTrue(report.unknown_leads > 25)
+    lu.assertTrue(report.after_as_of > 0 and report.no_time > 0)
+    lu.assertEquals(report.duplicate_ids, 1)
+    -- a set without wildcards ignores the types it does not read (chat_started, form_fill...)
+    local _, narrow = check_every_threads(features.new({ views = SPECS.views_30d, heat = SPECS.heat }), leads,
+      order[2], order[1] .. ", two features", { max_unknown = 25 })
+    lu.assertTrue(narrow.ignored > 0)
+  end
+  leads:close()
+end
+
+-- More leads per thread than events go straight to their lead's slice (65,536): each thread scatters
+-- in two steps.
+function T.test_two_step_scatter_on_each_thread()
+  local n = 140000
+  local ids = { "id" }
+  for i = 1, n do ids[#ids + 1] = string.format("lead%06d", (i * 7919) % n) end
+  local lead_tbl = core.parse_csv(table.concat(ids, "\n") .. "\n", { schema = { id = "category" } })
+  local fs = features.new({ n = { count = "page_view", within_days = 3 }, s = { sessions = "*" },
+    d = { decayed = "*", half_life_days = 1 } })
+  local t0 = leadq.parse_time(AS_OF)
+  local x, list = 12345, {}
+  for k = 1, helpers.size(30000, 12000) do
+    x = (16807 * x) % 2147483647
+    list[k] = { lead_id = string.format("lead%06d", x % n), type = (k % 3 == 0) and "email_open" or "page_view",
+      at = t0 - (x % 1000) * 600 }
+  end
+  local one = check_every_threads(fs, lead_tbl, list, "140,000 leads")
+  local counted, c = 0, one:column("n")
+  for r = 1, n do counted = counted + c[r] end
+  lu.assertTrue(counted > 0)
+end
+
+function T.test_model_score_with_threads_scores_as_one_thread()
+  local s = sample()
+  local events = core.table(shuffled(s.list, 11), EVENT_SCHEMA)
+  local model = assert(leadq.load_model("rules/mql.lua"))
+  local one = assert(model:score(s.leads, events, { as_of = AS_OF }))
+  local two = assert(model:score(s.leads, events, { as_of = AS_OF, threads = 2 }))
+  local mqls = 0
+  for r = 1, #s.leads do
+    local a, b = one:row(r), two:row(r)
+    lu.assertEquals(b.total, a.total)
+    lu.assertEquals(b.status, a.status)
+    lu.assertEquals(b.grade, a.grade)
+    if a.status == "mql" then mqls = mqls + 1 end
+  end
+  lu.assertTrue(mqls > 0)
+  events:close()
+end
+
+function T.test_threads_option_is_checked()
+  local fs = features.new({ v = { count = "page_view" } })
+  local leads = core.table({ { id = "a" } })
+  local events = core.table({ { lead_id = "a", type = "page_view", at = 1 } }, EVENT_SCHEMA)
+  for _, bad in ipairs({ 0, 1.5, "2", -1 }) do
+    local ok, err = pcall(fs.compute, fs, leads, events, { as_of = 10, threads = bad })
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, "compute: threads must be a whole number of at least 1, got " .. tostring(bad))
+  end
+  -- more threads than events: the same single value
+  local tbl = assert(fs:compute(leads, events, { as_of = 10, threads = 64 }))
+  lu.assertEquals(tbl:row(1), { v = 1 })
+end
+
+return M
