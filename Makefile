@@ -48,7 +48,7 @@ $(OBJDIR)/%.o: csrc/%.c $(HEADERS) | $(OBJDIR)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(CORE): $(OBJECTS) | $(LIBDIR)/leadq
-	$(CC) $(LIBFLAG) $(SAN_LDFLAGS) -pthread -o $@ $(OBJECTS) -lhiredis -lz -lm
+	$(CC) $(LIBFLAG) $(SAN_LDFLAGS) -pthread -o $@ $(OBJECTS) -lhiredis -lz -lcrypto -lm
 
 $(OBJDIR) $(LIBDIR)/leadq:
 	mkdir -p $@
@@ -136,7 +136,7 @@ FUZZ_DIR = $(BUILD)/fuzz
 FUZZ_CFLAGS = -std=gnu99 -g -O1 -fno-omit-frame-pointer -pthread -fsanitize=address,undefined \
   -fno-sanitize-recover=undefined $(WARNINGS) -Icsrc -I/usr/include/lua5.4
 FUZZ_ZLIB = $(if $(wildcard csrc/input.c),-lz)
-FUZZ_CORE_LIBS ?= $(if $(wildcard csrc/redis_binding.c),-lhiredis) $(FUZZ_ZLIB) -lm
+FUZZ_CORE_LIBS ?= $(if $(wildcard csrc/redis_binding.c),-lhiredis) $(FUZZ_ZLIB) -lcrypto -lm
 FUZZ_OBJECTS = $(patsubst csrc/%.c,$(FUZZ_DIR)/obj/%.o,$(SOURCES))
 FUZZ_CSV_SOURCES = csrc/csv_reader.c csrc/table.c csrc/civil_time.c $(wildcard csrc/input.c)
 FUZZ_STATE_SOURCES = csrc/features.c csrc/table.c csrc/civil_time.c

@@ -41,5 +41,6 @@ void lq_open_accounts(lua_State *L);
 void lq_open_evaluate(lua_State *L);
 void lq_open_fit(lua_State *L);
 void lq_open_redis(lua_State *L);
+void lq_open_hmac(lua_State *L);
 
 #endif

@@ -12,8 +12,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 2: one_scorer, state:encode(prefix), state:decode(s, init), record readers and answer writers.
 ** 3: state:observe(type, at, value, attributes), state:values(as_of, into), state:latest(), now().
 ** 4: evaluate(), wilson(), rate_ratio(), funnel:entered(), program:score's fired bits.
-** 5: redis_connect() and its connection's call, pipeline, close (leadq.store for plain Lua hosts). */
-#define LQ_INTERFACE 5
+** 5: redis_connect() and its connection's call, pipeline, close (leadq.store for plain Lua hosts).
+** 6: hmac_sha256(), hmac_sha256_verify() (the webhooks' signatures, by libcrypto). */
+#define LQ_INTERFACE 6
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
@@ -51,6 +52,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lq_open_evaluate(L);
   lq_open_fit(L);
   lq_open_redis(L);
+  lq_open_hmac(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LQ_INTERFACE);

@@ -40,6 +40,8 @@ build = {
         "csrc/funnel.c",
         "csrc/funnel_binding.c",
         "csrc/gen_events.c",
+        "csrc/hmac.c",
+        "csrc/hmac_binding.c",
         "csrc/input.c",
         "csrc/program.c",
         "csrc/random.c",
@@ -48,7 +50,7 @@ build = {
         "csrc/table.c",
         "csrc/table_binding.c",
       },
-      libraries = { "pthread", "m", "hiredis", "z" },
+      libraries = { "pthread", "m", "hiredis", "z", "crypto" },
       -- Only luaopen_leadq_core exported. The builtin build takes no linker flags, but passes each
       -- libdir to -Wl,-rpath, where a comma starts the next linker option: the rpath is the rock's
       -- own lib folder (absolute, never the working directory), then the version script. Elsewhere
