@@ -661,8 +661,12 @@ local function load_logs(opts)
   if not ok then return nil, (tostring(f):gsub("^[^:]*:%d+: ", "")) end
   for _, input in ipairs(inputs) do
     local map = input.map or {}
-    local tbl, err = core.read_csv(input.path)
-    if not tbl then return nil, err end
+    local tbl = input.table   -- a table already read (the caller closes it), or the file
+    if not tbl then
+      local err
+      tbl, err = core.read_csv(input.path)
+      if not tbl then return nil, err end
+    end
     local cols = { lead = map.lead or "lead_id", stage = map.stage or "stage", at = map.at or "at",
                    stage_is = map.stage_is, source = input.path }
     if map.reason or tbl:has("reason") then cols.reason = map.reason or "reason" end
@@ -675,7 +679,7 @@ local function load_logs(opts)
     end
     if cols.stage_is then cols.stage = nil end
     local lok, lerr = pcall(f.load, f, tbl, cols)
-    tbl:close()
+    if not input.table then tbl:close() end
     if not lok then return nil, format("%s: %s", input.path, (tostring(lerr):gsub("^[^:]*:%d+: ", ""))) end
   end
   return f
@@ -727,7 +731,8 @@ local function result_of_logs(opts)
   return result, f:rejects(), f
 end
 
--- Several report tables of one set of logs, read and checked once: one per grouping in `groupings`
+-- Several report tables of one set of logs, read and checked once (opts.transitions: a path, or a list
+-- of { path =, map =, table = a leadq table already read }): one per grouping in `groupings`
 -- (each a list of dimensions, or {} for the whole), joined to leads_tbl (a leadq table, or nil to
 -- read opts.leads). opts as for run; spend (rows of source, month, spend) adds costs to groupings by
 -- source. Returns the list of tables and the rejected rows, or nil and a message.

@@ -313,12 +313,16 @@ function _M.collect(opts)
     data.disqualified_by_rule = rows
   end
 
+  local transitions
   if opts.transitions then
     local by = opts.by or "source"
     local groupings = { {}, { by } }
     if by ~= "owner" then groupings[3] = { "owner" } end
-    local tabs, rejects = funnel.reports({ transitions = opts.transitions, id = opts.id, sla_days = opts.sla_days },
-      groupings, leads, opts.spend and spend_rows(opts.spend) or nil)
+    -- the log is read once: the funnel's groupings and the outcome's labels both take the table
+    transitions, err = leadq.read_csv(opts.transitions)
+    if not transitions then error(err, 0) end
+    local tabs, rejects = funnel.reports({ transitions = { { path = opts.transitions, table = transitions } },
+      id = opts.id, sla_days = opts.sla_days }, groupings, leads, opts.spend and spend_rows(opts.spend) or nil)
     if not tabs then error("funnel: " .. tostring(rejects), 0) end
     local total_tab, by_tab = tabs[1], tabs[2]
     data.funnel = { chain = total_tab.chain, pairs = total_tab.pairs, by = by, sla_days = total_tab.sla_days,
@@ -332,6 +336,7 @@ function _M.collect(opts)
     local spec = {}
     for k, v in pairs(opts.outcome) do spec[k] = v end
     if spec.as_of == nil then spec.as_of = as_of end
+    if transitions and spec.transitions == opts.transitions then spec.transitions = transitions end
     local lok, labels, linfo = pcall(outcome.labels, leads, spec)
     if not lok then error(bare(labels), 0) end
     local roc = roc_of(total, labels, n)
@@ -346,6 +351,7 @@ function _M.collect(opts)
   result:close()
   leads:close()
   if events then events:close() end
+  if transitions then transitions:close() end
   return data
 end
 
