@@ -360,7 +360,9 @@ static void centre(fit_work *w, lq_fit_result *r) {
     double mean = 0.0;
     for (k = 0; k < r->nbins[j]; k++) mean += count[k] * r->shape[j][k];
     mean /= (double)w->nt;
-    for (k = 0; k < r->nbins[j]; k++) r->shape[j][k] -= mean;
+    /* a bin no training row fell in stays at 0: a value never seen scores as the average lead */
+    for (k = 0; k < r->nbins[j]; k++)
+      if (count[k] > 0) r->shape[j][k] -= mean;
     r->intercept += mean;
   }
   for (j = 0; j < r->npairs; j++) {

@@ -177,7 +177,10 @@ function M.test_bank_as_good_as_logistic_regression()
       if header == nil then header = line else lines[#lines + 1] = line end
     end
     local train, test = split_file(lines, header, function(l) return l:sub(-5) == '"yes"' end, dir, 20261206)
-    local ours = leadq_auc(dir, train, test, { outcome = "y=yes", exclude = { "duration" } }, "y", "yes")
+    local ours, text = leadq_auc(dir, train, test, { outcome = "y=yes", exclude = { "duration" } }, "y", "yes")
+    -- no rule for a bin no training lead fell in ("other" months: there are none)
+    lu.assertNil(text:find("\n    -- 0 leads", 1, true))
+    lu.assertStrContains(text, 'when = { poutcome = "success" }')
     local lr, hgb = sklearn(dir, train, test, "y", "yes", "duration")
     report_line("bank", ours, lr, hgb)
     lu.assertTrue(ours >= lr, string.format("leadq fit %.4f below logistic regression %.4f", ours, lr))
