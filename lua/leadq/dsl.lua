@@ -457,9 +457,14 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
--- "2026-01-05", "2026-01-05T10:30:00Z", "2026-01-05 10:30" -> epoch seconds (UTC), or nil.
+-- "2026-01-05", "2026-01-05T10:30:00Z", "2026-01-05 10:30", offsets -> epoch seconds (UTC), or nil.
+-- The C core's reader, the one the CSV reader, the features and the service use: a time means one
+-- thing everywhere ("2026-02-31" is no date, not 3 March). The Lua reader is left for a VM with no
+-- core (the rule language alone).
+local has_core, core = pcall(require, "leadq.core")
 function _M.parse_time(s)
   if type(s) ~= "string" then return nil end
+  if has_core then return (core.parse_time(s)) end
   local y, mo, d, rest = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)(.*)$")
   if not y then return nil end
   y, mo, d = tonumber(y), tonumber(mo), tonumber(d)

@@ -45,9 +45,9 @@ if not has_nkeys then
   end
 end
 
-local type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable, error, next =
-  type, pairs, ipairs, tostring, tonumber, pcall, setmetatable, getmetatable, error, next
-local floor, huge = math.floor, math.huge
+local type, pairs, ipairs, tostring, pcall, setmetatable, getmetatable, error, next =
+  type, pairs, ipairs, tostring, pcall, setmetatable, getmetatable, error, next
+local huge = math.huge
 local find, sub, format, concat, sort = string.find, string.sub, string.format, table.concat, table.sort
 
 local _M = { _VERSION = "0.1.0" }
@@ -885,17 +885,10 @@ function _M.model_name(model)
 end
 
 ---------------------------------------------------------------------------------------------------
--- Times: epoch seconds, or an ISO 8601 date / date-time in UTC.
+-- Times: epoch seconds, or an ISO 8601 date / date-time (UTC unless it has an offset).
 ---------------------------------------------------------------------------------------------------
 
-local function days_from_civil(y, m, d)   -- days since 1970-01-01 (proleptic Gregorian)
-  y = m <= 2 and y - 1 or y
-  local era = floor((y >= 0 and y or y - 399) / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+local core_parse_time = require("leadq.core").parse_time
 
 -- epoch seconds, or nil and why.
 function _M.parse_time(v)
@@ -904,20 +897,11 @@ function _M.parse_time(v)
     return v
   end
   if type(v) ~= "string" then return nil, "must be epoch seconds or an ISO 8601 date-time" end
-  local y, mo, d, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
-  if not y then return nil, "must be epoch seconds or an ISO 8601 date-time" end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  local h, mi, s, frac = 0, 0, 0, 0
-  if rest ~= "" then
-    local hh, mm, ss, f, zone = rest:match("^[T ](%d%d):(%d%d):(%d%d)(%.?%d*)(Z?)$")
-    if not hh or (f ~= "" and f == ".") then return nil, "must be epoch seconds or an ISO 8601 date-time (UTC, Z)" end
-    h, mi, s, frac = tonumber(hh), tonumber(mm), tonumber(ss), tonumber("0" .. f) or 0
-    local _ = zone
-  end
-  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or s > 60 then
-    return nil, "is not a valid date-time: " .. v
-  end
-  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + frac
+  -- the core's reader, as the CSV reader's and the features': "2026-02-31" is no date, and
+  -- T10:30 or a +01:00 offset read as they do in a file
+  local t = core_parse_time(v)
+  if t == nil then return nil, "must be epoch seconds or an ISO 8601 date-time, got '" .. readable(v) .. "'" end
+  return t
 end
 
 ---------------------------------------------------------------------------------------------------
