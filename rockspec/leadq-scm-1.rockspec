@@ -82,12 +82,15 @@ build = {
     ["leadq.json"] = "lua/leadq/json.lua",
     ["leadq.model"] = "lua/leadq/model.lua",
     ["leadq.profile"] = "lua/leadq/profile.lua",
+    ["leadq.outbox"] = "lua/leadq/outbox.lua",
     ["leadq.reactions"] = "lua/leadq/reactions.lua",
+    ["leadq.reactor"] = "lua/leadq/reactor.lua",
     ["leadq.outcome"] = "lua/leadq/outcome.lua",
     ["leadq.report"] = "lua/leadq/report.lua",
     ["leadq.service"] = "lua/leadq/service.lua",
     ["leadq.store"] = "lua/leadq/store.lua",
     ["leadq.svg"] = "lua/leadq/svg.lua",
+    ["leadq.webhook"] = "lua/leadq/webhook.lua",
   },
   install = {
     -- The command (the same script as build/leadq, which looks for a build tree first). It lives

@@ -225,7 +225,8 @@ local ScoreAnswer = { __name = "leadq.ScoreAnswer" }
 function _M.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
   for k in pairs(opts) do
-    if not ({ model = 1, store = 1, locks = 1, features = 1, clock = 1, sleep = 1, max_body = 1, info = 1 })[k] then
+    if not ({ model = 1, store = 1, locks = 1, features = 1, clock = 1, sleep = 1, max_body = 1, info = 1,
+              reactor = 1 })[k] then
       error("service.new: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
@@ -244,6 +245,7 @@ function _M.new(opts)
     sleep = opts.sleep,
     max_body = opts.max_body or MAX_BODY,
     info = opts.info,
+    reactor = opts.reactor,   -- leadq.reactor: records status changes, puts their reactions in the outbox
     cache = {}, cache_count = 0,
   }, Service)
   self.features = opts.features or _M.model_features(opts.model)
@@ -741,6 +743,7 @@ function Service:score(id, lead, with_explain, values, note, reuse)
     answer = setmetatable({ lead = id, total = result.total, status = result.status, grade = result.grade,
       groups = result.groups, reason = result.reason, features = values or {}, note = note }, ScoreAnswer)
   end
+  answer.changed = self.reactor and self.reactor:observe(id, answer, record) or nil   -- { model, from, to, at }
   if with_explain then
     setmetatable(answer, nil)
     local ok, explained
@@ -803,8 +806,8 @@ end
 -- closing: the last piece, "}" unless given (the nginx glue ends the line in it).
 function Service:answer_parts(answer, closing)
   local parts, n = self.answer_parts_kept, 0
-  n = put_numbers(parts, n, '{"features":', answer.features, self.feature_list, self.feature_keys,
-    self.feature_keys_next)
+  local opening = answer.changed and '{"changed":' .. json.encode(answer.changed) .. ',"features":' or '{"features":'
+  n = put_numbers(parts, n, opening, answer.features, self.feature_list, self.feature_keys, self.feature_keys_next)
   if answer.grade ~= nil then n = n + 1; parts[n] = ',"grade":'; n = n + 1; parts[n] = quote_kept(answer.grade) end
   n = put_numbers(parts, n, ',"groups":', answer.groups, self.group_list, self.group_keys, self.group_keys_next)
   local lead = answer.lead
@@ -950,8 +953,11 @@ function _M.init_nginx(opts)
   local info = { rules = opts.rules, generation = generation, loaded_at = ngx.time(), name = _M.model_name(model) }
   ngx.log(ngx.NOTICE, format("leadq: model '%s' from %s loaded (generation %d)", tostring(info.name), opts.rules,
     generation))
+  -- reactions (a reactions script) with outbox (a lua_shared_dict of its own): see leadq.reactor
+  local reactor = opts.reactions and require("leadq.reactor").init_nginx{ reactions = opts.reactions,
+    outbox = opts.outbox, model = info.name }
   current = _M.new{ model = model, store = store, locks = locks, clock = ngx.now,
-    sleep = function(s) ngx.sleep(s) end, max_body = opts.max_body, info = info }
+    sleep = function(s) ngx.sleep(s) end, max_body = opts.max_body, info = info, reactor = reactor }
   return current
 end
 

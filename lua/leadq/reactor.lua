@@ -1,0 +1,244 @@
+-- leadq.reactor: the reactions of the real-time service. After each score answer it compares the
+-- lead's status and grade with the last ones it recorded; on a change it records the new ones,
+-- asks the reactions script what to do (leadq.reactions: webhooks, an owner by the routes) and
+-- puts the webhook facts in the outbox (leadq.outbox), all before the answer leaves, which then
+-- says `changed = { model, from, to, at }`. Delivery runs later, from a timer (init_worker), never
+-- on the request path.
+--
+-- In nginx.conf (see tests/nginx/reactions.conf.tmpl):
+--   lua_shared_dict leadq_outbox 32m;
+--   init_by_lua_block { require("leadq.service").init_nginx{ rules = ..., dict = ...,
+--     reactions = "/srv/rules/reactions.lua", outbox = "leadq_outbox" } }
+--   init_worker_by_lua_block { require("leadq.reactor").init_worker() }
+--   location = /metrics { content_by_lua_block { require("leadq.reactor").serve_nginx("metrics") } }
+--   location = /.leadq/outbox { allow 127.0.0.1; deny all;
+--     content_by_lua_block { require("leadq.reactor").serve_nginx("outbox") } }
+local json = require("leadq.json")
+local outbox_mod = require("leadq.outbox")
+local webhook = require("leadq.webhook")
+
+local type, tostring, ipairs, setmetatable, error = type, tostring, ipairs, setmetatable, error
+local find, sub, format = string.find, string.sub, string.format
+
+local _M = { _VERSION = "0.1.0" }
+
+local LAST, COUNT, LOCK = "x:", "x:n:", "x:l:"
+local CACHE = 10000
+
+local Reactor = {}
+Reactor.__index = Reactor
+
+-- opts: reactions (a loaded leadq.reactions), outbox (a leadq.outbox), store (where each lead's
+-- last status is kept: the outbox's store), model (the model's name), clock (seconds), secrets
+-- ({ webhook name = secret }, default: from each webhook's secret_env), format_time (epoch -> text).
+function _M.new(opts)
+  if type(opts) ~= "table" or type(opts.reactions) ~= "table" or type(opts.outbox) ~= "table" then
+    error("reactor.new: expects { reactions =, outbox =, store =, model = }", 2)
+  end
+  local secrets = opts.secrets
+  if not secrets then
+    secrets = {}
+    for name, hook in pairs(opts.reactions.webhooks) do
+      secrets[name] = hook.secret_env and os.getenv(hook.secret_env) or nil
+    end
+  end
+  return setmetatable({ reactions = opts.reactions, outbox = opts.outbox, store = opts.store or opts.outbox.store,
+    model = opts.model or "model", clock = opts.clock or os.time, secrets = secrets,
+    format_time = opts.format_time or require("leadq").format_time,
+    watching = opts.reactions:watches(opts.model or "model"),
+    last = {}, last_count = 0 }, Reactor)
+end
+
+-- "status\tgrade\towner" -> status, grade, owner
+local function parse(text)
+  local a = find(text, "\t", 1, true)
+  local b = find(text, "\t", a + 1, true)
+  local owner = sub(text, b + 1)
+  return sub(text, 1, a - 1), sub(text, a + 1, b - 1), owner ~= "" and owner or nil
+end
+
+-- The body of one webhook fact.
+local function fact_body(self, id, change, r, answer)
+  return json.encode({ event = change.grade_only and "lead.grade_changed" or "lead.status_changed", lead = id,
+    model = change.model, from = change.from, to = change.to, grade_from = change.grade_from,
+    grade_to = change.grade_to, at = self.format_time(change.at), total = answer.total, reason = answer.reason,
+    owner = change.owner, why = change.why, transition = r.transition, key = change.key })
+end
+
+-- After a score answer: nil when the lead's status and grade are the ones recorded, else the change
+-- { model, from, to, at } (from: nil for a lead seen the first time). record: the lead's fields
+-- (for the routes).
+function Reactor:observe(id, answer, record)
+  local store = self.store
+  local key = LAST .. id
+  store:incr("m:answers", 1, 0)
+  local text = store:get(key)
+  local status, grade = answer.status, answer.grade or ""
+  local cached = self.last[id]
+  if text ~= nil then
+    if not cached or cached[1] ~= text then
+      local s, g = parse(text)
+      cached = { text, s, g }
+      if self.last_count >= CACHE then self.last, self.last_count = {}, 0 end
+      self.last_count = self.last_count + 1
+      self.last[id] = cached
+    end
+    if cached[2] == status and cached[3] == grade then return nil end
+  end
+  -- A change: under the lead's reaction lock, read again (another worker may have recorded it).
+  local lock = LOCK .. id
+  if not store:safe_add(lock, true, 2) then return nil end   -- another worker records this change
+  text = store:get(key)
+  local from, grade_from, owner
+  if text ~= nil then from, grade_from, owner = parse(text) end
+  if from == status and grade_from == grade then
+    store:delete(lock)
+    return nil
+  end
+  local at = self.clock()
+  local change = { model = self.model, from = from, to = status, at = at, grade_from = grade_from ~= "" and grade_from
+    or nil, grade_to = grade ~= "" and grade or nil, owner = owner, grade_only = from == status }
+  local actions = self.watching and self.reactions:on_change(change) or {}
+  for _, r in ipairs(actions) do
+    if r.assign and not change.why then
+      local who, _, why = self.reactions:route(record or {}, store)
+      change.owner, change.why = who or owner, why
+    end
+  end
+  local ok, err = store:safe_set(key, status .. "\t" .. grade .. "\t" .. (change.owner or ""))
+  if not ok then
+    store:delete(lock)
+    self.outbox:count("reaction_errors")
+    self.last_error = "reactions store full: " .. tostring(err)
+    return nil
+  end
+  self.outbox:count("status_changes")
+  for _, r in ipairs(actions) do
+    for _, name in ipairs(r.webhooks) do
+      local n = store:incr(COUNT .. id, 1, 0)
+      change.key = format("%s-%s-%d", id, self.model, n)
+      local put, perr = self.outbox:put({ lead = id, webhook = name, key = change.key,
+        body = fact_body(self, id, change, r, answer) })
+      if not put then
+        self.outbox:count("reaction_errors")
+        self.last_error = "outbox full: " .. tostring(perr)
+      end
+    end
+  end
+  store:delete(lock)
+  return { model = self.model, from = from, to = status, at = at }
+end
+
+-- Delivers one fact to its webhook (the client: a leadq.webhook client): true, or false and why.
+function Reactor:send(client, fact)
+  local hook = self.reactions.webhooks[fact.webhook]
+  if not hook then return false, "no webhook named '" .. tostring(fact.webhook) .. "' any more" end
+  local started = self.clock()
+  local status, err = client:post(hook.url, fact.body,
+    webhook.headers(self.secrets[fact.webhook], fact.key, started, fact.body))
+  local took = self.clock() - started
+  self.outbox:count("delivery_ms", took * 1000)
+  if status and status >= 200 and status < 300 then return true end
+  return false, status and ("HTTP " .. status) or err
+end
+
+---------------------------------------------------------------------------------------------------
+-- nginx glue
+---------------------------------------------------------------------------------------------------
+
+local current
+
+-- In init_by_lua (called by leadq.service.init_nginx when it is given reactions and an outbox).
+function _M.init_nginx(opts)
+  local ngx = _M.ngx or ngx   -- luacheck: ignore
+  local reactions, problems = require("leadq.reactions").load(opts.reactions)
+  if not reactions then
+    local message = "leadq: reactions refused: " .. table.concat(problems, "\n")
+    ngx.log(ngx.ERR, message)
+    error(message, 0)
+  end
+  local dict = ngx.shared[opts.outbox]
+  if not dict then error("init_nginx: no lua_shared_dict named '" .. tostring(opts.outbox) .. "' in nginx.conf", 2) end
+  local ob = outbox_mod.new{ store = dict, clock = ngx.now, backoff = opts.backoff, max_attempts = opts.max_attempts }
+  current = _M.new{ reactions = reactions, outbox = ob, store = dict, model = opts.model, clock = ngx.now }
+  return current
+end
+
+local LEASE, LEASE_TTL, ROUND_GAP = "o:lease", 3, 0.02
+
+-- In init_worker_by_lua: one worker at a time (a lease in the outbox's store) delivers, in rounds,
+-- from a timer: lanes as light threads over cosockets. A worker that exits (reload) stops after its
+-- round and gives the lease up; the new workers take it.
+function _M.init_worker()
+  local ngx = _M.ngx or ngx   -- luacheck: ignore
+  if not current then return end
+  local reactor, store = current, current.outbox.store
+  local client = webhook.client{ tcp = ngx.socket.tcp, timeout = 5 }
+  local me = tostring(ngx.worker.pid())
+  local function send(fact) return reactor:send(client, fact) end
+  local loop
+  loop = function(premature)
+    if premature or ngx.worker.exiting() then
+      if store:get(LEASE) == me then store:delete(LEASE) end
+      return
+    end
+    local holder = store:get(LEASE)
+    if holder == nil then
+      store:add(LEASE, me, LEASE_TTL)
+      holder = store:get(LEASE)
+    end
+    local gap = ROUND_GAP * 5
+    if holder == me then
+      store:set(LEASE, me, LEASE_TTL)
+      local ok, delivered, failed = pcall(reactor.outbox.round, reactor.outbox, send, ngx.thread.spawn, ngx.thread.wait)
+      if not ok then ngx.log(ngx.ERR, "leadq: outbox round: ", tostring(delivered)) end
+      if ok and (delivered > 0 or failed > 0) then gap = 0 else gap = ROUND_GAP end
+    end
+    local started, err = ngx.timer.at(gap, loop)
+    if not started then ngx.log(ngx.ERR, "leadq: outbox timer: ", tostring(err)) end
+  end
+  ngx.timer.at(0, loop)
+end
+
+-- The metrics (GET /metrics) and the outbox (GET: dead letters as JSON; POST ?replay=N|all).
+function _M.serve_nginx(what)
+  local ngx = _M.ngx or ngx   -- luacheck: ignore
+  if not current then
+    ngx.status = 503
+    ngx.say('{"error":"no reactions (init_nginx was given none)"}')
+    return
+  end
+  local ob = current.outbox
+  if what == "metrics" then
+    ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+    local extra = {}
+    local function put(name, kind, help, value)
+      extra[#extra + 1] = format("# HELP leadq_%s %s\n# TYPE leadq_%s %s\nleadq_%s %s", name, help, name, kind, name,
+        tostring(value))
+    end
+    put("status_changes_total", "counter", "status or grade changes recorded", ob:metric("status_changes"))
+    put("reaction_errors_total", "counter", "changes whose reaction could not be stored", ob:metric("reaction_errors"))
+    put("delivery_seconds_total", "counter", "time spent in deliveries", ob:metric("delivery_ms") / 1000)
+    put("answers_total", "counter", "score answers (events, profile updates, reads)", ob:metric("answers"))
+    ngx.print(ob:metrics_lines(extra))
+    return
+  end
+  if ngx.req.get_method() == "POST" then
+    local which = ngx.var.arg_replay
+    local n = which ~= "all" and tonumber(which) or nil
+    if which ~= "all" and not n then
+      ngx.status = 400
+      ngx.say('{"error":"POST /.leadq/outbox?replay=N or ?replay=all"}')
+      return
+    end
+    ngx.say(json.encode({ replayed = ob:replay(n) }))
+    return
+  end
+  ngx.say(json.encode({ waiting = ob:size(), dead_letters = ob:dead_letters() }))
+end
+
+function _M.current()
+  return current
+end
+
+return _M

@@ -1,0 +1,163 @@
+-- The service's reactions outside nginx: the outbox (order per lead, backoff, dead letters, replay),
+-- the reactor (status changes recorded once, `changed` in the answer, facts signed) and the webhook
+-- client's request text against a real socket server.
+local lu = require("luaunit")
+local json = require("leadq.json")
+local outbox = require("leadq.outbox")
+local reactions = require("leadq.reactions")
+local reactor = require("leadq.reactor")
+local service = require("leadq.service")
+local webhook = require("leadq.webhook")
+local leadq = require("leadq")
+
+local M = {}
+
+local function new_outbox(clock, opts)
+  opts = opts or {}
+  return outbox.new{ store = service.memory_store(), clock = clock, max_attempts = opts.max_attempts or 3,
+    backoff = 10, max_backoff = 15, lanes = opts.lanes }
+end
+
+M.TestOutbox = {}
+
+function M.TestOutbox.test_in_order_per_lead_with_backoff_and_dead_letters()
+  local now = 1000
+  local ob = new_outbox(function() return now end)
+  for i = 1, 3 do
+    assert(ob:put{ lead = "A", webhook = "crm", body = "a" .. i })
+    assert(ob:put{ lead = "B", webhook = "crm", body = "b" .. i })
+  end
+  local sent, down = {}, { A = true }
+  local function send(fact)
+    sent[#sent + 1] = fact.body
+    if down[fact.lead] then return false, "connection refused" end
+    return true
+  end
+  lu.assertEquals({ ob:round(send) }, { 3, 1 })
+  -- A's first failed: its later facts wait behind it; B's all went, in order
+  lu.assertEquals(sent, { "a1", "b1", "b2", "b3" })
+  lu.assertEquals(ob:size(), 3)
+  sent = {}
+  now = now + 9   -- backoff 10 s: not due yet
+  lu.assertEquals({ ob:round(send) }, { 0, 0 })
+  now = now + 1
+  lu.assertEquals({ ob:round(send) }, { 0, 1 })
+  lu.assertEquals(sent, { "a1" })
+  local pending = ob:pending()
+  lu.assertEquals(pending[1].attempts, 2)
+  lu.assertEquals(pending[1].next_at, now + 15)   -- 10 * 2, at most 15
+  lu.assertEquals(pending[1].error, "connection refused")
+  now = now + 15
+  lu.assertEquals({ ob:round(send) }, { 0, 1 })   -- the third attempt: a dead letter
+  local dead = ob:dead_letters()
+  lu.assertEquals(#dead, 1)
+  lu.assertEquals({ dead[1].lead, dead[1].body, dead[1].key, dead[1].attempts }, { "A", "a1", "A-1", 3 })
+  -- the lead's next facts go on
+  down.A = nil
+  sent = {}
+  lu.assertEquals({ ob:round(send) }, { 2, 0 })
+  lu.assertEquals(sent, { "a2", "a3" })
+  -- replayed: delivered again with its idempotency key
+  lu.assertEquals(ob:replay(), 1)
+  lu.assertEquals(#ob:dead_letters(), 0)
+  local keys = {}
+  lu.assertEquals({ ob:round(function(fact) keys[#keys + 1] = fact.key; return true end) }, { 1, 0 })
+  lu.assertEquals(keys, { "A-1" })
+  lu.assertEquals(ob:size(), 0)
+  lu.assertEquals({ ob:metric("deliveries"), ob:metric("retries"), ob:metric("dead_letters") }, { 6, 2, 1 })
+  local text = ob:metrics_lines()
+  lu.assertStrContains(text, "# TYPE leadq_deliveries_total counter\nleadq_deliveries_total 6\n")
+  lu.assertStrContains(text, "leadq_dead_letters_total 1\n")
+  lu.assertStrContains(text, "leadq_outbox_waiting 0\n")
+end
+
+function M.TestOutbox.test_options_are_checked()
+  lu.assertErrorMsgContains("outbox.new: option 'store' is required", outbox.new, {})
+  lu.assertErrorMsgContains("outbox.new: unknown option 'lanse'", outbox.new,
+    { store = service.memory_store(), lanse = 2 })
+end
+
+M.TestReactor = {}
+
+local REACTIONS = [[
+webhook "crm" { url = "http://127.0.0.1:9/hooks", secret_env = "LEADQ_TEST_UNSET_SECRET" }
+on { model = "engagement", to = "mql", webhook = "crm", assign = true }
+on { model = "engagement", from = "mql", webhook = "crm" }
+team "sales" { owners = { "anna", "ben" }, capacity = 10 }
+route { team = "sales", why = "everyone" }
+]]
+
+local function new_service(clock)
+  local model = assert(leadq.load_model("tests/nginx/rules/engagement.lua"))
+  local r = assert(reactions.load_string(REACTIONS, "reactions.lua"))
+  local store = service.memory_store()
+  local ob = outbox.new{ store = service.memory_store(), clock = clock }
+  local rx = reactor.new{ reactions = r, outbox = ob, model = "engagement", clock = clock,
+    secrets = { crm = "s3cret" } }
+  return service.new{ model = model, store = store, clock = clock, reactor = rx }, ob
+end
+
+function M.TestReactor.test_a_threshold_crossing_is_said_and_put_in_the_outbox()
+  local now = 1767225600   -- 2026-01-01
+  local clock = function() return now end
+  local svc, ob = new_service(clock)
+  local status, answer = svc:handle("POST", "/leads/L-1", '{"seniority":"VP","employees":900}')
+  lu.assertEquals(status, 201)
+  lu.assertEquals(answer.status, "nurture")
+  lu.assertEquals(answer.changed, { model = "engagement", to = "nurture", at = now })   -- first seen
+  lu.assertEquals(ob:size(), 0)                                                        -- no reaction to that
+  local answers = {}
+  for i = 1, 3 do
+    now = now + 60
+    local s, a = svc:handle("POST", "/events", json.encode({ lead = "L-1", type = "pricing_view" }))
+    lu.assertEquals(s, 200)
+    answers[i] = { a.status, a.changed and a.changed.to }
+    if a.changed then lu.assertEquals(a.changed.from, "nurture") end
+  end
+  -- the first view moved the grade (a change, said), the third crossed into mql
+  lu.assertEquals(answers, { { "nurture", "nurture" }, { "nurture" }, { "mql", "mql" } })
+  local text = svc:answer_text(select(2, svc:handle("GET", "/leads/L-1")))
+  lu.assertNil(text:find('"changed"', 1, true))   -- nothing changed since
+  local facts = ob:pending()
+  lu.assertEquals(#facts, 1)
+  local body = json.decode(facts[1].body)
+  lu.assertEquals({ body.event, body.lead, body.model, body.from, body.to, body.owner },
+    { "lead.status_changed", "L-1", "engagement", "nurture", "mql", "anna" })
+  lu.assertStrContains(body.why, "team sales by the route at reactions.lua:5 (everyone: every lead); round-robin: anna")
+  lu.assertEquals(facts[1].key, "L-1-engagement-1")
+  lu.assertEquals(body.key, facts[1].key)
+  -- the delivery's headers: signed over "<t>.<body>" by libcrypto, checked as a receiver would
+  local headers = webhook.headers("s3cret", facts[1].key, now, facts[1].body)
+  lu.assertTrue(webhook.verify("s3cret", headers["X-Leadq-Signature"], facts[1].body, now, 300))
+  lu.assertEquals({ webhook.verify("s3cret", headers["X-Leadq-Signature"], facts[1].body .. " ", now, 300) },
+    { false, "bad signature" })
+  lu.assertEquals({ webhook.verify("s3cret", headers["X-Leadq-Signature"], facts[1].body, now + 301, 300) },
+    { false, "stale signature" })
+  -- the encoded answer of a change carries it first, as json.encode would
+  now = now + 40 * 86400   -- the views age out of the 30-day window: back to nurture
+  local s, a = svc:handle("GET", "/leads/L-1")
+  lu.assertEquals(s, 200)
+  lu.assertEquals(a.changed, { model = "engagement", from = "mql", to = "nurture", at = now })
+  lu.assertEquals(#ob:pending(), 2)
+end
+
+function M.TestReactor.test_fast_answer_text_says_changed()
+  local now = 1767225600
+  local svc = new_service(function() return now end)
+  local _, answer = svc:handle("POST", "/leads/L-2", '{"seniority":"VP"}', true)
+  local text = svc:answer_text(answer)
+  lu.assertEquals(text:sub(1, 62), '{"changed":{"at":1767225600,"model":"engagement","to":"cold"},')
+  lu.assertEquals(json.decode(text).changed.to, "cold")
+end
+
+M.TestWebhookClient = {}
+
+function M.TestWebhookClient.test_parse_url()
+  lu.assertEquals({ webhook.parse_url("http://127.0.0.1:8080/hooks/x?a=1") }, { "127.0.0.1", 8080, "/hooks/x?a=1" })
+  lu.assertEquals({ webhook.parse_url("http://crm.example.com") }, { "crm.example.com", 80, "/" })
+  lu.assertEquals({ webhook.parse_url("https://crm.example.com/x") },
+    { nil, "https is not spoken here (put a TLS proxy on 127.0.0.1): https://crm.example.com/x" })
+  lu.assertEquals({ webhook.parse_url("ftp://x") }, { nil, "not an http:// url: ftp://x" })
+end
+
+return M
