@@ -376,6 +376,19 @@ function M.test_api_misuse_raises_at_the_caller()
   lu.assertStrContains(msg, "give mql_share or mql_precision, not both")
 end
 
+function M.test_repl_functions()
+  local t = leadq.parse_csv(toy(h.size(2000, 800)))
+  local text, info = leadq.fit(t, { outcome = "converted", interactions = 0 })      -- no events
+  lu.assertStrContains(text, "return model \"fitted\" {")
+  lu.assertEquals(info.leads, #t)
+  local report = leadq.profile(t, { outcome = "converted" })
+  lu.assertEquals(report.leads, #t)
+  lu.assertEquals(report.columns[1].name, "job")          -- sales converts most: the widest spread
+  local msg = h.error_of(function() leadq.fit(t, { outcome = "converted", exclud = "age" }) end)
+  lu.assertStrContains(msg, "test_fit.lua:")              -- blamed on the caller's line
+  lu.assertStrContains(msg, "fit: unknown option 'exclud' (did you mean 'exclude'?)")
+end
+
 function M.test_base_keeps_the_conditions_and_fits_the_points()
   local dir = h.tmpdir()
   local ok, err = pcall(function()

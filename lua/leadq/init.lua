@@ -164,6 +164,18 @@ function _M.compare(old, new, leads, events, spec)
   return require("leadq.compare").compare(old, new, leads, events, spec)
 end
 
+-- Profiling and fitting (lua/leadq/profile.lua, fit.lua; bins and boosting in csrc/bins.c, fit.c).
+--   leadq.profile(leads, spec)           -> report (columns ranked by information value, bins with rates)
+--   leadq.fit(leads [, events], spec)    -> rule script text, report (thresholds, totals, fit figures)
+function _M.profile(leads, spec)
+  return require("leadq.profile").profile(leads, spec)
+end
+
+function _M.fit(leads, events, spec)
+  if spec == nil and type(events) == "table" and not _M.is_table(events) then events, spec = nil, events end
+  return require("leadq.fit").fit(leads, events, spec)
+end
+
 
 -- Accounts (lua/leadq/accounts.lua, rollups in csrc/accounts.c): leads grouped into accounts,
 -- duplicates merged, contacts' scores rolled up for the account model (rules/aql.lua).
