@@ -9,7 +9,10 @@
 **   conn:close()                               (also __gc and __close)
 **
 ** Replies: status and bulk strings as strings, integers as numbers, a nil reply as false, arrays as
-** tables. A socket error closes the connection: later calls answer nil, "redis: connection closed". */
+** tables. A socket error closes the connection: later calls answer nil, "redis: connection closed".
+**
+** Also core.hex_encode(s) and core.hex_decode(s) (nil for odd lengths or non-hex): the engagement
+** states in `leadq state` exports, a million of them in seconds (a gsub in Lua takes ~50 us each). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +228,62 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
+/* Both through a small stack chunk and luaL_addlstring: luaL_buffinitsize is not in Lua 5.1. */
+static int l_hex_encode(lua_State *L) {
+  static const char digits[] = "0123456789abcdef";
+  size_t len, i, n = 0;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  char chunk[512];
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < len; i++) {
+    chunk[n++] = digits[s[i] >> 4];
+    chunk[n++] = digits[s[i] & 15];
+    if (n == sizeof chunk) {
+      luaL_addlstring(&b, chunk, n);
+      n = 0;
+    }
+  }
+  luaL_addlstring(&b, chunk, n);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static int l_hex_decode(lua_State *L) {
+  size_t len, i, n = 0;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  char chunk[512];
+  luaL_Buffer b;
+  if (len % 2 != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  for (i = 0; i < len; i++) {   /* checked whole first: no buffer to abandon halfway */
+    if (hex_value(s[i]) < 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+  }
+  luaL_buffinit(L, &b);
+  for (i = 0; i < len; i += 2) {
+    chunk[n++] = (char)(hex_value(s[i]) * 16 + hex_value(s[i + 1]));
+    if (n == sizeof chunk) {
+      luaL_addlstring(&b, chunk, n);
+      n = 0;
+    }
+  }
+  luaL_addlstring(&b, chunk, n);
+  luaL_pushresult(&b);
+  return 1;
+}
+
 void lq_open_redis(lua_State *L) {
   static const luaL_Reg meta[] = {
     { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL }
@@ -236,4 +295,8 @@ void lq_open_redis(lua_State *L) {
   lq_new_class(L, REDIS_CONN, meta, methods);
   lua_pushcfunction(L, l_redis_connect);
   lua_setfield(L, -2, "redis_connect");
+  lua_pushcfunction(L, l_hex_encode);
+  lua_setfield(L, -2, "hex_encode");
+  lua_pushcfunction(L, l_hex_decode);
+  lua_setfield(L, -2, "hex_decode");
 }

@@ -76,6 +76,23 @@ function M.TestStoreFormat.test_a_line_says_what_it_was_given()
     { nil, "line 5: lead 'L-4': 'profile' must be an object" })
 end
 
+function M.TestStoreFormat.test_hex_and_the_long_way()
+  local core = require("leadq.core")
+  local bytes = "\0\1\127\128\255" .. string.rep("ab", 600)
+  lu.assertEquals(core.hex_encode("\0\255A"), "00ff41")
+  lu.assertEquals(core.hex_decode(core.hex_encode(bytes)), bytes)
+  lu.assertEquals(core.hex_decode("00FF"), "\0\255")
+  lu.assertNil(core.hex_decode("abc"))
+  lu.assertNil(core.hex_decode("0g"))
+  -- a profile whose text holds what ends a line is read the long way, to the same result
+  local profile = '{"note":"},\\"version\\":1}"}'
+  local line = store.lead_line("L-1", profile, 4, "xy")
+  local id, text, version, state = store.parse_line(line, 2)
+  lu.assertEquals({ id, json.decode(text), version, state }, { "L-1", { note = '},"version":1}' }, 4, "xy" })
+  -- ids that need quoting are quoted
+  lu.assertEquals(json.decode(store.lead_line('a"b', "{}", 0, false)).lead, 'a"b')
+end
+
 function M.TestStoreFormat.test_memory_store_export_import_keeps_scores()
   local from = service.memory_store()
   local svc = new_service(from)

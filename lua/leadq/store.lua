@@ -31,7 +31,7 @@ local json = require("leadq.json")
 
 local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error, select =
   type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error, select
-local format, sub, find, concat = string.format, string.sub, string.find, table.concat
+local format, sub, find = string.format, string.sub, string.find
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -398,24 +398,54 @@ end
 
 _M.HEADER = '{"format":1,"leadq":"state"}'
 
+-- The core's hex (a C loop); a core.so older than these files has none: then gsub.
+local core_ok, core = pcall(require, "leadq.core")
 local HEX, UNHEX = {}, {}
 for i = 0, 255 do
   local c, h = string.char(i), format("%02x", i)
   HEX[c], UNHEX[h], UNHEX[h:upper()] = h, c, c
 end
-function _M.hex(s) return (s:gsub(".", HEX)) end
-function _M.unhex(s) return (s:gsub("%x%x", UNHEX)) end
+_M.hex = core_ok and core.hex_encode or function(s) return (s:gsub(".", HEX)) end
+_M.unhex = core_ok and core.hex_decode or function(s) return (s:gsub("%x%x", UNHEX)) end
+local hex, unhex = _M.hex, _M.unhex
 
--- One lead's line (the profile text is JSON already: spliced in as it is).
+-- One lead's line (the profile text is JSON already: spliced in as it is). Ids are quoted only when
+-- they need it (the service's own ids never do).
 function _M.lead_line(id, profile, version, state)
-  local parts = { '{"lead":', json.quote(id), ',"profile":', profile, ',"version":', format("%d", version or 0) }
-  if state then parts[#parts + 1] = ',"state":"'; parts[#parts + 1] = _M.hex(state); parts[#parts + 1] = '"' end
-  parts[#parts + 1] = "}"
-  return concat(parts)
+  local quoted = find(id, '^[%w%-_.:@+]+$') and '"' .. id .. '"' or json.quote(id)
+  if state then
+    return '{"lead":' .. quoted .. ',"profile":' .. profile .. ',"version":' .. format("%d", version or 0) ..
+      ',"state":"' .. hex(state) .. '"}'
+  end
+  return '{"lead":' .. quoted .. ',"profile":' .. profile .. ',"version":' .. format("%d", version or 0) .. '}'
 end
 
 -- A line back: id, profile text, version, state|false; or nil and why (line: its number, for the message).
+-- Lines laid out as lead_line writes them are cut by one pattern, and only the profile is decoded
+-- (to check it is an object; its text is kept as it is); any other JSON goes the long way.
 function _M.parse_line(text, line)
+  local _, open_end, fast_id = find(text, '^{"lead":"([%w%-_.:@+]+)","profile":{')
+  if open_end then
+    -- the first '},"version":' (a plain search); when a profile's string holds that text, the long way
+    -- (no pattern over the state's hex: a class test per character costs ~20 ns; hex_decode checks it)
+    local close = find(text, '},"version":', open_end, true)
+    local fast_version, after, fast_state
+    if close then _, after, fast_version = find(text, '^},"version":(%d+)', close) end
+    if fast_version then
+      if sub(text, after + 1) == "}" then
+        fast_state = false
+      elseif sub(text, after + 1, after + 10) == ',"state":"' and sub(text, -2) == '"}' then
+        fast_state = unhex(sub(text, after + 11, -3))
+      end
+    end
+    if fast_state ~= nil then
+      local profile = sub(text, open_end, close)
+      local decoded = json.decode(profile)
+      if type(decoded) == "table" and decoded[1] == nil then
+        return fast_id, profile, tonumber(fast_version), fast_state
+      end
+    end
+  end
   local value, err = json.decode(text)
   if type(value) ~= "table" then return nil, format("line %d: not a JSON object (%s)", line, tostring(err)) end
   local id, profile, version, state = value.lead, value.profile, value.version, value.state
@@ -427,7 +457,7 @@ function _M.parse_line(text, line)
   if state ~= nil and (type(state) ~= "string" or #state % 2 ~= 0 or find(state, "[^%x]")) then
     return nil, format("line %d: lead '%s': 'state' must be hex digits", line, id)
   end
-  return id, json.encode(profile), version or 0, state and _M.unhex(state) or false
+  return id, json.encode(profile), version or 0, state and unhex(state) or false
 end
 
 -- Every lead of a dict-like store (ngx.shared.DICT: get_keys; memory_store: its data table).
