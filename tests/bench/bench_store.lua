@@ -1,0 +1,206 @@
+-- The Redis store against the shared dict, side by side in one run: wrk against POST /events of an
+-- nginx keeping its leads in Redis (compare-and-set over cosockets, one redis-server of this bench's
+-- own) and of an nginx keeping them in its shared dict (lock), alternating rounds, median of each.
+-- Goal: Redis >= 0.5x the shared dict's requests/s. Then `leadq state export` and `import` of 1M
+-- leads' states through Redis (goal: each <= 10 s). Loopback only, bounded.
+local report = require("report")
+local harness = require("nginx.harness")
+local redis_server = require("nginx.redis_server")
+
+local ROUNDS = tonumber(os.getenv("LEADQ_BENCH_ROUNDS")) or 5
+local SECONDS = tonumber(os.getenv("LEADQ_BENCH_SECONDS")) or 2
+local CONNECTIONS = tonumber(os.getenv("LEADQ_BENCH_CONNECTIONS")) or 8
+local LEADS = 1000
+local MOVED = tonumber(os.getenv("LEADQ_BENCH_STATE_LEADS")) or 1000000
+
+local function run(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("*a")
+  local ok = p:close()
+  return out, ok == true or ok == 0
+end
+
+local function fail(message)
+  print("bench: store: not run: " .. message)
+end
+
+local deps_out, deps_ok = run(".ci/install-deps openresty bench redis 2>&1")
+if not deps_ok then return fail(deps_out) end
+local available, why = harness.available()
+if not available then return fail(why) end
+if not os.execute("command -v wrk >/dev/null 2>&1") then return fail("wrk is not installed") end
+local BUILD = os.getenv("LEADQ_BUILD") or "build"
+local build_out, build_ok = run("make --no-print-directory BUILD=" .. harness.quote(BUILD) .. " LUA=luajit core 2>&1")
+if not build_ok then return fail("make LUA=luajit core failed:\n" .. build_out) end
+
+local root = harness.root()
+local rules = root .. "/tests/nginx/rules/engagement.lua"
+local lib_dir = root .. "/" .. BUILD .. "/lib/luajit"
+
+local function wrk_script(path, kind)
+  local lines = { "local LEADS = " .. LEADS,
+    'local types = { "pricing_view", "email_click", "webinar_attended", "page_view" }', "local i = 0" }
+  if kind == "events" then
+    lines[#lines + 1] = [[
+local requests = {}
+init = function()
+  for k = 1, LEADS * #types do
+    requests[k] = wrk.format("POST", "/events", { ["Content-Type"] = "application/json" },
+      string.format('{"lead":"L%d","type":"%s"}', k % LEADS + 1, types[k % #types + 1]))
+  end
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end]]
+  else
+    lines[#lines + 1] = [[
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/leads/L" .. (i % LEADS + 1), { ["Content-Type"] = "application/json" },
+    '{"seniority":"VP","employees":800,"email_domain":"acme.com"}')
+end]]
+  end
+  lines[#lines + 1] = [[
+done = function(summary, latency)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p99_us=%d errors=%d non2xx=%d\n",
+    summary.requests, summary.duration, latency:percentile(99), e.connect + e.read + e.write + e.timeout,
+    e.status))
+end]]
+  harness.write_file(path, table.concat(lines, "\n") .. "\n")
+end
+
+local function wrk(server, path, script, seconds, connections)
+  local out = run(string.format("wrk -t1 -c%d -d%ds --timeout 2s -s %s %s 2>&1", connections, seconds,
+    harness.quote(script), harness.quote(server.base .. path)))
+  local requests, duration, p99, errors, non2xx =
+    out:match("RESULT requests=(%d+) duration_us=(%d+) p99_us=(%d+) errors=(%d+) non2xx=(%d+)")
+  if not requests then error("wrk gave no result: " .. out, 0) end
+  return { rps = tonumber(requests) / (tonumber(duration) / 1e6), p99_ms = tonumber(p99) / 1000,
+    errors = tonumber(errors), non2xx = tonumber(non2xx), requests = tonumber(requests) }
+end
+
+local function median(list, key)
+  local values = {}
+  for i, r in ipairs(list) do values[i] = r[key] end
+  table.sort(values)
+  return values[math.floor((#values + 1) / 2)]
+end
+
+local redis, redis_err = redis_server.start()
+if not redis then return fail("redis-server did not start: " .. tostring(redis_err)) end
+local on_redis, on_dict, start_err
+on_redis, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir, template = "nginx-redis.conf.tmpl",
+  vars = { REDIS_PORT = redis.port, REDIS_DB = 0, REDIS_TIMEOUT = 1 } }
+if on_redis then on_dict, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir } end
+if not (on_redis and on_dict) then
+  if on_redis then on_redis:stop() end
+  redis:remove()
+  return fail("nginx did not start: " .. tostring(start_err))
+end
+
+local function service_rounds()
+  local servers = { redis = on_redis, dict = on_dict }
+  local scripts = {}
+  for _, kind in ipairs({ "events", "profiles" }) do
+    scripts[kind] = on_dict.prefix .. "/wrk_" .. kind .. ".lua"
+    wrk_script(scripts[kind], kind)
+  end
+  for name, server in pairs(servers) do   -- every lead gets a profile first
+    local done = 0
+    for _ = 1, 5 do
+      local setup = wrk(server, "/leads/", scripts.profiles, 1, 2)
+      if setup.non2xx > 0 then error(string.format("%s: profile setup: %d answers not 2xx", name, setup.non2xx), 0) end
+      done = done + setup.requests
+      if done >= 2 * LEADS then break end
+    end
+    for i = 1, LEADS, 97 do
+      local res = server:request("GET", "/leads/L" .. i)
+      if res.status ~= 200 then error(name .. ": GET /leads/L" .. i .. " answers " .. res.status, 0) end
+    end
+    wrk(server, "/events", scripts.events, 1, CONNECTIONS)   -- warm-up (JIT, connections)
+  end
+  local results = { redis = {}, dict = {} }
+  for r = 1, ROUNDS do
+    local order = r % 2 == 1 and { "redis", "dict" } or { "dict", "redis" }
+    for _, name in ipairs(order) do
+      local res = wrk(servers[name], "/events", scripts.events, SECONDS, CONNECTIONS)
+      if res.non2xx > 0 or res.errors > 0 then
+        error(string.format("%s round %d: %d events not answered 2xx, %d socket errors", name, r, res.non2xx,
+          res.errors), 0)
+      end
+      results[name][r] = res
+    end
+  end
+  local label = string.format("nginx 2 workers, one redis-server, wrk 1 thread %d connections, median of %d x %ds",
+    CONNECTIONS, ROUNDS, SECONDS)
+  local ratio = report.line("store POST /events throughput, Redis store (" .. label .. ")",
+    median(results.redis, "rps"), "req/s", "shared dict", median(results.dict, "rps"), "req/s", true)
+  local redis_p99 = median(results.redis, "p99_ms")
+  report.line("store POST /events p99 latency, Redis store (" .. label .. ")", redis_p99, "ms",
+    "shared dict", median(results.dict, "p99_ms"), "ms", false)
+  print(string.format("bench: store: goal Redis >= 0.5x the shared dict's req/s: %s (%.2fx); Redis p99 %.2f ms",
+    ratio >= 0.5 and "met" or "NOT met", ratio, redis_p99))
+end
+
+-- 1M leads written straight into Redis (a profile and a real engagement state each), then the
+-- command's export to a file and import into another database, each timed.
+local function state_moves()
+  local core = require("leadq.core")
+  local service = require("leadq.service")
+  local cli = require("leadq.cli")
+  local model = assert(service.load_model(rules))
+  local features = assert(service.model_features(model))
+  local state = features:state({})
+  local t0 = 1795000000
+  for k, kind in ipairs({ "page_view", "pricing_view", "email_click", "page_view", "webinar_attended" }) do
+    assert(state:observe(kind, t0 + k * 3600, nil, {}))
+  end
+  local state_text = state:encode(string.format("%.17g:", state:latest()))
+  state:close()
+  local conn = assert(core.redis_connect("127.0.0.1", redis.port, 30))
+  assert(conn:call("select", "2"))
+  assert(conn:call("flushdb"))
+  local batch = {}
+  for i = 1, MOVED do
+    batch[#batch + 1] = { "hset", "leadq:{M" .. i .. "}", "p",
+      '{"email_domain":"acme.com","employees":' .. (100 + i % 900) .. ',"seniority":"VP"}', "v", "1",
+      "s", state_text, "n", "1" }
+    if #batch == 10000 or i == MOVED then
+      local _, errors = assert(conn:pipeline(batch))
+      if errors then error("filling Redis: " .. tostring(errors[next(errors)]), 0) end
+      batch = {}
+    end
+  end
+  local file = on_dict.prefix .. "/state.ndjson"
+  local quiet = { print = function() end, error = function(line) io.stderr:write(line, "\n") end }
+  collectgarbage()
+  local started = core.now()
+  local code = cli.main({ "state", "export", "--store", "redis://127.0.0.1:" .. redis.port .. "/2", "--out", file },
+    quiet)
+  local export_s = core.now() - started
+  if code ~= 0 then error("state export failed", 0) end
+  assert(conn:call("select", "3"))
+  assert(conn:call("flushdb"))
+  collectgarbage()
+  started = core.now()
+  code = cli.main({ "state", "import", "--store", "redis://127.0.0.1:" .. redis.port .. "/3", "--in", file }, quiet)
+  local import_s = core.now() - started
+  if code ~= 0 then error("state import failed", 0) end
+  local imported = conn:call("dbsize")
+  conn:close()
+  if imported ~= MOVED then error(string.format("import: %d leads in Redis, %d exported", imported, MOVED), 0) end
+  local size = #(harness.read_file(file) or "")
+  os.remove(file)
+  local label = string.format("%d leads, %.0f MB of NDJSON, Redis over loopback", MOVED, size / 1e6)
+  report.line("store state export (" .. label .. ")", export_s, "s", "goal", 10, "s", false)
+  report.line("store state import (" .. label .. ")", import_s, "s", "goal", 10, "s", false)
+end
+
+local ok, err = pcall(service_rounds)
+if ok then ok, err = pcall(state_moves) end
+on_redis:stop()
+on_dict:stop()
+redis:remove()
+if not ok then fail(err) end
