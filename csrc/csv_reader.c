@@ -560,6 +560,11 @@ typedef struct loader {
   size_t sampled;         /* data rows sampled for inference */
   size_t sample_bytes;    /* bytes those rows take */
   uint64_t records;       /* data records read so far */
+  int ninput;             /* fields a record has (ncols unless a plan makes other columns) */
+  int planned;            /* o->plan is applied: the columns are its output columns */
+  lq_plan_state plan;
+  lq_plan_field *views;   /* the record's fields, for the plan */
+  size_t views_cap;
 } loader;
 
 static void *lmem(loader *ld, void *p, size_t osize, size_t nsize) {
@@ -604,6 +609,9 @@ static void loader_free(loader *ld) {
     lmem(ld, ld->guesses, (size_t)ld->ncols * sizeof(column_guess), 0);
   }
   if (ld->t) lq_table_free(ld->t);
+  lq_plan_state_free(&ld->plan);
+  if (ld->views) lmem(ld, ld->views, ld->views_cap * sizeof *ld->views, 0);
+  ld->views = NULL;
   ld->names = ld->header_names = NULL;
   ld->declared = ld->required = NULL;
   ld->pending = NULL;
@@ -694,6 +702,80 @@ static int find_name(const loader *ld, const char *name) {
   return -1;
 }
 
+/* A plan's output columns replace the header's: names and header_names get its size. */
+static int apply_plan_names(loader *ld) {
+  const lq_csv_options *o = ld->o;
+  int n = ld->ncols, nout = 0, i, st;
+  size_t room = (size_t)(o->plan->ncols + n);
+  const char **out;
+  char **names, **header_names;
+  char msg[LQ_MESSAGE_MAX];
+  out = (const char **)lmem(ld, NULL, 0, room * sizeof *out);
+  if (out == NULL) return fail_memory(ld);
+  st = lq_plan_state_init(&ld->plan, o->plan, ld->names, n, out, &nout, ld->alloc, msg, sizeof msg);
+  if (st != 0) {
+    lmem(ld, (void *)out, room * sizeof *out, 0);
+    if (strcmp(msg, "not enough memory") == 0) return fail_memory(ld);
+    snprintf(ld->err, ld->errlen, "%s: %s", o->source, msg);
+    return LQ_CSV_EUSAGE;
+  }
+  names = (char **)lmem(ld, NULL, 0, (size_t)(nout > 0 ? nout : 1) * sizeof(char *));
+  header_names = (char **)lmem(ld, NULL, 0, (size_t)(nout > 0 ? nout : 1) * sizeof(char *));
+  if (names == NULL || header_names == NULL) {
+    if (names) lmem(ld, names, (size_t)(nout > 0 ? nout : 1) * sizeof(char *), 0);
+    if (header_names) lmem(ld, header_names, (size_t)(nout > 0 ? nout : 1) * sizeof(char *), 0);
+    lmem(ld, (void *)out, room * sizeof *out, 0);
+    return fail_memory(ld);
+  }
+  memset(header_names, 0, (size_t)(nout > 0 ? nout : 1) * sizeof(char *));
+  for (i = 0; i < nout; i++) {
+    names[i] = copy_string(ld, out[i], strlen(out[i]));
+    if (names[i] == NULL) {
+      while (i-- > 0) lmem(ld, names[i], strlen(names[i]) + 1, 0);
+      lmem(ld, names, (size_t)(nout > 0 ? nout : 1) * sizeof(char *), 0);
+      lmem(ld, header_names, (size_t)(nout > 0 ? nout : 1) * sizeof(char *), 0);
+      lmem(ld, (void *)out, room * sizeof *out, 0);
+      return fail_memory(ld);
+    }
+  }
+  lmem(ld, (void *)out, room * sizeof *out, 0);
+  for (i = 0; i < n; i++) {
+    if (ld->names[i]) lmem(ld, ld->names[i], strlen(ld->names[i]) + 1, 0);
+    if (ld->header_names[i]) lmem(ld, ld->header_names[i], strlen(ld->header_names[i]) + 1, 0);
+  }
+  lmem(ld, ld->names, (size_t)n * sizeof(char *), 0);
+  lmem(ld, ld->header_names, (size_t)n * sizeof(char *), 0);
+  ld->names = names;
+  ld->header_names = header_names;
+  ld->ncols = nout;
+  ld->planned = 1;
+  return LQ_CSV_OK;
+}
+
+/* The record's fields as the plan reads them (doubled quotes undone). 0, or -1 on no memory. */
+static int record_views(loader *ld) {
+  reader *rd = &ld->rd;
+  size_t i, n = rd->nfields < rd->fields_cap ? rd->nfields : rd->fields_cap;
+  if (n > ld->views_cap) {
+    lq_plan_field *nv = (lq_plan_field *)lmem(ld, ld->views, ld->views_cap * sizeof *nv, n * sizeof *nv);
+    if (nv == NULL) return -1;
+    ld->views = nv;
+    ld->views_cap = n;
+  }
+  for (i = 0; i < n; i++) {
+    const field *f = &rd->fields[i];
+    lq_plan_field *v = &ld->views[i];
+    v->quoted = f->quoted;
+    if (!f->escaped) {
+      v->s = rd->buf + f->start;
+      v->len = f->len;
+    } else if ((v->s = field_bytes(rd, i, &v->len)) == NULL) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* Column names from the header (or column_N), renamed by the map; checks schema, map and
 ** required names against them. */
 static int read_header(loader *ld) {
@@ -762,11 +844,17 @@ static int read_header(loader *ld) {
     ld->names[i] = copy_string(ld, s, len);
     if (ld->names[i] == NULL) return fail_memory(ld);
   }
+  ld->ninput = (int)n;
   if (!o->header) {  /* that record was data: read it again */
     rd->pos = rd->mark;
     rd->line = save_line;
   }
   rd->mark = NO_MARK;
+  if (o->plan != NULL) {
+    if ((st = apply_plan_names(ld)) != LQ_CSV_OK) return st;
+    header_names = ld->header_names;   /* the plan's columns from here on */
+    n = (size_t)ld->ncols;
+  }
   /* every map key and schema name must be a column */
   for (j = 0; j < o->nmap; j++) {
     int hit = 0;
@@ -849,6 +937,39 @@ static int guess_observe(loader *ld, column_guess *g, const char *s, size_t len)
   return 0;
 }
 
+/* One sampled record through the plan: its output values observed as guess_observe does, numbers
+** and times read in the column's locale and formats. */
+static int sample_planned(loader *ld) {
+  int j;
+  if (record_views(ld) != 0) return -1;
+  for (j = 0; j < ld->ncols; j++) {
+    const lq_plan_column *pc = ld->plan.cols[j];
+    column_guess *g = &ld->guesses[j];
+    size_t len;
+    int quoted, b;
+    double num;
+    const char *s = lq_plan_value(&ld->plan, j, ld->views, ld->rd.nfields, &len, &quoted);
+    if (s == NULL) return -1;
+    ld->sample_field_bytes[j] += len;
+    if (ld->declared[j] || len == 0) continue;
+    g->count++;
+    if (g->could_be_number) {
+      if (pc->numeric) g->could_be_number = lq_plan_number(pc, s, len, &num) == LQ_PLAN_OK;
+      else g->could_be_number = parse_number(s, len, &num) && !has_leading_zero(s, len);
+    }
+    if (g->could_be_bool && !parse_bool(s, len, &b)) g->could_be_bool = 0;
+    if (g->could_be_time) {
+      if (pc->date_formats || pc->has_tz) g->could_be_time = lq_plan_time(pc, s, len, &num);
+      else g->could_be_time = lq_scan_time(s, len, &num);
+    }
+    if (!g->distinct_overflow) {
+      if (g->distinct.count >= LQ_CSV_DISTINCT_LIMIT) g->distinct_overflow = 1;
+      else if (lq_dict_intern(&g->distinct, &ld->alloc, s, len) < 0) return -1;
+    }
+  }
+  return 0;
+}
+
 static lq_type guess_type(const column_guess *g, const char *name) {
   size_t distinct = g->distinct_overflow ? g->count : (size_t)g->distinct.count;
   if (g->count == 0) return LQ_CATEGORY;
@@ -867,6 +988,7 @@ static int decide_types(loader *ld) {
   size_t n = (size_t)ld->ncols, i;
   int st;
   uint64_t save_line = rd->line;
+  const size_t ninput = (size_t)ld->ninput;
   if (n == 0) return LQ_CSV_OK;
   ld->declared = (int *)lmem(ld, NULL, 0, n * sizeof(int));
   ld->required = (int *)lmem(ld, NULL, 0, n * sizeof(int));
@@ -898,8 +1020,12 @@ static int decide_types(loader *ld) {
       if (st == REC_END) break;
       if (st == REC_OK && is_blank_record(rd)) continue;
       ld->sampled++;
-      if (st != REC_OK || rd->nfields != n) {
+      if (st != REC_OK || rd->nfields != ninput) {
         (void)cut_to_first_line(rd);  /* as load_rows will */
+        continue;
+      }
+      if (ld->planned) {
+        if (sample_planned(ld) != 0) return fail_memory(ld);
         continue;
       }
       for (i = 0; i < n; i++) {
@@ -934,6 +1060,7 @@ static int build_columns(loader *ld) {
     idx = lq_table_add_column(ld->t, ld->names[i], type);
     if (idx < 0) return fail_memory(ld);
     ld->t->cols[idx]->tag_separator = o->tag_separator;
+    if (ld->planned && ld->plan.cols[i]->tag_separator) ld->t->cols[idx]->tag_separator = ld->plan.cols[i]->tag_separator;
   }
   for (i = 0; ld->ncols == 0 && i < o->nschema; i++) {
     int idx = lq_table_add_column(ld->t, o->schema[i].name, o->schema[i].type);
@@ -1158,7 +1285,7 @@ static size_t estimate_rows(loader *ld, size_t bytes_sampled, size_t rows_sample
 ** lines is cut to its first (see cut_to_first_line), so every line is loaded or rejected. */
 static int reject_malformed(loader *ld, int st) {
   reader *rd = &ld->rd;
-  const size_t n = (size_t)ld->ncols;
+  const size_t n = (size_t)ld->ninput;
   char reason[200];
   int col = -1;
   size_t i;
@@ -1189,11 +1316,111 @@ static int reject_malformed(loader *ld, int st) {
   return reject(ld, col, reason);
 }
 
+/* A value of an output column of the plan into the row being built: numbers and times in the
+** column's locale and formats, the rest as store_value stores them. */
+static int store_planned(loader *ld, int col, const char *s, size_t len, int quoted) {
+  const lq_plan_column *pc = ld->plan.cols[col];
+  lq_column *c = ld->t->cols[col];
+  field f;
+  if (len > 0 && c->type == LQ_NUMBER && pc->numeric) {
+    double v;
+    if (lq_plan_number(pc, s, len, &v) != LQ_PLAN_OK) return VALUE_BAD;
+    c->numbers[ld->t->nrows] = v;
+    return VALUE_OK;
+  }
+  if (len > 0 && c->type == LQ_TIME && (pc->date_formats || pc->has_tz)) {
+    double v;
+    if (!lq_plan_time(pc, s, len, &v)) return VALUE_BAD;
+    c->numbers[ld->t->nrows] = v;
+    return VALUE_OK;
+  }
+  f.start = 0;
+  f.len = len;
+  f.quoted = (unsigned char)quoted;
+  f.escaped = 0;
+  return store_value(ld, col, &f, s, len);
+}
+
+/* load_rows with a plan: each output column's value made from the record, then stored. */
+static int load_rows_planned(loader *ld) {
+  reader *rd = &ld->rd;
+  lq_table *t = ld->t;
+  const size_t n = (size_t)ld->ncols;
+  int st, status, batch = 0;
+  for (;;) {
+    size_t i, queued, queued_bytes;
+    int bad = 0;
+    st = next_record(ld);
+    if (st < 0) return io_failure(ld, st);
+    if (st == REC_END) break;
+    if (st == REC_OK && is_blank_record(rd)) continue;
+    ld->records++;
+    if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE || rd->nfields != (size_t)ld->ninput) {
+      if ((status = reject_malformed(ld, st)) != LQ_CSV_OK) return status;
+      continue;
+    }
+    if (t->nrows == t->cap) {
+      size_t want = t->cap + t->cap / 2;
+      if (want < 1024) want = 1024;
+      if (lq_table_reserve(t, want) != 0) return fail_memory(ld);
+    }
+    if (record_views(ld) != 0) return fail_memory(ld);
+    queued = ld->npending;
+    queued_bytes = ld->pending_bytes_len;
+    for (i = 0; i < n; i++) {
+      size_t len;
+      int quoted, v;
+      const char *s = lq_plan_value(&ld->plan, (int)i, ld->views, rd->nfields, &len, &quoted);
+      if (s == NULL) return fail_memory(ld);
+      v = store_planned(ld, (int)i, s, len, quoted);
+      if (v == VALUE_NOMEM) return fail_memory(ld);
+      if (v == VALUE_BAD) {
+        char what[200];
+        const lq_plan_column *pc = ld->plan.cols[i];
+        lq_type type = t->cols[i]->type;
+        lq_table_cancel_row(t);
+        ld->npending = queued;
+        ld->pending_bytes_len = queued_bytes;
+        if ((type == LQ_NUMBER && pc->numeric) || (type == LQ_TIME && (pc->date_formats || pc->has_tz)))
+          lq_plan_describe(pc, type == LQ_TIME, what, sizeof what);
+        else
+          snprintf(what, sizeof what, "%s", type_article(type));
+        if (pc->nsources > 0) {   /* where it is in the file: the mapping renamed it */
+          size_t used = strlen(what);
+          snprintf(what + used, sizeof what - used, " (the file's column %d, '%s')",
+                   ld->plan.source[i * LQ_PLAN_SOURCES] + 1, pc->sources[0]);
+        }
+        if ((status = reject_value(ld, (int)i, s, len, what)) != LQ_CSV_OK) return status;
+        bad = 1;
+        break;
+      }
+      if (ld->required[i] && lq_column_is_missing(t->cols[i], t->nrows)) {
+        lq_table_cancel_row(t);
+        ld->npending = queued;
+        ld->pending_bytes_len = queued_bytes;
+        if ((status = reject(ld, (int)i, "no value, and this column is required")) != LQ_CSV_OK) return status;
+        bad = 1;
+        break;
+      }
+    }
+    if (!bad) {
+      lq_table_end_row(t);
+      if (++batch == LQ_CSV_BATCH) {
+        batch = 0;
+        if (flush_categories(ld) != 0) return fail_memory(ld);
+      }
+    }
+  }
+  if (flush_categories(ld) != 0) return fail_memory(ld);
+  return LQ_CSV_OK;
+}
+
 static int load_rows(loader *ld) {
   reader *rd = &ld->rd;
   lq_table *t = ld->t;
   const size_t n = (size_t)ld->ncols;
   int st, status, batch = 0;
+  if (ld->planned) return load_rows_planned(ld);
   for (;;) {
     size_t i, queued, queued_bytes;
     int bad = 0;

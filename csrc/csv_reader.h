@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include "civil_time.h"
+#include "column_plan.h"
 #include "table.h"
 
 #if !defined(LQ_CSV_CHUNK)
@@ -51,6 +52,7 @@ typedef struct lq_csv_options {
   int nrequired;
   unsigned table_flags;   /* copied into the table's flags (LQ_TABLE_EVENTS) */
   const char *source;     /* name of the input in messages */
+  const lq_plan *plan;    /* a mapping script's column plan (column_plan.h), or NULL; replaces map */
 } lq_csv_options;
 
 enum {

@@ -10,6 +10,7 @@
 
 #include "compat.h"
 #include "bindings.h"
+#include "column_plan_binding.h"
 #include "csv_reader.h"
 #include "table.h"
 
@@ -110,7 +111,7 @@ static const char *column_hint(lua_State *L, const lq_table *t, const char *name
 /* ---- options ---- */
 
 static const char *const csv_options[] = {
-  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", NULL
+  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", NULL
 };
 
 static const char *const type_list = "number, category, boolean, time, text, tags";
@@ -300,6 +301,14 @@ static void read_csv_options(lua_State *L, int idx, lq_csv_options *o) {
     lq_csv_column_type *entries;
     o->nschema = read_schema(L, -1, "option 'schema'", &entries);
     o->schema = entries;
+  } else {
+    lua_pop(L, 1);
+  }
+  if (LQ_GETFIELD_TYPE(L, idx, "plan") != LUA_TNIL) {   /* a compiled mapping script */
+    lq_plan *plan = (lq_plan *)lq_newuserdata(L, sizeof *plan);
+    if (o->nmap > 0) luaL_error(L, "options 'map' and 'plan' cannot be given together (a plan renames too)");
+    lq_read_plan(L, -2, plan);   /* its arrays and the plan table stay on the stack */
+    o->plan = plan;
   } else {
     lua_pop(L, 1);
   }

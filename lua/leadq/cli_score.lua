@@ -173,10 +173,57 @@ end
 -- Adapters to the table API (lua/leadq/init.lua): the only places that know its shape.
 ---------------------------------------------------------------------------------------------------
 
-local function load_leads(path, map)
-  local options = nil
-  if map then options = { map = map } end
-  return leadq.read_csv(path, options)
+-- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
+-- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
+local function load_table(path, map, defaults, events)
+  local mapping = require("leadq.mapping")
+  local reader = events and leadq.read_events or leadq.read_csv
+  if map == nil then
+    local plan = defaults and mapping.locale_plan(defaults)
+    return reader(path, plan and { plan = plan } or nil)
+  end
+  if getmetatable(map) ~= mapping.Mapping then   -- renames
+    if not defaults then return reader(path, { map = map }) end
+    map = mapping.from_renames(map, "--map")
+  end
+  if events then return map:read_events(path, nil, defaults) end
+  return map:read_csv(path, nil, defaults)
+end
+
+-- A map file: a mapping script (Lua), or today's two-column CSV as { [column] = field }.
+local function read_any_map(path)
+  local mapping = require("leadq.mapping")
+  if mapping.is_mapping_file(path) then
+    local m, problems = mapping.load(path)
+    if not m then return nil, concat(problems, "\n") end
+    return m
+  end
+  return _M.read_map(path)
+end
+_M.read_any_map = read_any_map
+
+-- --decimal, --thousands, --date-format, --tz: nil when none is given; nil, message when one is bad.
+local function locale_defaults(o)
+  local d = { decimal = o.decimal, thousands = o.thousands, date_format = o["date-format"], tz = o.tz }
+  if not next(d) then return nil end
+  if d.decimal ~= nil and d.decimal ~= "." and d.decimal ~= "," then
+    return nil, format("--decimal: expected . or , got '%s'", tostring(d.decimal))
+  end
+  local ok_th = { [","] = true, ["."] = true, [" "] = true, ["'"] = true, none = true }
+  if d.thousands ~= nil and not ok_th[d.thousands] then
+    return nil, format("--thousands: expected , . ' (a space) ' or none, got '%s'", tostring(d.thousands))
+  end
+  if d.thousands ~= nil and d.thousands == (d.decimal or ".") then
+    return nil, format("--thousands: '%s' is the decimal mark too", d.thousands)
+  end
+  if d.tz ~= nil then
+    local _, why = require("leadq.mapping").tz_minutes(d.tz)
+    if why then return nil, "--tz: " .. why end
+  end
+  if d.date_format ~= nil and not tostring(d.date_format):find("%%") then
+    return nil, format("--date-format: expected a format like %%m/%%d/%%Y, got '%s'", tostring(d.date_format))
+  end
+  return d
 end
 
 local function column_values(tbl, name)
@@ -206,7 +253,9 @@ function _M.check(files, out)
   local bad = 0
   for _, path in ipairs(files) do
     local reactions = require("leadq.reactions")   -- a reactions script is checked as one
-    local check = reactions.is_reactions_file(path) and reactions.check or leadq.check
+    local mapping = require("leadq.mapping")       -- and a mapping script as one
+    local check = reactions.is_reactions_file(path) and reactions.check or
+      (mapping.is_mapping_file(path) and mapping.check) or leadq.check
     local ok, problems = check(path)
     if ok then
       out.print(path .. ": ok")
@@ -259,11 +308,20 @@ local function load_inputs(o, out)
   if #rule_files == 0 then return nil, fail(out, "--rules: no file given", 2) end
   local options, code = scoring_options(o, out)
   if not options then return nil, code end
-  local map
-  if o.map then
+  local map, events_map, defaults
+  do
     local err
-    map, err = _M.read_map(o.map)
-    if not map then return nil, fail(out, err) end
+    defaults, err = locale_defaults(o)
+    if err then return nil, fail(out, err, 2) end
+    if o.map then
+      map, err = read_any_map(o.map)
+      if not map then return nil, fail(out, err) end
+    end
+    if o["events-map"] then
+      if not o.events then return nil, fail(out, "--events-map needs --events FILE", 2) end
+      events_map, err = read_any_map(o["events-map"])
+      if not events_map then return nil, fail(out, err) end
+    end
   end
   local model, err
   if #rule_files == 1 then
@@ -273,13 +331,15 @@ local function load_inputs(o, out)
   end
   if not model then return nil, fail(out, err) end
   local tbl
-  tbl, err = load_leads(o.leads, map)
+  local load_started = require("leadq.core").now()
+  tbl, err = load_table(o.leads, map, defaults)
   if not tbl then return nil, fail(out, err) end
   local events
   if o.events then
-    events, err = leadq.read_events(o.events)
+    events, err = load_table(o.events, events_map, defaults, true)
     if not events then return nil, fail(out, err) end
   end
+  local load_seconds = require("leadq.core").now() - load_started
   if o.dedupe or o["merges-out"] then  -- one lead per person (same e-mail), before any model reads them
     local lines
     tbl, events, lines = require("leadq.accounts").dedupe_run(tbl, events, o["merges-out"])
@@ -287,7 +347,7 @@ local function load_inputs(o, out)
     for _, l in ipairs(lines) do out.print(l) end
   end
   return { model = model, tbl = tbl, events = events, files = rule_files, options = options,
-           multi = #rule_files > 1 }
+           multi = #rule_files > 1, load_seconds = load_seconds, map = map }
 end
 
 ---------------------------------------------------------------------------------------------------

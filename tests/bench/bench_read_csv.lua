@@ -138,3 +138,32 @@ print(string.format("bench: read_csv: %s, %.1f MB, %d rows x %d columns; the tab
   path, size / 1e6, rows, #schema, bytes_in_memory / 1e6))
 report.line("read_csv 1M leads", size / 1e6 / leadq_time, "MB/s",
             "lua5.4 line-by-line", size / 1e6 / plain_time, "MB/s", true)
+
+-- The same file through a mapping script (tests/bench/crm_map.lua, compiled to the reader's column
+-- plan), and as gzip: each against the plain read above (the goals: >= 150 MB/s, and gzip within 2x).
+local mapping = assert(require("leadq.mapping").load("tests/bench/crm_map.lua"))
+local mapped_time = best_of(3, function()
+  collectgarbage()
+  local t0 = report.clock()
+  local t = assert(mapping:read_csv(path))
+  local dt = report.clock() - t0
+  assert(#t == rows and t:reject_count() == 0, "the mapping lost or rejected rows")
+  t:close()
+  return dt
+end)
+report.line("read_csv 1M leads through a mapping", size / 1e6 / mapped_time, "MB/s",
+            "read_csv plain", size / 1e6 / leadq_time, "MB/s", true)
+
+local gz = path .. ".gz"
+if not exists(gz) then assert(os.execute("gzip -6 -c '" .. path .. "' > '" .. gz .. "'")) end
+local gz_time = best_of(3, function()
+  collectgarbage()
+  local t0 = report.clock()
+  local t = assert(leadq.read_csv(gz))
+  local dt = report.clock() - t0
+  assert(#t == rows, "the gzip read lost rows")
+  t:close()
+  return dt
+end)
+report.line("read_csv 1M leads from gzip (MB of the CSV)", size / 1e6 / gz_time, "MB/s",
+            "read_csv plain", size / 1e6 / leadq_time, "MB/s", true)
