@@ -482,13 +482,13 @@ done:
 ** lines after its first with it, unseen and uncounted: it is cut to its first line, and parsing
 ** goes on from the next one. Returns the record's last line when it was cut, else 0. */
 static uint64_t cut_to_first_line(reader *rd) {
-  const char *s = rd->buf + rd->rec_start, *end = rd->buf + rd->pos, *p = s;
+  const char *s = rd->buf + rd->rec_start, *end = rd->buf + rd->pos, *p;
   uint64_t last;
-  while (p < end && *p != '\n' && *p != '\r') p++;
-  if (p == end) return 0;
-  if (*p == '\r' && p + 1 < end && p[1] == '\n') p++;
+  /* lines end at '\n' here, as the reader counts them inside quotes: a '\r' in a quoted field is
+  ** the field's ("\r" alone once cut such a record in two, each half a reject) */
+  p = memchr(s, '\n', (size_t)(end - s));
+  if (p == NULL || p + 1 >= end) return 0;
   p++;
-  if (p >= end) return 0;
   last = rd->rec_line + 1 + count_newlines(p, end[-1] == '\n' ? end - 1 : end);
   rd->pos = (size_t)(p - rd->buf);
   rd->line = rd->rec_line + 1;
@@ -1477,11 +1477,12 @@ static int load_rows(loader *ld) {
   return LQ_CSV_OK;
 }
 
-/* A zero byte in the first buffer: an image, a spreadsheet, a zip or a UTF-16 text, not CSV. Read
-** as text it would give rows of noise, or none, and no reason why. */
+/* A zero byte in the first LQ_CSV_CHUNK bytes: an image, a spreadsheet, a zip or a UTF-16 text, not
+** CSV. Read as text it would give rows of noise, or none, and no reason why. The same bytes are
+** looked at whether the input is a string (all in the buffer) or a file (its first read). */
 static int refuse_binary(loader *ld) {
   const reader *rd = &ld->rd;
-  const char *zero = (const char *)memchr(rd->buf, '\0', rd->len);
+  const char *zero = (const char *)memchr(rd->buf, '\0', rd->len < LQ_CSV_CHUNK ? rd->len : LQ_CSV_CHUNK);
   if (zero == NULL) return LQ_CSV_OK;
   if (rd->len >= 4 && memcmp(rd->buf, "PK\x03\x04", 4) == 0)
     snprintf(ld->err, ld->errlen, "%s is not a CSV file: it is a zip archive (an .xlsx workbook or a .zip): "

@@ -168,6 +168,38 @@ function M.TestCsvLayout:test_bom_and_no_final_newline()
   lu.assertEquals(t:row(2), { id = "b", score = 2 })
 end
 
+-- Quotes in every odd place: each line is loaded or rejected, none is lost or counted twice, and
+-- the work stays linear (each line is read again at most once after a malformed record).
+function M.TestCsvQuoting:test_rows_in_equal_rows_loaded_plus_rejected()
+  for _, pattern in ipairs({ '"a', '"""', '""', '1,"x""', '"x"",', '""""', '1,"', 'a,"b\r', '"\r"' }) do
+    local rows = { "id,name,score", '0,"start' }
+    for _ = 1, 200 do rows[#rows + 1] = pattern end
+    rows[#rows + 1] = 'end"x,1,2'
+    local text = table.concat(rows, "\n") .. "\n"
+    local t = parse(text)
+    lu.assertEquals(#t + t:reject_count(), 202, pattern)
+    h.with_file(text, function(name)
+      local f = leadq.read_csv(name)
+      lu.assertEquals(#f + f:reject_count(), 202, pattern)
+    end)
+  end
+end
+
+-- A zero byte tells a binary file from CSV in the first megabyte: a string held it all in its
+-- buffer and was refused for a zero byte further on, where the same file loaded.
+function M.TestCsvLayout:test_binary_data_is_judged_alike_from_a_string_and_a_file()
+  local rows = { "id,note" }
+  for i = 1, 40000 do rows[#rows + 1] = string.format("L%06d,%s", i, string.rep("x", 20)) end
+  local text = table.concat(rows, "\n") .. "\nLast,a\0b\n"
+  lu.assertTrue(#text > 1048576)
+  local t = parse(text)
+  lu.assertEquals(#t, 40001)
+  h.with_file(text, function(name) lu.assertEquals(#leadq.read_csv(name), 40001) end)
+  local v, err = pcall(parse, "id,note\nA,a\0b\n")
+  lu.assertFalse(v)
+  lu.assertStrContains(err, "[string] is not a CSV file: it holds binary data (a zero byte at byte 12)")
+end
+
 -- The header record with no header is data: it was read again from a position saved before the
 -- buffer was refilled (past the buffer's end under a BOM, and 3 bytes short).
 function M.TestCsvLayout:test_bom_without_header()
