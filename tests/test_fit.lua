@@ -325,6 +325,24 @@ function M.test_cli_writes_a_script_check_accepts_and_score_gives_probabilities(
   if not ok then error(err, 0) end
 end
 
+function M.test_interactions_cap_the_pairs()
+  local t = leadq.parse_csv(toy(h.size(4000, 1500)))
+  for _, n in ipairs({ 0, 1, 2 }) do
+    local text, report = fit.fit(t, nil, { outcome = "converted", interactions = n })
+    local pairs_seen = {}
+    local count = 0
+    for a, b in text:gmatch('rule "([%u%d_]-)_X_([%u%d_]-)_%d+"') do
+      if not pairs_seen[a .. "|" .. b] then
+        pairs_seen[a .. "|" .. b] = true
+        count = count + 1
+      end
+    end
+    lu.assertTrue(count <= n, text)
+    lu.assertTrue(#report.fit.pairs <= n)
+    lu.assertStrContains(text, string.format("and %d pair", #report.fit.pairs))
+  end
+end
+
 function M.test_mql_precision_sets_the_threshold()
   local t = leadq.parse_csv(toy(h.size(4000, 1500)))
   local _, report = fit.fit(t, nil, { outcome = "converted", mql_precision = 0.4 })

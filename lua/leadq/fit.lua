@@ -8,7 +8,10 @@
 --   interactions = 3           pairs of columns that may add points together (0: none)
 --   mql_share = 0.1 | mql_precision = 0.3   how the mql threshold is chosen on the training leads
 --   base = "rules/mine.lua"    keep that script's rules and conditions; fit only their points
---   seed = 1, name = "fitted", max_bins = 32, min_count = 20, max_rounds = 400
+--   seed = 1, name = "fitted"
+--   tuning (defaults as measured best on the bank and Olist files): max_bins = 32 (quantile bins of a
+--   number), min_count = 5 and max_values = 250 (a category value's own bin), min_samples = 5 (rows a
+--   bin needs to move), l2 = 2, learning_rate = 0.1, max_rounds = 400, patience = 20, pair_bins = 6
 -- text: the rule script (`leadq check` accepts it; `leadq score` scores it); report: { leads,
 -- positives, rules, thresholds, totals (per labelled row, in row order), rows (their row numbers),
 -- labels, as_of, fit (what the C engine says: rounds, losses), points_per_double, inputs (the
@@ -37,7 +40,7 @@ local OUTCOME_KEYS = { outcome = true, transitions = true, reached = true, withi
   id = true, created = true, stages = true }
 local FIT_KEYS = { exclude = true, interactions = true, mql_share = true, mql_precision = true, base = true,
   seed = true, name = true, max_bins = true, min_count = true, max_values = true, max_rounds = true,
-  min_samples = true, l2 = true, learning_rate = true, patience = true }
+  min_samples = true, l2 = true, learning_rate = true, patience = true, pair_bins = true }
 _M.FIT_KEYS = FIT_KEYS
 _M.OUTCOME_KEYS = OUTCOME_KEYS
 
@@ -607,7 +610,7 @@ function _M.fit(leads, events, spec)
   local counts = bins:counts(labels)
   local result, ferr = bins:fit(labels, { interactions = opts.base and 0 or interactions, seed = opts.seed or 1,
     max_rounds = opts.max_rounds, min_samples = opts.min_samples or 5, l2 = opts.l2, learning_rate = opts.learning_rate,
-    patience = opts.patience })
+    patience = opts.patience, pair_bins = opts.pair_bins })
   if not result then fail("fit: " .. tostring(ferr), 2) end
 
   -- the labelled rows, in order, and their outcomes
