@@ -35,13 +35,13 @@ function _M.new(opts)
   if type(opts) ~= "table" or type(opts.reactions) ~= "table" or type(opts.outbox) ~= "table" then
     error("reactor.new: expects { reactions =, outbox =, store =, model = }", 2)
   end
-  local secrets = opts.secrets
-  if not secrets then
-    secrets = {}
-    for name, hook in pairs(opts.reactions.webhooks) do
-      secrets[name] = hook.secret_env and os.getenv(hook.secret_env) or nil
-    end
-  end
+  -- secrets: read from the environment when first needed (in an nginx worker: nginx.conf's `env`)
+  local secrets = opts.secrets or setmetatable({}, { __index = function(t, name)
+    local hook = opts.reactions.webhooks[name]
+    local secret = hook and hook.secret_env and os.getenv(hook.secret_env) or false
+    t[name] = secret
+    return secret
+  end })
   return setmetatable({ reactions = opts.reactions, outbox = opts.outbox, store = opts.store or opts.outbox.store,
     model = opts.model or "model", clock = opts.clock or os.time, secrets = secrets,
     format_time = opts.format_time or require("leadq").format_time,
@@ -135,7 +135,7 @@ function Reactor:send(client, fact)
   if not hook then return false, "no webhook named '" .. tostring(fact.webhook) .. "' any more" end
   local started = self.clock()
   local status, err = client:post(hook.url, fact.body,
-    webhook.headers(self.secrets[fact.webhook], fact.key, started, fact.body))
+    webhook.headers(self.secrets[fact.webhook] or nil, fact.key, started, fact.body))
   local took = self.clock() - started
   self.outbox:count("delivery_ms", took * 1000)
   if status and status >= 200 and status < 300 then return true end

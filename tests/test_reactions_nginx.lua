@@ -1,0 +1,191 @@
+-- The reactions end to end: the service in a real nginx (tests/nginx/reactions.conf.tmpl) and a real
+-- receiver, a second nginx (tests/nginx/receiver.conf.tmpl) that checks every signature with the
+-- core's HMAC and logs every delivery. A burst moves leads across the threshold and exactly the
+-- expected webhooks arrive, signed; the receiver stopped mid-run and started again, and a reload
+-- mid-run, lose nothing and deliver nothing twice.
+local lu = require("luaunit")
+local harness = require("nginx.harness")
+local json = require("leadq.json")
+
+local M = {}
+
+local RULES = "tests/nginx/rules/engagement.lua"
+local SECRET = "integration-secret"
+local VP = '{"seniority":"VP","employees":900}'
+
+M.TestReactionsNginx = {}
+
+local ctx
+
+local function available()
+  if LEADQ_VARIANT ~= "luajit" then lu.skip("the nginx service runs under the luajit variant") end
+  local ok, err = harness.install_deps()
+  if not ok then lu.fail(err) end
+  local yes, why = harness.available()
+  if not yes then lu.fail(why) end
+end
+
+local function start_receiver(port)
+  local server, err = harness.start{ template = "receiver.conf.tmpl", rules = "-", root = ctx.root,
+    lib_dir = ctx.lib_dir, port = port, vars = { SECRET = SECRET, LOG = ctx.log } }
+  if not server then lu.fail("the receiver did not start: " .. tostring(err)) end
+  return server
+end
+
+local function setup()
+  available()
+  if ctx then return ctx end
+  ctx = { root = harness.root() }
+  ctx.lib_dir = ctx.root .. "/" .. (os.getenv("LEADQ_BUILD") or "build") .. "/lib/luajit"
+  ctx.dir = os.tmpname()
+  os.remove(ctx.dir)
+  assert(os.execute("mkdir -p " .. harness.quote(ctx.dir)))
+  ctx.log = ctx.dir .. "/received.log"
+  harness.write_file(ctx.log, "")
+  ctx.receiver = start_receiver()
+  ctx.reactions = ctx.dir .. "/reactions.lua"
+  harness.write_file(ctx.reactions, table.concat({
+    string.format('webhook "crm" { url = "http://127.0.0.1:%d/hooks", secret_env = "LEADQ_WEBHOOK_SECRET" }',
+      ctx.receiver.port),
+    'on { model = "engagement", to = "mql", webhook = "crm", assign = true }',
+    'team "sales" { owners = { "anna", "ben" } }',
+    'route { team = "sales" }',
+  }, "\n") .. "\n")
+  local err
+  ctx.service, err = harness.start{ template = "reactions.conf.tmpl", rules = ctx.root .. "/" .. RULES,
+    root = ctx.root, lib_dir = ctx.lib_dir, vars = { REACTIONS = ctx.reactions, SECRET = SECRET } }
+  if not ctx.service then lu.fail("the service did not start: " .. tostring(err)) end
+  return ctx
+end
+
+function M.TestReactionsNginx.teardownClass()
+  if not ctx then return end
+  if ctx.service then ctx.service:stop() end
+  if ctx.receiver then ctx.receiver:stop() end
+  os.execute("rm -rf " .. harness.quote(ctx.dir))
+  ctx = nil
+end
+
+-- Many requests in one curl (--next): the answers' status codes.
+local function burst(server, requests)
+  local args = { "curl -sS -H 'Expect:' -H 'Content-Type: application/json'" }
+  for i, r in ipairs(requests) do
+    local file = string.format("%s/burst-%d.json", ctx.dir, i)
+    harness.write_file(file, r[2])
+    if i > 1 then args[#args + 1] = "--next -H 'Expect:' -H 'Content-Type: application/json'" end
+    args[#args + 1] = string.format("-o /dev/null -w '%%{http_code}\\n' --data-binary @%s %s", harness.quote(file),
+      harness.quote(server.base .. r[1]))
+  end
+  local p = io.popen(table.concat(args, " ") .. " 2>&1")
+  local out = p:read("*a")
+  p:close()
+  local codes = {}
+  for code in out:gmatch("%d+") do codes[#codes + 1] = tonumber(code) end
+  return codes
+end
+
+-- Leads prefix-1..n: a profile (nurture), then three pricing views each (the third crosses to mql).
+local function cross(server, prefix, n)
+  local requests = {}
+  for i = 1, n do requests[#requests + 1] = { "/leads/" .. prefix .. "-" .. i, VP } end
+  for _ = 1, 3 do
+    for i = 1, n do
+      requests[#requests + 1] = { "/events", json.encode({ lead = prefix .. "-" .. i, type = "pricing_view" }) }
+    end
+  end
+  local codes = burst(server, requests)
+  local bad = 0
+  for _, c in ipairs(codes) do if c ~= 200 and c ~= 201 then bad = bad + 1 end end
+  lu.assertEquals(#codes, #requests)
+  lu.assertEquals(bad, 0)
+end
+
+-- The receiver's log: { [key] = times received }, and the lines.
+local function received()
+  local counts, lines = {}, {}
+  for line in (harness.read_file(ctx.log) or ""):gmatch("[^\n]+") do
+    local key, signed, lead, to = line:match("^(%S+) (%S+) (%S+) (%S+)$")
+    lines[#lines + 1] = { key = key, signed = signed, lead = lead, to = to }
+    counts[key] = (counts[key] or 0) + 1
+  end
+  return counts, lines
+end
+
+local function wait_for(n, seconds)
+  local lines
+  for _ = 1, seconds * 10 do
+    _, lines = received()
+    if #lines >= n then break end
+    harness.sleep(0.1)
+  end
+  harness.sleep(0.3)   -- and nothing more comes
+  return received()
+end
+
+local function expect_exactly(prefixes)
+  local counts, lines = wait_for(#prefixes, 20)
+  local want, got = {}, {}
+  for _, lead in ipairs(prefixes) do want[#want + 1] = lead .. " mql signed" end
+  for _, l in ipairs(lines) do got[#got + 1] = l.lead .. " " .. l.to .. " " .. l.signed end
+  table.sort(want)
+  table.sort(got)
+  lu.assertEquals(got, want)
+  for key, n in pairs(counts) do lu.assertEquals(n, 1, "delivered twice: " .. key) end
+end
+
+local function leads(prefix, n, into)
+  for i = 1, n do into[#into + 1] = prefix .. "-" .. i end
+  return into
+end
+
+function M.TestReactionsNginx.test_1_a_burst_delivers_exactly_the_crossings_signed()
+  local c = setup()
+  local s = c.service
+  -- one lead by hand: the answer that crosses says so
+  lu.assertEquals(s:request("POST", "/leads/H-1", VP).json.changed.to, "nurture")
+  local answers = {}
+  for i = 1, 3 do
+    answers[i] = s:request("POST", "/events", '{"lead":"H-1","type":"pricing_view"}').json
+  end
+  lu.assertEquals(answers[3].status, "mql")
+  lu.assertEquals({ answers[3].changed.model, answers[3].changed.from, answers[3].changed.to },
+    { "engagement", "nurture", "mql" })
+  lu.assertNil(answers[2].changed)
+  cross(s, "B", 40)
+  expect_exactly(leads("B", 40, { "H-1" }))
+  local metrics = s:request("GET", "/metrics")
+  lu.assertEquals(metrics.status, 200)
+  lu.assertStrContains(metrics.body, "# TYPE leadq_deliveries_total counter\nleadq_deliveries_total 41\n")
+  lu.assertStrContains(metrics.body, "leadq_outbox_waiting 0\n")
+  lu.assertStrContains(metrics.body, "leadq_dead_letters_total 0\n")
+end
+
+function M.TestReactionsNginx.test_2_receiver_down_then_up_loses_nothing_twice_nothing()
+  local c = setup()
+  harness.write_file(c.log, "")
+  local port = c.receiver.port
+  c.receiver:stop()
+  c.receiver = nil
+  cross(c.service, "D", 30)   -- answered at once: delivery never waits on the receiver
+  harness.sleep(1.5)
+  lu.assertEquals(#select(2, received()), 0)
+  local waiting = c.service:request("GET", "/.leadq/outbox").json
+  lu.assertEquals(waiting.waiting, 30)
+  lu.assertEquals(#waiting.dead_letters, 0)
+  lu.assertStrContains(c.service:request("GET", "/metrics").body, "leadq_delivery_retries_total")
+  c.receiver = start_receiver(port)
+  expect_exactly(leads("D", 30, {}))
+end
+
+function M.TestReactionsNginx.test_3_a_reload_mid_run_loses_nothing()
+  local c = setup()
+  harness.write_file(c.log, "")
+  cross(c.service, "R", 30)
+  lu.assertTrue(c.service:reload())
+  cross(c.service, "S", 30)
+  expect_exactly(leads("S", 30, leads("R", 30, {})))
+  -- (the receiver's downtime left "connect() failed" lines; no round of the outbox failed)
+  lu.assertNil(c.service:error_log():match("leadq: outbox[^\n]*"))
+end
+
+return M
