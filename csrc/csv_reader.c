@@ -954,7 +954,9 @@ static int sample_planned(loader *ld) {
     if (ld->declared[j] || len == 0) continue;
     g->count++;
     if (g->could_be_number) {
-      if (pc->numeric) g->could_be_number = lq_plan_number(pc, s, len, &num) == LQ_PLAN_OK;
+      /* a value like a number but not of the locale ("1.2" where '.' groups thousands) leaves the
+      ** column a number, and is rejected when loaded: never read as text in a number column */
+      if (pc->numeric) g->could_be_number = lq_plan_number(pc, s, len, &num) != LQ_PLAN_NOT;
       else g->could_be_number = parse_number(s, len, &num) && !has_leading_zero(s, len);
     }
     if (g->could_be_bool && !parse_bool(s, len, &b)) g->could_be_bool = 0;

@@ -187,6 +187,95 @@ function TestMappingLoad.test_events_through_a_mapping()
   end)
 end
 
+---------------------------------------------------------------------------------------------------
+-- numbers and dates in the user's locale
+---------------------------------------------------------------------------------------------------
+
+local TestLocale = {}
+
+local GERMAN = "id;employees;budget;created_at\nL1;1.200;25.000,50;05.09.2026\nL2;12;1.2;31.12.2026 14:30\n"
+  .. "L3;7;3,5;2026-10-01T08:00:00\nL4;1.234.567;0,5;2026-10-01T08:00:00Z\n"
+
+function TestLocale.test_decimal_comma_reads_dot_as_thousands_and_rejects_what_does_not_fit()
+  helpers.with_file(GERMAN, function(path)
+    local plan = mapping.locale_plan({ decimal = ",", date_format = "%d.%m.%Y|%d.%m.%Y %H:%M", tz = "+01:00" })
+    local t = assert(leadq.read_csv(path, { plan = plan }))
+    lu.assertEquals(t:type("budget"), "number")
+    lu.assertEquals(t:column("id"), { "L1", "L3", "L4" })
+    lu.assertEquals(t:column("employees"), { 1200, 7, 1234567 })
+    lu.assertEquals(t:column("budget"), { 25000.5, 3.5, 0.5 })
+    lu.assertEquals(t:column("created_at"), { leadq.parse_time("2026-09-04T23:00:00Z"),
+      leadq.parse_time("2026-10-01T07:00:00Z"), leadq.parse_time("2026-10-01T08:00:00Z") })
+    local rejects = t:rejects()
+    lu.assertEquals(#rejects, 1)
+    lu.assertStrContains(rejects[1].message, path .. ":3: column 'budget' (3): '1.2' is not a number written with "
+      .. "',' as the decimal mark and '.' between thousands")
+  end)
+end
+
+function TestLocale.test_a_declared_number_takes_thousands_commas_and_never_reads_another_number()
+  with_script('return mapping "m" { fields = { id = "ID", n = { from = "N", type = "number" },\n'
+    .. '  m = { from = "M", type = "number", thousands = "none" } } }\n', function(path, dir)
+    write(dir .. "/c.csv", 'ID,N,M\n1,"5,000",7\n2,"1,5",8\n3,"1,234,567.25","1,200"\n4,12.5,3.25\n')
+    local t = assert(assert(mapping.load(path)):read_csv(dir .. "/c.csv"))
+    lu.assertEquals(t:column("id"), { "1", "4" })
+    lu.assertEquals(t:column("n"), { 5000, 12.5 })
+    lu.assertEquals(t:column("m"), { 7, 3.25 })
+    local rejects = t:rejects()
+    lu.assertEquals(#rejects, 2)
+    lu.assertStrContains(rejects[1].message, ":3: column 'n' (3): '1,5' is not a number written with '.' as the "
+      .. "decimal mark and ',' between thousands (the file's column 2, 'N')")
+    lu.assertStrContains(rejects[2].message, ":4: column 'm' (2): '1,200' is not a number written with '.' as the "
+      .. "decimal mark (the file's column 3, 'M')")
+  end)
+end
+
+function TestLocale.test_us_dates_and_12_hour_clocks_at_an_offset()
+  with_script('return mapping "m" { tz = "-05:00", fields = { id = "ID",\n'
+    .. '  at = { from = "When", format = { "%m/%d/%Y %I:%M %p", "%m/%d/%Y" } } } }\n', function(path, dir)
+    write(dir .. "/c.csv", "ID,When\n1,9/5/2026 3:04 PM\n2,12/31/2026\n3,2026-01-02T00:00:00Z\n4,13/1/2026\n"
+      .. "5,2/30/2026\n")
+    local t = assert(assert(mapping.load(path)):read_csv(dir .. "/c.csv"))
+    lu.assertEquals(t:column("at"), { leadq.parse_time("2026-09-05T20:04:00Z"),
+      leadq.parse_time("2026-12-31T05:00:00Z"), leadq.parse_time("2026-01-02T00:00:00Z") })
+    local rejects = t:rejects()
+    lu.assertEquals(#rejects, 2)
+    lu.assertStrContains(rejects[1].message, ":5: column 'at' (2): '13/1/2026' is not a date in the format "
+      .. "'%m/%d/%Y %I:%M %p', '%m/%d/%Y' (or ISO 8601)")
+    lu.assertStrContains(rejects[2].message, ":6: column 'at' (2): '2/30/2026' is not a date")
+  end)
+end
+
+function TestLocale.test_the_command_line_flags_are_checked()
+  local cli = require("leadq.cli")
+  local function run(argv)
+    local errors = {}
+    local status = cli.main(argv, { print = function() end, error = function(l) errors[#errors + 1] = l end })
+    return status, table.concat(errors, "\n")
+  end
+  helpers.with_file(GERMAN, function(path)
+    local base = { "score", "--rules", "rules/mql.lua", "--leads", path }
+    local function with(...)
+      local argv = {}
+      for i, v in ipairs(base) do argv[i] = v end
+      for _, v in ipairs({ ... }) do argv[#argv + 1] = v end
+      return argv
+    end
+    local status, err = run(with("--decimal", ";"))
+    lu.assertEquals(status, 2)
+    lu.assertEquals(err, "leadq: --decimal: expected . or , got ';'")
+    status, err = run(with("--tz", "Europe/Berlin"))
+    lu.assertEquals(status, 2)
+    lu.assertStrContains(err, "leadq: --tz: 'Europe/Berlin' is not a UTC offset")
+    status, err = run(with("--decimal", ",", "--thousands", ","))
+    lu.assertEquals(status, 2)
+    lu.assertEquals(err, "leadq: --thousands: ',' is the decimal mark too")
+    status, err = run(with("--decimal", ",", "--date-format", "%d.%m.%Y|%d.%m.%Y %H:%M", "--as-of", "2026-11-01"))
+    lu.assertEquals(status, 0, err)
+  end)
+end
+
 return {
   TestMappingLoad = TestMappingLoad,
+  TestLocale = TestLocale,
 }

@@ -270,9 +270,10 @@ end
 -- the column plan
 ---------------------------------------------------------------------------------------------------
 
+-- Date formats for the plan: a list, or a string with '|' between formats.
 local function formats_of(f)
   if f == nil then return nil end
-  if type(f) == "string" then return f end
+  if type(f) == "string" then return (f:gsub("|", "\n")) end
   return concat(f, "\n")
 end
 
