@@ -46,7 +46,7 @@ function _M.new(opts)
     model = opts.model or "model", clock = opts.clock or os.time, secrets = secrets,
     format_time = opts.format_time or require("leadq").format_time,
     watching = opts.reactions:watches(opts.model or "model"),
-    last = {}, last_count = 0 }, Reactor)
+    last = {}, last_count = 0, answers = 0 }, Reactor)
 end
 
 -- "status\tgrade\towner" -> status, grade, owner
@@ -70,20 +70,23 @@ end
 -- (for the routes).
 function Reactor:observe(id, answer, record)
   local store = self.store
-  local key = LAST .. id
-  store:incr("m:answers", 1, 0)
+  self.answers = self.answers + 1   -- counted here, added to the store's count by the worker's timer
+  -- per lead, kept per worker: { store key, last text read, its status, its grade }
+  local cached = self.last[id]
+  if not cached then
+    if self.last_count >= CACHE then self.last, self.last_count = {}, 0 end
+    self.last_count = self.last_count + 1
+    cached = { LAST .. id }
+    self.last[id] = cached
+  end
+  local key = cached[1]
   local text = store:get(key)
   local status, grade = answer.status, answer.grade or ""
-  local cached = self.last[id]
   if text ~= nil then
-    if not cached or cached[1] ~= text then
-      local s, g = parse(text)
-      cached = { text, s, g }
-      if self.last_count >= CACHE then self.last, self.last_count = {}, 0 end
-      self.last_count = self.last_count + 1
-      self.last[id] = cached
+    if cached[2] ~= text then   -- interned strings: a pointer compare
+      cached[2], cached[3], cached[4] = text, parse(text)
     end
-    if cached[2] == status and cached[3] == grade then return nil end
+    if cached[3] == status and cached[4] == grade then return nil end
   end
   -- A change: under the lead's reaction lock, read again (another worker may have recorded it).
   local lock = LOCK .. id
@@ -176,6 +179,14 @@ function _M.init_worker()
   local client = webhook.client{ tcp = ngx.socket.tcp, timeout = 5 }
   local me = tostring(ngx.worker.pid())
   local function send(fact) return reactor:send(client, fact) end
+  -- every worker adds its answers to the metrics' count once a second (no shared write a request)
+  ngx.timer.every(1, function()
+    local n = reactor.answers
+    if n > 0 then
+      reactor.answers = 0
+      store:incr("m:answers", n, 0)
+    end
+  end)
   local loop
   loop = function(premature)
     if premature or ngx.worker.exiting() then
@@ -200,7 +211,8 @@ function _M.init_worker()
   ngx.timer.at(0, loop)
 end
 
--- The metrics (GET /metrics) and the outbox (GET: dead letters as JSON; POST ?replay=N|all).
+-- The metrics (GET /metrics) and the outbox (GET: dead letters as JSON; POST ?replay=N|all;
+-- POST ?pause=SECONDS holds deliveries, ?resume=1 lets them go on).
 function _M.serve_nginx(what)
   local ngx = _M.ngx or ngx   -- luacheck: ignore
   if not current then
@@ -221,6 +233,22 @@ function _M.serve_nginx(what)
     put("delivery_seconds_total", "counter", "time spent in deliveries", ob:metric("delivery_ms") / 1000)
     put("answers_total", "counter", "score answers (events, profile updates, reads)", ob:metric("answers"))
     ngx.print(ob:metrics_lines(extra))
+    return
+  end
+  if ngx.req.get_method() == "POST" and ngx.var.arg_pause then   -- hold deliveries (a receiver's maintenance)
+    local seconds = tonumber(ngx.var.arg_pause)
+    if not seconds or seconds <= 0 then
+      ngx.status = 400
+      ngx.say('{"error":"POST /.leadq/outbox?pause=SECONDS"}')
+      return
+    end
+    ob.store:set(LEASE, "paused", seconds)
+    ngx.say(json.encode({ paused = seconds }))
+    return
+  end
+  if ngx.req.get_method() == "POST" and ngx.var.arg_resume then
+    if ob.store:get(LEASE) == "paused" then ob.store:delete(LEASE) end
+    ngx.say('{"resumed":true}')
     return
   end
   if ngx.req.get_method() == "POST" then
