@@ -545,31 +545,47 @@ function Service:cached_lead(id, text, version)
   return entry
 end
 
--- POST /events on a compare-and-set store: the profile is read only when its version is not the
--- cached one's (one round trip for the state, its stamp and that version).
+-- POST /events on a compare-and-set store. A worker keeps each lead's last stamp and state as it
+-- wrote or read them: the event is computed on those and written in one round trip; when another
+-- worker or node wrote the lead meanwhile, the refused write answers the lead's current stamp, state
+-- and profile version, and the event is computed again on them (the profile is read again only when
+-- its version moved).
 function Service:event_cas(id, event, time, reuse)
   local store = self.store
   for _ = 1, CAS_TRIES do
     local lead = self.cache[id]
-    local text, version, stored, stamp = store:read_lead(id, lead == nil)
-    if text == nil then return unavailable(version) end
-    if not (lead and lead.version == version) then
-      if not text and lead then
-        text, version, stored, stamp = store:read_lead(id, true)
-        if text == nil then return unavailable(version) end
+    local stored, stamp
+    if lead and lead.stamp then
+      stored, stamp = lead.state_text, lead.stamp
+    else
+      local text, version
+      text, version, stored, stamp = store:read_lead(id, lead == nil)
+      if text == nil then return unavailable(version) end
+      if not (lead and lead.version == version) then
+        if not text and lead then
+          text, version, stored, stamp = store:read_lead(id, true)
+          if text == nil then return unavailable(version) end
+        end
+        if not text then return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id)) end
+        lead = self:cached_lead(id, text, version)
       end
-      if not text then return refuse(404, format("unknown lead '%s': POST /leads/%s its profile first", id, id)) end
-      lead = self:cached_lead(id, text, version)
     end
     local values, note = self:observe(id, event, time, lead, stored or nil, reuse)
     if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
-    local written, err = store:write_state(id, stamp, self.staged_state)
+    local state = self.staged_state
     self.staged_state = nil
-    if written == nil then return unavailable(err) end
+    local written, current_stamp, current_state, current_version = store:write_state(id, stamp, state)
+    if written == nil then return unavailable(current_stamp) end
     if written then
+      lead.stamp, lead.state_text = written, state
       local answer, score_err = self:score(id, lead, false, values, note, reuse)
       if not answer then return refuse(422, score_err) end
       return 200, answer
+    end
+    if current_stamp ~= nil and current_version == lead.version then
+      lead.stamp, lead.state_text = current_stamp, current_state
+    else   -- the profile changed too, or the lead is gone: read it whole
+      lead.stamp, lead.state_text = nil, nil
     end
   end
   return refuse(409, "lead '" .. id .. "' is busy, try again")

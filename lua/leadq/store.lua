@@ -13,7 +13,8 @@
 --     still the one it read; otherwise it reads again and retries. No lock, nothing held across
 --     nodes, nothing left behind by a worker that dies between the read and the write.
 --       store:read_lead(id, with_profile) -> profile|false, version, state|false, stamp
---       store:write_state(id, stamp, state)     -> new stamp | false (changed meanwhile, or no lead)
+--       store:write_state(id, stamp, state)     -> new stamp | false, and the lead as it is now
+--                                                  (stamp, state, profile version) if it changed
 --       store:write_profile(id, stamp, profile) -> new stamp (the profile's version) | false
 --     each of them nil, message when the store cannot be reached (the service answers 503).
 --     It also answers store:get("p:<id>") / get("s:<id>") as a dict would (text, version), which
@@ -46,11 +47,13 @@ function _M.is_unavailable(e) return type(e) == "table" and getmetatable(e) == U
 
 -- The compare-and-set scripts (one lead's hash each: KEYS[1]). A missing stamp is "0".
 local SCRIPTS = {
-  -- ARGV: stamp read, new state. -1: the lead has no profile (deleted meanwhile); 0: changed meanwhile.
+  -- ARGV: stamp read, new state. The new stamp; -1: the lead has no profile (its version is set with
+  -- it); changed meanwhile: { stamp, state, profile version } as they are now, for the retry.
   state = [[
-local n = redis.call('HGET', KEYS[1], 'n') or '0'
-if n ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
+local cur = redis.call('HMGET', KEYS[1], 'n', 's', 'v')
+if not cur[3] then return -1 end
+local n = cur[1] or '0'
+if n ~= ARGV[1] then return { n, cur[2] or '', cur[3] } end
 n = tonumber(n) + 1
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', n)
 return n]],
@@ -313,11 +316,14 @@ function RedisStore:read_lead(id, with_profile)
   return res[4] or false, version_number(res[1]), res[2] or false, res[3] or "0"
 end
 
+-- The new stamp; false, stamp, state|false, profile version when the lead changed since stamp;
+-- false when it has no profile; nil, message when Redis cannot be reached.
 function RedisStore:write_state(id, stamp, state)
   local n, err = self:script("state", self:key(id), stamp, state)
   if n == nil then return nil, err end
-  if n == -1 then return false, "gone" end
-  return n > 0 and n or false
+  if type(n) == "table" then return false, n[1], n[2] ~= "" and n[2] or false, version_number(n[3]) end
+  if n == -1 then return false end
+  return tostring(n)
 end
 
 function RedisStore:write_profile(id, stamp, profile)
