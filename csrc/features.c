@@ -1065,6 +1065,7 @@ struct compute_job {
   uint64_t *seen;               /* a bit per lead row met in this job's events */
   size_t seen_words, max_run;
   int grouped;
+  int fold_too, oom;            /* one thread: fold the runs while picking (the buffers grow here) */
   /* fold */
   lq_state_core st;
   double *vals;
@@ -1080,7 +1081,15 @@ struct compute_job {
   int shift;
 };
 
-/* The lead row of event i, or -1 when the event is left out (counted). */
+/* The lead row of event i, or -1 when the event is left out. */
+static inline int32_t event_row_of(const event_pick *p, size_t i) {
+  int32_t lcode = p->leads_of->codes[i], tcode = p->types->codes[i];
+  double at = p->at->numbers[i];
+  if (tcode < 0 || p->type_map[tcode] < 0 || !(at <= p->as_of) || lcode < 0) return -1;   /* NaN: no time */
+  return p->code_row[lcode];
+}
+
+/* The same, counting why an event is left out. */
 static int32_t event_row(compute_job *j, size_t i) {
   const event_pick *p = j->pick;
   int32_t lcode = p->leads_of->codes[i], tcode = p->types->codes[i], r;
@@ -1107,24 +1116,56 @@ static int32_t event_row(compute_job *j, size_t i) {
   return -1;
 }
 
+static void fold_lead(compute_job *j, int32_t row, lq_event *ev, size_t n);
+
+/* Room for n events in the run and sort buffers (one thread only: it allocates); 0 on success. */
+static int grow_run(compute_job *j, size_t n) {
+  const lq_allocator *a = &j->fs->alloc;
+  size_t cap = j->run_cap, ncap = cap * 2 > n ? cap * 2 : n;
+  lq_event *run, *tmp;
+  if (ncap < 64) ncap = 64;
+  if (ncap > ((size_t)-1) / sizeof(lq_event)) return -1;
+  run = (lq_event *)mem_alloc(a, j->run, j->run ? cap * sizeof(lq_event) : 0, ncap * sizeof(lq_event));
+  if (run == NULL) return -1;
+  j->run = run;
+  tmp = (lq_event *)mem_alloc(a, j->tmp, j->tmp ? cap * sizeof(lq_event) : 0, ncap * sizeof(lq_event));
+  if (tmp == NULL) {   /* run keeps ncap: shrink it back so both have cap */
+    run = (lq_event *)mem_alloc(a, j->run, ncap * sizeof(lq_event), (cap ? cap : 1) * sizeof(lq_event));
+    if (run != NULL) j->run = run;
+    return -1;
+  }
+  j->tmp = tmp;
+  j->run_cap = ncap;
+  return 0;
+}
+
 static void step_pick(compute_job *j) {
   size_t i, n = 0;
   int32_t cur = -1;
   for (i = j->ev_begin; i < j->ev_end; i++) {
     int32_t r = event_row(j, i);
-    j->row_of[i] = r;
     if (r < 0) continue;
     if (r != cur) {
       uint64_t bit = (uint64_t)1 << (r & 63), *w = &j->seen[r >> 6];
       if (n > j->max_run) j->max_run = n;
+      if (j->fold_too && j->grouped && cur >= 0) fold_lead(j, cur, j->run, n);
       if (*w & bit) j->grouped = 0;   /* a lead met again after another's events */
       *w |= bit;
       cur = r;
       n = 0;
     }
+    if (j->fold_too && j->grouped) {
+      if (n == j->run_cap && grow_run(j, n + 1) != 0) {
+        j->oom = 1;
+        j->fold_too = 0;
+      } else {
+        make_event(j->src, i, &j->run[n]);
+      }
+    }
     n++;
   }
   if (n > j->max_run) j->max_run = n;
+  if (j->fold_too && j->grouped && cur >= 0) fold_lead(j, cur, j->run, n);
 }
 
 /* One lead's events, in file order, into its row of the result (tmp: sort scratch of n events). */
@@ -1143,12 +1184,13 @@ static void fold_lead(compute_job *j, int32_t row, lq_event *ev, size_t n) {
   for (c = 0; c < fs->nfeats; c++) j->res->cols[c]->numbers[row] = j->vals[c];   /* NaN is missing */
 }
 
-/* Each lead's events are one run of rows: fold each run as it ends. */
+/* Each lead's events are one run of rows: fold each run as it ends (no row_of: it would be as many
+** bytes again as a column of the events, written and read once). */
 static void step_fold_runs(compute_job *j) {
   size_t i, n = 0;
   int32_t cur = -1;
   for (i = j->ev_begin; i < j->ev_end; i++) {
-    int32_t r = j->row_of[i];
+    int32_t r = event_row_of(j->pick, i);
     if (r < 0) continue;
     if (r != cur) {
       if (cur >= 0) fold_lead(j, cur, j->run, n);
@@ -1158,6 +1200,12 @@ static void step_fold_runs(compute_job *j) {
     make_event(j->src, i, &j->run[n++]);
   }
   if (cur >= 0) fold_lead(j, cur, j->run, n);
+}
+
+/* The lead row of each event of this job's range, for the scatter. */
+static void step_rows(compute_job *j) {
+  size_t i;
+  for (i = j->ev_begin; i < j->ev_end; i++) j->row_of[i] = event_row_of(j->pick, i);
 }
 
 /* Events of each of this job's leads: fill[r] = their count. */
@@ -1442,8 +1490,6 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   jobs = (compute_job *)job_alloc(sc.a, (size_t)nthreads, sizeof(compute_job));
   if (jobs == NULL) goto nomem;
   memset(jobs, 0, (size_t)nthreads * sizeof(compute_job));
-  row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
-  if (row_of == NULL) goto nomem;
   cut_events(jobs, nthreads, lc, nev);
   for (jt = 0; jt < nthreads; jt++) {
     compute_job *j = &jobs[jt];
@@ -1455,7 +1501,6 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     j->lead_cols = lead_cols;
     j->res = res;
     j->as_of = as_of;
-    j->row_of = row_of;
     j->nev = nev;
     j->grouped = 1;
     j->unknown_cap = max_unknown < span ? max_unknown : span;
@@ -1469,7 +1514,9 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     if (j->unknown_rows == NULL || j->seen == NULL || j->st.v == NULL || j->vals == NULL) goto nomem;
     memset(j->seen, 0, j->seen_words * sizeof(uint64_t));
   }
+  jobs[0].fold_too = nthreads == 1;   /* one pass over the events, as long as they come grouped */
   run_step(jobs, nthreads, step_pick);
+  if (jobs[0].oom) goto nomem;
 
   /* grouped when every job's runs were of distinct leads and no lead was met by two jobs; jobs[0].seen
   ** then becomes the leads met at all */
@@ -1483,7 +1530,9 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     }
   }
 
-  if (grouped) {
+  if (grouped && jobs[0].fold_too) {
+    /* folded already */
+  } else if (grouped) {
     for (jt = 0; jt < nthreads; jt++) {
       compute_job *j = &jobs[jt];
       j->run_cap = j->max_run;
@@ -1494,8 +1543,14 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     run_step(jobs, nthreads, step_fold_runs);
   } else {
     /* ranges of leads, each scattered and folded by one job */
+    row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
     fill = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
-    if (fill == NULL) goto nomem;
+    if (row_of == NULL || fill == NULL) goto nomem;
+    for (jt = 0; jt < nthreads; jt++) {
+      jobs[jt].row_of = row_of;
+      memset(jobs[jt].counters, 0, sizeof jobs[jt].counters);   /* of the runs folded before the repeat */
+    }
+    run_step(jobs, nthreads, step_rows);
     for (jt = 0; jt < nthreads; jt++) {
       jobs[jt].fill = fill;
       jobs[jt].lead_begin = nleads / (size_t)nthreads * (size_t)jt;
@@ -1505,6 +1560,9 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     for (jt = 0; jt < nthreads; jt++) {
       compute_job *j = &jobs[jt];
       size_t nl = j->lead_end - j->lead_begin;
+      mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));   /* of a fold given up */
+      mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+      j->run = NULL;
       j->run_cap = j->max_slice;
       j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
       j->recs = (lq_event *)job_alloc(sc.a, j->nrecs, sizeof(lq_event));
@@ -1559,9 +1617,16 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
       fold_lead(j, (int32_t)i, NULL, 0);   /* no events: no counts */
       for (c = 0; c < fs->nfeats; c++) {
         double v = j->vals[c], *col = res->cols[c]->numbers;
-        size_t r;
-        for (r = i; r < nleads; r++)
-          if (!(seen[r >> 6] >> (r & 63) & 1)) col[r] = v;
+        size_t w;
+        for (w = i >> 6; w < (nleads + 63) >> 6; w++) {
+          uint64_t empty = ~seen[w];   /* bits past nleads are 0 in seen: cut below */
+          while (empty) {
+            size_t r = (w << 6) + (size_t)__builtin_ctzll(empty);
+            if (r >= nleads) break;
+            col[r] = v;
+            empty &= empty - 1;
+          }
+        }
       }
     }
   }
