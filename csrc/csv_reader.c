@@ -1504,7 +1504,7 @@ static int load(loader *ld, lq_table **out) {
   int st;
   *out = NULL;
   rd->mark = NO_MARK;
-  rd->line = 1;
+  rd->line = o->first_line;
   if ((st = reader_fill(rd)) != 0) return io_failure(ld, st);
   if ((st = refuse_binary(ld)) != LQ_CSV_OK) return st;
   if (rd->len >= 3 && memcmp(rd->buf, "\xEF\xBB\xBF", 3) == 0) rd->pos = 3;
@@ -1593,5 +1593,6 @@ void lq_csv_options_init(lq_csv_options *o) {
   o->tag_separator = ';';
   o->header = 1;
   o->infer_rows = LQ_CSV_INFER_ROWS;
+  o->first_line = 1;
   o->source = "[string]";
 }

@@ -53,6 +53,7 @@ typedef struct lq_csv_options {
   unsigned table_flags;   /* copied into the table's flags (LQ_TABLE_EVENTS) */
   const char *source;     /* name of the input in messages */
   const lq_plan *plan;    /* a mapping script's column plan (column_plan.h), or NULL; replaces map */
+  unsigned long first_line;  /* the number of the input's first line in messages (1) */
 } lq_csv_options;
 
 enum {

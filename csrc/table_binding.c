@@ -111,7 +111,7 @@ static const char *column_hint(lua_State *L, const lq_table *t, const char *name
 /* ---- options ---- */
 
 static const char *const csv_options[] = {
-  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", NULL
+  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", "source", "first_line", NULL
 };
 
 static const char *const type_list = "number, category, boolean, time, text, tags";
@@ -304,6 +304,18 @@ static void read_csv_options(lua_State *L, int idx, lq_csv_options *o) {
   } else {
     lua_pop(L, 1);
   }
+  if (LQ_GETFIELD_TYPE(L, idx, "source") != LUA_TNIL) {   /* the name messages give the input */
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option 'source' must be a string, got %s", luaL_typename(L, -1));
+    o->source = lua_tostring(L, -1);   /* the options table holds it */
+  }
+  lua_pop(L, 1);
+  if (LQ_GETFIELD_TYPE(L, idx, "first_line") != LUA_TNIL) {   /* converted input: its lines' numbers */
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || v < 0 || v != floor(v) || v > 1e15)
+      luaL_error(L, "option 'first_line' must be a whole number >= 0");
+    o->first_line = (unsigned long)v;
+  }
+  lua_pop(L, 1);
   if (LQ_GETFIELD_TYPE(L, idx, "plan") != LUA_TNIL) {   /* a compiled mapping script */
     lq_plan *plan = (lq_plan *)lq_newuserdata(L, sizeof *plan);
     if (o->nmap > 0) luaL_error(L, "options 'map' and 'plan' cannot be given together (a plan renames too)");
@@ -335,7 +347,8 @@ static int l_read_csv(lua_State *L) {
   char err[LQ_MESSAGE_MAX];
   int status;
   read_csv_options(L, 2, &o);
-  o.source = strcmp(path, "-") == 0 ? "stdin" : path;   /* "-": standard input */
+  if (strcmp(o.source, "[string]") == 0)   /* no source option: the path, "stdin" for "-" */
+    o.source = strcmp(path, "-") == 0 ? "stdin" : path;
   slot = lq_push_table_box(L);
   status = lq_csv_read_file(path, &o, lua_allocator(L), slot, err, sizeof err);
   return finish_load(L, status, err);
@@ -368,7 +381,8 @@ static int l_read_events(lua_State *L) {
   int status, i, j, n;
   const int nevent = (int)(sizeof event_columns / sizeof event_columns[0]);
   read_csv_options(L, 2, &o);
-  o.source = strcmp(path, "-") == 0 ? "stdin" : path;   /* "-": standard input */
+  if (strcmp(o.source, "[string]") == 0)   /* no source option: the path, "stdin" for "-" */
+    o.source = strcmp(path, "-") == 0 ? "stdin" : path;
   /* the user's schema for the attribute columns, then ours for the event columns */
   schema = (lq_csv_column_type *)lq_newuserdata(L, (size_t)(o.nschema + nevent) * sizeof *schema);
   n = 0;

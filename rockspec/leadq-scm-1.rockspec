@@ -93,6 +93,7 @@ build = {
     ["leadq.service"] = "lua/leadq/service.lua",
     ["leadq.store"] = "lua/leadq/store.lua",
     ["leadq.svg"] = "lua/leadq/svg.lua",
+    ["leadq.track_events"] = "lua/leadq/track_events.lua",
     ["leadq.webhook"] = "lua/leadq/webhook.lua",
   },
   install = {

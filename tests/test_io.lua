@@ -169,7 +169,62 @@ function TestFormat.test_jsonl_holds_the_csv_values()
   helpers.remove_dir(dir)
 end
 
+local TestTrackEvents = {}
+
+local SEGMENT = table.concat({
+  '{"type":"track","userId":"L1","anonymousId":"a-1","event":"Demo Requested",'
+    .. '"timestamp":"2026-10-01T10:00:00.000Z","properties":{"plan":"pro"}}',
+  '{"type":"identify","userId":"L1","traits":{"email":"x@y.com"}}',
+  '{"type":"track","anonymousId":"a-9","event":"Pricing Viewed","timestamp":"2026-10-02T10:00:00Z",'
+    .. '"properties":{"value":3}}',
+  "not json",
+  '',
+  '{"type":"page","userId":"L2","timestamp":"2026-10-03T10:00:00Z","properties":{"path":"/pricing"}}',
+  '{"type":"track","userId":"L2","event":"Webinar Attended","timestamp":"yesterday"}',
+  '["a list"]',
+}, "\n") .. "\n"
+
+function TestTrackEvents.test_segment_messages_become_events_with_lines_kept()
+  helpers.with_file(SEGMENT, function(path)
+    local track = require("leadq.track_events")
+    lu.assertTrue(track.is_ndjson_file(path))
+    local ev, report = assert(track.read(path))
+    lu.assertTrue(ev:is_events())
+    lu.assertEquals(ev:column("lead_id"), { "L1", "a-9", "L2" })
+    lu.assertEquals(ev:column("type"), { "Demo Requested", "Pricing Viewed", "page_view" })
+    lu.assertEquals(ev:column("at"), { leadq.parse_time("2026-10-01T10:00:00Z"),
+      leadq.parse_time("2026-10-02T10:00:00Z"), leadq.parse_time("2026-10-03T10:00:00Z") })
+    lu.assertEquals(ev:column("value")[2], 3)
+    lu.assertEquals(ev:column("properties.plan")[1], "pro")
+    lu.assertEquals(report.messages, 4)
+    lu.assertEquals(report.skipped, { identify = 1 })
+    lu.assertEquals(report.rejects, { path .. ":4: not JSON (malformed JSON at byte 1: unexpected character)",
+      path .. ":8: not a JSON object" })
+    local rejects = ev:rejects()
+    lu.assertEquals(#rejects, 1)
+    lu.assertEquals(rejects[1].message, path .. ":7: column 'at' (1): 'yesterday' is not an ISO 8601 date or time "
+      .. "(the file's column 6, 'timestamp')")
+  end)
+end
+
+function TestTrackEvents.test_an_events_map_names_the_flattened_columns()
+  helpers.with_file(SEGMENT, function(path)
+    local dir = helpers.tmpdir()
+    write(dir .. "/seg.lua", 'return mapping "segment" { fields = {\n'
+      .. '  lead_id = { first_of = { "userId", "anonymousId" } }, at = "timestamp",\n'
+      .. '  type = { from = "event", values = { ["Demo Requested"] = "demo_request", page_view = "page_view",\n'
+      .. '    ["Pricing Viewed"] = "pricing_view" } },\n'
+      .. '  plan = "properties.plan" } }\n')
+    local m = assert(require("leadq.mapping").load(dir .. "/seg.lua"))
+    local ev = assert(require("leadq.track_events").read(path, m))
+    lu.assertEquals(ev:column("type"), { "demo_request", "pricing_view", "page_view" })
+    lu.assertEquals(ev:column("plan"), { "pro", nil, nil })
+    helpers.remove_dir(dir)
+  end)
+end
+
 return {
+  TestTrackEvents = TestTrackEvents,
   TestGzip = TestGzip,
   TestBinary = TestBinary,
   TestStdio = TestStdio,

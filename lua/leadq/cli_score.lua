@@ -336,8 +336,19 @@ local function load_inputs(o, out)
   if not tbl then return nil, fail(out, err) end
   local events
   if o.events then
-    events, err = load_table(o.events, events_map, defaults, true)
-    if not events then return nil, fail(out, err) end
+    local track = require("leadq.track_events")
+    if track.is_ndjson_file(o.events) then   -- tracker messages (Segment, RudderStack), one a line
+      local report
+      if events_map and getmetatable(events_map) ~= require("leadq.mapping").Mapping then
+        events_map = require("leadq.mapping").from_renames(events_map, o["events-map"])
+      end
+      events, report = track.read(o.events, events_map, defaults)
+      if not events then return nil, fail(out, report) end
+      for _, l in ipairs(track.report_lines(report, o.events, 5)) do out.print(l) end
+    else
+      events, err = load_table(o.events, events_map, defaults, true)
+      if not events then return nil, fail(out, err) end
+    end
   end
   local load_seconds = require("leadq.core").now() - load_started
   if o.dedupe or o["merges-out"] then  -- one lead per person (same e-mail), before any model reads them
