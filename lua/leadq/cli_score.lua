@@ -323,6 +323,7 @@ local function load_inputs(o, out)
       if not events_map then return nil, fail(out, err) end
     end
   end
+  local run_started = require("leadq.core").now()
   local model, err
   if #rule_files == 1 then
     model, err = leadq.load_model(rule_files[1])
@@ -334,6 +335,7 @@ local function load_inputs(o, out)
   local load_started = require("leadq.core").now()
   tbl, err = load_table(o.leads, map, defaults)
   if not tbl then return nil, fail(out, err) end
+  local leads_seconds = require("leadq.core").now() - load_started
   local events
   if o.events then
     local track = require("leadq.track_events")
@@ -358,7 +360,9 @@ local function load_inputs(o, out)
     for _, l in ipairs(lines) do out.print(l) end
   end
   return { model = model, tbl = tbl, events = events, files = rule_files, options = options,
-           multi = #rule_files > 1, load_seconds = load_seconds, map = map }
+           multi = #rule_files > 1, load_seconds = load_seconds, map = map,
+           timings = { started = run_started, rules = load_started - run_started, leads = leads_seconds,
+                       events = events and (load_seconds - leads_seconds) or nil } }
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -631,6 +635,18 @@ local function model_list(input)
   return models
 end
 
+-- The phases of a run in wall time, from loading the rules to the last byte written: what a user
+-- waits for, of which scoring is a small part. score_seconds holds the feature pass (events_report).
+local function timing_line(t, score_seconds, events_report, write_seconds)
+  local features = events_report and events_report.seconds or 0
+  local parts = { format("load rules %.3f s", t.rules), format("load leads %.3f s", t.leads) }
+  if t.events then parts[#parts + 1] = format("load events %.3f s", t.events) end
+  if events_report then parts[#parts + 1] = format("features %.3f s", features) end
+  parts[#parts + 1] = format("rules %.3f s", math.max(score_seconds - features, 0))
+  if write_seconds then parts[#parts + 1] = format("write %.3f s", write_seconds) end
+  return format("time: %.3f s in all: %s", require("leadq.core").now() - t.started, concat(parts, ", "))
+end
+
 -- Score the loaded input; prints the summary. Returns the exit status and the result table.
 local function run_score(input, o, out)
   local n = #input.tbl
@@ -640,21 +656,27 @@ local function run_score(input, o, out)
   local options, warnings = {}, {}
   for k, v in pairs(input.options) do options[k] = v end
   options.warnings, options.strict = warnings, o.strict and true or nil
+  local score_started = require("leadq.core").now()
   local ok, result, err, events_report =
     pcall(input.model.score, input.model, input.tbl, input.events, options)
   local seconds = clock() - started
+  local score_seconds = require("leadq.core").now() - score_started
   if not ok then return fail(out, tostring(result)) end
   if not result then return fail(out, tostring(err)) end
   for _, w in ipairs(warnings) do out.error("leadq: warning: " .. w .. " (--strict makes this an error)") end
+  local write_seconds
   if o.out then
+    local write_started = require("leadq.core").now()
     local probs = not input.multi and input.model:probabilities(result)   -- a script with a calibration table
     local written, werr = write_csv(o.out, input.tbl, result, probs and { name = "probability", values = probs } or nil,
       o.format)
     if not written then return fail(out, werr) end
+    write_seconds = require("leadq.core").now() - write_started
   end
   out.print(format("scored %s leads from %s with %s in %.3f s (%s leads/s, %d thread%s)%s",
     thousands(n), o.leads, concat(input.files, ", "), seconds, rate_text(n / math.max(seconds, 1e-9)),
     threads, threads == 1 and "" or "s", o.out and (", wrote " .. (o.out == "-" and "standard output" or o.out)) or ""))
+  if input.timings then out.print(timing_line(input.timings, score_seconds, events_report, write_seconds)) end
   for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end

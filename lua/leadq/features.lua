@@ -387,6 +387,7 @@ end
 
 -- fs:compute(leads, events [, { as_of =, id = "id", max_unknown = 1000, threads = 1 }]) -> table, report | nil, message
 -- threads: how many threads fold the leads (the same values and report for any number).
+-- report.seconds: how long the pass took (wall time).
 function FeatureSet:compute(leads, events, opts)
   check_set(self, "compute")
   local fail = raiser("compute", 3)
@@ -404,10 +405,12 @@ function FeatureSet:compute(leads, events, opts)
   if threads ~= nil and (type(threads) ~= "number" or threads < 1 or threads ~= math_floor(threads)) then
     fail("threads must be a whole number of at least 1, got %s", tostring(threads))
   end
+  local started = core.now()
   local tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000,
     threads or 1)
   if not tbl then return nil, report end
   report.as_of = as_of
+  report.seconds = core.now() - started   -- wall time: with threads, CPU time would add them up
   return tbl, report
 end
 

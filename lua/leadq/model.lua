@@ -818,7 +818,10 @@ function Run:score(tbl, events, options)
   for _, m in ipairs(self.models) do
     local ftbl, ferr, report = compute_features(m, tbl, events, as_of, options)
     if ferr then return nil, ferr end
-    events_report = events_report or report   -- every model reads the same events: one report
+    if events_report and report then   -- every model reads the same events: one report, each model's pass timed
+      events_report.seconds = (events_report.seconds or 0) + (report.seconds or 0)
+    end
+    events_report = events_report or report
     local fired = nil
     if options.fired then
       fired = {}
