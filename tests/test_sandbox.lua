@@ -126,6 +126,9 @@ function TestSandbox:test_heap_growth_at_load_is_bounded()
   spec, problems = load("local s = 'x'\nfor _ = 1, 40 do s = s .. s end\n", { limits = limits })
   lu.assertNil(spec)
   lu.assertEquals(problems, { "s.lua:2: the script failed: it grew the heap past its limit of 64 kB while loading" })
+  -- the script's garbage outlives its pcall: the hook that saw it must not raise after, nor stay set
+  lu.assertNil(debug.gethook())
+  lu.assertNotNil(load("return model 'm' {}\n", { limits = limits }))
   collectgarbage()
 end
 

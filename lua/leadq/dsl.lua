@@ -241,19 +241,21 @@ local function run_bounded(fn, limits)
   local budget, memory = limits.load_instructions, limits.load_memory_kb
   local spent, base = 0, collectgarbage("count")
   local function hook()
+    local why
     spent = spent + every
-    if spent > budget / 2 and debug_getinfo(2, "S").source == THIS_FILE then return end  -- see call_hook
     if spent > budget then
-      over_limit(string_format("it ran past its limit of %.0f Lua instructions while loading " ..
-        "(an endless loop?)", budget))
-    end
-    if collectgarbage("count") - base > memory then
+      why = string_format("it ran past its limit of %.0f Lua instructions while loading (an endless loop?)", budget)
+    elseif collectgarbage("count") - base > memory then
       collectgarbage("collect")
       if collectgarbage("count") - base > memory then
-        over_limit(string_format("it grew the heap past its limit of %s while loading",
-          memory >= 1024 and string_format("%g MB", memory / 1024) or string_format("%g kB", memory)))
+        why = string_format("it grew the heap past its limit of %s while loading",
+          memory >= 1024 and string_format("%g MB", memory / 1024) or string_format("%g kB", memory))
       end
     end
+    -- raised in this file's code (the pcall around the script and what follows it), the error would
+    -- escape that pcall and leave the hook set: the garbage of a script over the heap limit is
+    -- still there when its pcall returns
+    if why and debug_getinfo(2, "S").source ~= THIS_FILE then over_limit(why) end
   end
   if jit then jit.off(fn, true) end  -- compiled code calls no hooks; rule functions stay interpreted too
   local hook_fn, hook_mask, hook_count = debug_gethook()
