@@ -150,6 +150,110 @@ function M.TestReactor.test_fast_answer_text_says_changed()
   lu.assertEquals(json.decode(text).changed.to, "cold")
 end
 
+M.TestLifecycle = {}
+
+local LIFECYCLE = [[
+webhook "crm" { url = "http://127.0.0.1:9/hooks" }
+webhook "manager" { url = "http://127.0.0.1:9/sla" }
+on { model = "engagement", to = "mql", webhook = "crm", assign = true, transition = "mql" }
+route { owner = "anna" }
+sla { accept_within_hours = 24, webhook = "manager" }
+recycle { not_accepted_days = 14, not_progressing_days = 30, reason = "not worked", webhook = "crm" }
+]]
+
+local function lifecycle_service(clock, model_path)
+  local model = assert(leadq.load_model(model_path or "tests/nginx/rules/engagement.lua"))
+  local r = assert(reactions.load_string(LIFECYCLE, "reactions.lua"))
+  local ob = outbox.new{ store = service.memory_store(), clock = clock }
+  local rx = reactor.new{ reactions = r, outbox = ob, model = model.name, clock = clock,
+    fields = model:info().fields }
+  return service.new{ model = model, store = service.memory_store(), clock = clock, reactor = rx }, ob, rx
+end
+
+local function to_mql(svc, id)
+  svc:handle("POST", "/leads/" .. id, '{"seniority":"VP","employees":900}')
+  for _ = 1, 3 do svc:handle("POST", "/events", json.encode({ lead = id, type = "pricing_view" })) end
+end
+
+local function events_of(ob)
+  local out = {}
+  for _, f in ipairs(ob:pending()) do
+    local b = json.decode(f.body)
+    out[#out + 1] = b.event .. " " .. b.lead .. " " .. f.webhook
+  end
+  return out
+end
+
+function M.TestLifecycle.test_sla_breach_unless_accepted_then_recycling()
+  local now = 1767225600
+  local clock = function() return now end
+  local svc, ob, rx = lifecycle_service(clock)
+  to_mql(svc, "A")
+  to_mql(svc, "B")
+  lu.assertEquals({ rx:lifecycle("A") }, { "mql", now, 1 })
+  lu.assertEquals(rx.timers:size(), 4)   -- each: its SLA and its recycling
+  now = now + 3600
+  lu.assertTrue(rx:accept("B", now))
+  lu.assertEquals((rx:lifecycle("B")), "accepted")
+  lu.assertEquals({ rx:accept("nobody", now) }, { nil, "lead 'nobody' was never handed off" })
+  local function timers() return rx.timers:round(function(f) return rx:timer(f) end) end
+  now = now + 22 * 3600   -- 23 h: within the SLA
+  lu.assertEquals(timers(), 0)
+  now = now + 3600 + 1
+  timers()
+  lu.assertEquals(events_of(ob), { "lead.status_changed A crm", "lead.status_changed B crm",
+    "lead.sla_breached A manager" })   -- B was accepted in time
+  local breach = json.decode(ob:pending()[3].body)
+  lu.assertEquals({ breach.owner, breach.stage, breach.deadline }, { "anna", "mql", "2026-01-02T00:00:00Z" })
+  now = 1767225600 + 14 * 86400
+  timers()
+  lu.assertEquals((rx:lifecycle("A")), "nurture")      -- not accepted in 14 days
+  lu.assertEquals((rx:lifecycle("B")), "accepted")     -- accepted: 30 days to progress
+  now = 1767225600 + 3600 + 30 * 86400
+  timers()
+  lu.assertEquals((rx:lifecycle("B")), "nurture")
+  local recycled = json.decode(ob:pending()[#ob:pending()].body)
+  lu.assertEquals({ recycled.event, recycled.lead, recycled.from, recycled.reason },
+    { "lead.recycled", "B", "accepted", "not worked" })
+  lu.assertEquals({ ob:metric("sla_breaches"), ob:metric("recycles"), ob:metric("accepted") }, { 1, 2, 1 })
+  lu.assertEquals(rx.timers:size(), 0)
+end
+
+function M.TestLifecycle.test_rules_read_the_stage_and_days_in_it()
+  local dir = os.tmpname()
+  local f = assert(io.open(dir, "w"))
+  f:write([[
+return model "life" {
+  groups = { fit = { cap = 100 } },
+  rules = {
+    rule "VP" { group = "fit", points = 70, when = { seniority = "VP" } },
+    rule "STALE_MQL" { group = "fit", points = -30,
+      when = { lifecycle_stage = "mql", days_in_stage = { at_least = 10 } } },
+  },
+  thresholds = { mql = 60, otherwise = "cold" },
+}
+]])
+  f:close()
+  local now = 1767225600
+  local r = assert(reactions.load_string([[
+on { model = "life", to = "mql", transition = "mql" }
+]], "r.lua"))
+  local model = assert(leadq.load_model(dir))
+  os.remove(dir)
+  local ob = outbox.new{ store = service.memory_store(), clock = function() return now end }
+  local rx = reactor.new{ reactions = r, outbox = ob, model = "life", clock = function() return now end,
+    fields = model:info().fields }
+  local svc = service.new{ model = model, store = service.memory_store(), clock = function() return now end,
+    reactor = rx }
+  local _, a = svc:handle("POST", "/leads/L", '{"seniority":"VP"}')
+  lu.assertEquals({ a.status, a.changed.to }, { "mql", "mql" })
+  now = now + 9 * 86400
+  lu.assertEquals(select(2, svc:handle("GET", "/leads/L")).total, 70)
+  now = now + 86400   -- ten days an MQL nobody moved on
+  _, a = svc:handle("GET", "/leads/L")
+  lu.assertEquals({ a.total, a.status, a.changed.from, a.changed.to }, { 40, "cold", "mql", "cold" })
+end
+
 M.TestWebhookClient = {}
 
 function M.TestWebhookClient.test_parse_url()

@@ -20,46 +20,51 @@ local format, concat = string.format, table.concat
 
 local _M = { _VERSION = "0.1.0" }
 
-local HEAD, TAIL, DEAD_HEAD, DEAD_TAIL = "o:head", "o:tail", "o:dhead", "o:dtail"
-local ITEM, DEAD = "o:i:", "o:d:"
-local METRIC = "m:"
 
 local Outbox = {}
 Outbox.__index = Outbox
 
+local function keys(prefix)
+  return { head = prefix .. "head", tail = prefix .. "tail", dhead = prefix .. "dhead", dtail = prefix .. "dtail",
+    item = prefix .. "i:", dead = prefix .. "d:", metric = prefix == "o:" and "m:" or "m:" .. prefix }
+end
+
 -- opts: store (required), clock (seconds, default os.time), max_attempts (default 10), backoff
 -- (seconds, default 1), max_backoff (seconds, default 300), window (facts looked at per round,
--- default 2000), lanes (default 16).
+-- default 2000), lanes (default 16), prefix (of its keys, default "o:": two outboxes may share a
+-- store).
 function _M.new(opts)
   if type(opts) ~= "table" or opts.store == nil then error("outbox.new: option 'store' is required", 2) end
   for k in pairs(opts) do
-    if not ({ store = 1, clock = 1, max_attempts = 1, backoff = 1, max_backoff = 1, window = 1, lanes = 1 })[k] then
+    if not ({ store = 1, clock = 1, max_attempts = 1, backoff = 1, max_backoff = 1, window = 1, lanes = 1,
+              prefix = 1 })[k] then
       error("outbox.new: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
   return setmetatable({ store = opts.store, clock = opts.clock or os.time, max_attempts = opts.max_attempts or 10,
     backoff = opts.backoff or 1, max_backoff = opts.max_backoff or 300, window = opts.window or 2000,
-    lanes = opts.lanes or 16 }, Outbox)
+    lanes = opts.lanes or 16, k = keys(opts.prefix or "o:") }, Outbox)
 end
 
 -- A counter of the metrics endpoint (kept in the outbox's store: every worker adds to it).
 function Outbox:count(name, by)
-  self.store:incr(METRIC .. name, by or 1, 0)
+  self.store:incr(self.k.metric .. name, by or 1, 0)
 end
 
 function Outbox:metric(name)
-  return self.store:get(METRIC .. name) or 0
+  return self.store:get(self.k.metric .. name) or 0
 end
 
--- fact: { lead =, webhook = (its name), body = (JSON text), event = (optional) }. Returns its
+-- fact: { lead =, webhook = (its name), body = (JSON text), not_before = (optional: epoch seconds
+-- it waits for; a timer) }. Returns its
 -- sequence number, or nil and the store's error (a full outbox refuses; nothing is evicted).
 function Outbox:put(fact)
   local store = self.store
-  local seq, err = store:incr(TAIL, 1, 0)
+  local seq, err = store:incr(self.k.tail, 1, 0)
   if not seq then return nil, err end
-  fact.seq, fact.attempts, fact.next_at = seq, fact.attempts or 0, 0
+  fact.seq, fact.attempts, fact.next_at = seq, fact.attempts or 0, fact.not_before or 0
   fact.key = fact.key or format("%s-%d", tostring(fact.lead), seq)
-  local ok, serr = store:safe_set(ITEM .. seq, json.encode(fact))
+  local ok, serr = store:safe_set(self.k.item .. seq, json.encode(fact))
   if not ok then return nil, serr end
   self:count("outbox_put")
   return seq
@@ -72,10 +77,10 @@ end
 -- Waiting facts, oldest first (at most `limit`).
 function Outbox:pending(limit)
   local store = self.store
-  local head, tail = store:get(HEAD) or 0, store:get(TAIL) or 0
+  local head, tail = store:get(self.k.head) or 0, store:get(self.k.tail) or 0
   local out = {}
   for seq = head + 1, tail do
-    local fact = decode(store:get(ITEM .. seq))
+    local fact = decode(store:get(self.k.item .. seq))
     if fact then
       out[#out + 1] = fact
       if limit and #out >= limit then break end
@@ -87,17 +92,17 @@ end
 -- Moves the head past delivered facts (the scan of the next round starts there).
 local function advance(self)
   local store = self.store
-  local head, tail = store:get(HEAD) or 0, store:get(TAIL) or 0
+  local head, tail = store:get(self.k.head) or 0, store:get(self.k.tail) or 0
   local moved = head
-  while moved < tail and store:get(ITEM .. (moved + 1)) == nil do moved = moved + 1 end
-  if moved > head then store:set(HEAD, moved) end
+  while moved < tail and store:get(self.k.item .. (moved + 1)) == nil do moved = moved + 1 end
+  if moved > head then store:set(self.k.head, moved) end
 end
 
 function Outbox:size()
   local store = self.store
   local n = 0
-  for seq = (store:get(HEAD) or 0) + 1, store:get(TAIL) or 0 do
-    if store:get(ITEM .. seq) ~= nil then n = n + 1 end
+  for seq = (store:get(self.k.head) or 0) + 1, store:get(self.k.tail) or 0 do
+    if store:get(self.k.item .. seq) ~= nil then n = n + 1 end
   end
   return n
 end
@@ -107,11 +112,11 @@ end
 -- stopping at the first that is not due yet.
 function Outbox:due(now)
   local store = self.store
-  local head, tail = store:get(HEAD) or 0, store:get(TAIL) or 0
+  local head, tail = store:get(self.k.head) or 0, store:get(self.k.tail) or 0
   local last = min(tail, head + self.window)
   local blocked, lanes, lane_of, n = {}, {}, {}, 0
   for seq = head + 1, last do
-    local fact = decode(store:get(ITEM .. seq))
+    local fact = decode(store:get(self.k.item .. seq))
     if fact and not blocked[fact.lead] then
       if fact.next_at > now then
         blocked[fact.lead] = true
@@ -133,7 +138,7 @@ end
 
 -- A delivered fact: gone.
 function Outbox:delivered(fact)
-  self.store:delete(ITEM .. fact.seq)
+  self.store:delete(self.k.item .. fact.seq)
   self:count("deliveries")
 end
 
@@ -144,15 +149,15 @@ function Outbox:failed(fact, why, now)
   fact.attempts = fact.attempts + 1
   fact.error = tostring(why)
   if fact.attempts >= self.max_attempts then
-    local n = store:incr(DEAD_TAIL, 1, 0)
+    local n = store:incr(self.k.dtail, 1, 0)
     fact.dead_at = now
-    store:safe_set(DEAD .. n, json.encode(fact))
-    store:delete(ITEM .. fact.seq)
+    store:safe_set(self.k.dead .. n, json.encode(fact))
+    store:delete(self.k.item .. fact.seq)
     self:count("dead_letters")
     return "dead"
   end
   fact.next_at = now + min(self.max_backoff, self.backoff * 2 ^ (fact.attempts - 1))
-  store:safe_set(ITEM .. fact.seq, json.encode(fact))
+  store:safe_set(self.k.item .. fact.seq, json.encode(fact))
   self:count("retries")
   return "retry"
 end
@@ -199,8 +204,8 @@ end
 function Outbox:dead_letters()
   local store = self.store
   local out = {}
-  for n = (store:get(DEAD_HEAD) or 0) + 1, store:get(DEAD_TAIL) or 0 do
-    local fact = decode(store:get(DEAD .. n))
+  for n = (store:get(self.k.dhead) or 0) + 1, store:get(self.k.dtail) or 0 do
+    local fact = decode(store:get(self.k.dead .. n))
     if fact then
       fact.n = n
       out[#out + 1] = fact
@@ -219,14 +224,14 @@ function Outbox:replay(n)
       local seq = fact.n
       fact.n, fact.attempts, fact.error, fact.dead_at, fact.seq = nil, 0, nil, nil, nil
       if self:put(fact) then
-        store:delete(DEAD .. seq)
+        store:delete(self.k.dead .. seq)
         count = count + 1
       end
     end
   end
-  local head, tail = store:get(DEAD_HEAD) or 0, store:get(DEAD_TAIL) or 0
-  while head < tail and store:get(DEAD .. (head + 1)) == nil do head = head + 1 end
-  store:set(DEAD_HEAD, head)
+  local head, tail = store:get(self.k.dhead) or 0, store:get(self.k.dtail) or 0
+  while head < tail and store:get(self.k.dead .. (head + 1)) == nil do head = head + 1 end
+  store:set(self.k.dhead, head)
   self:count("replays", count)
   return count
 end

@@ -22,15 +22,19 @@ local find, sub, format = string.find, string.sub, string.format
 
 local _M = { _VERSION = "0.1.0" }
 
-local LAST, COUNT, LOCK = "x:", "x:n:", "x:l:"
+local LAST, COUNT, LOCK, STAGE, EPISODE = "x:", "x:n:", "x:l:", "x:s:", "x:e:"
+local DAY = 86400
 local CACHE = 10000
 
 local Reactor = {}
 Reactor.__index = Reactor
 
 -- opts: reactions (a loaded leadq.reactions), outbox (a leadq.outbox), store (where each lead's
--- last status is kept: the outbox's store), model (the model's name), clock (seconds), secrets
--- ({ webhook name = secret }, default: from each webhook's secret_env), format_time (epoch -> text).
+-- last status is kept: the outbox's store), model (the model's name), fields (the fields the model
+-- reads: lifecycle_stage and days_in_stage are filled in when it reads them), clock (seconds),
+-- secrets ({ webhook name = secret }, default: from each webhook's secret_env), format_time (epoch
+-- -> text). The SLA and recycling run as timers: facts in a second outbox (prefix "t:") that wait
+-- until their time, then check whether the lead's lifecycle episode is still the one they timed.
 function _M.new(opts)
   if type(opts) ~= "table" or type(opts.reactions) ~= "table" or type(opts.outbox) ~= "table" then
     error("reactor.new: expects { reactions =, outbox =, store =, model = }", 2)
@@ -42,7 +46,15 @@ function _M.new(opts)
     t[name] = secret
     return secret
   end })
-  return setmetatable({ reactions = opts.reactions, outbox = opts.outbox, store = opts.store or opts.outbox.store,
+  local reads = false
+  for _, name in ipairs(opts.fields or {}) do
+    if name == "lifecycle_stage" or name == "days_in_stage" then reads = true end
+  end
+  local store = opts.store or opts.outbox.store
+  return setmetatable({ reactions = opts.reactions, outbox = opts.outbox, store = store,
+    timers = opts.timers or outbox_mod.new{ store = store, prefix = "t:", clock = opts.clock or os.time,
+      max_attempts = 3 },
+    reads_lifecycle = reads,
     model = opts.model or "model", clock = opts.clock or os.time, secrets = secrets,
     format_time = opts.format_time or require("leadq").format_time,
     watching = opts.reactions:watches(opts.model or "model"),
@@ -117,6 +129,12 @@ function Reactor:observe(id, answer, record)
   end
   self.outbox:count("status_changes")
   for _, r in ipairs(actions) do
+    if r.transition or r.assign then
+      local episode = self:enter(id, r.transition or status, at)
+      if r.assign then self:hand_off(id, change, episode) end
+    end
+  end
+  for _, r in ipairs(actions) do
     for _, name in ipairs(r.webhooks) do
       local n = store:incr(COUNT .. id, 1, 0)
       change.key = format("%s-%s-%d", id, self.model, n)
@@ -130,6 +148,89 @@ function Reactor:observe(id, answer, record)
   end
   store:delete(lock)
   return { model = self.model, from = from, to = status, at = at }
+end
+
+-- The lead's lifecycle: stage, since (epoch seconds), episode (a number that changes with each new
+-- stage), or nil.
+function Reactor:lifecycle(id)
+  local text = self.store:get(STAGE .. id)
+  if not text then return nil end
+  local stage, since, episode = text:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+  return stage, tonumber(since), tonumber(episode)
+end
+
+-- Moves the lead to a lifecycle stage (a new episode): its number.
+function Reactor:enter(id, stage, at)
+  local episode = self.store:incr(EPISODE .. id, 1, 0)
+  self.store:safe_set(STAGE .. id, format("%s\t%.3f\t%d", stage, at, episode))
+  return episode
+end
+
+-- Before a score: the lead's lifecycle stage and days in it, for a model whose rules read them.
+function Reactor:fill(id, record, now)
+  if not self.reads_lifecycle then return end
+  local stage, since = self:lifecycle(id)
+  record.lifecycle_stage = stage
+  record.days_in_stage = since and (now - since) / DAY or nil
+end
+
+-- Sales accepted the lead (POST /.leadq/accept?lead=ID): its hand-off's SLA stops; recycling
+-- then waits for progress (not_progressing_days).
+function Reactor:accept(id, at)
+  local stage = self:lifecycle(id)
+  if stage == nil then return nil, "lead '" .. tostring(id) .. "' was never handed off" end
+  local episode = self:enter(id, "accepted", at)
+  self.outbox:count("accepted")
+  local r = self.reactions.recycle
+  if r and r.not_progressing_days then
+    self.timers:put{ lead = id, kind = "recycle", episode = episode, not_before = at + r.not_progressing_days * DAY }
+  end
+  return true
+end
+
+-- A hand-off: the SLA's and recycling's timers for this episode.
+function Reactor:hand_off(id, change, episode)
+  local sla, r = self.reactions.sla, self.reactions.recycle
+  if sla then
+    self.timers:put{ lead = id, kind = "sla", episode = episode, owner = change.owner,
+      deadline = self.reactions:sla_deadline(change.at), not_before = self.reactions:sla_deadline(change.at) }
+  end
+  if r then
+    local days = r.not_accepted_days or r.not_progressing_days
+    self.timers:put{ lead = id, kind = "recycle", episode = episode, not_before = change.at + days * DAY }
+  end
+end
+
+local function lifecycle_fact(self, id, event, hooks, fields)
+  for _, name in ipairs(hooks or {}) do
+    local n = self.store:incr(COUNT .. id, 1, 0)
+    fields.event, fields.lead, fields.model = event, id, self.model
+    fields.key = format("%s-%s-%d", id, self.model, n)
+    self.outbox:put({ lead = id, webhook = name, key = fields.key, body = json.encode(fields) })
+  end
+end
+
+-- A timer that is due (the timers outbox's send): an SLA breach or a recycle, when the lead is
+-- still in the episode it timed; else nothing. Always true (a timer is done once looked at).
+function Reactor:timer(fact)
+  local stage, since, episode = self:lifecycle(fact.lead)
+  if episode ~= fact.episode then return true end
+  local now = self.clock()
+  if fact.kind == "sla" then
+    self.outbox:count("sla_breaches")
+    lifecycle_fact(self, fact.lead, "lead.sla_breached", self.reactions.sla.webhooks, { owner = fact.owner,
+      stage = stage, deadline = self.format_time(fact.deadline), at = self.format_time(now) })
+  elseif fact.kind == "recycle" then
+    local reason = self.reactions:recycle_due(stage, since, now, stage == "accepted")
+    if reason then
+      self:enter(fact.lead, "nurture", now)
+      self.outbox:count("recycles")
+      lifecycle_fact(self, fact.lead, "lead.recycled", self.reactions.recycle.webhooks, { from = stage,
+        to = "nurture", reason = reason, reset_engagement = self.reactions.recycle.reset_engagement,
+        at = self.format_time(now) })
+    end
+  end
+  return true
 end
 
 -- Delivers one fact to its webhook (the client: a leadq.webhook client): true, or false and why.
@@ -163,7 +264,8 @@ function _M.init_nginx(opts)
   local dict = ngx.shared[opts.outbox]
   if not dict then error("init_nginx: no lua_shared_dict named '" .. tostring(opts.outbox) .. "' in nginx.conf", 2) end
   local ob = outbox_mod.new{ store = dict, clock = ngx.now, backoff = opts.backoff, max_attempts = opts.max_attempts }
-  current = _M.new{ reactions = reactions, outbox = ob, store = dict, model = opts.model, clock = ngx.now }
+  current = _M.new{ reactions = reactions, outbox = ob, store = dict, model = opts.model, fields = opts.fields,
+    clock = ngx.now }
   return current
 end
 
@@ -179,6 +281,7 @@ function _M.init_worker()
   local client = webhook.client{ tcp = ngx.socket.tcp, timeout = 5 }
   local me = tostring(ngx.worker.pid())
   local function send(fact) return reactor:send(client, fact) end
+  local function timer(fact) return reactor:timer(fact) end
   -- every worker adds its answers to the metrics' count once a second (no shared write a request)
   ngx.timer.every(1, function()
     local n = reactor.answers
@@ -201,6 +304,8 @@ function _M.init_worker()
     local gap = ROUND_GAP * 5
     if holder == me then
       store:set(LEASE, me, LEASE_TTL)
+      local tok, terr = pcall(reactor.timers.round, reactor.timers, timer)
+      if not tok then ngx.log(ngx.ERR, "leadq: outbox timers: ", tostring(terr)) end
       local ok, delivered, failed = pcall(reactor.outbox.round, reactor.outbox, send, ngx.thread.spawn, ngx.thread.wait)
       if not ok then ngx.log(ngx.ERR, "leadq: outbox round: ", tostring(delivered)) end
       if ok and (delivered > 0 or failed > 0) then gap = 0 else gap = ROUND_GAP end
@@ -231,8 +336,18 @@ function _M.serve_nginx(what)
     put("status_changes_total", "counter", "status or grade changes recorded", ob:metric("status_changes"))
     put("reaction_errors_total", "counter", "changes whose reaction could not be stored", ob:metric("reaction_errors"))
     put("delivery_seconds_total", "counter", "time spent in deliveries", ob:metric("delivery_ms") / 1000)
+    put("sla_breaches_total", "counter", "hand-offs not accepted within the SLA", ob:metric("sla_breaches"))
+    put("recycles_total", "counter", "leads sent back to nurture by recycling", ob:metric("recycles"))
     put("answers_total", "counter", "score answers (events, profile updates, reads)", ob:metric("answers"))
     ngx.print(ob:metrics_lines(extra))
+    return
+  end
+  if what == "accept" then   -- POST /.leadq/accept?lead=ID
+    local id = ngx.var.arg_lead
+    local done, aerr = false, "POST /.leadq/accept?lead=ID"
+    if ngx.req.get_method() == "POST" and id then done, aerr = current:accept(id, ngx.now()) end
+    if not done then ngx.status = 400 end
+    ngx.say(json.encode(done and { accepted = id } or { error = aerr }))
     return
   end
   if ngx.req.get_method() == "POST" and ngx.var.arg_pause then   -- hold deliveries (a receiver's maintenance)

@@ -744,6 +744,7 @@ function Service:score(id, lead, with_explain, values, note, reuse)
   options.as_of = self.clock()
   -- reuse: the answer is encoded before the next request, so score_one may fill a kept result.
   options.into = (reuse and not with_explain) and self.result_kept or nil
+  if self.reactor then self.reactor:fill(id, record, options.as_of) end   -- lifecycle_stage, days_in_stage
   local result, err = self.model:score_one(record, nil, options)   -- a value it cannot read: nil, message
   if not result then return nil, "cannot score lead '" .. id .. "': " .. tostring(err) end
   local total = result.total
@@ -971,7 +972,7 @@ function _M.init_nginx(opts)
     generation))
   -- reactions (a reactions script) with outbox (a lua_shared_dict of its own): see leadq.reactor
   local reactor = opts.reactions and require("leadq.reactor").init_nginx{ reactions = opts.reactions,
-    outbox = opts.outbox, model = info.name }
+    outbox = opts.outbox, model = info.name, fields = model.info and model:info().fields }
   current = _M.new{ model = model, store = store, locks = locks, clock = ngx.now,
     sleep = function(s) ngx.sleep(s) end, max_body = opts.max_body, info = info, reactor = reactor }
   return current
