@@ -223,7 +223,76 @@ function TestTrackEvents.test_an_events_map_names_the_flattened_columns()
   end)
 end
 
+local TestCrmOut = {}
+
+local HUB = "Record ID,Job Title,Number of Employees,Country/Region\n1,VP Sales,300,United States\n"
+  .. "2,intern,3,germany\n3,CTO,5000,United States\n"
+local HUB_MAP = [[
+return mapping "hubspot" {
+  fields = { id = "Record ID", title = "Job Title", employees = { from = "Number of Employees", type = "number" },
+    country = { from = "Country/Region", values = { ["United States"] = "US", Germany = "DE" }, any_case = true } },
+  export = { id = "Record ID", fields = { hs_lead_status = "status", leadq_score = "total" },
+    values = { hs_lead_status = { mql = "OPEN", nurture = "IN_PROGRESS", cold = "UNQUALIFIED" } } },
+}
+]]
+
+function TestCrmOut.test_stamp_and_prefixed_columns_that_a_second_model_leaves_alone()
+  local dir = helpers.tmpdir()
+  write(dir .. "/leads.csv", LEADS)
+  local status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--as-of",
+    "2026-11-01", "--out", dir .. "/one.csv", "--stamp", "--prefix-columns", "--quiet" }
+  lu.assertEquals(status, 0, err)
+  status, _, err = main { "score", "--rules", "rules/mql.lua,rules/sql.lua", "--leads", dir .. "/leads.csv",
+    "--as-of", "2026-11-01", "--out", dir .. "/two.csv" }
+  lu.assertEquals(status, 0, err)
+  local one = assert(leadq.read_csv(dir .. "/one.csv", { schema = { id = "text" } }))
+  local two = assert(leadq.read_csv(dir .. "/two.csv", { schema = { id = "text" } }))
+  for _, name in ipairs { "mql.total", "mql.status", "mql.grade", "mql.reason" } do
+    lu.assertEquals(one:column(name), two:column(name), name)
+  end
+  local row = one:row(1)
+  lu.assertEquals(row.model, "mql")
+  lu.assertEquals(row.as_of, leadq.parse_time("2026-11-01"))
+  lu.assertStrMatches(row.rules_hash, "^%x+$")
+  lu.assertEquals(#row.rules_hash, 16)
+  lu.assertEquals(row.rules_hash, require("leadq.cli_score").rules_hash({ "rules/mql.lua" }))
+  lu.assertNotEquals(row.rules_hash, require("leadq.cli_score").rules_hash({ "rules/sql.lua" }))
+  helpers.remove_dir(dir)
+end
+
+function TestCrmOut.test_export_for_a_crm_import_and_only_what_changed()
+  local dir = helpers.tmpdir()
+  write(dir .. "/leads.csv", HUB)
+  write(dir .. "/map.lua", HUB_MAP)
+  local status, text, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--map",
+    dir .. "/map.lua", "--as-of", "2026-11-01", "--out", dir .. "/s.csv", "--export", dir .. "/import.csv" }
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "exported 3 leads to " .. dir .. "/import.csv")
+  local lines = {}
+  for l in io.lines(dir .. "/import.csv") do lines[#lines + 1] = l end
+  lu.assertEquals(lines[1], "Record ID,hs_lead_status,leadq_score")
+  lu.assertStrMatches(lines[2], "^1,[A-Z_]+,%-?%d+$")
+  lu.assertEquals(#lines, 4)
+  write(dir .. "/leads2.csv", (HUB:gsub("3,CTO,5000", "3,intern,5000")))
+  status, text, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads2.csv", "--map",
+    dir .. "/map.lua", "--as-of", "2026-11-01", "--export", dir .. "/changed.csv", "--previous", dir .. "/s.csv" }
+  lu.assertEquals(status, 0, err)
+  lu.assertStrContains(text, "exported 1 lead to " .. dir .. "/changed.csv (changed since " .. dir .. "/s.csv)")
+  lines = {}
+  for l in io.lines(dir .. "/changed.csv") do lines[#lines + 1] = l end
+  lu.assertEquals(#lines, 2)
+  lu.assertStrMatches(lines[2], "^3,disqualified,%-?%d+$")
+  local printed
+  status, printed, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--export",
+    dir .. "/x.csv" }
+  lu.assertNotStrContains(printed, "exported")
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(err, "--export needs --map with a mapping script that has an export section")
+  helpers.remove_dir(dir)
+end
+
 return {
+  TestCrmOut = TestCrmOut,
   TestTrackEvents = TestTrackEvents,
   TestGzip = TestGzip,
   TestBinary = TestBinary,

@@ -634,6 +634,13 @@ _M.commands.score = {
   options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this file ('-': standard"
       .. " output, and every message goes to standard error)" },
     format = { type = "string", help = "with --out: csv (default) or jsonl (one JSON object a lead)" },
+    stamp = { type = "flag", help = "with --out: add the model, its version, a hash of the rule files and the"
+      .. " as-of time to every row" },
+    ["prefix-columns"] = { type = "flag", help = "name one model's columns as a run of several does (mql.total):"
+      .. " a second --rules then leaves them as they are" },
+    export = { type = "string", help = "write a CRM import: the id and the properties of the --map script's"
+      .. " export section (with --previous, only the leads whose values changed)" },
+    quiet = { type = "flag", help = "print no summary (errors and warnings still go to standard error)" },
     ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
       .. " are not used, and leads created after it (created_at) are left out" },
     accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },

@@ -460,10 +460,13 @@ _M.write_rows = write_rows
 
 -- The scores: id, then the result columns, then extra columns ({ name =, values = }, or a list of
 -- them), as CSV or JSON lines.
-local function write_csv(path, tbl, result, extra, fmt)
+local function write_csv(path, tbl, result, extra, fmt, prefix)
   local names = output_columns(result)
   local cols = {}
   for i, n in ipairs(names) do cols[i + 1] = column_values(result, n) end
+  if prefix then   -- one model's columns named as in a run of several: "mql.total"
+    for i, n in ipairs(names) do names[i] = prefix .. n end
+  end
   table.insert(names, 1, "id")
   if extra and extra.name then extra = { extra } end
   for _, e in ipairs(extra or {}) do
@@ -481,6 +484,135 @@ local function write_csv(path, tbl, result, extra, fmt)
   return write_rows(path, names, cols, n, fmt)
 end
 _M.write_csv = write_csv
+
+-- A fingerprint of the rule files' bytes: two polynomial hashes mod primes below 2^32 (exact in a
+-- double under every Lua), as 16 hex digits. It tells runs of different rules apart; it is no
+-- cryptographic digest.
+local function rules_hash(files)
+  local a, b = 0, 0
+  for _, path in ipairs(files) do
+    local f = io.open(path, "rb")
+    local text = f and f:read("*a") or path
+    if f then f:close() end
+    for i = 1, #text do
+      local c = text:byte(i)
+      a = (a * 131 + c) % 4294967291
+      b = (b * 257 + c) % 4294967279
+    end
+    a = (a * 131 + 10) % 4294967291
+    b = (b * 257 + 10) % 4294967279
+  end
+  return format("%08x%08x", a, b)
+end
+_M.rules_hash = rules_hash
+
+-- --stamp: which rules made each row, as columns a CRM import keeps beside the score.
+local function stamp_columns(input, n)
+  local infos = {}
+  local ok, info = pcall(input.model.info, input.model)
+  if ok and type(info) == "table" then infos = input.multi and (info.models or {}) or { info } end
+  local names, versions = {}, {}
+  for i, path in ipairs(input.files) do
+    local m = infos[i] or {}
+    names[i] = m.name or path:match("([^/]+)%.lua$") or path
+    versions[i] = m.version ~= nil and tostring(m.version) or ""
+  end
+  local as_of = leadq.format_time(input.options.as_of or os.time())
+  local function constant(v)
+    return setmetatable({}, { __index = function() return v end, __len = function() return n end })
+  end
+  return {
+    { name = "model", values = constant(concat(names, "+")) },
+    { name = "model_version", values = constant(concat(versions, "+")) },
+    { name = "rules_hash", values = constant(rules_hash(input.files)) },
+    { name = "as_of", values = constant(as_of) },
+  }
+end
+
+-- --export: the CRM's id column, then the properties the mapping's export section names, each
+-- from a result column (or a lead column), through its value map; with --previous (a former
+-- --out), only the leads whose exported values changed, or are new.
+local function write_export(path, input, result, o, prefix)
+  local map = input.map
+  local export = map and type(map.export) == "function" and map:export() or nil
+  if not export or type(export.fields) ~= "table" then
+    return nil, "--export needs --map with a mapping script that has an export section (rules/README.md)"
+  end
+  local n = #input.tbl
+  local props = {}
+  for prop in pairs(export.fields) do props[#props + 1] = prop end
+  table.sort(props)
+  local function source_values(name)
+    local ok, values = pcall(column_values, result, name)
+    if ok and values then return values, "result" end
+    if prefix and not name:find(".", 1, true) then
+      ok, values = pcall(column_values, result, prefix .. name)
+      if ok and values then return values, "result" end
+    end
+    if input.tbl:has(name) then return column_values(input.tbl, name), "lead" end
+    return nil
+  end
+  local cols, names, kinds = {}, { export.id or "id" }, {}
+  cols[1] = input.tbl:has("id") and column_values(input.tbl, "id") or nil
+  if not cols[1] then return nil, "--export: the leads have no 'id' column to name each lead by" end
+  for i, prop in ipairs(props) do
+    local values, kind = source_values(export.fields[prop])
+    if not values then
+      return nil, format("--export: property '%s' reads '%s', which is neither a result nor a lead column",
+        prop, tostring(export.fields[prop]))
+    end
+    local vmap = type(export.values) == "table" and export.values[prop] or nil
+    if vmap then
+      local mapped = {}
+      for r = 1, n do
+        local v = values[r]
+        if v ~= nil and vmap[v] ~= nil then v = vmap[v] end
+        mapped[r] = v
+      end
+      values = mapped
+    end
+    names[i + 1], cols[i + 1], kinds[i + 1] = prop, values, kind
+  end
+  local rows = n
+  if o.previous then
+    local prev, err = leadq.read_csv(o.previous, { schema = { id = "text" } })
+    if not prev then return nil, "--previous: " .. tostring(err) end
+    local by_id = {}
+    local prev_ids = column_values(prev, "id") or {}
+    for r = 1, #prev do by_id[tostring(prev_ids[r])] = r end
+    local prev_cols = {}
+    for i, prop in ipairs(props) do
+      local src = export.fields[prop]
+      if kinds[i + 1] == "result" then
+        local ok, values = pcall(column_values, prev, src)
+        if not (ok and values) and prefix then ok, values = pcall(column_values, prev, prefix .. src) end
+        prev_cols[i + 1] = ok and values or nil
+      end
+    end
+    local keep = {}
+    for r = 1, n do
+      local pr = by_id[tostring(cols[1][r])]
+      local changed = pr == nil
+      for c = 2, #names do
+        if changed then break end
+        local pv = prev_cols[c] and prev_cols[c][pr]
+        local vmap = type(export.values) == "table" and export.values[names[c]] or nil
+        if pv ~= nil and vmap and vmap[pv] ~= nil then pv = vmap[pv] end
+        if prev_cols[c] and tostring(pv) ~= tostring(cols[c][r]) then changed = true end
+      end
+      if changed then keep[#keep + 1] = r end
+    end
+    for c = 1, #names do
+      local sub = {}
+      for i, r in ipairs(keep) do sub[i] = cols[c][r] end
+      cols[c] = sub
+    end
+    rows = #keep
+  end
+  local ok, err = write_rows(path, names, cols, rows, "csv")
+  if not ok then return nil, err end
+  return rows
+end
 
 local function tally(values, n)
   local counts = {}
@@ -647,6 +779,13 @@ local function timing_line(t, score_seconds, events_report, write_seconds)
   return format("time: %.3f s in all: %s", require("leadq.core").now() - t.started, concat(parts, ", "))
 end
 
+-- --prefix-columns: a single model's columns named "mql.total", as they are in a run of several,
+-- so adding a second --rules leaves the first model's columns as they were.
+local function column_prefix(input, o)
+  if not o["prefix-columns"] or input.multi then return nil end
+  return model_list(input)[1].name .. "."
+end
+
 -- Score the loaded input; prints the summary. Returns the exit status and the result table.
 local function run_score(input, o, out)
   local n = #input.tbl
@@ -668,8 +807,11 @@ local function run_score(input, o, out)
   if o.out then
     local write_started = require("leadq.core").now()
     local probs = not input.multi and input.model:probabilities(result)   -- a script with a calibration table
-    local written, werr = write_csv(o.out, input.tbl, result, probs and { name = "probability", values = probs } or nil,
-      o.format)
+    local extra = probs and { { name = "probability", values = probs } } or {}
+    if o.stamp then
+      for _, c in ipairs(stamp_columns(input, #input.tbl)) do extra[#extra + 1] = c end
+    end
+    local written, werr = write_csv(o.out, input.tbl, result, extra, o.format, column_prefix(input, o))
     if not written then return fail(out, werr) end
     write_seconds = require("leadq.core").now() - write_started
   end
@@ -681,8 +823,20 @@ local function run_score(input, o, out)
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
   for _, l in ipairs(events_lines(input.events, events_report, o.events, 5)) do out.print(l) end
-  if o["transitions-out"] or o.previous or o.changes or o.reactions then   -- the change facts
-    local change_lines, cerr = require("leadq.changes").score_outputs(o, { tbl = input.tbl, result = result,
+  if o.export then   -- the CRM import: id and the mapping's export properties (changed ones with --previous)
+    local rows, xerr = write_export(o.export, input, result, o, column_prefix(input, o))
+    if not rows then return fail(out, xerr) end
+    out.print(format("exported %s lead%s to %s%s", thousands(rows), rows == 1 and "" or "s", o.export,
+      o.previous and (" (changed since " .. o.previous .. ")") or ""))
+  end
+  local co = o
+  if o.export and o.previous and not o.changes then   -- --previous serves the export alone
+    co = {}
+    for k, v in pairs(o) do co[k] = v end
+    co.previous = nil
+  end
+  if co["transitions-out"] or co.previous or co.changes or co.reactions then   -- the change facts
+    local change_lines, cerr = require("leadq.changes").score_outputs(co, { tbl = input.tbl, result = result,
       models = model_list(input), at = input.options.as_of or os.time(), read_csv = leadq.read_csv,
       format_time = leadq.format_time })
     if not change_lines then return fail(out, cerr) end
@@ -729,7 +883,8 @@ local function created_by(input, out)
 end
 
 function _M.score(o, out)
-  if o.out == "-" then out = { print = out.error, error = out.error } end   -- stdout holds the scores only
+  if o.out == "-" or o.export == "-" then out = { print = out.error, error = out.error } end   -- stdout: data only
+  if o.quiet then out = { print = function() end, error = out.error } end    -- errors and warnings only
   if o.format ~= nil and not ROW_FORMATS[o.format] then
     return fail(out, format("--format: expected csv or jsonl, got '%s'", tostring(o.format)), 2)
   end
