@@ -79,6 +79,23 @@ function M.TestReactionsScript.test_check_command_reads_reactions_scripts()
   lu.assertStrContains(text, "1 of 3 files with problems\nexit=1")
 end
 
+function M.TestReactionsScript.test_the_cheat_sheet_examples_load()
+  local text = assert(helpers.read("rules/README.md"))
+  local section = text:match("## Reactions: what happens when a status changes(.-)\n## ")
+  lu.assertNotNil(section)
+  local script, rule = section:match("```lua\n(.-)```.-```lua\n(.-)```")
+  local r, problems = reactions.load_string(script, "cheat-sheet")
+  lu.assertNotNil(r, problems and table.concat(problems, "\n"))
+  lu.assertEquals(#r.reactions, 4)
+  lu.assertEquals(#r.routes, 3)
+  local path = os.tmpname()
+  helpers.write(path, 'return model "life" {\n  groups = { engagement = {} },\n  rules = {\n' .. rule
+    .. '  },\n  thresholds = { ok = 1, otherwise = "no" },\n}\n')
+  local ok, errs = require("leadq").check(path)
+  os.remove(path)
+  lu.assertTrue(ok, table.concat(errs or {}, "\n"))
+end
+
 M.TestReactionsDecide = {}
 
 local SCRIPT = [[
