@@ -216,6 +216,7 @@ function M.TestLifecycle.test_sla_breach_unless_accepted_then_recycling()
   lu.assertEquals({ recycled.event, recycled.lead, recycled.from, recycled.reason },
     { "lead.recycled", "B", "accepted", "not worked" })
   lu.assertEquals({ ob:metric("sla_breaches"), ob:metric("recycles"), ob:metric("accepted") }, { 1, 2, 1 })
+  lu.assertEquals(rx.store:get("load:anna"), 0)   -- both recycled: anna's capacity is free again
   lu.assertEquals(rx.timers:size(), 0)
 end
 

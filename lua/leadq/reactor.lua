@@ -225,6 +225,9 @@ function Reactor:timer(fact)
     if reason then
       self:enter(fact.lead, "nurture", now)
       self.outbox:count("recycles")
+      local last = self.store:get(LAST .. fact.lead)
+      local owner = last and select(3, parse(last))
+      self.reactions:release(owner, self.store)   -- one open lead less on the owner's capacity
       lifecycle_fact(self, fact.lead, "lead.recycled", self.reactions.recycle.webhooks, { from = stage,
         to = "nurture", reason = reason, reset_engagement = self.reactions.recycle.reset_engagement,
         at = self.format_time(now) })
