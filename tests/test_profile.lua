@@ -87,6 +87,35 @@ function M.test_missing_apart_and_rare_values_grouped()
   lu.assertEquals(missing.positives, 10)              -- i = 30, 60, ... 300: all multiples of 3
 end
 
+-- Values that differ only in case are one line, as rules compare them; times are binned by date;
+-- a column with one value, or only missing values, still profiles.
+function M.test_case_times_and_degenerate_columns()
+  local lines = { "id,team,signed_up,constant,empty,converted" }
+  for i = 1, 200 do
+    local team = ({ "Sales", "sales", "SALES", "ops" })[i % 4 + 1]
+    local day = string.format("2026-%02d-%02dT10:00:00Z", 1 + i % 12, 1 + i % 28)
+    lines[#lines + 1] = string.format("%d,%s,%s,same,,%d", i, team, day, (i % 4 == 3) and 1 or 0)
+  end
+  local t = leadq.parse_csv(table.concat(lines, "\n") .. "\n")
+  local report = profile.profile(t, { outcome = "converted", max_bins = 4 })
+  local team = column(report, "team")
+  lu.assertEquals(#team.bins, 2)
+  local sales = team.bins[1]
+  lu.assertEquals(sales.leads, 150)
+  lu.assertEquals(sales.positives, 0)                -- i % 4 == 3 is always ops
+  lu.assertEquals(bin(team, "ops").positives, 50)
+  local signed = column(report, "signed_up")
+  lu.assertEquals(signed.type, "time")
+  lu.assertTrue(#signed.bins >= 2 and #signed.bins <= 4)
+  lu.assertStrMatches(signed.bins[1].label, "up to 2026%-%d%d%-%d%d")
+  lu.assertEquals(#column(report, "constant").bins, 1)
+  lu.assertEquals(column(report, "constant").iv, 0)
+  local empty = column(report, "empty")
+  lu.assertEquals(#empty.bins, 1)
+  lu.assertEquals(empty.bins[1].label, "(missing)")
+  lu.assertEquals(empty.bins[1].leads, 200)
+end
+
 function M.test_formats()
   local t = assert(leadq.read_csv(BANK))
   local report = profile.profile(t, { outcome = "y=yes", exclude = { "duration" }, max_bins = 5 })
