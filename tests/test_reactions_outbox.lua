@@ -71,6 +71,25 @@ function M.TestOutbox.test_in_order_per_lead_with_backoff_and_dead_letters()
   lu.assertStrContains(text, "leadq_outbox_waiting 0\n")
 end
 
+function M.TestOutbox.test_a_round_with_nothing_due_does_not_scan_again()
+  local now = 1000
+  local ob = new_outbox(function() return now end)
+  for i = 1, 50 do assert(ob:put{ lead = "L" .. i, webhook = "crm", body = "x", not_before = 2000 }) end
+  local store = ob.store
+  local get, gets = store.get, 0
+  store.get = function(...) gets = gets + 1; return get(...) end
+  lu.assertEquals({ ob:round(function() return true end) }, { 0, 0 })
+  lu.assertTrue(gets >= 50)           -- the first round looked at every fact
+  gets = 0
+  now = 1500
+  lu.assertEquals({ ob:round(function() return true end) }, { 0, 0 })
+  lu.assertEquals(gets, 1)            -- the tail only: nothing new, nothing due before 2000
+  assert(ob:put{ lead = "new", webhook = "crm", body = "y" })
+  lu.assertEquals({ ob:round(function() return true end) }, { 1, 0 })   -- a new fact: scanned again
+  now = 2000
+  lu.assertEquals({ ob:round(function() return true end) }, { 50, 0 })
+end
+
 function M.TestOutbox.test_options_are_checked()
   lu.assertErrorMsgContains("outbox.new: option 'store' is required", outbox.new, {})
   lu.assertErrorMsgContains("outbox.new: unknown option 'lanse'", outbox.new,

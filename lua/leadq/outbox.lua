@@ -109,17 +109,18 @@ end
 
 -- The facts this round may deliver, grouped in lanes: { lane = { fact, ... } } (a lead's facts on
 -- one lane, in order), and how many are due. Per lead, the facts from its oldest waiting one on,
--- stopping at the first that is not due yet.
+-- stopping at the first that is not due yet; and the earliest time one that waits is due.
 function Outbox:due(now)
   local store = self.store
   local head, tail = store:get(self.k.head) or 0, store:get(self.k.tail) or 0
   local last = min(tail, head + self.window)
-  local blocked, lanes, lane_of, n = {}, {}, {}, 0
+  local blocked, lanes, lane_of, n, earliest = {}, {}, {}, 0, nil
   for seq = head + 1, last do
     local fact = decode(store:get(self.k.item .. seq))
     if fact and not blocked[fact.lead] then
       if fact.next_at > now then
         blocked[fact.lead] = true
+        if not earliest or fact.next_at < earliest then earliest = fact.next_at end
       else
         local lane = lane_of[fact.lead]
         if not lane then
@@ -133,7 +134,7 @@ function Outbox:due(now)
       end
     end
   end
-  return lanes, n
+  return lanes, n, earliest
 end
 
 -- A delivered fact: gone.
@@ -167,11 +168,17 @@ end
 -- other. Returns how many were delivered and how many failed.
 function Outbox:round(send, spawn, wait)
   local now = self.clock()
-  local lanes, n = self:due(now)
+  -- Nothing put since a round found nothing due, and nothing due yet: no scan (timers wait for
+  -- days, and a receiver that is down leaves facts waiting: a scan a round would burn the CPU).
+  local tail = self.store:get(self.k.tail) or 0
+  if self.idle_tail == tail and now < self.wake_at then return 0, 0 end
+  local lanes, n, earliest = self:due(now)
   if n == 0 then
     advance(self)
+    self.idle_tail, self.wake_at = tail, earliest or math.huge
     return 0, 0
   end
+  self.idle_tail = nil
   local delivered, failed = 0, 0
   local function run_lane(list)
     local stopped = {}
