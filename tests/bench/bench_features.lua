@@ -268,3 +268,64 @@ end
 report.line(string.format("features observe from Lua (%d states, %d events)", NSTATES, OBSERVE_EVENTS),
   OBSERVE_EVENTS / math.min(lq_s, lq_s2) / 1e6, "M events/s", "plain Lua 5.4 state", OBSERVE_EVENTS / pl_s / 1e6,
   "M events/s", true)
+
+-- ---- cost per lead of scoring with events, 100k to 5M leads (rules/mql.lua, one thread) ----
+-- Flat is the goal: the same nanoseconds per lead whatever the size. Each size is generated once
+-- into the build folder (LEADQ_BENCH_FLAT_SIZES=100000,1000000 leaves out the 5M, 5 minutes to make).
+-- Then the feature pass alone on 1 and 2 threads, wall time, at the largest size.
+do
+  local sizes = {}
+  for n in (os.getenv("LEADQ_BENCH_FLAT_SIZES") or "100000,1000000,5000000"):gmatch("%d+") do
+    sizes[#sizes + 1] = tonumber(n)
+  end
+  local model = assert(leadq.load_model("rules/mql.lua"))
+  local MQL_AS_OF = "2026-11-01T00:00:00Z"
+  local per_lead, largest = {}, nil
+  for _, n in ipairs(sizes) do
+    local dir = string.format("%s/bench-flat-%d", os.getenv("LEADQ_BUILD") or "build", n)
+    assert(report.sample(dir, n, 42), "leadq.gen is needed to make the sample")
+    local flat_leads = assert(leadq.read_csv(dir .. "/leads.csv"))
+    local flat_events = assert(leadq.read_events(dir .. "/events.csv"))
+    local s = best_of(3, function()
+      local res = assert(model:score(flat_leads, flat_events, { as_of = MQL_AS_OF }))
+      res:close()
+    end)
+    per_lead[#per_lead + 1] = { n = n, ns = s / n * 1e9 }
+    if n == sizes[#sizes] then
+      -- the feature pass on 1 and 2 threads: wall time, the least of 3 each, interleaved
+      local fsm = leadq.features((function()
+        local specs = {}
+        for name, f in pairs(model.spec.features) do specs[name] = f.spec end
+        return specs
+      end)(), model.spec.events)
+      local one, two = math.huge, math.huge
+      for _ = 1, 3 do
+        for _, th in ipairs({ 1, 2 }) do
+          local t0 = report.wall()
+          local tbl = assert(fsm:compute(flat_leads, flat_events, { as_of = MQL_AS_OF, threads = th }))
+          local dt = report.wall() - t0
+          tbl:close()
+          if th == 1 then one = math.min(one, dt) else two = math.min(two, dt) end
+        end
+      end
+      largest = { n = n, one = one, two = two, events = #flat_events }
+    end
+    flat_events:close()
+    flat_leads:close()
+    collectgarbage("collect")
+  end
+  local parts = {}
+  for _, p in ipairs(per_lead) do parts[#parts + 1] = string.format("%d leads %.0f ns", p.n, p.ns) end
+  print("bench: cost per lead of scoring with events (rules/mql.lua, 1 thread, CPU time): " ..
+    table.concat(parts, " / "))
+  if #per_lead >= 2 then
+    local first, last = per_lead[1], per_lead[#per_lead]
+    report.line(string.format("cost per lead with events at %d leads against %d", last.n, first.n), last.ns,
+      "ns/lead", string.format("leadq at %d", first.n), first.ns, "ns/lead", false)
+  end
+  if largest then
+    report.line(string.format("features bulk on 2 threads (%d leads, %d events, wall)", largest.n, largest.events),
+      largest.events / largest.two / 1e6, "M events/s", "leadq on 1 thread", largest.events / largest.one / 1e6,
+      "M events/s", true)
+  end
+end
