@@ -136,6 +136,32 @@ nomem:
 
 /* ---- numbers in a locale ---- */
 
+/* Money as CRMs write it: a currency sign before or after the amount ("$30,000.00", "1.200,50 €",
+** "£8", "-$5"), spaces between them. The amount is read; the currency is not converted. */
+static void strip_currency(const char **ps, size_t *plen) {
+  static const char *const signs[] = { "$", "\xE2\x82\xAC", "\xC2\xA3", "\xC2\xA5", NULL };  /* $ EUR GBP JPY */
+  const char *s = *ps;
+  size_t len = *plen, k, n;
+  int neg = len > 0 && s[0] == '-';
+  for (k = 0; signs[k] != NULL; k++) {
+    n = strlen(signs[k]);
+    if (len >= (size_t)neg + n && memcmp(s + neg, signs[k], n) == 0) {
+      if (neg) return;   /* "-$5": leave it to the caller as not a number rather than guess */
+      s += n;
+      len -= n;
+      break;
+    }
+    if (len >= n && memcmp(s + len - n, signs[k], n) == 0) {
+      len -= n;
+      break;
+    }
+  }
+  while (len > 0 && is_space(*s)) { s++; len--; }
+  while (len > 0 && is_space(s[len - 1])) len--;
+  *ps = s;
+  *plen = len;
+}
+
 int lq_plan_number(const lq_plan_column *c, const char *s, size_t len, double *out) {
   char buf[128];
   size_t i = 0, o = 0;
@@ -144,6 +170,7 @@ int lq_plan_number(const lq_plan_column *c, const char *s, size_t len, double *o
   int digits = 0, group = 0, grouped = 0;
   while (len > 0 && is_space(*s)) { s++; len--; }
   while (len > 0 && is_space(s[len - 1])) len--;
+  strip_currency(&s, &len);
   if (len == 0 || len >= sizeof buf - 2) return LQ_PLAN_NOT;
   for (i = 0; i < len; i++) {   /* only the characters of a number: else it is not one at all */
     char ch = s[i];
