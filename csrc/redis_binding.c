@@ -6,6 +6,7 @@
 **   conn:call("HSET", key, field, value)      -> reply, or nil and the error (Redis's or the socket's)
 **   conn:pipeline{ {"HGET", k, f}, {...} }     -> replies, errors (a table of Redis error replies by
 **                                               index, or nil): one round trip for them all
+**   conn:send(commands); conn:receive(n)       the same in two halves: work between them overlaps Redis's
 **   conn:close()                               (also __gc and __close)
 **
 ** Replies: status and bulk strings as strings, integers as numbers, a nil reply as false, arrays as
@@ -154,18 +155,13 @@ static int l_call(lua_State *L) {
   return 1;
 }
 
-/* conn:pipeline(commands) -> replies, errors-or-nil; or nil and the socket's error */
-static int l_pipeline(lua_State *L) {
-  redis_conn *conn = check_conn(L, 1);
+/* Appends the commands of the table at index 2, every entry checked first (a raise must not leave
+** half a pipeline sent), and writes them out. 0, or pushes nil and the socket's error and returns 2. */
+static int send_commands(lua_State *L, redis_conn *conn, int count) {
   const char *argv[LQ_REDIS_MAX_ARGS];
   size_t lens[LQ_REDIS_MAX_ARGS];
-  int count, i, has_errors = 0;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  count = (int)lua_rawlen(L, 2);
-  if (count > LQ_REDIS_MAX_PIPELINE) {
-    return luaL_error(L, "redis: more than %d commands in one pipeline", LQ_REDIS_MAX_PIPELINE);
-  }
-  for (i = 1; i <= count; i++) {   /* every entry checked first: a raise must not leave half a pipeline sent */
+  int i, done = 0;
+  for (i = 1; i <= count; i++) {
     int j, len;
     lua_rawgeti(L, 2, i);
     if (!lua_istable(L, -1)) return luaL_error(L, "redis: pipeline entry %d is not a table", i);
@@ -186,6 +182,16 @@ static int l_pipeline(lua_State *L) {
     if (redisAppendCommandArgv(conn->context, argc, argv, lens) != REDIS_OK) return push_socket_error(L, conn);
     lua_pop(L, 1);
   }
+  while (!done) {
+    if (redisBufferWrite(conn->context, &done) != REDIS_OK) return push_socket_error(L, conn);
+  }
+  return 0;
+}
+
+/* Reads count replies: pushes replies, errors-or-nil and returns 2 (or nil and the socket's error). */
+static int receive_replies(lua_State *L, redis_conn *conn, int count) {
+  int i, has_errors = 0;
+  if (conn->context == NULL) return push_socket_error(L, conn);
   lua_createtable(L, count, 0);   /* replies */
   lua_newtable(L);                /* errors */
   for (i = 1; i <= count; i++) {
@@ -209,6 +215,42 @@ static int l_pipeline(lua_State *L) {
     lua_pushnil(L);
   }
   return 2;
+}
+
+static int check_count(lua_State *L) {
+  int count;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  count = (int)lua_rawlen(L, 2);
+  if (count > LQ_REDIS_MAX_PIPELINE) {
+    return luaL_error(L, "redis: more than %d commands in one pipeline", LQ_REDIS_MAX_PIPELINE);
+  }
+  return count;
+}
+
+/* conn:pipeline(commands) -> replies, errors-or-nil; or nil and the socket's error */
+static int l_pipeline(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  int count = check_count(L);
+  if (send_commands(L, conn, count) != 0) return 2;
+  return receive_replies(L, conn, count);
+}
+
+/* conn:send(commands) -> true (the commands written, their replies left to receive), or nil and why.
+** With receive, a caller overlaps its own work with Redis's: send a batch, then receive the one before. */
+static int l_send(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  int count = check_count(L);
+  if (send_commands(L, conn, count) != 0) return 2;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* conn:receive(n) -> the next n replies, errors-or-nil; or nil and the socket's error */
+static int l_receive(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  lua_Integer count = luaL_checkinteger(L, 2);
+  if (count < 0 || count > LQ_REDIS_MAX_PIPELINE) luaL_argerror(L, 2, "a count of replies, 0 to the pipeline's limit");
+  return receive_replies(L, conn, (int)count);
 }
 
 static int l_close(lua_State *L) {
@@ -289,7 +331,8 @@ void lq_open_redis(lua_State *L) {
     { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring }, { NULL, NULL }
   };
   static const luaL_Reg methods[] = {
-    { "call", l_call }, { "pipeline", l_pipeline }, { "close", l_close }, { "connected", l_connected },
+    { "call", l_call }, { "pipeline", l_pipeline }, { "send", l_send }, { "receive", l_receive },
+    { "close", l_close }, { "connected", l_connected },
     { NULL, NULL }
   };
   lq_new_class(L, REDIS_CONN, meta, methods);

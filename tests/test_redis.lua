@@ -258,6 +258,10 @@ function M.TestRedisStore.test_export_then_import_into_another_database()
   end
   local lines, write = collect()
   lu.assertEquals(store.export(from, write), 25)
+  -- a few keys a round trip: every lead once, over many overlapped batches
+  local seen, count = {}, 0
+  assert(from:each_lead(function(id) if not seen[id] then seen[id], count = true, count + 1 end end, 2))
+  lu.assertEquals(count, 25)
   local into = fresh_store()
   lu.assertEquals(store.import(into, iterate(lines), 7), 25)
   local restored = new_service(into)

@@ -201,6 +201,17 @@ local function plain_client(cfg)
     return c:pipeline(commands)
   end
 
+  function client.send(_, commands)
+    local c, err = connection()
+    if not c then return nil, err end
+    return c:send(commands)
+  end
+
+  function client.receive(_, n)
+    if not (conn and conn:connected()) then return nil, "redis: connection closed" end
+    return conn:receive(n)
+  end
+
   function client.close() if conn then conn:close(); conn = nil end end
   return client
 end
@@ -347,48 +358,110 @@ end
 -- Every lead, a batch at a time: fn(id, profile, version, state|false) for each; true, or nil and why.
 function RedisStore:each_lead(fn, batch)
   batch = batch or 1000
+  local client = self.client
   local cursor, pattern, plen = "0", self.prefix .. "{*}", #self.prefix
+  local function emit(keys, replies)
+    for i, key in ipairs(keys) do
+      local r = replies[i]
+      if r and r[1] then fn(sub(key, plen + 2, -2), r[1], version_number(r[2]), r[3] or false) end
+    end
+  end
+  if client.send then
+    -- Overlapped: each round trip asks for one batch's leads and the next batch's keys, and this
+    -- batch's lines are made while Redis answers the next.
+    local res, err = client:call("scan", "0", "match", pattern, "count", batch)
+    if not res then return nil, err end
+    cursor = res[1]
+    local keys = res[2]
+    local function request(these, at)
+      local commands = {}
+      for i, key in ipairs(these) do commands[i] = { "hmget", key, "p", "v", "s" } end
+      if at ~= "0" then commands[#commands + 1] = { "scan", at, "match", pattern, "count", batch } end
+      local ok, serr = client:send(commands)
+      if not ok then return nil, serr end
+      return #commands
+    end
+    local pending, perr = request(keys, cursor)
+    if not pending then return nil, perr end
+    while pending do
+      local replies, rerr = client:receive(pending)
+      if not replies then return nil, rerr end
+      local these = keys
+      if cursor ~= "0" then
+        local scanned = replies[#replies]
+        cursor, keys = scanned[1], scanned[2]
+        pending, perr = request(keys, cursor)
+        if not pending then return nil, perr end
+      else
+        pending = nil
+      end
+      emit(these, replies)
+    end
+    return true
+  end
   repeat
-    local res, err = self.client:call("scan", cursor, "match", pattern, "count", batch)
+    local res, err = client:call("scan", cursor, "match", pattern, "count", batch)
     if not res then return nil, err end
     cursor = res[1]
     local keys = res[2]
     if #keys > 0 then
       local commands = {}
       for i, key in ipairs(keys) do commands[i] = { "hmget", key, "p", "v", "s" } end
-      local replies, perr = self.client:pipeline(commands)
+      local replies, perr = client:pipeline(commands)
       if not replies then return nil, perr end
-      for i, key in ipairs(keys) do
-        local r = replies[i]
-        if r and r[1] then fn(sub(key, plen + 2, -2), r[1], version_number(r[2]), r[3] or false) end
-      end
+      emit(keys, replies)
     end
   until cursor == "0"
   return true
 end
 
 -- Writes leads whole (an import): leads is a list of { id, profile, version, state|false }; one round
--- trip for them all. true, or nil and why.
+-- trip for them all. With a client that sends apart from receiving (hiredis), the batch is only
+-- sent: the replies of the batch before are read meanwhile, and finish_puts reads the last ones.
+-- true, or nil and why.
 function RedisStore:put_leads(leads)
+  local client = self.client
   local sha = self.sha.import
   if not sha then
-    local loaded, err = self.client:call("script", "load", SCRIPTS.import)
+    local loaded, err = client:call("script", "load", SCRIPTS.import)
     if not loaded then return nil, err end
     sha = loaded
     self.sha.import = sha
   end
-  local commands = {}
-  for i, lead in ipairs(leads) do
-    commands[i] = { "evalsha", sha, "1", self:key(lead[1]), lead[2], tostring(lead[3] or 0), lead[4] or "" }
+  local commands, prefix = {}, self.prefix
+  for i, lead in ipairs(leads) do   -- keys made here: a million ids would only churn self:key's cache
+    commands[i] = { "evalsha", sha, "1", prefix .. "{" .. lead[1] .. "}", lead[2], lead[3] or 0, lead[4] or "" }
   end
-  local _, errors = self.client:pipeline(commands)
+  if client.send then
+    local ok, err = client:send(commands)
+    if not ok then return nil, err end
+    local done
+    done, err = self:finish_puts()
+    self.sent = leads
+    return done, err
+  end
+  local _, errors = client:pipeline(commands)
   if _ == nil then return nil, errors end
+  return self:check_puts(leads, errors)
+end
+
+function RedisStore:check_puts(leads, errors)
   if errors then
     for i = 1, #leads do
       if errors[i] then return nil, format("redis: lead '%s': %s", leads[i][1], errors[i]) end
     end
   end
   return true
+end
+
+-- The replies of the batch put_leads sent last, if any.
+function RedisStore:finish_puts()
+  local sent = self.sent
+  if not sent then return true end
+  self.sent = nil
+  local replies, errors = self.client:receive(#sent)
+  if not replies then return nil, errors end
+  return self:check_puts(sent, errors)
 end
 
 function RedisStore:close()
@@ -547,6 +620,10 @@ function _M.import(store, lines, batch)
   if first then return nil, "the export is empty (no header line)" end
   if #pending > 0 then
     local ok, err = store:put_leads(pending)
+    if not ok then return nil, err end
+  end
+  if store.finish_puts then
+    local ok, err = store:finish_puts()
     if not ok then return nil, err end
   end
   return count
