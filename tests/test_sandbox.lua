@@ -177,6 +177,26 @@ return model "m" {
   if not ok then error(err, 0) end
 end
 
+-- A model made from tables, with no script load: under LuaJIT its function was compiled, and
+-- compiled code calls no hooks, so the loop ran on for ever.
+function TestSandbox:test_a_looping_function_of_a_model_made_from_tables_is_stopped()
+  local saved = dsl.LIMITS.call_instructions
+  dsl.LIMITS.call_instructions = SMALL.call_instructions
+  local ok, err = pcall(function()
+    local m = leadq.model(dsl.model "m" { rules = { dsl.rule "SPIN" { points = 1, when = function(lead)
+      local n = 0
+      if lead.t == "loop" then while true do n = n + 1 end end
+      return true
+    end } } })
+    local res, errs = m:score(leadq.table({ { t = "a" }, { t = "loop" } }))
+    lu.assertEquals(res:column("total"), { 1, 0 })
+    lu.assertStrContains(errs[1], "rule 'SPIN' failed for lead at row 2: ")
+    lu.assertStrContains(errs[1], "the function ran past its limit of 10000 Lua instructions for one lead")
+  end)
+  dsl.LIMITS.call_instructions = saved
+  if not ok then error(err, 0) end
+end
+
 function TestSandbox:test_environment_has_the_listed_names_only()
   local env = dsl.environment()
   for _, name in ipairs(dsl.SANDBOX_NAMES) do lu.assertNotNil(rawget(env, name), name) end

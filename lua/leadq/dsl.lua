@@ -285,6 +285,8 @@ end
 
 -- A rule's function, bounded per call; the scorer names the rule and the lead around its errors.
 local function bounded_function(fn)
+  -- compiled code calls no hooks: a model made from tables (no script load) keeps it interpreted too
+  if jit then pcall(jit.off, fn, true) end
   return function(...)
     local hook_fn, hook_mask, hook_count = debug_gethook()
     debug_sethook(call_hook, "", _M.LIMITS.call_instructions)
