@@ -275,6 +275,28 @@ function TestLocale.test_the_command_line_flags_are_checked()
   end)
 end
 
+-- rules/README.md's mapping example is a script the loader accepts, and does what the page says.
+function TestMappingLoad.test_the_cheat_sheet_example_loads()
+  local f = assert(io.open("rules/README.md", "rb"))
+  local text = f:read("*a")
+  f:close()
+  local code = text:match("## Mapping scripts.-```lua\n(.-)```")
+  lu.assertNotNil(code)
+  local m, problems = mapping.load_string(code, "rules/README.md")
+  lu.assertNotNil(m, table.concat(problems or {}, "\n"))
+  lu.assertEquals(m:export().fields.hs_lead_status, "status")
+  helpers.with_file(CONTACTS, function(path)
+    local t = assert(m:read_csv(path))
+    lu.assertEquals(t:reject_count(), 0)
+    lu.assertEquals(t:column("email_domain"), { "acme.com", "gmail.com", "x.io" })
+    lu.assertEquals(t:column("country"), { "US", "DE", "US" })
+    lu.assertEquals(t:column("opted_in"), { true, false, nil })
+    lu.assertEquals(t:column("stage"), { "mql", "lead", "salesqualifiedlead" })
+    lu.assertEquals(t:column("company"), { "Acme Corp", "Bobco", "Xio" })
+    lu.assertEquals(t:column("created_at")[1], leadq.parse_time("2026-09-05T13:04:00Z"))   -- at +02:00
+  end)
+end
+
 return {
   TestMappingLoad = TestMappingLoad,
   TestLocale = TestLocale,
