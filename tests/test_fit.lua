@@ -343,6 +343,25 @@ function M.test_interactions_cap_the_pairs()
   end
 end
 
+function M.test_cli_map_renames_columns_as_score_does()
+  local dir = h.tmpdir()
+  local ok, err = pcall(function()
+    h.write(dir .. "/leads.csv", toy(h.size(2000, 800)))
+    h.write(dir .. "/map.csv", "column,field\nvip,is_vip\njob,job_title\n")
+    local out, code = cli(string.format("fit --leads %s/leads.csv --map %s/map.csv --outcome converted " ..
+      "--interactions 0 --out %s/f.lua", dir, dir, dir))
+    lu.assertEquals(code, 0, out)
+    local text = h.read(dir .. "/f.lua")
+    lu.assertStrContains(text, "when = { is_vip = true }")
+    lu.assertStrContains(text, "when = { job_title = ")
+    out, code = cli(string.format("score --rules %s/f.lua --leads %s/leads.csv --map %s/map.csv --out %s/s.csv",
+      dir, dir, dir, dir))
+    lu.assertEquals(code, 0, out)
+  end)
+  h.remove_dir(dir)
+  if not ok then error(err, 0) end
+end
+
 function M.test_mql_precision_sets_the_threshold()
   local t = leadq.parse_csv(toy(h.size(4000, 1500)))
   local _, report = fit.fit(t, nil, { outcome = "converted", mql_precision = 0.4 })
