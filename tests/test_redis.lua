@@ -559,6 +559,37 @@ function M.TestRedisNginx.test_5_redis_stopped_mid_run_gives_503s_and_no_corrupt
     string.format("%d events counted, %d acknowledged", counted, codes[200]))
 end
 
+-- Redis slower than the configured timeout (0.3 s here): the node answers 503 in bounded time, and
+-- serves again once Redis answers.
+function M.TestRedisNginx.test_5b_redis_slower_than_the_timeout_gives_a_503_in_bounded_time()
+  local n = two_nodes()
+  local res = post(n.a, "/leads/T-1", VP)
+  lu.assertEquals(res.status, 201, res.body)
+  local out = n.a.prefix .. "/slow.txt"
+  -- the request starts 0.2 s into Redis's 1.5 s sleep, while this process holds the sleeping connection
+  os.execute(string.format("(sleep 0.2; curl -sS -o /dev/null -w '%%{http_code} %%{time_total}\\n' --max-time 5 "
+    .. "-H 'Content-Type: application/json' --data-binary '{\"lead\":\"T-1\",\"type\":\"page_view\"}' %s > %s) "
+    .. "</dev/null >/dev/null 2>&1 &", harness.quote(n.a.base .. "/events"), harness.quote(out)))
+  local conn = assert(require("leadq.core").redis_connect("127.0.0.1", redis.port, 5))
+  assert(conn:call("debug", "sleep", "1.5"))
+  conn:close()
+  local answer
+  for _ = 1, 60 do
+    answer = harness.read_file(out)
+    if answer and answer:find("\n") then break end
+    harness.sleep(0.05)
+  end
+  local code, seconds = (answer or ""):match("^(%d+) ([%d.]+)")
+  lu.assertEquals(code, "503", answer)
+  lu.assertTrue(tonumber(seconds) < 1.0, "a 503 after " .. tostring(seconds) .. " s: the timeout is 0.3 s")
+  -- A write sent before the timeout may still land when Redis wakes (a timeout cannot tell); a worker
+  -- without the lead's stamp times out on the read, before any write: the timed-out event counts once at most.
+  res = post(n.a, "/events", '{"lead":"T-1","type":"page_view"}')
+  lu.assertEquals(res.status, 200, res.body)
+  local views = res.json.features.page_views_7d
+  lu.assertTrue(views == 1 or views == 2, "page views " .. tostring(views))
+end
+
 -- The shared-dict service's state location: export it, import into Redis, serve the same leads.
 function M.TestRedisNginx.test_6_shared_dict_state_moves_to_redis()
   local n = two_nodes()

@@ -83,7 +83,9 @@ function H.start(opts)
     write_file(dir .. "/redis.conf", table.concat({
       "bind 127.0.0.1", "port " .. port, "dir " .. dir, "logfile " .. dir .. "/redis.log",
       "daemonize no", "save \"\"", "appendonly yes", "appendfsync " .. (opts.appendfsync or "everysec"),
-      "protected-mode yes", "databases 4", "", }, "\n"))
+      "protected-mode yes", "databases 4",
+      "enable-debug-command local",   -- DEBUG SLEEP: the tests make Redis slow on purpose
+      "", }, "\n"))
     local server = setmetatable({ dir = dir, port = port, watchdog_seconds = opts.watchdog_seconds or 900 }, Server)
     local ok, err = server:launch()
     if ok then return server end
