@@ -221,7 +221,8 @@ local ScoreAnswer = { __name = "leadq.ScoreAnswer" }
 -- opts: model (required: a compiled leadq model), store (required), locks (a store for the leads'
 -- locks; default: store itself), features (a feature set, or nil: then the model's own), clock
 -- (seconds, default os.time), sleep (seconds; default: spin), max_body (bytes), info (a table shown
--- as "model" in GET answers).
+-- as "model" in GET answers), reactor (a leadq.reactor: each answer that changes the lead's status or
+-- grade says `changed`, and its reactions go to the reactor's outbox).
 function _M.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2) end
   for k in pairs(opts) do
