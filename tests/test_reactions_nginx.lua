@@ -188,4 +188,33 @@ function M.TestReactionsNginx.test_3_a_reload_mid_run_loses_nothing()
   lu.assertNil(c.service:error_log():match("leadq: outbox[^\n]*"))
 end
 
+function M.TestReactionsNginx.test_4_sla_breach_unless_accepted()
+  local c = setup()
+  harness.write_file(c.log, "")
+  local reactions = c.dir .. "/sla.lua"
+  harness.write_file(reactions, table.concat({
+    string.format('webhook "crm" { url = "http://127.0.0.1:%d/hooks", secret_env = "LEADQ_WEBHOOK_SECRET" }',
+      c.receiver.port),
+    'on { model = "engagement", to = "mql", webhook = "crm", assign = true, transition = "mql" }',
+    'route { owner = "anna" }',
+    'sla { accept_within_hours = 0.001, webhook = "crm" }',   -- 3.6 s
+  }, "\n") .. "\n")
+  local s, err = harness.start{ template = "reactions.conf.tmpl", rules = c.root .. "/" .. RULES,
+    root = c.root, lib_dir = c.lib_dir, vars = { REACTIONS = reactions, SECRET = SECRET } }
+  if not s then lu.fail("the service did not start: " .. tostring(err)) end
+  local ok, failure = pcall(function()
+    cross(s, "T", 2)
+    lu.assertEquals(s:request("POST", "/.leadq/accept?lead=T-1").json, { accepted = "T-1" })
+    lu.assertEquals(s:request("POST", "/.leadq/accept?lead=nobody").json.error, "lead 'nobody' was never handed off")
+    local _, lines = wait_for(3, 10)
+    local got = {}
+    for _, l in ipairs(lines) do got[#got + 1] = l.lead .. " " .. l.to .. " " .. l.signed end
+    table.sort(got)
+    lu.assertEquals(got, { "T-1 mql signed", "T-2 lead.sla_breached signed", "T-2 mql signed" })
+    lu.assertStrContains(s:request("GET", "/metrics").body, "leadq_sla_breaches_total 1\n")
+  end)
+  s:stop()
+  if not ok then error(failure, 0) end
+end
+
 return M
