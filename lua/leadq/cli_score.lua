@@ -423,13 +423,18 @@ local function write_rows(path, names, columns, nrows, fmt)
   if style.header then f:write(style.header(names), "\n") end
   local row, buf, nbuf = {}, {}, 0
   local texts = {}            -- per column: value -> its text (few distinct values: statuses, points)
-  for c = 1, ncols do texts[c] = {} end
-  local value, missing = style.value, style.missing
+  local missing = {}
+  for c = 1, ncols do texts[c], missing[c] = {}, prefix[c] .. style.missing end
+  local value, id_prefix, ids = style.value, prefix[1], columns[1]
+  local before, after, join = style.before, style.after, style.join
+  local bare = before == "" and after == ""
   for r = 1, nrows do
-    for c = 1, ncols do
+    local id = ids[r]         -- ids are all different: no cache
+    if id == nil or id ~= id then row[1] = missing[1] else row[1] = id_prefix .. value(id) end
+    for c = 2, ncols do
       local v = columns[c][r]
       if v == nil or v ~= v then
-        row[c] = prefix[c] .. missing
+        row[c] = missing[c]
       else
         local text = texts[c][v]
         if text == nil then
@@ -440,7 +445,11 @@ local function write_rows(path, names, columns, nrows, fmt)
       end
     end
     nbuf = nbuf + 1
-    buf[nbuf] = style.before .. concat(row, style.join, 1, ncols) .. style.after
+    if bare then
+      buf[nbuf] = concat(row, join, 1, ncols)
+    else
+      buf[nbuf] = before .. concat(row, join, 1, ncols) .. after
+    end
     if nbuf == 4096 then
       f:write(concat(buf, "\n", 1, nbuf), "\n")
       nbuf = 0
