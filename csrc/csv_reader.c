@@ -631,6 +631,9 @@ static int next_record(loader *ld) {
     st = parse_record(&ld->rd);
     if (st != REC_MORE) return st;
     if ((st = reader_fill(&ld->rd)) != 0) return st;
+    if (ld->o->progress != NULL && ld->rd.input != NULL)   /* once a read: a megabyte or so */
+      ld->o->progress(ld->o->progress_ud, (double)ld->rd.input->raw_read,
+                      (double)lq_input_file_size(ld->rd.input), (double)ld->records);
   }
 }
 

@@ -54,6 +54,10 @@ typedef struct lq_csv_options {
   const char *source;     /* name of the input in messages */
   const lq_plan *plan;    /* a mapping script's column plan (column_plan.h), or NULL; replaces map */
   unsigned long first_line;  /* the number of the input's first line in messages (1) */
+  /* called after each read of a file: bytes of it read so far, its size (-1: unknown, a pipe), data
+  ** records so far; for progress shown while a large file loads. NULL: none. */
+  void (*progress)(void *ud, double bytes, double size, double records);
+  void *progress_ud;
 } lq_csv_options;
 
 enum {

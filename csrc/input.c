@@ -32,6 +32,7 @@ int lq_input_open(lq_input *in, const char *path, char *err, size_t errlen) {
     return fail(err, errlen, path, strerror(e));
   }
   in->head_len = got;
+  in->raw_read = got;
   if (got == 2 && in->head[0] == 0x1f && in->head[1] == 0x8b) {
     z_stream *z = (z_stream *)calloc(1, sizeof *z);
     in->chunk = (unsigned char *)malloc(LQ_INPUT_CHUNK);
@@ -59,6 +60,7 @@ static long read_plain(lq_input *in, char *buf, size_t n) {
   while (in->head_pos < in->head_len && out < n) buf[out++] = (char)in->head[in->head_pos++];
   if (out == n) return (long)out;
   got = fread(buf + out, 1, n - out, in->file);
+  in->raw_read += got;
   if (got == 0 && ferror(in->file)) {
     snprintf(in->message, sizeof in->message, "%s", strerror(errno ? errno : EIO));
     return -1;
@@ -75,6 +77,7 @@ static long read_gzip(lq_input *in, char *buf, size_t n) {
     int st;
     if (z->avail_in == 0) {
       size_t got = fread(in->chunk, 1, LQ_INPUT_CHUNK, in->file);
+      in->raw_read += got;
       if (got == 0) {
         if (ferror(in->file)) {
           snprintf(in->message, sizeof in->message, "%s", strerror(errno ? errno : EIO));
@@ -91,6 +94,7 @@ static long read_gzip(lq_input *in, char *buf, size_t n) {
       /* another member may follow; only bytes that start one count */
       if (z->avail_in == 0) {
         size_t got = fread(in->chunk, 1, LQ_INPUT_CHUNK, in->file);
+        in->raw_read += got;
         z->next_in = in->chunk;
         z->avail_in = (uInt)got;
       }
@@ -117,6 +121,12 @@ long lq_input_size(lq_input *in) {
   struct stat st;
   if (in->file == NULL || in->is_gzip) return -1;
   if (fstat(fileno(in->file), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  return (long)st.st_size;
+}
+
+long lq_input_file_size(lq_input *in) {
+  struct stat st;
+  if (in->file == NULL || fstat(fileno(in->file), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
   return (long)st.st_size;
 }
 

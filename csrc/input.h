@@ -20,6 +20,7 @@ typedef struct lq_input {
   size_t head_len, head_pos;  /* plain input: the bytes read to tell the kind, given out first */
   unsigned char head[4];
   char message[160];          /* why a read failed */
+  unsigned long long raw_read;  /* bytes read from the file (compressed ones for gzip) */
 } lq_input;
 
 /* Open path ("-": standard input). 0 on success; else -1 and err holds "path: reason". */
@@ -30,6 +31,9 @@ long lq_input_read(lq_input *in, char *buf, size_t n);
 
 /* The size in bytes of a plain regular file, else -1 (gzip, pipes): for sizing, never relied on. */
 long lq_input_size(lq_input *in);
+
+/* The file's own size in bytes (compressed for gzip), -1 for pipes: with raw_read, how far a read is. */
+long lq_input_file_size(lq_input *in);
 
 void lq_input_close(lq_input *in);
 

@@ -111,7 +111,7 @@ static const char *column_hint(lua_State *L, const lq_table *t, const char *name
 /* ---- options ---- */
 
 static const char *const csv_options[] = {
-  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", "source", "first_line", NULL
+  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", "source", "first_line", "progress", NULL
 };
 
 static const char *const type_list = "number, category, boolean, time, text, tags";
@@ -234,6 +234,25 @@ static void unknown_option(lua_State *L, const char *key, const char *const *kno
   luaL_error(L, "unknown option '%s'", key);
 }
 
+/* The option `progress`: a Lua function called as f(bytes_read, file_size, rows) after each read.
+** It runs protected: an error in it is dropped, never thrown through the loader (which would leak
+** what the loader holds). */
+typedef struct progress_call {
+  lua_State *L;
+  int fn;                 /* its stack index */
+} progress_call;
+
+static void lua_progress(void *ud, double bytes, double size, double records) {
+  progress_call *p = (progress_call *)ud;
+  lua_State *L = p->L;
+  if (!lua_checkstack(L, 5)) return;
+  lua_pushvalue(L, p->fn);
+  lua_pushnumber(L, (lua_Number)bytes);
+  lua_pushnumber(L, (lua_Number)size);
+  lua_pushnumber(L, (lua_Number)records);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
 /* The options table at idx into o; scratch arrays are pushed on the stack (they must stay
 ** there while o is in use). Raises on any misuse. */
 static void read_csv_options(lua_State *L, int idx, lq_csv_options *o) {
@@ -309,6 +328,18 @@ static void read_csv_options(lua_State *L, int idx, lq_csv_options *o) {
     o->source = lua_tostring(L, -1);   /* the options table holds it */
   }
   lua_pop(L, 1);
+  if (LQ_GETFIELD_TYPE(L, idx, "progress") != LUA_TNIL) {   /* stays on the stack, with its record */
+    progress_call *p;
+    if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "option 'progress' must be a function, got %s",
+                                                       luaL_typename(L, -1));
+    p = (progress_call *)lq_newuserdata(L, sizeof *p);
+    p->L = L;
+    p->fn = lua_gettop(L) - 1;
+    o->progress = lua_progress;
+    o->progress_ud = p;
+  } else {
+    lua_pop(L, 1);
+  }
   if (LQ_GETFIELD_TYPE(L, idx, "first_line") != LUA_TNIL) {   /* converted input: its lines' numbers */
     lua_Number v = lua_tonumber(L, -1);
     if (lua_type(L, -1) != LUA_TNUMBER || v < 0 || v != floor(v) || v > 1e15)

@@ -291,7 +291,46 @@ function TestCrmOut.test_export_for_a_crm_import_and_only_what_changed()
   helpers.remove_dir(dir)
 end
 
+local TestProgress = {}
+
+function TestProgress.test_read_csv_reports_bytes_size_and_rows_and_survives_a_failing_callback()
+  local rows = { "id,n" }
+  for i = 1, 60000 do rows[#rows + 1] = "L" .. i .. "," .. i end
+  local text = table.concat(rows, "\n") .. "\n"
+  helpers.with_file(text, function(path)
+    local calls = {}
+    local t = assert(leadq.read_csv(path, { progress = function(bytes, size, records)
+      calls[#calls + 1] = { bytes, size, records }
+    end }))
+    lu.assertEquals(#t, 60000)
+    lu.assertTrue(#calls >= 1)
+    local last = calls[#calls]
+    lu.assertEquals(last[1], #text)
+    lu.assertEquals(last[2], #text)
+    for i = 2, #calls do lu.assertTrue(calls[i][3] >= calls[i - 1][3]) end
+    t = assert(leadq.read_csv(path, { progress = function() error("a display that broke") end }))
+    lu.assertEquals(#t, 60000)
+    lu.assertErrorMsgContains("option 'progress' must be a function, got number", leadq.read_csv, path,
+      { progress = 1 })
+  end)
+end
+
+function TestProgress.test_the_command_shows_it_with_progress_and_not_with_quiet()
+  local dir = helpers.tmpdir()
+  write(dir .. "/leads.csv", LEADS)
+  local status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--progress" }
+  lu.assertEquals(status, 0, err)
+  lu.assertStrMatches(err, ".*leadq: read 3 rows from " .. dir:gsub("%p", "%%%0") .. "/leads%.csv %(0%.0 MB%) in "
+    .. "[%d.]+ s.*")
+  status, _, err = main { "score", "--rules", "rules/mql.lua", "--leads", dir .. "/leads.csv", "--progress",
+    "--quiet" }
+  lu.assertEquals(status, 0, err)
+  lu.assertNotStrContains(err, "leadq: read 3 rows")
+  helpers.remove_dir(dir)
+end
+
 return {
+  TestProgress = TestProgress,
   TestCrmOut = TestCrmOut,
   TestTrackEvents = TestTrackEvents,
   TestGzip = TestGzip,

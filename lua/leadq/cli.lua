@@ -641,6 +641,8 @@ _M.commands.score = {
     export = { type = "string", help = "write a CRM import: the id and the properties of the --map script's"
       .. " export section (with --previous, only the leads whose values changed)" },
     quiet = { type = "flag", help = "print no summary (errors and warnings still go to standard error)" },
+    progress = { type = "flag", help = "show the progress of loading on standard error even when it is not a"
+      .. " terminal (on a terminal it is shown anyway)" },
     ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
       .. " are not used, and leads created after it (created_at) are left out" },
     accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },

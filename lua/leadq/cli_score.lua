@@ -175,19 +175,72 @@ end
 
 -- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
 -- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
-local function load_table(path, map, defaults, events)
+local function load_table(path, map, defaults, events, progress)
   local mapping = require("leadq.mapping")
   local reader = events and leadq.read_events or leadq.read_csv
+  local options = progress and { progress = progress } or nil
   if map == nil then
     local plan = defaults and mapping.locale_plan(defaults)
-    return reader(path, plan and { plan = plan } or nil)
+    if plan then options = options or {}; options.plan = plan end
+    return reader(path, options)
   end
   if getmetatable(map) ~= mapping.Mapping then   -- renames
-    if not defaults then return reader(path, { map = map }) end
+    if not defaults then
+      options = options or {}
+      options.map = map
+      return reader(path, options)
+    end
     map = mapping.from_renames(map, "--map")
   end
-  if events then return map:read_events(path, nil, defaults) end
-  return map:read_csv(path, nil, defaults)
+  if events then return map:read_events(path, options, defaults) end
+  return map:read_csv(path, options, defaults)
+end
+
+-- Progress of a long load on standard error: on a terminal (or with --progress) and not --quiet.
+-- A terminal sees one line redrawn (bytes, rows, rate, time left); elsewhere a line every 2 s.
+-- Returns the function read_csv calls after each read, and the one that ends the display.
+local function progress_display(o, out, path)
+  if o.quiet or path == "-" then return nil end
+  local terminal = false
+  if not o.progress then
+    local r = os.execute("test -t 2")
+    terminal = r == true or r == 0
+    if not terminal then return nil end
+  end
+  local now = require("leadq.core").now
+  local started, shown, width = now(), -1, 0
+  local last = { 0, -1, 0 }
+  local function line(bytes, size, rows)
+    local elapsed = math.max(now() - started, 1e-9)
+    local rate = bytes / elapsed
+    local text = format("leadq: reading %s: %.1f MB%s, %s rows, %.0f MB/s", path, bytes / 1e6,
+      size > 0 and format(" of %.1f MB (%d%%)", size / 1e6, math.floor(bytes * 100 / size)) or "",
+      thousands(rows), rate / 1e6)
+    if size > 0 and rate > 0 then text = text .. format(", %.1f s left", math.max(size - bytes, 0) / rate) end
+    return text
+  end
+  local function update(bytes, size, rows)
+    last = { bytes, size, rows }
+    local t = now() - started
+    if terminal then
+      if t - shown < 0.1 then return end
+      shown = t
+      local text = line(bytes, size, rows)
+      io.stderr:write("\r", text, string.rep(" ", math.max(width - #text, 0)))
+      width = #text
+    elseif t - shown >= 2 then
+      shown = t
+      out.error(line(bytes, size, rows))
+    end
+  end
+  local function finish(rows)
+    if terminal then io.stderr:write("\r", string.rep(" ", width), "\r") end
+    if not terminal then
+      out.error(format("leadq: read %s rows from %s (%.1f MB) in %.3f s", thousands(rows), path, last[1] / 1e6,
+        now() - started))
+    end
+  end
+  return update, finish
 end
 
 -- A map file: a mapping script (Lua), or today's two-column CSV as { [column] = field }.
@@ -333,7 +386,9 @@ local function load_inputs(o, out)
   if not model then return nil, fail(out, err) end
   local tbl
   local load_started = require("leadq.core").now()
-  tbl, err = load_table(o.leads, map, defaults)
+  local update, finish = progress_display(o, out, o.leads)
+  tbl, err = load_table(o.leads, map, defaults, false, update)
+  if finish then finish(tbl and #tbl + tbl:reject_count() or 0) end
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
   local events
@@ -348,7 +403,9 @@ local function load_inputs(o, out)
       if not events then return nil, fail(out, report) end
       for _, l in ipairs(track.report_lines(report, o.events, 5)) do out.print(l) end
     else
-      events, err = load_table(o.events, events_map, defaults, true)
+      local eupdate, efinish = progress_display(o, out, o.events)
+      events, err = load_table(o.events, events_map, defaults, true, eupdate)
+      if efinish then efinish(events and #events + events:reject_count() or 0) end
       if not events then return nil, fail(out, err) end
     end
   end
