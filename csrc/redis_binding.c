@@ -188,11 +188,13 @@ static int send_commands(lua_State *L, redis_conn *conn, int count) {
   return 0;
 }
 
-/* Reads count replies: pushes replies, errors-or-nil and returns 2 (or nil and the socket's error). */
-static int receive_replies(lua_State *L, redis_conn *conn, int count) {
+/* Reads count replies: pushes replies (or true when values are not wanted), errors-or-nil and returns
+** 2 (or nil and the socket's error). */
+static int receive_replies(lua_State *L, redis_conn *conn, int count, int values) {
   int i, has_errors = 0;
   if (conn->context == NULL) return push_socket_error(L, conn);
-  lua_createtable(L, count, 0);   /* replies */
+  if (values) lua_createtable(L, count, 0);   /* replies */
+  else lua_pushboolean(L, 1);
   lua_newtable(L);                /* errors */
   for (i = 1; i <= count; i++) {
     redisReply *reply = NULL;
@@ -202,13 +204,13 @@ static int receive_replies(lua_State *L, redis_conn *conn, int count) {
     if (reply->type == REDIS_REPLY_ERROR) {
       lua_pushlstring(L, reply->str, reply->len);
       lua_rawseti(L, -2, i);
-      lua_pushboolean(L, 0);
       has_errors = 1;
-    } else {
+      if (values) lua_pushboolean(L, 0);
+    } else if (values) {
       push_reply(L, reply, 0);
     }
     freeReplyObject(reply);
-    lua_rawseti(L, -3, i);
+    if (values) lua_rawseti(L, -3, i);
   }
   if (!has_errors) {
     lua_pop(L, 1);
@@ -232,7 +234,7 @@ static int l_pipeline(lua_State *L) {
   redis_conn *conn = check_conn(L, 1);
   int count = check_count(L);
   if (send_commands(L, conn, count) != 0) return 2;
-  return receive_replies(L, conn, count);
+  return receive_replies(L, conn, count, 1);
 }
 
 /* conn:send(commands) -> true (the commands written, their replies left to receive), or nil and why.
@@ -245,12 +247,13 @@ static int l_send(lua_State *L) {
   return 1;
 }
 
-/* conn:receive(n) -> the next n replies, errors-or-nil; or nil and the socket's error */
+/* conn:receive(n [, discard]) -> the next n replies (discard: true instead), errors-or-nil; or nil and
+** the socket's error */
 static int l_receive(lua_State *L) {
   redis_conn *conn = check_conn(L, 1);
   lua_Integer count = luaL_checkinteger(L, 2);
   if (count < 0 || count > LQ_REDIS_MAX_PIPELINE) luaL_argerror(L, 2, "a count of replies, 0 to the pipeline's limit");
-  return receive_replies(L, conn, (int)count);
+  return receive_replies(L, conn, (int)count, !lua_toboolean(L, 3));
 }
 
 static int l_close(lua_State *L) {

@@ -207,9 +207,9 @@ local function plain_client(cfg)
     return c:send(commands)
   end
 
-  function client.receive(_, n)
+  function client.receive(_, n, discard)
     if not (conn and conn:connected()) then return nil, "redis: connection closed" end
-    return conn:receive(n)
+    return conn:receive(n, discard)
   end
 
   function client.close() if conn then conn:close(); conn = nil end end
@@ -459,7 +459,7 @@ function RedisStore:finish_puts()
   local sent = self.sent
   if not sent then return true end
   self.sent = nil
-  local replies, errors = self.client:receive(#sent)
+  local replies, errors = self.client:receive(#sent, true)   -- only the errors matter
   if not replies then return nil, errors end
   return self:check_puts(sent, errors)
 end

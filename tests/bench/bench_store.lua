@@ -173,20 +173,30 @@ local function state_moves()
       batch = {}
     end
   end
+  -- CPU seconds of redis-server so far (utime + stime, 100 ticks a second): on a busy machine the wall
+  -- time says little, the CPU each side spent says what an idle one would take.
+  local function redis_cpu()
+    local fields = {}
+    local stat = harness.read_file("/proc/" .. redis.pid .. "/stat") or ""
+    for x in (stat:match("^%d+ %b() (.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = x end
+    return ((tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)) / 100
+  end
   local file = on_dict.prefix .. "/state.ndjson"
   local quiet = { print = function() end, error = function(line) io.stderr:write(line, "\n") end }
   collectgarbage()
-  local started = core.now()
+  local started, cpu, redis_before = core.now(), os.clock(), redis_cpu()
   local code = cli.main({ "state", "export", "--store", "redis://127.0.0.1:" .. redis.port .. "/2", "--out", file },
     quiet)
   local export_s = core.now() - started
+  local export_cpu, export_redis = os.clock() - cpu, redis_cpu() - redis_before
   if code ~= 0 then error("state export failed", 0) end
   assert(conn:call("select", "3"))
   assert(conn:call("flushdb"))
   collectgarbage()
-  started = core.now()
+  started, cpu, redis_before = core.now(), os.clock(), redis_cpu()
   code = cli.main({ "state", "import", "--store", "redis://127.0.0.1:" .. redis.port .. "/3", "--in", file }, quiet)
   local import_s = core.now() - started
+  local import_cpu, import_redis = os.clock() - cpu, redis_cpu() - redis_before
   if code ~= 0 then error("state import failed", 0) end
   local imported = conn:call("dbsize")
   conn:close()
@@ -196,6 +206,9 @@ local function state_moves()
   local label = string.format("%d leads, %.0f MB of NDJSON, Redis over loopback", MOVED, size / 1e6)
   report.line("store state export (" .. label .. ")", export_s, "s", "goal", 10, "s", false)
   report.line("store state import (" .. label .. ")", import_s, "s", "goal", 10, "s", false)
+  print(string.format("bench: store: CPU seconds (the command, redis-server): export %.1f, %.1f; import %.1f, %.1f; "
+    .. "load average %s", export_cpu, export_redis, import_cpu, import_redis,
+    ((harness.read_file("/proc/loadavg") or ""):match("^(%S+)") or "?")))
 end
 
 local ok, err = pcall(service_rounds)
