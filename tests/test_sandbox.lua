@@ -102,8 +102,8 @@ end
 local SMALL = { load_instructions = 1e5, load_memory_kb = 8 * 1024, call_instructions = 1e4, rep_bytes = 1e6 }
 
 function TestSandbox:test_an_endless_loop_at_load_is_stopped_at_its_line()
-  local limits = {}
-  for k, v in pairs(SMALL) do limits[k] = v end
+  local limits = SMALL
+  local before = debug.gethook()
   local spec, problems = load("local n = 0\nwhile true do n = n + 1 end\n", { limits = limits })
   lu.assertNil(spec)
   lu.assertEquals(problems, { "s.lua:2: the script failed: it ran past its limit of 100000 Lua instructions " ..
@@ -112,14 +112,15 @@ function TestSandbox:test_an_endless_loop_at_load_is_stopped_at_its_line()
   spec, problems = load("while true do pcall(function() while true do end end) end\n", { limits = limits })
   lu.assertNil(spec)
   lu.assertStrContains(problems[1], "s.lua:1: the script failed: it ran past its limit of 100000")
-  -- nor does the hook outlive the load
-  lu.assertNil(debug.gethook())
+  -- nor does the load's hook outlive it
+  lu.assertEquals(debug.gethook(), before)
 end
 
 function TestSandbox:test_heap_growth_at_load_is_bounded()
   -- small: a freed block of megabytes would raise glibc's mmap threshold, and test_table's
   -- resident-memory check would then see freed tables stay resident
   local limits = { load_instructions = 1e9, load_memory_kb = 64 }
+  local before = debug.gethook()
   local spec, problems = load("local t = {}\nfor i = 1, 1e8 do t[i] = { i } end\n", { limits = limits })
   lu.assertNil(spec)
   lu.assertEquals(problems, { "s.lua:2: the script failed: it grew the heap past its limit of 64 kB while loading" })
@@ -127,7 +128,7 @@ function TestSandbox:test_heap_growth_at_load_is_bounded()
   lu.assertNil(spec)
   lu.assertEquals(problems, { "s.lua:2: the script failed: it grew the heap past its limit of 64 kB while loading" })
   -- the script's garbage outlives its pcall: the hook that saw it must not raise after, nor stay set
-  lu.assertNil(debug.gethook())
+  lu.assertEquals(debug.gethook(), before)
   lu.assertNotNil(load("return model 'm' {}\n", { limits = limits }))
   collectgarbage()
 end
@@ -171,9 +172,21 @@ return model "m" {
     local r = m:score_one({ title = "loop" })
     lu.assertStrContains(r.errors[1], "rule 'SPIN' failed for lead given: s.lua:5: the function ran past")
     lu.assertEquals(m:score_one({ title = "ok" }).total, 2)
+    -- the bound is for rule functions only: other code, after a call that was stopped, runs on
+    local n = 0
+    for i = 1, 1e6 do n = n + i end
+    lu.assertEquals(n, 500000500000)
+    -- a host's own hook stays the host's, and the calls are bounded still
+    local function host_hook() end
+    debug.sethook(host_hook, "", 1e9)
+    local hooked, herrs = m:score(leadq.table({ { id = "B1", title = "loop" } }))
+    local host_after = debug.gethook()
+    debug.sethook()
+    lu.assertEquals(hooked:column("total"), { 0 })
+    lu.assertStrContains(herrs[1], "rule 'SPIN' failed for lead 'B1' (row 1): s.lua:5: the function ran past")
+    lu.assertIs(host_after, host_hook)
   end)
   dsl.LIMITS.call_instructions = saved
-  lu.assertNil(debug.gethook())
   if not ok then error(err, 0) end
 end
 
