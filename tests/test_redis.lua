@@ -117,6 +117,20 @@ function M.TestStoreFormat.test_memory_store_export_import_keeps_scores()
   lu.assertEquals(answer.features.pricing_views_30d, 4)
 end
 
+-- An imported lead takes its version from the dict's counter: a profile written later never reuses
+-- it, so no worker keeps a stale profile.
+function M.TestStoreFormat.test_a_dict_import_takes_versions_from_the_dict()
+  local mem = service.memory_store()
+  local svc = new_service(mem)
+  svc:handle("POST", "/leads/A", VP)
+  lu.assertEquals(store.import(mem, iterate({ store.HEADER, store.lead_line("B", VP, 3, false) })), 1)
+  local status, answer = svc:handle("POST", "/events", '{"lead":"B","type":"pricing_view"}')
+  lu.assertEquals({ status, answer.total }, { 200, 45 })
+  svc:handle("POST", "/leads/B", '{"employees":50}')
+  status, answer = svc:handle("POST", "/events", '{"lead":"B","type":"pricing_view"}')
+  lu.assertEquals({ status, answer.total }, { 200, 30 })   -- the new profile: no mid-market points
+end
+
 function M.TestStoreFormat.test_import_refuses_what_is_not_an_export()
   local st = service.memory_store()
   lu.assertEquals({ store.import(st, iterate({ '{"a":1}' })) },

@@ -558,8 +558,13 @@ function _M.each_dict_lead(dict, fn)
 end
 
 -- Writes one lead whole into a dict-like store (an import; the service is not taking events for it).
-function _M.put_dict_lead(dict, id, profile, version, state)
-  version = version % 4294967295
+-- The version comes from the dict's own counter ("profile:version", as leadq.service's profile writes
+-- take theirs), not from the export: a version the counter gives again later must never name two
+-- profiles, or a worker could keep a stale one.
+function _M.put_dict_lead(dict, id, profile, _, state)
+  local n, verr = dict:incr("profile:version", 1, 0)
+  if not n then return nil, "lead store full: " .. tostring(verr) end
+  local version = n % 4294967295 + 1   -- 1 .. 2^32 - 1: a shared dict's flags are 32 bits
   local ok, err = dict:safe_set("p:" .. id, profile, 0, version)
   if not ok then return nil, "lead store full: " .. tostring(err) end
   if state then
