@@ -284,6 +284,15 @@ function M.TestRedisStore.test_export_then_import_into_another_database()
     local _, got = restored:handle("GET", "/leads/L-" .. i)
     lu.assertEquals({ got.total, got.features }, { want.total, want.features })
   end
+  -- a lead imported again over one a service holds: the new profile is read, not the cached one
+  restored:handle("POST", "/events", '{"lead":"L-2","type":"pricing_view"}')   -- cached, with its stamp
+  local changed = {}
+  for i, line in ipairs(lines) do
+    changed[i] = line:find('"lead":"L-2"', 1, true) and line:gsub('"employees":800', '"employees":50') or line
+  end
+  lu.assertEquals(store.import(into, iterate(changed)), 25)
+  local status, answer = restored:handle("POST", "/events", '{"lead":"L-2","type":"pricing_view"}')
+  lu.assertEquals({ status, answer.total }, { 200, 45 })   -- 20 fit (no mid-market now) + 25 engagement
   -- and into a memory store (what a shared dict is given by the service's state location)
   local mem = service.memory_store()
   lu.assertEquals(store.import(mem, iterate(lines)), 25)

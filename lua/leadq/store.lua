@@ -64,15 +64,17 @@ if n ~= ARGV[1] then return 0 end
 n = tonumber(n) + 1
 redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', n, 'n', n)
 return n]],
-  -- ARGV: profile, version, state ("" for none): an imported lead, written whole; its stamp moves on
-  -- from the one it had, so a service that read the lead before sees a change.
+  -- ARGV: profile, its version in the export (not used), state ("" for none): an imported lead,
+  -- written whole. Its stamp moves on from the one it had, so a service that read the lead before
+  -- sees a change, and the profile's version is that new stamp, as for any profile write: a version
+  -- names one profile of the lead, and no worker keeps an imported profile's predecessor.
   import = [[
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + 1
 redis.call('DEL', KEYS[1])
 if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[2], 's', ARGV[3], 'n', n)
+  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', n, 's', ARGV[3], 'n', n)
 else
-  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', ARGV[2], 'n', n)
+  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', n, 'n', n)
 end
 return n]],
 }
