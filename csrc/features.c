@@ -1038,6 +1038,9 @@ typedef struct event_pick {
 #if !defined(LQ_FS_MAX_THREADS)
 #define LQ_FS_MAX_THREADS 64
 #endif
+#if !defined(LQ_FS_RUN_START)
+#define LQ_FS_RUN_START 4096       /* events of one lead a thread folds while picking; longer: a pass more */
+#endif
 #if !defined(LQ_FS_THREAD_EVENTS)
 #define LQ_FS_THREAD_EVENTS 4096   /* fewer events than this per thread: fewer threads */
 #endif
@@ -1065,7 +1068,9 @@ struct compute_job {
   uint64_t *seen;               /* a bit per lead row met in this job's events */
   size_t seen_words, max_run;
   int grouped;
-  int fold_too, oom;            /* one thread: fold the runs while picking (the buffers grow here) */
+  int fold_too, oom;            /* fold the runs while picking, as long as they come grouped */
+  int shared, overflow;         /* several threads: seen is job 0's, a lead is claimed atomically by the
+                                ** one thread that folds it, and a run too long for the buffer stops the fold */
   /* fold */
   lq_state_core st;
   double *vals;
@@ -1146,21 +1151,26 @@ static void step_pick(compute_job *j) {
     int32_t r = event_row(j, i);
     if (r < 0) continue;
     if (r != cur) {
-      uint64_t bit = (uint64_t)1 << (r & 63), *w = &j->seen[r >> 6];
+      uint64_t bit = (uint64_t)1 << (r & 63), *w = &j->seen[r >> 6], old;
       if (n > j->max_run) j->max_run = n;
       if (j->fold_too && j->grouped && cur >= 0) fold_lead(j, cur, j->run, n);
-      if (*w & bit) j->grouped = 0;   /* a lead met again after another's events */
-      *w |= bit;
+      if (j->shared) {
+        old = __atomic_fetch_or(w, bit, __ATOMIC_RELAXED);
+      } else {
+        old = *w;
+        *w = old | bit;
+      }
+      if (old & bit) j->grouped = 0;   /* a lead met again after another's events: never folded here */
       cur = r;
       n = 0;
     }
     if (j->fold_too && j->grouped) {
-      if (n == j->run_cap && grow_run(j, n + 1) != 0) {
-        j->oom = 1;
-        j->fold_too = 0;
-      } else {
-        make_event(j->src, i, &j->run[n]);
+      if (n == j->run_cap) {
+        if (j->shared) j->overflow = 1;          /* no allocation on a thread */
+        else if (grow_run(j, n + 1) != 0) j->oom = 1;
+        if (j->overflow || j->oom) j->fold_too = 0;
       }
+      if (j->fold_too) make_event(j->src, i, &j->run[n]);
     }
     n++;
   }
@@ -1298,7 +1308,7 @@ static void jobs_free(const lq_feature_set *fs, compute_job *jobs, int njobs) {
   for (t = 0; t < njobs; t++) {
     compute_job *j = &jobs[t];
     mem_free(a, j->unknown_rows, (j->unknown_cap ? j->unknown_cap : 1) * sizeof(size_t));
-    mem_free(a, j->seen, (j->seen_words ? j->seen_words : 1) * sizeof(uint64_t));
+    if (t == 0 || j->seen != jobs[0].seen) mem_free(a, j->seen, (j->seen_words ? j->seen_words : 1) * sizeof(uint64_t));
     mem_free(a, j->st.v, (size_t)(BULK_SLOTS * fs->nfeats + 1) * sizeof(double));
     mem_free(a, j->vals, (size_t)(fs->nfeats + 1) * sizeof(double));
     mem_free(a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
@@ -1339,7 +1349,7 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   size_t nleads = leads->nrows, nev = events->nrows, i, nunknown = 0, *fill;
   int32_t *row_of;
   lq_table *res = NULL;
-  int grouped = 1, jt;
+  int grouped = 1, overflow = 0, jt;
   event_source src;
   event_pick pick;
   compute_job *jobs = NULL;
@@ -1508,33 +1518,40 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     j->st.bulk = 1;
     j->st.today = day_of(as_of);
     j->unknown_rows = (size_t *)job_alloc(sc.a, j->unknown_cap, sizeof(size_t));
-    j->seen = (uint64_t *)job_alloc(sc.a, j->seen_words, sizeof(uint64_t));
+    j->seen = jt == 0 ? (uint64_t *)job_alloc(sc.a, j->seen_words, sizeof(uint64_t)) : jobs[0].seen;
     j->st.v = (double *)job_alloc(sc.a, (size_t)(BULK_SLOTS * fs->nfeats + 1), sizeof(double));
     j->vals = (double *)job_alloc(sc.a, (size_t)(fs->nfeats + 1), sizeof(double));
     if (j->unknown_rows == NULL || j->seen == NULL || j->st.v == NULL || j->vals == NULL) goto nomem;
-    memset(j->seen, 0, j->seen_words * sizeof(uint64_t));
-  }
-  jobs[0].fold_too = nthreads == 1;   /* one pass over the events, as long as they come grouped */
-  run_step(jobs, nthreads, step_pick);
-  if (jobs[0].oom) goto nomem;
-
-  /* grouped when every job's runs were of distinct leads and no lead was met by two jobs; jobs[0].seen
-  ** then becomes the leads met at all */
-  for (jt = 0; jt < nthreads; jt++) grouped = grouped && jobs[jt].grouped;
-  for (jt = 1; jt < nthreads; jt++) {
-    uint64_t *all = jobs[0].seen, *mine = jobs[jt].seen;
-    size_t w;
-    for (w = 0; w < jobs[0].seen_words; w++) {
-      if (all[w] & mine[w]) grouped = 0;
-      all[w] |= mine[w];
+    if (jt == 0) memset(j->seen, 0, j->seen_words * sizeof(uint64_t));
+    /* one pass over the events as long as they come grouped: each run folded as it ends */
+    j->fold_too = 1;
+    j->shared = nthreads > 1;
+    if (j->shared) {
+      j->run_cap = LQ_FS_RUN_START;
+      j->run = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
+      j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
+      if (j->run == NULL || j->tmp == NULL) goto nomem;
     }
   }
+  run_step(jobs, nthreads, step_pick);
 
-  if (grouped && jobs[0].fold_too) {
+  /* grouped when no lead was met twice (by one job or two); seen holds every lead met */
+  for (jt = 0; jt < nthreads; jt++) {
+    if (jobs[jt].oom) goto nomem;
+    grouped = grouped && jobs[jt].grouped;
+    overflow = overflow || jobs[jt].overflow;
+  }
+
+  if (grouped && !overflow) {
     /* folded already */
   } else if (grouped) {
+    /* a lead had more events than a thread's buffer: fold again with room for the longest */
     for (jt = 0; jt < nthreads; jt++) {
       compute_job *j = &jobs[jt];
+      mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+      mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+      j->run = j->tmp = NULL;
+      memset(j->counters, 0, sizeof j->counters);
       j->run_cap = j->max_run;
       j->run = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
       j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));

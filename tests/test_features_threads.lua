@@ -201,6 +201,32 @@ function T.test_two_step_scatter_on_each_thread()
   lu.assertTrue(counted > 0)
 end
 
+-- A lead with more events than a thread folds while it reads (4,096): the pass folds again with room
+-- for it, and the values are still one thread's.
+function T.test_a_lead_with_very_many_events()
+  local s = sample()
+  local list = {}
+  local t0 = leadq.parse_time(AS_OF)
+  local middle = math.floor(#s.list / 2)
+  while s.list[middle].lead_id == s.list[middle + 1].lead_id do middle = middle + 1 end
+  for i, e in ipairs(s.list) do
+    list[#list + 1] = e
+    if i == middle then   -- between two leads in the middle of the file, a run of 6,000 events of one lead
+      for k = 1, 6000 do
+        list[#list + 1] = { lead_id = "busy", type = (k % 4 == 0) and "pricing_view" or "page_view",
+          at = t0 - (k * 7919) % (120 * 86400), value = k % 50, page = (k % 3 == 0) and "/product/x" or "/" }
+      end
+    end
+  end
+  local recs = {}
+  for r = 1, #s.leads do recs[r] = s.leads:row(r) end
+  recs[#recs + 1] = { id = "busy" }
+  local leads = core.table(recs, { id = "category" })
+  local one = check_every_threads(features.new(SPECS, OPTIONS), leads, list, "a lead with 6,000 events")
+  lu.assertTrue(one:row(#recs).views_30d > 0)
+  leads:close()
+end
+
 function T.test_model_score_with_threads_scores_as_one_thread()
   local s = sample()
   local events = core.table(shuffled(s.list, 11), EVENT_SCHEMA)
