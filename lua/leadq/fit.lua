@@ -34,6 +34,9 @@ local _M = { _VERSION = "0.1.0" }
 local POINTS_PER_DOUBLE = 10
 local SCALE = POINTS_PER_DOUBLE / log(2)         -- points per unit of log-odds
 _M.POINTS_PER_DOUBLE = POINTS_PER_DOUBLE
+-- Adjacent number bins within this many points of their run's mean are one rule (odds x1.23): on the
+-- bank split, 191 rules -> 152 for the same held-out AUC (0.7888 -> 0.7893); at 5, the AUC falls.
+local MERGE_POINTS = 3
 _M.MIN_POSITIVES = 20
 
 local OUTCOME_KEYS = { outcome = true, transitions = true, reached = true, within_days = true, as_of = true,
@@ -257,7 +260,7 @@ local function column_rules(info, shape, leads)
   for b = 1, nb do per_bin[b] = 0 end
   local groups = {}
   if info.kind == "number" then
-    -- runs of adjacent value bins whose points stay within a point of the run's mean
+    -- runs of adjacent value bins whose points stay within MERGE_POINTS of the run's mean
     local nv = info.missing - 1
     local run, wsum, psum = {}, 0, 0
     local function close()
@@ -269,7 +272,7 @@ local function column_rules(info, shape, leads)
     for b = 1, nv do
       local p = shape[b] * SCALE
       local w = leads[b]
-      if #run > 0 and w > 0 and wsum > 0 and math.abs(p - psum / wsum) > 1 then close() end
+      if #run > 0 and w > 0 and wsum > 0 and math.abs(p - psum / wsum) > MERGE_POINTS then close() end
       run[#run + 1] = b
       if w > 0 then
         wsum = wsum + w
