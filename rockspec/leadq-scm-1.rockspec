@@ -85,6 +85,7 @@ build = {
     ["leadq.mapping"] = "lua/leadq/mapping.lua",
     ["leadq.model"] = "lua/leadq/model.lua",
     ["leadq.profile"] = "lua/leadq/profile.lua",
+    ["leadq.multi"] = "lua/leadq/multi.lua",
     ["leadq.outbox"] = "lua/leadq/outbox.lua",
     ["leadq.reactions"] = "lua/leadq/reactions.lua",
     ["leadq.reactor"] = "lua/leadq/reactor.lua",

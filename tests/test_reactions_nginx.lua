@@ -217,4 +217,34 @@ function M.TestReactionsNginx.test_4_sla_breach_unless_accepted()
   if not ok then error(failure, 0) end
 end
 
+function M.TestReactionsNginx.test_5_several_models_in_one_server()
+  local c = setup()
+  harness.write_file(c.log, "")
+  local reactions = c.dir .. "/several.lua"
+  harness.write_file(reactions, table.concat({
+    string.format('webhook "crm" { url = "http://127.0.0.1:%d/hooks", secret_env = "LEADQ_WEBHOOK_SECRET" }',
+      c.receiver.port),
+    'on { model = "sql", to = "sql", webhook = "crm" }',
+    'on { model = "pql", to = "pql", webhook = "crm" }',
+  }, "\n") .. "\n")
+  local rules = {}
+  for i, m in ipairs({ "mql", "sql", "pql" }) do rules[i] = c.root .. "/rules/" .. m .. ".lua" end
+  local s, err = harness.start{ template = "reactions.conf.tmpl", rules = table.concat(rules, ","),
+    root = c.root, lib_dir = c.lib_dir, vars = { REACTIONS = reactions, SECRET = SECRET } }
+  if not s then lu.fail("the service did not start: " .. tostring(err)) end
+  local ok, failure = pcall(function()
+    local res = s:request("POST", "/leads/M-1", json.encode({ seniority = "vp", employees = 900,
+      email_domain = "acme.com", country = "US", industry = "Software", budget = 90000 }))
+    lu.assertEquals(res.status, 201, res.body)
+    lu.assertEquals({ res.json.models.mql.status, res.json.models.sql.status, res.json.models.pql.status },
+      { "nurture", "sql", "disqualified" })
+    lu.assertEquals(s:request("GET", "/leads/M-1").json.model.name, "mql+sql+pql")
+    local _, lines = wait_for(1, 10)
+    lu.assertEquals(#lines, 1)
+    lu.assertEquals({ lines[1].lead, lines[1].to, lines[1].signed }, { "M-1", "sql", "signed" })
+  end)
+  s:stop()
+  if not ok then error(failure, 0) end
+end
+
 return M

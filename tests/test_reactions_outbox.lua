@@ -274,6 +274,53 @@ on { model = "life", to = "mql", transition = "mql" }
   lu.assertEquals({ a.total, a.status, a.changed.from, a.changed.to }, { 40, "cold", "mql", "cold" })
 end
 
+M.TestSeveralModels = {}
+
+function M.TestSeveralModels.test_mql_sql_and_pql_in_one_service()
+  local now = 1767225600
+  local clock = function() return now end
+  local model = assert(service.load_model({ "rules/mql.lua", "rules/sql.lua", "rules/pql.lua" }))
+  lu.assertEquals(model.name, "mql+sql+pql")
+  local r = assert(reactions.load_string([[
+webhook "crm" { url = "http://127.0.0.1:9/hooks" }
+on { model = "sql", to = "sql", webhook = "crm" }
+on { model = "sql", from = "sql", webhook = "crm" }
+on { model = "pql", to = "pql", webhook = "crm" }
+]], "r.lua"))
+  local ob = outbox.new{ store = service.memory_store(), clock = clock }
+  local rx = reactor.new{ reactions = r, outbox = ob, model = model.name, clock = clock }
+  local svc = service.new{ model = model, store = service.memory_store(), clock = clock, reactor = rx }
+  local status, a = svc:handle("POST", "/leads/L1", json.encode({ seniority = "vp", employees = 900,
+    email_domain = "acme.com", country = "US", industry = "Software", budget = 90000 }))
+  lu.assertEquals(status, 201)
+  -- the first model's answer, and each model's
+  lu.assertEquals({ a.status, a.models.mql.status, a.models.sql.status, a.models.pql.status },
+    { "nurture", "nurture", "sql", "disqualified" })
+  lu.assertEquals(a.changed, { model = "mql", to = "nurture", at = now })   -- the first model's change first
+  lu.assertEquals(json.decode(svc:answer_text(a)).models.sql.total, a.models.sql.total)
+  local facts = ob:pending()
+  lu.assertEquals(#facts, 1)
+  lu.assertEquals({ json.decode(facts[1].body).model, json.decode(facts[1].body).to }, { "sql", "sql" })
+  -- the budget goes: only the sales model changes, and the answer says so
+  now = now + 60
+  status, a = svc:handle("POST", "/leads/L1", '{"budget": null}')
+  lu.assertEquals(status, 200)
+  lu.assertEquals({ a.changed.model, a.changed.from }, { "sql", "sql" })
+  lu.assertNotEquals(a.models.sql.status, "sql")
+  lu.assertEquals(#ob:pending(), 2)
+  -- two models declaring one event feature differently cannot share a lead's state
+  local dir = os.tmpname()
+  local f = assert(io.open(dir, "w"))
+  f:write('return model "other" { groups = { g = {} }, rules = { rule "R" { group = "g", points = 1, ' ..
+    'when = { pricing_views_30d = { at_least = 1 } } } }, thresholds = { ok = 1, otherwise = "no" }, ' ..
+    'features = { pricing_views_30d = feature { count = "pricing_view", within_days = 7 } } }\n')
+  f:close()
+  local bad, err = service.load_model({ "rules/mql.lua", dir })
+  os.remove(dir)
+  lu.assertNil(bad)
+  lu.assertStrContains(err, "models 'mql' and 'other' declare the event feature 'pricing_views_30d' differently")
+end
+
 M.TestWebhookClient = {}
 
 function M.TestWebhookClient.test_parse_url()

@@ -51,13 +51,20 @@ function _M.new(opts)
     if name == "lifecycle_stage" or name == "days_in_stage" then reads = true end
   end
   local store = opts.store or opts.outbox.store
+  -- a service of several models (leadq.multi) is named "mql+sql+pql": each keeps its own record
+  local model_names, prefixes = {}, {}
+  for name in (opts.model or "model"):gmatch("[^+]+") do
+    model_names[#model_names + 1] = name
+    prefixes[name] = LAST .. name .. ":"
+  end
   return setmetatable({ reactions = opts.reactions, outbox = opts.outbox, store = store,
     timers = opts.timers or outbox_mod.new{ store = store, prefix = "t:", clock = opts.clock or os.time,
       max_attempts = 3 },
     reads_lifecycle = reads,
     model = opts.model or "model", clock = opts.clock or os.time, secrets = secrets,
     format_time = opts.format_time or require("leadq").format_time,
-    watching = opts.reactions:watches(opts.model or "model"),
+    watching = {}, model_names = model_names, prefixes = prefixes,
+    owner_prefix = #model_names > 1 and prefixes[model_names[1]] or LAST,
     last = {}, last_count = 0, answers = 0 }, Reactor)
 end
 
@@ -77,23 +84,20 @@ local function fact_body(self, id, change, r, answer)
     owner = change.owner, why = change.why, transition = r.transition, key = change.key })
 end
 
--- After a score answer: nil when the lead's status and grade are the ones recorded, else the change
--- { model, from, to, at } (from: nil for a lead seen the first time). record: the lead's fields
--- (for the routes).
-function Reactor:observe(id, answer, record)
+-- One model's status and grade after a score answer (see Reactor:observe).
+local function observe_model(self, id, model, status, grade, answer, record, cache_id, key_prefix)
   local store = self.store
-  self.answers = self.answers + 1   -- counted here, added to the store's count by the worker's timer
   -- per lead, kept per worker: { store key, last text read, its status, its grade }
-  local cached = self.last[id]
+  local cached = self.last[cache_id]
   if not cached then
     if self.last_count >= CACHE then self.last, self.last_count = {}, 0 end
     self.last_count = self.last_count + 1
-    cached = { LAST .. id }
-    self.last[id] = cached
+    cached = { key_prefix .. id }
+    self.last[cache_id] = cached
   end
   local key = cached[1]
   local text = store:get(key)
-  local status, grade = answer.status, answer.grade or ""
+  grade = grade or ""
   if text ~= nil then
     if cached[2] ~= text then   -- interned strings: a pointer compare
       cached[2], cached[3], cached[4] = text, parse(text)
@@ -101,7 +105,7 @@ function Reactor:observe(id, answer, record)
     if cached[3] == status and cached[4] == grade then return nil end
   end
   -- A change: under the lead's reaction lock, read again (another worker may have recorded it).
-  local lock = LOCK .. id
+  local lock = LOCK .. cache_id
   if not store:safe_add(lock, true, 2) then return nil end   -- another worker records this change
   text = store:get(key)
   local from, grade_from, owner
@@ -111,9 +115,14 @@ function Reactor:observe(id, answer, record)
     return nil
   end
   local at = self.clock()
-  local change = { model = self.model, from = from, to = status, at = at, grade_from = grade_from ~= "" and grade_from
+  local change = { model = model, from = from, to = status, at = at, grade_from = grade_from ~= "" and grade_from
     or nil, grade_to = grade ~= "" and grade or nil, owner = owner, grade_only = from == status }
-  local actions = self.watching and self.reactions:on_change(change) or {}
+  local watching = self.watching[model]
+  if watching == nil then
+    watching = self.reactions:watches(model)
+    self.watching[model] = watching
+  end
+  local actions = watching and self.reactions:on_change(change) or {}
   for _, r in ipairs(actions) do
     if r.assign and not change.why then
       local who, _, why = self.reactions:route(record or {}, store)
@@ -137,7 +146,7 @@ function Reactor:observe(id, answer, record)
   for _, r in ipairs(actions) do
     for _, name in ipairs(r.webhooks) do
       local n = store:incr(COUNT .. id, 1, 0)
-      change.key = format("%s-%s-%d", id, self.model, n)
+      change.key = format("%s-%s-%d", id, model, n)
       local put, perr = self.outbox:put({ lead = id, webhook = name, key = change.key,
         body = fact_body(self, id, change, r, answer) })
       if not put then
@@ -147,7 +156,28 @@ function Reactor:observe(id, answer, record)
     end
   end
   store:delete(lock)
-  return { model = self.model, from = from, to = status, at = at }
+  return { model = model, from = from, to = status, at = at }
+end
+
+-- After a score answer: nil when the lead's statuses and grades are the ones recorded, else the
+-- change { model, from, to, at } (the first model's, when several changed; from: nil for a lead
+-- seen the first time). record: the lead's fields (for the routes). An answer of several models
+-- (leadq.multi) has each model's result under `models`: each is watched on its own.
+function Reactor:observe(id, answer, record)
+  self.answers = self.answers + 1   -- counted here, added to the store's count by the worker's timer
+  local models = answer.models
+  if models == nil then
+    return observe_model(self, id, self.model, answer.status, answer.grade, answer, record, id, LAST)
+  end
+  local changed
+  for _, name in ipairs(self.model_names) do
+    local r = models[name]
+    if r then
+      local c = observe_model(self, id, name, r.status, r.grade, r, record, name .. ":" .. id, self.prefixes[name])
+      changed = changed or c
+    end
+  end
+  return changed
 end
 
 -- The lead's lifecycle: stage, since (epoch seconds), episode (a number that changes with each new
@@ -225,7 +255,7 @@ function Reactor:timer(fact)
     if reason then
       self:enter(fact.lead, "nurture", now)
       self.outbox:count("recycles")
-      local last = self.store:get(LAST .. fact.lead)
+      local last = self.store:get(self.owner_prefix .. fact.lead)
       local owner = last and select(3, parse(last))
       self.reactions:release(owner, self.store)   -- one open lead less on the owner's capacity
       lifecycle_fact(self, fact.lead, "lead.recycled", self.reactions.recycle.webhooks, { from = stage,

@@ -757,9 +757,11 @@ function Service:score(id, lead, with_explain, values, note, reuse)
     answer = self.answer_kept
     answer.lead, answer.total, answer.status, answer.grade = id, result.total, result.status, result.grade
     answer.groups, answer.reason, answer.features, answer.note = result.groups, result.reason, values or {}, note
+    answer.models = result.models   -- several models (leadq.multi): each one's result
   else
     answer = setmetatable({ lead = id, total = result.total, status = result.status, grade = result.grade,
-      groups = result.groups, reason = result.reason, features = values or {}, note = note }, ScoreAnswer)
+      groups = result.groups, reason = result.reason, features = values or {}, note = note, models = result.models },
+      ScoreAnswer)
   end
   answer.changed = self.reactor and self.reactor:observe(id, answer, record) or nil   -- { model, from, to, at }
   if with_explain then
@@ -837,6 +839,7 @@ function Service:answer_parts(answer, closing)
     n = n + 1; parts[n] = ',"lead":'
     n = n + 1; parts[n] = quote(lead)
   end
+  if answer.models ~= nil then n = n + 1; parts[n] = ',"models":' .. json.encode(answer.models) end
   if answer.note ~= nil then n = n + 1; parts[n] = ',"note":' .. quote(answer.note) end
   if answer.reason ~= nil then n = n + 1; parts[n] = ',"reason":'; n = n + 1; parts[n] = quote_kept(answer.reason) end
   n = n + 1; parts[n] = ',"status":'
@@ -887,7 +890,16 @@ function Service:feature_values(id, profile)
 end
 
 -- Compiles a rule script: model, or nil and every problem (the engine's message, file and line).
+-- A list of paths: several models served as one (leadq.multi: the first model's answer, every
+-- model's result under `models`; a later model reads the earlier ones' results).
 function _M.load_model(path)
+  if type(path) == "table" then
+    local run, err = require("leadq").load_models(path)
+    if not run then return nil, err end
+    local ok, multi = pcall(require("leadq.multi").new, run)
+    if not ok then return nil, (tostring(multi):gsub("^[^:]*:%d+: ", "")) end
+    return multi
+  end
   return require("leadq").load_model(path)
 end
 
@@ -940,7 +952,8 @@ local current   -- this VM's service (the master compiles it; workers inherit it
 function _M.init_nginx(opts)
   local ngx = _M.ngx or ngx   -- luacheck: ignore
   local redis = type(opts) == "table" and opts.store == "redis"
-  if type(opts) ~= "table" or type(opts.rules) ~= "string" or (type(opts.dict) ~= "string" and
+  if type(opts) ~= "table" or (type(opts.rules) ~= "string" and type(opts.rules) ~= "table") or
+      (type(opts.dict) ~= "string" and
       not (redis and opts.dict == nil)) or (opts.locks ~= nil and type(opts.locks) ~= "string") or
       (opts.store ~= nil and opts.store ~= "redis" and opts.store ~= "dict") or
       (opts.redis ~= nil and type(opts.redis) ~= "table") then
@@ -969,8 +982,8 @@ function _M.init_nginx(opts)
   end
   local generation = dict and dict:incr("model:generation", 1, 0) or 1   -- no Redis call in init_by_lua
   local info = { rules = opts.rules, generation = generation, loaded_at = ngx.time(), name = _M.model_name(model) }
-  ngx.log(ngx.NOTICE, format("leadq: model '%s' from %s loaded (generation %d)", tostring(info.name), opts.rules,
-    generation))
+  ngx.log(ngx.NOTICE, format("leadq: model '%s' from %s loaded (generation %d)", tostring(info.name),
+    type(opts.rules) == "table" and concat(opts.rules, ", ") or opts.rules, generation))
   -- reactions (a reactions script) with outbox (a lua_shared_dict of its own): see leadq.reactor
   local reactor = opts.reactions and require("leadq.reactor").init_nginx{ reactions = opts.reactions,
     outbox = opts.outbox, model = info.name, fields = model.info and model:info().fields }
