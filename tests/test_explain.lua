@@ -94,6 +94,30 @@ function TestExplain:test_disqualified()
   lu.assertEquals(ex.disqualified.reason, "competitor")
   lu.assertEquals(ex.disqualified.detail, "company is 'rival inc'")
   lu.assertStrContains(tostring(ex), "disqualified by COMPETITOR (competitor)")
+  -- no points lift a disqualified lead: its explanation names no next threshold
+  lu.assertNil(ex.next)
+  lu.assertNil(tostring(ex):find("next:", 1, true))
+end
+
+-- A `matches` pattern sees the first 1024 bytes of a text, in bulk and for one lead alike: hostile text
+-- (11 KB of "vp sales ") costs a bounded search, and a match past the bound is no match.
+function TestExplain:test_patterns_see_a_bounded_text()
+  local m = leadq.model(dsl.model "p" {
+    rules = { dsl.rule "EMEA" { points = 1, when = { title = { matches = "vp.-sales.-emea" } } } },
+    thresholds = { hit = 1, otherwise = "miss" },
+  })
+  local hostile = string.rep("VP Sales ", 1250)
+  local late = string.rep("x", 1100) .. "vp sales emea"
+  local t = assert(leadq.parse_csv("title\n" .. hostile .. "\n" .. late .. "\nvp sales emea\n"))
+  local started = os.clock()
+  local r = assert(m:score(t))
+  local status = r:column("status")
+  lu.assertEquals({ status[1], status[2], status[3] }, { "miss", "miss", "hit" })
+  lu.assertEquals(m:score_one({ title = late }).status, "miss")
+  lu.assertEquals(m:explain({ title = hostile }).status, "miss")
+  lu.assertTrue(os.clock() - started < 2, "pattern search took " .. (os.clock() - started) .. " s")
+  r:close()
+  t:close()
 end
 
 function TestExplain:test_bad_row()

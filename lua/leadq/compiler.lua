@@ -9,7 +9,7 @@ local _M = { _VERSION = "0.1.0" }
 local dsl = require("leadq.dsl")
 
 local pairs, ipairs, tostring, load, assert = pairs, ipairs, tostring, load, assert
-local string_format, string_lower, string_find = string.format, string.lower, string.find
+local string_format, string_lower, string_find, string_sub = string.format, string.lower, string.find, string.sub
 local table_concat, table_sort = table.concat, table.sort
 
 -- What each kind of test reads.
@@ -181,8 +181,9 @@ function _M.compile(spec, schema, schema_names)
     local m = { mode = mode == "matches" and "external" or mode, needles = lowered }
     if mode == "matches" then
       local pats = values
+      local bound = dsl.LIMITS.pattern_text   -- a pattern's backtracking grows with its text
       m.fn = function(v)   -- once per distinct value, through the per-code table
-        v = string_lower(v)
+        v = string_lower(string_sub(v, 1, bound))
         for _, p in ipairs(pats) do
           if string_find(v, p) then return true end
         end

@@ -205,6 +205,7 @@ _M.LIMITS = {
   load_memory_kb = 128 * 1024, -- heap growth while it loads
   call_instructions = 1e6,     -- one call of a rule's function, for one lead
   rep_bytes = 16 * 1024 * 1024,-- string.rep in a script: one allocation no hook can interrupt
+  pattern_text = 1024,         -- bytes of a text a `matches` pattern sees (the service's value bound)
 }
 
 -- A limit's error: a script's own pcall hands it on (see the sandbox's pcall).

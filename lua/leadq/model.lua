@@ -25,7 +25,7 @@ local compiler = require("leadq.compiler")
 
 local type, pairs, ipairs, tostring, tonumber, error, setmetatable = type, pairs, ipairs, tostring, tonumber, error,
   setmetatable
-local string_format, string_lower, string_find = string.format, string.lower, string.find
+local string_format, string_lower, string_find, string_sub = string.format, string.lower, string.find, string.sub
 local table_concat, table_sort = table.concat, table.sort
 local math_floor = math.floor
 
@@ -402,7 +402,7 @@ local STR_TEST = {
   starts = function(s, n) return s:sub(1, #n) == n end,
   ends = function(s, n) return #n <= #s and s:sub(-#n) == n end,
   word = has_word,
-  matches = function(s, n) return string_find(s, n) ~= nil end,
+  matches = function(s, n) return string_find(string_sub(s, 1, dsl.LIMITS.pattern_text), n) ~= nil end,
 }
 
 local function quote(v)
@@ -580,8 +580,8 @@ local function explanation(self, res, lead, as_of)
     ex.thresholds[#ex.thresholds + 1] = { status = t.status, at = t.at }
   end
   ex.otherwise = spec.otherwise
-  -- the next threshold above the total
-  for i = 1, #spec.thresholds do
+  -- the next threshold above the total (none for a disqualified lead: no points lift it)
+  for i = 1, ex.disqualified and 0 or #spec.thresholds do
     local t = spec.thresholds[i]
     if res.total < t.at then
       ex.next = { status = t.status, at = t.at, needs = t.at - res.total }
