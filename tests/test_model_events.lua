@@ -158,4 +158,24 @@ function TestIncrementalScoring:test_a_model_without_features_has_no_state()
     m.state, m)
 end
 
+-- A run of several models explains a table's row with that lead's events, as bulk scoring scores it.
+function TestModelEvents.test_run_explains_a_row_with_its_events()
+  local dir = fixture()
+  helpers.write(dir .. "/s.lua", 'return model "s" { rules = { rule "HOT" { points = 1, when = { ["m.total"] = '
+    .. '{ at_least = 10 } } } }, thresholds = { sql = 1, otherwise = "no" } }')
+  local run = assert(leadq.load_models({ dir .. "/m.lua", dir .. "/s.lua" }))
+  local t = assert(leadq.read_csv(dir .. "/leads.csv"))
+  local ev = assert(leadq.read_events(dir .. "/events.csv"))
+  local r = assert(run:score(t, ev, { as_of = AS_OF }))
+  local totals, statuses = r:column("m.total"), r:column("s.status")
+  for row = 1, #t do
+    local ex = assert(run:explain(t, row, ev, { as_of = AS_OF }))
+    lu.assertEquals(ex.m.total, totals[row], "row " .. row)
+    lu.assertEquals(ex.s.status, statuses[row], "row " .. row)
+  end
+  lu.assertEquals(totals[1], 10)   -- A's one page view past the noise bound counts
+  r:close(); t:close(); ev:close()
+  helpers.remove_dir(dir)
+end
+
 return { TestModelEvents = TestModelEvents, TestIncrementalScoring = TestIncrementalScoring }

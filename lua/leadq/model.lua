@@ -895,6 +895,22 @@ RunExplanation.__tostring = function(ex)
   return table_concat(parts, "\n\n")
 end
 
+-- One lead's events from a table of everyone's (leadq.read_events), as a list of event records.
+local function events_of_lead(events, id)
+  local names = events:names()
+  local lead_col = events:has("lead_id") and "lead_id" or "lead"
+  local leads, cols, list = events:column(lead_col), {}, {}
+  for _, n in ipairs(names) do cols[n] = events:column(n) end
+  for r = 1, #events do
+    if tostring(leads[r]) == id then
+      local e = {}
+      for _, n in ipairs(names) do e[n] = cols[n][r] end
+      list[#list + 1] = e
+    end
+  end
+  return list
+end
+
 function Run:explain(a, b, c, d)
   check_run(self, "explain")
   local order = {}
@@ -904,7 +920,16 @@ function Run:explain(a, b, c, d)
     if type(b) ~= "number" or b ~= math_floor(b) or b < 1 or b > #a then
       error(string_format("explain: row must be a row number from 1 to %d, got %s", #a, tostring(b)), 2)
     end
-    local out, err = run_one(self, a:row(b), c, d, true)
+    local events, options = split_args(c, d)
+    if is_table(events) then   -- a table of everyone's events: this lead's, as the records run_one reads
+      local id_col = type(options) == "table" and options.id or (a:has("id") and "id") or
+        (a:has("lead_id") and "lead_id") or nil
+      if not id_col then
+        error("explain: the leads have no id column (id or lead_id) to find the lead's events by", 2)
+      end
+      events = events_of_lead(events, tostring(a:row(b)[id_col]))
+    end
+    local out, err = run_one(self, a:row(b), events, options, true)
     if not out then return nil, err end
     out._order = order
     return setmetatable(out, RunExplanation)
