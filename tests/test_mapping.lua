@@ -275,6 +275,39 @@ function TestLocale.test_the_command_line_flags_are_checked()
   end)
 end
 
+function TestMappingLoad.test_a_function_runs_once_per_distinct_value()
+  with_script([[
+return mapping "m" { fields = {
+  id = "ID",
+  region = { from = "Country", fn = function(v)
+    if v == "US" or v == "CA" then return "NA" end
+    if v == "??" then return nil end
+    return "EMEA"
+  end },
+  big = { from = "Size", fn = function(v) return tonumber(v) ~= nil and tonumber(v) >= 1000 end },
+  broken = { from = "Note", fn = function(v) if v == "boom" then error("no such note") end return v end },
+} }
+]], function(path, dir)
+    write(dir .. "/c.csv", "ID,Country,Size,Note\n1,US,5000,a\n2,DE,10,b\n3,??,1000,c\n4,US,7,a\n")
+    local m = assert(mapping.load(path))
+    local t = assert(m:read_csv(dir .. "/c.csv"))
+    lu.assertEquals(t:column("region"), { "NA", "EMEA", nil, "NA" })
+    lu.assertEquals(t:type("big"), "boolean")
+    lu.assertEquals(t:column("big"), { true, false, true, false })
+    write(dir .. "/d.csv", "ID,Country,Size,Note\n1,US,5000,boom\n")
+    local none, err = m:read_csv(dir .. "/d.csv")
+    lu.assertNil(none)
+    lu.assertStrContains(err, path .. ":9: field 'broken': its fn failed for the value 'boom': ")
+    lu.assertStrContains(err, "no such note")
+  end)
+  with_script('return mapping "m" { fields = { x = { from = "X", fn = "lower" } } }\n', function(path)
+    local m, problems = mapping.load(path)
+    lu.assertNil(m)
+    lu.assertEquals(problems[1], path .. ":1: field 'x': fn must be a function(value) returning the field's value, "
+      .. "got string")
+  end)
+end
+
 -- rules/README.md's mapping example is a script the loader accepts, and does what the page says.
 function TestMappingLoad.test_the_cheat_sheet_example_loads()
   local f = assert(io.open("rules/README.md", "rb"))

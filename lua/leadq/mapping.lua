@@ -21,7 +21,7 @@ Mapping.__index = Mapping
 
 local TYPES = { number = true, category = true, boolean = true, time = true, text = true, tags = true }
 local TAKES = { value = true, lower = true, upper = true, domain = true, ["local"] = true }
-local FIELD_KEYS = { "from", "first_of", "take", "values", "any_case", "type", "format", "decimal", "thousands",
+local FIELD_KEYS = { "from", "first_of", "take", "values", "fn", "any_case", "type", "format", "decimal", "thousands",
   "tz", "split" }
 local TOP_KEYS = { "fields", "null", "keep", "decimal", "thousands", "date_format", "tz", "export", "description" }
 local EXPORT_KEYS = { "id", "fields", "values" }
@@ -160,6 +160,11 @@ local function validate(spec, path, lines)
           problem(line, "%s: unknown type '%s'%s; the types are number, category, boolean, time, text, tags", where,
             tostring(f.type), dsl.did_you_mean(tostring(f.type), { "number", "category", "boolean", "time", "text",
               "tags" }))
+        end
+        if f.fn ~= nil and type(f.fn) ~= "function" then
+          problem(line, "%s: fn must be a function(value) returning the field's value, got %s", where, type(f.fn))
+        elseif f.fn ~= nil and f.values ~= nil then
+          problem(line, "%s: fn and values together; map the values inside fn", where)
         end
         if f.values ~= nil then
           if type(f.values) ~= "table" then
@@ -363,6 +368,63 @@ function _M.locale_plan(defaults)
   return (m:plan(defaults))
 end
 
+-- Fields with a Lua function: the function runs once per distinct value of the field's source (as
+-- a rule's matches test does), never per row. A first read takes those columns' values; the
+-- function's answers become value maps, and the C reader applies them in the real read.
+-- Returns { field = { [value] = answer } }, or nil and a message.
+local MISSING = {}   -- a function's nil: the field is missing for that value
+
+local function function_maps(self, path, opts)
+  local fields = {}
+  for name, f in pairs(self.spec.fields) do
+    if type(f) == "table" and f.fn then fields[#fields + 1] = name end
+  end
+  if #fields == 0 then return {} end
+  if path == "-" then
+    return nil, format("%s: a mapping with functions reads its input twice, so not from standard input (fields %s)",
+      self.path, concat(fields, ", "))
+  end
+  local plan = opts.plan
+  local first = { columns = {}, keep_rest = false, nulls = plan.nulls }
+  for _, c in ipairs(plan.columns) do
+    if self.spec.fields[c.name].fn then
+      first.columns[#first.columns + 1] = { name = c.name, sources = c.sources, take = c.take }
+    end
+  end
+  local o = { plan = first, schema = {} }
+  for _, c in ipairs(first.columns) do o.schema[c.name] = "category" end
+  for k, v in pairs(opts) do if k ~= "plan" and k ~= "schema" and k ~= "progress" then o[k] = v end end
+  local ok, t, err = pcall(require("leadq").read_csv, path, o)
+  if not ok then return nil, tostring(t) end
+  if not t then return nil, err end
+  local maps = {}
+  for _, name in ipairs(fields) do
+    local fn, seen, map = self.spec.fields[name].fn, {}, {}
+    local values = t:column(name)
+    for r = 1, #t do
+      local v = values[r]
+      if v ~= nil and not seen[v] then
+        seen[v] = true
+        local fok, answer = pcall(fn, v)
+        if not fok then
+          return nil, format("%s:%d: field '%s': its fn failed for the value '%s': %s", self.path,
+            line_of(self.lines or {}, name), name, v, tostring(answer))
+        end
+        local at = type(answer)
+        if answer ~= nil and at ~= "string" and at ~= "number" and at ~= "boolean" then
+          return nil, format("%s:%d: field '%s': its fn returned a %s for the value '%s'; a string, number, "
+            .. "boolean or nil expected", self.path, line_of(self.lines or {}, name), name, at, v)
+        end
+        if answer == nil then answer = MISSING end
+        map[v] = answer
+      end
+    end
+    maps[name] = map
+  end
+  t:close()
+  return maps
+end
+
 local function read_with(self, reader, path, options, defaults)
   local plan, schema = self:plan(defaults)
   local opts = { plan = plan, schema = schema }
@@ -371,6 +433,22 @@ local function read_with(self, reader, path, options, defaults)
       for name, kind in pairs(v) do schema[name] = kind end
     else
       opts[k] = v
+    end
+  end
+  local maps, merr = function_maps(self, path, opts)
+  if not maps then return nil, merr end
+  for _, c in ipairs(plan.columns) do
+    local map = maps[c.name]
+    if map then   -- the function's answers as the column's value map (nil: missing)
+      local from, to, all_bool = {}, {}, true
+      for v, answer in pairs(map) do
+        from[#from + 1] = v
+        if type(answer) ~= "boolean" then all_bool = false end
+        to[#to + 1] = answer == MISSING and "" or (type(answer) == "number" and format("%.17g", answer) or
+          tostring(answer))
+      end
+      c.map_from, c.map_to, c.fold = from, to, false
+      if all_bool and #from > 0 and schema[c.name] == nil then schema[c.name] = "boolean" end
     end
   end
   local ok, t, err = pcall(reader, path, opts)
