@@ -23,6 +23,7 @@
 #include "compat.h"
 #include "bindings.h"
 #include "civil_time.h"
+#include "csv_reader.h"
 #include "program.h"
 
 #define PROGRAM_TYPE "leadq.Program"
@@ -1457,16 +1458,6 @@ static int add_tag(lua_State *L, one_state *o, lq_allocator *a, int f, size_t n,
   return 0;
 }
 
-static int text_is(const char *s, size_t len, const char *word) {
-  size_t i;
-  if (strlen(word) != len) return 0;
-  for (i = 0; i < len; i++) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
-    if (c != word[i]) return 0;
-  }
-  return 1;
-}
 
 /* One field's value (at the top of the stack, left there) into the one-row state: NULL, or a
 ** message when it cannot be read. */
@@ -1491,10 +1482,10 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
       double v;
-      if (kind == REC_TIME && lq_scan_time(s, len, &v)) {   /* the CSV reader's own parser: the same dates */
+      /* the CSV reader's own parsers: a string means here what it means in a file */
+      if (kind == REC_TIME ? lq_scan_time(s, len, &v) || lq_scan_number(s, len, &v)
+                           : lq_scan_number(s, len, &v)) {
         o->numbers[f] = v;
-      } else if (lua_isnumber(L, idx)) {
-        o->numbers[f] = (double)lua_tonumber(L, idx);
       } else {
         return lua_pushfstring(L, "field '%s': cannot read '%s' as %s", pb->names[f], s,
                                kind == REC_TIME ? "a date or time" : "a number");
@@ -1514,10 +1505,9 @@ static const char *read_value(lua_State *L, program_box *pb, one_state *o, int f
     } else {
       size_t len = 0;
       const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
-      if (s != NULL && (text_is(s, len, "true") || text_is(s, len, "yes") || text_is(s, len, "1"))) {
-        o->bytes[f] = 1;
-      } else if (s != NULL && (text_is(s, len, "false") || text_is(s, len, "no") || text_is(s, len, "0"))) {
-        o->bytes[f] = 0;
+      int b;
+      if (s != NULL && lq_scan_bool(s, len, &b)) {   /* the CSV reader's booleans: y, no, TRUE, 1, ... */
+        o->bytes[f] = (uint8_t)b;
       } else {
         return lua_pushfstring(L, "field '%s' must be true or false, got %s", pb->names[f],
                                s != NULL ? s : luaL_typename(L, idx));
