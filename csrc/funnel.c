@@ -168,9 +168,38 @@ static int sketch_cover(lq_allocator *a, lq_sketch *s, int32_t lo, int32_t hi) {
   return 0;
 }
 
+/* Drops the exact values: from now on the buckets alone answer. */
+static void sketch_spill(lq_allocator *a, lq_sketch *s) {
+  mem(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
+  s->exact = NULL;
+  s->nexact = s->exact_cap = 0;
+  s->spilled = 1;
+}
+
+/* Keeps n more values exactly while the sketch stays small; spills past LQ_SKETCH_EXACT. */
+static int sketch_keep(lq_allocator *a, lq_sketch *s, const double *v, uint32_t n) {
+  if (s->spilled) return 0;
+  if ((uint64_t)s->nexact + n > LQ_SKETCH_EXACT) { sketch_spill(a, s); return 0; }
+  if (s->nexact + n > s->exact_cap) {
+    uint32_t ncap = s->exact_cap ? s->exact_cap * 2 : 8;
+    double *nv;
+    while (ncap < s->nexact + n) ncap *= 2;
+    if (ncap > LQ_SKETCH_EXACT) ncap = LQ_SKETCH_EXACT;
+    nv = (double *)mem(a, s->exact, (size_t)s->exact_cap * sizeof(double), (size_t)ncap * sizeof(double));
+    if (nv == NULL) return -1;
+    s->exact = nv;
+    s->exact_cap = ncap;
+  }
+  memcpy(s->exact + s->nexact, v, (size_t)n * sizeof(double));
+  s->nexact += n;
+  return 0;
+}
+
 static int sketch_add(lq_allocator *a, lq_sketch *s, double v, double inv_ln_gamma) {
   int32_t i;
-  if (!(v > 0)) { s->zeros++; s->count++; return 0; }
+  if (!(v > 0)) v = 0;
+  if (sketch_keep(a, s, &v, 1) != 0) return -1;
+  if (v == 0) { s->zeros++; s->count++; return 0; }
   if (v < 1e-3) v = 1e-3;   /* below a millisecond: one bucket */
   i = (int32_t)ceil(log(v) * inv_ln_gamma);
   if (sketch_cover(a, s, i, i) != 0) return -1;
@@ -181,6 +210,11 @@ static int sketch_add(lq_allocator *a, lq_sketch *s, double v, double inv_ln_gam
 
 static int sketch_merge(lq_allocator *a, lq_sketch *s, const lq_sketch *o) {
   int32_t i;
+  if (o->spilled) {
+    if (!s->spilled) sketch_spill(a, s);
+  } else if (o->nexact > 0 && sketch_keep(a, s, o->exact, o->nexact) != 0) {
+    return -1;
+  }
   if (o->len > 0) {
     if (sketch_cover(a, s, o->min_index, o->min_index + o->len - 1) != 0) return -1;
     for (i = 0; i < o->len; i++) s->buckets[o->min_index + i - s->min_index] += o->buckets[i];
@@ -192,14 +226,35 @@ static int sketch_merge(lq_allocator *a, lq_sketch *s, const lq_sketch *o) {
 
 static void sketch_free(lq_allocator *a, lq_sketch *s) {
   mem(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
+  mem(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
   memset(s, 0, sizeof *s);
 }
 
-/* The value at rank floor(q * (count - 1)) in sorted order, within LQ_SKETCH_ALPHA. */
+int lq_sketch_exact(const lq_sketch *s) {
+  return !s->spilled && s->count > 0 && (uint64_t)s->nexact == s->count;
+}
+
+static int compare_doubles(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
+}
+
+/* Exact: interpolated between the values at ranks floor(h) and floor(h) + 1, h = q * (count - 1).
+** Otherwise the value at rank floor(q * (count - 1)) in sorted order, within LQ_SKETCH_ALPHA. */
 double lq_sketch_quantile(const lq_sketch *s, double q) {
   double rank, cum, gamma = sketch_gamma();
   int32_t i;
   if (s->count == 0) return NAN;
+  if (lq_sketch_exact(s)) {
+    double v[LQ_SKETCH_EXACT], h, lo_v;
+    uint32_t n = s->nexact, lo;
+    memcpy(v, s->exact, (size_t)n * sizeof(double));
+    qsort(v, n, sizeof(double), compare_doubles);
+    h = q * (double)(n - 1);
+    lo = (uint32_t)floor(h);
+    lo_v = v[lo];
+    return lo + 1 < n ? lo_v + (h - (double)lo) * (v[lo + 1] - lo_v) : lo_v;
+  }
   rank = floor(q * (double)(s->count - 1));
   cum = (double)s->zeros;
   if (rank < cum) return 0;
@@ -1299,7 +1354,7 @@ char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len) {
   b.p = NULL;
   b.len = b.cap = 0;
   b.failed = 0;
-  put(&b, "leadq-funnel 1\n", 15);
+  put(&b, "leadq-funnel 2\n", 15);   /* 2: sketches carry their exact values */
   put_i64(&b, r->nstages);
   for (i = 0; i < r->nstages; i++) put_str(&b, r->names[i], strlen(r->names[i]));
   put_i64(&b, r->nchain);
@@ -1338,6 +1393,8 @@ char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len) {
       put_i64(&b, s->min_index + lo);
       put_i64(&b, hi - lo);
       for (j = lo; j < hi; j++) put_u64(&b, s->buckets[j]);
+      put_i64(&b, s->spilled ? -1 : (int64_t)s->nexact);
+      for (j = 0; j < (int32_t)s->nexact; j++) put_double(&b, s->exact[j]);
     }
     put(&b, "\n", 1);
   }
@@ -1441,8 +1498,10 @@ lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size
   uint64_t nb;
   size_t H, nsd;
   *err = NULL;
-  if (len < 15 || memcmp(s, "leadq-funnel 1\n", 15) != 0) {
-    *err = "not a serialized funnel result";
+  if (len < 15 || memcmp(s, "leadq-funnel 2\n", 15) != 0) {
+    *err = len >= 15 && memcmp(s, "leadq-funnel 1\n", 15) == 0
+      ? "a funnel result of an older leadq (write its parts again with this one)"
+      : "not a serialized funnel result";
     return NULL;
   }
   in.p = s + 15;
@@ -1510,6 +1569,17 @@ lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size
       if (in.bad || n < 0 || n > 100000 || lo < -100000 || lo > 100000) goto bad;
       if (n > 0 && sketch_cover(&r->alloc, sk, (int32_t)lo, (int32_t)(lo + n - 1)) != 0) goto nomem;
       for (j = 0; j < n; j++) sk->buckets[j] = get_u64(&in);
+      n = get_i64(&in);   /* -1: spilled; else the exact values, as many as the count */
+      if (in.bad || n > LQ_SKETCH_EXACT || (n >= 0 && (uint64_t)n != sk->count)) goto bad;
+      if (n < 0) {
+        sk->spilled = 1;
+      } else {
+        for (j = 0; j < n; j++) {
+          double v = get_double(&in);
+          if (in.bad || !(v >= 0)) goto bad;
+          if (sketch_keep(&r->alloc, sk, &v, 1) != 0) goto nomem;
+        }
+      }
     }
     if (in.bad) goto bad;
   }

@@ -32,7 +32,10 @@
 #define LQ_FUNNEL_NAME_MAX 48
 #endif
 #if !defined(LQ_SKETCH_ALPHA)
-#define LQ_SKETCH_ALPHA 0.01       /* relative error of every quantile */
+#define LQ_SKETCH_ALPHA 0.01       /* relative error of a quantile read from the buckets */
+#endif
+#if !defined(LQ_SKETCH_EXACT)
+#define LQ_SKETCH_EXACT 256        /* up to this many durations a sketch keeps them all: exact quantiles */
 #endif
 #define LQ_FUNNEL_NEVER INT32_MIN
 
@@ -51,11 +54,16 @@ typedef struct lq_keys {
   uint32_t slot_mask;
 } lq_keys;
 
-/* A mergeable quantile sketch of non-negative durations (seconds). */
+/* A mergeable quantile sketch of non-negative durations (seconds). While it holds at most
+** LQ_SKETCH_EXACT values it also keeps them all, and its quantiles are exact (interpolated between
+** ranks, as a spreadsheet's, pandas' or DuckDB's quantile_cont); past that, the buckets answer. */
 typedef struct lq_sketch {
   uint64_t count, zeros;
   int32_t min_index, len, cap;
   uint64_t *buckets;       /* buckets[i]: values v with index(v) == min_index + i */
+  double *exact;           /* the values themselves, while not spilled */
+  uint32_t nexact, exact_cap;
+  int spilled;             /* more than LQ_SKETCH_EXACT values went in: exact is gone */
 } lq_sketch;
 
 typedef struct lq_funnel_config {
@@ -168,6 +176,7 @@ void lq_format_date(double t, char *buf, size_t size);   /* YYYY-MM-DD */
 
 /* Sketches */
 double lq_sketch_quantile(const lq_sketch *s, double q);  /* NaN when empty */
+int lq_sketch_exact(const lq_sketch *s);                   /* 1 when its quantiles are exact */
 
 /* Funnels. Functions returning int give 0 on success, -1 on no memory. */
 lq_funnel *lq_funnel_new(lq_allocator alloc, const lq_funnel_config *cfg);

@@ -707,10 +707,12 @@ static int result_totable(lua_State *L) {
                                           (size_t)lq_funnel_pair_index(r->nchain, from[p], to[p])];
       if (sk->count == 0) continue;
       snprintf(name, sizeof name, "%s_to_%s", r->names[from[p]], r->names[to[p]]);
-      lua_createtable(L, 0, 3);
+      lua_createtable(L, 0, 4);
       set_count(L, "n", sk->count);
       set_number(L, "median_days", lq_sketch_quantile(sk, 0.5) / 86400.0);
       set_number(L, "p90_days", lq_sketch_quantile(sk, 0.9) / 86400.0);
+      lua_pushboolean(L, lq_sketch_exact(sk));   /* false: from the sketch's buckets, within 1% */
+      lua_setfield(L, -2, "exact");
       lua_setfield(L, -2, name);
     }
     lua_setfield(L, -2, "velocity");
@@ -724,6 +726,8 @@ static int result_totable(lua_State *L) {
       if (hs->count > 0) {
         set_number(L, "median_days", lq_sketch_quantile(hs, 0.5) / 86400.0);
         set_number(L, "p90_days", lq_sketch_quantile(hs, 0.9) / 86400.0);
+        lua_pushboolean(L, lq_sketch_exact(hs));
+        lua_setfield(L, -2, "exact");
       }
       lua_setfield(L, -2, "sla");
     }

@@ -37,9 +37,11 @@
 -- waiting past it, the breaches listed); disqualification reasons; leads recycled to nurture; cost per mql, sql and
 -- customer from spend (source x month) when grouped by source (and at most one _month cohort).
 --
--- The aggregation runs in C (csrc/funnel.c). Counts and conversions are exact. Median and p90 come
--- from a log-bucket sketch: within 1% of the value at rank floor(q * (n - 1)). Results of parts split
--- by lead merge into exactly the whole's result, sketches included.
+-- The aggregation runs in C (csrc/funnel.c). Counts and conversions are exact. Median and p90 are
+-- exact for a group of up to 256 durations (interpolated between ranks, as a spreadsheet, pandas or
+-- DuckDB's quantile_cont give them; velocity's `exact` is true); past that they come from a log-bucket
+-- sketch, within 1% of the value at rank floor(q * (n - 1)). Results of parts split by lead merge into
+-- exactly the whole's result, sketches and exact values included.
 local core = require("leadq.core")
 local json = require("leadq.json")
 
@@ -496,7 +498,8 @@ local function narrow_tables(tab)
     return c and format("%.1f%%", c * 100)
   end)
   for _, q in ipairs({ { "median", "median_days" }, { "p90", "p90_days" } }) do
-    block(format("days per step, %s: from first entering one stage to first entering the next", q[1]), header,
+    block(format("days per step, %s (first entry to first entry; exact up to 256 leads a cell, within 1%% "
+      .. "past)", q[1]), header,
       function(g, i)
         local v = g.velocity and g.velocity[steps[i].name]
         return v and v[q[2]] and format("%.1f", v[q[2]])
