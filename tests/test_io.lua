@@ -207,6 +207,20 @@ function TestTrackEvents.test_segment_messages_become_events_with_lines_kept()
   end)
 end
 
+function TestTrackEvents.test_anonymous_only_messages_and_a_map_naming_a_key_none_has()
+  helpers.with_file('{"type":"track","anonymousId":"a1","event":"x","timestamp":"2026-10-01T00:00:00Z"}\n',
+    function(path)
+      local track = require("leadq.track_events")
+      local ev = assert(track.read(path))
+      lu.assertEquals(ev:column("lead_id"), { "a1" })
+      local m = assert(require("leadq.mapping").load_string(
+        'return mapping "s" { fields = { lead_id = "userId", type = "event", at = "timestamp" } }', "s.lua"))
+      local none, err = track.read(path, m)
+      lu.assertNil(none)
+      lu.assertEquals(err, "s.lua:1: field 'lead_id' reads column 'userId', which is not in the header of " .. path)
+    end)
+end
+
 function TestTrackEvents.test_an_events_map_names_the_flattened_columns()
   helpers.with_file(SEGMENT, function(path)
     local dir = helpers.tmpdir()

@@ -457,7 +457,7 @@ local function read_with(self, reader, path, options, defaults)
     local field, rest = message:match("^[^\n]-: field '([^']+)' (reads column .*)$")
     if field then   -- a source no column holds: the script's line, and the file
       return nil, format("%s:%d: field '%s' %s", self.path, line_of(self.lines or {}, field), field,
-        (rest:gsub(", which is not in the header", ", which is not in the header of " .. path)))
+        (rest:gsub(", which is not in the header", ", which is not in the header of " .. (opts.source or path))))
     end
     return nil, message
   end

@@ -71,8 +71,10 @@ end
 
 -- The mapping used without an --events-map: the tracker's names into the events' columns.
 local function default_fields(seen)
+  local ids = {}
+  for _, k in ipairs({ "userId", "anonymousId" }) do if seen[k] then ids[#ids + 1] = k end end
   local fields = {
-    lead_id = { first_of = { "userId", "anonymousId" } },
+    lead_id = { first_of = #ids > 0 and ids or { "userId" } },
     type = "event",
   }
   local times = {}
