@@ -892,33 +892,6 @@ static int compare_bytes(const char *a, size_t la, const char *b, size_t lb) {
   return la < lb ? -1 : la > lb;
 }
 
-/* Are a text or category column's values present and strictly increasing (so, also unique)? */
-static int ids_increasing(const lq_column *c, size_t n) {
-  const char *prev = NULL;
-  size_t plen = 0, i;
-  char tmp[8];
-  if (c->type != LQ_TEXT && c->type != LQ_CATEGORY) return 0;
-  for (i = 0; i < n; i++) {
-    const char *s;
-    size_t len;
-    if (!column_string(c, i, tmp, sizeof tmp, &s, &len)) return 0;
-    if (prev != NULL && compare_bytes(prev, plen, s, len) >= 0) return 0;
-    prev = s;
-    plen = len;
-  }
-  return 1;
-}
-
-static int dict_increasing(const lq_dict *d) {
-  int32_t k;
-  for (k = 1; k < d->count; k++) {
-    size_t la, lb;
-    const char *a = lq_dict_string(d, k - 1, &la), *b = lq_dict_string(d, k, &lb);
-    if (compare_bytes(a, la, b, lb) >= 0) return 0;
-  }
-  return 1;
-}
-
 /* A lead is noise when any lead filter holds for one of its columns. */
 static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const int *cols, size_t row) {
   int k;
@@ -1321,6 +1294,101 @@ static void jobs_free(const lq_feature_set *fs, compute_job *jobs, int njobs) {
   mem_free(a, jobs, (size_t)njobs * sizeof(compute_job));
 }
 
+/* The join of sorted ids on threads: each checks its range of leads and of the events' lead_id codes
+** (against the one before it), then, both sides sorted, finds the row of each of its codes. */
+typedef struct join_job {
+  const lq_column *idc;
+  const lq_dict *dict;
+  int32_t *code_row;            /* shared: a job writes its own codes only */
+  size_t nleads, lb, le;        /* leads to check */
+  int32_t kb, ke;               /* codes to check and join */
+  int step, ok;
+} join_job;
+
+static int id_at(const lq_column *idc, size_t row, const char **s, size_t *len) {
+  char tmp[8];   /* text and category ids: never written */
+  return (idc->type == LQ_TEXT || idc->type == LQ_CATEGORY) && column_string(idc, row, tmp, sizeof tmp, s, len);
+}
+
+static void join_check(join_job *j) {
+  const char *prev = NULL, *s;
+  size_t plen = 0, len, i;
+  int32_t k;
+  j->ok = 1;
+  for (i = j->lb; i < j->le; i++) {
+    if (!id_at(j->idc, i, &s, &len)) goto unsorted;
+    if (i == j->lb && i > 0 && !id_at(j->idc, i - 1, &prev, &plen)) goto unsorted;
+    if ((i > 0) && compare_bytes(prev, plen, s, len) >= 0) goto unsorted;
+    prev = s;
+    plen = len;
+  }
+  for (k = j->kb > 0 ? j->kb : 1; k < j->ke; k++) {
+    size_t la, lb;
+    const char *a = lq_dict_string(j->dict, k - 1, &la), *b = lq_dict_string(j->dict, k, &lb);
+    if (compare_bytes(a, la, b, lb) >= 0) goto unsorted;
+  }
+  return;
+unsorted:
+  j->ok = 0;
+}
+
+static void join_merge(join_job *j) {
+  size_t lo = 0, hi = j->nleads, row, len, rlen = 0;
+  const char *s, *rs = NULL;
+  int32_t k;
+  if (j->kb >= j->ke) return;
+  s = lq_dict_string(j->dict, j->kb, &len);
+  while (lo < hi) {   /* the first lead whose id is not below the first code's */
+    size_t mid = lo + (hi - lo) / 2;
+    id_at(j->idc, mid, &rs, &rlen);
+    if (compare_bytes(rs, rlen, s, len) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  row = lo;
+  for (k = j->kb; k < j->ke; k++) {
+    int c = 1;
+    s = lq_dict_string(j->dict, k, &len);
+    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = compare_bytes(rs, rlen, s, len)) < 0)) row++;
+    j->code_row[k] = (row < j->nleads && c == 0) ? (int32_t)row : -1;
+  }
+}
+
+static void *join_main(void *arg) {
+  join_job *j = (join_job *)arg;
+  if (j->step == 0) join_check(j);
+  else join_merge(j);
+  return NULL;
+}
+
+/* Both sides sorted (exports usually are): a merge join on nthreads threads, no hashing; 0 when they are not. */
+static int merge_join(const lq_column *idc, size_t nleads, const lq_dict *dict, int32_t *code_row, int nthreads) {
+  join_job jobs[LQ_FS_MAX_THREADS];
+  pthread_t ids[LQ_FS_MAX_THREADS];
+  int started[LQ_FS_MAX_THREADS];
+  int t, step, ok = 1;
+  for (t = 0; t < nthreads; t++) {
+    jobs[t].idc = idc;
+    jobs[t].dict = dict;
+    jobs[t].code_row = code_row;
+    jobs[t].nleads = nleads;
+    jobs[t].lb = nleads / (size_t)nthreads * (size_t)t;
+    jobs[t].le = t == nthreads - 1 ? nleads : nleads / (size_t)nthreads * (size_t)(t + 1);
+    jobs[t].kb = (int32_t)((size_t)dict->count / (size_t)nthreads * (size_t)t);
+    jobs[t].ke = t == nthreads - 1 ? dict->count : (int32_t)((size_t)dict->count / (size_t)nthreads * (size_t)(t + 1));
+  }
+  for (step = 0; step < 2 && ok; step++) {
+    for (t = 0; t < nthreads; t++) jobs[t].step = step;
+    for (t = 1; t < nthreads; t++) started[t] = pthread_create(&ids[t], NULL, join_main, &jobs[t]) == 0;
+    join_main(&jobs[0]);
+    for (t = 1; t < nthreads; t++) {
+      if (started[t]) pthread_join(ids[t], NULL);
+      else join_main(&jobs[t]);
+    }
+    for (t = 0; t < nthreads && step == 0; t++) ok = ok && jobs[t].ok;
+  }
+  return ok;
+}
+
 /* Each job's range of events, cut where the lead_id changes so that a run of one lead's rows stays
 ** in one job (cut elsewhere, the runs would still give the same values, through the other path). */
 static void cut_events(compute_job *jobs, int njobs, const lq_column *lc, size_t nev) {
@@ -1402,19 +1470,11 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   if (code_row == NULL || type_map == NULL || lead_cols == NULL) goto nomem;
   for (k = 0; k < fs->nlead_filters; k++)
     lead_cols[k] = lq_table_find(leads, fs->arena + fs->filters[fs->lead_filters[k]].attr);
-  if (ids_increasing(idc, nleads) && dict_increasing(&lc->dict)) {
-    /* both sides sorted (exports usually are): a merge join, no hashing at all */
-    size_t row = 0;
-    char tmp2[8];
-    for (k = 0; k < lc->dict.count; k++) {
-      size_t len, rlen = 0;
-      const char *s = lq_dict_string(&lc->dict, k, &len), *rs = NULL;
-      int c = 1;
-      while (row < nleads && (column_string(idc, row, tmp2, sizeof tmp2, &rs, &rlen),
-                              (c = compare_bytes(rs, rlen, s, len)) < 0))
-        row++;
-      code_row[k] = (row < nleads && c == 0) ? (int32_t)row : -1;
-    }
+  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
+  if ((size_t)nthreads > nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(nev / LQ_FS_THREAD_EVENTS);
+  if (nthreads < 1) nthreads = 1;
+  if (merge_join(idc, nleads, &lc->dict, code_row, nthreads)) {
+    /* joined */
   } else {
     /* probe the events' own lead_id dictionary with each lead's id: no table to build, and a code
     ** already taken means two leads share an id that has events (the first lead keeps them) */
@@ -1494,9 +1554,6 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   for (k = 0; k < fs->nfeats; k++) lq_advise_huge_pages(res->cols[k]->numbers, nleads * sizeof(double));
 
   /* the jobs: events cut into ranges for the pick */
-  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
-  if ((size_t)nthreads > nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(nev / LQ_FS_THREAD_EVENTS);
-  if (nthreads < 1) nthreads = 1;
   jobs = (compute_job *)job_alloc(sc.a, (size_t)nthreads, sizeof(compute_job));
   if (jobs == NULL) goto nomem;
   memset(jobs, 0, (size_t)nthreads * sizeof(compute_job));
