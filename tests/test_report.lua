@@ -171,6 +171,8 @@ function M.TestReport.test_page_is_self_contained_and_small()
   lu.assertEquals(d.model.name, "mql")
   lu.assertStrMatches(d.model.hash, "%x+")
   lu.assertEquals(#d.model.hash, 16)
+  -- the fingerprint `leadq score --stamp` writes beside each row
+  lu.assertEquals(d.model.hash, require("leadq.cli_score").rules_hash({ "rules/mql.lua" }))
 end
 
 -- However many groups, the page holds at most MAX_GROUPS of them and the rest as one number.

@@ -551,25 +551,8 @@ local function write_csv(path, tbl, result, extra, fmt, prefix)
 end
 _M.write_csv = write_csv
 
--- A fingerprint of the rule files' bytes: two polynomial hashes mod primes below 2^32 (exact in a
--- double under every Lua), as 16 hex digits. It tells runs of different rules apart; it is no
--- cryptographic digest.
-local function rules_hash(files)
-  local a, b = 0, 0
-  for _, path in ipairs(files) do
-    local f = io.open(path, "rb")
-    local text = f and f:read("*a") or path
-    if f then f:close() end
-    for i = 1, #text do
-      local c = text:byte(i)
-      a = (a * 131 + c) % 4294967291
-      b = (b * 257 + c) % 4294967279
-    end
-    a = (a * 131 + 10) % 4294967291
-    b = (b * 257 + 10) % 4294967279
-  end
-  return format("%08x%08x", a, b)
-end
+-- A fingerprint of the rule files (leadq.model.rules_hash: the report's header shows the same).
+local rules_hash = require("leadq.model").rules_hash
 _M.rules_hash = rules_hash
 
 -- --stamp: which rules made each row, as columns a CRM import keeps beside the score.

@@ -42,23 +42,8 @@ local OPTIONS = { rules = true, leads = true, events = true, transitions = true,
 -- collecting the numbers
 ---------------------------------------------------------------------------------------------------
 
--- Two polynomial hashes of the rule files' bytes (modulo the largest primes below 2^32), as 16 hex
--- digits: enough to tell two versions of a rule set apart in a report's header. Every intermediate
--- stays below 2^53, so Lua 5.1/LuaJIT doubles and 5.3/5.4 integers give the same digits.
-local function rule_hash(paths)
-  local h1, h2 = 0, 0
-  for _, path in ipairs(paths) do
-    local f = assert(io.open(path, "rb"))
-    local bytes = f:read("*a")
-    f:close()
-    for i = 1, #bytes do
-      local b = bytes:byte(i)
-      h1 = (h1 * 257 + b) % 4294967291
-      h2 = (h2 * 65599 + b) % 4294967279
-    end
-  end
-  return format("%08x%08x", h1, h2)
-end
+-- The rule files' fingerprint: the one `leadq score --stamp` writes beside each row.
+local rule_hash = require("leadq.model").rules_hash
 _M.rule_hash = rule_hash
 
 local function column(tbl, name)
@@ -76,23 +61,18 @@ local function tally(values, n)
   return counts
 end
 
--- Statuses best first: thresholds from high to low, the status below them, then disqualified.
+-- Statuses best first (evaluate's order: thresholds high to low, the fallback, disqualified), then
+-- any other status some lead has, by name; only those some lead has.
 local function status_order(info, counts)
-  local levels = {}
-  for _, t in ipairs(info.thresholds or {}) do levels[#levels + 1] = t end
-  sort(levels, function(a, b) return a.at > b.at end)
   local order, seen = {}, {}
-  local function add(s) if not seen[s] then seen[s] = true; order[#order + 1] = s end end
-  for _, t in ipairs(levels) do add(t.status) end
-  if info.otherwise then add(info.otherwise) end
-  add("disqualified")
+  for _, st in ipairs(require("leadq.evaluate").status_order(info)) do
+    if counts[st] and not seen[st] then seen[st] = true; order[#order + 1] = st end
+  end
   local rest = {}
-  for s in pairs(counts) do if not seen[s] then rest[#rest + 1] = s end end
+  for st in pairs(counts) do if not seen[st] then rest[#rest + 1] = st end end
   sort(rest)
-  for _, s in ipairs(rest) do add(s) end
-  local out = {}
-  for _, s in ipairs(order) do if counts[s] then out[#out + 1] = s end end
-  return out
+  for _, st in ipairs(rest) do order[#order + 1] = st end
+  return order
 end
 
 local function statuses_of(status, n, info)
