@@ -153,6 +153,23 @@ function M.TestReport.test_roc_auc_equals_a_pair_count()
   r:close(); t:close(); ev:close()
 end
 
+-- On real outcomes (UCI bank marketing, y = yes): the report's AUC and deciles are evaluate's, and
+-- its ROC curve's exact AUC agrees with them.
+function M.TestReport.test_real_outcomes_on_the_bank_data()
+  local bank = h.data("uci_bank_marketing/bank-full.csv")
+  local d = report.collect({ rules = { "tests/rules/bank_term_deposit.lua" }, leads = bank,
+                             outcome = { outcome = "y=yes" } })
+  local t = assert(leadq.read_csv(bank))
+  local ev = leadq.evaluate("tests/rules/bank_term_deposit.lua", t, { outcome = "y=yes" })
+  lu.assertEquals(d.leads, 45211)
+  lu.assertEquals(d.outcome.positives, 5289)
+  lu.assertAlmostEquals(d.outcome.roc.auc, ev.auc, 1e-12)
+  lu.assertAlmostEquals(d.outcome.evaluate.auc_high, ev.auc_high, 1e-12)
+  lu.assertTrue(ev.auc > 0.7 and ev.auc < 0.8, "AUC " .. ev.auc)
+  for i, dcl in ipairs(ev.deciles) do lu.assertEquals(d.outcome.evaluate.deciles[i].positives, dcl.positives) end
+  t:close()
+end
+
 function M.TestReport.test_page_is_self_contained_and_small()
   local html = report.html(report.collect(options()))
   lu.assertStrContains(html, "<!DOCTYPE html>")

@@ -157,11 +157,12 @@ function _M.bars(spec)
       text(parts, x0 + slot * 0.4, top + plot_h + 14, label)
     end
   end
-  for _, m in ipairs(spec.markers or {}) do
+  for k, m in ipairs(spec.markers or {}) do
     local x = left + (m.at - 1) * slot + slot * 0.5
     parts[#parts + 1] = format('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-dasharray="4 3"/>',
       x, top, x, top + plot_h)
-    text(parts, x + 3, top + 10, m.label, "start", ' font-weight="bold"')
+    -- each marker's label a line lower than the one before: close thresholds stay readable
+    text(parts, x + 3, top + 10 + (k - 1) * 13, m.label, "start", ' font-weight="bold"')
   end
   parts[#parts + 1] = format('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#333"/>', left, y_of(0),
     left + plot_w, y_of(0))
