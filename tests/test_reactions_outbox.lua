@@ -90,6 +90,35 @@ function M.TestOutbox.test_a_round_with_nothing_due_does_not_scan_again()
   lu.assertEquals({ ob:round(function() return true end) }, { 50, 0 })
 end
 
+-- Another worker has taken the next number and not written its fact yet: a round in between neither
+-- moves the head past that slot nor stops looking; the fact goes out once it is written. A slot whose
+-- write never comes is passed after a while, so the outbox does not stall behind it.
+function M.TestOutbox.test_a_slot_taken_but_not_written_yet_is_not_lost()
+  local now = 1000
+  local ob = new_outbox(function() return now end)
+  assert(ob:put{ lead = "A", webhook = "crm", body = "a" })
+  local store = ob.store
+  local seq = store:incr(ob.k.tail, 1, 0)   -- a put in another worker, between its two writes
+  local sent = {}
+  local function send(fact) sent[#sent + 1] = fact.body; return true end
+  lu.assertEquals({ ob:round(send) }, { 1, 0 })
+  lu.assertEquals({ ob:round(send) }, { 0, 0 })
+  lu.assertEquals(store:get(ob.k.head), 1)   -- past a's slot, not past the one being written
+  assert(store:safe_set(ob.k.item .. seq, json.encode({ lead = "B", webhook = "crm", body = "b", seq = seq,
+    attempts = 0, next_at = 0, key = "B-" .. seq })))
+  lu.assertEquals({ ob:round(send) }, { 1, 0 })
+  lu.assertEquals(sent, { "a", "b" })
+  -- a slot whose write never comes: passed once it has stayed empty a while
+  store:incr(ob.k.tail, 1, 0)
+  assert(ob:put{ lead = "C", webhook = "crm", body = "c" })
+  lu.assertEquals({ ob:round(send) }, { 1, 0 })
+  ob:round(send)
+  now = now + 60
+  ob:round(send)
+  lu.assertEquals(store:get(ob.k.head), store:get(ob.k.tail))
+  lu.assertEquals(ob:size(), 0)
+end
+
 function M.TestOutbox.test_options_are_checked()
   lu.assertErrorMsgContains("outbox.new: option 'store' is required", outbox.new, {})
   lu.assertErrorMsgContains("outbox.new: unknown option 'lanse'", outbox.new,

@@ -43,7 +43,7 @@ function _M.new(opts)
   end
   return setmetatable({ store = opts.store, clock = opts.clock or os.time, max_attempts = opts.max_attempts or 10,
     backoff = opts.backoff or 1, max_backoff = opts.max_backoff or 300, window = opts.window or 2000,
-    lanes = opts.lanes or 16, k = keys(opts.prefix or "o:") }, Outbox)
+    lanes = opts.lanes or 16, k = keys(opts.prefix or "o:"), holes = {} }, Outbox)
 end
 
 -- A counter of the metrics endpoint (kept in the outbox's store: every worker adds to it).
@@ -70,8 +70,15 @@ function Outbox:put(fact)
   return seq
 end
 
+-- A fact's slot once it is gone (delivered, or moved to the dead letters). A slot that holds nothing
+-- is one a put has taken a number for and not written yet (another worker, a moment ago): the head
+-- never moves past it, or that fact would never be sent. A hole that stays empty (a put whose write
+-- failed) is passed after HOLE_SECONDS.
+local GONE = "-"
+local HOLE_SECONDS = 10
+
 local function decode(text)
-  return text and json.decode(text) or nil
+  return text and text ~= GONE and json.decode(text) or nil
 end
 
 -- Waiting facts, oldest first (at most `limit`).
@@ -94,7 +101,21 @@ local function advance(self)
   local store = self.store
   local head, tail = store:get(self.k.head) or 0, store:get(self.k.tail) or 0
   local moved = head
-  while moved < tail and store:get(self.k.item .. (moved + 1)) == nil do moved = moved + 1 end
+  while moved < tail do
+    local key = self.k.item .. (moved + 1)
+    local v = store:get(key)
+    if v == GONE then
+      store:delete(key)
+    elseif v == nil then   -- taken, not written yet: wait for it, unless it has stayed a hole
+      local seen = self.holes[moved + 1]
+      if not seen then self.holes[moved + 1] = self.clock() break end
+      if self.clock() - seen < HOLE_SECONDS then break end
+      self.holes[moved + 1] = nil
+    else
+      break
+    end
+    moved = moved + 1
+  end
   if moved > head then store:set(self.k.head, moved) end
 end
 
@@ -102,21 +123,25 @@ function Outbox:size()
   local store = self.store
   local n = 0
   for seq = (store:get(self.k.head) or 0) + 1, store:get(self.k.tail) or 0 do
-    if store:get(self.k.item .. seq) ~= nil then n = n + 1 end
+    local v = store:get(self.k.item .. seq)
+    if v ~= nil and v ~= GONE then n = n + 1 end
   end
   return n
 end
 
 -- The facts this round may deliver, grouped in lanes: { lane = { fact, ... } } (a lead's facts on
 -- one lane, in order), and how many are due. Per lead, the facts from its oldest waiting one on,
--- stopping at the first that is not due yet; and the earliest time one that waits is due.
+-- stopping at the first that is not due yet; the earliest time one that waits is due; and whether a
+-- slot was taken but not written yet (its fact comes in a moment: the next round must look again).
 function Outbox:due(now)
   local store = self.store
   local head, tail = store:get(self.k.head) or 0, store:get(self.k.tail) or 0
   local last = min(tail, head + self.window)
-  local blocked, lanes, lane_of, n, earliest = {}, {}, {}, 0, nil
+  local blocked, lanes, lane_of, n, earliest, hole = {}, {}, {}, 0, nil, false
   for seq = head + 1, last do
-    local fact = decode(store:get(self.k.item .. seq))
+    local text = store:get(self.k.item .. seq)
+    if text == nil then hole = true end
+    local fact = decode(text)
     if fact and not blocked[fact.lead] then
       if fact.next_at > now then
         blocked[fact.lead] = true
@@ -134,12 +159,13 @@ function Outbox:due(now)
       end
     end
   end
-  return lanes, n, earliest
+  return lanes, n, earliest, hole
 end
 
 -- A delivered fact: gone.
 function Outbox:delivered(fact)
-  self.store:delete(self.k.item .. fact.seq)
+  local key = self.k.item .. fact.seq
+  if not self.store:safe_set(key, GONE) then self.store:delete(key) end   -- full: a hole, passed later
   self:count("deliveries")
 end
 
@@ -153,7 +179,7 @@ function Outbox:failed(fact, why, now)
     local n = store:incr(self.k.dtail, 1, 0)
     fact.dead_at = now
     store:safe_set(self.k.dead .. n, json.encode(fact))
-    store:delete(self.k.item .. fact.seq)
+    if not store:safe_set(self.k.item .. fact.seq, GONE) then store:delete(self.k.item .. fact.seq) end
     self:count("dead_letters")
     return "dead"
   end
@@ -172,10 +198,10 @@ function Outbox:round(send, spawn, wait)
   -- days, and a receiver that is down leaves facts waiting: a scan a round would burn the CPU).
   local tail = self.store:get(self.k.tail) or 0
   if self.idle_tail == tail and now < self.wake_at then return 0, 0 end
-  local lanes, n, earliest = self:due(now)
+  local lanes, n, earliest, hole = self:due(now)
   if n == 0 then
     advance(self)
-    self.idle_tail, self.wake_at = tail, earliest or math.huge
+    if not hole then self.idle_tail, self.wake_at = tail, earliest or math.huge end
     return 0, 0
   end
   self.idle_tail = nil
