@@ -94,6 +94,7 @@ build = {
     ["leadq.service"] = "lua/leadq/service.lua",
     ["leadq.store"] = "lua/leadq/store.lua",
     ["leadq.svg"] = "lua/leadq/svg.lua",
+    ["leadq.util"] = "lua/leadq/util.lua",
     ["leadq.track_events"] = "lua/leadq/track_events.lua",
     ["leadq.webhook"] = "lua/leadq/webhook.lua",
   },

@@ -37,13 +37,8 @@ local SPEC_KEYS = { summary = true, usage = true, options = true, args = true, r
 ---------------------------------------------------------------------------------------------
 -- Helpers commands may share
 
--- 1234567 -> "1,234,567"
-local function thousands(n)
-  local s = format("%d", floor(n))
-  local sign, digits = s:match("^(-?)(%d+)$")
-  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return sign .. digits
-end
+local util = require("leadq.util")
+local thousands = util.thousands   -- 1234567 -> "1,234,567"
 _M.thousands = thousands
 
 local function megabytes(bytes)
@@ -51,8 +46,7 @@ local function megabytes(bytes)
   return format("%.1f MB", bytes / 1e6)
 end
 
--- The rule language's edit distance, for "did you mean".
-local distance = require("leadq.dsl").distance
+local distance = util.distance   -- for "did you mean"
 
 local function closest(word, candidates)
   local best, best_d

@@ -26,18 +26,9 @@ local function fail(out, message, status)
   return status or 1
 end
 
+local util = require("leadq.util")
 -- "a.lua,b.lua" (or a list of them, when the flag was repeated) -> { "a.lua", "b.lua" }
-local function split_list(value)
-  local items = {}
-  local values = type(value) == "table" and value or { value }
-  for _, v in ipairs(values) do
-    for item in tostring(v):gmatch("[^,]+") do
-      item = item:match("^%s*(.-)%s*$")
-      if item ~= "" then items[#items + 1] = item end
-    end
-  end
-  return items
-end
+local split_list = util.split_list
 _M.split_list = split_list
 
 -- One CSV record from a line (quotes with "" escapes; no line breaks inside a field).
@@ -124,13 +115,7 @@ local function csv_escape(v)
 end
 _M.csv_escape = csv_escape
 
--- 1234567 -> "1,234,567"
-local function thousands(n)
-  local s = format("%d", n)
-  local sign, digits = s:match("^(-?)(%d+)$")
-  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return sign .. digits
-end
+local thousands = util.thousands   -- 1234567 -> "1,234,567"
 _M.thousands = thousands
 
 local function rate_text(per_second)

@@ -5,7 +5,7 @@ local _M = { _VERSION = "0.1.0" }
 
 local type, pairs, ipairs, next, select, tostring, tonumber = type, pairs, ipairs, next, select, tostring, tonumber
 local error, pcall, setmetatable, getmetatable, rawget = error, pcall, setmetatable, getmetatable, rawget
-local string_format, string_find, string_lower = string.format, string.find, string.lower
+local string_format, string_find = string.format, string.find
 local table_sort, math_huge, math_floor = table.sort, math.huge, math.floor
 local io_open = io.open
 local debug_getinfo = debug.getinfo
@@ -28,96 +28,11 @@ end
 -- Suggestions: "did you mean"
 ---------------------------------------------------------------------------------------------------
 
--- Suggestions are for typing slips: no word longer than this gets one, and the work stays small
--- whatever a request or a file hands in (a 16 KB JSON key once cost a worker 0.23 s).
-local SUGGEST_MAX = 64
-_M.SUGGEST_MAX = SUGGEST_MAX
-
--- Edit distance with adjacent transpositions (so "scroe" is one step from "score"). Exact up to 3;
--- past that, for lengths that differ by more than 3 or a string longer than SUGGEST_MAX, a number
--- above 3 without the quadratic work (every caller asks for 3 or less).
-local function distance(a, b)
-  local la, lb = #a, #b
-  if la - lb > 3 or lb - la > 3 then return la > lb and la - lb or lb - la end
-  if la > SUGGEST_MAX or lb > SUGGEST_MAX then return SUGGEST_MAX end
-  a, b = string_lower(a), string_lower(b)
-  if la == 0 then return lb end
-  if lb == 0 then return la end
-  local prev2, prev = {}, {}
-  for j = 0, lb do prev[j] = j end
-  for i = 1, la do
-    local cur = { [0] = i }
-    local ca = a:byte(i)
-    for j = 1, lb do
-      local cb = b:byte(j)
-      local cost = ca == cb and 0 or 1
-      local v = prev[j] + 1
-      if cur[j - 1] + 1 < v then v = cur[j - 1] + 1 end
-      if prev[j - 1] + cost < v then v = prev[j - 1] + cost end
-      if i > 1 and j > 1 and ca == b:byte(j - 1) and a:byte(i - 1) == cb and prev2[j - 2] + 1 < v then
-        v = prev2[j - 2] + 1
-      end
-      cur[j] = v
-    end
-    prev2, prev = prev, cur
-  end
-  return prev[lb]
-end
-_M.distance = distance
-
--- Words people reach for, and the key we mean by them.
-local ALIASES = {
-  score = "points", scores = "points", pts = "points", weight = "points", value = "points", point = "points",
-  condition = "when", conditions = "when", ["if"] = "when", match = "when", where = "when",
-  name = "label", title = "label", desc = "description",
-  max = "cap", maximum = "cap", limit = "cap", min = "floor", minimum = "floor",
-  equal = "equals", is = "equals", eq = "equals", ne = "not_equals", ["in"] = "one_of", any_of = "one_of",
-  none_of = "not_one_of", not_in = "not_one_of", gte = "at_least", min_value = "at_least", lte = "at_most",
-  gt = "above", greater_than = "above", more_than = "above", lt = "below", less_than = "below",
-  range = "between", has = "contains", includes = "contains", startswith = "starts_with",
-  endswith = "ends_with", pattern = "matches", regex = "matches", has_word = "word", words = "word",
-  last_days = "within_days", in_last_days = "within_days", since_days = "within_days",
-  status = "thresholds", threshold = "thresholds", rule = "rules", group = "groups", grade = "grades",
-  disqualify = "disqualifiers", disqualifier = "disqualifiers", list = "lists", feature = "features",
-}
-
--- The best of `candidates` (an array of strings) for a mistyped `word`, or nil.
-local function suggest(word, candidates)
-  if type(word) ~= "string" or #word > SUGGEST_MAX then return nil end
-  local best, best_d
-  local lw = string_lower(word)
-  local alias = ALIASES[lw]
-  for _, c in ipairs(candidates) do
-    if alias == c then return c end
-  end
-  for _, c in ipairs(candidates) do
-    local d = distance(word, c)
-    local limit = #c <= 3 and 1 or (#c <= 6 and 2 or 3)
-    if d <= limit and (best_d == nil or d < best_d) then best, best_d = c, d end
-  end
-  if best == nil then   -- a mistyped alias: "scroe" -> "score" -> "points"
-    for a, target in pairs(ALIASES) do
-      if #a > 3 and distance(lw, a) <= 1 then
-        for _, c in ipairs(candidates) do
-          if c == target then return c end
-        end
-      end
-    end
-    for _, c in ipairs(candidates) do   -- a prefix or a case slip: "employee" for "employees"
-      local lc = string_lower(c)
-      if #lw >= 4 and (lc:sub(1, #lw) == lw or lw:sub(1, #lc) == lc) then return c end
-    end
-  end
-  return best
-end
-_M.suggest = suggest
-
-local function did_you_mean(word, candidates)
-  local s = suggest(word, candidates)
-  if s then return string_format(" (did you mean '%s'?)", s) end
-  return ""
-end
-_M.did_you_mean = did_you_mean
+-- "Did you mean" lives in leadq.util; the rule language's callers reach it here too.
+local util = require("leadq.util")
+local did_you_mean = util.did_you_mean
+_M.SUGGEST_MAX, _M.distance, _M.suggest, _M.did_you_mean = util.SUGGEST_MAX, util.distance, util.suggest,
+  did_you_mean
 
 local function sorted_keys(t)
   local keys = {}

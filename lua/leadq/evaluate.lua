@@ -221,12 +221,7 @@ end
 ---------------------------------------------------------------------------------------------------
 -- text
 
-local function thousands(n)
-  local s = format("%d", floor(n + 0.5))
-  local sign, digits = s:match("^(-?)(%d+)$")
-  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return sign .. digits
-end
+local thousands = require("leadq.util").thousands
 _M.thousands = thousands
 
 local function pct(x)

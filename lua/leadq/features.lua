@@ -32,7 +32,7 @@ local math_floor, math_huge = math.floor, math.huge
 -- ---- messages ----
 
 -- The rule language's edit distance (case-insensitive, transpositions count one), for "did you mean".
-local distance = require("leadq.dsl").distance
+local distance = require("leadq.util").distance
 
 local function suggest(word, candidates)
   local best, best_d

@@ -102,14 +102,7 @@ end
 
 local function list_of(v, what, fname, level)
   if v == nil then return {} end
-  if type(v) == "string" then
-    local items = {}
-    for item in v:gmatch("[^,]+") do
-      item = item:match("^%s*(.-)%s*$")
-      if item ~= "" then items[#items + 1] = item end
-    end
-    return items
-  end
+  if type(v) == "string" then return require("leadq.util").split_list(v) end
   if type(v) ~= "table" then fail(format("%s: %s must be a list of column names, got %s", fname, what, type(v)),
     level + 1) end
   return v
@@ -152,11 +145,7 @@ local function key(name)
   return "[" .. quote(name) .. "]"
 end
 
-local function thousands(n)
-  local s = format("%d", floor(n + 0.5))
-  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""):gsub("^%-,", "-")
-  return out
-end
+local thousands = require("leadq.util").thousands
 _M.thousands = thousands
 
 local function pct(x)

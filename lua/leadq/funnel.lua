@@ -633,16 +633,7 @@ function _M.parse_map(spec)
   return map
 end
 
-local function list_of(v)
-  if v == nil then return nil end
-  if type(v) == "table" then return v end
-  local out = {}
-  for item in tostring(v):gmatch("[^,]+") do
-    item = item:match("^%s*(.-)%s*$")
-    if item ~= "" then out[#out + 1] = item end
-  end
-  return out
-end
+local list_of = require("leadq.util").split_list   -- "a,b" or { "a", "b" } -> { "a", "b" }
 
 local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, spend = true, format = true,
                       stages = true, implied = true, sla_days = true, part = true, merge = true }

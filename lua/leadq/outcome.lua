@@ -259,16 +259,7 @@ end
 ---------------------------------------------------------------------------------------------------
 -- a transitions log
 
-local function stage_list(v)
-  if v == nil then return nil end
-  if type(v) == "table" then return v end
-  local out = {}
-  for item in tostring(v):gmatch("[^,]+") do
-    item = item:match("^%s*(.-)%s*$")
-    if item ~= "" then out[#out + 1] = item end
-  end
-  return out
-end
+local stage_list = require("leadq.util").split_list   -- "a,b" or { "a", "b" } -> { "a", "b" }
 
 local function id_column(leads, spec)
   local id = spec.id

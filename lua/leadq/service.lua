@@ -177,9 +177,7 @@ for _, k in ipairs(EVENT_KEY_ARRAY) do EVENT_KEYS[k] = true end
 local EVENT_KEY_LIST = concat(EVENT_KEY_ARRAY, ", ")
 local EVENT_ATTRIBUTES = { "page", "asset", "campaign" }
 
-local function did_you_mean(word, candidates)
-  return require("leadq.dsl").did_you_mean(word, candidates)
-end
+local did_you_mean = require("leadq.util").did_you_mean
 local FUTURE_SLACK = 300        -- seconds: an event time later than now + this is refused (clock skew)
 
 -- Ids found valid already (bounded): most events are for leads seen before, and a table lookup stays

@@ -19,13 +19,7 @@ for name, spec in pairs(outcome.cli_options) do options[name] = spec end
 options.transitions = { type = "string",
   help = "a transitions log lead_id,stage,at[,reason,owner]: the funnel, and with --reached the outcome" }
 
-local function split(list)
-  local out = {}
-  for _, item in ipairs(list) do
-    for part in item:gmatch("[^,]+") do out[#out + 1] = part end
-  end
-  return out
-end
+local split = require("leadq.util").split_list
 
 cli.commands.report = {
   summary = "write one HTML report: statuses, grades, scores, funnel, velocity, cost, outcomes",
