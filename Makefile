@@ -67,7 +67,7 @@ variants: deps
 	$(MAKE) --no-print-directory LUA=lua5.4 SANITIZE=1 WERROR=-Werror core
 
 test: variants
-	@.ci/install-deps report redis
+	@.ci/install-deps openresty fuzz report redis
 	@sh tests/run-all.sh
 
 demo: all
