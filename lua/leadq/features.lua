@@ -50,8 +50,10 @@ local function sorted_keys(t)
   return keys
 end
 
+-- A value as a message shows it: a string quoted, a number or boolean as written, else its type.
 local function describe(v)
   if type(v) == "string" then return string_format("%q", v) end
+  if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
   return type(v)
 end
 
