@@ -742,6 +742,11 @@ static int decode_v1(const lq_feature_set *fs, lq_state *st, reader *r, const ch
   if (c->has_max) c->max_at = rd_f64(r);
   if (c->has_done) c->done_at = rd_f64(r);
   if (c->has_send) c->last_send = rd_f64(r);
+  /* event times, as observe takes them: a NaN or far-off latest time would make every later event
+  ** late, and the lead would never move again */
+  if ((c->has_max && !(fabs(c->max_at) < LQ_MAX_TIME)) || (c->has_done && !(fabs(c->done_at) < LQ_MAX_TIME)) ||
+      (c->has_send && !(fabs(c->last_send) < LQ_MAX_TIME)))
+    goto bad;
   for (i = 0; i < LQ_N_COUNTERS; i++) c->counters[i] = (double)rd_varint(r);
   if (r->bad || r->end - r->p < (fs->nslots + 7) / 8) goto bad;
   bitmap = r->p;
