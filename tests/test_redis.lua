@@ -551,9 +551,10 @@ function M.TestRedisNginx.test_5_redis_stopped_mid_run_gives_503s_and_no_corrupt
   local config, codes_file = n.a.prefix .. "/events_s.curl", n.a.prefix .. "/codes_s.txt"
   events_config(n.a, config, "S-", total)
   -- Redis is stopped once 300 answers are in (bounded: 10 s at most; stdbuf: curl writes each as it comes)
-  os.execute(string.format("stdbuf -oL curl -sS --parallel --parallel-max 4 -K %s > %s 2>/dev/null & i=0; "
+  -- (the file is made first: the loop must never read it before the background curl's shell has)
+  os.execute(string.format(": > %s; stdbuf -oL curl -sS --parallel --parallel-max 4 -K %s >> %s 2>/dev/null & i=0; "
     .. "while [ $i -lt 1000 ] && [ \"$(wc -l < %s)\" -lt 300 ]; do sleep 0.01; i=$((i+1)); done; kill -TERM %d; wait",
-    harness.quote(config), harness.quote(codes_file), harness.quote(codes_file), redis.pid))
+    harness.quote(codes_file), harness.quote(config), harness.quote(codes_file), harness.quote(codes_file), redis.pid))
   local res = post(n.a, "/events", '{"lead":"S-1","type":"page_view"}')
   lu.assertEquals(res.status, 503, res.body)
   lu.assertEquals(res.headers["retry-after"], "1")

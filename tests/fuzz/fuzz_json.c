@@ -18,7 +18,8 @@ static const char CHECK[] =
   "    return\n"
   "  end\n"
   "  local once = json.encode(v)\n"
-  "  local back = assert(json.decode(once))\n"
+  "  local back, berr = json.decode(once)\n"
+  "  if berr ~= nil then error(berr) end\n"   /* decode of 'false' is false: not a failure */
   "  local twice = json.encode(back)\n"
   "  if once ~= twice then error('encode(decode(encode(v))) differs: ' .. once .. ' / ' .. twice) end\n"
   "end\n";
