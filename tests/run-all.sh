@@ -31,7 +31,7 @@ run_variant asan env LD_PRELOAD="$asan_lib $ubsan_lib" ASAN_OPTIONS=detect_leaks
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 lua5.4 tests/run.lua asan
 
 # libFuzzer targets, a few seconds each (make fuzz runs them longer); skipped only without clang's fuzzer
-run_variant fuzz sh tests/fuzz/run.sh 8 build
+run_variant fuzz env FUZZ_SEED=1 sh tests/fuzz/run.sh 8 build
 
 echo "== luacheck"
 if luacheck --quiet lua rules tests lua/leadq/cli/leadq; then
