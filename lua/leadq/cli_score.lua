@@ -648,15 +648,7 @@ local function write_export(path, input, result, o, prefix)
   return rows
 end
 
-local function tally(values, n)
-  local counts = {}
-  for i = 1, n do
-    local v = values[i]
-    if v == nil then v = "(none)" end
-    counts[v] = (counts[v] or 0) + 1
-  end
-  return counts
-end
+local tally = util.tally
 
 -- Statuses best first (thresholds high to low, then `otherwise`, then disqualified), from a
 -- model's info(); nil when it does not say.

@@ -7,7 +7,6 @@ local type, pairs, ipairs, next, select, tostring, tonumber = type, pairs, ipair
 local error, pcall, setmetatable, getmetatable, rawget = error, pcall, setmetatable, getmetatable, rawget
 local string_format, string_find = string.format, string.find
 local table_sort, math_huge, math_floor = table.sort, math.huge, math.floor
-local io_open = io.open
 local debug_getinfo = debug.getinfo
 local load, loadstring, setfenv = load, rawget(_G, "loadstring"), rawget(_G, "setfenv")
 local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
@@ -361,13 +360,7 @@ function _M.environment(allow)
   return env
 end
 
-local function read_file(path)
-  local f, err = io_open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = util.read_file
 
 -- Compile script text in the sandbox; text only (bytecode is refused).
 local function compile_chunk(text, chunkname, env)

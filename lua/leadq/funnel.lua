@@ -638,13 +638,7 @@ local list_of = require("leadq.util").split_list   -- "a,b" or { "a", "b" } -> {
 local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, spend = true, format = true,
                       stages = true, implied = true, sla_days = true, part = true, merge = true }
 
-local function read_file(path)
-  local fh, err = io.open(path, "rb")
-  if not fh then return nil, err end
-  local text = fh:read("*a")
-  fh:close()
-  return text
-end
+local read_file = require("leadq.util").read_file
 
 -- The funnel of the transitions files, loaded and checked once: f, or nil and a message.
 local function load_logs(opts)

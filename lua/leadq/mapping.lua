@@ -217,13 +217,7 @@ local function validate(spec, path, lines)
   return problems
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = require("leadq.util").read_file
 
 -- Is this text a mapping script (rather than rules)?
 function _M.is_mapping_text(text)

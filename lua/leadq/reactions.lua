@@ -56,13 +56,7 @@ function _M.is_reactions_text(text)
   return false
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = require("leadq.util").read_file
 
 function _M.is_reactions_file(path)
   return _M.is_reactions_text(read_file(path))

@@ -51,15 +51,7 @@ local function column(tbl, name)
   return (tbl:column(name))
 end
 
-local function tally(values, n)
-  local counts = {}
-  for i = 1, n do
-    local v = values[i]
-    if v == nil then v = "(none)" end
-    counts[v] = (counts[v] or 0) + 1
-  end
-  return counts
-end
+local tally = require("leadq.util").tally
 
 -- Statuses best first (evaluate's order: thresholds high to low, the fallback, disqualified), then
 -- any other status some lead has, by name; only those some lead has.

@@ -119,4 +119,25 @@ function _M.split_list(value)
   return items
 end
 
+-- The whole of a file's bytes, or nil and io.open's message.
+function _M.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- How many times each value stands in values[1..n]: { value = count }; a missing value counts as
+-- "(none)".
+function _M.tally(values, n)
+  local counts = {}
+  for i = 1, n do
+    local v = values[i]
+    if v == nil then v = "(none)" end
+    counts[v] = (counts[v] or 0) + 1
+  end
+  return counts
+end
+
 return _M

@@ -22,16 +22,7 @@ local options = {
 for name, spec in pairs(outcome.cli_options) do options[name] = spec end
 _M.options = options
 
-local function split(list)
-  local out = {}
-  for _, item in ipairs(list) do
-    for part in item:gmatch("[^,]+") do
-      part = part:match("^%s*(.-)%s*$")
-      if part ~= "" then out[#out + 1] = part end
-    end
-  end
-  return out
-end
+local split = require("leadq.util").split_list   -- rule files: "a.lua,b.lua", or the flag repeated
 _M.split = split
 
 -- A model (one file) or a run (several), or nil, message.
