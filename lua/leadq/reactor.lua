@@ -33,8 +33,9 @@ Reactor.__index = Reactor
 -- last status is kept: the outbox's store), model (the model's name), fields (the fields the model
 -- reads: lifecycle_stage and days_in_stage are filled in when it reads them), clock (seconds),
 -- secrets ({ webhook name = secret }, default: from each webhook's secret_env), format_time (epoch
--- -> text). The SLA and recycling run as timers: facts in a second outbox (prefix "t:") that wait
--- until their time, then check whether the lead's lifecycle episode is still the one they timed.
+-- -> text), sleep (seconds: how a worker waits for another's lock; none: one thread). The SLA and
+-- recycling run as timers: facts in a second outbox (prefix "t:") that wait until their time, then
+-- check whether the lead's lifecycle episode is still the one they timed.
 function _M.new(opts)
   if type(opts) ~= "table" or type(opts.reactions) ~= "table" or type(opts.outbox) ~= "table" then
     error("reactor.new: expects { reactions =, outbox =, store =, model = }", 2)
@@ -61,19 +62,21 @@ function _M.new(opts)
     timers = opts.timers or outbox_mod.new{ store = store, prefix = "t:", clock = opts.clock or os.time,
       max_attempts = 3 },
     reads_lifecycle = reads,
-    model = opts.model or "model", clock = opts.clock or os.time, secrets = secrets,
+    model = opts.model or "model", clock = opts.clock or os.time, sleep = opts.sleep, secrets = secrets,
     format_time = opts.format_time or require("leadq").format_time,
     watching = {}, model_names = model_names, prefixes = prefixes,
     owner_prefix = #model_names > 1 and prefixes[model_names[1]] or LAST,
     last = {}, last_count = 0, answers = 0 }, Reactor)
 end
 
--- "status\tgrade\towner" -> status, grade, owner
+-- "status\tgrade\towner\tat" -> status, grade, owner, at (the time of the change recorded; a record
+-- written before it was kept has none)
 local function parse(text)
   local a = find(text, "\t", 1, true)
   local b = find(text, "\t", a + 1, true)
-  local owner = sub(text, b + 1)
-  return sub(text, 1, a - 1), sub(text, a + 1, b - 1), owner ~= "" and owner or nil
+  local c = find(text, "\t", b + 1, true)
+  local owner = sub(text, b + 1, c and c - 1 or nil)
+  return sub(text, 1, a - 1), sub(text, a + 1, b - 1), owner ~= "" and owner or nil, c and tonumber(sub(text, c + 1))
 end
 
 -- The body of one webhook fact.
@@ -84,8 +87,23 @@ local function fact_body(self, id, change, r, answer)
     owner = change.owner, why = change.why, transition = r.transition, key = change.key })
 end
 
+-- The lead's reaction lock. Another worker recording a change of this lead holds it for a moment:
+-- wait for it (giving up would leave this answer's change to be said by a later one, late), up
+-- to LOCK_TRIES; a lock left by a dead worker expires after LOCK_TTL. true, or nil when it stayed.
+local LOCK_TRIES, LOCK_TTL = 500, 2
+
+local function take_lock(self, lock)
+  local store = self.store
+  for _ = 1, LOCK_TRIES do
+    if store:safe_add(lock, true, LOCK_TTL) then return true end
+    if not self.sleep then return nil end   -- one thread: nobody else can let it go
+    self.sleep(0.001)
+  end
+  return nil
+end
+
 -- One model's status and grade after a score answer (see Reactor:observe).
-local function observe_model(self, id, model, status, grade, answer, record, cache_id, key_prefix)
+local function observe_model(self, id, model, status, grade, answer, record, cache_id, key_prefix, when)
   local store = self.store
   -- per lead, kept per worker: { store key, last text read, its status, its grade }
   local cached = self.last[cache_id]
@@ -106,15 +124,23 @@ local function observe_model(self, id, model, status, grade, answer, record, cac
   end
   -- A change: under the lead's reaction lock, read again (another worker may have recorded it).
   local lock = LOCK .. cache_id
-  if not store:safe_add(lock, true, 2) then return nil end   -- another worker records this change
+  if not take_lock(self, lock) then
+    self.outbox:count("reaction_errors")
+    self.last_error = "the reaction lock of lead '" .. tostring(id) .. "' stayed taken"
+    return nil
+  end
   text = store:get(key)
-  local from, grade_from, owner
-  if text ~= nil then from, grade_from, owner = parse(text) end
+  local from, grade_from, owner, last_at
+  if text ~= nil then from, grade_from, owner, last_at = parse(text) end
   if from == status and grade_from == grade then
     store:delete(lock)
     return nil
   end
-  local at = self.clock()
+  -- The change's time: the answer's (an event's own time), never before the lead's last change
+  -- (workers' cached clocks differ by a few ms), so one lead's changes keep the order they were
+  -- recorded in.
+  local at = when or self.clock()
+  if last_at and at < last_at then at = last_at end
   local change = { model = model, from = from, to = status, at = at, grade_from = grade_from ~= "" and grade_from
     or nil, grade_to = grade ~= "" and grade or nil, owner = owner, grade_only = from == status }
   local watching = self.watching[model]
@@ -129,7 +155,7 @@ local function observe_model(self, id, model, status, grade, answer, record, cac
       change.owner, change.why = who or owner, why
     end
   end
-  local ok, err = store:safe_set(key, status .. "\t" .. grade .. "\t" .. (change.owner or ""))
+  local ok, err = store:safe_set(key, format("%s\t%s\t%s\t%.3f", status, grade, change.owner or "", at))
   if not ok then
     store:delete(lock)
     self.outbox:count("reaction_errors")
@@ -163,17 +189,17 @@ end
 -- change { model, from, to, at } (the first model's, when several changed; from: nil for a lead
 -- seen the first time). record: the lead's fields (for the routes). An answer of several models
 -- (leadq.multi) has each model's result under `models`: each is watched on its own.
-function Reactor:observe(id, answer, record)
+function Reactor:observe(id, answer, record, at)
   self.answers = self.answers + 1   -- counted here, added to the store's count by the worker's timer
   local models = answer.models
   if models == nil then
-    return observe_model(self, id, self.model, answer.status, answer.grade, answer, record, id, LAST)
+    return observe_model(self, id, self.model, answer.status, answer.grade, answer, record, id, LAST, at)
   end
   local changed
   for _, name in ipairs(self.model_names) do
     local r = models[name]
     if r then
-      local c = observe_model(self, id, name, r.status, r.grade, r, record, name .. ":" .. id, self.prefixes[name])
+      local c = observe_model(self, id, name, r.status, r.grade, r, record, name .. ":" .. id, self.prefixes[name], at)
       changed = changed or c
     end
   end
@@ -298,7 +324,7 @@ function _M.init_nginx(opts)
   if not dict then error("init_nginx: no lua_shared_dict named '" .. tostring(opts.outbox) .. "' in nginx.conf", 2) end
   local ob = outbox_mod.new{ store = dict, clock = ngx.now, backoff = opts.backoff, max_attempts = opts.max_attempts }
   current = _M.new{ reactions = reactions, outbox = ob, store = dict, model = opts.model, fields = opts.fields,
-    clock = ngx.now }
+    clock = ngx.now, sleep = ngx.sleep }
   return current
 end
 

@@ -512,9 +512,15 @@ function Service:event(body, reuse)
   -- No pcall here (it keeps the hot path compiled): a raise is a bug, answered 500 by the glue, and
   -- the lock then expires by itself (LOCK_TTL).
   local values, note = self:observe(id, event, time, lead, stored, reuse)
-  self:unlock(id, lock_key)
-  if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
+  if not values then
+    self:unlock(id, lock_key)
+    return refuse(note == "late" and 422 or 507, self.last_error)
+  end
+  -- Scored under the lock too: the reactor records this answer's status change before another
+  -- worker's later event of the lead can record its own (per-lead order, each change said by the
+  -- answer that made it, at the time it was made).
   local answer, score_err = self:score(id, lead, false, values, note, reuse)
+  self:unlock(id, lock_key)
   if not answer then return refuse(422, score_err) end
   return 200, answer
 end
@@ -617,9 +623,18 @@ end
 
 -- GET /leads/<id>
 function Service:get_lead(id)
+  -- A read may change a status too (engagement decays): with reactions, under the lead's lock, so
+  -- that it cannot record its change between another worker's event and that event's own.
+  local locked = self.reactor and not self.cas
+  if locked then
+    local ok, lock_status, lock_err = self:lock(id)
+    if not ok then return refuse(lock_status, lock_err) end
+  end
   local lead = self:lead(id)
+  local answer, err
+  if lead then answer, err = self:score(id, lead, true) end
+  if locked then self:unlock(id) end
   if not lead then return refuse(404, format("unknown lead '%s'", id)) end
-  local answer, err = self:score(id, lead, true)
   if not answer then return refuse(422, err) end
   return 200, answer
 end

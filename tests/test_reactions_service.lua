@@ -1,0 +1,131 @@
+-- The service's reactions across workers: two workers recording changes of one lead keep its order
+-- and each change is said by the answer that made it.
+local lu = require("luaunit")
+local json = require("leadq.json")
+local leadq = require("leadq")
+local outbox = require("leadq.outbox")
+local reactions = require("leadq.reactions")
+local reactor = require("leadq.reactor")
+local service = require("leadq.service")
+
+local M = {}
+
+local T0 = 1767225600   -- 2026-01-01T00:00:00Z, a Thursday
+
+local REACTIONS = [[
+webhook "crm" { url = "http://127.0.0.1:9/hooks" }
+on { model = "engagement", to = "mql", webhook = "crm", assign = true, transition = "mql" }
+on { model = "engagement", from = "mql", webhook = "crm" }
+route { owner = "anna" }
+recycle { not_accepted_days = 14, reason = "not worked", reset_engagement = %s }
+]]
+
+-- Two workers of one server: their own service and reactor (per-worker caches), one leads store,
+-- one lock store and one outbox store between them, as the shared dicts are in nginx.
+local function two_workers(clock, reset)
+  local model = assert(leadq.load_model("tests/nginx/rules/engagement.lua"))
+  local r = assert(reactions.load_string(REACTIONS:format(reset and "true" or "false"), "reactions.lua"))
+  local leads, locks, box = service.memory_store(), service.memory_store(), service.memory_store()
+  local workers = {}
+  for i = 1, 2 do
+    local ob = outbox.new{ store = box, clock = clock }
+    local rx = reactor.new{ reactions = r, outbox = ob, model = "engagement", clock = clock }
+    workers[i] = service.new{ model = model, store = leads, locks = locks, clock = clock, reactor = rx }
+  end
+  return workers, outbox.new{ store = box, clock = clock }, locks
+end
+
+local function view(svc, id)
+  local status, answer = svc:handle("POST", "/events", json.encode({ lead = id, type = "pricing_view" }))
+  lu.assertEquals(status, 200)
+  return answer
+end
+
+M.TestReactionsAcrossWorkers = {}
+
+-- Worker A's event crosses the threshold; worker B's event of the same lead runs the moment A lets
+-- the lead's lock go. The change is A's: A's answer says it, B's does not, and the outbox holds
+-- exactly one fact, stamped with A's time.
+function M.TestReactionsAcrossWorkers.test_the_answer_that_crosses_says_so_when_another_worker_follows()
+  local now = T0
+  local clock = function() return now end
+  local workers, ob, locks = two_workers(clock, false)
+  local a, b = workers[1], workers[2]
+  lu.assertEquals(a:handle("POST", "/leads/L", '{"seniority":"VP","employees":900}'), 201)
+  now = now + 60
+  view(a, "L")
+  now = now + 60
+  view(b, "L")
+  -- A's third view; B's fourth runs inside A's unlock (the instant A lets go), a few ms later
+  local delete, b_answer = locks.delete, nil
+  locks.delete = function(store, key)
+    delete(store, key)
+    if key == "l:L" and b_answer == nil then
+      b_answer = false
+      local saved = now
+      now = now + 0.004
+      b_answer = view(b, "L")
+      now = saved
+    end
+  end
+  now = now + 60
+  local crossing = view(a, "L")
+  locks.delete = delete
+  lu.assertEquals(crossing.status, "mql")
+  lu.assertEquals(crossing.changed, { model = "engagement", from = "nurture", to = "mql", at = now })
+  lu.assertEquals(b_answer.status, "mql")
+  lu.assertNil(b_answer.changed)
+  local facts = ob:pending()
+  lu.assertEquals(#facts, 1)
+  local body = json.decode(facts[1].body)
+  lu.assertEquals({ body.from, body.to, body.at, body.owner }, { "nurture", "mql", leadq.format_time(now), "anna" })
+end
+
+-- A worker that finds the lead's reaction lock taken (another worker records a change of it) waits
+-- for it and records its own change in its own answer: it does not leave it to a later answer.
+function M.TestReactionsAcrossWorkers.test_a_taken_reaction_lock_is_waited_for()
+  local now = T0
+  local clock = function() return now end
+  local model = assert(leadq.load_model("tests/nginx/rules/engagement.lua"))
+  local r = assert(reactions.load_string(REACTIONS:format("false"), "reactions.lua"))
+  local box = service.memory_store()
+  local waited = 0
+  local rx = reactor.new{ reactions = r, outbox = outbox.new{ store = box, clock = clock }, model = "engagement",
+    clock = clock, sleep = function(s)
+      waited = waited + 1
+      now = now + s
+      if waited == 3 then box:delete("x:l:L") end   -- the other worker is done
+    end }
+  local svc = service.new{ model = model, store = service.memory_store(), clock = clock, reactor = rx }
+  box:safe_add("x:l:L", true, 2)   -- another worker holds the lead's reaction lock
+  local status, answer = svc:handle("POST", "/leads/L", '{"seniority":"VP","employees":900}')
+  lu.assertEquals(status, 201)
+  lu.assertEquals(waited, 3)
+  lu.assertEquals(answer.changed, { model = "engagement", to = "nurture", at = now })
+  -- the next answer has nothing left to say late
+  lu.assertNil(select(2, svc:handle("GET", "/leads/L")).changed)
+end
+
+-- The change times of one lead never go back, even from a worker whose clock is behind.
+function M.TestReactionsAcrossWorkers.test_change_times_of_a_lead_never_go_back()
+  local now = T0
+  local skew = { 0, -0.005 }   -- worker 2's cached clock is 5 ms behind worker 1's
+  local model = assert(leadq.load_model("tests/nginx/rules/engagement.lua"))
+  local r = assert(reactions.load_string(REACTIONS:format("false"), "reactions.lua"))
+  local leads, box = service.memory_store(), service.memory_store()
+  local workers = {}
+  for i = 1, 2 do
+    local clock = function() return now + skew[i] end
+    local rx = reactor.new{ reactions = r, outbox = outbox.new{ store = box, clock = clock }, model = "engagement",
+      clock = clock }
+    workers[i] = service.new{ model = model, store = leads, clock = clock, reactor = rx }
+  end
+  local first = select(2, workers[1]:handle("POST", "/leads/L", '{"seniority":"VP"}'))
+  lu.assertEquals(first.changed.at, now)
+  now = now + 0.001
+  local second = select(2, workers[2]:handle("POST", "/leads/L", '{"seniority":"VP","employees":900}'))
+  lu.assertEquals({ second.changed.from, second.changed.to }, { "cold", "nurture" })
+  lu.assertEquals(second.changed.at, first.changed.at)   -- not 4 ms before the change it follows
+end
+
+return M
