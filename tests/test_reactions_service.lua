@@ -1,6 +1,8 @@
--- The service's reactions across workers: two workers recording changes of one lead keep its order
--- and each change is said by the answer that made it.
+-- The service's reactions across workers and over a lead's lifecycle: two workers recording changes
+-- of one lead keep its order and each change is said by the answer that made it; a recycle that
+-- resets engagement starts the lead's features afresh, as bulk features of the later events give.
 local lu = require("luaunit")
+local core = require("leadq.core")
 local json = require("leadq.json")
 local leadq = require("leadq")
 local outbox = require("leadq.outbox")
@@ -11,6 +13,7 @@ local service = require("leadq.service")
 local M = {}
 
 local T0 = 1767225600   -- 2026-01-01T00:00:00Z, a Thursday
+local DAY = 86400
 
 local REACTIONS = [[
 webhook "crm" { url = "http://127.0.0.1:9/hooks" }
@@ -126,6 +129,55 @@ function M.TestReactionsAcrossWorkers.test_change_times_of_a_lead_never_go_back(
   local second = select(2, workers[2]:handle("POST", "/leads/L", '{"seniority":"VP","employees":900}'))
   lu.assertEquals({ second.changed.from, second.changed.to }, { "cold", "nurture" })
   lu.assertEquals(second.changed.at, first.changed.at)   -- not 4 ms before the change it follows
+end
+
+M.TestRecycleResetsEngagement = {}
+
+local function engagement_of(answer)
+  return { answer.features.pricing_views_30d, answer.groups.engagement }
+end
+
+-- Recycled with reset_engagement: the views before the recycle no longer count, and the lead's
+-- features equal bulk features computed from its events after the recycle. Without reset, they count.
+function M.TestRecycleResetsEngagement.test_features_restart_after_a_recycle_and_agree_with_bulk()
+  for _, reset in ipairs({ true, false }) do
+    local now = T0
+    local clock = function() return now end
+    local workers, ob = two_workers(clock, reset)
+    local svc = workers[1]
+    local rx = svc.reactor
+    svc:handle("POST", "/leads/L", '{"seniority":"VP","employees":900}')
+    for _ = 1, 3 do
+      now = now + 3600
+      view(svc, "L")
+    end
+    lu.assertEquals((rx:lifecycle("L")), "mql")
+    -- 14 days unaccepted: the timer recycles the lead (timers run from the delivering worker)
+    now = now + 14 * DAY
+    rx.timers:round(function(f) return rx:timer(f) end)
+    lu.assertEquals((rx:lifecycle("L")), "nurture")
+    lu.assertEquals(ob:metric("recycles"), 1)
+    local recycled_at = now
+    now = now + 3600
+    local after = {}
+    local answer = view(workers[2], "L")   -- another worker: the reset is in the shared store
+    after[1] = { lead_id = "L", type = "pricing_view", at = now }
+    if reset then
+      lu.assertEquals(engagement_of(answer), { 1, 10 })   -- the new view only
+      lu.assertEquals(answer.status, "nurture")
+      -- bulk: the features of the events after the recycle, as of the answer's time
+      local fs = svc.features
+      local leads = core.table({ { id = "L" } })
+      local events = core.table(after, { lead_id = "category", type = "category", at = "time" })
+      local bulk = assert(fs:compute(leads, events, { as_of = now }))
+      for _, name in ipairs(fs:names()) do
+        lu.assertEquals(answer.features[name], bulk:column(name)[1], name)
+      end
+      lu.assertTrue(recycled_at < after[1].at)
+    else
+      lu.assertEquals(engagement_of(answer), { 0 + 4, 25 })   -- the 3 views before the recycle count on
+    end
+  end
 end
 
 return M

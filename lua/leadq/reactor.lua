@@ -284,6 +284,14 @@ function Reactor:timer(fact)
       local last = self.store:get(self.owner_prefix .. fact.lead)
       local owner = last and select(3, parse(last))
       self.reactions:release(owner, self.store)   -- one open lead less on the owner's capacity
+      -- the service's engagement state of the lead starts afresh (leadq.service sets the hook)
+      if self.reactions.recycle.reset_engagement and self.reset_engagement then
+        local reset, rerr = self.reset_engagement(fact.lead, now)
+        if not reset then
+          self.outbox:count("reaction_errors")
+          self.last_error = "engagement not reset on recycle: " .. tostring(rerr)
+        end
+      end
       lifecycle_fact(self, fact.lead, "lead.recycled", self.reactions.recycle.webhooks, { from = stage,
         to = "nurture", reason = reason, reset_engagement = self.reactions.recycle.reset_engagement,
         at = self.format_time(now) })

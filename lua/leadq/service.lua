@@ -247,6 +247,8 @@ function _M.new(opts)
     reactor = opts.reactor,   -- leadq.reactor: records status changes, puts their reactions in the outbox
     cache = {}, cache_count = 0,
   }, Service)
+  -- a recycle that resets engagement (reactions' recycle { reset_engagement = true }) comes back here
+  if opts.reactor then opts.reactor.reset_engagement = function(id, at) return self:reset_engagement(id, at) end end
   self.features = opts.features or _M.model_features(opts.model)
   self.feature_list = self.features and self.features:names() or {}
   sort(self.feature_list)
@@ -619,6 +621,35 @@ function Service:set_profile_cas(id, fields)
     if written then return created and 201 or 200, answer end
   end
   return refuse(409, "lead '" .. id .. "' is busy, try again")
+end
+
+-- Recycling (leadq.reactor's timer, recycle { reset_engagement = true }): the lead's engagement
+-- starts afresh, as a lead never seen: its features count only the events after `at`, what bulk
+-- features computed from those events give. true, or nil and why.
+function Service:reset_engagement(id, at)
+  if not self.features then return true end   -- no engagement to reset
+  if self.cas then   -- the store's own compare-and-set: an empty state, written over the lead's
+    local fresh = self.features:state()
+    local text = fresh:encode(format("%.17g:", at or self.clock()))
+    fresh:close()
+    for _ = 1, CAS_TRIES do
+      local profile, _, _, stamp = self.store:read_lead(id, false)
+      if profile == nil then return nil, "lead store unavailable" end
+      local written = self.store:write_state(id, stamp, text)
+      if written == nil then return nil, "lead store unavailable" end
+      if written then
+        local cached = self.cache[id]
+        if cached then cached.stamp, cached.state_text = nil, nil end
+        return true
+      end
+    end
+    return nil, "lead '" .. id .. "' is busy"
+  end
+  local locked, _, lock_err = self:lock(id)
+  if not locked then return nil, lock_err end
+  self.store:delete(STATE .. id)
+  self:unlock(id)
+  return true
 end
 
 -- GET /leads/<id>
