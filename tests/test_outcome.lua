@@ -137,6 +137,29 @@ function M.TestOutcomeTransitions.test_reached_a_stage()
   end)
 end
 
+-- The report's funnel, loaded once, answers the outcome too: the same labels as the log read again,
+-- with as_of and within_days, and the funnel stays open for its owner.
+function M.TestOutcomeTransitions.test_loaded_funnel_gives_the_same_labels()
+  local funnel = require("leadq.funnel")
+  local f = funnel.new({})
+  f:load(leadq.parse_csv(LOG), { lead = "lead_id", stage = "stage", at = "at" })
+  for _, spec in ipairs({ { reached = "customer" }, { reached = "sql", within_days = 60 },
+                          { reached = "opportunity", as_of = "2026-03-15" } }) do
+    local from_log = { transitions = leadq.parse_csv(LOG) }
+    local from_funnel = { transitions = f }
+    for k, v in pairs(spec) do from_log[k], from_funnel[k] = v, v end
+    local want, want_info = outcome.labels(leads(), from_log)
+    local got, got_info = outcome.labels(leads(), from_funnel)
+    lu.assertEquals(bytes_of(got), bytes_of(want))
+    lu.assertEquals(got_info.description, want_info.description)
+    lu.assertEquals(got_info.already_reached, want_info.already_reached)
+  end
+  lu.assertEquals(#f, 12)   -- still open
+  local err = helpers.error_of(outcome.labels, leads(), { transitions = f, reached = "custmer" })
+  lu.assertStrContains(err, "unknown stage 'custmer'")
+  f:close()
+end
+
 function M.TestOutcomeTransitions.test_within_days_of_creation()
   helpers.with_file(LOG, function(path)
     -- A reached sql 59 days after creation, C 19, E 153, F 4 (customer implies sql)

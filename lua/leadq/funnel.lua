@@ -231,6 +231,11 @@ function _M.new(options)
   return core.funnel_new(_M.config(options))
 end
 
+local FUNNEL_META = getmetatable(core.funnel_new{ stages = { "lead" }, allowed = {} })
+function _M.is_funnel(x)
+  return type(x) == "userdata" and getmetatable(x) == FUNNEL_META
+end
+
 _M.parse = core.funnel_parse   -- a result from r:serialize(), or nil, message
 
 -- Merges a list of serialized results (strings) or results into one.
@@ -723,7 +728,8 @@ end
 -- of { path =, map =, table = a leadq table already read }): one per grouping in `groupings`
 -- (each a list of dimensions, or {} for the whole), joined to leads_tbl (a leadq table, or nil to
 -- read opts.leads). opts as for run; spend (rows of source, month, spend) adds costs to groupings by
--- source. Returns the list of tables and the rejected rows, or nil and a message.
+-- source. Returns the list of tables, the rejected rows and the loaded funnel (for more questions of
+-- the same log, e.g. outcome labels), or nil and a message.
 function _M.reports(opts, groupings, leads_tbl, spend)
   local f, err = load_logs(opts)
   if not f then return nil, err end
@@ -737,7 +743,7 @@ function _M.reports(opts, groupings, leads_tbl, spend)
     if not ok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
     tabs[i] = tab
   end
-  return tabs, f:rejects()
+  return tabs, f:rejects(), f
 end
 
 -- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} };

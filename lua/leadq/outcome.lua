@@ -7,7 +7,8 @@
 --   outcome = "Converted"       a column of the leads: 1/true/yes positive, 0/false/no negative
 --   outcome = "y=yes"           COLUMN=VALUE: positive where the column is VALUE (any case), else negative
 --   transitions = PATH | table  or a transitions log (lead_id,stage,at[,reason,owner]: what `leadq funnel`
---   reached = "customer"          reads, through the same funnel), with the stage that counts as converted
+--   reached = "customer"          reads, through the same funnel), with the stage that counts as converted;
+--                                 or a funnel loaded with that log already (leadq.funnel; its stages)
 --   within_days = N               and optionally how soon: within N days of as_of (or, without as_of, of
 --                                 the lead's creation)
 --   as_of = epoch | "YYYY-MM-DD"  the backtest date: leads created after it are left out; with
@@ -110,8 +111,9 @@ local function check_spec(spec)
     fail("outcome: outcome must be a column name or COLUMN=VALUE, got " .. type(spec.outcome), 3)
   end
   if spec.transitions ~= nil then
-    if type(spec.transitions) ~= "string" and not core.is_table(spec.transitions) then
-      fail("outcome: transitions must be the path of a transitions CSV or a leadq table, got "
+    if type(spec.transitions) ~= "string" and not core.is_table(spec.transitions)
+      and not require("leadq.funnel").is_funnel(spec.transitions) then
+      fail("outcome: transitions must be the path of a transitions CSV, a leadq table or a loaded funnel, got "
         .. type(spec.transitions), 3)
     end
     if type(spec.reached) ~= "string" or spec.reached == "" then
@@ -276,8 +278,13 @@ local function id_column(leads, spec)
 end
 
 -- The funnel of the log (the reader and checks of `leadq funnel`), loaded; raises on a bad file.
+-- A funnel the caller loaded already (the report's, of the same log) is used as it is, not closed.
 local function load_funnel(spec)
   local funnel = require("leadq.funnel")
+  if funnel.is_funnel(spec.transitions) then
+    local f = spec.transitions
+    return f, funnel, { rows = #f, logged = #f, rejected = #f:rejects() }, true
+  end
   local ok, f = pcall(funnel.new, { stages = stage_list(spec.stages) })
   if not ok then fail("outcome: " .. (tostring(f):gsub("^[^\n]-:%d+: ", "")), 4) end
   local tbl, path, own = spec.transitions, "(transitions table)", false
@@ -313,7 +320,7 @@ local function load_funnel(spec)
 end
 
 local function transitions_outcome(leads, spec, n, as_of, created)
-  local f, funnel, tinfo = load_funnel(spec)
+  local f, funnel, tinfo, borrowed = load_funnel(spec)
   local stages = stage_list(spec.stages) or funnel.DEFAULT_STAGES
   local known = {}
   for _, s in ipairs(stages) do known[#known + 1] = s end
@@ -323,13 +330,13 @@ local function transitions_outcome(leads, spec, n, as_of, created)
   local found = false
   for _, s in ipairs(known) do if s == reached then found = true end end
   if not found then
-    f:close()
+    if not borrowed then f:close() end
     fail(format("outcome: unknown stage '%s'%s (the stages: %s)", reached, dsl.did_you_mean(reached, known),
       concat(known, ", ")), 3)
   end
   local id = id_column(leads, spec)
   local times = f:entered(reached, leads, id)
-  f:close()
+  if not borrowed then f:close() end
   local within = spec.within_days and spec.within_days * DAY or nil
   if within and not as_of and not created then
     fail("outcome: within_days counts from as_of, or from each lead's creation: give as_of, or a creation column "

@@ -285,7 +285,7 @@ function _M.collect(opts)
     data.disqualified_by_rule = rows
   end
 
-  local transitions
+  local transitions, loaded   -- the log as read, and as the funnel loaded it
   if opts.transitions then
     local by = opts.by or "source"
     local groupings = { {}, { by } }
@@ -293,7 +293,8 @@ function _M.collect(opts)
     -- the log is read once: the funnel's groupings and the outcome's labels both take the table
     transitions, err = leadq.read_csv(opts.transitions)
     if not transitions then error(err, 0) end
-    local tabs, rejects = funnel.reports({ transitions = { { path = opts.transitions, table = transitions } },
+    local tabs, rejects
+    tabs, rejects, loaded = funnel.reports({ transitions = { { path = opts.transitions, table = transitions } },
       id = opts.id, sla_days = opts.sla_days }, groupings, leads, opts.spend and spend_rows(opts.spend) or nil)
     if not tabs then error("funnel: " .. tostring(rejects), 0) end
     local total_tab, by_tab = tabs[1], tabs[2]
@@ -308,7 +309,9 @@ function _M.collect(opts)
     local spec = {}
     for k, v in pairs(opts.outcome) do spec[k] = v end
     if spec.as_of == nil then spec.as_of = as_of end
-    if transitions and spec.transitions == opts.transitions then spec.transitions = transitions end
+    -- the same log with the funnel's stages: its loaded funnel answers who reached the stage when
+    if loaded and spec.transitions == opts.transitions and spec.stages == nil then spec.transitions = loaded
+    elseif transitions and spec.transitions == opts.transitions then spec.transitions = transitions end
     local lok, labels, linfo = pcall(outcome.labels, leads, spec)
     if not lok then error(bare(labels), 0) end
     local roc = roc_of(total, labels, n)
@@ -324,6 +327,7 @@ function _M.collect(opts)
   leads:close()
   if events then events:close() end
   if transitions then transitions:close() end
+  if loaded then loaded:close() end
   return data
 end
 
