@@ -121,7 +121,7 @@ end
 local function run_score(arg)
   local printed, errors = {}, {}
   local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
-  local status = require("leadq.cli_score").score(arg, out)
+  local status = require("leadq.cli.score").score(arg, out)
   return status, table.concat(printed, "\n"), table.concat(errors, "\n")
 end
 
@@ -161,7 +161,7 @@ function T.test_score_command_writes_lead_and_account_results()
     .. "e%-mail, (%d+) leads left, wrote ")
   lu.assertNotNil(merged, text)
   lu.assertEquals(tonumber(merged) + tonumber(left), n)
-  lu.assertStrContains(text, "scored " .. require("leadq.cli_score").thousands(tonumber(left)) .. " leads")
+  lu.assertStrContains(text, "scored " .. require("leadq.util").thousands(tonumber(left)) .. " leads")
   local lines = 0
   for _ in io.lines(dir .. "/merges.csv") do lines = lines + 1 end
   lu.assertEquals(lines, tonumber(merged) + 1)

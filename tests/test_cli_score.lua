@@ -1,22 +1,23 @@
--- The scoring commands of the command line: score, explain, check (leadq.cli_score, through the
+-- The scoring commands of the command line: score, explain, check (leadq.cli.score, leadq.cli_score, through the
 -- CLI frame's main and, under Lua 5.4, through the launcher build/leadq).
 local lu = require("luaunit")
 
 local gen = require("leadq.gen")
 local cli_score = require("leadq.cli_score")
+local score_cli = require("leadq.cli.score")
 local helpers = require("helpers")
 local tmpdir, write, read = helpers.tmpdir, helpers.write, helpers.read
 
 local LEADS = (LEADQ_VARIANT == "asan") and 300 or 1000
 
--- Runs a cli_score command with its output captured: status, printed text, error text.
+-- Runs a scoring command with its output captured: status, printed text, error text.
 local function run(command, arg)
   local printed, errors = {}, {}
   local out = {
     print = function(s) printed[#printed + 1] = s end,
     error = function(s) errors[#errors + 1] = s end,
   }
-  local status = cli_score[command](arg, out)
+  local status = (command == "score" and score_cli or cli_score)[command](arg, out)
   return status, table.concat(printed, "\n"), table.concat(errors, "\n")
 end
 
@@ -297,7 +298,7 @@ end
 local TestSummaryFormat = {}
 
 function TestSummaryFormat.test_counts_are_aligned()
-  local lines = cli_score.count_lines("status", { mql = 1234, nurture = 56, cold = 7890123 }, 7891413,
+  local lines = score_cli.count_lines("status", { mql = 1234, nurture = 56, cold = 7890123 }, 7891413,
     { "mql", "nurture", "cold" })
   lu.assertEquals(lines, {
     "  status       leads   share",
@@ -308,7 +309,7 @@ function TestSummaryFormat.test_counts_are_aligned()
 end
 
 function TestSummaryFormat.test_grades_as_a_table()
-  local lines = cli_score.grade_matrix_lines({ A1 = 10, A2 = 1230, B1 = 6, B2 = 0, C2 = 755 }, 2000,
+  local lines = score_cli.grade_matrix_lines({ A1 = 10, A2 = 1230, B1 = 6, B2 = 0, C2 = 755 }, 2000,
     { { group = "fit" }, { group = "engagement" } })
   lu.assertEquals(lines.title, "fit letter down, engagement digit across")
   lu.assertEquals({ lines[1], lines[2], lines[3], lines[4] }, {
@@ -317,15 +318,15 @@ function TestSummaryFormat.test_grades_as_a_table()
     "  B          6   0.3%      0   0.0%",
     "  C          0   0.0%    755  37.8%",
   })
-  lu.assertNil(cli_score.grade_matrix_lines({ A = 3, B = 4 }, 7))
-  lu.assertNil(cli_score.grade_matrix_lines({ hot = 3, A1 = 4 }, 7))
+  lu.assertNil(score_cli.grade_matrix_lines({ A = 3, B = 4 }, 7))
+  lu.assertNil(score_cli.grade_matrix_lines({ hot = 3, A1 = 4 }, 7))
 end
 
 function TestSummaryFormat.test_csv_escape()
-  lu.assertEquals(cli_score.csv_escape('a,"b"'), '"a,""b"""')
-  lu.assertEquals(cli_score.csv_escape(12), "12")
-  lu.assertEquals(cli_score.csv_escape(0 / 0), "")
-  lu.assertEquals(cli_score.csv_escape(nil), "")
+  lu.assertEquals(score_cli.csv_escape('a,"b"'), '"a,""b"""')
+  lu.assertEquals(score_cli.csv_escape(12), "12")
+  lu.assertEquals(score_cli.csv_escape(0 / 0), "")
+  lu.assertEquals(score_cli.csv_escape(nil), "")
 end
 
 ---------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 local lu = require("luaunit")
 
 local gen = require("leadq.gen")
-local cli_score = require("leadq.cli_score")
+local score_cli = require("leadq.cli.score")
 local helpers = require("helpers")
 
 local M = {}
@@ -16,7 +16,7 @@ local function run(arg)
     print = function(s) printed[#printed + 1] = s end,
     error = function(s) errors[#errors + 1] = s end,
   }
-  local status = cli_score.score(arg, out)
+  local status = score_cli.score(arg, out)
   return status, table.concat(printed, "\n"), table.concat(errors, "\n")
 end
 

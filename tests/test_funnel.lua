@@ -1,6 +1,7 @@
 -- leadq.funnel: stages, validation of the transition log, aggregation, merging, outputs.
 local lu = require("luaunit")
 local funnel = require("leadq.funnel")
+local cli = require("leadq.cli")
 local json = require("leadq.json")
 local helpers = require("helpers")
 local rng = helpers.rng
@@ -548,16 +549,16 @@ function M.TestFunnelOutput.test_partial_results_through_the_command()
   local function run(args)
     printed = {}
     for _, x in ipairs(by) do args[#args + 1] = x end
-    lu.assertEquals(funnel.main(args, out), 0)
+    lu.assertEquals(cli.main(args, out), 0)
     return table.concat(printed, "\n")
   end
-  local expected = run({ "--transitions", whole })
-  lu.assertStrContains(run({ "--transitions", a, "--part", pa }), "wrote the partial result to " .. pa)
-  run({ "--transitions", b, "--part", pb })
-  lu.assertEquals(run({ "--merge", pb .. "," .. pa }), expected)
-  lu.assertEquals(funnel.main({ "--merge", pa, "--transitions", a }, out), 1)
+  local expected = run({ "funnel", "--transitions", whole })
+  lu.assertStrContains(run({ "funnel", "--transitions", a, "--part", pa }), "wrote the partial result to " .. pa)
+  run({ "funnel", "--transitions", b, "--part", pb })
+  lu.assertEquals(run({ "funnel", "--merge", pb .. "," .. pa }), expected)
+  lu.assertEquals(cli.main({ "funnel", "--merge", pa, "--transitions", a }, out), 1)
   lu.assertEquals(errors[#errors],
-    "leadq funnel: --merge reads partial results, not --transitions: give one or the other")
+    "leadq: --merge reads partial results, not --transitions: give one or the other")
   for _, p in ipairs({ whole, a, b, pa, pb }) do os.remove(p) end
 end
 

@@ -2,6 +2,7 @@
 -- with a column mapping; conversion and time to close by origin, against a plain Lua computation.
 local lu = require("luaunit")
 local funnel = require("leadq.funnel")
+local cli = require("leadq.cli")
 
 local M = {}
 
@@ -21,13 +22,13 @@ local function fields(line, n)
 end
 
 local function run(extra)
-  local argv = { "--stages", "mql,customer", "--sla-days", "0",
+  local argv = { "funnel", "--stages", "mql,customer", "--sla-days", "0",
     "--transitions", MQLS, "--map", "lead=mql_id,at=first_contact_date,stage_is=mql",
     "--transitions", DEALS, "--map", "lead=mql_id,at=won_date,stage_is=customer",
     "--leads", MQLS, "--id", "mql_id", "--by", "origin" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
   local printed, errors = {}, {}
-  local status = funnel.main(argv, { print = function(s) printed[#printed + 1] = s end,
+  local status = cli.main(argv, { print = function(s) printed[#printed + 1] = s end,
                                      error = function(s) errors[#errors + 1] = s end })
   return status, table.concat(printed, "\n"), errors
 end
@@ -145,16 +146,16 @@ end
 function M.TestFunnelOlist.test_mapping_mistakes_are_plain_sentences()
   local printed, errors = {}, {}
   local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
-  lu.assertEquals(funnel.main({ "--transitions", MQLS }, out), 1)
+  lu.assertEquals(cli.main({ "funnel", "--transitions", MQLS }, out), 1)
   lu.assertStrContains(errors[1], "olist_marketing_qualified_leads_dataset.csv: no column 'lead_id' for the lead "
     .. "(map it: --map lead=COLUMN)")
   errors = {}
-  lu.assertEquals(funnel.main({ "--transitions", MQLS, "--map", "lead=mql_id,when=x" }, out), 2)
-  lu.assertEquals(errors[1], "leadq funnel: unknown mapping key 'when' (expected lead, stage, at, reason, owner, "
+  lu.assertEquals(cli.main({ "funnel", "--transitions", MQLS, "--map", "lead=mql_id,when=x" }, out), 2)
+  lu.assertEquals(errors[1], "leadq: unknown mapping key 'when' (expected lead, stage, at, reason, owner, "
     .. "stage_is)")
   errors = {}
-  lu.assertEquals(funnel.main({ "--map", "lead=mql_id" }, out), 2)
-  lu.assertEquals(errors[1], "leadq funnel: --map comes after the --transitions it describes")
+  lu.assertEquals(cli.main({ "funnel", "--map", "lead=mql_id" }, out), 2)
+  lu.assertEquals(errors[1], "leadq: 0 --transitions but 1 --map: give one --map per --transitions, in the same order")
 end
 
 function M.TestFunnelOlist.test_every_reject_can_be_listed()
@@ -171,18 +172,20 @@ function M.TestFunnelOlist.test_every_reject_can_be_listed()
 end
 
 
-function M.TestFunnelOlist.test_the_cli_frame_command_gives_the_same()
+function M.TestFunnelOlist.test_each_transitions_file_has_its_own_map()
   local printed, errors = {}, {}
   local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
-  local opts = { transitions = { MQLS, DEALS }, stages = "mql,customer", ["sla-days"] = 0,
-    map = { "lead=mql_id,at=first_contact_date,stage_is=mql", "lead=mql_id,at=won_date,stage_is=customer" },
-    leads = MQLS, id = "mql_id", by = "origin", format = "csv" }
-  lu.assertEquals(funnel.command(opts, out), 0)
-  local _, csv = run({ "--format", "csv" })
-  lu.assertEquals(table.concat(printed, "\n"), csv)
-  opts.map = { opts.map[1] }
-  lu.assertEquals({ funnel.command(opts, out) },
-    { nil, "2 --transitions but 1 --map: give one --map per --transitions, in the same order" })
+  -- the maps in the other order: the first file's columns do not fit the second's map
+  lu.assertEquals(cli.main({ "funnel", "--stages", "mql,customer", "--transitions", MQLS, "--transitions", DEALS,
+    "--map", "lead=mql_id,at=won_date,stage_is=customer", "--map", "lead=mql_id,at=first_contact_date,stage_is=mql" },
+    out), 1)
+  lu.assertStrContains(errors[1], "olist_marketing_qualified_leads_dataset.csv: no column 'won_date' for the at")
+  errors = {}
+  lu.assertEquals(cli.main({ "funnel", "--transitions", MQLS, "--transitions", DEALS,
+    "--map", "lead=mql_id,at=first_contact_date,stage_is=mql" }, out), 2)
+  lu.assertEquals(errors[1],
+    "leadq: 2 --transitions but 1 --map: give one --map per --transitions, in the same order")
+  lu.assertEquals(#printed, 0)
 end
 
 return M

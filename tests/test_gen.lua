@@ -11,7 +11,7 @@ local SEED = 11
 
 -- One CSV record: the command line's own splitter (the generator writes no line breaks in fields).
 local function fields_of(line)
-  return assert(require("leadq.cli_score").csv_fields(line))
+  return assert(require("leadq.cli.inputs").csv_fields(line))
 end
 
 -- text -> header, { {field=value...}, ... }

@@ -269,8 +269,8 @@ function TestCrmOut.test_stamp_and_prefixed_columns_that_a_second_model_leaves_a
   lu.assertEquals(row.as_of, leadq.parse_time("2026-11-01"))
   lu.assertStrMatches(row.rules_hash, "^%x+$")
   lu.assertEquals(#row.rules_hash, 16)
-  lu.assertEquals(row.rules_hash, require("leadq.cli_score").rules_hash({ "rules/mql.lua" }))
-  lu.assertNotEquals(row.rules_hash, require("leadq.cli_score").rules_hash({ "rules/sql.lua" }))
+  lu.assertEquals(row.rules_hash, require("leadq.cli.score").rules_hash({ "rules/mql.lua" }))
+  lu.assertNotEquals(row.rules_hash, require("leadq.cli.score").rules_hash({ "rules/sql.lua" }))
   helpers.remove_dir(dir)
 end
 

@@ -3,7 +3,7 @@
 -- command line, never dropped in silence.
 local lu = require("luaunit")
 local leadq = require("leadq")
-local cli_score = require("leadq.cli_score")
+local score_cli = require("leadq.cli.score")
 local helpers = require("helpers")
 
 local AS_OF = "2026-11-01"
@@ -88,7 +88,7 @@ end
 function TestModelEvents:test_score_command_reports_what_happened_to_the_events()
   local printed = {}
   local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) printed[#printed + 1] = s end }
-  local status = cli_score.score({ rules = self.dir .. "/m.lua", leads = self.dir .. "/leads.csv",
+  local status = score_cli.score({ rules = self.dir .. "/m.lua", leads = self.dir .. "/leads.csv",
     events = self.dir .. "/events.csv", ["as-of"] = AS_OF }, out)
   lu.assertEquals(status, 0)
   local text = table.concat(printed, "\n")

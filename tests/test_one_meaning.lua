@@ -3,7 +3,7 @@
 local lu = require("luaunit")
 local leadq = require("leadq")
 local gen = require("leadq.gen")
-local cli_score = require("leadq.cli_score")
+local inputs = require("leadq.cli.inputs")
 local h = require("helpers")
 
 local M = {}
@@ -24,7 +24,7 @@ function M.TestOneMeaning.test_string_records_score_as_bulk_rows()
     local grade = r:has("grade") and r:column("grade") or nil
     local header, row, checked = nil, 0, 0
     for line in io.lines(dir .. "/leads.csv") do
-      local cells = cli_score.csv_fields(line)
+      local cells = inputs.csv_fields(line)
       if not header then
         header = cells
       else

@@ -189,7 +189,7 @@ function M.TestReport.test_page_is_self_contained_and_small()
   lu.assertStrMatches(d.model.hash, "%x+")
   lu.assertEquals(#d.model.hash, 16)
   -- the fingerprint `leadq score --stamp` writes beside each row
-  lu.assertEquals(d.model.hash, require("leadq.cli_score").rules_hash({ "rules/mql.lua" }))
+  lu.assertEquals(d.model.hash, require("leadq.cli.score").rules_hash({ "rules/mql.lua" }))
 end
 
 -- However many groups, the page holds at most MAX_GROUPS of them and the rest as one number.

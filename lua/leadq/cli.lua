@@ -29,6 +29,8 @@ local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, t
 local pcall, xpcall, require, next = pcall, xpcall, require, next
 
 local _M = { _VERSION = "0.1.0", commands = {} }
+-- Registered at once: the command modules (lua/leadq/cli/NAME.lua) require("leadq.cli") while it loads.
+package.loaded["leadq.cli"] = _M
 
 local OPTION_TYPES = { string = true, number = true, integer = true, flag = true, list = true }
 local SPEC_KEYS = { summary = true, usage = true, options = true, args = true, run = true, help = true,
@@ -44,6 +46,24 @@ _M.thousands = thousands
 local function megabytes(bytes)
   if bytes < 1e6 then return format("%.1f kB", bytes / 1e3) end
   return format("%.1f MB", bytes / 1e6)
+end
+
+-- A failed run's message on stderr; returns status 1 (a run that failed) unless told 2 (bad usage).
+-- A message of many lines (every problem of a model) is shown once per distinct line, at most 25.
+local MAX_LINES = 25
+
+function _M.fail(out, message, status)
+  local seen, lines = {}, {}
+  if not os.getenv("LEADQ_DEBUG") then message = _M.without_internal_position(tostring(message)) end
+  for line in (tostring(message) .. "\n"):gmatch("([^\n]*)\n") do
+    if line ~= "" and not seen[line] then
+      seen[line] = true
+      lines[#lines + 1] = line
+    end
+  end
+  for i = 1, math.min(#lines, MAX_LINES) do out.error((i == 1 and "leadq: " or "  ") .. lines[i]) end
+  if #lines > MAX_LINES then out.error(format("  ... and %d more", #lines - MAX_LINES)) end
+  return status or 1
 end
 
 local distance = util.distance   -- for "did you mean"
@@ -581,86 +601,18 @@ _M.commands.demo = {
 -- The scoring commands live in leadq.cli_score; loaded only when used.
 local function score_command(fn)
   return function(opts, out)
-    local cli_score = require("leadq.cli_score")
-    if opts.rules then
-      local files = {}
-      for _, v in ipairs(opts.rules) do
-        for item in v:gmatch("[^,]+") do files[#files + 1] = rule_file(item:match("^%s*(.-)%s*$")) end
-      end
-      opts.rules = files
-    end
-    if opts.accounts then opts.accounts = rule_file(opts.accounts) end
-    return cli_score[fn](opts, out)
+    return require("leadq.cli_score")[fn](require("leadq.cli.inputs").resolve_rule_files(opts), out)
   end
 end
-
-local SCORE_OPTIONS = {
-  rules = { type = "list", help = "rule files, comma-separated or repeated (or shipped models: mql,sql)" },
-  leads = { type = "string", help = "the leads CSV, or gzip of it ('-': standard input)" },
-  events = { type = "string", help = "an events CSV for behaviour rules, or gzip of it ('-': standard input)" },
-  map = { type = "string", help = "a mapping script (rules/README.md) or a CSV 'column,field' renaming CRM columns"
-    .. " to the rules' fields" },
-  ["events-map"] = { type = "string", help = "a mapping script for the events file" },
-  decimal = { type = "string", help = "the decimal mark of numbers: . (default) or ," },
-  thousands = { type = "string", help = "the thousands separator: , . ' (a space) or none (default: . with"
-    .. " --decimal , and , otherwise)" },
-  ["date-format"] = { type = "string", help = "dates like %m/%d/%Y or %d.%m.%Y %H:%M (ISO 8601 is always read)" },
-  tz = { type = "string", help = "the UTC offset of times written without one, e.g. +02:00" },
-  ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01" },
-  threads = { type = "integer", help = "threads for large tables" },
-  strict = { type = "flag", help = "a field the rules read that no column holds is an error (default: read as"
-    .. " missing, with a warning)" },
-}
-
-local function with(base, extra)
-  local t = {}
-  for k, v in pairs(base) do t[k] = v end
-  for k, v in pairs(extra) do t[k] = v end
-  return t
-end
-
-_M.commands.score = {
-  summary = "score leads with rule models and summarise (or write) the result",
-  usage = "score --rules FILE[,FILE...] --leads CSV [--events CSV] [--map FILE] [--out CSV] [--as-of DATE]"
-    .. " [--threads N] [--accounts AQL.lua [--accounts-out CSV] [--account-score COLUMN]] [--dedupe"
-    .. " [--merges-out CSV]] [--fail-on-errors] [--transitions-out CSV] [--previous CSV --changes CSV]"
-    .. " [--reactions FILE]",
-  options = with(SCORE_OPTIONS, { out = { type = "string", help = "write the scores to this file ('-': standard"
-      .. " output, and every message goes to standard error)" },
-    format = { type = "string", help = "with --out: csv (default) or jsonl (one JSON object a lead)" },
-    stamp = { type = "flag", help = "with --out: add the model, its version, a hash of the rule files and the"
-      .. " as-of time to every row" },
-    ["prefix-columns"] = { type = "flag", help = "name one model's columns as a run of several does (mql.total):"
-      .. " a second --rules then leaves them as they are" },
-    export = { type = "string", help = "write a CRM import: the id and the properties of the --map script's"
-      .. " export section (with --previous, only the leads whose values changed)" },
-    quiet = { type = "flag", help = "print no summary (errors and warnings still go to standard error)" },
-    progress = { type = "flag", help = "show the progress of loading on standard error even when it is not a"
-      .. " terminal (on a terminal it is shown anyway)" },
-    ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01: events after it"
-      .. " are not used, and leads created after it (created_at) are left out" },
-    accounts = { type = "string", help = "an account model (rules/aql.lua) scoring the leads' accounts" },
-    ["accounts-out"] = { type = "string", help = "write the account scores to this CSV" },
-    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" },
-    dedupe = { type = "flag", help = "merge leads with the same e-mail first (the earliest created is kept)" },
-    ["merges-out"] = { type = "string", help = "with --dedupe: write every merge to this CSV" },
-    ["fail-on-errors"] = { type = "flag", help = "exit 1 when a rule's Lua function failed for a lead" },
-    ["transitions-out"] = { type = "string", help = "write the lifecycle transitions the statuses imply (the"
-      .. " log leadq funnel --transitions reads)" },
-    previous = { type = "string", help = "a previous run's --out CSV: with --changes, what changed since" },
-    changes = { type = "string", help = "write the leads whose status or grade changed since --previous" },
-    reactions = { type = "string", help = "a reactions script (rules/reactions.lua): owners by its routes" } }),
-  run = score_command("score"),
-}
 
 _M.commands.explain = {
   summary = "explain one lead's score: which rules fired and the points each gave",
   usage = "explain --rules FILE[,FILE...] --leads CSV (--id ID | --accounts AQL.lua --account NAME) [--events CSV]"
     .. " [--map FILE] [--as-of DATE]",
-  options = with(SCORE_OPTIONS, { id = { type = "string", help = "the lead's id" },
+  options = require("leadq.cli.inputs").options_with { id = { type = "string", help = "the lead's id" },
     accounts = { type = "string", help = "an account model (rules/aql.lua): explain an account instead" },
     account = { type = "string", help = "with --accounts: the account (e.g. acme.com) to explain" },
-    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" } }),
+    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" } },
   run = score_command("explain"),
 }
 
@@ -677,35 +629,9 @@ _M.commands.check = {
 }
 
 
-_M.commands.funnel = {
-  summary = "funnel volumes, conversion, velocity, hand-off SLA and cost by lead dimensions and cohorts",
-  usage = "funnel --transitions CSV [--map SPEC] [--leads CSV [--id COL]] [--by DIM,...] [--spend CSV]"
-    .. " [--format table|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]"
-    .. " [--part FILE | --merge FILE,...] [--rejects CSV]",
-  options = {
-    transitions = { type = "list", help = "a log lead_id,stage,at[,reason,owner] (required unless --merge)" },
-    map = { type = "list", help = "columns of the n-th --transitions: lead=COL,stage=COL,at=COL or stage_is=STAGE" },
-    leads = { type = "string", help = "a leads CSV with the dimensions, joined on --id" },
-    id = { type = "string", help = "the leads' id column (default id)" },
-    by = { type = "string", help = "dimensions, comma-separated: leads columns, <stage>_month, <stage>_week, owner" },
-    spend = { type = "string", help = "a spend CSV source,month,spend: adds cost per mql, sql and customer" },
-    format = { type = "string", help = "table (default), csv or json" },
-    stages = { type = "string", help = "the chain of stages (default lead,mql,sal,sql,opportunity,customer)" },
-    ["sla-days"] = { type = "number", help = "days the mql to sales hand-off may take (default 2; 0: no SLA)" },
-    ["no-implied"] = { type = "flag", help = "count a stage only when the lead entered it itself" },
-    part = { type = "string", help = "write the partial result to this file instead of a report" },
-    merge = { type = "string", help = "partial results to merge and report, comma-separated (no --transitions)" },
-    rejects = { type = "string", help = "write every rejected transition row to this CSV" },
-  },
-  run = function(opts, out)
-    return require("leadq.funnel").command(opts, out)
-  end,
-}
-
 -- Commands with a file of their own, lua/leadq/cli/NAME.lua, each adding itself to _M.commands
 -- (this table is registered as leadq.cli first, so their require("leadq.cli") gets it).
-package.loaded["leadq.cli"] = _M
-for _, name in ipairs({ "evaluate", "compare", "fit", "profile", "report", "state" }) do
+for _, name in ipairs({ "score", "funnel", "evaluate", "compare", "fit", "profile", "report", "state" }) do
   require("leadq.cli." .. name)
 end
 

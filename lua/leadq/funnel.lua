@@ -619,24 +619,7 @@ end
 
 
 ---------------------------------------------------------------------------------------------
--- The command: leadq funnel --transitions CSV [--map SPEC] ... [--leads CSV] [--by DIM,...]
--- [--spend CSV] [--format table|csv|json]
-
-local MAP_KEYS = { lead = true, stage = true, at = true, reason = true, owner = true, stage_is = true }
-
--- "lead=mql_id,at=won_date,stage_is=customer" -> { lead = "mql_id", ... }, or nil, message
-function _M.parse_map(spec)
-  local map = {}
-  for item in tostring(spec):gmatch("[^,]+") do
-    local k, v = item:match("^%s*([%w_]+)%s*=%s*(.-)%s*$")
-    if not k or v == "" then return nil, format("bad column mapping '%s' (expected name=column)", item) end
-    if not MAP_KEYS[k] then
-      return nil, format("unknown mapping key '%s' (expected lead, stage, at, reason, owner, stage_is)", k)
-    end
-    map[k] = v
-  end
-  return map
-end
+-- Reports from files: transitions logs (or partial results) in, a report out
 
 local list_of = require("leadq.util").split_list   -- "a,b" or { "a", "b" } -> { "a", "b" }
 
@@ -807,106 +790,6 @@ function _M.run(opts)
   return _M.format(tab, fmt), tab, rejects
 end
 
-_M.USAGE = [==[
-usage: leadq funnel --transitions CSV [--map SPEC] [--transitions CSV [--map SPEC]]...
-                    [--leads CSV [--id COLUMN]] [--by DIM,...] [--spend CSV]
-                    [--format table|wide|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]
-                    [--part FILE] | --merge FILE,... [--spend CSV] [--format ...]
-  --format       table (default: stages, conversion and days as tables with a total row, within 100
-                 columns), wide (every column in one table), csv or json
-  --transitions  a log of lead_id,stage,at[,reason,owner]; repeat it to join several logs
-  --map          columns of the --transitions before it: lead=COL,stage=COL,at=COL,reason=COL,owner=COL,
-                 or stage_is=STAGE when every row of that file is one stage
-  --leads        lead dimensions, joined on --id (default id)
-  --by           dimensions: columns of --leads, <stage>_month, <stage>_week, owner
-  --spend        source,month,spend: adds cost per mql, sql and customer
-  --stages       the chain of stages (default lead,mql,sal,sql,opportunity,customer)
-  --sla-days     days the hand-off from mql to sales may take (default 2; 0: no SLA)
-  --part         write the partial result to FILE (for leads split by lead across runs)
-  --merge        FILE,...: merge partial results and report them (instead of --transitions)
-  --rejects      write every rejected transition row to FILE (CSV: file,line,lead,stage,at,message)
-  --no-implied   a stage counts only when the lead entered it (not when it skipped past it)
-]==]
-
--- The command line: argv holds the words after "funnel". Returns an exit status.
-function _M.main(argv, out)
-  out = out or { print = function(s) io.stdout:write(s, "\n") end,
-                 error = function(s) io.stderr:write(s, "\n") end }
-  local opts, inputs = {}, {}
-  local i = 1
-  local function value(flag)
-    local v = argv[i + 1]
-    if v == nil then error(format("%s needs a value", flag), 0) end
-    i = i + 2
-    return v
-  end
-  local ok, err = pcall(function()
-    while i <= #argv do
-      local a = argv[i]
-      if a == "--transitions" then inputs[#inputs + 1] = { path = value(a) }
-      elseif a == "--map" then
-        if #inputs == 0 then error("--map comes after the --transitions it describes", 0) end
-        local map, merr = _M.parse_map(value(a))
-        if not map then error(merr, 0) end
-        inputs[#inputs].map = map
-      elseif a == "--leads" then opts.leads = value(a)
-      elseif a == "--id" then opts.id = value(a)
-      elseif a == "--by" then opts.by = value(a)
-      elseif a == "--spend" then opts.spend = value(a)
-      elseif a == "--part" then opts.part = value(a)
-      elseif a == "--rejects" then opts.rejects = value(a)
-      elseif a == "--merge" then opts.merge = value(a)
-      elseif a == "--format" then opts.format = value(a)
-      elseif a == "--stages" then opts.stages = value(a)
-      elseif a == "--sla-days" then
-        local v = value(a)
-        opts.sla_days = tonumber(v)
-        if not opts.sla_days then error(format("--sla-days needs a number, got '%s'", v), 0) end
-        if opts.sla_days == 0 then opts.sla_days = false end
-      elseif a == "--no-implied" then opts.implied = false; i = i + 1
-      elseif a == "--help" or a == "-h" then out.print(_M.USAGE); opts.help = true; i = i + 1
-      else error(format("unknown option '%s'", a), 0) end
-    end
-  end)
-  if not ok then
-    out.error("leadq funnel: " .. err)
-    out.error(_M.USAGE)
-    return 2
-  end
-  if opts.help then return 0 end
-  opts.transitions = inputs
-  local status, err2 = _M.print_run(opts, out)
-  if not status then out.error("leadq funnel: " .. err2) return 1 end
-  return status
-end
-
--- Runs and prints: the report on out.print, rejected rows (the first 20) on out.error.
--- Returns 0, or nil and a message.
-function _M.print_run(opts, out)
-  local run_opts, rejects_path = {}, opts.rejects
-  for k, v in pairs(opts) do if k ~= "rejects" then run_opts[k] = v end end
-  local text, tab_or_err, rejects = _M.run(run_opts)
-  if not text then return nil, tab_or_err end
-  out.print((text:gsub("\n$", "")))
-  if rejects_path then
-    local fh, err = io.open(rejects_path, "wb")
-    if not fh then return nil, err end
-    fh:write(_M.rejects_csv(rejects or {}))
-    fh:close()
-  end
-  if rejects and #rejects > 0 then
-    out.error(format("leadq funnel: %d transition rows rejected (not counted)%s:", #rejects,
-      rejects_path and (", all listed in " .. rejects_path) or ""))
-    for k = 1, math.min(#rejects, 20) do
-      local r = rejects[k]
-      out.error(format("  %s:%s: %s%s", r.file or "?", r.line or "?", r.lead and ("lead " .. r.lead .. ": ") or "",
-        r.message))
-    end
-    if #rejects > 20 then out.error(format("  ... and %d more", #rejects - 20)) end
-  end
-  return 0
-end
-
 -- The rejected rows as CSV: file,line,lead,stage,at,message (at as YYYY-MM-DD hh:mm:ss, UTC).
 function _M.rejects_csv(rejects)
   local lines = { "file,line,lead,stage,at,message" }
@@ -916,31 +799,6 @@ function _M.rejects_csv(rejects)
       csv_field(r.message) }, ",")
   end
   return concat(lines, "\n") .. "\n"
-end
-
--- The command as the CLI frame (leadq.cli) calls it: opts from its flags, --transitions and --map
--- repeatable (the n-th --map maps the n-th --transitions).
-function _M.command(opts, out)
-  local paths, maps = opts.transitions or {}, opts.map or {}
-  if #maps > 0 and #maps ~= #paths then
-    return nil, format("%d --transitions but %d --map: give one --map per --transitions, in the same order",
-      #paths, #maps)
-  end
-  local inputs = {}
-  for i, path in ipairs(paths) do
-    local map, err
-    if maps[i] then
-      map, err = _M.parse_map(maps[i])
-      if not map then return nil, err end
-    end
-    inputs[i] = { path = path, map = map }
-  end
-  local sla = opts["sla-days"]
-  if sla == 0 then sla = false end
-  if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
-  return _M.print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
-    format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"],
-    part = opts.part, merge = opts.merge, rejects = opts.rejects }, out)
 end
 
 return _M

@@ -39,7 +39,7 @@ function _M.load_data(opts)
   local map
   if opts.map then
     local err
-    map, err = require("leadq.cli_score").read_map(opts.map)
+    map, err = require("leadq.cli.inputs").read_map(opts.map)
     if not map then return nil, err end
   end
   local leads, err = leadq.read_csv(opts.leads, map and { map = map } or nil)

@@ -32,7 +32,7 @@ local function run(opts, out)
   if opts["mql-share"] and opts["mql-precision"] then return nil, "give --mql-share or --mql-precision, not both" end
   local read_options
   if opts.map then
-    local map, err = require("leadq.cli_score").read_map(opts.map)
+    local map, err = require("leadq.cli.inputs").read_map(opts.map)
     if not map then return nil, err end
     read_options = { map = map }
   end
