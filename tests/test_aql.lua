@@ -169,21 +169,21 @@ function T.test_score_command_writes_lead_and_account_results()
   local fh = assert(io.open(dir .. "/accounts.csv"))
   local first_account = fh:read("*a"):match("\n([^,]+),")
   fh:close()
-  local cli_score = require("leadq.cli_score")
+  local explain_cli = require("leadq.cli.explain")
   local printed, errors = {}, {}
   local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
-  status = cli_score.explain({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", events = dir .. "/events.csv",
+  status = explain_cli.explain({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", events = dir .. "/events.csv",
     ["as-of"] = "2026-11-01", accounts = "rules/aql.lua", account = first_account }, out)
   lu.assertEquals(status, 0, table.concat(errors, "\n"))
   text = table.concat(printed, "\n")
   lu.assertStrContains(text, "aql: ")
   lu.assertStrContains(text, "thresholds: aql at 60, engaged at 30, else aware")
   lu.assertStrContains(text, "contacts of " .. first_account .. " (best first):")
-  status = cli_score.explain({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", accounts = "rules/aql.lua",
+  status = explain_cli.explain({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", accounts = "rules/aql.lua",
     account = "nowhere.example" }, out)
   lu.assertEquals(status, 1)
   lu.assertStrContains(errors[#errors], "no account 'nowhere.example' among the ")
-  status = cli_score.explain({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", account = "x.com" }, out)
+  status = explain_cli.explain({ rules = "rules/mql.lua", leads = dir .. "/leads.csv", account = "x.com" }, out)
   lu.assertEquals(status, 2)
   lu.assertStrContains(errors[#errors],
     "explaining an account needs --accounts FILE (the account model) and --account NAME")

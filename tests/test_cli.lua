@@ -321,7 +321,7 @@ function TestLoadCommand.test_errors_name_no_internal_file_or_api_option()
   lu.assertEquals(err, "leadq: " .. events .. " has no column 'lead_id': rename the column that holds it, or map " ..
     "it to 'lead_id'")
   local strip = cli.without_internal_position
-  lu.assertEquals(strip("build/../lua/leadq/cli_score.lua:274: x has no column"), "x has no column")
+  lu.assertEquals(strip("build/../lua/leadq/cli/inputs.lua:274: x has no column"), "x has no column")
   lu.assertEquals(strip("/usr/local/share/lua/5.4/leadq/cli/fit.lua:3: bad"), "bad")
   lu.assertEquals(strip("rules/mql.lua:3: rule 'A': bad"), "rules/mql.lua:3: rule 'A': bad")
   local shipped = "/usr/share/lua/5.4/leadq/rules/mql.lua:3: bad"

@@ -1,9 +1,8 @@
--- The scoring commands of the command line: score, explain, check (leadq.cli.score, leadq.cli_score, through the
+-- The scoring commands of the command line: score, explain, check (lua/leadq/cli/NAME.lua, through the
 -- CLI frame's main and, under Lua 5.4, through the launcher build/leadq).
 local lu = require("luaunit")
 
 local gen = require("leadq.gen")
-local cli_score = require("leadq.cli_score")
 local score_cli = require("leadq.cli.score")
 local helpers = require("helpers")
 local tmpdir, write, read = helpers.tmpdir, helpers.write, helpers.read
@@ -17,7 +16,7 @@ local function run(command, arg)
     print = function(s) printed[#printed + 1] = s end,
     error = function(s) errors[#errors + 1] = s end,
   }
-  local status = (command == "score" and score_cli or cli_score)[command](arg, out)
+  local status = require("leadq.cli." .. command)[command](arg, out)
   return status, table.concat(printed, "\n"), table.concat(errors, "\n")
 end
 
@@ -340,7 +339,7 @@ function TestDemoScoring.test_scores_the_sample_and_explains_an_mql()
     print = function(line) printed[#printed + 1] = line end,
     error = function(line) errors[#errors + 1] = line end,
   }
-  local status = cli_score.demo(s.dir, out, ".")
+  local status = require("leadq.cli.demo").score_sample(s.dir, out, ".")
   local text = table.concat(printed, "\n")
   lu.assertEquals(status, 0, table.concat(errors, "\n"))
   lu.assertStrContains(text, "with rules/mql.lua, rules/sql.lua")

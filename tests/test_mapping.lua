@@ -144,7 +144,7 @@ end
 
 function TestMappingLoad.test_check_reads_a_mapping_script_as_one()
   with_script(SCRIPT, function(path)
-    local cli = require("leadq.cli_score")
+    local cli = require("leadq.cli.check")
     local printed = {}
     local status = cli.check({ path }, { print = function(s) printed[#printed + 1] = s end, error = print })
     lu.assertEquals(status, 0)
@@ -152,7 +152,7 @@ function TestMappingLoad.test_check_reads_a_mapping_script_as_one()
   end)
   with_script('return mapping "m" { fields = { id = { from = "x", take = "upper", typ = "text" } } }\n',
     function(path)
-      local cli = require("leadq.cli_score")
+      local cli = require("leadq.cli.check")
       local printed = {}
       local status = cli.check({ path }, { print = function(s) printed[#printed + 1] = s end, error = print })
       lu.assertEquals(status, 1)

@@ -1,7 +1,9 @@
--- leadq.cli: the command-line tool. build/leadq calls require("leadq.cli").main(arg), which
--- returns the exit status: 0 done, 1 failed (a plain sentence on stderr: "leadq: ..."), 2 bad usage.
+-- leadq.cli: the frame of the command-line tool: option parsing, help, usage errors and the helpers
+-- commands share. build/leadq calls require("leadq.cli").main(arg), which returns the exit status:
+-- 0 done, 1 failed (a plain sentence on stderr: "leadq: ..."), 2 bad usage.
 --
--- Adding a command is one table in M.commands (here or from another module):
+-- Each command is a file, lua/leadq/cli/NAME.lua (named in the list at the end of this file), that
+-- adds its table to cli.commands, its flags beside its code:
 --
 --   cli.commands.funnel = {
 --     summary = "funnel volumes and conversion by stage",        -- one line for `leadq help`
@@ -26,7 +28,7 @@ local format = string.format
 local concat = table.concat
 local floor = math.floor
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local pcall, xpcall, require, next = pcall, xpcall, require, next
+local xpcall, require, next = xpcall, require, next
 
 local _M = { _VERSION = "0.1.0", commands = {} }
 -- Registered at once: the command modules (lua/leadq/cli/NAME.lua) require("leadq.cli") while it loads.
@@ -43,7 +45,8 @@ local util = require("leadq.util")
 local thousands = util.thousands   -- 1234567 -> "1,234,567"
 _M.thousands = thousands
 
-local function megabytes(bytes)
+-- 1234 -> "1.2 kB", 5600000 -> "5.6 MB"
+function _M.megabytes(bytes)
   if bytes < 1e6 then return format("%.1f kB", bytes / 1e3) end
   return format("%.1f MB", bytes / 1e6)
 end
@@ -95,7 +98,8 @@ local function command_names()
   return names
 end
 
-local function file_size(path)
+-- A file's size in bytes, or nil when it cannot be opened.
+function _M.file_size(path)
   local f = io.open(path, "rb")
   if not f then return nil end
   local size = f:seek("end")
@@ -428,210 +432,10 @@ function _M.main(argv, out)
   return floor(status)
 end
 
----------------------------------------------------------------------------------------------
--- Commands
-
-_M.commands.version = {
-  summary = "print the version of leadq, its core and the Lua running it",
-  usage = "version",
-  run = function(_, out)
-    local ok, core = pcall(require, "leadq.core")
-    local core_version = ok and type(core) == "table" and core.version or "not loaded"
-    out.print(format("leadq %s (core %s, %s)", _M._VERSION, tostring(core_version),
-      type(jit) == "table" and jit.version or _VERSION))
-    return 0
-  end,
-}
-
-local function gen_summary(out, summary, dir)
-  out.print(format("wrote %s leads, %s events, %s transitions and %s spend rows to %s in %.1f s",
-    thousands(summary.leads), thousands(summary.events), thousands(summary.transitions),
-    thousands(summary.spend), dir, summary.seconds))
-  local gen = require("leadq.gen")
-  local width = 0
-  for _, name in ipairs(gen.files) do width = math.max(width, #summary.files[name]) end
-  for _, name in ipairs(gen.files) do
-    local path = summary.files[name]
-    local size = file_size(path)
-    out.print(format("  %-" .. width .. "s %12s rows  %10s", path, thousands(summary[name]),
-      size and megabytes(size) or "?"))
-  end
-end
-
-local function run_gen(opts, out)
-  local gen = require("leadq.gen")
-  local n = opts.leads
-  if n < 1 or n > 99999999 then return nil, "gen: --leads must be from 1 to 99,999,999" end
-  if opts.seed < 0 or opts.seed > 9007199254740992 then return nil, "gen: --seed must be from 0 to 2^53" end
-  local progress
-  if n >= 1000000 then
-    local step = floor(n / 10)
-    progress = function(done, total)
-      if done % step < 100000 then
-        out.error(format("gen: %s of %s leads", thousands(done), thousands(total)))
-      end
-    end
-  end
-  local summary, err = gen.generate { leads = n, seed = opts.seed, out = opts.out, progress = progress,
-                                      product = opts.usage or nil, intent = opts.intent or nil }
-  if not summary then return nil, err end
-  gen_summary(out, summary, opts.out)
-  return 0
-end
-
-_M.commands.gen = {
-  summary = "write synthetic leads, events, funnel transitions and spend as CSV files",
-  usage = "gen --leads N [--seed S] --out DIR [--usage] [--intent]",
-  help = "Writes DIR/leads.csv, events.csv, transitions.csv and spend.csv: twelve months of data\n"
-    .. "ending 2026-10-31. The same seed gives the same bytes, under every Lua.",
-  options = {
-    leads = { type = "integer", required = true, help = "how many leads" },
-    seed = { type = "integer", default = 1, help = "the random seed" },
-    out = { type = "string", required = true, help = "the folder to write into (created if missing)" },
-    usage = { type = "flag", help = "add product-usage events (trials, active days...) for rules/pql.lua" },
-    intent = { type = "flag", help = "add account intent events (keyed by the company's domain) for rules/aql.lua" },
-  },
-  run = run_gen,
-}
-
--- Wall time (a threaded reader's CPU time adds the threads up).
-local function clock()
-  return require("leadq.core").now()
-end
-
--- Loads one CSV and prints what came in: rows, columns and types, rejected rows, speed.
-local function describe_load(out, label, path, reader, limit)
-  local size = file_size(path)
-  if not size then return nil, format("cannot open %s", path) end
-  local started = clock()
-  local t, err = reader(path)
-  local seconds = clock() - started
-  if not t then return nil, err end
-  local schema = t:schema()
-  local rate = seconds > 0 and format("%.1f MB/s", size / 1e6 / seconds) or "too fast to time"
-  out.print(format("%s %s: %s rows, %d columns, %s in %.2f s (%s)", label, path, thousands(#t), #schema,
-    megabytes(size), seconds, rate))
-  local width = 0
-  for _, c in ipairs(schema) do if #c.name > width then width = #c.name end end
-  for _, c in ipairs(schema) do
-    -- padded by hand: string.format refuses widths of 100 and more
-    out.print("  " .. c.name .. string.rep(" ", width - #c.name) .. "  " .. c.type)
-  end
-  if t.memory then
-    local ok, bytes = pcall(t.memory, t)
-    if ok and type(bytes) == "number" then out.print(format("  in memory: %s", megabytes(bytes))) end
-  end
-  local rejects = t:rejects()
-  if #rejects == 0 then
-    out.print("  rejected rows: none")
-  else
-    out.print(format("  rejected rows: %s (the first %d below)", thousands(#rejects),
-      #rejects < limit and #rejects or limit))
-    for i = 1, #rejects < limit and #rejects or limit do
-      local r = rejects[i]
-      out.print("    " .. tostring(r.message or r.reason))
-    end
-  end
-  return t
-end
-
-local function run_load(opts, out)
-  local leadq = require("leadq")
-  if not opts.leads and not opts.events then
-    return nil, "load: give --leads CSV, --events CSV or both"
-  end
-  local limit = opts.show or 5
-  if opts.leads then
-    local t, err = describe_load(out, "leads", opts.leads, leadq.read_csv, limit)
-    if not t then return nil, err end
-  end
-  if opts.events then
-    local t, err = describe_load(out, "events", opts.events, leadq.read_events, limit)
-    if not t then return nil, err end
-  end
-  return 0
-end
-
-_M.commands.load = {
-  summary = "load leads and events CSV files and show what came in",
-  usage = "load --leads CSV [--events CSV] [--show N]",
-  options = {
-    leads = { type = "string", help = "a leads CSV file" },
-    events = { type = "string", help = "an events CSV file (lead_id, type, at, ...)" },
-    show = { type = "integer", help = "how many rejected rows to list", default = 5 },
-  },
-  run = run_load,
-}
-
-local DEMO_LEADS, DEMO_SEED = 20000, 42
-
-local function run_demo(opts, out)
-  local rules = shipped_rules()
-  if not rules then return nil, "demo: the shipped rules (rules/mql.lua) are not beside the leadq modules" end
-  local root = normalize(rules .. "/..")              -- the folder holding rules/
-  local source_tree = rules == normalize(project_root() .. "/rules")
-  local dir = opts.out or (source_tree and normalize(root .. "/build/demo") or "leadq-demo")
-  local n = opts.leads or DEMO_LEADS
-  local gen = require("leadq.gen")
-  out.print(format("leadq demo: %s synthetic leads (seed %d) into %s", thousands(n), DEMO_SEED, dir))
-  local summary, err = gen.generate { leads = n, seed = DEMO_SEED, out = dir }
-  if not summary then return nil, err end
-  gen_summary(out, summary, dir)
-  out.print("")
-  local status, lerr = run_load({ leads = dir .. "/leads.csv", events = dir .. "/events.csv", show = 5 }, out)
-  if status ~= 0 then return status, lerr end
-  -- the scoring half, when the scoring commands are there
-  local ok, cli_score = pcall(require, "leadq.cli_score")
-  if ok and type(cli_score) == "table" and cli_score.demo then
-    return cli_score.demo(dir, out, root)
-  end
-  return 0
-end
-
-_M.commands.demo = {
-  summary = "generate sample leads, score them with the shipped rules and explain one MQL",
-  usage = "demo [--leads N] [--out DIR]",
-  options = {
-    leads = { type = "integer", help = "how many leads (default 20000)" },
-    out = { type = "string", help = "where to write (default build/demo in a source tree, else ./leadq-demo)" },
-  },
-  run = run_demo,
-}
-
--- The scoring commands live in leadq.cli_score; loaded only when used.
-local function score_command(fn)
-  return function(opts, out)
-    return require("leadq.cli_score")[fn](require("leadq.cli.inputs").resolve_rule_files(opts), out)
-  end
-end
-
-_M.commands.explain = {
-  summary = "explain one lead's score: which rules fired and the points each gave",
-  usage = "explain --rules FILE[,FILE...] --leads CSV (--id ID | --accounts AQL.lua --account NAME) [--events CSV]"
-    .. " [--map FILE] [--as-of DATE]",
-  options = require("leadq.cli.inputs").options_with { id = { type = "string", help = "the lead's id" },
-    accounts = { type = "string", help = "an account model (rules/aql.lua): explain an account instead" },
-    account = { type = "string", help = "with --accounts: the account (e.g. acme.com) to explain" },
-    ["account-score"] = { type = "string", help = "the lead score rolled up (default: the first model's total)" } },
-  run = score_command("explain"),
-}
-
-_M.commands.check = {
-  summary = "check rule files and list every problem with its file and line",
-  usage = "check FILE...   (a file, or a shipped model by name: aql, mql, pql, sql)",
-  args = "FILE...",
-  run = function(opts, out)
-    local cli_score = require("leadq.cli_score")
-    local files = {}
-    for i, given in ipairs(opts.args) do files[i] = rule_file(given) end
-    return cli_score.check(files, out)
-  end,
-}
-
-
 -- Commands with a file of their own, lua/leadq/cli/NAME.lua, each adding itself to _M.commands
 -- (this table is registered as leadq.cli first, so their require("leadq.cli") gets it).
-for _, name in ipairs({ "score", "funnel", "evaluate", "compare", "fit", "profile", "report", "state" }) do
+for _, name in ipairs({ "version", "gen", "load", "demo", "score", "explain", "check", "funnel", "evaluate",
+                        "compare", "fit", "profile", "report", "state" }) do
   require("leadq.cli." .. name)
 end
 

@@ -107,8 +107,7 @@ cli.commands.evaluate = {
 -- The end of `leadq demo`: the shipped MQL model against what the demo's leads went on to do, as a
 -- backtest three months before the end of the data.
 function _M.demo(dir, out, root)
-  local tidy = require("leadq.cli_score").tidy
-  local rules = tidy(root .. "/rules/mql.lua")
+  local rules = cli.normalize(root .. "/rules/mql.lua")
   local args = { rules = { rules }, leads = dir .. "/leads.csv", events = dir .. "/events.csv",
                  transitions = dir .. "/transitions.csv", reached = "sql", ["within-days"] = 90,
                  ["as-of"] = "2026-08-01" }
