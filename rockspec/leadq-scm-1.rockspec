@@ -63,6 +63,7 @@ build = {
     },
     ["leadq.accounts"] = "lua/leadq/accounts.lua",
     ["leadq.cli"] = "lua/leadq/cli.lua",
+    ["leadq.cli.accounts"] = "lua/leadq/cli/accounts.lua",
     ["leadq.cli.check"] = "lua/leadq/cli/check.lua",
     ["leadq.cli.compare"] = "lua/leadq/cli/compare.lua",
     ["leadq.cli.demo"] = "lua/leadq/cli/demo.lua",

@@ -47,7 +47,7 @@ function _M.explain(o, out)
     if not input then return code end
     local result, err = input.model:score(input.tbl, input.events, input.options)
     if not result then return fail(out, tostring(err)) end
-    local text, aerr = require("leadq.accounts").explain_run({ rules = o.accounts, account = o.account,
+    local text, aerr = require("leadq.cli.accounts").explain_run({ rules = o.accounts, account = o.account,
       leads = input.tbl, results = result, events = input.events, score = o["account-score"],
       as_of = input.options.as_of })
     if not text then return fail(out, aerr) end

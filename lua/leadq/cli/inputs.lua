@@ -339,7 +339,7 @@ local function load_inputs(o, out)
   local load_seconds = require("leadq.core").now() - load_started
   if o.dedupe or o["merges-out"] then  -- one lead per person (same e-mail), before any model reads them
     local lines
-    tbl, events, lines = require("leadq.accounts").dedupe_run(tbl, events, o["merges-out"])
+    tbl, events, lines = require("leadq.cli.accounts").dedupe_run(tbl, events, o["merges-out"])
     if not tbl then return nil, fail(out, events) end
     for _, l in ipairs(lines) do out.print(l) end
   end

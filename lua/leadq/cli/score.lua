@@ -537,7 +537,7 @@ local function run_score(input, o, out)
     for i = 1, math.min(#err, 5) do out.print("  " .. tostring(err[i])) end
   end
   if o.accounts then           -- the account model (rules/aql.lua) on the leads' results rolled up
-    local acc_lines, aerr = require("leadq.accounts").score_run({ rules = o.accounts, leads = input.tbl,
+    local acc_lines, aerr = require("leadq.cli.accounts").score_run({ rules = o.accounts, leads = input.tbl,
       results = result, events = input.events, score = o["account-score"], as_of = input.options.as_of,
       out = o["accounts-out"] })
     if not acc_lines then return fail(out, aerr) end
