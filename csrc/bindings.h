@@ -22,6 +22,10 @@ static inline void lq_push_number(lua_State *L, double v) {
   lua_pushnumber(L, (lua_Number)v);
 }
 
+/* working_hours_binding.c: a "leadq.Calendar" argument (working hours in a time zone). */
+struct lq_calendar;
+struct lq_calendar *lq_check_calendar(lua_State *L, int arg);
+
 /* table_binding.c: the "leadq.Table" userdata. check raises on a closed table; push_table_box
 ** pushes an empty table userdata and returns the slot to store an lq_table into (it then owns it). */
 lq_table *lq_check_table(lua_State *L, int arg);
@@ -42,5 +46,6 @@ void lq_open_evaluate(lua_State *L);
 void lq_open_fit(lua_State *L);
 void lq_open_redis(lua_State *L);
 void lq_open_hmac(lua_State *L);
+void lq_open_calendar(lua_State *L);
 
 #endif

@@ -53,6 +53,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lq_open_fit(L);
   lq_open_redis(L);
   lq_open_hmac(L);
+  lq_open_calendar(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LQ_INTERFACE);

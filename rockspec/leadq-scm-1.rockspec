@@ -51,6 +51,8 @@ build = {
         "csrc/score_binding.c",
         "csrc/table.c",
         "csrc/table_binding.c",
+        "csrc/working_hours.c",
+        "csrc/working_hours_binding.c",
       },
       libraries = { "pthread", "m", "hiredis", "z", "crypto" },
       -- Only luaopen_leadq_core exported. The builtin build takes no linker flags, but passes each

@@ -168,6 +168,48 @@ function M.TestReactionsDecide.test_sla_counts_working_hours()
   lu.assertEquals(clock:sla_deadline(friday_4pm), friday_4pm + 86400)
 end
 
+-- Working hours on a zone's wall clock (tzdata, read by the C core), daylight saving included.
+function M.TestReactionsDecide.test_sla_working_hours_in_a_time_zone_across_dst()
+  local function deadline(hours, wh, at)
+    local r = load(string.format("sla { accept_within_hours = %s, working_hours = %s }", hours, wh))
+    return os.date("!%Y-%m-%dT%H:%M:%SZ", r:sla_deadline(at))
+  end
+  local paris = '{ from = 9, to = 17, zone = "Europe/Paris" }'
+  -- Friday 2026-03-27 15:00 CET (14:00Z): 2 h on Friday, then Monday opens at 09:00 CEST (07:00Z)
+  lu.assertEquals(deadline(4, paris, 1774620000), "2026-03-30T09:00:00Z")
+  -- the same in UTC's hours: Monday opens at 09:00Z
+  lu.assertEquals(deadline(4, '{ from = 9, to = 17 }', 1774620000), "2026-03-30T10:00:00Z")
+  -- Friday 2026-10-23 15:00 CEST (13:00Z): Monday 26th opens at 09:00 CET (08:00Z)
+  lu.assertEquals(deadline(4, paris, 1792760400), "2026-10-26T10:00:00Z")
+  -- the spring-forward night itself: Sundays 01:00 to 04:00 local are 2 real hours on 29 March
+  -- (02:00 to 03:00 does not exist), 3 on other Sundays
+  local sundays = '{ from = 1, to = 4, days = { "sun" }, zone = "Europe/Paris" }'
+  lu.assertEquals(deadline(2, sundays, 1774742400 - 3600), "2026-03-29T02:00:00Z")   -- 04:00 CEST
+  lu.assertEquals(deadline(3, sundays, 1774742400 - 3600), "2026-04-05T00:00:00Z")   -- 1 h more a week on
+  -- the fall-back night: 01:00 CEST to 04:00 CET are 4 real hours on 25 October
+  lu.assertEquals(deadline(4, sundays, 1792879200), "2026-10-25T03:00:00Z")   -- from Saturday 24:00 CEST
+  -- another hemisphere, and a fixed offset
+  local sydney = '{ from = 9, to = 17, zone = "Australia/Sydney" }'
+  lu.assertEquals(deadline(1, sydney, 1767225600), "2026-01-01T01:00:00Z")   -- 11:00 to 12:00 AEDT (+11)
+  lu.assertEquals(deadline(1, sydney, 1782864000), "2026-07-01T01:00:00Z")   -- 10:00 to 11:00 AEST (+10)
+  lu.assertEquals(deadline(1, '{ from = 9, to = 17, zone = "+05:30" }', 1767225600), "2026-01-01T04:30:00Z")
+  -- years past the file's transitions follow its POSIX rule (CET-1CEST,M3.5.0,M10.5.0/3)
+  lu.assertEquals(deadline(1, paris, 4110480000), "2100-04-05T08:00:00Z")    -- Monday 5 April 2100, CEST
+end
+
+function M.TestReactionsScript.test_an_unknown_zone_is_refused_with_file_and_line()
+  local problems = problems_of('webhook "m" { url = "http://127.0.0.1:9/x" }\n' ..
+    'sla { accept_within_hours = 8, working_hours = { zone = "Europe/Pariss" }, webhook = "m" }\n' ..
+    'sla { accept_within_hours = 8, working_hours = { zone = "+25:00", tz = 1 } }\n')
+  lu.assertEquals(problems, {
+    "r.lua:2: sla: 'working_hours.zone': unknown time zone 'Europe/Pariss' (not in /usr/share/zoneinfo: is the "
+      .. "tzdata package installed?)",
+    "r.lua:3: sla: declared twice (first at line 2)",
+    "r.lua:3: sla: 'working_hours': unknown key 'tz' (did you mean 'to'?) (expected from, to, days, zone)",
+    "r.lua:3: sla: 'working_hours.zone': bad UTC offset '+25:00' (expected +HH:MM or -HH:MM, at most 14 hours)",
+  })
+end
+
 function M.TestReactionsDecide.test_recycling()
   local r = load(SCRIPT)
   local day = 86400

@@ -7,18 +7,19 @@
 --   team "emea" { owners = { "anna", "ben" }, capacity = 40 }      -- or owners = { anna = 40, ben = 20 }
 --   route { when = { country = { one_of = { "DE", "FR" } } }, team = "emea", why = "EMEA territory" }
 --   route { account_owner = "account_owner" }                      -- the lead's account has an owner
---   sla { accept_within_hours = 24, working_hours = { from = 9, to = 17, days = { "mon", ..., "fri" } },
---         webhook = "manager" }
+--   sla { accept_within_hours = 24, working_hours = { from = 9, to = 17, days = { "mon", ..., "fri" },
+--         zone = "Europe/Paris" }, webhook = "manager" }        -- zone: IANA name, "UTC" or "+02:00"
 --   recycle { not_accepted_days = 14, not_progressing_days = 45, reason = "...", reset_engagement = true }
 --
 -- Every mistake comes back as "file:line: what: sentence", as the rules' do. The loaded object
 -- decides (changes -> actions), routes (record -> owner, team, why), times the SLA (working hours)
 -- and says when a lead is due back to nurture; delivery is the outbox's (leadq.outbox).
 local dsl = require("leadq.dsl")
+local core = require("leadq.core")
 
 local type, pairs, ipairs, next, tostring, error, setmetatable = type, pairs, ipairs, next, tostring, error,
   setmetatable
-local format, concat, sort, floor, min = string.format, table.concat, table.sort, math.floor, math.min
+local format, concat, sort = string.format, table.concat, table.sort
 local debug_getinfo = debug.getinfo
 
 local _M = { _VERSION = "0.1.0" }
@@ -270,10 +271,11 @@ local function validate(declared, path)
           report.add(d.line, what, "'accept_within_hours' must be a positive number of hours")
         end
         local wh = b.working_hours
-        local days, from, to
+        local days, from, to, zone, calendar
         if wh ~= nil then
           if type(wh) ~= "table" then
-            report.add(d.line, what, "'working_hours' must be { from = 9, to = 17, days = { \"mon\", ... } }")
+            report.add(d.line, what,
+              "'working_hours' must be { from = 9, to = 17, days = { \"mon\", ... }, zone = \"Europe/Paris\" }")
             wh = {}
           end
           from, to = wh.from or 9, wh.to or 17
@@ -291,16 +293,28 @@ local function validate(declared, path)
             end
           end
           for k in pairs(wh) do
-            if k ~= "from" and k ~= "to" and k ~= "days" then
-              report.add(d.line, what, "'working_hours': unknown key '%s' (expected from, to, days)", tostring(k))
+            if k ~= "from" and k ~= "to" and k ~= "days" and k ~= "zone" then
+              report.add(d.line, what, "'working_hours': unknown key '%s'%s (expected from, to, days, zone)",
+                tostring(k), dsl.did_you_mean(tostring(k), { "from", "to", "days", "zone" }))
             end
+          end
+          -- the hours are the zone's wall clock (its daylight saving too): the C core reads tzdata
+          zone = wh.zone or "UTC"
+          if type(zone) ~= "string" then
+            report.add(d.line, what, "'working_hours.zone' must be a time zone's name (e.g. \"Europe/Paris\")")
+          elseif type(from) == "number" and type(to) == "number" and from >= 0 and to <= 24 and from < to then
+            local mask = 0
+            for n in pairs(days) do mask = mask + 2 ^ n end   -- a bit per weekday (LuaJIT has no '|')
+            local made, zerr = core.calendar(zone, from, to, mask)
+            if not made then report.add(d.line, what, "'working_hours.zone': %s", zerr) end
+            calendar = made
           end
         end
         for _, h in ipairs(webhook_list(b.webhook)) do
           webhook_refs[#webhook_refs + 1] = { name = h, line = d.line, what = what }
         end
-        self.sla = { hours = b.accept_within_hours, days = days, from = from, to = to,
-          webhooks = webhook_list(b.webhook), line = d.line }
+        self.sla = { hours = b.accept_within_hours, days = days, from = from, to = to, zone = zone,
+          calendar = calendar, webhooks = webhook_list(b.webhook), line = d.line }
       elseif d.kind == "recycle" then
         if self.recycle then report.add(d.line, what, "declared twice (first at line %d)", self.recycle.line) end
         if b.not_accepted_days == nil and b.not_progressing_days == nil then
@@ -532,29 +546,23 @@ function Reactions:release(owner, counters)
   end
 end
 
--- The SLA's deadline for a hand-off at `at` (epoch seconds, UTC): accept_within_hours counted in
--- working hours when declared, else in clock hours; nil when no SLA is declared.
+-- The SLA's deadline for a hand-off at `at` (epoch seconds): accept_within_hours counted in
+-- working hours (the zone's wall clock, daylight saving included) when declared, else in clock
+-- hours; nil when no SLA is declared. The C core's calendar: the funnel times hand-offs with it too.
 function Reactions:sla_deadline(at)
   local s = self.sla
   if not s then return nil end
-  local remaining = s.hours * HOUR
-  if not s.days then return at + remaining end
-  local t = at
-  for _ = 1, 3700 do   -- ten years of days at most: a week has at least one working day
-    local day = floor(t / DAY)
-    local weekday = (day + 4) % 7   -- 1970-01-01 was a Thursday
-    if s.days[weekday] then
-      local opens, closes = day * DAY + s.from * HOUR, day * DAY + s.to * HOUR
-      if t < opens then t = opens end
-      if t < closes then
-        local take = min(remaining, closes - t)
-        t, remaining = t + take, remaining - take
-        if remaining <= 0 then return t end
-      end
-    end
-    t = (day + 1) * DAY
-  end
-  return nil
+  if not s.calendar then return at + s.hours * HOUR end
+  return s.calendar:deadline(at, s.hours * HOUR)
+end
+
+-- The funnel's options for this SLA (leadq.funnel.new's sla_working), or nil when none is declared:
+-- the funnel then counts the breaches the service times.
+function Reactions:funnel_sla()
+  local s = self.sla
+  if not s then return nil end
+  if not s.calendar then return { sla_days = s.hours / 24 } end
+  return { sla_working = { hours = s.hours, calendar = s.calendar } }
 end
 
 -- Whether a lead handed off at `since` (in `stage`, accepted or not) is due back to nurture at `now`:
