@@ -990,6 +990,13 @@ static uint64_t key_with_owner(const group_index *gi, size_t L, const int32_t *r
   return key;
 }
 
+/* Whether t is past the SLA of an episode entered at m: in working hours when the config has them
+** (the reactions' sla, the service's clock), else in clock time. */
+static int sla_late(const lq_funnel_config *cfg, double m, double t) {
+  if (cfg->sla_calendar.working) return t > lq_calendar_deadline(&cfg->sla_calendar, m, cfg->sla_seconds);
+  return t - m > cfg->sla_seconds;
+}
+
 /* The SLA of lead L's hand-offs. Each MQL episode (an entry into mql: the first, or again after
 ** nurture) has its own clock, to the first later chain stage before the episode ends, and its own
 ** owner: the owner on its hand-off row, else on its mql row, else (a lead of one episode) the
@@ -1024,9 +1031,9 @@ static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double
       }
       if (who < 0 && episodes == 1) who = f->lead_owner[L];
       /* closed unhanded by nurture or disqualified: nothing to count; still open at as_of: overdue */
-      breach = handoff ? h - m > cfg->sla_seconds
+      breach = handoff ? sla_late(cfg, m, h)
                        : k == to && f->last_stage[L] != cfg->disqualified && f->last_stage[L] != cfg->nurture &&
-                             as_of - m > cfg->sla_seconds;
+                             sla_late(cfg, m, as_of);
       open = 0;
       if (handoff || breach) {   /* the group only when counted: no empty group for a closed episode */
         g = group_of_key(gi, key_with_owner(gi, L, row_of, who));

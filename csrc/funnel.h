@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include "civil_time.h"
 #include "table.h"
+#include "working_hours.h"
 
 #if !defined(LQ_FUNNEL_MAX_STAGES)
 #define LQ_FUNNEL_MAX_STAGES 16
@@ -73,6 +74,7 @@ typedef struct lq_funnel_config {
   int implied;             /* reaching a chain stage counts the chain stages before it */
   int disqualified, nurture, mql;   /* stage indices, -1 when not declared */
   double sla_seconds;      /* mql to the first later chain stage; <= 0: no SLA */
+  lq_calendar sla_calendar; /* working: sla_seconds of working time (the reactions' SLA), else clock time */
 } lq_funnel_config;
 
 /* A row that failed: where and why. */

@@ -100,6 +100,9 @@ static int funnel_new(lua_State *L) {
   lua_getfield(L, 1, "sla_days");
   cfg.sla_seconds = luaL_optnumber(L, -1, 0) * 86400.0;
   lua_pop(L, 1);
+  lua_getfield(L, 1, "sla_calendar");   /* a leadq.Calendar: sla_seconds count its working hours */
+  if (!lua_isnil(L, -1)) memcpy(&cfg.sla_calendar, lq_check_calendar(L, -1), sizeof cfg.sla_calendar);
+  lua_pop(L, 1);
   lua_getfield(L, 1, "disqualified");
   if (lua_isstring(L, -1)) cfg.disqualified = stage_of(L, &cfg, lua_tostring(L, -1), "config.disqualified");
   lua_pop(L, 1);

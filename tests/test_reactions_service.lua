@@ -180,4 +180,75 @@ function M.TestRecycleResetsEngagement.test_features_restart_after_a_recycle_and
   end
 end
 
+M.TestSlaBreachesInTheFunnel = {}
+
+local SLA_REACTIONS = [[
+webhook "crm" { url = "http://127.0.0.1:9/hooks" }
+webhook "manager" { url = "http://127.0.0.1:9/sla" }
+on { model = "engagement", to = "mql", webhook = "crm", assign = true, transition = "mql" }
+route { owner = "anna" }
+sla { accept_within_hours = 4, working_hours = { from = 9, to = 17, zone = "%s" }, webhook = "manager" }
+]]
+
+-- The breaches the service's timers send are the breaches the funnel counts from the transitions
+-- the service logged, timed by the same working hours in the same zone (Paris, across the March
+-- change to summer time); a funnel timing them in UTC's hours would count fewer.
+function M.TestSlaBreachesInTheFunnel.test_the_service_and_the_funnel_count_the_same_breaches()
+  local funnel = require("leadq.funnel")
+  local now = 1774620000   -- Friday 2026-03-27 14:00Z, 15:00 in Paris: the SLA ends Monday 09:00Z
+  local clock = function() return now end
+  local model = assert(leadq.load_model("tests/nginx/rules/engagement.lua"))
+  local r = assert(reactions.load_string(SLA_REACTIONS:format("Europe/Paris"), "reactions.lua"))
+  local ob = outbox.new{ store = service.memory_store(), clock = clock }
+  local rx = reactor.new{ reactions = r, outbox = ob, model = "engagement", clock = clock }
+  local svc = service.new{ model = model, store = service.memory_store(), clock = clock, reactor = rx }
+  for _, id in ipairs({ "A", "B", "C" }) do
+    svc:handle("POST", "/leads/" .. id, '{"seniority":"VP","employees":900}')
+    for _ = 1, 3 do view(svc, id) end
+  end
+  local function timers() rx.timers:round(function(f) return rx:timer(f) end) end
+  now = 1774859400   -- Monday 08:30Z: A accepted in time
+  assert(rx:accept("A", now))
+  timers()
+  now = 1774861200 + 1   -- Monday 09:00:01Z: past B's and C's deadline
+  timers()
+  now = 1774863000   -- 09:30Z: B accepted late; C never
+  assert(rx:accept("B", now))
+  now = 1774872000   -- 12:00Z: a new lead, the log's latest time (the funnel's as of)
+  svc:handle("POST", "/leads/Z", '{"seniority":"VP"}')
+  local sent = {}
+  for _, f in ipairs(ob:pending()) do
+    local body = json.decode(f.body)
+    if body.event == "lead.sla_breached" then sent[#sent + 1] = body.lead end
+  end
+  table.sort(sent)
+  lu.assertEquals(sent, { "B", "C" })
+  -- the service's transitions, as GET /.leadq/transitions gives them
+  local text, last = rx:transitions_csv()
+  lu.assertStrContains(text, "lead_id,stage,at,reason,owner\nA,lead,2026-03-27T14:00:00Z,,\n")
+  lu.assertStrContains(text, "A,mql,2026-03-27T14:00:00Z,,anna\n")
+  lu.assertStrContains(text, "B,sal,2026-03-30T09:30:00Z,,anna\n")
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  local function funnel_breaches(reactions_object)
+    local opts = reactions_object:funnel_sla()
+    local _, tab, rejects = assert(funnel.run{ transitions = path, format = "json", sla_working = opts.sla_working,
+      sla_days = opts.sla_days })
+    lu.assertEquals(#rejects, 0)
+    local leads = {}
+    for _, b in ipairs(tab.breaches) do leads[#leads + 1] = b.lead end
+    table.sort(leads)
+    return leads
+  end
+  lu.assertEquals(funnel_breaches(r), { "B", "C" })
+  local utc = assert(reactions.load_string(SLA_REACTIONS:format("UTC"), "reactions.lua"))
+  lu.assertEquals(funnel_breaches(utc), { "C" })   -- B's 09:30Z is within UTC's hours (deadline 10:00Z)
+  os.remove(path)
+  -- an export forgets what it took; later rows come after
+  lu.assertEquals(rx:forget_transitions(last), 9)   -- 4 leads seen, 3 hand-offs, 2 accepted
+  lu.assertEquals(rx:transitions_csv(), "lead_id,stage,at,reason,owner\n")
+end
+
 return M

@@ -13,17 +13,21 @@
 --   location = /metrics { content_by_lua_block { require("leadq.reactor").serve_nginx("metrics") } }
 --   location = /.leadq/outbox { allow 127.0.0.1; deny all;
 --     content_by_lua_block { require("leadq.reactor").serve_nginx("outbox") } }
+--   location = /.leadq/transitions { allow 127.0.0.1; deny all;     -- for leadq funnel --transitions
+--     content_by_lua_block { require("leadq.reactor").serve_nginx("transitions") } }
 local json = require("leadq.json")
 local outbox_mod = require("leadq.outbox")
 local webhook = require("leadq.webhook")
 
 local type, tostring, ipairs, setmetatable, error = type, tostring, ipairs, setmetatable, error
-local find, sub, format = string.find, string.sub, string.format
+local find, sub, format, concat = string.find, string.sub, string.format, table.concat
 
 local _M = { _VERSION = "0.1.0" }
 
 local LAST, COUNT, LOCK, STAGE, EPISODE = "x:", "x:n:", "x:l:", "x:s:", "x:e:"
+local LOG_ROW, LOG_HEAD, LOG_TAIL = "tr:i:", "tr:head", "tr:tail"   -- the transitions log (see log_transition)
 local DAY = 86400
+local FUNNEL_STAGE = { accepted = "sal" }   -- the funnel's name of a lifecycle stage, where they differ
 local CACHE = 10000
 
 local Reactor = {}
@@ -163,9 +167,14 @@ local function observe_model(self, id, model, status, grade, answer, record, cac
     return nil
   end
   self.outbox:count("status_changes")
+  -- a lead seen the first time enters the funnel (once: by the first model of several)
+  if text == nil and (model == self.model_names[1] or #self.model_names == 1) then
+    self:log_transition(id, "lead", at)
+  end
   for _, r in ipairs(actions) do
     if r.transition or r.assign then
-      local episode = self:enter(id, r.transition or status, at)
+      local episode = self:enter(id, r.transition or status, at, status == "disqualified" and answer.reason or nil,
+        change.owner)
       if r.assign then self:hand_off(id, change, episode) end
     end
   end
@@ -215,11 +224,68 @@ function Reactor:lifecycle(id)
   return stage, tonumber(since), tonumber(episode)
 end
 
--- Moves the lead to a lifecycle stage (a new episode): its number.
-function Reactor:enter(id, stage, at)
+-- Moves the lead to a lifecycle stage (a new episode): its number. The move is written to the
+-- transitions log too (reason, owner: its columns), unless the lead is in that stage already.
+function Reactor:enter(id, stage, at, reason, owner)
+  local was = self:lifecycle(id)
   local episode = self.store:incr(EPISODE .. id, 1, 0)
   self.store:safe_set(STAGE .. id, format("%s\t%.3f\t%d", stage, at, episode))
+  if was ~= stage then self:log_transition(id, FUNNEL_STAGE[stage] or stage, at, reason, owner) end
   return episode
+end
+
+-- The transitions log: the lifecycle moves the service made (a lead seen, handed off, accepted,
+-- recycled, disqualified), in the format `leadq funnel --transitions` reads (lead_id,stage,at,
+-- reason,owner), rows numbered in the store. The funnel times each hand-off from these rows with the
+-- reactions' SLA (working hours, zone): it counts the breaches the service's timers sent.
+-- GET /.leadq/transitions gives them (serve_nginx("transitions")).
+local function csv_field(v)
+  if v == nil then return "" end
+  v = tostring(v)
+  if find(v, '[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
+  return v
+end
+
+function Reactor:log_transition(id, stage, at, reason, owner)
+  local store = self.store
+  local n, err = store:incr(LOG_TAIL, 1, 0)
+  local ok = n ~= nil
+  if ok then
+    ok, err = store:safe_set(LOG_ROW .. n, concat({ csv_field(id), csv_field(stage), self.format_time(at),
+      csv_field(reason), csv_field(owner) }, ","))
+  end
+  if not ok then
+    self.outbox:count("reaction_errors")
+    self.last_error = "transitions log full: " .. tostring(err)
+  end
+end
+
+-- The transitions log as CSV text (a header, then rows after row `after`, default all kept), and
+-- the number of its last row. forget(n): rows up to n are dropped (an export took them).
+function Reactor:transitions_csv(after)
+  local store = self.store
+  local head, tail = store:get(LOG_HEAD) or 0, store:get(LOG_TAIL) or 0
+  local lines = { "lead_id,stage,at,reason,owner" }
+  for n = math.max(head, after or 0) + 1, tail do
+    local row = store:get(LOG_ROW .. n)
+    if row then lines[#lines + 1] = row end
+  end
+  return concat(lines, "\n") .. "\n", tail
+end
+
+function Reactor:forget_transitions(upto)
+  local store = self.store
+  local head, tail = store:get(LOG_HEAD) or 0, store:get(LOG_TAIL) or 0
+  upto = math.min(upto, tail)
+  for n = head + 1, upto do store:delete(LOG_ROW .. n) end
+  if upto > head then store:set(LOG_HEAD, upto) end
+  return math.max(upto - head, 0)
+end
+
+-- The lead's owner, as its last recorded change left it (nil when it has none).
+function Reactor:owner_of(id)
+  local last = self.store:get(self.owner_prefix .. id)
+  return last and select(3, parse(last)) or nil
 end
 
 -- Before a score: the lead's lifecycle stage and days in it, for a model whose rules read them.
@@ -235,7 +301,7 @@ end
 function Reactor:accept(id, at)
   local stage = self:lifecycle(id)
   if stage == nil then return nil, "lead '" .. tostring(id) .. "' was never handed off" end
-  local episode = self:enter(id, "accepted", at)
+  local episode = self:enter(id, "accepted", at, nil, self:owner_of(id))
   self.outbox:count("accepted")
   local r = self.reactions.recycle
   if r and r.not_progressing_days then
@@ -279,10 +345,9 @@ function Reactor:timer(fact)
   elseif fact.kind == "recycle" then
     local reason = self.reactions:recycle_due(stage, since, now, stage == "accepted")
     if reason then
-      self:enter(fact.lead, "nurture", now)
+      local owner = self:owner_of(fact.lead)
+      self:enter(fact.lead, "nurture", now, reason, owner)
       self.outbox:count("recycles")
-      local last = self.store:get(self.owner_prefix .. fact.lead)
-      local owner = last and select(3, parse(last))
       self.reactions:release(owner, self.store)   -- one open lead less on the owner's capacity
       -- the service's engagement state of the lead starts afresh (leadq.service sets the hook)
       if self.reactions.recycle.reset_engagement and self.reset_engagement then
@@ -407,6 +472,23 @@ function _M.serve_nginx(what)
     put("recycles_total", "counter", "leads sent back to nurture by recycling", ob:metric("recycles"))
     put("answers_total", "counter", "score answers (events, profile updates, reads)", ob:metric("answers"))
     ngx.print(ob:metrics_lines(extra))
+    return
+  end
+  if what == "transitions" then   -- GET [?after=N]: the log as CSV; POST ?forget=N drops rows up to N
+    if ngx.req.get_method() == "POST" then
+      local upto = tonumber(ngx.var.arg_forget)
+      if not upto then
+        ngx.status = 400
+        ngx.say('{"error":"POST /.leadq/transitions?forget=N (the X-Leadq-Last-Row of an export)"}')
+        return
+      end
+      ngx.say(json.encode({ forgotten = current:forget_transitions(upto) }))
+      return
+    end
+    local text, last = current:transitions_csv(tonumber(ngx.var.arg_after))
+    ngx.header["Content-Type"] = "text/csv"
+    ngx.header["X-Leadq-Last-Row"] = tostring(last)
+    ngx.print(text)
     return
   end
   if what == "accept" then   -- POST /.leadq/accept?lead=ID
