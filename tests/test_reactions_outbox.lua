@@ -353,11 +353,24 @@ end
 M.TestWebhookClient = {}
 
 function M.TestWebhookClient.test_parse_url()
-  lu.assertEquals({ webhook.parse_url("http://127.0.0.1:8080/hooks/x?a=1") }, { "127.0.0.1", 8080, "/hooks/x?a=1" })
-  lu.assertEquals({ webhook.parse_url("http://crm.example.com") }, { "crm.example.com", 80, "/" })
-  lu.assertEquals({ webhook.parse_url("https://crm.example.com/x") },
-    { nil, "https is not spoken here (put a TLS proxy on 127.0.0.1): https://crm.example.com/x" })
-  lu.assertEquals({ webhook.parse_url("ftp://x") }, { nil, "not an http:// url: ftp://x" })
+  lu.assertEquals({ webhook.parse_url("http://127.0.0.1:8080/hooks/x?a=1") },
+    { "127.0.0.1", 8080, "/hooks/x?a=1", false })
+  lu.assertEquals({ webhook.parse_url("http://crm.example.com") }, { "crm.example.com", 80, "/", false })
+  lu.assertEquals({ webhook.parse_url("https://crm.example.com/x") }, { "crm.example.com", 443, "/x", true })
+  lu.assertEquals({ webhook.parse_url("https://localhost:8443") }, { "localhost", 8443, "/", true })
+  lu.assertEquals({ webhook.parse_url("ftp://x") }, { nil, "not an http:// or https:// url: ftp://x" })
+end
+
+-- Outside nginx (LuaSocket, no TLS): an https webhook is refused with why, never sent in the clear.
+function M.TestWebhookClient.test_https_without_tls_sockets_says_so()
+  local sent = false
+  local client = webhook.client{ tcp = function()
+    return { settimeout = function() end, connect = function() return true end, close = function() end,
+      send = function() sent = true; return true end }
+  end }
+  lu.assertEquals({ client:post("https://127.0.0.1:9/hooks", "{}", {}) },
+    { nil, "https needs TLS sockets (nginx's ngx.socket.tcp): https://127.0.0.1:9/hooks" })
+  lu.assertFalse(sent)
 end
 
 return M

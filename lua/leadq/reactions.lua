@@ -31,7 +31,7 @@ local TESTS = { "equals", "not_equals", "one_of", "not_one_of", "at_least", "at_
 
 -- The names a reactions script may call, with the keys each takes.
 local KEYS = {
-  webhook = { "url", "secret_env", "timeout", "description" },
+  webhook = { "url", "secret_env", "timeout", "tls_verify", "description" },
   on = { "model", "from", "to", "grade", "webhook", "assign", "transition", "description" },
   team = { "owners", "capacity", "description" },
   route = { "when", "team", "owner", "account_owner", "why" },
@@ -196,8 +196,16 @@ local function validate(declared, path)
         if b.timeout ~= nil and not positive(b.timeout) then
           report.add(d.line, what, "'timeout' must be a positive number of seconds")
         end
+        -- an https server's certificate is checked unless this says false, in so many words
+        if b.tls_verify ~= nil and b.tls_verify ~= false and b.tls_verify ~= true then
+          report.add(d.line, what,
+            "'tls_verify' must be true or false (false: the receiver's certificate is not checked)")
+        end
+        if b.tls_verify == false and type(url) == "string" and not url:find("^https://") then
+          report.add(d.line, what, "'tls_verify' applies to an https:// url only")
+        end
         self.webhooks[d.name] = { name = d.name, url = url, secret_env = b.secret_env, timeout = b.timeout or 5,
-          line = d.line }
+          tls_verify = b.tls_verify ~= false, line = d.line }
       elseif d.kind == "on" then
         if type(b.model) ~= "string" then
           report.add(d.line, what, "'model' is required (the model's name, e.g. \"mql\")")

@@ -371,7 +371,7 @@ function Reactor:send(client, fact)
   if not hook then return false, "no webhook named '" .. tostring(fact.webhook) .. "' any more" end
   local started = self.clock()
   local status, err = client:post(hook.url, fact.body,
-    webhook.headers(self.secrets[fact.webhook] or nil, fact.key, started, fact.body))
+    webhook.headers(self.secrets[fact.webhook] or nil, fact.key, started, fact.body), hook.tls_verify)
   local took = self.clock() - started
   self.outbox:count("delivery_ms", took * 1000)
   if status and status >= 200 and status < 300 then return true end

@@ -1,7 +1,11 @@
 -- leadq.webhook: one signed webhook delivery over HTTP/1.1, on any socket with the cosocket shape
 -- (nginx's ngx.socket.tcp; leadq.webhook.luasocket_tcp for plain Lua hosts). lua-resty-http is not
 -- packaged for Debian: this is the small client the outbox needs, and no more (POST, a
--- Content-Length or chunked answer, keep-alive).
+-- Content-Length or chunked answer, keep-alive, https through the cosocket's TLS handshake).
+--
+-- https: the server's certificate is verified, and its name checked against the url's host, unless
+-- a webhook says tls_verify = false; nginx verifies against lua_ssl_trusted_certificate (a CA file:
+-- the system's is /etc/ssl/certs/ca-certificates.crt), which nginx.conf must name for https webhooks.
 --
 --   local webhook = require("leadq.webhook")
 --   local client = webhook.client{ tcp = ngx.socket.tcp, timeout = 5 }
@@ -20,18 +24,15 @@ local _M = { _VERSION = "0.1.0" }
 local MAX_HEADER_LINES = 100
 local MAX_BODY = 1024 * 1024     -- bytes of an answer read (and thrown away) at most
 
--- "http://host:port/path" -> host, port, path; nil, message for anything else (https needs TLS,
--- which this client does not speak: put a local TLS-terminating proxy in front).
+-- "http[s]://host:port/path" -> host, port, path, tls (true for https); nil, message for anything else.
 function _M.parse_url(url)
   if type(url) ~= "string" then return nil, "a webhook url must be a string" end
-  local host, port, path = url:match("^http://([%w%.%-]+):?(%d*)(/?[^%s#]*)$")
-  if not host then
-    if url:find("^https://") then return nil, "https is not spoken here (put a TLS proxy on 127.0.0.1): " .. url end
-    return nil, "not an http:// url: " .. url
-  end
-  port = tonumber(port) or 80
+  local scheme, host, port, path = url:match("^(https?)://([%w%.%-]+):?(%d*)(/?[^%s#]*)$")
+  if not host then return nil, "not an http:// or https:// url: " .. url end
+  local tls = scheme == "https"
+  port = tonumber(port) or (tls and 443 or 80)
   if port < 1 or port > 65535 then return nil, "bad port in " .. url end
-  return host, port, path == "" and "/" or path
+  return host, port, path == "" and "/" or path, tls
 end
 
 -- The signature header's value for a body sent at `t` (unix seconds).
@@ -113,14 +114,35 @@ local function read_body(sock, headers)
 end
 
 -- POST body to url with headers: the HTTP status (a number), or nil and why. Any answer is read to
--- its end so the connection can carry the next request.
-function Client:post(url, body, headers)
-  local host, port, path = _M.parse_url(url)
+-- its end so the connection can carry the next request. tls_verify: false skips the check of an
+-- https server's certificate (only when a webhook says so); anything else checks it.
+function Client:post(url, body, headers, tls_verify)
+  local host, port, path, tls = _M.parse_url(url)
   if not host then return nil, port end
   local sock = self.tcp()
   sock:settimeout(self.timeout * 1000)
-  local ok, err = sock:connect(host, port)
-  if not ok then return nil, "connect " .. host .. ":" .. port .. ": " .. tostring(err) end
+  local ok, err
+  if tls then
+    -- a pool of its own: a connection verified (or not) for one name is never reused for another
+    local verify = tls_verify ~= false
+    local pool = format("%s:%d:tls:%s", host, port, verify and "verified" or "unverified")
+    ok, err = sock:connect(host, port, { pool = pool })
+    if not ok then return nil, "connect " .. host .. ":" .. port .. ": " .. tostring(err) end
+    if not sock.sslhandshake then
+      sock:close()
+      return nil, "https needs TLS sockets (nginx's ngx.socket.tcp): " .. url
+    end
+    if (sock.getreusedtimes and sock:getreusedtimes() or 0) == 0 then
+      ok, err = sock:sslhandshake(nil, host, verify)
+      if not ok then
+        sock:close()
+        return nil, "TLS handshake with " .. host .. ":" .. port .. ": " .. tostring(err)
+      end
+    end
+  else
+    ok, err = sock:connect(host, port)
+    if not ok then return nil, "connect " .. host .. ":" .. port .. ": " .. tostring(err) end
+  end
   local lines = { "POST ", path, " HTTP/1.1\r\nHost: ", host, ":", tostring(port), "\r\nContent-Length: ",
     tostring(#body), "\r\nUser-Agent: leadq/", _M._VERSION, "\r\n" }
   for k, v in pairs(headers or {}) do

@@ -110,7 +110,8 @@ local function port_in_use(port)
 end
 
 -- opts: rules (absolute path, required), lib_dir (the luajit build's lib folder), port, dict_size,
--- template (a path under tests/nginx, default nginx.conf.tmpl), vars (more ${NAME} values for it)
+-- template (a path under tests/nginx, default nginx.conf.tmpl), vars (more ${NAME} values for it),
+-- tls ({ cert =, key = }: files; the server listens with ssl)
 function H.start(opts)
   local root = opts.root or H.root()
   local prefix = run("mktemp -d /tmp/leadq-nginx.XXXXXX"):gsub("%s+$", "")
@@ -130,11 +131,17 @@ function H.start(opts)
         NGINX_MODULES = NGINX_MODULES, USER = user, PREFIX = prefix, PORT = tostring(port),
         LUA_DIR = root .. "/lua", LIB_DIR = opts.lib_dir or (root .. "/build/lib/luajit"),
         RULES = opts.rules,
+        -- a template's optional lines (TLS: a receiver's listen flag and certificate, the CA file)
+        LISTEN_EXTRA = "", SERVER_EXTRA = "", HTTP_EXTRA = "",
       }
+      if opts.tls then   -- { cert =, key = }: the server speaks https (receiver.conf.tmpl)
+        vars.LISTEN_EXTRA = "ssl"
+        vars.SERVER_EXTRA = string.format("ssl_certificate %s; ssl_certificate_key %s;", opts.tls.cert, opts.tls.key)
+      end
       for k, v in pairs(opts.vars or {}) do vars[k] = v end
       write_file(conf, render(template, vars))
       local server = setmetatable({ prefix = prefix, conf = conf, port = port,
-        base = "http://127.0.0.1:" .. port }, Server)
+        base = (opts.tls and "https" or "http") .. "://127.0.0.1:" .. port }, Server)
       local ok, err = server:launch(opts.watchdog_seconds or 900)
       if ok then return server end
       last_err = err
@@ -210,7 +217,8 @@ end
 -- Returns { status = n, headers = { lowercased name = value }, body = s, json = decoded or nil }.
 function Server:request(method, path, body, opts)
   opts = opts or {}
-  local args = { "curl -sS -i --max-time " .. (opts.max_time or 5),
+  -- -k: a test's https server has a certificate of its own making (what the test checks is leadq's client)
+  local args = { "curl -sS -i -k --max-time " .. (opts.max_time or 5),
     method == "HEAD" and "-I" or "-X " .. quote(method), "-H 'Expect:'" }
   if body then
     local body_file = self.prefix .. "/request.body"
