@@ -148,11 +148,15 @@ function M.TestFunnelOlist.test_mapping_mistakes_are_plain_sentences()
   local out = { print = function(s) printed[#printed + 1] = s end, error = function(s) errors[#errors + 1] = s end }
   lu.assertEquals(cli.main({ "funnel", "--transitions", MQLS }, out), 1)
   lu.assertStrContains(errors[1], "olist_marketing_qualified_leads_dataset.csv: no column 'lead_id' for the lead "
-    .. "(map it: --map lead=COLUMN)")
+    .. "(map it: lead=COLUMN)")
   errors = {}
   lu.assertEquals(cli.main({ "funnel", "--transitions", MQLS, "--map", "lead=mql_id,when=x" }, out), 2)
   lu.assertEquals(errors[1], "leadq: unknown mapping key 'when' (expected lead, stage, at, reason, owner, "
     .. "stage_is)")
+  errors = {}
+  lu.assertEquals(cli.main({ "funnel", "--transitions", MQLS, "--map", "lead=mql_id,at=first_contact_date,stage_is=mql",
+    "--leads", MQLS, "--id", "mql_ud" }, out), 1)
+  lu.assertEquals(errors[1], "leadq: " .. MQLS .. ": no column 'mql_ud' for the lead id (did you mean 'mql_id'?)")
   errors = {}
   lu.assertEquals(cli.main({ "funnel", "--map", "lead=mql_id" }, out), 2)
   lu.assertEquals(errors[1], "leadq: 0 --transitions but 1 --map: give one --map per --transitions, in the same order")

@@ -189,7 +189,7 @@ end
 function _M.read_run(path, read_csv)
   local tbl, err = read_csv(path)
   if not tbl then return nil, err end
-  if not tbl:has("id") then return nil, format("%s: no id column (a file written by leadq score --out)", path) end
+  if not tbl:has("id") then return nil, format("%s: no id column (a file of scores, as leadq score writes)", path) end
   local cache = {}
   local run = { ids = tbl:column("id"), names = tbl:names() }
   run.column = function(name)
@@ -201,7 +201,7 @@ function _M.read_run(path, read_csv)
 end
 
 -- The run of a scored table (the result of model:score) for the leads table it scored.
-local function result_run(tbl, result)
+function _M.result_run(tbl, result)
   local ids = tbl:has("id") and tbl:column("id") or nil
   if not ids then
     ids = {}
@@ -216,7 +216,7 @@ end
 
 -- Who owns each lead: the reactions' routing (for leads a reaction assigns), else the owner column
 -- of the leads, else of the previous run. Returns owner_of(id, row, change).
-local function owners(reactions, tbl, previous)
+function _M.owners(reactions, tbl, previous)
   local fields = {}
   if reactions then
     for _, route in ipairs(reactions.routes) do
@@ -254,47 +254,6 @@ local function owners(reactions, tbl, previous)
     if prev_owner and prev_row[id] then return text(prev_owner[prev_row[id]]) end
     return nil
   end
-end
-
--- The change outputs of `leadq score`: o["transitions-out"], o.previous with o.changes, o.reactions.
--- run: { tbl =, result =, models = (as above), at =, read_csv =, format_time = }. Returns the lines
--- to print, or nil and a message.
-function _M.score_outputs(o, run)
-  if (o.previous == nil) ~= (o.changes == nil) then
-    return nil, "--previous and --changes go together: the previous scored file, and where to write what changed"
-  end
-  local reactions
-  if o.reactions then
-    local problems
-    reactions, problems = require("leadq.reactions").load(o.reactions)
-    if not reactions then return nil, concat(problems, "\n") end
-  end
-  local current = result_run(run.tbl, run.result)
-  local previous, err
-  if o.previous then
-    previous, err = _M.read_run(o.previous, run.read_csv)
-    if not previous then return nil, err end
-  end
-  local owner_of = owners(reactions, run.tbl, previous)
-  local lines = {}
-  if o["transitions-out"] then
-    local created = run.tbl:has("created_at") and run.tbl:column("created_at") or nil
-    if created and type(created[1]) ~= "number" then created = nil end
-    local rows = _M.transitions(current, run.models, { at = run.at, created = created,
-      owner_of = reactions and function(id, r) return owner_of(id, r, nil) end or nil })
-    local ok, werr = _M.write_transitions(o["transitions-out"], rows, run.format_time)
-    if not ok then return nil, werr end
-    lines[#lines + 1] = format("wrote %d transitions to %s (leadq funnel --transitions %s)", #rows,
-      o["transitions-out"], o["transitions-out"])
-  end
-  if previous then
-    local list = _M.diff(previous, current, run.models, { at = run.at, owner_of = owner_of })
-    local ok, werr = _M.write_changes(o.changes, list, run.format_time)
-    if not ok then return nil, werr end
-    lines[#lines + 1] = format("changes since %s: %d, wrote %s", o.previous, #list, o.changes)
-    for _, l in ipairs(_M.summary_lines(list)) do lines[#lines + 1] = l end
-  end
-  return lines
 end
 
 return _M

@@ -64,7 +64,6 @@ local OPTIONS = {
   implied = "true (default): reaching a stage counts the stages before it",
   mql = "the stage that counts as MQL",
   sla_days = "days from mql to the first later stage that the hand-off may take, or false",
-  sla_working = "the reactions' SLA in working hours (reactions:funnel_sla()): { hours =, calendar = }",
 }
 
 local function is_list(t)
@@ -140,16 +139,6 @@ function _M.config(options)
   local sla = options.sla_days
   if sla == nil then sla = _M.DEFAULT_SLA_DAYS end
   if sla and (type(sla) ~= "number" or sla <= 0) then error("funnel option 'sla_days' must be a positive number", 3) end
-  -- working hours (leadq.reactions' sla): the service's clock, so that both count the same breaches
-  local working = options.sla_working
-  if working ~= nil then
-    if options.sla_days ~= nil then error("funnel options 'sla_days' and 'sla_working' exclude each other", 3) end
-    if type(working) ~= "table" or type(working.hours) ~= "number" or working.hours <= 0 or
-        working.calendar == nil then
-      error("funnel option 'sla_working' must be " .. OPTIONS.sla_working, 3)
-    end
-    sla = working.hours / 24
-  end
   local transitions = options.transitions or default_transitions(chain, disq, nurture)
   if type(transitions) ~= "table" then error("funnel option 'transitions' must be " .. OPTIONS.transitions, 3) end
   local allowed = {}
@@ -172,7 +161,6 @@ function _M.config(options)
   return {
     stages = stages, nchain = #chain, allowed = allowed, implied = implied and true or false,
     disqualified = disq or nil, nurture = nurture or nil, mql = mql, sla_days = sla or nil,
-    sla_calendar = working and working.calendar or nil,
   }
 end
 
@@ -633,21 +621,20 @@ end
 ---------------------------------------------------------------------------------------------
 -- Reports from files: transitions logs (or partial results) in, a report out
 
-local list_of = require("leadq.util").split_list   -- "a,b" or { "a", "b" } -> { "a", "b" }
+local util = require("leadq.util")
+local list_of = util.split_list   -- "a,b" or { "a", "b" } -> { "a", "b" }
 
 local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, spend = true, format = true,
-                      stages = true, implied = true, sla_days = true, sla_working = true, part = true,
-                      merge = true }
+                      stages = true, implied = true, sla_days = true, part = true, merge = true }
 
-local read_file = require("leadq.util").read_file
+local read_file = util.read_file
 
 -- The funnel of the transitions files, loaded and checked once: f, or nil and a message.
 local function load_logs(opts)
   local inputs = opts.transitions
   if type(inputs) == "string" then inputs = { { path = inputs } } end
-  if type(inputs) ~= "table" or #inputs == 0 then return nil, "no transitions file (--transitions CSV)" end
-  local ok, f = pcall(_M.new, { stages = list_of(opts.stages), implied = opts.implied, sla_days = opts.sla_days,
-    sla_working = opts.sla_working })
+  if type(inputs) ~= "table" or #inputs == 0 then return nil, "no transitions log to read" end
+  local ok, f = pcall(_M.new, { stages = list_of(opts.stages), implied = opts.implied, sla_days = opts.sla_days })
   if not ok then return nil, (tostring(f):gsub("^[^:]*:%d+: ", "")) end
   for _, input in ipairs(inputs) do
     local map = input.map or {}
@@ -664,7 +651,7 @@ local function load_logs(opts)
     for _, k in ipairs({ "lead", "stage", "at", "reason", "owner" }) do
       local c = cols[k]
       if c and not (k == "stage" and cols.stage_is) and not tbl:has(c) then
-        return nil, format("%s: no column '%s' for the %s (map it: --map %s=COLUMN)", input.path, c, k, k)
+        return nil, format("%s: no column '%s' for the %s (map it: %s=COLUMN)", input.path, c, k, k)
       end
     end
     if cols.stage_is then cols.stage = nil end
@@ -689,8 +676,10 @@ local function aggregate(f, opts, by, leads_tbl)
   if leads then
     query.leads, query.id = leads, opts.id or "id"
     if not leads:has(query.id) then
+      local message = format("%s: no column '%s' for the lead id%s", opts.leads or "the leads", query.id,
+        util.did_you_mean(query.id, leads:names()))
       if own then leads:close() end
-      return nil, format("%s: no column '%s' for the lead id (--id)", opts.leads or "the leads", query.id)
+      return nil, message
     end
     for _, d in ipairs(query.by) do
       if d == "account" and not leads:has("account") then   -- the account mapping (leadq.accounts)
@@ -759,14 +748,14 @@ function _M.run(opts)
   local result, rejects, loaded
   if opts.merge then
     local has_logs = type(opts.transitions) == "string" or (type(opts.transitions) == "table" and #opts.transitions > 0)
-    if has_logs then return nil, "--merge reads partial results, not --transitions: give one or the other" end
+    if has_logs then return nil, "merge reads partial results, not transitions logs: give one or the other" end
     local parts = {}
     for _, path in ipairs(list_of(opts.merge)) do
       local text, err = read_file(path)
       if not text then return nil, err end
       parts[#parts + 1] = text
     end
-    if #parts == 0 then return nil, "--merge needs the files of partial results" end
+    if #parts == 0 then return nil, "merge needs the files of partial results" end
     local err
     result, err = _M.merge(parts)
     if not result then return nil, err end
@@ -780,7 +769,7 @@ function _M.run(opts)
     if not fh then return nil, err end
     fh:write(result:serialize())
     fh:close()
-    return format("wrote the partial result to %s (%d groups; merge with --merge)", opts.part,
+    return format("wrote the partial result to %s: %d groups", opts.part,
       #result:totable().groups), nil, rejects
   end
   local spend

@@ -1,6 +1,6 @@
 -- `leadq compare`: the preview before publishing a rule change (lua/leadq/compare.lua).
 local cli = require("leadq.cli")
-local outcome = require("leadq.outcome")
+local outcome_flags = require("leadq.cli.outcome")
 
 local format = string.format
 
@@ -16,7 +16,7 @@ local options = {
   format = { type = "string", help = "table (default) or json" },
   id = { type = "string", help = "the leads' id column (default id)" },
 }
-for name, spec in pairs(outcome.cli_options) do options[name] = spec end
+for name, spec in pairs(outcome_flags.options) do options[name] = spec end
 
 local function run(opts, out)
   local ev_cli = require("leadq.cli.evaluate")

@@ -2,6 +2,7 @@
 -- calibration and per-rule numbers (lua/leadq/evaluate.lua), as text or JSON.
 local cli = require("leadq.cli")
 local outcome = require("leadq.outcome")
+local outcome_flags = require("leadq.cli.outcome")
 
 local format = string.format
 
@@ -19,7 +20,7 @@ local options = {
   bands = { type = "integer", help = "calibration bands, 1 to 20 (default 10)" },
   id = { type = "string", help = "the leads' id column, joined to the transitions (default id)" },
 }
-for name, spec in pairs(outcome.cli_options) do options[name] = spec end
+for name, spec in pairs(outcome_flags.options) do options[name] = spec end
 _M.options = options
 
 local split = require("leadq.util").split_list   -- rule files: "a.lua,b.lua", or the flag repeated
@@ -54,7 +55,7 @@ end
 
 -- The outcome spec of the flags, checked for what the flags alone can tell.
 function _M.spec_of(opts, required)
-  local spec = outcome.from_cli(opts)
+  local spec = outcome_flags.spec_of(opts)
   spec.id = opts.id
   if required and not outcome.given(spec) then
     return nil, "give the outcome: --outcome COLUMN (or COLUMN=VALUE), or --transitions CSV --reached STAGE"

@@ -1,6 +1,7 @@
 -- `leadq fit`: learn a rule script from outcomes (lua/leadq/fit.lua does the work).
 local cli = require("leadq.cli")
 local outcome = require("leadq.outcome")
+local outcome_flags = require("leadq.cli.outcome")
 
 local format = string.format
 
@@ -17,7 +18,7 @@ local options = {
   seed = { type = "integer", help = "the seed of the inner validation split (default 1)" },
   name = { type = "string", help = "the model's name (default fitted)" },
 }
-for name, spec in pairs(outcome.cli_options) do options[name] = spec end
+for name, spec in pairs(outcome_flags.options) do options[name] = spec end
 
 local function plain(message)
   return (tostring(message):gsub("^[^\n]-%.lua:%d+: ", ""))
@@ -26,7 +27,7 @@ end
 local function run(opts, out)
   local leadq = require("leadq")
   local fit = require("leadq.fit")
-  local spec = outcome.from_cli(opts)
+  local spec = outcome_flags.spec_of(opts)
   if not outcome.given(spec) then return nil, "fit needs an outcome: --outcome COLUMN[=VALUE] or --transitions " ..
     "FILE --reached STAGE" end
   if opts["mql-share"] and opts["mql-precision"] then return nil, "give --mql-share or --mql-precision, not both" end

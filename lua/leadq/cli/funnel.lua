@@ -48,6 +48,7 @@ local function print_run(run_opts, rejects_path, out)
   local funnel = require("leadq.funnel")
   local text, tab_or_err, rejects = funnel.run(run_opts)
   if not text then return nil, tab_or_err end
+  if run_opts.part then text = text .. "; merge the parts with --merge FILE,FILE..." end
   out.print((text:gsub("\n$", "")))
   if rejects_path then
     local fh, err = io.open(rejects_path, "wb")
@@ -88,6 +89,9 @@ local function run(opts, out)
   local sla = opts["sla-days"]
   if sla == 0 then sla = false end
   if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
+  if #inputs > 0 and opts.merge then
+    return nil, "--merge reads partial results, not --transitions: give one or the other"
+  end
   return print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
     format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"],
     part = opts.part, merge = opts.merge }, opts.rejects, out)

@@ -2,6 +2,7 @@
 -- (lua/leadq/profile.lua does the work).
 local cli = require("leadq.cli")
 local outcome = require("leadq.outcome")
+local outcome_flags = require("leadq.cli.outcome")
 
 local options = {
   leads = { type = "string", required = true, help = "the leads CSV" },
@@ -11,12 +12,12 @@ local options = {
   bins = { type = "integer", help = "quantile bins for numbers and times (default 10)" },
   ["min-count"] = { type = "integer", help = "leads a value needs for a line of its own (default 30)" },
 }
-for name, spec in pairs(outcome.cli_options) do options[name] = spec end
+for name, spec in pairs(outcome_flags.options) do options[name] = spec end
 
 local function run(opts, out)
   local leadq = require("leadq")
   local profile = require("leadq.profile")
-  local spec = outcome.from_cli(opts)
+  local spec = outcome_flags.spec_of(opts)
   if not outcome.given(spec) then
     return nil, "profile needs an outcome: --outcome COLUMN[=VALUE] or --transitions FILE --reached STAGE"
   end

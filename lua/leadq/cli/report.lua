@@ -1,6 +1,7 @@
 -- `leadq report`: one self-contained HTML file with the funnel, the scores and the model's quality.
 local cli = require("leadq.cli")
 local outcome = require("leadq.outcome")
+local outcome_flags = require("leadq.cli.outcome")
 
 local format = string.format
 
@@ -15,7 +16,7 @@ local options = {
   title = { type = "string", help = "the report's title" },
   out = { type = "string", required = true, help = "the HTML file to write" },
 }
-for name, spec in pairs(outcome.cli_options) do options[name] = spec end
+for name, spec in pairs(outcome_flags.options) do options[name] = spec end
 options.transitions = { type = "string",
   help = "a transitions log lead_id,stage,at[,reason,owner]: the funnel, and with --reached the outcome" }
 
@@ -28,7 +29,7 @@ cli.commands.report = {
   options = options,
   run = function(opts, out)
     local report = require("leadq.report")
-    local spec = outcome.from_cli(opts)
+    local spec = outcome_flags.spec_of(opts)
     if spec.reached and not opts.transitions then return nil, "--reached needs --transitions" end
     local t0 = require("leadq.core").now()
     local ok, data = pcall(report.write, {

@@ -524,7 +524,7 @@ local function run_score(input, o, out)
     co.previous = nil
   end
   if co["transitions-out"] or co.previous or co.changes or co.reactions then   -- the change facts
-    local change_lines, cerr = require("leadq.changes").score_outputs(co, { tbl = input.tbl, result = result,
+    local change_lines, cerr = require("leadq.cli.changes").score_outputs(co, { tbl = input.tbl, result = result,
       models = model_list(input), at = input.options.as_of or os.time(), read_csv = leadq.read_csv,
       format_time = leadq.format_time })
     if not change_lines then return fail(out, cerr) end
