@@ -28,10 +28,10 @@ route { when = { country = { one_of = { "GB", "FR", "NL", "ES", "IT", "SE" } } }
         why = "EMEA territory" }
 route { team = "americas", why = "everyone else" }
 
--- Sales accepts an MQL within 24 working hours (Monday to Friday, 9 to 17 UTC); a breach goes to
--- the manager.
-sla { accept_within_hours = 24, working_hours = { from = 9, to = 17, days = { "mon", "tue", "wed", "thu", "fri" } },
-      webhook = "manager" }
+-- Sales accepts an MQL within 24 working hours (Monday to Friday, 9 to 17 on Berlin's clock,
+-- summer time included); a breach goes to the manager.
+sla { accept_within_hours = 24, working_hours = { from = 9, to = 17, days = { "mon", "tue", "wed", "thu", "fri" },
+      zone = "Europe/Berlin" }, webhook = "manager" }
 
 -- An MQL nobody accepted in 14 days, or that did not move on in 45, goes back to nurture.
 recycle { not_accepted_days = 14, not_progressing_days = 45, reason = "not worked by sales", reset_engagement = true }

@@ -26,6 +26,9 @@ function M.TestReactionsScript.test_shipped_example_loads()
   lu.assertNotNil(r, problems and table.concat(problems, "\n"))
   lu.assertEquals(r.webhook_names, { "crm", "manager" })
   lu.assertEquals(r.sla.hours, 24)
+  lu.assertEquals(r.sla.calendar:zone(), "Europe/Berlin")
+  -- Friday 2026-07-03 16:00 in Berlin (14:00Z, summer time): 1 h Friday, 8 Monday, 8 Tuesday, 7 Wednesday
+  lu.assertEquals(r:sla_deadline(1783087200), 1783087200 + 5 * 86400)   -- Wednesday 16:00 CEST
   lu.assertTrue(r.recycle.reset_engagement)
   lu.assertTrue(r:watches("mql"))
   lu.assertFalse(r:watches("pql"))
