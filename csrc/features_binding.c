@@ -35,12 +35,6 @@ typedef struct state_box {
   size_t text_cap;
 } state_box;
 
-static lq_allocator lua_allocator(lua_State *L) {
-  lq_allocator a;
-  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
-  return a;
-}
-
 static void shared_release(fs_shared *sh) {
   if (sh == NULL || --sh->refs > 0) return;
   {
@@ -223,7 +217,7 @@ static void add_features(lua_State *L, lq_feature_set *fs, int idx) {
 static int l_feature_set(lua_State *L) {
   fs_box *box;
   fs_shared *sh;
-  lq_allocator a = lua_allocator(L);
+  lq_allocator a = lq_lua_allocator(L);
   lq_feature_set *fs;
   int rc, k;
   luaL_checktype(L, 1, LUA_TTABLE);

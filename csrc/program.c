@@ -32,28 +32,6 @@
 
 #include "program.h"
 
-/* ---- memory: every block through the program's allocator, with its size ---- */
-
-static void *mem_new(lq_allocator *a, size_t size) {
-  if (size == 0) size = 1;
-  return a->fn(a->ud, NULL, 0, size);
-}
-
-static void *mem_array(lq_allocator *a, size_t count, size_t elem) {
-  if (elem != 0 && count > ((size_t)-1) / 2 / elem) return NULL;
-  return mem_new(a, count * elem);
-}
-
-static void *mem_zeroed(lq_allocator *a, size_t count, size_t elem) {
-  void *p = mem_array(a, count, elem);
-  if (p != NULL) memset(p, 0, count * elem > 0 ? count * elem : 1);
-  return p;
-}
-
-static void mem_free(lq_allocator *a, void *p, size_t size) {
-  if (p != NULL) a->fn(a->ud, p, size == 0 ? 1 : size, 0);
-}
-
 /* ---- programs ---- */
 
 static int set_int_mode(lq_program *p);
@@ -71,10 +49,10 @@ lq_program *lq_program_new(lq_allocator alloc) {
 static void matcher_free(lq_matcher *m, lq_allocator *a) {
   int i;
   if (m->needles != NULL) {
-    for (i = 0; i < m->count; i++) mem_free(a, m->needles[i], m->lengths[i] + 1);
-    mem_free(a, m->needles, sizeof(char *) * (size_t)m->count);
+    for (i = 0; i < m->count; i++) lq_mem_free(a, m->needles[i], m->lengths[i] + 1);
+    lq_mem_free(a, m->needles, sizeof(char *) * (size_t)m->count);
   }
-  mem_free(a, m->lengths, sizeof(size_t) * (size_t)m->count);
+  lq_mem_free(a, m->lengths, sizeof(size_t) * (size_t)m->count);
   lq_dict_free(&m->set, a);
   m->needles = NULL;
   m->lengths = NULL;
@@ -90,27 +68,27 @@ void lq_program_free(lq_program *p) {
     for (i = 0; i < p->nmatchers; i++) matcher_free(&p->matchers[i], &a);
   }
   if (p->groups != NULL) {
-    for (i = 0; i < p->ngroups; i++) mem_free(&a, p->groups[i].rules, sizeof(int) * (size_t)p->groups[i].nrules);
+    for (i = 0; i < p->ngroups; i++) lq_mem_free(&a, p->groups[i].rules, sizeof(int) * (size_t)p->groups[i].nrules);
   }
   for (i = 0; i < 2; i++) {
-    mem_free(&a, p->grades[i].levels, sizeof(double) * (size_t)p->grades[i].nlevels);
-    mem_free(&a, p->ilevels[i], sizeof(int32_t) * (size_t)p->grades[i].nlevels);
+    lq_mem_free(&a, p->grades[i].levels, sizeof(double) * (size_t)p->grades[i].nlevels);
+    lq_mem_free(&a, p->ilevels[i], sizeof(int32_t) * (size_t)p->grades[i].nlevels);
   }
-  mem_free(&a, p->ipoints, sizeof(int32_t) * (size_t)p->nrules);
-  mem_free(&a, p->ifloor, sizeof(int32_t) * (size_t)p->ngroups);
-  mem_free(&a, p->icap, sizeof(int32_t) * (size_t)p->ngroups);
-  mem_free(&a, p->ithresholds, sizeof(int32_t) * (size_t)p->nthresholds);
-  mem_free(&a, p->fused_field, sizeof(int) * (size_t)p->nleaves);
-  mem_free(&a, p->leaf_fused, sizeof(int) * (size_t)p->nleaves);
-  mem_free(&a, p->leaf_bit, sizeof(int) * (size_t)p->nleaves);
-  mem_free(&a, p->row_ops, sizeof(lq_op) * (size_t)p->nops);
-  mem_free(&a, p->leaves, sizeof(lq_leaf) * (size_t)p->nleaves);
-  mem_free(&a, p->matchers, sizeof(lq_matcher) * (size_t)p->nmatchers);
-  mem_free(&a, p->ops, sizeof(lq_op) * (size_t)p->nops);
-  mem_free(&a, p->rules, sizeof(lq_rule) * (size_t)p->nrules);
-  mem_free(&a, p->groups, sizeof(lq_group) * (size_t)p->ngroups);
-  mem_free(&a, p->disq_regs, sizeof(int) * (size_t)p->ndisq);
-  mem_free(&a, p->thresholds, sizeof(double) * (size_t)p->nthresholds);
+  lq_mem_free(&a, p->ipoints, sizeof(int32_t) * (size_t)p->nrules);
+  lq_mem_free(&a, p->ifloor, sizeof(int32_t) * (size_t)p->ngroups);
+  lq_mem_free(&a, p->icap, sizeof(int32_t) * (size_t)p->ngroups);
+  lq_mem_free(&a, p->ithresholds, sizeof(int32_t) * (size_t)p->nthresholds);
+  lq_mem_free(&a, p->fused_field, sizeof(int) * (size_t)p->nleaves);
+  lq_mem_free(&a, p->leaf_fused, sizeof(int) * (size_t)p->nleaves);
+  lq_mem_free(&a, p->leaf_bit, sizeof(int) * (size_t)p->nleaves);
+  lq_mem_free(&a, p->row_ops, sizeof(lq_op) * (size_t)p->nops);
+  lq_mem_free(&a, p->leaves, sizeof(lq_leaf) * (size_t)p->nleaves);
+  lq_mem_free(&a, p->matchers, sizeof(lq_matcher) * (size_t)p->nmatchers);
+  lq_mem_free(&a, p->ops, sizeof(lq_op) * (size_t)p->nops);
+  lq_mem_free(&a, p->rules, sizeof(lq_rule) * (size_t)p->nrules);
+  lq_mem_free(&a, p->groups, sizeof(lq_group) * (size_t)p->ngroups);
+  lq_mem_free(&a, p->disq_regs, sizeof(int) * (size_t)p->ndisq);
+  lq_mem_free(&a, p->thresholds, sizeof(double) * (size_t)p->nthresholds);
   a.fn(a.ud, p, sizeof(lq_program), 0);
 }
 
@@ -122,20 +100,20 @@ int lq_program_size(lq_program *p, int nfields, int nleaves, int nmatchers, int 
   if (nfields < 0 || nleaves < 0 || nmatchers < 0 || nops < 0 || nregs < 0 || nrules < 0 ||
       ngroups < 0 || ndisq < 0 || nthresholds < 0) return -1;
   /* Counts are stored as they are allocated, so a failure half-way frees exactly what exists. */
-  if ((p->leaves = (lq_leaf *)mem_zeroed(a, (size_t)nleaves, sizeof(lq_leaf))) == NULL) return -1;
+  if ((p->leaves = (lq_leaf *)lq_mem_zeroed(a, (size_t)nleaves, sizeof(lq_leaf))) == NULL) return -1;
   p->nleaves = nleaves;
-  if ((p->matchers = (lq_matcher *)mem_zeroed(a, (size_t)nmatchers, sizeof(lq_matcher))) == NULL) return -1;
+  if ((p->matchers = (lq_matcher *)lq_mem_zeroed(a, (size_t)nmatchers, sizeof(lq_matcher))) == NULL) return -1;
   p->nmatchers = nmatchers;
   for (i = 0; i < nmatchers; i++) lq_dict_init(&p->matchers[i].set);
-  if ((p->ops = (lq_op *)mem_zeroed(a, (size_t)nops, sizeof(lq_op))) == NULL) return -1;
+  if ((p->ops = (lq_op *)lq_mem_zeroed(a, (size_t)nops, sizeof(lq_op))) == NULL) return -1;
   p->nops = nops;
-  if ((p->rules = (lq_rule *)mem_zeroed(a, (size_t)nrules, sizeof(lq_rule))) == NULL) return -1;
+  if ((p->rules = (lq_rule *)lq_mem_zeroed(a, (size_t)nrules, sizeof(lq_rule))) == NULL) return -1;
   p->nrules = nrules;
-  if ((p->groups = (lq_group *)mem_zeroed(a, (size_t)ngroups, sizeof(lq_group))) == NULL) return -1;
+  if ((p->groups = (lq_group *)lq_mem_zeroed(a, (size_t)ngroups, sizeof(lq_group))) == NULL) return -1;
   p->ngroups = ngroups;
-  if ((p->disq_regs = (int *)mem_zeroed(a, (size_t)ndisq, sizeof(int))) == NULL) return -1;
+  if ((p->disq_regs = (int *)lq_mem_zeroed(a, (size_t)ndisq, sizeof(int))) == NULL) return -1;
   p->ndisq = ndisq;
-  if ((p->thresholds = (double *)mem_zeroed(a, (size_t)nthresholds, sizeof(double))) == NULL) return -1;
+  if ((p->thresholds = (double *)lq_mem_zeroed(a, (size_t)nthresholds, sizeof(double))) == NULL) return -1;
   p->nthresholds = nthresholds;
   p->nfields = nfields;
   p->nregs = nregs;
@@ -158,11 +136,11 @@ int lq_program_set_matcher(lq_program *p, int index, lq_match_mode mode, int cou
   lq_dict_init(&m->set);
   m->mode = mode;
   m->max_length = 0;
-  if ((m->lengths = (size_t *)mem_zeroed(a, (size_t)count, sizeof(size_t))) == NULL) return -1;
-  if ((m->needles = (char **)mem_zeroed(a, (size_t)count, sizeof(char *))) == NULL) return -1;
+  if ((m->lengths = (size_t *)lq_mem_zeroed(a, (size_t)count, sizeof(size_t))) == NULL) return -1;
+  if ((m->needles = (char **)lq_mem_zeroed(a, (size_t)count, sizeof(char *))) == NULL) return -1;
   m->count = count;
   for (i = 0; i < count; i++) {
-    char *copy = (char *)mem_new(a, lengths[i] + 1);
+    char *copy = (char *)lq_mem_new(a, lengths[i] + 1);
     if (copy == NULL) return -1;
     for (j = 0; j < lengths[i]; j++) copy[j] = (char)lower_byte((unsigned char)needles[i][j]);
     copy[lengths[i]] = '\0';
@@ -187,9 +165,9 @@ int lq_program_set_grade(lq_program *p, int which, int group, int nlevels, const
   lq_grade *gr;
   if (which < 0 || which > 1 || which > p->ngrades || nlevels < 0) return -1;
   gr = &p->grades[which];
-  mem_free(&p->alloc, gr->levels, sizeof(double) * (size_t)gr->nlevels);
+  lq_mem_free(&p->alloc, gr->levels, sizeof(double) * (size_t)gr->nlevels);
   gr->nlevels = 0;
-  if ((gr->levels = (double *)mem_zeroed(&p->alloc, (size_t)nlevels, sizeof(double))) == NULL) return -1;
+  if ((gr->levels = (double *)lq_mem_zeroed(&p->alloc, (size_t)nlevels, sizeof(double))) == NULL) return -1;
   gr->nlevels = nlevels;
   gr->group = group;
   if (nlevels > 0) memcpy(gr->levels, levels, sizeof(double) * (size_t)nlevels);
@@ -228,11 +206,11 @@ int lq_program_finish(lq_program *p) {
   for (g = 0; g < p->ngroups; g++) {
     lq_group *G = &p->groups[g];
     int n = 0;
-    mem_free(&p->alloc, G->rules, sizeof(int) * (size_t)G->nrules);
+    lq_mem_free(&p->alloc, G->rules, sizeof(int) * (size_t)G->nrules);
     G->rules = NULL;
     G->nrules = 0;
     for (r = 0; r < p->nrules; r++) n += p->rules[r].group == g;
-    if ((G->rules = (int *)mem_zeroed(&p->alloc, (size_t)n, sizeof(int))) == NULL) return -1;
+    if ((G->rules = (int *)lq_mem_zeroed(&p->alloc, (size_t)n, sizeof(int))) == NULL) return -1;
     G->nrules = n;
     n = 0;
     for (r = 0; r < p->nrules; r++) {
@@ -275,12 +253,12 @@ static int set_int_mode(lq_program *p) {
     const lq_group *G = &p->groups[g];
     if ((G->has_floor && G->floor != floor(G->floor)) || (G->has_cap && G->cap != floor(G->cap))) return 0;
   }
-  if ((p->ipoints = (int32_t *)mem_zeroed(a, (size_t)p->nrules, sizeof(int32_t))) == NULL) return -1;
-  if ((p->ifloor = (int32_t *)mem_zeroed(a, (size_t)p->ngroups, sizeof(int32_t))) == NULL) return -1;
-  if ((p->icap = (int32_t *)mem_zeroed(a, (size_t)p->ngroups, sizeof(int32_t))) == NULL) return -1;
-  if ((p->ithresholds = (int32_t *)mem_zeroed(a, (size_t)p->nthresholds, sizeof(int32_t))) == NULL) return -1;
+  if ((p->ipoints = (int32_t *)lq_mem_zeroed(a, (size_t)p->nrules, sizeof(int32_t))) == NULL) return -1;
+  if ((p->ifloor = (int32_t *)lq_mem_zeroed(a, (size_t)p->ngroups, sizeof(int32_t))) == NULL) return -1;
+  if ((p->icap = (int32_t *)lq_mem_zeroed(a, (size_t)p->ngroups, sizeof(int32_t))) == NULL) return -1;
+  if ((p->ithresholds = (int32_t *)lq_mem_zeroed(a, (size_t)p->nthresholds, sizeof(int32_t))) == NULL) return -1;
   for (k = 0; k < p->ngrades; k++) {
-    if ((p->ilevels[k] = (int32_t *)mem_zeroed(a, (size_t)p->grades[k].nlevels, sizeof(int32_t))) == NULL) return -1;
+    if ((p->ilevels[k] = (int32_t *)lq_mem_zeroed(a, (size_t)p->grades[k].nlevels, sizeof(int32_t))) == NULL) return -1;
     for (r = 0; r < p->grades[k].nlevels; r++) p->ilevels[k][r] = whole_at_least(p->grades[k].levels[r]);
   }
   for (r = 0; r < p->nrules; r++) p->ipoints[r] = (int32_t)p->rules[r].points;
@@ -298,14 +276,14 @@ static int set_fusion(lq_program *p) {
   lq_allocator *a = &p->alloc;
   int i, j;
   size_t n = (size_t)p->nleaves;
-  mem_free(a, p->fused_field, sizeof(int) * n);
-  mem_free(a, p->leaf_fused, sizeof(int) * n);
-  mem_free(a, p->leaf_bit, sizeof(int) * n);
+  lq_mem_free(a, p->fused_field, sizeof(int) * n);
+  lq_mem_free(a, p->leaf_fused, sizeof(int) * n);
+  lq_mem_free(a, p->leaf_bit, sizeof(int) * n);
   p->fused_field = p->leaf_fused = p->leaf_bit = NULL;
   p->nfused = 0;
-  if ((p->fused_field = (int *)mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
-  if ((p->leaf_fused = (int *)mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
-  if ((p->leaf_bit = (int *)mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
+  if ((p->fused_field = (int *)lq_mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
+  if ((p->leaf_fused = (int *)lq_mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
+  if ((p->leaf_bit = (int *)lq_mem_zeroed(a, n, sizeof(int))) == NULL) return -1;
   for (i = 0; i < p->nleaves; i++) {
     const lq_leaf *lf = &p->leaves[i];
     int table = -1;
@@ -331,8 +309,8 @@ static int set_fusion(lq_program *p) {
 static int set_row_ops(lq_program *p) {
   static const int plain[] = { -1, LQ_ROW_AND, LQ_ROW_OR, LQ_ROW_NOT, LQ_ROW_CONST };   /* by lq_op_code */
   int k;
-  mem_free(&p->alloc, p->row_ops, sizeof(lq_op) * (size_t)p->nops);
-  if ((p->row_ops = (lq_op *)mem_zeroed(&p->alloc, (size_t)p->nops, sizeof(lq_op))) == NULL) return -1;
+  lq_mem_free(&p->alloc, p->row_ops, sizeof(lq_op) * (size_t)p->nops);
+  if ((p->row_ops = (lq_op *)lq_mem_zeroed(&p->alloc, (size_t)p->nops, sizeof(lq_op))) == NULL) return -1;
   for (k = 0; k < p->nops; k++) {
     lq_op op = p->ops[k];
     if (op.code == LQ_OP_LEAF) {
@@ -432,16 +410,16 @@ int lq_run_init(lq_run *run, const lq_program *p, lq_allocator *a) {
   run->prog = p;
   run->nfields = p->nfields;
   run->nleaves = p->nleaves;
-  run->views = (lq_view *)mem_zeroed(a, (size_t)p->nfields, sizeof(lq_view));
-  run->luts = (uint8_t **)mem_zeroed(a, (size_t)p->nleaves, sizeof(uint8_t *));
-  run->lut_sizes = (size_t *)mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
-  run->lut_caps = (size_t *)mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
-  run->lo = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
-  run->hi = (double *)mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
+  run->views = (lq_view *)lq_mem_zeroed(a, (size_t)p->nfields, sizeof(lq_view));
+  run->luts = (uint8_t **)lq_mem_zeroed(a, (size_t)p->nleaves, sizeof(uint8_t *));
+  run->lut_sizes = (size_t *)lq_mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
+  run->lut_caps = (size_t *)lq_mem_zeroed(a, (size_t)p->nleaves, sizeof(size_t));
+  run->lo = (double *)lq_mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
+  run->hi = (double *)lq_mem_zeroed(a, (size_t)p->nleaves, sizeof(double));
   run->nfused = p->nfused;
-  run->fused = (lq_bits **)mem_zeroed(a, (size_t)p->nfused, sizeof(lq_bits *));
-  run->fused_sizes = (size_t *)mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
-  run->fused_caps = (size_t *)mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
+  run->fused = (lq_bits **)lq_mem_zeroed(a, (size_t)p->nfused, sizeof(lq_bits *));
+  run->fused_sizes = (size_t *)lq_mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
+  run->fused_caps = (size_t *)lq_mem_zeroed(a, (size_t)p->nfused, sizeof(size_t));
   if (run->views == NULL || run->luts == NULL || run->lut_sizes == NULL || run->lut_caps == NULL ||
       run->lo == NULL || run->hi == NULL || run->fused == NULL || run->fused_sizes == NULL ||
       run->fused_caps == NULL) return -1;
@@ -452,20 +430,20 @@ int lq_run_init(lq_run *run, const lq_program *p, lq_allocator *a) {
 void lq_run_free(lq_run *run, lq_allocator *a) {
   size_t nf = (size_t)run->nfields, nl = (size_t)run->nleaves, i;
   if (run->luts != NULL && run->lut_caps != NULL) {
-    for (i = 0; i < nl; i++) mem_free(a, run->luts[i], run->lut_caps[i]);
+    for (i = 0; i < nl; i++) lq_mem_free(a, run->luts[i], run->lut_caps[i]);
   }
-  mem_free(a, run->views, sizeof(lq_view) * nf);
-  mem_free(a, run->luts, sizeof(uint8_t *) * nl);
-  mem_free(a, run->lut_sizes, sizeof(size_t) * nl);
-  mem_free(a, run->lut_caps, sizeof(size_t) * nl);
-  mem_free(a, run->lo, sizeof(double) * nl);
-  mem_free(a, run->hi, sizeof(double) * nl);
+  lq_mem_free(a, run->views, sizeof(lq_view) * nf);
+  lq_mem_free(a, run->luts, sizeof(uint8_t *) * nl);
+  lq_mem_free(a, run->lut_sizes, sizeof(size_t) * nl);
+  lq_mem_free(a, run->lut_caps, sizeof(size_t) * nl);
+  lq_mem_free(a, run->lo, sizeof(double) * nl);
+  lq_mem_free(a, run->hi, sizeof(double) * nl);
   if (run->fused != NULL && run->fused_caps != NULL) {
-    for (i = 0; i < (size_t)run->nfused; i++) mem_free(a, run->fused[i], run->fused_caps[i] * sizeof(lq_bits));
+    for (i = 0; i < (size_t)run->nfused; i++) lq_mem_free(a, run->fused[i], run->fused_caps[i] * sizeof(lq_bits));
   }
-  mem_free(a, run->fused, sizeof(lq_bits *) * (size_t)run->nfused);
-  mem_free(a, run->fused_sizes, sizeof(size_t) * (size_t)run->nfused);
-  mem_free(a, run->fused_caps, sizeof(size_t) * (size_t)run->nfused);
+  lq_mem_free(a, run->fused, sizeof(lq_bits *) * (size_t)run->nfused);
+  lq_mem_free(a, run->fused_sizes, sizeof(size_t) * (size_t)run->nfused);
+  lq_mem_free(a, run->fused_caps, sizeof(size_t) * (size_t)run->nfused);
   memset(run, 0, sizeof *run);
 }
 
@@ -483,6 +461,23 @@ void lq_run_set_as_of(lq_run *run, double as_of) {
     /* x > lo is x >= the next double up: every range test stays two comparisons. */
     run->lo[i] = lf->lo_open ? nextafter(lo, HUGE_VAL) : lo;
     run->hi[i] = lf->hi_open ? nextafter(hi, -HUGE_VAL) : hi;
+  }
+}
+
+void lq_view_of_column(lq_view *v, const lq_column *c) {
+  memset(v, 0, sizeof *v);
+  switch (c->type) {
+  case LQ_NUMBER: case LQ_TIME: v->kind = LQ_VIEW_NUMBER; v->numbers = c->numbers; break;
+  case LQ_BOOLEAN: v->kind = LQ_VIEW_BOOL; v->bytes = c->bools; break;
+  case LQ_CATEGORY: v->kind = LQ_VIEW_CODES; v->codes = c->codes; v->dict = &c->dict; break;
+  case LQ_TEXT:
+    v->kind = LQ_VIEW_TEXT; v->offsets = c->offsets; v->text = c->text; v->missing = c->text_missing;
+    break;
+  case LQ_TAGS:
+    v->kind = LQ_VIEW_TAGS; v->offsets = c->tag_offsets; v->tag_codes = c->tag_codes; v->missing = c->text_missing;
+    v->dict = &c->dict;
+    break;
+  default: v->kind = LQ_VIEW_ABSENT; break;
   }
 }
 
@@ -576,34 +571,34 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
   s->nregs = p->nregs;
   s->ngroups = p->ngroups;
   s->nrules = p->nrules;
-  s->regs = (uint8_t *)mem_zeroed(a, (size_t)p->nregs * B, 1);
-  s->sums = (double *)mem_zeroed(a, ng * B, sizeof(double));
-  s->raw = (double *)mem_zeroed(a, ng * B, sizeof(double));
-  s->total = (double *)mem_zeroed(a, B, sizeof(double));
-  s->best_pos = (double *)mem_zeroed(a, B, sizeof(double));
-  s->best_neg = (double *)mem_zeroed(a, B, sizeof(double));
-  s->excess_pos = (double *)mem_zeroed(a, B, sizeof(double));
-  s->excess_neg = (double *)mem_zeroed(a, B, sizeof(double));
-  s->best_pos_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->best_neg_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->disq_id = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->isums = (int32_t *)mem_zeroed(a, ng * B, sizeof(int32_t));
-  s->iraw = (int32_t *)mem_zeroed(a, ng * B, sizeof(int32_t));
-  s->itotal = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->ikey_pos = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->ikey_neg = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->iep = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->ien = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
+  s->regs = (uint8_t *)lq_mem_zeroed(a, (size_t)p->nregs * B, 1);
+  s->sums = (double *)lq_mem_zeroed(a, ng * B, sizeof(double));
+  s->raw = (double *)lq_mem_zeroed(a, ng * B, sizeof(double));
+  s->total = (double *)lq_mem_zeroed(a, B, sizeof(double));
+  s->best_pos = (double *)lq_mem_zeroed(a, B, sizeof(double));
+  s->best_neg = (double *)lq_mem_zeroed(a, B, sizeof(double));
+  s->excess_pos = (double *)lq_mem_zeroed(a, B, sizeof(double));
+  s->excess_neg = (double *)lq_mem_zeroed(a, B, sizeof(double));
+  s->best_pos_id = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->best_neg_id = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->disq_id = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->isums = (int32_t *)lq_mem_zeroed(a, ng * B, sizeof(int32_t));
+  s->iraw = (int32_t *)lq_mem_zeroed(a, ng * B, sizeof(int32_t));
+  s->itotal = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->ikey_pos = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->ikey_neg = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->iep = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->ien = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
   s->nfused = p->nfused;
-  s->fbits = (lq_bits *)mem_zeroed(a, (size_t)p->nfused * B, sizeof(lq_bits));
-  s->ostatus = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->ograde = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->oreason = (int32_t *)mem_zeroed(a, B, sizeof(int32_t));
-  s->fired = (int32_t *)mem_zeroed(a, (size_t)p->nrules, sizeof(int32_t));
-  s->row_ep = (double *)mem_zeroed(a, ng, sizeof(double));
-  s->row_en = (double *)mem_zeroed(a, ng, sizeof(double));
-  s->row_iep = (int32_t *)mem_zeroed(a, ng, sizeof(int32_t));
-  s->row_ien = (int32_t *)mem_zeroed(a, ng, sizeof(int32_t));
+  s->fbits = (lq_bits *)lq_mem_zeroed(a, (size_t)p->nfused * B, sizeof(lq_bits));
+  s->ostatus = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->ograde = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->oreason = (int32_t *)lq_mem_zeroed(a, B, sizeof(int32_t));
+  s->fired = (int32_t *)lq_mem_zeroed(a, (size_t)p->nrules, sizeof(int32_t));
+  s->row_ep = (double *)lq_mem_zeroed(a, ng, sizeof(double));
+  s->row_en = (double *)lq_mem_zeroed(a, ng, sizeof(double));
+  s->row_iep = (int32_t *)lq_mem_zeroed(a, ng, sizeof(int32_t));
+  s->row_ien = (int32_t *)lq_mem_zeroed(a, ng, sizeof(int32_t));
   if (s->fbits == NULL || s->ostatus == NULL || s->ograde == NULL || s->oreason == NULL || s->fired == NULL ||
       s->row_ep == NULL || s->row_en == NULL || s->row_iep == NULL || s->row_ien == NULL) return -1;
   if (s->isums == NULL || s->iraw == NULL || s->itotal == NULL || s->ikey_pos == NULL || s->ikey_neg == NULL ||
@@ -616,33 +611,33 @@ int lq_scratch_init(lq_scratch *s, const lq_program *p, lq_allocator *a) {
 
 void lq_scratch_free(lq_scratch *s, lq_allocator *a) {
   size_t B = LQ_BATCH, ng = (size_t)s->ngroups;
-  mem_free(a, s->regs, (size_t)s->nregs * B);
-  mem_free(a, s->sums, ng * B * sizeof(double));
-  mem_free(a, s->raw, ng * B * sizeof(double));
-  mem_free(a, s->total, B * sizeof(double));
-  mem_free(a, s->best_pos, B * sizeof(double));
-  mem_free(a, s->best_neg, B * sizeof(double));
-  mem_free(a, s->excess_pos, B * sizeof(double));
-  mem_free(a, s->excess_neg, B * sizeof(double));
-  mem_free(a, s->best_pos_id, B * sizeof(int32_t));
-  mem_free(a, s->best_neg_id, B * sizeof(int32_t));
-  mem_free(a, s->disq_id, B * sizeof(int32_t));
-  mem_free(a, s->isums, ng * B * sizeof(int32_t));
-  mem_free(a, s->iraw, ng * B * sizeof(int32_t));
-  mem_free(a, s->itotal, B * sizeof(int32_t));
-  mem_free(a, s->ikey_pos, B * sizeof(int32_t));
-  mem_free(a, s->ikey_neg, B * sizeof(int32_t));
-  mem_free(a, s->iep, B * sizeof(int32_t));
-  mem_free(a, s->ien, B * sizeof(int32_t));
-  mem_free(a, s->fbits, (size_t)s->nfused * B * sizeof(lq_bits));
-  mem_free(a, s->ostatus, B * sizeof(int32_t));
-  mem_free(a, s->ograde, B * sizeof(int32_t));
-  mem_free(a, s->oreason, B * sizeof(int32_t));
-  mem_free(a, s->fired, (size_t)s->nrules * sizeof(int32_t));
-  mem_free(a, s->row_ep, ng * sizeof(double));
-  mem_free(a, s->row_en, ng * sizeof(double));
-  mem_free(a, s->row_iep, ng * sizeof(int32_t));
-  mem_free(a, s->row_ien, ng * sizeof(int32_t));
+  lq_mem_free(a, s->regs, (size_t)s->nregs * B);
+  lq_mem_free(a, s->sums, ng * B * sizeof(double));
+  lq_mem_free(a, s->raw, ng * B * sizeof(double));
+  lq_mem_free(a, s->total, B * sizeof(double));
+  lq_mem_free(a, s->best_pos, B * sizeof(double));
+  lq_mem_free(a, s->best_neg, B * sizeof(double));
+  lq_mem_free(a, s->excess_pos, B * sizeof(double));
+  lq_mem_free(a, s->excess_neg, B * sizeof(double));
+  lq_mem_free(a, s->best_pos_id, B * sizeof(int32_t));
+  lq_mem_free(a, s->best_neg_id, B * sizeof(int32_t));
+  lq_mem_free(a, s->disq_id, B * sizeof(int32_t));
+  lq_mem_free(a, s->isums, ng * B * sizeof(int32_t));
+  lq_mem_free(a, s->iraw, ng * B * sizeof(int32_t));
+  lq_mem_free(a, s->itotal, B * sizeof(int32_t));
+  lq_mem_free(a, s->ikey_pos, B * sizeof(int32_t));
+  lq_mem_free(a, s->ikey_neg, B * sizeof(int32_t));
+  lq_mem_free(a, s->iep, B * sizeof(int32_t));
+  lq_mem_free(a, s->ien, B * sizeof(int32_t));
+  lq_mem_free(a, s->fbits, (size_t)s->nfused * B * sizeof(lq_bits));
+  lq_mem_free(a, s->ostatus, B * sizeof(int32_t));
+  lq_mem_free(a, s->ograde, B * sizeof(int32_t));
+  lq_mem_free(a, s->oreason, B * sizeof(int32_t));
+  lq_mem_free(a, s->fired, (size_t)s->nrules * sizeof(int32_t));
+  lq_mem_free(a, s->row_ep, ng * sizeof(double));
+  lq_mem_free(a, s->row_en, ng * sizeof(double));
+  lq_mem_free(a, s->row_iep, ng * sizeof(int32_t));
+  lq_mem_free(a, s->row_ien, ng * sizeof(int32_t));
   memset(s, 0, sizeof *s);
 }
 
@@ -1541,6 +1536,71 @@ void lq_program_exec(const lq_run *run, lq_scratch *s, size_t begin, size_t end,
 #if defined(__SSE2__)
   _mm_sfence();   /* the streamed result rows are visible to whoever reads them next */
 #endif
+}
+
+/* ---- explain: one row of a run, alone ---- */
+
+size_t lq_row_facts_size(const lq_program *p) {
+  size_t nr = (size_t)p->nrules, nd = (size_t)p->ndisq, ng = (size_t)p->ngroups;
+  return (size_t)p->nfields * sizeof(lq_view) + (2 * nr + 2 * ng) * sizeof(double) + ng * sizeof(double *) +
+         (nr + nd) * sizeof(int32_t) + nr + nd + 16;
+}
+
+/* The block: views, then doubles and pointers, then int32s, then bytes (each kind aligned). */
+void lq_row_facts_init(lq_row_facts *f, const lq_program *p, void *block) {
+  size_t nr = (size_t)p->nrules, nd = (size_t)p->ndisq, ng = (size_t)p->ngroups, i;
+  char *q = (char *)block;
+  memset(f, 0, sizeof *f);
+  memset(block, 0, lq_row_facts_size(p));
+  f->views = (lq_view *)(void *)q; q += (size_t)p->nfields * sizeof(lq_view);
+  f->rule_raw = (double *)(void *)q; q += nr * sizeof(double);
+  f->rule_points = (double *)(void *)q; q += nr * sizeof(double);
+  f->group_raw = (double *)(void *)q; q += ng * sizeof(double);
+  f->group_points = (double *)(void *)q; q += ng * sizeof(double);
+  f->group_ptrs = (double **)(void *)q; q += ng * sizeof(double *);
+  f->rule_reason = (int32_t *)(void *)q; q += nr * sizeof(int32_t);
+  f->disq_reason = (int32_t *)(void *)q; q += nd * sizeof(int32_t);
+  f->rule_fired = (uint8_t *)q; q += nr;
+  f->disq_fired = (uint8_t *)q;
+  /* reasons as indexes: rules first, then disqualifiers (as the names the binding keeps) */
+  for (i = 0; i < nr; i++) f->rule_reason[i] = (int32_t)i;
+  for (i = 0; i < nd; i++) f->disq_reason[i] = (int32_t)(nr + i);
+  for (i = 0; i < ng; i++) f->group_ptrs[i] = &f->group_points[i];
+}
+
+void lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_row_facts *f) {
+  lq_run at = *run;
+  lq_out out;
+  int k;
+  /* the views moved on to the row, so the pass runs row 0 and writes one-element outputs */
+  for (k = 0; k < run->nfields; k++) {
+    lq_view v = run->views[k];
+    if (v.numbers) v.numbers += row;
+    if (v.bytes) v.bytes += row;
+    if (v.codes) v.codes += row;
+    if (v.offsets) v.offsets += row;
+    if (v.missing) v.missing += row;
+    f->views[k] = v;
+  }
+  at.views = f->views;
+  f->status = f->grade = 0;
+  f->reason = f->disq = -1;
+  f->total = 0;
+  memset(&out, 0, sizeof out);
+  out.total = &f->total;
+  out.status = &f->status;
+  out.grade = &f->grade;
+  out.reason = &f->reason;
+  out.disqualified_by = &f->disq;
+  out.groups = f->group_ptrs;
+  out.rule_reason = f->rule_reason;
+  out.disq_reason = f->disq_reason;
+  out.rule_fired = f->rule_fired;
+  out.disq_fired = f->disq_fired;
+  out.rule_raw = f->rule_raw;
+  out.rule_points = f->rule_points;
+  out.group_raw = f->group_raw;
+  exec_row(&at, s, 0, &out);
 }
 
 void lq_program_rule_mask(const lq_run *run, lq_scratch *s, int rule, size_t begin, size_t end, uint8_t *mask) {

@@ -183,6 +183,10 @@ typedef struct lq_run {
   double as_of;
 } lq_run;
 
+/* The view of a table column, by its type (a text column's is LQ_VIEW_TEXT; a lead table's text is
+** read through its lq_text_codes instead, as codes). */
+void lq_view_of_column(lq_view *v, const lq_column *c);
+
 /* Callback for LQ_MATCH_EXTERNAL: 1 when value s matches matcher m, 0 when not, -1 on error. */
 typedef int (*lq_external_fn)(void *ud, int matcher, const char *s, size_t len);
 
@@ -255,6 +259,25 @@ void lq_program_exec(const lq_run *run, lq_scratch *s, size_t begin, size_t end,
 ** are then run on the calling thread, so the result is complete either way). */
 int lq_program_exec_threads(const lq_run *run, lq_scratch *scratches, int nthreads, size_t nrows,
                             const lq_out *out);
+/* One row's answer with everything explain reads, written by lq_program_explain_row. Its arrays
+** live in one block of lq_row_facts_size bytes that the caller owns, laid out by lq_row_facts_init. */
+typedef struct lq_row_facts {
+  double total;
+  int32_t status, grade, reason, disq;   /* as lq_out's codes; reason, disq: -1 when none */
+  uint8_t *rule_fired, *disq_fired;     /* nrules, ndisq: the condition held */
+  double *rule_raw, *rule_points;       /* nrules: points when fired, and what the group's cap left */
+  double *group_raw, *group_points;     /* ngroups: sums before and after floor and cap */
+  /* the block's working space: the views moved to the row, the identity reason codes */
+  lq_view *views;
+  double **group_ptrs;
+  int32_t *rule_reason, *disq_reason;
+} lq_row_facts;
+
+size_t lq_row_facts_size(const lq_program *p);
+void lq_row_facts_init(lq_row_facts *f, const lq_program *p, void *block);
+/* Runs row `row` of run (bound, its tables built) alone, into f: the same pass as the bulk and
+** one-lead paths, so the facts tell of the answer those give. */
+void lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_row_facts *f);
 /* The condition of rule r alone over rows [begin, end), into mask[row - begin]. */
 void lq_program_rule_mask(const lq_run *run, lq_scratch *s, int rule, size_t begin, size_t end,
                           uint8_t *mask);

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "alloc.h"
+
 #if !defined(LQ_MAX_COLUMNS)
 #define LQ_MAX_COLUMNS 4096
 #endif
@@ -33,14 +35,6 @@ typedef enum lq_type {
   LQ_TAGS,
   LQ_TYPE_COUNT
 } lq_type;
-
-/* Same contract as lua_Alloc: nsize 0 frees, otherwise (re)allocates. */
-typedef void *(*lq_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
-
-typedef struct lq_allocator {
-  lq_alloc_fn fn;
-  void *ud;
-} lq_allocator;
 
 /* Interned strings: a code is the index of first appearance. */
 typedef struct lq_dict {
@@ -158,6 +152,27 @@ int lq_column_is_missing(const lq_column *c, size_t row);
 /* Advice only: a big array written once asks Linux for transparent huge pages over its whole
 ** 2 MiB pages (one first-touch fault per 2 MiB, not per 4 KiB). -DLQ_NO_HUGEPAGES turns it off. */
 void lq_advise_huge_pages(void *p, size_t size);
+
+/* An lq_alloc_fn for arrays written once, front to back (result columns): a block of
+** LQ_BIG_BLOCK bytes or more is placed on a 2 MiB boundary and advised for huge pages, so an 8 MB
+** column costs 4 first-touch faults instead of 2000; smaller ones go straight through. ud is the
+** lq_allocator that gives the memory, and must outlive every block. */
+void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* A text column turned into dictionary codes, kept up to date as the column grows, so string tests
+** run once per distinct value and their per-code tables survive between runs. */
+typedef struct lq_text_codes {
+  const lq_column *col;   /* the column coded, or NULL */
+  size_t rows, cap;       /* rows coded; room in codes */
+  int32_t *codes;         /* LQ_MISSING_CODE where the text is missing */
+  lq_dict dict;
+} lq_text_codes;
+
+void lq_text_codes_init(lq_text_codes *tc);
+void lq_text_codes_free(lq_text_codes *tc, lq_allocator *a);
+/* Codes for rows [tc->rows, nrows) of text column c (a new column, or one cut shorter, starts the
+** dictionary afresh): 1 when it was started afresh (codes mean other values now), 0, -1 no memory. */
+int lq_text_codes_update(lq_text_codes *tc, lq_allocator *a, const lq_column *c, size_t nrows);
 
 int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column, const char *reason);
 

@@ -29,12 +29,6 @@ typedef struct table_box {
   lq_table *t;
 } table_box;
 
-static lq_allocator lua_allocator(lua_State *L) {
-  lq_allocator a;
-  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
-  return a;
-}
-
 /* An empty box with its metatable, on the stack; fill box->t afterwards. */
 lq_table **lq_push_table_box(lua_State *L) {
   table_box *box = (table_box *)lq_newuserdata(L, sizeof(table_box));
@@ -58,7 +52,7 @@ static void push_count(lua_State *L, size_t n) {
 }
 
 /* Push the value at (column, row); 0 and nothing pushed when missing. */
-static int push_cell(lua_State *L, const lq_column *c, size_t row) {
+int lq_push_cell(lua_State *L, const lq_column *c, size_t row) {
   switch (c->type) {
     case LQ_NUMBER: case LQ_TIME:
       if (isnan(c->numbers[row])) return 0;
@@ -381,7 +375,7 @@ static int l_read_csv(lua_State *L) {
   if (strcmp(o.source, "[string]") == 0)   /* no source option: the path, "stdin" for "-" */
     o.source = strcmp(path, "-") == 0 ? "stdin" : path;
   slot = lq_push_table_box(L);
-  status = lq_csv_read_file(path, &o, lua_allocator(L), slot, err, sizeof err);
+  status = lq_csv_read_file(path, &o, lq_lua_allocator(L), slot, err, sizeof err);
   return finish_load(L, status, err);
 }
 
@@ -394,7 +388,7 @@ static int l_parse_csv(lua_State *L) {
   int status;
   read_csv_options(L, 2, &o);
   slot = lq_push_table_box(L);
-  status = lq_csv_read_string(text, len, &o, lua_allocator(L), slot, err, sizeof err);
+  status = lq_csv_read_string(text, len, &o, lq_lua_allocator(L), slot, err, sizeof err);
   return finish_load(L, status, err);
 }
 
@@ -436,7 +430,7 @@ static int l_read_events(lua_State *L) {
   o.schema = schema;
   o.nschema = n;
   slot = lq_push_table_box(L);
-  status = lq_csv_read_file(path, &o, lua_allocator(L), slot, err, sizeof err);
+  status = lq_csv_read_file(path, &o, lq_lua_allocator(L), slot, err, sizeof err);
   return finish_load(L, status, err);
 }
 
@@ -638,7 +632,7 @@ static int l_table(lua_State *L) {
   lq_csv_column_type *schema = NULL;
   const char **extra;
   lq_table **slot;
-  lq_allocator a = lua_allocator(L);
+  lq_allocator a = lq_lua_allocator(L);
   enum { RECORDS = 1, SCHEMA = 2, KINDS = 3, DISTINCT = 4, COUNTS = 5, SCRATCH = 6 };
   luaL_checktype(L, RECORDS, LUA_TTABLE);
   if (!lua_isnoneornil(L, SCHEMA)) luaL_checktype(L, SCHEMA, LUA_TTABLE);
@@ -792,7 +786,7 @@ static void push_row(lua_State *L, const lq_table *t, size_t row) {
   int i;
   lua_createtable(L, 0, t->ncols);
   for (i = 0; i < t->ncols; i++)
-    if (push_cell(L, t->cols[i], row)) lua_setfield(L, -2, t->cols[i]->name);
+    if (lq_push_cell(L, t->cols[i], row)) lua_setfield(L, -2, t->cols[i]->name);
 }
 
 /* A row index argument: an integer (a float with an integral value is fine). */
@@ -850,7 +844,7 @@ static int t_column(lua_State *L) {
   size_t r;
   lua_createtable(L, t->nrows < 0x7fffffff ? (int)t->nrows : 0, 0);
   for (r = 0; r < t->nrows; r++)
-    if (push_cell(L, c, r)) lua_rawseti(L, -2, (int)(r + 1));
+    if (lq_push_cell(L, c, r)) lua_rawseti(L, -2, (int)(r + 1));
   push_count(L, t->nrows);
   return 2;
 }

@@ -206,7 +206,7 @@ local function record_program(self)
   self._one = prog
   -- From now on model:score_one is found on the model itself: a C function whose usual call goes
   -- straight to the program, and which hands every other call to Model.score_one (one_scorer in
-  -- csrc/score_binding.c).
+  -- csrc/program_one.c).
   self.score_one = core.one_scorer(prog, Model.score_one)
   return prog
 end
