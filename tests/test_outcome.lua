@@ -214,13 +214,14 @@ end
 M.TestOutcomeCli = {}
 
 function M.TestOutcomeCli.test_flags_to_spec()
-  local spec = outcome.from_cli({ transitions = "t.csv", reached = "customer", ["within-days"] = 90,
+  local outcome_flags = require("leadq.cli.outcome")
+  local spec = outcome_flags.spec_of({ transitions = "t.csv", reached = "customer", ["within-days"] = 90,
     ["as-of"] = "2026-06-01" })
   lu.assertEquals(spec, { transitions = "t.csv", reached = "customer", within_days = 90, as_of = "2026-06-01" })
   lu.assertTrue(outcome.given(spec))
-  lu.assertFalse(outcome.given(outcome.from_cli({ ["as-of"] = "2026-06-01" })))
+  lu.assertFalse(outcome.given(outcome_flags.spec_of({ ["as-of"] = "2026-06-01" })))
   for _, k in ipairs({ "outcome", "transitions", "reached", "within-days", "as-of" }) do
-    lu.assertNotNil(outcome.cli_options[k], k)
+    lu.assertNotNil(outcome_flags.options[k], k)
   end
 end
 

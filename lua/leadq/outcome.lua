@@ -27,8 +27,7 @@
 -- constant or non-binary one (named, with a few of its values), a transitions file that cannot be
 -- read or has unreadable rows (file:line), an unknown stage.
 --
--- outcome.cli_options: the option specs every command shares (outcome, transitions, reached,
--- within-days, as-of); outcome.from_cli(opts) -> spec; outcome.given(spec) -> whether it names an outcome.
+-- outcome.given(spec) -> whether it names an outcome (the commands' flags give one: leadq.cli.outcome).
 local core = require("leadq.core")
 local dsl = require("leadq.dsl")
 
@@ -220,8 +219,7 @@ local function column_outcome(leads, spec, n)
     description = format("%s = %s", name, wanted)
   else
     if kind == "tags" then
-      fail(format("outcome: column '%s' holds tags: name the value that counts, e.g. --outcome %s=VALUE", name,
-        name), 3)
+      fail(format("outcome: column '%s' holds tags: name the value that counts (%s=VALUE)", name, name), 3)
     end
     local bad, present, yes = nil, 0, 0
     for i = 1, n do
@@ -244,7 +242,7 @@ local function column_outcome(leads, spec, n)
     local shown, distinct = some_values(values, n, 5)
     if bad ~= nil then
       fail(format("outcome: column '%s' is not binary (%d distinct values: %s): use 1/0, true/false or yes/no, "
-        .. "or name the value that counts: --outcome %s=VALUE", name, distinct, shown, name), 3)
+        .. "or name the value that counts (%s=VALUE)", name, distinct, shown, name), 3)
     end
     if present == 0 then
       fail(format("outcome: column '%s' has no values: no lead has an outcome", name), 3)
