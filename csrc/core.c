@@ -13,8 +13,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 3: state:observe(type, at, value, attributes), state:values(as_of, into), state:latest(), now().
 ** 4: evaluate(), wilson(), rate_ratio(), funnel:entered(), program:score's fired bits.
 ** 5: redis_connect() and its connection's call, pipeline, close (leadq.store for plain Lua hosts).
-** 6: hmac_sha256(), hmac_sha256_verify() (the webhooks' signatures, by libcrypto). */
-#define LQ_INTERFACE 6
+** 6: hmac_sha256(), hmac_sha256_verify() (the webhooks' signatures, by libcrypto).
+** 7: save_snapshot(), read_snapshot(), is_snapshot() (columnar snapshots). */
+#define LQ_INTERFACE 7
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
@@ -54,6 +55,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lq_open_redis(L);
   lq_open_hmac(L);
   lq_open_calendar(L);
+  lq_open_snapshot(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LQ_INTERFACE);

@@ -8,6 +8,12 @@
 --   leadq.parse_time(text)               -> seconds | nil, message (ISO 8601, UTC unless an offset)
 --   leadq.format_time(seconds)           -> "2024-03-01T10:20:30Z"
 --   leadq.is_table(value)                -> boolean
+--   leadq.save_snapshot(path, { leads = t, events = e }) -> true | nil, message   (or one table)
+--   leadq.read_snapshot(path)            -> { leads = t, events = e } | nil, message
+--   leadq.is_snapshot(path)              -> boolean (by the file's first bytes)
+-- A snapshot is the loaded tables in a binary columnar file: read back without parsing, many times
+-- faster than the CSV, for repeated runs on the same export. Every section is checked: a damaged,
+-- truncated, foreign or newer file gives nil and a message naming the file, never wrong data.
 -- Options (unknown keys raise, with a suggestion):
 --   separator = ","|";"|"\t"|any one char  (default: the most frequent of , ; tab on the first line)
 --   header = true          false: columns are column_1, column_2, ...
@@ -37,7 +43,7 @@ local core = require("leadq.core")
 -- Lua files and the C module come from one build (csrc/core.c says why the number changes). Under
 -- nginx a reload runs new Lua files against the core.so loaded at start: this refuses the reload
 -- (the running workers go on) instead of letting new Lua call C functions that are not there.
-local INTERFACE = 6
+local INTERFACE = 7
 if core.interface ~= INTERFACE then
   error(string.format("leadq: the C module (leadq/core.so, interface %s) does not match these Lua files " ..
     "(interface %d): install both from one build; under nginx a new core.so needs a full restart, " ..
@@ -60,6 +66,9 @@ _M.table = core.table
 _M.parse_time = core.parse_time
 _M.format_time = core.format_time
 _M.is_table = core.is_table
+_M.save_snapshot = core.save_snapshot
+_M.read_snapshot = core.read_snapshot
+_M.is_snapshot = core.is_snapshot
 
 -- Event features (lua/leadq/features.lua): declarations -> a FeatureSet computing them in bulk
 -- (fs:compute(leads, events, { as_of = })) and in real time (fs:state(), state:observe(event)).
