@@ -22,6 +22,17 @@ static inline void lq_push_number(lua_State *L, double v) {
   lua_pushnumber(L, (lua_Number)v);
 }
 
+/* The Lua state's allocator, for the memory of an object Lua owns. */
+static inline lq_allocator lq_lua_allocator(lua_State *L) {
+  lq_allocator a;
+  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
+  return a;
+}
+
+/* table_binding.c: the value of one cell as Lua sees it (a tags cell as a list); 0, pushing
+** nothing, when it is missing. */
+int lq_push_cell(lua_State *L, const lq_column *c, size_t row);
+
 /* working_hours_binding.c: a "leadq.Calendar" argument (working hours in a time zone). */
 struct lq_calendar;
 struct lq_calendar *lq_check_calendar(lua_State *L, int arg);
