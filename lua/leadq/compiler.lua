@@ -98,197 +98,215 @@ local function walk(node, fn)
 end
 _M.walk = walk
 
---[[ Compile `spec`.
-  schema: nil for record mode, else a function(field) -> { type = lq type name, source = "lead"|
-          "features"|"results"|"absent", column = name } or nil, plus schema_names (for suggestions).
-  Returns desc (for core.program) or nil and the problems. ]]
-function _M.compile(spec, schema, schema_names)
-  local problems = {}
-  local slots, slot_of = {}, {}
-  local record_mode = schema == nil
+-- The steps of compile share one compilation state, `c`: the spec, how fields resolve (schema, or
+-- record mode), the problems found so far, and the program as it grows (slots, leaves, matchers,
+-- ops, registers, the functions run before the pass).
+local function new_compilation(spec, schema, schema_names)
+  return { spec = spec, schema = schema, schema_names = schema_names, record_mode = schema == nil,
+    problems = {}, seen_problem = {}, record_kind = {}, slots = {}, slot_of = {}, leaves = {}, matchers = {},
+    matcher_of = {}, ops = {}, prepass = {}, nregs = #spec.rules + #spec.disqualifiers, free_regs = {} }
+end
 
-  local seen_problem = {}
-  local function problem(owner, fmt, ...)
-    local text = string_format("%s:%s: %s '%s': ", spec.path, tostring(owner.line), owner.kind, owner.id) ..
-      string_format(fmt, ...)
-    if not seen_problem[text] then   -- a rule testing one field twice says it once
-      seen_problem[text] = true
-      problems[#problems + 1] = text
-    end
+-- A problem of one rule or disqualifier, as "path:line: rule 'id': ...". A rule testing one field
+-- twice says it once.
+local function problem(c, owner, fmt, ...)
+  local text = string_format("%s:%s: %s '%s': ", c.spec.path, tostring(owner.line), owner.kind, owner.id) ..
+    string_format(fmt, ...)
+  if not c.seen_problem[text] then
+    c.seen_problem[text] = true
+    c.problems[#c.problems + 1] = text
   end
+end
 
-  -- Record mode: a field's kind comes from its tests; conflicting uses are a load error.
-  local record_kind = {}
-  if record_mode then
-    local used = {}
-    local function note(owner, leaf)
-      if leaf.t == "fn" then return end
-      local need = NEEDS[leaf.t]
-      local f = leaf.field
-      local cur = record_kind[f]
-      local want = need == "text" and "string" or (need == "boolean" and "bool") or
-        (need == "number" and "number") or (need == "time" and "time") or "any"
-      if cur == nil or cur == "any" then
-        record_kind[f] = want
-        used[f] = owner
-      elseif (want == "time" and cur == "number") or (want == "number" and cur == "time") then
-        record_kind[f] = "time"   -- numbers are read as they are, texts as dates
-      elseif want ~= "any" and want ~= cur then
-        problem(owner, "field '%s' is tested as %s here and as %s in %s '%s'", f,
-          want == "string" and "text" or want, cur == "string" and "text" or cur, used[f].kind, used[f].id)
-      end
-    end
-    for _, r in ipairs(spec.rules) do
-      walk(r.when, function(l) note({ kind = "rule", id = r.id, line = r.line }, l) end)
-    end
-    for _, d in ipairs(spec.disqualifiers) do
-      walk(d.when, function(l) note({ kind = "disqualifier", id = d.id, line = d.line }, l) end)
-    end
-  end
+-- Every rule and disqualifier with its condition, as the owner its problems name.
+local function each_condition(spec, fn)
+  for _, r in ipairs(spec.rules) do fn({ kind = "rule", id = r.id, line = r.line }, r.when) end
+  for _, d in ipairs(spec.disqualifiers) do fn({ kind = "disqualifier", id = d.id, line = d.line }, d.when) end
+end
 
-  local function field_slot(owner, leaf)
+-- Record mode: a record has no schema, so a field's kind comes from the tests applied to it; two
+-- tests that read a field as different kinds are a load error (a number and a time are one kind:
+-- numbers are read as they are, texts as dates).
+local function infer_record_kinds(c)
+  local record_kind, used = c.record_kind, {}
+  local function note(owner, leaf)
+    if leaf.t == "fn" then return end
+    local need = NEEDS[leaf.t]
     local f = leaf.field
-    local s = slot_of[f]
-    if s then return s, slots[s] end
-    local info
-    if record_mode then
-      local k = record_kind[f] or "any"
-      info = { name = f, view = k == "string" and "tags" or (k == "bool" and "bool") or "number", source = "record",
-        record_kind = k, type = k }
-    else
-      local col = schema(f)
-      if col == nil then
-        problem(owner, "unknown field '%s'%s", f, dsl.did_you_mean(f, schema_names or {}))
-        return nil
-      end
-      info = { name = f, view = col.source == "absent" and "absent" or VIEW_OF_TYPE[col.type], source = col.source,
-        column = col.column or f, type = col.type }
+    local cur = record_kind[f]
+    local want = need == "text" and "string" or (need == "boolean" and "bool") or
+      (need == "number" and "number") or (need == "time" and "time") or "any"
+    if cur == nil or cur == "any" then
+      record_kind[f] = want
+      used[f] = owner
+    elseif (want == "time" and cur == "number") or (want == "number" and cur == "time") then
+      record_kind[f] = "time"
+    elseif want ~= "any" and want ~= cur then
+      problem(c, owner, "field '%s' is tested as %s here and as %s in %s '%s'", f,
+        want == "string" and "text" or want, cur == "string" and "text" or cur, used[f].kind, used[f].id)
     end
-    slots[#slots + 1] = info
-    slot_of[f] = #slots
-    return #slots, info
   end
+  each_condition(c.spec, function(owner, cond)
+    walk(cond, function(l) note(owner, l) end)
+  end)
+end
 
-  local leaves, matchers, matcher_of, ops = {}, {}, {}, {}
-  local prepass = {}
-
-  local function matcher(mode, values)
-    local lowered = {}
-    for i, v in ipairs(values) do lowered[i] = string_lower(v) end
-    local key = mode .. "\0" .. table_concat(lowered, "\0")
-    local known = matcher_of[key]
-    if known then return known end
-    local m = { mode = mode == "matches" and "external" or mode, needles = lowered }
-    if mode == "matches" then
-      local pats = values
-      local bound = dsl.LIMITS.pattern_text   -- a pattern's backtracking grows with its text
-      m.fn = function(v)   -- once per distinct value, through the per-code table
-        v = string_lower(string_sub(v, 1, bound))
-        for _, p in ipairs(pats) do
-          if string_find(v, p) then return true end
-        end
-        return false
-      end
-    end
-    matchers[#matchers + 1] = m
-    matcher_of[key] = #matchers
-    return #matchers
-  end
-
-  -- A Lua function computed into a slot before the C pass.
-  local function function_slot(owner, fn, what, extra)
-    slots[#slots + 1] = { name = string_format("%s %s", owner.id, what), view = what == "points" and "values" or "mask",
-      source = "function" }
-    local p = { slot = #slots, fn = fn, kind = what, owner = owner,
-      owner_text = string_format("%s '%s'", owner.kind, owner.id) }
-    for k, v in pairs(extra or {}) do p[k] = v end
-    prepass[#prepass + 1] = p
-    return #slots
-  end
-
-  local function compile_leaf(owner, l)
-    if l.t == "fn" then
-      local s = function_slot(owner, l.fn, "when")
-      leaves[#leaves + 1] = { kind = "mask", field = s }
-      return #leaves
-    end
-    local s, info = field_slot(owner, l)
-    if s == nil then return nil end
-    local need = NEEDS[l.t]
-    if not record_mode and info.source ~= "absent" and need ~= "any" and not READS[need][info.type] then
-      problem(owner, "field '%s' is %s field; %s", l.field, article(info.type), needs_sentence(need, l.test))
+-- The slot of a leaf's field, made on first use: a record field of the kind its tests read, or a
+-- column of the schema (lead table, features, an earlier model's results, or absent). nil after a
+-- problem when the schema has no such field.
+local function field_slot(c, owner, leaf)
+  local f = leaf.field
+  local s = c.slot_of[f]
+  if s then return s, c.slots[s] end
+  local info
+  if c.record_mode then
+    local k = c.record_kind[f] or "any"
+    info = { name = f, view = k == "string" and "tags" or (k == "bool" and "bool") or "number", source = "record",
+      record_kind = k, type = k }
+  else
+    local col = c.schema(f)
+    if col == nil then
+      problem(c, owner, "unknown field '%s'%s", f, dsl.did_you_mean(f, c.schema_names or {}))
       return nil
     end
-    local leaf
-    if l.t == "present" then
-      leaf = { kind = "present", field = s, negate = l.negate or false }
-    elseif l.t == "bool" then
-      leaf = { kind = "bool", field = s, value = l.value }
-    elseif l.t == "num" or l.t == "date" then
-      leaf = { kind = "range", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
-        hi_open = l.hi_open or false, negate = l.negate or false }
-    elseif l.t == "time" then
-      leaf = { kind = "time", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
-        hi_open = l.hi_open or false }
-    elseif l.t == "str" then
-      leaf = { kind = "string", field = s, matcher = matcher(l.mode, l.values), negate = l.negate or false }
-    else
-      error("leadq.compiler: unknown leaf " .. tostring(l.t))
-    end
-    leaves[#leaves + 1] = leaf
-    return #leaves
+    info = { name = f, view = col.source == "absent" and "absent" or VIEW_OF_TYPE[col.type], source = col.source,
+      column = col.column or f, type = col.type }
   end
+  c.slots[#c.slots + 1] = info
+  c.slot_of[f] = #c.slots
+  return #c.slots, info
+end
 
-  -- Registers: rules first, then disqualifiers, then temporaries reused as they free up.
-  local nrules, ndisq = #spec.rules, #spec.disqualifiers
-  local nregs = nrules + ndisq
-  local free_regs = {}
-  local function temp()
-    local r = free_regs[#free_regs]
-    if r then free_regs[#free_regs] = nil return r end
-    nregs = nregs + 1
-    return nregs - 1
+-- The index of a string matcher (mode, needles lowercased), shared by every leaf that tests the same
+-- values the same way. `matches` (Lua patterns) is an external matcher: a Lua function the core calls
+-- once per distinct value, on text bounded as the DSL promises.
+local function matcher(c, mode, values)
+  local lowered = {}
+  for i, v in ipairs(values) do lowered[i] = string_lower(v) end
+  local key = mode .. "\0" .. table_concat(lowered, "\0")
+  local known = c.matcher_of[key]
+  if known then return known end
+  local m = { mode = mode == "matches" and "external" or mode, needles = lowered }
+  if mode == "matches" then
+    local pats = values
+    local bound = dsl.LIMITS.pattern_text   -- a pattern's backtracking grows with its text
+    m.fn = function(v)
+      v = string_lower(string_sub(v, 1, bound))
+      for _, pat in ipairs(pats) do
+        if string_find(v, pat) then return true end
+      end
+      return false
+    end
   end
-  local function release(r) free_regs[#free_regs + 1] = r end
-  local function emit(code, dst, a, b)
-    ops[#ops + 1] = code
-    ops[#ops + 1] = dst
-    ops[#ops + 1] = a or 0
-    ops[#ops + 1] = b or 0
-  end
-  local OP = { leaf = 0, ["and"] = 1, ["or"] = 2, ["not"] = 3, const = 4 }
+  c.matchers[#c.matchers + 1] = m
+  c.matcher_of[key] = #c.matchers
+  return #c.matchers
+end
 
-  local function compile_cond(owner, node, dst)
-    if node.op == nil then
-      local li = compile_leaf(owner, node)
-      if li then emit(OP.leaf, dst, li - 1) else emit(OP.const, dst, 0) end
-      return
-    end
-    if node.op == "not" then
-      compile_cond(owner, node.args[1], dst)
-      emit(OP["not"], dst, dst)
-      return
-    end
-    local combine = node.op == "all" and OP["and"] or OP["or"]
-    compile_cond(owner, node.args[1], dst)
-    for i = 2, #node.args do
-      local t = temp()
-      compile_cond(owner, node.args[i], t)
-      emit(combine, dst, dst, t)
-      release(t)
-    end
-    if node.op == "none" then emit(OP["not"], dst, dst) end
-  end
+-- A Lua function computed into a slot of its own before the C pass (a condition into a mask, points
+-- into values); `extra` goes into its prepass entry (the rule of a points function).
+local function function_slot(c, owner, fn, what, extra)
+  c.slots[#c.slots + 1] = { name = string_format("%s %s", owner.id, what),
+    view = what == "points" and "values" or "mask", source = "function" }
+  local entry = { slot = #c.slots, fn = fn, kind = what, owner = owner,
+    owner_text = string_format("%s '%s'", owner.kind, owner.id) }
+  for k, v in pairs(extra or {}) do entry[k] = v end
+  c.prepass[#c.prepass + 1] = entry
+  return #c.slots
+end
 
-  -- Groups: the declared ones, then one without caps for rules that name no group.
-  local groups = {}
+-- One test on one field as a leaf of the program; its index, or nil after a problem (a field that
+-- is not there, or not of a kind the test reads).
+local function compile_leaf(c, owner, l)
+  if l.t == "fn" then
+    local s = function_slot(c, owner, l.fn, "when")
+    c.leaves[#c.leaves + 1] = { kind = "mask", field = s }
+    return #c.leaves
+  end
+  local s, info = field_slot(c, owner, l)
+  if s == nil then return nil end
+  local need = NEEDS[l.t]
+  if not c.record_mode and info.source ~= "absent" and need ~= "any" and not READS[need][info.type] then
+    problem(c, owner, "field '%s' is %s field; %s", l.field, article(info.type), needs_sentence(need, l.test))
+    return nil
+  end
+  local leaf
+  if l.t == "present" then
+    leaf = { kind = "present", field = s, negate = l.negate or false }
+  elseif l.t == "bool" then
+    leaf = { kind = "bool", field = s, value = l.value }
+  elseif l.t == "num" or l.t == "date" then
+    leaf = { kind = "range", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
+      hi_open = l.hi_open or false, negate = l.negate or false }
+  elseif l.t == "time" then
+    leaf = { kind = "time", field = s, lo = l.lo, hi = l.hi, lo_open = l.lo_open or false,
+      hi_open = l.hi_open or false }
+  elseif l.t == "str" then
+    leaf = { kind = "string", field = s, matcher = matcher(c, l.mode, l.values), negate = l.negate or false }
+  else
+    error("leadq.compiler: unknown leaf " .. tostring(l.t))
+  end
+  c.leaves[#c.leaves + 1] = leaf
+  return #c.leaves
+end
+
+-- Registers: one per rule, then one per disqualifier (each holds its condition), then temporaries,
+-- reused as they free up so a long condition needs few.
+local function temp_register(c)
+  local r = c.free_regs[#c.free_regs]
+  if r then
+    c.free_regs[#c.free_regs] = nil
+    return r
+  end
+  c.nregs = c.nregs + 1
+  return c.nregs - 1
+end
+
+local OP = { leaf = 0, ["and"] = 1, ["or"] = 2, ["not"] = 3, const = 4 }
+
+local function emit(c, code, dst, a, b)
+  local ops = c.ops
+  ops[#ops + 1] = code
+  ops[#ops + 1] = dst
+  ops[#ops + 1] = a or 0
+  ops[#ops + 1] = b or 0
+end
+
+-- A condition tree as straight mask operations into register dst: leaves, then and/or/not over
+-- registers (a leaf with a problem compiles to false, so the other problems are still found).
+local function compile_cond(c, owner, node, dst)
+  if node.op == nil then
+    local li = compile_leaf(c, owner, node)
+    if li then emit(c, OP.leaf, dst, li - 1) else emit(c, OP.const, dst, 0) end
+    return
+  end
+  if node.op == "not" then
+    compile_cond(c, owner, node.args[1], dst)
+    emit(c, OP["not"], dst, dst)
+    return
+  end
+  local combine = node.op == "all" and OP["and"] or OP["or"]
+  compile_cond(c, owner, node.args[1], dst)
+  for i = 2, #node.args do
+    local t = temp_register(c)
+    compile_cond(c, owner, node.args[i], t)
+    emit(c, combine, dst, dst, t)
+    c.free_regs[#c.free_regs + 1] = t
+  end
+  if node.op == "none" then emit(c, OP["not"], dst, dst) end
+end
+
+-- The rules, each its condition's ops (their range kept, for the pre-pass of a points function)
+-- and its group: the declared groups, then one hidden group without caps for the rules that name
+-- none. Returns groups and rules as the core reads them.
+local function compile_rules(c)
+  local spec = c.spec
+  local groups, rules, hidden = {}, {}, nil
   for _, g in ipairs(spec.groups) do groups[#groups + 1] = { floor = g.floor, cap = g.cap, name = g.name } end
-  local hidden
-  local rules = {}
   for i, r in ipairs(spec.rules) do
     local owner = { kind = "rule", id = r.id, line = r.line }
-    local begin = #ops / 4
-    compile_cond(owner, r.when, i - 1)
+    local begin = #c.ops / 4
+    compile_cond(c, owner, r.when, i - 1)
     local g = r.group and spec.group_index[r.group]
     if not g then
       if not hidden then
@@ -298,61 +316,93 @@ function _M.compile(spec, schema, schema_names)
       g = hidden
     end
     local rule = { reg = i - 1, group = g - 1, points = r.points or 0, points_field = -1, op_begin = begin,
-      op_end = #ops / 4 }
+      op_end = #c.ops / 4 }
     if r.points_fn then
-      rule.points_field = function_slot(owner, r.points_fn, "points", { rule = i - 1 }) - 1
+      rule.points_field = function_slot(c, owner, r.points_fn, "points", { rule = i - 1 }) - 1
     end
     rules[i] = rule
   end
-  local disq = {}
-  for i, d in ipairs(spec.disqualifiers) do
-    local owner = { kind = "disqualifier", id = d.id, line = d.line }
-    compile_cond(owner, d.when, nrules + i - 1)
+  return groups, rules
+end
+
+-- The disqualifiers, each its condition into the register after the rules'.
+local function compile_disqualifiers(c)
+  local nrules, disq = #c.spec.rules, {}
+  for i, d in ipairs(c.spec.disqualifiers) do
+    compile_cond(c, { kind = "disqualifier", id = d.id, line = d.line }, d.when, nrules + i - 1)
     disq[i] = nrules + i - 1
   end
+  return disq
+end
 
+-- Thresholds ascending, and the statuses the core counts: otherwise, each threshold's, then
+-- "disqualified".
+local function thresholds_and_statuses(spec)
   local thresholds, statuses = {}, { spec.otherwise }
   for i, t in ipairs(spec.thresholds) do
     thresholds[i] = t.at
     statuses[#statuses + 1] = t.status
   end
   statuses[#statuses + 1] = "disqualified"
+  return thresholds, statuses
+end
 
+-- Grades (one or two, each a group's points against its levels) and the names of their codes: one
+-- grade's names, or every pair of two grades' names ("A1"...), which must not repeat.
+local function grades_and_names(c)
+  local spec = c.spec
   local grades, grade_names = {}, {}
   for i, gr in ipairs(spec.grades) do
     local levels = {}
     for j, l in ipairs(gr.levels) do levels[j] = l.at end
     grades[i] = { group = spec.group_index[gr.group] - 1, levels = levels }
   end
+  local function names_of(grade)
+    local names = {}
+    for _, l in ipairs(grade.levels) do names[#names + 1] = l.name end
+    names[#names + 1] = grade.otherwise
+    return names
+  end
   if #spec.grades == 1 then
-    for _, l in ipairs(spec.grades[1].levels) do grade_names[#grade_names + 1] = l.name end
-    grade_names[#grade_names + 1] = spec.grades[1].otherwise
+    grade_names = names_of(spec.grades[1])
   elseif #spec.grades == 2 then
-    local a, b = {}, {}
-    for _, l in ipairs(spec.grades[1].levels) do a[#a + 1] = l.name end
-    a[#a + 1] = spec.grades[1].otherwise
-    for _, l in ipairs(spec.grades[2].levels) do b[#b + 1] = l.name end
-    b[#b + 1] = spec.grades[2].otherwise
-    for _, x in ipairs(a) do
-      for _, y in ipairs(b) do grade_names[#grade_names + 1] = x .. y end
+    for _, x in ipairs(names_of(spec.grades[1])) do
+      for _, y in ipairs(names_of(spec.grades[2])) do grade_names[#grade_names + 1] = x .. y end
     end
   end
-
-  local seen_grade = {}
+  local seen = {}
   for _, n in ipairs(grade_names) do
-    if seen_grade[n] then
-      problems[#problems + 1] = string_format("%s:%s: model '%s': grades: two grades are both named '%s'",
+    if seen[n] then
+      c.problems[#c.problems + 1] = string_format("%s:%s: model '%s': grades: two grades are both named '%s'",
         spec.path, tostring(spec.line), spec.name, n)
     end
-    seen_grade[n] = true
+    seen[n] = true
   end
-  if #problems > 0 then return nil, problems end
+  return grades, grade_names
+end
 
-  -- Functions that compute conditions run before those that compute points (which read them).
+-- Functions that compute conditions run before those that compute points (which read them), each
+-- kind in slot order.
+local function order_prepass(prepass)
   table_sort(prepass, function(a, b)
     if (a.kind == "points") ~= (b.kind == "points") then return b.kind == "points" end
     return a.slot < b.slot
   end)
+end
+
+--[[ Compile `spec`.
+  schema: nil for record mode, else a function(field) -> { type = lq type name, source = "lead"|
+          "features"|"results"|"absent", column = name } or nil, plus schema_names (for suggestions).
+  Returns desc (for core.program) or nil and the problems (every one found, not only the first). ]]
+function _M.compile(spec, schema, schema_names)
+  local c = new_compilation(spec, schema, schema_names)
+  if c.record_mode then infer_record_kinds(c) end
+  local groups, rules = compile_rules(c)
+  local disq = compile_disqualifiers(c)
+  local thresholds, statuses = thresholds_and_statuses(spec)
+  local grades, grade_names = grades_and_names(c)
+  if #c.problems > 0 then return nil, c.problems end
+  order_prepass(c.prepass)
 
   local rule_ids, disq_ids, disq_reasons = {}, {}, {}
   for i, r in ipairs(spec.rules) do rule_ids[i] = r.id end
@@ -363,20 +413,20 @@ function _M.compile(spec, schema, schema_names)
 
   return {
     name = spec.name,
-    record_mode = record_mode,
-    fields = slots,
-    reader = record_mode and record_reader(slots) or nil,
-    writer = record_mode and answer_writer(groups) or nil,
-    leaves = leaves,
-    matchers = matchers,
-    ops = ops,
-    nregs = nregs,
+    record_mode = c.record_mode,
+    fields = c.slots,
+    reader = c.record_mode and record_reader(c.slots) or nil,
+    writer = c.record_mode and answer_writer(groups) or nil,
+    leaves = c.leaves,
+    matchers = c.matchers,
+    ops = c.ops,
+    nregs = c.nregs,
     rules = rules,
     groups = groups,
     disq = disq,
     thresholds = thresholds,
     grades = grades,
-    prepass = prepass,
+    prepass = c.prepass,
     statuses = statuses,
     grade_names = grade_names,
     rule_ids = rule_ids,
