@@ -270,4 +270,64 @@ function TestSnapshotRefusals:test_misuse_raises_and_write_failures_return_a_mes
   lu.assertStrContains(err, self.dir .. "/no/such/dir/x.lqs: cannot create the snapshot beside it")
 end
 
-return { TestSnapshotRoundTrip = TestSnapshotRoundTrip, TestSnapshotRefusals = TestSnapshotRefusals }
+local TestSnapshotCommand = {}
+
+local function main(argv)
+  local printed, errors = {}, {}
+  local status = require("leadq.cli").main(argv, {
+    print = function(line) printed[#printed + 1] = line end,
+    error = function(line) errors[#errors + 1] = line end,
+  })
+  return status, table.concat(printed, "\n"), table.concat(errors, "\n")
+end
+
+function TestSnapshotCommand:setUp()
+  self.dir = helpers.tmpdir()
+  assert(require("leadq.gen").generate { leads = helpers.size(2000, 400), seed = 3, out = self.dir })
+end
+
+function TestSnapshotCommand:tearDown()
+  helpers.remove_dir(self.dir)
+end
+
+function TestSnapshotCommand:test_load_save_then_score_the_snapshot_as_the_csv()
+  local d = self.dir
+  local status, printed, errors = main({ "load", "--leads", d .. "/leads.csv", "--events", d .. "/events.csv",
+    "--save", d .. "/export.lqs" })
+  lu.assertEquals(status, 0, errors)
+  lu.assertStrContains(printed, "saved leads and events to the snapshot " .. d .. "/export.lqs")
+  lu.assertTrue(leadq.is_snapshot(d .. "/export.lqs"))
+  -- the snapshot's events stand in for --events
+  local csv_status, _, csv_errors = main({ "score", "--rules", "mql", "--leads", d .. "/leads.csv",
+    "--events", d .. "/events.csv", "--as-of", "2026-12-01", "--out", d .. "/from_csv.csv" })
+  lu.assertEquals(csv_status, 0, csv_errors)
+  status, printed, errors = main({ "score", "--rules", "mql", "--leads", d .. "/export.lqs", "--as-of", "2026-12-01",
+    "--out", d .. "/from_snapshot.csv" })
+  lu.assertEquals(status, 0, errors)
+  lu.assertStrContains(printed, "read from " .. d .. "/export.lqs")
+  lu.assertEquals(read(d .. "/from_snapshot.csv"), read(d .. "/from_csv.csv"))
+  -- load describes a snapshot as it does a CSV
+  status, printed = main({ "load", "--leads", d .. "/export.lqs" })
+  lu.assertEquals(status, 0)
+  lu.assertStrContains(printed, "leads " .. d .. "/export.lqs: ")
+end
+
+function TestSnapshotCommand:test_what_a_snapshot_cannot_be_given_with()
+  local d = self.dir
+  assert(leadq.save_snapshot(d .. "/events.lqs", assert(leadq.read_events(d .. "/events.csv"))))
+  local status, _, errors = main({ "score", "--rules", "mql", "--leads", d .. "/events.lqs" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(errors, d .. "/events.lqs: the snapshot holds no leads table")
+  write(d .. "/map.csv", "Lead Source,source\n")
+  status, _, errors = main({ "score", "--rules", "mql", "--leads", d .. "/events.lqs", "--map", d .. "/map.csv" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(errors, "is a snapshot, loaded already: --map")
+  local bytes = read(d .. "/events.lqs")
+  write(d .. "/broken.lqs", bytes:sub(1, #bytes - 100))
+  status, _, errors = main({ "score", "--rules", "mql", "--leads", d .. "/broken.lqs" })
+  lu.assertEquals(status, 1)
+  lu.assertStrContains(errors, d .. "/broken.lqs: truncated snapshot")
+end
+
+return { TestSnapshotRoundTrip = TestSnapshotRoundTrip, TestSnapshotRefusals = TestSnapshotRefusals,
+         TestSnapshotCommand = TestSnapshotCommand }

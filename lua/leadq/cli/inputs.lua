@@ -133,6 +133,19 @@ end
 local function load_table(path, map, defaults, events, progress)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   local mapping = require("leadq.mapping")
+  -- a snapshot (leadq load --save), told by its first bytes: its tables as they were loaded, and for
+  -- the leads also its events table, which stands in for --events when none is given
+  if path ~= "-" and leadq.is_snapshot(path) then
+    if map ~= nil or defaults ~= nil then
+      return nil, format("%s is a snapshot, loaded already: --map, --events-map and the locale options apply "
+        .. "to CSV files", path)
+    end
+    local s, err = leadq.read_snapshot(path)
+    if not s then return nil, err end
+    local want = events and "events" or "leads"
+    if not s[want] then return nil, format("%s: the snapshot holds no %s table", path, want) end
+    return s[want], nil, not events and s.events or nil
+  end
   local reader = events and leadq.read_events or leadq.read_csv
   local options = progress and { progress = progress } or nil
   if map == nil then
@@ -314,11 +327,12 @@ local function load_inputs(o, out)
   local tbl
   local load_started = require("leadq.core").now()
   local update, finish = progress_display(o, out, o.leads)
-  tbl, err = load_table(o.leads, map, defaults, false, update)
+  local snapshot_events
+  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update)
   if finish then finish(tbl and #tbl + tbl:reject_count() or 0) end
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
-  local events
+  local events = not o.events and snapshot_events or nil
   if o.events then
     local track = require("leadq.track_events")
     if track.is_ndjson_file(o.events) then   -- tracker messages (Segment, RudderStack), one a line

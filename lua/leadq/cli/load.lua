@@ -51,30 +51,56 @@ local function describe_load(out, label, path, reader, limit)
   return t
 end
 
--- opts as the flags give them: leads, events (paths) and show (how many rejected rows to list).
+-- A reader of one table that takes a snapshot too (told by its first bytes): its table of that name.
+local function reader_of(read_csv, name)
+  local leadq = require("leadq")
+  return function(path)
+    if path == "-" or not leadq.is_snapshot(path) then return read_csv(path) end
+    local s, err = leadq.read_snapshot(path)
+    if not s then return nil, err end
+    if not s[name] then return nil, format("%s: the snapshot holds no %s table", path, name) end
+    return s[name]
+  end
+end
+
+-- opts as the flags give them: leads, events (paths), show (how many rejected rows to list) and
+-- save (a snapshot to write what was loaded into).
 function _M.run(opts, out)
   local leadq = require("leadq")
   if not opts.leads and not opts.events then
     return nil, "load: give --leads CSV, --events CSV or both"
   end
   local limit = opts.show or 5
+  local loaded = {}
   if opts.leads then
-    local t, err = describe_load(out, "leads", opts.leads, leadq.read_csv, limit)
+    local t, err = describe_load(out, "leads", opts.leads, reader_of(leadq.read_csv, "leads"), limit)
     if not t then return nil, err end
+    loaded.leads = t
   end
   if opts.events then
-    local t, err = describe_load(out, "events", opts.events, leadq.read_events, limit)
+    local t, err = describe_load(out, "events", opts.events, reader_of(leadq.read_events, "events"), limit)
     if not t then return nil, err end
+    loaded.events = t
+  end
+  if opts.save then
+    local started = clock()
+    local ok, err = leadq.save_snapshot(opts.save, loaded)
+    if not ok then return nil, err end
+    out.print(format("saved %s to the snapshot %s (%s) in %.2f s: give it as --leads to read it back without parsing",
+      loaded.leads and loaded.events and "leads and events" or (loaded.leads and "leads" or "events"), opts.save,
+      megabytes(file_size(opts.save) or 0), clock() - started))
   end
   return 0
 end
 
 cli.commands.load = {
   summary = "load leads and events CSV files and show what came in",
-  usage = "load --leads CSV [--events CSV] [--show N]",
+  usage = "load --leads CSV [--events CSV] [--show N] [--save FILE]",
   options = {
-    leads = { type = "string", help = "a leads CSV file" },
+    leads = { type = "string", help = "a leads CSV file (or a snapshot)" },
     events = { type = "string", help = "an events CSV file (lead_id, type, at, ...)" },
+    save = { type = "string", help = "write the loaded tables to a snapshot FILE, which score --leads reads back "
+      .. "many times faster than the CSV (for repeated runs on the same export)" },
     show = { type = "integer", help = "how many rejected rows to list", default = 5 },
   },
   run = _M.run,

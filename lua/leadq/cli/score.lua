@@ -510,7 +510,7 @@ local function run_score(input, o, out)
   for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
-  for _, l in ipairs(events_lines(input.events, events_report, o.events, 5)) do out.print(l) end
+  for _, l in ipairs(events_lines(input.events, events_report, o.events or o.leads, 5)) do out.print(l) end
   if o.export then   -- the CRM import: id and the mapping's export properties (changed ones with --previous)
     local rows, xerr = write_export(o.export, input, result, o, column_prefix(input, o))
     if not rows then return fail(out, xerr) end
