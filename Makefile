@@ -142,7 +142,8 @@ FUZZ_OBJECTS = $(patsubst csrc/%.c,$(FUZZ_DIR)/obj/%.o,$(SOURCES))
 FUZZ_CORE = $(FUZZ_DIR)/libcore.a
 
 .PHONY: fuzz fuzz-build
-fuzz-build: $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_state $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_rules
+fuzz-build: $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_state $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_rules \
+  $(FUZZ_DIR)/fuzz_snapshot
 
 fuzz:
 	@.ci/install-deps core fuzz
@@ -168,6 +169,9 @@ $(FUZZ_DIR)/fuzz_csv: tests/fuzz/fuzz_csv.c $(FUZZ_DIR)/obj/csv_reader_chunk64.o
 	  -llua5.4 $(FUZZ_CORE_LIBS)
 
 $(FUZZ_DIR)/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_CORE)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE) -llua5.4 $(FUZZ_CORE_LIBS)
+
+$(FUZZ_DIR)/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c $(FUZZ_CORE)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE) -llua5.4 $(FUZZ_CORE_LIBS)
 
 $(FUZZ_DIR)/fuzz_json: tests/fuzz/fuzz_json.c | $(FUZZ_DIR)/obj
