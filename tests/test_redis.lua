@@ -240,6 +240,64 @@ function M.TestRedisStore.test_two_nodes_racing_lose_no_event()
   lu.assertEquals({ status, answer.total, answer.features.page_views_7d }, { 200, 15, 5 })
 end
 
+-- Two workers of one node (two services, each its own connection, one shared cache): events for one
+-- lead taken by each in turn are written in one script call each, none refused; a cache entry that is
+-- stale or wrong costs a refused write, never a lost or doubled event; a profile changed by the other
+-- worker is read again.
+function M.TestRedisStore.test_workers_sharing_a_cache_write_in_one_call()
+  local st = fresh_store()
+  local cache = service.memory_store()
+  local function worker() return store.redis{ port = redis.port, db = st.cfg.db, client = "hiredis", cache = cache } end
+  local a, b = new_service(worker()), new_service(worker())
+  a:handle("POST", "/leads/L-1", VP)
+  for _ = 1, 2 do   -- both know the lead (profile cached) before counting
+    a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+    b:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  end
+  local function script_calls()
+    local stats = st.client:call("info", "commandstats")
+    return tonumber(stats:match("cmdstat_evalsha:calls=(%d+)") or 0)
+  end
+  local before = script_calls()
+  local status, answer
+  for i = 1, 10 do
+    status, answer = (i % 2 == 1 and a or b):handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+    lu.assertEquals(status, 200)
+  end
+  lu.assertEquals(answer.features.page_views_7d, 14)
+  lu.assertEquals(script_calls() - before, 10)
+  -- without the shared cache the same turns are refused and retried: the cache is what saves them
+  local c, d = new_service(store.redis{ port = redis.port, db = st.cfg.db, client = "hiredis" }),
+    new_service(store.redis{ port = redis.port, db = st.cfg.db, client = "hiredis" })
+  c:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  d:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  before = script_calls()
+  for _ = 1, 10 do c:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}'); c, d = d, c end
+  lu.assertEquals(script_calls() - before, 20)
+  -- a wrong entry (an old stamp with another state) is refused by Redis and replaced
+  local key = "leadq:{L-1}"
+  local entry = cache:get(key)
+  cache:set(key, "3 1 1795000000:garbage")
+  status, answer = a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals({ status, answer.features.page_views_7d }, { 200, 27 })
+  lu.assertNotEquals(cache:get(key), entry)
+  lu.assertEquals(select(2, a.store:known("L-1")), 1)
+  -- b changes the profile: a's next event reads it (the scores differ by the mid-market points)
+  local total_before = answer.total
+  b:handle("POST", "/leads/L-1", '{"employees":50}')
+  b:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  status, answer = a:handle("POST", "/events", '{"lead":"L-1","type":"page_view"}')
+  lu.assertEquals({ status, answer.features.page_views_7d }, { 200, 29 })
+  local _, want = b:handle("GET", "/leads/L-1")
+  lu.assertEquals(want.profile, { seniority = "VP", employees = 50, email_domain = "acme.com" })
+  lu.assertEquals(answer.total, want.total)
+  lu.assertNotEquals(answer.total, total_before)
+  -- an unknown shared dict is refused by name
+  local ok, err = pcall(store.redis, { cache = "nope" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "store.redis: option 'cache': no lua_shared_dict named 'nope'")
+end
+
 function M.TestRedisStore.test_redis_down_is_a_503_and_writes_nothing()
   local r = redis_up()
   local st = fresh_store()

@@ -562,6 +562,13 @@ function Service:event_cas(id, event, time, reuse)
   for _ = 1, CAS_TRIES do
     local lead = self.cache[id]
     local stored, stamp
+    if lead and store.known then   -- another worker of this node may have written the lead since
+      local known_stamp, known_version, known_state = store:known(id)
+      if known_stamp and tonumber(known_stamp) > (lead.stamp and tonumber(lead.stamp) or -1) then
+        if known_version == lead.version then lead.stamp, lead.state_text = known_stamp, known_state
+        else lead.stamp = nil end   -- the profile changed too: read it whole
+      end
+    end
     if lead and lead.stamp then
       stored, stamp = lead.state_text, lead.stamp
     else
@@ -581,7 +588,8 @@ function Service:event_cas(id, event, time, reuse)
     if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
     local state = self.staged_state
     self.staged_state = nil
-    local written, current_stamp, current_state, current_version = store:write_state(id, stamp, state)
+    local written, current_stamp, current_state, current_version =
+      store:write_state(id, stamp, state, lead.version)
     if written == nil then return unavailable(current_stamp) end
     if written then
       lead.stamp, lead.state_text = written, state

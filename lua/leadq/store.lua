@@ -48,15 +48,19 @@ function _M.is_unavailable(e) return type(e) == "table" and getmetatable(e) == U
 -- The compare-and-set scripts (one lead's hash each: KEYS[1]). A missing stamp is "0".
 local SCRIPTS = {
   -- ARGV: stamp read, new state. The new stamp; -1: the lead has no profile (its version is set with
-  -- it); changed meanwhile: { stamp, state, profile version } as they are now, for the retry.
+  -- it); changed meanwhile: { stamp, state, profile version } as they are now, for the retry. The
+  -- common case reads the stamp alone: the state, the biggest field, is not copied for nothing.
   state = [[
-local cur = redis.call('HMGET', KEYS[1], 'n', 's', 'v')
-if not cur[3] then return -1 end
-local n = cur[1] or '0'
-if n ~= ARGV[1] then return { n, cur[2] or '', cur[3] } end
-n = tonumber(n) + 1
-redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', n)
-return n]],
+local n = redis.call('HGET', KEYS[1], 'n')
+if n == ARGV[1] then
+  n = tonumber(n) + 1
+  redis.call('HSET', KEYS[1], 's', ARGV[2], 'n', n)
+  return n
+end
+if not n then return -1 end
+local cur = redis.call('HMGET', KEYS[1], 's', 'v')
+if not cur[2] then return -1 end
+return { n, cur[1] or '', cur[2] }]],
   -- ARGV: stamp read, new profile text. The profile's version is the new stamp.
   profile = [[
 local n = redis.call('HGET', KEYS[1], 'n') or '0'
@@ -226,18 +230,21 @@ local RedisStore = {}
 RedisStore.__index = RedisStore
 
 local OPTIONS = { host = "string", port = "number", password = "string", db = "number", pool = "number",
-  timeout = "number", keepalive = "number", prefix = "string", client = "string" }
+  timeout = "number", keepalive = "number", prefix = "string", client = "string", cache = "string" }
 
 -- opts: host ("127.0.0.1"), port (6379), password, db (0), pool (connections kept per nginx worker,
 -- 32), timeout (seconds for connect, send and read each, 0.5), keepalive (seconds an idle pooled
 -- connection is kept, 60), prefix ("leadq:"), client ("nginx" | "hiredis"; default: nginx's when
--- running inside nginx). Raises on a bad option; connects only when first used.
+-- running inside nginx), cache (a lua_shared_dict's name, or a dict-like table: see RedisStore:known).
+-- Raises on a bad option; connects only when first used.
 function _M.redis(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("store.redis: expected a table of options", 2) end
   for k, v in pairs(opts) do
     if not OPTIONS[k] then error(format("store.redis: unknown option '%s'", tostring(k)), 2) end
-    if type(v) ~= OPTIONS[k] then error(format("store.redis: option '%s' must be a %s", k, OPTIONS[k]), 2) end
+    if type(v) ~= OPTIONS[k] and not (k == "cache" and type(v) == "table") then
+      error(format("store.redis: option '%s' must be a %s", k, OPTIONS[k]), 2)
+    end
   end
   local cfg = { host = opts.host or "127.0.0.1", port = opts.port or 6379, password = opts.password,
     db = opts.db or 0, pool = opts.pool or 32, timeout = opts.timeout or 0.5, keepalive = opts.keepalive or 60 }
@@ -256,7 +263,13 @@ function _M.redis(opts)
     error("store.redis: option 'client' must be 'nginx' or 'hiredis'", 2)
   end
   local prefix = opts.prefix or PREFIX
+  local cache = opts.cache
+  if type(cache) == "string" then
+    cache = ngx and ngx.shared and ngx.shared[opts.cache]
+    if not cache then error(format("store.redis: option 'cache': no lua_shared_dict named '%s'", opts.cache), 2) end
+  end
   return setmetatable({
+    cache = cache or nil,
     cfg = cfg, prefix = prefix, kind = "redis",
     client = kind == "nginx" and nginx_client(cfg) or plain_client(cfg),
     sha = {},                  -- script name -> SHA1, once loaded (by this worker)
@@ -329,14 +342,42 @@ function RedisStore:read_lead(id, with_profile)
   return res[4] or false, version_number(res[1]), res[2] or false, res[3] or "0"
 end
 
+-- The node's last known stamp, state|false and profile version of a lead, or nil (no cache, or the
+-- lead is not in it). The workers of one nginx take events for the same leads: each write and each
+-- refused write leaves the lead as it then was in a shared dict, so the next event, whichever worker
+-- takes it, writes in one round trip instead of being refused for a stamp another worker moved on.
+-- What it gives is only a guess the compare-and-set checks: never a lost or doubled event.
+-- Entry: "<stamp> <profile version> <state>" (no state: nothing after the second space).
+function RedisStore:known(id)
+  local cache = self.cache
+  if not cache then return nil end
+  local entry = cache:get(self:key(id))
+  if not entry then return nil end
+  local a = find(entry, " ", 1, true)
+  local b = find(entry, " ", a + 1, true)
+  return sub(entry, 1, a - 1), tonumber(sub(entry, a + 1, b - 1)), b < #entry and sub(entry, b + 1) or false
+end
+
+local function remember(self, id, stamp, version, state)
+  -- set, not safe_set: a full cache forgets its oldest leads, which then cost a refused write
+  self.cache:set(self:key(id), stamp .. " " .. format("%d", version) .. " " .. (state or ""))
+end
+
 -- The new stamp; false, stamp, state|false, profile version when the lead changed since stamp;
--- false when it has no profile; nil, message when Redis cannot be reached.
-function RedisStore:write_state(id, stamp, state)
+-- false when it has no profile; nil, message when Redis cannot be reached. version: the profile's
+-- version the caller holds for stamp (what the node's cache keeps beside the state).
+function RedisStore:write_state(id, stamp, state, version)
   local n, err = self:script("state", self:key(id), stamp, state)
   if n == nil then return nil, err end
-  if type(n) == "table" then return false, n[1], n[2] ~= "" and n[2] or false, version_number(n[3]) end
+  if type(n) == "table" then
+    local current_state, current_version = n[2] ~= "" and n[2] or false, version_number(n[3])
+    if self.cache then remember(self, id, n[1], current_version, current_state) end
+    return false, n[1], current_state, current_version
+  end
   if n == -1 then return false end
-  return tostring(n)
+  n = tostring(n)
+  if self.cache and version then remember(self, id, n, version, state) end
+  return n
 end
 
 function RedisStore:write_profile(id, stamp, profile)
