@@ -6,14 +6,18 @@
 ** by the end of the buffer is parsed again once more bytes are in. The sampled rows used to
 ** infer types stay in the buffer, so they are parsed twice but read once, and pipes work too. */
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "csv_reader.h"
 #include "input.h"
+#include "table_append.h"
 
 /* ---- numbers ---- */
 
@@ -263,6 +267,7 @@ typedef struct reader {
   char *buf;
   size_t cap;             /* the buffer holds cap + LQ_CSV_PAD bytes */
   size_t len, pos;        /* bytes in the buffer; where the next record starts */
+  uint64_t base;          /* where buf[0] lies in the input: offsets in the file are base + pos */
   size_t mark;            /* bytes from here on are kept by refills (NO_MARK: none) */
   int eof;
   char sep;
@@ -308,6 +313,7 @@ static int reader_fill(reader *rd) {
   if (rd->eof) return 0;
   if (keep > 0) {
     memmove(rd->buf, rd->buf + keep, rd->len - keep);
+    rd->base += keep;
     rd->len -= keep;
     rd->pos -= keep;
     if (rd->mark != NO_MARK) rd->mark -= keep;
@@ -536,6 +542,23 @@ typedef struct pending_value {
   size_t row, start, len;  /* start: into pending_bytes */
 } pending_value;
 
+/* A record start seen by a chunk read on a thread, with what the chunk held before it: where the
+** chunk before it ends, the chunk's rows and rejects from here on are the file's (see
+** join_chunks). */
+typedef struct record_start {
+  uint64_t offset, line, records;
+  size_t rows, rejects, fixups;
+} record_start;
+
+/* A reject whose reason names a line, made in a chunk whose line numbers are its own: the reason
+** is written again once the chunk's first line is known. */
+typedef struct line_fixup {
+  size_t reject;          /* index into the chunk's rejects */
+  int status;             /* REC_* */
+  size_t nfields;
+  uint64_t last;          /* the line named, counted from the chunk's first */
+} line_fixup;
+
 typedef struct loader {
   reader rd;
   const lq_csv_options *o;
@@ -565,7 +588,21 @@ typedef struct loader {
   lq_plan_state plan;
   lq_plan_field *views;   /* the record's fields, for the plan */
   size_t views_cap;
+  int *src;               /* per column: the field (or the plan's output) it is made from */
+  int has_tags;           /* a tags column: its values are stored once the rest of the row fits */
+  int strict;             /* the first reject ends the load (o->strict, off in chunks) */
+  int borrowed;           /* a chunk's loader: names, types and plan belong to the main one */
+  uint64_t stop_at;       /* offset where this loader's records end (UINT64_MAX: the input's end) */
+  record_start *starts;   /* a chunk's first record starts (NULL: not kept) */
+  size_t nstarts, starts_cap;
+  line_fixup *fixups;
+  size_t nfixups, fixups_cap;
+  struct parallel_read *job;  /* the threaded read this loader is part of, or NULL */
+  uint64_t *bytes_done;   /* in a threaded read: the offset read up to, for the main loader's progress */
+  const char *path;       /* the file read (NULL: a string) */
 } loader;
+
+static double parallel_bytes_done(const struct parallel_read *job);
 
 static void *lmem(loader *ld, void *p, size_t osize, size_t nsize) {
   return ld->alloc.fn(ld->alloc.ud, p, osize, nsize);
@@ -587,6 +624,20 @@ static char *copy_string(loader *ld, const char *s, size_t len) {
 static void loader_free(loader *ld) {
   int i;
   reader_free(&ld->rd);
+  if (ld->starts) lmem(ld, ld->starts, ld->starts_cap * sizeof *ld->starts, 0);
+  if (ld->fixups) lmem(ld, ld->fixups, ld->fixups_cap * sizeof *ld->fixups, 0);
+  ld->starts = NULL;
+  ld->fixups = NULL;
+  if (ld->borrowed) {   /* the main loader's: only the plan's scratch is this one's */
+    if (ld->plan.scratch) lmem(ld, ld->plan.scratch, ld->plan.scratch_cap, 0);
+    memset(&ld->plan, 0, sizeof ld->plan);
+    ld->names = ld->header_names = NULL;
+    ld->declared = ld->required = ld->src = NULL;
+    ld->guesses = NULL;
+    ld->sample_field_bytes = NULL;
+  }
+  if (ld->src) lmem(ld, ld->src, (size_t)(ld->ncols > 0 ? ld->ncols : 1) * sizeof(int), 0);
+  ld->src = NULL;
   if (ld->names) {
     for (i = 0; i < ld->ncols; i++)
       if (ld->names[i]) lmem(ld, ld->names[i], strlen(ld->names[i]) + 1, 0);
@@ -631,8 +682,10 @@ static int next_record(loader *ld) {
     st = parse_record(&ld->rd);
     if (st != REC_MORE) return st;
     if ((st = reader_fill(&ld->rd)) != 0) return st;
-    if (ld->o->progress != NULL && ld->rd.input != NULL)   /* once a read: a megabyte or so */
-      ld->o->progress(ld->o->progress_ud, (double)ld->rd.input->raw_read,
+    if (ld->bytes_done != NULL)
+      __atomic_store_n(ld->bytes_done, ld->rd.base + ld->rd.len, __ATOMIC_RELAXED);
+    if (ld->o->progress != NULL && !ld->borrowed && ld->rd.input != NULL)   /* once a read: a megabyte or so */
+      ld->o->progress(ld->o->progress_ud, ld->job ? parallel_bytes_done(ld->job) : (double)ld->rd.input->raw_read,
                       (double)lq_input_file_size(ld->rd.input), (double)ld->records);
   }
 }
@@ -779,6 +832,74 @@ static int record_views(loader *ld) {
   return 0;
 }
 
+/* Option 'columns': the columns kept (with the required ones), in the file's order, and src, where
+** each one's values come from. A column left out is still split off its record (the count of
+** fields is checked), but no value is made of it. */
+static int keep_columns(loader *ld) {
+  const lq_csv_options *o = ld->o;
+  const int n = ld->ncols;
+  const size_t room = (size_t)(n > 0 ? n : 1);
+  int nkeep = 0, i, j, k;
+  int *keep;
+  char **names, **header_names;
+  if ((keep = (int *)lmem(ld, NULL, 0, room * sizeof(int))) == NULL) return fail_memory(ld);
+  for (i = 0; i < n; i++) keep[i] = o->columns == NULL;
+  for (j = 0; o->columns != NULL && j < o->ncolumns; j++) {
+    const char *want = o->columns[j];
+    int hit = -1;
+    for (i = 0; i < n && hit < 0; i++)
+      if (strcmp(ld->names[i], want) == 0 || (ld->header_names[i] && strcmp(ld->header_names[i], want) == 0)) hit = i;
+    if (hit < 0) {
+      char hint[96];
+      suggest(ld, want, hint, sizeof hint);
+      snprintf(ld->err, ld->errlen, "option 'columns': column '%s' is not in %s%s", want, o->source, hint);
+      lmem(ld, keep, room * sizeof(int), 0);
+      return LQ_CSV_EUSAGE;
+    }
+    keep[hit] = 1;
+  }
+  for (j = 0; j < o->nrequired; j++)
+    if ((i = find_name(ld, o->required[j])) >= 0) keep[i] = 1;
+  for (i = 0; i < n; i++) nkeep += keep[i];
+  ld->src = (int *)lmem(ld, NULL, 0, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof(int));
+  if (ld->src == NULL) {
+    lmem(ld, keep, room * sizeof(int), 0);
+    return fail_memory(ld);
+  }
+  if (nkeep == n) {
+    for (i = 0; i < n; i++) ld->src[i] = i;
+    lmem(ld, keep, room * sizeof(int), 0);
+    return LQ_CSV_OK;
+  }
+  names = (char **)lmem(ld, NULL, 0, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof(char *));
+  header_names = (char **)lmem(ld, NULL, 0, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof(char *));
+  if (names == NULL || header_names == NULL) {
+    if (names) lmem(ld, names, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof(char *), 0);
+    if (header_names) lmem(ld, header_names, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof(char *), 0);
+    lmem(ld, ld->src, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof(int), 0);
+    ld->src = NULL;
+    lmem(ld, keep, room * sizeof(int), 0);
+    return fail_memory(ld);
+  }
+  for (i = 0, k = 0; i < n; i++) {
+    if (keep[i]) {
+      names[k] = ld->names[i];
+      header_names[k] = ld->header_names[i];
+      ld->src[k++] = i;
+    } else {
+      lmem(ld, ld->names[i], strlen(ld->names[i]) + 1, 0);
+      if (ld->header_names[i]) lmem(ld, ld->header_names[i], strlen(ld->header_names[i]) + 1, 0);
+    }
+  }
+  lmem(ld, ld->names, room * sizeof(char *), 0);
+  lmem(ld, ld->header_names, room * sizeof(char *), 0);
+  lmem(ld, keep, room * sizeof(int), 0);
+  ld->names = names;
+  ld->header_names = header_names;
+  ld->ncols = nkeep;
+  return LQ_CSV_OK;
+}
+
 /* Column names from the header (or column_N), renamed by the map; checks schema, map and
 ** required names against them. */
 static int read_header(loader *ld) {
@@ -916,7 +1037,7 @@ static int read_header(loader *ld) {
       return LQ_CSV_EUSAGE;
     }
   }
-  return LQ_CSV_OK;
+  return keep_columns(ld);
 }
 
 /* One sampled value of an undeclared column. */
@@ -946,12 +1067,12 @@ static int sample_planned(loader *ld) {
   int j;
   if (record_views(ld) != 0) return -1;
   for (j = 0; j < ld->ncols; j++) {
-    const lq_plan_column *pc = ld->plan.cols[j];
+    const lq_plan_column *pc = ld->plan.cols[ld->src[j]];
     column_guess *g = &ld->guesses[j];
     size_t len;
     int quoted, b;
     double num;
-    const char *s = lq_plan_value(&ld->plan, j, ld->views, ld->rd.nfields, &len, &quoted);
+    const char *s = lq_plan_value(&ld->plan, ld->src[j], ld->views, ld->rd.nfields, &len, &quoted);
     if (s == NULL) return -1;
     ld->sample_field_bytes[j] += len;
     if (ld->declared[j] || len == 0) continue;
@@ -1036,9 +1157,9 @@ static int decide_types(loader *ld) {
       for (i = 0; i < n; i++) {
         size_t len;
         const char *s;
-        ld->sample_field_bytes[i] += rd->fields[i].len;
+        ld->sample_field_bytes[i] += rd->fields[ld->src[i]].len;
         if (ld->declared[i]) continue;
-        s = field_bytes(rd, i, &len);
+        s = field_bytes(rd, (size_t)ld->src[i], &len);
         if (s == NULL || guess_observe(ld, &ld->guesses[i], s, len) != 0) return fail_memory(ld);
       }
     }
@@ -1065,7 +1186,9 @@ static int build_columns(loader *ld) {
     idx = lq_table_add_column(ld->t, ld->names[i], type);
     if (idx < 0) return fail_memory(ld);
     ld->t->cols[idx]->tag_separator = o->tag_separator;
-    if (ld->planned && ld->plan.cols[i]->tag_separator) ld->t->cols[idx]->tag_separator = ld->plan.cols[i]->tag_separator;
+    if (ld->planned && ld->plan.cols[ld->src[i]]->tag_separator)
+      ld->t->cols[idx]->tag_separator = ld->plan.cols[ld->src[i]]->tag_separator;
+    if (type == LQ_TAGS) ld->has_tags = 1;
   }
   for (i = 0; ld->ncols == 0 && i < o->nschema; i++) {
     int idx = lq_table_add_column(ld->t, o->schema[i].name, o->schema[i].type);
@@ -1082,7 +1205,7 @@ static int reject(loader *ld, int column, const char *reason) {
   r.record = ld->records;
   r.column = column;
   r.reason = (char *)(uintptr_t)reason;
-  if (ld->o->strict) {
+  if (ld->strict) {
     lq_reject_message(ld->t, &r, ld->err, ld->errlen);
     return LQ_CSV_EDATA;
   }
@@ -1286,6 +1409,34 @@ static size_t estimate_rows(loader *ld, size_t bytes_sampled, size_t rows_sample
   return (size_t)((double)size / ((double)bytes_sampled / (double)rows_sampled) * 1.02) + 16;
 }
 
+/* The reason a malformed record is rejected; last: the line a record cut to its first ran on to
+** (0: it was not cut). */
+static void malformed_reason(char *reason, size_t size, int st, size_t n, size_t nfields, uint64_t last) {
+  if (st == REC_BAD_QUOTE)
+    snprintf(reason, size, "unterminated quoted field: its opening quote is never closed");
+  else if (st == REC_BAD_AFTER_QUOTE && last == 0)
+    snprintf(reason, size, "unexpected text after the closing quote of a quoted field");
+  else if (st == REC_BAD_AFTER_QUOTE)
+    snprintf(reason, size, "the quoted field opened on this line closes on line %llu with text "
+             "after its closing quote; the lines after this one are read as records of their own",
+             (unsigned long long)last);
+  else if (last != 0)
+    snprintf(reason, size, "expected %zu field%s, found %zu: a quoted field opened on this line "
+             "runs on to line %llu; the lines after this one are read as records of their own",
+             n, n == 1 ? "" : "s", nfields, (unsigned long long)last);
+  else
+    snprintf(reason, size, "expected %zu field%s, found %zu", n, n == 1 ? "" : "s", nfields);
+}
+
+/* The table column made from field f of the record, or -1 (a column left out by 'columns'). */
+static int column_of_field(const loader *ld, size_t f) {
+  int i;
+  if (ld->planned) return f < (size_t)ld->ninput ? (int)f : -1;
+  for (i = 0; i < ld->ncols && (size_t)ld->src[i] <= f; i++)
+    if ((size_t)ld->src[i] == f) return i;
+  return -1;
+}
+
 /* A record that does not parse, or has the wrong number of fields. One that runs over several
 ** lines is cut to its first (see cut_to_first_line), so every line is loaded or rejected. */
 static int reject_malformed(loader *ld, int st) {
@@ -1296,27 +1447,29 @@ static int reject_malformed(loader *ld, int st) {
   size_t i;
   uint64_t last = cut_to_first_line(rd);
   if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE) {
-    col = rd->bad_field < n ? (int)rd->bad_field : -1;
-    if (st == REC_BAD_QUOTE)
-      snprintf(reason, sizeof reason, "unterminated quoted field: its opening quote is never closed");
-    else if (last == 0)
-      snprintf(reason, sizeof reason, "unexpected text after the closing quote of a quoted field");
-    else
-      snprintf(reason, sizeof reason, "the quoted field opened on this line closes on line %llu with text "
-               "after its closing quote; the lines after this one are read as records of their own",
-               (unsigned long long)last);
-    return reject(ld, col, reason);
-  }
-  if (last != 0) {
+    col = rd->bad_field < n ? column_of_field(ld, rd->bad_field) : -1;
+  } else if (last != 0) {
     for (i = 0; i < rd->nfields && i < rd->fields_cap && col < 0; i++) {
       const field *f = &rd->fields[i];
-      if (f->quoted && i < n && memchr(rd->buf + f->start, '\n', f->len) != NULL) col = (int)i;
+      if (f->quoted && i < n && memchr(rd->buf + f->start, '\n', f->len) != NULL) col = column_of_field(ld, i);
     }
-    snprintf(reason, sizeof reason, "expected %zu field%s, found %zu: a quoted field opened on this line "
-             "runs on to line %llu; the lines after this one are read as records of their own",
-             n, n == 1 ? "" : "s", rd->nfields, (unsigned long long)last);
-  } else {
-    snprintf(reason, sizeof reason, "expected %zu field%s, found %zu", n, n == 1 ? "" : "s", rd->nfields);
+  }
+  malformed_reason(reason, sizeof reason, st, n, rd->nfields, last);
+  if (last != 0 && st != REC_BAD_QUOTE && ld->borrowed) {
+    /* a chunk's lines are counted from its start: the line named is put right when it is joined */
+    line_fixup *fx;
+    if (ld->nfixups == ld->fixups_cap) {
+      size_t ncap = ld->fixups_cap ? ld->fixups_cap * 2 : 16;
+      fx = (line_fixup *)lmem(ld, ld->fixups, ld->fixups_cap * sizeof *fx, ncap * sizeof *fx);
+      if (fx == NULL) return fail_memory(ld);
+      ld->fixups = fx;
+      ld->fixups_cap = ncap;
+    }
+    fx = &ld->fixups[ld->nfixups++];
+    fx->reject = ld->t->nrejects;
+    fx->status = st;
+    fx->nfields = rd->nfields;
+    fx->last = last;
   }
   return reject(ld, col, reason);
 }
@@ -1324,7 +1477,7 @@ static int reject_malformed(loader *ld, int st) {
 /* A value of an output column of the plan into the row being built: numbers and times in the
 ** column's locale and formats, the rest as store_value stores them. */
 static int store_planned(loader *ld, int col, const char *s, size_t len, int quoted) {
-  const lq_plan_column *pc = ld->plan.cols[col];
+  const lq_plan_column *pc = ld->plan.cols[ld->src[col]];
   lq_column *c = ld->t->cols[col];
   field f;
   if (len > 0 && c->type == LQ_NUMBER && pc->numeric) {
@@ -1346,15 +1499,137 @@ static int store_planned(loader *ld, int col, const char *s, size_t len, int quo
   return store_value(ld, col, &f, s, len);
 }
 
-/* load_rows with a plan: each output column's value made from the record, then stored. */
-static int load_rows_planned(loader *ld) {
+/* Column i's value in the record: its bytes (doubled quotes undone, or made by the plan), and
+** whether it was quoted. NULL on no memory. */
+static inline const char *column_value(loader *ld, int i, size_t *len, int *quoted) {
   reader *rd = &ld->rd;
+  const field *f;
+  if (ld->planned) return lq_plan_value(&ld->plan, ld->src[i], ld->views, rd->nfields, len, quoted);
+  f = &rd->fields[ld->src[i]];
+  *quoted = f->quoted;
+  if (!f->escaped) {
+    *len = f->len;
+    return rd->buf + f->start;
+  }
+  return field_bytes(rd, (size_t)ld->src[i], len);
+}
+
+/* Why column i's value does not fit: "a number", or the plan's locale or formats and where the
+** value is in the file. */
+static void describe_type(const loader *ld, int i, char *what, size_t size) {
+  lq_type type = ld->t->cols[i]->type;
+  const lq_plan_column *pc;
+  if (!ld->planned) {
+    snprintf(what, size, "%s", type_article(type));
+    return;
+  }
+  pc = ld->plan.cols[ld->src[i]];
+  if ((type == LQ_NUMBER && pc->numeric) || (type == LQ_TIME && (pc->date_formats || pc->has_tz)))
+    lq_plan_describe(pc, type == LQ_TIME, what, size);
+  else
+    snprintf(what, size, "%s", type_article(type));
+  if (pc->nsources > 0) {   /* where it is in the file: the mapping renamed it */
+    size_t used = strlen(what);
+    snprintf(what + used, size - used, " (the file's column %d, '%s')",
+             ld->plan.source[ld->src[i] * LQ_PLAN_SOURCES] + 1, pc->sources[0]);
+  }
+}
+
+/* The record's values into a new row. LQ_CSV_OK whether the row was kept or rejected; else the
+** status that ends the load. Tags are stored once every other value fits: a rejected row leaves
+** nothing in a dictionary (the categories it queued are dropped too), so the codes are those of
+** the loaded rows' values in their order, however the file was split. */
+static int load_record(loader *ld) {
   lq_table *t = ld->t;
-  const size_t n = (size_t)ld->ncols;
+  const int n = ld->ncols;
+  const size_t queued = ld->npending, queued_bytes = ld->pending_bytes_len;
+  int i, status;
+  if (t->nrows == t->cap) {
+    size_t want = t->cap + t->cap / 2;
+    if (want < 1024) want = 1024;
+    if (lq_table_reserve(t, want) != 0) return fail_memory(ld);
+  }
+  if (ld->planned && record_views(ld) != 0) return fail_memory(ld);
+  for (i = 0; i < n; i++) {
+    size_t len;
+    int quoted, v;
+    const char *s;
+    if (ld->has_tags && t->cols[i]->type == LQ_TAGS) {   /* later; missing is known now */
+      if (ld->required[i]) {
+        if ((s = column_value(ld, i, &len, &quoted)) == NULL) return fail_memory(ld);
+        if (len == 0 && !quoted) goto required;
+      }
+      continue;
+    }
+    if ((s = column_value(ld, i, &len, &quoted)) == NULL) return fail_memory(ld);
+    v = ld->planned ? store_planned(ld, i, s, len, quoted) : store_value(ld, i, &ld->rd.fields[ld->src[i]], s, len);
+    if (v == VALUE_NOMEM) return fail_memory(ld);
+    if (v == VALUE_BAD) {
+      char what[200];
+      lq_table_cancel_row(t);
+      ld->npending = queued;   /* the row's queued categories go too */
+      ld->pending_bytes_len = queued_bytes;
+      describe_type(ld, i, what, sizeof what);
+      return reject_value(ld, i, s, len, what);
+    }
+    if (ld->required[i] && lq_column_is_missing(t->cols[i], t->nrows)) goto required;
+  }
+  for (i = 0; ld->has_tags && i < n; i++) {
+    size_t len;
+    int quoted;
+    const char *s;
+    field f;
+    if (t->cols[i]->type != LQ_TAGS) continue;
+    if ((s = column_value(ld, i, &len, &quoted)) == NULL) return fail_memory(ld);
+    f.start = 0;
+    f.len = len;
+    f.quoted = (unsigned char)quoted;
+    f.escaped = 0;
+    if (store_value(ld, i, &f, s, len) != VALUE_OK) return fail_memory(ld);
+  }
+  lq_table_end_row(t);
+  return LQ_CSV_OK;
+required:
+  lq_table_cancel_row(t);
+  ld->npending = queued;
+  ld->pending_bytes_len = queued_bytes;
+  if ((status = reject(ld, i, "no value, and this column is required")) != LQ_CSV_OK) return status;
+  return LQ_CSV_OK;
+}
+
+/* A record start of a chunk, kept while few: see join_chunks. */
+#if !defined(LQ_CSV_STARTS_KEPT)
+#define LQ_CSV_STARTS_KEPT 4096
+#endif
+
+static int note_record_start(loader *ld, uint64_t offset) {
+  record_start *r;
+  if (ld->nstarts == ld->starts_cap) {
+    size_t ncap = ld->starts_cap ? ld->starts_cap * 2 : 64;
+    if (ld->starts_cap >= LQ_CSV_STARTS_KEPT) return 0;
+    r = (record_start *)lmem(ld, ld->starts, ld->starts_cap * sizeof *r, ncap * sizeof *r);
+    if (r == NULL) return -1;
+    ld->starts = r;
+    ld->starts_cap = ncap;
+  }
+  r = &ld->starts[ld->nstarts++];
+  r->offset = offset;
+  r->line = ld->rd.line;
+  r->records = ld->records;
+  r->rows = ld->t->nrows;
+  r->rejects = ld->t->nrejects;
+  r->fixups = ld->nfixups;
+  return 0;
+}
+
+/* Records into rows until the input ends or a record starts at stop_at or after. */
+static int load_rows(loader *ld) {
+  reader *rd = &ld->rd;
   int st, status, batch = 0;
   for (;;) {
-    size_t i, queued, queued_bytes;
-    int bad = 0;
+    uint64_t at = rd->base + rd->pos;
+    if (at >= ld->stop_at) break;
+    if (ld->starts != NULL && note_record_start(ld, at) != 0) return fail_memory(ld);
     st = next_record(ld);
     if (st < 0) return io_failure(ld, st);
     if (st == REC_END) break;
@@ -1364,118 +1639,10 @@ static int load_rows_planned(loader *ld) {
       if ((status = reject_malformed(ld, st)) != LQ_CSV_OK) return status;
       continue;
     }
-    if (t->nrows == t->cap) {
-      size_t want = t->cap + t->cap / 2;
-      if (want < 1024) want = 1024;
-      if (lq_table_reserve(t, want) != 0) return fail_memory(ld);
-    }
-    if (record_views(ld) != 0) return fail_memory(ld);
-    queued = ld->npending;
-    queued_bytes = ld->pending_bytes_len;
-    for (i = 0; i < n; i++) {
-      size_t len;
-      int quoted, v;
-      const char *s = lq_plan_value(&ld->plan, (int)i, ld->views, rd->nfields, &len, &quoted);
-      if (s == NULL) return fail_memory(ld);
-      v = store_planned(ld, (int)i, s, len, quoted);
-      if (v == VALUE_NOMEM) return fail_memory(ld);
-      if (v == VALUE_BAD) {
-        char what[200];
-        const lq_plan_column *pc = ld->plan.cols[i];
-        lq_type type = t->cols[i]->type;
-        lq_table_cancel_row(t);
-        ld->npending = queued;
-        ld->pending_bytes_len = queued_bytes;
-        if ((type == LQ_NUMBER && pc->numeric) || (type == LQ_TIME && (pc->date_formats || pc->has_tz)))
-          lq_plan_describe(pc, type == LQ_TIME, what, sizeof what);
-        else
-          snprintf(what, sizeof what, "%s", type_article(type));
-        if (pc->nsources > 0) {   /* where it is in the file: the mapping renamed it */
-          size_t used = strlen(what);
-          snprintf(what + used, sizeof what - used, " (the file's column %d, '%s')",
-                   ld->plan.source[i * LQ_PLAN_SOURCES] + 1, pc->sources[0]);
-        }
-        if ((status = reject_value(ld, (int)i, s, len, what)) != LQ_CSV_OK) return status;
-        bad = 1;
-        break;
-      }
-      if (ld->required[i] && lq_column_is_missing(t->cols[i], t->nrows)) {
-        lq_table_cancel_row(t);
-        ld->npending = queued;
-        ld->pending_bytes_len = queued_bytes;
-        if ((status = reject(ld, (int)i, "no value, and this column is required")) != LQ_CSV_OK) return status;
-        bad = 1;
-        break;
-      }
-    }
-    if (!bad) {
-      lq_table_end_row(t);
-      if (++batch == LQ_CSV_BATCH) {
-        batch = 0;
-        if (flush_categories(ld) != 0) return fail_memory(ld);
-      }
-    }
-  }
-  if (flush_categories(ld) != 0) return fail_memory(ld);
-  return LQ_CSV_OK;
-}
-
-static int load_rows(loader *ld) {
-  reader *rd = &ld->rd;
-  lq_table *t = ld->t;
-  const size_t n = (size_t)ld->ncols;
-  int st, status, batch = 0;
-  if (ld->planned) return load_rows_planned(ld);
-  for (;;) {
-    size_t i, queued, queued_bytes;
-    int bad = 0;
-    st = next_record(ld);
-    if (st < 0) return io_failure(ld, st);
-    if (st == REC_END) break;
-    if (st == REC_OK && is_blank_record(rd)) continue;
-    ld->records++;
-    if (st == REC_BAD_QUOTE || st == REC_BAD_AFTER_QUOTE || rd->nfields != n) {
-      if ((status = reject_malformed(ld, st)) != LQ_CSV_OK) return status;
-      continue;
-    }
-    if (t->nrows == t->cap) {
-      size_t want = t->cap + t->cap / 2;
-      if (want < 1024) want = 1024;
-      if (lq_table_reserve(t, want) != 0) return fail_memory(ld);
-    }
-    queued = ld->npending;
-    queued_bytes = ld->pending_bytes_len;
-    for (i = 0; i < n; i++) {
-      size_t len;
-      const field *f = &rd->fields[i];
-      const char *s = f->escaped ? field_bytes(rd, i, &len) : (len = f->len, rd->buf + f->start);
-      int v;
-      if (s == NULL) return fail_memory(ld);
-      v = store_value(ld, (int)i, f, s, len);
-      if (v == VALUE_NOMEM) return fail_memory(ld);
-      if (v == VALUE_BAD) {
-        lq_table_cancel_row(t);
-        ld->npending = queued;  /* the row's queued categories go too */
-        ld->pending_bytes_len = queued_bytes;
-        if ((status = reject_value(ld, (int)i, s, len, type_article(t->cols[i]->type))) != LQ_CSV_OK) return status;
-        bad = 1;
-        break;
-      }
-      if (ld->required[i] && lq_column_is_missing(t->cols[i], t->nrows)) {
-        lq_table_cancel_row(t);
-        ld->npending = queued;
-        ld->pending_bytes_len = queued_bytes;
-        if ((status = reject(ld, (int)i, "no value, and this column is required")) != LQ_CSV_OK) return status;
-        bad = 1;
-        break;
-      }
-    }
-    if (!bad) {
-      lq_table_end_row(t);
-      if (++batch == LQ_CSV_BATCH) {
-        batch = 0;
-        if (flush_categories(ld) != 0) return fail_memory(ld);
-      }
+    if ((status = load_record(ld)) != LQ_CSV_OK) return status;
+    if (++batch == LQ_CSV_BATCH) {
+      batch = 0;
+      if (flush_categories(ld) != 0) return fail_memory(ld);
     }
   }
   if (flush_categories(ld) != 0) return fail_memory(ld);
@@ -1499,6 +1666,402 @@ static int refuse_binary(loader *ld) {
     snprintf(ld->err, ld->errlen, "%s is not a CSV file: it holds binary data (a zero byte at byte %zu)",
              ld->o->source, (size_t)(zero - rd->buf) + 1);
   return LQ_CSV_EUSAGE;
+}
+
+/* ---- reading a file on several threads ----
+**
+** The data after the header is cut into chunks, each cut moved forward to just after a '\n', and
+** each chunk is parsed on some thread into a table of its own as if a record started at its cut.
+** That is a guess: the '\n' may lie inside a quoted field. Settling the quotes first would cost a
+** pass over the file on one thread (a quote-parity pass is not enough: a stray quote's recovery
+** cuts a record at a line end that parity calls quoted). So the guess is checked instead, after the
+** threads end, joining the chunks in order: chunk k's records end at the first record start at or
+** after its cut, a true record start since chunk 0 starts at one and each chunk before it was
+** joined. If that offset is one of the record starts chunk k+1 kept, parsing from there gives the
+** same records whoever does it: chunk k+1's rows from there on are the file's, those before are
+** dropped. If not (a quoted field of many lines across the cut), chunk k reads on through chunk
+** k+1 itself, on this thread. Either way every row, reject and line number is the one-thread one;
+** only the time differs. Types come from the sample read before the split, so they agree too.
+**
+** Chunk 0 is read by this thread straight into the table; the others into tables of their own on
+** malloc (the caller's allocator may not be shared between threads), appended after the join
+** (table_append.c: codes re-coded, columns copied on the threads). Each chunk costs a dictionary of
+** its own per column and a copy, which on 1M leads with two columns of 100k distinct values made
+** four chunks a thread take 1.7 times the CPU of one thread, and one chunk a thread 1.3 times: one
+** chunk a thread it is. Chunks are still taken from a counter as threads come free (tests cut
+** files into thousands). */
+
+#if !defined(LQ_CSV_CHUNKS_PER_THREAD)
+#define LQ_CSV_CHUNKS_PER_THREAD 1
+#endif
+#define LQ_CSV_MAX_CHUNKS 65536
+
+typedef struct chunk {
+  loader own;             /* the chunk's loader (chunk 0 uses the main one) */
+  loader *ld;
+  lq_input input;
+  uint64_t start, end;    /* its first byte (just after a '\n') and the next chunk's */
+  int status;             /* LQ_CSV_* of its parse */
+  int joined;             /* its rows from first_row on are the file's */
+  char err[LQ_MESSAGE_MAX];
+  size_t first_row, first_reject, first_fixup;
+  uint64_t line_base, record_base;   /* what its line and record numbers are counted from */
+  uint64_t stopped_at, stop_line, stop_records;  /* where its records ended */
+  uint64_t bytes_done;    /* the offset read up to, for progress (atomic) */
+} chunk;
+
+typedef struct parallel_read {
+  const char *path;
+  loader *main;
+  chunk *chunks;
+  int nchunks;
+  int next;               /* the next chunk to parse (atomic) */
+} parallel_read;
+
+static void *system_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  if (nsize == 0) {
+    free(p);
+    return NULL;
+  }
+  return realloc(p, nsize);
+}
+
+/* Bytes read by every chunk (and the header), for the main loader's progress calls. */
+static double parallel_bytes_done(const parallel_read *job) {
+  double total = (double)job->chunks[0].start;
+  int k;
+  for (k = 0; k < job->nchunks; k++) {
+    uint64_t at = __atomic_load_n(&job->chunks[k].bytes_done, __ATOMIC_RELAXED);   /* an offset */
+    if (at > job->chunks[k].end) at = job->chunks[k].end;   /* a chunk reads a little past its end */
+    if (at > job->chunks[k].start) total += (double)(at - job->chunks[k].start);
+  }
+  return total;
+}
+
+/* The chunk's reader on its own handle of the file, from `offset` on. */
+static int chunk_open(parallel_read *job, chunk *c, uint64_t offset) {
+  loader *ld = c->ld;
+  reader *rd = &ld->rd;
+  size_t cap = LQ_CSV_CHUNK;
+  if (c->end - offset + 4096 < cap) cap = (size_t)(c->end - offset + 4096);   /* small chunks in tests */
+  if (lq_input_open_at(&c->input, job->path, (long long)offset, ld->err, ld->errlen) != 0) return LQ_CSV_EIO;
+  rd->input = &c->input;
+  if ((rd->buf = (char *)lmem(ld, NULL, 0, cap + LQ_CSV_PAD)) == NULL) return fail_memory(ld);
+  rd->cap = cap;
+  rd->len = rd->pos = 0;
+  rd->base = offset;
+  rd->eof = 0;
+  rd->mark = NO_MARK;
+  return LQ_CSV_OK;
+}
+
+/* Its buffer and file handle go once it is parsed: thousands of chunks may wait to be joined. */
+static void chunk_release(chunk *c) {
+  reader *rd = &c->ld->rd;
+  if (rd->buf) lmem(c->ld, rd->buf, rd->cap + LQ_CSV_PAD, 0);
+  if (rd->input) lq_input_close(rd->input);
+  rd->buf = NULL;
+  rd->input = NULL;
+}
+
+/* A loader for chunk c like the main one (same columns, types, plan), on malloc. */
+static int chunk_init(parallel_read *job, chunk *c) {
+  const loader *m = job->main;
+  loader *ld = &c->own;
+  int i;
+  c->ld = ld;
+  ld->o = m->o;
+  ld->alloc.fn = system_alloc;
+  ld->alloc.ud = NULL;
+  ld->rd.alloc = &ld->alloc;
+  ld->err = c->err;
+  ld->errlen = sizeof c->err;
+  ld->borrowed = 1;
+  ld->ncols = m->ncols;
+  ld->ninput = m->ninput;
+  ld->names = m->names;
+  ld->header_names = m->header_names;
+  ld->declared = m->declared;
+  ld->required = m->required;
+  ld->src = m->src;
+  ld->sampled = m->sampled;
+  ld->has_tags = m->has_tags;
+  ld->planned = m->planned;
+  ld->stop_at = c->end;
+  ld->job = job;
+  ld->bytes_done = &c->bytes_done;
+  reader_set_separator(&ld->rd, m->rd.sep);
+  if (m->planned) {   /* the plan's tables are only read; its scratch is each reader's own */
+    ld->plan = m->plan;
+    ld->plan.alloc = ld->alloc;
+    ld->plan.scratch = NULL;
+    ld->plan.scratch_cap = ld->plan.scratch_len = 0;
+  }
+  ld->col_starts = (size_t *)lmem(ld, NULL, 0, ((size_t)ld->ncols + 1) * sizeof(size_t));
+  ld->starts = (record_start *)lmem(ld, NULL, 0, 64 * sizeof *ld->starts);
+  ld->t = lq_table_new(ld->alloc);
+  if (ld->col_starts == NULL || ld->starts == NULL || ld->t == NULL) return fail_memory(ld);
+  ld->starts_cap = 64;
+  ld->t->flags = m->t->flags;
+  for (i = 0; i < ld->ncols; i++) {
+    const lq_column *mc = m->t->cols[i];
+    if (lq_table_add_column(ld->t, mc->name, mc->type) != i) return fail_memory(ld);
+    ld->t->cols[i]->tag_separator = mc->tag_separator;
+  }
+  if (m->sampled >= 100 && m->sample_bytes > 0) {   /* sized as the main table is */
+    double rows = (double)(c->end - c->start) / ((double)m->sample_bytes / (double)m->sampled) * 1.02 + 16;
+    if (rows < (double)((size_t)1 << 32) && lq_table_reserve(ld->t, (size_t)rows) == 0)
+      for (i = 0; i < ld->ncols; i++)
+        if (ld->t->cols[i]->type == LQ_TEXT)
+          (void)lq_column_reserve_text(ld->t, i, (size_t)((double)m->sample_field_bytes[i] / (double)m->sampled * rows * 1.05) + 64);
+  }
+  return chunk_open(job, c, c->start);
+}
+
+static void chunk_note_stop(chunk *c) {
+  const loader *ld = c->ld;
+  c->stopped_at = ld->rd.base + ld->rd.pos;
+  c->stop_line = ld->rd.line;
+  c->stop_records = ld->records;
+}
+
+static void parse_chunk(parallel_read *job, chunk *c) {
+  c->status = chunk_init(job, c);
+  if (c->status == LQ_CSV_OK) c->status = load_rows(c->ld);
+  chunk_note_stop(c);
+  chunk_release(c);
+}
+
+static void *parallel_worker(void *arg) {
+  parallel_read *job = (parallel_read *)arg;
+  for (;;) {
+    int k = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (k >= job->nchunks) return NULL;
+    parse_chunk(job, &job->chunks[k]);
+  }
+}
+
+/* Where the first line that starts at or after `from` starts (size when none does). */
+static uint64_t next_line_start(int fd, uint64_t from, uint64_t size) {
+  char window[4096];
+  uint64_t at = from - 1;   /* a '\n' just before the cut makes the cut itself a line start */
+  while (at < size) {
+    ssize_t got = pread(fd, window, sizeof window, (off_t)at);
+    const char *nl;
+    if (got <= 0) return size;
+    if ((nl = (const char *)memchr(window, '\n', (size_t)got)) != NULL) return at + (uint64_t)(nl - window) + 1;
+    at += (uint64_t)got;
+  }
+  return size;
+}
+
+/* The chunks of the data from the reader's position: 0 when the file is read on this thread alone
+** (one thread asked, not a plain file, or too small to be worth it), else their count. */
+static int plan_chunks(loader *ld, parallel_read *job) {
+  const lq_csv_options *o = ld->o;
+  const reader *rd = &ld->rd;
+  uint64_t data_start = rd->base + rd->pos, avail, size_each, prev;
+  long size;
+  int n, k, fd, threads = o->threads;
+  if (threads <= 1 || ld->path == NULL || rd->input == NULL || rd->input->is_gzip) return 0;
+  if ((size = lq_input_size(rd->input)) < 0 || (uint64_t)size <= data_start) return 0;
+  avail = (uint64_t)size - data_start;
+  size_each = o->chunk_bytes > 0 ? (uint64_t)o->chunk_bytes : avail / ((uint64_t)threads * LQ_CSV_CHUNKS_PER_THREAD);
+  if (o->chunk_bytes == 0 && size_each < LQ_CSV_SPLIT_MIN) size_each = LQ_CSV_SPLIT_MIN;
+  if (size_each < avail / LQ_CSV_MAX_CHUNKS + 1) size_each = avail / LQ_CSV_MAX_CHUNKS + 1;
+  if (avail <= size_each) return 0;
+  n = (int)((avail + size_each - 1) / size_each);
+  job->chunks = (chunk *)calloc((size_t)n, sizeof(chunk));
+  if (job->chunks == NULL) return 0;   /* read on one thread, as if none were asked */
+  if ((fd = open(ld->path, O_RDONLY)) < 0) {
+    free(job->chunks);
+    job->chunks = NULL;
+    return 0;
+  }
+  job->chunks[0].start = prev = data_start;
+  job->chunks[0].ld = ld;
+  for (k = 1, job->nchunks = 1; k < n; k++) {
+    uint64_t s = next_line_start(fd, data_start + (uint64_t)k * size_each, (uint64_t)size);
+    if (s <= prev || s >= (uint64_t)size) continue;   /* two cuts in one line, or none left */
+    job->chunks[job->nchunks - 1].end = s;
+    job->chunks[job->nchunks++].start = prev = s;
+  }
+  close(fd);
+  job->chunks[job->nchunks - 1].end = (uint64_t)size;
+  if (job->nchunks == 1) {
+    free(job->chunks);
+    job->chunks = NULL;
+    return 0;
+  }
+  return job->nchunks;
+}
+
+/* Chunk c's record start at `offset`, or NULL when it kept none there. */
+static const record_start *find_record_start(const chunk *c, uint64_t offset) {
+  const loader *ld = c->ld;
+  size_t lo = 0, hi = ld->nstarts;
+  if (c->status != LQ_CSV_OK || ld->starts == NULL) return NULL;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ld->starts[mid].offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < ld->nstarts && ld->starts[lo].offset == offset ? &ld->starts[lo] : NULL;
+}
+
+/* Settle where each chunk's rows begin (see the note above); reads on where a guess was wrong. */
+static int join_chunks(parallel_read *job) {
+  loader *m = job->main;
+  chunk *cur = &job->chunks[0];
+  int k;
+  cur->joined = 1;
+  cur->line_base = cur->record_base = 0;   /* the main loader counts from the file's start */
+  for (k = 1; k < job->nchunks; k++) {
+    chunk *c = &job->chunks[k];
+    const record_start *r;
+    if (cur->status != LQ_CSV_OK) break;
+    r = find_record_start(c, cur->stopped_at);
+    if (r != NULL) {
+      if (r != &c->ld->starts[0]) m->t->read_chunks[1]++;
+      c->joined = 1;
+      c->first_row = r->rows;
+      c->first_reject = r->rejects;
+      c->first_fixup = r->fixups;
+      c->line_base = cur->line_base + cur->stop_line - r->line;
+      c->record_base = cur->record_base + cur->stop_records - r->records;
+      cur = c;
+      continue;
+    }
+    /* the guess was wrong this far in: the chunk before reads on through this one */
+    m->t->read_chunks[2]++;
+    cur->ld->stop_at = c->end;
+    if (cur->ld == m) {
+      cur->status = load_rows(m);
+      chunk_note_stop(cur);
+    } else {
+      cur->status = chunk_open(job, cur, cur->stopped_at);
+      if (cur->status == LQ_CSV_OK) cur->status = load_rows(cur->ld);
+      chunk_note_stop(cur);
+      chunk_release(cur);
+    }
+  }
+  if (cur->status != LQ_CSV_OK) {
+    if (cur->ld != m) snprintf(m->err, m->errlen, "%s", cur->err);
+    return cur->status;
+  }
+  return LQ_CSV_OK;
+}
+
+/* A joined chunk's rejects into the main table, its line and record numbers the file's. */
+static int append_rejects(loader *m, chunk *c) {
+  const lq_table *t = c->ld->t;
+  size_t i, fx = c->first_fixup;
+  for (i = c->first_reject; i < t->nrejects; i++) {
+    const lq_reject *r = &t->rejects[i];
+    const char *reason = r->reason;
+    char rewritten[200];
+    while (fx < c->ld->nfixups && c->ld->fixups[fx].reject < i) fx++;
+    if (fx < c->ld->nfixups && c->ld->fixups[fx].reject == i) {
+      const line_fixup *f = &c->ld->fixups[fx];
+      malformed_reason(rewritten, sizeof rewritten, f->status, (size_t)m->ninput, f->nfields, f->last + c->line_base);
+      reason = rewritten;
+    }
+    if (lq_table_add_reject(m->t, r->line + c->line_base, r->record + c->record_base, r->column, reason) != 0)
+      return fail_memory(m);
+  }
+  return LQ_CSV_OK;
+}
+
+/* The joined chunks' rows into the main table on the read's threads, a column of a chunk at a
+** time: with as many chunks as threads, a chunk each would leave the copy on one. */
+typedef struct copy_job {
+  lq_table *t;
+  lq_table_part *parts;
+  int nparts;
+  int next;               /* atomic: part * ncols + column */
+} copy_job;
+
+static void *copy_worker(void *arg) {
+  copy_job *job = (copy_job *)arg;
+  const int ncols = job->t->ncols;
+  for (;;) {
+    int k = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (ncols == 0 || k >= job->nparts * ncols) return NULL;
+    lq_table_append_copy(job->t, &job->parts[k / ncols], k % ncols);
+  }
+}
+
+static int append_chunks(loader *m, parallel_read *pr, int threads) {
+  copy_job job;
+  pthread_t ids[LQ_CSV_MAX_THREADS];
+  int started[LQ_CSV_MAX_THREADS];
+  int k, t, ok;
+  memset(&job, 0, sizeof job);
+  job.t = m->t;
+  if ((job.parts = (lq_table_part *)calloc((size_t)pr->nchunks, sizeof *job.parts)) == NULL) return fail_memory(m);
+  for (k = 1; k < pr->nchunks; k++) {
+    chunk *c = &pr->chunks[k];
+    if (!c->joined) continue;
+    if (append_rejects(m, c) != LQ_CSV_OK) break;
+    job.parts[job.nparts].src = c->ld->t;
+    job.parts[job.nparts++].from = c->first_row;
+  }
+  ok = k == pr->nchunks && lq_table_append_prepare(m->t, job.parts, job.nparts) == 0;
+  if (ok) {
+    for (t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, copy_worker, &job) == 0;
+    (void)copy_worker(&job);
+    for (t = 1; t < threads; t++)
+      if (started[t]) pthread_join(ids[t], NULL);
+  }
+  lq_table_append_finish(m->t, job.parts, job.nparts, ok);
+  free(job.parts);
+  return ok ? LQ_CSV_OK : fail_memory(m);
+}
+
+/* The data rows on o->threads threads; 1 when it read them, 0 when it left them to load_rows. */
+static int load_rows_parallel(loader *ld, int *status) {
+  parallel_read job;
+  pthread_t ids[LQ_CSV_MAX_THREADS];
+  int started[LQ_CSV_MAX_THREADS];
+  int threads = ld->o->threads, t, k, st;
+  memset(&job, 0, sizeof job);
+  job.path = ld->path;
+  job.main = ld;
+  if (plan_chunks(ld, &job) == 0) return 0;
+  if (threads > LQ_CSV_MAX_THREADS) threads = LQ_CSV_MAX_THREADS;
+  if (threads > job.nchunks) threads = job.nchunks;
+  job.next = 1;
+  ld->job = &job;
+  ld->bytes_done = &job.chunks[0].bytes_done;
+  ld->stop_at = job.chunks[0].end;
+  ld->strict = 0;   /* the first reject of the file is known once the chunks are joined */
+  for (t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, parallel_worker, &job) == 0;
+  job.chunks[0].status = load_rows(ld);   /* chunk 0, straight into the table */
+  chunk_note_stop(&job.chunks[0]);
+  (void)parallel_worker(&job);             /* then whatever chunks are left */
+  for (t = 1; t < threads; t++)
+    if (started[t]) pthread_join(ids[t], NULL);
+  st = join_chunks(&job);
+  ld->stop_at = UINT64_MAX;
+  ld->t->read_chunks[0] = (unsigned)job.nchunks;
+  if (st == LQ_CSV_OK) st = append_chunks(ld, &job, threads);
+  for (k = 1; k < job.nchunks; k++) {
+    chunk *c = &job.chunks[k];
+    if (c->ld != NULL) loader_free(c->ld);
+    if (c->input.file != NULL) lq_input_close(&c->input);
+  }
+  free(job.chunks);
+  ld->job = NULL;
+  ld->bytes_done = NULL;
+  ld->strict = ld->o->strict;
+  if (st == LQ_CSV_OK && ld->strict && ld->t->nrejects > 0) {
+    lq_reject_message(ld->t, &ld->t->rejects[0], ld->err, ld->errlen);
+    st = LQ_CSV_EDATA;
+  }
+  *status = st;
+  return 1;
 }
 
 static int load(loader *ld, lq_table **out) {
@@ -1535,7 +2098,8 @@ static int load(loader *ld, lq_table **out) {
       }
     }
   }
-  if ((st = load_rows(ld)) != LQ_CSV_OK) return st;
+  if (!load_rows_parallel(ld, &st)) st = load_rows(ld);
+  if (st != LQ_CSV_OK) return st;
   lq_table_shrink(ld->t);
   *out = ld->t;
   ld->t = NULL;
@@ -1549,6 +2113,8 @@ static void loader_init(loader *ld, const lq_csv_options *o, lq_allocator a, cha
   ld->rd.alloc = &ld->alloc;
   ld->err = err;
   ld->errlen = errlen;
+  ld->strict = o->strict;
+  ld->stop_at = UINT64_MAX;
   if (errlen > 0) err[0] = '\0';
 }
 
@@ -1561,6 +2127,7 @@ int lq_csv_read_file(const char *path, const lq_csv_options *o, lq_allocator a,
   *out = NULL;
   if (lq_input_open(&input, path, err, errlen) != 0) return LQ_CSV_EIO;
   ld.rd.input = &input;
+  ld.path = path;
   ld.rd.cap = LQ_CSV_CHUNK;
   ld.rd.buf = (char *)lmem(&ld, NULL, 0, ld.rd.cap + LQ_CSV_PAD);
   if (ld.rd.buf == NULL) {

@@ -23,6 +23,12 @@
 #if !defined(LQ_CSV_DISTINCT_LIMIT)
 #define LQ_CSV_DISTINCT_LIMIT (1 << 20)    /* distinct strings counted per column while inferring */
 #endif
+#if !defined(LQ_CSV_SPLIT_MIN)
+#define LQ_CSV_SPLIT_MIN ((size_t)4 << 20) /* no chunk of a file read on threads is smaller */
+#endif
+#if !defined(LQ_CSV_MAX_THREADS)
+#define LQ_CSV_MAX_THREADS 64
+#endif
 #if !defined(LQ_MESSAGE_MAX)
 #define LQ_MESSAGE_MAX 512                 /* longest message (error or reject) */
 #endif
@@ -58,6 +64,15 @@ typedef struct lq_csv_options {
   ** records so far; for progress shown while a large file loads. NULL: none. */
   void (*progress)(void *ud, double bytes, double size, double records);
   void *progress_ud;
+  /* Keep only these columns (names after renaming, or as in the header; required columns are kept
+  ** too): the others are split off each record and never made into values. NULL: every column. */
+  const char *const *columns;
+  int ncolumns;
+  /* Threads a plain file is read on (1: this one). The file is cut into chunks at line starts, each
+  ** parsed into a table of its own and appended in order: the result is the one-thread result,
+  ** rejects and their lines included. Gzip input, standard input and strings are read on one. */
+  int threads;
+  size_t chunk_bytes;     /* testing: chunks of this many bytes (0: sized from the file and threads) */
 } lq_csv_options;
 
 enum {

@@ -55,6 +55,18 @@ int lq_input_open(lq_input *in, const char *path, char *err, size_t errlen) {
   return 0;
 }
 
+int lq_input_open_at(lq_input *in, const char *path, long long offset, char *err, size_t errlen) {
+  memset(in, 0, sizeof *in);
+  if ((in->file = fopen(path, "rb")) == NULL) return fail(err, errlen, path, strerror(errno));
+  if (fseeko(in->file, (off_t)offset, SEEK_SET) != 0) {
+    int e = errno ? errno : EIO;
+    lq_input_close(in);
+    return fail(err, errlen, path, strerror(e));
+  }
+  in->raw_read = (unsigned long long)offset;
+  return 0;
+}
+
 static long read_plain(lq_input *in, char *buf, size_t n) {
   size_t out = 0, got;
   while (in->head_pos < in->head_len && out < n) buf[out++] = (char)in->head[in->head_pos++];

@@ -26,6 +26,9 @@ typedef struct lq_input {
 /* Open path ("-": standard input). 0 on success; else -1 and err holds "path: reason". */
 int lq_input_open(lq_input *in, const char *path, char *err, size_t errlen);
 
+/* A plain file from byte `offset` on (no gzip check): a chunk of a file read on several threads. */
+int lq_input_open_at(lq_input *in, const char *path, long long offset, char *err, size_t errlen);
+
 /* Up to n bytes into buf. Returns the count (0 at the end); -1 on failure, message in in->message. */
 long lq_input_read(lq_input *in, char *buf, size_t n);
 

@@ -93,6 +93,8 @@ typedef struct lq_table {
   size_t nrejects, rejects_cap;
   char *source;           /* file name for messages, or NULL */
   unsigned flags;         /* LQ_TABLE_EVENTS, ... */
+  unsigned read_chunks[3]; /* the CSV reader's: chunks read, of them joined past their first line
+                              (a cut in a quoted field), and read again by the chunk before */
   lq_dict names;          /* column names: code == column index, for lq_table_find */
 } lq_table;
 

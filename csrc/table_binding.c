@@ -105,7 +105,8 @@ static const char *column_hint(lua_State *L, const lq_table *t, const char *name
 /* ---- options ---- */
 
 static const char *const csv_options[] = {
-  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", "source", "first_line", "progress", NULL
+  "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", "source", "first_line", "progress",
+  "threads", "columns", "chunk_bytes", NULL
 };
 
 static const char *const type_list = "number, category, boolean, time, text, tags";
@@ -341,6 +342,40 @@ static void read_csv_options(lua_State *L, int idx, lq_csv_options *o) {
     o->first_line = (unsigned long)v;
   }
   lua_pop(L, 1);
+  if (LQ_GETFIELD_TYPE(L, idx, "threads") != LUA_TNIL) {
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || v < 1 || v != floor(v))
+      luaL_error(L, "option 'threads' must be a whole number >= 1, got %s",
+                 lua_type(L, -1) == LUA_TNUMBER ? lua_pushfstring(L, "%f", v) : luaL_typename(L, -1));
+    o->threads = v > LQ_CSV_MAX_THREADS ? LQ_CSV_MAX_THREADS : (int)v;
+  }
+  lua_pop(L, 1);
+  if (LQ_GETFIELD_TYPE(L, idx, "chunk_bytes") != LUA_TNIL) {   /* testing: cuts land where a test wants */
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || v < 1 || v != floor(v) || v > 1e15)
+      luaL_error(L, "option 'chunk_bytes' must be a whole number >= 1");
+    o->chunk_bytes = (size_t)v;
+  }
+  lua_pop(L, 1);
+  if (LQ_GETFIELD_TYPE(L, idx, "columns") != LUA_TNIL) {   /* the names stay on the stack with their table */
+    int list = lua_gettop(L), n, i;
+    const char **names;
+    if (!lua_istable(L, list)) luaL_error(L, "option 'columns' must be a list of column names, got %s",
+                                          luaL_typename(L, list));
+    n = (int)lua_rawlen(L, list);
+    names = (const char **)lq_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *names);
+    for (i = 0; i < n; i++) {
+      lua_rawgeti(L, list, i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "option 'columns': entry %d must be a column name, got %s", i + 1, luaL_typename(L, -1));
+      names[i] = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+    o->columns = names;
+    o->ncolumns = n;
+  } else {
+    lua_pop(L, 1);
+  }
   if (LQ_GETFIELD_TYPE(L, idx, "plan") != LUA_TNIL) {   /* a compiled mapping script */
     lq_plan *plan = (lq_plan *)lq_newuserdata(L, sizeof *plan);
     if (o->nmap > 0) luaL_error(L, "options 'map' and 'plan' cannot be given together (a plan renames too)");
@@ -887,6 +922,33 @@ static int t_names(lua_State *L) {
   return 1;
 }
 
+/* t:categories(name): a category or tags column's distinct values, in code order (first seen). */
+static int t_categories(lua_State *L) {
+  lq_table *t = lq_check_table(L, 1);
+  const lq_column *c = t->cols[check_column(L, t, 2)];
+  int32_t code;
+  if (c->type != LQ_CATEGORY && c->type != LQ_TAGS)
+    return luaL_error(L, "column '%s' is %s, not a category or tags column", c->name, lq_type_name(c->type));
+  lua_createtable(L, c->dict.count, 0);
+  for (code = 0; code < c->dict.count; code++) {
+    size_t len;
+    const char *s = lq_dict_string(&c->dict, code, &len);
+    lua_pushlstring(L, s, len);
+    lua_rawseti(L, -2, (int)code + 1);
+  }
+  return 1;
+}
+
+/* t:read_chunks(): how the CSV reader split the file: chunks, joined past their first line, read
+** again (for tests and timings; 1, 0, 0 for a file read on one thread). */
+static int t_read_chunks(lua_State *L) {
+  lq_table *t = lq_check_table(L, 1);
+  lua_pushinteger(L, (lua_Integer)(t->read_chunks[0] > 0 ? t->read_chunks[0] : 1));
+  lua_pushinteger(L, (lua_Integer)t->read_chunks[1]);
+  lua_pushinteger(L, (lua_Integer)t->read_chunks[2]);
+  return 3;
+}
+
 static int t_rejects(lua_State *L) {
   lq_table *t = lq_check_table(L, 1);
   size_t i;
@@ -1116,6 +1178,8 @@ static const luaL_Reg table_methods[] = {
   { "schema", t_schema },
   { "names", t_names },
   { "rejects", t_rejects },
+  { "categories", t_categories },
+  { "read_chunks", t_read_chunks },
   { "reject_count", t_reject_count },
   { "append", t_append },
   { "is_events", t_is_events },
