@@ -90,6 +90,16 @@ function M.TestReport.test_status_and_grade_counts_equal_scoring()
 end
 
 -- The funnel section holds what `leadq funnel --format json` prints, for the total and by source.
+-- Threads change how the files are read and scored, never a number of the report.
+function M.TestReport.test_same_numbers_on_two_threads()
+  local one = report.collect(options({ as_of = false,
+    outcome = { transitions = get_sample().transitions, reached = "customer" } }))
+  local two = report.collect(options({ threads = 2, as_of = false,
+    outcome = { transitions = get_sample().transitions, reached = "customer" } }))
+  lu.assertNotNil(one.outcome)
+  lu.assertEquals(two, one)
+end
+
 function M.TestReport.test_funnel_numbers_equal_the_funnel_command()
   local s = get_sample()
   local d = report.collect(options())

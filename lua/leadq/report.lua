@@ -245,11 +245,13 @@ function _M.collect(opts)
   local prefix = model.models and (first.name .. ".") or ""
   local info = first:info()
   local leads
-  leads, err = leadq.read_csv(opts.leads, opts.map and { map = opts.map } or nil)
+  -- the files are read on the threads the scoring takes (a plain file is split; gzip reads on one)
+  local threads = opts.threads
+  leads, err = leadq.read_csv(opts.leads, { map = opts.map, threads = threads })
   if not leads then error(err, 0) end
   local events
   if opts.events then
-    events, err = leadq.read_events(opts.events)
+    events, err = leadq.read_events(opts.events, { threads = threads })
     if not events then error(err, 0) end
   end
   local as_of = opts.as_of
@@ -291,7 +293,7 @@ function _M.collect(opts)
     local groupings = { {}, { by } }
     if by ~= "owner" then groupings[3] = { "owner" } end
     -- the log is read once: the funnel's groupings and the outcome's labels both take the table
-    transitions, err = leadq.read_csv(opts.transitions)
+    transitions, err = leadq.read_csv(opts.transitions, { threads = threads })
     if not transitions then error(err, 0) end
     local tabs, rejects
     tabs, rejects, loaded = funnel.reports({ transitions = { { path = opts.transitions, table = transitions } },
