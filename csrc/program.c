@@ -398,9 +398,29 @@ int lq_matcher_test(const lq_matcher *m, const char *s, size_t len, lq_external_
     }
     return 0;
   case LQ_MATCH_EXTERNAL:
-    return ext != NULL ? ext(ud, index, s, len) : 0;
+    return ext != NULL ? ext(ud, index, -1, s, len) : 0;
   }
   return 0;
+}
+
+int lq_matcher_which(const lq_matcher *m, const char *s, size_t len, lq_external_fn ext, void *ud, int index) {
+  int i, hit = 0;
+  for (i = 0; i < m->count; i++) {
+    const char *n = m->needles[i];
+    size_t nl = m->lengths[i];
+    switch (m->mode) {
+    case LQ_MATCH_EQUALS: hit = nl == len && same_lowered(s, n, len); break;
+    case LQ_MATCH_CONTAINS: case LQ_MATCH_WORD: hit = find_needle(s, len, n, nl, m->mode == LQ_MATCH_WORD); break;
+    case LQ_MATCH_STARTS: hit = nl <= len && same_lowered(s, n, nl); break;
+    case LQ_MATCH_ENDS: hit = nl <= len && same_lowered(s + len - nl, n, nl); break;
+    case LQ_MATCH_EXTERNAL:
+      hit = ext != NULL ? ext(ud, index, i, s, len) : 0;
+      if (hit < 0) return -2;
+      break;
+    }
+    if (hit) return i;
+  }
+  return -1;
 }
 
 /* ---- runs ---- */
@@ -1541,14 +1561,14 @@ void lq_program_exec(const lq_run *run, lq_scratch *s, size_t begin, size_t end,
 /* ---- explain: one row of a run, alone ---- */
 
 size_t lq_row_facts_size(const lq_program *p) {
-  size_t nr = (size_t)p->nrules, nd = (size_t)p->ndisq, ng = (size_t)p->ngroups;
-  return (size_t)p->nfields * sizeof(lq_view) + (2 * nr + 2 * ng) * sizeof(double) + ng * sizeof(double *) +
-         (nr + nd) * sizeof(int32_t) + nr + nd + 16;
+  size_t nr = (size_t)p->nrules, nd = (size_t)p->ndisq, ng = (size_t)p->ngroups, nl = (size_t)p->nleaves;
+  return (size_t)p->nfields * sizeof(lq_view) + (2 * nr + 2 * ng + nl) * sizeof(double) + ng * sizeof(double *) +
+         (nr + nd + 2 * nl) * sizeof(int32_t) + nr + nd + 2 * nl + 16;
 }
 
 /* The block: views, then doubles and pointers, then int32s, then bytes (each kind aligned). */
 void lq_row_facts_init(lq_row_facts *f, const lq_program *p, void *block) {
-  size_t nr = (size_t)p->nrules, nd = (size_t)p->ndisq, ng = (size_t)p->ngroups, i;
+  size_t nr = (size_t)p->nrules, nd = (size_t)p->ndisq, ng = (size_t)p->ngroups, nl = (size_t)p->nleaves, i;
   char *q = (char *)block;
   memset(f, 0, sizeof *f);
   memset(block, 0, lq_row_facts_size(p));
@@ -1557,18 +1577,73 @@ void lq_row_facts_init(lq_row_facts *f, const lq_program *p, void *block) {
   f->rule_points = (double *)(void *)q; q += nr * sizeof(double);
   f->group_raw = (double *)(void *)q; q += ng * sizeof(double);
   f->group_points = (double *)(void *)q; q += ng * sizeof(double);
+  f->leaf_number = (double *)(void *)q; q += nl * sizeof(double);
   f->group_ptrs = (double **)(void *)q; q += ng * sizeof(double *);
   f->rule_reason = (int32_t *)(void *)q; q += nr * sizeof(int32_t);
   f->disq_reason = (int32_t *)(void *)q; q += nd * sizeof(int32_t);
+  f->leaf_value = (int32_t *)(void *)q; q += nl * sizeof(int32_t);
+  f->leaf_needle = (int32_t *)(void *)q; q += nl * sizeof(int32_t);
   f->rule_fired = (uint8_t *)q; q += nr;
-  f->disq_fired = (uint8_t *)q;
+  f->disq_fired = (uint8_t *)q; q += nd;
+  f->leaf_holds = (uint8_t *)q; q += nl;
+  f->leaf_missing = (uint8_t *)q;
   /* reasons as indexes: rules first, then disqualifiers (as the names the binding keeps) */
   for (i = 0; i < nr; i++) f->rule_reason[i] = (int32_t)i;
   for (i = 0; i < nd; i++) f->disq_reason[i] = (int32_t)(nr + i);
   for (i = 0; i < ng; i++) f->group_ptrs[i] = &f->group_points[i];
 }
 
-void lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_row_facts *f) {
+/* Whether leaf `index`'s field has no value at row 0 of run (a function's mask always has one). */
+static int leaf_field_missing(const lq_run *run, int index) {
+  const lq_view *v = &run->views[run->prog->leaves[index].field];
+  switch (v->kind) {
+  case LQ_VIEW_ABSENT: return 1;
+  case LQ_VIEW_NUMBER: case LQ_VIEW_VALUES: return v->numbers[0] != v->numbers[0];
+  case LQ_VIEW_BOOL: return v->bytes[0] == LQ_MISSING_BOOL;
+  case LQ_VIEW_CODES: return v->codes[0] < 0;
+  case LQ_VIEW_TAGS: case LQ_VIEW_TEXT: return v->missing[0] != 0;
+  case LQ_VIEW_MASK: return 0;
+  }
+  return 1;
+}
+
+/* The needle a string leaf found at row 0 of run, and in which value: 0, or -2 (callback failed). */
+static int leaf_needle_found(const lq_run *run, int index, lq_external_fn ext, void *ud, int32_t *value,
+                             int32_t *needle) {
+  const lq_leaf *lf = &run->prog->leaves[index];
+  const lq_matcher *m = &run->prog->matchers[lf->matcher];
+  const lq_view *v = &run->views[lf->field];
+  uint64_t k, from = 0, to = 0;
+  *value = *needle = -1;
+  if (leaf_field_missing(run, index)) return 0;
+  if (v->kind == LQ_VIEW_CODES || v->kind == LQ_VIEW_TEXT) {
+    from = 0;
+    to = 1;
+  } else if (v->kind == LQ_VIEW_TAGS) {
+    from = v->offsets[0];
+    to = v->offsets[1];
+  }
+  for (k = from; k < to; k++) {
+    size_t len;
+    const char *str;
+    int which;
+    if (v->kind == LQ_VIEW_CODES) str = lq_dict_string(v->dict, v->codes[0], &len);
+    else if (v->kind == LQ_VIEW_TAGS) str = lq_dict_string(v->dict, v->tag_codes[k], &len);
+    else { str = v->text + v->offsets[0]; len = (size_t)(v->offsets[1] - v->offsets[0]); }
+    which = lq_matcher_which(m, str, len, ext, ud, lf->matcher);
+    if (which == -2) return -2;
+    if (which >= 0) {
+      *value = (int32_t)(k - from);
+      *needle = which;
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_external_fn ext, void *ud,
+                           lq_row_facts *f) {
+  const lq_program *p = run->prog;
   lq_run at = *run;
   lq_out out;
   int k;
@@ -1601,6 +1676,22 @@ void lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_row
   out.rule_points = f->rule_points;
   out.group_raw = f->group_raw;
   exec_row(&at, s, 0, &out);
+  /* Each leaf again, alone: its result is the one the pass combined (leaf_one is the pass's own
+  ** test of one row), with what decided it. */
+  for (k = 0; k < p->nleaves; k++) {
+    const lq_leaf *lf = &p->leaves[k];
+    const lq_view *v = &at.views[lf->field];
+    f->leaf_holds[k] = leaf_one(&at, k, 0);
+    f->leaf_missing[k] = (uint8_t)leaf_field_missing(&at, k);
+    f->leaf_number[k] = NAN;
+    f->leaf_value[k] = f->leaf_needle[k] = -1;
+    if ((lf->kind == LQ_LEAF_RANGE || lf->kind == LQ_LEAF_TIME) &&
+        (v->kind == LQ_VIEW_NUMBER || v->kind == LQ_VIEW_VALUES))
+      f->leaf_number[k] = v->numbers[0];
+    if (lf->kind == LQ_LEAF_STRING &&
+        leaf_needle_found(&at, k, ext, ud, &f->leaf_value[k], &f->leaf_needle[k]) != 0) return -2;
+  }
+  return 0;
 }
 
 void lq_program_rule_mask(const lq_run *run, lq_scratch *s, int rule, size_t begin, size_t end, uint8_t *mask) {

@@ -187,8 +187,9 @@ typedef struct lq_run {
 ** read through its lq_text_codes instead, as codes). */
 void lq_view_of_column(lq_view *v, const lq_column *c);
 
-/* Callback for LQ_MATCH_EXTERNAL: 1 when value s matches matcher m, 0 when not, -1 on error. */
-typedef int (*lq_external_fn)(void *ud, int matcher, const char *s, size_t len);
+/* Callback for LQ_MATCH_EXTERNAL: 1 when value s matches needle `needle` of matcher m (any of its
+** needles when -1), 0 when not, -1 on error. */
+typedef int (*lq_external_fn)(void *ud, int matcher, int needle, const char *s, size_t len);
 
 /* Where a pass writes: arrays indexed by row (NULL to skip one). Codes are indexes into the
 ** names the caller interned in order: statuses (otherwise, thresholds ascending, disqualified),
@@ -241,6 +242,9 @@ int lq_program_grade_count(const lq_program *p);   /* distinct grade codes, 0 wi
 
 /* One matcher on one value (any case); external matchers go to the callback. */
 int lq_matcher_test(const lq_matcher *m, const char *s, size_t len, lq_external_fn ext, void *ud, int index);
+/* The first of m's needles that value s matches, by m's mode: its index, -1 none, -2 the external
+** callback failed. What explain names ("title 'VP Sales' has the word 'vp'"). */
+int lq_matcher_which(const lq_matcher *m, const char *s, size_t len, lq_external_fn ext, void *ud, int index);
 
 /* Runs: bind views, then build the per-code tables (growing them if the dictionaries grew). */
 int lq_run_init(lq_run *run, const lq_program *p, lq_allocator *a);
@@ -267,6 +271,14 @@ typedef struct lq_row_facts {
   uint8_t *rule_fired, *disq_fired;     /* nrules, ndisq: the condition held */
   double *rule_raw, *rule_points;       /* nrules: points when fired, and what the group's cap left */
   double *group_raw, *group_points;     /* ngroups: sums before and after floor and cap */
+  /* Per leaf, what explain says of it: whether it held (negation applied, as the rules used it),
+  ** whether its field had no value, and what decided it: the number a range or time leaf compared
+  ** (NaN when missing), and for a string leaf the value a needle was found in (0, or the index of
+  ** the tag in a list) and that needle's index, both -1 when none was found (a negated leaf reports
+  ** the needle it found all the same). */
+  uint8_t *leaf_holds, *leaf_missing;
+  double *leaf_number;
+  int32_t *leaf_value, *leaf_needle;
   /* the block's working space: the views moved to the row, the identity reason codes */
   lq_view *views;
   double **group_ptrs;
@@ -276,8 +288,10 @@ typedef struct lq_row_facts {
 size_t lq_row_facts_size(const lq_program *p);
 void lq_row_facts_init(lq_row_facts *f, const lq_program *p, void *block);
 /* Runs row `row` of run (bound, its tables built) alone, into f: the same pass as the bulk and
-** one-lead paths, so the facts tell of the answer those give. */
-void lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_row_facts *f);
+** one-lead paths, so the facts tell of the answer those give. ext: the callback of external
+** matchers, asked which needle matched. 0, or -2 when the callback failed. */
+int lq_program_explain_row(const lq_run *run, lq_scratch *s, size_t row, lq_external_fn ext, void *ud,
+                           lq_row_facts *f);
 /* The condition of rule r alone over rows [begin, end), into mask[row - begin]. */
 void lq_program_rule_mask(const lq_run *run, lq_scratch *s, int rule, size_t begin, size_t end,
                           uint8_t *mask);

@@ -476,19 +476,17 @@ void lq_log_error(lua_State *L, error_log *log, int owners, int index, const cha
   lua_setfield(L, log->slot, "count");
 }
 
-typedef struct ext_ctx {
-  lua_State *L;
-  int fns;
-  char message[256];
-} ext_ctx;
-
-static int ext_match(void *ud, int m, const char *s, size_t len) {
-  ext_ctx *c = (ext_ctx *)ud;
+/* External matchers (Lua patterns): compiler.lua's function of the value, and of the needle asked
+** about (explain), or of any needle (nil). */
+int lq_lua_matcher(void *ud, int m, int needle, const char *s, size_t len) {
+  lua_matchers *c = (lua_matchers *)ud;
   lua_State *L = c->L;
   int r;
   lua_rawgeti(L, c->fns, m + 1);
   lua_pushlstring(L, s, len);
-  if (lua_pcall(L, 1, 1, 0) != 0) {
+  if (needle >= 0) lua_pushinteger(L, needle + 1);
+  else lua_pushnil(L);
+  if (lua_pcall(L, 2, 1, 0) != 0) {
     const char *msg = lua_tostring(L, -1);
     snprintf(c->message, sizeof c->message, "%s", msg ? msg : "error in a pattern");
     lua_pop(L, 1);
@@ -499,15 +497,19 @@ static int ext_match(void *ud, int m, const char *s, size_t len) {
   return r;
 }
 
+void lq_push_lua_matchers(lua_State *L, int uv, lua_matchers *ctx) {
+  ctx->L = L;
+  ctx->message[0] = '\0';
+  lua_rawgeti(L, uv, UV_MATCHERS);
+  ctx->fns = lua_gettop(L);
+}
+
 void lq_build_luts(lua_State *L, lq_run *run, int uv) {
-  ext_ctx ctx;
+  lua_matchers ctx;
   int status;
   lq_allocator a = lq_lua_allocator(L);
-  ctx.L = L;
-  ctx.message[0] = '\0';
-  lua_rawgeti(L, uv, UV_MATCHERS);
-  ctx.fns = lua_gettop(L);
-  status = lq_run_build_luts(run, &a, ext_match, &ctx);
+  lq_push_lua_matchers(L, uv, &ctx);
+  status = lq_run_build_luts(run, &a, lq_lua_matcher, &ctx);
   lua_pop(L, 1);
   if (status == -1) luaL_error(L, "not enough memory");
   if (status == -2) luaL_error(L, "a 'matches' pattern failed: %s", ctx.message);

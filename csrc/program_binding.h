@@ -138,6 +138,15 @@ program_box *lq_check_program(lua_State *L, int i);
 int lq_lead_readonly_error(lua_State *L);
 void lq_log_error(lua_State *L, error_log *log, int owners, int index, const char *lead);
 void lq_build_luts(lua_State *L, lq_run *run, int uv);
+/* The Lua functions of external matchers, for lq_lua_matcher: lq_push_lua_matchers pushes their
+** list (pop it after use); a failed call leaves its message here. */
+typedef struct lua_matchers {
+  lua_State *L;
+  int fns;
+  char message[256];
+} lua_matchers;
+void lq_push_lua_matchers(lua_State *L, int uv, lua_matchers *ctx);
+int lq_lua_matcher(void *ud, int m, int needle, const char *s, size_t len);
 void lq_push_answer(lua_State *L, program_box *pb, int uv, const one_answer *ans, int errors, int into);
 
 /* program_score.c: p:score, and the binding explain_row shares with it. */

@@ -7,9 +7,10 @@
 #include "compat.h"
 #include "program_binding.h"
 
-/* The facts table of one row: rules (fired, raw, points), disqualifiers, groups (raw, points). */
+/* The facts table of one row: rules (fired, raw, points), disqualifiers, groups (raw, points), and
+** leaves, in the program's order (holds, missing, and number, or value and needle, 1-based). */
 static void push_facts(lua_State *L, const lq_program *p, const lq_row_facts *f) {
-  int r, g;
+  int r, g, k;
   lua_createtable(L, 0, 3);
   lua_createtable(L, p->nrules, 0);
   for (r = 0; r < p->nrules; r++) {
@@ -39,6 +40,26 @@ static void push_facts(lua_State *L, const lq_program *p, const lq_row_facts *f)
     lua_rawseti(L, -2, g + 1);
   }
   lua_setfield(L, -2, "groups");
+  lua_createtable(L, p->nleaves, 0);
+  for (k = 0; k < p->nleaves; k++) {   /* each test's result, and what decided it */
+    lua_createtable(L, 0, 4);
+    lua_pushboolean(L, f->leaf_holds[k]);
+    lua_setfield(L, -2, "holds");
+    lua_pushboolean(L, f->leaf_missing[k]);
+    lua_setfield(L, -2, "missing");
+    if (f->leaf_number[k] == f->leaf_number[k]) {
+      lq_push_number(L, f->leaf_number[k]);
+      lua_setfield(L, -2, "number");
+    }
+    if (f->leaf_needle[k] >= 0) {
+      lua_pushinteger(L, (lua_Integer)f->leaf_needle[k] + 1);
+      lua_setfield(L, -2, "needle");
+      lua_pushinteger(L, (lua_Integer)f->leaf_value[k] + 1);
+      lua_setfield(L, -2, "value");
+    }
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "leaves");
 }
 
 /* Runs row `row` of run alone and pushes the answer (as score_one's) with its .facts. The facts'
@@ -48,8 +69,13 @@ static void push_explained(lua_State *L, program_box *pb, const lq_run *run, lq_
   const lq_program *p = pb->prog;
   lq_row_facts f;
   one_answer ans;
+  lua_matchers ctx;
+  int status;
   lq_row_facts_init(&f, p, lua_newuserdata(L, lq_row_facts_size(p)));
-  lq_program_explain_row(run, s, row, &f);
+  lq_push_lua_matchers(L, uv, &ctx);
+  status = lq_program_explain_row(run, s, row, lq_lua_matcher, &ctx, &f);
+  lua_pop(L, 1);
+  if (status != 0) luaL_error(L, "a 'matches' pattern failed: %s", ctx.message);
   ans.total = f.total;
   ans.status = f.status;
   ans.grade = f.grade;

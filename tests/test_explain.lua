@@ -3,6 +3,7 @@
 local lu = require("luaunit")
 local leadq = require("leadq")
 local dsl = leadq.dsl
+local h = require("helpers")
 
 local AS_OF = dsl.parse_time("2026-03-01")
 
@@ -135,6 +136,92 @@ function TestExplain:test_model_description()
   lu.assertEquals(info.thresholds[1], { status = "mql", at = 40 })
   lu.assertEquals(#m:rules(), 7)
   lu.assertEquals(m:rules()[1].id, "VP_TITLE")
+end
+
+-- What a test said of a lead comes from the C program: "y" is true to the core (as in a CSV file), so
+-- the first part of this `any` decides, and the sentence names it, not the title that did not match.
+function TestExplain:test_each_test_result_comes_from_the_core()
+  local m = leadq.model(dsl.model "optin" {
+    rules = { dsl.rule "ASKED" { points = 10, when = { any = { { optin = true }, { title = { word = "vp" } } } } },
+              dsl.rule "NOT_STUDENT" { points = 5, when = { title = { not_one_of = { "student", "intern" } } } } },
+    thresholds = { yes = 10, otherwise = "no" },
+  })
+  for _, ex in ipairs({ m:explain({ optin = "y", title = "Intern" }, { as_of = AS_OF }),
+                        m:explain(assert(leadq.parse_csv("optin,title\ny,Intern\n")), 1, { as_of = AS_OF }) }) do
+    lu.assertEquals(ex.total, 10)
+    lu.assertEquals(#ex.rules, 1)
+    lu.assertEquals(ex.rules[1].detail, "optin is true")
+  end
+  local ex = m:explain({ optin = "no", title = "VP Sales" }, { as_of = AS_OF })
+  lu.assertEquals(ex.rules[1].detail, "title 'VP Sales' has the word 'vp'")
+  lu.assertEquals(ex.rules[2].detail, "title 'VP Sales' is not one of 'student', 'intern'")
+end
+
+-- A condition's test results, put together as the condition puts them, give the rule's fired bit,
+-- for every rule and disqualifier of the shipped models on every generated lead (its numbers and
+-- yes/no values given as text, as a form sends them); each test that held names what decided it;
+-- the explanation of the lead as a record and as a row of the same file says the same.
+function TestExplain:test_test_results_agree_with_fired_rules_on_generated_leads()
+  local gen = require("leadq.gen")
+  local compiler = require("leadq.compiler")
+  local core = require("leadq.core")
+  local n = h.size(600, 150)
+  local dir = h.tmpdir()
+  assert(gen.generate({ leads = n, seed = 31, out = dir }))
+  local as_of = dsl.parse_time("2026-11-01")
+  local checked = 0
+  for _, rules in ipairs({ "rules/mql.lua", "rules/sql.lua", "rules/pql.lua" }) do
+    local m = assert(leadq.load_model(rules))
+    local desc = assert(compiler.compile(m.spec, nil))
+    local prog = core.program(desc)
+    local index = {}
+    for i, node in ipairs(desc.leaf_nodes) do index[node] = i end
+    local tbl = assert(leadq.read_csv(dir .. "/leads.csv"))
+    local function combine(node, leaves)
+      if node.op == nil then return leaves[index[node]].holds end
+      if node.op == "not" then return not combine(node.args[1], leaves) end
+      local any = false
+      for _, a in ipairs(node.args) do
+        local v = combine(a, leaves)
+        if node.op == "all" and not v then return false end
+        any = any or v
+      end
+      if node.op == "all" then return true end
+      if node.op == "any" then return any end
+      return not any
+    end
+    for row = 1, #tbl do
+      local record = {}
+      for k, v in pairs(tbl:row(row)) do
+        record[k] = (type(v) == "number" or type(v) == "boolean") and tostring(v) or v
+      end
+      local facts = assert(prog:explain_one(record, { as_of = as_of })).facts
+      for i, r in ipairs(m.spec.rules) do
+        lu.assertEquals(combine(r.when, facts.leaves), facts.rules[i].fired, rules .. " row " .. row .. " " .. r.id)
+      end
+      for i, d in ipairs(m.spec.disqualifiers) do
+        lu.assertEquals(combine(d.when, facts.leaves), facts.disqualifiers[i], rules .. " row " .. row .. " " .. d.id)
+      end
+      for i, node in ipairs(desc.leaf_nodes) do
+        local f = facts.leaves[i]
+        if f.holds and node.t == "str" and not node.negate then lu.assertNotNil(f.needle, node.field) end
+        if f.holds and (node.t == "num" or node.t == "time" or node.t == "date") and not node.negate then
+          lu.assertNotNil(f.number, node.field)
+        end
+      end
+      local as_record = m:explain(record, { as_of = as_of })
+      local as_row = m:explain(tbl, row, { as_of = as_of })
+      lu.assertEquals(#as_record.rules, #as_row.rules, rules .. " row " .. row)
+      for k, r in ipairs(as_record.rules) do
+        lu.assertEquals(r.id, as_row.rules[k].id)
+        lu.assertNotEquals(r.detail, "?")
+      end
+      checked = checked + 1
+    end
+    tbl:close()
+  end
+  lu.assertEquals(checked, 3 * n)
+  h.remove_dir(dir)
 end
 
 return { TestExplain = TestExplain }

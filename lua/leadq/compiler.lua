@@ -103,7 +103,8 @@ _M.walk = walk
 -- ops, registers, the functions run before the pass).
 local function new_compilation(spec, schema, schema_names)
   return { spec = spec, schema = schema, schema_names = schema_names, record_mode = schema == nil,
-    problems = {}, seen_problem = {}, record_kind = {}, slots = {}, slot_of = {}, leaves = {}, matchers = {},
+    problems = {}, seen_problem = {}, record_kind = {}, slots = {}, slot_of = {}, leaves = {}, leaf_nodes = {},
+    matchers = {},
     matcher_of = {}, ops = {}, prepass = {}, nregs = #spec.rules + #spec.disqualifiers, free_regs = {} }
 end
 
@@ -179,7 +180,7 @@ end
 
 -- The index of a string matcher (mode, needles lowercased), shared by every leaf that tests the same
 -- values the same way. `matches` (Lua patterns) is an external matcher: a Lua function the core calls
--- once per distinct value, on text bounded as the DSL promises.
+-- once per distinct value (and explain once per pattern), on text bounded as the DSL promises.
 local function matcher(c, mode, values)
   local lowered = {}
   for i, v in ipairs(values) do lowered[i] = string_lower(v) end
@@ -190,8 +191,9 @@ local function matcher(c, mode, values)
   if mode == "matches" then
     local pats = values
     local bound = dsl.LIMITS.pattern_text   -- a pattern's backtracking grows with its text
-    m.fn = function(v)
+    m.fn = function(v, only)   -- only: the one pattern explain asks about
       v = string_lower(string_sub(v, 1, bound))
+      if only then return string_find(v, pats[only]) ~= nil end
       for _, pat in ipairs(pats) do
         if string_find(v, pat) then return true end
       end
@@ -221,6 +223,7 @@ local function compile_leaf(c, owner, l)
   if l.t == "fn" then
     local s = function_slot(c, owner, l.fn, "when")
     c.leaves[#c.leaves + 1] = { kind = "mask", field = s }
+    c.leaf_nodes[#c.leaves] = l
     return #c.leaves
   end
   local s, info = field_slot(c, owner, l)
@@ -247,6 +250,7 @@ local function compile_leaf(c, owner, l)
     error("leadq.compiler: unknown leaf " .. tostring(l.t))
   end
   c.leaves[#c.leaves + 1] = leaf
+  c.leaf_nodes[#c.leaves] = l
   return #c.leaves
 end
 
@@ -418,6 +422,7 @@ function _M.compile(spec, schema, schema_names)
     reader = c.record_mode and record_reader(c.slots) or nil,
     writer = c.record_mode and answer_writer(groups) or nil,
     leaves = c.leaves,
+    leaf_nodes = c.leaf_nodes,   -- the spec's test behind each leaf (explain reads its facts by it)
     matchers = c.matchers,
     ops = c.ops,
     nregs = c.nregs,

@@ -23,9 +23,8 @@ local core = require("leadq.core")
 local dsl = require("leadq.dsl")
 local compiler = require("leadq.compiler")
 
-local type, pairs, ipairs, tostring, tonumber, error, setmetatable = type, pairs, ipairs, tostring, tonumber, error,
-  setmetatable
-local string_format, string_lower, string_find, string_sub = string.format, string.lower, string.find, string.sub
+local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error, setmetatable
+local string_format = string.format
 local table_concat, table_sort = table.concat, table.sort
 local math_floor = math.floor
 
@@ -147,6 +146,15 @@ local function missing_lines(spec, missing, names, source)
   return lines
 end
 
+-- Which of the program's leaves each test of the spec is (the same for every program of one spec):
+-- explain reads the facts of a test by it.
+local function keep_leaf_index(self, desc)
+  if self._leaf_index then return end
+  local index = {}
+  for i, node in ipairs(desc.leaf_nodes) do index[node] = i end
+  self._leaf_index = index
+end
+
 -- The program for this lead table (and features / earlier results), compiled once per shape.
 -- A field no column holds reads as missing (the third result lists the warnings), unless strict.
 local function table_program(self, tbl, features_tbl, upstream, strict)
@@ -193,6 +201,7 @@ local function table_program(self, tbl, features_tbl, upstream, strict)
   local desc, problems = compiler.compile(spec, lookup, names)
   if not desc then return nil, table_concat(problems, "\n") end
   prog = core.program(desc)
+  keep_leaf_index(self, desc)
   self._progs[key] = prog
   return prog, nil, warnings
 end
@@ -203,6 +212,7 @@ local function record_program(self)
   local desc, problems = compiler.compile(self.spec, nil)
   if not desc then error(table_concat(problems, "\n"), 3) end
   prog = core.program(desc)
+  keep_leaf_index(self, desc)
   self._one = prog
   -- From now on model:score_one is found on the model itself: a C function whose usual call goes
   -- straight to the program, and which hands every other call to Model.score_one (one_scorer in
@@ -372,39 +382,6 @@ end
 
 local DAY = 86400
 
-local function lowered_values(v)
-  if v == nil then return nil end
-  if type(v) == "table" then
-    local out = {}
-    for i, x in ipairs(v) do out[i] = string_lower(tostring(x)) end
-    return out
-  end
-  return { string_lower(tostring(v)) }
-end
-
-local function is_word_byte(b)
-  return b ~= nil and ((b >= 48 and b <= 57) or (b >= 97 and b <= 122) or (b >= 65 and b <= 90) or b >= 128)
-end
-
-local function has_word(s, w)
-  local init = 1
-  while true do
-    local i, j = string_find(s, w, init, true)
-    if not i then return false end
-    if not is_word_byte(s:byte(i - 1)) and not is_word_byte(s:byte(j + 1)) then return true end
-    init = i + 1
-  end
-end
-
-local STR_TEST = {
-  equals = function(s, n) return s == n end,
-  contains = function(s, n) return string_find(s, n, 1, true) ~= nil end,
-  starts = function(s, n) return s:sub(1, #n) == n end,
-  ends = function(s, n) return #n <= #s and s:sub(-#n) == n end,
-  word = has_word,
-  matches = function(s, n) return string_find(string_sub(s, 1, dsl.LIMITS.pattern_text), n) ~= nil end,
-}
-
 local function quote(v)
   if type(v) == "string" then return "'" .. v .. "'" end
   if type(v) == "table" then
@@ -435,121 +412,103 @@ local function list_text(leaf)
   return table_concat(shown, ", ")
 end
 
--- Does one leaf hold for this lead, and why (a sentence)? The same semantics as the C core.
-local function eval_leaf(leaf, lead, as_of)
+-- One test of a condition, in a sentence. Whether it held, and what decided it (the number it
+-- compared, the needle it found and in which value), come from the C program's own pass over this
+-- lead (fact: facts.leaves[i]); the lead's values only show what the lead holds.
+local function leaf_sentence(leaf, fact, lead, as_of)
   local f = leaf.field
-  if leaf.t == "fn" then return nil, "the rule's Lua function" end
+  local holds = fact.holds
+  if leaf.t == "fn" then return holds, "the rule's Lua function" end
   local v = lead[f]
   if leaf.t == "present" then
-    local present = v ~= nil
-    if leaf.negate then return not present, f .. " is missing" end
-    return present, string_format("%s is given (%s)", f, quote(v))
+    if leaf.negate then return holds, f .. " is missing" end
+    return holds, string_format("%s is given (%s)", f, quote(v))
   elseif leaf.t == "bool" then
-    return v == leaf.value, string_format("%s is %s", f, tostring(leaf.value))
+    return holds, string_format("%s is %s", f, tostring(leaf.value))
   elseif leaf.t == "num" or leaf.t == "time" or leaf.t == "date" then
-    local x = tonumber(v)
-    if type(v) == "string" and leaf.t ~= "num" then x = dsl.parse_time(v) end
-    if type(x) ~= "number" then return false, f .. " is missing" end
-    local lo, hi = leaf.lo, leaf.hi
-    if leaf.t == "time" then lo, hi = as_of + lo, as_of + hi end
-    local inside = (leaf.lo_open and x > lo or (not leaf.lo_open and x >= lo)) and
-      (leaf.hi_open and x < hi or (not leaf.hi_open and x <= hi))
-    local ok = inside
-    if leaf.negate then ok = not inside end
+    local x = fact.number
+    if x == nil then return holds, f .. " is missing" end
     local arg = leaf.arg
     if leaf.t == "num" then
       local what = ({ at_least = "at least", at_most = "at most", above = "above", below = "below",
         equals = "equal to", not_equals = "not equal to" })[leaf.test]
       if leaf.test == "between" then
-        return ok, string_format("%s %s is between %s and %s", f, fmt_number(x), fmt_number(arg[1]),
+        return holds, string_format("%s %s is between %s and %s", f, fmt_number(x), fmt_number(arg[1]),
           fmt_number(arg[2]))
       end
-      return ok, string_format("%s %s is %s %s", f, fmt_number(x), what or leaf.test, fmt_number(arg))
+      return holds, string_format("%s %s is %s %s", f, fmt_number(x), what or leaf.test, fmt_number(arg))
     end
     local days = (as_of - x) / DAY
     local ago = days >= 0 and string_format("%s days ago", fmt_number(math_floor(days * 10 + 0.5) / 10))
       or string_format("in %s days", fmt_number(math_floor(-days * 10 + 0.5) / 10))
     if leaf.test == "within_days" then
-      return ok, string_format("%s %s is %s (within %s days)", f, fmt_date(x), ago, fmt_number(arg))
+      return holds, string_format("%s %s is %s (within %s days)", f, fmt_date(x), ago, fmt_number(arg))
     elseif leaf.test == "older_than_days" then
-      return ok, string_format("%s %s is %s (more than %s days)", f, fmt_date(x), ago, fmt_number(arg))
+      return holds, string_format("%s %s is %s (more than %s days)", f, fmt_date(x), ago, fmt_number(arg))
     elseif leaf.test == "days_between" then
-      return ok, string_format("%s %s is %s (between %s and %s days)", f, fmt_date(x), ago, fmt_number(arg[1]),
-        fmt_number(arg[2]))
+      return holds, string_format("%s %s is %s (between %s and %s days)", f, fmt_date(x), ago,
+        fmt_number(arg[1]), fmt_number(arg[2]))
     end
-    return ok, string_format("%s %s is %s %s", f, fmt_date(x), leaf.test, arg)
+    return holds, string_format("%s %s is %s %s", f, fmt_date(x), leaf.test, arg)
   elseif leaf.t == "str" then
-    local vals = lowered_values(v)
-    if vals == nil then return false, f .. " is missing" end
-    local test = STR_TEST[leaf.mode]
-    for _, s in ipairs(vals) do
-      for _, n in ipairs(leaf.values) do
-        local needle = leaf.mode == "matches" and n or string_lower(n)
-        if test(s, needle) then
-          local shown = quote(type(v) == "table" and v or tostring(v))
-          if leaf.negate then
-            return false, string_format("%s %s is one of %s", f, shown, list_text(leaf))
-          end
-          local sentence
-          if leaf.mode == "word" then sentence = string_format("%s %s has the word '%s'", f, shown, n)
-          elseif leaf.mode == "contains" then sentence = string_format("%s %s contains '%s'", f, shown, n)
-          elseif leaf.mode == "starts" then sentence = string_format("%s %s starts with '%s'", f, shown, n)
-          elseif leaf.mode == "ends" then sentence = string_format("%s %s ends with '%s'", f, shown, n)
-          elseif leaf.mode == "matches" then sentence = string_format("%s %s matches '%s'", f, shown, n)
-          elseif #leaf.values == 1 and not leaf.list then sentence = string_format("%s is %s", f, shown)
-          else sentence = string_format("%s %s is one of %s", f, shown, list_text(leaf)) end
-          return true, sentence
-        end
-      end
+    if fact.missing then return holds, f .. " is missing" end
+    local n = fact.needle and leaf.values[fact.needle]
+    if n == nil then
+      if leaf.negate then return holds, string_format("%s %s is not one of %s", f, quote(v), list_text(leaf)) end
+      return holds, string_format("%s %s does not match", f, quote(v))
     end
-    if leaf.negate then
-      return true, string_format("%s %s is not one of %s", f, quote(v), list_text(leaf))
-    end
-    return false, string_format("%s %s does not match", f, quote(v))
+    local shown = quote(type(v) == "table" and v or tostring(v))
+    if leaf.negate then return holds, string_format("%s %s is one of %s", f, shown, list_text(leaf)) end
+    if leaf.mode == "word" then return holds, string_format("%s %s has the word '%s'", f, shown, n) end
+    if leaf.mode == "contains" then return holds, string_format("%s %s contains '%s'", f, shown, n) end
+    if leaf.mode == "starts" then return holds, string_format("%s %s starts with '%s'", f, shown, n) end
+    if leaf.mode == "ends" then return holds, string_format("%s %s ends with '%s'", f, shown, n) end
+    if leaf.mode == "matches" then return holds, string_format("%s %s matches '%s'", f, shown, n) end
+    if #leaf.values == 1 and not leaf.list then return holds, string_format("%s is %s", f, shown) end
+    return holds, string_format("%s %s is one of %s", f, shown, list_text(leaf))
   end
-  return false, "?"
+  return holds, "?"
 end
 
--- (holds, sentence); holds is nil when a Lua function decides (the C core's answer stands).
-local function eval_cond(node, lead, as_of)
+-- (holds, sentence) of a condition: its leaves' results from the C program (seen.facts, by the
+-- index the compiler gave each leaf), combined as the condition combines them, and the sentence of
+-- the part that decided it.
+local function condition_sentence(node, seen)
   if node == nil then return false, "" end
-  if node.op == nil then return eval_leaf(node, lead, as_of) end
+  if node.op == nil then
+    return leaf_sentence(node, seen.facts[seen.leaf_index[node]], seen.lead, seen.as_of)
+  end
   if node.op == "not" then
-    local ok, why = eval_cond(node.args[1], lead, as_of)
-    if ok == nil then return nil, "not (" .. why .. ")" end
+    local ok, why = condition_sentence(node.args[1], seen)
     return not ok, "not (" .. why .. ")"
   end
-  local reasons, unknown = {}, false
   if node.op == "all" then
+    local reasons = {}
     for _, a in ipairs(node.args) do
-      local ok, why = eval_cond(a, lead, as_of)
-      if ok == false then return false, why end
-      if ok == nil then unknown = true end
+      local ok, why = condition_sentence(a, seen)
+      if not ok then return false, why end
       reasons[#reasons + 1] = why
     end
-    if unknown then return nil, table_concat(reasons, " and ") end
     return true, table_concat(reasons, " and ")
   end
-  -- any / none
+  -- any / none: the first part that holds decides
   local last
   for _, a in ipairs(node.args) do
-    local ok, why = eval_cond(a, lead, as_of)
-    if ok == true then
+    local ok, why = condition_sentence(a, seen)
+    if ok then
       if node.op == "any" then return true, why end
       return false, why
     end
-    if ok == nil then unknown = true end
     last = why
   end
-  if unknown then return nil, last or "" end
   if node.op == "any" then return false, last or "" end
   return true, "none of its conditions holds"
 end
-_M.eval_condition = eval_cond
 
 local function explanation(self, res, lead, as_of)
   local spec = self.spec
   local facts = res.facts
+  local seen = { facts = facts.leaves, leaf_index = self._leaf_index, lead = lead, as_of = as_of }
   local ex = setmetatable({ model = spec.name, total = res.total, status = res.status, grade = res.grade,
     reason = res.reason, groups = {}, rules = {}, thresholds = {}, errors = res.errors }, Explanation)
   for i, g in ipairs(spec.groups) do
@@ -561,7 +520,7 @@ local function explanation(self, res, lead, as_of)
   for i, r in ipairs(spec.rules) do
     local rf = facts.rules[i]
     if rf.fired then
-      local _, why = eval_cond(r.when, lead, as_of)
+      local _, why = condition_sentence(r.when, seen)
       if r.uses_function and (why == nil or why == "" or why:find("Lua function", 1, true)) then
         why = "its Lua function says so"
       end
@@ -571,7 +530,7 @@ local function explanation(self, res, lead, as_of)
   end
   for i, d in ipairs(spec.disqualifiers) do
     if facts.disqualifiers[i] then
-      local _, why = eval_cond(d.when, lead, as_of)
+      local _, why = condition_sentence(d.when, seen)
       ex.disqualified = ex.disqualified or { id = d.id, reason = d.reason, label = d.label, detail = why }
     end
   end
