@@ -322,10 +322,10 @@ function TestSummaryFormat.test_grades_as_a_table()
 end
 
 function TestSummaryFormat.test_csv_escape()
-  lu.assertEquals(score_cli.csv_escape('a,"b"'), '"a,""b"""')
-  lu.assertEquals(score_cli.csv_escape(12), "12")
-  lu.assertEquals(score_cli.csv_escape(0 / 0), "")
-  lu.assertEquals(score_cli.csv_escape(nil), "")
+  lu.assertEquals(require("leadq.util").csv_field('a,"b"'), '"a,""b"""')
+  lu.assertEquals(require("leadq.util").csv_field(12), "12")
+  lu.assertEquals(require("leadq.util").csv_field(0 / 0), "")
+  lu.assertEquals(require("leadq.util").csv_field(nil), "")
 end
 
 ---------------------------------------------------------------------------------------------------

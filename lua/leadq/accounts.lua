@@ -37,6 +37,8 @@
 --       -> the model's explanation of the account, plus `contacts`; tostring gives both.
 local core = require("leadq.core")
 local dsl = require("leadq.dsl")
+local util = require("leadq.util")
+local raise, check_options = util.raise, util.check_options   -- errors in the caller's terms
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -66,19 +68,6 @@ local GMAIL = { ["gmail.com"] = true, ["googlemail.com"] = true }
 local ENGAGED_AT = 40        -- default engaged contact: between the MQL model's nurture (30) and MQL (60)
 _M.ENGAGED_AT = ENGAGED_AT
 
-local function check_keys(options, allowed, fname)
-  if options == nil then return {} end
-  if type(options) ~= "table" then error(format("%s: options must be a table, got %s", fname, type(options)), 3) end
-  local names = {}
-  for n in pairs(allowed) do names[#names + 1] = n end
-  sort(names)
-  for k in pairs(options) do
-    if not allowed[k] then
-      error(format("%s: unknown option '%s'%s", fname, tostring(k), dsl.did_you_mean(tostring(k), names)), 3)
-    end
-  end
-  return options
-end
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -139,12 +128,12 @@ local MAP_OPTIONS = { account_id = true, email = true, email_domain = true, webs
 
 function _M.map(leads, options)
   if not core.is_table(leads) then error("map: expects a leadq table of leads, got " .. type(leads), 2) end
-  options = check_keys(options, MAP_OPTIONS, "map")
+  options = check_options(options, MAP_OPTIONS, "map")
   for _, k in ipairs({ "account_id", "email", "email_domain", "website" }) do
     local v = options[k]
     if v ~= nil and type(v) ~= "string" then error(format("map: %s must be a column name, got %s", k, type(v)), 2) end
     if v ~= nil and not leads:has(v) then
-      error(format("map: no column '%s' in the leads%s", v, dsl.did_you_mean(v, leads:names())), 2)
+      error(format("map: no column '%s' in the leads%s", v, util.did_you_mean(v, leads:names())), 2)
     end
   end
   local free, err = _M.free_domains(options.free_domains)
@@ -206,16 +195,16 @@ function _M.dedupe(leads, events, options)
   if events ~= nil and not core.is_table(events) then
     error("dedupe: events must be a leadq table, got " .. type(events), 2)
   end
-  options = check_keys(options, DEDUPE_OPTIONS, "dedupe")
+  options = check_options(options, DEDUPE_OPTIONS, "dedupe")
   local policy = options.policy or "earliest_created"
   if policy ~= "earliest_created" then
-    error(format("dedupe: unknown policy '%s'%s", tostring(policy), dsl.did_you_mean(tostring(policy), POLICIES)), 2)
+    error(format("dedupe: unknown policy '%s'%s", tostring(policy), util.did_you_mean(tostring(policy), POLICIES)), 2)
   end
   local email_col, created_col, id_col = options.email or "email", options.created or "created_at", options.id or "id"
   local event_id = options.event_id or "lead_id"
   for _, c in ipairs({ email_col, id_col }) do
     if not leads:has(c) then
-      error(format("dedupe: no column '%s' in the leads%s", c, dsl.did_you_mean(c, leads:names())), 2)
+      error(format("dedupe: no column '%s' in the leads%s", c, util.did_you_mean(c, leads:names())), 2)
     end
   end
   local emails, ids = leads:column(email_col), leads:column(id_col)
@@ -266,12 +255,12 @@ local function persona_names(personas)
   local names = {}
   for name in pairs(personas) do
     if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
-      error(format("personas: a persona's name must be a word like 'decision_maker', got '%s'", tostring(name)), 3)
+      raise(format("personas: a persona's name must be a word like 'decision_maker', got '%s'", tostring(name)))
     end
     names[#names + 1] = name
   end
   sort(names)
-  if #names > 32 then error("personas: at most 32 personas", 3) end
+  if #names > 32 then raise("personas: at most 32 personas") end
   return names
 end
 
@@ -289,7 +278,7 @@ local function personas_of(sources, personas)
   local m, names = persona_model(personas)
   local merged = sources[1]
   local res, err = m:score(merged)
-  if not res then error("personas: " .. tostring(err), 3) end
+  if not res then raise("personas: " .. tostring(err)) end
   local totals = res:column("total")
   local recs = {}
   for i = 1, #merged do recs[i] = { personas = totals[i] } end
@@ -308,11 +297,11 @@ local ROLLUP_OPTIONS = { account = true, score = true, top_k = true, engaged_at 
 local function source_list(sources, fname)
   if core.is_table(sources) then return { sources } end
   if type(sources) ~= "table" or #sources == 0 then
-    error(fname .. ": expects a leadq table or a list of them (leads, map, scores ...)", 3)
+    raise(fname .. ": expects a leadq table or a list of them (leads, map, scores ...)")
   end
   for i, t in ipairs(sources) do
-    if not core.is_table(t) then error(format("%s: source %d is not a leadq table", fname, i), 3) end
-    if #t ~= #sources[1] then error(format("%s: source %d has %d rows, not %d", fname, i, #t, #sources[1]), 3) end
+    if not core.is_table(t) then raise(format("%s: source %d is not a leadq table", fname, i)) end
+    if #t ~= #sources[1] then raise(format("%s: source %d has %d rows, not %d", fname, i, #t, #sources[1])) end
   end
   return sources
 end
@@ -329,17 +318,17 @@ local function all_names(sources)
 end
 
 local function need_column(sources, name, what, fname)
-  if type(name) ~= "string" then error(format("%s: %s must be a column name, got %s", fname, what, type(name)), 3) end
+  if type(name) ~= "string" then raise(format("%s: %s must be a column name, got %s", fname, what, type(name))) end
   local t = find_source(sources, name)
   if not t then
-    error(format("%s: no column '%s' (%s)%s", fname, name, what, dsl.did_you_mean(name, all_names(sources))), 3)
+    raise(format("%s: no column '%s' (%s)%s", fname, name, what, util.did_you_mean(name, all_names(sources))))
   end
   return t
 end
 
 function _M.rollup(sources, options)
   sources = source_list(sources, "rollup")
-  options = check_keys(options, ROLLUP_OPTIONS, "rollup")
+  options = check_options(options, ROLLUP_OPTIONS, "rollup")
   local account = options.account or "account"
   local acc_tbl = need_column(sources, account, "account", "rollup")
   if acc_tbl:type(account) ~= "category" then
@@ -381,7 +370,7 @@ local CONTACT_OPTIONS = { account = true, score = true, id = true, engaged_at = 
 
 function _M.contacts(sources, account, options)
   sources = source_list(sources, "contacts")
-  options = check_keys(options, CONTACT_OPTIONS, "contacts")
+  options = check_options(options, CONTACT_OPTIONS, "contacts")
   local acc_name = options.account or "account"
   local accs = need_column(sources, acc_name, "account", "contacts"):column(acc_name)
   local scores = options.score and need_column(sources, options.score, "score", "contacts"):column(options.score)
@@ -436,7 +425,7 @@ local BUILD_OPTIONS = { score = true, engaged_at = true, top_k = true, personas 
 function _M.build(leads, results, options)
   if not core.is_table(leads) then error("build: expects a leadq table of leads, got " .. type(leads), 2) end
   if not core.is_table(results) then error("build: expects the leads' results table, got " .. type(results), 2) end
-  options = check_keys(options, BUILD_OPTIONS, "build")
+  options = check_options(options, BUILD_OPTIONS, "build")
   local map, report = _M.map(leads, options.map)
   if not map then return nil, report end
   local personas = options.personas
@@ -493,7 +482,7 @@ function _M.dimension(leads, map, id)
   if #leads ~= #map then error(format("dimension: the map has %d rows, the leads %d", #map, #leads), 2) end
   id = id or "id"
   if type(id) ~= "string" then error("dimension: id must be a column name, got " .. type(id), 2) end
-  if not leads:has(id) then error(format("dimension: no column '%s' in the leads%s", id, dsl.did_you_mean(id,
+  if not leads:has(id) then error(format("dimension: no column '%s' in the leads%s", id, util.did_you_mean(id,
     leads:names())), 2) end
   local schema, cols = { [id] = leads:type(id), account = "category", account_source = "category" }, {}
   for _, c in ipairs(leads:schema()) do

@@ -133,12 +133,7 @@ function _M.transitions(current, models, opts)
   return rows
 end
 
-local function csv_escape(v)
-  if v == nil then return "" end
-  v = tostring(v)
-  if v:find('[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
-  return v
-end
+local csv_escape = require("leadq.util").csv_field   -- one CSV field
 
 local function write_rows(path, header, rows)
   local f, err = io.open(path, "w")

@@ -45,11 +45,7 @@ local util = require("leadq.util")
 local thousands = util.thousands   -- 1234567 -> "1,234,567"
 _M.thousands = thousands
 
--- 1234 -> "1.2 kB", 5600000 -> "5.6 MB"
-function _M.megabytes(bytes)
-  if bytes < 1e6 then return format("%.1f kB", bytes / 1e3) end
-  return format("%.1f MB", bytes / 1e6)
-end
+_M.megabytes = util.megabytes   -- 1234 -> "1.2 kB", 5600000 -> "5.6 MB"
 
 -- A failed run's message on stderr; returns status 1 (a run that failed) unless told 2 (bad usage).
 -- A message of many lines (every problem of a model) is shown once per distinct line, at most 25.

@@ -19,8 +19,7 @@ local core = require("leadq.core")
 local outcome = require("leadq.outcome")
 local evaluate = require("leadq.evaluate")
 
-local type, pairs, ipairs, tostring, error, pcall, setmetatable = type, pairs, ipairs, tostring, error, pcall,
-  setmetatable
+local type, pairs, ipairs, tostring, pcall, setmetatable = type, pairs, ipairs, tostring, pcall, setmetatable
 local format = string.format
 local concat, sort = table.concat, table.sort
 
@@ -38,18 +37,16 @@ local Result = {}
 Result.__index = Result
 _M.Result = Result
 
-local function raise(message, level)
-  error(message, level + 1)
-end
+local raise = require("leadq.util").raise   -- errors in the caller's terms
 
 local function load(m, which)
   if type(m) == "string" then
     local loaded, err = require("leadq").load_model(m)
-    if not loaded then raise(format("compare: the %s rules: %s", which, err), 3) end
+    if not loaded then raise(format("compare: the %s rules: %s", which, err)) end
     return loaded
   end
   if not evaluate.is_model(m) then
-    raise(format("compare: the %s rules must be a model, a run or a rule script path, got %s", which, type(m)), 3)
+    raise(format("compare: the %s rules must be a model, a run or a rule script path, got %s", which, type(m)))
   end
   return m
 end
@@ -85,18 +82,18 @@ end
 function _M.compare(old, new, leads, events, spec)
   old, new = load(old, "old"), load(new, "new")
   if not core.is_table(leads) then
-    raise("compare: expects a leadq table of leads (leadq.read_csv), got " .. type(leads), 2)
+    raise("compare: expects a leadq table of leads (leadq.read_csv), got " .. type(leads))
   end
   if spec == nil and type(events) == "table" and not core.is_table(events) then events, spec = nil, events end
   if events ~= nil and not core.is_table(events) then
-    raise("compare: events must be a leadq table (leadq.read_events), got " .. type(events), 2)
+    raise("compare: events must be a leadq table (leadq.read_events), got " .. type(events))
   end
   spec = spec or {}
-  if type(spec) ~= "table" then raise("compare: the spec must be a table, got " .. type(spec), 2) end
+  if type(spec) ~= "table" then raise("compare: the spec must be a table, got " .. type(spec)) end
   for k in pairs(spec) do
     if not KEYS[k] then
       raise(format("compare: unknown option '%s'%s", tostring(k),
-        require("leadq.dsl").did_you_mean(tostring(k), KEY_LIST)), 2)
+        require("leadq.dsl").did_you_mean(tostring(k), KEY_LIST)))
     end
   end
   local show = spec.show or DEFAULT_SHOW
@@ -106,19 +103,19 @@ function _M.compare(old, new, leads, events, spec)
   local labels, info
   if outcome.given(out_spec) then
     local ok, l, i = pcall(outcome.labels, leads, out_spec)
-    if not ok then raise("compare: " .. evaluate.bare(l), 2) end
+    if not ok then raise("compare: " .. evaluate.bare(l)) end
     labels, info = l, i
   end
   local scope, left_out = in_scope(leads, out_spec, n)
   local sides = {}
   for which, m in pairs({ old = old, new = new }) do
-    local picked, prefix = evaluate.pick(m, spec.model, "compare", 2)
-    local results = evaluate.score(m, leads, events, spec.as_of, spec.threads, picked, "compare", 2)
+    local picked, prefix = evaluate.pick(m, spec.model, "compare")
+    local results = evaluate.score(m, leads, events, spec.as_of, spec.threads, picked, "compare")
     local side = { model = picked.name, path = picked:info().path, prefix = prefix, results = results,
                    order = evaluate.status_order(picked:info()) }
     if labels then
       local ok, r = pcall(evaluate.compute, results, prefix, labels, picked, nil, {})
-      if not ok then raise("compare: " .. evaluate.bare(r), 2) end
+      if not ok then raise("compare: " .. evaluate.bare(r)) end
       side.evaluation = r
     end
     sides[which] = side

@@ -22,8 +22,8 @@
 local core = require("leadq.core")
 local outcome = require("leadq.outcome")
 
-local type, pairs, ipairs, tostring, error, pcall, setmetatable, getmetatable =
-  type, pairs, ipairs, tostring, error, pcall, setmetatable, getmetatable
+local type, pairs, ipairs, tostring, pcall, setmetatable, getmetatable =
+  type, pairs, ipairs, tostring, pcall, setmetatable, getmetatable
 local format, rep = string.format, string.rep
 local concat, sort = table.concat, table.sort
 local floor, abs = math.floor, math.abs
@@ -42,15 +42,13 @@ local Result = {}
 Result.__index = Result
 _M.Result = Result
 
--- "file.lua:12: message" -> "message": errors re-raised at our caller's level.
+-- "file.lua:12: message" -> "message": errors re-raised in our caller's terms.
 local function bare(err)
   return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
 end
 _M.bare = bare
 
-local function raise(message, level)
-  error(message, (level or 1) + 1)
-end
+local raise = require("leadq.util").raise   -- errors in the caller's terms: no level to pass on
 
 local function all_keys()
   local names = {}
@@ -61,16 +59,16 @@ local function all_keys()
 end
 
 -- Splits spec into the outcome's part and the options; raises on an unknown key.
-function _M.split_spec(spec, fname, level)
+function _M.split_spec(spec, fname)
   if spec == nil then spec = {} end
-  if type(spec) ~= "table" then raise(format("%s: the spec must be a table, got %s", fname, type(spec)), level + 1) end
+  if type(spec) ~= "table" then raise(format("%s: the spec must be a table, got %s", fname, type(spec))) end
   local out_spec, opts = {}, {}
   for k, v in pairs(spec) do
     if OUTCOME_KEYS[k] then out_spec[k] = v
     elseif OPTION_KEYS[k] then opts[k] = v
     else
       raise(format("%s: unknown option '%s'%s", fname, tostring(k),
-        require("leadq.dsl").did_you_mean(tostring(k), all_keys())), level + 1)
+        require("leadq.dsl").did_you_mean(tostring(k), all_keys())))
     end
   end
   return out_spec, opts
@@ -88,10 +86,10 @@ end
 _M.is_model = is_model
 
 -- The model to evaluate, its column prefix in the results and its info.
-function _M.pick(m, name, fname, level)
+function _M.pick(m, name, fname)
   if not is_run(m) then
     if name ~= nil and name ~= m.name then
-      raise(format("%s: model '%s' is not this model ('%s')", fname, tostring(name), tostring(m.name)), level + 1)
+      raise(format("%s: model '%s' is not this model ('%s')", fname, tostring(name), tostring(m.name)))
     end
     return m, ""
   end
@@ -100,16 +98,16 @@ function _M.pick(m, name, fname, level)
     names[#names + 1] = x.name
     if name == nil or x.name == name then return x, x.name .. "." end
   end
-  raise(format("%s: no model '%s' in the run (models: %s)", fname, tostring(name), concat(names, ", ")), level + 1)
+  raise(format("%s: no model '%s' in the run (models: %s)", fname, tostring(name), concat(names, ", ")))
 end
 
 -- Scores leads once, with the rules that fired: results, fired (of the picked model), events report.
-function _M.score(m, leads, events, as_of, threads, picked, fname, level)
+function _M.score(m, leads, events, as_of, threads, picked, fname)
   local fired = {}
   local ok, results, errs, report = pcall(m.score, m, leads, events, { as_of = as_of, threads = threads,
     fired = fired })
-  if not ok then raise(format("%s: %s", fname, bare(results)), level + 1) end
-  if not results then raise(format("%s: %s", fname, bare(errs)), level + 1) end
+  if not ok then raise(format("%s: %s", fname, bare(results))) end
+  if not results then raise(format("%s: %s", fname, bare(errs))) end
   if is_run(m) then fired = fired[picked.name] end
   return results, fired, report, errs
 end
@@ -183,33 +181,33 @@ end
 function _M.evaluate(m, leads, events, spec)
   if type(m) == "string" then
     local loaded, err = require("leadq").load_model(m)
-    if not loaded then raise("evaluate: " .. err, 2) end
+    if not loaded then raise("evaluate: " .. err) end
     m = loaded
   end
   if not is_model(m) then
-    raise("evaluate: expects a model or a run of models (leadq.load_model), got " .. type(m), 2)
+    raise("evaluate: expects a model or a run of models (leadq.load_model), got " .. type(m))
   end
   if not core.is_table(leads) then
-    raise("evaluate: expects a leadq table of leads (leadq.read_csv), got " .. type(leads), 2)
+    raise("evaluate: expects a leadq table of leads (leadq.read_csv), got " .. type(leads))
   end
   if spec == nil and type(events) == "table" and not core.is_table(events) then events, spec = nil, events end
   if events ~= nil and not core.is_table(events) then
-    raise("evaluate: events must be a leadq table (leadq.read_events), got " .. type(events), 2)
+    raise("evaluate: events must be a leadq table (leadq.read_events), got " .. type(events))
   end
-  local out_spec, opts = _M.split_spec(spec, "evaluate", 2)
-  local picked, prefix = _M.pick(m, opts.model, "evaluate", 2)
+  local out_spec, opts = _M.split_spec(spec, "evaluate")
+  local picked, prefix = _M.pick(m, opts.model, "evaluate")
   local labels, info = opts.labels, opts.info
   if labels == nil then
     local ok, l, i = pcall(outcome.labels, leads, out_spec)
-    if not ok then raise("evaluate: " .. bare(l), 2) end
+    if not ok then raise("evaluate: " .. bare(l)) end
     labels, info = l, i
   elseif type(labels) ~= "string" or #labels ~= #leads then
-    raise(format("evaluate: labels must be a string of %d bytes (outcome.labels)", #leads), 2)
+    raise(format("evaluate: labels must be a string of %d bytes (outcome.labels)", #leads))
   end
   local results, fired, report = _M.score(m, leads, events, out_spec.as_of, opts.threads, picked, "evaluate", 2)
   local ok, r = pcall(_M.compute, results, prefix, labels, picked, fired, opts)
   results:close()
-  if not ok then raise("evaluate: " .. bare(r), 2) end
+  if not ok then raise("evaluate: " .. bare(r)) end
   r.outcome = info and info.description or nil
   r.left_out_text = outcome.left_out_text(info)
   r.no_created = info ~= nil and info.as_of ~= nil and info.created == nil

@@ -31,17 +31,9 @@ local math_floor, math_huge = math.floor, math.huge
 
 -- ---- messages ----
 
--- The rule language's edit distance (case-insensitive, transpositions count one), for "did you mean".
-local distance = require("leadq.util").distance
-
-local function suggest(word, candidates)
-  local best, best_d
-  for _, c in ipairs(candidates) do
-    local d = distance(word, c)
-    if d <= math.max(1, math_floor(#c / 3)) and (best_d == nil or d < best_d) then best, best_d = c, d end
-  end
-  return best and string_format(" (did you mean '%s'?)", best) or ""
-end
+local util = require("leadq.util")
+local suggest = util.did_you_mean   -- " (did you mean 'x'?)" or ""
+local raise = util.raise            -- errors in the caller's terms: no level to pass on
 
 local function sorted_keys(t)
   local keys = {}
@@ -58,9 +50,9 @@ local function describe(v)
 end
 
 -- Every problem raises one sentence naming where it is: "feature 'x': ..." (plus file:line when known).
-local function raiser(where, level)
+local function raiser(where)
   return function(fmt, ...)
-    error(where .. ": " .. string_format(fmt, ...), level)
+    raise(where .. ": " .. string_format(fmt, ...))
   end
 end
 
@@ -152,15 +144,14 @@ end
 
 -- validate(name, spec [, where]) -> the normalized feature; raises naming the feature.
 -- spec may be a plain table or what the rule DSL's `feature {...}` made ({ spec =, line =, source = }).
-function _M.validate(name, spec, where, level)
-  level = level or 2
+function _M.validate(name, spec, where)
   local prefix = ""
   if type(spec) == "table" and type(spec.spec) == "table" and (spec.line or spec.kind == "feature") then
     if spec.source and spec.line then prefix = string_format("%s:%d: ", tostring(spec.source), spec.line)
     elseif spec.line then prefix = string_format("line %d: ", spec.line) end
     spec = spec.spec
   end
-  local fail = raiser(prefix .. (where or "") .. "feature '" .. tostring(name) .. "'", level + 1)
+  local fail = raiser(prefix .. (where or "") .. "feature '" .. tostring(name) .. "'")
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
     fail("feature names must be words (letters, digits, _), got %s", describe(name))
   end
@@ -293,14 +284,14 @@ FeatureSet.__index = FeatureSet
 
 local function check_set(self, method)
   if getmetatable(self) ~= FeatureSet then
-    error(string_format("bad self to '%s' (a feature set expected, got %s); use fs:%s(...)", method,
-      type(self), method), 3)
+    raise(string_format("bad self to '%s' (a feature set expected, got %s); use fs:%s(...)", method,
+      type(self), method))
   end
 end
 
 -- new(specs [, options]) -> FeatureSet. specs: { name = { ... } or feature {...}, ... }.
 function _M.new(specs, options)
-  local fail = raiser("leadq.features", 3)
+  local fail = raiser("leadq.features")
   if type(specs) ~= "table" then fail("expects a table of features { name = { count = ... } }, got %s", type(specs)) end
   options = options or {}
   if type(options) ~= "table" then fail("options must be a table, got %s", type(options)) end
@@ -317,7 +308,7 @@ function _M.new(specs, options)
   if noise ~= nil then
     if type(noise) ~= "table" then fail("noise must be a table, got %s", type(noise)) end
     check_keys(noise, NOISE_KEYS, fail, "noise: ")
-    local nfail = raiser("leadq.features: noise", 3)
+    local nfail = raiser("leadq.features: noise")
     if noise.min_page_seconds ~= nil then
       desc.min_page_seconds = positive(noise.min_page_seconds, "min_page_seconds", nfail)
       desc.page_types = string_list(noise.page_types or "page_view", "page_types", nfail)
@@ -349,7 +340,7 @@ function _M.new(specs, options)
   local names = sorted_keys(specs)
   local filter_index = {}
   for _, name in ipairs(names) do
-    local f = _M.validate(name, specs[name], nil, 3)
+    local f = _M.validate(name, specs[name], nil)
     local idx = {}
     for _, flt in ipairs(f.filters) do
       local key = filter_key(flt)
@@ -392,13 +383,13 @@ end
 -- report.seconds: how long the pass took (wall time).
 function FeatureSet:compute(leads, events, opts)
   check_set(self, "compute")
-  local fail = raiser("compute", 3)
+  local fail = raiser("compute")
   if not core.is_table(leads) then fail("leads must be a leadq table, got %s", type(leads)) end
   if not core.is_table(events) then fail("events must be a leadq table (leadq.read_events), got %s", type(events)) end
   opts = opts or {}
   if type(opts) ~= "table" then fail("options must be a table, got %s", type(opts)) end
   check_keys(opts, { "as_of", "id", "max_unknown", "threads" }, fail, "options: ")
-  local as_of = parse_as_of(opts.as_of, raiser("compute", 4))
+  local as_of = parse_as_of(opts.as_of, raiser("compute"))
   if opts.id ~= nil and type(opts.id) ~= "string" then fail("id must be a column name, got %s", type(opts.id)) end
   if opts.max_unknown ~= nil and type(opts.max_unknown) ~= "number" then
     fail("max_unknown must be a number, got %s", type(opts.max_unknown))
@@ -437,10 +428,10 @@ end
 -- Events after as_of are left out, as in bulk; the events are sorted first, so no lateness applies.
 function FeatureSet:evaluate(lead, events, as_of)
   check_set(self, "evaluate")
-  local fail = raiser("evaluate", 3)
+  local fail = raiser("evaluate")
   if lead ~= nil and type(lead) ~= "table" then fail("lead must be a record (table) or nil, got %s", type(lead)) end
   if type(events) ~= "table" then fail("events must be a list of event records, got %s", type(events)) end
-  as_of = parse_as_of(as_of, raiser("evaluate", 4))
+  as_of = parse_as_of(as_of, raiser("evaluate"))
   local list = {}
   for i = 1, #events do
     local e = events[i]

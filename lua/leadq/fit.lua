@@ -24,7 +24,7 @@
 local core = require("leadq.core")
 local dsl = require("leadq.dsl")
 
-local type, pairs, ipairs, tostring, tonumber, error, pcall = type, pairs, ipairs, tostring, tonumber, error, pcall
+local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
 local format = string.format
 local concat, sort = table.concat, table.sort
 local floor, log, exp = math.floor, math.log, math.exp
@@ -55,14 +55,13 @@ for w in ("and break do else elseif end false for function goto if in local nil 
 -- shared with profile: checking the spec, labels, the columns worth binning
 ---------------------------------------------------------------------------------------------------
 
-local function fail(message, level)
-  error(message, (level or 1) + 1)
-end
+local raise = require("leadq.util").raise   -- errors in the caller's terms: no level to pass on
 
 -- Checks spec keys against the allowed sets; returns the outcome part and the rest.
-function _M.split_spec(spec, allowed, fname, level)
-  if type(spec) ~= "table" then fail(format("%s: expects a spec table { outcome = ... }, got %s", fname, type(spec)),
-    level + 1) end
+function _M.split_spec(spec, allowed, fname)
+  if type(spec) ~= "table" then
+    raise(format("%s: expects a spec table { outcome = ... }, got %s", fname, type(spec)))
+  end
   local out_spec, rest, names = {}, {}, {}
   for k in pairs(OUTCOME_KEYS) do names[#names + 1] = k end
   for k in pairs(allowed) do names[#names + 1] = k end
@@ -71,18 +70,18 @@ function _M.split_spec(spec, allowed, fname, level)
     if OUTCOME_KEYS[k] then out_spec[k] = v
     elseif allowed[k] then rest[k] = v
     else
-      fail(format("%s: unknown option '%s'%s", fname, tostring(k), dsl.did_you_mean(tostring(k), names)), level + 1)
+      raise(format("%s: unknown option '%s'%s", fname, tostring(k), dsl.did_you_mean(tostring(k), names)))
     end
   end
   return out_spec, rest
 end
 
--- The labels of the leads for this outcome; outcome's own errors are raised again at `level`
--- without its position (they name the column or file themselves).
-function _M.labels(leads, out_spec, level)
+-- The labels of the leads for this outcome; outcome's own errors are raised again in the caller's
+-- terms without its position (they name the column or file themselves).
+function _M.labels(leads, out_spec)
   local outcome = require("leadq.outcome")
   local ok, labels, info = pcall(outcome.labels, leads, out_spec)
-  if not ok then fail((tostring(labels):gsub("^[^\n]-%.lua:%d+: ", "")), level + 1) end
+  if not ok then raise((tostring(labels):gsub("^[^\n]-%.lua:%d+: ", ""))) end
   return labels, info
 end
 
@@ -100,22 +99,21 @@ function _M.outcome_column(out_spec)
   return out_spec.outcome:match("^([^=]+)=") or out_spec.outcome
 end
 
-local function list_of(v, what, fname, level)
+local function list_of(v, what, fname)
   if v == nil then return {} end
   if type(v) == "string" then return require("leadq.util").split_list(v) end
-  if type(v) ~= "table" then fail(format("%s: %s must be a list of column names, got %s", fname, what, type(v)),
-    level + 1) end
+  if type(v) ~= "table" then raise(format("%s: %s must be a list of column names, got %s", fname, what, type(v))) end
   return v
 end
 
 -- Checks that every excluded name is a column; returns the set.
-function _M.excluded(leads, v, fname, level)
+function _M.excluded(leads, v, fname)
   local set = {}
   local names = leads:names()
-  for _, name in ipairs(list_of(v, "exclude", fname, level + 1)) do
+  for _, name in ipairs(list_of(v, "exclude", fname)) do
     if not leads:has(name) then
-      fail(format("%s: exclude names no column of the leads: '%s'%s", fname, tostring(name),
-        dsl.did_you_mean(tostring(name), names)), level + 1)
+      raise(format("%s: exclude names no column of the leads: '%s'%s", fname, tostring(name),
+        dsl.did_you_mean(tostring(name), names)))
     end
     set[name] = true
   end
@@ -330,7 +328,7 @@ local function histogram(totals, y)
   return hist
 end
 
-local function choose_thresholds(hist, n, opts, fname, level)
+local function choose_thresholds(hist, n, opts, fname)
   local function at_share(share)            -- the total at which ceil(share * n) leads are at or above
     local want, cum = math.max(1, math.ceil(share * n)), 0
     for _, b in ipairs(hist) do
@@ -351,8 +349,8 @@ local function choose_thresholds(hist, n, opts, fname, level)
       if prec >= p then best_at = b.total end
     end
     if not best_at then
-      fail(format("%s: no score reaches a precision of %s on the training leads (the best is %s)", fname, pct(p),
-        pct(best_prec)), level + 1)
+      raise(format("%s: no score reaches a precision of %s on the training leads (the best is %s)", fname, pct(p),
+        pct(best_prec)))
     end
     mql = best_at
     how = format("the lowest score at which %s or more of the training leads at or above it converted", pct(p))
@@ -455,10 +453,10 @@ end
 ---------------------------------------------------------------------------------------------------
 
 -- One 0/1 column per rule of the base script (1 where the rule fires), as a leadq table.
-local function base_indicators(base_path, leads, events, as_of, fname, level)
+local function base_indicators(base_path, leads, events, as_of, fname)
   local model = require("leadq.model")
   local m, problems = model.load(base_path)
-  if not m then fail(format("%s: the base script has problems:\n%s", fname, concat(problems, "\n")), level + 1) end
+  if not m then raise(format("%s: the base script has problems:\n%s", fname, concat(problems, "\n"))) end
   local fp = io.open(base_path, "rb")
   local text = fp:read("*a")
   fp:close()
@@ -479,7 +477,7 @@ local function base_indicators(base_path, leads, events, as_of, fname, level)
     single.grades = {}
     local one = model.new(single)
     local res, err = one:score(leads, events, { as_of = as_of })
-    if not res then fail(format("%s: scoring base rule '%s': %s", fname, r.id, tostring(err)), level + 1) end
+    if not res then raise(format("%s: scoring base rule '%s': %s", fname, r.id, tostring(err))) end
     local totals = res:column("total")
     local col = {}
     for i = 1, rows do col[i] = (totals[i] or 0) > 0 end
@@ -522,30 +520,30 @@ end
 function _M.fit(leads, events, spec)
   local fname = "fit"
   if not core.is_table(leads) then
-    fail(format("fit: expects a leadq table of leads (leadq.read_csv), got %s", type(leads)), 2)
+    raise(format("fit: expects a leadq table of leads (leadq.read_csv), got %s", type(leads)))
   end
   if events ~= nil and not core.is_table(events) then
-    fail(format("fit: events must be a leadq table (leadq.read_events), got %s", type(events)), 2)
+    raise(format("fit: events must be a leadq table (leadq.read_events), got %s", type(events)))
   end
-  local out_spec, opts = _M.split_spec(spec, FIT_KEYS, fname, 2)
+  local out_spec, opts = _M.split_spec(spec, FIT_KEYS, fname)
   if opts.mql_share ~= nil and opts.mql_precision ~= nil then
-    fail("fit: give mql_share or mql_precision, not both", 2)
+    raise("fit: give mql_share or mql_precision, not both")
   end
   for _, k in ipairs({ "mql_share", "mql_precision" }) do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or not (v > 0 and v < 1)) then
-      fail(format("fit: %s must be a number between 0 and 1, got %s", k, tostring(v)), 2)
+      raise(format("fit: %s must be a number between 0 and 1, got %s", k, tostring(v)))
     end
   end
   local interactions = opts.interactions or 3
   if type(interactions) ~= "number" or interactions < 0 or interactions ~= floor(interactions) then
-    fail(format("fit: interactions must be a whole number of 0 or more, got %s", tostring(interactions)), 2)
+    raise(format("fit: interactions must be a whole number of 0 or more, got %s", tostring(interactions)))
   end
-  local exclude = _M.excluded(leads, opts.exclude, fname, 2)
-  local labels, info = _M.labels(leads, out_spec, 2)
+  local exclude = _M.excluded(leads, opts.exclude, fname)
+  local labels, info = _M.labels(leads, out_spec)
   if info.positives < _M.MIN_POSITIVES or info.negatives < _M.MIN_POSITIVES then
-    fail(format("fit: %s: %d positive and %d negative leads: fit needs at least %d of each", info.description,
-      info.positives, info.negatives, _M.MIN_POSITIVES), 2)
+    raise(format("fit: %s: %d positive and %d negative leads: fit needs at least %d of each", info.description,
+      info.positives, info.negatives, _M.MIN_POSITIVES))
   end
   local name = opts.name or "fitted"
   local as_of = info.as_of
@@ -563,7 +561,7 @@ function _M.fit(leads, events, spec)
   if events ~= nil and as_of == nil then as_of = latest_event(events) end
   if opts.base then
     local tbl
-    tbl, base_spec, base_text = base_indicators(opts.base, leads, events, as_of, fname, 2)
+    tbl, base_spec, base_text = base_indicators(opts.base, leads, events, as_of, fname)
     for k = 1, #base_spec.rules do
       cols[#cols + 1] = { tbl, "r" .. k }
       groups_of[#cols] = base_spec.rules[k].group
@@ -587,7 +585,7 @@ function _M.fit(leads, events, spec)
         local fs = require("leadq.features").new(fspecs)
         local err
         ftbl, err = fs:compute(leads, events, { as_of = as_of, id = id })
-        if not ftbl then fail(format("fit: events: %s", tostring(err)), 2) end
+        if not ftbl then raise(format("fit: events: %s", tostring(err))) end
         for _, f in ipairs(feature_order) do
           cols[#cols + 1] = { ftbl, f }
           groups_of[#cols] = "engagement"
@@ -595,7 +593,7 @@ function _M.fit(leads, events, spec)
       end
     end
   end
-  if #cols == 0 then fail("fit: no column left to fit (every column is the id, the outcome, excluded or text)", 2) end
+  if #cols == 0 then raise("fit: no column left to fit (every column is the id, the outcome, excluded or text)") end
 
   local bins, infos = core.bin_columns(cols, { max_bins = opts.max_bins or 32, min_count = opts.min_count or 5,
     max_values = opts.max_values or 250 })
@@ -603,7 +601,7 @@ function _M.fit(leads, events, spec)
   local result, ferr = bins:fit(labels, { interactions = opts.base and 0 or interactions, seed = opts.seed or 1,
     max_rounds = opts.max_rounds, min_samples = opts.min_samples or 5, l2 = opts.l2, learning_rate = opts.learning_rate,
     patience = opts.patience, pair_bins = opts.pair_bins })
-  if not result then fail("fit: " .. tostring(ferr), 2) end
+  if not result then raise("fit: " .. tostring(ferr)) end
 
   -- the labelled rows, in order, and their outcomes
   local rows, y = {}, {}
@@ -710,9 +708,9 @@ function _M.fit(leads, events, spec)
   if base_spec then
     -- the base script's own totals (its groups' caps and floors apply): score the rewritten script
     local bspec, problems = dsl.load_string(base_text, opts.base, { dir = opts.base:match("^(.*/)[^/]*$") or "" })
-    if not bspec then fail(format("%s: %s", fname, concat(problems, "\n")), 2) end
+    if not bspec then raise(format("%s: %s", fname, concat(problems, "\n"))) end
     local res, err = require("leadq.model").new(bspec):score(leads, events, { as_of = as_of })
-    if not res then fail(format("%s: scoring the base script: %s", fname, tostring(err)), 2) end
+    if not res then raise(format("%s: scoring the base script: %s", fname, tostring(err))) end
     local all = res:column("total")
     totals = {}
     for k, row in ipairs(rows) do totals[k] = all[row] end
@@ -720,7 +718,7 @@ function _M.fit(leads, events, spec)
     totals = bins:totals(points, pair_points, labels)
   end
   local hist = histogram(totals, y)
-  local mql, nurture, how = choose_thresholds(hist, n, opts, fname, 2)
+  local mql, nurture, how = choose_thresholds(hist, n, opts, fname)
   local bands = calibration(hist, n)
   local mql_leads, mql_pos = 0, 0
   for _, b in ipairs(hist) do

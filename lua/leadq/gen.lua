@@ -33,6 +33,7 @@
 -- the same person twice, mail scanners clicking within seconds of an open.
 
 local core = require("leadq.core")
+local raise = require("leadq.util").raise   -- errors in the caller's terms
 
 local floor = math.floor
 local concat = table.concat
@@ -1031,33 +1032,33 @@ local function make_intent(st, L)
 end
 
 local function check_options(opts)
-  if type(opts) ~= "table" then error("generate expects a table of options", 3) end
+  if type(opts) ~= "table" then raise("generate expects a table of options") end
   for k in pairs(opts) do
-    if not OPTIONS[k] then error(format("unknown option '%s' (expected leads, seed, out, progress, product, intent)",
-      tostring(k)), 3) end
+    if not OPTIONS[k] then raise(format("unknown option '%s' (expected leads, seed, out, progress, product, intent)",
+      tostring(k))) end
   end
   local n = opts.leads
   if type(n) ~= "number" or n < 1 or n ~= floor(n) or n > 99999999 then
-    error("leads must be a whole number from 1 to 99999999", 3)
+    raise("leads must be a whole number from 1 to 99999999")
   end
   local seed = opts.seed == nil and 1 or opts.seed
   if type(seed) ~= "number" and type(seed) ~= "string" then
-    error("seed must be a whole number or a string", 3)
+    raise("seed must be a whole number or a string")
   end
   if type(seed) == "number" and (seed ~= floor(seed) or seed < 0 or seed > 9007199254740992) then
-    error("seed must be a whole number from 0 to 2^53", 3)
+    raise("seed must be a whole number from 0 to 2^53")
   end
   if opts.out ~= nil and (type(opts.out) ~= "string" or opts.out == "") then
-    error("out must be a directory name", 3)
+    raise("out must be a directory name")
   end
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
-    error("progress must be a function", 3)
+    raise("progress must be a function")
   end
   if opts.product ~= nil and type(opts.product) ~= "boolean" then
-    error("product must be true or false", 3)
+    raise("product must be true or false")
   end
   if opts.intent ~= nil and type(opts.intent) ~= "boolean" then
-    error("intent must be true or false", 3)
+    raise("intent must be true or false")
   end
   return floor(n), seed
 end

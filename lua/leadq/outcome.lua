@@ -23,7 +23,7 @@
 -- info: { leads = used, positives =, negatives =, left_out =, description = "y = yes",
 --         created_after =, missing =, already_reached =, as_of =, transitions = { rows =, rejected = } }
 --
--- Bad input raises error(message, 2): a missing outcome column (named, with "did you mean"), a
+-- Bad input raises an error in the caller's terms: a missing outcome column (named, with "did you mean"), a
 -- constant or non-binary one (named, with a few of its values), a transitions file that cannot be
 -- read or has unreadable rows (file:line), an unknown stage.
 --
@@ -31,7 +31,7 @@
 local core = require("leadq.core")
 local dsl = require("leadq.dsl")
 
-local type, pairs, ipairs, tostring, tonumber, error, pcall = type, pairs, ipairs, tostring, tonumber, error, pcall
+local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
 local format, lower = string.format, string.lower
 local concat, sort = table.concat, table.sort
 
@@ -49,9 +49,8 @@ for _, k in ipairs(SPEC_KEYS) do SPEC_SET[k] = true end
 local YES = { ["1"] = true, ["true"] = true, yes = true, y = true, t = true }
 local NO = { ["0"] = true, ["false"] = true, no = true, n = true, f = true }
 
-local function fail(message, level)
-  error(message, (level or 1) + 1)
-end
+-- Errors in the caller's terms (leadq.util.raise): the first function outside leadq is blamed.
+local raise = require("leadq.util").raise
 
 -- A few distinct values of a column, most frequent first: "'no' (39922), 'yes' (5289)".
 local function some_values(values, n, limit)
@@ -77,9 +76,9 @@ local function parse_as_of(v)
   if type(v) == "string" then
     local t = dsl.parse_time(v)
     if t then return t end
-    fail(format("outcome: as_of %q is not a date (write \"2026-01-31\" or epoch seconds)", v), 3)
+    raise(format("outcome: as_of %q is not a date (write \"2026-01-31\" or epoch seconds)", v))
   end
-  fail(format("outcome: as_of must be epoch seconds or a date \"YYYY-MM-DD\", got %s", type(v)), 3)
+  raise(format("outcome: as_of must be epoch seconds or a date \"YYYY-MM-DD\", got %s", type(v)))
 end
 
 local function date_text(t)
@@ -93,44 +92,44 @@ end
 _M.date_text = date_text
 
 local function check_spec(spec)
-  if type(spec) ~= "table" then fail("outcome: the spec must be a table { outcome = ... } or { transitions = ..., "
-    .. "reached = ... }, got " .. type(spec), 3) end
+  if type(spec) ~= "table" then raise("outcome: the spec must be a table { outcome = ... } or { transitions = ..., "
+    .. "reached = ... }, got " .. type(spec)) end
   for k in pairs(spec) do
     if not SPEC_SET[k] then
-      fail(format("outcome: unknown option '%s'%s", tostring(k), dsl.did_you_mean(tostring(k), SPEC_KEYS)), 3)
+      raise(format("outcome: unknown option '%s'%s", tostring(k), dsl.did_you_mean(tostring(k), SPEC_KEYS)))
     end
   end
   if spec.outcome ~= nil and spec.transitions ~= nil then
-    fail("outcome: give an outcome column or a transitions log, not both", 3)
+    raise("outcome: give an outcome column or a transitions log, not both")
   end
   if spec.outcome == nil and spec.transitions == nil then
-    fail("outcome: no outcome: give outcome = COLUMN (or COLUMN=VALUE), or transitions = FILE with reached = STAGE", 3)
+    raise("outcome: no outcome: give outcome = COLUMN (or COLUMN=VALUE), or transitions = FILE with reached = STAGE")
   end
   if spec.outcome ~= nil and (type(spec.outcome) ~= "string" or spec.outcome == "") then
-    fail("outcome: outcome must be a column name or COLUMN=VALUE, got " .. type(spec.outcome), 3)
+    raise("outcome: outcome must be a column name or COLUMN=VALUE, got " .. type(spec.outcome))
   end
   if spec.transitions ~= nil then
     if type(spec.transitions) ~= "string" and not core.is_table(spec.transitions)
       and not require("leadq.funnel").is_funnel(spec.transitions) then
-      fail("outcome: transitions must be the path of a transitions CSV, a leadq table or a loaded funnel, got "
-        .. type(spec.transitions), 3)
+      raise("outcome: transitions must be the path of a transitions CSV, a leadq table or a loaded funnel, got "
+        .. type(spec.transitions))
     end
     if type(spec.reached) ~= "string" or spec.reached == "" then
-      fail("outcome: transitions need reached = STAGE (the stage that counts as converted, e.g. customer)", 3)
+      raise("outcome: transitions need reached = STAGE (the stage that counts as converted, e.g. customer)")
     end
   elseif spec.reached ~= nil then
-    fail("outcome: reached = STAGE goes with transitions = FILE (a transitions log)", 3)
+    raise("outcome: reached = STAGE goes with transitions = FILE (a transitions log)")
   end
   local w = spec.within_days
   if w ~= nil and (type(w) ~= "number" or w ~= w or w <= 0 or w == math.huge) then
-    fail("outcome: within_days must be a positive number of days, got " .. tostring(w), 3)
+    raise("outcome: within_days must be a positive number of days, got " .. tostring(w))
   end
   if w ~= nil and spec.transitions == nil then
-    fail("outcome: within_days goes with transitions = FILE and reached = STAGE", 3)
+    raise("outcome: within_days goes with transitions = FILE and reached = STAGE")
   end
   for _, k in ipairs({ "id", "created" }) do
     if spec[k] ~= nil and type(spec[k]) ~= "string" then
-      fail(format("outcome: %s must be a column name, got %s", k, type(spec[k])), 3)
+      raise(format("outcome: %s must be a column name, got %s", k, type(spec[k])))
     end
   end
 end
@@ -141,7 +140,7 @@ local function column_names(leads)
   return names
 end
 
-local function missing_column(leads, name, what, level)
+local function missing_column(leads, name, what)
   local names = column_names(leads)
   local hint = dsl.did_you_mean(name, names)
   if hint == "" then
@@ -150,8 +149,8 @@ local function missing_column(leads, name, what, level)
       if lower(c) == lname then hint = format(" (did you mean '%s'?)", c) break end
     end
   end
-  fail(format("outcome: the leads have no column '%s'%s%s (columns: %s)", name, what or "", hint,
-    concat(names, ", ")), level + 1)
+  raise(format("outcome: the leads have no column '%s'%s%s (columns: %s)", name, what or "", hint,
+    concat(names, ", ")))
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -162,12 +161,12 @@ local function creation_times(leads, spec)
   if name == nil then
     if leads:has("created_at") then name = "created_at" else return nil end
   elseif not leads:has(name) then
-    missing_column(leads, name, " for the creation time", 3)
+    missing_column(leads, name, " for the creation time")
   end
   local kind = leads:type(name)
   if kind ~= "time" and kind ~= "number" then
-    fail(format("outcome: column '%s' holds %s values, not times: it cannot say when a lead was created", name,
-      kind), 3)
+    raise(format("outcome: column '%s' holds %s values, not times: it cannot say when a lead was created", name,
+      kind))
   end
   return (leads:column(name)), name
 end
@@ -182,7 +181,7 @@ local function column_outcome(leads, spec, n)
     local c, v = text:match("^(.-)%s*=%s*(.*)$")
     if c and c ~= "" then name, wanted = c, v end
   end
-  if not leads:has(name) then missing_column(leads, name, " for the outcome", 3) end
+  if not leads:has(name) then missing_column(leads, name, " for the outcome") end
   local values = leads:column(name)
   local kind = leads:type(name)
   local flags = {}   -- per row: true, false or nil (missing)
@@ -208,18 +207,18 @@ local function column_outcome(leads, spec, n)
     end
     local shown = some_values(values, n, 5)
     if present == 0 then
-      fail(format("outcome: column '%s' has no values: no lead has an outcome", name), 3)
+      raise(format("outcome: column '%s' has no values: no lead has an outcome", name))
     elseif hits == 0 then
-      fail(format("outcome: no lead has %s = '%s': the outcome would be constant (its values: %s)", name, wanted,
-        shown), 3)
+      raise(format("outcome: no lead has %s = '%s': the outcome would be constant (its values: %s)", name, wanted,
+        shown))
     elseif hits == present then
-      fail(format("outcome: every lead with a value has %s = '%s': the outcome is constant (its values: %s)", name,
-        wanted, shown), 3)
+      raise(format("outcome: every lead with a value has %s = '%s': the outcome is constant (its values: %s)", name,
+        wanted, shown))
     end
     description = format("%s = %s", name, wanted)
   else
     if kind == "tags" then
-      fail(format("outcome: column '%s' holds tags: name the value that counts (%s=VALUE)", name, name), 3)
+      raise(format("outcome: column '%s' holds tags: name the value that counts (%s=VALUE)", name, name))
     end
     local bad, present, yes = nil, 0, 0
     for i = 1, n do
@@ -241,15 +240,15 @@ local function column_outcome(leads, spec, n)
     end
     local shown, distinct = some_values(values, n, 5)
     if bad ~= nil then
-      fail(format("outcome: column '%s' is not binary (%d distinct values: %s): use 1/0, true/false or yes/no, "
-        .. "or name the value that counts (%s=VALUE)", name, distinct, shown, name), 3)
+      raise(format("outcome: column '%s' is not binary (%d distinct values: %s): use 1/0, true/false or yes/no, "
+        .. "or name the value that counts (%s=VALUE)", name, distinct, shown, name))
     end
     if present == 0 then
-      fail(format("outcome: column '%s' has no values: no lead has an outcome", name), 3)
+      raise(format("outcome: column '%s' has no values: no lead has an outcome", name))
     end
     if yes == 0 or yes == present then
-      fail(format("outcome: column '%s' is constant (every lead with a value has %s): nothing to predict", name,
-        shown), 3)
+      raise(format("outcome: column '%s' is constant (every lead with a value has %s): nothing to predict", name,
+        shown))
     end
     description = name
   end
@@ -266,11 +265,11 @@ local function id_column(leads, spec)
   if id == nil then
     id = (leads:has("id") and "id") or (leads:has("lead_id") and "lead_id") or nil
     if not id then
-      fail(format("outcome: the leads have no 'id' column to join to the transitions (columns: %s); name it: "
-        .. "id = COLUMN", concat(column_names(leads), ", ")), 4)
+      raise(format("outcome: the leads have no 'id' column to join to the transitions (columns: %s); name it: "
+        .. "id = COLUMN", concat(column_names(leads), ", ")))
     end
   elseif not leads:has(id) then
-    missing_column(leads, id, " for the lead id", 4)
+    missing_column(leads, id, " for the lead id")
   end
   return id
 end
@@ -284,13 +283,13 @@ local function load_funnel(spec)
     return f, funnel, { rows = #f, logged = #f, rejected = #f:rejects() }, true
   end
   local ok, f = pcall(funnel.new, { stages = stage_list(spec.stages) })
-  if not ok then fail("outcome: " .. (tostring(f):gsub("^[^\n]-:%d+: ", "")), 4) end
+  if not ok then raise("outcome: " .. (tostring(f):gsub("^[^\n]-:%d+: ", ""))) end
   local tbl, path, own = spec.transitions, "(transitions table)", false
   if type(tbl) == "string" then
     path = tbl
     local err
     tbl, err = core.read_csv(path)
-    if not tbl then fail(format("outcome: cannot read the transitions: %s", tostring(err)), 4) end
+    if not tbl then raise(format("outcome: cannot read the transitions: %s", tostring(err))) end
     own = true
   end
   local cols = { lead = "lead_id", stage = "stage", at = "at", source = own and path or nil }
@@ -300,19 +299,19 @@ local function load_funnel(spec)
     if not tbl:has(cols[k]) then
       local names = column_names(tbl)
       if own then tbl:close() end
-      fail(format("outcome: %s: no column '%s' (a transitions log has lead_id,stage,at[,reason,owner]; its columns: "
-        .. "%s)", path, cols[k], concat(names, ", ")), 4)
+      raise(format("outcome: %s: no column '%s' (a transitions log has lead_id,stage,at[,reason,owner]; its columns: "
+        .. "%s)", path, cols[k], concat(names, ", ")))
     end
   end
   local rows = #tbl
   local lok, logged, rejected = pcall(f.load, f, tbl, cols)
   if own then tbl:close() end
-  if not lok then fail(format("outcome: %s: %s", path, (tostring(logged):gsub("^[^\n]-:%d+: ", ""))), 4) end
+  if not lok then raise(format("outcome: %s: %s", path, (tostring(logged):gsub("^[^\n]-:%d+: ", "")))) end
   local rejects = f:rejects()
   if rejected > 0 then   -- rows that could not be read at all: the first ones listed are those
     local r = rejects[1]
-    fail(format("outcome: %s:%s: %s%s", tostring(r.file or path), tostring(r.line or "?"), tostring(r.message),
-      rejected > 1 and format(" (and %d more unreadable rows)", rejected - 1) or ""), 4)
+    raise(format("outcome: %s:%s: %s%s", tostring(r.file or path), tostring(r.line or "?"), tostring(r.message),
+      rejected > 1 and format(" (and %d more unreadable rows)", rejected - 1) or ""))
   end
   return f, funnel, { rows = rows, logged = logged, rejected = #rejects }
 end
@@ -329,16 +328,16 @@ local function transitions_outcome(leads, spec, n, as_of, created)
   for _, s in ipairs(known) do if s == reached then found = true end end
   if not found then
     if not borrowed then f:close() end
-    fail(format("outcome: unknown stage '%s'%s (the stages: %s)", reached, dsl.did_you_mean(reached, known),
-      concat(known, ", ")), 3)
+    raise(format("outcome: unknown stage '%s'%s (the stages: %s)", reached, dsl.did_you_mean(reached, known),
+      concat(known, ", ")))
   end
   local id = id_column(leads, spec)
   local times = f:entered(reached, leads, id)
   if not borrowed then f:close() end
   local within = spec.within_days and spec.within_days * DAY or nil
   if within and not as_of and not created then
-    fail("outcome: within_days counts from as_of, or from each lead's creation: give as_of, or a creation column "
-      .. "(created = COLUMN)", 3)
+    raise("outcome: within_days counts from as_of, or from each lead's creation: give as_of, or a creation column "
+      .. "(created = COLUMN)")
   end
   local flags, already = {}, {}
   for i = 1, n do
@@ -372,7 +371,7 @@ end
 -- outcome.labels(leads, spec) -> labels (a string of #leads bytes), info
 function _M.labels(leads, spec)
   if not core.is_table(leads) then
-    fail("outcome.labels: expects a leadq table of leads (leadq.read_csv), got " .. type(leads), 2)
+    raise("outcome.labels: expects a leadq table of leads (leadq.read_csv), got " .. type(leads))
   end
   check_spec(spec)
   local n = #leads
@@ -413,8 +412,8 @@ function _M.labels(leads, spec)
     description = description .. format(" (leads created by %s)", date_text(as_of))
   end
   if pos == 0 or neg == 0 then
-    fail(format("outcome: %s: %d positive and %d negative leads once %d are left out: nothing to evaluate",
-      description, pos, neg, n - pos - neg), 2)
+    raise(format("outcome: %s: %d positive and %d negative leads once %d are left out: nothing to evaluate",
+      description, pos, neg, n - pos - neg))
   end
   local info = {
     leads = pos + neg, positives = pos, negatives = neg, left_out = n - pos - neg, description = description,

@@ -70,9 +70,9 @@ function _M.profile(leads, spec)
   if not core.is_table(leads) then
     error(format("profile: expects a leadq table of leads (leadq.read_csv), got %s", type(leads)), 2)
   end
-  local out_spec, opts = fit.split_spec(spec, PROFILE_KEYS, "profile", 2)
-  local exclude = fit.excluded(leads, opts.exclude, "profile", 2)
-  local labels, info = fit.labels(leads, out_spec, 2)
+  local out_spec, opts = fit.split_spec(spec, PROFILE_KEYS, "profile")
+  local exclude = fit.excluded(leads, opts.exclude, "profile")
+  local labels, info = fit.labels(leads, out_spec)
   local id = fit.id_column(leads, out_spec)
   local outcome_col = fit.outcome_column(out_spec)
   local cols, skipped = {}, {}

@@ -51,7 +51,9 @@ local function column(tbl, name)
   return (tbl:column(name))
 end
 
-local tally = require("leadq.util").tally
+local util = require("leadq.util")
+local tally = util.tally
+local raise = util.raise   -- errors in the caller's terms
 
 -- Statuses best first (evaluate's order: thresholds high to low, the fallback, disqualified), then
 -- any other status some lead has, by name; only those some lead has.
@@ -199,13 +201,11 @@ local function top_groups(tab)
 end
 
 local function check_options(opts)
-  if type(opts) ~= "table" then error("report: options must be a table", 3) end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then error(format("report: unknown option '%s'", tostring(k)), 3) end
-  end
+  if type(opts) ~= "table" then raise("report: options must be a table") end
+  util.check_options(opts, OPTIONS, "report")
   if type(opts.rules) == "string" then opts.rules = { opts.rules } end
-  if type(opts.rules) ~= "table" or #opts.rules == 0 then error("report: option 'rules' is required", 3) end
-  if type(opts.leads) ~= "string" then error("report: option 'leads' (a CSV path) is required", 3) end
+  if type(opts.rules) ~= "table" or #opts.rules == 0 then raise("report: option 'rules' is required") end
+  if type(opts.leads) ~= "string" then raise("report: option 'leads' (a CSV path) is required") end
 end
 
 -- All the numbers of a report, as a plain table (what the JSON block holds). Raises on bad input

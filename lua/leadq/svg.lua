@@ -19,13 +19,8 @@ local function escape(s)
 end
 _M.escape = escape
 
--- 1234567.8 -> "1,234,568"; small numbers keep what their size needs.
-local function group_digits(s)
-  local sign, int, frac = s:match("^(-?)(%d+)(.*)$")
-  if not int then return s end
-  int = int:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return sign .. int .. frac
-end
+-- "1234567.8" -> "1,234,567.8"
+local group_digits = require("leadq.util").group_digits
 
 function _M.number(x, decimals)
   if x == nil or x ~= x then return "–" end

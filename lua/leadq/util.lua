@@ -1,10 +1,12 @@
 -- leadq.util: the small helpers every module needs, written once: "did you mean" for a mistyped
--- name, numbers for people (1,234,567), and lists given as "a,b" or as a Lua list.
+-- name, errors raised in the caller's terms, options checked against the names a function takes,
+-- numbers for people (1,234,567; 5.6 MB) and for CSV, and lists given as "a,b" or as a Lua list.
 local format, lower = string.format, string.lower
 local floor = math.floor
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
 local _M = { _VERSION = "0.1.0" }
+local error, getinfo, sort = error, debug.getinfo, table.sort
 
 -- Suggestions are for typing slips: no word longer than this gets one, and the work stays small
 -- whatever a request or a file hands in (a 16 KB JSON key once cost a worker 0.23 s).
@@ -97,12 +99,78 @@ function _M.did_you_mean(word, candidates)
   return ""
 end
 
+-- Errors in the caller's terms. The one rule: a public function that is handed something wrong
+-- raises with error(message, 2); a check deeper inside leadq (a helper, a shared validator) calls
+-- raise(message), which blames the first function outside leadq's own modules, however deep the
+-- check ran, so no function counts frames. leadq's modules are lua files right in a leadq/ or
+-- leadq/cli/ folder (as leadq.cli strips from messages); rule scripts (rules/, leadq/rules/) and C
+-- functions (pcall) are the caller's. raise never returns: call it as a statement.
+local function is_internal(source)
+  return source:find("leadq/[%w_]+%.lua$") ~= nil or source:find("leadq/cli/[%w_]+%.lua$") ~= nil
+end
+_M.is_internal = is_internal
+
+function _M.raise(message)
+  local level = 2
+  while true do
+    local info = getinfo(level, "S")
+    if not info or not is_internal(info.source) then break end
+    level = level + 1
+  end
+  error(message, level)
+end
+
+-- A function's options table checked against the names it takes (a set { name = true }): nil is
+-- {}, a name not taken is an error with the closest one suggested (luaposix's strictness: "scroe"
+-- is caught, not ignored). fname names the function in the message. Returns the options.
+function _M.check_options(options, allowed, fname)
+  if options == nil then return {} end
+  if type(options) ~= "table" then
+    _M.raise(format("%s: options must be a table, got %s", fname, type(options)))
+  end
+  for k in pairs(options) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      sort(names)
+      _M.raise(format("%s: unknown option '%s'%s", fname, tostring(k), _M.did_you_mean(tostring(k), names)))
+    end
+  end
+  return options
+end
+
+-- "-1234567.89" -> "-1,234,567.89": the digits before the point in groups of three.
+local function group_digits(s)
+  local sign, digits, rest = s:match("^(-?)(%d+)(.*)$")
+  if not digits then return s end
+  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return sign .. digits .. rest
+end
+_M.group_digits = group_digits
+
 -- 1234567.4 -> "1,234,567": rounded to a whole number, digits in groups of three.
 function _M.thousands(n)
-  local s = format("%d", floor(n + 0.5))
-  local sign, digits = s:match("^(-?)(%d+)$")
-  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return sign .. digits
+  return group_digits(format("%d", floor(n + 0.5)))
+end
+
+-- 1234 -> "1.2 kB", 5600000 -> "5.6 MB": a size in bytes for people.
+function _M.megabytes(bytes)
+  if bytes < 1e6 then return format("%.1f kB", bytes / 1e3) end
+  return format("%.1f MB", bytes / 1e6)
+end
+
+-- One CSV field: nil and NaN empty, whole numbers without a point, other numbers to 6 digits, text
+-- quoted when it holds a comma, a quote or a line break.
+function _M.csv_field(v)
+  if v == nil then return "" end
+  if type(v) == "number" then
+    if v ~= v then return "" end
+    if v == floor(v) and v > -1e15 and v < 1e15 then return format("%d", v) end
+    return format("%.6g", v)
+  end
+  v = tostring(v)
+  if v:find('[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
+  return v
 end
 
 -- "a, b,c" or { "a", "b,c" } (a flag given twice) -> { "a", "b", "c" }: items trimmed, empty ones

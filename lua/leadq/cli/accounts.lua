@@ -13,16 +13,7 @@ local _M = { _VERSION = "0.1.0" }
 local CSV_COLUMNS = { "contacts", "engaged_contacts", "score_max", "top_mean", "best_contact", "personas_present",
                       "personas_engaged" }
 
-local function csv_text(v)
-  if v == nil or v ~= v then return "" end
-  if type(v) == "number" then
-    if v == math.floor(v) and v > -1e15 and v < 1e15 then return format("%d", v) end
-    return format("%.6g", v)
-  end
-  v = tostring(v)
-  if v:find('[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
-  return v
-end
+local csv_text = util.csv_field   -- one CSV field
 
 -- accounts,csv: account, the rollup's main columns, then every result column of the account model.
 function _M.write_csv(path, accounts_tbl, results)

@@ -15,18 +15,7 @@ local thousands = util.thousands   -- 1234567 -> "1,234,567"
 local column_values, column_names, rejects_of = inputs.column_values, inputs.column_names, inputs.rejects_of
 local load_inputs = inputs.load_inputs
 
-local function csv_escape(v)
-  if v == nil then return "" end
-  if type(v) == "number" then
-    if v ~= v then return "" end
-    if v == floor(v) and v > -1e15 and v < 1e15 then return format("%d", v) end
-    return format("%.6g", v)
-  end
-  v = tostring(v)
-  if v:find('[,"\r\n]') then return '"' .. v:gsub('"', '""') .. '"' end
-  return v
-end
-_M.csv_escape = csv_escape
+local csv_escape = util.csv_field   -- one CSV field: numbers as people write them, text quoted as needed
 
 local function rate_text(per_second)
   if per_second >= 1e6 then return format("%.1fM", per_second / 1e6) end

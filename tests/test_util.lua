@@ -1,0 +1,69 @@
+-- leadq.util: errors in the caller's terms, options checked by name, numbers for people and CSV.
+local lu = require("luaunit")
+local util = require("leadq.util")
+local core = require("leadq.core")
+
+local M = {}
+M.TestUtil = {}
+
+local LEADS = "id,email\n1,a@acme.com\n2,b@acme.com\n"
+
+-- A Lua frame of this file that calls f (no tail call: the frame stays on the stack to be blamed).
+local function call_here(f, ...)
+  local result = f(...)
+  return result
+end
+
+function M.TestUtil.test_raise_blames_the_first_caller_outside_leadq()
+  local leads = core.parse_csv(LEADS)
+  local accounts = require("leadq.accounts")
+  -- accounts.map -> util.check_options -> util.raise: two leadq frames deep, blamed on this file
+  local ok, err = pcall(call_here, accounts.map, leads, { emial = "email" })
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, "^tests/test_util%.lua:%d+: map: unknown option 'emial' %(did you mean 'email'%?%)$")
+  -- a public function's own check (error(message, 2)) blames the same frame
+  ok, err = pcall(call_here, accounts.map, "leads")
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, "^tests/test_util%.lua:%d+: map: expects a leadq table of leads, got string$")
+  -- through pcall straight away, the caller is C: no position at all, as error(message, 2) gives
+  ok, err = pcall(accounts.map, leads, { emial = "email" })
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "map: unknown option 'emial' (did you mean 'email'?)")
+  leads:close()
+end
+
+function M.TestUtil.test_raise_leaves_rule_scripts_and_tests_outside_leadq()
+  lu.assertTrue(util.is_internal("@lua/leadq/accounts.lua"))
+  lu.assertTrue(util.is_internal("@/usr/share/lua/5.4/leadq/cli/score.lua"))
+  lu.assertFalse(util.is_internal("@rules/mql.lua"))
+  lu.assertFalse(util.is_internal("@/usr/share/lua/5.4/leadq/rules/mql.lua"))
+  lu.assertFalse(util.is_internal("@tests/test_util.lua"))
+  lu.assertFalse(util.is_internal("=[C]"))
+end
+
+function M.TestUtil.test_check_options()
+  local allowed = { score = true, top_k = true }
+  lu.assertEquals(util.check_options(nil, allowed, "f"), {})
+  local opts = { score = "total" }
+  lu.assertIs(util.check_options(opts, allowed, "f"), opts)
+  lu.assertErrorMsgContains("f: unknown option 'scroe' (did you mean 'score'?)", util.check_options,
+    { scroe = 1 }, allowed, "f")
+  lu.assertErrorMsgContains("f: options must be a table, got string", util.check_options, "x", allowed, "f")
+end
+
+function M.TestUtil.test_numbers_for_people_and_csv()
+  lu.assertEquals(util.thousands(1234567.4), "1,234,567")
+  lu.assertEquals(util.thousands(-999.5), "-999")
+  lu.assertEquals(util.group_digits("-1234567.891"), "-1,234,567.891")
+  lu.assertEquals(util.group_digits("n/a"), "n/a")
+  lu.assertEquals(util.megabytes(1234), "1.2 kB")
+  lu.assertEquals(util.megabytes(5600000), "5.6 MB")
+  lu.assertEquals(util.csv_field(nil), "")
+  lu.assertEquals(util.csv_field(0 / 0), "")
+  lu.assertEquals(util.csv_field(12), "12")
+  lu.assertEquals(util.csv_field(2 / 3), "0.666667")
+  lu.assertEquals(util.csv_field('a,"b"'), '"a,""b"""')
+  lu.assertEquals(util.csv_field("line\nbreak"), '"line\nbreak"')
+end
+
+return M
