@@ -808,9 +808,17 @@ local function valid_id(s)
   return type(s) == "string" and s:match("^[%w_][%w_%-%.:]*$") ~= nil
 end
 
--- Validate a model object into a spec. `opts.path` names the file in messages, `opts.dir` is
--- where `file "..."` lists are read from, `opts.lines` the script's lines. Returns spec, problems.
-function _M.validate(obj, opts)
+-- Validating a model: validate(obj, opts) runs the steps below in order over one record, the
+-- model being checked: the object, its body, the spec being built, the script's lines, the
+-- report of problems (madd adds one with its line and context) and what earlier steps found
+-- (declared groups and lists before the rules that name them). Each step reports what is
+-- wrong and adds what is sound to the spec, so one pass lists every problem.
+
+-- The object the script returned, checked to be a model with a body: the record the steps work on,
+-- with section (a top-level key of the body checked to be a list or a map) and read_list_file
+-- (a `file "lists/x.txt"` list, read next to the script). nil and the problems when there is no
+-- model to look into.
+local function model_record(obj, opts)
   opts = opts or {}
   local path = opts.path or (type(obj) == "table" and obj.source) or "model"
   local report = new_report(path)
@@ -848,20 +856,6 @@ function _M.validate(obj, opts)
   spec.line = model_line
   local function madd(line, context, ...) report.add(line, context, ...) end
 
-  -- model keys
-  local top = { add_at = function(l, ...) madd(l, mctx, ...) end }
-  check_keys(top, body, MODEL_SET, "the model", lines, model_line, nil)
-  if body.name ~= nil and body.name ~= obj.id and made[obj] then
-    madd(model_line, mctx, "the name is given by model \"%s\"; remove name = %s", tostring(obj.id),
-      describe_value(body.name))
-  end
-  for _, k in ipairs({ "description", "label", "version" }) do
-    if body[k] ~= nil and type(body[k]) ~= "string" and not (k == "version" and type(body[k]) == "number") then
-      madd(key_line(lines, model_line, nil, k), mctx, "%s must be a text, got %s", k, type_name(body[k]))
-    end
-  end
-  spec.description = type(body.description) == "string" and body.description or nil
-  spec.label = type(body.label) == "string" and body.label or spec.description
 
   local function section(key, want)
     local v = body[key]
@@ -875,7 +869,7 @@ function _M.validate(obj, opts)
     return v
   end
 
-  -- lists
+  -- lists in files
   local dir = opts.dir
   local function read_list_file(ref, context)
     local line = ref.line
@@ -909,6 +903,34 @@ function _M.validate(obj, opts)
     return vals
   end
 
+  return { obj = obj, opts = opts, body = body, spec = spec, lines = lines, model_line = model_line,
+           mctx = mctx, report = report, madd = madd, section = section, read_list_file = read_list_file }
+end
+
+-- The model's own keys: none unknown, the name given once, description, label and version texts.
+local function check_model_keys(model_check)
+  local obj, body, spec = model_check.obj, model_check.body, model_check.spec
+  local lines, model_line, mctx = model_check.lines, model_check.model_line, model_check.mctx
+  local madd = model_check.madd
+  local top = { add_at = function(l, ...) madd(l, mctx, ...) end }
+  check_keys(top, body, MODEL_SET, "the model", lines, model_line, nil)
+  if body.name ~= nil and body.name ~= obj.id and made[obj] then
+    madd(model_line, mctx, "the name is given by model \"%s\"; remove name = %s", tostring(obj.id),
+      describe_value(body.name))
+  end
+  for _, k in ipairs({ "description", "label", "version" }) do
+    if body[k] ~= nil and type(body[k]) ~= "string" and not (k == "version" and type(body[k]) == "number") then
+      madd(key_line(lines, model_line, nil, k), mctx, "%s must be a text, got %s", k, type_name(body[k]))
+    end
+  end
+  spec.description = type(body.description) == "string" and body.description or nil
+  spec.label = type(body.label) == "string" and body.label or spec.description
+end
+
+-- lists = { name = { "a", "b" } or file "path" }: named lists of values the conditions test against.
+local function read_lists(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local madd, section, read_list_file = model_check.madd, model_check.section, model_check.read_list_file
   local lists = section("lists", "map") or {}
   for _, name in ipairs(sorted_keys(lists)) do
     local v = lists[name]
@@ -938,8 +960,13 @@ function _M.validate(obj, opts)
       madd(lline, lctx, "a list is { \"a\", \"b\", ... } or file \"path\", got %s", type_name(v))
     end
   end
+end
 
-  -- groups
+-- groups = { name = { label, cap, floor } }: declared groups, kept in the record (and their names)
+-- for the rules and grades that name them.
+local function read_groups(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local madd, section = model_check.madd, model_check.section
   local groups = section("groups", "map") or {}
   for _, name in ipairs(sorted_keys(groups)) do
     local g = groups[name]
@@ -981,8 +1008,13 @@ function _M.validate(obj, opts)
   -- Declared order is not kept by Lua tables: groups follow the order their first rule appears in.
   local group_names = {}
   for _, g in ipairs(spec.groups) do group_names[#group_names + 1] = g.name end
+  model_check.groups, model_check.group_names = groups, group_names
+end
 
-  -- rules and disqualifiers
+-- The rules and disqualifiers lists, their ids seen so far, and where each one's text ends
+-- (next_line: the line before the next rule), so a key's problem points at its own line.
+local function rule_ranges(model_check)
+  local section = model_check.section
   local ids = {}
   local rule_lines = {}
   local rules = section("rules", "array") or {}
@@ -996,62 +1028,76 @@ function _M.validate(obj, opts)
     end
     return nil
   end
+  model_check.rules, model_check.disqs = rules, disqs
+  model_check.ids, model_check.next_line = ids, next_line
+end
 
-  local function common(r, i, kind, what, known)
-    if made[r] ~= kind then
-      madd(model_line, mctx, "%s %d must be made with %s \"ID\" { ... }, got %s", what, i,
-        kind == "rule" and "rule" or "disqualify", type_name(r))
-      return nil
-    end
-    local line = r.line
-    if r.missing_id then
-      madd(line, nil, "%s needs an id: %s \"ID\" { ... }", kind == "rule" and "rule" or "disqualify",
-        kind == "rule" and "rule" or "disqualify")
-      return nil
-    end
-    if r.bad_call then
-      madd(line, nil, "write %s \"ID\" { ... }: an id, then one table", kind == "rule" and "rule" or "disqualify")
-      return nil
-    end
-    local rctx = string_format("%s '%s'", kind == "rule" and "rule" or "disqualifier", tostring(r.id))
-    if not valid_id(r.id) then
-      madd(line, nil, "a %s id must be a word (letters, digits, _), got %s", kind, describe_value(r.id))
-      return nil
-    end
-    if ids[r.id] then
-      madd(line, rctx, "duplicate id (also used at line %d)", ids[r.id])
-      return nil
-    end
-    ids[r.id] = line
-    if type(r.body) ~= "table" or made[r.body] then
-      madd(line, rctx, "needs a table { ... }, got %s", type_name(r.body))
-      return nil
-    end
-    local to = next_line(line)
-    check_keys({ add_at = function(l, ...) madd(l, rctx, ...) end }, r.body, known, "the " .. kind, lines, line, to)
-    for _, k in ipairs({ "label", "description" }) do
-      if r.body[k] ~= nil and type(r.body[k]) ~= "string" then
-        madd(key_line(lines, line, to, k), rctx, "%s must be a text, got %s", k, type_name(r.body[k]))
-      end
-    end
-    local cond
-    local when = r.body.when
-    local wline = key_line(lines, line, to, "when")
-    local cctx = {
-      lists = spec.lists, fields = spec.fields, line = line, read_list_file = read_list_file,
-      add = function(...) madd(wline, rctx, ...) end,
-    }
-    if when == nil then
-      madd(line, rctx, "missing key 'when' (the condition)")
-    else
-      cond = condition(cctx, when, 0)
-    end
-    return { id = r.id, line = line, label = type(r.body.label) == "string" and r.body.label or r.id,
-      description = type(r.body.description) == "string" and r.body.description or nil, when = cond }, rctx, to
+-- What a rule and a disqualifier share: made with rule/disqualify "ID" { ... }, a unique id, known
+-- keys, texts that are texts, and a `when` condition compiled to its tree. Returns the checked
+-- part, the context for messages and the rule's last line; nil when it cannot be read further.
+local function rule_common(model_check, r, i, kind, what, known)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local mctx, madd, read_list_file = model_check.mctx, model_check.madd, model_check.read_list_file
+  local ids, next_line = model_check.ids, model_check.next_line
+  if made[r] ~= kind then
+    madd(model_line, mctx, "%s %d must be made with %s \"ID\" { ... }, got %s", what, i,
+      kind == "rule" and "rule" or "disqualify", type_name(r))
+    return nil
   end
+  local line = r.line
+  if r.missing_id then
+    madd(line, nil, "%s needs an id: %s \"ID\" { ... }", kind == "rule" and "rule" or "disqualify",
+      kind == "rule" and "rule" or "disqualify")
+    return nil
+  end
+  if r.bad_call then
+    madd(line, nil, "write %s \"ID\" { ... }: an id, then one table", kind == "rule" and "rule" or "disqualify")
+    return nil
+  end
+  local rctx = string_format("%s '%s'", kind == "rule" and "rule" or "disqualifier", tostring(r.id))
+  if not valid_id(r.id) then
+    madd(line, nil, "a %s id must be a word (letters, digits, _), got %s", kind, describe_value(r.id))
+    return nil
+  end
+  if ids[r.id] then
+    madd(line, rctx, "duplicate id (also used at line %d)", ids[r.id])
+    return nil
+  end
+  ids[r.id] = line
+  if type(r.body) ~= "table" or made[r.body] then
+    madd(line, rctx, "needs a table { ... }, got %s", type_name(r.body))
+    return nil
+  end
+  local to = next_line(line)
+  check_keys({ add_at = function(l, ...) madd(l, rctx, ...) end }, r.body, known, "the " .. kind, lines, line, to)
+  for _, k in ipairs({ "label", "description" }) do
+    if r.body[k] ~= nil and type(r.body[k]) ~= "string" then
+      madd(key_line(lines, line, to, k), rctx, "%s must be a text, got %s", k, type_name(r.body[k]))
+    end
+  end
+  local cond
+  local when = r.body.when
+  local wline = key_line(lines, line, to, "when")
+  local cctx = {
+    lists = spec.lists, fields = spec.fields, line = line, read_list_file = read_list_file,
+    add = function(...) madd(wline, rctx, ...) end,
+  }
+  if when == nil then
+    madd(line, rctx, "missing key 'when' (the condition)")
+  else
+    cond = condition(cctx, when, 0)
+  end
+  return { id = r.id, line = line, label = type(r.body.label) == "string" and r.body.label or r.id,
+    description = type(r.body.description) == "string" and r.body.description or nil, when = cond }, rctx, to
+end
 
+-- rules = { rule "ID" { when, points, group } }: points a number in range or a function, a group
+-- that is declared; whether the rule calls Lua (a function condition or points).
+local function read_rules(model_check)
+  local spec, lines, madd = model_check.spec, model_check.lines, model_check.madd
+  local groups, group_names, rules = model_check.groups, model_check.group_names, model_check.rules
   for i, r in ipairs(rules) do
-    local out, rctx, to = common(r, i, "rule", "rule", RULE_SET)
+    local out, rctx, to = rule_common(model_check, r, i, "rule", "rule", RULE_SET)
     if out then
       local b = r.body
       local pts = b.points
@@ -1089,8 +1135,14 @@ function _M.validate(obj, opts)
       if out.uses_function then spec.functions[#spec.functions + 1] = out.id end
     end
   end
+end
+
+-- disqualifiers = { disqualify "ID" { when, reason } }: the reason a text (the id when none).
+local function read_disqualifiers(model_check)
+  local spec, lines, madd = model_check.spec, model_check.lines, model_check.madd
+  local disqs = model_check.disqs
   for i, d in ipairs(disqs) do
-    local out, rctx, to = common(d, i, "disqualifier", "disqualifier", DISQ_SET)
+    local out, rctx, to = rule_common(model_check, d, i, "disqualifier", "disqualifier", DISQ_SET)
     if out then
       local reason = d.body.reason
       if reason == nil then
@@ -1110,11 +1162,22 @@ function _M.validate(obj, opts)
       if out.uses_function then spec.functions[#spec.functions + 1] = out.id end
     end
   end
+end
+
+-- rules = {} says nothing: an empty list is a mistake worth naming.
+local function check_rules_given(model_check)
+  local body, lines, model_line = model_check.body, model_check.lines, model_check.model_line
+  local mctx, madd, section = model_check.mctx, model_check.madd, model_check.section
+  local rules = model_check.rules
   if #rules == 0 and body.rules ~= nil and section("rules", "array") then
     madd(key_line(lines, model_line, nil, "rules"), mctx, "rules is empty")
   end
+end
 
-  -- groups in the order rules use them, then unused ones by name
+-- Groups in the order rules use them, then unused ones by name (Lua tables keep no declared
+-- order); each gets its index.
+local function order_groups(model_check)
+  local spec, group_names = model_check.spec, model_check.group_names
   local order, seen = {}, {}
   local by_name = {}
   for _, g in ipairs(spec.groups) do by_name[g.name] = g end
@@ -1131,8 +1194,13 @@ function _M.validate(obj, opts)
     spec.groups[i] = g
     spec.group_index[name] = i
   end
+end
 
-  -- thresholds
+-- thresholds = { status = points, otherwise = status }: distinct statuses at distinct points, sorted
+-- low to high; 'disqualified' is taken.
+local function read_thresholds(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local madd, section = model_check.madd, model_check.section
   local th = section("thresholds", "map")
   spec.otherwise = "none"
   if th then
@@ -1169,8 +1237,14 @@ function _M.validate(obj, opts)
     end
   end
   table_sort(spec.thresholds, function(a, b) return a.at < b.at end)
+end
 
-  -- grades
+-- grades = { fit = { group, A = 35, ..., otherwise = "D" }, engagement = ... }: a declared group and
+-- levels at distinct points, sorted high to low.
+local function read_grades(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local madd, section, groups = model_check.madd, model_check.section, model_check.groups
+  local group_names = model_check.group_names
   local gr = section("grades", "map")
   if gr then
     local gline = key_line(lines, model_line, nil, "grades")
@@ -1223,8 +1297,13 @@ function _M.validate(obj, opts)
       end
     end
   end
+end
 
-  -- features: names the events module fills in; checked further by it
+-- features = { name = feature { ... } }: names the events module fills in, each checked by it now so
+-- a check lists its problems with the rules'; the record notes when one is unsound.
+local function read_features(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local madd, section = model_check.madd, model_check.section
   local fe = section("features", "map") or {}
   local features_unsound = false
   for _, name in ipairs(sorted_keys(fe)) do
@@ -1246,8 +1325,15 @@ function _M.validate(obj, opts)
       end
     end
   end
+  model_check.features_unsound = features_unsound
+end
 
-  -- events: how the features read the event log (noise, lateness); checked further by the events module
+-- events = { noise, lateness_seconds }: how the features read the event log, only with features, and
+-- checked by the events module once the features are sound.
+local function read_events(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local mctx, madd, section = model_check.mctx, model_check.madd, model_check.section
+  local features_unsound = model_check.features_unsound
   local ev = section("events", "map")
   if ev ~= nil then
     if #spec.feature_names == 0 then
@@ -1267,8 +1353,13 @@ function _M.validate(obj, opts)
       end
     end
   end
+end
 
-  -- calibration: { { from = total, probability = p }, ... }, from rising: a total's probability of converting
+-- calibration = { { from = total, probability = p }, ... }: bands rising by total, each a total's
+-- probability of converting.
+local function read_calibration(model_check)
+  local spec, lines, model_line = model_check.spec, model_check.lines, model_check.model_line
+  local mctx, madd, section = model_check.mctx, model_check.madd, model_check.section
   local cal = section("calibration", "array")
   if cal ~= nil then
     local cline = key_line(lines, model_line, nil, "calibration")
@@ -1290,9 +1381,29 @@ function _M.validate(obj, opts)
     end
     if #cal == 0 then madd(cline, mctx, "calibration needs at least one band { from = total, probability = p }") end
   end
+end
 
+-- Validate a model object into a spec. `opts.path` names the file in messages, `opts.dir` is
+-- where `file "..."` lists are read from, `opts.lines` the script's lines. Returns spec, problems.
+function _M.validate(obj, opts)
+  local model_check, problems = model_record(obj, opts)
+  if not model_check then return nil, problems end
+  check_model_keys(model_check)
+  read_lists(model_check)
+  read_groups(model_check)
+  rule_ranges(model_check)
+  read_rules(model_check)
+  read_disqualifiers(model_check)
+  check_rules_given(model_check)
+  order_groups(model_check)
+  read_thresholds(model_check)
+  read_grades(model_check)
+  read_features(model_check)
+  read_events(model_check)
+  read_calibration(model_check)
+  local report = model_check.report
   if #report.problems > 0 then return nil, report.problems end
-  return spec, {}
+  return model_check.spec, {}
 end
 
 -- Load a rule script in the sandbox and validate it: spec, or nil and the problems (strings).
