@@ -352,7 +352,7 @@ end
 -- raised says nothing to a user (LEADQ_DEBUG=1 shows it). A rule file's position stays.
 local function without_internal_position(message)
   local path, rest = message:match("^([^\n:]*%.lua):%d+: (.*)$")
-  if path and (path:find("leadq/[%w_]+%.lua$") or path:find("leadq/cli/[%w_]+%.lua$")) then return rest end
+  if path and util.is_internal(path) then return rest end   -- leadq's modules, as util.raise sees them
   return message
 end
 _M.without_internal_position = without_internal_position
