@@ -76,6 +76,77 @@ function M.TestStoreFormat.test_a_line_says_what_it_was_given()
     { nil, "line 5: lead 'L-4': 'profile' must be an object" })
 end
 
+-- The core reads an export line without decoding its profile: whatever it takes, the JSON reader
+-- takes too and reads the same; what the JSON reader refuses, the core never takes (it leaves a line
+-- to the long way, which words the error with the line's number).
+function M.TestStoreFormat.test_the_core_reads_a_line_as_the_json_reader_does()
+  local core = require("leadq.core")
+  local function agrees(line)
+    local id, profile, version, state = core.state_line(line)
+    if id == nil then return false end
+    local value = json.decode(line)
+    lu.assertNotNil(value, line)
+    lu.assertEquals({ id, json.decode(profile), version, state },
+      { value.lead, value.profile, value.version, value.state and core.hex_decode(value.state) or false }, line)
+    return true
+  end
+  local taken = {
+    '{"lead":"L-1","profile":{},"version":0}',
+    '{"lead":"a.b:c@d+e_f-1","profile":{"s":"VP","n":-12.5e3,"t":true,"f":false,"z":null},"version":42,'
+      .. '"state":"00ff10AB"}',
+    '{"lead":"L-2","profile":{ "k" : "\\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00" , "x":0},"version":7}',
+    '{"lead":"L-3","profile":{"name":"Zoë 日本 😀","a":"","b":1E+2},"version":123456789012345,"state":""}',
+  }
+  for _, line in ipairs(taken) do lu.assertTrue(agrees(line), line) end
+  local refused = {   -- each refused by the JSON reader: the core must not take it
+    '{"lead":"L-1","profile":{"a":1,"a":2},"version":1}',          -- a key twice
+    '{"lead":"L-1","profile":{"a":"\1"},"version":1}',             -- a control character
+    '{"lead":"L-1","profile":{"a":"\255"},"version":1}',           -- not UTF-8
+    '{"lead":"L-1","profile":{"a":"\237\160\128"},"version":1}',   -- an encoded surrogate
+    '{"lead":"L-1","profile":{"a":"\\ud83d"},"version":1}',        -- a lone surrogate
+    '{"lead":"L-1","profile":{"a":"\\x"},"version":1}',            -- no such escape
+    '{"lead":"L-1","profile":{"a":01},"version":1}',               -- a leading zero
+    '{"lead":"L-1","profile":{"a":1.},"version":1}',
+    '{"lead":"L-1","profile":{"a":1e999},"version":1}',            -- out of range
+    '{"lead":"L-1","profile":{"a":tru},"version":1}',
+    '{"lead":"L-1","profile":{"a":1,},"version":1}',
+    '{"lead":"L-1","profile":{"a" 1},"version":1}',
+    '{"lead":"L-1","profile":{"a":"b},"version":1}',
+    '{"lead":"L-1","profile":{"a":1},"version":1,"state":"abc"}',  -- odd hex
+    '{"lead":"L-1","profile":{"a":1},"version":1,"state":"zz"}',
+    '{"lead":"L-1","profile":{"a":1},"version":1}x',
+  }
+  for _, line in ipairs(refused) do
+    lu.assertNil(core.state_line(line), line)
+    local id, err = store.parse_line(line, 12)
+    lu.assertNil(id, line)
+    lu.assertStrContains(err, "line 12: ", line)
+  end
+  -- left to the long way, yet good: nested values, escaped keys, another order of the fields
+  for _, line in ipairs({ '{"lead":"L-1","profile":{"a":[1,{"b":2}]},"version":1}',
+      '{"lead":"L-1","profile":{"\\u0061":1},"version":1}', '{"profile":{},"lead":"L-1","version":1}' }) do
+    lu.assertNil(core.state_line(line), line)
+    lu.assertEquals(store.parse_line(line, 2), "L-1")
+  end
+  -- damaged copies of a good line, from a fixed seed: whatever the core takes, the JSON reader reads alike
+  local good = '{"lead":"L-9","profile":{"s":"V\\u00e9P","e":800,"d":"acme.com","b":true},"version":31,"state":"0a1b"}'
+  local alphabet = '{}[]",:\\ue0123456789.-+Etrfalsn \1\127\195\169\255'
+  local seed, taken_count = 7, 0
+  local function random(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
+  for _ = 1, 3000 do
+    local line = good
+    for _ = 1, random(3) do
+      local at, k = random(#line), random(#alphabet)
+      local op = random(3)
+      if op == 1 then line = line:sub(1, at - 1) .. alphabet:sub(k, k) .. line:sub(at + 1)
+      elseif op == 2 then line = line:sub(1, at - 1) .. line:sub(at + 1)
+      else line = line:sub(1, at) .. alphabet:sub(k, k) .. line:sub(at + 1) end
+    end
+    if agrees(line) then taken_count = taken_count + 1 end
+  end
+  lu.assertTrue(taken_count > 100, "too few damaged lines still good for the comparison to say something")
+end
+
 function M.TestStoreFormat.test_hex_and_the_long_way()
   local core = require("leadq.core")
   local bytes = "\0\1\127\128\255" .. string.rep("ab", 600)

@@ -68,17 +68,18 @@ if n ~= ARGV[1] then return 0 end
 n = tonumber(n) + 1
 redis.call('HSET', KEYS[1], 'p', ARGV[2], 'v', n, 'n', n)
 return n]],
-  -- ARGV: profile, its version in the export (not used), state ("" for none): an imported lead,
+  -- ARGV: profile, state ("" for none): an imported lead (the export's version is not kept),
   -- written whole. Its stamp moves on from the one it had, so a service that read the lead before
   -- sees a change, and the profile's version is that new stamp, as for any profile write: a version
-  -- names one profile of the lead, and no worker keeps an imported profile's predecessor.
+  -- names one profile of the lead, and no worker keeps an imported profile's predecessor. One write
+  -- command in the common case: the AOF then keeps it as it is, not wrapped in MULTI/EXEC.
   import = [[
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + 1
-redis.call('DEL', KEYS[1])
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', n, 's', ARGV[3], 'n', n)
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', n, 's', ARGV[2], 'n', n)
 else
   redis.call('HSET', KEYS[1], 'p', ARGV[1], 'v', n, 'n', n)
+  redis.call('HDEL', KEYS[1], 's')
 end
 return n]],
 }
@@ -473,7 +474,7 @@ function RedisStore:put_leads(leads)
   end
   local commands, prefix = {}, self.prefix
   for i, lead in ipairs(leads) do   -- keys made here: a million ids would only churn self:key's cache
-    commands[i] = { "evalsha", sha, "1", prefix .. "{" .. lead[1] .. "}", lead[2], lead[3] or 0, lead[4] or "" }
+    commands[i] = { "evalsha", sha, "1", prefix .. "{" .. lead[1] .. "}", lead[2], lead[4] or "" }
   end
   if client.send then
     local ok, err = client:send(commands)
@@ -543,30 +544,13 @@ function _M.lead_line(id, profile, version, state)
 end
 
 -- A line back: id, profile text, version, state|false; or nil and why (line: its number, for the message).
--- Lines laid out as lead_line writes them are cut by one pattern, and only the profile is decoded
--- (to check it is an object; its text is kept as it is); any other JSON goes the long way.
+-- Lines laid out as lead_line writes them are checked and cut by the core (the profile's JSON checked,
+-- not decoded: its text is kept as it is); any other JSON goes the long way, which words the errors.
+local state_line = core_ok and core.state_line
 function _M.parse_line(text, line)
-  local _, open_end, fast_id = find(text, '^{"lead":"([%w%-_.:@+]+)","profile":{')
-  if open_end then
-    -- the first '},"version":' (a plain search); when a profile's string holds that text, the long way
-    -- (no pattern over the state's hex: a class test per character costs ~20 ns; hex_decode checks it)
-    local close = find(text, '},"version":', open_end, true)
-    local fast_version, after, fast_state
-    if close then _, after, fast_version = find(text, '^},"version":(%d+)', close) end
-    if fast_version then
-      if sub(text, after + 1) == "}" then
-        fast_state = false
-      elseif sub(text, after + 1, after + 10) == ',"state":"' and sub(text, -2) == '"}' then
-        fast_state = unhex(sub(text, after + 11, -3))
-      end
-    end
-    if fast_state ~= nil then
-      local profile = sub(text, open_end, close)
-      local decoded = json.decode(profile)
-      if type(decoded) == "table" and decoded[1] == nil then
-        return fast_id, profile, tonumber(fast_version), fast_state
-      end
-    end
+  if state_line then
+    local id, profile, version, state = state_line(text)
+    if id then return id, profile, version, state end
   end
   local value, err = json.decode(text)
   if type(value) ~= "table" then return nil, format("line %d: not a JSON object (%s)", line, tostring(err)) end
