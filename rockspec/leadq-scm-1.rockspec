@@ -54,6 +54,7 @@ build = {
         "csrc/redis_binding.c",
         "csrc/snapshot.c",
         "csrc/snapshot_binding.c",
+        "csrc/state_line.c",
         "csrc/table.c",
         "csrc/table_binding.c",
         "csrc/working_hours.c",
