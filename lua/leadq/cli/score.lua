@@ -185,7 +185,10 @@ end
 _M.write_csv = write_csv
 
 -- A fingerprint of the rule files (leadq.model.rules_hash: the report's header shows the same).
-local rules_hash = require("leadq.model").rules_hash
+-- leadq.model is loaded when a command scores, not by `leadq help`.
+local function rules_hash(files)
+  return require("leadq.model").rules_hash(files)
+end
 _M.rules_hash = rules_hash
 
 -- --stamp: which rules made each row, as columns a CRM import keeps beside the score.
