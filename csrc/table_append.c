@@ -115,8 +115,8 @@ void lq_table_append_copy(lq_table *dst, const lq_table_part *p, int c) {
       }
       break;
     case LQ_TEXT: {
-      const uint64_t first = s->offsets[from], base = p->text_at[c];
-      memcpy(d->text + base, s->text + first, (size_t)(s->offsets[from + n] - first));
+      const uint64_t first = s->offsets[from], base = p->text_at[c], bytes = s->offsets[from + n] - first;
+      if (bytes > 0) memcpy(d->text + base, s->text + first, (size_t)bytes);   /* no arena when no bytes */
       for (r = 0; r < n; r++) d->offsets[at + r + 1] = base + (s->offsets[from + r + 1] - first);
       memcpy(d->text_missing + at, s->text_missing + from, n);
       break;
