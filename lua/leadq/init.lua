@@ -23,6 +23,11 @@
 --   infer_rows = 10000     rows sampled to infer types (math.huge: all)
 --   tag_separator = ";"    inside a tags field
 --   strict = false         true: the first bad row raises "file:line: column 'x' (n): reason"
+--   threads = 1            a plain file on N threads: cut at line starts, joined where its records
+--                          really meet; rows, category codes and rejects as on one. gzip, "-"
+--                          (standard input) and parse_csv's strings are read on one
+--   columns = { "id", "email" }  keep only these (and the required ones: read_events' lead_id,
+--                          type, at), in the file's order; the others are never parsed
 -- Inference: numbers (not with a leading zero like 02134), then booleans (true/false, yes/no, t/f,
 -- y/n), then ISO 8601 times, else text when >90% of values are distinct (or an id-like name with
 -- unique values: id, lead_id, leadId), else category. Id-like columns are never numbers.
@@ -37,6 +42,8 @@
 --   t:schema() -> { {name=, type=}, ... }   t:names()   t:type(name)   t:has(name)
 --   t:rejects() -> { {file=, line=, record=, column=, column_number=, reason=, message=}, ... }
 --   t:reject_count()   t:append(record or { records })   t:is_events()   t:memory() -> bytes
+--   t:categories(name) -> a category or tags column's values in code order (first seen)
+--   t:read_chunks() -> chunks the file was read in, joined past a cut, read again (1, 0, 0: one thread)
 --   t:close() (also __close and __gc; later calls raise), tostring(t): schema and first rows
 local core = require("leadq.core")
 
