@@ -130,7 +130,8 @@ end
 
 -- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
 -- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
-local function load_table(path, map, defaults, events, progress)
+-- threads: --threads, which a plain CSV file is read on too.
+local function load_table(path, map, defaults, events, progress, threads)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   local mapping = require("leadq.mapping")
   -- a snapshot (leadq load --save), told by its first bytes: its tables as they were loaded, and for
@@ -147,7 +148,7 @@ local function load_table(path, map, defaults, events, progress)
     return s[want], nil, not events and s.events or nil
   end
   local reader = events and leadq.read_events or leadq.read_csv
-  local options = progress and { progress = progress } or nil
+  local options = (progress or threads) and { progress = progress, threads = threads } or nil
   if map == nil then
     local plan = defaults and mapping.locale_plan(defaults)
     if plan then options = options or {}; options.plan = plan end
@@ -328,7 +329,7 @@ local function load_inputs(o, out)
   local load_started = require("leadq.core").now()
   local update, finish = progress_display(o, out, o.leads)
   local snapshot_events
-  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update)
+  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update, options.threads)
   if finish then finish(tbl and #tbl + tbl:reject_count() or 0) end
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
@@ -345,7 +346,7 @@ local function load_inputs(o, out)
       for _, l in ipairs(track.report_lines(report, o.events, 5)) do out.print(l) end
     else
       local eupdate, efinish = progress_display(o, out, o.events)
-      events, err = load_table(o.events, events_map, defaults, true, eupdate)
+      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads)
       if efinish then efinish(events and #events + events:reject_count() or 0) end
       if not events then return nil, fail(out, err) end
     end
