@@ -14,8 +14,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 4: evaluate(), wilson(), rate_ratio(), funnel:entered(), program:score's fired bits.
 ** 5: redis_connect() and its connection's call, pipeline, close (leadq.store for plain Lua hosts).
 ** 6: hmac_sha256(), hmac_sha256_verify() (the webhooks' signatures, by libcrypto).
-** 7: save_snapshot(), read_snapshot(), is_snapshot() (columnar snapshots). */
-#define LQ_INTERFACE 7
+** 7: save_snapshot(), read_snapshot(), is_snapshot() (columnar snapshots).
+** 8: a funnel result's csv() (the CSV written in C). */
+#define LQ_INTERFACE 8
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {

@@ -1623,3 +1623,176 @@ nomem:
   lq_funnel_result_free(r);
   return NULL;
 }
+
+/* ---- the result's rows, in order, and as CSV ---- */
+
+/* Groups compare by their key, dimension by dimension: missing first, then by bytes. */
+int lq_funnel_compare_keys(const lq_funnel_result *r, int32_t ga, int32_t gb) {
+  const char *ka = lq_keys_string(&r->group_keys, ga, NULL), *kb = lq_keys_string(&r->group_keys, gb, NULL);
+  int d;
+  for (d = 0; d < r->ndims; d++) {
+    int32_t ca, cb;
+    size_t la, lb;
+    const char *sa, *sb;
+    int c;
+    memcpy(&ca, ka + (size_t)d * 4, 4);
+    memcpy(&cb, kb + (size_t)d * 4, 4);
+    if (ca == cb) continue;
+    if (ca < 0) return -1;
+    if (cb < 0) return 1;
+    sa = lq_keys_string(&r->strings, ca, &la);
+    sb = lq_keys_string(&r->strings, cb, &lb);
+    c = memcmp(sa, sb, la < lb ? la : lb);
+    if (c != 0) return c;
+    if (la != lb) return la < lb ? -1 : 1;
+  }
+  return 0;
+}
+
+typedef struct group_ref {
+  const lq_funnel_result *r;
+  int32_t g;
+} group_ref;
+
+static int cmp_group_ref(const void *a, const void *b) {
+  const group_ref *x = (const group_ref *)a, *y = (const group_ref *)b;
+  return lq_funnel_compare_keys(x->r, x->g, y->g);
+}
+
+int lq_funnel_result_order(const lq_funnel_result *r, int32_t *order) {
+  lq_allocator a = r->alloc;
+  size_t n = (size_t)r->ngroups, i;
+  group_ref *refs = (group_ref *)a.fn(a.ud, NULL, 0, (n + 1) * sizeof *refs);
+  if (refs == NULL) return -1;
+  for (i = 0; i < n; i++) { refs[i].r = r; refs[i].g = (int32_t)i; }
+  qsort(refs, n, sizeof *refs, cmp_group_ref);
+  for (i = 0; i < n; i++) order[i] = refs[i].g;
+  a.fn(a.ud, refs, (n + 1) * sizeof *refs, 0);
+  return 0;
+}
+
+int lq_funnel_output_pairs(const lq_funnel_result *r, int *from, int *to) {
+  int reached[LQ_FUNNEL_MAX_CHAIN], s, n = 0, prev = -1, k;
+  int32_t g;
+  for (s = 0; s < r->nchain; s++) {
+    reached[s] = 0;
+    for (g = 0; g < r->ngroups && !reached[s]; g++) reached[s] = lq_funnel_result_reached(r, g, s) > 0;
+  }
+  for (s = 0; s < r->nchain; s++) {
+    if (!reached[s]) continue;
+    if (prev >= 0) { from[n] = prev; to[n] = s; n++; }
+    prev = s;
+  }
+  if (r->mql >= 0 && r->mql < r->nchain && reached[r->mql])
+    for (s = r->mql + 1; s < r->nchain; s++) {
+      int dup = 0;
+      if (!reached[s]) continue;
+      for (k = 0; k < n; k++) dup |= from[k] == r->mql && to[k] == s;
+      if (!dup) { from[n] = r->mql; to[n] = s; n++; }
+    }
+  return n;
+}
+
+/* A CSV field: quoted when it holds a separator, a quote or a line break, quotes doubled. */
+static void put_field(outbuf *b, const char *s, size_t len) {
+  size_t i;
+  int quote = 0;
+  for (i = 0; i < len && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+  if (!quote) {
+    put(b, s, len);
+    return;
+  }
+  put(b, "\"", 1);
+  for (i = 0; i < len; i++) {
+    if (s[i] == '"') put(b, "\"", 1);
+    put(b, s + i, 1);
+  }
+  put(b, "\"", 1);
+}
+
+static void put_fixed(outbuf *b, const char *fmt, double v) {
+  char t[64];
+  int n;
+  if (isnan(v)) return;
+  n = snprintf(t, sizeof t, fmt, v);
+  if (n > 0) put(b, t, (size_t)n < sizeof t ? (size_t)n : sizeof t - 1);
+}
+
+char *lq_funnel_result_csv(const lq_funnel_result *r, size_t *len) {
+  int from[LQ_FUNNEL_MAX_CHAIN * 2], to[LQ_FUNNEL_MAX_CHAIN * 2], npairs = lq_funnel_output_pairs(r, from, to);
+  lq_allocator a = r->alloc;
+  size_t norder = (size_t)r->ngroups + 1;
+  int32_t *order = (int32_t *)a.fn(a.ud, NULL, 0, norder * sizeof *order);
+  outbuf b;
+  int32_t i;
+  int d, s, p;
+  char name[LQ_FUNNEL_NAME_MAX * 3 + 16];
+  b.a = &a;
+  b.p = NULL;
+  b.len = b.cap = 0;
+  b.failed = order == NULL || lq_funnel_result_order(r, order) != 0;
+  /* the header: dimensions, a count per stage, then per pair its conversion, median and p90 days */
+  for (d = 0; d < r->ndims; d++) {
+    if (d > 0) put(&b, ",", 1);
+    put_field(&b, r->dim_names[d], strlen(r->dim_names[d]));
+  }
+  for (s = 0; s < r->nstages; s++) {
+    if (r->ndims > 0 || s > 0) put(&b, ",", 1);
+    put_field(&b, r->names[s], strlen(r->names[s]));
+  }
+  for (p = 0; p < npairs; p++) {
+    static const char *const suffix[3] = { "", "_median_days", "_p90_days" };
+    int k;
+    for (k = 0; k < 3; k++) {
+      int n = snprintf(name, sizeof name, "%s_to_%s%s", r->names[from[p]], r->names[to[p]], suffix[k]);
+      put(&b, ",", 1);
+      put_field(&b, name, (size_t)n);
+    }
+  }
+  put(&b, "\n", 1);
+  for (i = 0; i < r->ngroups && !b.failed; i++) {
+    int32_t g = order[i];
+    const char *key = lq_keys_string(&r->group_keys, g, NULL);
+    for (d = 0; d < r->ndims; d++) {
+      int32_t c;
+      memcpy(&c, key + (size_t)d * 4, 4);
+      if (d > 0) put(&b, ",", 1);
+      if (c >= 0) {
+        size_t l;
+        const char *v = lq_keys_string(&r->strings, c, &l);
+        put_field(&b, v, l);
+      }
+    }
+    for (s = 0; s < r->nstages; s++) {
+      char t[32];
+      int n = snprintf(t, sizeof t, "%s%llu", r->ndims > 0 || s > 0 ? "," : "",
+                       (unsigned long long)lq_funnel_result_reached(r, g, s));
+      put(&b, t, (size_t)n);
+    }
+    for (p = 0; p < npairs; p++) {
+      uint64_t base = lq_funnel_result_reached(r, g, from[p]);
+      const lq_sketch *sk = &r->sketches[(size_t)g * ((size_t)r->npairs + 1) +
+                                          (size_t)lq_funnel_pair_index(r->nchain, from[p], to[p])];
+      put(&b, ",", 1);
+      if (base > 0) put_fixed(&b, "%.4f", (double)lq_funnel_result_both(r, g, from[p], to[p]) / (double)base);
+      put(&b, ",", 1);
+      if (sk->count > 0) put_fixed(&b, "%.2f", lq_sketch_quantile(sk, 0.5) / 86400.0);
+      put(&b, ",", 1);
+      if (sk->count > 0) put_fixed(&b, "%.2f", lq_sketch_quantile(sk, 0.9) / 86400.0);
+    }
+    put(&b, "\n", 1);
+  }
+  if (order != NULL) a.fn(a.ud, order, norder * sizeof *order, 0);
+  if (b.failed) {
+    if (b.p != NULL) a.fn(a.ud, b.p, b.cap, 0);
+    return NULL;
+  }
+  *len = b.len;
+  if (b.len + 1 < b.cap) {   /* to the size the caller frees it with */
+    char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
+    if (fit != NULL) return fit;
+    a.fn(a.ud, b.p, b.cap, 0);
+    return NULL;
+  }
+  return b.p;
+}

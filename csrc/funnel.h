@@ -214,6 +214,18 @@ uint64_t lq_funnel_result_reached(const lq_funnel_result *r, int32_t g, int stag
 uint64_t lq_funnel_result_both(const lq_funnel_result *r, int32_t g, int a, int b);
 uint64_t lq_funnel_result_leads(const lq_funnel_result *r, int32_t g);
 int lq_funnel_pair_index(int nchain, int a, int b);   /* a < b < nchain */
+/* The result's groups in the order of their keys (missing values first, then by bytes), into
+** order[ngroups]: 0, -1 on no memory. */
+int lq_funnel_compare_keys(const lq_funnel_result *r, int32_t ga, int32_t gb);
+int lq_funnel_result_order(const lq_funnel_result *r, int32_t *order);
+/* The reported pairs: consecutive chain stages reached anywhere, then mql to every later one.
+** from and to need room for 2 * LQ_FUNNEL_MAX_CHAIN; returns how many. */
+int lq_funnel_output_pairs(const lq_funnel_result *r, int *from, int *to);
+/* The result as CSV, a row per group in key order: its dimensions, a count per stage, then per pair
+** the conversion (4 decimals), median and p90 days (2 decimals); empty where there is none. A
+** string through the result's allocator (free it with size *len + 1), or NULL on no memory. */
+char *lq_funnel_result_csv(const lq_funnel_result *r, size_t *len);
+
 /* Serialization: a malloc'd-through-alloc string (free with the allocator, size *len + 1). */
 char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len);
 lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size_t len, const char **err);

@@ -461,6 +461,18 @@ static char *serialize_to_stack(lua_State *L, const lq_funnel_result *r, size_t 
   return s;
 }
 
+/* r:csv() -> the result as CSV text, formatted in C (lq_funnel_result_csv says how). */
+static int result_csv(lua_State *L) {
+  lq_funnel_result *r = check_result(L, 1);
+  lq_allocator a = r->alloc;
+  size_t len;
+  char *s = lq_funnel_result_csv(r, &len);
+  if (s == NULL) return luaL_error(L, "not enough memory");
+  lua_pushlstring(L, s, len);   /* the same known gap as serialize's */
+  a.fn(a.ud, s, len + 1, 0);
+  return 1;
+}
+
 static int result_serialize(lua_State *L) {
   lq_funnel_result *r = check_result(L, 1);
   size_t len;
@@ -542,38 +554,6 @@ static int result_copy(lua_State *L) {
 
 /* totable: groups sorted by their key, breaches by lead. */
 
-typedef struct group_ref {
-  const lq_funnel_result *r;
-  int32_t g;
-} group_ref;
-
-static int cmp_keys(const lq_funnel_result *r, int32_t ga, int32_t gb) {
-  const char *ka = lq_keys_string(&r->group_keys, ga, NULL), *kb = lq_keys_string(&r->group_keys, gb, NULL);
-  int d;
-  for (d = 0; d < r->ndims; d++) {
-    int32_t ca, cb;
-    size_t la, lb;
-    const char *sa, *sb;
-    int c;
-    memcpy(&ca, ka + (size_t)d * 4, 4);
-    memcpy(&cb, kb + (size_t)d * 4, 4);
-    if (ca == cb) continue;
-    if (ca < 0) return -1;
-    if (cb < 0) return 1;
-    sa = lq_keys_string(&r->strings, ca, &la);
-    sb = lq_keys_string(&r->strings, cb, &lb);
-    c = memcmp(sa, sb, la < lb ? la : lb);
-    if (c != 0) return c;
-    if (la != lb) return la < lb ? -1 : 1;
-  }
-  return 0;
-}
-
-static int cmp_group_ref(const void *a, const void *b) {
-  const group_ref *x = (const group_ref *)a, *y = (const group_ref *)b;
-  return cmp_keys(x->r, x->g, y->g);
-}
-
 typedef struct breach_ref {
   const lq_funnel_result *r;
   size_t i;
@@ -588,7 +568,7 @@ static int cmp_breach_ref(const void *a, const void *b) {
   if (c != 0) return c;
   if (la != lb) return la < lb ? -1 : 1;
   if (p->mql_at != q->mql_at) return p->mql_at < q->mql_at ? -1 : 1;
-  return cmp_keys(x->r, p->group, q->group);
+  return lq_funnel_compare_keys(x->r, p->group, q->group);
 }
 
 static void push_key(lua_State *L, const lq_funnel_result *r, int32_t g) {
@@ -618,33 +598,10 @@ static void set_count(lua_State *L, const char *key, uint64_t v) {
   lua_setfield(L, -2, key);
 }
 
-/* The reported pairs: consecutive chain stages reached anywhere, then mql to every later one. */
-static int output_pairs(const lq_funnel_result *r, int *from, int *to) {
-  int reached[LQ_FUNNEL_MAX_CHAIN], s, n = 0, prev = -1, k;
-  int32_t g;
-  for (s = 0; s < r->nchain; s++) {
-    reached[s] = 0;
-    for (g = 0; g < r->ngroups && !reached[s]; g++) reached[s] = lq_funnel_result_reached(r, g, s) > 0;
-  }
-  for (s = 0; s < r->nchain; s++) {
-    if (!reached[s]) continue;
-    if (prev >= 0) { from[n] = prev; to[n] = s; n++; }
-    prev = s;
-  }
-  if (r->mql >= 0 && r->mql < r->nchain && reached[r->mql])
-    for (s = r->mql + 1; s < r->nchain; s++) {
-      int dup = 0;
-      if (!reached[s]) continue;
-      for (k = 0; k < n; k++) dup |= from[k] == r->mql && to[k] == s;
-      if (!dup) { from[n] = r->mql; to[n] = s; n++; }
-    }
-  return n;
-}
-
 static int result_totable(lua_State *L) {
   lq_funnel_result *r = check_result(L, 1);
-  int from[LQ_FUNNEL_MAX_CHAIN * 2], to[LQ_FUNNEL_MAX_CHAIN * 2], npairs = output_pairs(r, from, to), s, p, d;
-  group_ref *groups;
+  int from[LQ_FUNNEL_MAX_CHAIN * 2], to[LQ_FUNNEL_MAX_CHAIN * 2], npairs = lq_funnel_output_pairs(r, from, to), s, p, d;
+  int32_t *groups;
   breach_ref *breaches;
   int32_t i;
   size_t k;
@@ -682,12 +639,11 @@ static int result_totable(lua_State *L) {
   lua_setfield(L, -2, "pairs");
   if (r->sla_seconds > 0) set_number(L, "sla_days", r->sla_seconds / 86400.0);
   /* scratch for sorting, owned by a userdata on the stack */
-  groups = (group_ref *)lua_newuserdata(L, sizeof(group_ref) * ((size_t)r->ngroups + 1));
-  for (i = 0; i < r->ngroups; i++) { groups[i].r = r; groups[i].g = i; }
-  qsort(groups, (size_t)r->ngroups, sizeof *groups, cmp_group_ref);
+  groups = (int32_t *)lua_newuserdata(L, sizeof(int32_t) * ((size_t)r->ngroups + 1));
+  if (lq_funnel_result_order(r, groups) != 0) return luaL_error(L, "not enough memory");
   lua_createtable(L, r->ngroups, 0);
   for (i = 0; i < r->ngroups; i++) {
-    int32_t g = groups[i].g;
+    int32_t g = groups[i];
     const uint64_t *sla = r->sla + (size_t)g * 4;
     const lq_sketch *hs = &r->sketches[(size_t)g * ((size_t)r->npairs + 1) + (size_t)r->npairs];
     lua_createtable(L, 0, 10);
@@ -833,6 +789,7 @@ static const luaL_Reg result_methods[] = {
   {"merge", result_merge},
   {"copy", result_copy},
   {"totable", result_totable},
+  {"csv", result_csv},
   {"close", result_gc},
   {NULL, NULL}
 };

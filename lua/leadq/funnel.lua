@@ -732,6 +732,23 @@ function _M.reports(opts, groupings, leads_tbl, spend)
   return tabs, f:rejects(), f
 end
 
+-- A stand-in for _M.report(result): the table is made on the first read of any of its fields (or
+-- pairs over it), then the stand-in holds its fields and metatable as if it had been made at once.
+local function lazy_report(result)
+  local proxy = {}
+  local function materialise()
+    local tab = _M.report(result)
+    setmetatable(proxy, nil)
+    for k, v in pairs(tab) do rawset(proxy, k, v) end
+    return setmetatable(proxy, getmetatable(tab))
+  end
+  return setmetatable(proxy, {
+    __index = function(_, k) return materialise()[k] end,
+    __pairs = function() return next, materialise(), nil end,
+    __tostring = function() return tostring(materialise()) end,
+  })
+end
+
 -- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} };
 -- or opts.merge: a list of files written by opts.part (partial results of leads split by lead).
 -- Returns the text, the report table (nil when writing a part) and the rejected rows; or nil and a
@@ -782,6 +799,11 @@ function _M.run(opts)
     spend = {}
     for _, row in st:rows() do spend[#spend + 1] = row end
     st:close()
+  end
+  -- CSV without costs comes whole from the core (groups sorted and formatted in C, as to_csv writes
+  -- them); the report table is made only when something reads it (in the REPL, say)
+  if fmt == "csv" and not spend then
+    return result:csv(), lazy_report(result), rejects
   end
   local tok, tab = pcall(_M.report, result, { spend = spend })
   if not tok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
