@@ -247,4 +247,44 @@ function M.TestReactionsNginx.test_5_several_models_in_one_server()
   if not ok then error(failure, 0) end
 end
 
+-- Many events for each of many leads at once (one curl, 32 transfers at a time, over both workers;
+-- a lead's views side by side): each lead crosses into mql exactly once, and the answer that says
+-- so is the one whose event was the third view folded (its pricing_views_30d is 3), never another;
+-- the receiver gets one fact a lead.
+function M.TestReactionsNginx.test_6_concurrent_events_of_one_lead_keep_their_order()
+  local c = setup()
+  local s = c.service
+  harness.write_file(c.log, "")
+  local LEADS_N, VIEWS = 150, 6
+  local config = {}
+  for i = 1, LEADS_N do
+    lu.assertEquals(s:request("POST", "/leads/Q-" .. i, VP).status, 201)
+    for _ = 1, VIEWS do
+      config[#config + 1] = string.format('url = "%s/events"\nheader = "Content-Type: application/json"\n' ..
+        'data-binary = "{\\"lead\\":\\"Q-%d\\",\\"type\\":\\"pricing_view\\"}"', s.base, i)
+    end
+  end
+  local file = c.dir .. "/race.curl"
+  harness.write_file(file, table.concat(config, "\nnext\n") .. "\n")   -- no `next` after the last: no empty transfer
+  local p = io.popen("curl -s --parallel --parallel-immediate --parallel-max 32 -K " .. harness.quote(file))
+  local out = p:read("*a")
+  p:close()
+  local said, answers = {}, 0
+  for line in out:gmatch("[^\n]+") do
+    local a = json.decode(line)
+    lu.assertNotNil(a, line)
+    answers = answers + 1
+    local views = a.features.pricing_views_30d
+    if a.changed and a.changed.to ~= a.changed.from then   -- a status change (a grade change says from = to)
+      lu.assertEquals({ a.changed.from, a.changed.to, views }, { "nurture", "mql", 3 }, line)
+      said[a.lead] = (said[a.lead] or 0) + 1
+    else
+      lu.assertNotEquals(views, 3, "the third view's answer did not say the change: " .. line)
+    end
+  end
+  lu.assertEquals(answers, LEADS_N * VIEWS)
+  for i = 1, LEADS_N do lu.assertEquals(said["Q-" .. i], 1, "Q-" .. i) end
+  expect_exactly(leads("Q", LEADS_N, {}))
+end
+
 return M
