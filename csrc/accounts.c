@@ -3,16 +3,6 @@
 #include <string.h>
 #include "accounts.h"
 
-static void *grab(lq_allocator *a, size_t n, size_t size) {
-  if (n == 0) n = 1;
-  if (n > SIZE_MAX / size) return NULL;
-  return a->fn(a->ud, NULL, 0, n * size);
-}
-
-static void drop(lq_allocator *a, void *p, size_t n, size_t size) {
-  if (p != NULL) a->fn(a->ud, p, (n == 0 ? 1 : n) * size, 0);
-}
-
 void lq_rollup_init(lq_rollup *r, lq_allocator alloc) {
   memset(r, 0, sizeof *r);
   r->alloc = alloc;
@@ -21,8 +11,8 @@ void lq_rollup_init(lq_rollup *r, lq_allocator alloc) {
 void lq_rollup_free(lq_rollup *r) {
   size_t n = r->naccounts;
   lq_allocator *a = &r->alloc;
-  drop(a, r->accounts, n, sizeof *r->accounts);
-  drop(a, r->top, n * (size_t)(r->top_k > 0 ? r->top_k : 1), sizeof *r->top);
+  lq_mem_free(a, r->accounts, n * sizeof *r->accounts);
+  lq_mem_free(a, r->top, (n * (size_t)(r->top_k > 0 ? r->top_k : 1)) * sizeof *r->top);
   lq_rollup_init(r, r->alloc);
 }
 
@@ -34,8 +24,8 @@ int lq_rollup_run(lq_rollup *r, size_t naccounts, int top_k, double engaged_at, 
   r->naccounts = naccounts;
   r->top_k = top_k;
   r->engaged_at = engaged_at;
-  r->accounts = grab(&r->alloc, naccounts, sizeof *r->accounts);
-  r->top = naccounts > SIZE_MAX / k ? NULL : grab(&r->alloc, naccounts * k, sizeof *r->top);
+  r->accounts = lq_mem_array(&r->alloc, naccounts, sizeof *r->accounts);
+  r->top = naccounts > SIZE_MAX / k ? NULL : lq_mem_array(&r->alloc, naccounts * k, sizeof *r->top);
   if (!r->accounts || !r->top) {
     lq_rollup_free(r);
     return -1;
@@ -183,7 +173,7 @@ int lq_column_replace_values(lq_table *t, int col, size_t n, const char *const *
   int32_t ncodes, code, *map;
   if (c->type != LQ_CATEGORY) return -2;
   ncodes = c->dict.count;
-  map = (int32_t *)grab(a, (size_t)ncodes, sizeof *map);
+  map = (int32_t *)lq_mem_array(a, (size_t)ncodes, sizeof *map);
   if (map == NULL) return -1;
   for (code = 0; code < ncodes; code++) map[code] = code;
   for (i = 0; i < n; i++) {        /* a value absent from the column has no row to move */
@@ -191,7 +181,7 @@ int lq_column_replace_values(lq_table *t, int col, size_t n, const char *const *
     if (f < 0 || f >= ncodes) continue;
     k = lq_dict_intern(&c->dict, a, to[i], to_len[i]);
     if (k < 0) {
-      drop(a, map, (size_t)ncodes, sizeof *map);
+      lq_mem_free(a, map, (size_t)ncodes * sizeof *map);
       return -1;
     }
     map[f] = k;
@@ -200,6 +190,6 @@ int lq_column_replace_values(lq_table *t, int col, size_t n, const char *const *
     code = c->codes[row];
     if (code >= 0) c->codes[row] = map[code];
   }
-  drop(a, map, (size_t)ncodes, sizeof *map);
+  lq_mem_free(a, map, (size_t)ncodes * sizeof *map);
   return 0;
 }

@@ -5,14 +5,6 @@
 
 #include "bins.h"
 
-static void *grab(lq_allocator *a, size_t n) {
-  return a->fn(a->ud, NULL, 0, n == 0 ? 1 : n);
-}
-
-static void drop(lq_allocator *a, void *p, size_t n) {
-  if (p != NULL) a->fn(a->ud, p, n == 0 ? 1 : n, 0);
-}
-
 static int compare_doubles(const void *x, const void *y) {
   double a = *(const double *)x, b = *(const double *)y;
   return (a > b) - (a < b);
@@ -20,12 +12,12 @@ static int compare_doubles(const void *x, const void *y) {
 
 void lq_binned_free(lq_binned *b, lq_allocator *a) {
   if (b == NULL) return;
-  drop(a, b->cuts, sizeof(double) * (size_t)(b->nvalues > 1 ? b->nvalues - 1 : 0));
-  drop(a, b->lo, sizeof(double) * (size_t)b->nvalues);
-  drop(a, b->hi, sizeof(double) * (size_t)b->nvalues);
-  drop(a, b->codes, sizeof(int32_t) * (size_t)b->nvalues);
-  drop(a, b->code_bin, sizeof(int32_t) * (size_t)b->ncodes);
-  drop(a, b->row_bin, b->nrows);
+  lq_mem_free(a, b->cuts, sizeof(double) * (size_t)(b->nvalues > 1 ? b->nvalues - 1 : 0));
+  lq_mem_free(a, b->lo, sizeof(double) * (size_t)b->nvalues);
+  lq_mem_free(a, b->hi, sizeof(double) * (size_t)b->nvalues);
+  lq_mem_free(a, b->codes, sizeof(int32_t) * (size_t)b->nvalues);
+  lq_mem_free(a, b->code_bin, sizeof(int32_t) * (size_t)b->ncodes);
+  lq_mem_free(a, b->row_bin, b->nrows);
   memset(b, 0, sizeof *b);
 }
 
@@ -54,11 +46,11 @@ static int bin_numbers(const lq_column *c, size_t nrows, const lq_bin_options *o
   if (max_bins > LQ_BINS_MAX) max_bins = LQ_BINS_MAX;
   for (i = 0; i < nrows; i++) present += c->numbers[i] == c->numbers[i];
   if (present > LQ_BINS_SAMPLE) stride = (present + LQ_BINS_SAMPLE - 1) / LQ_BINS_SAMPLE;
-  sample = (double *)grab(a, sizeof(double) * (present / stride + 1));
-  cuts = (double *)grab(a, sizeof(double) * (size_t)max_bins);
+  sample = (double *)lq_mem_new(a, sizeof(double) * (present / stride + 1));
+  cuts = (double *)lq_mem_new(a, sizeof(double) * (size_t)max_bins);
   if (sample == NULL || cuts == NULL) {
-    drop(a, sample, sizeof(double) * (present / stride + 1));
-    drop(a, cuts, sizeof(double) * (size_t)max_bins);
+    lq_mem_free(a, sample, sizeof(double) * (present / stride + 1));
+    lq_mem_free(a, cuts, sizeof(double) * (size_t)max_bins);
     return -1;
   }
   {
@@ -82,20 +74,20 @@ static int bin_numbers(const lq_column *c, size_t nrows, const lq_bin_options *o
       if (ncuts == 0 || q > cuts[ncuts - 1]) cuts[ncuts++] = q;
     }
   }
-  drop(a, sample, sizeof(double) * (present / stride + 1));
+  lq_mem_free(a, sample, sizeof(double) * (present / stride + 1));
   out->nvalues = ncuts + 1;
   out->nbins = out->nvalues + 1;
   out->missing = out->nvalues;
   out->other = -1;
-  out->cuts = (double *)grab(a, sizeof(double) * (size_t)ncuts);
-  out->lo = (double *)grab(a, sizeof(double) * (size_t)out->nvalues);
-  out->hi = (double *)grab(a, sizeof(double) * (size_t)out->nvalues);
+  out->cuts = (double *)lq_mem_new(a, sizeof(double) * (size_t)ncuts);
+  out->lo = (double *)lq_mem_new(a, sizeof(double) * (size_t)out->nvalues);
+  out->hi = (double *)lq_mem_new(a, sizeof(double) * (size_t)out->nvalues);
   if (out->cuts == NULL || out->lo == NULL || out->hi == NULL) {
-    drop(a, cuts, sizeof(double) * (size_t)max_bins);
+    lq_mem_free(a, cuts, sizeof(double) * (size_t)max_bins);
     return -1;
   }
   memcpy(out->cuts, cuts, sizeof(double) * (size_t)ncuts);
-  drop(a, cuts, sizeof(double) * (size_t)max_bins);
+  lq_mem_free(a, cuts, sizeof(double) * (size_t)max_bins);
   for (i = 0; i < (size_t)out->nvalues; i++) {
     out->lo[i] = HUGE_VAL;
     out->hi[i] = -HUGE_VAL;
@@ -128,24 +120,24 @@ static int fold_codes(const lq_dict *d, lq_allocator *a, int32_t *canonical) {
   char small[256];
   int32_t k, *first_of;
   int rc = 0;
-  first_of = (int32_t *)grab(a, sizeof(int32_t) * (size_t)(d->count > 0 ? d->count : 1));
+  first_of = (int32_t *)lq_mem_new(a, sizeof(int32_t) * (size_t)(d->count > 0 ? d->count : 1));
   if (first_of == NULL) return -1;
   lq_dict_init(&folded);
   for (k = 0; k < d->count; k++) {
     size_t len, j;
     const char *s = lq_dict_string(d, k, &len);
-    char *buf = len <= sizeof small ? small : (char *)grab(a, len);
+    char *buf = len <= sizeof small ? small : (char *)lq_mem_new(a, len);
     int32_t f, before = folded.count;
     if (buf == NULL) { rc = -1; break; }
     for (j = 0; j < len; j++) buf[j] = (char)(s[j] >= 'A' && s[j] <= 'Z' ? s[j] - 'A' + 'a' : s[j]);
     f = lq_dict_intern(&folded, a, buf, len);
-    if (buf != small) drop(a, buf, len);
+    if (buf != small) lq_mem_free(a, buf, len);
     if (f < 0) { rc = -1; break; }
     if (f == before) first_of[f] = k;     /* a text not seen before: this code owns it */
     canonical[k] = first_of[f];
   }
   lq_dict_free(&folded, a);
-  drop(a, first_of, sizeof(int32_t) * (size_t)(d->count > 0 ? d->count : 1));
+  lq_mem_free(a, first_of, sizeof(int32_t) * (size_t)(d->count > 0 ? d->count : 1));
   return rc;
 }
 
@@ -157,13 +149,13 @@ static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options
   code_count *counts;
   int32_t *canonical;
   if (max_values > LQ_BINS_MAX) max_values = LQ_BINS_MAX;
-  counts = (code_count *)grab(a, sizeof(code_count) * (size_t)ncodes);
-  canonical = (int32_t *)grab(a, sizeof(int32_t) * (size_t)ncodes);
+  counts = (code_count *)lq_mem_new(a, sizeof(code_count) * (size_t)ncodes);
+  canonical = (int32_t *)lq_mem_new(a, sizeof(int32_t) * (size_t)ncodes);
   out->ncodes = ncodes;
-  out->code_bin = (int32_t *)grab(a, sizeof(int32_t) * (size_t)ncodes);
+  out->code_bin = (int32_t *)lq_mem_new(a, sizeof(int32_t) * (size_t)ncodes);
   if (counts == NULL || canonical == NULL || out->code_bin == NULL || fold_codes(&c->dict, a, canonical) != 0) {
-    drop(a, counts, sizeof(code_count) * (size_t)ncodes);
-    drop(a, canonical, sizeof(int32_t) * (size_t)ncodes);
+    lq_mem_free(a, counts, sizeof(code_count) * (size_t)ncodes);
+    lq_mem_free(a, canonical, sizeof(int32_t) * (size_t)ncodes);
     return -1;
   }
   for (k = 0; k < ncodes; k++) {
@@ -182,10 +174,10 @@ static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options
   out->other = kept;
   out->missing = kept + 1;
   out->nbins = kept + 2;
-  out->codes = (int32_t *)grab(a, sizeof(int32_t) * (size_t)kept);
+  out->codes = (int32_t *)lq_mem_new(a, sizeof(int32_t) * (size_t)kept);
   if (out->codes == NULL) {
-    drop(a, counts, sizeof(code_count) * (size_t)ncodes);
-    drop(a, canonical, sizeof(int32_t) * (size_t)ncodes);
+    lq_mem_free(a, counts, sizeof(code_count) * (size_t)ncodes);
+    lq_mem_free(a, canonical, sizeof(int32_t) * (size_t)ncodes);
     return -1;
   }
   for (k = 0; k < ncodes; k++) out->code_bin[k] = out->other;
@@ -194,8 +186,8 @@ static int bin_categories(const lq_column *c, size_t nrows, const lq_bin_options
     out->code_bin[counts[k].code] = k;
   }
   for (k = 0; k < ncodes; k++) out->code_bin[k] = out->code_bin[canonical[k]];   /* canonical[k] <= k */
-  drop(a, counts, sizeof(code_count) * (size_t)ncodes);
-  drop(a, canonical, sizeof(int32_t) * (size_t)ncodes);
+  lq_mem_free(a, counts, sizeof(code_count) * (size_t)ncodes);
+  lq_mem_free(a, canonical, sizeof(int32_t) * (size_t)ncodes);
   for (i = 0; i < nrows; i++) out->row_bin[i] = (uint8_t)lq_bin_of_code(out, c->codes[i]);
   return 0;
 }
@@ -220,7 +212,7 @@ int lq_bin_column(const lq_table *t, int col, const lq_bin_options *opt, lq_allo
   c = t->cols[col];
   if (c->type != LQ_NUMBER && c->type != LQ_TIME && c->type != LQ_CATEGORY && c->type != LQ_BOOLEAN) return -2;
   out->nrows = t->nrows;
-  out->row_bin = (uint8_t *)grab(a, t->nrows);
+  out->row_bin = (uint8_t *)lq_mem_new(a, t->nrows);
   if (out->row_bin == NULL) return -1;
   if (c->type == LQ_NUMBER || c->type == LQ_TIME) {
     out->kind = LQ_BIN_NUMBER;

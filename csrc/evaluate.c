@@ -14,14 +14,6 @@ typedef struct block {
   uint64_t pos, neg;
 } block;
 
-static void *mem_new(lq_allocator *a, size_t size) {
-  return a->fn(a->ud, NULL, 0, size);
-}
-
-static void mem_free(lq_allocator *a, void *p, size_t size) {
-  if (p != NULL) a->fn(a->ud, p, size, 0);
-}
-
 /* A key that orders as the double does (NaN never gets here; -0 is 0). */
 static uint64_t key_of(double d) {
   uint64_t u;
@@ -235,13 +227,13 @@ int lq_evaluate(const lq_eval_in *in, lq_eval_out *out, lq_allocator *a) {
     else if (l) npos++;
     else nneg++;
   }
-  pos = (uint64_t *)mem_new(a, (npos + 1) * sizeof(uint64_t));
-  neg = (uint64_t *)mem_new(a, (nneg + 1) * sizeof(uint64_t));
-  tmp = (uint64_t *)mem_new(a, (npos > nneg ? npos : nneg) * sizeof(uint64_t) + sizeof(uint64_t));
-  counts = (size_t *)mem_new(a, counts_size);
-  blocks = (block *)mem_new(a, (npos + nneg + 1) * sizeof(block));
-  used = (uint64_t *)mem_new(a, (words + 1) * sizeof(uint64_t));
-  posbits = (uint64_t *)mem_new(a, (words + 1) * sizeof(uint64_t));
+  pos = (uint64_t *)lq_mem_new(a, (npos + 1) * sizeof(uint64_t));
+  neg = (uint64_t *)lq_mem_new(a, (nneg + 1) * sizeof(uint64_t));
+  tmp = (uint64_t *)lq_mem_new(a, (npos > nneg ? npos : nneg) * sizeof(uint64_t) + sizeof(uint64_t));
+  counts = (size_t *)lq_mem_new(a, counts_size);
+  blocks = (block *)lq_mem_new(a, (npos + nneg + 1) * sizeof(block));
+  used = (uint64_t *)lq_mem_new(a, (words + 1) * sizeof(uint64_t));
+  posbits = (uint64_t *)lq_mem_new(a, (words + 1) * sizeof(uint64_t));
   if (!pos || !neg || !tmp || !counts || !blocks || !used || !posbits) goto done;
   memset(used, 0, (words + 1) * sizeof(uint64_t));
   memset(posbits, 0, (words + 1) * sizeof(uint64_t));
@@ -306,12 +298,12 @@ int lq_evaluate(const lq_eval_in *in, lq_eval_out *out, lq_allocator *a) {
   }
   rc = 0;
 done:
-  mem_free(a, pos, (npos + 1) * sizeof(uint64_t));
-  mem_free(a, neg, (nneg + 1) * sizeof(uint64_t));
-  mem_free(a, tmp, (npos > nneg ? npos : nneg) * sizeof(uint64_t) + sizeof(uint64_t));
-  mem_free(a, counts, counts_size);
-  mem_free(a, blocks, (npos + nneg + 1) * sizeof(block));
-  mem_free(a, used, (words + 1) * sizeof(uint64_t));
-  mem_free(a, posbits, (words + 1) * sizeof(uint64_t));
+  lq_mem_free(a, pos, (npos + 1) * sizeof(uint64_t));
+  lq_mem_free(a, neg, (nneg + 1) * sizeof(uint64_t));
+  lq_mem_free(a, tmp, (npos > nneg ? npos : nneg) * sizeof(uint64_t) + sizeof(uint64_t));
+  lq_mem_free(a, counts, counts_size);
+  lq_mem_free(a, blocks, (npos + nneg + 1) * sizeof(block));
+  lq_mem_free(a, used, (words + 1) * sizeof(uint64_t));
+  lq_mem_free(a, posbits, (words + 1) * sizeof(uint64_t));
   return rc;
 }

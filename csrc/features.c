@@ -11,14 +11,6 @@
 
 /* ---- memory ---- */
 
-static void *mem_alloc(const lq_allocator *a, void *p, size_t osize, size_t nsize) {
-  return a->fn(a->ud, p, osize, nsize);
-}
-
-static void mem_free(const lq_allocator *a, void *p, size_t size) {
-  if (p != NULL) a->fn(a->ud, p, size, 0);
-}
-
 /* Grow *p (elem-sized items, *cap of them) to hold need; 0 on success. */
 static int mem_grow(const lq_allocator *a, void **p, size_t elem, size_t *cap, size_t need) {
   size_t ncap;
@@ -28,7 +20,7 @@ static int mem_grow(const lq_allocator *a, void **p, size_t elem, size_t *cap, s
   if (ncap < 8) ncap = 8;
   if (ncap < need) ncap = need;
   if (ncap > ((size_t)-1) / elem) return -1;
-  np = mem_alloc(a, *p, *p ? *cap * elem : 0, ncap * elem);
+  np = lq_mem_resize(a, *p, *p ? *cap * elem : 0, ncap * elem);
   if (np == NULL) return -1;
   *p = np;
   *cap = ncap;
@@ -45,7 +37,7 @@ static int grow_int(const lq_allocator *a, void **p, size_t elem, int *cap, int 
 /* ---- building a set ---- */
 
 lq_feature_set *lq_fs_new(lq_allocator alloc) {
-  lq_feature_set *fs = (lq_feature_set *)mem_alloc(&alloc, NULL, 0, sizeof *fs);
+  lq_feature_set *fs = (lq_feature_set *)lq_mem_resize(&alloc, NULL, 0, sizeof *fs);
   if (fs == NULL) return NULL;
   memset(fs, 0, sizeof *fs);
   fs->alloc = alloc;
@@ -60,23 +52,23 @@ void lq_fs_free(lq_feature_set *fs) {
   if (fs == NULL) return;
   a = &fs->alloc;
   ntypes = fs->types.count;
-  mem_free(a, fs->arena, fs->arena_cap);
+  lq_mem_free(a, fs->arena, fs->arena_cap);
   if (fs->finished) {
-    mem_free(a, fs->type_flags, (size_t)(ntypes + 1));
-    mem_free(a, fs->type_filtered, (size_t)(ntypes + 1));
-    mem_free(a, fs->type_off, (size_t)(ntypes + 2) * sizeof(int));
-    mem_free(a, fs->type_feats, (size_t)fs->type_off_total * sizeof(int));
+    lq_mem_free(a, fs->type_flags, (size_t)(ntypes + 1));
+    lq_mem_free(a, fs->type_filtered, (size_t)(ntypes + 1));
+    lq_mem_free(a, fs->type_off, (size_t)(ntypes + 2) * sizeof(int));
+    lq_mem_free(a, fs->type_feats, (size_t)fs->type_off_total * sizeof(int));
   } else {
-    mem_free(a, fs->type_flags, (size_t)fs->type_flags_cap);
+    lq_mem_free(a, fs->type_flags, (size_t)fs->type_flags_cap);
   }
-  mem_free(a, fs->feats, (size_t)fs->feats_cap * sizeof(lq_feature));
-  mem_free(a, fs->pairs, (size_t)fs->pairs_cap * 2 * sizeof(int));
-  mem_free(a, fs->filters, (size_t)fs->filters_cap * sizeof(lq_filter));
-  mem_free(a, fs->lead_filters, (size_t)fs->lead_filters_cap * sizeof(int));
-  mem_free(a, fs->clauses, (size_t)fs->clauses_cap * sizeof(lq_clause));
-  mem_free(a, fs->needles, (size_t)fs->needles_cap * sizeof(lq_needle));
+  lq_mem_free(a, fs->feats, (size_t)fs->feats_cap * sizeof(lq_feature));
+  lq_mem_free(a, fs->pairs, (size_t)fs->pairs_cap * 2 * sizeof(int));
+  lq_mem_free(a, fs->filters, (size_t)fs->filters_cap * sizeof(lq_filter));
+  lq_mem_free(a, fs->lead_filters, (size_t)fs->lead_filters_cap * sizeof(int));
+  lq_mem_free(a, fs->clauses, (size_t)fs->clauses_cap * sizeof(lq_clause));
+  lq_mem_free(a, fs->needles, (size_t)fs->needles_cap * sizeof(lq_needle));
   lq_dict_free(&fs->types, a);
-  mem_free(a, fs, sizeof *fs);
+  lq_mem_free(a, fs, sizeof *fs);
 }
 
 /* Copy a string into the arena, lowercased when asked; its offset, or -1. */
@@ -217,9 +209,9 @@ int lq_fs_finish(lq_feature_set *fs) {
     slot += FEAT_SCALARS + 2 * f->ring;
   }
   fs->nslots = slot;
-  off = (int *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 2) * sizeof(int));
-  flags = (uint8_t *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 1));
-  filtered = (uint8_t *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 1));
+  off = (int *)lq_mem_resize(a, NULL, 0, (size_t)(ntypes + 2) * sizeof(int));
+  flags = (uint8_t *)lq_mem_resize(a, NULL, 0, (size_t)(ntypes + 1));
+  filtered = (uint8_t *)lq_mem_resize(a, NULL, 0, (size_t)(ntypes + 1));
   if (off == NULL || flags == NULL || filtered == NULL) goto nomem;
   memset(off, 0, (size_t)(ntypes + 2) * sizeof(int));
   memset(filtered, 0, (size_t)(ntypes + 1));
@@ -231,11 +223,11 @@ int lq_fs_finish(lq_feature_set *fs) {
       for (t = 0; t <= ntypes; t++) off[t + 1]++;
   for (t = 0; t <= ntypes; t++) off[t + 1] += off[t];
   total = off[ntypes + 1];
-  feats = (int *)mem_alloc(a, NULL, 0, (size_t)(total > 0 ? total : 1) * sizeof(int));
-  fill = (int *)mem_alloc(a, NULL, 0, (size_t)(ntypes + 1) * sizeof(int));
+  feats = (int *)lq_mem_resize(a, NULL, 0, (size_t)(total > 0 ? total : 1) * sizeof(int));
+  fill = (int *)lq_mem_resize(a, NULL, 0, (size_t)(ntypes + 1) * sizeof(int));
   if (feats == NULL || fill == NULL) {
-    if (feats) mem_free(a, feats, (size_t)(total > 0 ? total : 1) * sizeof(int));
-    if (fill) mem_free(a, fill, (size_t)(ntypes + 1) * sizeof(int));
+    if (feats) lq_mem_free(a, feats, (size_t)(total > 0 ? total : 1) * sizeof(int));
+    if (fill) lq_mem_free(a, fill, (size_t)(ntypes + 1) * sizeof(int));
     goto nomem;
   }
   for (t = 0; t <= ntypes; t++) fill[t] = off[t];
@@ -270,8 +262,8 @@ int lq_fs_finish(lq_feature_set *fs) {
     }
     off[ntypes + 1] = w;
   }
-  mem_free(a, fill, (size_t)(ntypes + 1) * sizeof(int));
-  mem_free(a, fs->type_flags, (size_t)fs->type_flags_cap);
+  lq_mem_free(a, fill, (size_t)(ntypes + 1) * sizeof(int));
+  lq_mem_free(a, fs->type_flags, (size_t)fs->type_flags_cap);
   fs->type_flags = flags;
   fs->type_filtered = filtered;
   fs->type_off = off;
@@ -280,9 +272,9 @@ int lq_fs_finish(lq_feature_set *fs) {
   fs->finished = 1;
   return 0;
 nomem:
-  if (off) mem_free(a, off, (size_t)(ntypes + 2) * sizeof(int));
-  if (flags) mem_free(a, flags, (size_t)(ntypes + 1));
-  if (filtered) mem_free(a, filtered, (size_t)(ntypes + 1));
+  if (off) lq_mem_free(a, off, (size_t)(ntypes + 2) * sizeof(int));
+  if (flags) lq_mem_free(a, flags, (size_t)(ntypes + 1));
+  if (filtered) lq_mem_free(a, filtered, (size_t)(ntypes + 1));
   return -1;
 }
 
@@ -537,7 +529,7 @@ static void core_reset(const lq_feature_set *fs, lq_state_core *c, int flagged) 
 int lq_state_init(const lq_feature_set *fs, lq_state *st) {
   size_t n = (size_t)(fs->nslots > 0 ? fs->nslots : 1);
   memset(st, 0, sizeof *st);
-  st->core.v = (double *)mem_alloc(&fs->alloc, NULL, 0, n * sizeof(double));
+  st->core.v = (double *)lq_mem_resize(&fs->alloc, NULL, 0, n * sizeof(double));
   if (st->core.v == NULL) return -1;
   core_reset(fs, &st->core, 0);
   return 0;
@@ -545,8 +537,8 @@ int lq_state_init(const lq_feature_set *fs, lq_state *st) {
 
 void lq_state_free(const lq_feature_set *fs, lq_state *st) {
   size_t n = (size_t)(fs->nslots > 0 ? fs->nslots : 1);
-  mem_free(&fs->alloc, st->core.v, n * sizeof(double));
-  mem_free(&fs->alloc, st->pending, st->pending_cap * sizeof(lq_event));
+  lq_mem_free(&fs->alloc, st->core.v, n * sizeof(double));
+  lq_mem_free(&fs->alloc, st->pending, st->pending_cap * sizeof(lq_event));
   memset(st, 0, sizeof *st);
 }
 
@@ -922,7 +914,7 @@ static void *scratch_get(scratch *s, size_t size) {
   void *p;
   if (size == 0) size = 1;
   if (s->n == (int)(sizeof s->p / sizeof s->p[0])) return NULL;
-  p = mem_alloc(s->a, NULL, 0, size);
+  p = lq_mem_resize(s->a, NULL, 0, size);
   if (p == NULL) return NULL;
   lq_advise_huge_pages(p, size);
   s->p[s->n] = p;
@@ -932,7 +924,7 @@ static void *scratch_get(scratch *s, size_t size) {
 
 static void scratch_free(scratch *s) {
   int i;
-  for (i = 0; i < s->n; i++) mem_free(s->a, s->p[i], s->sz[i]);
+  for (i = 0; i < s->n; i++) lq_mem_free(s->a, s->p[i], s->sz[i]);
   s->n = 0;
 }
 
@@ -984,7 +976,7 @@ static inline void make_event(const event_source *src, size_t i, lq_event *e) {
 }
 
 void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report) {
-  mem_free(&fs->alloc, report->unknown_rows, report->unknown_cap * sizeof(size_t));
+  lq_mem_free(&fs->alloc, report->unknown_rows, report->unknown_cap * sizeof(size_t));
   report->unknown_cap = 0;
   report->unknown_rows = NULL;
   report->nunknown_rows = 0;
@@ -1108,12 +1100,12 @@ static int grow_run(compute_job *j, size_t n) {
   lq_event *run, *tmp;
   if (ncap < 64) ncap = 64;
   if (ncap > ((size_t)-1) / sizeof(lq_event)) return -1;
-  run = (lq_event *)mem_alloc(a, j->run, j->run ? cap * sizeof(lq_event) : 0, ncap * sizeof(lq_event));
+  run = (lq_event *)lq_mem_resize(a, j->run, j->run ? cap * sizeof(lq_event) : 0, ncap * sizeof(lq_event));
   if (run == NULL) return -1;
   j->run = run;
-  tmp = (lq_event *)mem_alloc(a, j->tmp, j->tmp ? cap * sizeof(lq_event) : 0, ncap * sizeof(lq_event));
+  tmp = (lq_event *)lq_mem_resize(a, j->tmp, j->tmp ? cap * sizeof(lq_event) : 0, ncap * sizeof(lq_event));
   if (tmp == NULL) {   /* run keeps ncap: shrink it back so both have cap */
-    run = (lq_event *)mem_alloc(a, j->run, ncap * sizeof(lq_event), (cap ? cap : 1) * sizeof(lq_event));
+    run = (lq_event *)lq_mem_resize(a, j->run, ncap * sizeof(lq_event), (cap ? cap : 1) * sizeof(lq_event));
     if (run != NULL) j->run = run;
     return -1;
   }
@@ -1274,7 +1266,7 @@ static void *job_alloc(const lq_allocator *a, size_t n, size_t elem) {
   void *p;
   if (n == 0) n = 1;
   if (n > ((size_t)-1) / elem) return NULL;
-  p = mem_alloc(a, NULL, 0, n * elem);
+  p = lq_mem_resize(a, NULL, 0, n * elem);
   if (p != NULL) lq_advise_huge_pages(p, n * elem);
   return p;
 }
@@ -1285,18 +1277,18 @@ static void jobs_free(const lq_feature_set *fs, compute_job *jobs, int njobs) {
   if (jobs == NULL) return;
   for (t = 0; t < njobs; t++) {
     compute_job *j = &jobs[t];
-    mem_free(a, j->unknown_rows, (j->unknown_cap ? j->unknown_cap : 1) * sizeof(size_t));
-    if (t == 0 || j->seen != jobs[0].seen) mem_free(a, j->seen, (j->seen_words ? j->seen_words : 1) * sizeof(uint64_t));
-    mem_free(a, j->st.v, (size_t)(BULK_SLOTS * fs->nfeats + 1) * sizeof(double));
-    mem_free(a, j->vals, (size_t)(fs->nfeats + 1) * sizeof(double));
-    mem_free(a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
-    mem_free(a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
-    mem_free(a, j->recs, (j->nrecs ? j->nrecs : 1) * sizeof(lq_event));
-    mem_free(a, j->part, (j->nrecs ? j->nrecs : 1) * sizeof(lq_event));
-    mem_free(a, j->part_row, (j->nrecs ? j->nrecs : 1) * sizeof(int32_t));
-    mem_free(a, j->bfill, (j->nb ? j->nb : 1) * sizeof(size_t));
+    lq_mem_free(a, j->unknown_rows, (j->unknown_cap ? j->unknown_cap : 1) * sizeof(size_t));
+    if (t == 0 || j->seen != jobs[0].seen) lq_mem_free(a, j->seen, (j->seen_words ? j->seen_words : 1) * sizeof(uint64_t));
+    lq_mem_free(a, j->st.v, (size_t)(BULK_SLOTS * fs->nfeats + 1) * sizeof(double));
+    lq_mem_free(a, j->vals, (size_t)(fs->nfeats + 1) * sizeof(double));
+    lq_mem_free(a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    lq_mem_free(a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    lq_mem_free(a, j->recs, (j->nrecs ? j->nrecs : 1) * sizeof(lq_event));
+    lq_mem_free(a, j->part, (j->nrecs ? j->nrecs : 1) * sizeof(lq_event));
+    lq_mem_free(a, j->part_row, (j->nrecs ? j->nrecs : 1) * sizeof(int32_t));
+    lq_mem_free(a, j->bfill, (j->nb ? j->nb : 1) * sizeof(size_t));
   }
-  mem_free(a, jobs, (size_t)njobs * sizeof(compute_job));
+  lq_mem_free(a, jobs, (size_t)njobs * sizeof(compute_job));
 }
 
 /* The join of sorted ids on threads: each checks its range of leads and of the events' lead_id codes
@@ -1610,8 +1602,8 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     /* a lead had more events than a thread's buffer: fold again with room for the longest */
     for (jt = 0; jt < nthreads; jt++) {
       compute_job *j = &jobs[jt];
-      mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
-      mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+      lq_mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+      lq_mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
       j->run = j->tmp = NULL;
       memset(j->counters, 0, sizeof j->counters);
       j->run_cap = j->max_run;
@@ -1639,8 +1631,8 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     for (jt = 0; jt < nthreads; jt++) {
       compute_job *j = &jobs[jt];
       size_t nl = j->lead_end - j->lead_begin;
-      mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));   /* of a fold given up */
-      mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+      lq_mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));   /* of a fold given up */
+      lq_mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
       j->run = NULL;
       j->run_cap = j->max_slice;
       j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
@@ -1675,7 +1667,7 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
   if (nunknown > max_unknown) nunknown = max_unknown;
   if (nunknown > 0) {
     size_t n = 0;
-    report->unknown_rows = (size_t *)mem_alloc(sc.a, NULL, 0, nunknown * sizeof(size_t));
+    report->unknown_rows = (size_t *)lq_mem_resize(sc.a, NULL, 0, nunknown * sizeof(size_t));
     if (report->unknown_rows == NULL) goto nomem;
     report->unknown_cap = nunknown;
     for (jt = 0; jt < nthreads && n < nunknown; jt++) {

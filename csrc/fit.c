@@ -28,35 +28,25 @@ void lq_fit_default_options(lq_fit_options *o) {
   o->seed = 1;
 }
 
-static void *grab(lq_allocator *a, size_t n) {
-  void *p = a->fn(a->ud, NULL, 0, n == 0 ? 1 : n);
-  if (p != NULL) memset(p, 0, n == 0 ? 1 : n);
-  return p;
-}
-
-static void drop(lq_allocator *a, void *p, size_t n) {
-  if (p != NULL) a->fn(a->ud, p, n == 0 ? 1 : n, 0);
-}
-
 void lq_fit_free(lq_fit_result *r, lq_allocator *a) {
   int j;
   if (r == NULL) return;
   if (r->shape != NULL) {
-    for (j = 0; j < r->ncols; j++) drop(a, r->shape[j], sizeof(double) * (size_t)r->nbins[j]);
-    drop(a, r->shape, sizeof(double *) * (size_t)r->ncols);
+    for (j = 0; j < r->ncols; j++) lq_mem_free(a, r->shape[j], sizeof(double) * (size_t)r->nbins[j]);
+    lq_mem_free(a, r->shape, sizeof(double *) * (size_t)r->ncols);
   }
   if (r->pairs != NULL) {
     for (j = 0; j < r->npairs; j++) {
       lq_fit_pair *p = &r->pairs[j];
       if (r->nbins != NULL) {
-        drop(a, p->coarse_a, (size_t)r->nbins[p->a]);
-        drop(a, p->coarse_b, (size_t)r->nbins[p->b]);
+        lq_mem_free(a, p->coarse_a, (size_t)r->nbins[p->a]);
+        lq_mem_free(a, p->coarse_b, (size_t)r->nbins[p->b]);
       }
-      drop(a, p->score, sizeof(double) * (size_t)(p->na * p->nb));
+      lq_mem_free(a, p->score, sizeof(double) * (size_t)(p->na * p->nb));
     }
-    drop(a, r->pairs, sizeof(lq_fit_pair) * (size_t)r->npairs);
+    lq_mem_free(a, r->pairs, sizeof(lq_fit_pair) * (size_t)r->npairs);
   }
-  drop(a, r->nbins, sizeof(int) * (size_t)r->ncols);
+  lq_mem_free(a, r->nbins, sizeof(int) * (size_t)r->ncols);
   memset(r, 0, sizeof *r);
 }
 
@@ -214,11 +204,11 @@ static int fit_pairs(fit_work *w, const lq_binned *const *columns, lq_fit_result
   size_t nranks = (size_t)ncols * (size_t)(ncols - 1) / 2, cells_total = 0;
   double best_loss;
   int best_round = 0;
-  maps = (uint8_t *)grab(a, (size_t)ncols * (size_t)w->stride);
-  ncoarse = (int *)grab(a, sizeof(int) * (size_t)ncols);
-  g = (double *)grab(a, sizeof(double) * (w->nt > 0 ? w->nt : 1));
-  h = (double *)grab(a, sizeof(double) * (w->nt > 0 ? w->nt : 1));
-  ranks = (pair_rank *)grab(a, sizeof(pair_rank) * nranks);
+  maps = (uint8_t *)lq_mem_zeroed(a, 1, (size_t)ncols * (size_t)w->stride);
+  ncoarse = (int *)lq_mem_zeroed(a, 1, sizeof(int) * (size_t)ncols);
+  g = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (w->nt > 0 ? w->nt : 1));
+  h = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (w->nt > 0 ? w->nt : 1));
+  ranks = (pair_rank *)lq_mem_zeroed(a, 1, sizeof(pair_rank) * nranks);
   if (maps == NULL || ncoarse == NULL || g == NULL || h == NULL || ranks == NULL) goto done;
   for (j = 0; j < ncols; j++)
     ncoarse[j] = coarse_map(columns[j], w->counts + (size_t)j * (size_t)w->stride, pb,
@@ -273,7 +263,7 @@ static int fit_pairs(fit_work *w, const lq_binned *const *columns, lq_fit_result
   }
   for (k = 0; k < want && (size_t)k < nranks && ranks[k].gain > 0; k++) npairs++;
   if (npairs == 0) { rc = 0; goto done; }
-  r->pairs = (lq_fit_pair *)grab(a, sizeof(lq_fit_pair) * (size_t)npairs);
+  r->pairs = (lq_fit_pair *)lq_mem_zeroed(a, 1, sizeof(lq_fit_pair) * (size_t)npairs);
   if (r->pairs == NULL) goto done;
   r->npairs = npairs;
   for (k = 0; k < npairs; k++) {
@@ -283,15 +273,15 @@ static int fit_pairs(fit_work *w, const lq_binned *const *columns, lq_fit_result
     p->gain = ranks[k].gain;
     p->na = ncoarse[p->a];
     p->nb = ncoarse[p->b];
-    p->coarse_a = (uint8_t *)grab(a, (size_t)r->nbins[p->a]);
-    p->coarse_b = (uint8_t *)grab(a, (size_t)r->nbins[p->b]);
-    p->score = (double *)grab(a, sizeof(double) * (size_t)(p->na * p->nb));
+    p->coarse_a = (uint8_t *)lq_mem_zeroed(a, 1, (size_t)r->nbins[p->a]);
+    p->coarse_b = (uint8_t *)lq_mem_zeroed(a, 1, (size_t)r->nbins[p->b]);
+    p->score = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)(p->na * p->nb));
     if (p->coarse_a == NULL || p->coarse_b == NULL || p->score == NULL) goto done;
     memcpy(p->coarse_a, maps + (size_t)p->a * (size_t)w->stride, (size_t)r->nbins[p->a]);
     memcpy(p->coarse_b, maps + (size_t)p->b * (size_t)w->stride, (size_t)r->nbins[p->b]);
     cells_total += (size_t)(p->na * p->nb);
   }
-  best = (double *)grab(a, sizeof(double) * cells_total);
+  best = (double *)lq_mem_zeroed(a, 1, sizeof(double) * cells_total);
   if (best == NULL) goto done;
   best_loss = validation_loss(w, r->intercept, r->shape, r->pairs, r->npairs);
   for (round = 1; round <= (opt->max_pair_rounds > 0 ? opt->max_pair_rounds : opt->max_rounds); round++) {
@@ -342,12 +332,12 @@ static int fit_pairs(fit_work *w, const lq_binned *const *columns, lq_fit_result
   r->pair_rounds = best_round;
   rc = 0;
 done:
-  drop(a, best, sizeof(double) * cells_total);
-  drop(a, maps, (size_t)ncols * (size_t)w->stride);
-  drop(a, ncoarse, sizeof(int) * (size_t)ncols);
-  drop(a, g, sizeof(double) * (w->nt > 0 ? w->nt : 1));
-  drop(a, h, sizeof(double) * (w->nt > 0 ? w->nt : 1));
-  drop(a, ranks, sizeof(pair_rank) * nranks);
+  lq_mem_free(a, best, sizeof(double) * cells_total);
+  lq_mem_free(a, maps, (size_t)ncols * (size_t)w->stride);
+  lq_mem_free(a, ncoarse, sizeof(int) * (size_t)ncols);
+  lq_mem_free(a, g, sizeof(double) * (w->nt > 0 ? w->nt : 1));
+  lq_mem_free(a, h, sizeof(double) * (w->nt > 0 ? w->nt : 1));
+  lq_mem_free(a, ranks, sizeof(pair_rank) * nranks);
   return rc;
 }
 
@@ -399,7 +389,7 @@ int lq_fit(const lq_binned *const *columns, int ncols, const uint8_t *outcome, c
   if (labelled == 0 || positives == 0 || positives == labelled) return -2;
 
   /* the inner split, then a sample of each side when there are many rows */
-  role = (uint8_t *)grab(a, nrows);
+  role = (uint8_t *)lq_mem_zeroed(a, 1, nrows);
   if (role == NULL) return -1;
   lq_random_seed(&rng, opt->seed);
   {
@@ -421,28 +411,28 @@ int lq_fit(const lq_binned *const *columns, int ncols, const uint8_t *outcome, c
     }
   }
   if (w.nt == 0) { rc = -2; goto fail; }
-  w.tbin = (uint8_t *)grab(a, (size_t)ncols * w.nt);
-  w.vbin = (uint8_t *)grab(a, (size_t)ncols * w.nv);
-  w.ty = (uint8_t *)grab(a, w.nt);
-  w.vy = (uint8_t *)grab(a, w.nv);
-  w.e = (double *)grab(a, sizeof(double) * w.nt);
-  w.vf = (double *)grab(a, sizeof(double) * w.nv);
-  w.counts = (double *)grab(a, sizeof(double) * (size_t)ncols * (size_t)w.stride);
-  g = (double *)grab(a, sizeof(double) * (size_t)w.stride);
-  h = (double *)grab(a, sizeof(double) * (size_t)w.stride);
-  mult = (double *)grab(a, sizeof(double) * (size_t)w.stride);
+  w.tbin = (uint8_t *)lq_mem_zeroed(a, 1, (size_t)ncols * w.nt);
+  w.vbin = (uint8_t *)lq_mem_zeroed(a, 1, (size_t)ncols * w.nv);
+  w.ty = (uint8_t *)lq_mem_zeroed(a, 1, w.nt);
+  w.vy = (uint8_t *)lq_mem_zeroed(a, 1, w.nv);
+  w.e = (double *)lq_mem_zeroed(a, 1, sizeof(double) * w.nt);
+  w.vf = (double *)lq_mem_zeroed(a, 1, sizeof(double) * w.nv);
+  w.counts = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)ncols * (size_t)w.stride);
+  g = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)w.stride);
+  h = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)w.stride);
+  mult = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)w.stride);
   out->ncols = ncols;
-  out->nbins = (int *)grab(a, sizeof(int) * (size_t)ncols);
-  out->shape = (double **)grab(a, sizeof(double *) * (size_t)ncols);
-  best = (double **)grab(a, sizeof(double *) * (size_t)ncols);
+  out->nbins = (int *)lq_mem_zeroed(a, 1, sizeof(int) * (size_t)ncols);
+  out->shape = (double **)lq_mem_zeroed(a, 1, sizeof(double *) * (size_t)ncols);
+  best = (double **)lq_mem_zeroed(a, 1, sizeof(double *) * (size_t)ncols);
   if (w.tbin == NULL || w.vbin == NULL || w.ty == NULL || w.vy == NULL || w.e == NULL || w.vf == NULL ||
       w.counts == NULL || g == NULL || h == NULL || mult == NULL || out->nbins == NULL || out->shape == NULL ||
       best == NULL)
     goto fail;
   for (j = 0; j < ncols; j++) {
     out->nbins[j] = columns[j]->nbins;
-    out->shape[j] = (double *)grab(a, sizeof(double) * (size_t)columns[j]->nbins);
-    best[j] = (double *)grab(a, sizeof(double) * (size_t)columns[j]->nbins);
+    out->shape[j] = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)columns[j]->nbins);
+    best[j] = (double *)lq_mem_zeroed(a, 1, sizeof(double) * (size_t)columns[j]->nbins);
     if (out->shape[j] == NULL || best[j] == NULL) goto fail;
   }
   for (i = 0, t = 0, v = 0; i < nrows; i++) {
@@ -462,7 +452,7 @@ int lq_fit(const lq_binned *const *columns, int ncols, const uint8_t *outcome, c
       }
     }
   }
-  drop(a, role, nrows);
+  lq_mem_free(a, role, nrows);
   role = NULL;
   {
     double tp = 0;
@@ -515,20 +505,20 @@ int lq_fit(const lq_binned *const *columns, int ncols, const uint8_t *outcome, c
 fail:
   if (best != NULL) {
     for (j = 0; j < ncols; j++)
-      if (best[j] != NULL) drop(a, best[j], sizeof(double) * (size_t)columns[j]->nbins);
-    drop(a, best, sizeof(double *) * (size_t)ncols);
+      if (best[j] != NULL) lq_mem_free(a, best[j], sizeof(double) * (size_t)columns[j]->nbins);
+    lq_mem_free(a, best, sizeof(double *) * (size_t)ncols);
   }
-  drop(a, role, nrows);
-  drop(a, w.tbin, (size_t)ncols * w.nt);
-  drop(a, w.vbin, (size_t)ncols * w.nv);
-  drop(a, w.ty, w.nt);
-  drop(a, w.vy, w.nv);
-  drop(a, w.e, sizeof(double) * w.nt);
-  drop(a, w.vf, sizeof(double) * w.nv);
-  drop(a, w.counts, sizeof(double) * (size_t)ncols * (size_t)w.stride);
-  drop(a, g, sizeof(double) * (size_t)w.stride);
-  drop(a, h, sizeof(double) * (size_t)w.stride);
-  drop(a, mult, sizeof(double) * (size_t)w.stride);
+  lq_mem_free(a, role, nrows);
+  lq_mem_free(a, w.tbin, (size_t)ncols * w.nt);
+  lq_mem_free(a, w.vbin, (size_t)ncols * w.nv);
+  lq_mem_free(a, w.ty, w.nt);
+  lq_mem_free(a, w.vy, w.nv);
+  lq_mem_free(a, w.e, sizeof(double) * w.nt);
+  lq_mem_free(a, w.vf, sizeof(double) * w.nv);
+  lq_mem_free(a, w.counts, sizeof(double) * (size_t)ncols * (size_t)w.stride);
+  lq_mem_free(a, g, sizeof(double) * (size_t)w.stride);
+  lq_mem_free(a, h, sizeof(double) * (size_t)w.stride);
+  lq_mem_free(a, mult, sizeof(double) * (size_t)w.stride);
   if (rc != 0) {
     lq_fit_free(out, a);
     return rc;

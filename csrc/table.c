@@ -33,14 +33,6 @@ int lq_type_from_name(const char *name) {
 
 /* ---- memory ---- */
 
-static void *mem_alloc(lq_allocator *a, void *p, size_t osize, size_t nsize) {
-  return a->fn(a->ud, p, osize, nsize);
-}
-
-static void mem_free(lq_allocator *a, void *p, size_t size) {
-  if (p != NULL) a->fn(a->ud, p, size, 0);
-}
-
 /* A column array is written once, front to back: on Linux, ask for transparent huge pages over
 ** the 2 MiB-aligned part of a big one. A first touch then costs one page fault per 2 MiB instead of
 ** one per 4 KiB, which is most of a load's kernel time. Only advice: the memory still comes from
@@ -118,11 +110,11 @@ static int mem_resize(lq_allocator *a, void **p, size_t elem, size_t ocount, siz
   void *np;
   if (ncount > ((size_t)-1) / elem) return -1;
   if (ncount == 0) {
-    mem_free(a, *p, ocount * elem);
+    lq_mem_free(a, *p, ocount * elem);
     *p = NULL;
     return 0;
   }
-  np = mem_alloc(a, *p, *p ? ocount * elem : 0, ncount * elem);
+  np = lq_mem_resize(a, *p, *p ? ocount * elem : 0, ncount * elem);
   if (np == NULL) return -1;
   *p = np;
   lq_advise_huge_pages(np, ncount * elem);
@@ -184,10 +176,10 @@ void lq_dict_init(lq_dict *d) {
 
 void lq_dict_free(lq_dict *d, lq_allocator *a) {
   size_t cap = (size_t)d->cap;
-  mem_free(a, d->bytes, d->bytes_cap);
-  mem_free(a, d->starts, cap * (sizeof(size_t) + 2 * sizeof(uint32_t)));  /* one block, see dict_grow_entries */
-  if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
-  if (d->index != NULL) mem_free(a, d->index, ((size_t)d->slot_mask + 1) * sizeof(lq_dict_slot));
+  lq_mem_free(a, d->bytes, d->bytes_cap);
+  lq_mem_free(a, d->starts, cap * (sizeof(size_t) + 2 * sizeof(uint32_t)));  /* one block, see dict_grow_entries */
+  if (d->slots != NULL) lq_mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
+  if (d->index != NULL) lq_mem_free(a, d->index, ((size_t)d->slot_mask + 1) * sizeof(lq_dict_slot));
   lq_dict_init(d);
 }
 
@@ -236,12 +228,12 @@ static int dict_rehash(lq_dict *d, lq_allocator *a, uint32_t nslots) {
   uint32_t i, mask = nslots - 1;
   if (mem_resize(a, (void **)&slots, sizeof(int32_t), 0, nslots) != 0) return -1;
   if (mem_resize(a, (void **)&index, sizeof(lq_dict_slot), 0, nslots) != 0) {
-    mem_free(a, slots, (size_t)nslots * sizeof(int32_t));
+    lq_mem_free(a, slots, (size_t)nslots * sizeof(int32_t));
     return -1;
   }
   for (i = 0; i < nslots; i++) index[i].code = -1;
-  if (d->slots != NULL) mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
-  if (d->index != NULL) mem_free(a, d->index, ((size_t)d->slot_mask + 1) * sizeof(lq_dict_slot));
+  if (d->slots != NULL) lq_mem_free(a, d->slots, ((size_t)d->slot_mask + 1) * sizeof(int32_t));
+  if (d->index != NULL) lq_mem_free(a, d->index, ((size_t)d->slot_mask + 1) * sizeof(lq_dict_slot));
   d->slots = slots;
   d->index = index;
   d->slot_mask = mask;
@@ -261,13 +253,13 @@ static int dict_grow_entries(lq_dict *d, lq_allocator *a) {
   char *block;
   if (ncap > INT32_MAX) ncap = INT32_MAX;
   if (ncap > ((size_t)-1) / entry) return -1;
-  block = (char *)mem_alloc(a, NULL, 0, ncap * entry);
+  block = (char *)lq_mem_resize(a, NULL, 0, ncap * entry);
   if (block == NULL) return -1;
   if (ocap > 0) {
     memcpy(block, d->starts, ocap * sizeof(size_t));
     memcpy(block + ncap * sizeof(size_t), d->lengths, ocap * sizeof(uint32_t));
     memcpy(block + ncap * (sizeof(size_t) + sizeof(uint32_t)), d->hashes, ocap * sizeof(uint32_t));
-    mem_free(a, d->starts, ocap * entry);
+    lq_mem_free(a, d->starts, ocap * entry);
   }
   d->starts = (size_t *)(void *)block;
   d->lengths = (uint32_t *)(void *)(block + ncap * sizeof(size_t));
@@ -320,17 +312,17 @@ int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len) {
 
 static void column_free(lq_column *c, lq_allocator *a) {
   size_t cap = c->row_cap;
-  mem_free(a, c->name, strlen(c->name) + 1);
-  mem_free(a, c->numbers, cap * sizeof(double));
-  mem_free(a, c->bools, cap);
-  mem_free(a, c->codes, cap * sizeof(int32_t));
-  mem_free(a, c->offsets, (cap + 1) * sizeof(uint64_t));
-  mem_free(a, c->text, c->text_cap);
-  mem_free(a, c->text_missing, c->missing_cap);
-  mem_free(a, c->tag_offsets, (cap + 1) * sizeof(uint64_t));
-  mem_free(a, c->tag_codes, c->tag_cap * sizeof(int32_t));
+  lq_mem_free(a, c->name, strlen(c->name) + 1);
+  lq_mem_free(a, c->numbers, cap * sizeof(double));
+  lq_mem_free(a, c->bools, cap);
+  lq_mem_free(a, c->codes, cap * sizeof(int32_t));
+  lq_mem_free(a, c->offsets, (cap + 1) * sizeof(uint64_t));
+  lq_mem_free(a, c->text, c->text_cap);
+  lq_mem_free(a, c->text_missing, c->missing_cap);
+  lq_mem_free(a, c->tag_offsets, (cap + 1) * sizeof(uint64_t));
+  lq_mem_free(a, c->tag_codes, c->tag_cap * sizeof(int32_t));
   lq_dict_free(&c->dict, a);
-  mem_free(a, c, sizeof *c);
+  lq_mem_free(a, c, sizeof *c);
 }
 
 /* Give a column room for `rows` rows; its arrays stay consistent whatever fails. */
@@ -415,12 +407,12 @@ void lq_table_free(lq_table *t) {
   if (t == NULL) return;
   a = t->alloc;
   for (i = 0; i < t->ncols; i++) column_free(t->cols[i], &a);
-  mem_free(&a, t->cols, (size_t)t->colcap * sizeof(lq_column *));
-  for (r = 0; r < t->nrejects; r++) mem_free(&a, t->rejects[r].reason, strlen(t->rejects[r].reason) + 1);
-  mem_free(&a, t->rejects, t->rejects_cap * sizeof(lq_reject));
-  if (t->source != NULL) mem_free(&a, t->source, strlen(t->source) + 1);
+  lq_mem_free(&a, t->cols, (size_t)t->colcap * sizeof(lq_column *));
+  for (r = 0; r < t->nrejects; r++) lq_mem_free(&a, t->rejects[r].reason, strlen(t->rejects[r].reason) + 1);
+  lq_mem_free(&a, t->rejects, t->rejects_cap * sizeof(lq_reject));
+  if (t->source != NULL) lq_mem_free(&a, t->source, strlen(t->source) + 1);
   lq_dict_free(&t->names, &a);
-  mem_free(&a, t, sizeof *t);
+  lq_mem_free(&a, t, sizeof *t);
 }
 
 int lq_table_find(const lq_table *t, const char *name) {
@@ -440,15 +432,15 @@ int lq_table_add_column(lq_table *t, const char *name, lq_type type) {
     if (mem_resize(a, (void **)&t->cols, sizeof(lq_column *), (size_t)t->colcap, ncap) != 0) return -1;
     t->colcap = (int)ncap;
   }
-  c = (lq_column *)mem_alloc(a, NULL, 0, sizeof *c);
+  c = (lq_column *)lq_mem_resize(a, NULL, 0, sizeof *c);
   if (c == NULL) return -1;
   memset(c, 0, sizeof *c);
   lq_dict_init(&c->dict);
   c->type = type;
   c->tag_separator = ';';
-  c->name = (char *)mem_alloc(a, NULL, 0, len + 1);
+  c->name = (char *)lq_mem_resize(a, NULL, 0, len + 1);
   if (c->name == NULL) {
-    mem_free(a, c, sizeof *c);
+    lq_mem_free(a, c, sizeof *c);
     return -1;
   }
   memcpy(c->name, name, len + 1);
@@ -610,7 +602,7 @@ void lq_table_truncate(lq_table *t, size_t nrows) {
 static void shrink_array(lq_allocator *a, void **p, size_t elem, size_t *cap, size_t n) {
   void *np;
   if (*p == NULL || n >= *cap || n == 0) return;
-  np = mem_alloc(a, *p, *cap * elem, n * elem);
+  np = lq_mem_resize(a, *p, *cap * elem, n * elem);
   if (np != NULL) {
     *p = np;
     *cap = n;
@@ -688,11 +680,11 @@ int lq_column_reserve_text(lq_table *t, int col, size_t bytes) {
 }
 
 int lq_table_set_source(lq_table *t, const char *s, size_t len) {
-  char *copy = (char *)mem_alloc(&t->alloc, NULL, 0, len + 1);
+  char *copy = (char *)lq_mem_resize(&t->alloc, NULL, 0, len + 1);
   if (copy == NULL) return -1;
   memcpy(copy, s, len);
   copy[len] = '\0';
-  if (t->source != NULL) mem_free(&t->alloc, t->source, strlen(t->source) + 1);
+  if (t->source != NULL) lq_mem_free(&t->alloc, t->source, strlen(t->source) + 1);
   t->source = copy;
   return 0;
 }
@@ -705,7 +697,7 @@ int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column,
     if (mem_resize(&t->alloc, (void **)&t->rejects, sizeof(lq_reject), t->rejects_cap, ncap) != 0) return -1;
     t->rejects_cap = ncap;
   }
-  copy = (char *)mem_alloc(&t->alloc, NULL, 0, len + 1);
+  copy = (char *)lq_mem_resize(&t->alloc, NULL, 0, len + 1);
   if (copy == NULL) return -1;
   memcpy(copy, reason, len + 1);
   t->rejects[t->nrejects].line = line;
@@ -724,7 +716,7 @@ void lq_text_codes_init(lq_text_codes *tc) {
 }
 
 void lq_text_codes_free(lq_text_codes *tc, lq_allocator *a) {
-  mem_free(a, tc->codes, tc->cap * sizeof(int32_t));
+  lq_mem_free(a, tc->codes, tc->cap * sizeof(int32_t));
   lq_dict_free(&tc->dict, a);
   lq_text_codes_init(tc);
 }
@@ -741,7 +733,7 @@ int lq_text_codes_update(lq_text_codes *tc, lq_allocator *a, const lq_column *c,
   }
   if (nrows > tc->cap) {
     size_t cap = nrows + nrows / 4 + 16;
-    int32_t *grown = (int32_t *)mem_alloc(a, tc->codes, tc->codes ? tc->cap * sizeof(int32_t) : 0,
+    int32_t *grown = (int32_t *)lq_mem_resize(a, tc->codes, tc->codes ? tc->cap * sizeof(int32_t) : 0,
                                           cap * sizeof(int32_t));
     if (grown == NULL) return -1;
     tc->codes = grown;
