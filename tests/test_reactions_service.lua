@@ -245,6 +245,22 @@ function M.TestSlaBreachesInTheFunnel.test_the_service_and_the_funnel_count_the_
   lu.assertEquals(funnel_breaches(r), { "B", "C" })
   local utc = assert(reactions.load_string(SLA_REACTIONS:format("UTC"), "reactions.lua"))
   lu.assertEquals(funnel_breaches(utc), { "C" })   -- B's 09:30Z is within UTC's hours (deadline 10:00Z)
+  -- the command: leadq funnel --reactions takes the script's SLA
+  local script = os.tmpname()
+  f = assert(io.open(script, "w"))
+  f:write(SLA_REACTIONS:format("Europe/Paris"))
+  f:close()
+  local p = io.popen(string.format("%s/leadq funnel --transitions %s --reactions %s --format json 2>&1",
+    os.getenv("LEADQ_BUILD") or "build", path, script))
+  local out = p:read("*a")
+  p:close()
+  os.remove(script)
+  local report = json.decode(out)
+  lu.assertNotNil(report, out)
+  local leads = {}
+  for _, breach in ipairs(report.breaches) do leads[#leads + 1] = breach.lead end
+  table.sort(leads)
+  lu.assertEquals(leads, { "B", "C" })
   os.remove(path)
   -- an export forgets what it took; later rows come after
   lu.assertEquals(rx:forget_transitions(last), 9)   -- 4 leads seen, 3 hand-offs, 2 accepted

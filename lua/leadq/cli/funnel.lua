@@ -18,6 +18,8 @@ local options = {
     .. " column in one table), csv or json" },
   stages = { type = "string", help = "the chain of stages (default lead,mql,sal,sql,opportunity,customer)" },
   ["sla-days"] = { type = "number", help = "days the mql to sales hand-off may take (default 2; 0: no SLA)" },
+  reactions = { type = "string", help = "a reactions script: its sla { ... } times the hand-offs (working hours in"
+    .. " its time zone), as the service does" },
   ["no-implied"] = { type = "flag", help = "count a stage only when the lead entered it itself" },
   part = { type = "string", help = "write the partial result to this file instead of a report (for leads split by"
     .. " lead across runs)" },
@@ -88,19 +90,29 @@ local function run(opts, out)
   end
   local sla = opts["sla-days"]
   if sla == 0 then sla = false end
+  -- the service's SLA: the funnel then counts the breaches the service sent
+  local working
+  if opts.reactions then
+    if opts["sla-days"] ~= nil then return cli.fail(out, "--reactions and --sla-days both set the SLA: give one", 2) end
+    local r, problems = require("leadq.reactions").load(opts.reactions)
+    if not r then return nil, table.concat(problems, "\n") end
+    local from_script = r:funnel_sla()
+    if not from_script then return nil, opts.reactions .. ": declares no sla { ... } to time the hand-offs with" end
+    sla, working = from_script.sla_days, from_script.sla_working
+  end
   if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
   if #inputs > 0 and opts.merge then
     return nil, "--merge reads partial results, not --transitions: give one or the other"
   end
   return print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
-    format = opts.format, stages = opts.stages, sla_days = sla, implied = not opts["no-implied"],
+    format = opts.format, stages = opts.stages, sla_days = sla, sla_working = working, implied = not opts["no-implied"],
     part = opts.part, merge = opts.merge }, opts.rejects, out)
 end
 
 cli.commands.funnel = {
   summary = "funnel volumes, conversion, velocity, hand-off SLA and cost by lead dimensions and cohorts",
   usage = "funnel --transitions CSV [--map SPEC] [--leads CSV [--id COL]] [--by DIM,...] [--spend CSV]"
-    .. " [--format table|wide|csv|json] [--stages a,b,...] [--sla-days N] [--no-implied]"
+    .. " [--format table|wide|csv|json] [--stages a,b,...] [--sla-days N | --reactions FILE] [--no-implied]"
     .. " [--part FILE | --merge FILE,...] [--rejects CSV]",
   options = options,
   run = run,
