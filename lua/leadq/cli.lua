@@ -2,7 +2,7 @@
 -- commands share. build/leadq calls require("leadq.cli").main(arg), which returns the exit status:
 -- 0 done, 1 failed (a plain sentence on stderr: "leadq: ..."), 2 bad usage.
 --
--- Each command is a file, lua/leadq/cli/NAME.lua (named in the list at the end of this file), that
+-- Each command is a file, lua/leadq/cli/NAME.lua (named in COMMAND_MODULES, below), that
 -- adds its table to cli.commands, its flags beside its code:
 --
 --   cli.commands.funnel = {
@@ -31,8 +31,6 @@ local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, t
 local xpcall, require, next = xpcall, require, next
 
 local _M = { _VERSION = "0.1.0", commands = {} }
--- Registered at once: the command modules (lua/leadq/cli/NAME.lua) require("leadq.cli") while it loads.
-package.loaded["leadq.cli"] = _M
 
 local OPTION_TYPES = { string = true, number = true, integer = true, flag = true, list = true }
 local SPEC_KEYS = { summary = true, usage = true, options = true, args = true, run = true, help = true,
@@ -363,11 +361,23 @@ local function traceback(err)
   return without_internal_position(err)
 end
 
+-- The commands, each a file lua/leadq/cli/NAME.lua that adds itself to _M.commands. Loaded by main,
+-- not while this module loads: a command module requires leadq.cli, and may be required first (a
+-- test, a script) without the two loading each other in a loop (an error under Lua 5.1 and LuaJIT).
+local COMMAND_MODULES = { "version", "gen", "load", "demo", "score", "explain", "check", "funnel", "evaluate",
+                          "compare", "fit", "profile", "report", "state" }
+
+function _M.load_commands()
+  for _, name in ipairs(COMMAND_MODULES) do require("leadq.cli." .. name) end
+  return _M.commands
+end
+
 -- main(argv [, out]): argv as the launcher's `arg` (argv[1] is the command); out = { print = f,
 -- error = f } receives whole lines (defaults: stdout and stderr). Returns the exit status.
 function _M.main(argv, out)
   argv = argv or {}
   out = out or default_out()
+  _M.load_commands()
   local words = {}
   for i = 1, #argv do words[i] = tostring(argv[i]) end
   local name = words[1]
@@ -426,13 +436,6 @@ function _M.main(argv, out)
   if status == true then return 0 end
   if type(status) ~= "number" then return 0 end
   return floor(status)
-end
-
--- Commands with a file of their own, lua/leadq/cli/NAME.lua, each adding itself to _M.commands
--- (this table is registered as leadq.cli first, so their require("leadq.cli") gets it).
-for _, name in ipairs({ "version", "gen", "load", "demo", "score", "explain", "check", "funnel", "evaluate",
-                        "compare", "fit", "profile", "report", "state" }) do
-  require("leadq.cli." .. name)
 end
 
 return _M
