@@ -7,7 +7,8 @@
 -- bench_funnel ran at 0.6x on both sides (plain Lua loop 264k leads/s, 259k after 30 s idle, 446k
 -- after 90 s), which the ratios survive and the absolute goals (leads/s) do not.
 local ORDER = { "bench_score", "bench_service", "bench_webhooks", "bench_store", "bench_read_csv", "bench_snapshot",
-  "bench_features", "bench_duckdb", "bench_evaluate", "bench_fit", "bench_accounts", "bench_report", "bench_funnel" }
+  "bench_features", "bench_duckdb", "bench_evaluate", "bench_fit", "bench_accounts", "bench_report",
+  "bench_funnel_csv", "bench_funnel" }
 local rank = {}
 for i, name in ipairs(ORDER) do rank[name] = i end
 package.path = "lua/?.lua;lua/?/init.lua;tests/?.lua;tests/bench/?.lua;" .. package.path

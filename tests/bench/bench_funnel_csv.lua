@@ -1,0 +1,79 @@
+-- The funnel from CSV files to a CSV report, by 3 lead dimensions, on the 1M generated leads (the
+-- sample bench_score.lua shares): funnel.run as the command runs it, against the same run the way
+-- it was made before (every column of the leads file read, the report table built and formatted
+-- in Lua), runs interleaved, the least of 3 wall times each; and the result's part alone: the CSV
+-- written by the core against report + to_csv in Lua, beside the aggregation it reports on.
+local report = require("report")
+local core = require("leadq.core")
+local funnel = require("leadq.funnel")
+
+local N = tonumber(os.getenv("LEADQ_BENCH_LEADS")) or 1000000
+local SEED = 42
+local DIR = "build/bench"
+assert(report.sample(DIR, N, SEED), "bench_funnel_csv needs leadq.gen for its sample")
+local TRANSITIONS, LEADS = DIR .. "/transitions.csv", DIR .. "/leads.csv"
+local BY = { "source", "country", "seniority" }
+local wall = report.wall
+
+-- The run as it was: the whole leads file, the report table in Lua, to_csv in Lua.
+local function run_before()
+  local f = funnel.new()
+  local tr = assert(core.read_csv(TRANSITIONS))
+  f:load(tr, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+  tr:close()
+  local leads = assert(core.read_csv(LEADS))
+  local result = f:aggregate{ by = BY, leads = leads, id = "id" }
+  leads:close()
+  return funnel.to_csv(funnel.report(result))
+end
+
+local function run_now()
+  return assert(funnel.run{ transitions = TRANSITIONS, leads = LEADS, by = table.concat(BY, ","), format = "csv" })
+end
+
+local best_now, best_before, text_now, text_before = math.huge, math.huge, nil, nil
+for _ = 1, 3 do
+  collectgarbage()
+  local t0 = wall()
+  text_now = run_now()
+  local t1 = wall()
+  collectgarbage()
+  local t2 = wall()
+  text_before = run_before()
+  local t3 = wall()
+  best_now, best_before = math.min(best_now, t1 - t0), math.min(best_before, t3 - t2)
+end
+-- the same answer (LuaJIT's string.format rounds ties otherwise: compare under PUC Lua only)
+if string.format("%.4f", 0.53125) == "0.5312" then assert(text_now == text_before, "the two runs' CSV differ") end
+
+-- the result's part alone, CPU time, least of 3
+local f = funnel.new()
+local tr = assert(core.read_csv(TRANSITIONS))
+f:load(tr, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+tr:close()
+local leads = assert(core.read_csv(LEADS, { columns = { "id", "source", "country", "seniority" } }))
+f:join(leads, "id")
+local result
+local t_aggregate = report.best_of(3, function()
+  local t = report.clock()
+  result = f:aggregate{ by = BY, leads = leads, id = "id" }
+  return report.clock() - t
+end)
+local t_c = report.best_of(3, function()
+  local t = report.clock()
+  local _ = result:csv()
+  return report.clock() - t
+end)
+local t_lua = report.best_of(3, function()
+  local t = report.clock()
+  local _ = funnel.to_csv(funnel.report(result))
+  return report.clock() - t
+end)
+local groups = #result:totable().groups
+
+local label = string.format("%dk leads by 3 dims (%d groups)", math.floor(N / 1000), groups)
+report.line("funnel CSV -> CSV, " .. label, best_now * 1000, "ms", "the run before (all columns, Lua result)",
+  best_before * 1000, "ms", false)
+report.line("funnel result as CSV, " .. label, t_c * 1000, "ms", "report + to_csv in Lua", t_lua * 1000, "ms", false)
+report.line("funnel result as CSV against its aggregation, " .. label, t_c * 1000, "ms", "aggregate",
+  t_aggregate * 1000, "ms", false)
