@@ -779,6 +779,22 @@ function M.TestRedisNginx.test_6_shared_dict_state_moves_to_redis()
     lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, 3 })
     res = post(dict_node, "/events", '{"lead":"D-3","type":"page_view"}')
     lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, 4 })
+    -- an export bigger than the location's body buffer (1 MB: nginx keeps it in a file, read a line at
+    -- a time), its every lead's line after D-3's, and one damaged line at its end: refused by number
+    local d3 = assert(harness.read_file(file):match('\n({"lead":"D%-3",[^\n]*)'))
+    local big = { store.HEADER }
+    for i = 1, 6000 do big[#big + 1] = (d3:gsub('"lead":"D%-3"', '"lead":"B-' .. i .. '"')) end
+    harness.write_file(file, table.concat(big, "\n") .. "\n")
+    lu.assertTrue(#table.concat(big, "\n") > 1024 * 1024)
+    code, out, cerr = leadq({ "state", "import", "--store", dict_node.base, "--in", file })
+    lu.assertEquals({ code, out }, { 0, "imported 6000 leads from " .. file .. " into " .. dict_node.base }, cerr)
+    res = dict_node:request("GET", "/leads/B-5999")
+    lu.assertEquals({ res.status, res.json.features.page_views_7d }, { 200, 3 })
+    big[#big + 1] = '{"lead":"B-0","profile":{"a":1,"a":2},"version":1}'
+    harness.write_file(file, table.concat(big, "\n") .. "\n")
+    code, out, cerr = leadq({ "state", "import", "--store", dict_node.base, "--in", file })
+    lu.assertEquals({ code, out }, { 1, "" })
+    lu.assertStrContains(cerr, "line 6002: not a JSON object (malformed JSON at byte")
   end)
   if dict_node then dict_node:stop() end
   if not ok then error(failure, 0) end

@@ -1130,14 +1130,13 @@ function _M.serve_state_nginx()
     return
   end
   ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body == nil then
-    local file = ngx.req.get_body_file()
-    local f = file and io.open(file, "rb")
-    body = f and f:read("*a")
-    if f then f:close() end
+  local body, file = ngx.req.get_body_data(), nil
+  if body == nil then   -- a big export is in a file: read a line at a time, not whole into memory
+    local path = ngx.req.get_body_file()
+    file = path and io.open(path, "rb")
   end
-  local count, err = state.import(current.store, (body or ""):gmatch("([^\n]*)\n?"))
+  local count, err = state.import(current.store, file and file:lines() or (body or ""):gmatch("([^\n]*)\n?"))
+  if file then file:close() end
   if not count then
     ngx.status = 400
     ngx.print(json.encode({ error = readable("import refused: " .. tostring(err)) }), "\n")

@@ -75,8 +75,9 @@ end
 -- Imports a file of lines into the store; count, or nil and why.
 local function import_file(store, path)
   if store.url then
+    -- -T streams the file (--data-binary @ would read it whole into curl's memory first)
     local ok, text = run_command(format("curl -sS --fail-with-body -X POST -H 'Content-Type: application/x-ndjson' "
-      .. "--data-binary @%s %s", quote(path), quote(store.url)))
+      .. "-T %s %s", quote(path), quote(store.url)))
     local answer = require("leadq.json").decode((text:gsub("%s+$", "")))
     if not ok or type(answer) ~= "table" or not answer.imported then
       return nil, (type(answer) == "table" and answer.error) or text
