@@ -180,6 +180,43 @@ function M.TestRecycleResetsEngagement.test_features_restart_after_a_recycle_and
   end
 end
 
+-- The same on a compare-and-set store (Redis, through hiredis): the recycle writes an empty state
+-- over the lead's, and the worker's cached stamp is dropped.
+function M.TestRecycleResetsEngagement.test_on_a_redis_store_too()
+  local redis_server = require("nginx.redis_server")
+  local ok, err = redis_server.install_deps()
+  if not ok then lu.fail(err) end
+  local available, why = redis_server.available()
+  if not available then lu.fail(why) end
+  local redis = assert(redis_server.start())
+  local passed, failure = pcall(function()
+    local st = require("leadq.store").redis{ port = redis.port, db = 1, client = "hiredis", timeout = 2 }
+    assert(st.client:call("flushdb"))
+    local now = T0
+    local clock = function() return now end
+    local model = assert(leadq.load_model("tests/nginx/rules/engagement.lua"))
+    local r = assert(reactions.load_string(REACTIONS:format("true"), "reactions.lua"))
+    local rx = reactor.new{ reactions = r, outbox = outbox.new{ store = service.memory_store(), clock = clock },
+      model = "engagement", clock = clock }
+    local svc = service.new{ model = model, store = st, clock = clock, reactor = rx }
+    svc:handle("POST", "/leads/L", '{"seniority":"VP","employees":900}')
+    for _ = 1, 3 do
+      now = now + 60
+      view(svc, "L")
+    end
+    now = now + 14 * DAY
+    rx.timers:round(function(f) return rx:timer(f) end)
+    lu.assertEquals((rx:lifecycle("L")), "nurture")
+    now = now + 60
+    lu.assertEquals(engagement_of(view(svc, "L")), { 1, 10 })
+    -- another worker reads the lead from Redis: the same
+    local other = service.new{ model = model, store = st, clock = clock }
+    lu.assertEquals(engagement_of(select(2, other:handle("GET", "/leads/L"))), { 1, 10 })
+  end)
+  redis:remove()
+  if not passed then error(failure, 0) end
+end
+
 M.TestSlaBreachesInTheFunnel = {}
 
 local SLA_REACTIONS = [[
