@@ -11,6 +11,7 @@
 
 #define DAY 86400
 #define MAX_TZIF (256 * 1024)   /* bytes: tzdata's largest file is a few kB */
+#define MAX_TIME 1e15           /* seconds: past this (or NaN) no day is computed (int64 casts) */
 
 static void say(char *err, size_t errlen, const char *fmt, const char *name) {
   snprintf(err, errlen, fmt, name);
@@ -114,7 +115,7 @@ static int32_t rule_offset(const lq_zone *z, double t) {
   int64_t y;
   unsigned m, d;
   double start, end;
-  if (!z->has_dst) return z->std_offset;
+  if (!z->has_dst || !(t > -MAX_TIME && t < MAX_TIME)) return z->std_offset;
   lq_civil_from_days(floor_div((int64_t)floor(t) + z->std_offset, DAY), &y, &m, &d);
   start = rule_instant(&z->start, y, z->std_offset);
   end = rule_instant(&z->end, y, z->dst_offset);
@@ -267,6 +268,7 @@ int lq_zone_load(lq_zone *z, const char *name, char *err, size_t errlen) {
 
 int32_t lq_zone_offset(const lq_zone *z, double t) {
   int32_t lo = 0, hi = z->ntrans - 1;
+  if (isnan(t)) return z->has_rule ? z->std_offset : z->initial;   /* no instant: the zone's standard time */
   if (z->ntrans == 0) return z->has_rule ? rule_offset(z, t) : z->initial;
   if (t < (double)z->at[0]) return z->initial;
   while (lo < hi) {   /* the last transition at or before t */
@@ -297,7 +299,7 @@ double lq_calendar_deadline(const lq_calendar *c, double at, double seconds) {
   double remaining = seconds, t = at;
   int64_t day, last;
   if (!c->working) return at + seconds;
-  if ((c->days & 0x7f) == 0) return NAN;
+  if ((c->days & 0x7f) == 0 || !(at > -MAX_TIME && at < MAX_TIME) || !(seconds >= 0)) return NAN;
   day = floor_div((int64_t)floor(at) + lq_zone_offset(&c->zone, at), DAY);
   last = day + 366 * 100;   /* a century of days at most */
   for (; day < last; day++) {

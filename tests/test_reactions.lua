@@ -196,6 +196,11 @@ function M.TestReactionsDecide.test_sla_working_hours_in_a_time_zone_across_dst(
   lu.assertEquals(deadline(1, sydney, 1767225600), "2026-01-01T01:00:00Z")   -- 11:00 to 12:00 AEDT (+11)
   lu.assertEquals(deadline(1, sydney, 1782864000), "2026-07-01T01:00:00Z")   -- 10:00 to 11:00 AEST (+10)
   lu.assertEquals(deadline(1, '{ from = 9, to = 17, zone = "+05:30" }', 1767225600), "2026-01-01T04:30:00Z")
+  -- a time that is no number of seconds has no deadline (the C core computes no day from it)
+  local cal = require("leadq.core").calendar("Europe/Paris", 9, 17, 62)
+  lu.assertNil(cal:deadline(0 / 0, 3600))
+  lu.assertNil(cal:deadline(1e300, 3600))
+  lu.assertEquals(cal:offset(0 / 0), 3600)
   -- years past the file's transitions follow its POSIX rule (CET-1CEST,M3.5.0,M10.5.0/3)
   lu.assertEquals(deadline(1, paris, 4110480000), "2100-04-05T08:00:00Z")    -- Monday 5 April 2100, CEST
 end
