@@ -122,6 +122,10 @@ local function service_rounds()
     wrk(server, "/events", scripts.events, 1, CONNECTIONS)   -- warm-up (JIT, connections)
   end
   local results = { redis = {}, dict = {} }
+  -- Redis commands per event, counted by Redis itself: one script call is the goal (a refused
+  -- compare-and-set costs a second, a read a third)
+  local stats_conn = assert(require("leadq.core").redis_connect("127.0.0.1", redis.port, 5))
+  assert(stats_conn:call("config", "resetstat"))
   for r = 1, ROUNDS do
     local order = r % 2 == 1 and { "redis", "dict" } or { "dict", "redis" }
     for _, name in ipairs(order) do
@@ -133,6 +137,15 @@ local function service_rounds()
       results[name][r] = res
     end
   end
+  local stats = stats_conn:call("info", "commandstats") or ""
+  stats_conn:close()
+  local answered, calls = 0, {}
+  for _, res in ipairs(results.redis) do answered = answered + res.requests end
+  for cmd, n in stats:gmatch("cmdstat_(%w+):calls=(%d+)") do
+    if cmd ~= "info" and cmd ~= "config" then calls[#calls + 1] = string.format("%s %.2f", cmd, n / answered) end
+  end
+  table.sort(calls)
+  print("bench: store: Redis commands per event: " .. table.concat(calls, ", "))
   local label = string.format("nginx 2 workers, one redis-server, wrk 1 thread %d connections, median of %d x %ds",
     CONNECTIONS, ROUNDS, SECONDS)
   local ratio = report.line("store POST /events throughput, Redis store (" .. label .. ")",
