@@ -9,7 +9,7 @@ local floor = math.floor
 local _M = { _VERSION = "0.1.0" }
 
 local fail = cli.fail
-local column_values, column_names = inputs.column_values, inputs.column_names
+local column_values = inputs.column_values
 local load_inputs = inputs.load_inputs
 
 local function find_row(tbl, id)
@@ -19,23 +19,6 @@ local function find_row(tbl, id)
     if ids[i] == id or tostring(ids[i]) == id then return i end
   end
   return nil
-end
-
--- One lead's events as a list of records: a run of several models explains a record with its own
--- events (Run:explain passes a table's events on as they are, which its models cannot read).
-local function lead_events(events, id)
-  local names = column_names(events)
-  local lead_col = events:has("lead_id") and "lead_id" or "lead"
-  local leads, cols, list = column_values(events, lead_col), {}, {}
-  for _, n in ipairs(names) do cols[n] = column_values(events, n) end
-  for r = 1, #events do
-    if tostring(leads[r]) == id then
-      local e = {}
-      for _, n in ipairs(names) do e[n] = cols[n][r] end
-      list[#list + 1] = e
-    end
-  end
-  return list
 end
 
 function _M.explain(o, out)
@@ -69,13 +52,8 @@ function _M.explain(o, out)
     end
     row = n
   end
-  local ok, explanation, err
-  if input.multi and input.events then
-    ok, explanation, err = pcall(input.model.explain, input.model, input.tbl:row(row),
-      lead_events(input.events, tostring(o.id)), input.options)
-  else
-    ok, explanation, err = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
-  end
+  -- a run of several models finds the lead's own events in the table as a single model does
+  local ok, explanation, err = pcall(input.model.explain, input.model, input.tbl, row, input.events, input.options)
   if not ok then return fail(out, tostring(explanation)) end
   if not explanation then return fail(out, tostring(err)) end
   out.print(tostring(explanation))
