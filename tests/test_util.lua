@@ -66,4 +66,11 @@ function M.TestUtil.test_numbers_for_people_and_csv()
   lu.assertEquals(util.csv_field("line\nbreak"), '"line\nbreak"')
 end
 
+function M.TestUtil.test_grade_axes()
+  local letters, digits = util.grade_axes({ B10 = 1, A2 = 3, B2 = 4, A10 = 0 })
+  lu.assertEquals(letters, { "A", "B" })
+  lu.assertEquals(digits, { "2", "10" })   -- in number order, not text order
+  lu.assertNil(util.grade_axes({ A1 = 1, hot = 2 }))
+end
+
 return M

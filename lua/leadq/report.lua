@@ -23,7 +23,7 @@ local outcome = require("leadq.outcome")
 
 local format, concat, sort = string.format, table.concat, table.sort
 local floor, max, min, huge = math.floor, math.max, math.min, math.huge
-local type, pairs, ipairs, tostring, tonumber, error, pcall = type, pairs, ipairs, tostring, tonumber, error, pcall
+local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -81,16 +81,8 @@ end
 -- Grades of a letter and a digit ("A1") as a matrix: letters down (fit), digits across (engagement).
 local function grade_matrix(grade, n)
   local counts = tally(grade, n)
-  local letters, digits, seen_l, seen_d = {}, {}, {}, {}
-  for k in pairs(counts) do
-    local l, d = tostring(k):match("^(%a+)(%d+)$")
-    if not l then return nil end
-    if not seen_l[l] then seen_l[l], letters[#letters + 1] = true, l end
-    if not seen_d[d] then seen_d[d], digits[#digits + 1] = true, d end
-  end
-  if #letters == 0 then return nil end
-  sort(letters)
-  sort(digits, function(a, b) return tonumber(a) < tonumber(b) end)
+  local letters, digits = util.grade_axes(counts)
+  if not letters or #letters == 0 then return nil end
   local cells = {}
   for r, l in ipairs(letters) do
     cells[r] = {}

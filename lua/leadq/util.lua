@@ -187,6 +187,21 @@ function _M.split_list(value)
   return items
 end
 
+-- The axes of grades made of a letter and a digit ("A1".."D4", counts = { grade = leads }): the
+-- letters sorted (rows), the digits in number order (columns); nil when a grade is not of that form.
+function _M.grade_axes(counts)
+  local letters, digits, seen_l, seen_d = {}, {}, {}, {}
+  for k in pairs(counts) do
+    local l, d = tostring(k):match("^(%a+)(%d+)$")
+    if not l then return nil end
+    if not seen_l[l] then seen_l[l], letters[#letters + 1] = true, l end
+    if not seen_d[d] then seen_d[d], digits[#digits + 1] = true, d end
+  end
+  sort(letters)
+  sort(digits, function(a, b) return tonumber(a) < tonumber(b) end)
+  return letters, digits
+end
+
 -- The whole of a file's bytes, or nil and io.open's message.
 function _M.read_file(path)
   local f, err = io.open(path, "rb")

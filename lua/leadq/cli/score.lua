@@ -327,16 +327,8 @@ end
 -- Grades made of a letter and a digit ("A1".."D4") as a table: letters down, digits across, each
 -- cell the count and the share. nil when the grades are not all letter-then-digit.
 function _M.grade_matrix_lines(counts, total, dims)
-  local letters, digits, seen_l, seen_d = {}, {}, {}, {}
-  for k in pairs(counts) do
-    local l, d = tostring(k):match("^(%a+)(%d+)$")
-    if not l then return nil end
-    if not seen_l[l] then seen_l[l], letters[#letters + 1] = true, l end
-    if not seen_d[d] then seen_d[d], digits[#digits + 1] = true, d end
-  end
-  if #letters < 2 or #digits < 2 then return nil end
-  table.sort(letters)
-  table.sort(digits, function(a, b) return tonumber(a) < tonumber(b) end)
+  local letters, digits = util.grade_axes(counts)
+  if not letters or #letters < 2 or #digits < 2 then return nil end
   local cells, width = {}, 0
   for _, l in ipairs(letters) do
     cells[l] = {}
