@@ -286,6 +286,24 @@ function M.TestCsvColumns:test_renamed_and_required_columns()
   lu.assertEquals(e:names(), { "lead_id", "type", "at", "page" })   -- required ones are kept
 end
 
+function M.TestCsvColumns:test_a_mapping_plan_with_columns_and_threads()
+  local plan = require("leadq.mapping").locale_plan({ decimal = "," })
+  local lines = { "id;amount;when;x" }
+  for i = 1, 300 do
+    lines[#lines + 1] = ("L%d;%s;2026-01-%02d;q%d"):format(i, i % 17 == 0 and "x" or (i .. ",5"), i % 28 + 1, i % 7)
+  end
+  h.with_file(table.concat(lines, "\n") .. "\n", function(path)
+    local options = { plan = plan, columns = { "amount", "x" }, schema = { amount = "number" } }
+    local t = assert(leadq.read_csv(path, options))
+    lu.assertEquals(t:names(), { "amount", "x" })
+    lu.assertEquals(t:row(1).amount, 1.5)
+    lu.assertEquals(t:reject_count(), 17)
+    lu.assertStrContains(t:rejects()[1].message, ":18: column 'amount' (1): 'x' is not a number written with ','")
+    check_threads(path, options, { 40, 999 })
+    check_threads(path, { plan = plan }, { 40 })
+  end)
+end
+
 function M.TestCsvColumns:test_columns_on_threads_agree()
   local lines = { "id,a,b,c" }
   for i = 1, 400 do lines[#lines + 1] = ("L%d,%d,\"q,%d\",%s"):format(i, i % 13, i, i % 50 == 0 and "bad" or "1") end
