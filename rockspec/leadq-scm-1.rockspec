@@ -56,6 +56,7 @@ build = {
         "csrc/snapshot_binding.c",
         "csrc/state_line.c",
         "csrc/table.c",
+        "csrc/table_append.c",
         "csrc/table_binding.c",
         "csrc/working_hours.c",
         "csrc/working_hours_binding.c",
