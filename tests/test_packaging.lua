@@ -124,6 +124,8 @@ function TestPackaging:test_cli_finds_the_shipped_rules()
   lu.assertEquals(cli.rule_file("mql"), "rules/mql.lua")
   lu.assertEquals(cli.rule_file("aql.lua"), "rules/aql.lua")
   lu.assertEquals(cli.rule_file("rules/sql.lua"), "rules/sql.lua")
+  lu.assertEquals(cli.rule_files({ "mql, sql", "rules/aql.lua" }),
+    { "rules/mql.lua", "rules/sql.lua", "rules/aql.lua" })
   lu.assertEquals(cli.rule_file("nope"), "nope")                    -- not shipped: left as given
   lu.assertEquals(cli.rule_file("other/mql.lua"), "other/mql.lua")  -- only rules/ means the shipped folder
   local dir = require("helpers").tmpdir()

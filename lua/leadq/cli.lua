@@ -160,6 +160,13 @@ local function rule_file(given)
 end
 _M.rule_file = rule_file
 
+-- --rules as given ("mql,sql", or the flag repeated): the rule files, shipped models found by name.
+function _M.rule_files(value)
+  local files = {}
+  for i, item in ipairs(util.split_list(value) or {}) do files[i] = rule_file(item) end
+  return files
+end
+
 ---------------------------------------------------------------------------------------------
 -- Option parsing
 

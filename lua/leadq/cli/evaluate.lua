@@ -26,10 +26,11 @@ _M.options = options
 local split = require("leadq.util").split_list   -- rule files: "a.lua,b.lua", or the flag repeated
 _M.split = split
 
--- A model (one file) or a run (several), or nil, message.
+-- A model (one file) or a run (several), or nil, message. Shipped models may be named the short way.
 function _M.load_rules(files)
   local leadq = require("leadq")
   if #files == 0 then return nil, "--rules: no file given" end
+  files = cli.rule_files(files)
   if #files == 1 then return leadq.load_model(files[1]) end
   return leadq.load_models(files)
 end

@@ -44,11 +44,7 @@ end
 
 -- --rules and --accounts name files, or shipped models the short way ("mql,sql"): the files.
 function _M.resolve_rule_files(opts)
-  if opts.rules then
-    local files = {}
-    for _, item in ipairs(split_list(opts.rules)) do files[#files + 1] = cli.rule_file(item) end
-    opts.rules = files
-  end
+  if opts.rules then opts.rules = cli.rule_files(opts.rules) end
   if opts.accounts then opts.accounts = cli.rule_file(opts.accounts) end
   return opts
 end

@@ -20,8 +20,6 @@ for name, spec in pairs(outcome_flags.options) do options[name] = spec end
 options.transitions = { type = "string",
   help = "a transitions log lead_id,stage,at[,reason,owner]: the funnel, and with --reached the outcome" }
 
-local split = require("leadq.util").split_list
-
 cli.commands.report = {
   summary = "write one HTML report: statuses, grades, scores, funnel, velocity, cost, outcomes",
   usage = "report --rules FILE[,FILE] --leads CSV [--events CSV] [--transitions CSV] [--spend CSV]"
@@ -33,7 +31,7 @@ cli.commands.report = {
     if spec.reached and not opts.transitions then return nil, "--reached needs --transitions" end
     local t0 = require("leadq.core").now()
     local ok, data = pcall(report.write, {
-      rules = split(opts.rules), leads = opts.leads, events = opts.events, transitions = opts.transitions,
+      rules = cli.rule_files(opts.rules), leads = opts.leads, events = opts.events, transitions = opts.transitions,
       spend = opts.spend, by = opts.by, id = opts.id, title = opts.title, as_of = spec.as_of,
       sla_days = opts["sla-days"] == 0 and false or opts["sla-days"],
       outcome = outcome.given(spec) and spec or nil }, opts.out)
