@@ -849,6 +849,7 @@ static int keep_columns(loader *ld) {
     int hit = -1;
     for (i = 0; i < n && hit < 0; i++)
       if (strcmp(ld->names[i], want) == 0 || (ld->header_names[i] && strcmp(ld->header_names[i], want) == 0)) hit = i;
+    if (hit < 0 && o->columns_optional) continue;
     if (hit < 0) {
       char hint[96];
       suggest(ld, want, hint, sizeof hint);

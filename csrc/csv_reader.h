@@ -68,6 +68,8 @@ typedef struct lq_csv_options {
   ** too): the others are split off each record and never made into values. NULL: every column. */
   const char *const *columns;
   int ncolumns;
+  int columns_optional;   /* 1: a name in columns the file lacks is skipped (a caller asking for what
+                          ** a model could use); 0: it is an error */
   /* Threads a plain file is read on (1: this one). The file is cut into chunks at line starts, each
   ** parsed into a table of its own and appended in order: the result is the one-thread result,
   ** rejects and their lines included. Gzip input, standard input and strings are read on one. */

@@ -106,7 +106,7 @@ static const char *column_hint(lua_State *L, const lq_table *t, const char *name
 
 static const char *const csv_options[] = {
   "separator", "strict", "tag_separator", "infer_rows", "header", "schema", "map", "plan", "source", "first_line", "progress",
-  "threads", "columns", "chunk_bytes", NULL
+  "threads", "columns", "columns_optional", "chunk_bytes", NULL
 };
 
 static const char *const type_list = "number, category, boolean, time, text, tags";
@@ -376,6 +376,9 @@ static void read_csv_options(lua_State *L, int idx, lq_csv_options *o) {
   } else {
     lua_pop(L, 1);
   }
+  if (LQ_GETFIELD_TYPE(L, idx, "columns_optional") != LUA_TNIL)
+    o->columns_optional = boolean_option(L, -1, "columns_optional");
+  lua_pop(L, 1);
   if (LQ_GETFIELD_TYPE(L, idx, "plan") != LUA_TNIL) {   /* a compiled mapping script */
     lq_plan *plan = (lq_plan *)lq_newuserdata(L, sizeof *plan);
     if (o->nmap > 0) luaL_error(L, "options 'map' and 'plan' cannot be given together (a plan renames too)");

@@ -277,6 +277,15 @@ function M.TestCsvColumns:test_unknown_name_suggests_one()
     leadq.parse_csv, "id,score\n1,2\n", { columns = { 3 } })
 end
 
+-- columns_optional: names the file lacks are skipped (a model asking for what it could read).
+function M.TestCsvColumns:test_optional_columns_skip_what_the_file_lacks()
+  local t = leadq.parse_csv("id,score,city\nL1,3,Oslo\n",
+    { columns = { "score", "page", "id" }, columns_optional = true })
+  lu.assertEquals(t:names(), { "id", "score" })
+  lu.assertErrorMsgContains("column 'page' is not in", leadq.parse_csv, "id,score\n1,2\n", { columns = { "page" } })
+  lu.assertErrorMsgContains("option 'columns_optional' must be", leadq.parse_csv, "id\n1\n", { columns_optional = 1 })
+end
+
 function M.TestCsvColumns:test_renamed_and_required_columns()
   local t = leadq.parse_csv("Lead ID,Points,Extra\nL1,3,z\n", { map = { ["Lead ID"] = "id" }, columns = { "Points" } })
   lu.assertEquals(t:names(), { "Points" })

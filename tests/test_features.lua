@@ -372,4 +372,34 @@ function T.test_result_is_a_leadq_table()
   lu.assertStrContains(tostring(tbl), "leadq.Table: 1 row, 2 columns")
 end
 
+-- The events columns a feature set reads: the four every event has, then the attributes its
+-- filters test; reading only those gives the same features as reading every column.
+function M.TestFeatures.test_event_columns_read_alone_give_the_same_features()
+  local leadq = require("leadq")
+  local fs = features.new({
+    pricing = { count = "page_view", page = { starts_with = "/pricing" }, within_days = 30 },
+    webinars = { count = "webinar_attended", where = { campaign = "webinar_2025_12" } },
+    opens = { count = "email_open" },
+  })
+  lu.assertEquals(fs:event_columns(), { "lead_id", "type", "at", "value", "campaign", "page" })
+  local text = "lead_id,type,at,value,page,asset,campaign\n"
+    .. "L1,page_view,2026-01-10T10:00:00Z,,/pricing/team,,\n"
+    .. "L1,webinar_attended,2026-01-11T10:00:00Z,,,,webinar_2025_12\n"
+    .. "L2,email_open,2026-01-12T10:00:00Z,,,deck.pdf,\n"
+    .. "L2,page_view,2026-01-12T11:00:00Z,,/blog,,\n"
+  local lead_tbl = leadq.parse_csv("id\nL1\nL2\n")
+  local all = leadq.parse_csv(text, { schema = { at = "time", value = "number" } })
+  local some = leadq.parse_csv(text, { schema = { at = "time", value = "number" }, columns = fs:event_columns(),
+    columns_optional = true })
+  lu.assertEquals(#some:names(), 6)
+  local a = fs:compute(lead_tbl, all, { as_of = "2026-01-20" })
+  local b = fs:compute(lead_tbl, some, { as_of = "2026-01-20" })
+  for _, name in ipairs({ "pricing", "webinars", "opens" }) do
+    lu.assertEquals(b:column(name), a:column(name))
+  end
+  lu.assertEquals(a:column("pricing"), { 1, 0 })
+  lu.assertEquals(a:column("webinars"), { 1, 0 })
+end
+
 return M
+

@@ -407,6 +407,21 @@ function FeatureSet:compute(leads, events, opts)
   return tbl, report
 end
 
+-- fs:event_columns() -> the events columns the features read: lead_id, type, at, value and each
+-- attribute a filter tests (sorted). A reader may keep only these (read_events' columns option).
+function FeatureSet:event_columns()
+  check_set(self, "event_columns")
+  local seen, out = {}, {}
+  for _, c in ipairs({ "lead_id", "type", "at", "value" }) do seen[c] = true; out[#out + 1] = c end
+  local attrs = {}
+  for _, flt in ipairs(self._desc.filters) do
+    if not seen[flt.attr] then seen[flt.attr] = true; attrs[#attrs + 1] = flt.attr end
+  end
+  table.sort(attrs)
+  for _, c in ipairs(attrs) do out[#out + 1] = c end
+  return out
+end
+
 -- fs:state([lead]) -> a real-time engagement state; the lead record decides the noise flag.
 function FeatureSet:state(lead)
   check_set(self, "state")

@@ -28,6 +28,8 @@
 --                          (standard input) and parse_csv's strings are read on one
 --   columns = { "id", "email" }  keep only these (and the required ones: read_events' lead_id,
 --                          type, at), in the file's order; the others are never parsed
+--   columns_optional = false  true: a name in columns the file lacks is skipped, not an error
+--                          (what model:event_columns() lists: what the rules could read)
 -- Inference: numbers (not with a leading zero like 02134), then booleans (true/false, yes/no, t/f,
 -- y/n), then ISO 8601 times, else text when >90% of values are distinct (or an id-like name with
 -- unique values: id, lead_id, leadId), else category. Id-like columns are never numbers.

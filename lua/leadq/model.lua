@@ -683,6 +683,14 @@ function Model:rules()
   return out
 end
 
+-- model:event_columns() -> the events columns this model's features read (read_events' columns
+-- option), or nil when it declares no features.
+function Model:event_columns()
+  check_model(self, "event_columns")
+  if #self.spec.feature_names == 0 then return nil end
+  return feature_set(self):event_columns()
+end
+
 function Model:info()
   check_model(self, "info")
   local spec = self.spec
@@ -906,6 +914,19 @@ function Run:rules()
     for _, r in ipairs(m:rules()) do
       r.model = m.name
       out[#out + 1] = r
+    end
+  end
+  return out
+end
+
+-- run:event_columns() -> the events columns any of its models' features read, or nil when none
+-- declares features.
+function Run:event_columns()
+  check_run(self, "event_columns")
+  local seen, out = {}, nil
+  for _, m in ipairs(self.models) do
+    for _, c in ipairs(m:event_columns() or {}) do
+      if not seen[c] then seen[c] = true; out = out or {}; out[#out + 1] = c end
     end
   end
   return out

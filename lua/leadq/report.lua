@@ -243,7 +243,9 @@ function _M.collect(opts)
   if not leads then error(err, 0) end
   local events
   if opts.events then
-    events, err = leadq.read_events(opts.events, { threads = threads })
+    -- only the columns the models' features read: the others are never parsed
+    events, err = leadq.read_events(opts.events, { threads = threads, columns = model:event_columns(),
+      columns_optional = true })
     if not events then error(err, 0) end
   end
   local as_of = opts.as_of

@@ -127,7 +127,8 @@ end
 -- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
 -- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
 -- threads: --threads, which a plain CSV file is read on too.
-local function load_table(path, map, defaults, events, progress, threads)
+-- columns: for the events, the columns the models read (others are never parsed), or nil for all.
+local function load_table(path, map, defaults, events, progress, threads, columns)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   local mapping = require("leadq.mapping")
   -- a snapshot (leadq load --save), told by its first bytes: its tables as they were loaded, and for
@@ -145,6 +146,10 @@ local function load_table(path, map, defaults, events, progress, threads)
   end
   local reader = events and leadq.read_events or leadq.read_csv
   local options = (progress or threads) and { progress = progress, threads = threads } or nil
+  if columns and (map == nil or getmetatable(map) ~= mapping.Mapping) then
+    options = options or {}
+    options.columns, options.columns_optional = columns, true
+  end
   if map == nil then
     local plan = defaults and mapping.locale_plan(defaults)
     if plan then options = options or {}; options.plan = plan end
@@ -342,7 +347,9 @@ local function load_inputs(o, out)
       for _, l in ipairs(track.report_lines(report, o.events, 5)) do out.print(l) end
     else
       local eupdate, efinish = progress_display(o, out, o.events)
-      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads)
+      -- only what the models' features read; an accounts model or dedupe may read the rest
+      local columns = not (o.accounts or o.dedupe or o["merges-out"]) and model:event_columns() or nil
+      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads, columns)
       if efinish then efinish(events and #events + events:reject_count() or 0) end
       if not events then return nil, fail(out, err) end
     end
