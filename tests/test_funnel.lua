@@ -583,13 +583,19 @@ function M.TestFunnelOutput.test_run_reads_the_leads_columns_it_groups_by()
     lu.assertNotNil(text, err)
     if by == "source,country" then lu.assertEquals(asked, { { "id", "source", "country" } }) end
     if by == "owner" then lu.assertEquals(asked, { { "id", "owner" }, "all" }) end
+    asked = {}
     local dims = {}
     for d in by:gmatch("[^,]+") do dims[#dims + 1] = d end
     lu.assertEquals(text, f:aggregate{ by = dims, leads = whole, id = "id" }:csv())
+    -- on two threads: the same bytes
+    lu.assertEquals(funnel.run{ transitions = dir .. "/t.csv", leads = dir .. "/leads.csv", by = by, format = "csv",
+      threads = 2 }, text)
   end end)
   core.read_csv = read_csv   -- whatever happened
   helpers.remove_dir(dir)
   if not passed then error(failure, 0) end
+  lu.assertErrorMsgContains("run: option 'threads' must be a whole number from 1 to 256, got 0", funnel.run,
+    { transitions = "t.csv", threads = 0 })
 end
 
 function M.TestFunnelOutput.test_json_and_text()

@@ -629,6 +629,8 @@ local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, sp
 
 local read_file = util.read_file
 
+RUN_OPTIONS.threads = true   -- read_csv's: the transitions and leads files parsed on N threads
+
 -- The funnel of the transitions files, loaded and checked once: f, or nil and a message.
 local function load_logs(opts)
   local inputs = opts.transitions
@@ -641,7 +643,7 @@ local function load_logs(opts)
     local tbl = input.table   -- a table already read (the caller closes it), or the file
     if not tbl then
       local err
-      tbl, err = core.read_csv(input.path)
+      tbl, err = core.read_csv(input.path, opts.threads and { threads = opts.threads } or nil)
       if not tbl then return nil, err end
     end
     local cols = { lead = map.lead or "lead_id", stage = map.stage or "stage", at = map.at or "at",
@@ -665,15 +667,16 @@ end
 -- The leads file's id and dimension columns only: the others are most of the file, and reading them
 -- was most of a funnel's time. The whole file when a dimension is no column of it (a cohort, the
 -- owner, the account mapping, which reads e-mails and companies), as read_csv says by raising.
-local function read_leads(path, id, by)
+local function read_leads(path, id, by, threads)
   local wanted, seen = { id }, { [id] = true }
+  local whole = threads and { threads = threads } or nil
   for _, d in ipairs(by) do
-    if d == "account" then return core.read_csv(path) end
+    if d == "account" then return core.read_csv(path, whole) end
     if not seen[d] then wanted[#wanted + 1], seen[d] = d, true end
   end
-  local ok, t, err = pcall(core.read_csv, path, { columns = wanted })
+  local ok, t, err = pcall(core.read_csv, path, { columns = wanted, threads = threads })
   if ok then return t, err end
-  return core.read_csv(path)
+  return core.read_csv(path, whole)
 end
 
 -- One aggregation of a loaded funnel, grouped by `by` (a list or "a,b"), joined to the leads: a
@@ -683,7 +686,7 @@ local function aggregate(f, opts, by, leads_tbl)
   local leads, own = leads_tbl, false
   if not leads and opts.leads then
     local err
-    leads, err = read_leads(opts.leads, opts.id or "id", query.by)
+    leads, err = read_leads(opts.leads, opts.id or "id", query.by, opts.threads)
     if not leads then return nil, err end
     own = true
   end
@@ -765,12 +768,18 @@ end
 
 -- Runs a whole report from files. opts.transitions: a path, or a list of { path = , map = {...} };
 -- or opts.merge: a list of files written by opts.part (partial results of leads split by lead).
+-- opts.threads: the files are parsed on that many threads (the answer is the same for any).
 -- Returns the text, the report table (nil when writing a part) and the rejected rows; or nil and a
 -- message.
 function _M.run(opts)
   if type(opts) ~= "table" then error("run(opts): opts must be a table", 2) end
   for k in pairs(opts) do
     if not RUN_OPTIONS[k] then error(format("run: unknown option '%s'", tostring(k)), 2) end
+  end
+  local threads = opts.threads
+  if threads ~= nil and (type(threads) ~= "number" or threads ~= math_floor(threads) or threads < 1 or
+      threads > 256) then
+    error(format("run: option 'threads' must be a whole number from 1 to 256, got %s", tostring(threads)), 2)
   end
   local fmt = opts.format or "table"
   if not FORMATS[fmt] then

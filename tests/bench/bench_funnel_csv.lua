@@ -1,7 +1,8 @@
 -- The funnel from CSV files to a CSV report, by 3 lead dimensions, on the 1M generated leads (the
 -- sample bench_score.lua shares): funnel.run as the command runs it, against the same run the way
 -- it was made before (every column of the leads file read, the report table built and formatted
--- in Lua), runs interleaved, the least of 3 wall times each; and the result's part alone: the CSV
+-- in Lua), runs interleaved, the least of 3 wall times each; the same run with the files parsed on
+-- 2 threads against 1; and the result's part alone: the CSV
 -- written by the core against report + to_csv in Lua, beside the aggregation it reports on.
 local report = require("report")
 local core = require("leadq.core")
@@ -27,8 +28,9 @@ local function run_before()
   return funnel.to_csv(funnel.report(result))
 end
 
-local function run_now()
-  return assert(funnel.run{ transitions = TRANSITIONS, leads = LEADS, by = table.concat(BY, ","), format = "csv" })
+local function run_now(threads)
+  return assert(funnel.run{ transitions = TRANSITIONS, leads = LEADS, by = table.concat(BY, ","), format = "csv",
+    threads = threads })
 end
 
 local best_now, best_before, text_now, text_before = math.huge, math.huge, nil, nil
@@ -45,6 +47,21 @@ for _ = 1, 3 do
 end
 -- the same answer (LuaJIT's string.format rounds ties otherwise: compare under PUC Lua only)
 if string.format("%.4f", 0.53125) == "0.5312" then assert(text_now == text_before, "the two runs' CSV differ") end
+
+-- the files parsed on 2 threads against 1, interleaved
+local best_one, best_two = math.huge, math.huge
+for _ = 1, 3 do
+  collectgarbage()
+  local t0 = wall()
+  local one = run_now(1)
+  local t1 = wall()
+  collectgarbage()
+  local t2 = wall()
+  local two = run_now(2)
+  local t3 = wall()
+  assert(one == two, "the CSV of 2 threads differs from 1's")
+  best_one, best_two = math.min(best_one, t1 - t0), math.min(best_two, t3 - t2)
+end
 
 -- the result's part alone, CPU time, least of 3
 local f = funnel.new()
@@ -74,6 +91,8 @@ local groups = #result:totable().groups
 local label = string.format("%dk leads by 3 dims (%d groups)", math.floor(N / 1000), groups)
 report.line("funnel CSV -> CSV, " .. label, best_now * 1000, "ms", "the run before (all columns, Lua result)",
   best_before * 1000, "ms", false)
+report.line("funnel CSV -> CSV on 2 threads, " .. label, best_two * 1000, "ms", "1 thread", best_one * 1000, "ms",
+  false)
 report.line("funnel result as CSV, " .. label, t_c * 1000, "ms", "report + to_csv in Lua", t_lua * 1000, "ms", false)
 report.line("funnel result as CSV against its aggregation, " .. label, t_c * 1000, "ms", "aggregate",
   t_aggregate * 1000, "ms", false)
