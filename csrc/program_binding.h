@@ -152,6 +152,8 @@ void lq_push_answer(lua_State *L, program_box *pb, int uv, const one_answer *ans
 /* program_score.c: p:score, and the binding explain_row shares with it. */
 int lq_method_score(lua_State *L);
 int lq_binding_gc(lua_State *L);
+/* A table program's lead, features and results tables, arguments 2 to 4 (the last two may be nil). */
+void lq_check_lead_tables(lua_State *L, program_box *pb, lq_table *tables[3]);
 /* The binding of the program at pidx to the lead table at lidx (tables: lead, features, results,
 ** at lidx, lidx + 1, lidx + 2 on the stack), ready for a run at as_of on `threads` threads. */
 binding_box *lq_bind_tables(lua_State *L, program_box *pb, int pidx, int lidx, lq_table *const tables[3],

@@ -116,10 +116,7 @@ int lq_method_explain_row(lua_State *L) {
   int uv, id_col = -1;
   error_log log;
 
-  if (pb->record_mode) return luaL_error(L, "this program scores one lead at a time (compiled without a table)");
-  tables[SRC_LEAD] = lq_check_table(L, 2);
-  tables[SRC_FEATURES] = lua_isnoneornil(L, 3) ? NULL : lq_check_table(L, 3);
-  tables[SRC_RESULTS] = lua_isnoneornil(L, 4) ? NULL : lq_check_table(L, 4);
+  lq_check_lead_tables(L, pb, tables);
   nrows = tables[SRC_LEAD]->nrows;
   row = (size_t)luaL_checkinteger(L, 5);
   if (row < 1 || row > nrows) return luaL_argerror(L, 5, "row out of range");

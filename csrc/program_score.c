@@ -386,6 +386,13 @@ static void binding_scratches(lua_State *L, binding_box *b, const lq_program *p,
   }
 }
 
+void lq_check_lead_tables(lua_State *L, program_box *pb, lq_table *tables[3]) {
+  if (pb->record_mode) luaL_error(L, "this program scores one lead at a time (compiled without a table)");
+  tables[SRC_LEAD] = lq_check_table(L, 2);
+  tables[SRC_FEATURES] = lua_isnoneornil(L, 3) ? NULL : lq_check_table(L, 3);
+  tables[SRC_RESULTS] = lua_isnoneornil(L, 4) ? NULL : lq_check_table(L, 4);
+}
+
 binding_box *lq_bind_tables(lua_State *L, program_box *pb, int pidx, int lidx, lq_table *const tables[3],
                             double as_of, int threads, int uv) {
   size_t nrows = tables[SRC_LEAD]->nrows;
@@ -425,10 +432,7 @@ int lq_method_score(lua_State *L) {
   error_log log;
   run_arrays ra;
 
-  if (pb->record_mode) return luaL_error(L, "this program scores one lead at a time (compiled without a table)");
-  tables[SRC_LEAD] = lq_check_table(L, 2);
-  tables[SRC_FEATURES] = lua_isnoneornil(L, 3) ? NULL : lq_check_table(L, 3);
-  tables[SRC_RESULTS] = lua_isnoneornil(L, 4) ? NULL : lq_check_table(L, 4);
+  lq_check_lead_tables(L, pb, tables);
   nrows = tables[SRC_LEAD]->nrows;
   if (lua_type(L, 9) == LUA_TSTRING) id_col = lq_table_find(tables[SRC_LEAD], lua_tostring(L, 9));
   if (refill && (tables[SRC_RESULTS] == NULL || tables[SRC_RESULTS]->nrows != nrows))
