@@ -32,6 +32,28 @@ function M.TestUtil.test_raise_blames_the_first_caller_outside_leadq()
   leads:close()
 end
 
+-- The model's checks sit one, two or three leadq frames deep: each names the caller's line.
+function M.TestUtil.test_model_errors_name_the_callers_line()
+  local leadq = require("leadq")
+  local m = leadq.load_model("rules/mql.lua")
+  local t = core.parse_csv("id,title\nL1,CTO\n")
+  local cases = {
+    { function() return m:score(t, nil, { bogus = 1 }) end, "score: unknown option 'bogus'" },
+    { function() return m:score(t, nil, { as_of = "nope" }) end, "score: as_of \"nope\" is not a date" },
+    { function() return m:score_one(5) end, "score_one: expects a lead record" },
+    { function() return m.score(5) end, "bad self to 'score'" },
+    { function() return leadq.model({}) end, "the script must return a model" },
+    { function() return m:explain(t, 1, nil, { threads = 0 }) end, "explain: threads must be a whole number" },
+  }
+  for _, c in ipairs(cases) do
+    local ok, err = pcall(call_here, c[1])
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, c[2])
+    lu.assertStrMatches(err, "^tests/test_util%.lua:%d+: .*")
+  end
+  t:close()
+end
+
 function M.TestUtil.test_raise_leaves_rule_scripts_and_tests_outside_leadq()
   lu.assertTrue(util.is_internal("@lua/leadq/accounts.lua"))
   lu.assertTrue(util.is_internal("@/usr/share/lua/5.4/leadq/cli/score.lua"))

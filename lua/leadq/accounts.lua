@@ -271,7 +271,7 @@ local function persona_model(personas)
   for i, name in ipairs(names) do
     rules[i] = dsl.rule(name) { label = name, points = 2 ^ (i - 1), when = personas[name] }
   end
-  return require("leadq.model").from_table(dsl.model "personas" { rules = rules }, 4), names
+  return require("leadq.model").from_table(dsl.model "personas" { rules = rules }), names
 end
 
 local function personas_of(sources, personas)

@@ -111,7 +111,7 @@ end
 
 function _M.model(spec)
   if type(spec) ~= "table" then error("model: expects model \"name\" { ... }, got " .. type(spec), 2) end
-  return require("leadq.model").from_table(spec, 3)
+  return require("leadq.model").from_table(spec)
 end
 
 function _M.check(path, options)

@@ -22,6 +22,7 @@ local _M = { _VERSION = "0.1.0" }
 local core = require("leadq.core")
 local dsl = require("leadq.dsl")
 local compiler = require("leadq.compiler")
+local raise = require("leadq.util").raise   -- errors blame the first caller outside leadq
 
 local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error, setmetatable
 local string_format = string.format
@@ -68,14 +69,14 @@ end
 local function check_options(options, fname, allowed)
   if options == nil then return {} end
   if type(options) ~= "table" then
-    error(string_format("%s: options must be a table, got %s", fname, type(options)), 4)
+    raise(string_format("%s: options must be a table, got %s", fname, type(options)))
   end
   for k in pairs(options) do
     if not allowed[k] then
       local names = {}
       for n in pairs(allowed) do names[#names + 1] = n end
       table_sort(names)
-      error(string_format("%s: unknown option '%s'%s", fname, tostring(k), dsl.did_you_mean(k, names)), 4)
+      raise(string_format("%s: unknown option '%s'%s", fname, tostring(k), dsl.did_you_mean(k, names)))
     end
   end
   return options
@@ -87,9 +88,9 @@ local function parse_as_of(v, fname)
   if type(v) == "string" then
     local t = dsl.parse_time(v)
     if t then return t end
-    error(string_format("%s: as_of %q is not a date (write \"2026-01-31\" or epoch seconds)", fname, v), 4)
+    raise(string_format("%s: as_of %q is not a date (write \"2026-01-31\" or epoch seconds)", fname, v))
   end
-  error(string_format("%s: as_of must be epoch seconds or an ISO date, got %s", fname, type(v)), 4)
+  raise(string_format("%s: as_of must be epoch seconds or an ISO date, got %s", fname, type(v)))
 end
 _M.parse_time = dsl.parse_time
 
@@ -210,7 +211,7 @@ local function record_program(self)
   local prog = self._one
   if prog then return prog end
   local desc, problems = compiler.compile(self.spec, nil)
-  if not desc then error(table_concat(problems, "\n"), 3) end
+  if not desc then raise(table_concat(problems, "\n")) end
   prog = core.program(desc)
   keep_leaf_index(self, desc)
   self._one = prog
@@ -229,11 +230,11 @@ local function one_lead_features(self, record, events, as_of)
     return events:values(as_of)
   end
   if type(events) ~= "table" then
-    error(string_format("events must be a list of event records, got %s", type(events)), 4)
+    raise(string_format("events must be a list of event records, got %s", type(events)))
   end
   -- the feature set sorts the events and leaves out those after as_of: the same numbers as bulk
   local values, err = feature_set(self):evaluate(record, events, as_of)
-  if not values then error("events: " .. tostring(err), 4) end
+  if not values then raise("events: " .. tostring(err)) end
   return values
 end
 
@@ -262,8 +263,8 @@ end
 
 local function check_model(self, method)
   if getmetatable(self) ~= Model then
-    error(string_format("bad self to '%s' (a model expected, got %s); use model:%s(...)", method, type(self),
-      method), 3)
+    raise(string_format("bad self to '%s' (a model expected, got %s); use model:%s(...)", method, type(self),
+      method))
   end
 end
 
@@ -299,20 +300,20 @@ local function check_score_options(options, fname, keys)
   options = check_options(options, fname, keys or OPTION_KEYS)
   if options.threads ~= nil and (type(options.threads) ~= "number" or options.threads < 1 or
       options.threads ~= math_floor(options.threads)) then
-    error(string_format("%s: threads must be a whole number of at least 1, got %s", fname,
-      tostring(options.threads)), 4)
+    raise(string_format("%s: threads must be a whole number of at least 1, got %s", fname,
+      tostring(options.threads)))
   end
   if options.errors ~= nil and options.errors ~= "report" and options.errors ~= "raise" then
-    error(string_format("%s: errors must be \"report\" or \"raise\", got %s", fname, tostring(options.errors)), 4)
+    raise(string_format("%s: errors must be \"report\" or \"raise\", got %s", fname, tostring(options.errors)))
   end
   if options.id ~= nil and type(options.id) ~= "string" then
-    error(string_format("%s: id must be a column name, got %s", fname, type(options.id)), 4)
+    raise(string_format("%s: id must be a column name, got %s", fname, type(options.id)))
   end
   if options.fired ~= nil and type(options.fired) ~= "table" then
-    error(string_format("%s: fired must be a table to fill, got %s", fname, type(options.fired)), 4)
+    raise(string_format("%s: fired must be a table to fill, got %s", fname, type(options.fired)))
   end
   if options.warnings ~= nil and type(options.warnings) ~= "table" then
-    error(string_format("%s: warnings must be a table to fill, got %s", fname, type(options.warnings)), 4)
+    raise(string_format("%s: warnings must be a table to fill, got %s", fname, type(options.warnings)))
   end
   return options
 end
@@ -320,7 +321,7 @@ end
 local function compute_features(self, tbl, events, as_of, options)
   if events == nil or #self.spec.feature_names == 0 then return nil end
   if not is_table(events) then
-    error(string_format("events must be a leadq table (leadq.read_events), got %s", type(events)), 4)
+    raise(string_format("events must be a leadq table (leadq.read_events), got %s", type(events)))
   end
   local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id,
     threads = options.threads })
@@ -350,11 +351,11 @@ local function slow_score_one(self, record, events, options, explain)
   events, options = split_args(events, options)
   local fname = explain and "explain" or "score_one"
   if type(record) ~= "table" then
-    error(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)), 3)
+    raise(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)))
   end
   options = check_options(options, fname, explain and OPTION_KEYS or ONE_OPTION_KEYS)
   if options.into ~= nil and type(options.into) ~= "table" then
-    error(string_format("%s: into must be a table to fill, got %s", fname, type(options.into)), 3)
+    raise(string_format("%s: into must be a table to fill, got %s", fname, type(options.into)))
   end
   local as_of = parse_as_of(options.as_of, fname)
   local extra = one_lead_features(self, record, events, as_of)
@@ -767,8 +768,8 @@ end
 
 local function check_run(self, method)
   if getmetatable(self) ~= Run then
-    error(string_format("bad self to '%s' (a run of models expected, got %s); use run:%s(...)", method, type(self),
-      method), 3)
+    raise(string_format("bad self to '%s' (a run of models expected, got %s); use run:%s(...)", method, type(self),
+      method))
   end
 end
 
@@ -821,7 +822,7 @@ local function run_one(self, record, events, options, explain)
   events, options = split_args(events, options)
   local fname = explain and "explain" or "score_one"
   if type(record) ~= "table" then
-    error(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)), 3)
+    raise(string_format("%s: expects a lead record (a table of field = value), got %s", fname, type(record)))
   end
   options = check_options(options, fname, OPTION_KEYS)
   local as_of = parse_as_of(options.as_of, fname)
@@ -995,13 +996,13 @@ function _M.load(path, options)
   return _M.new(spec)
 end
 
-function _M.from_table(obj, level)
+function _M.from_table(obj)
   local spec, problems = dsl.validate(obj, {})
-  if not spec then error(table_concat(problems, "\n"), level or 2) end
+  if not spec then raise(table_concat(problems, "\n")) end
   local fp = check_features(spec)
-  if fp then error(fp, level or 2) end
+  if fp then raise(fp) end
   local desc, cproblems = compiler.compile(spec, nil)
-  if not desc then error(table_concat(cproblems, "\n"), level or 2) end
+  if not desc then raise(table_concat(cproblems, "\n")) end
   return _M.new(spec)
 end
 
