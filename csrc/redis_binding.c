@@ -7,6 +7,7 @@
 **   conn:pipeline{ {"HGET", k, f}, {...} }     -> replies, errors (a table of Redis error replies by
 **                                               index, or nil): one round trip for them all
 **   conn:send(commands); conn:receive(n)       the same in two halves: work between them overlaps Redis's
+**   conn:receive_lines(keys, prefix_length)     HMGET replies received as `leadq state` export lines
 **   conn:close()                               (also __gc and __close)
 **
 ** Replies: status and bulk strings as strings, integers as numbers, a nil reply as false, arrays as
@@ -258,6 +259,118 @@ static int l_receive(lua_State *L) {
   return receive_replies(L, conn, (int)count, !lua_toboolean(L, 3));
 }
 
+static int plain_id_char(unsigned char b) {
+  return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '-' || b == '_' ||
+    b == '.' || b == ':' || b == '@' || b == '+';
+}
+
+static void add_hex(luaL_Buffer *b, const char *s, size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  char chunk[512];
+  size_t i, n = 0;
+  for (i = 0; i < len; i++) {
+    chunk[n++] = digits[(unsigned char)s[i] >> 4];
+    chunk[n++] = digits[(unsigned char)s[i] & 15];
+    if (n == sizeof chunk) {
+      luaL_addlstring(b, chunk, n);
+      n = 0;
+    }
+  }
+  luaL_addlstring(b, chunk, n);
+}
+
+/* Whether a reply is a string of 1 to 15 digits (a version written as it is). */
+static int plain_version(const redisReply *v) {
+  size_t i;
+  if (v->type != REDIS_REPLY_STRING || v->len < 1 || v->len > 15) return 0;
+  for (i = 0; i < v->len; i++) if (v->str[i] < '0' || v->str[i] > '9') return 0;
+  return 1;
+}
+
+/* conn:receive_lines(keys, prefix_length) -> text, count, others: the replies of one HMGET key p v s
+** per key, as the lines of a `leadq state` export (leadq.store's lead_line, "\n" after each), made
+** here: a million leads leave no Lua value behind. A lead whose id or version is not written plainly
+** is left to the caller in others ({ id, profile, version text|false, state|false } each), a key
+** without a profile is skipped. Or nil and why (an error reply ends the export: no lead is left out
+** in silence). */
+static int l_receive_lines(lua_State *L) {
+  redis_conn *conn = check_conn(L, 1);
+  lua_Integer prefix = luaL_checkinteger(L, 3);
+  int n, i, count = 0, others = 0;
+  luaL_Buffer b;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (int)lua_rawlen(L, 2);
+  if (conn->context == NULL) return push_socket_error(L, conn);
+  lua_newtable(L);   /* others: index 4 */
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= n; i++) {
+    redisReply *reply = NULL, *p, *v, *st;
+    const char *key;
+    size_t key_len, id_len, k;
+    int plain = 1;
+    if (redisGetReply(conn->context, (void **)&reply) != REDIS_OK || reply == NULL) return push_socket_error(L, conn);
+    if (reply->type == REDIS_REPLY_ERROR || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+      lua_pushnil(L);
+      if (reply->type == REDIS_REPLY_ERROR) lua_pushlstring(L, reply->str, reply->len);
+      else lua_pushliteral(L, "redis: an HMGET answered something else than 3 values");
+      freeReplyObject(reply);
+      return 2;
+    }
+    p = reply->element[0];
+    v = reply->element[1];
+    st = reply->element[2];
+    /* the key, "<prefix>{<id>}": popped at once (the buffer's box must stay on top; the keys table
+    ** keeps the string alive) */
+    lua_rawgeti(L, 2, i);
+    key = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &key_len) : NULL;
+    lua_pop(L, 1);
+    if (key == NULL || p->type != REDIS_REPLY_STRING || key_len < (size_t)prefix + 2) {
+      freeReplyObject(reply);
+      continue;
+    }
+    id_len = key_len - (size_t)prefix - 2;
+    key += prefix + 1;
+    for (k = 0; k < id_len && plain; k++) plain = plain_id_char((unsigned char)key[k]);
+    if (id_len == 0 || !plain || (v->type != REDIS_REPLY_NIL && !plain_version(v))) {
+      lua_createtable(L, 4, 0);
+      lua_pushlstring(L, key, id_len);
+      lua_rawseti(L, -2, 1);
+      lua_pushlstring(L, p->str, p->len);
+      lua_rawseti(L, -2, 2);
+      if (v->type == REDIS_REPLY_STRING) lua_pushlstring(L, v->str, v->len);
+      else lua_pushboolean(L, 0);
+      lua_rawseti(L, -2, 3);
+      if (st->type == REDIS_REPLY_STRING) lua_pushlstring(L, st->str, st->len);
+      else lua_pushboolean(L, 0);
+      lua_rawseti(L, -2, 4);
+      lua_rawseti(L, 4, ++others);
+      freeReplyObject(reply);
+      continue;
+    }
+    luaL_addlstring(&b, "{\"lead\":\"", 9);
+    luaL_addlstring(&b, key, id_len);
+    luaL_addlstring(&b, "\",\"profile\":", 12);
+    luaL_addlstring(&b, p->str, p->len);
+    luaL_addlstring(&b, ",\"version\":", 11);
+    if (v->type == REDIS_REPLY_STRING) luaL_addlstring(&b, v->str, v->len);
+    else luaL_addchar(&b, '0');
+    if (st->type == REDIS_REPLY_STRING) {
+      luaL_addlstring(&b, ",\"state\":\"", 10);
+      add_hex(&b, st->str, st->len);
+      luaL_addlstring(&b, "\"}\n", 3);
+    } else {
+      luaL_addlstring(&b, "}\n", 2);
+    }
+    count++;
+    freeReplyObject(reply);
+  }
+  luaL_pushresult(&b);
+  lua_pushinteger(L, count);
+  if (others > 0) lua_pushvalue(L, 4);
+  else lua_pushnil(L);
+  return 3;
+}
+
 static int l_close(lua_State *L) {
   close_conn(check_conn(L, 1));
   return 0;
@@ -355,6 +468,7 @@ void lq_open_redis(lua_State *L) {
   };
   static const luaL_Reg methods[] = {
     { "call", l_call }, { "pipeline", l_pipeline }, { "send", l_send }, { "receive", l_receive },
+    { "receive_lines", l_receive_lines },
     { "close", l_close }, { "connected", l_connected },
     { NULL, NULL }
   };

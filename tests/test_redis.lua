@@ -401,6 +401,28 @@ function M.TestRedisStore.test_export_then_import_into_another_database()
   end
   local lines, write = collect()
   lu.assertEquals(store.export(from, write), 25)
+  -- the lines the core makes are the lines lead_line makes; an id that needs quoting, a version that
+  -- is no plain number and a lead without a state included (written straight into Redis)
+  assert(from.client:call("hset", 'leadq:{q"1}', "p", '{"seniority":"VP"}', "v", "4", "n", "4"))
+  assert(from.client:call("hset", "leadq:{odd-version}", "p", "{}", "v", "x7", "s", "\0\1", "n", "2"))
+  assert(from.client:call("hset", "leadq:{no-profile}", "s", "\0\1", "n", "2"))
+  local lead_lines, by_lead = collect()
+  local batch_lines, by_batch = collect()
+  lu.assertEquals(store.export(from, by_lead), 27)
+  local batch_count = store.export(from, by_batch, function(text)
+    lu.assertEquals(text:sub(-1), "\n")
+    for line in text:gmatch("[^\n]+") do by_batch(line) end
+  end)
+  lu.assertEquals(batch_count, 27)
+  table.sort(lead_lines)
+  table.sort(batch_lines)
+  lu.assertEquals(batch_lines, lead_lines)
+  local text = table.concat(lead_lines, "\n")
+  lu.assertStrContains(text, '{"lead":"odd-version","profile":{},"version":0,"state":"0001"}')
+  lu.assertStrContains(text, '{"lead":"q\\"1","profile":{"seniority":"VP"},"version":4}')
+  for _, key in ipairs({ 'leadq:{q"1}', "leadq:{odd-version}", "leadq:{no-profile}" }) do
+    assert(from.client:call("del", key))
+  end
   -- a few keys a round trip: every lead once, over many overlapped batches
   local seen, count = {}, 0
   assert(from:each_lead(function(id) if not seen[id] then seen[id], count = true, count + 1 end end, 2))

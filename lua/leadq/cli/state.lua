@@ -60,6 +60,9 @@ local function export(opts, out)
   local count, xerr = store_lib.export(store.redis, function(line)
     n = n + 1; buffer[n] = line
     if n >= 4096 then f:write(concat(buffer, "\n", 1, n), "\n"); n = 0 end
+  end, function(text)   -- lines the core made, a batch at a time: after the lines before them
+    if n > 0 then f:write(concat(buffer, "\n", 1, n), "\n"); n = 0 end
+    f:write(text)
   end)
   if n > 0 then f:write(concat(buffer, "\n", 1, n), "\n") end
   f:close()
