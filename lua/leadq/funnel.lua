@@ -64,6 +64,7 @@ local OPTIONS = {
   implied = "true (default): reaching a stage counts the stages before it",
   mql = "the stage that counts as MQL",
   sla_days = "days from mql to the first later stage that the hand-off may take, or false",
+  sla_working = "the reactions' SLA in working hours (reactions:funnel_sla()): { hours =, calendar = }",
 }
 
 local function is_list(t)
@@ -139,6 +140,16 @@ function _M.config(options)
   local sla = options.sla_days
   if sla == nil then sla = _M.DEFAULT_SLA_DAYS end
   if sla and (type(sla) ~= "number" or sla <= 0) then error("funnel option 'sla_days' must be a positive number", 3) end
+  -- working hours (leadq.reactions' sla): the service's clock, so that both count the same breaches
+  local working = options.sla_working
+  if working ~= nil then
+    if options.sla_days ~= nil then error("funnel options 'sla_days' and 'sla_working' exclude each other", 3) end
+    if type(working) ~= "table" or type(working.hours) ~= "number" or working.hours <= 0 or
+        working.calendar == nil then
+      error("funnel option 'sla_working' must be " .. OPTIONS.sla_working, 3)
+    end
+    sla = working.hours / 24
+  end
   local transitions = options.transitions or default_transitions(chain, disq, nurture)
   if type(transitions) ~= "table" then error("funnel option 'transitions' must be " .. OPTIONS.transitions, 3) end
   local allowed = {}
@@ -161,6 +172,7 @@ function _M.config(options)
   return {
     stages = stages, nchain = #chain, allowed = allowed, implied = implied and true or false,
     disqualified = disq or nil, nurture = nurture or nil, mql = mql, sla_days = sla or nil,
+    sla_calendar = working and working.calendar or nil,
   }
 end
 
@@ -625,7 +637,8 @@ local util = require("leadq.util")
 local list_of = util.split_list   -- "a,b" or { "a", "b" } -> { "a", "b" }
 
 local RUN_OPTIONS = { transitions = true, leads = true, id = true, by = true, spend = true, format = true,
-                      stages = true, implied = true, sla_days = true, part = true, merge = true }
+                      stages = true, implied = true, sla_days = true, sla_working = true, part = true,
+                      merge = true }
 
 local read_file = util.read_file
 
@@ -636,7 +649,8 @@ local function load_logs(opts)
   local inputs = opts.transitions
   if type(inputs) == "string" then inputs = { { path = inputs } } end
   if type(inputs) ~= "table" or #inputs == 0 then return nil, "no transitions log to read" end
-  local ok, f = pcall(_M.new, { stages = list_of(opts.stages), implied = opts.implied, sla_days = opts.sla_days })
+  local ok, f = pcall(_M.new, { stages = list_of(opts.stages), implied = opts.implied, sla_days = opts.sla_days,
+    sla_working = opts.sla_working })
   if not ok then return nil, (tostring(f):gsub("^[^:]*:%d+: ", "")) end
   for _, input in ipairs(inputs) do
     local map = input.map or {}
