@@ -32,9 +32,10 @@ function M.TestUtil.test_raise_blames_the_first_caller_outside_leadq()
   leads:close()
 end
 
--- The model's checks sit one, two or three leadq frames deep: each names the caller's line.
+-- The model's and the funnel's checks sit one to three leadq frames deep: each names the caller's line.
 function M.TestUtil.test_model_errors_name_the_callers_line()
   local leadq = require("leadq")
+  local funnel = require("leadq.funnel")
   local m = leadq.load_model("rules/mql.lua")
   local t = core.parse_csv("id,title\nL1,CTO\n")
   local cases = {
@@ -44,6 +45,11 @@ function M.TestUtil.test_model_errors_name_the_callers_line()
     { function() return m.score(5) end, "bad self to 'score'" },
     { function() return leadq.model({}) end, "the script must return a model" },
     { function() return m:explain(t, 1, nil, { threads = 0 }) end, "explain: threads must be a whole number" },
+    -- the funnel's declarations, checked two and three frames down from funnel.new
+    { function() return funnel.new("stages") end, "funnel options must be a table" },
+    { function() return funnel.new({ stages = { "lead", "two words" } }) end, "stages: a stage name is a word" },
+    { function() return funnel.new({ stages = { "lead", "lead" } }) end, "stage 'lead' is declared twice" },
+    { function() return funnel.new({ sla_days = -1 }) end, "funnel option 'sla_days' must be a positive number" },
   }
   for _, c in ipairs(cases) do
     local ok, err = pcall(call_here, c[1])

@@ -44,6 +44,7 @@
 -- exactly the whole's result, sketches and exact values included.
 local core = require("leadq.core")
 local json = require("leadq.json")
+local raise = require("leadq.util").raise   -- errors blame the first caller outside leadq
 
 local type, pairs, ipairs, error, tostring, tonumber, setmetatable = type, pairs, ipairs, error, tostring, tonumber,
   setmetatable
@@ -74,12 +75,12 @@ local function is_list(t)
   return n == #t
 end
 
-local function check_name(name, what, level)
+local function check_name(name, what)
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or #name > 47 then
-    error(format("%s: a stage name is a word of letters, digits and '_' (got %s)", what, tostring(name)), level + 1)
+    raise(format("%s: a stage name is a word of letters, digits and '_' (got %s)", what, tostring(name)))
   end
   if name == "start" then
-    error(format("%s: 'start' is reserved (transitions.start lists the stages a lead may start at)", what), level + 1)
+    raise(format("%s: 'start' is reserved (transitions.start lists the stages a lead may start at)", what))
   end
   return name
 end
@@ -112,17 +113,17 @@ end
 -- The stage declarations, checked, as the C core takes them.
 function _M.config(options)
   options = options or {}
-  if type(options) ~= "table" then error("funnel options must be a table", 2) end
+  if type(options) ~= "table" then raise("funnel options must be a table") end
   for k in pairs(options) do
-    if not OPTIONS[k] then error(format("unknown funnel option '%s'", tostring(k)), 3) end
+    if not OPTIONS[k] then raise(format("unknown funnel option '%s'", tostring(k))) end
   end
   local chain = options.stages or _M.DEFAULT_STAGES
-  if not is_list(chain) or #chain == 0 then error("funnel option 'stages' must be " .. OPTIONS.stages, 3) end
-  if #chain > 10 then error("funnel option 'stages': at most 10 stages in the chain", 3) end
+  if not is_list(chain) or #chain == 0 then raise("funnel option 'stages' must be " .. OPTIONS.stages) end
+  if #chain > 10 then raise("funnel option 'stages': at most 10 stages in the chain") end
   local known, stages = {}, {}
   local function declare(name, what)
-    check_name(name, what, 4)
-    if known[name] then error(format("%s: stage '%s' is declared twice", what, name), 4) end
+    check_name(name, what)
+    if known[name] then raise(format("%s: stage '%s' is declared twice", what, name)) end
     known[name] = #stages + 1
     stages[#stages + 1] = name
   end
@@ -135,34 +136,34 @@ function _M.config(options)
   local mql = options.mql
   if mql == nil then mql = known.mql and "mql" or nil end
   if mql and (not known[mql] or known[mql] > #chain) then
-    error(format("funnel option 'mql': '%s' is not a stage of the chain", tostring(mql)), 3)
+    raise(format("funnel option 'mql': '%s' is not a stage of the chain", tostring(mql)))
   end
   local sla = options.sla_days
   if sla == nil then sla = _M.DEFAULT_SLA_DAYS end
-  if sla and (type(sla) ~= "number" or sla <= 0) then error("funnel option 'sla_days' must be a positive number", 3) end
+  if sla and (type(sla) ~= "number" or sla <= 0) then raise("funnel option 'sla_days' must be a positive number") end
   -- working hours (leadq.reactions' sla): the service's clock, so that both count the same breaches
   local working = options.sla_working
   if working ~= nil then
-    if options.sla_days ~= nil then error("funnel options 'sla_days' and 'sla_working' exclude each other", 3) end
+    if options.sla_days ~= nil then raise("funnel options 'sla_days' and 'sla_working' exclude each other") end
     if type(working) ~= "table" or type(working.hours) ~= "number" or working.hours <= 0 or
         working.calendar == nil then
-      error("funnel option 'sla_working' must be " .. OPTIONS.sla_working, 3)
+      raise("funnel option 'sla_working' must be " .. OPTIONS.sla_working)
     end
     sla = working.hours / 24
   end
   local transitions = options.transitions or default_transitions(chain, disq, nurture)
-  if type(transitions) ~= "table" then error("funnel option 'transitions' must be " .. OPTIONS.transitions, 3) end
+  if type(transitions) ~= "table" then raise("funnel option 'transitions' must be " .. OPTIONS.transitions) end
   local allowed = {}
   for from, list in pairs(transitions) do
     if from ~= "start" and not known[from] then
-      error(format("funnel option 'transitions': unknown stage '%s'", tostring(from)), 3)
+      raise(format("funnel option 'transitions': unknown stage '%s'", tostring(from)))
     end
     if not is_list(list) then
-      error(format("funnel option 'transitions': '%s' must map to a list of stages", from), 3)
+      raise(format("funnel option 'transitions': '%s' must map to a list of stages", from))
     end
     for _, to in ipairs(list) do
       if not known[to] then
-        error(format("funnel option 'transitions': '%s' to unknown stage '%s'", from, tostring(to)), 3)
+        raise(format("funnel option 'transitions': '%s' to unknown stage '%s'", from, tostring(to)))
       end
       allowed[#allowed + 1] = { from == "start" and "" or from, to }
     end
@@ -292,7 +293,7 @@ function _M.add_costs(tab, spend, opts)
     local amount = tonumber(row.spend)
     local m = month_of(row.month)
     if amount == nil or row.source == nil or m == nil then
-      error(format("spend row %d: needs source, month (YYYY-MM) and spend", i), 2)
+      raise(format("spend row %d: needs source, month (YYYY-MM) and spend", i))
     end
     local s = tostring(row.source)
     by_source[s] = by_source[s] or {}
