@@ -48,4 +48,15 @@ static inline void lq_mem_free(const lq_allocator *a, void *p, size_t size) {
   if (p != NULL) a->fn(a->ud, p, size > 0 ? size : 1, 0);
 }
 
+/* The allocator's own call, lua_Alloc's contract as it is: nsize 0 frees p (osize bytes) and gives
+** NULL; otherwise p (osize bytes, or NULL) resized to nsize, NULL on no memory. For engines that
+** track their blocks' sizes themselves (0-byte blocks are never made there). */
+static inline void *lq_mem_call(const lq_allocator *a, void *p, size_t osize, size_t nsize) {
+  if (nsize == 0) {
+    if (p != NULL) a->fn(a->ud, p, osize, 0);
+    return NULL;
+  }
+  return a->fn(a->ud, p, osize, nsize);
+}
+
 #endif

@@ -6,15 +6,7 @@
 
 #include "funnel.h"
 
-/* ---------------------------------------------------------------- memory */
-
-static void *mem(lq_allocator *a, void *p, size_t osize, size_t nsize) {
-  if (nsize == 0) {
-    if (p != NULL) a->fn(a->ud, p, osize, 0);
-    return NULL;
-  }
-  return a->fn(a->ud, p, osize, nsize);
-}
+/* ---------------------------------------------------------------- memory (alloc.h: lq_mem_call) */
 
 /* Grows *p (elem bytes each) from *cap to at least need; 0 or -1. */
 static int grow(lq_allocator *a, void **p, size_t *cap, size_t need, size_t elem) {
@@ -26,7 +18,7 @@ static int grow(lq_allocator *a, void **p, size_t *cap, size_t need, size_t elem
     if (ncap > ((size_t)-1) / 2 / elem) return -1;
     ncap *= 2;
   }
-  np = mem(a, *p, *cap * elem, ncap * elem);
+  np = lq_mem_call(a, *p, *cap * elem, ncap * elem);
   if (np == NULL) return -1;
   *p = np;
   *cap = ncap;
@@ -35,7 +27,7 @@ static int grow(lq_allocator *a, void **p, size_t *cap, size_t need, size_t elem
 
 static char *dup_string(lq_allocator *a, const char *s) {
   size_t n = strlen(s) + 1;
-  char *d = (char *)mem(a, NULL, 0, n);
+  char *d = (char *)lq_mem_call(a, NULL, 0, n);
   if (d != NULL) memcpy(d, s, n);
   return d;
 }
@@ -46,11 +38,11 @@ void lq_keys_init(lq_keys *k) { memset(k, 0, sizeof *k); }
 
 void lq_keys_free(lq_keys *k, lq_allocator *a) {
   size_t cap = (size_t)k->cap_items;
-  mem(a, k->bytes, k->cap, 0);
-  mem(a, k->starts, cap * sizeof(size_t), 0);
-  mem(a, k->lengths, cap * sizeof(uint32_t), 0);
-  mem(a, k->hashes, cap * sizeof(uint32_t), 0);
-  if (k->slots != NULL) mem(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
+  lq_mem_call(a, k->bytes, k->cap, 0);
+  lq_mem_call(a, k->starts, cap * sizeof(size_t), 0);
+  lq_mem_call(a, k->lengths, cap * sizeof(uint32_t), 0);
+  lq_mem_call(a, k->hashes, cap * sizeof(uint32_t), 0);
+  if (k->slots != NULL) lq_mem_call(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
   lq_keys_init(k);
 }
 
@@ -66,7 +58,7 @@ int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len) {
 }
 
 static int keys_rehash(lq_keys *k, lq_allocator *a, size_t nslots) {
-  int32_t *slots = (int32_t *)mem(a, NULL, 0, nslots * sizeof(int32_t));
+  int32_t *slots = (int32_t *)lq_mem_call(a, NULL, 0, nslots * sizeof(int32_t));
   int32_t c;
   if (slots == NULL) return -1;
   memset(slots, 0xff, nslots * sizeof(int32_t));
@@ -75,7 +67,7 @@ static int keys_rehash(lq_keys *k, lq_allocator *a, size_t nslots) {
     while (slots[i] >= 0) i = (i + 1) & (uint32_t)(nslots - 1);
     slots[i] = c;
   }
-  if (k->slots != NULL) mem(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
+  if (k->slots != NULL) lq_mem_call(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
   k->slots = slots;
   k->slot_mask = (uint32_t)(nslots - 1);
   return 0;
@@ -92,19 +84,19 @@ int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
   }
   if (k->count == k->cap_items) {
     size_t old = (size_t)k->cap_items, ncap = old < 8 ? 8 : old * 2;
-    size_t *st = (size_t *)mem(a, k->starts, old * sizeof(size_t), ncap * sizeof(size_t));
+    size_t *st = (size_t *)lq_mem_call(a, k->starts, old * sizeof(size_t), ncap * sizeof(size_t));
     if (st == NULL) return -2;
     k->starts = st;
     {
-      uint32_t *ln = (uint32_t *)mem(a, k->lengths, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
-      if (ln == NULL) { k->starts = (size_t *)mem(a, st, ncap * sizeof(size_t), old * sizeof(size_t)); return -2; }
+      uint32_t *ln = (uint32_t *)lq_mem_call(a, k->lengths, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
+      if (ln == NULL) { k->starts = (size_t *)lq_mem_call(a, st, ncap * sizeof(size_t), old * sizeof(size_t)); return -2; }
       k->lengths = ln;
     }
     {
-      uint32_t *hs = (uint32_t *)mem(a, k->hashes, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
+      uint32_t *hs = (uint32_t *)lq_mem_call(a, k->hashes, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
       if (hs == NULL) {
-        k->starts = (size_t *)mem(a, k->starts, ncap * sizeof(size_t), old * sizeof(size_t));
-        k->lengths = (uint32_t *)mem(a, k->lengths, ncap * sizeof(uint32_t), old * sizeof(uint32_t));
+        k->starts = (size_t *)lq_mem_call(a, k->starts, ncap * sizeof(size_t), old * sizeof(size_t));
+        k->lengths = (uint32_t *)lq_mem_call(a, k->lengths, ncap * sizeof(uint32_t), old * sizeof(uint32_t));
         return -2;
       }
       k->hashes = hs;
@@ -156,11 +148,11 @@ static int sketch_cover(lq_allocator *a, lq_sketch *s, int32_t lo, int32_t hi) {
   nlen = nmax - nmin + 1;
   if (s->len > 0 && nmin == s->min_index && nlen <= s->cap) { s->len = nlen; return 0; }
   ncap = nlen + nlen / 2 + 8;   /* room to grow at the back; the front moves rarely */
-  nb = (uint64_t *)mem(a, NULL, 0, (size_t)ncap * sizeof(uint64_t));
+  nb = (uint64_t *)lq_mem_call(a, NULL, 0, (size_t)ncap * sizeof(uint64_t));
   if (nb == NULL) return -1;
   memset(nb, 0, (size_t)ncap * sizeof(uint64_t));
   if (s->len > 0) memcpy(nb + (s->min_index - nmin), s->buckets, (size_t)s->len * sizeof(uint64_t));
-  mem(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
+  lq_mem_call(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
   s->buckets = nb;
   s->cap = ncap;
   s->min_index = nmin;
@@ -170,7 +162,7 @@ static int sketch_cover(lq_allocator *a, lq_sketch *s, int32_t lo, int32_t hi) {
 
 /* Drops the exact values: from now on the buckets alone answer. */
 static void sketch_spill(lq_allocator *a, lq_sketch *s) {
-  mem(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
+  lq_mem_call(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
   s->exact = NULL;
   s->nexact = s->exact_cap = 0;
   s->spilled = 1;
@@ -185,7 +177,7 @@ static int sketch_keep(lq_allocator *a, lq_sketch *s, const double *v, uint32_t 
     double *nv;
     while (ncap < s->nexact + n) ncap *= 2;
     if (ncap > LQ_SKETCH_EXACT) ncap = LQ_SKETCH_EXACT;
-    nv = (double *)mem(a, s->exact, (size_t)s->exact_cap * sizeof(double), (size_t)ncap * sizeof(double));
+    nv = (double *)lq_mem_call(a, s->exact, (size_t)s->exact_cap * sizeof(double), (size_t)ncap * sizeof(double));
     if (nv == NULL) return -1;
     s->exact = nv;
     s->exact_cap = ncap;
@@ -225,8 +217,8 @@ static int sketch_merge(lq_allocator *a, lq_sketch *s, const lq_sketch *o) {
 }
 
 static void sketch_free(lq_allocator *a, lq_sketch *s) {
-  mem(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
-  mem(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
+  lq_mem_call(a, s->buckets, (size_t)s->cap * sizeof(uint64_t), 0);
+  lq_mem_call(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
   memset(s, 0, sizeof *s);
 }
 
@@ -304,7 +296,7 @@ static void sort_u32(uint32_t *v, size_t n, less_fn less, const void *ctx) {
 /* ---------------------------------------------------------------- funnels */
 
 lq_funnel *lq_funnel_new(lq_allocator alloc, const lq_funnel_config *cfg) {
-  lq_funnel *f = (lq_funnel *)mem(&alloc, NULL, 0, sizeof *f);
+  lq_funnel *f = (lq_funnel *)lq_mem_call(&alloc, NULL, 0, sizeof *f);
   if (f == NULL) return NULL;
   memset(f, 0, sizeof *f);
   f->alloc = alloc;
@@ -319,19 +311,19 @@ lq_funnel *lq_funnel_new(lq_allocator alloc, const lq_funnel_config *cfg) {
 static void free_state(lq_funnel *f) {
   lq_allocator *a = &f->alloc;
   size_t n = (size_t)f->nstate;
-  mem(a, f->seen, n * sizeof(uint32_t), 0);
-  mem(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(int32_t), 0);
-  mem(a, f->order, f->order_n * sizeof(uint32_t), 0);
-  mem(a, f->row_ok, f->order_n, 0);
-  mem(a, f->start, f->start_n * sizeof(uint32_t), 0);
+  lq_mem_call(a, f->seen, n * sizeof(uint32_t), 0);
+  lq_mem_call(a, f->first_at, n * (size_t)f->cfg.nstages * sizeof(int32_t), 0);
+  lq_mem_call(a, f->order, f->order_n * sizeof(uint32_t), 0);
+  lq_mem_call(a, f->row_ok, f->order_n, 0);
+  lq_mem_call(a, f->start, f->start_n * sizeof(uint32_t), 0);
   f->order = f->start = NULL;
   f->row_ok = NULL;
   f->order_n = f->start_n = 0;
   f->times_ready = 0;
-  mem(a, f->disq_reason, n * sizeof(int32_t), 0);
-  mem(a, f->lead_owner, n * sizeof(int32_t), 0);
-  mem(a, f->recycles, n * sizeof(uint16_t), 0);
-  mem(a, f->last_stage, n, 0);
+  lq_mem_call(a, f->disq_reason, n * sizeof(int32_t), 0);
+  lq_mem_call(a, f->lead_owner, n * sizeof(int32_t), 0);
+  lq_mem_call(a, f->recycles, n * sizeof(uint16_t), 0);
+  lq_mem_call(a, f->last_stage, n, 0);
   f->seen = NULL;
   f->first_at = NULL;
   f->disq_reason = f->lead_owner = NULL;
@@ -344,7 +336,7 @@ static void free_state(lq_funnel *f) {
 static void truncate_rejects(lq_funnel *f, size_t n) {
   while (f->nrejects > n) {
     char *m = f->rejects[--f->nrejects].message;
-    mem(&f->alloc, m, strlen(m) + 1, 0);
+    lq_mem_call(&f->alloc, m, strlen(m) + 1, 0);
   }
 }
 
@@ -355,21 +347,21 @@ void lq_funnel_free(lq_funnel *f) {
   a = f->alloc;
   free_state(f);
   truncate_rejects(f, 0);
-  mem(&a, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
+  lq_mem_call(&a, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
   c = f->cap;
-  mem(&a, f->lead, c * sizeof(int32_t), 0);
-  mem(&a, f->reason, c * sizeof(int32_t), 0);
-  mem(&a, f->owner, c * sizeof(int32_t), 0);
-  mem(&a, f->source, c * sizeof(int32_t), 0);
-  mem(&a, f->stage, c, 0);
-  mem(&a, f->at, c * sizeof(double), 0);
-  mem(&a, f->line, c * sizeof(uint64_t), 0);
-  mem(&a, f->rejects, f->rejects_cap * sizeof(lq_funnel_reject), 0);
+  lq_mem_call(&a, f->lead, c * sizeof(int32_t), 0);
+  lq_mem_call(&a, f->reason, c * sizeof(int32_t), 0);
+  lq_mem_call(&a, f->owner, c * sizeof(int32_t), 0);
+  lq_mem_call(&a, f->source, c * sizeof(int32_t), 0);
+  lq_mem_call(&a, f->stage, c, 0);
+  lq_mem_call(&a, f->at, c * sizeof(double), 0);
+  lq_mem_call(&a, f->line, c * sizeof(uint64_t), 0);
+  lq_mem_call(&a, f->rejects, f->rejects_cap * sizeof(lq_funnel_reject), 0);
   lq_keys_free(&f->leads, &a);
   lq_keys_free(&f->reasons, &a);
   lq_keys_free(&f->owners, &a);
   lq_keys_free(&f->sources, &a);
-  mem(&a, f, sizeof *f, 0);
+  lq_mem_call(&a, f, sizeof *f, 0);
 }
 
 int lq_funnel_stage(const lq_funnel *f, const char *name, size_t len) {
@@ -416,9 +408,9 @@ static int grow_log(lq_funnel *f, size_t need) {
   cols[3] = (void **)&f->source; cols[4] = (void **)&f->stage; cols[5] = (void **)&f->at;
   cols[6] = (void **)&f->line;
   for (i = 0; i < 7; i++) {
-    void *np = mem(a, *cols[i], old * sizes[i], ncap * sizes[i]);
+    void *np = lq_mem_call(a, *cols[i], old * sizes[i], ncap * sizes[i]);
     if (np == NULL) {
-      while (i-- > 0) *cols[i] = mem(a, *cols[i], ncap * sizes[i], old * sizes[i]);
+      while (i-- > 0) *cols[i] = lq_mem_call(a, *cols[i], ncap * sizes[i], old * sizes[i]);
       return -1;
     }
     *cols[i] = np;
@@ -520,7 +512,7 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   if (cs != NULL && cs->type == LQ_CATEGORY) {   /* one lookup per distinct stage text */
     int32_t i;
     nstage_codes = (size_t)cs->dict.count;
-    stage_of_code = (int *)mem(&f->alloc, NULL, 0, (nstage_codes + 1) * sizeof(int));
+    stage_of_code = (int *)lq_mem_call(&f->alloc, NULL, 0, (nstage_codes + 1) * sizeof(int));
     if (stage_of_code == NULL) return -1;
     for (i = 0; i < cs->dict.count; i++)
       stage_of_code[i] = lq_funnel_stage(f, cs->dict.bytes + cs->dict.starts[i], cs->dict.lengths[i]);
@@ -562,7 +554,7 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     record++;
   }
 done:
-  if (stage_of_code != NULL) mem(&f->alloc, stage_of_code, (nstage_codes + 1) * sizeof(int), 0);
+  if (stage_of_code != NULL) lq_mem_call(&f->alloc, stage_of_code, (nstage_codes + 1) * sizeof(int), 0);
   return rc;
 }
 
@@ -598,18 +590,18 @@ int lq_funnel_prepare(lq_funnel *f) {
     f->time_base = f->n > 0 ? floor(lo) : 0;
     if (f->n > 0 && floor(hi) - f->time_base >= (double)INT32_MAX) return -2;
   }
-  f->seen = (uint32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
-  f->disq_reason = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
-  f->lead_owner = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
-  f->recycles = (uint16_t *)mem(a, NULL, 0, (nl + 1) * sizeof(uint16_t));
-  f->last_stage = (uint8_t *)mem(a, NULL, 0, nl + 1);
+  f->seen = (uint32_t *)lq_mem_call(a, NULL, 0, (nl + 1) * sizeof(uint32_t));
+  f->disq_reason = (int32_t *)lq_mem_call(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+  f->lead_owner = (int32_t *)lq_mem_call(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+  f->recycles = (uint16_t *)lq_mem_call(a, NULL, 0, (nl + 1) * sizeof(uint16_t));
+  f->last_stage = (uint8_t *)lq_mem_call(a, NULL, 0, nl + 1);
   f->nstate = (int32_t)(nl + 1);   /* one spare so that empty funnels still own arrays */
   if (!f->seen || !f->disq_reason || !f->lead_owner || !f->recycles ||
       !f->last_stage)
     goto done;
-  order = (uint32_t *)mem(a, NULL, 0, (f->n + 1) * sizeof(uint32_t));
-  start = (uint32_t *)mem(a, NULL, 0, (nl + 2) * sizeof(uint32_t));
-  row_ok = (uint8_t *)mem(a, NULL, 0, f->n + 1);
+  order = (uint32_t *)lq_mem_call(a, NULL, 0, (f->n + 1) * sizeof(uint32_t));
+  start = (uint32_t *)lq_mem_call(a, NULL, 0, (nl + 2) * sizeof(uint32_t));
+  row_ok = (uint8_t *)lq_mem_call(a, NULL, 0, f->n + 1);
   if (order == NULL || start == NULL || row_ok == NULL) goto done;
   /* counting sort by lead keeps each lead's rows in log order */
   memset(start, 0, (nl + 2) * sizeof(uint32_t));
@@ -662,9 +654,9 @@ int lq_funnel_prepare(lq_funnel *f) {
   f->prepared = 1;
   rc = 0;
 done:
-  mem(a, order, (f->n + 1) * sizeof(uint32_t), 0);
-  mem(a, start, (nl + 2) * sizeof(uint32_t), 0);
-  mem(a, row_ok, f->n + 1, 0);
+  lq_mem_call(a, order, (f->n + 1) * sizeof(uint32_t), 0);
+  lq_mem_call(a, start, (nl + 2) * sizeof(uint32_t), 0);
+  lq_mem_call(a, row_ok, f->n + 1, 0);
   if (rc != 0) free_state(f);
   return rc;
 }
@@ -672,7 +664,7 @@ done:
 /* Each lead's first entry into each stage, from its checked rows in time order. 0 or -1. */
 static int funnel_times(lq_funnel *f) {
   size_t ns = (size_t)f->cfg.nstages, nl = (size_t)f->nstate - 1, L, k;
-  int32_t *first = (int32_t *)mem(&f->alloc, NULL, 0, (size_t)f->nstate * ns * sizeof(int32_t));
+  int32_t *first = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (size_t)f->nstate * ns * sizeof(int32_t));
   if (first == NULL) return -1;
   for (k = 0; k < (size_t)f->nstate * ns; k++) first[k] = LQ_FUNNEL_NEVER;
   for (L = 0; L < nl; L++) {
@@ -695,7 +687,7 @@ int lq_funnel_pair_index(int nchain, int a, int b) {
 }
 
 static lq_funnel_result *result_new(lq_allocator alloc) {
-  lq_funnel_result *r = (lq_funnel_result *)mem(&alloc, NULL, 0, sizeof *r);
+  lq_funnel_result *r = (lq_funnel_result *)lq_mem_call(&alloc, NULL, 0, sizeof *r);
   if (r == NULL) return NULL;
   memset(r, 0, sizeof *r);
   r->alloc = alloc;
@@ -716,21 +708,21 @@ void lq_funnel_result_free(lq_funnel_result *r) {
   cap = (size_t)r->gcap;
   for (g = 0; g < (size_t)r->ngroups; g++)
     for (k = 0; k < nsk(r); k++) sketch_free(&a, &r->sketches[g * nsk(r) + k]);
-  mem(&a, r->hist, (cap << r->nchain) * sizeof(uint64_t), 0);
-  mem(&a, r->side, cap * nside(r) * sizeof(uint64_t), 0);
-  mem(&a, r->sla, cap * 4 * sizeof(uint64_t), 0);
-  mem(&a, r->recycled, cap * 2 * sizeof(uint64_t), 0);
-  mem(&a, r->sketches, cap * nsk(r) * sizeof(lq_sketch), 0);
-  mem(&a, r->reason_counts, r->reason_cap * sizeof(uint64_t), 0);
-  mem(&a, r->breaches, r->breaches_cap * sizeof(lq_funnel_breach), 0);
+  lq_mem_call(&a, r->hist, (cap << r->nchain) * sizeof(uint64_t), 0);
+  lq_mem_call(&a, r->side, cap * nside(r) * sizeof(uint64_t), 0);
+  lq_mem_call(&a, r->sla, cap * 4 * sizeof(uint64_t), 0);
+  lq_mem_call(&a, r->recycled, cap * 2 * sizeof(uint64_t), 0);
+  lq_mem_call(&a, r->sketches, cap * nsk(r) * sizeof(lq_sketch), 0);
+  lq_mem_call(&a, r->reason_counts, r->reason_cap * sizeof(uint64_t), 0);
+  lq_mem_call(&a, r->breaches, r->breaches_cap * sizeof(lq_funnel_breach), 0);
   lq_keys_free(&r->strings, &a);
   lq_keys_free(&r->group_keys, &a);
   lq_keys_free(&r->reason_keys, &a);
-  mem(&a, r, sizeof *r, 0);
+  lq_mem_call(&a, r, sizeof *r, 0);
 }
 
 static int grow_zeroed(lq_allocator *a, void **p, size_t old, size_t ncap, size_t elem) {
-  char *np = (char *)mem(a, *p, old * elem, ncap * elem);
+  char *np = (char *)lq_mem_call(a, *p, old * elem, ncap * elem);
   if (np == NULL) return -1;
   memset(np + old * elem, 0, (ncap - old) * elem);
   *p = np;
@@ -902,10 +894,10 @@ static void join_rows(const lq_funnel *f, const lq_table *t, int id_col, int32_t
 
 int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col) {
   size_t nl = (size_t)f->leads.count;
-  int32_t *row_of = (int32_t *)mem(&f->alloc, NULL, 0, (nl + 1) * sizeof(int32_t));
+  int32_t *row_of = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (nl + 1) * sizeof(int32_t));
   if (row_of == NULL) return -1;
   join_rows(f, t, id_col, row_of, nl);
-  mem(&f->alloc, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
+  lq_mem_call(&f->alloc, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
   f->join_row = row_of;
   f->join_n = nl;
   f->join_table = t;
@@ -1098,7 +1090,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   result_header(r, cfg, q);
   /* the join: funnel lead -> row of the leads table, stored by lq_funnel_join or made here */
   nreasons = (size_t)f->reasons.count;
-  reason_map = (int32_t *)mem(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
+  reason_map = (int32_t *)lq_mem_call(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
   if (reason_map == NULL) goto done;
   memset(reason_map, 0xff, (nreasons + 1) * sizeof(int32_t));
   if (q->leads != NULL && q->use_join &&
@@ -1108,7 +1100,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     goto done;
   if (q->leads != NULL && q->use_join) row_of = f->join_row;
   else {
-    lead_row = (int32_t *)mem(a, NULL, 0, (nl + 1) * sizeof(int32_t));
+    lead_row = (int32_t *)lq_mem_call(a, NULL, 0, (nl + 1) * sizeof(int32_t));
     if (lead_row == NULL) goto done;
     if (q->leads != NULL) join_rows(f, q->leads, q->leads_id, lead_row, nl);
     else memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
@@ -1140,7 +1132,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     product *= ds[d].card;
   }
   if (product <= LQ_FUNNEL_DENSE_GROUPS) {
-    dense = (int32_t *)mem(a, NULL, 0, product * sizeof(int32_t));
+    dense = (int32_t *)lq_mem_call(a, NULL, 0, product * sizeof(int32_t));
     if (dense == NULL) goto done;
     memset(dense, 0xff, product * sizeof(int32_t));
   }
@@ -1213,10 +1205,10 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   }
   ok = 1;
 done:
-  mem(a, reason_counts, reason_groups * nreasons * sizeof(uint64_t), 0);
-  mem(a, lead_row, (nl + 1) * sizeof(int32_t), 0);
-  mem(a, reason_map, (nreasons + 1) * sizeof(int32_t), 0);
-  if (dense != NULL) mem(a, dense, product * sizeof(int32_t), 0);
+  lq_mem_call(a, reason_counts, reason_groups * nreasons * sizeof(uint64_t), 0);
+  lq_mem_call(a, lead_row, (nl + 1) * sizeof(int32_t), 0);
+  lq_mem_call(a, reason_map, (nreasons + 1) * sizeof(int32_t), 0);
+  if (dense != NULL) lq_mem_call(a, dense, product * sizeof(int32_t), 0);
   lq_keys_free(&sparse, a);
   if (!ok) {
     lq_funnel_result_free(r);
@@ -1259,7 +1251,7 @@ int lq_funnel_result_merge(lq_funnel_result *r, const lq_funnel_result *o, const
   int rc = -1;
   *err = NULL;
   if (!same_shape(r, o, err)) return -2;
-  gmap = (int32_t *)mem(&r->alloc, NULL, 0, ((size_t)o->ngroups + 1) * sizeof(int32_t));
+  gmap = (int32_t *)lq_mem_call(&r->alloc, NULL, 0, ((size_t)o->ngroups + 1) * sizeof(int32_t));
   if (gmap == NULL) return -1;
   for (og = 0; og < o->ngroups; og++) {
     const char *ok = lq_keys_string(&o->group_keys, og, NULL);
@@ -1297,7 +1289,7 @@ int lq_funnel_result_merge(lq_funnel_result *r, const lq_funnel_result *o, const
   }
   rc = 0;
 done:
-  mem(&r->alloc, gmap, ((size_t)o->ngroups + 1) * sizeof(int32_t), 0);
+  lq_mem_call(&r->alloc, gmap, ((size_t)o->ngroups + 1) * sizeof(int32_t), 0);
   return rc;
 }
 
@@ -1425,13 +1417,13 @@ char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len) {
   }
   put(&b, "\nend\n", 5);
   if (b.failed) {
-    mem(&a, b.p, b.cap, 0);
+    lq_mem_call(&a, b.p, b.cap, 0);
     return NULL;
   }
   /* hand back exactly len + 1 bytes, so the caller frees what it knows */
   {
-    char *out = (char *)mem(&a, b.p, b.cap, b.len + 1);
-    if (out == NULL) { mem(&a, b.p, b.cap, 0); return NULL; }
+    char *out = (char *)lq_mem_call(&a, b.p, b.cap, b.len + 1);
+    if (out == NULL) { lq_mem_call(&a, b.p, b.cap, 0); return NULL; }
     *len = b.len;
     return out;
   }

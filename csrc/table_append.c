@@ -3,16 +3,12 @@
 
 #include "table_append.h"
 
-static void *mem(lq_allocator *a, void *p, size_t osize, size_t nsize) {
-  return a->fn(a->ud, p, osize, nsize);
-}
-
 /* Room for `need` bytes of text or tag codes in a column (array of `elem`-sized items). */
 static int room(lq_allocator *a, void **p, size_t *cap, size_t elem, size_t need) {
   void *np;
   if (need <= *cap) return 0;
   if (need > ((size_t)-1) / elem) return -1;
-  np = mem(a, *p, *p ? *cap * elem : 0, need * elem);
+  np = lq_mem_call(a, *p, *p ? *cap * elem : 0, need * elem);
   if (np == NULL) return -1;
   lq_advise_huge_pages(np, need * elem);
   *p = np;
@@ -39,7 +35,7 @@ static int recode_column(lq_table *dst, lq_table_part *p, int c) {
   lq_dict *d = &dst->cols[c]->dict;
   int32_t *recode;
   size_t n = s->dict.count > 0 ? (size_t)s->dict.count : 1, r;
-  if ((recode = (int32_t *)mem(a, NULL, 0, n * sizeof *recode)) == NULL) return -1;
+  if ((recode = (int32_t *)lq_mem_call(a, NULL, 0, n * sizeof *recode)) == NULL) return -1;
   memset(recode, 0xff, n * sizeof *recode);
   p->recode[c] = recode;
   p->recode_len[c] = n;
@@ -64,9 +60,9 @@ int lq_table_append_prepare(lq_table *dst, lq_table_part *parts, int nparts) {
   int k, c;
   for (k = 0; k < nparts; k++) {
     lq_table_part *p = &parts[k];
-    p->text_at = (uint64_t *)mem(a, NULL, 0, ncols * sizeof(uint64_t));
-    p->recode = (int32_t **)mem(a, NULL, 0, ncols * sizeof(int32_t *));
-    p->recode_len = (size_t *)mem(a, NULL, 0, ncols * sizeof(size_t));
+    p->text_at = (uint64_t *)lq_mem_call(a, NULL, 0, ncols * sizeof(uint64_t));
+    p->recode = (int32_t **)lq_mem_call(a, NULL, 0, ncols * sizeof(int32_t *));
+    p->recode_len = (size_t *)lq_mem_call(a, NULL, 0, ncols * sizeof(size_t));
     if (p->text_at == NULL || p->recode == NULL || p->recode_len == NULL) return -1;
     memset(p->recode, 0, ncols * sizeof(int32_t *));
     memset(p->recode_len, 0, ncols * sizeof(size_t));
@@ -150,10 +146,10 @@ void lq_table_append_finish(lq_table *dst, lq_table_part *parts, int nparts, int
     lq_table_part *p = &parts[k];
     if (p->recode != NULL)
       for (c = 0; c < dst->ncols; c++)
-        if (p->recode[c] != NULL) mem(a, p->recode[c], p->recode_len[c] * sizeof(int32_t), 0);
-    if (p->text_at) mem(a, p->text_at, ncols * sizeof(uint64_t), 0);
-    if (p->recode) mem(a, p->recode, ncols * sizeof(int32_t *), 0);
-    if (p->recode_len) mem(a, p->recode_len, ncols * sizeof(size_t), 0);
+        if (p->recode[c] != NULL) lq_mem_call(a, p->recode[c], p->recode_len[c] * sizeof(int32_t), 0);
+    if (p->text_at) lq_mem_call(a, p->text_at, ncols * sizeof(uint64_t), 0);
+    if (p->recode) lq_mem_call(a, p->recode, ncols * sizeof(int32_t *), 0);
+    if (p->recode_len) lq_mem_call(a, p->recode_len, ncols * sizeof(size_t), 0);
     p->text_at = NULL;
     p->recode = NULL;
     p->recode_len = NULL;
