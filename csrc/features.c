@@ -1401,260 +1401,305 @@ static void cut_events(compute_job *jobs, int njobs, const lq_column *lc, size_t
   }
 }
 
-int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
-                  const lq_table *events, double as_of, size_t max_unknown, int nthreads,
-                  lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
-  scratch sc;
-  const lq_column *idc, *lc, *tc, *ac, *vc = NULL;
+/* ---- lq_fs_compute, step by step ----
+** One bulk pass: find the events' columns, join their lead ids to the leads' rows, map event types
+** and attribute values to what the features test (once per distinct value), make the result, fold
+** the events on the jobs, then sum the jobs' reports and fill the leads no event names. The steps
+** share one context; each returns 0, -1 (err holds why) or LQ_FS_NOMEM. */
+#define LQ_FS_NOMEM (-2)
+
+typedef struct compute_ctx {
+  const lq_feature_set *fs;
+  const lq_table *leads, *events;
+  size_t nleads, nev, max_unknown;
+  double as_of;
+  int nthreads;
+  const lq_column *idc, *lc, *tc, *ac, *vc;
   const lq_column *fcols[LQ_MAX_FILTERS];
-  int ci, li, ti, ai, vi, k;
-  int *lead_cols = NULL;
+  scratch sc;
   int32_t *code_row, *type_map;
-  uint8_t *fmatch[LQ_MAX_FILTERS];
-  size_t nleads = leads->nrows, nev = events->nrows, i, nunknown = 0, *fill;
-  int32_t *row_of;
-  lq_table *res = NULL;
-  int grouped = 1, overflow = 0, jt;
+  int *lead_cols;
   event_source src;
   event_pick pick;
-  compute_job *jobs = NULL;
+  lq_table *res;
+  compute_job *jobs;
+  lq_compute_report *report;
+  char *err;
+  size_t errlen;
+} compute_ctx;
 
-  memset(report, 0, sizeof *report);
-  memset(&sc, 0, sizeof sc);
-  sc.a = &fs->alloc;
-  *out = NULL;
-
-  ci = lq_table_find(leads, id_column);
-  if (ci < 0) return fail(err, errlen, "leads have no column '%s' to join events on", id_column);
-  idc = leads->cols[ci];
-  li = lq_table_find(events, "lead_id");
-  ti = lq_table_find(events, "type");
-  ai = lq_table_find(events, "at");
-  vi = lq_table_find(events, "value");
-  if (li < 0) return fail(err, errlen, "events have no column '%s'", "lead_id");
-  if (ti < 0) return fail(err, errlen, "events have no column '%s'", "type");
-  if (ai < 0) return fail(err, errlen, "events have no column '%s'", "at");
-  lc = events->cols[li];
-  tc = events->cols[ti];
-  ac = events->cols[ai];
-  if (lc->type != LQ_CATEGORY) return fail(err, errlen, "events column '%s' must be a category", "lead_id");
-  if (tc->type != LQ_CATEGORY) return fail(err, errlen, "events column '%s' must be a category", "type");
-  if (ac->type != LQ_TIME && ac->type != LQ_NUMBER) return fail(err, errlen, "events column '%s' must be a time", "at");
+/* The events' lead_id, type, at and (optional) value columns, and each attribute a filter tests,
+** with the types the pass reads them as. */
+static int find_columns(compute_ctx *x, const char *id_column) {
+  const lq_feature_set *fs = x->fs;
+  int ci = lq_table_find(x->leads, id_column), li, ti, ai, vi, k;
+  if (ci < 0) return fail(x->err, x->errlen, "leads have no column '%s' to join events on", id_column);
+  x->idc = x->leads->cols[ci];
+  li = lq_table_find(x->events, "lead_id");
+  ti = lq_table_find(x->events, "type");
+  ai = lq_table_find(x->events, "at");
+  vi = lq_table_find(x->events, "value");
+  if (li < 0) return fail(x->err, x->errlen, "events have no column '%s'", "lead_id");
+  if (ti < 0) return fail(x->err, x->errlen, "events have no column '%s'", "type");
+  if (ai < 0) return fail(x->err, x->errlen, "events have no column '%s'", "at");
+  x->lc = x->events->cols[li];
+  x->tc = x->events->cols[ti];
+  x->ac = x->events->cols[ai];
+  if (x->lc->type != LQ_CATEGORY) return fail(x->err, x->errlen, "events column '%s' must be a category", "lead_id");
+  if (x->tc->type != LQ_CATEGORY) return fail(x->err, x->errlen, "events column '%s' must be a category", "type");
+  if (x->ac->type != LQ_TIME && x->ac->type != LQ_NUMBER)
+    return fail(x->err, x->errlen, "events column '%s' must be a time", "at");
   if (vi >= 0) {
-    vc = events->cols[vi];
-    if (vc->type != LQ_NUMBER && vc->type != LQ_TIME) return fail(err, errlen, "events column '%s' must be a number", "value");
+    x->vc = x->events->cols[vi];
+    if (x->vc->type != LQ_NUMBER && x->vc->type != LQ_TIME)
+      return fail(x->err, x->errlen, "events column '%s' must be a number", "value");
   }
   for (k = 0; k < fs->nfilters; k++) {
     const lq_filter *fl = &fs->filters[k];
-    const lq_table *t = fl->bit < 0 ? leads : events;
+    const lq_table *t = fl->bit < 0 ? x->leads : x->events;
     int c = lq_table_find(t, fs->arena + fl->attr);
     if (c < 0) {
-      snprintf(err, errlen, "%s have no column '%s'%s", fl->bit < 0 ? "leads" : "events", fs->arena + fl->attr,
+      snprintf(x->err, x->errlen, "%s have no column '%s'%s", fl->bit < 0 ? "leads" : "events", fs->arena + fl->attr,
                fl->bit < 0 ? " (noise: leads)" : "");
       return -1;
     }
     if (fl->bit >= 0) {
-      fcols[fl->bit] = t->cols[c];
+      x->fcols[fl->bit] = t->cols[c];
       if (t->cols[c]->type != LQ_CATEGORY && t->cols[c]->type != LQ_TEXT)
-        return fail(err, errlen, "events column '%s' must be a category or text to filter on", fs->arena + fl->attr);
+        return fail(x->err, x->errlen, "events column '%s' must be a category or text to filter on", fs->arena + fl->attr);
     }
   }
+  return 0;
+}
 
-  /* lead id -> row, once per distinct events lead_id */
-  code_row = (int32_t *)scratch_get(&sc, (size_t)lc->dict.count * sizeof(int32_t));
-  type_map = (int32_t *)scratch_get(&sc, (size_t)tc->dict.count * sizeof(int32_t));
-  lead_cols = (int *)scratch_get(&sc, (size_t)(fs->nlead_filters + 1) * sizeof(int));
-  if (code_row == NULL || type_map == NULL || lead_cols == NULL) goto nomem;
+/* Lead id -> row, once per distinct events lead_id: a merge join when both sides come sorted (exports
+** usually do), else each lead's id probed in the events' own dictionary (no table to build; a code
+** already taken means two leads share an id that has events, and the first lead keeps them). */
+static int join_leads(compute_ctx *x) {
+  const lq_feature_set *fs = x->fs;
+  const lq_column *lc = x->lc;
+  int k;
+  size_t i;
+  x->code_row = (int32_t *)scratch_get(&x->sc, (size_t)lc->dict.count * sizeof(int32_t));
+  x->lead_cols = (int *)scratch_get(&x->sc, (size_t)(fs->nlead_filters + 1) * sizeof(int));
+  if (x->code_row == NULL || x->lead_cols == NULL) return LQ_FS_NOMEM;
   for (k = 0; k < fs->nlead_filters; k++)
-    lead_cols[k] = lq_table_find(leads, fs->arena + fs->filters[fs->lead_filters[k]].attr);
-  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
-  if ((size_t)nthreads > nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(nev / LQ_FS_THREAD_EVENTS);
-  if (nthreads < 1) nthreads = 1;
-  if (merge_join(idc, nleads, &lc->dict, code_row, nthreads)) {
-    /* joined */
-  } else {
-    /* probe the events' own lead_id dictionary with each lead's id: no table to build, and a code
-    ** already taken means two leads share an id that has events (the first lead keeps them) */
-    for (k = 0; k < lc->dict.count; k++) code_row[k] = -1;
-    for (i = 0; i < nleads; i++) {
-      char tmp2[64];
-      const char *s;
-      size_t len;
-      int32_t code;
-      if (!column_string(idc, i, tmp2, sizeof tmp2, &s, &len)) continue;
-      code = lq_dict_find(&lc->dict, s, len);
-      if (code < 0) continue;
-      if (code_row[code] < 0) code_row[code] = (int32_t)i;
-      else report->duplicate_ids += 1;
-    }
+    x->lead_cols[k] = lq_table_find(x->leads, fs->arena + fs->filters[fs->lead_filters[k]].attr);
+  if (merge_join(x->idc, x->nleads, &lc->dict, x->code_row, x->nthreads)) return 0;
+  for (k = 0; k < lc->dict.count; k++) x->code_row[k] = -1;
+  for (i = 0; i < x->nleads; i++) {
+    char tmp2[64];
+    const char *s;
+    size_t len;
+    int32_t code;
+    if (!column_string(x->idc, i, tmp2, sizeof tmp2, &s, &len)) continue;
+    code = lq_dict_find(&lc->dict, s, len);
+    if (code < 0) continue;
+    if (x->code_row[code] < 0) x->code_row[code] = (int32_t)i;
+    else x->report->duplicate_ids += 1;
   }
-  /* event type -> type index, -1 when no feature or noise rule looks at it */
+  return 0;
+}
+
+/* Event type -> type index (-1 when no feature or noise rule looks at it), and each filter's string
+** test once per distinct value of its column; then what the pick and the folds read. */
+static int map_values(compute_ctx *x) {
+  const lq_feature_set *fs = x->fs;
+  const lq_column *tc = x->tc;
+  event_source *src = &x->src;
+  int k;
+  x->type_map = (int32_t *)scratch_get(&x->sc, (size_t)tc->dict.count * sizeof(int32_t));
+  if (x->type_map == NULL) return LQ_FS_NOMEM;
   for (k = 0; k < tc->dict.count; k++) {
     size_t len;
     const char *s = lq_dict_string(&tc->dict, k, &len);
     int32_t t = lq_fs_type_index(fs, s, len);
-    type_map[k] = (fs->type_off[t + 1] > fs->type_off[t] || fs->type_flags[t]) ? t : -1;
+    x->type_map[k] = (fs->type_off[t + 1] > fs->type_off[t] || fs->type_flags[t]) ? t : -1;
   }
-  /* filters: a string test once per distinct value */
-  memset(&src, 0, sizeof src);
-  src.fs = fs;
-  src.types = tc;
-  src.at = ac;
-  src.value = vc;
-  src.type_map = type_map;
-  src.type_codes = tc->codes;
-  src.at_num = ac->numbers;
-  src.value_num = vc ? vc->numbers : NULL;
-  src.type_filtered = fs->type_filtered;
+  memset(src, 0, sizeof *src);
+  src->fs = fs;
+  src->types = tc;
+  src->at = x->ac;
+  src->value = x->vc;
+  src->type_map = x->type_map;
+  src->type_codes = tc->codes;
+  src->at_num = x->ac->numbers;
+  src->value_num = x->vc ? x->vc->numbers : NULL;
+  src->type_filtered = fs->type_filtered;
   for (k = 0; k < fs->nevent_filters; k++) {
-    const lq_column *c = fcols[k];
+    const lq_column *c = x->fcols[k];
+    uint8_t *match;
     int f, code;
-    fmatch[k] = NULL;
     for (f = 0; f < fs->nfilters; f++)
       if (fs->filters[f].bit == k) break;
-    src.fcols[k] = c;
-    src.ffilter[k] = f;
+    src->fcols[k] = c;
+    src->ffilter[k] = f;
     if (c->type != LQ_CATEGORY) continue;
-    fmatch[k] = (uint8_t *)scratch_get(&sc, (size_t)c->dict.count);
-    if (fmatch[k] == NULL) goto nomem;
-    src.fmatch[k] = fmatch[k];
+    match = (uint8_t *)scratch_get(&x->sc, (size_t)c->dict.count);
+    if (match == NULL) return LQ_FS_NOMEM;
+    src->fmatch[k] = match;
     for (code = 0; code < c->dict.count; code++) {
       size_t len;
       const char *s = lq_dict_string(&c->dict, code, &len);
-      fmatch[k][code] = (uint8_t)lq_fs_filter_match(fs, f, s, len);
+      match[code] = (uint8_t)lq_fs_filter_match(fs, f, s, len);
     }
   }
+  x->pick.leads_of = x->lc;
+  x->pick.types = tc;
+  x->pick.at = x->ac;
+  x->pick.code_row = x->code_row;
+  x->pick.type_map = x->type_map;
+  x->pick.as_of = x->as_of;
+  return 0;
+}
 
-  pick.leads_of = lc;
-  pick.types = tc;
-  pick.at = ac;
-  pick.code_row = code_row;
-  pick.type_map = type_map;
-  pick.as_of = as_of;
-  report->events = (double)nev;
-
-  /* the result: every row present and missing; a lead's row is written once its events are folded */
-  res = lq_table_new(fs->alloc);
-  if (res == NULL || lq_table_reserve(res, nleads) != 0) goto nomem;
+/* The result: a column per feature, every row there; a lead's row is written once its events are
+** folded (number columns only, so no cell is left unwritten). */
+static int make_result(compute_ctx *x) {
+  const lq_feature_set *fs = x->fs;
+  int k;
+  x->res = lq_table_new(fs->alloc);
+  if (x->res == NULL || lq_table_reserve(x->res, x->nleads) != 0) return LQ_FS_NOMEM;
   for (k = 0; k < fs->nfeats; k++) {
     lq_feature_kind kind = fs->feats[k].kind;
-    int rc = lq_table_add_column(res, lq_fs_feature_name(fs, k),
+    int rc = lq_table_add_column(x->res, lq_fs_feature_name(fs, k),
                                  (kind == LQ_FEAT_FIRST || kind == LQ_FEAT_LAST) ? LQ_TIME : LQ_NUMBER);
-    if (rc == -2) {
-      lq_table_free(res);
-      scratch_free(&sc);
-      return fail(err, errlen, "duplicate feature name '%s'", lq_fs_feature_name(fs, k));
-    }
-    if (rc < 0) goto nomem;
+    if (rc == -2) return fail(x->err, x->errlen, "duplicate feature name '%s'", lq_fs_feature_name(fs, k));
+    if (rc < 0) return LQ_FS_NOMEM;
   }
-  res->nrows = nleads;   /* reserved above; the folds write every cell of every row (number columns only) */
-  for (k = 0; k < fs->nfeats; k++) lq_advise_huge_pages(res->cols[k]->numbers, nleads * sizeof(double));
+  x->res->nrows = x->nleads;
+  for (k = 0; k < fs->nfeats; k++) lq_advise_huge_pages(x->res->cols[k]->numbers, x->nleads * sizeof(double));
+  return 0;
+}
 
-  /* the jobs: events cut into ranges for the pick */
-  jobs = (compute_job *)job_alloc(sc.a, (size_t)nthreads, sizeof(compute_job));
-  if (jobs == NULL) goto nomem;
-  memset(jobs, 0, (size_t)nthreads * sizeof(compute_job));
-  cut_events(jobs, nthreads, lc, nev);
-  for (jt = 0; jt < nthreads; jt++) {
-    compute_job *j = &jobs[jt];
+/* The jobs: the events cut into a range each (a lead's run kept whole), their buffers made. One
+** pass folds each run as it ends, as long as the events come grouped by lead. */
+static int make_jobs(compute_ctx *x) {
+  const lq_feature_set *fs = x->fs;
+  int jt;
+  x->jobs = (compute_job *)job_alloc(x->sc.a, (size_t)x->nthreads, sizeof(compute_job));
+  if (x->jobs == NULL) return LQ_FS_NOMEM;
+  memset(x->jobs, 0, (size_t)x->nthreads * sizeof(compute_job));
+  cut_events(x->jobs, x->nthreads, x->lc, x->nev);
+  for (jt = 0; jt < x->nthreads; jt++) {
+    compute_job *j = &x->jobs[jt];
     size_t span = j->ev_end - j->ev_begin;
     j->fs = fs;
-    j->pick = &pick;
-    j->src = &src;
-    j->leads = leads;
-    j->lead_cols = lead_cols;
-    j->res = res;
-    j->as_of = as_of;
-    j->nev = nev;
+    j->pick = &x->pick;
+    j->src = &x->src;
+    j->leads = x->leads;
+    j->lead_cols = x->lead_cols;
+    j->res = x->res;
+    j->as_of = x->as_of;
+    j->nev = x->nev;
     j->grouped = 1;
-    j->unknown_cap = max_unknown < span ? max_unknown : span;
-    j->seen_words = (nleads + 63) / 64;
+    j->unknown_cap = x->max_unknown < span ? x->max_unknown : span;
+    j->seen_words = (x->nleads + 63) / 64;
     j->st.bulk = 1;
-    j->st.today = day_of(as_of);
-    j->unknown_rows = (size_t *)job_alloc(sc.a, j->unknown_cap, sizeof(size_t));
-    j->seen = jt == 0 ? (uint64_t *)job_alloc(sc.a, j->seen_words, sizeof(uint64_t)) : jobs[0].seen;
-    j->st.v = (double *)job_alloc(sc.a, (size_t)(BULK_SLOTS * fs->nfeats + 1), sizeof(double));
-    j->vals = (double *)job_alloc(sc.a, (size_t)(fs->nfeats + 1), sizeof(double));
-    if (j->unknown_rows == NULL || j->seen == NULL || j->st.v == NULL || j->vals == NULL) goto nomem;
+    j->st.today = day_of(x->as_of);
+    j->unknown_rows = (size_t *)job_alloc(x->sc.a, j->unknown_cap, sizeof(size_t));
+    j->seen = jt == 0 ? (uint64_t *)job_alloc(x->sc.a, j->seen_words, sizeof(uint64_t)) : x->jobs[0].seen;
+    j->st.v = (double *)job_alloc(x->sc.a, (size_t)(BULK_SLOTS * fs->nfeats + 1), sizeof(double));
+    j->vals = (double *)job_alloc(x->sc.a, (size_t)(fs->nfeats + 1), sizeof(double));
+    if (j->unknown_rows == NULL || j->seen == NULL || j->st.v == NULL || j->vals == NULL) return LQ_FS_NOMEM;
     if (jt == 0) memset(j->seen, 0, j->seen_words * sizeof(uint64_t));
-    /* one pass over the events as long as they come grouped: each run folded as it ends */
     j->fold_too = 1;
-    j->shared = nthreads > 1;
+    j->shared = x->nthreads > 1;
     if (j->shared) {
       j->run_cap = LQ_FS_RUN_START;
-      j->run = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
-      j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
-      if (j->run == NULL || j->tmp == NULL) goto nomem;
+      j->run = (lq_event *)job_alloc(x->sc.a, j->run_cap, sizeof(lq_event));
+      j->tmp = (lq_event *)job_alloc(x->sc.a, j->run_cap, sizeof(lq_event));
+      if (j->run == NULL || j->tmp == NULL) return LQ_FS_NOMEM;
     }
   }
-  run_step(jobs, nthreads, step_pick);
+  return 0;
+}
 
-  /* grouped when no lead was met twice (by one job or two); seen holds every lead met */
-  for (jt = 0; jt < nthreads; jt++) {
-    if (jobs[jt].oom) goto nomem;
-    grouped = grouped && jobs[jt].grouped;
-    overflow = overflow || jobs[jt].overflow;
+/* A lead had more events than a thread's buffer: fold the runs again with room for the longest. */
+static int refold_long_runs(compute_ctx *x) {
+  int jt;
+  for (jt = 0; jt < x->nthreads; jt++) {
+    compute_job *j = &x->jobs[jt];
+    lq_mem_free(x->sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    lq_mem_free(x->sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    j->run = j->tmp = NULL;
+    memset(j->counters, 0, sizeof j->counters);
+    j->run_cap = j->max_run;
+    j->run = (lq_event *)job_alloc(x->sc.a, j->run_cap, sizeof(lq_event));
+    j->tmp = (lq_event *)job_alloc(x->sc.a, j->run_cap, sizeof(lq_event));
+    if (j->run == NULL || j->tmp == NULL) return LQ_FS_NOMEM;
   }
+  run_step(x->jobs, x->nthreads, step_fold_runs);
+  return 0;
+}
 
-  if (grouped && !overflow) {
-    /* folded already */
-  } else if (grouped) {
-    /* a lead had more events than a thread's buffer: fold again with room for the longest */
-    for (jt = 0; jt < nthreads; jt++) {
-      compute_job *j = &jobs[jt];
-      lq_mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
-      lq_mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
-      j->run = j->tmp = NULL;
-      memset(j->counters, 0, sizeof j->counters);
-      j->run_cap = j->max_run;
-      j->run = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
-      j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
-      if (j->run == NULL || j->tmp == NULL) goto nomem;
-    }
-    run_step(jobs, nthreads, step_fold_runs);
-  } else {
-    /* ranges of leads, each scattered and folded by one job */
-    row_of = (int32_t *)scratch_get(&sc, nev * sizeof(int32_t));
-    fill = (size_t *)scratch_get(&sc, (nleads + 1) * sizeof(size_t));
-    if (row_of == NULL || fill == NULL) goto nomem;
-    for (jt = 0; jt < nthreads; jt++) {
-      jobs[jt].row_of = row_of;
-      memset(jobs[jt].counters, 0, sizeof jobs[jt].counters);   /* of the runs folded before the repeat */
-    }
-    run_step(jobs, nthreads, step_rows);
-    for (jt = 0; jt < nthreads; jt++) {
-      jobs[jt].fill = fill;
-      jobs[jt].lead_begin = nleads / (size_t)nthreads * (size_t)jt;
-      jobs[jt].lead_end = jt == nthreads - 1 ? nleads : nleads / (size_t)nthreads * (size_t)(jt + 1);
-    }
-    run_step(jobs, nthreads, step_count);
-    for (jt = 0; jt < nthreads; jt++) {
-      compute_job *j = &jobs[jt];
-      size_t nl = j->lead_end - j->lead_begin;
-      lq_mem_free(sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));   /* of a fold given up */
-      lq_mem_free(sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
-      j->run = NULL;
-      j->run_cap = j->max_slice;
-      j->tmp = (lq_event *)job_alloc(sc.a, j->run_cap, sizeof(lq_event));
-      j->recs = (lq_event *)job_alloc(sc.a, j->nrecs, sizeof(lq_event));
-      if (j->tmp == NULL || j->recs == NULL) goto nomem;
-      if (nl > LQ_SCATTER_DIRECT) {
-        int shift = 0;
-        while ((nl >> shift) > LQ_SCATTER_RANGES) shift++;
-        j->shift = shift;
-        j->nb = ((nl - 1) >> shift) + 1;
-        j->part = (lq_event *)job_alloc(sc.a, j->nrecs, sizeof(lq_event));
-        j->part_row = (int32_t *)job_alloc(sc.a, j->nrecs, sizeof(int32_t));
-        j->bfill = (size_t *)job_alloc(sc.a, j->nb, sizeof(size_t));
-        if (j->part == NULL || j->part_row == NULL || j->bfill == NULL) goto nomem;
-      }
-    }
-    run_step(jobs, nthreads, step_scatter_fold);
+/* A lead's events came in several runs: each job takes a range of leads, counts its events, scatters
+** them to its leads' slices (through ranges of leads when there are many) and folds each slice. */
+static int scatter_and_fold(compute_ctx *x) {
+  size_t nleads = x->nleads;
+  int32_t *row_of = (int32_t *)scratch_get(&x->sc, x->nev * sizeof(int32_t));
+  size_t *fill = (size_t *)scratch_get(&x->sc, (nleads + 1) * sizeof(size_t));
+  int jt, n = x->nthreads;
+  if (row_of == NULL || fill == NULL) return LQ_FS_NOMEM;
+  for (jt = 0; jt < n; jt++) {
+    x->jobs[jt].row_of = row_of;
+    memset(x->jobs[jt].counters, 0, sizeof x->jobs[jt].counters);   /* of the runs folded before the repeat */
   }
+  run_step(x->jobs, n, step_rows);
+  for (jt = 0; jt < n; jt++) {
+    x->jobs[jt].fill = fill;
+    x->jobs[jt].lead_begin = nleads / (size_t)n * (size_t)jt;
+    x->jobs[jt].lead_end = jt == n - 1 ? nleads : nleads / (size_t)n * (size_t)(jt + 1);
+  }
+  run_step(x->jobs, n, step_count);
+  for (jt = 0; jt < n; jt++) {
+    compute_job *j = &x->jobs[jt];
+    size_t nl = j->lead_end - j->lead_begin;
+    lq_mem_free(x->sc.a, j->run, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));   /* of a fold given up */
+    lq_mem_free(x->sc.a, j->tmp, (j->run_cap ? j->run_cap : 1) * sizeof(lq_event));
+    j->run = NULL;
+    j->run_cap = j->max_slice;
+    j->tmp = (lq_event *)job_alloc(x->sc.a, j->run_cap, sizeof(lq_event));
+    j->recs = (lq_event *)job_alloc(x->sc.a, j->nrecs, sizeof(lq_event));
+    if (j->tmp == NULL || j->recs == NULL) return LQ_FS_NOMEM;
+    if (nl > LQ_SCATTER_DIRECT) {
+      int shift = 0;
+      while ((nl >> shift) > LQ_SCATTER_RANGES) shift++;
+      j->shift = shift;
+      j->nb = ((nl - 1) >> shift) + 1;
+      j->part = (lq_event *)job_alloc(x->sc.a, j->nrecs, sizeof(lq_event));
+      j->part_row = (int32_t *)job_alloc(x->sc.a, j->nrecs, sizeof(int32_t));
+      j->bfill = (size_t *)job_alloc(x->sc.a, j->nb, sizeof(size_t));
+      if (j->part == NULL || j->part_row == NULL || j->bfill == NULL) return LQ_FS_NOMEM;
+    }
+  }
+  run_step(x->jobs, n, step_scatter_fold);
+  return 0;
+}
 
-  /* the report: the jobs' counts, and the first unknown rows in file order (the jobs' ranges are) */
-  for (jt = 0; jt < nthreads; jt++) {
-    compute_job *j = &jobs[jt];
+/* The pick (and fold, when grouped) on the jobs, then whatever the events' order asks for more:
+** nothing when no lead was met twice (by one job or two), a second fold when a run outgrew its
+** buffer, or the scatter by lead. */
+static int fold_events(compute_ctx *x) {
+  int grouped = 1, overflow = 0, jt;
+  run_step(x->jobs, x->nthreads, step_pick);
+  for (jt = 0; jt < x->nthreads; jt++) {
+    if (x->jobs[jt].oom) return LQ_FS_NOMEM;
+    grouped = grouped && x->jobs[jt].grouped;
+    overflow = overflow || x->jobs[jt].overflow;
+  }
+  if (grouped && !overflow) return 0;
+  if (grouped) return refold_long_runs(x);
+  return scatter_and_fold(x);
+}
+
+/* The report: the jobs' counts, and the first unknown rows in file order (the jobs' ranges are). */
+static int sum_report(compute_ctx *x) {
+  lq_compute_report *report = x->report;
+  size_t nunknown = 0;
+  int jt;
+  for (jt = 0; jt < x->nthreads; jt++) {
+    compute_job *j = &x->jobs[jt];
     int c;
     report->used += j->used;
     report->after_as_of += j->after_as_of;
@@ -1664,52 +1709,87 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
     nunknown += j->nunknown;
     for (c = 0; c < LQ_N_COUNTERS; c++) report->counters[c] += j->counters[c];
   }
-  if (nunknown > max_unknown) nunknown = max_unknown;
+  if (nunknown > x->max_unknown) nunknown = x->max_unknown;
   if (nunknown > 0) {
     size_t n = 0;
-    report->unknown_rows = (size_t *)lq_mem_resize(sc.a, NULL, 0, nunknown * sizeof(size_t));
-    if (report->unknown_rows == NULL) goto nomem;
+    report->unknown_rows = (size_t *)lq_mem_resize(x->sc.a, NULL, 0, nunknown * sizeof(size_t));
+    if (report->unknown_rows == NULL) return LQ_FS_NOMEM;
     report->unknown_cap = nunknown;
-    for (jt = 0; jt < nthreads && n < nunknown; jt++) {
-      size_t take = jobs[jt].nunknown < nunknown - n ? jobs[jt].nunknown : nunknown - n;
-      memcpy(report->unknown_rows + n, jobs[jt].unknown_rows, take * sizeof(size_t));
+    for (jt = 0; jt < x->nthreads && n < nunknown; jt++) {
+      size_t take = x->jobs[jt].nunknown < nunknown - n ? x->jobs[jt].nunknown : nunknown - n;
+      memcpy(report->unknown_rows + n, x->jobs[jt].unknown_rows, take * sizeof(size_t));
       n += take;
     }
     report->nunknown_rows = n;
   }
+  report->counters[LQ_N_OBSERVED] = report->used;
+  return 0;
+}
 
-  /* the leads without events: the values of an empty state */
-  {
-    const uint64_t *seen = jobs[0].seen;
-    compute_job *j = &jobs[0];
-    int c;
-    for (i = 0; i < nleads && (seen[i >> 6] >> (i & 63) & 1); i++) {}
-    if (i < nleads) {   /* all alike (even a noise lead's, without events): fold once, copy column by column */
-      fold_lead(j, (int32_t)i, NULL, 0);   /* no events: no counts */
-      for (c = 0; c < fs->nfeats; c++) {
-        double v = j->vals[c], *col = res->cols[c]->numbers;
-        size_t w;
-        for (w = i >> 6; w < (nleads + 63) >> 6; w++) {
-          uint64_t empty = ~seen[w];   /* bits past nleads are 0 in seen: cut below */
-          while (empty) {
-            size_t r = (w << 6) + (size_t)__builtin_ctzll(empty);
-            if (r >= nleads) break;
-            col[r] = v;
-            empty &= empty - 1;
-          }
-        }
+/* The leads no event names: all alike (even a noise lead's), so one empty state is folded and its
+** values copied to their rows column by column. */
+static void fill_quiet_leads(compute_ctx *x) {
+  const uint64_t *seen = x->jobs[0].seen;
+  compute_job *j = &x->jobs[0];
+  size_t i, nleads = x->nleads;
+  int c;
+  for (i = 0; i < nleads && (seen[i >> 6] >> (i & 63) & 1); i++) {}
+  if (i == nleads) return;
+  fold_lead(j, (int32_t)i, NULL, 0);   /* no events: no counts */
+  for (c = 0; c < x->fs->nfeats; c++) {
+    double v = j->vals[c], *col = x->res->cols[c]->numbers;
+    size_t w;
+    for (w = i >> 6; w < (nleads + 63) >> 6; w++) {
+      uint64_t empty = ~seen[w];   /* bits past nleads are 0 in seen: cut below */
+      while (empty) {
+        size_t r = (w << 6) + (size_t)__builtin_ctzll(empty);
+        if (r >= nleads) break;
+        col[r] = v;
+        empty &= empty - 1;
       }
     }
   }
-  report->counters[LQ_N_OBSERVED] = report->used;
-  jobs_free(fs, jobs, nthreads);
-  scratch_free(&sc);
-  *out = res;
-  return 0;
-nomem:
-  jobs_free(fs, jobs, nthreads);
-  if (res) lq_table_free(res);
-  scratch_free(&sc);
+}
+
+int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
+                  const lq_table *events, double as_of, size_t max_unknown, int nthreads,
+                  lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
+  compute_ctx x;
+  int rc;
+  memset(report, 0, sizeof *report);
+  memset(&x, 0, sizeof x);
+  x.fs = fs;
+  x.leads = leads;
+  x.events = events;
+  x.nleads = leads->nrows;
+  x.nev = events->nrows;
+  x.max_unknown = max_unknown;
+  x.as_of = as_of;
+  x.sc.a = &fs->alloc;
+  x.report = report;
+  x.err = err;
+  x.errlen = errlen;
+  *out = NULL;
+  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
+  if ((size_t)nthreads > x.nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(x.nev / LQ_FS_THREAD_EVENTS);
+  x.nthreads = nthreads < 1 ? 1 : nthreads;
+  report->events = (double)x.nev;
+  rc = find_columns(&x, id_column);
+  if (rc == 0) rc = join_leads(&x);
+  if (rc == 0) rc = map_values(&x);
+  if (rc == 0) rc = make_result(&x);
+  if (rc == 0) rc = make_jobs(&x);
+  if (rc == 0) rc = fold_events(&x);
+  if (rc == 0) rc = sum_report(&x);
+  if (rc == 0) fill_quiet_leads(&x);
+  jobs_free(fs, x.jobs, x.nthreads);
+  scratch_free(&x.sc);
+  if (rc == 0) {
+    *out = x.res;
+    return 0;
+  }
+  if (x.res) lq_table_free(x.res);
   lq_compute_report_free(fs, report);
-  return fail(err, errlen, "%s", "not enough memory for the feature computation");
+  if (rc == LQ_FS_NOMEM) return fail(err, errlen, "%s", "not enough memory for the feature computation");
+  return -1;
 }
