@@ -47,10 +47,11 @@ lq_table **lq_push_table_box(lua_State *L);
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
 void lq_open_table(lua_State *L);
+void lq_open_csv_reader(lua_State *L);
 void lq_open_random(lua_State *L);
 void lq_open_gen_events(lua_State *L);
 void lq_open_funnel(lua_State *L);
-void lq_open_score(lua_State *L);
+void lq_open_program(lua_State *L);
 void lq_open_features(lua_State *L);
 void lq_open_accounts(lua_State *L);
 void lq_open_evaluate(lua_State *L);

@@ -45,10 +45,11 @@ static int l_now(lua_State *L) {
 LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);
+  lq_open_csv_reader(L);
   lq_open_random(L);
   lq_open_gen_events(L);
   lq_open_funnel(L);
-  lq_open_score(L);
+  lq_open_program(L);
   lq_open_features(L);
   lq_open_accounts(L);
   lq_open_evaluate(L);

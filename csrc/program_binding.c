@@ -669,7 +669,7 @@ static const luaL_Reg score_functions[] = {
   { NULL, NULL }
 };
 
-void lq_open_score(lua_State *L) {
+void lq_open_program(lua_State *L) {
   lq_new_class(L, PROGRAM_TYPE, program_meta, program_methods);
   lq_new_class(L, BINDING_TYPE, binding_meta, NULL);
   luaL_setfuncs(L, score_functions, 0);

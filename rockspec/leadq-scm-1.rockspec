@@ -58,6 +58,7 @@ build = {
         "csrc/table.c",
         "csrc/table_append.c",
         "csrc/table_binding.c",
+        "csrc/csv_reader_binding.c",
         "csrc/working_hours.c",
         "csrc/working_hours_binding.c",
       },
