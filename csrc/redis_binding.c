@@ -29,7 +29,7 @@
 
 /* Tunable: arguments in one command, commands in one pipeline call. */
 #if !defined(LQ_REDIS_MAX_ARGS)
-#define LQ_REDIS_MAX_ARGS 64
+#define LQ_REDIS_MAX_ARGS 512   /* an import writes 100 leads a command: 303 */
 #endif
 #if !defined(LQ_REDIS_MAX_PIPELINE)
 #define LQ_REDIS_MAX_PIPELINE 100000

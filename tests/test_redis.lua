@@ -451,6 +451,34 @@ function M.TestRedisStore.test_export_then_import_into_another_database()
   lu.assertEquals(got.features.pricing_views_30d, 3)
 end
 
+-- An import writes a hundred leads a script call (one call each on a Redis Cluster): the stored
+-- leads are those of one call each, and a lead Redis refuses is named, the ones before it written.
+function M.TestRedisStore.test_grouped_import_writes_what_one_at_a_time_writes()
+  local lines = { store.HEADER }
+  for i = 1, 250 do
+    lines[#lines + 1] = store.lead_line("G-" .. i, '{"employees":' .. i .. '}', i, i % 3 == 0 and "\0\1" or false)
+  end
+  local grouped, single = fresh_store(), fresh_store()
+  single.cluster = true   -- as on a Redis Cluster: a script call per lead
+  lu.assertEquals(store.import(grouped, iterate(lines), 120), 250)
+  lu.assertEquals(store.import(single, iterate(lines), 120), 250)
+  lu.assertFalse(grouped.cluster)
+  for _, i in ipairs({ 1, 99, 100, 101, 120, 121, 200, 250 }) do
+    local key = "leadq:{G-" .. i .. "}"
+    lu.assertEquals(grouped.client:call("hmget", key, "p", "v", "s", "n"),
+      single.client:call("hmget", key, "p", "v", "s", "n"))
+  end
+  -- lead G-150 is a string in Redis, not a hash: the import stops there, naming it
+  local into = fresh_store()
+  assert(into.client:call("set", "leadq:{G-150}", "not a hash"))
+  local count, err = store.import(into, iterate(lines), 120)
+  lu.assertNil(count)
+  lu.assertStrContains(err, "redis: lead 'G-150': WRONGTYPE")
+  lu.assertEquals(into.client:call("hget", "leadq:{G-149}", "p"), '{"employees":149}')
+  lu.assertEquals(into.client:call("get", "leadq:{G-150}"), "not a hash")
+  lu.assertFalse(into.client:call("hget", "leadq:{G-151}", "p"))
+end
+
 ---------------------------------------------------------------------------------------------------
 -- `leadq state`: in this process, as the command runs it
 ---------------------------------------------------------------------------------------------------

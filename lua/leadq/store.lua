@@ -82,6 +82,26 @@ else
   redis.call('HDEL', KEYS[1], 's')
 end
 return n]],
+  -- The same for several leads in one call (KEYS: their keys; ARGV: profile, state for each, in
+  -- turn): a script call per lead costs Redis more than its writes. Stops at a lead whose writes
+  -- Redis refuses and returns { its index, the error }; the leads before it are written. Keys of
+  -- several leads are in several hash slots: a Redis Cluster refuses this one (import_one there).
+  import_many = [[
+for i = 1, #KEYS do
+  local k, p, s = KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]
+  local n = redis.pcall('HGET', k, 'n')
+  if type(n) == 'table' and n.err then return { i, n.err } end
+  n = tonumber(n or '0') + 1
+  local r
+  if s ~= '' then
+    r = redis.pcall('HSET', k, 'p', p, 'v', n, 's', s, 'n', n)
+  else
+    r = redis.pcall('HSET', k, 'p', p, 'v', n, 'n', n)
+    if not (type(r) == 'table' and r.err) then r = redis.pcall('HDEL', k, 's') end
+  end
+  if type(r) == 'table' and r.err then return { i, r.err } end
+end
+return #KEYS]],
 }
 
 ---------------------------------------------------------------------------------------------------
@@ -475,37 +495,73 @@ end
 -- trip for them all. With a client that sends apart from receiving (hiredis), the batch is only
 -- sent: the replies of the batch before are read meanwhile, and finish_puts reads the last ones.
 -- true, or nil and why.
+-- Leads per script call in an import, outside a Redis Cluster.
+local IMPORT_GROUP = 100
+
+-- Whether the server is a Redis Cluster node (asked once): there a script may only touch one hash
+-- slot, so an import writes each lead with a script call of its own.
+local function in_cluster(self)
+  if self.cluster == nil then
+    local info = self.client:call("info", "cluster")
+    self.cluster = type(info) == "string" and info:find("cluster_enabled:1", 1, true) ~= nil
+  end
+  return self.cluster
+end
+
 function RedisStore:put_leads(leads)
   local client = self.client
-  local sha = self.sha.import
+  local grouped = not in_cluster(self)
+  local name = grouped and "import_many" or "import"
+  local sha = self.sha[name]
   if not sha then
-    local loaded, err = client:call("script", "load", SCRIPTS.import)
+    local loaded, err = client:call("script", "load", SCRIPTS[name])
     if not loaded then return nil, err end
     sha = loaded
-    self.sha.import = sha
+    self.sha[name] = sha
   end
   local commands, prefix = {}, self.prefix
-  for i, lead in ipairs(leads) do   -- keys made here: a million ids would only churn self:key's cache
-    commands[i] = { "evalsha", sha, "1", prefix .. "{" .. lead[1] .. "}", lead[2], lead[4] or "" }
+  if grouped then
+    for first = 1, #leads, IMPORT_GROUP do
+      local last = math.min(first + IMPORT_GROUP - 1, #leads)
+      local cmd = { "evalsha", sha, tostring(last - first + 1) }
+      for i = first, last do cmd[#cmd + 1] = prefix .. "{" .. leads[i][1] .. "}" end
+      for i = first, last do
+        cmd[#cmd + 1] = leads[i][2]
+        cmd[#cmd + 1] = leads[i][4] or ""
+      end
+      commands[#commands + 1] = cmd
+    end
+  else
+    for i, lead in ipairs(leads) do   -- keys made here: a million ids would only churn self:key's cache
+      commands[i] = { "evalsha", sha, "1", prefix .. "{" .. lead[1] .. "}", lead[2], lead[4] or "" }
+    end
   end
+  local sent = { leads = leads, grouped = grouped, count = #commands }
   if client.send then
     local ok, err = client:send(commands)
     if not ok then return nil, err end
     local done
     done, err = self:finish_puts()
-    self.sent = leads
+    self.sent = sent
     return done, err
   end
-  local _, errors = client:pipeline(commands)
-  if _ == nil then return nil, errors end
-  return self:check_puts(leads, errors)
+  local replies, errors = client:pipeline(commands)
+  if replies == nil then return nil, errors end
+  return self:check_puts(sent, replies, errors)
 end
 
-function RedisStore:check_puts(leads, errors)
-  if errors then
-    for i = 1, #leads do
-      if errors[i] then return nil, format("redis: lead '%s': %s", leads[i][1], errors[i]) end
+-- The first lead Redis refused, from the replies of a batch (a grouped call answers { index, error }
+-- for the lead it stopped at): true, or nil and why.
+function RedisStore:check_puts(sent, replies, errors)
+  local leads = sent.leads
+  for c = 1, sent.count do
+    local first = sent.grouped and (c - 1) * IMPORT_GROUP or c - 1
+    local err, at = errors and errors[c], first + 1
+    local r = type(replies) == "table" and replies[c]
+    if not err and sent.grouped and type(r) == "table" then
+      at, err = first + (tonumber(r[1]) or 1), tostring(r[2])
     end
+    if err then return nil, format("redis: lead '%s': %s", tostring(leads[at] and leads[at][1]), err) end
   end
   return true
 end
@@ -515,9 +571,10 @@ function RedisStore:finish_puts()
   local sent = self.sent
   if not sent then return true end
   self.sent = nil
-  local replies, errors = self.client:receive(#sent, true)   -- only the errors matter
+  -- one lead a reply: only the errors matter; grouped, a reply may name the lead it stopped at
+  local replies, errors = self.client:receive(sent.count, not sent.grouped)
   if not replies then return nil, errors end
-  return self:check_puts(sent, errors)
+  return self:check_puts(sent, replies, errors)
 end
 
 function RedisStore:close()
@@ -637,8 +694,10 @@ end
 
 -- Imports lines (an iterator of strings) into a store; count, or nil and why. batch: leads per
 -- round trip to Redis.
-function _M.import(store, lines, batch)
-  batch = batch or 1000
+-- The lines of an export into a store: the count of leads, or nil and why. A damaged line, or a lead
+-- the store refuses, stops the import there: the leads before it are written, and the replies of
+-- what was sent are read either way (a store's connection is left in step for its next call).
+local function import_lines(store, lines, batch)
   local count, n, pending = 0, 0, {}
   local first = true
   for text in lines do
@@ -672,11 +731,16 @@ function _M.import(store, lines, batch)
     local ok, err = store:put_leads(pending)
     if not ok then return nil, err end
   end
-  if store.finish_puts then
-    local ok, err = store:finish_puts()
-    if not ok then return nil, err end
-  end
   return count
+end
+
+function _M.import(store, lines, batch)
+  local count, err = import_lines(store, lines, batch or 1000)
+  if store.finish_puts then
+    local ok, ferr = store:finish_puts()
+    if count and not ok then return nil, ferr end
+  end
+  return count, err
 end
 
 return _M
