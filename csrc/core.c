@@ -1,5 +1,6 @@
 /* leadq.core: the one exported symbol; each binding file adds its part of the module. */
 #include <time.h>
+#include <unistd.h>
 
 #include "compat.h"
 #include "bindings.h"
@@ -15,8 +16,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 5: redis_connect() and its connection's call, pipeline, close (leadq.store for plain Lua hosts).
 ** 6: hmac_sha256(), hmac_sha256_verify() (the webhooks' signatures, by libcrypto).
 ** 7: save_snapshot(), read_snapshot(), is_snapshot() (columnar snapshots).
-** 8: a funnel result's csv() (the CSV written in C). */
-#define LQ_INTERFACE 8
+** 8: a funnel result's csv() (the CSV written in C).
+** 9: cpus(); calendar(); state_line(); a Redis connection's receive_lines(); read_csv's columns_optional. */
+#define LQ_INTERFACE 9
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
@@ -42,6 +44,13 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* core.cpus() -> the processors online (sysconf), at least 1: what a batch command's threads default to. */
+static int l_cpus(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n >= 1 ? (lua_Integer)n : 1);
+  return 1;
+}
+
 LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);
@@ -64,5 +73,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_setfield(L, -2, "interface");
   lua_pushcfunction(L, l_now);
   lua_setfield(L, -2, "now");
+  lua_pushcfunction(L, l_cpus);
+  lua_setfield(L, -2, "cpus");
   return 1;
 }

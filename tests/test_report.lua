@@ -259,6 +259,9 @@ function M.TestReport.test_command()
     .. "--spend %s --reached customer --out %s", BUILD, s.leads, s.events, s.transitions, s.spend, out_file))
   lu.assertStrContains(out, "exit=0")
   lu.assertStrContains(out, "wrote " .. out_file)
+  -- every processor by default, as many as --threads says otherwise
+  local cpus = require("leadq.core").cpus()
+  lu.assertStrContains(out, string.format("on %d thread%s", cpus, cpus == 1 and "" or "s"))
   local d = data_block(h.read(out_file))
   lu.assertTrue(d.outcome.roc.auc > 0.5)
   -- the outcome section's numbers are `leadq evaluate`'s, and its exact ROC agrees with evaluate's AUC
@@ -277,6 +280,9 @@ function M.TestReport.test_command()
     lu.assertEquals(d.outcome.evaluate.rules[i].id, r.id)
     lu.assertEquals(d.outcome.evaluate.rules[i].fired, r.fired)
   end
+  out = run(string.format("%s/leadq report --rules rules/mql.lua --leads %s --out %s --threads 1", BUILD, s.leads,
+    out_file))
+  lu.assertStrContains(out, " s on 1 thread\n")
   out = run(string.format("%s/leadq report --rules rules/mql.lua --leads %s --out %s --reached customer", BUILD,
     s.leads, out_file))
   lu.assertStrContains(out, "--reached needs --transitions")
