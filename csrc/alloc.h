@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Same contract as lua_Alloc: nsize 0 frees, otherwise (re)allocates. */
@@ -46,6 +47,18 @@ static inline void *lq_mem_resize(const lq_allocator *a, void *p, size_t osize, 
 /* A block of size bytes (the size it was made with); NULL is fine. */
 static inline void lq_mem_free(const lq_allocator *a, void *p, size_t size) {
   if (p != NULL) a->fn(a->ud, p, size > 0 ? size : 1, 0);
+}
+
+/* The C library's heap under lua_Alloc's contract: for memory no Lua state owns (the threads of a
+** parallel read, the fuzz targets). */
+static inline void *lq_system_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  if (nsize == 0) {
+    free(p);
+    return NULL;
+  }
+  return realloc(p, nsize);
 }
 
 /* The allocator's own call, lua_Alloc's contract as it is: nsize 0 frees p (osize bytes) and gives

@@ -1719,16 +1719,6 @@ typedef struct parallel_read {
   int next;               /* the next chunk to parse (atomic) */
 } parallel_read;
 
-static void *system_alloc(void *ud, void *p, size_t osize, size_t nsize) {
-  (void)ud;
-  (void)osize;
-  if (nsize == 0) {
-    free(p);
-    return NULL;
-  }
-  return realloc(p, nsize);
-}
-
 /* Bytes read by every chunk (and the header), for the main loader's progress calls. */
 static double parallel_bytes_done(const parallel_read *job) {
   double total = (double)job->chunks[0].start;
@@ -1774,7 +1764,7 @@ static int chunk_init(parallel_read *job, chunk *c) {
   int i;
   c->ld = ld;
   ld->o = m->o;
-  ld->alloc.fn = system_alloc;
+  ld->alloc.fn = lq_system_alloc;
   ld->alloc.ud = NULL;
   ld->rd.alloc = &ld->alloc;
   ld->err = c->err;

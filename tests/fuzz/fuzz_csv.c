@@ -12,16 +12,6 @@
 
 #include "csv_reader.h"
 
-static void *fuzz_alloc(void *ud, void *p, size_t osize, size_t nsize) {
-  (void)ud;
-  (void)osize;
-  if (nsize == 0) {
-    free(p);
-    return NULL;
-  }
-  return realloc(p, nsize);
-}
-
 /* Every reject message and every cell read once: ASan sees a stray byte. */
 static void read_all(const lq_table *t) {
   char buf[LQ_MESSAGE_MAX];
@@ -96,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char separators[4] = { 0, ',', ';', '\t' };
-  lq_allocator a = { fuzz_alloc, NULL };
+  lq_allocator a = { lq_system_alloc, NULL };
   lq_csv_options o;
   lq_table *from_string = NULL, *from_file = NULL, *threaded = NULL;
   char err[LQ_MESSAGE_MAX], err2[LQ_MESSAGE_MAX], err3[LQ_MESSAGE_MAX], path[64];

@@ -9,16 +9,6 @@
 
 #include "snapshot.h"
 
-static void *fuzz_alloc(void *ud, void *p, size_t osize, size_t nsize) {
-  (void)ud;
-  (void)osize;
-  if (nsize == 0) {
-    free(p);
-    return NULL;
-  }
-  return realloc(p, nsize);
-}
-
 static void fail_at(int line, const char *what) {
   fprintf(stderr, "fuzz_snapshot.c:%d: %s does not hold\n", line, what);
   abort();
@@ -75,7 +65,7 @@ static void visit(const lq_table *t) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  lq_allocator a = { fuzz_alloc, NULL };
+  lq_allocator a = { lq_system_alloc, NULL };
   lq_table *tables[LQ_SNAPSHOT_MAX_TABLES];
   unsigned char *copy = (unsigned char *)malloc(size ? size : 1);
   char err[512];

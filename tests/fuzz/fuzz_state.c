@@ -9,16 +9,6 @@
 
 #include "feature_set.h"
 
-static void *fuzz_alloc(void *ud, void *p, size_t osize, size_t nsize) {
-  (void)ud;
-  (void)osize;
-  if (nsize == 0) {
-    free(p);
-    return NULL;
-  }
-  return realloc(p, nsize);
-}
-
 static void fail_at(int line, const char *what) {
   fprintf(stderr, "fuzz_state.c:%d: %s does not hold\n", line, what);
   abort();
@@ -33,7 +23,7 @@ static lq_feature_set *make_set(void) {
     { LQ_FEAT_FIRST, "first_seen", "*", 0 }, { LQ_FEAT_LAST, "last_send", "email_send", 0 },
     { LQ_FEAT_DAYS_SINCE_LAST, "idle", "page_view", 0 },
   };
-  lq_allocator a = { fuzz_alloc, NULL };
+  lq_allocator a = { lq_system_alloc, NULL };
   lq_feature_set *fs = lq_fs_new(a);
   size_t i;
   need(fs != NULL);
