@@ -48,6 +48,7 @@ void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const lu
 
 void lq_open_table(lua_State *L);
 void lq_open_csv_reader(lua_State *L);
+void lq_open_csv_writer(lua_State *L);
 void lq_open_random(lua_State *L);
 void lq_open_gen_events(lua_State *L);
 void lq_open_funnel(lua_State *L);

@@ -17,8 +17,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 6: hmac_sha256(), hmac_sha256_verify() (the webhooks' signatures, by libcrypto).
 ** 7: save_snapshot(), read_snapshot(), is_snapshot() (columnar snapshots).
 ** 8: a funnel result's csv() (the CSV written in C).
-** 9: cpus(); calendar(); state_line(); a Redis connection's receive_lines(); read_csv's columns_optional. */
-#define LQ_INTERFACE 9
+** 9: cpus(); calendar(); state_line(); a Redis connection's receive_lines(); read_csv's columns_optional.
+** 10: write_csv_columns() (the scores' CSV written in C). */
+#define LQ_INTERFACE 10
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
@@ -55,6 +56,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);
   lq_open_csv_reader(L);
+  lq_open_csv_writer(L);
   lq_open_random(L);
   lq_open_gen_events(L);
   lq_open_funnel(L);

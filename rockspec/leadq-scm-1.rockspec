@@ -59,6 +59,8 @@ build = {
         "csrc/table_append.c",
         "csrc/table_binding.c",
         "csrc/csv_reader_binding.c",
+        "csrc/csv_writer.c",
+        "csrc/csv_writer_binding.c",
         "csrc/working_hours.c",
         "csrc/working_hours_binding.c",
       },

@@ -59,7 +59,7 @@ function T.test_every_phase_of_a_run_with_events_and_output()
   end
   -- the phases are parts of the whole (each rounded to a millisecond)
   lu.assertTrue(sum <= total + 0.006, line)
-  lu.assertTrue(list[3][2] > 0 and list[6][2] > 0, line)
+  lu.assertTrue(list[3][2] > 0, line)   -- the core writes this small file in well under a millisecond
   -- the line follows the scored line
   lu.assertStrContains(text, "2 threads), wrote " .. d .. "/scored.csv\ntime: ")
 end

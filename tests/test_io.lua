@@ -169,6 +169,38 @@ function TestFormat.test_jsonl_holds_the_csv_values()
   helpers.remove_dir(dir)
 end
 
+-- The scores' CSV is written by the core (core.write_csv_columns); the Lua writer still writes the
+-- other cases (extra columns, JSON lines, standard output). Both give the same bytes, for every type
+-- of cell and the values CSV must quote.
+function TestFormat.test_the_core_writes_what_the_lua_writer_writes()
+  local core = require("leadq.core")
+  local score_cli = require("leadq.cli.score")
+  local t = leadq.table({
+    { id = "plain", n = 3, x = 0.1234567, b = true, c = "mql" },
+    { id = 'has "quotes"', n = -0.0, x = 1e15, b = false, c = "a,b" },
+    { id = "line\nbreak", n = 2 ^ 53, x = -1e-7, c = "cr\r" },
+    { n = 1 / 0, x = -1 / 0 },
+    { id = "", n = 999999999999999, x = 123456.7, b = true, c = "" },   -- no tie: LuaJIT's %g rounds ties up
+  }, { id = "text", n = "number", x = "number", b = "boolean", c = "category" })
+  local dir = helpers.tmpdir()
+  local names = { "id", "n", "x", "b", "c" }
+  local specs, cols = {}, {}
+  for i, name in ipairs(names) do
+    specs[i] = { name = name, table = t, column = name }
+    cols[i] = t:column(name)
+  end
+  specs[6], names[6] = { name = "row", row = true }, "row"
+  cols[6] = { 1, 2, 3, 4, 5 }
+  assert(core.write_csv_columns(dir .. "/c.csv", #t, specs))
+  assert(score_cli.write_rows(dir .. "/lua.csv", names, cols, #t, "csv"))
+  lu.assertEquals(read(dir .. "/c.csv"), read(dir .. "/lua.csv"))
+  lu.assertStrContains(read(dir .. "/c.csv"), '"has ""quotes""",0,1e+15,false,"a,b",2\n')
+  local ok, err = core.write_csv_columns(dir .. "/no/such/dir.csv", #t, specs)
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "cannot write " .. dir .. "/no/such/dir.csv")
+  helpers.remove_dir(dir)
+end
+
 local TestTrackEvents = {}
 
 local SEGMENT = table.concat({

@@ -161,6 +161,12 @@ _M.write_rows = write_rows
 -- them), as CSV or JSON lines.
 local function write_csv(path, tbl, result, extra, fmt, prefix)
   local names = output_columns(result)
+  if (fmt or "csv") == "csv" and path ~= "-" and not (extra and (extra.name or #extra > 0)) then
+    -- the plain case, written by the core straight from the tables: the same bytes as write_rows
+    local cols = { tbl:has("id") and { name = "id", table = tbl, column = "id" } or { name = "id", row = true } }
+    for _, n in ipairs(names) do cols[#cols + 1] = { name = (prefix or "") .. n, table = result, column = n } end
+    return require("leadq.core").write_csv_columns(path, #tbl, cols)
+  end
   local cols = {}
   for i, n in ipairs(names) do cols[i + 1] = column_values(result, n) end
   if prefix then   -- one model's columns named as in a run of several: "mql.total"
