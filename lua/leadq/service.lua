@@ -326,15 +326,7 @@ function Service:lead(id)
   local entry = self.cache[id]
   local text, version = self.store:get(entry and entry.profile_key or PROFILE .. id)
   if text == nil then return nil end
-  version = version or 0   -- 0: no flags (stored before versions were kept)
-  if entry and entry.text == text and entry.version == version then return entry end
-  entry = new_entry(text, (json.decode(text)))
-  entry.version = version
-  entry.profile_key, entry.lock_key, entry.state_key = PROFILE .. id, LOCK .. id, STATE .. id
-  if self.cache_count >= CACHE_LEADS then self.cache, self.cache_count = {}, 0 end
-  if not self.cache[id] then self.cache_count = self.cache_count + 1 end
-  self.cache[id] = entry
-  return entry
+  return self:cached_lead(id, text, version or 0)   -- 0: no flags (stored before versions were kept)
 end
 
 -- The lead's lock (across workers), or nil and the refusal: 409 busy, or 507 when the store is full.
@@ -539,7 +531,8 @@ local function unavailable(err)
   return refuse(503, "lead store unavailable, try again: " .. tostring(err), RETRY_AFTER)
 end
 
--- The cached lead for a profile text and version read from the store (as Service:lead keeps them).
+-- The cached lead for a profile text and version read from the store: the one kept while they are
+-- unchanged, else the profile decoded and kept (Service:lead and the compare-and-set path).
 function Service:cached_lead(id, text, version)
   local entry = self.cache[id]
   if entry and entry.text == text and entry.version == version then return entry end
