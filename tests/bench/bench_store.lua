@@ -13,25 +13,15 @@ local CONNECTIONS = tonumber(os.getenv("LEADQ_BENCH_CONNECTIONS")) or 8
 local LEADS = 1000
 local MOVED = tonumber(os.getenv("LEADQ_BENCH_STATE_LEADS")) or 1000000
 
-local function run(cmd)
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  local ok = p:close()
-  return out, ok == true or ok == 0
-end
+local run = harness.run
 
 local function fail(message)
   print("bench: store: not run: " .. message)
 end
 
-local deps_out, deps_ok = run(".ci/install-deps openresty bench redis 2>&1")
-if not deps_ok then return fail(deps_out) end
-local available, why = harness.available()
-if not available then return fail(why) end
-if not os.execute("command -v wrk >/dev/null 2>&1") then return fail("wrk is not installed") end
-local BUILD = os.getenv("LEADQ_BUILD") or "build"
-local build_out, build_ok = run("make --no-print-directory BUILD=" .. harness.quote(BUILD) .. " LUA=luajit core 2>&1")
-if not build_ok then return fail("make LUA=luajit core failed:\n" .. build_out) end
+-- nginx runs LuaJIT: the C module must be the LuaJIT build (harness.bench_setup makes it).
+local BUILD, why = harness.bench_setup("openresty bench redis")
+if not BUILD then return fail(why) end
 
 local root = harness.root()
 local rules = root .. "/tests/nginx/rules/engagement.lua"

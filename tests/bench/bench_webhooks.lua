@@ -17,25 +17,15 @@ local LEADS = 1000
 local FACTS = tonumber(os.getenv("LEADQ_BENCH_WEBHOOKS")) or 10000
 local SECRET = "bench-secret"
 
-local function run(cmd)
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  local ok = p:close()
-  return out, ok == true or ok == 0
-end
+local run = harness.run
 
 local function fail(message)
   print("bench: webhooks: not run: " .. message)
 end
 
-local deps_out, deps_ok = run(".ci/install-deps openresty bench 2>&1")
-if not deps_ok then return fail(deps_out) end
-local available, why = harness.available()
-if not available then return fail(why) end
-if not os.execute("command -v wrk >/dev/null 2>&1") then return fail("wrk is not installed") end
-local BUILD = os.getenv("LEADQ_BUILD") or "build"
-local build_out, build_ok = run("make --no-print-directory BUILD=" .. harness.quote(BUILD) .. " LUA=luajit core 2>&1")
-if not build_ok then return fail("make LUA=luajit core failed:\n" .. build_out) end
+-- nginx runs LuaJIT: the C module must be the LuaJIT build (harness.bench_setup makes it).
+local BUILD, why = harness.bench_setup("openresty bench")
+if not BUILD then return fail(why) end
 
 local root = harness.root()
 local lib_dir = root .. "/" .. BUILD .. "/lib/luajit"

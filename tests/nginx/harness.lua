@@ -26,6 +26,7 @@ local function run(cmd)   -- the command's stdout, and whether it succeeded
   local ok = p:close()
   return out, ok == true or ok == 0
 end
+H.run = run
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -74,6 +75,21 @@ function H.available()
 end
 
 -- Installs the openresty package set if anything is missing (a no-op otherwise).
+-- What a bench against nginx needs, made ready: the packages (`.ci/install-deps SETS`), nginx with its
+-- Lua module, wrk, and the LuaJIT build of the core that nginx loads. The build folder (LEADQ_BUILD,
+-- else build), or nil and why the bench cannot run.
+function H.bench_setup(sets)
+  local out, ok = run(".ci/install-deps " .. sets .. " 2>&1")
+  if not ok then return nil, out end
+  local available, why = H.available()
+  if not available then return nil, why end
+  if not os.execute("command -v wrk >/dev/null 2>&1") then return nil, "wrk is not installed" end
+  local build = os.getenv("LEADQ_BUILD") or "build"
+  out, ok = run("make --no-print-directory BUILD=" .. quote(build) .. " LUA=luajit core 2>&1")
+  if not ok then return nil, "make LUA=luajit core failed:\n" .. out end
+  return build
+end
+
 function H.install_deps()
   local out, ok = run(".ci/install-deps openresty 2>&1")
   if not ok then return nil, "install-deps openresty failed: " .. out end
