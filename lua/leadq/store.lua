@@ -334,16 +334,21 @@ end
 
 -- Runs one of SCRIPTS: EVALSHA, loading the script first when this worker has no SHA for it or the
 -- server forgot it (NOSCRIPT after a restart or SCRIPT FLUSH).
+-- The SHA of one of SCRIPTS, loaded into Redis on first use (and again once Redis forgot it).
+local function script_sha(self, name)
+  local sha = self.sha[name]
+  if sha then return sha end
+  local loaded, err = self.client:call("script", "load", SCRIPTS[name])
+  if not loaded then return nil, err end
+  self.sha[name] = loaded
+  return loaded
+end
+
 function RedisStore:script(name, key, ...)
   local client = self.client
   for _ = 1, 2 do
-    local sha = self.sha[name]
-    if not sha then
-      local loaded, err = client:call("script", "load", SCRIPTS[name])
-      if not loaded then return nil, err end
-      sha = loaded
-      self.sha[name] = sha
-    end
+    local sha, lerr = script_sha(self, name)
+    if not sha then return nil, lerr end
     local res, err, kind = client:call("evalsha", sha, 1, key, ...)
     if res ~= nil or kind ~= "redis" or not find(err, "NOSCRIPT", 1, true) then return res, err end
     self.sha[name] = nil
@@ -511,14 +516,8 @@ end
 function RedisStore:put_leads(leads)
   local client = self.client
   local grouped = not in_cluster(self)
-  local name = grouped and "import_many" or "import"
-  local sha = self.sha[name]
-  if not sha then
-    local loaded, err = client:call("script", "load", SCRIPTS[name])
-    if not loaded then return nil, err end
-    sha = loaded
-    self.sha[name] = sha
-  end
+  local sha, lerr = script_sha(self, grouped and "import_many" or "import")
+  if not sha then return nil, lerr end
   local commands, prefix = {}, self.prefix
   if grouped then
     for first = 1, #leads, IMPORT_GROUP do
