@@ -68,12 +68,7 @@ local OPTIONS = {
   sla_working = "the reactions' SLA in working hours (reactions:funnel_sla()): { hours =, calendar = }",
 }
 
-local function is_list(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
+local is_list = require("leadq.util").is_list
 
 local function check_name(name, what)
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or #name > 47 then

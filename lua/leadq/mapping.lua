@@ -28,12 +28,7 @@ local EXPORT_KEYS = { "id", "fields", "values" }
 local DECIMALS = { ["."] = true, [","] = true }
 local THOUSANDS = { [","] = true, ["."] = true, [" "] = true, ["'"] = true, none = true }
 
-local function is_list(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n == #t
-end
+local is_list = require("leadq.util").is_list
 
 local function set_of(list)
   local s = {}

@@ -173,6 +173,14 @@ function _M.csv_field(v)
   return v
 end
 
+-- Whether t is a table holding a sequence 1..n and nothing else (a list, not a record).
+function _M.is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
 -- "a, b,c" or { "a", "b,c" } (a flag given twice) -> { "a", "b", "c" }: items trimmed, empty ones
 -- dropped; nil stays nil (an option not given).
 function _M.split_list(value)
