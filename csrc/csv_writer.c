@@ -34,21 +34,31 @@ static void put_char(out_buffer *b, char c) {
   b->data[b->n++] = c;
 }
 
-/* Text as one CSV field: quoted, quotes doubled, when it holds a comma, a quote or a line break. */
-static void put_text(out_buffer *b, const char *s, size_t len) {
-  size_t i;
+void lq_csv_put_field(lq_csv_put_fn put_bytes, void *ud, const char *s, size_t len) {
+  size_t i, from;
   for (i = 0; i < len; i++)
     if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n') break;
   if (i == len) {
-    put(b, s, len);
+    put_bytes(ud, s, len);
     return;
   }
-  put_char(b, '"');
-  for (i = 0; i < len; i++) {
-    if (s[i] == '"') put_char(b, '"');
-    put_char(b, s[i]);
-  }
-  put_char(b, '"');
+  put_bytes(ud, "\"", 1);
+  for (i = from = 0; i < len; i++)
+    if (s[i] == '"') {   /* the run up to and with the quote, then the quote again */
+      put_bytes(ud, s + from, i + 1 - from);
+      put_bytes(ud, "\"", 1);
+      from = i + 1;
+    }
+  put_bytes(ud, s + from, len - from);
+  put_bytes(ud, "\"", 1);
+}
+
+static void put_to_buffer(void *ud, const char *s, size_t len) {
+  put((out_buffer *)ud, s, len);
+}
+
+static void put_text(out_buffer *b, const char *s, size_t len) {
+  lq_csv_put_field(put_to_buffer, b, s, len);
 }
 
 static void put_number(out_buffer *b, double v) {

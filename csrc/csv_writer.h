@@ -6,6 +6,12 @@
 
 #include "table.h"
 
+/* Text as one CSV field, through put(ud, bytes, n): quoted, quotes doubled, when it holds a comma, a
+** quote or a line break (RFC 4180); as it is otherwise. The scores' writer and the funnel's CSV
+** result both write their fields with it. */
+typedef void (*lq_csv_put_fn)(void *ud, const char *s, size_t n);
+void lq_csv_put_field(lq_csv_put_fn put, void *ud, const char *s, size_t len);
+
 /* One column of the output: a table's column, or (column NULL) the row number from 1. */
 typedef struct lq_csv_out_column {
   const char *name;

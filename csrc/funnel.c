@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv_writer.h"
 #include "funnel.h"
 
 /* ---------------------------------------------------------------- memory (alloc.h: lq_mem_call) */
@@ -1685,21 +1686,13 @@ int lq_funnel_output_pairs(const lq_funnel_result *r, int *from, int *to) {
   return n;
 }
 
-/* A CSV field: quoted when it holds a separator, a quote or a line break, quotes doubled. */
+static void put_to_outbuf(void *ud, const char *s, size_t len) {
+  put((outbuf *)ud, s, len);
+}
+
+/* A CSV field (csv_writer.c: quoted when it must be). */
 static void put_field(outbuf *b, const char *s, size_t len) {
-  size_t i;
-  int quote = 0;
-  for (i = 0; i < len && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
-  if (!quote) {
-    put(b, s, len);
-    return;
-  }
-  put(b, "\"", 1);
-  for (i = 0; i < len; i++) {
-    if (s[i] == '"') put(b, "\"", 1);
-    put(b, s + i, 1);
-  }
-  put(b, "\"", 1);
+  lq_csv_put_field(put_to_outbuf, b, s, len);
 }
 
 static void put_fixed(outbuf *b, const char *fmt, double v) {
