@@ -26,6 +26,8 @@ local options = {
   merge = { type = "string", help = "partial results to merge and report, comma-separated (no --transitions)" },
   rejects = { type = "string", help = "write every rejected transition row to this CSV"
     .. " (file,line,lead,stage,at,message)" },
+  threads = { type = "integer", help = "threads that read the files, check the log and aggregate (default: the"
+    .. " machine's processors; the answer is the same for any)" },
 }
 
 local MAP_KEYS = { lead = true, stage = true, at = true, reason = true, owner = true, stage_is = true }
@@ -101,19 +103,21 @@ local function run(opts, out)
     sla, working = from_script.sla_days, from_script.sla_working
   end
   if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
+  local threads = opts.threads or require("leadq.core").cpus()
+  if threads < 1 or threads > 256 then return cli.fail(out, "--threads must be 1 to 256", 2) end
   if #inputs > 0 and opts.merge then
     return nil, "--merge reads partial results, not --transitions: give one or the other"
   end
   return print_run({ transitions = inputs, leads = opts.leads, id = opts.id, by = opts.by, spend = opts.spend,
     format = opts.format, stages = opts.stages, sla_days = sla, sla_working = working, implied = not opts["no-implied"],
-    part = opts.part, merge = opts.merge }, opts.rejects, out)
+    part = opts.part, merge = opts.merge, threads = threads }, opts.rejects, out)
 end
 
 cli.commands.funnel = {
   summary = "funnel volumes, conversion, velocity, hand-off SLA and cost by lead dimensions and cohorts",
   usage = "funnel --transitions CSV [--map SPEC] [--leads CSV [--id COL]] [--by DIM,...] [--spend CSV]"
     .. " [--format table|wide|csv|json] [--stages a,b,...] [--sla-days N | --reactions FILE] [--no-implied]"
-    .. " [--part FILE | --merge FILE,...] [--rejects CSV]",
+    .. " [--part FILE | --merge FILE,...] [--rejects CSV] [--threads N]",
   options = options,
   run = run,
 }
