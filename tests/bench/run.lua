@@ -8,7 +8,7 @@
 -- after 90 s), which the ratios survive and the absolute goals (leads/s) do not.
 local ORDER = { "bench_score", "bench_service", "bench_webhooks", "bench_store", "bench_read_csv", "bench_snapshot",
   "bench_features", "bench_duckdb", "bench_evaluate", "bench_fit", "bench_accounts", "bench_report",
-  "bench_funnel_csv", "bench_funnel" }
+  "bench_funnel_csv", "bench_duckdb_funnel", "bench_funnel" }
 local rank = {}
 for i, name in ipairs(ORDER) do rank[name] = i end
 package.path = "lua/?.lua;lua/?/init.lua;tests/?.lua;tests/bench/?.lua;" .. package.path
