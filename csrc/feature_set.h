@@ -182,6 +182,8 @@ typedef struct lq_compute_report {
   double counters[LQ_N_COUNTERS];
   size_t *unknown_rows;     /* event rows (0-based) of unknown leads, the first max_unknown */
   size_t nunknown_rows, unknown_cap;
+  char *unknown_ids;        /* the events stream: their lead ids, each NUL-terminated, in row order */
+  size_t unknown_ids_len;
 } lq_compute_report;
 
 /* On up to nthreads threads (fewer for few events); the same values and report for any number. */
@@ -189,5 +191,24 @@ int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *i
                   const lq_table *events, double as_of, size_t max_unknown, int nthreads,
                   lq_table **out, lq_compute_report *report, char *err, size_t errlen);
 void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report);
+
+/* For the events stream (event_stream.c), which makes the engine events itself: the bulk pass over
+** them (rows: each one's lead row; every one is folded; report holds the stream's counts and gets the
+** noise counters), and a lead id cell as bytes (tmp holds a number's text). */
+int lq_fs_compute_made(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
+                       const int32_t *rows, const lq_event *events, size_t n, double as_of, int nthreads,
+                       lq_table **out, lq_compute_report *report, char *err, size_t errlen);
+int lq_fs_column_string(const lq_column *c, size_t row, char *tmp, size_t tmplen, const char **s, size_t *len);
+
+/* Or the stream folds each lead's events itself, on its threads (a folder each): begin makes the result
+** and the folders (before any thread starts); fold folds one lead's events, in file order, into its row
+** (tmp: sort scratch of n events), or gives 1 without folding when the lead was folded before (its
+** events are not all in one run: the caller then folds them all through lq_fs_compute_made); end gives
+** the result (out NULL: drops it) with the noise counters summed into report, and frees the rest. */
+typedef struct lq_fold_pass lq_fold_pass;
+int lq_fs_fold_begin(const lq_feature_set *fs, const lq_table *leads, const char *id_column, double as_of,
+                     int nfolders, lq_fold_pass **out, char *err, size_t errlen);
+int lq_fs_fold(lq_fold_pass *p, int folder, int32_t row, lq_event *ev, size_t n, lq_event *tmp);
+int lq_fs_fold_end(lq_fold_pass *p, lq_compute_report *report, lq_table **out);
 
 #endif

@@ -853,7 +853,7 @@ static void sort_events(const lq_feature_set *fs, lq_event *ev, lq_event *tmp, s
   if (src != ev) memcpy(ev, src, n * sizeof(lq_event));
 }
 
-static int column_string(const lq_column *c, size_t row, char *tmp, size_t tmplen, const char **s, size_t *len) {
+int lq_fs_column_string(const lq_column *c, size_t row, char *tmp, size_t tmplen, const char **s, size_t *len) {
   switch (c->type) {
     case LQ_CATEGORY:
       if (c->codes[row] == LQ_MISSING_CODE) return 0;
@@ -897,7 +897,7 @@ static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const i
     const lq_column *c = leads->cols[cols[k]];
     const char *s;
     size_t len;
-    if (column_string(c, row, tmp, sizeof tmp, &s, &len) && lq_fs_filter_match(fs, fs->lead_filters[k], s, len))
+    if (lq_fs_column_string(c, row, tmp, sizeof tmp, &s, &len) && lq_fs_filter_match(fs, fs->lead_filters[k], s, len))
       return 1;
   }
   return 0;
@@ -947,6 +947,7 @@ typedef struct event_source {
   const int32_t *type_codes;
   const double *at_num, *value_num;  /* value_num: NULL when the events have no value column */
   const uint8_t *type_filtered;
+  const lq_event *made;              /* events made already (the events stream): no table to read */
 } event_source;
 
 /* The filter bits of event row i (only for types some filtered feature counts). */
@@ -967,7 +968,12 @@ static void event_filters(const event_source *src, size_t i, lq_event *e) {
 
 /* Small and per event: inline, with the rare filter work out of line. */
 static inline void make_event(const event_source *src, size_t i, lq_event *e) {
-  int32_t t = src->type_map[src->type_codes[i]];
+  int32_t t;
+  if (src->made != NULL) {
+    *e = src->made[i];
+    return;
+  }
+  t = src->type_map[src->type_codes[i]];
   e->at = src->at_num[i];
   e->value = src->value_num ? src->value_num[i] : NAN;
   e->type = t;
@@ -980,6 +986,9 @@ void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report)
   report->unknown_cap = 0;
   report->unknown_rows = NULL;
   report->nunknown_rows = 0;
+  lq_mem_free(&fs->alloc, report->unknown_ids, report->unknown_ids_len);
+  report->unknown_ids = NULL;
+  report->unknown_ids_len = 0;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
@@ -991,6 +1000,8 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
 typedef struct event_pick {
   const lq_column *leads_of, *types, *at;
   const int32_t *code_row, *type_map;
+  const int32_t *made_rows;     /* events made already: each one's lead row, every one kept (counted
+                                ** by the stream that made them) */
   double as_of;
 } event_pick;
 
@@ -1058,8 +1069,12 @@ struct compute_job {
 
 /* The lead row of event i, or -1 when the event is left out. */
 static inline int32_t event_row_of(const event_pick *p, size_t i) {
-  int32_t lcode = p->leads_of->codes[i], tcode = p->types->codes[i];
-  double at = p->at->numbers[i];
+  int32_t lcode, tcode;
+  double at;
+  if (p->made_rows != NULL) return p->made_rows[i];
+  lcode = p->leads_of->codes[i];
+  tcode = p->types->codes[i];
+  at = p->at->numbers[i];
   if (tcode < 0 || p->type_map[tcode] < 0 || !(at <= p->as_of) || lcode < 0) return -1;   /* NaN: no time */
   return p->code_row[lcode];
 }
@@ -1067,8 +1082,12 @@ static inline int32_t event_row_of(const event_pick *p, size_t i) {
 /* The same, counting why an event is left out. */
 static int32_t event_row(compute_job *j, size_t i) {
   const event_pick *p = j->pick;
-  int32_t lcode = p->leads_of->codes[i], tcode = p->types->codes[i], r;
-  double at = p->at->numbers[i];
+  int32_t lcode, tcode, r;
+  double at;
+  if (p->made_rows != NULL) return p->made_rows[i];
+  lcode = p->leads_of->codes[i];
+  tcode = p->types->codes[i];
+  at = p->at->numbers[i];
   if (tcode < 0 || p->type_map[tcode] < 0) {
     j->ignored += 1;
     return -1;
@@ -1149,7 +1168,7 @@ static void step_pick(compute_job *j) {
 }
 
 /* One lead's events, in file order, into its row of the result (tmp: sort scratch of n events). */
-static void fold_lead(compute_job *j, int32_t row, lq_event *ev, size_t n) {
+static void fold_lead_with(compute_job *j, int32_t row, lq_event *ev, size_t n, lq_event *tmp) {
   const lq_feature_set *fs = j->fs;
   lq_state_core *st = &j->st;
   size_t k;
@@ -1157,11 +1176,15 @@ static void fold_lead(compute_job *j, int32_t row, lq_event *ev, size_t n) {
   core_reset(fs, st, fs->nlead_filters > 0 && lead_flagged(fs, j->leads, j->lead_cols, (size_t)row));
   for (k = 1; k < n; k++)
     if (event_before(fs, &ev[k], &ev[k - 1])) break;
-  if (k < n) sort_events(fs, ev, j->tmp, n);
+  if (k < n) sort_events(fs, ev, tmp, n);
   for (k = 0; k < n; k++) fs_apply(fs, st, &ev[k]);
   fs_values(fs, st, j->as_of, j->vals);
   for (c = 0; c < LQ_N_COUNTERS; c++) j->counters[c] += st->counters[c];
   for (c = 0; c < fs->nfeats; c++) j->res->cols[c]->numbers[row] = j->vals[c];   /* NaN is missing */
+}
+
+static void fold_lead(compute_job *j, int32_t row, lq_event *ev, size_t n) {
+  fold_lead_with(j, row, ev, n, j->tmp);
 }
 
 /* Each lead's events are one run of rows: fold each run as it ends (no row_of: it would be as many
@@ -1304,7 +1327,7 @@ typedef struct join_job {
 
 static int id_at(const lq_column *idc, size_t row, const char **s, size_t *len) {
   char tmp[8];   /* text and category ids: never written */
-  return (idc->type == LQ_TEXT || idc->type == LQ_CATEGORY) && column_string(idc, row, tmp, sizeof tmp, s, len);
+  return (idc->type == LQ_TEXT || idc->type == LQ_CATEGORY) && lq_fs_column_string(idc, row, tmp, sizeof tmp, s, len);
 }
 
 static void join_check(join_job *j) {
@@ -1388,13 +1411,13 @@ static int merge_join(const lq_column *idc, size_t nleads, const lq_dict *dict, 
 
 /* Each job's range of events, cut where the lead_id changes so that a run of one lead's rows stays
 ** in one job (cut elsewhere, the runs would still give the same values, through the other path). */
-static void cut_events(compute_job *jobs, int njobs, const lq_column *lc, size_t nev) {
+static void cut_events(compute_job *jobs, int njobs, const int32_t *leads_of, size_t nev) {
   size_t b = 0;
   int t;
   for (t = 0; t < njobs; t++) {
     size_t e = t == njobs - 1 ? nev : nev / (size_t)njobs * (size_t)(t + 1);
     if (e < b) e = b;
-    while (e > 0 && e < nev && lc->codes[e] == lc->codes[e - 1]) e++;
+    while (e > 0 && e < nev && leads_of[e] == leads_of[e - 1]) e++;
     jobs[t].ev_begin = b;
     jobs[t].ev_end = e;
     b = e;
@@ -1428,13 +1451,30 @@ typedef struct compute_ctx {
   size_t errlen;
 } compute_ctx;
 
-/* The events' lead_id, type, at and (optional) value columns, and each attribute a filter tests,
-** with the types the pass reads them as. */
-static int find_columns(compute_ctx *x, const char *id_column) {
+/* The leads' id column and the column each lead filter (noise: leads) tests. */
+static int find_lead_columns(compute_ctx *x, const char *id_column) {
   const lq_feature_set *fs = x->fs;
-  int ci = lq_table_find(x->leads, id_column), li, ti, ai, vi, k;
+  int ci = lq_table_find(x->leads, id_column), k;
   if (ci < 0) return fail(x->err, x->errlen, "leads have no column '%s' to join events on", id_column);
   x->idc = x->leads->cols[ci];
+  x->lead_cols = (int *)scratch_get(&x->sc, (size_t)(fs->nlead_filters + 1) * sizeof(int));
+  if (x->lead_cols == NULL) return LQ_FS_NOMEM;
+  for (k = 0; k < fs->nlead_filters; k++) {
+    const char *attr = fs->arena + fs->filters[fs->lead_filters[k]].attr;
+    x->lead_cols[k] = lq_table_find(x->leads, attr);
+    if (x->lead_cols[k] < 0) {
+      snprintf(x->err, x->errlen, "leads have no column '%s' (noise: leads)", attr);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The events' lead_id, type, at and (optional) value columns, and each attribute a filter tests,
+** with the types the pass reads them as. */
+static int find_columns(compute_ctx *x) {
+  const lq_feature_set *fs = x->fs;
+  int li, ti, ai, vi, k;
   li = lq_table_find(x->events, "lead_id");
   ti = lq_table_find(x->events, "type");
   ai = lq_table_find(x->events, "at");
@@ -1456,18 +1496,13 @@ static int find_columns(compute_ctx *x, const char *id_column) {
   }
   for (k = 0; k < fs->nfilters; k++) {
     const lq_filter *fl = &fs->filters[k];
-    const lq_table *t = fl->bit < 0 ? x->leads : x->events;
-    int c = lq_table_find(t, fs->arena + fl->attr);
-    if (c < 0) {
-      snprintf(x->err, x->errlen, "%s have no column '%s'%s", fl->bit < 0 ? "leads" : "events", fs->arena + fl->attr,
-               fl->bit < 0 ? " (noise: leads)" : "");
-      return -1;
-    }
-    if (fl->bit >= 0) {
-      x->fcols[fl->bit] = t->cols[c];
-      if (t->cols[c]->type != LQ_CATEGORY && t->cols[c]->type != LQ_TEXT)
-        return fail(x->err, x->errlen, "events column '%s' must be a category or text to filter on", fs->arena + fl->attr);
-    }
+    int c;
+    if (fl->bit < 0) continue;
+    c = lq_table_find(x->events, fs->arena + fl->attr);
+    if (c < 0) return fail(x->err, x->errlen, "events have no column '%s'", fs->arena + fl->attr);
+    x->fcols[fl->bit] = x->events->cols[c];
+    if (x->events->cols[c]->type != LQ_CATEGORY && x->events->cols[c]->type != LQ_TEXT)
+      return fail(x->err, x->errlen, "events column '%s' must be a category or text to filter on", fs->arena + fl->attr);
   }
   return 0;
 }
@@ -1476,15 +1511,11 @@ static int find_columns(compute_ctx *x, const char *id_column) {
 ** usually do), else each lead's id probed in the events' own dictionary (no table to build; a code
 ** already taken means two leads share an id that has events, and the first lead keeps them). */
 static int join_leads(compute_ctx *x) {
-  const lq_feature_set *fs = x->fs;
   const lq_column *lc = x->lc;
   int k;
   size_t i;
   x->code_row = (int32_t *)scratch_get(&x->sc, (size_t)lc->dict.count * sizeof(int32_t));
-  x->lead_cols = (int *)scratch_get(&x->sc, (size_t)(fs->nlead_filters + 1) * sizeof(int));
-  if (x->code_row == NULL || x->lead_cols == NULL) return LQ_FS_NOMEM;
-  for (k = 0; k < fs->nlead_filters; k++)
-    x->lead_cols[k] = lq_table_find(x->leads, fs->arena + fs->filters[fs->lead_filters[k]].attr);
+  if (x->code_row == NULL) return LQ_FS_NOMEM;
   if (merge_join(x->idc, x->nleads, &lc->dict, x->code_row, x->nthreads)) return 0;
   for (k = 0; k < lc->dict.count; k++) x->code_row[k] = -1;
   for (i = 0; i < x->nleads; i++) {
@@ -1492,7 +1523,7 @@ static int join_leads(compute_ctx *x) {
     const char *s;
     size_t len;
     int32_t code;
-    if (!column_string(x->idc, i, tmp2, sizeof tmp2, &s, &len)) continue;
+    if (!lq_fs_column_string(x->idc, i, tmp2, sizeof tmp2, &s, &len)) continue;
     code = lq_dict_find(&lc->dict, s, len);
     if (code < 0) continue;
     if (x->code_row[code] < 0) x->code_row[code] = (int32_t)i;
@@ -1580,7 +1611,7 @@ static int make_jobs(compute_ctx *x) {
   x->jobs = (compute_job *)job_alloc(x->sc.a, (size_t)x->nthreads, sizeof(compute_job));
   if (x->jobs == NULL) return LQ_FS_NOMEM;
   memset(x->jobs, 0, (size_t)x->nthreads * sizeof(compute_job));
-  cut_events(x->jobs, x->nthreads, x->lc, x->nev);
+  cut_events(x->jobs, x->nthreads, x->pick.made_rows ? x->pick.made_rows : x->lc->codes, x->nev);
   for (jt = 0; jt < x->nthreads; jt++) {
     compute_job *j = &x->jobs[jt];
     size_t span = j->ev_end - j->ev_begin;
@@ -1751,45 +1782,129 @@ static void fill_quiet_leads(compute_ctx *x) {
   }
 }
 
+/* What both entries share: the context, then the steps from the result on. */
+static void compute_init(compute_ctx *x, const lq_feature_set *fs, const lq_table *leads, size_t nev, double as_of,
+                         size_t max_unknown, int nthreads, lq_compute_report *report, char *err, size_t errlen) {
+  memset(x, 0, sizeof *x);
+  x->fs = fs;
+  x->leads = leads;
+  x->nleads = leads->nrows;
+  x->nev = nev;
+  x->max_unknown = max_unknown;
+  x->as_of = as_of;
+  x->sc.a = &fs->alloc;
+  x->report = report;
+  x->err = err;
+  x->errlen = errlen;
+  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
+  if ((size_t)nthreads > nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(nev / LQ_FS_THREAD_EVENTS);
+  x->nthreads = nthreads < 1 ? 1 : nthreads;
+}
+
+static int compute_finish(compute_ctx *x, int rc, lq_table **out) {
+  const lq_feature_set *fs = x->fs;
+  if (rc == 0) rc = make_result(x);
+  if (rc == 0) rc = make_jobs(x);
+  if (rc == 0) rc = fold_events(x);
+  if (rc == 0) rc = sum_report(x);
+  if (rc == 0) fill_quiet_leads(x);
+  jobs_free(fs, x->jobs, x->nthreads);
+  scratch_free(&x->sc);
+  if (rc == 0) {
+    *out = x->res;
+    return 0;
+  }
+  if (x->res) lq_table_free(x->res);
+  lq_compute_report_free(fs, x->report);
+  if (rc == LQ_FS_NOMEM) return fail(x->err, x->errlen, "%s", "not enough memory for the feature computation");
+  return -1;
+}
+
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
                   const lq_table *events, double as_of, size_t max_unknown, int nthreads,
                   lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
   compute_ctx x;
   int rc;
   memset(report, 0, sizeof *report);
-  memset(&x, 0, sizeof x);
-  x.fs = fs;
-  x.leads = leads;
-  x.events = events;
-  x.nleads = leads->nrows;
-  x.nev = events->nrows;
-  x.max_unknown = max_unknown;
-  x.as_of = as_of;
-  x.sc.a = &fs->alloc;
-  x.report = report;
-  x.err = err;
-  x.errlen = errlen;
   *out = NULL;
-  if (nthreads > LQ_FS_MAX_THREADS) nthreads = LQ_FS_MAX_THREADS;
-  if ((size_t)nthreads > x.nev / LQ_FS_THREAD_EVENTS) nthreads = (int)(x.nev / LQ_FS_THREAD_EVENTS);
-  x.nthreads = nthreads < 1 ? 1 : nthreads;
+  compute_init(&x, fs, leads, events->nrows, as_of, max_unknown, nthreads, report, err, errlen);
+  x.events = events;
   report->events = (double)x.nev;
-  rc = find_columns(&x, id_column);
+  rc = find_lead_columns(&x, id_column);
+  if (rc == 0) rc = find_columns(&x);
   if (rc == 0) rc = join_leads(&x);
   if (rc == 0) rc = map_values(&x);
-  if (rc == 0) rc = make_result(&x);
-  if (rc == 0) rc = make_jobs(&x);
-  if (rc == 0) rc = fold_events(&x);
-  if (rc == 0) rc = sum_report(&x);
-  if (rc == 0) fill_quiet_leads(&x);
-  jobs_free(fs, x.jobs, x.nthreads);
-  scratch_free(&x.sc);
-  if (rc == 0) {
-    *out = x.res;
-    return 0;
+  return compute_finish(&x, rc, out);
+}
+
+int lq_fs_compute_made(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
+                       const int32_t *rows, const lq_event *events, size_t n, double as_of, int nthreads,
+                       lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
+  compute_ctx x;
+  int rc;
+  *out = NULL;
+  compute_init(&x, fs, leads, n, as_of, 0, nthreads, report, err, errlen);
+  x.pick.made_rows = rows;
+  x.pick.as_of = as_of;
+  x.src.fs = fs;
+  x.src.made = events;
+  rc = find_lead_columns(&x, id_column);
+  return compute_finish(&x, rc, out);
+}
+
+/* ---- folding from outside: the events stream ----
+** The stream folds each lead's run of events as it reads them, on its own threads: nfolders scratch
+** states (one a thread), the result, and the shared bitmap of leads met, made here before any thread
+** starts; lq_fs_fold_end sums the folders' noise counters and fills the leads no event names. */
+struct lq_fold_pass {
+  compute_ctx x;
+};
+
+int lq_fs_fold_begin(const lq_feature_set *fs, const lq_table *leads, const char *id_column, double as_of,
+                     int nfolders, lq_fold_pass **out, char *err, size_t errlen) {
+  lq_fold_pass *p;
+  int rc;
+  *out = NULL;
+  p = (lq_fold_pass *)lq_mem_resize(&fs->alloc, NULL, 0, sizeof *p);
+  if (p == NULL) return fail(err, errlen, "%s", "not enough memory for the feature computation");
+  compute_init(&p->x, fs, leads, (size_t)-1, as_of, 0, nfolders, NULL, err, errlen);
+  p->x.nev = 0;   /* no events of a table: each job's range is empty */
+  p->x.pick.made_rows = (const int32_t *)p;   /* never read with no events; marks the made path */
+  rc = find_lead_columns(&p->x, id_column);
+  if (rc == 0) rc = make_result(&p->x);
+  if (rc == 0) rc = make_jobs(&p->x);
+  if (rc != 0) {
+    lq_fs_fold_end(p, NULL, NULL);
+    if (rc == LQ_FS_NOMEM) return fail(err, errlen, "%s", "not enough memory for the feature computation");
+    return -1;
   }
-  if (x.res) lq_table_free(x.res);
-  lq_compute_report_free(fs, report);
-  if (rc == LQ_FS_NOMEM) return fail(err, errlen, "%s", "not enough memory for the feature computation");
-  return -1;
+  *out = p;
+  return 0;
+}
+
+int lq_fs_fold(lq_fold_pass *p, int folder, int32_t row, lq_event *ev, size_t n, lq_event *tmp) {
+  compute_job *j = &p->x.jobs[folder];
+  uint64_t bit = (uint64_t)1 << (row & 63);
+  if (__atomic_fetch_or(&j->seen[row >> 6], bit, __ATOMIC_RELAXED) & bit) return 1;
+  fold_lead_with(j, row, ev, n, tmp);
+  return 0;
+}
+
+int lq_fs_fold_end(lq_fold_pass *p, lq_compute_report *report, lq_table **out) {
+  const lq_feature_set *fs = p->x.fs;
+  int rc = 0;
+  if (out != NULL) {
+    p->x.report = report;
+    rc = sum_report(&p->x);
+    if (rc == 0) {
+      fill_quiet_leads(&p->x);
+      *out = p->x.res;
+      p->x.res = NULL;
+    }
+  }
+  jobs_free(fs, p->x.jobs, p->x.nthreads);
+  scratch_free(&p->x.sc);
+  if (p->x.res) lq_table_free(p->x.res);
+  lq_mem_free(&fs->alloc, p, sizeof *p);
+  return rc;
 }

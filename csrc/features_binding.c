@@ -9,6 +9,7 @@
 
 #include "compat.h"
 #include "bindings.h"
+#include "event_stream.h"
 #include "feature_set.h"
 
 #define FS_TYPE "leadq.FeatureSet"
@@ -282,39 +283,25 @@ static void push_counters(lua_State *L, const double *counters) {
   lua_setfield(L, -2, "flagged_lead");
 }
 
-/* fs:_compute(leads, events, as_of, id_column, max_unknown, threads) -> table, report | nil, message */
-static int fs_compute(lua_State *L) {
-  lq_feature_set *fs = check_fs(L, 1);
-  const lq_table *leads = lq_check_table(L, 2);
-  const lq_table *events = lq_check_table(L, 3);
-  double as_of = (double)luaL_checknumber(L, 4);
-  const char *id = luaL_optstring(L, 5, "id");
-  lua_Integer max_unknown = luaL_optinteger(L, 6, 1000);
-  lua_Integer threads = luaL_optinteger(L, 7, 1);
-  lq_table **slot;
-  lq_compute_report rep;
-  char err[LQ_FEATURES_MESSAGE_MAX];
-  int li, rc;
+/* The report of a bulk pass: counts, noise, and the unknown leads' rows with their ids (from the events
+** table, or from the stream's copy when there is none). Frees the report's rows. */
+static void push_report(lua_State *L, const lq_feature_set *fs, lq_compute_report *rep, const lq_table *events) {
+  const lq_column *c = events ? events->cols[lq_table_find(events, "lead_id")] : NULL;
+  const char *id = rep->unknown_ids;
   size_t i;
-  if (max_unknown < 0) max_unknown = 0;
-  if (threads < 1) threads = 1;
-  if (threads > 1024) threads = 1024;   /* the engine takes at most its own limit */
-  slot = lq_push_table_box(L);         /* owns the result as soon as there is one */
-  rc = lq_fs_compute(fs, leads, id, events, as_of, (size_t)max_unknown, (int)threads, slot, &rep,
-                     err, sizeof err);
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
-  /* the report; the unknown rows are copied out first so an error cannot leak them */
+  /* the unknown rows are copied out first so an error cannot leak them */
   lua_createtable(L, 0, 12);
-  lua_createtable(L, (int)rep.nunknown_rows, 0);
-  li = lq_table_find(events, "lead_id");
-  for (i = 0; i < rep.nunknown_rows; i++) {
-    size_t row = rep.unknown_rows[i], len = 0;
-    const lq_column *c = events->cols[li];
-    const char *s = c->codes[row] >= 0 ? lq_dict_string(&c->dict, c->codes[row], &len) : NULL;
+  lua_createtable(L, (int)rep->nunknown_rows, 0);
+  for (i = 0; i < rep->nunknown_rows; i++) {
+    size_t row = rep->unknown_rows[i], len = 0;
+    const char *s = NULL;
+    if (c != NULL) {
+      if (c->codes[row] >= 0) s = lq_dict_string(&c->dict, c->codes[row], &len);
+    } else if (id != NULL) {
+      s = id;
+      len = strlen(id);
+      id += len + 1;
+    }
     lua_createtable(L, 0, 2);
     lq_push_number(L, (double)row + 1);
     lua_setfield(L, -2, "row");
@@ -324,17 +311,74 @@ static int fs_compute(lua_State *L) {
     }
     lua_rawseti(L, -2, (int)i + 1);
   }
-  lq_compute_report_free(fs, &rep);
+  lq_compute_report_free(fs, rep);
   lua_setfield(L, -2, "unknown");
-  lq_push_number(L, rep.events); lua_setfield(L, -2, "events");
-  lq_push_number(L, rep.used); lua_setfield(L, -2, "used");
-  lq_push_number(L, rep.after_as_of); lua_setfield(L, -2, "after_as_of");
-  lq_push_number(L, rep.no_time); lua_setfield(L, -2, "no_time");
-  lq_push_number(L, rep.ignored); lua_setfield(L, -2, "ignored");
-  lq_push_number(L, rep.unknown); lua_setfield(L, -2, "unknown_leads");
-  lq_push_number(L, rep.duplicate_ids); lua_setfield(L, -2, "duplicate_ids");
-  push_counters(L, rep.counters);
+  lq_push_number(L, rep->events); lua_setfield(L, -2, "events");
+  lq_push_number(L, rep->used); lua_setfield(L, -2, "used");
+  lq_push_number(L, rep->after_as_of); lua_setfield(L, -2, "after_as_of");
+  lq_push_number(L, rep->no_time); lua_setfield(L, -2, "no_time");
+  lq_push_number(L, rep->ignored); lua_setfield(L, -2, "ignored");
+  lq_push_number(L, rep->unknown); lua_setfield(L, -2, "unknown_leads");
+  lq_push_number(L, rep->duplicate_ids); lua_setfield(L, -2, "duplicate_ids");
+  push_counters(L, rep->counters);
   lua_setfield(L, -2, "noise");
+}
+
+/* The options both passes take after their events: as_of, id column, max_unknown, threads. */
+static void compute_options(lua_State *L, double *as_of, const char **id, size_t *max_unknown, int *threads) {
+  lua_Integer mu = luaL_optinteger(L, 6, 1000), th = luaL_optinteger(L, 7, 1);
+  *as_of = (double)luaL_checknumber(L, 4);
+  *id = luaL_optstring(L, 5, "id");
+  *max_unknown = mu < 0 ? 0 : (size_t)mu;
+  *threads = th < 1 ? 1 : th > 1024 ? 1024 : (int)th;   /* the engine takes at most its own limit */
+}
+
+/* fs:_compute(leads, events, as_of, id_column, max_unknown, threads) -> table, report | nil, message */
+static int fs_compute(lua_State *L) {
+  lq_feature_set *fs = check_fs(L, 1);
+  const lq_table *leads = lq_check_table(L, 2);
+  const lq_table *events = lq_check_table(L, 3);
+  const char *id;
+  double as_of;
+  size_t max_unknown;
+  int threads;
+  lq_table **slot;
+  lq_compute_report rep;
+  char err[LQ_FEATURES_MESSAGE_MAX];
+  compute_options(L, &as_of, &id, &max_unknown, &threads);
+  slot = lq_push_table_box(L);         /* owns the result as soon as there is one */
+  if (lq_fs_compute(fs, leads, id, events, as_of, max_unknown, threads, slot, &rep, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  push_report(L, fs, &rep, events);
+  return 2;
+}
+
+/* fs:_compute_file(leads, path, as_of, id_column, max_unknown, threads) -> table, report | nil, message
+** | false, why: the events CSV streamed through the pass (event_stream.h); false when the stream
+** declines the file, which is then read as a table. */
+static int fs_compute_file(lua_State *L) {
+  lq_feature_set *fs = check_fs(L, 1);
+  const lq_table *leads = lq_check_table(L, 2);
+  const char *path = luaL_checkstring(L, 3), *id;
+  double as_of;
+  size_t max_unknown;
+  int threads, rc;
+  lq_table **slot;
+  lq_compute_report rep;
+  char err[LQ_FEATURES_MESSAGE_MAX];
+  compute_options(L, &as_of, &id, &max_unknown, &threads);
+  slot = lq_push_table_box(L);
+  rc = lq_fs_compute_csv(fs, leads, id, path, as_of, max_unknown, threads, slot, &rep, err, sizeof err);
+  if (rc != 0) {
+    if (rc > 0) lua_pushboolean(L, 0);
+    else lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  push_report(L, fs, &rep, NULL);
   return 2;
 }
 
@@ -621,6 +665,7 @@ static int state_tostring(lua_State *L) {
 
 static const luaL_Reg fs_methods[] = {
   { "_compute", fs_compute },
+  { "_compute_file", fs_compute_file },
   { "state", fs_state },
   { "decode", fs_decode },
   { "names", fs_names },

@@ -35,6 +35,7 @@ build = {
         "csrc/csv_reader.c",
         "csrc/evaluate.c",
         "csrc/evaluate_binding.c",
+        "csrc/event_stream.c",
         "csrc/features.c",
         "csrc/features_binding.c",
         "csrc/fit.c",
