@@ -378,14 +378,42 @@ local function parse_as_of(v, fail)
   fail("as_of must be epoch seconds or an ISO date string, got %s", type(v))
 end
 
+-- An events CSV by its path: streamed through the pass when the stream takes the file (the file is
+-- never held: only the events the features count, folded lead by lead as they are read), else read
+-- as a table of the columns the features read, whose rejects the report then lists. The same values
+-- and report either way; report.streamed says which, report.read_as_table why not streamed.
+local function compute_file(self, leads, path, as_of, id, max_unknown, threads)
+  local tbl, report = self._core:_compute_file(leads, path, as_of, id, max_unknown, threads)
+  if tbl ~= false then
+    if tbl then report.streamed = true end
+    return tbl, report
+  end
+  local why = report
+  -- the reader raises on a file it cannot read as events (no at column...): here that is the answer
+  local ok, events, err = pcall(core.read_events, path, { columns = self:event_columns(), columns_optional = true,
+    threads = threads })
+  if not ok then return nil, (tostring(events):gsub("^[^\n]-:%d+: ", "")) end
+  if not events then return nil, err end
+  tbl, report = self._core:_compute(leads, events, as_of, id, max_unknown, threads)
+  if tbl then
+    report.read_as_table = why
+    report.rejects = events:rejects()
+  end
+  events:close()
+  return tbl, report
+end
+
 -- fs:compute(leads, events [, { as_of =, id = "id", max_unknown = 1000, threads = 1 }]) -> table, report | nil, message
--- threads: how many threads fold the leads (the same values and report for any number).
+-- events: a table (leadq.read_events), or the path of an events CSV (see compute_file).
+-- threads: how many threads read and fold (the same values and report for any number).
 -- report.seconds: how long the pass took (wall time).
 function FeatureSet:compute(leads, events, opts)
   check_set(self, "compute")
   local fail = raiser("compute")
   if not core.is_table(leads) then fail("leads must be a leadq table, got %s", type(leads)) end
-  if not core.is_table(events) then fail("events must be a leadq table (leadq.read_events), got %s", type(events)) end
+  if not core.is_table(events) and type(events) ~= "string" then
+    fail("events must be a leadq table (leadq.read_events) or the path of an events CSV, got %s", type(events))
+  end
   opts = opts or {}
   if type(opts) ~= "table" then fail("options must be a table, got %s", type(opts)) end
   check_keys(opts, { "as_of", "id", "max_unknown", "threads" }, fail, "options: ")
@@ -399,8 +427,12 @@ function FeatureSet:compute(leads, events, opts)
     fail("threads must be a whole number of at least 1, got %s", tostring(threads))
   end
   local started = core.now()
-  local tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000,
-    threads or 1)
+  local tbl, report
+  if type(events) == "string" then
+    tbl, report = compute_file(self, leads, events, as_of, opts.id or "id", opts.max_unknown or 1000, threads or 1)
+  else
+    tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000, threads or 1)
+  end
   if not tbl then return nil, report end
   report.as_of = as_of
   report.seconds = core.now() - started   -- wall time: with threads, CPU time would add them up

@@ -8,6 +8,8 @@
 --        string of one bit set per rule then per disqualifier, each fired.words 64-bit words, bit i of
 --        set k at byte (k * fired.words * 8 + floor(i / 8)), bit i % 8; fired.ids, fired.nrules, fired.ndisq,
 --        fired.rows; a run fills fired[model name] with one such table per model)
+--       (events: a table from leadq.read_events, or the path of an events CSV, streamed through the
+--        feature pass and never held; see FeatureSet:compute)
 --       -> results table, errors (nil when no rule function failed), events report (with events:
 --          what the features made of them: read, used, unknown leads listed, noise) | nil, message
 --   model:score_one(record [, events] [, { as_of =, errors =, into = t }])
@@ -320,8 +322,9 @@ end
 
 local function compute_features(self, tbl, events, as_of, options)
   if events == nil or #self.spec.feature_names == 0 then return nil end
-  if not is_table(events) then
-    raise(string_format("events must be a leadq table (leadq.read_events), got %s", type(events)))
+  if not is_table(events) and type(events) ~= "string" then
+    raise(string_format("events must be a leadq table (leadq.read_events) or the path of an events CSV, got %s",
+      type(events)))
   end
   local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id,
     threads = options.threads })

@@ -292,7 +292,21 @@ local function scoring_options(o, out)
   return options
 end
 
-local function load_inputs(o, out)
+-- Whether `leadq score` hands the events file's path to the model, which streams it through the
+-- feature pass (FeatureSet:compute): a plain file (not standard input, a snapshot or tracker messages),
+-- read as it is (no mapping, no locale options), by one model that declares features, and wanted by
+-- nothing else (accounts and dedupe read the events table).
+local function streams_events(o, model, rule_files, events_map, defaults)
+  local leadq = require("leadq")
+  if not o.events or o.events == "-" or events_map or defaults or #rule_files ~= 1 then return false end
+  if o.accounts or o.dedupe or o["merges-out"] or not model:event_columns() then return false end
+  if leadq.is_snapshot(o.events) or require("leadq.track_events").is_ndjson_file(o.events) then return false end
+  return true
+end
+
+-- how: { stream_events = true } lets the events stream (see streams_events): input.events is then the
+-- file's path, and its load is timed within the feature pass.
+local function load_inputs(o, out, how)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   if not o.rules then return nil, fail(out, "missing --rules FILE[,FILE...]", 2) end
   if not o.leads then return nil, fail(out, "missing --leads CSV", 2) end
@@ -335,7 +349,10 @@ local function load_inputs(o, out)
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
   local events = not o.events and snapshot_events or nil
-  if o.events then
+  local streamed = how and how.stream_events and streams_events(o, model, rule_files, events_map, defaults)
+  if streamed then
+    events = o.events
+  elseif o.events then
     local track = require("leadq.track_events")
     if track.is_ndjson_file(o.events) then   -- tracker messages (Segment, RudderStack), one a line
       local report
@@ -364,7 +381,7 @@ local function load_inputs(o, out)
   return { model = model, tbl = tbl, events = events, files = rule_files, options = options,
            multi = #rule_files > 1, load_seconds = load_seconds, map = map,
            timings = { started = run_started, rules = load_started - run_started, leads = leads_seconds,
-                       events = events and (load_seconds - leads_seconds) or nil } }
+                       events = events and not streamed and (load_seconds - leads_seconds) or nil } }
 end
 _M.load_inputs = load_inputs
 

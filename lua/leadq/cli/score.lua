@@ -426,7 +426,9 @@ local function events_lines(events, report, path, limit)
       lines[#lines + 1] = format("    ... and %s more", thousands(report.unknown_leads - limit))
     end
   end
-  for _, l in ipairs((reject_lines(events, limit, "event rows"))) do lines[#lines + 1] = l end
+  -- a streamed file has no table: a file the stream declined was read as one, its rejects in the report
+  local rejects_from = type(events) == "string" and { rejects = function() return report.rejects or {} end } or events
+  for _, l in ipairs((reject_lines(rejects_from, limit, "event rows"))) do lines[#lines + 1] = l end
   return lines
 end
 
@@ -450,7 +452,10 @@ local function timing_line(t, score_seconds, events_report, write_seconds)
   local features = events_report and events_report.seconds or 0
   local parts = { format("load rules %.3f s", t.rules), format("load leads %.3f s", t.leads) }
   if t.events then parts[#parts + 1] = format("load events %.3f s", t.events) end
-  if events_report then parts[#parts + 1] = format("features %.3f s", features) end
+  if events_report then
+    parts[#parts + 1] = format(events_report.streamed and "events read and features %.3f s" or "features %.3f s",
+      features)
+  end
   parts[#parts + 1] = format("rules %.3f s", math.max(score_seconds - features, 0))
   if write_seconds then parts[#parts + 1] = format("write %.3f s", write_seconds) end
   return format("time: %.3f s in all: %s", require("leadq.core").now() - t.started, concat(parts, ", "))
@@ -572,7 +577,7 @@ function _M.score(o, out)
   if o.format ~= nil and not o.out then
     return fail(out, "--format needs --out FILE (or --out - for standard output)", 2)
   end
-  local input, code = load_inputs(o, out)
+  local input, code = load_inputs(o, out, { stream_events = true })
   if not input then return code end
   created_by(input, out)
   return (run_score(input, o, out))

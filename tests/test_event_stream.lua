@@ -1,0 +1,291 @@
+-- The events stream: an events CSV given by its path to the feature pass (fs:compute, model:score,
+-- `leadq score --events`). Every value and every count of the report equal to reading the file as a
+-- table first, on any number of threads, for files in file order, shuffled (read twice), with CRLF,
+-- a byte-order mark, another separator, other columns; and the files the stream declines read as a
+-- table, with their rejects.
+local lu = require("luaunit")
+local core = require("leadq.core")
+local leadq = require("leadq")
+local features = require("leadq.features")
+local helpers = require("helpers")
+
+local M = {}
+M.TestEventStream = {}
+local T = M.TestEventStream
+
+local AS_OF = "2026-11-01T00:00:00Z"
+local THREADS = { 1, 2, 3, 7 }
+
+-- Every kind of feature, filters on event attributes and noise (as test_features_threads).
+local SPECS = {
+  views_30d = { count = "page_view", within_days = 30 },
+  product_views = { count = "page_view", page = { starts_with = "/product" }, within_days = 60 },
+  pricing_points = { count = "pricing_view", points = 5, cap = 40, cap_per_day = 10, within_days = 90 },
+  email_points = { count = { "email_open", "email_click" }, points = 2, cap = 20, cap_per_day = 6 },
+  seconds = { sum = "page_view", within_days = 14 },
+  heat = { decayed = { "pricing_view", "demo_request" }, half_life_days = 14 },
+  minutes = { decayed = "webinar_attended", half_life_days = 30, of = "value" },
+  first_seen = { first = "*" },
+  last_seen = { last = "*" },
+  active = { active_days = "*", within_days = 30 },
+  visits = { sessions = { "page_view", "pricing_view" }, gap_minutes = 30 },
+  webinar_campaigns = { count = "webinar_registered", campaign = { contains = "webinar" } },
+}
+local OPTIONS = { noise = { min_page_seconds = 5, scanner_click_seconds = 10, leads = { seniority = "student" } } }
+
+local generated   -- the generated leads, and the events file's lines (header first), made once
+
+local function sample()
+  if generated then return generated end
+  local dir = helpers.tmpdir()
+  assert(require("leadq.gen").generate { leads = helpers.size(4000, 1500), seed = 77, out = dir })
+  local leads = assert(leadq.read_csv(dir .. "/leads.csv", { schema = { id = "category" } }))
+  local lines = {}
+  for line in io.lines(dir .. "/events.csv") do lines[#lines + 1] = line end
+  helpers.remove_dir(dir)
+  generated = { leads = leads, lines = lines }
+  return generated
+end
+
+local function shuffled(list, seed)
+  local out, x = {}, seed
+  for i = 1, #list do out[i] = list[i] end
+  for i = #out, 2, -1 do
+    x = (16807 * x) % 2147483647
+    local j = x % i + 1
+    out[i], out[j] = out[j], out[i]
+  end
+  return out
+end
+
+local function write_lines(lines, eol, tail)
+  return helpers.temp_file(table.concat(lines, eol or "\n") .. (tail == nil and (eol or "\n") or tail))
+end
+
+local function assert_same(fs, one, other, nrows, what)
+  for _, name in ipairs(fs:names()) do
+    local a, b = one:column(name), other:column(name)
+    for r = 1, nrows do
+      local x, y = a[r], b[r]
+      if not (x == y or (x ~= x and y ~= y)) then
+        lu.fail(string.format("%s: feature %s of lead %d: %s from the table, %s", what, name, r, tostring(x),
+          tostring(y)))
+      end
+    end
+  end
+end
+
+local function assert_same_report(one, other, what)
+  for _, key in ipairs({ "events", "used", "after_as_of", "no_time", "ignored", "unknown_leads", "duplicate_ids" }) do
+    lu.assertEquals(other[key], one[key], what .. ": report." .. key)
+  end
+  lu.assertEquals(other.noise, one.noise, what .. ": report.noise")
+  lu.assertEquals(other.unknown, one.unknown, what .. ": report.unknown")
+end
+
+-- The file read as a table and computed; then given by its path on each of THREADS: all the same.
+-- streamed: whether the stream must take the file (else it declines it, and reads the table itself).
+local function check_file(fs, leads, path, what, streamed, opts)
+  local events = assert(leadq.read_events(path))
+  local base = { as_of = AS_OF }
+  for k, v in pairs(opts or {}) do base[k] = v end
+  local want, want_report = fs:compute(leads, events, base)
+  lu.assertNotNil(want, want_report)
+  local rejects = events:rejects()
+  events:close()
+  for _, n in ipairs(THREADS) do
+    local o = {}
+    for k, v in pairs(base) do o[k] = v end
+    o.threads = n
+    local got, report = fs:compute(leads, path, o)
+    lu.assertNotNil(got, report)
+    local label = string.format("%s, %d thread%s", what, n, n == 1 and "" or "s")
+    assert_same(fs, want, got, #leads, label)
+    assert_same_report(want_report, report, label)
+    lu.assertEquals(report.streamed == true, streamed, label .. ": streamed (" .. tostring(report.read_as_table) .. ")")
+    if not streamed then lu.assertEquals(report.rejects, rejects, label .. ": rejects") end
+    got:close()
+  end
+  want:close()
+  return want_report
+end
+
+function T.test_generated_file_as_written()
+  local s = sample()
+  local path = write_lines(s.lines)
+  local report = check_file(features.new(SPECS, OPTIONS), s.leads, path, "file order", true)
+  os.remove(path)
+  -- the sample exercises what it claims to: events used, noise met
+  lu.assertTrue(report.used > 5000)
+  lu.assertTrue(report.noise.short_page_view > 0)
+  lu.assertTrue(report.noise.flagged_lead > 0)
+end
+
+-- A lead's events in several places: the first reading finds it and the file is read again, keeping
+-- every event; the values are still those of the table.
+function T.test_shuffled_file_is_read_again()
+  local s = sample()
+  local body = {}
+  for i = 2, #s.lines do body[i - 1] = s.lines[i] end
+  local lines = { s.lines[1] }
+  for _, l in ipairs(shuffled(body, 4242)) do lines[#lines + 1] = l end
+  local path = write_lines(lines)
+  check_file(features.new(SPECS, OPTIONS), s.leads, path, "shuffled", true)
+  os.remove(path)
+end
+
+-- Lines ending in \r\n, a byte-order mark, no newline at the end, ';' between fields, the columns in
+-- another order with one the features do not read: the reader's own reading of each.
+function T.test_file_forms_the_reader_takes()
+  local s = sample()
+  local fs = features.new(SPECS, OPTIONS)
+  local crlf = write_lines(s.lines, "\r\n")
+  check_file(fs, s.leads, crlf, "CRLF", true)
+  os.remove(crlf)
+  local bom = { "\239\187\191" .. s.lines[1] }
+  for i = 2, #s.lines do bom[i] = s.lines[i] end
+  local path = write_lines(bom, "\n", "")
+  check_file(fs, s.leads, path, "BOM, no last newline", true)
+  os.remove(path)
+  -- reorder: campaign, note, at, page, type, asset, value, lead_id; ';' as the separator
+  local order = { 7, 0, 3, 5, 2, 6, 4, 1 }
+  local lines = {}
+  for i, l in ipairs(s.lines) do
+    local f = {}
+    for v in (l .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
+    local out = {}
+    for k, c in ipairs(order) do out[k] = c == 0 and (i == 1 and "note" or ("n" .. i % 7)) or f[c] end
+    lines[i] = table.concat(out, ";")
+  end
+  path = write_lines(lines)
+  check_file(fs, s.leads, path, "reordered, ';'", true)
+  os.remove(path)
+end
+
+-- Events of unknown leads, after as_of and of types no feature reads, two leads sharing an id; times
+-- in other forms (offsets, fractions, dates alone), a leap second and 29 February.
+function T.test_left_out_events_unknown_rows_and_time_forms()
+  local s = sample()
+  local lines, x = { s.lines[1] }, 99
+  local forms = { "2024-02-29T23:59:60Z", "2026-10-31T23:00:00+02:00", "2026-10-30 08:15:00", "2026-10-29",
+    "2026-10-28T10:00:00.250Z", "2026-10-27T10:00Z" }
+  for i = 2, #s.lines do
+    local l = s.lines[i]
+    local id, typ, at, rest = l:match("^([^,]*),([^,]*),([^,]*),(.*)$")
+    lines[#lines + 1] = l
+    x = (16807 * x) % 2147483647
+    local kind = x % 40
+    if kind == 0 then
+      lines[#lines + 1] = string.format("nobody%d,page_view,%s,60,,,", x % 300, at)
+    elseif kind == 1 then
+      lines[#lines + 1] = string.format("%s,pricing_view,2027-12-01T00:00:00Z,60,,,", id)
+    elseif kind == 2 then
+      lines[#lines + 1] = string.format("%s,chat_started,%s,,,,", id, at)
+    elseif kind == 3 then
+      lines[#lines + 1] = string.format("%s,%s,%s,%s", id, typ, forms[x % #forms + 1], rest)
+    end
+  end
+  local recs = {}
+  for r = 1, #s.leads do recs[r] = s.leads:row(r) end
+  recs[#recs + 1] = recs[7]   -- a second lead with the id of lead 7
+  local leads = core.table(recs, { id = "category" })
+  local path = write_lines(lines)
+  local report = check_file(features.new(SPECS, OPTIONS), leads, path, "left-out events", true, { max_unknown = 25 })
+  lu.assertEquals(#report.unknown, 25)
+  lu.assertTrue(report.unknown_leads > 25)
+  lu.assertTrue(report.after_as_of > 0)
+  lu.assertEquals(report.duplicate_ids, 1)
+  -- a set without wildcards ignores the types it does not read
+  local narrow = check_file(features.new({ views = SPECS.views_30d, heat = SPECS.heat }), leads, path, "two features",
+    true, { max_unknown = 25 })
+  lu.assertTrue(narrow.ignored > report.ignored)
+  os.remove(path)
+  leads:close()
+end
+
+-- What the stream leaves to the reader: the file is read as a table, its rejects in the report, the
+-- values those of the table; report.read_as_table says why, with the line.
+function T.test_declined_files_are_read_as_tables()
+  local s = sample()
+  local fs = features.new(SPECS, OPTIONS)
+  local header, first = s.lines[1], s.lines[2]
+  local id, typ = first:match("^([^,]*),([^,]*),")
+  local cases = {
+    { "a quoted field", string.format('%s,page_view,2026-10-01T00:00:00Z,5,"/product, plans",,', id), "a quote" },
+    { "a bad time", string.format("%s,page_view,yesterday,5,/pricing,,", id), "a time" },
+    { "29 February of 2023", string.format("%s,page_view,2023-02-29T10:00:00Z,5,/pricing,,", id), "a time" },
+    { "no lead_id", ",page_view,2026-10-01T00:00:00Z,5,/pricing,,", "no lead_id" },
+    { "a value that is no number", string.format("%s,page_view,2026-10-01T00:00:00Z,many,,,", id), "no number" },
+    { "too many fields", string.format("%s,%s,2026-10-01T00:00:00Z,5,,,,extra", id, typ), "more fields" },
+    { "too few fields", string.format("%s,%s,2026-10-01T00:00:00Z", id, typ), "fewer fields" },
+    { "a blank line", "", "a blank line" },
+    { "a lone carriage return", string.format("%s,%s,2026-10-01T00:00:00Z,5,/a\rb,,", id, typ), "carriage return" },
+  }
+  for _, c in ipairs(cases) do
+    local lines = { header }
+    for i = 2, #s.lines do
+      lines[#lines + 1] = s.lines[i]
+      if i == 1000 then lines[#lines + 1] = c[2] end
+    end
+    local path = write_lines(lines)
+    check_file(fs, s.leads, path, c[1], false)
+    local _, report = fs:compute(s.leads, path, { as_of = AS_OF, threads = 2 })
+    lu.assertStrContains(report.read_as_table, path .. ":")
+    lu.assertStrContains(report.read_as_table, c[3])
+    os.remove(path)
+  end
+  -- a gzip file, and a file without the at column: the reader's own answers
+  local path = write_lines(s.lines)
+  local gz = path .. ".gz"
+  assert(os.execute(string.format("gzip -c '%s' > '%s'", path, gz)))
+  check_file(fs, s.leads, gz, "gzip", false)
+  os.remove(gz)
+  local no_at = {}
+  for i, l in ipairs(s.lines) do no_at[i] = l:gsub("^([^,]*,[^,]*),[^,]*", "%1") end
+  local bad = write_lines(no_at)
+  local tbl, err = fs:compute(s.leads, bad, { as_of = AS_OF })
+  lu.assertNil(tbl)
+  lu.assertStrContains(err, "has no column 'at'")
+  os.remove(bad)
+  tbl, err = fs:compute(s.leads, path .. ".missing", { as_of = AS_OF })
+  lu.assertNil(tbl)
+  lu.assertStrContains(err, ".missing")
+  os.remove(path)
+end
+
+-- model:score with the path scores as with the table; `leadq score --events FILE` streams it and
+-- writes the bytes a run reading the same events from standard input (a table) writes.
+function T.test_model_and_command_line()
+  local s = sample()
+  local dir = helpers.tmpdir()
+  assert(require("leadq.gen").generate { leads = helpers.size(3000, 1000), seed = 5, out = dir })
+  local model = assert(leadq.load_model("rules/mql.lua"))
+  local leads = assert(leadq.read_csv(dir .. "/leads.csv"))
+  local events = assert(leadq.read_events(dir .. "/events.csv"))
+  local want = assert(model:score(leads, events, { as_of = AS_OF }))
+  local got, _, report = assert(model:score(leads, dir .. "/events.csv", { as_of = AS_OF, threads = 2 }))
+  lu.assertTrue(report.streamed)
+  for _, name in ipairs(want:names()) do lu.assertEquals(got:column(name), want:column(name), name) end
+  events:close()
+  leads:close()
+  local leadq_cmd = (os.getenv("LEADQ_BUILD") or "build") .. "/leadq"
+  local function run(events_arg, out)
+    local p = assert(io.popen(string.format("%s score --rules rules/mql.lua --leads %s/leads.csv --events %s "
+      .. "--as-of %s --threads 2 --out %s 2>&1", leadq_cmd, dir, events_arg, AS_OF, out)))
+    local text = p:read("*a")
+    p:close()
+    return text
+  end
+  local streamed = run(dir .. "/events.csv", dir .. "/a.csv")
+  local from_stdin = run("- < " .. dir .. "/events.csv", dir .. "/b.csv")
+  lu.assertStrContains(streamed, "events read and features")
+  lu.assertStrContains(from_stdin, "load events")
+  lu.assertEquals(helpers.read(dir .. "/a.csv"), helpers.read(dir .. "/b.csv"))
+  local function events_line(text) return text:match("\n(events: [^\n]*)") end
+  lu.assertNotNil(events_line(streamed))
+  lu.assertEquals(events_line(streamed):gsub(" from %S+:", ""), (events_line(from_stdin):gsub(" from %S+:", "")))
+  helpers.remove_dir(dir)
+  lu.assertNotNil(s)
+end
+
+return M
