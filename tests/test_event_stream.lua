@@ -288,4 +288,30 @@ function T.test_model_and_command_line()
   lu.assertNotNil(s)
 end
 
+-- `leadq score` reads the leads columns its models read (and id, created_at), when nothing else reads
+-- the others: the same scored CSV as a run that reads them all (--transitions-out reads every column).
+function T.test_command_reads_the_columns_its_models_read()
+  local dir = helpers.tmpdir()
+  assert(require("leadq.gen").generate { leads = helpers.size(3000, 800), seed = 11, out = dir })
+  local leadq_cmd = (os.getenv("LEADQ_BUILD") or "build") .. "/leadq"
+  local model = assert(leadq.load_models({ "rules/mql.lua", "rules/sql.lua" }))
+  local cols = model:lead_columns()
+  lu.assertNotNil(cols)
+  lu.assertTrue(#cols >= 10)
+  for _, rules in ipairs({ "rules/mql.lua", "rules/mql.lua,rules/sql.lua", "rules/pql.lua" }) do
+    local function run(extra, out)
+      local p = assert(io.popen(string.format("%s score --rules %s --leads %s/leads.csv --events %s/events.csv "
+        .. "--as-of %s --out %s %s 2>&1; echo status $?", leadq_cmd, rules, dir, dir, AS_OF, out, extra)))
+      local text = p:read("*a")
+      p:close()
+      lu.assertStrContains(text, "status 0")
+      return text
+    end
+    run("", dir .. "/some.csv")
+    run("--transitions-out " .. dir .. "/t.csv", dir .. "/all.csv")
+    lu.assertEquals(helpers.read(dir .. "/some.csv"), helpers.read(dir .. "/all.csv"), rules)
+  end
+  helpers.remove_dir(dir)
+end
+
 return M

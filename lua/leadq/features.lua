@@ -454,6 +454,15 @@ function FeatureSet:event_columns()
   return out
 end
 
+-- fs:lead_columns() -> the leads columns the set's noise rules test (noise = { leads = ... }), sorted.
+function FeatureSet:lead_columns()
+  check_set(self, "lead_columns")
+  local out = {}
+  for _, flt in ipairs(self._desc.lead_filters) do out[#out + 1] = flt.attr end
+  table.sort(out)
+  return out
+end
+
 -- fs:state([lead]) -> a real-time engagement state; the lead record decides the noise flag.
 function FeatureSet:state(lead)
   check_set(self, "state")

@@ -695,6 +695,25 @@ function Model:event_columns()
   return feature_set(self):event_columns()
 end
 
+-- model:lead_columns() -> the leads columns this model reads (its rules' fields and its features'
+-- noise rules), or nil when a rule's Lua function may read any of them. A reader may keep only these
+-- and the id (read_csv's columns option).
+function Model:lead_columns()
+  check_model(self, "lead_columns")
+  if #self.spec.functions > 0 then return nil end
+  local features, seen, out = {}, {}, {}
+  for _, name in ipairs(self.spec.feature_names) do features[name] = true end
+  for _, f in ipairs(dsl.sorted_keys(self.spec.fields)) do
+    if not features[f] then seen[f] = true; out[#out + 1] = f end
+  end
+  if #self.spec.feature_names > 0 then
+    for _, c in ipairs(feature_set(self):lead_columns()) do
+      if not seen[c] then seen[c] = true; out[#out + 1] = c end
+    end
+  end
+  return out
+end
+
 function Model:info()
   check_model(self, "info")
   local spec = self.spec
@@ -931,6 +950,22 @@ function Run:event_columns()
   for _, m in ipairs(self.models) do
     for _, c in ipairs(m:event_columns() or {}) do
       if not seen[c] then seen[c] = true; out = out or {}; out[#out + 1] = c end
+    end
+  end
+  return out
+end
+
+-- run:lead_columns() -> the leads columns any of its models reads, or nil when one may read any
+-- (a later model's fields named as an earlier one's results are listed too: a leads column of that
+-- name would be read first).
+function Run:lead_columns()
+  check_run(self, "lead_columns")
+  local seen, out = {}, {}
+  for _, m in ipairs(self.models) do
+    local cols = m:lead_columns()
+    if cols == nil then return nil end
+    for _, c in ipairs(cols) do
+      if not seen[c] then seen[c] = true; out[#out + 1] = c end
     end
   end
   return out

@@ -127,7 +127,7 @@ end
 -- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
 -- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
 -- threads: --threads, which a plain CSV file is read on too.
--- columns: for the events, the columns the models read (others are never parsed), or nil for all.
+-- columns: the columns the run reads (others are never parsed), or nil for all.
 local function load_table(path, map, defaults, events, progress, threads, columns)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   local mapping = require("leadq.mapping")
@@ -304,8 +304,26 @@ local function streams_events(o, model, rule_files, events_map, defaults)
   return true
 end
 
--- how: { stream_events = true } lets the events stream (see streams_events): input.events is then the
--- file's path, and its load is timed within the feature pass.
+-- The leads columns `leadq score` reads: the id, created_at (--as-of leaves out leads created after
+-- it) and what the models read, when nothing else reads the others (a mapping, an export, accounts,
+-- dedupe, the change facts' owners); nil for every column.
+local function score_lead_columns(o, model, map)
+  if map or o.export or o.accounts or o.dedupe or o["merges-out"] or o["transitions-out"] or o.previous
+    or o.changes or o.reactions then
+    return nil
+  end
+  local cols = model:lead_columns()
+  if not cols then return nil end
+  local out, seen = { "id", "created_at" }, { id = true, created_at = true }
+  for _, c in ipairs(cols) do
+    if not seen[c] then seen[c] = true; out[#out + 1] = c end
+  end
+  return out
+end
+
+-- how: { score = true } for `leadq score`: the events stream (see streams_events): input.events is then
+-- the file's path, and its load is timed within the feature pass; the leads file is read for the
+-- columns the run needs (score_lead_columns).
 local function load_inputs(o, out, how)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   if not o.rules then return nil, fail(out, "missing --rules FILE[,FILE...]", 2) end
@@ -344,12 +362,13 @@ local function load_inputs(o, out, how)
   local load_started = require("leadq.core").now()
   local update, finish = progress_display(o, out, o.leads)
   local snapshot_events
-  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update, options.threads)
+  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update, options.threads,
+    how and how.score and not defaults and score_lead_columns(o, model, map) or nil)
   if finish then finish(tbl and #tbl + tbl:reject_count() or 0) end
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
   local events = not o.events and snapshot_events or nil
-  local streamed = how and how.stream_events and streams_events(o, model, rule_files, events_map, defaults)
+  local streamed = how and how.score and streams_events(o, model, rule_files, events_map, defaults)
   if streamed then
     events = o.events
   elseif o.events then

@@ -577,7 +577,7 @@ function _M.score(o, out)
   if o.format ~= nil and not o.out then
     return fail(out, "--format needs --out FILE (or --out - for standard output)", 2)
   end
-  local input, code = load_inputs(o, out, { stream_events = true })
+  local input, code = load_inputs(o, out, { score = true })
   if not input then return code end
   created_by(input, out)
   return (run_score(input, o, out))
