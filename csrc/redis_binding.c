@@ -3,6 +3,7 @@
 ** own cosocket client (lua-nginx-redis) instead: a blocking socket would stall a whole worker.
 **
 **   local conn, err = core.redis_connect(host, port, timeout_seconds)
+**   local conn, err = core.redis_connect_unix(path, timeout_seconds)   -- a Redis on this host
 **   conn:call("HSET", key, field, value)      -> reply, or nil and the error (Redis's or the socket's)
 **   conn:pipeline{ {"HGET", k, f}, {...} }     -> replies, errors (a table of Redis error replies by
 **                                               index, or nil): one round trip for them all
@@ -109,19 +110,19 @@ static int collect_args(lua_State *L, int t, int first, const char **argv, size_
   return n;
 }
 
-/* core.redis_connect(host, port, timeout) -> connection, or nil and why */
-static int l_redis_connect(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
-  int port = (int)luaL_checkinteger(L, 2);
-  lua_Number timeout = luaL_optnumber(L, 3, 1.0);
+/* The connection of core.redis_connect (path NULL: TCP to host:port) or core.redis_connect_unix
+** (path: a Unix socket), timeout at the stack index given; or nil and why. */
+static int connect_to(lua_State *L, const char *host, int port, const char *path, int timeout_arg) {
+  lua_Number timeout = luaL_optnumber(L, timeout_arg, 1.0);
   struct timeval tv;
-  redis_conn *conn = (redis_conn *)lua_newuserdata(L, sizeof(redis_conn));
+  redis_conn *conn;
+  if (timeout <= 0 || timeout > 3600) luaL_argerror(L, timeout_arg, "a timeout in seconds, above 0 and at most 3600");
+  conn = (redis_conn *)lua_newuserdata(L, sizeof(redis_conn));
   conn->context = NULL;   /* safe to collect before it connects */
   luaL_setmetatable(L, REDIS_CONN);
-  if (timeout <= 0 || timeout > 3600) luaL_argerror(L, 3, "a timeout in seconds, above 0 and at most 3600");
   tv.tv_sec = (long)timeout;
   tv.tv_usec = (long)((timeout - (lua_Number)tv.tv_sec) * 1e6);
-  conn->context = redisConnectWithTimeout(host, port, tv);
+  conn->context = path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
   if (conn->context == NULL) {
     lua_pushnil(L);
     lua_pushliteral(L, "redis: out of memory");
@@ -129,12 +130,27 @@ static int l_redis_connect(lua_State *L) {
   }
   if (conn->context->err) {
     lua_pushnil(L);
-    lua_pushfstring(L, "redis: cannot connect to %s:%d: %s", host, port, conn->context->errstr);
+    if (path) lua_pushfstring(L, "redis: cannot connect to %s: %s", path, conn->context->errstr);
+    else lua_pushfstring(L, "redis: cannot connect to %s:%d: %s", host, port, conn->context->errstr);
     close_conn(conn);
     return 2;
   }
   if (redisSetTimeout(conn->context, tv) != REDIS_OK) return push_socket_error(L, conn);
   return 1;
+}
+
+/* core.redis_connect(host, port, timeout) -> connection, or nil and why */
+static int l_redis_connect(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  int port = (int)luaL_checkinteger(L, 2);
+  return connect_to(L, host, port, NULL, 3);
+}
+
+/* core.redis_connect_unix(path, timeout) -> connection, or nil and why: a Redis on this host, over
+** its Unix socket (no TCP stack on either side of each round trip). */
+static int l_redis_connect_unix(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  return connect_to(L, NULL, 0, path, 2);
 }
 
 /* conn:call(command, args...) -> reply, or nil and the error */
@@ -475,6 +491,8 @@ void lq_open_redis(lua_State *L) {
   lq_new_class(L, REDIS_CONN, meta, methods);
   lua_pushcfunction(L, l_redis_connect);
   lua_setfield(L, -2, "redis_connect");
+  lua_pushcfunction(L, l_redis_connect_unix);
+  lua_setfield(L, -2, "redis_connect_unix");
   lua_pushcfunction(L, l_hex_encode);
   lua_setfield(L, -2, "hex_encode");
   lua_pushcfunction(L, l_hex_decode);

@@ -59,6 +59,10 @@ function M.TestStoreFormat.test_bad_options_raise_at_the_caller()
   lu.assertStrContains(err, "store.redis: option 'timeout' must be above 0 and at most 60 seconds")
   err = select(2, pcall(store.redis, { port = "6379" }))
   lu.assertStrContains(err, "store.redis: option 'port' must be a number")
+  err = select(2, pcall(store.redis, { path = "/run/redis.sock", port = 6379 }))
+  lu.assertStrContains(err, "store.redis: option 'path' (a Unix socket) goes without 'host' and 'port'")
+  err = select(2, pcall(store.redis, { path = "" }))
+  lu.assertStrContains(err, "store.redis: option 'path' must name a Unix socket")
 end
 
 function M.TestStoreFormat.test_a_line_says_what_it_was_given()
@@ -267,6 +271,28 @@ function M.TestRedisStore.test_events_and_profiles_on_redis()
   lu.assertEquals({ status, answer.error }, { 404, "unknown lead 'L-9': POST /leads/L-9 its profile first" })
   -- one hash per lead, its id in a hash tag
   lu.assertEquals(st.client:call("keys", "*"), { "leadq:{L-1}" })
+end
+
+-- A Redis on the same host through its Unix socket: the same leads as through TCP, and a socket that
+-- is not there is an unavailable store, named.
+function M.TestRedisStore.test_a_unix_socket_reaches_the_same_leads()
+  local st = fresh_store()
+  local over_socket = store.redis{ path = redis.socket, db = st.cfg.db, client = "hiredis", timeout = 2 }
+  lu.assertEquals(over_socket.description, "redis unix:" .. redis.socket .. "/" .. st.cfg.db)
+  local tcp_node, socket_node = new_service(st), new_service(over_socket)
+  lu.assertEquals(tcp_node:handle("POST", "/leads/L-1", VP), 201)
+  for i = 1, 4 do
+    local status, answer = (i % 2 == 0 and tcp_node or socket_node):handle("POST", "/events",
+      '{"lead":"L-1","type":"pricing_view"}')
+    lu.assertEquals({ status, answer.features.pricing_views_30d }, { 200, i })
+  end
+  local _, _, _, stamp = st:read_lead("L-1", false)
+  lu.assertEquals(stamp, "5")
+  over_socket:close()
+  local missing = store.redis{ path = redis.dir .. "/no.sock", client = "hiredis" }
+  local profile, err = missing:read_lead("L-1", true)
+  lu.assertNil(profile)
+  lu.assertStrContains(err, "redis: cannot connect to " .. redis.dir .. "/no.sock: ")
 end
 
 function M.TestRedisStore.test_a_stale_stamp_writes_nothing()
@@ -589,11 +615,14 @@ M.TestRedisNginx = {}
 local nodes, nodes_err
 local LEADS = 10
 
-local function start_node(r, db)
+-- over_socket: the node reaches Redis through its Unix socket (store.redis{ path = }), else TCP
+local function start_node(r, db, over_socket)
   local root = harness.root()
+  local address = over_socket and string.format('path = "%s"', r.socket) or
+    string.format('host = "127.0.0.1", port = %d', r.port)
   local node, err = harness.start{ rules = root .. "/" .. RULES, root = root,
     lib_dir = root .. "/" .. (os.getenv("LEADQ_BUILD") or "build") .. "/lib/luajit",
-    template = "nginx-redis.conf.tmpl", vars = { REDIS_PORT = r.port, REDIS_DB = db or 0, REDIS_TIMEOUT = 0.3 } }
+    template = "nginx-redis.conf.tmpl", vars = { REDIS_ADDRESS = address, REDIS_DB = db or 0, REDIS_TIMEOUT = 0.3 } }
   if not node then lu.fail("nginx did not start: " .. tostring(err)) end
   return node
 end
@@ -791,6 +820,33 @@ function M.TestRedisNginx.test_5b_redis_slower_than_the_timeout_gives_a_503_in_b
   lu.assertEquals(res.status, 200, res.body)
   local views = res.json.features.page_views_7d
   lu.assertTrue(views == 1 or views == 2, "page views " .. tostring(views))
+end
+
+-- A node on Redis's Unix socket beside a node on TCP: the same leads, no event lost between them.
+function M.TestRedisNginx.test_5c_a_node_on_the_unix_socket_shares_the_leads()
+  local n = two_nodes()
+  local c = start_node(redis, 0, true)
+  local ok, failure = pcall(function()
+    create_leads(n.a, "U-")
+    local res = post(c, "/events", '{"lead":"U-1","type":"pricing_view"}')
+    lu.assertEquals({ res.status, res.json.total }, { 200, 45 })
+    local per_client = 500
+    events_config(n.a, n.a.prefix .. "/events_u_tcp.curl", "U-", per_client)
+    events_config(c, c.prefix .. "/events_u_unix.curl", "U-", per_client)
+    local out_tcp, out_unix = n.a.prefix .. "/codes_u_tcp.txt", c.prefix .. "/codes_u_unix.txt"
+    os.execute(string.format("curl -sS --parallel --parallel-max 4 -K %s > %s 2>/dev/null & "
+      .. "curl -sS --parallel --parallel-max 4 -K %s > %s 2>/dev/null & wait",
+      harness.quote(n.a.prefix .. "/events_u_tcp.curl"), harness.quote(out_tcp),
+      harness.quote(c.prefix .. "/events_u_unix.curl"), harness.quote(out_unix)))
+    lu.assertEquals(count_codes(harness.read_file(out_tcp)), { [200] = per_client })
+    lu.assertEquals(count_codes(harness.read_file(out_unix)), { [200] = per_client })
+    local want = {}
+    for i = 1, LEADS do want[i] = 2 * per_client / LEADS end
+    lu.assertEquals(page_views(c, "U-"), want)
+    lu.assertEquals(page_views(n.b, "U-"), want)
+  end)
+  c:stop()
+  if not ok then error(failure, 0) end
 end
 
 -- The shared-dict service's state location: export it, import into Redis, serve the same leads.

@@ -116,9 +116,11 @@ local function nginx_client(cfg)
   local ngx = ngx   -- luacheck: ignore
   local null = ngx.null
   local client = {}
-  local pool_name = format("leadq:%s:%d:%d", cfg.host, cfg.port, cfg.db)
+  local pool_name = cfg.path and format("leadq:unix:%s:%d", cfg.path, cfg.db) or
+    format("leadq:%s:%d:%d", cfg.host, cfg.port, cfg.db)
   local connect_opts = { pool = pool_name, pool_size = cfg.pool }
   local timeout_ms = cfg.timeout * 1000
+  local unix_address = cfg.path and "unix:" .. cfg.path
 
   local function connection()
     local phase = ngx.get_phase()
@@ -127,8 +129,13 @@ local function nginx_client(cfg)
     if not red then return nil, "redis: " .. tostring(err) end
     red:set_timeout(timeout_ms)
     local ok
-    ok, err = red:connect(cfg.host, cfg.port, connect_opts)
-    if not ok then return nil, format("redis: cannot connect to %s:%d: %s", cfg.host, cfg.port, tostring(err)) end
+    if unix_address then
+      ok, err = red:connect(unix_address, connect_opts)
+      if not ok then return nil, format("redis: cannot connect to %s: %s", cfg.path, tostring(err)) end
+    else
+      ok, err = red:connect(cfg.host, cfg.port, connect_opts)
+      if not ok then return nil, format("redis: cannot connect to %s:%d: %s", cfg.host, cfg.port, tostring(err)) end
+    end
     if red:get_reused_times() == 0 then   -- a new connection: authenticate and choose the database once
       if cfg.password then
         ok, err = red:auth(cfg.password)
@@ -200,7 +207,9 @@ local function plain_client(cfg)
 
   local function connection()
     if conn and conn:connected() then return conn end
-    local c, err = core.redis_connect(cfg.host, cfg.port, cfg.timeout)
+    local c, err
+    if cfg.path then c, err = core.redis_connect_unix(cfg.path, cfg.timeout)
+    else c, err = core.redis_connect(cfg.host, cfg.port, cfg.timeout) end
     if not c then return nil, err end
     if cfg.password then
       local ok, aerr = c:call("AUTH", cfg.password)
@@ -255,13 +264,15 @@ end
 local RedisStore = {}
 RedisStore.__index = RedisStore
 
-local OPTIONS = { host = "string", port = "number", password = "string", db = "number", pool = "number",
-  timeout = "number", keepalive = "number", prefix = "string", client = "string", cache = "string" }
+local OPTIONS = { host = "string", port = "number", path = "string", password = "string", db = "number",
+  pool = "number", timeout = "number", keepalive = "number", prefix = "string", client = "string", cache = "string" }
 
--- opts: host ("127.0.0.1"), port (6379), password, db (0), pool (connections kept per nginx worker,
--- 32), timeout (seconds for connect, send and read each, 0.5), keepalive (seconds an idle pooled
--- connection is kept, 60), prefix ("leadq:"), client ("nginx" | "hiredis"; default: nginx's when
--- running inside nginx), cache (a lua_shared_dict's name, or a dict-like table: see RedisStore:known).
+-- opts: host ("127.0.0.1") and port (6379), or path (a Redis on this host through its Unix socket,
+-- redis.conf's `unixsocket`: no TCP stack on either side of a round trip; the nginx workers' user must
+-- be allowed to open it), password, db (0), pool (connections kept per nginx worker, 32), timeout
+-- (seconds for connect, send and read each, 0.5), keepalive (seconds an idle pooled connection is
+-- kept, 60), prefix ("leadq:"), client ("nginx" | "hiredis"; default: nginx's when running inside
+-- nginx), cache (a lua_shared_dict's name, or a dict-like table: see RedisStore:known).
 -- Raises on a bad option; connects only when first used.
 function _M.redis(opts)
   opts = opts or {}
@@ -272,8 +283,13 @@ function _M.redis(opts)
       error(format("store.redis: option '%s' must be a %s", k, OPTIONS[k]), 2)
     end
   end
-  local cfg = { host = opts.host or "127.0.0.1", port = opts.port or 6379, password = opts.password,
-    db = opts.db or 0, pool = opts.pool or 32, timeout = opts.timeout or 0.5, keepalive = opts.keepalive or 60 }
+  if opts.path and (opts.host or opts.port) then
+    error("store.redis: option 'path' (a Unix socket) goes without 'host' and 'port'", 2)
+  end
+  if opts.path == "" then error("store.redis: option 'path' must name a Unix socket", 2) end
+  local cfg = { host = opts.host or "127.0.0.1", port = opts.port or 6379, path = opts.path,
+    password = opts.password, db = opts.db or 0, pool = opts.pool or 32, timeout = opts.timeout or 0.5,
+    keepalive = opts.keepalive or 60 }
   if cfg.timeout <= 0 or cfg.timeout > 60 then
     error("store.redis: option 'timeout' must be above 0 and at most 60 seconds", 2)
   end
@@ -300,7 +316,8 @@ function _M.redis(opts)
     client = kind == "nginx" and nginx_client(cfg) or plain_client(cfg),
     sha = {},                  -- script name -> SHA1, once loaded (by this worker)
     keys = {}, key_count = 0,  -- lead id -> its key, bounded
-    description = format("redis://%s:%d/%d", cfg.host, cfg.port, cfg.db),
+    description = cfg.path and format("redis unix:%s/%d", cfg.path, cfg.db) or
+      format("redis://%s:%d/%d", cfg.host, cfg.port, cfg.db),
   }, RedisStore)
 end
 

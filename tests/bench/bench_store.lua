@@ -82,7 +82,7 @@ local redis, redis_err = redis_server.start()
 if not redis then return fail("redis-server did not start: " .. tostring(redis_err)) end
 local on_redis, on_dict, start_err
 on_redis, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir, template = "nginx-redis.conf.tmpl",
-  vars = { REDIS_PORT = redis.port, REDIS_DB = 0, REDIS_TIMEOUT = 1 } }
+  vars = { REDIS_ADDRESS = 'host = "127.0.0.1", port = ' .. redis.port, REDIS_DB = 0, REDIS_TIMEOUT = 1 } }
 if on_redis then on_dict, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir } end
 if not (on_redis and on_dict) then
   if on_redis then on_redis:stop() end

@@ -2,7 +2,7 @@
 -- folder of its own under /tmp (nothing outside it). Used by tests/test_redis.lua and the store bench.
 --
 --   local redis = require("nginx.redis_server")
---   local server = assert(redis.start())      -- server.port, server.dir
+--   local server = assert(redis.start())      -- server.port, server.socket (its Unix socket), server.dir
 --   server:stop(); server:start_again()      -- a restart reads the AOF back
 --   server:remove()                          -- stop always: call it from a teardown
 --
@@ -84,9 +84,11 @@ function H.start(opts)
       "bind 127.0.0.1", "port " .. port, "dir " .. dir, "logfile " .. dir .. "/redis.log",
       "daemonize no", "save \"\"", "appendonly yes", "appendfsync " .. (opts.appendfsync or "everysec"),
       "protected-mode yes", "databases 4",
+      "unixsocket " .. dir .. "/redis.sock", "unixsocketperm 700",   -- store.redis{ path = } and its bench
       "enable-debug-command local",   -- DEBUG SLEEP: the tests make Redis slow on purpose
       "", }, "\n"))
-    local server = setmetatable({ dir = dir, port = port, watchdog_seconds = opts.watchdog_seconds or 900 }, Server)
+    local server = setmetatable({ dir = dir, port = port, socket = dir .. "/redis.sock",
+      watchdog_seconds = opts.watchdog_seconds or 900 }, Server)
     local ok, err = server:launch()
     if ok then return server end
     last_err = err
