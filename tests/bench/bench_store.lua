@@ -1,13 +1,14 @@
 -- The Redis store against the shared dict, side by side in one run: wrk against POST /events of an
 -- nginx keeping its leads in Redis (compare-and-set over cosockets, one redis-server of this bench's
--- own) and of an nginx keeping them in its shared dict (lock), alternating rounds, median of each.
--- Goal: Redis >= 0.5x the shared dict's requests/s. Then `leadq state export` and `import` of 1M
+-- own; over TCP, the goal's figure, and over Redis's Unix socket) and of an nginx keeping them in its
+-- shared dict (lock), rounds in turn, median of each, and each side's CPU per event (nginx's workers,
+-- redis-server). Goal: Redis >= 0.5x the shared dict's requests/s. Then `leadq state export` and `import` of 1M
 -- leads' states through Redis (goal: each <= 10 s). Loopback only, bounded.
 local report = require("report")
 local harness = require("nginx.harness")
 local redis_server = require("nginx.redis_server")
 
-local ROUNDS = tonumber(os.getenv("LEADQ_BENCH_ROUNDS")) or 5
+local ROUNDS = tonumber(os.getenv("LEADQ_BENCH_ROUNDS")) or 6
 local SECONDS = tonumber(os.getenv("LEADQ_BENCH_SECONDS")) or 2
 local CONNECTIONS = tonumber(os.getenv("LEADQ_BENCH_CONNECTIONS")) or 8
 local LEADS = 1000
@@ -80,24 +81,52 @@ end
 
 local redis, redis_err = redis_server.start()
 if not redis then return fail("redis-server did not start: " .. tostring(redis_err)) end
-local on_redis, on_dict, start_err
-on_redis, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir, template = "nginx-redis.conf.tmpl",
-  vars = { REDIS_ADDRESS = 'host = "127.0.0.1", port = ' .. redis.port, REDIS_DB = 0, REDIS_TIMEOUT = 1 } }
-if on_redis then on_dict, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir } end
-if not (on_redis and on_dict) then
+-- Three nodes: Redis over TCP (the goal's figure), Redis over its Unix socket, the shared dict.
+local on_redis, on_unix, on_dict, start_err
+-- Each Redis node has a database of its own: a node's workers keep each lead's last stamp, and leads
+-- the other node moved on would cost a refused compare-and-set each round.
+local function redis_node(address, db)
+  return harness.start{ rules = rules, root = root, lib_dir = lib_dir, template = "nginx-redis.conf.tmpl",
+    vars = { REDIS_ADDRESS = address, REDIS_DB = db, REDIS_TIMEOUT = 1 } }
+end
+on_redis, start_err = redis_node('host = "127.0.0.1", port = ' .. redis.port, 0)
+if on_redis then on_unix, start_err = redis_node('path = "' .. redis.socket .. '"', 1) end
+if on_unix then on_dict, start_err = harness.start{ rules = rules, root = root, lib_dir = lib_dir } end
+if not (on_redis and on_unix and on_dict) then
   if on_redis then on_redis:stop() end
+  if on_unix then on_unix:stop() end
   redis:remove()
   return fail("nginx did not start: " .. tostring(start_err))
 end
 
+-- CPU seconds a process has used so far (utime + stime, in 100ths of a second).
+local function cpu_seconds(pid)
+  local stat = harness.read_file("/proc/" .. pid .. "/stat") or ""
+  local fields = {}
+  for x in (stat:match("^%d+ %b() (.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = x end
+  return ((tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)) / 100
+end
+
+local function cpu_of(pids)
+  local total = 0
+  for _, pid in ipairs(pids) do total = total + cpu_seconds(pid) end
+  return total
+end
+
+local function load_average()
+  return ((harness.read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?")
+end
+
 local function service_rounds()
-  local servers = { redis = on_redis, dict = on_dict }
+  local names = { "redis", "unix", "dict" }
+  local servers = { redis = on_redis, unix = on_unix, dict = on_dict }
   local scripts = {}
   for _, kind in ipairs({ "events", "profiles" }) do
     scripts[kind] = on_dict.prefix .. "/wrk_" .. kind .. ".lua"
     wrk_script(scripts[kind], kind)
   end
-  for name, server in pairs(servers) do   -- every lead gets a profile first
+  for _, name in ipairs(names) do   -- every lead gets a profile first
+    local server = servers[name]
     local done = 0
     for _ = 1, 5 do
       local setup = wrk(server, "/leads/", scripts.profiles, 1, 2)
@@ -105,34 +134,51 @@ local function service_rounds()
       done = done + setup.requests
       if done >= 2 * LEADS then break end
     end
+  end
+  for _, name in ipairs(names) do
+    local server = servers[name]
     for i = 1, LEADS, 97 do
       local res = server:request("GET", "/leads/L" .. i)
       if res.status ~= 200 then error(name .. ": GET /leads/L" .. i .. " answers " .. res.status, 0) end
     end
     wrk(server, "/events", scripts.events, 1, CONNECTIONS)   -- warm-up (JIT, connections)
   end
-  local results = { redis = {}, dict = {} }
+  local results = { redis = {}, unix = {}, dict = {} }
+  -- CPU per event of each node's workers and of redis-server, summed over the rounds: the machine's
+  -- other load moves requests/s much more than it moves what each event costs.
+  local cpu = { redis = 0, unix = 0, dict = 0 }
+  local redis_cpu = { redis = 0, unix = 0 }
+  local answered = { redis = 0, unix = 0, dict = 0 }
   -- Redis commands per event, counted by Redis itself: one script call is the goal (a refused
   -- compare-and-set costs a second, a read a third)
   local stats_conn = assert(require("leadq.core").redis_connect("127.0.0.1", redis.port, 5))
-  assert(stats_conn:call("config", "resetstat"))
+  local tcp_commands
   for r = 1, ROUNDS do
-    local order = r % 2 == 1 and { "redis", "dict" } or { "dict", "redis" }
+    -- each round in another order: no side always runs right after the same other one
+    local orders = { { "redis", "unix", "dict" }, { "dict", "redis", "unix" }, { "unix", "dict", "redis" } }
+    local order = orders[(r - 1) % 3 + 1]
     for _, name in ipairs(order) do
+      local workers = servers[name]:workers()
+      if r == 1 and name == "redis" then assert(stats_conn:call("config", "resetstat")) end
+      local before, redis_before = cpu_of(workers), cpu_seconds(redis.pid)
       local res = wrk(servers[name], "/events", scripts.events, SECONDS, CONNECTIONS)
+      cpu[name] = cpu[name] + cpu_of(workers) - before
+      if redis_cpu[name] then redis_cpu[name] = redis_cpu[name] + cpu_seconds(redis.pid) - redis_before end
       if res.non2xx > 0 or res.errors > 0 then
         error(string.format("%s round %d: %d events not answered 2xx, %d socket errors", name, r, res.non2xx,
           res.errors), 0)
       end
       results[name][r] = res
+      answered[name] = answered[name] + res.requests
+      if r == 1 and name == "redis" then tcp_commands = stats_conn:call("info", "commandstats") or "" end
     end
   end
-  local stats = stats_conn:call("info", "commandstats") or ""
   stats_conn:close()
-  local answered, calls = 0, {}
-  for _, res in ipairs(results.redis) do answered = answered + res.requests end
-  for cmd, n in stats:gmatch("cmdstat_(%w+):calls=(%d+)") do
-    if cmd ~= "info" and cmd ~= "config" then calls[#calls + 1] = string.format("%s %.2f", cmd, n / answered) end
+  local calls = {}
+  for cmd, n in tcp_commands:gmatch("cmdstat_(%w+):calls=(%d+)") do
+    if cmd ~= "info" and cmd ~= "config" then
+      calls[#calls + 1] = string.format("%s %.2f", cmd, n / results.redis[1].requests)
+    end
   end
   table.sort(calls)
   print("bench: store: Redis commands per event: " .. table.concat(calls, ", "))
@@ -143,8 +189,20 @@ local function service_rounds()
   local redis_p99 = median(results.redis, "p99_ms")
   report.line("store POST /events p99 latency, Redis store (" .. label .. ")", redis_p99, "ms",
     "shared dict", median(results.dict, "p99_ms"), "ms", false)
-  print(string.format("bench: store: goal Redis >= 0.5x the shared dict's req/s: %s (%.2fx); Redis p99 %.2f ms",
-    ratio >= 0.5 and "met" or "NOT met", ratio, redis_p99))
+  local unix_ratio = report.line("store POST /events throughput, Redis store over its Unix socket (" .. label .. ")",
+    median(results.unix, "rps"), "req/s", "shared dict", median(results.dict, "rps"), "req/s", true)
+  report.line("store POST /events p99 latency, Redis store over its Unix socket (" .. label .. ")",
+    median(results.unix, "p99_ms"), "ms", "shared dict", median(results.dict, "p99_ms"), "ms", false)
+  local function per_event(seconds, name) return seconds / answered[name] * 1e6 end
+  report.line("store POST /events nginx CPU per event, Redis store", per_event(cpu.redis, "redis"), "us",
+    "shared dict", per_event(cpu.dict, "dict"), "us", false)
+  report.line("store POST /events nginx CPU per event, Redis store over its Unix socket", per_event(cpu.unix, "unix"),
+    "us", "shared dict", per_event(cpu.dict, "dict"), "us", false)
+  print(string.format("bench: store: redis-server CPU per event: %.1f us over TCP, %.1f us over its Unix socket",
+    per_event(redis_cpu.redis, "redis"), per_event(redis_cpu.unix, "unix")))
+  print(string.format("bench: store: goal Redis >= 0.5x the shared dict's req/s: %s (%.2fx; %.2fx over its Unix "
+    .. "socket); Redis p99 %.2f ms; load average %s", ratio >= 0.5 and "met" or "NOT met", ratio, unix_ratio, redis_p99,
+    load_average()))
 end
 
 -- 1M leads written straight into Redis (a profile and a real engagement state each), then the
@@ -176,14 +234,9 @@ local function state_moves()
       batch = {}
     end
   end
-  -- CPU seconds of redis-server so far (utime + stime, 100 ticks a second): on a busy machine the wall
-  -- time says little, the CPU each side spent says what an idle one would take.
-  local function redis_cpu()
-    local fields = {}
-    local stat = harness.read_file("/proc/" .. redis.pid .. "/stat") or ""
-    for x in (stat:match("^%d+ %b() (.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = x end
-    return ((tonumber(fields[12]) or 0) + (tonumber(fields[13]) or 0)) / 100
-  end
+  -- CPU seconds of redis-server so far: on a busy machine the wall time says little, the CPU each side
+  -- spent says what an idle one would take.
+  local function redis_cpu() return cpu_seconds(redis.pid) end
   local file = on_dict.prefix .. "/state.ndjson"
   local quiet = { print = function() end, error = function(line) io.stderr:write(line, "\n") end }
   collectgarbage()
@@ -217,6 +270,7 @@ end
 local ok, err = pcall(service_rounds)
 if ok then ok, err = pcall(state_moves) end
 on_redis:stop()
+on_unix:stop()
 on_dict:stop()
 redis:remove()
 if not ok then fail(err) end
