@@ -74,6 +74,36 @@ static int keys_rehash(lq_keys *k, lq_allocator *a, size_t nslots) {
   return 0;
 }
 
+/* Room for `items` more keys of `bytes` bytes in all, made at once: a million interned one by one
+** would copy the arrays and rehash the slots some twenty times. 0, or -1 on no memory. */
+static int keys_reserve(lq_keys *k, lq_allocator *a, size_t items, size_t bytes) {
+  size_t want = (size_t)k->count + items, old = (size_t)k->cap_items, nslots = 16;
+  if (want > (size_t)INT32_MAX - 1) return -1;
+  while (nslots < want * 2) nslots *= 2;
+  if ((k->slots == NULL || nslots > (size_t)k->slot_mask + 1) && keys_rehash(k, a, nslots) != 0) return -1;
+  if (want > old) {
+    size_t *st = (size_t *)lq_mem_call(a, k->starts, old * sizeof(size_t), want * sizeof(size_t));
+    uint32_t *ln, *hs;
+    if (st == NULL) return -1;
+    k->starts = st;
+    ln = (uint32_t *)lq_mem_call(a, k->lengths, old * sizeof(uint32_t), want * sizeof(uint32_t));
+    if (ln == NULL) {
+      k->starts = (size_t *)lq_mem_call(a, st, want * sizeof(size_t), old * sizeof(size_t));
+      return -1;
+    }
+    k->lengths = ln;
+    hs = (uint32_t *)lq_mem_call(a, k->hashes, old * sizeof(uint32_t), want * sizeof(uint32_t));
+    if (hs == NULL) {
+      k->starts = (size_t *)lq_mem_call(a, k->starts, want * sizeof(size_t), old * sizeof(size_t));
+      k->lengths = (uint32_t *)lq_mem_call(a, k->lengths, want * sizeof(uint32_t), old * sizeof(uint32_t));
+      return -1;
+    }
+    k->hashes = hs;
+    k->cap_items = (int32_t)want;
+  }
+  return grow(a, (void **)&k->bytes, &k->cap, k->len + bytes, 1);
+}
+
 int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
   int32_t c = lq_keys_find(k, s, len);
   uint32_t i;
@@ -422,19 +452,12 @@ static int grow_log(lq_funnel *f, size_t need) {
 
 static int quote_len(size_t len) { return len > 60 ? 60 : (int)len; }
 
-int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, const char *stage_text,
-                  size_t stage_len, double at, const char *at_text, size_t at_len,
-                  const char *reason, size_t reason_len, const char *owner, size_t owner_len,
-                  int32_t source, uint64_t line) {
+/* lq_funnel_add with its lead interned already: li, or -1 when the row has none. */
+static int add_row(lq_funnel *f, int32_t li, int stage, const char *stage_text, size_t stage_len, double at,
+                   const char *at_text, size_t at_len, const char *reason, size_t reason_len, const char *owner,
+                   size_t owner_len, int32_t source, uint64_t line) {
   char msg[256];
-  int32_t li = -1, ri = -1, oi = -1;
-  /* any row, even one rejected here, may name a new lead: the per-lead state is made again */
-  if (f->nrejects > f->load_rejects) truncate_rejects(f, f->load_rejects);
-  f->prepared = 0;
-  if (lead != NULL && lead_len > 0) {
-    li = lq_keys_intern(&f->leads, &f->alloc, lead, lead_len);
-    if (li < 0) return -1;
-  }
+  int32_t ri = -1, oi = -1;
   msg[0] = '\0';
   if (li < 0) snprintf(msg, sizeof msg, "missing lead id");
   else if (stage < 0 && (stage_text == NULL || stage_len == 0)) snprintf(msg, sizeof msg, "missing stage");
@@ -463,8 +486,23 @@ int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, co
   f->source[f->n] = source;
   f->line[f->n] = line;
   f->n++;
-  f->prepared = 0;
   return 0;
+}
+
+int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, const char *stage_text,
+                  size_t stage_len, double at, const char *at_text, size_t at_len,
+                  const char *reason, size_t reason_len, const char *owner, size_t owner_len,
+                  int32_t source, uint64_t line) {
+  int32_t li = -1;
+  /* any row, even one rejected here, may name a new lead: the per-lead state is made again */
+  if (f->nrejects > f->load_rejects) truncate_rejects(f, f->load_rejects);
+  f->prepared = 0;
+  if (lead != NULL && lead_len > 0) {
+    li = lq_keys_intern(&f->leads, &f->alloc, lead, lead_len);
+    if (li < 0) return -1;
+  }
+  return add_row(f, li, stage, stage_text, stage_len, at, at_text, at_len, reason, reason_len, owner, owner_len,
+                 source, line);
 }
 
 /* The text of a cell, NULL when missing; numbers print as Lua would print an integer. */
@@ -502,7 +540,8 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   const lq_column *cl = t->cols[c_lead], *cs = c_stage >= 0 ? t->cols[c_stage] : NULL, *ca = t->cols[c_at];
   const lq_column *cr = c_reason >= 0 ? t->cols[c_reason] : NULL, *co = c_owner >= 0 ? t->cols[c_owner] : NULL;
   int *stage_of_code = NULL;
-  size_t nstage_codes = 0, row, next_reject = 0;
+  int32_t *lead_of_code = NULL;   /* a category's lead, interned on the code's first row: once per lead */
+  size_t nstage_codes = 0, nlead_codes = 0, row, next_reject = 0;
   uint64_t record = 1;
   int rc = 0;
   if (cs != NULL && cs->type != LQ_CATEGORY && cs->type != LQ_TEXT) { *err = "stage"; return -2; }
@@ -518,6 +557,16 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     for (i = 0; i < cs->dict.count; i++)
       stage_of_code[i] = lq_funnel_stage(f, cs->dict.bytes + cs->dict.starts[i], cs->dict.lengths[i]);
   }
+  if (cl->type == LQ_CATEGORY) {
+    nlead_codes = (size_t)cl->dict.count;
+    lead_of_code = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (nlead_codes + 1) * sizeof(int32_t));
+    if (lead_of_code == NULL) { rc = -1; goto done; }
+    memset(lead_of_code, 0xff, (nlead_codes + 1) * sizeof(int32_t));   /* -1: not interned yet */
+    if (keys_reserve(&f->leads, &f->alloc, nlead_codes, cl->dict.bytes_len + nlead_codes) != 0) {
+      rc = -1;
+      goto done;
+    }
+  }
   /* the table's own rejects are rows lost before we saw them: they count as ours */
   for (next_reject = 0; next_reject < t->nrejects; next_reject++) {
     const lq_reject *tr = &t->rejects[next_reject];
@@ -531,12 +580,26 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     size_t llen = 0, slen = 0, alen = 0, rlen = 0, olen = 0;
     const char *lead, *stext, *atext = NULL, *reason = NULL, *owner = NULL;
     int stage;
+    int32_t li = -1;
     double at = NAN;
     while (next_reject < t->nrejects && t->rejects[next_reject].record <= record) {
       if (t->rejects[next_reject].record == record) record++;
       next_reject++;
     }
-    lead = cell_text(cl, row, &llen, lbuf, sizeof lbuf);
+    if (lead_of_code != NULL) {
+      int32_t code = cl->codes[row];
+      if (code >= 0 && (li = lead_of_code[code]) < 0 && cl->dict.lengths[code] > 0) {
+        li = lq_keys_intern(&f->leads, &f->alloc, cl->dict.bytes + cl->dict.starts[code], cl->dict.lengths[code]);
+        if (li < 0) { rc = -1; goto done; }
+        lead_of_code[code] = li;
+      }
+    } else {
+      lead = cell_text(cl, row, &llen, lbuf, sizeof lbuf);
+      if (lead != NULL && llen > 0 && (li = lq_keys_intern(&f->leads, &f->alloc, lead, llen)) < 0) {
+        rc = -1;
+        goto done;
+      }
+    }
     if (cs == NULL) {
       stage = const_stage;
       stext = f->cfg.names[const_stage];
@@ -550,12 +613,15 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     }
     if (cr != NULL) reason = cell_text(cr, row, &rlen, rbuf, sizeof rbuf);
     if (co != NULL) owner = cell_text(co, row, &olen, obuf, sizeof obuf);
-    if (lq_funnel_add(f, lead, llen, stage, stext, slen, at, atext, alen, reason, rlen, owner, olen, source,
-                      record + 1) < 0) { rc = -1; goto done; }
+    if (add_row(f, li, stage, stext, slen, at, atext, alen, reason, rlen, owner, olen, source, record + 1) < 0) {
+      rc = -1;
+      goto done;
+    }
     record++;
   }
 done:
   if (stage_of_code != NULL) lq_mem_call(&f->alloc, stage_of_code, (nstage_codes + 1) * sizeof(int), 0);
+  if (lead_of_code != NULL) lq_mem_call(&f->alloc, lead_of_code, (nlead_codes + 1) * sizeof(int32_t), 0);
   return rc;
 }
 
