@@ -1,5 +1,6 @@
 /* The lifecycle funnel: transition log, validation, aggregation, mergeable results. No Lua here. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,6 +626,42 @@ done:
   return rc;
 }
 
+/* ---------------------------------------------------------------- threads */
+
+#if !defined(LQ_FUNNEL_MAX_THREADS)
+#define LQ_FUNNEL_MAX_THREADS 64
+#endif
+#if !defined(LQ_FUNNEL_LEADS_PER_THREAD)
+#define LQ_FUNNEL_LEADS_PER_THREAD 1024    /* fewer leads a thread than this: not worth a thread */
+#endif
+
+/* How many parts of nl leads to run on, at most `threads`. */
+static int funnel_parts(int threads, size_t nl) {
+  size_t most = nl / LQ_FUNNEL_LEADS_PER_THREAD + 1;
+  if (threads < 1) threads = 1;
+  if (threads > LQ_FUNNEL_MAX_THREADS) threads = LQ_FUNNEL_MAX_THREADS;
+  return (size_t)threads > most ? (int)most : threads;
+}
+
+/* Part k of n of the leads [0, nl): whole, contiguous ranges in lead order. */
+static size_t part_start(size_t nl, int k, int n) {
+  return nl / (size_t)n * (size_t)k + (nl % (size_t)n) * (size_t)k / (size_t)n;
+}
+
+/* fn on each of n jobs (elem bytes apart): jobs 1.. on threads of their own, job 0 here; a thread that
+** cannot be started has its job run here after the others (the same result, later). */
+static void run_parts(void *(*fn)(void *), void *jobs, size_t elem, int n) {
+  pthread_t ids[LQ_FUNNEL_MAX_THREADS];
+  int started[LQ_FUNNEL_MAX_THREADS];
+  int t;
+  for (t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, fn, (char *)jobs + (size_t)t * elem) == 0;
+  fn(jobs);
+  for (t = 1; t < n; t++) {
+    if (started[t]) pthread_join(ids[t], NULL);
+    else fn((char *)jobs + (size_t)t * elem);
+  }
+}
+
 typedef struct by_time { const double *at; } by_time;
 
 static int earlier(const void *ctx, uint32_t a, uint32_t b) {
@@ -636,18 +673,94 @@ static int chain_rank_less(const lq_funnel_config *c, int a, int b) {
   return a < c->nchain && b < c->nchain && a < b;
 }
 
+/* A row the walk rejects: its lead and the stage the lead was at (-1 before its first), from which the
+** message is made when the parts' rejects are gathered in lead order. */
+typedef struct walk_reject {
+  uint32_t row;
+  int32_t lead;
+  int cur;
+} walk_reject;
+
+typedef struct walk_job {
+  lq_funnel *f;
+  size_t from, to;           /* leads */
+  walk_reject *rejects;      /* malloc'd: parts run on threads, away from the funnel's allocator */
+  size_t nrejects, cap;
+  double as_of;
+  int failed;
+} walk_job;
+
+/* Each lead of the part in time order, walked against the allowed transitions. */
+static void *walk_leads(void *arg) {
+  walk_job *j = (walk_job *)arg;
+  lq_funnel *f = j->f;
+  const lq_funnel_config *cfg = &f->cfg;
+  by_time ctx;
+  size_t L;
+  ctx.at = f->at;
+  for (L = j->from; L < j->to; L++) {
+    uint32_t *seg = f->order + f->start[L], n = f->start[L + 1] - f->start[L], k;
+    int cur = -1;
+    uint32_t seen = 0;
+    f->disq_reason[L] = -1;
+    f->lead_owner[L] = -1;
+    f->recycles[L] = 0;
+    for (k = 1; k < n; k++)
+      if (f->at[seg[k]] < f->at[seg[k - 1]]) { sort_u32(seg, n, earlier, &ctx); break; }
+    for (k = 0; k < n; k++) {
+      uint32_t r = seg[k];
+      int s = f->stage[r];
+      if (!cfg->allowed[cur + 1][s]) {
+        if (j->nrejects == j->cap) {
+          size_t ncap = j->cap ? j->cap * 2 : 64;
+          walk_reject *nr = (walk_reject *)realloc(j->rejects, ncap * sizeof *nr);
+          if (nr == NULL) { j->failed = 1; return NULL; }
+          j->rejects = nr;
+          j->cap = ncap;
+        }
+        j->rejects[j->nrejects].row = r;
+        j->rejects[j->nrejects].lead = (int32_t)L;
+        j->rejects[j->nrejects].cur = cur;
+        j->nrejects++;
+        f->row_ok[r] = 0;
+        continue;
+      }
+      f->row_ok[r] = 1;
+      seen |= 1u << s;
+      if (s == cfg->disqualified) f->disq_reason[L] = f->reason[r];
+      if (s == cfg->nurture && cur >= 0 && f->recycles[L] < UINT16_MAX) f->recycles[L]++;
+      if (f->owner[r] >= 0) f->lead_owner[L] = f->owner[r];
+      if (!(f->at[r] <= j->as_of)) j->as_of = f->at[r];
+      cur = s;
+    }
+    f->seen[L] = seen;
+    f->last_stage[L] = (uint8_t)(cur < 0 ? 255 : cur);
+  }
+  return NULL;
+}
+
+/* The sentence for a rejected move from cur to s. */
+static void walk_message(const lq_funnel_config *cfg, int cur, int s, char *msg, size_t size) {
+  if (cur < 0) snprintf(msg, size, "a lead cannot start at '%s'", cfg->names[s]);
+  else if (s == cur) snprintf(msg, size, "lead is already at '%s'", cfg->names[s]);
+  else if (chain_rank_less(cfg, s, cur))
+    snprintf(msg, size, "out of order: '%s' comes before '%s' in the funnel", cfg->names[s], cfg->names[cur]);
+  else snprintf(msg, size, "transition from '%s' to '%s' is not allowed", cfg->names[cur], cfg->names[s]);
+}
+
 int lq_funnel_prepare(lq_funnel *f) {
   lq_allocator *a = &f->alloc;
-  const lq_funnel_config *cfg = &f->cfg;
   size_t nl = (size_t)f->leads.count, i, L;
   uint32_t *order = NULL, *start = NULL;
   uint8_t *row_ok = NULL;
-  by_time ctx;
+  walk_job jobs[LQ_FUNNEL_MAX_THREADS];
+  int nparts = funnel_parts(f->threads, nl), t;
   char msg[256];
   int rc = -1;
   free_state(f);
   truncate_rejects(f, f->load_rejects);
   f->as_of = NAN;
+  memset(jobs, 0, sizeof jobs);
   {   /* times are kept as whole seconds after the earliest */
     double lo = HUGE_VAL, hi = -HUGE_VAL;
     for (i = 0; i < f->n; i++) {
@@ -675,42 +788,6 @@ int lq_funnel_prepare(lq_funnel *f) {
   for (i = 0; i < f->n; i++) start[f->lead[i] + 2]++;
   for (L = 2; L < nl + 2; L++) start[L] += start[L - 1];
   for (i = 0; i < f->n; i++) order[start[f->lead[i] + 1]++] = (uint32_t)i;
-  ctx.at = f->at;
-  for (L = 0; L < nl; L++) {
-    uint32_t *seg = order + start[L], n = start[L + 1] - start[L], k;
-    int cur = -1;
-    uint32_t seen = 0;
-    f->disq_reason[L] = -1;
-    f->lead_owner[L] = -1;
-    f->recycles[L] = 0;
-    for (k = 1; k < n; k++)
-      if (f->at[seg[k]] < f->at[seg[k - 1]]) { sort_u32(seg, n, earlier, &ctx); break; }
-    for (k = 0; k < n; k++) {
-      uint32_t r = seg[k];
-      int s = f->stage[r];
-      if (!cfg->allowed[cur + 1][s]) {
-        if (cur < 0) snprintf(msg, sizeof msg, "a lead cannot start at '%s'", cfg->names[s]);
-        else if (s == cur) snprintf(msg, sizeof msg, "lead is already at '%s'", cfg->names[s]);
-        else if (chain_rank_less(cfg, s, cur))
-          snprintf(msg, sizeof msg, "out of order: '%s' comes before '%s' in the funnel", cfg->names[s],
-                   cfg->names[cur]);
-        else snprintf(msg, sizeof msg, "transition from '%s' to '%s' is not allowed", cfg->names[cur], cfg->names[s]);
-        if (add_reject(f, f->source[r], f->line[r], (int32_t)L, s, f->at[r], msg) != 0) goto done;
-        row_ok[r] = 0;
-        continue;
-      }
-      row_ok[r] = 1;
-      seen |= 1u << s;
-      if (s == cfg->disqualified) f->disq_reason[L] = f->reason[r];
-      if (s == cfg->nurture && cur >= 0 && f->recycles[L] < UINT16_MAX) f->recycles[L]++;
-      if (f->owner[r] >= 0) f->lead_owner[L] = f->owner[r];
-      if (!(f->at[r] <= f->as_of)) f->as_of = f->at[r];
-      cur = s;
-    }
-    f->seen[L] = seen;
-    f->last_stage[L] = (uint8_t)(cur < 0 ? 255 : cur);
-  }
-  /* kept for funnel_times */
   f->order = order;
   f->start = start;
   f->row_ok = row_ok;
@@ -718,30 +795,77 @@ int lq_funnel_prepare(lq_funnel *f) {
   f->start_n = nl + 2;
   order = start = NULL;
   row_ok = NULL;
+  /* each part of the leads walked on a thread of its own; the rejects gathered in lead order, as
+  ** one walk of all leads would make them */
+  for (t = 0; t < nparts; t++) {
+    jobs[t].f = f;
+    jobs[t].from = part_start(nl, t, nparts);
+    jobs[t].to = part_start(nl, t + 1, nparts);
+    jobs[t].as_of = NAN;
+  }
+  run_parts(walk_leads, jobs, sizeof jobs[0], nparts);
+  for (t = 0; t < nparts; t++) {
+    if (jobs[t].failed) goto done;
+    if (!(jobs[t].as_of <= f->as_of)) f->as_of = jobs[t].as_of;
+    for (i = 0; i < jobs[t].nrejects; i++) {
+      const walk_reject *w = &jobs[t].rejects[i];
+      int s = f->stage[w->row];
+      walk_message(&f->cfg, w->cur, s, msg, sizeof msg);
+      if (add_reject(f, f->source[w->row], f->line[w->row], w->lead, s, f->at[w->row], msg) != 0) goto done;
+    }
+  }
   f->prepared = 1;
   rc = 0;
 done:
+  for (t = 0; t < nparts; t++) free(jobs[t].rejects);
   lq_mem_call(a, order, (f->n + 1) * sizeof(uint32_t), 0);
   lq_mem_call(a, start, (nl + 2) * sizeof(uint32_t), 0);
   lq_mem_call(a, row_ok, f->n + 1, 0);
-  if (rc != 0) free_state(f);
+  if (rc != 0) {
+    truncate_rejects(f, f->load_rejects);
+    free_state(f);
+  }
   return rc;
 }
 
-/* Each lead's first entry into each stage, from its checked rows in time order. 0 or -1. */
-static int funnel_times(lq_funnel *f) {
-  size_t ns = (size_t)f->cfg.nstages, nl = (size_t)f->nstate - 1, L, k;
-  int32_t *first = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (size_t)f->nstate * ns * sizeof(int32_t));
-  if (first == NULL) return -1;
-  for (k = 0; k < (size_t)f->nstate * ns; k++) first[k] = LQ_FUNNEL_NEVER;
-  for (L = 0; L < nl; L++) {
-    int32_t *mine = first + L * ns;
+typedef struct times_job {
+  lq_funnel *f;
+  int32_t *first;
+  size_t from, to;
+} times_job;
+
+static void *first_entries(void *arg) {
+  const times_job *j = (const times_job *)arg;
+  const lq_funnel *f = j->f;
+  size_t ns = (size_t)f->cfg.nstages, L, k;
+  for (k = j->from * ns; k < j->to * ns; k++) j->first[k] = LQ_FUNNEL_NEVER;
+  for (L = j->from; L < j->to; L++) {
+    int32_t *mine = j->first + L * ns;
     for (k = f->start[L]; k < f->start[L + 1]; k++) {
       uint32_t r = f->order[k];
       if (f->row_ok[r] && mine[f->stage[r]] == LQ_FUNNEL_NEVER)
         mine[f->stage[r]] = (int32_t)(floor(f->at[r]) - f->time_base);
     }
   }
+  return NULL;
+}
+
+/* Each lead's first entry into each stage, from its checked rows in time order, on the funnel's
+** threads (parts of the leads). 0 or -1. */
+static int funnel_times(lq_funnel *f) {
+  size_t ns = (size_t)f->cfg.nstages, nl = (size_t)f->nstate - 1, k;
+  times_job jobs[LQ_FUNNEL_MAX_THREADS];
+  int nparts = funnel_parts(f->threads, nl), t;
+  int32_t *first = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (size_t)f->nstate * ns * sizeof(int32_t));
+  if (first == NULL) return -1;
+  for (k = nl * ns; k < (size_t)f->nstate * ns; k++) first[k] = LQ_FUNNEL_NEVER;   /* the spare */
+  for (t = 0; t < nparts; t++) {
+    jobs[t].f = f;
+    jobs[t].first = first;
+    jobs[t].from = part_start(nl, t, nparts);
+    jobs[t].to = part_start(nl, t + 1, nparts);
+  }
+  run_parts(first_entries, jobs, sizeof jobs[0], nparts);
   f->first_at = first;
   f->times_ready = 1;
   return 0;
@@ -1014,7 +1138,7 @@ typedef struct group_index {
 
 /* The group of a key, made on first sight (its key as strings); -1 on no memory. */
 static int32_t group_of_key(group_index *gi, uint64_t key) {
-  lq_allocator *a = &gi->f->alloc;
+  lq_allocator *a = &gi->r->alloc;
   int32_t g, slot, codes[LQ_FUNNEL_MAX_DIMS];
   uint64_t k = key;
   int d;
@@ -1065,7 +1189,7 @@ static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double
   lq_funnel *f = gi->f;
   const lq_funnel_config *cfg = &f->cfg;
   lq_funnel_result *r = gi->r;
-  lq_allocator *a = &f->alloc;
+  lq_allocator *a = &r->alloc;   /* the part's: it may run on a thread of its own */
   uint32_t k, from = f->start[L], to = f->start[L + 1];
   int episodes = 0, open = 0;
   double m = 0;
@@ -1123,24 +1247,123 @@ static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double
   return 0;
 }
 
-lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err) {
-  lq_allocator *a = &f->alloc;
-  const lq_funnel_config *cfg = &f->cfg;
-  size_t nl, L, ns = (size_t)cfg->nstages, product = 1, nreasons;
-  dim_state ds[LQ_FUNNEL_MAX_DIMS];
-  group_index groups;
-  int32_t *lead_row = NULL, *dense = NULL, *reason_map = NULL;
+/* One part of the leads aggregated into a result of its own: the part's groups, counts, sketches,
+** breaches, and its disqualification reasons counted densely by (group, funnel reason). */
+typedef struct aggregate_job {
+  lq_funnel *f;
+  const lq_funnel_query *q;
+  const dim_state *ds;
   const int32_t *row_of;
-  uint64_t *reason_counts = NULL;
-  size_t reason_groups = 0;
-  lq_keys sparse;
-  lq_funnel_result *r = NULL;
+  size_t from, to, product;
+  int sla;
+  lq_funnel_result *r;
+  uint64_t *reason_counts;   /* [group * nreasons + reason], through r's allocator */
+  size_t reason_groups;
+  int failed;
+} aggregate_job;
+
+static void *aggregate_leads(void *arg) {
+  aggregate_job *j = (aggregate_job *)arg;
+  lq_funnel *f = j->f;
+  const lq_funnel_query *q = j->q;
+  const lq_funnel_config *cfg = &f->cfg;
+  lq_funnel_result *r = j->r;
+  lq_allocator *a = &r->alloc;
+  const dim_state *ds = j->ds;
+  size_t ns = (size_t)cfg->nstages, L, nreasons = (size_t)f->reasons.count;
   double inv_ln_gamma = 1.0 / log(sketch_gamma());
   uint32_t chain_all = (uint32_t)((1u << cfg->nchain) - 1);
-  int d, ok = 0, nsd = cfg->nstages - cfg->nchain, np = cfg->nchain * (cfg->nchain - 1) / 2;
+  int d, nsd = cfg->nstages - cfg->nchain, np = cfg->nchain * (cfg->nchain - 1) / 2;
+  int32_t *dense = NULL;
+  lq_keys sparse;
+  group_index groups;
+  lq_keys_init(&sparse);
+  j->failed = 1;
+  if (j->product <= LQ_FUNNEL_DENSE_GROUPS) {
+    dense = (int32_t *)lq_mem_call(a, NULL, 0, j->product * sizeof(int32_t));
+    if (dense == NULL) goto done;
+    memset(dense, 0xff, j->product * sizeof(int32_t));
+  }
+  groups.f = f;
+  groups.q = q;
+  groups.ds = ds;
+  groups.r = r;
+  groups.dense = dense;
+  groups.sparse = &sparse;
+  for (L = j->from; L < j->to; L++) {
+    uint32_t seen = f->seen[L], mask = seen;
+    uint64_t key = 0;
+    int32_t g;
+    if (seen == 0) continue;   /* every row of this lead was rejected */
+    if (cfg->implied && (seen & chain_all))   /* reaching a chain stage passes the ones before it */
+      mask |= (uint32_t)((2u << (31 - __builtin_clz(seen & chain_all))) - 1);
+    for (d = 0; d < q->ndims; d++) key = key * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, j->row_of);
+    g = group_of_key(&groups, key);
+    if (g < 0) goto done;
+    r->hist[((size_t)g << cfg->nchain) | (mask & chain_all)]++;
+    if (nsd > 0) {
+      int k;
+      for (k = 0; k < nsd; k++)
+        if (mask & (1u << (cfg->nchain + k))) r->side[(size_t)g * (size_t)nsd + (size_t)k]++;
+    }
+    if (f->recycles[L] > 0) {
+      r->recycled[g * 2]++;
+      r->recycled[g * 2 + 1] += f->recycles[L];
+    }
+    if (cfg->disqualified >= 0 && (seen & (1u << cfg->disqualified)) && f->disq_reason[L] >= 0) {
+      if ((size_t)r->gcap > j->reason_groups) {
+        if (grow_zeroed(a, (void **)&j->reason_counts, j->reason_groups * nreasons, (size_t)r->gcap * nreasons,
+                        sizeof(uint64_t)) != 0)
+          goto done;
+        j->reason_groups = (size_t)r->gcap;
+      }
+      j->reason_counts[(size_t)g * nreasons + (size_t)f->disq_reason[L]]++;
+    }
+    if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
+      const int32_t *first = f->first_at + L * ns;
+      int x, y;
+      for (x = 0; x < cfg->nchain; x++) {
+        if (!(seen & (1u << x))) continue;
+        for (y = x + 1; y < cfg->nchain; y++) {
+          double dt;
+          if (!(seen & (1u << y))) continue;
+          dt = (double)first[y] - (double)first[x];
+          if (dt >= 0 && sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
+                                    dt, inv_ln_gamma) != 0)
+            goto done;
+        }
+      }
+    }
+    if (j->sla && (seen & (1u << cfg->mql)) && episodes_sla(&groups, L, j->row_of, inv_ln_gamma, np) != 0) goto done;
+  }
+  j->failed = 0;
+done:
+  if (dense != NULL) lq_mem_call(a, dense, j->product * sizeof(int32_t), 0);
+  lq_keys_free(&sparse, a);
+  return NULL;
+}
+
+static int merge_result(lq_funnel_result *r, const lq_funnel_result *o, int32_t *gmap, const char **err);
+
+/* The leads in parts, one a thread (f->threads), each into a result of its own; the parts' results
+** merged in lead order. Groups, breaches and sketches' exact values then come in the order one pass
+** over all leads gives them, and the reasons are added after, group by group, as one pass adds them:
+** the result is the same, to the byte of its serialization, for any number of threads. */
+lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, const char **err) {
+  lq_allocator *a = &f->alloc, sys = {lq_system_alloc, NULL};
+  const lq_funnel_config *cfg = &f->cfg;
+  size_t nl, L, ns = (size_t)cfg->nstages, product = 1, nreasons, reason_groups = 0;
+  dim_state ds[LQ_FUNNEL_MAX_DIMS];
+  aggregate_job jobs[LQ_FUNNEL_MAX_THREADS];
+  int32_t *lead_row = NULL, *reason_map = NULL, *gmap = NULL;
+  size_t gmap_n = 0;
+  const int32_t *row_of;
+  uint64_t *reason_counts = NULL;
+  lq_funnel_result *r = NULL;
+  int d, t, ok = 0, nparts = 0;
   int sla = q->sla && cfg->mql >= 0 && cfg->mql < cfg->nchain && cfg->sla_seconds > 0;
   *err = NULL;
-  lq_keys_init(&sparse);
+  memset(jobs, 0, sizeof jobs);
   if (!f->prepared) {
     int rc = lq_funnel_prepare(f);
     if (rc == -2) *err = LQ_FUNNEL_SPAN_ERROR;
@@ -1152,9 +1375,6 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     for (d = 0; d < q->ndims; d++) need |= q->dims[d].kind == LQ_DIM_COHORT;
     if (need && funnel_times(f) != 0) return NULL;
   }
-  r = result_new(f->alloc);
-  if (r == NULL) return NULL;
-  result_header(r, cfg, q);
   /* the join: funnel lead -> row of the leads table, stored by lq_funnel_join or made here */
   nreasons = (size_t)f->reasons.count;
   reason_map = (int32_t *)lq_mem_call(a, NULL, 0, (nreasons + 1) * sizeof(int32_t));
@@ -1182,9 +1402,9 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     else {
       int64_t lo = INT64_MAX, hi = INT64_MIN;
       for (L = 0; L < nl; L++) {
-        int32_t t = f->first_at[L * ns + (size_t)dim->stage];
-        if (t != LQ_FUNNEL_NEVER) {
-          int64_t c = cohort_of(f->time_base + t, dim->week);
+        int32_t t32 = f->first_at[L * ns + (size_t)dim->stage];
+        if (t32 != LQ_FUNNEL_NEVER) {
+          int64_t c = cohort_of(f->time_base + t32, dim->week);
           if (c < lo) lo = c;
           if (c > hi) hi = c;
         }
@@ -1198,63 +1418,53 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     }
     product *= ds[d].card;
   }
-  if (product <= LQ_FUNNEL_DENSE_GROUPS) {
-    dense = (int32_t *)lq_mem_call(a, NULL, 0, product * sizeof(int32_t));
-    if (dense == NULL) goto done;
-    memset(dense, 0xff, product * sizeof(int32_t));
+  /* the parts: the first through the funnel's allocator (it becomes the result), the others through
+  ** the C library's, on threads of their own */
+  nparts = funnel_parts(f->threads, nl);
+  for (t = 0; t < nparts; t++) {
+    jobs[t].f = f;
+    jobs[t].q = q;
+    jobs[t].ds = ds;
+    jobs[t].row_of = row_of;
+    jobs[t].from = part_start(nl, t, nparts);
+    jobs[t].to = part_start(nl, t + 1, nparts);
+    jobs[t].product = product;
+    jobs[t].sla = sla;
+    jobs[t].r = result_new(t == 0 ? *a : sys);
+    if (jobs[t].r == NULL) goto done;
+    result_header(jobs[t].r, cfg, q);
   }
-  groups.f = f;
-  groups.q = q;
-  groups.ds = ds;
-  groups.r = r;
-  groups.dense = dense;
-  groups.sparse = &sparse;
-  for (L = 0; L < nl; L++) {
-    uint32_t seen = f->seen[L], mask = seen;
-    uint64_t key = 0;
-    int32_t g;
-    if (seen == 0) continue;   /* every row of this lead was rejected */
-    if (cfg->implied && (seen & chain_all))   /* reaching a chain stage passes the ones before it */
-      mask |= (uint32_t)((2u << (31 - __builtin_clz(seen & chain_all))) - 1);
-    for (d = 0; d < q->ndims; d++) key = key * ds[d].card + dim_value(f, &q->dims[d], &ds[d], L, row_of);
-    g = group_of_key(&groups, key);
-    if (g < 0) goto done;
-    r->hist[((size_t)g << cfg->nchain) | (mask & chain_all)]++;
-    if (nsd > 0) {
-      int k;
-      for (k = 0; k < nsd; k++)
-        if (mask & (1u << (cfg->nchain + k))) r->side[(size_t)g * (size_t)nsd + (size_t)k]++;
+  run_parts(aggregate_leads, jobs, sizeof jobs[0], nparts);
+  for (t = 0; t < nparts; t++)
+    if (jobs[t].failed) goto done;
+  r = jobs[0].r;
+  reason_counts = jobs[0].reason_counts;
+  reason_groups = jobs[0].reason_groups;
+  jobs[0].r = NULL;
+  jobs[0].reason_counts = NULL;
+  for (t = 1; t < nparts; t++) {
+    const aggregate_job *j = &jobs[t];
+    size_t g;
+    if ((size_t)j->r->ngroups + 1 > gmap_n) {
+      lq_mem_call(a, gmap, gmap_n * sizeof(int32_t), 0);
+      gmap_n = (size_t)j->r->ngroups + 1;
+      gmap = (int32_t *)lq_mem_call(a, NULL, 0, gmap_n * sizeof(int32_t));
+      if (gmap == NULL) { gmap_n = 0; goto done; }
     }
-    if (f->recycles[L] > 0) {
-      r->recycled[g * 2]++;
-      r->recycled[g * 2 + 1] += f->recycles[L];
-    }
-    if (cfg->disqualified >= 0 && (seen & (1u << cfg->disqualified)) && f->disq_reason[L] >= 0) {
-      /* counted densely by (group, funnel reason); moved into the result after the pass */
+    if (merge_result(r, j->r, gmap, err) != 0) goto done;
+    if (j->reason_counts != NULL) {
       if ((size_t)r->gcap > reason_groups) {
         if (grow_zeroed(a, (void **)&reason_counts, reason_groups * nreasons, (size_t)r->gcap * nreasons,
                         sizeof(uint64_t)) != 0)
           goto done;
         reason_groups = (size_t)r->gcap;
       }
-      reason_counts[(size_t)g * nreasons + (size_t)f->disq_reason[L]]++;
-    }
-    if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
-      const int32_t *first = f->first_at + L * ns;
-      int x, y;
-      for (x = 0; x < cfg->nchain; x++) {
-        if (!(seen & (1u << x))) continue;
-        for (y = x + 1; y < cfg->nchain; y++) {
-          double dt;
-          if (!(seen & (1u << y))) continue;
-          dt = (double)first[y] - (double)first[x];
-          if (dt >= 0 && sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
-                                    dt, inv_ln_gamma) != 0)
-            goto done;
-        }
+      for (g = 0; g < j->reason_groups && g < (size_t)j->r->ngroups; g++) {
+        size_t k;
+        for (k = 0; k < nreasons; k++)
+          reason_counts[(size_t)gmap[g] * nreasons + k] += j->reason_counts[g * nreasons + k];
       }
     }
-    if (sla && (seen & (1u << cfg->mql)) && episodes_sla(&groups, L, row_of, inv_ln_gamma, np) != 0) goto done;
   }
   if (reason_counts != NULL) {
     size_t k;
@@ -1272,11 +1482,16 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   }
   ok = 1;
 done:
+  for (t = 0; t < nparts; t++) {
+    if (jobs[t].r != NULL) {
+      lq_mem_call(&jobs[t].r->alloc, jobs[t].reason_counts, jobs[t].reason_groups * nreasons * sizeof(uint64_t), 0);
+      lq_funnel_result_free(jobs[t].r);
+    }
+  }
   lq_mem_call(a, reason_counts, reason_groups * nreasons * sizeof(uint64_t), 0);
+  lq_mem_call(a, gmap, gmap_n * sizeof(int32_t), 0);
   lq_mem_call(a, lead_row, (nl + 1) * sizeof(int32_t), 0);
   lq_mem_call(a, reason_map, (nreasons + 1) * sizeof(int32_t), 0);
-  if (dense != NULL) lq_mem_call(a, dense, product * sizeof(int32_t), 0);
-  lq_keys_free(&sparse, a);
   if (!ok) {
     lq_funnel_result_free(r);
     return NULL;
@@ -1313,13 +1528,23 @@ static int32_t copy_string(lq_funnel_result *r, const lq_funnel_result *o, int32
 }
 
 int lq_funnel_result_merge(lq_funnel_result *r, const lq_funnel_result *o, const char **err) {
-  int32_t og, *gmap;
-  size_t i, nsd = nside(r), H = (size_t)1 << r->nchain;
-  int rc = -1;
+  int32_t *gmap;
+  int rc;
   *err = NULL;
   if (!same_shape(r, o, err)) return -2;
   gmap = (int32_t *)lq_mem_call(&r->alloc, NULL, 0, ((size_t)o->ngroups + 1) * sizeof(int32_t));
   if (gmap == NULL) return -1;
+  rc = merge_result(r, o, gmap, err);
+  lq_mem_call(&r->alloc, gmap, ((size_t)o->ngroups + 1) * sizeof(int32_t), 0);
+  return rc;
+}
+
+/* Adds o into r (of the same shape); gmap[o's group] = r's group. 0 or -1 on no memory. */
+static int merge_result(lq_funnel_result *r, const lq_funnel_result *o, int32_t *gmap, const char **err) {
+  int32_t og;
+  size_t i, nsd = nside(r), H = (size_t)1 << r->nchain;
+  int rc = -1;
+  *err = NULL;
   for (og = 0; og < o->ngroups; og++) {
     const char *ok = lq_keys_string(&o->group_keys, og, NULL);
     int32_t codes[LQ_FUNNEL_MAX_DIMS], g;
@@ -1356,7 +1581,6 @@ int lq_funnel_result_merge(lq_funnel_result *r, const lq_funnel_result *o, const
   }
   rc = 0;
 done:
-  lq_mem_call(&r->alloc, gmap, ((size_t)o->ngroups + 1) * sizeof(int32_t), 0);
   return rc;
 }
 

@@ -96,6 +96,7 @@ typedef struct lq_funnel {
   uint8_t *stage;
   double *at;
   uint64_t *line;
+  int threads;             /* checking the log and aggregating run on up to this many (0, 1: one) */
   lq_funnel_reject *rejects;
   size_t nrejects, rejects_cap, load_rejects;  /* rejects past load_rejects come from validation */
   /* per lead, after lq_funnel_prepare */

@@ -357,6 +357,7 @@ static int funnel_aggregate(lua_State *L) {
   lq_funnel_query q;
   const char *err = NULL;
   result_box *b;
+  int threads = 1, saved;
   memset(&q, 0, sizeof q);
   q.velocity = q.sla = 1;
   if (lua_isnoneornil(L, 2)) {   /* no query: everything, by nothing */
@@ -364,7 +365,7 @@ static int funnel_aggregate(lua_State *L) {
     lua_newtable(L);
   }
   {
-    static const char *const keys[] = {"leads", "id", "by", "velocity", "sla", NULL};
+    static const char *const keys[] = {"leads", "id", "by", "velocity", "sla", "threads", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, 2)) {   /* unknown keys are mistakes ("bye" for "by") */
@@ -372,7 +373,7 @@ static int funnel_aggregate(lua_State *L) {
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
       for (k = 0; keys[k] != NULL && strcmp(keys[k], key) != 0; k++) {}
       if (keys[k] == NULL)
-        return luaL_error(L, "unknown query key '%s' (expected leads, id, by, velocity, sla)", key);
+        return luaL_error(L, "unknown query key '%s' (expected leads, id, by, velocity, sla, threads)", key);
       lua_pop(L, 1);
     }
     lua_getfield(L, 2, "leads");
@@ -418,6 +419,14 @@ static int funnel_aggregate(lua_State *L) {
       }
       q.ndims = (int)n;
     }
+    lua_getfield(L, 2, "threads");   /* checking and aggregating on that many: the same result for any */
+    if (!lua_isnil(L, -1)) {
+      lua_Integer n = lua_tointeger(L, -1);
+      if (!lq_isinteger(L, -1) || n < 1 || n > 256)
+        return luaL_error(L, "query.threads must be a whole number from 1 to 256");
+      threads = (int)n;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 2, "velocity");
     if (!lua_isnil(L, -1)) q.velocity = lua_toboolean(L, -1);
     lua_getfield(L, 2, "sla");
@@ -427,7 +436,10 @@ static int funnel_aggregate(lua_State *L) {
   b = (result_box *)lq_newuserdata(L, sizeof *b);
   b->r = NULL;
   luaL_setmetatable(L, RESULT_TYPE);
+  saved = f->threads;   /* this aggregation's (and the check it may run first), not the funnel's */
+  f->threads = threads;
   b->r = lq_funnel_aggregate(f, &q, &err);
+  f->threads = saved;
   if (b->r == NULL) return luaL_error(L, "%s", err != NULL ? err : "not enough memory to aggregate the funnel");
   return 1;
 }

@@ -721,6 +721,7 @@ local function aggregate(f, opts, by, leads_tbl)
       end
     end
   end
+  query.threads = opts.threads
   local aok, result = pcall(f.aggregate, f, query)
   if own then leads:close() end
   if not aok then return nil, (tostring(result):gsub("^[^:]*:%d+: ", "")) end
