@@ -61,12 +61,28 @@ static void put_text(out_buffer *b, const char *s, size_t len) {
   lq_csv_put_field(put_to_buffer, b, s, len);
 }
 
+/* A whole number's digits, as "%lld" writes them (most cells of a scores file: totals, points). */
+static size_t put_whole(char *end, long long v) {
+  char *p = end;
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  return (size_t)(end - p);
+}
+
 static void put_number(out_buffer *b, double v) {
   char tmp[64];
   int n;
   if (isnan(v)) return;
-  if (v == floor(v) && v > -1e15 && v < 1e15) n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-  else n = snprintf(tmp, sizeof tmp, "%.6g", v);
+  if (v == floor(v) && v > -1e15 && v < 1e15) {
+    size_t len = put_whole(tmp + sizeof tmp, (long long)v);
+    put(b, tmp + sizeof tmp - len, len);
+    return;
+  }
+  n = snprintf(tmp, sizeof tmp, "%.6g", v);
   if (n > 0) put(b, tmp, (size_t)n);
 }
 

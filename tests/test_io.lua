@@ -180,6 +180,7 @@ function TestFormat.test_the_core_writes_what_the_lua_writer_writes()
     { id = 'has "quotes"', n = -0.0, x = 1e15, b = false, c = "a,b" },
     { id = "line\nbreak", n = 2 ^ 53, x = -1e-7, c = "cr\r" },
     { n = 1 / 0, x = -1 / 0 },
+    { id = "whole", n = -42, x = -999999999999999, c = "mql" },   -- whole numbers: the core's own digits
     { id = "", n = 999999999999999, x = 123456.7, b = true, c = "" },   -- no tie: LuaJIT's %g rounds ties up
   }, { id = "text", n = "number", x = "number", b = "boolean", c = "category" })
   local dir = helpers.tmpdir()
