@@ -191,7 +191,7 @@ function TestFormat.test_the_core_writes_what_the_lua_writer_writes()
     cols[i] = t:column(name)
   end
   specs[6], names[6] = { name = "row", row = true }, "row"
-  cols[6] = { 1, 2, 3, 4, 5 }
+  cols[6] = { 1, 2, 3, 4, 5, 6 }
   assert(core.write_csv_columns(dir .. "/c.csv", #t, specs))
   assert(score_cli.write_rows(dir .. "/lua.csv", names, cols, #t, "csv"))
   lu.assertEquals(read(dir .. "/c.csv"), read(dir .. "/lua.csv"))
