@@ -2071,3 +2071,337 @@ char *lq_funnel_result_csv(const lq_funnel_result *r, size_t *len) {
   }
   return b.p;
 }
+
+/* ---------------------------------------------------------------- the result as JSON */
+
+/* JSON as leadq.json writes a Lua value: objects with their keys sorted by bytes, whole numbers as
+** integers, other numbers in the shortest of %.14g and %.17g that reads back the same double, control
+** characters, '"' and '\' escaped. The layout is funnel.report's table (the disqualification reasons
+** most frequent first, then by reason; the breaches by lead, mql time and group), so this text is
+** funnel.to_json(funnel.report(r)) byte for byte. */
+
+static void put_json_string(outbuf *b, const char *s, size_t len) {
+  size_t i, from = 0;
+  put(b, "\"", 1);
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc = NULL;
+    char u[8];
+    if (c >= 32 && c != 127 && c != '"' && c != '\\') continue;
+    switch (c) {
+      case '"': esc = "\\\""; break;
+      case '\\': esc = "\\\\"; break;
+      case '\b': esc = "\\b"; break;
+      case '\f': esc = "\\f"; break;
+      case '\n': esc = "\\n"; break;
+      case '\r': esc = "\\r"; break;
+      case '\t': esc = "\\t"; break;
+      default: snprintf(u, sizeof u, "\\u%04x", c); esc = u;
+    }
+    put(b, s + from, i - from);
+    put(b, esc, strlen(esc));
+    from = i + 1;
+  }
+  put(b, s + from, len - from);
+  put(b, "\"", 1);
+}
+
+static void put_json_key(outbuf *b, int first, const char *key) {
+  if (!first) put(b, ",", 1);
+  put_json_string(b, key, strlen(key));
+  put(b, ":", 1);
+}
+
+static void put_json_number(outbuf *b, double v) {
+  char t[40];
+  int n;
+  if (floor(v) == v && v >= -9007199254740992.0 && v <= 9007199254740992.0)
+    n = snprintf(t, sizeof t, "%lld", (long long)v);
+  else {
+    n = snprintf(t, sizeof t, "%.14g", v);
+    if (strtod(t, NULL) != v) n = snprintf(t, sizeof t, "%.17g", v);
+  }
+  put(b, t, (size_t)n);
+}
+
+static void put_json_count(outbuf *b, uint64_t v) {
+  char t[32];
+  int n = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
+  put(b, t, (size_t)n);
+}
+
+/* A list of n names, stride bytes apart, as a JSON array. */
+static void put_json_names(outbuf *b, const char *names, size_t stride, int n) {
+  int i;
+  put(b, "[", 1);
+  for (i = 0; i < n; i++) {
+    const char *name = names + (size_t)i * stride;
+    if (i > 0) put(b, ",", 1);
+    put_json_string(b, name, strlen(name));
+  }
+  put(b, "]", 1);
+}
+
+/* order[0..n) sorted by the strings names[order[i]] (an insertion sort: a few names). */
+static void sort_names(const char *const *names, int *order, int n) {
+  int i, j;
+  for (i = 0; i < n; i++) order[i] = i;
+  for (i = 1; i < n; i++) {
+    int x = order[i];
+    for (j = i; j > 0 && strcmp(names[order[j - 1]], names[x]) > 0; j--) order[j] = order[j - 1];
+    order[j] = x;
+  }
+}
+
+static void put_json_key_object(outbuf *b, const lq_funnel_result *r, int32_t g, const int *dim_order) {
+  const char *key = lq_keys_string(&r->group_keys, g, NULL);
+  int d, first = 1;
+  put(b, "{", 1);
+  for (d = 0; d < r->ndims; d++) {
+    int dd = dim_order[d];
+    int32_t c;
+    size_t len;
+    const char *s;
+    memcpy(&c, key + (size_t)dd * 4, 4);
+    if (c < 0) continue;   /* missing: no key, as a nil field */
+    s = lq_keys_string(&r->strings, c, &len);
+    put_json_key(b, first, r->dim_names[dd]);
+    put_json_string(b, s, len);
+    first = 0;
+  }
+  put(b, "}", 1);
+}
+
+/* Most frequent first, then by reason (funnel.report's order). */
+static int reason_before(const void *ctx, uint32_t x, uint32_t y) {
+  const lq_funnel_result *r = (const lq_funnel_result *)ctx;
+  const char *kx = lq_keys_string(&r->reason_keys, (int32_t)x, NULL);
+  const char *ky = lq_keys_string(&r->reason_keys, (int32_t)y, NULL);
+  int32_t cx, cy;
+  size_t lx, ly;
+  const char *sx, *sy;
+  int c;
+  if (r->reason_counts[x] != r->reason_counts[y]) return r->reason_counts[x] > r->reason_counts[y];
+  memcpy(&cx, kx + 4, 4);
+  memcpy(&cy, ky + 4, 4);
+  sx = lq_keys_string(&r->strings, cx, &lx);
+  sy = lq_keys_string(&r->strings, cy, &ly);
+  c = memcmp(sx, sy, lx < ly ? lx : ly);
+  return c != 0 ? c < 0 : lx < ly;
+}
+
+/* By lead, then mql time, then group key (the order of the result's breaches in Lua). */
+static int breach_before(const void *ctx, uint32_t x, uint32_t y) {
+  const lq_funnel_result *r = (const lq_funnel_result *)ctx;
+  const lq_funnel_breach *p = &r->breaches[x], *q = &r->breaches[y];
+  size_t la, lb;
+  const char *sa = lq_keys_string(&r->strings, p->lead, &la), *sb = lq_keys_string(&r->strings, q->lead, &lb);
+  int c = memcmp(sa, sb, la < lb ? la : lb);
+  if (c != 0) return c < 0;
+  if (la != lb) return la < lb;
+  if (p->mql_at != q->mql_at) return p->mql_at < q->mql_at;
+  return lq_funnel_compare_keys(r, p->group, q->group) < 0;
+}
+
+char *lq_funnel_result_json(const lq_funnel_result *r, size_t *len) {
+  int from[LQ_FUNNEL_MAX_CHAIN * 2], to[LQ_FUNNEL_MAX_CHAIN * 2], npairs = lq_funnel_output_pairs(r, from, to);
+  char pair_names[LQ_FUNNEL_MAX_CHAIN * 2][LQ_FUNNEL_NAME_MAX * 2 + 4];
+  const char *pair_ptr[LQ_FUNNEL_MAX_CHAIN * 2], *stage_ptr[LQ_FUNNEL_MAX_STAGES], *dim_ptr[LQ_FUNNEL_MAX_DIMS];
+  int pair_order[LQ_FUNNEL_MAX_CHAIN * 2], stage_order[LQ_FUNNEL_MAX_STAGES], dim_order[LQ_FUNNEL_MAX_DIMS];
+  lq_allocator a = r->alloc;
+  size_t norder = (size_t)r->ngroups + 1, nreasons = (size_t)r->reason_keys.count + 1, nb = r->nbreaches + 1, k;
+  int32_t *order = (int32_t *)a.fn(a.ud, NULL, 0, norder * sizeof *order);
+  uint32_t *reasons = (uint32_t *)a.fn(a.ud, NULL, 0, nreasons * sizeof *reasons);
+  uint32_t *breaches = (uint32_t *)a.fn(a.ud, NULL, 0, nb * sizeof *breaches);
+  size_t *reason_start = (size_t *)a.fn(a.ud, NULL, 0, norder * sizeof *reason_start);
+  int has_sla = r->sla_seconds > 0 && r->mql >= 0;
+  outbuf b;
+  int32_t i;
+  int s, p, d;
+  b.a = &a;
+  b.p = NULL;
+  b.len = b.cap = 0;
+  b.failed = order == NULL || reasons == NULL || breaches == NULL || reason_start == NULL ||
+             lq_funnel_result_order(r, order) != 0;
+  if (b.failed) goto done;
+  for (p = 0; p < npairs; p++) {
+    snprintf(pair_names[p], sizeof pair_names[p], "%s_to_%s", r->names[from[p]], r->names[to[p]]);
+    pair_ptr[p] = pair_names[p];
+  }
+  for (s = 0; s < r->nstages; s++) stage_ptr[s] = r->names[s];
+  for (d = 0; d < r->ndims; d++) dim_ptr[d] = r->dim_names[d];
+  sort_names(pair_ptr, pair_order, npairs);
+  sort_names(stage_ptr, stage_order, r->nstages);
+  sort_names(dim_ptr, dim_order, r->ndims);
+  /* each group's reasons together (a counting sort by group), each group's sorted as the report sorts */
+  memset(reason_start, 0, norder * sizeof *reason_start);
+  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
+    int32_t kg;
+    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
+    reason_start[kg + 1]++;
+  }
+  for (i = 0; i < r->ngroups; i++) reason_start[i + 1] += reason_start[i];
+  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
+    int32_t kg;
+    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
+    reasons[reason_start[kg]++] = (uint32_t)k;
+  }
+  for (i = r->ngroups; i > 0; i--) reason_start[i] = reason_start[i - 1];
+  reason_start[0] = 0;
+  for (i = 0; i < r->ngroups; i++)
+    sort_u32(reasons + reason_start[i], reason_start[i + 1] - reason_start[i], reason_before, r);
+  for (k = 0; k < r->nbreaches; k++) breaches[k] = (uint32_t)k;
+  sort_u32(breaches, r->nbreaches, breach_before, r);
+
+  /* the keys in byte order: breaches, chain, dims, groups, pairs, sla_days, stages */
+  put(&b, "{\"breaches\":[", 13);
+  for (k = 0; k < r->nbreaches; k++) {
+    const lq_funnel_breach *br = &r->breaches[breaches[k]];
+    size_t l;
+    const char *lead = lq_keys_string(&r->strings, br->lead, &l);
+    int handed = !isnan(br->handoff_at);
+    put(&b, k > 0 ? ",{" : "{", k > 0 ? 2 : 1);
+    if (handed) {
+      put(&b, "\"days\":", 7);
+      put_json_number(&b, (br->handoff_at - br->mql_at) / 86400.0);
+      put(&b, ",\"handoff_at\":", 14);
+      put_json_number(&b, br->handoff_at);
+      put(&b, ",", 1);
+    }
+    put(&b, "\"key\":", 6);
+    put_json_key_object(&b, r, br->group, dim_order);
+    put(&b, ",\"lead\":", 8);
+    put_json_string(&b, lead, l);
+    if (!isnan(br->mql_at)) {
+      put(&b, ",\"mql_at\":", 10);
+      put_json_number(&b, br->mql_at);
+    }
+    put(&b, "}", 1);
+  }
+  put(&b, "],\"chain\":", 10);
+  put_json_names(&b, r->names[0], sizeof r->names[0], r->nchain);
+  put(&b, ",\"dims\":", 8);
+  put_json_names(&b, r->dim_names[0], sizeof r->dim_names[0], r->ndims);
+  put(&b, ",\"groups\":[", 11);
+  for (i = 0; i < r->ngroups && !b.failed; i++) {
+    int32_t g = order[i];
+    const uint64_t *sla = r->sla + (size_t)g * 4;
+    const lq_sketch *hs = &r->sketches[(size_t)g * ((size_t)r->npairs + 1) + (size_t)r->npairs];
+    int first = 1;
+    size_t j;
+    put(&b, i > 0 ? ",{" : "{", i > 0 ? 2 : 1);
+    put(&b, "\"conversion\":{", 14);
+    for (p = 0; p < npairs; p++) {
+      int q = pair_order[p];
+      uint64_t base = lq_funnel_result_reached(r, g, from[q]);
+      if (base == 0) continue;
+      put_json_key(&b, first, pair_names[q]);
+      put_json_number(&b, (double)lq_funnel_result_both(r, g, from[q], to[q]) / (double)base);
+      first = 0;
+    }
+    put(&b, "},\"disqualified\":[", 18);
+    for (j = reason_start[g]; j < reason_start[g + 1]; j++) {
+      uint32_t rk = reasons[j];
+      int32_t kr;
+      size_t l;
+      const char *rs;
+      memcpy(&kr, lq_keys_string(&r->reason_keys, (int32_t)rk, NULL) + 4, 4);
+      rs = lq_keys_string(&r->strings, kr, &l);
+      put(&b, j > reason_start[g] ? ",{\"count\":" : "{\"count\":", j > reason_start[g] ? 10 : 9);
+      put_json_count(&b, r->reason_counts[rk]);
+      put(&b, ",\"reason\":", 10);
+      put_json_string(&b, rs, l);
+      put(&b, "}", 1);
+    }
+    put(&b, "],\"key\":", 8);
+    put_json_key_object(&b, r, g, dim_order);
+    put(&b, ",\"leads\":", 9);
+    put_json_count(&b, lq_funnel_result_leads(r, g));
+    put(&b, ",\"reached\":{", 12);
+    for (s = 0; s < r->nstages; s++) {
+      put_json_key(&b, s == 0, r->names[stage_order[s]]);
+      put_json_count(&b, lq_funnel_result_reached(r, g, stage_order[s]));
+    }
+    put(&b, "},\"recycled\":", 13);
+    put_json_count(&b, r->recycled[(size_t)g * 2]);
+    put(&b, ",\"recycled_transitions\":", 24);
+    put_json_count(&b, r->recycled[(size_t)g * 2 + 1]);
+    if (has_sla) {   /* exact, handed_off, late, median_days, overdue, p90_days, share_within, within */
+      double q50 = hs->count > 0 ? lq_sketch_quantile(hs, 0.5) / 86400.0 : NAN;
+      double q90 = hs->count > 0 ? lq_sketch_quantile(hs, 0.9) / 86400.0 : NAN;
+      put(&b, ",\"sla\":{", 8);
+      if (hs->count > 0) put(&b, lq_sketch_exact(hs) ? "\"exact\":true," : "\"exact\":false,",
+                             lq_sketch_exact(hs) ? 13 : 14);
+      put(&b, "\"handed_off\":", 13);
+      put_json_count(&b, sla[0]);
+      put(&b, ",\"late\":", 8);
+      put_json_count(&b, sla[2]);
+      if (!isnan(q50)) { put(&b, ",\"median_days\":", 15); put_json_number(&b, q50); }
+      put(&b, ",\"overdue\":", 11);
+      put_json_count(&b, sla[3]);
+      if (!isnan(q90)) { put(&b, ",\"p90_days\":", 12); put_json_number(&b, q90); }
+      if (sla[0] + sla[3] > 0) {
+        put(&b, ",\"share_within\":", 16);
+        put_json_number(&b, (double)sla[1] / (double)(sla[0] + sla[3]));
+      }
+      put(&b, ",\"within\":", 10);
+      put_json_count(&b, sla[1]);
+      put(&b, "}", 1);
+    }
+    put(&b, ",\"velocity\":{", 13);
+    first = 1;
+    for (p = 0; p < npairs; p++) {
+      int q = pair_order[p];
+      const lq_sketch *sk = &r->sketches[(size_t)g * ((size_t)r->npairs + 1) +
+                                          (size_t)lq_funnel_pair_index(r->nchain, from[q], to[q])];
+      double q50, q90;
+      if (sk->count == 0) continue;
+      q50 = lq_sketch_quantile(sk, 0.5) / 86400.0;
+      q90 = lq_sketch_quantile(sk, 0.9) / 86400.0;
+      put_json_key(&b, first, pair_names[q]);
+      put(&b, lq_sketch_exact(sk) ? "{\"exact\":true" : "{\"exact\":false", lq_sketch_exact(sk) ? 13 : 14);
+      if (!isnan(q50)) { put(&b, ",\"median_days\":", 15); put_json_number(&b, q50); }
+      put(&b, ",\"n\":", 5);
+      put_json_count(&b, sk->count);
+      if (!isnan(q90)) { put(&b, ",\"p90_days\":", 12); put_json_number(&b, q90); }
+      put(&b, "}", 1);
+      first = 0;
+    }
+    put(&b, "}}", 2);
+  }
+  put(&b, "],\"pairs\":[", 11);
+  for (p = 0; p < npairs; p++) {
+    put(&b, p > 0 ? ",{\"from\":" : "{\"from\":", p > 0 ? 9 : 8);
+    put_json_string(&b, r->names[from[p]], strlen(r->names[from[p]]));
+    put(&b, ",\"name\":", 8);
+    put_json_string(&b, pair_names[p], strlen(pair_names[p]));
+    put(&b, ",\"to\":", 6);
+    put_json_string(&b, r->names[to[p]], strlen(r->names[to[p]]));
+    put(&b, "}", 1);
+  }
+  put(&b, "]", 1);
+  if (r->sla_seconds > 0) {
+    put(&b, ",\"sla_days\":", 12);
+    put_json_number(&b, r->sla_seconds / 86400.0);
+  }
+  put(&b, ",\"stages\":", 10);
+  put_json_names(&b, r->names[0], sizeof r->names[0], r->nstages);
+  put(&b, "}\n", 2);
+done:
+  if (order != NULL) a.fn(a.ud, order, norder * sizeof *order, 0);
+  if (reasons != NULL) a.fn(a.ud, reasons, nreasons * sizeof *reasons, 0);
+  if (breaches != NULL) a.fn(a.ud, breaches, nb * sizeof *breaches, 0);
+  if (reason_start != NULL) a.fn(a.ud, reason_start, norder * sizeof *reason_start, 0);
+  if (b.failed) {
+    if (b.p != NULL) a.fn(a.ud, b.p, b.cap, 0);
+    return NULL;
+  }
+  *len = b.len;
+  if (b.len + 1 < b.cap) {   /* to the size the caller frees it with */
+    char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
+    if (fit != NULL) return fit;
+    a.fn(a.ud, b.p, b.cap, 0);
+    return NULL;
+  }
+  return b.p;
+}

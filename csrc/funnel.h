@@ -226,6 +226,8 @@ int lq_funnel_output_pairs(const lq_funnel_result *r, int *from, int *to);
 ** the conversion (4 decimals), median and p90 days (2 decimals); empty where there is none. A
 ** string through the result's allocator (free it with size *len + 1), or NULL on no memory. */
 char *lq_funnel_result_csv(const lq_funnel_result *r, size_t *len);
+/* The result as JSON, funnel.to_json(funnel.report(r)) to the byte, ending in a newline; as for CSV. */
+char *lq_funnel_result_json(const lq_funnel_result *r, size_t *len);
 
 /* Serialization: a malloc'd-through-alloc string (free with the allocator, size *len + 1). */
 char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len);

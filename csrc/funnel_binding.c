@@ -474,16 +474,20 @@ static char *serialize_to_stack(lua_State *L, const lq_funnel_result *r, size_t 
 }
 
 /* r:csv() -> the result as CSV text, formatted in C (lq_funnel_result_csv says how). */
-static int result_csv(lua_State *L) {
+/* r:csv() and r:json(): the text the core writes, without a report table in Lua. */
+static int result_text(lua_State *L, char *(*write)(const lq_funnel_result *, size_t *)) {
   lq_funnel_result *r = check_result(L, 1);
   lq_allocator a = r->alloc;
   size_t len;
-  char *s = lq_funnel_result_csv(r, &len);
+  char *s = write(r, &len);
   if (s == NULL) return luaL_error(L, "not enough memory");
   lua_pushlstring(L, s, len);   /* the same known gap as serialize's */
   a.fn(a.ud, s, len + 1, 0);
   return 1;
 }
+
+static int result_csv(lua_State *L) { return result_text(L, lq_funnel_result_csv); }
+static int result_json(lua_State *L) { return result_text(L, lq_funnel_result_json); }
 
 static int result_serialize(lua_State *L) {
   lq_funnel_result *r = check_result(L, 1);
@@ -802,6 +806,7 @@ static const luaL_Reg result_methods[] = {
   {"copy", result_copy},
   {"totable", result_totable},
   {"csv", result_csv},
+  {"json", result_json},
   {"close", result_gc},
   {NULL, NULL}
 };

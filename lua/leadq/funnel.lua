@@ -834,10 +834,13 @@ function _M.run(opts)
     for _, row in st:rows() do spend[#spend + 1] = row end
     st:close()
   end
-  -- CSV without costs comes whole from the core (groups sorted and formatted in C, as to_csv writes
-  -- them); the report table is made only when something reads it (in the REPL, say)
+  -- CSV and JSON without costs come whole from the core (groups sorted and formatted in C, as to_csv
+  -- and to_json write them); the report table is made only when something reads it (in the REPL, say)
   if fmt == "csv" and not spend then
     return result:csv(), lazy_report(result), rejects
+  end
+  if fmt == "json" and not spend then
+    return result:json(), lazy_report(result), rejects
   end
   local tok, tab = pcall(_M.report, result, { spend = spend })
   if not tok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
