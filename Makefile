@@ -143,7 +143,7 @@ FUZZ_CORE = $(FUZZ_DIR)/libcore.a
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_state $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_rules \
-  $(FUZZ_DIR)/fuzz_snapshot
+  $(FUZZ_DIR)/fuzz_snapshot $(FUZZ_DIR)/fuzz_stream
 
 fuzz:
 	@.ci/install-deps core fuzz
@@ -166,6 +166,15 @@ $(FUZZ_DIR)/obj/csv_reader_chunk64.o: csrc/csv_reader.c $(HEADERS) | $(FUZZ_DIR)
 
 $(FUZZ_DIR)/fuzz_csv: tests/fuzz/fuzz_csv.c $(FUZZ_DIR)/obj/csv_reader_chunk64.o $(FUZZ_CORE)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/obj/csv_reader_chunk64.o $(FUZZ_CORE) \
+	  -llua5.4 $(FUZZ_CORE_LIBS)
+
+# the stream reads 64 bytes at a time and cuts a file every 16 bytes here: lines straddle its blocks,
+# and its threads meet inside leads' runs
+$(FUZZ_DIR)/obj/event_stream_small.o: csrc/event_stream.c $(HEADERS) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -DLQ_STREAM_BLOCK=64 -DLQ_STREAM_MIN_RANGE=16 -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_stream: tests/fuzz/fuzz_stream.c $(FUZZ_DIR)/obj/event_stream_small.o $(FUZZ_CORE)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/obj/event_stream_small.o $(FUZZ_CORE) \
 	  -llua5.4 $(FUZZ_CORE_LIBS)
 
 $(FUZZ_DIR)/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_CORE)

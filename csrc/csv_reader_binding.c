@@ -369,7 +369,8 @@ static int l_read_events(lua_State *L) {
   o.required = lq_event_required;
   o.nrequired = LQ_EVENT_REQUIRED;
   o.table_flags = LQ_TABLE_EVENTS;
-  o.schema_optional = n - o.nschema;  /* ours: the required ones are checked as such */
+  /* ours: the required ones are checked as such; the caller's too when it asks for what it could use */
+  o.schema_optional = o.columns_optional ? n : n - o.nschema;
   o.schema = schema;
   o.nschema = n;
   slot = lq_push_table_box(L);

@@ -253,6 +253,26 @@ function T.test_declined_files_are_read_as_tables()
   os.remove(path)
 end
 
+-- An attribute a filter tests is text to both readings, even when it holds numbers; a file without it
+-- is refused the same way whether the stream takes the file or declines it.
+function T.test_filtered_attributes_read_alike()
+  local fs = features.new({ p = { count = "page_view", page = { starts_with = "5" } } })
+  local leads = core.parse_csv("id\na\nb\n")
+  local plain = helpers.temp_file("lead_id,type,at,page\na,page_view,2026-10-01,5\nb,page_view,2026-10-02,7\n")
+  local quoted = helpers.temp_file('lead_id,type,at,page\na,page_view,2026-10-01,5\n"b",page_view,2026-10-02,7\n')
+  local t1, r1 = fs:compute(leads, plain, { as_of = AS_OF })
+  local t2, r2 = fs:compute(leads, quoted, { as_of = AS_OF })
+  lu.assertTrue(r1.streamed)
+  lu.assertNil(r2.streamed)
+  lu.assertEquals(t1:column("p"), { 1, 0 })
+  lu.assertEquals(t2:column("p"), { 1, 0 })
+  local missing = helpers.temp_file('lead_id,type,at\na,page_view,2026-10-01\n"b",page_view,2026-10-02\n')
+  local t3, err = fs:compute(leads, missing, { as_of = AS_OF })
+  lu.assertNil(t3)
+  lu.assertEquals(err, "events have no column 'page'")
+  for _, p in ipairs({ plain, quoted, missing }) do os.remove(p) end
+end
+
 -- model:score with the path scores as with the table; `leadq score --events FILE` streams it and
 -- writes the bytes a run reading the same events from standard input (a table) writes.
 function T.test_model_and_command_line()

@@ -389,9 +389,12 @@ local function compute_file(self, leads, path, as_of, id, max_unknown, threads)
     return tbl, report
   end
   local why = report
+  -- the attributes the filters test as text, as the stream reads them (a column of numbers included);
   -- the reader raises on a file it cannot read as events (no at column...): here that is the answer
+  local schema = {}
+  for _, flt in ipairs(self._desc.filters) do schema[flt.attr] = "category" end
   local ok, events, err = pcall(core.read_events, path, { columns = self:event_columns(), columns_optional = true,
-    threads = threads })
+    threads = threads, schema = schema })
   if not ok then return nil, (tostring(events):gsub("^[^\n]-:%d+: ", "")) end
   if not events then return nil, err end
   tbl, report = self._core:_compute(leads, events, as_of, id, max_unknown, threads)
