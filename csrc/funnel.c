@@ -1069,25 +1069,59 @@ static const char *dim_string(const lq_funnel *f, const lq_funnel_dim *d, const 
   }
 }
 
-/* row[lead] = the first row of t whose id is that lead's, -1 for none. */
-static void join_rows(const lq_funnel *f, const lq_table *t, int id_col, int32_t *row_of, size_t nl) {
-  const lq_column *idc = t->cols[id_col];
+typedef struct join_job {
+  const lq_funnel *f;
+  const lq_column *idc;
+  int32_t *lead_of_row;
+  size_t from, to;         /* rows of the leads table */
+} join_job;
+
+static void *find_leads(void *arg) {
+  const join_job *j = (const join_job *)arg;
   size_t row;
-  memset(row_of, 0xff, (nl + 1) * sizeof(int32_t));
-  for (row = 0; row < t->nrows; row++) {
+  for (row = j->from; row < j->to; row++) {
     char buf[40];
     size_t len = 0;
-    const char *id = cell_text(idc, row, &len, buf, sizeof buf);
-    int32_t li = id == NULL ? -1 : lq_keys_find(&f->leads, id, len);
+    const char *id = cell_text(j->idc, row, &len, buf, sizeof buf);
+    j->lead_of_row[row] = id == NULL ? -1 : lq_keys_find(&j->f->leads, id, len);
+  }
+  return NULL;
+}
+
+/* row[lead] = the first row of t whose id is that lead's, -1 for none. The ids are looked up on the
+** funnel's threads (parts of t's rows), the first row of each lead then kept in row order. 0, -1. */
+static int join_rows(const lq_funnel *f, const lq_table *t, int id_col, int32_t *row_of, size_t nl) {
+  lq_allocator a = f->alloc;
+  join_job jobs[LQ_FUNNEL_MAX_THREADS];
+  int nparts = funnel_parts(f->threads, t->nrows), k;
+  int32_t *lead_of_row = (int32_t *)lq_mem_call(&a, NULL, 0, (t->nrows + 1) * sizeof(int32_t));
+  size_t row;
+  if (lead_of_row == NULL) return -1;
+  for (k = 0; k < nparts; k++) {
+    jobs[k].f = f;
+    jobs[k].idc = t->cols[id_col];
+    jobs[k].lead_of_row = lead_of_row;
+    jobs[k].from = part_start(t->nrows, k, nparts);
+    jobs[k].to = part_start(t->nrows, k + 1, nparts);
+  }
+  run_parts(find_leads, jobs, sizeof jobs[0], nparts);
+  memset(row_of, 0xff, (nl + 1) * sizeof(int32_t));
+  for (row = 0; row < t->nrows; row++) {
+    int32_t li = lead_of_row[row];
     if (li >= 0 && row_of[li] < 0) row_of[li] = (int32_t)row;
   }
+  lq_mem_call(&a, lead_of_row, (t->nrows + 1) * sizeof(int32_t), 0);
+  return 0;
 }
 
 int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col) {
   size_t nl = (size_t)f->leads.count;
   int32_t *row_of = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (nl + 1) * sizeof(int32_t));
   if (row_of == NULL) return -1;
-  join_rows(f, t, id_col, row_of, nl);
+  if (join_rows(f, t, id_col, row_of, nl) != 0) {
+    lq_mem_call(&f->alloc, row_of, (nl + 1) * sizeof(int32_t), 0);
+    return -1;
+  }
   lq_mem_call(&f->alloc, f->join_row, (f->join_n + 1) * sizeof(int32_t), 0);
   f->join_row = row_of;
   f->join_n = nl;
@@ -1389,8 +1423,8 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
   else {
     lead_row = (int32_t *)lq_mem_call(a, NULL, 0, (nl + 1) * sizeof(int32_t));
     if (lead_row == NULL) goto done;
-    if (q->leads != NULL) join_rows(f, q->leads, q->leads_id, lead_row, nl);
-    else memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
+    if (q->leads == NULL) memset(lead_row, 0xff, (nl + 1) * sizeof(int32_t));
+    else if (join_rows(f, q->leads, q->leads_id, lead_row, nl) != 0) goto done;
     row_of = lead_row;
   }
   /* each dimension's number of values (0 = missing); a lead's key mixes them, in the pass below */
