@@ -844,6 +844,13 @@ function M.TestRedisNginx.test_5c_a_node_on_the_unix_socket_shares_the_leads()
     for i = 1, LEADS do want[i] = 2 * per_client / LEADS end
     lu.assertEquals(page_views(c, "U-"), want)
     lu.assertEquals(page_views(n.b, "U-"), want)
+    -- a node on another database (SELECT on each new connection) sees none of them
+    local other = start_node(redis, 2, true)
+    res = post(other, "/events", '{"lead":"U-1","type":"page_view"}')
+    local res_new = post(other, "/leads/U-1", VP)
+    other:stop()
+    lu.assertEquals({ res.status, res.json.error }, { 404, "unknown lead 'U-1': POST /leads/U-1 its profile first" })
+    lu.assertEquals(res_new.status, 201, res_new.body)
   end)
   c:stop()
   if not ok then error(failure, 0) end
