@@ -1362,8 +1362,9 @@ static void *aggregate_leads(void *arg) {
           double dt;
           if (!(seen & (1u << y))) continue;
           dt = (double)first[y] - (double)first[x];
-          if (dt >= 0 && sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
-                                    dt, inv_ln_gamma) != 0)
+          if (dt >= 0 &&
+              sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
+                         dt, inv_ln_gamma) != 0)
             goto done;
         }
       }
@@ -2432,6 +2433,364 @@ done:
   }
   *len = b.len;
   if (b.len + 1 < b.cap) {   /* to the size the caller frees it with */
+    char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
+    if (fit != NULL) return fit;
+    a.fn(a.ud, b.p, b.cap, 0);
+    return NULL;
+  }
+  return b.p;
+}
+
+/* ---------------------------------------------------------------- the result as text tables */
+
+/* funnel.to_text of the report table, to the byte: aligned tables of the leads reaching each stage,
+** the conversion and the days per step (a row per group and a total row), then the hand-off SLA, the
+** disqualification reasons (five a group, the rest summed) and the recycling. Cells are byte strings
+** kept in one buffer; a table is laid out when all its cells are in. */
+
+typedef struct text_table {
+  outbuf cells;            /* every cell's bytes, one after another */
+  size_t *start, *len;     /* of cell k */
+  size_t n, cap;
+  int cols;
+} text_table;
+
+static void table_start(text_table *t, lq_allocator *a, int cols) {
+  t->cells.a = a;
+  t->cells.len = 0;
+  t->cols = cols;
+  t->n = 0;
+}
+
+static void table_cell(text_table *t, const char *s, size_t len) {
+  if (t->n == t->cap) {
+    size_t cap = t->cap;
+    if (grow(t->cells.a, (void **)&t->start, &cap, t->n + 1, sizeof(size_t)) != 0 ||
+        grow(t->cells.a, (void **)&t->len, &t->cap, t->n + 1, sizeof(size_t)) != 0) {
+      t->cells.failed = 1;
+      return;
+    }
+  }
+  t->start[t->n] = t->cells.len;
+  t->len[t->n] = len;
+  t->n++;
+  put(&t->cells, s, len);
+}
+
+static void table_cellf(text_table *t, const char *fmt, double v) {
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, fmt, v);
+  table_cell(t, buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
+}
+
+static void table_count(text_table *t, uint64_t v) {
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+  table_cell(t, buf, (size_t)n);
+}
+
+static void table_text(text_table *t, const char *s) { table_cell(t, s, strlen(s)); }
+
+/* One line of row `row`: the first left_cols cells padded on the right, the others on the left, two
+** spaces apart, trailing white space dropped. */
+static void table_line(outbuf *out, const text_table *t, const size_t *width, size_t row, int left_cols) {
+  size_t from = out->len, c;
+  for (c = 0; c < (size_t)t->cols; c++) {
+    size_t k = row * (size_t)t->cols + c, pad = width[c] - t->len[k], i;
+    const char *s = t->cells.p + t->start[k];
+    if (c > 0) put(out, "  ", 2);
+    if ((int)c >= left_cols) for (i = 0; i < pad; i++) put(out, " ", 1);
+    put(out, s, t->len[k]);
+    if ((int)c < left_cols) for (i = 0; i < pad; i++) put(out, " ", 1);
+  }
+  if (out->failed) return;
+  while (out->len > from && (out->p[out->len - 1] == ' ' ||
+                              (out->p[out->len - 1] >= '\t' && out->p[out->len - 1] <= '\r')))
+    out->len--;
+  put(out, "\n", 1);
+}
+
+/* The table (its first row the header, left aligned), a rule of dashes under the header, and one
+** more above the last row when rule_last. */
+static void table_put(outbuf *out, const text_table *t, int left_cols, int rule_last) {
+  size_t width[LQ_FUNNEL_MAX_STAGES + 2 * LQ_FUNNEL_MAX_CHAIN + 1], rows, row, c, i;
+  if (t->cells.failed || (size_t)t->cols > sizeof width / sizeof width[0]) { out->failed = 1; return; }
+  rows = t->n / (size_t)t->cols;
+  for (c = 0; c < (size_t)t->cols; c++) {
+    width[c] = 0;
+    for (row = 0; row < rows; row++)
+      if (t->len[row * (size_t)t->cols + c] > width[c]) width[c] = t->len[row * (size_t)t->cols + c];
+  }
+  for (row = 0; row <= rows; row++) {   /* the rule under the header is row 1's, even with no rows */
+    int rules = (row == 1) + (rule_last && row > 0 && row + 1 == rows), k;
+    for (k = 0; k < rules; k++) {
+      for (c = 0; c < (size_t)t->cols; c++) {
+        if (c > 0) put(out, "  ", 2);
+        for (i = 0; i < width[c]; i++) put(out, "-", 1);
+      }
+      put(out, "\n", 1);
+    }
+    if (row < rows) table_line(out, t, width, row, row == 0 ? t->cols : left_cols);
+  }
+}
+
+/* "a / b" of a group's dimension values ("(missing)" for none), "all" without dimensions: a cell,
+** made in scratch. */
+static void group_label(const lq_funnel_result *r, int32_t g, text_table *t, outbuf *scratch) {
+  const char *key = lq_keys_string(&r->group_keys, g, NULL);
+  int d;
+  if (r->ndims == 0) { table_text(t, "all"); return; }
+  scratch->len = 0;
+  for (d = 0; d < r->ndims; d++) {
+    int32_t c;
+    memcpy(&c, key + (size_t)d * 4, 4);
+    if (d > 0) put(scratch, " / ", 3);
+    if (c < 0) put(scratch, "(missing)", 9);
+    else {
+      size_t l;
+      const char *v = lq_keys_string(&r->strings, c, &l);
+      put(scratch, v, l);
+    }
+  }
+  if (scratch->failed) t->cells.failed = 1;
+  else table_cell(t, scratch->p != NULL ? scratch->p : "", scratch->len);
+}
+
+static void put_text(outbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* num() of funnel.lua: a whole number as an integer, else %.6g. */
+static void put_num(outbuf *b, double v) {
+  char t[48];
+  int n = floor(v) == v && fabs(v) < 9007199254740992.0 ? snprintf(t, sizeof t, "%lld", (long long)v)
+                                                          : snprintf(t, sizeof t, "%.6g", v);
+  put(b, t, (size_t)n);
+}
+
+char *lq_funnel_result_text(const lq_funnel_result *r, const lq_funnel_result *total, size_t *len) {
+  int from[LQ_FUNNEL_MAX_CHAIN * 2], to[LQ_FUNNEL_MAX_CHAIN * 2], npairs = lq_funnel_output_pairs(r, from, to);
+  int steps[LQ_FUNNEL_MAX_CHAIN * 2], nsteps = 0, p, s, d, q;
+  int tfrom[LQ_FUNNEL_MAX_CHAIN * 2], tto[LQ_FUNNEL_MAX_CHAIN * 2], tnpairs = 0;
+  lq_allocator a = r->alloc;
+  size_t norder = (size_t)r->ngroups + 1, nreasons = (size_t)r->reason_keys.count + 1;
+  int32_t *order = (int32_t *)a.fn(a.ud, NULL, 0, norder * sizeof *order);
+  uint32_t *reasons = (uint32_t *)a.fn(a.ud, NULL, 0, nreasons * sizeof *reasons);
+  size_t *reason_start = (size_t *)a.fn(a.ud, NULL, 0, norder * sizeof *reason_start);
+  int has_total = r->ndims > 0;   /* a total row under the groups */
+  int has_sla = r->sla_seconds > 0 && r->mql >= 0;
+  double total_both[LQ_FUNNEL_MAX_CHAIN * 2], total_from[LQ_FUNNEL_MAX_CHAIN * 2];
+  uint64_t total_reached[LQ_FUNNEL_MAX_STAGES];
+  char name[LQ_FUNNEL_NAME_MAX * 2 + 8];
+  text_table t;
+  outbuf b, scratch;
+  int32_t i, rows;
+  size_t k;
+  b.a = scratch.a = &a;
+  b.p = scratch.p = NULL;
+  b.len = b.cap = scratch.len = scratch.cap = 0;
+  scratch.failed = 0;
+  memset(&t, 0, sizeof t);
+  t.cells.a = &a;
+  b.failed = order == NULL || reasons == NULL || reason_start == NULL || lq_funnel_result_order(r, order) != 0;
+  if (b.failed) goto done;
+  if (total != NULL) tnpairs = lq_funnel_output_pairs(total, tfrom, tto);
+  /* the steps: consecutive chain stages, then the first stage after lead to the last */
+  for (s = 0; s + 1 < r->nchain; s++)
+    for (p = 0; p < npairs; p++)
+      if (from[p] == s && to[p] == s + 1) steps[nsteps++] = p;
+  if (r->nchain > 3)
+    for (p = 0; p < npairs; p++)
+      if (from[p] == 1 && to[p] == r->nchain - 1) steps[nsteps++] = p;
+  if (nsteps == 0)
+    for (p = 0; p < npairs; p++) steps[nsteps++] = p;
+  /* the total row's counts and conversions, summed over the groups in their order */
+  memset(total_reached, 0, sizeof total_reached);
+  memset(total_both, 0, sizeof total_both);
+  memset(total_from, 0, sizeof total_from);
+  for (i = 0; i < r->ngroups; i++) {
+    int32_t g = order[i];
+    for (s = 0; s < r->nstages; s++) total_reached[s] += lq_funnel_result_reached(r, g, s);
+    for (p = 0; p < npairs; p++) {
+      uint64_t base = lq_funnel_result_reached(r, g, from[p]);
+      if (base == 0) continue;
+      total_both[p] += (double)lq_funnel_result_both(r, g, from[p], to[p]) / (double)base * (double)base;
+      total_from[p] += (double)base;
+    }
+  }
+  rows = r->ngroups + (has_total ? 1 : 0);
+  /* four tables: leads reaching each stage, conversion per step, median and p90 days per step */
+  for (q = 0; q < 4; q++) {
+    static const char *const titles[4] = {
+      "leads reaching each stage",
+      "conversion: leads that reached both stages / leads that reached the first",
+      "days per step, median (first entry to first entry; exact up to 256 leads a cell, within 1% past)",
+      "days per step, p90 (first entry to first entry; exact up to 256 leads a cell, within 1% past)"};
+    int ncols = 1 + (q == 0 ? r->nstages : nsteps);
+    table_start(&t, &a, ncols);
+    if (r->ndims == 0) table_text(&t, "group");
+    else {   /* the dimensions' names, " / " apart */
+      scratch.len = 0;
+      for (d = 0; d < r->ndims; d++) {
+        if (d > 0) put(&scratch, " / ", 3);
+        put(&scratch, r->dim_names[d], strlen(r->dim_names[d]));
+      }
+      if (scratch.failed) { b.failed = 1; goto done; }
+      table_cell(&t, scratch.p, scratch.len);
+    }
+    if (q == 0)
+      for (s = 0; s < r->nstages; s++) table_text(&t, r->names[s]);
+    else
+      for (p = 0; p < nsteps; p++) {
+        snprintf(name, sizeof name, "%s->%s", r->names[from[steps[p]]], r->names[to[steps[p]]]);
+        table_text(&t, name);
+      }
+    for (i = 0; i < rows; i++) {
+      int is_total = i == r->ngroups;
+      int32_t g = is_total ? -1 : order[i];
+      if (is_total) table_text(&t, "total");
+      else group_label(r, g, &t, &scratch);
+      if (q == 0) {
+        for (s = 0; s < r->nstages; s++)
+          table_count(&t, is_total ? total_reached[s] : lq_funnel_result_reached(r, g, s));
+        continue;
+      }
+      for (p = 0; p < nsteps; p++) {
+        int sp = steps[p];
+        if (q == 1) {
+          if (is_total) {
+            if (total_from[sp] > 0) table_cellf(&t, "%.1f%%", total_both[sp] / total_from[sp] * 100);
+            else table_text(&t, "-");
+          } else {
+            uint64_t base = lq_funnel_result_reached(r, g, from[sp]);
+            if (base > 0)
+              table_cellf(&t, "%.1f%%", (double)lq_funnel_result_both(r, g, from[sp], to[sp]) / (double)base * 100);
+            else table_text(&t, "-");
+          }
+        } else {
+          const lq_sketch *sk = NULL;
+          if (is_total) {   /* the step in the whole's own pairs, when it has them */
+            int tp;
+            if (total != NULL && total->ngroups > 0)
+              for (tp = 0; tp < tnpairs; tp++)
+                if (tfrom[tp] == from[sp] && tto[tp] == to[sp])
+                  sk = &total->sketches[(size_t)lq_funnel_pair_index(total->nchain, tfrom[tp], tto[tp])];
+          } else {
+            sk = &r->sketches[(size_t)g * ((size_t)r->npairs + 1) +
+                              (size_t)lq_funnel_pair_index(r->nchain, from[sp], to[sp])];
+          }
+          if (sk != NULL && sk->count > 0)
+            table_cellf(&t, "%.1f", lq_sketch_quantile(sk, q == 2 ? 0.5 : 0.9) / 86400.0);
+          else table_text(&t, "-");
+        }
+      }
+    }
+    if (q > 0) put(&b, "\n", 1);
+    put(&b, titles[q], strlen(titles[q]));
+    put(&b, "\n", 1);
+    table_put(&b, &t, 1, has_total);
+  }
+  /* the hand-off SLA, groups with a hand-off or an overdue episode */
+  if (has_sla) {
+    table_start(&t, &a, 7);
+    table_text(&t, "group"); table_text(&t, "handed_off"); table_text(&t, "within"); table_text(&t, "late");
+    table_text(&t, "overdue"); table_text(&t, "share_within"); table_text(&t, "median_days");
+    for (i = 0; i < r->ngroups; i++) {
+      int32_t g = order[i];
+      const uint64_t *sla = r->sla + (size_t)g * 4;
+      const lq_sketch *hs = &r->sketches[(size_t)g * ((size_t)r->npairs + 1) + (size_t)r->npairs];
+      if (sla[0] == 0 && sla[3] == 0) continue;
+      group_label(r, g, &t, &scratch);
+      table_count(&t, sla[0]);
+      table_count(&t, sla[1]);
+      table_count(&t, sla[2]);
+      table_count(&t, sla[3]);
+      table_cellf(&t, "%.1f%%", (double)sla[1] / (double)(sla[0] + sla[3]) * 100);
+      if (hs->count > 0) table_cellf(&t, "%.1f", lq_sketch_quantile(hs, 0.5) / 86400.0);
+      else table_text(&t, "");
+    }
+    if (t.n > 7) {
+      char head[160];
+      int n;
+      put_text(&b, "\nhand-off SLA: each mql to its first sales stage within ");
+      put_num(&b, r->sla_seconds / 86400.0);
+      n = snprintf(head, sizeof head, " days (%llu breaches)\n", (unsigned long long)r->nbreaches);
+      put(&b, head, (size_t)n);
+      table_put(&b, &t, 1, 0);
+    }
+  }
+  /* disqualification reasons: each group's five most frequent, the rest summed */
+  memset(reason_start, 0, norder * sizeof *reason_start);
+  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
+    int32_t kg;
+    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
+    reason_start[kg + 1]++;
+  }
+  for (i = 0; i < r->ngroups; i++) reason_start[i + 1] += reason_start[i];
+  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
+    int32_t kg;
+    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
+    reasons[reason_start[kg]++] = (uint32_t)k;
+  }
+  for (i = r->ngroups; i > 0; i--) reason_start[i] = reason_start[i - 1];
+  reason_start[0] = 0;
+  table_start(&t, &a, 3);
+  table_text(&t, "group"); table_text(&t, "reason"); table_text(&t, "leads");
+  for (i = 0; i < r->ngroups; i++) {
+    int32_t g = order[i];
+    size_t j, nth = 0;
+    uint64_t rest = 0;
+    sort_u32(reasons + reason_start[g], reason_start[g + 1] - reason_start[g], reason_before, r);
+    for (j = reason_start[g]; j < reason_start[g + 1]; j++, nth++) {
+      uint32_t rk = reasons[j];
+      int32_t kr;
+      size_t l;
+      const char *rs;
+      if (nth >= 5) { rest += r->reason_counts[rk]; continue; }
+      memcpy(&kr, lq_keys_string(&r->reason_keys, (int32_t)rk, NULL) + 4, 4);
+      rs = lq_keys_string(&r->strings, kr, &l);
+      group_label(r, g, &t, &scratch);
+      table_cell(&t, rs, l);
+      table_count(&t, r->reason_counts[rk]);
+    }
+    if (rest > 0) {
+      group_label(r, g, &t, &scratch);
+      table_text(&t, "(other reasons)");
+      table_count(&t, rest);
+    }
+  }
+  if (t.n > 3) {
+    put_text(&b, "\ndisqualification reasons\n");
+    table_put(&b, &t, 2, 0);
+  }
+  /* leads recycled to nurture */
+  table_start(&t, &a, 3);
+  table_text(&t, "group"); table_text(&t, "leads"); table_text(&t, "transitions");
+  for (i = 0; i < r->ngroups; i++) {
+    int32_t g = order[i];
+    if (r->recycled[(size_t)g * 2] == 0) continue;
+    group_label(r, g, &t, &scratch);
+    table_count(&t, r->recycled[(size_t)g * 2]);
+    table_count(&t, r->recycled[(size_t)g * 2 + 1]);
+  }
+  if (t.n > 3) {
+    put_text(&b, "\nrecycled to nurture\n");
+    table_put(&b, &t, 1, 0);
+  }
+done:
+  if (t.cells.failed) b.failed = 1;
+  if (t.cells.p != NULL) a.fn(a.ud, t.cells.p, t.cells.cap, 0);
+  if (t.start != NULL) a.fn(a.ud, t.start, t.cap * sizeof(size_t), 0);
+  if (t.len != NULL) a.fn(a.ud, t.len, t.cap * sizeof(size_t), 0);
+  if (scratch.p != NULL) a.fn(a.ud, scratch.p, scratch.cap, 0);
+  if (order != NULL) a.fn(a.ud, order, norder * sizeof *order, 0);
+  if (reasons != NULL) a.fn(a.ud, reasons, nreasons * sizeof *reasons, 0);
+  if (reason_start != NULL) a.fn(a.ud, reason_start, norder * sizeof *reason_start, 0);
+  if (b.failed) {
+    if (b.p != NULL) a.fn(a.ud, b.p, b.cap, 0);
+    return NULL;
+  }
+  if (b.p == NULL) put(&b, "", 0);
+  *len = b.len;
+  if (b.len + 1 < b.cap) {
     char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
     if (fit != NULL) return fit;
     a.fn(a.ud, b.p, b.cap, 0);

@@ -228,6 +228,9 @@ int lq_funnel_output_pairs(const lq_funnel_result *r, int *from, int *to);
 char *lq_funnel_result_csv(const lq_funnel_result *r, size_t *len);
 /* The result as JSON, funnel.to_json(funnel.report(r)) to the byte, ending in a newline; as for CSV. */
 char *lq_funnel_result_json(const lq_funnel_result *r, size_t *len);
+/* The result as funnel.to_text's tables (table and text formats), to the byte; total: the result of
+** the same funnel without dimensions (its velocity is the total row's), or NULL. As for CSV. */
+char *lq_funnel_result_text(const lq_funnel_result *r, const lq_funnel_result *total, size_t *len);
 
 /* Serialization: a malloc'd-through-alloc string (free with the allocator, size *len + 1). */
 char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len);

@@ -489,6 +489,20 @@ static int result_text(lua_State *L, char *(*write)(const lq_funnel_result *, si
 static int result_csv(lua_State *L) { return result_text(L, lq_funnel_result_csv); }
 static int result_json(lua_State *L) { return result_text(L, lq_funnel_result_json); }
 
+/* r:text([total]): the text tables; total, the funnel's result without dimensions, gives the total
+** row its velocity. */
+static int result_tables(lua_State *L) {
+  lq_funnel_result *r = check_result(L, 1);
+  const lq_funnel_result *total = lua_isnoneornil(L, 2) ? NULL : check_result(L, 2);
+  lq_allocator a = r->alloc;
+  size_t len;
+  char *s = lq_funnel_result_text(r, total, &len);
+  if (s == NULL) return luaL_error(L, "not enough memory");
+  lua_pushlstring(L, s, len);
+  a.fn(a.ud, s, len + 1, 0);
+  return 1;
+}
+
 static int result_serialize(lua_State *L) {
   lq_funnel_result *r = check_result(L, 1);
   size_t len;
@@ -807,6 +821,7 @@ static const luaL_Reg result_methods[] = {
   {"totable", result_totable},
   {"csv", result_csv},
   {"json", result_json},
+  {"text", result_tables},
   {"close", result_gc},
   {NULL, NULL}
 };

@@ -607,6 +607,62 @@ function M.TestFunnelOutput.test_json_from_the_core_is_to_json_byte_for_byte()
   lu.assertEquals(json.decode(out), json.decode(funnel.to_json(tab)))
 end
 
+-- The text tables the core writes are funnel.to_text of the report table (its total row's velocity
+-- from the funnel without dimensions), byte for byte; under LuaJIT, line for line in shape.
+function M.TestFunnelOutput.test_text_from_the_core_is_to_text_byte_for_byte()
+  local exact_printf = string.format("%.4f", 0.53125) == "0.5312"
+  local function same(f, query, what)
+    local r = f:aggregate(query)
+    local grouped = query and query.by and #query.by > 0
+    local total = grouped and f:aggregate{ velocity = query.velocity, sla = query.sla } or nil
+    local tab = funnel.report(r)
+    if total then tab.total = funnel.report(total).groups[1] end
+    local text, lua_text = r:text(total), funnel.to_text(tab)
+    if exact_printf then
+      lu.assertTrue(text == lua_text, what .. ": the core's text differs from to_text's:\n" .. text .. "\n" .. lua_text)
+    else
+      lu.assertEquals(select(2, text:gsub("\n", "")), select(2, lua_text:gsub("\n", "")), what)
+    end
+    return text
+  end
+  local rows = generate(LEADQ_VARIANT == "asan" and 300 or 1500, 9)
+  for k = 1, 7 do   -- a group with more than five reasons
+    rows[#rows + 1] = { "R" .. k, "lead", T0, nil, "dee" }
+    rows[#rows + 1] = { "R" .. k, "disqualified", T0 + DAY, "reason " .. (k % 6), "dee" }
+  end
+  rows[#rows + 1] = { "Q4", "mql", T0 + 2 * DAY, nil, "ann" }
+  local f = load_rows(funnel.new(), rows)
+  local text = same(f, nil, "all leads")
+  lu.assertStrContains(text, "leads reaching each stage\ngroup  lead")
+  text = same(f, { by = { "owner", "mql_month" } }, "by owner and mql_month")
+  lu.assertStrContains(text, "\ntotal ")
+  lu.assertStrContains(text, "(other reasons)")
+  lu.assertStrContains(text, "recycled to nurture")
+  lu.assertStrContains(text, "hand-off SLA: each mql to its first sales stage within 2 days")
+  same(f, { by = { "mql_week" }, velocity = false, sla = false }, "no velocity, no SLA")
+  same(load_rows(funnel.new{ sla_days = 0.5 }, rows), { by = { "owner" } }, "half a day's SLA")
+  same(load_rows(funnel.new{ sla_days = false }, rows), { by = { "owner" } }, "no SLA declared")
+  same(load_rows(funnel.new{ stages = { "mql", "sql" }, nurture = false }, { { "A", "mql", T0 },
+    { "A", "sql", T0 + 3 * DAY } }), nil, "two stages")
+  same(funnel.new(), nil, "an empty funnel")
+  same(funnel.new(), { by = { "owner" } }, "an empty funnel by owner")
+  -- funnel.run's table format: the core's text with the whole's velocity in the total row
+  local path = os.tmpname()
+  local fh = assert(io.open(path, "wb"))
+  fh:write("lead_id,stage,at,reason,owner\n")
+  for k = 1, 300 do
+    local row = rows[k]
+    fh:write(string.format("%s,%s,%s,%s,%s\n", row[1], row[2], os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row[3])),
+      row[4] or "", row[5] or ""))
+  end
+  fh:close()
+  local out, tab = funnel.run{ transitions = path, by = "owner", format = "table" }
+  os.remove(path)
+  lu.assertNotNil(out, tab)
+  lu.assertTrue(#tab.groups > 1)   -- a field read makes the table
+  if exact_printf then lu.assertEquals(out, funnel.to_text(tab)) end
+end
+
 -- funnel.run reads only the id and dimension columns of --leads; a dimension that is no column (a
 -- cohort, the owner) reads the whole file as before. Either way the answer is the whole table's.
 function M.TestFunnelOutput.test_run_reads_the_leads_columns_it_groups_by()

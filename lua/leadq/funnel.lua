@@ -762,10 +762,11 @@ end
 
 -- A stand-in for _M.report(result): the table is made on the first read of any of its fields (or
 -- pairs over it), then the stand-in holds its fields and metatable as if it had been made at once.
-local function lazy_report(result)
+local function lazy_report(result, total)
   local proxy = {}
   local function materialise()
     local tab = _M.report(result)
+    if total then tab.total = _M.report(total).groups[1] end
     setmetatable(proxy, nil)
     for k, v in pairs(tab) do rawset(proxy, k, v) end
     return setmetatable(proxy, getmetatable(tab))
@@ -841,6 +842,12 @@ function _M.run(opts)
   end
   if fmt == "json" and not spend then
     return result:json(), lazy_report(result), rejects
+  end
+  -- the text tables likewise, their total row's velocity from an aggregation of all leads
+  if (fmt == "table" or fmt == "text") and not spend then
+    local total
+    if loaded and #(list_of(opts.by) or {}) > 0 then total = aggregate(loaded, opts, nil) end
+    return result:text(total), lazy_report(result, total), rejects
   end
   local tok, tab = pcall(_M.report, result, { spend = spend })
   if not tok then return nil, (tostring(tab):gsub("^[^:]*:%d+: ", "")) end
