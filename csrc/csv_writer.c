@@ -1,36 +1,49 @@
 /* Columns written as CSV (csv_writer.h): a buffer of lines handed to stdio in large writes. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "csv_writer.h"
 
+/* Lines go to a stream in 64 KiB writes, or (f NULL: a thread's part of the rows) into memory. */
 typedef struct out_buffer {
   FILE *f;
-  char data[1 << 16];
-  size_t n;
+  char *data;
+  size_t n, cap;
   int failed;
 } out_buffer;
 
 static void flush_out(out_buffer *b) {
+  if (b->f == NULL) {   /* memory: room for as much again */
+    char *p = b->failed ? NULL : (char *)realloc(b->data, b->cap * 2);
+    if (p == NULL) {
+      b->failed = 1;
+      b->n = 0;
+      return;
+    }
+    b->data = p;
+    b->cap *= 2;
+    return;
+  }
   if (b->n > 0 && !b->failed && fwrite(b->data, 1, b->n, b->f) != b->n) b->failed = 1;
   b->n = 0;
 }
 
 static void put(out_buffer *b, const char *s, size_t len) {
   while (len > 0) {
-    size_t room = sizeof b->data - b->n, take = len < room ? len : room;
+    size_t room = b->cap - b->n, take = len < room ? len : room;
     memcpy(b->data + b->n, s, take);
     b->n += take;
     s += take;
     len -= take;
-    if (b->n == sizeof b->data) flush_out(b);
+    if (b->n == b->cap) flush_out(b);
   }
 }
 
 static void put_char(out_buffer *b, char c) {
-  if (b->n == sizeof b->data) flush_out(b);
+  if (b->n == b->cap) flush_out(b);
   b->data[b->n++] = c;
 }
 
@@ -112,15 +125,87 @@ static void put_cell(out_buffer *b, const lq_column *c, size_t row) {
   }
 }
 
-int lq_csv_write_columns(FILE *f, const lq_csv_out_column *cols, int ncols, size_t nrows) {
-  out_buffer *b = (out_buffer *)malloc(sizeof *b);   /* 64 KiB: off the stack */
+static void put_rows(out_buffer *b, const lq_csv_out_column *cols, int ncols, size_t begin, size_t end) {
   size_t row;
+  int k;
+  for (row = begin; row < end && !b->failed; row++) {
+    for (k = 0; k < ncols; k++) {
+      if (k > 0) put_char(b, ',');
+      if (cols[k].column == NULL) put_number(b, (double)(row + 1));
+      else put_cell(b, cols[k].column, row);
+    }
+    put_char(b, '\n');
+  }
+}
+
+/* On threads: rows are written a round at a time, each thread formatting its part of the round into
+** memory, then the parts go to the stream in order (the same bytes as one thread's). */
+#if !defined(LQ_CSV_OUT_PART)
+#define LQ_CSV_OUT_PART 16384   /* rows a thread formats per round */
+#endif
+#define LQ_CSV_OUT_MAX_THREADS 64
+
+typedef struct part_job {
+  const lq_csv_out_column *cols;
+  int ncols;
+  size_t begin, end;
+  out_buffer b;
+} part_job;
+
+static void *part_main(void *arg) {
+  part_job *j = (part_job *)arg;
+  j->b.n = 0;
+  put_rows(&j->b, j->cols, j->ncols, j->begin, j->end);
+  return NULL;
+}
+
+static int write_parts(out_buffer *out, const lq_csv_out_column *cols, int ncols, size_t nrows, int threads) {
+  part_job jobs[LQ_CSV_OUT_MAX_THREADS];
+  pthread_t ids[LQ_CSV_OUT_MAX_THREADS];
+  int started[LQ_CSV_OUT_MAX_THREADS];
+  size_t row = 0;
+  int t, failed = 0;
+  for (t = 0; t < threads; t++) {
+    memset(&jobs[t], 0, sizeof jobs[t]);
+    jobs[t].cols = cols;
+    jobs[t].ncols = ncols;
+    jobs[t].b.cap = 1 << 20;
+    jobs[t].b.data = (char *)malloc(jobs[t].b.cap);
+    if (jobs[t].b.data == NULL) failed = 1;
+  }
+  while (row < nrows && !failed) {
+    for (t = 0; t < threads; t++) {
+      jobs[t].begin = row;
+      row = nrows - row < LQ_CSV_OUT_PART ? nrows : row + LQ_CSV_OUT_PART;
+      jobs[t].end = row;
+    }
+    for (t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, part_main, &jobs[t]) == 0;
+    part_main(&jobs[0]);
+    for (t = 1; t < threads; t++) {
+      if (started[t]) pthread_join(ids[t], NULL);
+      else part_main(&jobs[t]);
+    }
+    for (t = 0; t < threads && !failed; t++) {
+      if (jobs[t].b.failed) failed = 1;
+      else put(out, jobs[t].b.data, jobs[t].b.n);
+    }
+    failed = failed || out->failed;
+  }
+  for (t = 0; t < threads; t++) free(jobs[t].b.data);
+  if (failed && !out->failed) errno = ENOMEM;
+  return failed;
+}
+
+int lq_csv_write_columns(FILE *f, const lq_csv_out_column *cols, int ncols, size_t nrows, int threads) {
+  out_buffer *b = (out_buffer *)malloc(sizeof *b + ((size_t)1 << 16));   /* 64 KiB: off the stack */
   int k, failed;
   if (b == NULL) {
     errno = ENOMEM;
     return -1;
   }
   b->f = f;
+  b->data = (char *)(b + 1);
+  b->cap = (size_t)1 << 16;
   b->n = 0;
   b->failed = 0;
   for (k = 0; k < ncols; k++) {
@@ -128,13 +213,11 @@ int lq_csv_write_columns(FILE *f, const lq_csv_out_column *cols, int ncols, size
     put_text(b, cols[k].name, strlen(cols[k].name));
   }
   put_char(b, '\n');
-  for (row = 0; row < nrows && !b->failed; row++) {
-    for (k = 0; k < ncols; k++) {
-      if (k > 0) put_char(b, ',');
-      if (cols[k].column == NULL) put_number(b, (double)(row + 1));
-      else put_cell(b, cols[k].column, row);
-    }
-    put_char(b, '\n');
+  if (threads > LQ_CSV_OUT_MAX_THREADS) threads = LQ_CSV_OUT_MAX_THREADS;
+  if (threads > 1 && nrows > LQ_CSV_OUT_PART) {
+    if (write_parts(b, cols, ncols, nrows, threads)) b->failed = 1;
+  } else {
+    put_rows(b, cols, ncols, 0, nrows);
   }
   flush_out(b);
   failed = b->failed;

@@ -21,7 +21,8 @@ typedef struct lq_csv_out_column {
 /* A header line of the names, then nrows lines. A cell is written as leadq.util.csv_field writes the
 ** value Lua reads from it: missing and NaN empty; a whole number within +-1e15 with %d, any other
 ** number with %.6g; true/false; text quoted (quotes doubled) when it holds a comma, a quote or a line
-** break. 0, or -1 when the stream fails (errno says why). */
-int lq_csv_write_columns(FILE *f, const lq_csv_out_column *cols, int ncols, size_t nrows);
+** break. Rows are formatted on up to threads threads, the same bytes for any number. 0, or -1 when
+** the stream fails (errno says why). */
+int lq_csv_write_columns(FILE *f, const lq_csv_out_column *cols, int ncols, size_t nrows, int threads);
 
 #endif

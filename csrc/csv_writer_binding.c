@@ -12,12 +12,13 @@
 #define LQ_CSV_OUT_MAX_COLUMNS 512
 #endif
 
-/* core.write_csv_columns(path, nrows, columns) -> true, or nil and why. columns: a list of
+/* core.write_csv_columns(path, nrows, columns [, threads]) -> true, or nil and why. columns: a list of
 ** { name = , table = , column = } (a leadq table's column of nrows rows, or more) or
-** { name = , row = true } (the row number from 1). Tag columns are refused: the caller writes those. */
+** { name = , row = true } (the row number from 1). Tag columns are refused: the caller writes those.
+** threads: how many threads format the rows (1), the same bytes for any number. */
 static int l_write_csv_columns(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lua_Integer nrows = luaL_checkinteger(L, 2);
+  lua_Integer nrows = luaL_checkinteger(L, 2), threads = luaL_optinteger(L, 4, 1);
   lq_csv_out_column cols[LQ_CSV_OUT_MAX_COLUMNS];
   int ncols, k, rc, saved;
   FILE *f;
@@ -53,7 +54,7 @@ static int l_write_csv_columns(lua_State *L) {
     lua_pushfstring(L, "cannot write %s: %s", path, strerror(errno));
     return 2;
   }
-  rc = lq_csv_write_columns(f, cols, ncols, (size_t)nrows);
+  rc = lq_csv_write_columns(f, cols, ncols, (size_t)nrows, threads < 1 ? 1 : threads > 64 ? 64 : (int)threads);
   saved = errno;
   if (fclose(f) != 0 && rc == 0) {
     rc = -1;

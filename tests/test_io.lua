@@ -196,6 +196,22 @@ function TestFormat.test_the_core_writes_what_the_lua_writer_writes()
   assert(score_cli.write_rows(dir .. "/lua.csv", names, cols, #t, "csv"))
   lu.assertEquals(read(dir .. "/c.csv"), read(dir .. "/lua.csv"))
   lu.assertStrContains(read(dir .. "/c.csv"), '"has ""quotes""",0,1e+15,false,"a,b",2\n')
+  -- formatted on threads, a round of rows each: the same bytes
+  local big, words = {}, { "mql", "a,b", 'q"q', "", "nurture" }
+  for i = 1, 40000 do
+    big[i] = { id = "L" .. i, n = (i % 7 == 0) and (0 / 0) or (i * 37 % 1000 - 500), x = i / 7,
+      c = words[i % #words + 1] ~= "" and words[i % #words + 1] or nil }
+  end
+  local bt = leadq.table(big, { id = "text", n = "number", x = "number", c = "category" })
+  local bspecs = { { name = "id", table = bt, column = "id" }, { name = "n", table = bt, column = "n" },
+    { name = "x", table = bt, column = "x" }, { name = "c", table = bt, column = "c" }, { name = "row", row = true } }
+  assert(core.write_csv_columns(dir .. "/one.csv", #bt, bspecs))
+  for _, threads in ipairs({ 2, 3, 7 }) do
+    assert(core.write_csv_columns(dir .. "/many.csv", #bt, bspecs, threads))
+    lu.assertEquals(read(dir .. "/many.csv"), read(dir .. "/one.csv"), threads .. " threads")
+  end
+  lu.assertEquals(select(2, read(dir .. "/one.csv"):gsub("\n", "")), 40001)
+  bt:close()
   local ok, err = core.write_csv_columns(dir .. "/no/such/dir.csv", #t, specs)
   lu.assertNil(ok)
   lu.assertStrContains(err, "cannot write " .. dir .. "/no/such/dir.csv")

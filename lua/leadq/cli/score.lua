@@ -159,13 +159,13 @@ _M.write_rows = write_rows
 
 -- The scores: id, then the result columns, then extra columns ({ name =, values = }, or a list of
 -- them), as CSV or JSON lines.
-local function write_csv(path, tbl, result, extra, fmt, prefix)
+local function write_csv(path, tbl, result, extra, fmt, prefix, threads)
   local names = output_columns(result)
   if (fmt or "csv") == "csv" and path ~= "-" and not (extra and (extra.name or #extra > 0)) then
     -- the plain case, written by the core straight from the tables: the same bytes as write_rows
     local cols = { tbl:has("id") and { name = "id", table = tbl, column = "id" } or { name = "id", row = true } }
     for _, n in ipairs(names) do cols[#cols + 1] = { name = (prefix or "") .. n, table = result, column = n } end
-    return require("leadq.core").write_csv_columns(path, #tbl, cols)
+    return require("leadq.core").write_csv_columns(path, #tbl, cols, threads)
   end
   local cols = {}
   for i, n in ipairs(names) do cols[i + 1] = column_values(result, n) end
@@ -494,7 +494,7 @@ local function run_score(input, o, out)
     if o.stamp then
       for _, c in ipairs(stamp_columns(input, #input.tbl)) do extra[#extra + 1] = c end
     end
-    local written, werr = write_csv(o.out, input.tbl, result, extra, o.format, column_prefix(input, o))
+    local written, werr = write_csv(o.out, input.tbl, result, extra, o.format, column_prefix(input, o), threads)
     if not written then return fail(out, werr) end
     write_seconds = require("leadq.core").now() - write_started
   end
