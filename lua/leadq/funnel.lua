@@ -652,8 +652,13 @@ local function load_logs(opts)
     local map = input.map or {}
     local tbl = input.table   -- a table already read (the caller closes it), or the file
     if not tbl then
-      local err
-      tbl, err = core.read_csv(input.path, opts.threads and { threads = opts.threads } or nil)
+      -- lead ids as text: a category would build a dictionary of every lead only for the funnel to
+      -- intern them again (a third of the file's read); the file read as it comes when the column
+      -- is missing, which the check below then names
+      local rok, t, err = pcall(core.read_csv, input.path, { threads = opts.threads,
+        schema = { [map.lead or "lead_id"] = "text" } })
+      if rok then tbl = t
+      else tbl, err = core.read_csv(input.path, opts.threads and { threads = opts.threads } or nil) end
       if not tbl then return nil, err end
     end
     local cols = { lead = map.lead or "lead_id", stage = map.stage or "stage", at = map.at or "at",
@@ -684,7 +689,8 @@ local function read_leads(path, id, by, threads)
     if d == "account" then return core.read_csv(path, whole) end
     if not seen[d] then wanted[#wanted + 1], seen[d] = d, true end
   end
-  local ok, t, err = pcall(core.read_csv, path, { columns = wanted, threads = threads })
+  -- ids as text, as the transitions' lead ids are read: the same string matches the same lead
+  local ok, t, err = pcall(core.read_csv, path, { columns = wanted, threads = threads, schema = { [id] = "text" } })
   if ok then return t, err end
   return core.read_csv(path, whole)
 end
