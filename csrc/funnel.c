@@ -1326,7 +1326,9 @@ static void *aggregate_leads(void *arg) {
   double inv_ln_gamma = 1.0 / log(sketch_gamma());
   uint32_t chain_all = (uint32_t)((1u << cfg->nchain) - 1);
   int d, nsd = cfg->nstages - cfg->nchain, np = cfg->nchain * (cfg->nchain - 1) / 2;
-  int32_t *dense = NULL;
+  int32_t *dense = NULL, *vel_group = NULL;
+  uint32_t *vel_lead = NULL, *sorted = NULL;   /* leads with two chain stages, and their groups */
+  size_t nvel = 0, vel_cap = 0, vel_cap_lead = 0, *by_group = NULL;
   lq_keys sparse;
   group_index groups;
   lq_keys_init(&sparse);
@@ -1372,7 +1374,32 @@ static void *aggregate_leads(void *arg) {
       j->reason_counts[(size_t)g * nreasons + (size_t)f->disq_reason[L]]++;
     }
     if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
-      const int32_t *first = f->first_at + L * ns;
+      if (nvel == vel_cap && (grow(a, (void **)&vel_lead, &vel_cap_lead, nvel + 1, sizeof *vel_lead) != 0 ||
+                              grow(a, (void **)&vel_group, &vel_cap, nvel + 1, sizeof *vel_group) != 0))
+        goto done;
+      vel_lead[nvel] = (uint32_t)L;
+      vel_group[nvel] = g;
+      nvel++;
+    }
+    if (j->sla && (seen & (1u << cfg->mql)) && episodes_sla(&groups, L, j->row_of, inv_ln_gamma, np) != 0) goto done;
+  }
+  /* velocity a group at a time, its leads in lead order: a group's sketches stay in the cache while
+  ** its leads go in, and each sketch takes its values in the order a pass in lead order gives them */
+  if (nvel > 0) {
+    size_t ng = (size_t)r->ngroups, k;
+    by_group = (size_t *)lq_mem_call(a, NULL, 0, (ng + 1) * sizeof(size_t));
+    sorted = (uint32_t *)lq_mem_call(a, NULL, 0, nvel * sizeof(uint32_t));
+    if (by_group == NULL || sorted == NULL) goto done;
+    memset(by_group, 0, (ng + 1) * sizeof(size_t));
+    for (k = 0; k < nvel; k++) by_group[vel_group[k] + 1]++;
+    for (k = 1; k <= ng; k++) by_group[k] += by_group[k - 1];
+    for (k = 0; k < nvel; k++) sorted[by_group[vel_group[k]]++] = (uint32_t)k;
+    for (k = 0; k < nvel; k++) {
+      uint32_t v = sorted[k];
+      size_t lead = vel_lead[v];
+      uint32_t seen = f->seen[lead];
+      const int32_t *first = f->first_at + lead * ns;
+      lq_sketch *sk = &r->sketches[(size_t)vel_group[v] * (size_t)(np + 1)];
       int x, y;
       for (x = 0; x < cfg->nchain; x++) {
         if (!(seen & (1u << x))) continue;
@@ -1380,18 +1407,18 @@ static void *aggregate_leads(void *arg) {
           double dt;
           if (!(seen & (1u << y))) continue;
           dt = (double)first[y] - (double)first[x];
-          if (dt >= 0 &&
-              sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)lq_funnel_pair_index(cfg->nchain, x, y)],
-                         dt, inv_ln_gamma) != 0)
-            goto done;
+          if (dt >= 0 && sketch_add(a, &sk[lq_funnel_pair_index(cfg->nchain, x, y)], dt, inv_ln_gamma) != 0) goto done;
         }
       }
     }
-    if (j->sla && (seen & (1u << cfg->mql)) && episodes_sla(&groups, L, j->row_of, inv_ln_gamma, np) != 0) goto done;
   }
   j->failed = 0;
 done:
   if (dense != NULL) lq_mem_call(a, dense, j->product * sizeof(int32_t), 0);
+  lq_mem_call(a, vel_lead, vel_cap_lead * sizeof *vel_lead, 0);
+  lq_mem_call(a, vel_group, vel_cap * sizeof *vel_group, 0);
+  lq_mem_call(a, by_group, by_group != NULL ? ((size_t)r->ngroups + 1) * sizeof(size_t) : 0, 0);
+  lq_mem_call(a, sorted, sorted != NULL ? nvel * sizeof(uint32_t) : 0, 0);
   lq_keys_free(&sparse, a);
   return NULL;
 }
