@@ -201,18 +201,35 @@ static int sketch_cover(lq_allocator *a, lq_sketch *s, int32_t lo, int32_t hi) {
   return 0;
 }
 
-/* Drops the exact values: from now on the buckets alone answer. */
-static void sketch_spill(lq_allocator *a, lq_sketch *s) {
+/* Adds v (> 0) to the buckets. 0 or -1 on no memory. */
+static int bucket_add(lq_allocator *a, lq_sketch *s, double v, double inv_ln_gamma) {
+  int32_t i;
+  if (v < 1e-3) v = 1e-3;   /* below a millisecond: one bucket */
+  i = (int32_t)ceil(log(v) * inv_ln_gamma);
+  if (sketch_cover(a, s, i, i) != 0) return -1;
+  s->buckets[i - s->min_index]++;
+  return 0;
+}
+
+/* While a sketch keeps its values exactly its buckets stay empty: most cells never hold more than
+** LQ_SKETCH_EXACT values, and their buckets (a few KB each) were most of an aggregation's memory.
+** Past that, the exact values go into the buckets and are dropped: from then on the buckets alone
+** answer. 0 or -1 on no memory. */
+static int sketch_spill(lq_allocator *a, lq_sketch *s) {
+  double inv_ln_gamma = 1.0 / log(sketch_gamma());
+  uint32_t k;
+  if (s->len > 0) memset(s->buckets, 0, (size_t)s->len * sizeof(uint64_t));
+  for (k = 0; k < s->nexact; k++)
+    if (s->exact[k] > 0 && bucket_add(a, s, s->exact[k], inv_ln_gamma) != 0) return -1;
   lq_mem_call(a, s->exact, (size_t)s->exact_cap * sizeof(double), 0);
   s->exact = NULL;
   s->nexact = s->exact_cap = 0;
   s->spilled = 1;
+  return 0;
 }
 
-/* Keeps n more values exactly while the sketch stays small; spills past LQ_SKETCH_EXACT. */
+/* n more exact values (the caller keeps nexact + n <= LQ_SKETCH_EXACT). 0 or -1. */
 static int sketch_keep(lq_allocator *a, lq_sketch *s, const double *v, uint32_t n) {
-  if (s->spilled) return 0;
-  if ((uint64_t)s->nexact + n > LQ_SKETCH_EXACT) { sketch_spill(a, s); return 0; }
   if (s->nexact + n > s->exact_cap) {
     uint32_t ncap = s->exact_cap ? s->exact_cap * 2 : 8;
     double *nv;
@@ -229,28 +246,31 @@ static int sketch_keep(lq_allocator *a, lq_sketch *s, const double *v, uint32_t 
 }
 
 static int sketch_add(lq_allocator *a, lq_sketch *s, double v, double inv_ln_gamma) {
-  int32_t i;
   if (!(v > 0)) v = 0;
-  if (sketch_keep(a, s, &v, 1) != 0) return -1;
-  if (v == 0) { s->zeros++; s->count++; return 0; }
-  if (v < 1e-3) v = 1e-3;   /* below a millisecond: one bucket */
-  i = (int32_t)ceil(log(v) * inv_ln_gamma);
-  if (sketch_cover(a, s, i, i) != 0) return -1;
-  s->buckets[i - s->min_index]++;
   s->count++;
-  return 0;
+  if (v == 0) s->zeros++;
+  if (!s->spilled) {
+    if (s->nexact < LQ_SKETCH_EXACT) return sketch_keep(a, s, &v, 1);
+    if (sketch_spill(a, s) != 0) return -1;
+  }
+  return v == 0 ? 0 : bucket_add(a, s, v, inv_ln_gamma);
 }
 
 static int sketch_merge(lq_allocator *a, lq_sketch *s, const lq_sketch *o) {
   int32_t i;
-  if (o->spilled) {
-    if (!s->spilled) sketch_spill(a, s);
-  } else if (o->nexact > 0 && sketch_keep(a, s, o->exact, o->nexact) != 0) {
-    return -1;
-  }
-  if (o->len > 0) {
-    if (sketch_cover(a, s, o->min_index, o->min_index + o->len - 1) != 0) return -1;
-    for (i = 0; i < o->len; i++) s->buckets[o->min_index + i - s->min_index] += o->buckets[i];
+  if (!s->spilled && !o->spilled && (uint64_t)s->nexact + o->nexact <= LQ_SKETCH_EXACT) {
+    if (o->nexact > 0 && sketch_keep(a, s, o->exact, o->nexact) != 0) return -1;
+  } else {
+    if (!s->spilled && sketch_spill(a, s) != 0) return -1;
+    if (o->spilled && o->len > 0) {
+      if (sketch_cover(a, s, o->min_index, o->min_index + o->len - 1) != 0) return -1;
+      for (i = 0; i < o->len; i++) s->buckets[o->min_index + i - s->min_index] += o->buckets[i];
+    } else if (!o->spilled) {
+      double inv_ln_gamma = 1.0 / log(sketch_gamma());
+      uint32_t k;
+      for (k = 0; k < o->nexact; k++)
+        if (o->exact[k] > 0 && bucket_add(a, s, o->exact[k], inv_ln_gamma) != 0) return -1;
+    }
   }
   s->zeros += o->zeros;
   s->count += o->count;
@@ -1944,6 +1964,7 @@ lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size
       if (n < 0) {
         sk->spilled = 1;
       } else {
+        if (sk->len > 0) memset(sk->buckets, 0, (size_t)sk->len * sizeof(uint64_t));   /* exact: no buckets */
         for (j = 0; j < n; j++) {
           double v = get_double(&in);
           if (in.bad || !(v >= 0)) goto bad;
