@@ -250,15 +250,27 @@ static int funnel_load(lua_State *L) {
 }
 
 /* f:join(leads[, id]): the join is kept, and so is the table (in the funnel's user value). */
+/* The optional number of threads at idx (1 to 256), 1 when absent. */
+static int opt_threads(lua_State *L, int idx, const char *what) {
+  lua_Integer n;
+  if (lua_isnoneornil(L, idx)) return 1;
+  n = lua_tointeger(L, idx);
+  if (!lq_isinteger(L, idx) || n < 1 || n > 256) return luaL_error(L, "%s must be a whole number from 1 to 256", what);
+  return (int)n;
+}
+
 static int funnel_join(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
   const lq_table *t = check_lead_table(L, 2);
   const char *id = luaL_optstring(L, 3, "id");
-  int c = find_column(t, id);
+  int c = find_column(t, id), saved = f->threads, rc;
   if (c < 0) return luaL_error(L, "no column '%s' in the leads table", id);
   if (t->cols[c]->type == LQ_TAGS || t->cols[c]->type == LQ_BOOLEAN)
     return luaL_error(L, "column '%s' cannot hold lead ids", id);
-  if (lq_funnel_join(f, t, c) != 0) return luaL_error(L, "not enough memory to join the leads");
+  f->threads = opt_threads(L, 4, "join: threads");   /* the ids looked up on that many */
+  rc = lq_funnel_join(f, t, c);
+  f->threads = saved;
+  if (rc != 0) return luaL_error(L, "not enough memory to join the leads");
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "leads");
@@ -275,9 +287,18 @@ static void prepare_or_raise(lua_State *L, lq_funnel *f) {
   if (rc != 0) luaL_error(L, "not enough memory to check the funnel");
 }
 
+/* f:prepare([threads]): the log checked (on that many threads), and the number of rejected rows. */
 static int funnel_prepare(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
-  prepare_or_raise(L, f);
+  int saved = f->threads;
+  f->threads = opt_threads(L, 2, "prepare: threads");
+  if (!f->prepared) {
+    int rc = lq_funnel_prepare(f);
+    f->threads = saved;
+    if (rc == -2) return luaL_error(L, "%s", LQ_FUNNEL_SPAN_ERROR);
+    if (rc != 0) return luaL_error(L, "not enough memory to check the funnel");
+  }
+  f->threads = saved;
   lua_pushinteger(L, (lua_Integer)f->nrejects);
   return 1;
 }

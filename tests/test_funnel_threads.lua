@@ -110,6 +110,36 @@ function M.TestFunnelThreads.test_any_number_of_threads_gives_the_same_bytes()
   end
 end
 
+function M.TestFunnelThreads.test_prepare_and_join_take_threads()
+  local function run(threads)
+    local f = funnel.new()
+    local log, leads = core.parse_csv(LOG), core.parse_csv(LEADS)
+    f:load(log, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+    local nrejects = f:prepare(threads)
+    f:join(leads, "id", threads)
+    local r = f:aggregate{ by = { "source", "country" } }   -- the stored join
+    local out = { nrejects = nrejects, rejects = funnel.rejects_csv(f:rejects()), serialized = r:serialize() }
+    r:close()
+    f:close()
+    log:close()
+    leads:close()
+    return out
+  end
+  local one = run(1)
+  lu.assertTrue(one.nrejects > 0)
+  for _, threads in ipairs({ 2, 3, 7 }) do
+    local other = run(threads)
+    lu.assertEquals(other.nrejects, one.nrejects)
+    assert_same(other.rejects, one.rejects, "rejects checked on " .. threads .. " threads")
+    assert_same(other.serialized, one.serialized, "joined on " .. threads .. " threads")
+  end
+  local f = funnel.new()
+  lu.assertErrorMsgContains("prepare: threads must be a whole number from 1 to 256", f.prepare, f, 0)
+  local leads = core.parse_csv(LEADS)
+  lu.assertErrorMsgContains("join: threads must be a whole number from 1 to 256", f.join, f, leads, "id", 300)
+  leads:close()
+end
+
 function M.TestFunnelThreads.test_parts_merged_equal_the_whole()
   -- the same rows split by lead into two logs, each aggregated on threads, merged: the whole's result
   local header, body = LOG:match("^([^\n]*\n)(.*)$")
