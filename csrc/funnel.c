@@ -599,6 +599,11 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
       goto done;
     }
   }
+  if (cl->type == LQ_TEXT && t->nrows > 0 &&   /* at most a lead a row: untouched room costs no page */
+      keys_reserve(&f->leads, &f->alloc, t->nrows, (size_t)(cl->offsets[t->nrows] - cl->offsets[0]) + t->nrows) != 0) {
+    rc = -1;
+    goto done;
+  }
   /* the table's own rejects are rows lost before we saw them: they count as ours */
   for (next_reject = 0; next_reject < t->nrejects; next_reject++) {
     const lq_reject *tr = &t->rejects[next_reject];
