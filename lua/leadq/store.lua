@@ -24,15 +24,15 @@
 -- of a lead falls in one slot, and the scripts only ever touch one lead's keys), fields p (profile),
 -- v (profile version), s (state), n (stamp). Nothing global: no counter every node would fight over.
 --
--- Clients: inside nginx, a RESP client of this file's own on cosockets (pooled connections; see
--- nginx_client for why not lua-nginx-redis); elsewhere, leadq.core's binding of hiredis. Cosockets do
--- not exist in init_by_lua, init_worker_by_lua, set_by_lua, the header and body filters and
--- log_by_lua: there the store answers "unavailable" (the service makes no Redis call before a request).
+-- Clients: inside nginx, lua-nginx-redis (cosockets, pooled connections); elsewhere, leadq.core's
+-- binding of hiredis. Cosockets do not exist in init_by_lua, init_worker_by_lua, set_by_lua, the
+-- header and body filters and log_by_lua: there the store answers "unavailable" (the service makes no
+-- Redis call before a request).
 local json = require("leadq.json")
 
-local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error =
-  type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error
-local format, sub, find, concat = string.format, string.sub, string.find, table.concat
+local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error, select =
+  type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error, select
+local format, sub, find = string.format, string.sub, string.find
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -109,151 +109,92 @@ return #KEYS]],
 -- reply; "socket": the connection failed, it is closed and the next call connects again).
 ---------------------------------------------------------------------------------------------------
 
--- A command as RESP: { name, args... } (strings or numbers) -> the request's text.
-function _M.command(args)
-  local parts = { "*" .. #args .. "\r\n" }
-  for i = 1, #args do
-    local a = args[i]
-    if type(a) ~= "string" then a = tostring(a) end
-    parts[i + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
-  end
-  return concat(parts)
-end
-
 local NO_COSOCKET = { init = 1, init_worker = 1, set = 1, header_filter = 1, body_filter = 1, log = 1, balancer = 1 }
 
--- Inside nginx: RESP over cosockets, each connection back in its pool (ngx.socket.tcp's keepalive)
--- right after its reply. Each command's round trip is what an event pays on top of the shared dict's
--- path, so the client does little beside it: the hot commands' requests are one string, made with
--- their arguments' count fixed (no argument table, and no vararg table of varying length: LuaJIT
--- makes a side trace for each length it meets), and a new connection's set-up (AUTH, SELECT) is only
--- looked for when there is one. lua-nginx-redis (resty.redis), used before, builds a table of every
--- argument and another of the request's pieces per call: this client costs nginx's workers 3-6 us
--- less per event (8 paired runs side by side, bench load, of ~50 us).
 local function nginx_client(cfg)
+  local redis = require("nginx.redis")
   local ngx = ngx   -- luacheck: ignore
-  local tcp = ngx.socket.tcp
-  local byte = string.byte
+  local null = ngx.null
   local client = {}
-  local pool_opts = { pool = cfg.path and format("leadq:unix:%s:%d", cfg.path, cfg.db) or
-    format("leadq:%s:%d:%d", cfg.host, cfg.port, cfg.db), pool_size = cfg.pool }
-  local timeout_ms, keepalive_ms = cfg.timeout * 1000, cfg.keepalive * 1000
+  local pool_name = cfg.path and format("leadq:unix:%s:%d", cfg.path, cfg.db) or
+    format("leadq:%s:%d:%d", cfg.host, cfg.port, cfg.db)
+  local connect_opts = { pool = pool_name, pool_size = cfg.pool }
+  local timeout_ms = cfg.timeout * 1000
   local unix_address = cfg.path and "unix:" .. cfg.path
-  local set_up = cfg.password ~= nil or cfg.db ~= 0
-
-  -- One reply: a number, a string, a list (nil entries as false), false for a nil reply; or nil,
-  -- message and "redis" (an error reply) or "socket" (the connection is then in an unknown state).
-  local function read_reply(sock)
-    local line, err = sock:receive()
-    if not line then return nil, "redis: " .. tostring(err), "socket" end
-    local prefix = byte(line)
-    if prefix == 58 then return tonumber(sub(line, 2)) end   -- ':' an integer
-    if prefix == 36 then                                       -- '$' a bulk string
-      local size = tonumber(sub(line, 2))
-      if size < 0 then return false end
-      local data, derr = sock:receive(size + 2)
-      if not data then return nil, "redis: " .. tostring(derr), "socket" end
-      return sub(data, 1, size)
-    end
-    if prefix == 42 then                                       -- '*' an array
-      local n = tonumber(sub(line, 2))
-      if n < 0 then return false end
-      local list = {}
-      for i = 1, n do
-        local v, verr, kind = read_reply(sock)
-        if v == nil then
-          if kind == "socket" then return nil, verr, kind end
-          v = false   -- an error inside a list (a script's): read as nothing
-        end
-        list[i] = v
-      end
-      return list
-    end
-    if prefix == 43 then return sub(line, 2) end               -- '+' a status
-    if prefix == 45 then return nil, sub(line, 2), "redis" end -- '-' an error
-    return nil, "redis: a reply Redis does not send: " .. sub(line, 1, 40), "socket"
-  end
 
   local function connection()
     local phase = ngx.get_phase()
     if NO_COSOCKET[phase] then return nil, "redis: no cosockets in the " .. phase .. " phase" end
-    local sock, err = tcp()
-    if not sock then return nil, "redis: " .. tostring(err) end
-    sock:settimeout(timeout_ms)
+    local red, err = redis:new()
+    if not red then return nil, "redis: " .. tostring(err) end
+    red:set_timeout(timeout_ms)
     local ok
     if unix_address then
-      ok, err = sock:connect(unix_address, pool_opts)
+      ok, err = red:connect(unix_address, connect_opts)
       if not ok then return nil, format("redis: cannot connect to %s: %s", cfg.path, tostring(err)) end
     else
-      ok, err = sock:connect(cfg.host, cfg.port, pool_opts)
+      ok, err = red:connect(cfg.host, cfg.port, connect_opts)
       if not ok then return nil, format("redis: cannot connect to %s:%d: %s", cfg.host, cfg.port, tostring(err)) end
     end
-    if set_up and sock:getreusedtimes() == 0 then   -- a new connection: authenticate, choose the database
-      for _, step in ipairs({ cfg.password and { "AUTH", cfg.password } or false,
-          cfg.db ~= 0 and { "SELECT", cfg.db } or false }) do
-        if step then
-          local sent, serr = sock:send(_M.command(step))
-          local res, rerr
-          if sent then res, rerr = read_reply(sock) end
-          if not res then
-            sock:close()
-            return nil, format("redis: %s refused: %s", step[1], tostring(rerr or serr))
-          end
-        end
+    if red:get_reused_times() == 0 then   -- a new connection: authenticate and choose the database once
+      if cfg.password then
+        ok, err = red:auth(cfg.password)
+        if not ok then red:close(); return nil, "redis: AUTH refused: " .. tostring(err) end
+      end
+      if cfg.db ~= 0 then
+        ok, err = red:select(cfg.db)
+        if not ok then red:close(); return nil, "redis: SELECT refused: " .. tostring(err) end
       end
     end
-    return sock
+    return red
   end
 
-  -- request: a command as RESP -> its reply, or nil, message, kind
-  local function run(request)
-    local sock, err = connection()
-    if not sock then return nil, err, "socket" end
-    local sent, serr = sock:send(request)
-    if not sent then sock:close(); return nil, "redis: " .. tostring(serr), "socket" end
-    local res, rerr, kind = read_reply(sock)
-    if res == nil and kind == "socket" then sock:close(); return nil, rerr, kind end
-    sock:setkeepalive(keepalive_ms, cfg.pool)
-    return res, rerr, kind
+  local function finish(red, res, err)
+    if res == nil then   -- socket error or timeout: the connection is in an unknown state
+      red:close()
+      return nil, "redis: " .. tostring(err), "socket"
+    end
+    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+    if res == false and err then return nil, err, "redis" end
+    return res
+  end
+
+  local function fix_nulls(res)
+    if res == null then return false end
+    if type(res) == "table" then
+      for i = 1, #res do if res[i] == null then res[i] = false end end
+    end
+    return res
   end
 
   function client.call(_, cmd, ...)
-    return run(_M.command({ cmd, ... }))
+    local red, err = connection()
+    if not red then return nil, err, "socket" end
+    local res, cerr = red[cmd](red, ...)
+    res, cerr = finish(red, res, cerr)
+    if res == nil then return nil, cerr, (find(cerr, "^redis: ") and "socket" or "redis") end
+    return fix_nulls(res)
   end
 
-  -- A script of one key and two arguments (strings): the event's compare-and-set.
-  function client.evalsha(_, sha, key, a, b)
-    return run("*6\r\n$7\r\nevalsha\r\n$40\r\n" .. sha .. "\r\n$1\r\n1\r\n$" .. #key .. "\r\n" .. key .. "\r\n$" ..
-      #a .. "\r\n" .. a .. "\r\n$" .. #b .. "\r\n" .. b .. "\r\n")
-  end
-
-  -- Fields of one letter each; f3 and f4 may be nil.
-  function client.hmget(_, key, f1, f2, f3, f4)
-    local head = "\r\n$5\r\nhmget\r\n$" .. #key .. "\r\n" .. key .. "\r\n$1\r\n" .. f1 .. "\r\n$1\r\n" .. f2 .. "\r\n"
-    if f4 then return run("*6" .. head .. "$1\r\n" .. f3 .. "\r\n$1\r\n" .. f4 .. "\r\n") end
-    if f3 then return run("*5" .. head .. "$1\r\n" .. f3 .. "\r\n") end
-    return run("*4" .. head)
-  end
-
-  -- commands: { {cmd, args...}, ... } -> replies (false for an error reply), errors-or-nil
+  -- commands: { {cmd, args...}, ... } -> replies, errors-or-nil
   function client.pipeline(_, commands)
-    local sock, err = connection()
-    if not sock then return nil, err end
-    local requests = {}
-    for i, c in ipairs(commands) do requests[i] = _M.command(c) end
-    local sent, serr = sock:send(requests)
-    if not sent then sock:close(); return nil, "redis: " .. tostring(serr) end
-    local results, errors = {}, nil
+    local red, err = connection()
+    if not red then return nil, err end
+    red:init_pipeline(#commands)
+    for _, c in ipairs(commands) do red[c[1]](red, select(2, unpack(c))) end   -- luacheck: ignore
+    local results, perr = red:commit_pipeline()
+    if not results then red:close(); return nil, "redis: " .. tostring(perr) end
+    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+    local errors
     for i = 1, #commands do
-      local res, rerr, kind = read_reply(sock)
-      if res == nil then
-        if kind == "socket" then sock:close(); return nil, rerr end
+      local r = results[i]
+      if type(r) == "table" and r[1] == false and type(r[2]) == "string" then
         errors = errors or {}
-        errors[i], res = rerr, false
+        errors[i], results[i] = r[2], false
+      else
+        results[i] = fix_nulls(r)
       end
-      results[i] = res
     end
-    sock:setkeepalive(keepalive_ms, cfg.pool)
     return results, errors
   end
   return client
@@ -294,14 +235,6 @@ local function plain_client(cfg)
     local c, err = connection()
     if not c then return nil, err end
     return c:pipeline(commands)
-  end
-
-  function client.evalsha(self, sha, key, a, b) return self:call("evalsha", sha, 1, key, a, b) end
-
-  function client.hmget(self, key, f1, f2, f3, f4)
-    if f4 then return self:call("hmget", key, f1, f2, f3, f4) end
-    if f3 then return self:call("hmget", key, f1, f2, f3) end
-    return self:call("hmget", key, f1, f2)
   end
 
   function client.send(_, commands)
@@ -428,13 +361,12 @@ local function script_sha(self, name)
   return loaded
 end
 
-function RedisStore:script(name, key, a, b)
+function RedisStore:script(name, key, ...)
   local client = self.client
-  if type(a) ~= "string" then a = tostring(a) end
   for _ = 1, 2 do
     local sha, lerr = script_sha(self, name)
     if not sha then return nil, lerr end
-    local res, err, kind = client:evalsha(sha, key, a, b)
+    local res, err, kind = client:call("evalsha", sha, 1, key, ...)
     if res ~= nil or kind ~= "redis" or not find(err, "NOSCRIPT", 1, true) then return res, err end
     self.sha[name] = nil
   end
@@ -450,9 +382,9 @@ end
 function RedisStore:read_lead(id, with_profile)
   local res, err
   if with_profile then
-    res, err = self.client:hmget(self:key(id), "v", "s", "n", "p")
+    res, err = self.client:call("hmget", self:key(id), "v", "s", "n", "p")
   else
-    res, err = self.client:hmget(self:key(id), "v", "s", "n")
+    res, err = self.client:call("hmget", self:key(id), "v", "s", "n")
   end
   if not res then return nil, err end
   return res[4] or false, version_number(res[1]), res[2] or false, res[3] or "0"
@@ -508,7 +440,7 @@ function RedisStore:get(key)
   local kind, id = sub(key, 1, 2), sub(key, 3)
   local field = (kind == "p:" and "p") or (kind == "s:" and "s")
   if not field then error("store: no such key in a Redis store: " .. key, 2) end
-  local res, err = self.client:hmget(self:key(id), field, "v")
+  local res, err = self.client:call("hmget", self:key(id), field, "v")
   if not res then error(setmetatable({ message = err }, Unavailable), 0) end
   if not res[1] then return nil end
   return res[1], version_number(res[2])
