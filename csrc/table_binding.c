@@ -575,6 +575,39 @@ static int t_categories(lua_State *L) {
   return 1;
 }
 
+/* t:counts(name): how many rows hold each value of a category column, { value = n }, and the rows
+** with none under "(none)" (as leadq.util.tally counts a column's values, without the column in Lua). */
+static int t_counts(lua_State *L) {
+  lq_table *t = lq_check_table(L, 1);
+  const lq_column *c = t->cols[check_column(L, t, 2)];
+  size_t *counts, missing = 0, r;
+  int32_t code;
+  if (c->type != LQ_CATEGORY)
+    return luaL_error(L, "column '%s' is %s, not a category column", c->name, lq_type_name(c->type));
+  counts = (size_t *)lq_newuserdata(L, ((size_t)c->dict.count + 1) * sizeof(size_t));
+  memset(counts, 0, ((size_t)c->dict.count + 1) * sizeof(size_t));
+  for (r = 0; r < t->nrows; r++) {
+    int32_t k = c->codes[r];
+    if (k >= 0 && k < c->dict.count) counts[k]++;
+    else missing++;
+  }
+  lua_createtable(L, 0, c->dict.count + 1);
+  for (code = 0; code < c->dict.count; code++) {
+    size_t len;
+    const char *s;
+    if (counts[code] == 0) continue;
+    s = lq_dict_string(&c->dict, code, &len);
+    lua_pushlstring(L, s, len);
+    lq_push_number(L, (double)counts[code]);
+    lua_rawset(L, -3);
+  }
+  if (missing > 0) {
+    lq_push_number(L, (double)missing);
+    lua_setfield(L, -2, "(none)");
+  }
+  return 1;
+}
+
 /* t:read_chunks(): how the CSV reader split the file: chunks, joined past their first line, read
 ** again (for tests and timings; 1, 0, 0 for a file read on one thread). */
 static int t_read_chunks(lua_State *L) {
@@ -815,6 +848,7 @@ static const luaL_Reg table_methods[] = {
   { "names", t_names },
   { "rejects", t_rejects },
   { "categories", t_categories },
+  { "counts", t_counts },
   { "read_chunks", t_read_chunks },
   { "reject_count", t_reject_count },
   { "append", t_append },

@@ -321,4 +321,16 @@ function M.TestTableModule:test_module_shape_and_no_globals()
   for k in pairs(_G) do lu.assertTrue(before[k], "new global " .. tostring(k)) end
 end
 
+-- t:counts(name): a category column's values counted in the core, as leadq.util.tally counts them.
+function M.TestTableViews.test_counts_of_a_category_column_equal_the_tally()
+  local recs = {}
+  local values = { "mql", "cold", nil, "nurture", "mql", "mql" }
+  for i = 1, 600 do recs[i] = { s = values[i % 6 + 1], n = i } end
+  local t = leadq.table(recs, { s = "category", n = "number" })
+  lu.assertEquals(t:counts("s"), require("leadq.util").tally(t:column("s"), #t))
+  lu.assertEquals(t:counts("s")["(none)"], 100)
+  lu.assertErrorMsgContains("not a category column", function() t:counts("n") end)
+  t:close()
+end
+
 return M

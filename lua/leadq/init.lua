@@ -45,6 +45,7 @@
 --   t:rejects() -> { {file=, line=, record=, column=, column_number=, reason=, message=}, ... }
 --   t:reject_count()   t:append(record or { records })   t:is_events()   t:memory() -> bytes
 --   t:categories(name) -> a category or tags column's values in code order (first seen)
+--   t:counts(name) -> how many rows hold each value of a category column ({ value = n, ["(none)"] = n })
 --   t:read_chunks() -> chunks the file was read in, joined past a cut, read again (1, 0, 0: one thread)
 --   t:close() (also __close and __gc; later calls raise), tostring(t): schema and first rows
 local core = require("leadq.core")

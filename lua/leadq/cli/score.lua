@@ -362,18 +362,26 @@ function _M.grade_matrix_lines(counts, total, dims)
 end
 
 -- The lines of the summary: per model, leads by status and by grade.
+-- A result column's counts: from the core for a category column (no column of a million strings made
+-- in Lua to count them), else tallied here; nil when the result has no such column.
+local function column_counts(result, name, n)
+  if result:has(name) and result:type(name) == "category" and #result == n then return result:counts(name) end
+  local ok, values = pcall(column_values, result, name)
+  if not ok or not values then return nil end
+  return tally(values, n)
+end
+
 function _M.summary_lines(result, n, models)
   local lines = {}
   for _, m in ipairs(models) do
     local prefix = m.prefix
-    local status = column_values(result, prefix .. "status")
+    local status = column_counts(result, prefix .. "status", n)
     if status then
       lines[#lines + 1] = format("%s: leads by status", m.name)
-      for _, l in ipairs(_M.count_lines("status", tally(status, n), n, m.order)) do lines[#lines + 1] = l end
+      for _, l in ipairs(_M.count_lines("status", status, n, m.order)) do lines[#lines + 1] = l end
     end
-    local ok, grade = pcall(column_values, result, prefix .. "grade")
-    if ok and grade then
-      local counts = tally(grade, n)
+    local counts = column_counts(result, prefix .. "grade", n)
+    if counts then
       local matrix = _M.grade_matrix_lines(counts, n, m.grade_dims)
       if matrix then
         lines[#lines + 1] = format("%s: leads by grade (%s)", m.name, matrix.title)
@@ -501,8 +509,9 @@ local function run_score(input, o, out)
   out.print(format("scored %s leads from %s with %s in %.3f s (%s leads/s, %d thread%s)%s",
     thousands(n), o.leads, concat(input.files, ", "), seconds, rate_text(n / math.max(seconds, 1e-9)),
     threads, threads == 1 and "" or "s", o.out and (", wrote " .. (o.out == "-" and "standard output" or o.out)) or ""))
+  local summary = _M.summary_lines(result, n, model_list(input))   -- within the run's time
   if input.timings then out.print(timing_line(input.timings, score_seconds, events_report, write_seconds)) end
-  for _, l in ipairs(_M.summary_lines(result, n, model_list(input))) do out.print(l) end
+  for _, l in ipairs(summary) do out.print(l) end
   local lines = reject_lines(input.tbl, 5)
   for _, l in ipairs(lines) do out.print(l) end
   for _, l in ipairs(events_lines(input.events, events_report, o.events or o.leads, 5)) do out.print(l) end
