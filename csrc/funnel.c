@@ -2309,6 +2309,27 @@ static int breach_before(const void *ctx, uint32_t x, uint32_t y) {
   return lq_funnel_compare_keys(r, p->group, q->group) < 0;
 }
 
+/* Each group's reason keys together, in key order (a counting sort by group): group g's are
+** reasons[reason_start[g] .. reason_start[g + 1]); reason_start has norder >= ngroups + 1 entries. */
+static void reasons_by_group(const lq_funnel_result *r, uint32_t *reasons, size_t *reason_start, size_t norder) {
+  size_t k;
+  int32_t i;
+  memset(reason_start, 0, norder * sizeof *reason_start);
+  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
+    int32_t kg;
+    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
+    reason_start[kg + 1]++;
+  }
+  for (i = 0; i < r->ngroups; i++) reason_start[i + 1] += reason_start[i];
+  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
+    int32_t kg;
+    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
+    reasons[reason_start[kg]++] = (uint32_t)k;
+  }
+  for (i = r->ngroups; i > 0; i--) reason_start[i] = reason_start[i - 1];
+  reason_start[0] = 0;
+}
+
 char *lq_funnel_result_json(const lq_funnel_result *r, size_t *len) {
   int from[LQ_FUNNEL_MAX_CHAIN * 2], to[LQ_FUNNEL_MAX_CHAIN * 2], npairs = lq_funnel_output_pairs(r, from, to);
   char pair_names[LQ_FUNNEL_MAX_CHAIN * 2][LQ_FUNNEL_NAME_MAX * 2 + 4];
@@ -2340,20 +2361,7 @@ char *lq_funnel_result_json(const lq_funnel_result *r, size_t *len) {
   sort_names(stage_ptr, stage_order, r->nstages);
   sort_names(dim_ptr, dim_order, r->ndims);
   /* each group's reasons together (a counting sort by group), each group's sorted as the report sorts */
-  memset(reason_start, 0, norder * sizeof *reason_start);
-  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
-    int32_t kg;
-    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
-    reason_start[kg + 1]++;
-  }
-  for (i = 0; i < r->ngroups; i++) reason_start[i + 1] += reason_start[i];
-  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
-    int32_t kg;
-    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
-    reasons[reason_start[kg]++] = (uint32_t)k;
-  }
-  for (i = r->ngroups; i > 0; i--) reason_start[i] = reason_start[i - 1];
-  reason_start[0] = 0;
+  reasons_by_group(r, reasons, reason_start, norder);
   for (i = 0; i < r->ngroups; i++)
     sort_u32(reasons + reason_start[i], reason_start[i + 1] - reason_start[i], reason_before, r);
   for (k = 0; k < r->nbreaches; k++) breaches[k] = (uint32_t)k;
@@ -2654,7 +2662,6 @@ char *lq_funnel_result_text(const lq_funnel_result *r, const lq_funnel_result *t
   text_table t;
   outbuf b, scratch;
   int32_t i, rows;
-  size_t k;
   b.a = scratch.a = &a;
   b.p = scratch.p = NULL;
   b.len = b.cap = scratch.len = scratch.cap = 0;
@@ -2789,20 +2796,7 @@ char *lq_funnel_result_text(const lq_funnel_result *r, const lq_funnel_result *t
     }
   }
   /* disqualification reasons: each group's five most frequent, the rest summed */
-  memset(reason_start, 0, norder * sizeof *reason_start);
-  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
-    int32_t kg;
-    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
-    reason_start[kg + 1]++;
-  }
-  for (i = 0; i < r->ngroups; i++) reason_start[i + 1] += reason_start[i];
-  for (k = 0; k < (size_t)r->reason_keys.count; k++) {
-    int32_t kg;
-    memcpy(&kg, lq_keys_string(&r->reason_keys, (int32_t)k, NULL), 4);
-    reasons[reason_start[kg]++] = (uint32_t)k;
-  }
-  for (i = r->ngroups; i > 0; i--) reason_start[i] = reason_start[i - 1];
-  reason_start[0] = 0;
+  reasons_by_group(r, reasons, reason_start, norder);
   table_start(&t, &a, 3);
   table_text(&t, "group"); table_text(&t, "reason"); table_text(&t, "leads");
   for (i = 0; i < r->ngroups; i++) {
