@@ -94,4 +94,30 @@ function M.write(path, text)
   f:close()
 end
 
+-- Two feature tables equal as the engine wrote them: NaN (missing) equals NaN, numbers to the last
+-- bit; what names the comparison, against names the first table's origin in the message.
+function M.assert_same_features(fs, one, other, nrows, what, against)
+  local lu = require("luaunit")
+  for _, name in ipairs(fs:names()) do
+    local a, b = one:column(name), other:column(name)
+    for r = 1, nrows do
+      local x, y = a[r], b[r]
+      if not (x == y or (x ~= x and y ~= y)) then
+        lu.fail(string.format("%s: feature %s of lead %d: %s %s, %s", what, name, r, tostring(x), against,
+          tostring(y)))
+      end
+    end
+  end
+end
+
+-- Two reports of the bulk feature pass equal: every count, the noise and the unknown leads listed.
+function M.assert_same_report(one, other, what)
+  local lu = require("luaunit")
+  for _, key in ipairs({ "events", "used", "after_as_of", "no_time", "ignored", "unknown_leads", "duplicate_ids" }) do
+    lu.assertEquals(other[key], one[key], what .. ": report." .. key)
+  end
+  lu.assertEquals(other.noise, one.noise, what .. ": report.noise")
+  lu.assertEquals(other.unknown, one.unknown, what .. ": report.unknown")
+end
+
 return M

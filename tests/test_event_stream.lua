@@ -63,25 +63,9 @@ local function write_lines(lines, eol, tail)
 end
 
 local function assert_same(fs, one, other, nrows, what)
-  for _, name in ipairs(fs:names()) do
-    local a, b = one:column(name), other:column(name)
-    for r = 1, nrows do
-      local x, y = a[r], b[r]
-      if not (x == y or (x ~= x and y ~= y)) then
-        lu.fail(string.format("%s: feature %s of lead %d: %s from the table, %s", what, name, r, tostring(x),
-          tostring(y)))
-      end
-    end
-  end
+  helpers.assert_same_features(fs, one, other, nrows, what, "from the table")
 end
-
-local function assert_same_report(one, other, what)
-  for _, key in ipairs({ "events", "used", "after_as_of", "no_time", "ignored", "unknown_leads", "duplicate_ids" }) do
-    lu.assertEquals(other[key], one[key], what .. ": report." .. key)
-  end
-  lu.assertEquals(other.noise, one.noise, what .. ": report.noise")
-  lu.assertEquals(other.unknown, one.unknown, what .. ": report.unknown")
-end
+local assert_same_report = helpers.assert_same_report
 
 -- The file read as a table and computed; then given by its path on each of THREADS: all the same.
 -- streamed: whether the stream must take the file (else it declines it, and reads the table itself).

@@ -73,27 +73,10 @@ local function time_ordered(list)
   return out
 end
 
--- Equal as the engine wrote them: NaN (missing) equals NaN, numbers equal to the last bit.
 local function assert_same(fs, one, other, nrows, what)
-  for _, name in ipairs(fs:names()) do
-    local a, b = one:column(name), other:column(name)
-    for r = 1, nrows do
-      local x, y = a[r], b[r]
-      if not (x == y or (x ~= x and y ~= y)) then
-        lu.fail(string.format("%s: feature %s of lead %d: %s on one thread, %s", what, name, r, tostring(x),
-          tostring(y)))
-      end
-    end
-  end
+  helpers.assert_same_features(fs, one, other, nrows, what, "on one thread")
 end
-
-local function assert_same_report(one, other, what)
-  for _, key in ipairs({ "events", "used", "after_as_of", "no_time", "ignored", "unknown_leads", "duplicate_ids" }) do
-    lu.assertEquals(other[key], one[key], what .. ": report." .. key)
-  end
-  lu.assertEquals(other.noise, one.noise, what .. ": report.noise")
-  lu.assertEquals(other.unknown, one.unknown, what .. ": report.unknown")
-end
+local assert_same_report = helpers.assert_same_report
 
 -- The list as an events table, computed on one thread and on each of THREADS: all the same.
 local function check_every_threads(fs, leads, list, what, opts)
