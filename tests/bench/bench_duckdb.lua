@@ -16,26 +16,14 @@ local PREFIX = BUILD .. "/duckdb"
 local AS_OF = "2026-11-01T00:00:00Z"
 local RUNS = 3
 
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() return true end
-  return false
-end
 
 local function skip(why)
   print("bench: duckdb: skipped (" .. why .. ")")
 end
 
 local function run_bench()
-  if not exists(PREFIX .. "/node_modules/@duckdb/node-api/package.json") then
-    if not os.execute("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") then
-      return skip("node and npm are needed")
-    end
-    if not os.execute(string.format("npm install --silent --no-audit --no-fund --prefix '%s' @duckdb/node-api "
-        .. ">/dev/null 2>&1", PREFIX)) then
-      return skip("npm install @duckdb/node-api failed")
-    end
-  end
+  local installed, why = report.duckdb_installed(PREFIX)
+  if not installed then return skip(why) end
   assert(report.sample(DIR, N, 42), "leadq.gen is needed to make the sample")
   local as_of = leadq.parse_time(AS_OF)
 

@@ -56,4 +56,22 @@ function M.line(name, value, unit, baseline, base_value, base_unit, higher_is_be
   return ratio
 end
 
+-- DuckDB (@duckdb/node-api, run by node) in prefix, installed there by npm the first time, for the
+-- benches that compare with it: true, or nil and why it cannot be had.
+function M.duckdb_installed(prefix)
+  local f = io.open(prefix .. "/node_modules/@duckdb/node-api/package.json", "r")
+  if f then
+    f:close()
+    return true
+  end
+  if not os.execute("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") then
+    return nil, "node and npm are needed"
+  end
+  if not os.execute(string.format("npm install --silent --no-audit --no-fund --prefix '%s' @duckdb/node-api "
+      .. ">/dev/null 2>&1", prefix)) then
+    return nil, "npm install @duckdb/node-api failed"
+  end
+  return true
+end
+
 return M
