@@ -349,6 +349,19 @@ static int keep_event(stream_job *j, int32_t row, const lq_event *e) {
   return 0;
 }
 
+/* Room for need events in a run's buffer and its sort scratch (the same capacity): 0, or -1. */
+static int grow_run(lq_event **run, lq_event **tmp, size_t *cap, size_t need) {
+  size_t ncap = *cap ? *cap * 2 : 256;
+  lq_event *p;
+  if (ncap < need) ncap = need * 2;
+  if ((p = (lq_event *)realloc(*run, ncap * sizeof(lq_event))) == NULL) return -1;
+  *run = p;
+  if ((p = (lq_event *)realloc(*tmp, ncap * sizeof(lq_event))) == NULL) return -1;
+  *tmp = p;
+  *cap = ncap;
+  return 0;
+}
+
 /* A run of one lead's events ends: the range's first run waits (its lead's events may begin in the
 ** range before), the others are folded now. A lead folded before stops the folding. */
 static void end_run(stream_job *j) {
@@ -377,16 +390,7 @@ static int fold_event(stream_job *j, int32_t row, const lq_event *e) {
     j->run_row = row;
     j->run_n = 0;
   }
-  if (j->run_n == j->run_cap) {
-    size_t cap = j->run_cap ? j->run_cap * 2 : 256;
-    lq_event *run = (lq_event *)realloc(j->run, cap * sizeof(lq_event)), *tmp;
-    if (run == NULL) return -1;
-    j->run = run;
-    tmp = (lq_event *)realloc(j->tmp, cap * sizeof(lq_event));
-    if (tmp == NULL) return -1;
-    j->tmp = tmp;
-    j->run_cap = cap;
-  }
+  if (j->run_n == j->run_cap && grow_run(&j->run, &j->tmp, &j->run_cap, j->run_n + 1) != 0) return -1;
   j->run[j->run_n++] = *e;
   return 0;
 }
@@ -873,16 +877,7 @@ typedef struct stitch {
 } stitch;
 
 static int stitch_add(stitch *c, int32_t row, const lq_event *ev, size_t n) {
-  if (c->n + n > c->cap) {
-    size_t cap = (c->n + n) * 2;
-    lq_event *p = (lq_event *)realloc(c->ev, cap * sizeof(lq_event)), *q;
-    if (p == NULL) return -1;
-    c->ev = p;
-    q = (lq_event *)realloc(c->tmp, cap * sizeof(lq_event));
-    if (q == NULL) return -1;
-    c->tmp = q;
-    c->cap = cap;
-  }
+  if (c->n + n > c->cap && grow_run(&c->ev, &c->tmp, &c->cap, c->n + n) != 0) return -1;
   memcpy(c->ev + c->n, ev, n * sizeof(lq_event));
   c->n += n;
   c->row = row;
