@@ -50,8 +50,9 @@ typedef struct id_slot {
 typedef struct stream_ctx {
   const lq_feature_set *fs;
   const lq_column *idc;
-  id_slot *slots;
+  id_slot *slots;               /* NULL when sorted */
   size_t mask;
+  int sorted;                    /* the leads' ids ascend: found by binary search */
   uint32_t *dups;              /* per lead row: later leads with its id; NULL when every id is unique */
   size_t nleads;
   int fd;
@@ -121,10 +122,32 @@ static int id_equal(const stream_ctx *x, int32_t row, const char *s, size_t len)
   return lq_fs_column_string(x->idc, (size_t)row, tmp, sizeof tmp, &t, &tlen) && tlen == len && memcmp(t, s, len) == 0;
 }
 
-/* The first lead row with this id, or -1. */
+static int compare_ids(const char *a, size_t la, const char *b, size_t lb) {
+  int c = memcmp(a, b, la < lb ? la : lb);
+  return c != 0 ? c : (la > lb) - (la < lb);
+}
+
+/* The first lead row with this id, or -1: a binary search when the ids come sorted, else the hash. */
 static int32_t id_find(const stream_ctx *x, const char *s, size_t len) {
-  uint32_t h = lq_hash_bytes(s, len);
-  size_t i = h & x->mask;
+  uint32_t h;
+  size_t i;
+  if (x->sorted) {
+    size_t lo = 0, hi = x->nleads;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2, mlen;
+      char tmp[64];
+      const char *m;
+      int c;
+      lq_fs_column_string(x->idc, mid, tmp, sizeof tmp, &m, &mlen);
+      c = compare_ids(m, mlen, s, len);
+      if (c == 0) return (int32_t)mid;
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return -1;
+  }
+  h = lq_hash_bytes(s, len);
+  i = h & x->mask;
   for (;; i = (i + 1) & x->mask) {
     const id_slot *sl = &x->slots[i];
     if (sl->row < 0) return -1;
@@ -132,9 +155,25 @@ static int32_t id_find(const stream_ctx *x, const char *s, size_t len) {
   }
 }
 
+/* Whether every lead has an id, each above the one before (exports are often sorted by id): then
+** no two share one, and an id is found by a binary search, no hash built. */
+static int ids_sorted(const stream_ctx *x) {
+  const char *prev = NULL, *s;
+  size_t plen = 0, len, r;
+  char tmp[2][64];
+  for (r = 0; r < x->nleads; r++) {
+    if (!lq_fs_column_string(x->idc, r, tmp[r & 1], sizeof tmp[0], &s, &len)) return 0;
+    if (r > 0 && compare_ids(prev, plen, s, len) >= 0) return 0;
+    prev = s;
+    plen = len;
+  }
+  return 1;
+}
+
 /* Every lead's id into the hash; a lead whose id came before counts as a duplicate of the first. */
 static int index_ids(stream_ctx *x, const lq_allocator *a) {
   size_t cap = 16, r;
+  if ((x->sorted = ids_sorted(x)) != 0) return 0;
   while (cap < x->nleads * 2) cap *= 2;
   x->slots = (id_slot *)lq_mem_resize(a, NULL, 0, cap * sizeof(id_slot));
   if (x->slots == NULL) return -1;
@@ -739,7 +778,7 @@ static void jobs_free(stream_run *r) {
 static void run_free(stream_run *r, const lq_allocator *a) {
   jobs_free(r);
   if (r->x.pass != NULL) lq_fs_fold_end(r->x.pass, NULL, NULL);
-  lq_mem_free(a, r->x.slots, (r->x.mask + 1) * sizeof(id_slot));
+  if (r->x.slots != NULL) lq_mem_free(a, r->x.slots, (r->x.mask + 1) * sizeof(id_slot));
   lq_mem_free(a, r->x.dups, r->x.nleads * sizeof(uint32_t));
   if (r->x.fd >= 0) close(r->x.fd);
 }

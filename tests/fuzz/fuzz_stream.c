@@ -66,8 +66,9 @@ static lq_feature_set *make_set(lq_allocator a) {
 }
 
 static lq_table *make_leads(lq_allocator a, int shared_id) {
+  /* ids in order (found by a binary search), or out of order with one shared (found in a hash) */
   const char *csv = shared_id ? "id,seniority\na,vp\nb,student\nc,\nb,vp\nL1,manager\n"
-                              : "id,seniority\na,vp\nb,student\nc,\nL1,manager\n";
+                              : "id,seniority\nL1,manager\na,vp\nb,student\nc,\n";
   static const lq_csv_column_type schema[] = { { "id", LQ_CATEGORY }, { "seniority", LQ_CATEGORY } };
   lq_csv_options o;
   lq_table *t = NULL;
