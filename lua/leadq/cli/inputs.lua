@@ -19,7 +19,8 @@ local split_list = util.split_list
 _M.options = {
   rules = { type = "list", help = "rule files, comma-separated or repeated (or shipped models: mql,sql)" },
   leads = { type = "string", help = "the leads CSV, or gzip of it ('-': standard input)" },
-  events = { type = "string", help = "an events CSV for behaviour rules, or gzip of it ('-': standard input)" },
+  events = { type = "string", help = "an events CSV for behaviour rules, or gzip of it ('-': standard input); score"
+    .. " streams a plain file through the feature pass, never holding it" },
   map = { type = "string", help = "a mapping script (rules/README.md) or a CSV 'column,field' renaming CRM columns"
     .. " to the rules' fields" },
   ["events-map"] = { type = "string", help = "a mapping script for the events file" },
@@ -29,7 +30,8 @@ _M.options = {
   ["date-format"] = { type = "string", help = "dates like %m/%d/%Y or %d.%m.%Y %H:%M (ISO 8601 is always read)" },
   tz = { type = "string", help = "the UTC offset of times written without one, e.g. +02:00" },
   ["as-of"] = { type = "string", help = "the date scores are computed for, e.g. 2026-11-01" },
-  threads = { type = "integer", help = "threads for large tables" },
+  threads = { type = "integer", help = "threads that read the files, fold the events, score and write (the same"
+    .. " answers for any number)" },
   strict = { type = "flag", help = "a field the rules read that no column holds is an error (default: read as"
     .. " missing, with a warning)" },
 }
