@@ -1,8 +1,10 @@
 /* The events stream: see event_stream.h. Plain C, no Lua.
 **
-** Steps: the header (separator, which field is which), a hash of the leads' ids, the file cut into
-** ranges of whole lines, one thread a range (each reads its own blocks with pread and parses its lines
-** into kept events), then the ranges' counts summed in file order and the kept events folded.
+** Steps: the header (separator, which field is which), the leads' ids (sorted, or hashed), the file
+** cut into ranges of whole lines, one thread a range (each reads its own blocks with pread, parses its
+** lines and folds each lead's run as it ends, its first and last runs left for the edges), the runs
+** at the ranges' edges stitched and folded, the ranges' counts summed in file order. When a lead was
+** met twice, the second reading keeps the counted events instead and the bulk pass folds them.
 ** The threads allocate with the C library's heap (the set's allocator may be Lua's, which is not
 ** thread-safe); that memory is freed before the call returns. */
 #include <errno.h>

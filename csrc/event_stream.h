@@ -3,9 +3,12 @@
 ** `leadq score --events FILE` on a million leads spent most of its time loading every events row into
 ** a table (each lead_id interned in a dictionary) that the feature pass then read once. The stream
 ** reads the file on nthreads threads, each a range of whole lines, and keeps of each row only what the
-** features count: its lead row, found in a hash of the leads' ids, and its engine event (24 bytes).
-** Rows of types no feature counts, after as_of or of unknown leads are counted and dropped as they
-** are read. Then the bulk pass folds the kept events (lq_fs_compute_made): the values are those of
+** features count: its lead's row (the row after the last lead's first, then a binary search when the
+** leads' ids ascend, else a hash of them) and its engine event (24 bytes). Rows of types no feature
+** counts, after as_of or of unknown leads are counted and dropped as they are read. Each lead's run of
+** events is folded as the next lead's begins (lq_fs_fold); runs cut between ranges are stitched and
+** folded whole. A lead met in two runs (a file not grouped by lead) makes it read the file again,
+** keeping every counted event for the bulk pass (lq_fs_compute_made). The values are those of
 ** read_events + lq_fs_compute, whatever the number of threads.
 **
 ** It takes the files where its reading is plainly read_events' own: a regular, uncompressed file whose
