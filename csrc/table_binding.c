@@ -608,6 +608,25 @@ static int t_counts(lua_State *L) {
   return 1;
 }
 
+/* t:rows_above(name, x): the rows (from 1, in order) whose number or time in column name is above x;
+** missing values are not. What `leadq score --as-of` leaves out, without the column in Lua. */
+static int t_rows_above(lua_State *L) {
+  lq_table *t = lq_check_table(L, 1);
+  const lq_column *c = t->cols[check_column(L, t, 2)];
+  double x = (double)luaL_checknumber(L, 3);
+  size_t r;
+  int n = 0;
+  if (c->type != LQ_NUMBER && c->type != LQ_TIME)
+    return luaL_error(L, "column '%s' is %s, not a number or time column", c->name, lq_type_name(c->type));
+  lua_createtable(L, 0, 0);
+  for (r = 0; r < t->nrows; r++)
+    if (c->numbers[r] > x) {   /* NaN, missing, is never above */
+      lq_push_number(L, (double)r + 1);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
 /* t:read_chunks(): how the CSV reader split the file: chunks, joined past their first line, read
 ** again (for tests and timings; 1, 0, 0 for a file read on one thread). */
 static int t_read_chunks(lua_State *L) {
@@ -849,6 +868,7 @@ static const luaL_Reg table_methods[] = {
   { "rejects", t_rejects },
   { "categories", t_categories },
   { "counts", t_counts },
+  { "rows_above", t_rows_above },
   { "read_chunks", t_read_chunks },
   { "reject_count", t_reject_count },
   { "append", t_append },

@@ -208,6 +208,32 @@ function TestScoreCommand.test_rule_function_errors_are_reported()
   lu.assertNil(text:find("rule errors", 1, true))
 end
 
+-- --as-of a date before some leads were created: those leads are left out (they were not leads yet),
+-- the others scored.
+function TestScoreCommand.test_as_of_leaves_out_leads_created_after()
+  local leadq = require("leadq")
+  local s = get_sample()
+  local leads = assert(leadq.read_csv(s.leads))
+  local created, times = leads:column("created_at"), {}
+  for i = 1, #leads do times[#times + 1] = created[i] end
+  table.sort(times)
+  local cut = times[math.floor(#times / 2)]
+  local later = 0
+  for i = 1, #leads do if created[i] > cut then later = later + 1 end end
+  local n = #leads
+  leads:close()
+  local out = s.dir .. "/as_of.csv"
+  local status, text, err = run("score", { rules = "rules/mql.lua", leads = s.leads, out = out,
+    ["as-of"] = leadq.format_time(cut) })
+  lu.assertEquals(status, 0, err)
+  lu.assertTrue(later > 0 and later < n)
+  lu.assertStrContains(text, string.format("left out %s leads created after", later >= 1000 and
+    string.format("%d,%03d", math.floor(later / 1000), later % 1000) or tostring(later)))
+  local lines = 0
+  for _ in assert(read(out)):gmatch("\n") do lines = lines + 1 end
+  lu.assertEquals(lines, 1 + n - later)
+end
+
 ---------------------------------------------------------------------------------------------------
 
 local TestExplainCommand = {}

@@ -333,4 +333,16 @@ function M.TestTableViews.test_counts_of_a_category_column_equal_the_tally()
   t:close()
 end
 
+-- t:rows_above(name, x): the rows above x, in order; missing values never are.
+function M.TestTableViews.test_rows_above_a_value()
+  local t = leadq.table({ { n = 5 }, { n = 1 }, {}, { n = 7 }, { n = 5 } }, { n = "number" })
+  lu.assertEquals(t:rows_above("n", 5), { 4 })
+  lu.assertEquals(t:rows_above("n", 0), { 1, 2, 4, 5 })
+  lu.assertEquals(t:rows_above("n", 7), {})
+  local s = leadq.table({ { s = "a" } }, { s = "category" })
+  lu.assertErrorMsgContains("not a number or time column", function() s:rows_above("s", 1) end)
+  t:close()
+  s:close()
+end
+
 return M

@@ -46,6 +46,7 @@
 --   t:reject_count()   t:append(record or { records })   t:is_events()   t:memory() -> bytes
 --   t:categories(name) -> a category or tags column's values in code order (first seen)
 --   t:counts(name) -> how many rows hold each value of a category column ({ value = n, ["(none)"] = n })
+--   t:rows_above(name, x) -> the rows whose number or time in column name is above x, in order
 --   t:read_chunks() -> chunks the file was read in, joined past a cut, read again (1, 0, 0: one thread)
 --   t:close() (also __close and __gc; later calls raise), tostring(t): schema and first rows
 local core = require("leadq.core")

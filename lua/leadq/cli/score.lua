@@ -564,11 +564,7 @@ local function created_by(input, out)
   if as_of == nil or not tbl:has("created_at") then return end
   local kind = tbl:type("created_at")
   if kind ~= "time" and kind ~= "number" then return end
-  local created, rows = column_values(tbl, "created_at"), {}
-  for i = 1, #tbl do
-    local c = created[i]
-    if c ~= nil and c > as_of then rows[#rows + 1] = i end
-  end
+  local rows = tbl:rows_above("created_at", as_of)
   if #rows == 0 then return end
   input.tbl = require("leadq.core").dedupe_tables(tbl, rows)
   out.print(format("left out %s leads created after %s (created_at): they were not leads yet",
