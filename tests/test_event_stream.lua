@@ -257,6 +257,28 @@ function T.test_filtered_attributes_read_alike()
   for _, p in ipairs({ plain, quoted, missing }) do os.remove(p) end
 end
 
+-- Leads named by another column (id = "lead_key"), with ids that are numbers, out of order; and no
+-- leads at all: the stream's join is the table's.
+function T.test_other_id_column_and_no_leads()
+  local fs = features.new({ p = { count = "page_view" }, f = { first = "*" } })
+  local path = helpers.temp_file("lead_id,type,at\n20,page_view,2026-10-01\n7,page_view,2026-10-02\n"
+    .. "7,email_open,2026-10-03\n0007,page_view,2026-10-04\n99,page_view,2026-10-05\n")
+  local events = assert(leadq.read_events(path))
+  for _, leads in ipairs({ core.parse_csv("lead_key,x\n20,a\n7,b\n13,c\n"), core.parse_csv("lead_key\n") }) do
+    local want, want_report = fs:compute(leads, events, { as_of = AS_OF, id = "lead_key" })
+    local got, report = fs:compute(leads, path, { as_of = AS_OF, id = "lead_key", threads = 2 })
+    lu.assertNotNil(got, report)
+    lu.assertTrue(report.streamed)
+    helpers.assert_same_features(fs, want, got, #leads, "lead_key", "from the table")
+    helpers.assert_same_report(want_report, report, "lead_key")
+    leads:close()
+  end
+  lu.assertEquals(select(2, fs:compute(core.parse_csv("id\n1\n"), path, { as_of = AS_OF, id = "lead_key" })),
+    "leads have no column 'lead_key' to join events on")
+  events:close()
+  os.remove(path)
+end
+
 -- model:score with the path scores as with the table; `leadq score --events FILE` streams it and
 -- writes the bytes a run reading the same events from standard input (a table) writes.
 function T.test_model_and_command_line()
