@@ -1706,6 +1706,24 @@ static void put(outbuf *b, const char *s, size_t n) {
   b->p[b->len] = '\0';
 }
 
+/* The text made in b, handed back in a block of exactly len + 1 bytes (the size the caller frees it
+** with), or NULL, b's block freed, when making it failed or the memory ran out. */
+static char *outbuf_finish(outbuf *b, size_t *len) {
+  char *out;
+  if (!b->failed && b->p == NULL) put(b, "", 0);
+  if (b->failed || b->p == NULL) {
+    if (b->p != NULL) lq_mem_call(b->a, b->p, b->cap, 0);
+    return NULL;
+  }
+  out = b->len + 1 == b->cap ? b->p : (char *)lq_mem_call(b->a, b->p, b->cap, b->len + 1);
+  if (out == NULL) {
+    lq_mem_call(b->a, b->p, b->cap, 0);
+    return NULL;
+  }
+  *len = b->len;
+  return out;
+}
+
 static void put_u64(outbuf *b, uint64_t v) {
   char t[32];
   int n = snprintf(t, sizeof t, " %llu", (unsigned long long)v);
@@ -1812,17 +1830,7 @@ char *lq_funnel_result_serialize(const lq_funnel_result *r, size_t *len) {
     put_double(&b, r->breaches[k].handoff_at);
   }
   put(&b, "\nend\n", 5);
-  if (b.failed) {
-    lq_mem_call(&a, b.p, b.cap, 0);
-    return NULL;
-  }
-  /* hand back exactly len + 1 bytes, so the caller frees what it knows */
-  {
-    char *out = (char *)lq_mem_call(&a, b.p, b.cap, b.len + 1);
-    if (out == NULL) { lq_mem_call(&a, b.p, b.cap, 0); return NULL; }
-    *len = b.len;
-    return out;
-  }
+  return outbuf_finish(&b, len);
 }
 
 typedef struct inbuf {
@@ -2164,18 +2172,7 @@ char *lq_funnel_result_csv(const lq_funnel_result *r, size_t *len) {
     put(&b, "\n", 1);
   }
   if (order != NULL) a.fn(a.ud, order, norder * sizeof *order, 0);
-  if (b.failed) {
-    if (b.p != NULL) a.fn(a.ud, b.p, b.cap, 0);
-    return NULL;
-  }
-  *len = b.len;
-  if (b.len + 1 < b.cap) {   /* to the size the caller frees it with */
-    char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
-    if (fit != NULL) return fit;
-    a.fn(a.ud, b.p, b.cap, 0);
-    return NULL;
-  }
-  return b.p;
+  return outbuf_finish(&b, len);
 }
 
 /* ---------------------------------------------------------------- the result as JSON */
@@ -2506,18 +2503,7 @@ done:
   if (reasons != NULL) a.fn(a.ud, reasons, nreasons * sizeof *reasons, 0);
   if (breaches != NULL) a.fn(a.ud, breaches, nb * sizeof *breaches, 0);
   if (reason_start != NULL) a.fn(a.ud, reason_start, norder * sizeof *reason_start, 0);
-  if (b.failed) {
-    if (b.p != NULL) a.fn(a.ud, b.p, b.cap, 0);
-    return NULL;
-  }
-  *len = b.len;
-  if (b.len + 1 < b.cap) {   /* to the size the caller frees it with */
-    char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
-    if (fit != NULL) return fit;
-    a.fn(a.ud, b.p, b.cap, 0);
-    return NULL;
-  }
-  return b.p;
+  return outbuf_finish(&b, len);
 }
 
 /* ---------------------------------------------------------------- the result as text tables */
@@ -2849,17 +2835,5 @@ done:
   if (order != NULL) a.fn(a.ud, order, norder * sizeof *order, 0);
   if (reasons != NULL) a.fn(a.ud, reasons, nreasons * sizeof *reasons, 0);
   if (reason_start != NULL) a.fn(a.ud, reason_start, norder * sizeof *reason_start, 0);
-  if (b.failed) {
-    if (b.p != NULL) a.fn(a.ud, b.p, b.cap, 0);
-    return NULL;
-  }
-  if (b.p == NULL) put(&b, "", 0);
-  *len = b.len;
-  if (b.len + 1 < b.cap) {
-    char *fit = (char *)a.fn(a.ud, b.p, b.cap, b.len + 1);
-    if (fit != NULL) return fit;
-    a.fn(a.ud, b.p, b.cap, 0);
-    return NULL;
-  }
-  return b.p;
+  return outbuf_finish(&b, len);
 }
