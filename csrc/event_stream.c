@@ -124,11 +124,6 @@ static int id_equal(const stream_ctx *x, int32_t row, const char *s, size_t len)
   return lq_fs_column_string(x->idc, (size_t)row, tmp, sizeof tmp, &t, &tlen) && tlen == len && memcmp(t, s, len) == 0;
 }
 
-static int compare_ids(const char *a, size_t la, const char *b, size_t lb) {
-  int c = memcmp(a, b, la < lb ? la : lb);
-  return c != 0 ? c : (la > lb) - (la < lb);
-}
-
 /* The first lead row with this id, or -1: a binary search when the ids come sorted, else the hash. */
 static int32_t id_find(const stream_ctx *x, const char *s, size_t len) {
   uint32_t h;
@@ -141,7 +136,7 @@ static int32_t id_find(const stream_ctx *x, const char *s, size_t len) {
       const char *m;
       int c;
       lq_fs_column_string(x->idc, mid, tmp, sizeof tmp, &m, &mlen);
-      c = compare_ids(m, mlen, s, len);
+      c = lq_compare_bytes(m, mlen, s, len);
       if (c == 0) return (int32_t)mid;
       if (c < 0) lo = mid + 1;
       else hi = mid;
@@ -165,7 +160,7 @@ static int ids_sorted(const stream_ctx *x) {
   char tmp[2][64];
   for (r = 0; r < x->nleads; r++) {
     if (!lq_fs_column_string(x->idc, r, tmp[r & 1], sizeof tmp[0], &s, &len)) return 0;
-    if (r > 0 && compare_ids(prev, plen, s, len) >= 0) return 0;
+    if (r > 0 && lq_compare_bytes(prev, plen, s, len) >= 0) return 0;
     prev = s;
     plen = len;
   }
@@ -1029,8 +1024,7 @@ int lq_fs_compute_csv(const lq_feature_set *fs, const lq_table *leads, const cha
   }
   /* first each run folded as it is read; a lead met in two runs, then the file again, every event kept */
   r->x.fold = 1;
-  if ((rc = lq_fs_fold_begin(fs, leads, id_column, as_of, nthreads < STREAM_MAX_THREADS ? nthreads : STREAM_MAX_THREADS,
-                             &r->x.pass, err, errlen)) != 0)
+  if ((rc = lq_fs_fold_begin(fs, leads, id_column, as_of, nthreads, &r->x.pass, err, errlen)) != 0)
     goto done;
   rc = read_file(r, path, data_start, (uint64_t)sb.st_size, nthreads, err, errlen);
   if (rc == 0 && !r->x.ungrouped && (rc = fold_edges(r)) < 0) snprintf(err, errlen, "not enough memory for the feature computation");

@@ -883,12 +883,6 @@ int lq_fs_column_string(const lq_column *c, size_t row, char *tmp, size_t tmplen
   }
 }
 
-static int compare_bytes(const char *a, size_t la, const char *b, size_t lb) {
-  int c = memcmp(a, b, la < lb ? la : lb);
-  if (c != 0) return c;
-  return la < lb ? -1 : la > lb;
-}
-
 /* A lead is noise when any lead filter holds for one of its columns. */
 static int lead_flagged(const lq_feature_set *fs, const lq_table *leads, const int *cols, size_t row) {
   int k;
@@ -1338,14 +1332,14 @@ static void join_check(join_job *j) {
   for (i = j->lb; i < j->le; i++) {
     if (!id_at(j->idc, i, &s, &len)) goto unsorted;
     if (i == j->lb && i > 0 && !id_at(j->idc, i - 1, &prev, &plen)) goto unsorted;
-    if ((i > 0) && compare_bytes(prev, plen, s, len) >= 0) goto unsorted;
+    if ((i > 0) && lq_compare_bytes(prev, plen, s, len) >= 0) goto unsorted;
     prev = s;
     plen = len;
   }
   for (k = j->kb > 0 ? j->kb : 1; k < j->ke; k++) {
     size_t la, lb;
     const char *a = lq_dict_string(j->dict, k - 1, &la), *b = lq_dict_string(j->dict, k, &lb);
-    if (compare_bytes(a, la, b, lb) >= 0) goto unsorted;
+    if (lq_compare_bytes(a, la, b, lb) >= 0) goto unsorted;
   }
   return;
 unsorted:
@@ -1361,14 +1355,14 @@ static void join_merge(join_job *j) {
   while (lo < hi) {   /* the first lead whose id is not below the first code's */
     size_t mid = lo + (hi - lo) / 2;
     id_at(j->idc, mid, &rs, &rlen);
-    if (compare_bytes(rs, rlen, s, len) < 0) lo = mid + 1;
+    if (lq_compare_bytes(rs, rlen, s, len) < 0) lo = mid + 1;
     else hi = mid;
   }
   row = lo;
   for (k = j->kb; k < j->ke; k++) {
     int c = 1;
     s = lq_dict_string(j->dict, k, &len);
-    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = compare_bytes(rs, rlen, s, len)) < 0)) row++;
+    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = lq_compare_bytes(rs, rlen, s, len)) < 0)) row++;
     j->code_row[k] = (row < j->nleads && c == 0) ? (int32_t)row : -1;
   }
 }
@@ -1611,7 +1605,7 @@ static int make_jobs(compute_ctx *x) {
   x->jobs = (compute_job *)job_alloc(x->sc.a, (size_t)x->nthreads, sizeof(compute_job));
   if (x->jobs == NULL) return LQ_FS_NOMEM;
   memset(x->jobs, 0, (size_t)x->nthreads * sizeof(compute_job));
-  cut_events(x->jobs, x->nthreads, x->pick.made_rows ? x->pick.made_rows : x->lc->codes, x->nev);
+  if (x->nev > 0) cut_events(x->jobs, x->nthreads, x->pick.made_rows ? x->pick.made_rows : x->lc->codes, x->nev);
   for (jt = 0; jt < x->nthreads; jt++) {
     compute_job *j = &x->jobs[jt];
     size_t span = j->ev_end - j->ev_begin;
@@ -1867,9 +1861,9 @@ int lq_fs_fold_begin(const lq_feature_set *fs, const lq_table *leads, const char
   *out = NULL;
   p = (lq_fold_pass *)lq_mem_resize(&fs->alloc, NULL, 0, sizeof *p);
   if (p == NULL) return fail(err, errlen, "%s", "not enough memory for the feature computation");
-  compute_init(&p->x, fs, leads, (size_t)-1, as_of, 0, nfolders, NULL, err, errlen);
-  p->x.nev = 0;   /* no events of a table: each job's range is empty */
-  p->x.pick.made_rows = (const int32_t *)p;   /* never read with no events; marks the made path */
+  compute_init(&p->x, fs, leads, 0, as_of, 0, 1, NULL, err, errlen);
+  /* no events of a table, so no job has a range of them: a folder a thread, however many */
+  p->x.nthreads = nfolders < 1 ? 1 : nfolders > LQ_FS_MAX_THREADS ? LQ_FS_MAX_THREADS : nfolders;
   rc = find_lead_columns(&p->x, id_column);
   if (rc == 0) rc = make_result(&p->x);
   if (rc == 0) rc = make_jobs(&p->x);

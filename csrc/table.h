@@ -100,6 +100,13 @@ typedef struct lq_table {
 
 #define LQ_TABLE_EVENTS 1u  /* loaded by read_events: lead_id, type (category), at (time), value */
 
+/* Byte strings in order (memcmp's, the shorter first on a common prefix): < 0, 0 or > 0. */
+static inline int lq_compare_bytes(const char *a, size_t la, const char *b, size_t lb) {
+  int c = memcmp(a, b, la < lb ? la : lb);
+  if (c != 0) return c;
+  return la < lb ? -1 : la > lb;
+}
+
 /* Equal bytes, for the short strings of categories: cheaper than a call to memcmp. */
 static inline int lq_same_bytes(const char *a, const char *b, size_t n) {
   uint64_t x, y;
