@@ -15,23 +15,7 @@ local THREADS = { 2, 3, 4, 7 }
 local EVENT_SCHEMA = { lead_id = "category", type = "category", at = "time", value = "number", page = "category",
   asset = "category", campaign = "category" }
 
--- Every feature the engine has, filters on event attributes and every kind of noise.
-local SPECS = {
-  views_30d = { count = "page_view", within_days = 30 },
-  product_views = { count = "page_view", page = { starts_with = "/product" }, within_days = 60 },
-  pricing_points = { count = "pricing_view", points = 5, cap = 40, cap_per_day = 10, within_days = 90 },
-  email_points = { count = { "email_open", "email_click" }, points = 2, cap = 20, cap_per_day = 6 },
-  seconds = { sum = "page_view", within_days = 14 },
-  heat = { decayed = { "pricing_view", "demo_request" }, half_life_days = 14 },
-  minutes = { decayed = "webinar_attended", half_life_days = 30, of = "value" },
-  first_seen = { first = "*" },
-  last_seen = { last = "*" },
-  quiet_days = { days_since_last = "*" },
-  active = { active_days = "*", within_days = 30 },
-  visits = { sessions = { "page_view", "pricing_view" }, gap_minutes = 30 },
-  webinar_campaigns = { count = "webinar_registered", campaign = { contains = "webinar" } },
-}
-local OPTIONS = { noise = { min_page_seconds = 5, scanner_click_seconds = 10, leads = { seniority = "student" } } }
+local SPECS, OPTIONS = helpers.every_feature()   -- every feature, attribute filters, every noise rule
 
 local generated   -- leads and the events as Lua records, made once for the suite
 
