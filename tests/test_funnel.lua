@@ -337,6 +337,20 @@ local function load_rows(f, rows, from, to)
   return f
 end
 
+-- The first n rows (all) as a transitions CSV file, times in ISO form: its path (os.remove it).
+local function write_transitions(rows, n)
+  local path = os.tmpname()
+  local fh = assert(io.open(path, "wb"))
+  fh:write("lead_id,stage,at,reason,owner\n")
+  for k = 1, n or #rows do
+    local row = rows[k]
+    fh:write(string.format("%s,%s,%s,%s,%s\n", row[1], row[2], os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row[3])),
+      row[4] or "", row[5] or ""))
+  end
+  fh:close()
+  return path
+end
+
 M.TestFunnelMerge = {}
 
 function M.TestFunnelMerge.test_merged_parts_equal_the_whole()
@@ -523,14 +537,7 @@ function M.TestFunnelOutput.test_csv_from_the_core_is_to_csv_byte_for_byte()
   lu.assertEquals(same(merged), f:aggregate(by):csv())
   same(funnel.new():aggregate())
   -- through funnel.run, from a file
-  local path = os.tmpname()
-  local fh = assert(io.open(path, "wb"))
-  fh:write("lead_id,stage,at,reason,owner\n")
-  for _, row in ipairs(rows) do
-    fh:write(string.format("%s,%s,%s,%s,%s\n", row[1], row[2], os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row[3])),
-      row[4] or "", row[5] or ""))
-  end
-  fh:close()
+  local path = write_transitions(rows)
   local csv, tab = funnel.run{ transitions = path, by = "owner", format = "csv" }
   local table_text, lua_tab = funnel.run{ transitions = path, by = "owner", format = "table" }
   os.remove(path)
@@ -591,15 +598,7 @@ function M.TestFunnelOutput.test_json_from_the_core_is_to_json_byte_for_byte()
   lu.assertStrContains(whole, '"owner":"zo\195\171 \\u0001"')
   same(funnel.new():aggregate(), "an empty funnel")
   -- through funnel.run: the core's text, the report table when asked for
-  local path = os.tmpname()
-  local fh = assert(io.open(path, "wb"))
-  fh:write("lead_id,stage,at,reason,owner\n")
-  for k = 1, 200 do
-    local row = rows[k]
-    fh:write(string.format("%s,%s,%s,%s,%s\n", row[1], row[2], os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row[3])),
-      row[4] or "", row[5] or ""))
-  end
-  fh:close()
+  local path = write_transitions(rows, 200)
   local out, tab = funnel.run{ transitions = path, by = "owner", format = "json" }
   os.remove(path)
   lu.assertNotNil(out, tab)
@@ -647,15 +646,7 @@ function M.TestFunnelOutput.test_text_from_the_core_is_to_text_byte_for_byte()
   same(funnel.new(), nil, "an empty funnel")
   same(funnel.new(), { by = { "owner" } }, "an empty funnel by owner")
   -- funnel.run's table format: the core's text with the whole's velocity in the total row
-  local path = os.tmpname()
-  local fh = assert(io.open(path, "wb"))
-  fh:write("lead_id,stage,at,reason,owner\n")
-  for k = 1, 300 do
-    local row = rows[k]
-    fh:write(string.format("%s,%s,%s,%s,%s\n", row[1], row[2], os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row[3])),
-      row[4] or "", row[5] or ""))
-  end
-  fh:close()
+  local path = write_transitions(rows, 300)
   local out, tab = funnel.run{ transitions = path, by = "owner", format = "table" }
   os.remove(path)
   lu.assertNotNil(out, tab)
