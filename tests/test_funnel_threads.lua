@@ -67,11 +67,15 @@ end
 local LOG, LEADS = log_rows(N), leads_csv(N)
 
 -- Everything a run can say, on `threads` threads.
-local function answers(threads, by)
-  local f = funnel.new()
-  local log = core.parse_csv(LOG)
-  local leads = core.parse_csv(LEADS)
+-- A funnel with the log loaded, and the log and leads tables (each closed by the caller).
+local function loaded()
+  local f, log, leads = funnel.new(), core.parse_csv(LOG), core.parse_csv(LEADS)
   f:load(log, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+  return f, log, leads
+end
+
+local function answers(threads, by)
+  local f, log, leads = loaded()
   local r = f:aggregate{ by = by, leads = leads, id = "id", threads = threads }
   local tab = funnel.report(r)
   local out = {
@@ -112,9 +116,7 @@ end
 
 function M.TestFunnelThreads.test_prepare_and_join_take_threads()
   local function run(threads)
-    local f = funnel.new()
-    local log, leads = core.parse_csv(LOG), core.parse_csv(LEADS)
-    f:load(log, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+    local f, log, leads = loaded()
     local nrejects = f:prepare(threads)
     f:join(leads, "id", threads)
     local r = f:aggregate{ by = { "source", "country" } }   -- the stored join
