@@ -2039,11 +2039,19 @@ int lq_funnel_compare_keys(const lq_funnel_result *r, int32_t ga, int32_t gb) {
     if (cb < 0) return 1;
     sa = lq_keys_string(&r->strings, ca, &la);
     sb = lq_keys_string(&r->strings, cb, &lb);
-    c = memcmp(sa, sb, la < lb ? la : lb);
-    if (c != 0) return c;
-    if (la != lb) return la < lb ? -1 : 1;
+    if ((c = lq_compare_bytes(sa, la, sb, lb)) != 0) return c;
   }
   return 0;
+}
+
+int lq_funnel_compare_breaches(const lq_funnel_result *r, size_t i, size_t j) {
+  const lq_funnel_breach *p = &r->breaches[i], *q = &r->breaches[j];
+  size_t la, lb;
+  const char *sa = lq_keys_string(&r->strings, p->lead, &la), *sb = lq_keys_string(&r->strings, q->lead, &lb);
+  int c = lq_compare_bytes(sa, la, sb, lb);
+  if (c != 0) return c;
+  if (p->mql_at != q->mql_at) return p->mql_at < q->mql_at ? -1 : 1;
+  return lq_funnel_compare_keys(r, p->group, q->group);
 }
 
 typedef struct group_ref {
@@ -2295,15 +2303,7 @@ static int reason_before(const void *ctx, uint32_t x, uint32_t y) {
 
 /* By lead, then mql time, then group key (the order of the result's breaches in Lua). */
 static int breach_before(const void *ctx, uint32_t x, uint32_t y) {
-  const lq_funnel_result *r = (const lq_funnel_result *)ctx;
-  const lq_funnel_breach *p = &r->breaches[x], *q = &r->breaches[y];
-  size_t la, lb;
-  const char *sa = lq_keys_string(&r->strings, p->lead, &la), *sb = lq_keys_string(&r->strings, q->lead, &lb);
-  int c = memcmp(sa, sb, la < lb ? la : lb);
-  if (c != 0) return c < 0;
-  if (la != lb) return la < lb;
-  if (p->mql_at != q->mql_at) return p->mql_at < q->mql_at;
-  return lq_funnel_compare_keys(r, p->group, q->group) < 0;
+  return lq_funnel_compare_breaches((const lq_funnel_result *)ctx, x, y) < 0;
 }
 
 /* Each group's reason keys together, in key order (a counting sort by group): group g's are

@@ -219,6 +219,8 @@ int lq_funnel_pair_index(int nchain, int a, int b);   /* a < b < nchain */
 ** order[ngroups]: 0, -1 on no memory. */
 int lq_funnel_compare_keys(const lq_funnel_result *r, int32_t ga, int32_t gb);
 int lq_funnel_result_order(const lq_funnel_result *r, int32_t *order);
+/* The order of a result's breaches i and j: by lead, then mql time, then group key. */
+int lq_funnel_compare_breaches(const lq_funnel_result *r, size_t i, size_t j);
 /* The reported pairs: consecutive chain stages reached anywhere, then mql to every later one.
 ** from and to need room for 2 * LQ_FUNNEL_MAX_CHAIN; returns how many. */
 int lq_funnel_output_pairs(const lq_funnel_result *r, int *from, int *to);

@@ -612,14 +612,7 @@ typedef struct breach_ref {
 
 static int cmp_breach_ref(const void *a, const void *b) {
   const breach_ref *x = (const breach_ref *)a, *y = (const breach_ref *)b;
-  const lq_funnel_breach *p = &x->r->breaches[x->i], *q = &y->r->breaches[y->i];
-  size_t la, lb;
-  const char *sa = lq_keys_string(&x->r->strings, p->lead, &la), *sb = lq_keys_string(&x->r->strings, q->lead, &lb);
-  int c = memcmp(sa, sb, la < lb ? la : lb);
-  if (c != 0) return c;
-  if (la != lb) return la < lb ? -1 : 1;
-  if (p->mql_at != q->mql_at) return p->mql_at < q->mql_at ? -1 : 1;
-  return lq_funnel_compare_keys(x->r, p->group, q->group);
+  return lq_funnel_compare_breaches(x->r, x->i, y->i);
 }
 
 static void push_key(lua_State *L, const lq_funnel_result *r, int32_t g) {
