@@ -1027,8 +1027,17 @@ int lq_fs_compute_csv(const lq_feature_set *fs, const lq_table *leads, const cha
   if ((rc = lq_fs_fold_begin(fs, leads, id_column, as_of, nthreads, &r->x.pass, err, errlen)) != 0)
     goto done;
   rc = read_file(r, path, data_start, (uint64_t)sb.st_size, nthreads, err, errlen);
-  if (rc == 0 && !r->x.ungrouped && (rc = fold_edges(r)) < 0) snprintf(err, errlen, "not enough memory for the feature computation");
-  if (rc == 0 && !r->x.ungrouped) {
+  if (rc != 0) goto done;   /* declined (a line the stream does not take is declined on any reading) */
+  if (!r->x.ungrouped) {
+    int edges = fold_edges(r);   /* 1: a run at a range's edge is of a lead folded before */
+    if (edges < 0) {
+      snprintf(err, errlen, "not enough memory for the feature computation");
+      rc = -1;
+      goto done;
+    }
+    if (edges > 0) r->x.ungrouped = 1;
+  }
+  if (!r->x.ungrouped) {
     if (sum_jobs(r, fs, report) != 0 || lq_fs_fold_end(r->x.pass, report, out) != 0) {
       snprintf(err, errlen, "not enough memory for the feature computation");
       rc = -1;
@@ -1036,7 +1045,6 @@ int lq_fs_compute_csv(const lq_feature_set *fs, const lq_table *leads, const cha
     r->x.pass = NULL;
     goto done;
   }
-  if (rc < 0 || (rc == 1 && !r->x.ungrouped)) goto done;
   lq_fs_fold_end(r->x.pass, NULL, NULL);
   r->x.pass = NULL;
   r->x.fold = 0;

@@ -103,6 +103,43 @@ function T.test_shuffled_file_is_read_again()
   os.remove(path)
 end
 
+-- A lead's event moved to the last line of the first of three ranges: that range leaves it at its edge,
+-- the third folds the lead's other events while reading; stitching the edges meets the lead again,
+-- and the file is read again, keeping every event (it was declined, with no reason).
+function T.test_a_lead_at_a_range_edge_and_elsewhere_is_read_again()
+  local s = sample()
+  local moved = math.floor(#s.lines * 0.8)
+  local total = 0
+  for _, l in ipairs(s.lines) do total = total + #l + 1 end
+  local head = #s.lines[1] + 1
+  local third = head + math.floor((total - head) / 3)   -- where the stream cuts the first range of three
+  local fs = features.new(SPECS, OPTIONS)
+  local at_edge, near, acc = 0, nil, 0
+  for i, l in ipairs(s.lines) do   -- the line at the cut, before the move
+    acc = acc + #l + 1
+    if acc >= third then near = i break end
+  end
+  for pos = near - 3, near + 3 do
+    local lines, off, last = {}, 0, nil
+    for i, l in ipairs(s.lines) do
+      if i ~= moved then lines[#lines + 1] = l end
+      if i == pos then lines[#lines + 1] = s.lines[moved] end
+    end
+    for i, l in ipairs(lines) do   -- the first range ends before the first line starting at its cut
+      if off >= third then last = i - 1 break end
+      off = off + #l + 1
+    end
+    if last and lines[last] == s.lines[moved] and lines[last + 1] ~= s.lines[moved] then
+      local path = write_lines(lines)
+      check_file(fs, s.leads, path, "a lead at a range's edge", true)
+      os.remove(path)
+      at_edge = at_edge + 1
+      break
+    end
+  end
+  lu.assertEquals(at_edge, 1)
+end
+
 -- Lines ending in \r\n, a byte-order mark, no newline at the end, ';' between fields, the columns in
 -- another order with one the features do not read: the reader's own reading of each.
 function T.test_file_forms_the_reader_takes()

@@ -129,8 +129,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   snprintf(path, sizeof path, "/tmp/leadq-fuzz-stream-%ld.csv", (long)getpid());
   f = fopen(path, "wb");
   if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
+  err[0] = '\0';
   rc = lq_fs_compute_csv(fs, l, "id", path, as_of, 3, threads, &streamed, &rs, err, sizeof err);
   need(rc >= 0);   /* a file that is there is taken or declined, never an error */
+  need(rc == 0 || err[0] != '\0');   /* declined, it says why */
   if (rc == 0) {
     st = read_events(path, a, &events);
     need(st == LQ_CSV_OK);
