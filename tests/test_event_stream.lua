@@ -324,6 +324,14 @@ function T.test_model_and_command_line()
     p:close()
     return text
   end
+  -- a file the stream declines: the command lists its rejected rows, as it did reading a table
+  local bad = {}
+  for line in io.lines(dir .. "/events.csv") do bad[#bad + 1] = line end
+  bad[10] = bad[10]:gsub("^([^,]*,[^,]*),[^,]*", "%1,yesterday")
+  helpers.write(dir .. "/bad.csv", table.concat(bad, "\n") .. "\n")
+  local declined = run(dir .. "/bad.csv", dir .. "/c.csv")
+  lu.assertStrContains(declined, "rejected event rows: 1 (not scored)")
+  lu.assertStrContains(declined, dir .. "/bad.csv:10: column 'at' (3): 'yesterday'")
   local streamed = run(dir .. "/events.csv", dir .. "/a.csv")
   local from_stdin = run("- < " .. dir .. "/events.csv", dir .. "/b.csv")
   lu.assertStrContains(streamed, "events read and features")

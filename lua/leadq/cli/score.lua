@@ -361,7 +361,6 @@ function _M.grade_matrix_lines(counts, total, dims)
   return lines
 end
 
--- The lines of the summary: per model, leads by status and by grade.
 -- A result column's counts: from the core for a category column (no column of a million strings made
 -- in Lua to count them), else tallied here; nil when the result has no such column.
 local function column_counts(result, name, n)
@@ -371,6 +370,7 @@ local function column_counts(result, name, n)
   return tally(values, n)
 end
 
+-- The lines of the summary: per model, leads by status and by grade.
 function _M.summary_lines(result, n, models)
   local lines = {}
   for _, m in ipairs(models) do
@@ -395,8 +395,8 @@ function _M.summary_lines(result, n, models)
   return lines
 end
 
-local function reject_lines(tbl, limit, what)
-  local rejects = rejects_of(tbl) or {}
+-- rejects: a table's (rejects_of), or a list of the same records.
+local function reject_lines(rejects, limit, what)
   local lines = {}
   if #rejects == 0 then return lines, 0 end
   lines[1] = format("rejected %s: %s (not scored)", what or "rows", thousands(#rejects))
@@ -435,8 +435,8 @@ local function events_lines(events, report, path, limit)
     end
   end
   -- a streamed file has no table: a file the stream declined was read as one, its rejects in the report
-  local rejects_from = type(events) == "string" and { rejects = function() return report.rejects or {} end } or events
-  for _, l in ipairs((reject_lines(rejects_from, limit, "event rows"))) do lines[#lines + 1] = l end
+  local rejects = type(events) == "string" and (report.rejects or {}) or rejects_of(events) or {}
+  for _, l in ipairs((reject_lines(rejects, limit, "event rows"))) do lines[#lines + 1] = l end
   return lines
 end
 
@@ -512,7 +512,7 @@ local function run_score(input, o, out)
   local summary = _M.summary_lines(result, n, model_list(input))   -- within the run's time
   if input.timings then out.print(timing_line(input.timings, score_seconds, events_report, write_seconds)) end
   for _, l in ipairs(summary) do out.print(l) end
-  local lines = reject_lines(input.tbl, 5)
+  local lines = reject_lines(rejects_of(input.tbl) or {}, 5)
   for _, l in ipairs(lines) do out.print(l) end
   for _, l in ipairs(events_lines(input.events, events_report, o.events or o.leads, 5)) do out.print(l) end
   if o.export then   -- the CRM import: id and the mapping's export properties (changed ones with --previous)
