@@ -1,11 +1,11 @@
 /* Columns written as CSV (csv_writer.h): a buffer of lines handed to stdio in large writes. */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "csv_writer.h"
+#include "run_jobs.h"
 
 /* Lines go to a stream in 64 KiB writes, or (f NULL: a thread's part of the rows) into memory. */
 typedef struct out_buffer {
@@ -143,7 +143,7 @@ static void put_rows(out_buffer *b, const lq_csv_out_column *cols, int ncols, si
 #if !defined(LQ_CSV_OUT_PART)
 #define LQ_CSV_OUT_PART 16384   /* rows a thread formats per round */
 #endif
-#define LQ_CSV_OUT_MAX_THREADS 64
+#define LQ_CSV_OUT_MAX_THREADS LQ_RUN_MAX_JOBS
 
 typedef struct part_job {
   const lq_csv_out_column *cols;
@@ -161,8 +161,6 @@ static void *part_main(void *arg) {
 
 static int write_parts(out_buffer *out, const lq_csv_out_column *cols, int ncols, size_t nrows, int threads) {
   part_job jobs[LQ_CSV_OUT_MAX_THREADS];
-  pthread_t ids[LQ_CSV_OUT_MAX_THREADS];
-  int started[LQ_CSV_OUT_MAX_THREADS];
   size_t row = 0;
   int t, failed = 0;
   for (t = 0; t < threads; t++) {
@@ -179,12 +177,7 @@ static int write_parts(out_buffer *out, const lq_csv_out_column *cols, int ncols
       row = nrows - row < LQ_CSV_OUT_PART ? nrows : row + LQ_CSV_OUT_PART;
       jobs[t].end = row;
     }
-    for (t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, part_main, &jobs[t]) == 0;
-    part_main(&jobs[0]);
-    for (t = 1; t < threads; t++) {
-      if (started[t]) pthread_join(ids[t], NULL);
-      else part_main(&jobs[t]);
-    }
+    lq_run_jobs(part_main, jobs, sizeof jobs[0], threads);
     for (t = 0; t < threads && !failed; t++) {
       if (jobs[t].b.failed) failed = 1;
       else put(out, jobs[t].b.data, jobs[t].b.n);

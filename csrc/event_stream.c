@@ -25,6 +25,7 @@
 #include "civil_time.h"
 #include "csv_reader.h"
 #include "event_stream.h"
+#include "run_jobs.h"
 
 #if !defined(LQ_STREAM_BLOCK)
 #define LQ_STREAM_BLOCK (1u << 20)   /* bytes a thread reads at a time */
@@ -33,7 +34,7 @@
 #define LQ_STREAM_MIN_RANGE (1u << 18)   /* fewer bytes than this per thread: fewer threads */
 #endif
 #define STREAM_PAD 32                  /* bytes after a block's data: a 16-byte scan may read past a newline */
-#define STREAM_MAX_THREADS 64
+#define STREAM_MAX_THREADS LQ_RUN_MAX_JOBS
 #define STREAM_MAX_COLUMNS 1024
 #define ID_KEPT 64                     /* a run's lead id is kept for the next line up to this length */
 #define TYPE_CACHE 256                 /* event type names remembered per thread */
@@ -810,17 +811,6 @@ static int plan_jobs(stream_run *r, uint64_t data_start, uint64_t size, int nthr
   return 0;
 }
 
-static void run_jobs(stream_run *r) {
-  pthread_t ids[STREAM_MAX_THREADS];
-  int started[STREAM_MAX_THREADS];
-  int t;
-  for (t = 1; t < r->njobs; t++) started[t] = pthread_create(&ids[t], NULL, run_job, &r->jobs[t]) == 0;
-  run_job(&r->jobs[0]);
-  for (t = 1; t < r->njobs; t++) {
-    if (started[t]) pthread_join(ids[t], NULL);
-    else run_job(&r->jobs[t]);
-  }
-}
 
 /* The jobs' counts into the report, in file order: unknown rows numbered from the first data line,
 ** duplicate ids counted once per id an event names (as the table's join counts them). */
@@ -958,7 +948,7 @@ static int read_file(stream_run *r, const char *path, uint64_t data_start, uint6
     snprintf(err, errlen, "not enough memory for the feature computation");
     return -1;
   }
-  run_jobs(r);
+  lq_run_jobs(run_job, r->jobs, sizeof r->jobs[0], r->njobs);
   for (t = 0; t < r->njobs; t++) {
     stream_job *j = &r->jobs[t];
     if (j->failed == 1) {

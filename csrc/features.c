@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "feature_set.h"
+#include "run_jobs.h"
 
 #define DAY 86400.0
 
@@ -1010,9 +1011,7 @@ typedef struct event_pick {
 ** Each lead is folded by one thread from the same events in the same order as one thread would: the
 ** values are the same whatever the number of threads. */
 
-#if !defined(LQ_FS_MAX_THREADS)
-#define LQ_FS_MAX_THREADS 64
-#endif
+#define LQ_FS_MAX_THREADS LQ_RUN_MAX_JOBS   /* lq_run_jobs runs at most these */
 #if !defined(LQ_FS_RUN_START)
 #define LQ_FS_RUN_START 4096       /* events of one lead a thread folds while picking; longer: a pass more */
 #endif
@@ -1263,19 +1262,11 @@ static void *job_main(void *arg) {
   return NULL;
 }
 
-/* Run one step on every job: jobs 1.. on threads of their own, job 0 here. A thread that cannot be
-** started has its job run here after the others: the same result, later. */
+/* Run one step on every job (lq_run_jobs: job 0 here, the others on threads). */
 static void run_step(compute_job *jobs, int njobs, job_step step) {
-  pthread_t ids[LQ_FS_MAX_THREADS];
-  int started[LQ_FS_MAX_THREADS];
   int t;
   for (t = 0; t < njobs; t++) jobs[t].step = step;
-  for (t = 1; t < njobs; t++) started[t] = pthread_create(&ids[t], NULL, job_main, &jobs[t]) == 0;
-  step(&jobs[0]);
-  for (t = 1; t < njobs; t++) {
-    if (started[t]) pthread_join(ids[t], NULL);
-    else step(&jobs[t]);
-  }
+  lq_run_jobs(job_main, jobs, sizeof jobs[0], njobs);
 }
 
 /* Memory of the jobs, from the set's allocator, before any thread starts and after all have ended. */
@@ -1377,8 +1368,6 @@ static void *join_main(void *arg) {
 /* Both sides sorted (exports usually are): a merge join on nthreads threads, no hashing; 0 when they are not. */
 static int merge_join(const lq_column *idc, size_t nleads, const lq_dict *dict, int32_t *code_row, int nthreads) {
   join_job jobs[LQ_FS_MAX_THREADS];
-  pthread_t ids[LQ_FS_MAX_THREADS];
-  int started[LQ_FS_MAX_THREADS];
   int t, step, ok = 1;
   for (t = 0; t < nthreads; t++) {
     jobs[t].idc = idc;
@@ -1392,12 +1381,7 @@ static int merge_join(const lq_column *idc, size_t nleads, const lq_dict *dict, 
   }
   for (step = 0; step < 2 && ok; step++) {
     for (t = 0; t < nthreads; t++) jobs[t].step = step;
-    for (t = 1; t < nthreads; t++) started[t] = pthread_create(&ids[t], NULL, join_main, &jobs[t]) == 0;
-    join_main(&jobs[0]);
-    for (t = 1; t < nthreads; t++) {
-      if (started[t]) pthread_join(ids[t], NULL);
-      else join_main(&jobs[t]);
-    }
+    lq_run_jobs(join_main, jobs, sizeof jobs[0], nthreads);
     for (t = 0; t < nthreads && step == 0; t++) ok = ok && jobs[t].ok;
   }
   return ok;

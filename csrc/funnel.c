@@ -7,6 +7,7 @@
 
 #include "csv_writer.h"
 #include "funnel.h"
+#include "run_jobs.h"
 
 /* ---------------------------------------------------------------- memory (alloc.h: lq_mem_call) */
 
@@ -671,9 +672,7 @@ done:
 
 /* ---------------------------------------------------------------- threads */
 
-#if !defined(LQ_FUNNEL_MAX_THREADS)
-#define LQ_FUNNEL_MAX_THREADS 64
-#endif
+#define LQ_FUNNEL_MAX_THREADS LQ_RUN_MAX_JOBS   /* lq_run_jobs runs at most these */
 #if !defined(LQ_FUNNEL_LEADS_PER_THREAD)
 #define LQ_FUNNEL_LEADS_PER_THREAD 1024    /* fewer leads a thread than this: not worth a thread */
 #endif
@@ -691,19 +690,6 @@ static size_t part_start(size_t nl, int k, int n) {
   return nl / (size_t)n * (size_t)k + (nl % (size_t)n) * (size_t)k / (size_t)n;
 }
 
-/* fn on each of n jobs (elem bytes apart): jobs 1.. on threads of their own, job 0 here; a thread that
-** cannot be started has its job run here after the others (the same result, later). */
-static void run_parts(void *(*fn)(void *), void *jobs, size_t elem, int n) {
-  pthread_t ids[LQ_FUNNEL_MAX_THREADS];
-  int started[LQ_FUNNEL_MAX_THREADS];
-  int t;
-  for (t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, fn, (char *)jobs + (size_t)t * elem) == 0;
-  fn(jobs);
-  for (t = 1; t < n; t++) {
-    if (started[t]) pthread_join(ids[t], NULL);
-    else fn((char *)jobs + (size_t)t * elem);
-  }
-}
 
 typedef struct by_time { const double *at; } by_time;
 
@@ -846,7 +832,7 @@ int lq_funnel_prepare(lq_funnel *f) {
     jobs[t].to = part_start(nl, t + 1, nparts);
     jobs[t].as_of = NAN;
   }
-  run_parts(walk_leads, jobs, sizeof jobs[0], nparts);
+  lq_run_jobs(walk_leads, jobs, sizeof jobs[0], nparts);
   for (t = 0; t < nparts; t++) {
     if (jobs[t].failed) goto done;
     if (!(jobs[t].as_of <= f->as_of)) f->as_of = jobs[t].as_of;
@@ -908,7 +894,7 @@ static int funnel_times(lq_funnel *f) {
     jobs[t].from = part_start(nl, t, nparts);
     jobs[t].to = part_start(nl, t + 1, nparts);
   }
-  run_parts(first_entries, jobs, sizeof jobs[0], nparts);
+  lq_run_jobs(first_entries, jobs, sizeof jobs[0], nparts);
   f->first_at = first;
   f->times_ready = 1;
   return 0;
@@ -1147,7 +1133,7 @@ static int join_rows(const lq_funnel *f, const lq_table *t, int id_col, int32_t 
     jobs[k].from = part_start(t->nrows, k, nparts);
     jobs[k].to = part_start(t->nrows, k + 1, nparts);
   }
-  run_parts(find_leads, jobs, sizeof jobs[0], nparts);
+  lq_run_jobs(find_leads, jobs, sizeof jobs[0], nparts);
   memset(row_of, 0xff, (nl + 1) * sizeof(int32_t));
   for (row = 0; row < t->nrows; row++) {
     int32_t li = lead_of_row[row];
@@ -1539,7 +1525,7 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     if (jobs[t].r == NULL) goto done;
     result_header(jobs[t].r, cfg, q);
   }
-  run_parts(aggregate_leads, jobs, sizeof jobs[0], nparts);
+  lq_run_jobs(aggregate_leads, jobs, sizeof jobs[0], nparts);
   for (t = 0; t < nparts; t++)
     if (jobs[t].failed) goto done;
   r = jobs[0].r;
