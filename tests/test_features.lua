@@ -372,8 +372,8 @@ function T.test_result_is_a_leadq_table()
   lu.assertStrContains(tostring(tbl), "leadq.Table: 1 row, 2 columns")
 end
 
--- The events columns a feature set reads: the four every event has, then the attributes its
--- filters test; reading only those gives the same features as reading every column.
+-- The events columns a feature set reads: lead_id, type and at, value when something reads it, then
+-- the attributes its filters test; reading only those gives the same features as reading every column.
 function M.TestFeatures.test_event_columns_read_alone_give_the_same_features()
   local leadq = require("leadq")
   local fs = features.new({
@@ -381,7 +381,7 @@ function M.TestFeatures.test_event_columns_read_alone_give_the_same_features()
     webinars = { count = "webinar_attended", where = { campaign = "webinar_2025_12" } },
     opens = { count = "email_open" },
   })
-  lu.assertEquals(fs:event_columns(), { "lead_id", "type", "at", "value", "campaign", "page" })
+  lu.assertEquals(fs:event_columns(), { "lead_id", "type", "at", "campaign", "page" })
   local text = "lead_id,type,at,value,page,asset,campaign\n"
     .. "L1,page_view,2026-01-10T10:00:00Z,,/pricing/team,,\n"
     .. "L1,webinar_attended,2026-01-11T10:00:00Z,,,,webinar_2025_12\n"
@@ -391,7 +391,7 @@ function M.TestFeatures.test_event_columns_read_alone_give_the_same_features()
   local all = leadq.parse_csv(text, { schema = { at = "time", value = "number" } })
   local some = leadq.parse_csv(text, { schema = { at = "time", value = "number" }, columns = fs:event_columns(),
     columns_optional = true })
-  lu.assertEquals(#some:names(), 6)
+  lu.assertEquals(#some:names(), 5)
   local a = fs:compute(lead_tbl, all, { as_of = "2026-01-20" })
   local b = fs:compute(lead_tbl, some, { as_of = "2026-01-20" })
   for _, name in ipairs({ "pricing", "webinars", "opens" }) do
@@ -399,6 +399,30 @@ function M.TestFeatures.test_event_columns_read_alone_give_the_same_features()
   end
   lu.assertEquals(a:column("pricing"), { 1, 0 })
   lu.assertEquals(a:column("webinars"), { 1, 0 })
+end
+
+-- value is read by a sum, a decayed sum of values and min_page_seconds, and by nothing else.
+function M.TestFeatures.test_event_columns_name_value_only_when_it_is_read()
+  local leadq = require("leadq")
+  local text = "lead_id,type,at,value\nL1,page_view,2026-01-10T10:00:00Z,7\nL1,purchase,2026-01-11T10:00:00Z,40\n"
+    .. "L2,page_view,2026-01-12T10:00:00Z,2\n"
+  local lead_tbl = leadq.parse_csv("id\nL1\nL2\n")
+  local sets = {
+    { { spent = { sum = "purchase" } } },
+    { { heat = { decayed = "purchase", half_life_days = 7, of = "value" } } },
+    { { views = { count = "page_view" } }, { noise = { min_page_seconds = 5 } } },
+  }
+  for _, s in ipairs(sets) do
+    local fs = features.new(s[1], s[2])
+    lu.assertEquals(fs:event_columns(), { "lead_id", "type", "at", "value" })
+    local all = leadq.parse_csv(text, { schema = { at = "time", value = "number" } })
+    local some = leadq.parse_csv(text, { schema = { at = "time", value = "number" }, columns = fs:event_columns() })
+    local a = fs:compute(lead_tbl, all, { as_of = "2026-01-20" })
+    local b = fs:compute(lead_tbl, some, { as_of = "2026-01-20" })
+    for _, name in ipairs(a:names()) do lu.assertEquals(b:column(name), a:column(name)) end
+  end
+  lu.assertEquals(features.new({ heat = { decayed = "purchase", half_life_days = 7 } }):event_columns(),
+    { "lead_id", "type", "at" })
 end
 
 return M

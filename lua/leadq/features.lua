@@ -442,12 +442,20 @@ function FeatureSet:compute(leads, events, opts)
   return tbl, report
 end
 
--- fs:event_columns() -> the events columns the features read: lead_id, type, at, value and each
--- attribute a filter tests (sorted). A reader may keep only these (read_events' columns option).
+-- fs:event_columns() -> the events columns the features read: lead_id, type, at, value (when a sum,
+-- a decayed sum of values or min_page_seconds reads it) and each attribute a filter tests (sorted).
+-- A reader may keep only these (read_events' columns option).
 function FeatureSet:event_columns()
   check_set(self, "event_columns")
   local seen, out = {}, {}
-  for _, c in ipairs({ "lead_id", "type", "at", "value" }) do seen[c] = true; out[#out + 1] = c end
+  local reads_value = (self._desc.min_page_seconds or 0) > 0
+  for _, f in ipairs(self._desc.features) do
+    if f.kind == "sum" or (f.kind == "decayed" and f.of_value) then reads_value = true end
+  end
+  for _, c in ipairs({ "lead_id", "type", "at", reads_value and "value" or nil }) do
+    seen[c] = true
+    out[#out + 1] = c
+  end
   local attrs = {}
   for _, flt in ipairs(self._desc.filters) do
     if not seen[flt.attr] then seen[flt.attr] = true; attrs[#attrs + 1] = flt.attr end
