@@ -53,70 +53,77 @@ void lq_keys_free(lq_keys *k, lq_allocator *a) {
   lq_mem_call(a, k->bytes, k->cap, 0);
   lq_mem_call(a, k->starts, cap * sizeof(size_t), 0);
   lq_mem_call(a, k->lengths, cap * sizeof(uint32_t), 0);
-  lq_mem_call(a, k->hashes, cap * sizeof(uint32_t), 0);
-  if (k->slots != NULL) lq_mem_call(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
+  if (k->slots != NULL) lq_mem_call(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(lq_key_slot), 0);
   lq_keys_init(k);
 }
 
-int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len) {
-  uint32_t h, i;
+void lq_keys_prefetch(const lq_keys *k, uint32_t hash) {
+  if (k->slots != NULL) __builtin_prefetch(&k->slots[hash & k->slot_mask]);
+}
+
+int32_t lq_keys_find_hashed(const lq_keys *k, const char *s, size_t len, uint32_t h) {
+  uint32_t i;
   if (k->slots == NULL) return -1;
-  h = lq_fnv1a(s, len);
   for (i = h & k->slot_mask;; i = (i + 1) & k->slot_mask) {
-    int32_t c = k->slots[i];
-    if (c < 0) return -1;
-    if (k->hashes[c] == h && k->lengths[c] == len && memcmp(k->bytes + k->starts[c], s, len) == 0) return c;
+    const lq_key_slot *sl = &k->slots[i];
+    if (sl->id < 0) return -1;
+    if (sl->hash == h && k->lengths[sl->id] == len && memcmp(k->bytes + k->starts[sl->id], s, len) == 0)
+      return sl->id;
   }
 }
 
+int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len) {
+  return k->slots == NULL ? -1 : lq_keys_find_hashed(k, s, len, lq_hash_bytes(s, len));
+}
+
+/* The slots made again at nslots (a power of two), from the old ones: each keeps its hash. */
 static int keys_rehash(lq_keys *k, lq_allocator *a, size_t nslots) {
-  int32_t *slots = (int32_t *)mem_big(a, NULL, 0, nslots * sizeof(int32_t));
-  int32_t c;
+  lq_key_slot *slots = (lq_key_slot *)mem_big(a, NULL, 0, nslots * sizeof(lq_key_slot));
+  size_t old = k->slots == NULL ? 0 : (size_t)k->slot_mask + 1, j;
   if (slots == NULL) return -1;
-  memset(slots, 0xff, nslots * sizeof(int32_t));
-  for (c = 0; c < k->count; c++) {
-    uint32_t i = k->hashes[c] & (uint32_t)(nslots - 1);
-    while (slots[i] >= 0) i = (i + 1) & (uint32_t)(nslots - 1);
-    slots[i] = c;
+  memset(slots, 0xff, nslots * sizeof(lq_key_slot));
+  for (j = 0; j < old; j++) {
+    uint32_t i;
+    if (k->slots[j].id < 0) continue;
+    for (i = k->slots[j].hash & (uint32_t)(nslots - 1); slots[i].id >= 0; i = (i + 1) & (uint32_t)(nslots - 1)) {}
+    slots[i] = k->slots[j];
   }
-  if (k->slots != NULL) mem_big(a, k->slots, ((size_t)k->slot_mask + 1) * sizeof(int32_t), 0);
+  if (k->slots != NULL) mem_big(a, k->slots, old * sizeof(lq_key_slot), 0);
   k->slots = slots;
   k->slot_mask = (uint32_t)(nslots - 1);
+  return 0;
+}
+
+/* The per-key arrays resized from cap_items to ncap; on failure each keeps its old size. */
+static int keys_resize_items(lq_keys *k, lq_allocator *a, size_t ncap) {
+  size_t old = (size_t)k->cap_items;
+  size_t *st = (size_t *)mem_big(a, k->starts, old * sizeof(size_t), ncap * sizeof(size_t));
+  uint32_t *ln;
+  if (st == NULL) return -1;
+  k->starts = st;
+  ln = (uint32_t *)mem_big(a, k->lengths, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
+  if (ln == NULL) {
+    k->starts = (size_t *)mem_big(a, st, ncap * sizeof(size_t), old * sizeof(size_t));
+    return -1;
+  }
+  k->lengths = ln;
+  k->cap_items = (int32_t)ncap;
   return 0;
 }
 
 /* Room for `items` more keys of `bytes` bytes in all, made at once: a million interned one by one
 ** would copy the arrays and rehash the slots some twenty times. 0, or -1 on no memory. */
 static int keys_reserve(lq_keys *k, lq_allocator *a, size_t items, size_t bytes) {
-  size_t want = (size_t)k->count + items, old = (size_t)k->cap_items, nslots = 16;
+  size_t want = (size_t)k->count + items, nslots = 16;
   if (want > (size_t)INT32_MAX - 1) return -1;
   while (nslots < want * 2) nslots *= 2;
   if ((k->slots == NULL || nslots > (size_t)k->slot_mask + 1) && keys_rehash(k, a, nslots) != 0) return -1;
-  if (want > old) {
-    size_t *st = (size_t *)mem_big(a, k->starts, old * sizeof(size_t), want * sizeof(size_t));
-    uint32_t *ln, *hs;
-    if (st == NULL) return -1;
-    k->starts = st;
-    ln = (uint32_t *)mem_big(a, k->lengths, old * sizeof(uint32_t), want * sizeof(uint32_t));
-    if (ln == NULL) {
-      k->starts = (size_t *)mem_big(a, st, want * sizeof(size_t), old * sizeof(size_t));
-      return -1;
-    }
-    k->lengths = ln;
-    hs = (uint32_t *)mem_big(a, k->hashes, old * sizeof(uint32_t), want * sizeof(uint32_t));
-    if (hs == NULL) {
-      k->starts = (size_t *)mem_big(a, k->starts, want * sizeof(size_t), old * sizeof(size_t));
-      k->lengths = (uint32_t *)mem_big(a, k->lengths, want * sizeof(uint32_t), old * sizeof(uint32_t));
-      return -1;
-    }
-    k->hashes = hs;
-    k->cap_items = (int32_t)want;
-  }
+  if (want > (size_t)k->cap_items && keys_resize_items(k, a, want) != 0) return -1;
   return grow(a, (void **)&k->bytes, &k->cap, k->len + bytes, 1);
 }
 
-int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
-  int32_t c = lq_keys_find(k, s, len);
+int32_t lq_keys_intern_hashed(lq_keys *k, lq_allocator *a, const char *s, size_t len, uint32_t h) {
+  int32_t c = lq_keys_find_hashed(k, s, len, h);
   uint32_t i;
   if (c >= 0) return c;
   if (len > UINT32_MAX || k->count == INT32_MAX - 1) return -2;
@@ -125,25 +132,8 @@ int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
     if (keys_rehash(k, a, nslots) != 0) return -2;
   }
   if (k->count == k->cap_items) {
-    size_t old = (size_t)k->cap_items, ncap = old < 8 ? 8 : old * 2;
-    size_t *st = (size_t *)mem_big(a, k->starts, old * sizeof(size_t), ncap * sizeof(size_t));
-    if (st == NULL) return -2;
-    k->starts = st;
-    {
-      uint32_t *ln = (uint32_t *)mem_big(a, k->lengths, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
-      if (ln == NULL) { k->starts = (size_t *)mem_big(a, st, ncap * sizeof(size_t), old * sizeof(size_t)); return -2; }
-      k->lengths = ln;
-    }
-    {
-      uint32_t *hs = (uint32_t *)mem_big(a, k->hashes, old * sizeof(uint32_t), ncap * sizeof(uint32_t));
-      if (hs == NULL) {
-        k->starts = (size_t *)mem_big(a, k->starts, ncap * sizeof(size_t), old * sizeof(size_t));
-        k->lengths = (uint32_t *)mem_big(a, k->lengths, ncap * sizeof(uint32_t), old * sizeof(uint32_t));
-        return -2;
-      }
-      k->hashes = hs;
-    }
-    k->cap_items = (int32_t)ncap;
+    size_t old = (size_t)k->cap_items;
+    if (keys_resize_items(k, a, old < 8 ? 8 : old * 2) != 0) return -2;
   }
   if (grow(a, (void **)&k->bytes, &k->cap, k->len + len + 1, 1) != 0) return -2;
   memcpy(k->bytes + k->len, s, len);
@@ -151,11 +141,15 @@ int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
   c = k->count++;
   k->starts[c] = k->len;
   k->lengths[c] = (uint32_t)len;
-  k->hashes[c] = lq_fnv1a(s, len);
   k->len += len + 1;
-  for (i = k->hashes[c] & k->slot_mask; k->slots[i] >= 0; i = (i + 1) & k->slot_mask) {}
-  k->slots[i] = c;
+  for (i = h & k->slot_mask; k->slots[i].id >= 0; i = (i + 1) & k->slot_mask) {}
+  k->slots[i].hash = h;
+  k->slots[i].id = c;
   return c;
+}
+
+int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
+  return lq_keys_intern_hashed(k, a, s, len, lq_hash_bytes(s, len));
 }
 
 const char *lq_keys_string(const lq_keys *k, int32_t i, size_t *len) {
@@ -566,6 +560,16 @@ static const char *cell_text(const lq_column *c, size_t row, size_t *len, char *
   }
 }
 
+/* Interning a million new leads is a cache miss a lead in the slots: the rows LEAD_AHEAD ahead are
+** hashed and their slots asked for, so that the misses overlap. */
+#define LEAD_AHEAD 16
+
+static void lead_ahead(const lq_column *cl, size_t row, const lq_keys *leads, uint32_t *ahead) {
+  uint32_t h = lq_hash_bytes(cl->text + cl->offsets[row], (size_t)(cl->offsets[row + 1] - cl->offsets[row]));
+  lq_keys_prefetch(leads, h);
+  ahead[row % LEAD_AHEAD] = h;
+}
+
 int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int const_stage, int c_at,
                    int c_reason, int c_owner, int32_t source, const char **err) {
   const lq_column *cl = t->cols[c_lead], *cs = c_stage >= 0 ? t->cols[c_stage] : NULL, *ca = t->cols[c_at];
@@ -575,6 +579,7 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   size_t nstage_codes = 0, nlead_codes = 0, row, next_reject = 0, prev_len = 0;
   int32_t prev_lead = -1;
   const char *prev_text = NULL;
+  uint32_t ahead[LEAD_AHEAD];   /* text lead ids: the hashes of the rows ahead, their slots asked for */
   uint64_t record = 1;
   int rc = 0;
   if (cs != NULL && cs->type != LQ_CATEGORY && cs->type != LQ_TEXT) { *err = "stage"; return -2; }
@@ -613,6 +618,8 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   f->load_rejects = f->nrejects;
   if (grow_log(f, f->n + t->nrows) != 0) { rc = -1; goto done; }
   next_reject = 0;
+  if (cl->type == LQ_TEXT)
+    for (row = 0; row < LEAD_AHEAD && row < t->nrows; row++) lead_ahead(cl, row, &f->leads, ahead);
   for (row = 0; row < t->nrows; row++) {
     char lbuf[40], abuf[40], sbuf[40], rbuf[40], obuf[40];
     size_t llen = 0, slen = 0, alen = 0, rlen = 0, olen = 0;
@@ -632,11 +639,14 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
         lead_of_code[code] = li;
       }
     } else {
+      uint32_t h = cl->type == LQ_TEXT ? ahead[row % LEAD_AHEAD] : 0;
       lead = cell_text(cl, row, &llen, lbuf, sizeof lbuf);
+      if (cl->type == LQ_TEXT && row + LEAD_AHEAD < t->nrows) lead_ahead(cl, row + LEAD_AHEAD, &f->leads, ahead);
       if (lead != NULL && llen > 0) {
         /* a log lists a lead's rows together, often: the row before's lead, without a lookup */
         if (prev_lead >= 0 && llen == prev_len && memcmp(lead, prev_text, llen) == 0) li = prev_lead;
-        else if ((li = lq_keys_intern(&f->leads, &f->alloc, lead, llen)) < 0) {
+        else if ((li = lq_keys_intern_hashed(&f->leads, &f->alloc, lead, llen,
+                                             cl->type == LQ_TEXT ? h : lq_hash_bytes(lead, llen))) < 0) {
           rc = -1;
           goto done;
         }
@@ -1107,12 +1117,21 @@ typedef struct join_job {
 
 static void *find_leads(void *arg) {
   const join_job *j = (const join_job *)arg;
+  const lq_keys *leads = &j->f->leads;
+  uint32_t ahead[LEAD_AHEAD];   /* text ids: as lq_funnel_load, the slots asked for ahead */
   size_t row;
+  if (j->idc->type == LQ_TEXT)
+    for (row = j->from; row < j->from + LEAD_AHEAD && row < j->to; row++) lead_ahead(j->idc, row, leads, ahead);
   for (row = j->from; row < j->to; row++) {
     char buf[40];
     size_t len = 0;
     const char *id = cell_text(j->idc, row, &len, buf, sizeof buf);
-    j->lead_of_row[row] = id == NULL ? -1 : lq_keys_find(&j->f->leads, id, len);
+    if (j->idc->type != LQ_TEXT) {
+      j->lead_of_row[row] = id == NULL ? -1 : lq_keys_find(leads, id, len);
+      continue;
+    }
+    j->lead_of_row[row] = id == NULL ? -1 : lq_keys_find_hashed(leads, id, len, ahead[row % LEAD_AHEAD]);
+    if (row + LEAD_AHEAD < j->to) lead_ahead(j->idc, row + LEAD_AHEAD, leads, ahead);
   }
   return NULL;
 }

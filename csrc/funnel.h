@@ -44,14 +44,21 @@
 #define LQ_FUNNEL_DENSE_GROUPS (1u << 22)  /* up to this many key combinations: a direct table */
 #endif
 
+/* A slot of lq_keys' open-addressing table: the key's hash beside its index, so that a probe past
+** other keys reads no memory but the slots. */
+typedef struct lq_key_slot {
+  uint32_t hash;
+  int32_t id;              /* -1: empty */
+} lq_key_slot;
+
 /* Interned byte strings: an index is the order of first appearance. */
 typedef struct lq_keys {
   char *bytes;
   size_t len, cap;
   size_t *starts;
-  uint32_t *lengths, *hashes;
+  uint32_t *lengths;
   int32_t count, cap_items;
-  int32_t *slots;
+  lq_key_slot *slots;
   uint32_t slot_mask;
 } lq_keys;
 
@@ -172,6 +179,11 @@ void lq_keys_init(lq_keys *k);
 void lq_keys_free(lq_keys *k, lq_allocator *a);
 int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len);  /* -2 no memory */
 int32_t lq_keys_find(const lq_keys *k, const char *s, size_t len);              /* -1 absent */
+/* The same, given the key's hash (lq_hash_bytes); lq_keys_prefetch asks for its slot ahead of the call:
+** a run over many keys hides the slots' cache misses by asking a few keys ahead. */
+int32_t lq_keys_find_hashed(const lq_keys *k, const char *s, size_t len, uint32_t hash);
+int32_t lq_keys_intern_hashed(lq_keys *k, lq_allocator *a, const char *s, size_t len, uint32_t hash);
+void lq_keys_prefetch(const lq_keys *k, uint32_t hash);
 const char *lq_keys_string(const lq_keys *k, int32_t i, size_t *len);
 
 /* Times are read with lq_scan_time (civil_time.h). */

@@ -163,6 +163,70 @@ function M.TestFunnelThreads.test_parts_merged_equal_the_whole()
   assert_same(merged:csv(), whole:csv(), "merged parts against the whole")
 end
 
+-- The log's leads are interned three ways: text ids a row at a time with their slots asked for ahead
+-- (the command's read), a category's dictionary once per code, and lq_funnel_add one row at a time
+-- (the keys grown and rehashed as they fill). Ids of every length (the hash reads 8 bytes at a time)
+-- and a lead's rows apart from each other: each way gives the same leads in the same order, so the
+-- same result, joined to the same leads, on any threads.
+function M.TestFunnelThreads.test_leads_interned_any_way_give_the_same_result()
+  local header, body = LOG:match("^([^\n]*\n)(.*)$")
+  local rows = {}
+  for line in body:gmatch("[^\n]+") do
+    local id, rest = line:match("^([^,]*)(.*)$")
+    local n = tonumber(id:sub(2))
+    -- ids 1 to 40 bytes long, unique per lead
+    rows[#rows + 1] = (n % 5 == 0 and id or id .. string.rep("x", n % 37)) .. rest
+  end
+  -- every seventh row moved to the end: a lead's rows no longer side by side
+  local moved, kept = {}, {}
+  for i, row in ipairs(rows) do
+    if i % 7 == 0 then moved[#moved + 1] = row else kept[#kept + 1] = row end
+  end
+  for _, row in ipairs(moved) do kept[#kept + 1] = row end
+  local log_text = header .. table.concat(kept, "\n") .. "\n"
+  local leads_lines = { "id,source,country" }
+  for line in body:gmatch("[^\n]+") do
+    local id = line:match("^([^,]*)")
+    local n = tonumber(id:sub(2))
+    if n % 50 ~= 0 then
+      leads_lines[#leads_lines + 1] = string.format("%s,%s,%s", n % 5 == 0 and id or id .. string.rep("x", n % 37),
+        ({ "web", "ads", "event" })[n % 3 + 1], ({ "US", "DE" })[n % 2 + 1])
+    end
+  end
+  local leads_text = table.concat(leads_lines, "\n") .. "\n"
+  local cols = { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" }
+  local function result(how, threads)
+    local f = funnel.new()
+    if how == "rows" then
+      local t = core.parse_csv(log_text, { schema = { lead_id = "text" } })
+      for _, row in t:rows() do f:add(row.lead_id, row.stage, row.at, row.reason, row.owner) end
+      t:close()
+    else
+      local t = core.parse_csv(log_text, { schema = { lead_id = how } })
+      f:load(t, cols)
+      t:close()
+    end
+    local leads = core.parse_csv(leads_text, { schema = { id = "text" } })
+    local r = f:aggregate{ by = { "source", "country" }, leads = leads, id = "id", threads = threads }
+    local out = { serialized = r:serialize(), nrejects = #f:rejects(), nleads = #f }
+    r:close()
+    f:close()
+    leads:close()
+    return out
+  end
+  local want = result("text", 1)
+  lu.assertTrue(want.nrejects > 0)
+  for _, how in ipairs({ "text", "category", "rows" }) do
+    for _, threads in ipairs(THREADS) do
+      local got = result(how, threads)
+      local what = string.format("leads interned from %s, %d threads", how, threads)
+      lu.assertEquals(got.nrejects, want.nrejects, what)
+      lu.assertEquals(got.nleads, want.nleads, what)
+      assert_same(got.serialized, want.serialized, what)
+    end
+  end
+end
+
 function M.TestFunnelThreads.test_the_command_takes_threads()
   local dir = helpers.tmpdir()
   helpers.write(dir .. "/t.csv", LOG)
