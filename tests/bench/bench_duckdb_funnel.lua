@@ -19,7 +19,7 @@ local funnel = require("leadq.funnel")
 
 local BUILD = os.getenv("LEADQ_BUILD") or "build"
 local N = tonumber(os.getenv("LEADQ_BENCH_LEADS")) or 1000000
-local DIR = "build/bench"   -- the sample bench_funnel_csv.lua and bench_score.lua share
+local DIR = BUILD .. "/bench"   -- the sample of this build folder (bench_score.lua makes build/bench)
 local PREFIX = BUILD .. "/duckdb"
 local RUNS = 3
 local BY = { "source", "country", "seniority" }

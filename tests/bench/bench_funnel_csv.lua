@@ -11,7 +11,7 @@ local funnel = require("leadq.funnel")
 
 local N = tonumber(os.getenv("LEADQ_BENCH_LEADS")) or 1000000
 local SEED = 42
-local DIR = "build/bench"
+local DIR = (os.getenv("LEADQ_BUILD") or "build") .. "/bench"   -- the sample of this build folder
 assert(report.sample(DIR, N, SEED), "bench_funnel_csv needs leadq.gen for its sample")
 local TRANSITIONS, LEADS = DIR .. "/transitions.csv", DIR .. "/leads.csv"
 local BY = { "source", "country", "seniority" }
