@@ -477,10 +477,41 @@ static int grow_log(lq_funnel *f, size_t need) {
 
 static int quote_len(size_t len) { return len > 60 ? 60 : (int)len; }
 
-/* lq_funnel_add with its lead interned already: li, or -1 when the row has none. */
+/* A category column's codes, each to its interned key: made on a code's first use, so that keys keep
+** the order of their first appearance in the log, and each distinct text is hashed once. */
+typedef struct code_keys {
+  const lq_column *col;    /* NULL: not a category, each row's text interned */
+  int32_t *key_of_code;    /* -2: not interned yet */
+} code_keys;
+
+static int32_t intern_cell(lq_funnel *f, lq_keys *keys, code_keys *ck, size_t row, const char *s, size_t len) {
+  int32_t code, key;
+  if (ck == NULL || ck->key_of_code == NULL) return lq_keys_intern(keys, &f->alloc, s, len);
+  code = ck->col->codes[row];
+  if ((key = ck->key_of_code[code]) == -2) key = ck->key_of_code[code] = lq_keys_intern(keys, &f->alloc, s, len);
+  return key;
+}
+
+static int code_keys_new(lq_funnel *f, code_keys *ck, const lq_column *col) {
+  size_t n = (size_t)col->dict.count + 1, i;
+  ck->key_of_code = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, n * sizeof(int32_t));
+  if (ck->key_of_code == NULL) return -1;
+  for (i = 0; i < n; i++) ck->key_of_code[i] = -2;
+  ck->col = col;
+  return 0;
+}
+
+static void code_keys_free(lq_funnel *f, code_keys *ck) {
+  if (ck->key_of_code != NULL)
+    lq_mem_call(&f->alloc, ck->key_of_code, ((size_t)ck->col->dict.count + 1) * sizeof(int32_t), 0);
+  ck->key_of_code = NULL;
+}
+
+/* lq_funnel_add with its lead interned already: li, or -1 when the row has none. Reasons and owners
+** of row `row` of a table's category columns are interned through rk and ok (NULL: from the text). */
 static int add_row(lq_funnel *f, int32_t li, int stage, const char *stage_text, size_t stage_len, double at,
                    const char *at_text, size_t at_len, const char *reason, size_t reason_len, const char *owner,
-                   size_t owner_len, int32_t source, uint64_t line) {
+                   size_t owner_len, int32_t source, uint64_t line, code_keys *rk, code_keys *ok, size_t row) {
   char msg[256];
   int32_t ri = -1, oi = -1;
   msg[0] = '\0';
@@ -498,9 +529,9 @@ static int add_row(lq_funnel *f, int32_t li, int stage, const char *stage_text, 
     f->load_rejects = f->nrejects;
     return 1;
   }
-  if (reason != NULL && reason_len > 0 && (ri = lq_keys_intern(&f->reasons, &f->alloc, reason, reason_len)) < 0)
+  if (reason != NULL && reason_len > 0 && (ri = intern_cell(f, &f->reasons, rk, row, reason, reason_len)) < 0)
     return -1;
-  if (owner != NULL && owner_len > 0 && (oi = lq_keys_intern(&f->owners, &f->alloc, owner, owner_len)) < 0)
+  if (owner != NULL && owner_len > 0 && (oi = intern_cell(f, &f->owners, ok, row, owner, owner_len)) < 0)
     return -1;
   if (grow_log(f, f->n + 1) != 0) return -1;
   f->lead[f->n] = li;
@@ -527,7 +558,7 @@ int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, co
     if (li < 0) return -1;
   }
   return add_row(f, li, stage, stage_text, stage_len, at, at_text, at_len, reason, reason_len, owner, owner_len,
-                 source, line);
+                 source, line, NULL, NULL, 0);
 }
 
 /* The text of a cell, NULL when missing; numbers print as Lua would print an integer. */
@@ -570,6 +601,21 @@ static void lead_ahead(const lq_column *cl, size_t row, const lq_keys *leads, ui
   ahead[row % LEAD_AHEAD] = h;
 }
 
+/* Rows of a text column whose value is not the one of the row before: at most as many new leads
+** as that, and the slots are made (and filled, a page each) for them alone. */
+static size_t text_runs(const lq_column *cl, size_t nrows) {
+  size_t row, runs = 0, prev_len = 0;
+  const char *prev = NULL;
+  for (row = 0; row < nrows; row++) {
+    const char *s = cl->text + cl->offsets[row];
+    size_t len = (size_t)(cl->offsets[row + 1] - cl->offsets[row]);
+    if (prev == NULL || len != prev_len || memcmp(s, prev, len) != 0) runs++;
+    prev = s;
+    prev_len = len;
+  }
+  return runs;
+}
+
 int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int const_stage, int c_at,
                    int c_reason, int c_owner, int32_t source, const char **err) {
   const lq_column *cl = t->cols[c_lead], *cs = c_stage >= 0 ? t->cols[c_stage] : NULL, *ca = t->cols[c_at];
@@ -580,6 +626,7 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   int32_t prev_lead = -1;
   const char *prev_text = NULL;
   uint32_t ahead[LEAD_AHEAD];   /* text lead ids: the hashes of the rows ahead, their slots asked for */
+  code_keys rk = {NULL, NULL}, ok = {NULL, NULL};
   uint64_t record = 1;
   int rc = 0;
   if (cs != NULL && cs->type != LQ_CATEGORY && cs->type != LQ_TEXT) { *err = "stage"; return -2; }
@@ -595,6 +642,11 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     for (i = 0; i < cs->dict.count; i++)
       stage_of_code[i] = lq_funnel_stage(f, cs->dict.bytes + cs->dict.starts[i], cs->dict.lengths[i]);
   }
+  if ((cr != NULL && cr->type == LQ_CATEGORY && code_keys_new(f, &rk, cr) != 0) ||
+      (co != NULL && co->type == LQ_CATEGORY && code_keys_new(f, &ok, co) != 0)) {
+    rc = -1;
+    goto done;
+  }
   if (cl->type == LQ_CATEGORY) {
     nlead_codes = (size_t)cl->dict.count;
     lead_of_code = (int32_t *)lq_mem_call(&f->alloc, NULL, 0, (nlead_codes + 1) * sizeof(int32_t));
@@ -605,8 +657,9 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
       goto done;
     }
   }
-  if (cl->type == LQ_TEXT && t->nrows > 0 &&   /* at most a lead a row: untouched room costs no page */
-      keys_reserve(&f->leads, &f->alloc, t->nrows, (size_t)(cl->offsets[t->nrows] - cl->offsets[0]) + t->nrows) != 0) {
+  if (cl->type == LQ_TEXT && t->nrows > 0 &&   /* untouched room for the keys' bytes costs no page */
+      keys_reserve(&f->leads, &f->alloc, text_runs(cl, t->nrows),
+                   (size_t)(cl->offsets[t->nrows] - cl->offsets[0]) + t->nrows) != 0) {
     rc = -1;
     goto done;
   }
@@ -668,13 +721,16 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     }
     if (cr != NULL) reason = cell_text(cr, row, &rlen, rbuf, sizeof rbuf);
     if (co != NULL) owner = cell_text(co, row, &olen, obuf, sizeof obuf);
-    if (add_row(f, li, stage, stext, slen, at, atext, alen, reason, rlen, owner, olen, source, record + 1) < 0) {
+    if (add_row(f, li, stage, stext, slen, at, atext, alen, reason, rlen, owner, olen, source, record + 1, &rk, &ok,
+                row) < 0) {
       rc = -1;
       goto done;
     }
     record++;
   }
 done:
+  code_keys_free(f, &rk);
+  code_keys_free(f, &ok);
   if (stage_of_code != NULL) lq_mem_call(&f->alloc, stage_of_code, (nstage_codes + 1) * sizeof(int), 0);
   if (lead_of_code != NULL) lq_mem_call(&f->alloc, lead_of_code, (nlead_codes + 1) * sizeof(int32_t), 0);
   return rc;
@@ -1344,6 +1400,8 @@ typedef struct aggregate_job {
   int failed;
 } aggregate_job;
 
+#define VEL_AHEAD 8
+
 static void *aggregate_leads(void *arg) {
   aggregate_job *j = (aggregate_job *)arg;
   lq_funnel *f = j->f;
@@ -1427,10 +1485,16 @@ static void *aggregate_leads(void *arg) {
     for (k = 0; k < nvel; k++) {
       uint32_t v = sorted[k];
       size_t lead = vel_lead[v];
-      uint32_t seen = f->seen[lead];
+      uint32_t seen;
       const int32_t *first = f->first_at + lead * ns;
       lq_sketch *sk = &r->sketches[(size_t)vel_group[v] * (size_t)(np + 1)];
       int x, y;
+      if (k + VEL_AHEAD < nvel) {   /* a group's leads are far apart: their stage times asked for ahead */
+        size_t ahead = vel_lead[sorted[k + VEL_AHEAD]];
+        __builtin_prefetch(f->first_at + ahead * ns);
+        __builtin_prefetch(&f->seen[ahead]);
+      }
+      seen = f->seen[lead];
       for (x = 0; x < cfg->nchain; x++) {
         if (!(seen & (1u << x))) continue;
         for (y = x + 1; y < cfg->nchain; y++) {
