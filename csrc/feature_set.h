@@ -190,6 +190,11 @@ typedef struct lq_compute_report {
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
                   const lq_table *events, double as_of, size_t max_unknown, int nthreads,
                   lq_table **out, lq_compute_report *report, char *err, size_t errlen);
+/* The same into an earlier result of this set for as many leads (into: filled again in place, *out is
+** into; on an error its values are undefined, it is still into's caller's to free), or a new one (NULL). */
+int lq_fs_compute_into(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
+                       const lq_table *events, double as_of, size_t max_unknown, int nthreads, lq_table *into,
+                       lq_table **out, lq_compute_report *report, char *err, size_t errlen);
 void lq_compute_report_free(const lq_feature_set *fs, lq_compute_report *report);
 
 /* For the events stream (event_stream.c), which makes the engine events itself: the bulk pass over

@@ -1423,6 +1423,7 @@ typedef struct compute_ctx {
   event_source src;
   event_pick pick;
   lq_table *res;
+  lq_table *into;               /* an earlier result to fill again, or NULL: a new one */
   compute_job *jobs;
   lq_compute_report *report;
   char *err;
@@ -1495,6 +1496,8 @@ static int join_leads(compute_ctx *x) {
   x->code_row = (int32_t *)scratch_get(&x->sc, (size_t)lc->dict.count * sizeof(int32_t));
   if (x->code_row == NULL) return LQ_FS_NOMEM;
   if (merge_join(x->idc, x->nleads, &lc->dict, x->code_row, x->nthreads)) return 0;
+  /* a big dictionary read in place from a snapshot has no hash index until it is first searched */
+  if (lq_dict_index((lq_dict *)&lc->dict, (lq_allocator *)&x->events->alloc) != 0) return LQ_FS_NOMEM;
   for (k = 0; k < lc->dict.count; k++) x->code_row[k] = -1;
   for (i = 0; i < x->nleads; i++) {
     char tmp2[64];
@@ -1562,11 +1565,37 @@ static int map_values(compute_ctx *x) {
   return 0;
 }
 
+/* An earlier result of this set, for as many leads, filled again in place: every row of every column
+** is written again (a lead's row when it is folded, the others by fill_quiet_leads), so nothing of the
+** last pass shows through, and no new memory is asked for. Big results live in memory the C library
+** gives back to the kernel on free, which zeroes it again on the next first touch: at 5M leads that
+** zeroing cost as much as the fold. */
+static int reuse_result(compute_ctx *x) {
+  const lq_feature_set *fs = x->fs;
+  const lq_table *t = x->into;
+  int k;
+  if (t->nrows != x->nleads || t->ncols != fs->nfeats) {
+    snprintf(x->err, x->errlen, "into holds %zu rows and %d columns, not this set's %d features of %zu leads",
+             t->nrows, t->ncols, fs->nfeats, x->nleads);
+    return -1;
+  }
+  for (k = 0; k < fs->nfeats; k++) {
+    const lq_column *c = t->cols[k];
+    lq_feature_kind kind = fs->feats[k].kind;
+    lq_type want = (kind == LQ_FEAT_FIRST || kind == LQ_FEAT_LAST) ? LQ_TIME : LQ_NUMBER;
+    if (strcmp(c->name, lq_fs_feature_name(fs, k)) != 0 || c->type != want || c->mapped)
+      return fail(x->err, x->errlen, "into is not a result of this feature set (column '%s')", c->name);
+  }
+  x->res = x->into;
+  return 0;
+}
+
 /* The result: a column per feature, every row there; a lead's row is written once its events are
 ** folded (number columns only, so no cell is left unwritten). */
 static int make_result(compute_ctx *x) {
   const lq_feature_set *fs = x->fs;
   int k;
+  if (x->into != NULL) return reuse_result(x);
   x->res = lq_table_new(fs->alloc);
   if (x->res == NULL || lq_table_reserve(x->res, x->nleads) != 0) return LQ_FS_NOMEM;
   for (k = 0; k < fs->nfeats; k++) {
@@ -1792,7 +1821,7 @@ static int compute_finish(compute_ctx *x, int rc, lq_table **out) {
     *out = x->res;
     return 0;
   }
-  if (x->res) lq_table_free(x->res);
+  if (x->res && x->res != x->into) lq_table_free(x->res);
   lq_compute_report_free(fs, x->report);
   if (rc == LQ_FS_NOMEM) return fail(x->err, x->errlen, "%s", "not enough memory for the feature computation");
   return -1;
@@ -1801,12 +1830,20 @@ static int compute_finish(compute_ctx *x, int rc, lq_table **out) {
 int lq_fs_compute(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
                   const lq_table *events, double as_of, size_t max_unknown, int nthreads,
                   lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
+  return lq_fs_compute_into(fs, leads, id_column, events, as_of, max_unknown, nthreads, NULL, out, report, err,
+                            errlen);
+}
+
+int lq_fs_compute_into(const lq_feature_set *fs, const lq_table *leads, const char *id_column,
+                       const lq_table *events, double as_of, size_t max_unknown, int nthreads, lq_table *into,
+                       lq_table **out, lq_compute_report *report, char *err, size_t errlen) {
   compute_ctx x;
   int rc;
   memset(report, 0, sizeof *report);
   *out = NULL;
   compute_init(&x, fs, leads, events->nrows, as_of, max_unknown, nthreads, report, err, errlen);
   x.events = events;
+  x.into = into;
   report->events = (double)x.nev;
   rc = find_lead_columns(&x, id_column);
   if (rc == 0) rc = find_columns(&x);

@@ -333,21 +333,29 @@ static void compute_options(lua_State *L, double *as_of, const char **id, size_t
   *threads = th < 1 ? 1 : th > 1024 ? 1024 : (int)th;   /* the engine takes at most its own limit */
 }
 
-/* fs:_compute(leads, events, as_of, id_column, max_unknown, threads) -> table, report | nil, message */
+/* fs:_compute(leads, events, as_of, id_column, max_unknown, threads [, into]) -> table, report | nil, message
+** into: an earlier result of this set for as many leads, filled again and given back (no new memory). */
 static int fs_compute(lua_State *L) {
   lq_feature_set *fs = check_fs(L, 1);
   const lq_table *leads = lq_check_table(L, 2);
   const lq_table *events = lq_check_table(L, 3);
+  lq_table *into = lua_isnoneornil(L, 8) ? NULL : lq_check_table(L, 8);
   const char *id;
   double as_of;
   size_t max_unknown;
-  int threads;
-  lq_table **slot;
+  int threads, rc;
+  lq_table **slot, *res;
   lq_compute_report rep;
   char err[LQ_FEATURES_MESSAGE_MAX];
   compute_options(L, &as_of, &id, &max_unknown, &threads);
-  slot = lq_push_table_box(L);         /* owns the result as soon as there is one */
-  if (lq_fs_compute(fs, leads, id, events, as_of, max_unknown, threads, slot, &rep, err, sizeof err) != 0) {
+  if (into != NULL) {
+    lua_settop(L, 8);
+    rc = lq_fs_compute_into(fs, leads, id, events, as_of, max_unknown, threads, into, &res, &rep, err, sizeof err);
+  } else {
+    slot = lq_push_table_box(L);         /* owns the result as soon as there is one */
+    rc = lq_fs_compute(fs, leads, id, events, as_of, max_unknown, threads, slot, &rep, err, sizeof err);
+  }
+  if (rc != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;

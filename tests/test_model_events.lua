@@ -178,4 +178,56 @@ function TestModelEvents.test_run_explains_a_row_with_its_events()
   helpers.remove_dir(dir)
 end
 
+-- A model's passes over events reuse the last pass's feature table: scoring again (other events, other
+-- leads, a run of models) gives what a model scoring for the first time gives, and leaves the results
+-- already given alone.
+function TestModelEvents.test_scoring_again_scores_as_a_new_model()
+  local dir = helpers.tmpdir()
+  assert(require("leadq.gen").generate { leads = helpers.size(1500, 600), seed = 5, out = dir })
+  local leads = assert(leadq.read_csv(dir .. "/leads.csv"))
+  local all = assert(leadq.read_events(dir .. "/events.csv"))
+  local list = {}
+  for i = 1, #all do
+    local e = all:row(i)
+    if i % 3 ~= 0 then list[#list + 1] = e end
+  end
+  local some = leadq.table(list, { lead_id = "category", type = "category", at = "time", value = "number",
+    page = "category", asset = "category", campaign = "category" })
+  local head = {}
+  for line in io.lines(dir .. "/leads.csv") do
+    head[#head + 1] = line
+    if #head == 101 then break end
+  end
+  helpers.write(dir .. "/fewer.csv", table.concat(head, "\n") .. "\n")
+  local fewer = assert(leadq.read_csv(dir .. "/fewer.csv"))
+  local function fresh(tbl, events)
+    return assert(assert(leadq.load_model("rules/mql.lua")):score(tbl, events, { as_of = AS_OF }))
+  end
+  local function same(a, b, n, what)
+    for _, c in ipairs({ "total", "status", "grade", "engagement", "reason" }) do
+      local x, y = a:column(c), b:column(c)
+      for r = 1, n do lu.assertEquals(y[r], x[r], string.format("%s: %s of row %d", what, c, r)) end
+    end
+  end
+  local model = assert(leadq.load_model("rules/mql.lua"))
+  local first = assert(model:score(leads, all, { as_of = AS_OF }))
+  local want_first = fresh(leads, all)
+  local second = assert(model:score(leads, some, { as_of = AS_OF }))
+  same(fresh(leads, some), second, #leads, "scored again with two events in three")
+  same(want_first, first, #leads, "the first results after the second pass")
+  local engaged, differ = first:column("engagement"), 0
+  for r, v in ipairs(second:column("engagement")) do if v ~= engaged[r] then differ = differ + 1 end end
+  lu.assertTrue(differ > 0, "the two passes must differ for the check to mean anything")
+  same(fresh(fewer, all), assert(model:score(fewer, all, { as_of = AS_OF })), #fewer, "fewer leads")
+  local third = assert(model:score(leads, all, { as_of = "2026-10-01" }))
+  same(assert(assert(leadq.load_model("rules/mql.lua")):score(leads, all, { as_of = "2026-10-01" })), third, #leads,
+    "an earlier as_of")
+  local run = assert(leadq.load_models({ "rules/mql.lua" }))
+  local r1 = assert(run:score(leads, all, { as_of = AS_OF }))
+  local r2 = assert(run:score(leads, some, { as_of = AS_OF }))
+  lu.assertEquals(r1:column("mql.total"), want_first:column("total"))
+  lu.assertEquals(r2:column("mql.total"), second:column("total"))
+  helpers.remove_dir(dir)
+end
+
 return { TestModelEvents = TestModelEvents, TestIncrementalScoring = TestIncrementalScoring }

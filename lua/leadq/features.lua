@@ -406,9 +406,12 @@ local function compute_file(self, leads, path, as_of, id, max_unknown, threads)
   return tbl, report
 end
 
--- fs:compute(leads, events [, { as_of =, id = "id", max_unknown = 1000, threads = 1 }]) -> table, report | nil, message
+-- fs:compute(leads, events [, { as_of =, id = "id", max_unknown = 1000, threads = 1, into = }])
+--   -> table, report | nil, message
 -- events: a table (leadq.read_events), or the path of an events CSV (see compute_file).
 -- threads: how many threads read and fold (the same values and report for any number).
+-- into: an earlier result of this set for as many leads, filled again in place and given back (events
+-- as a table only): repeated passes then take no new memory for their result.
 -- report.seconds: how long the pass took (wall time).
 function FeatureSet:compute(leads, events, opts)
   check_set(self, "compute")
@@ -419,7 +422,7 @@ function FeatureSet:compute(leads, events, opts)
   end
   opts = opts or {}
   if type(opts) ~= "table" then fail("options must be a table, got %s", type(opts)) end
-  check_keys(opts, { "as_of", "id", "max_unknown", "threads" }, fail, "options: ")
+  check_keys(opts, { "as_of", "id", "max_unknown", "threads", "into" }, fail, "options: ")
   local as_of = parse_as_of(opts.as_of, raiser("compute"))
   if opts.id ~= nil and type(opts.id) ~= "string" then fail("id must be a column name, got %s", type(opts.id)) end
   if opts.max_unknown ~= nil and type(opts.max_unknown) ~= "number" then
@@ -429,12 +432,21 @@ function FeatureSet:compute(leads, events, opts)
   if threads ~= nil and (type(threads) ~= "number" or threads < 1 or threads ~= math_floor(threads)) then
     fail("threads must be a whole number of at least 1, got %s", tostring(threads))
   end
+  local into = opts.into
+  if into ~= nil then
+    if not core.is_table(into) or into == leads or into == events then
+      fail("into must be an earlier result of this feature set, got %s",
+        (into == leads and "the leads table") or (into == events and "the events table") or type(into))
+    end
+    if type(events) == "string" then fail("into takes events as a table, not the path of a file") end
+  end
   local started = core.now()
   local tbl, report
   if type(events) == "string" then
     tbl, report = compute_file(self, leads, events, as_of, opts.id or "id", opts.max_unknown or 1000, threads or 1)
   else
-    tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000, threads or 1)
+    tbl, report = self._core:_compute(leads, events, as_of, opts.id or "id", opts.max_unknown or 1000, threads or 1,
+      into)
   end
   if not tbl then return nil, report end
   report.as_of = as_of

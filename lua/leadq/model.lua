@@ -326,9 +326,23 @@ local function compute_features(self, tbl, events, as_of, options)
     raise(string_format("events must be a leadq table (leadq.read_events) or the path of an events CSV, got %s",
       type(events)))
   end
+  -- The features are read by the rules and dropped: the last pass's table is filled again when it is
+  -- still there and fits. Held weakly, so no longer than an unreferenced table waits for the collector
+  -- anyway; what it saves is the kernel zeroing fresh memory for every pass (big blocks go back to it).
+  local scratch, into = nil, nil
+  if type(events) ~= "string" then
+    scratch = self._features_scratch
+    if scratch == nil then
+      scratch = setmetatable({}, { __mode = "v" })
+      self._features_scratch = scratch
+    end
+    into = scratch[1]
+    if into ~= nil and #into ~= #tbl then into = nil end
+  end
   local ftbl, report = feature_set(self):compute(tbl, events, { as_of = as_of, id = options.id,
-    threads = options.threads })
+    threads = options.threads, into = into })
   if not ftbl then return nil, report end
+  if scratch then scratch[1] = ftbl end
   return ftbl, nil, report
 end
 
