@@ -1,17 +1,22 @@
 /* Columnar snapshots (snapshot.h says what the file holds). Plain C, no Lua.
 **
-** Reading uses read(2), not a mapping: a mapped file truncated by another process kills the reader
-** with SIGBUS (an nginx worker, say), and a table owns its arrays (it may grow, and its memory is
-** counted by the Lua state's allocator). Each section is read straight into the array that keeps
-** it, a chunk at a time, and hashed while the chunk is still in cache: one pass over memory. */
+** Two ways to read. With read(2) (lq_snapshot_open), each section is read straight into the array
+** that keeps it, a chunk at a time, and hashed while the chunk is still in cache: one pass over
+** memory, and the tables own every byte. Mapped (lq_snapshot_open_mapped, the CLI's way), the
+** columns' arrays stay in the file's pages: no copy, no fresh memory to fault in and zero, and the
+** columns no one asked for are never touched. A mapped table's checksums are all checked (on
+** threads) before any of its bytes are used. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "run_jobs.h"
 
 #include "snapshot.h"
 
@@ -397,6 +402,8 @@ void lq_snapshot_close(lq_snapshot_reader *r) {
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
   r->memory = NULL;
+  lq_mapping_release(r->mapping);   /* the tables read keep their own references */
+  r->mapping = NULL;
   free(r->scratch);
   r->scratch = NULL;
   r->scratch_cap = 0;
@@ -492,6 +499,27 @@ int lq_snapshot_open(lq_snapshot_reader *r, const char *path, char *err, size_t 
   return 0;
 }
 
+int lq_snapshot_open_mapped(lq_snapshot_reader *r, const char *path, int threads, char *err, size_t errlen) {
+  void *addr;
+  if (lq_snapshot_open(r, path, err, errlen) != 0) return -1;
+  addr = mmap(NULL, (size_t)r->file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, r->fd, 0);
+  if (addr == MAP_FAILED) {
+    int e = errno;
+    lq_snapshot_close(r);
+    return failf(err, errlen, path, "cannot map the snapshot: %s", strerror(e));
+  }
+  r->mapping = lq_mapping_new(addr, (size_t)r->file_size);
+  if (r->mapping == NULL) {
+    munmap(addr, (size_t)r->file_size);
+    lq_snapshot_close(r);
+    return failf(err, errlen, path, "not enough memory");
+  }
+  r->memory = (const unsigned char *)addr;
+  r->borrow = 1;
+  r->threads = threads < 1 ? 1 : threads > LQ_RUN_MAX_JOBS ? LQ_RUN_MAX_JOBS : threads;
+  return 0;
+}
+
 int lq_snapshot_is_snapshot(const char *path) {
   unsigned char head[LQ_SNAPSHOT_MAGIC_LEN];
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -517,13 +545,12 @@ static int damaged(lq_snapshot_reader *r, const place *at, uint32_t kind, char *
                at->table, what);
 }
 
-/* The next section, which must be of this kind and length, into dst (room for len bytes), checked. */
-static int read_section(lq_snapshot_reader *r, uint32_t kind, uint64_t len, void *dst, const place *at,
-                        char *err, size_t errlen) {
-  unsigned char head[SECTION_HEADER_SIZE], pad[8];
-  unsigned char *p = (unsigned char *)dst;
-  uint64_t left = len, start = r->offset;
-  hasher h;
+/* The next section's header, which must be of this kind and length with its bytes in the file:
+** the offset moves past the header, and *sum is the checksum the section states. */
+static int section_header(lq_snapshot_reader *r, uint32_t kind, uint64_t len, const place *at, uint64_t *sum,
+                          char *err, size_t errlen) {
+  unsigned char head[SECTION_HEADER_SIZE];
+  uint64_t start = r->offset;
   if (read_exact(r, head, sizeof head, err, errlen) != 0) return -1;
   if (u32_at(head) != kind || u32_at(head + 4) != 0) {
     uint32_t found = u32_at(head);
@@ -544,6 +571,18 @@ static int read_section(lq_snapshot_reader *r, uint32_t kind, uint64_t len, void
                  "the file has %llu", section_names[kind], at->column ? "column '" : "table ",
                  at->column ? at->column : at->table, at->column ? "'" : "", (unsigned long long)padded(len),
                  (unsigned long long)r->offset, (unsigned long long)r->file_size);
+  *sum = u64_at(head + 16);
+  return 0;
+}
+
+/* The next section, which must be of this kind and length, into dst (room for len bytes), checked. */
+static int read_section(lq_snapshot_reader *r, uint32_t kind, uint64_t len, void *dst, const place *at,
+                        char *err, size_t errlen) {
+  unsigned char pad[8];
+  unsigned char *p = (unsigned char *)dst;
+  uint64_t left = len, sum;
+  hasher h;
+  if (section_header(r, kind, len, at, &sum, err, errlen) != 0) return -1;
   hasher_init(&h, section_seed(kind, len));
   while (left > 0) {
     size_t n = left > LQ_SNAPSHOT_CHUNK ? LQ_SNAPSHOT_CHUNK : (size_t)left;
@@ -554,7 +593,18 @@ static int read_section(lq_snapshot_reader *r, uint32_t kind, uint64_t len, void
   }
   if (read_exact(r, pad, (size_t)(padded(len) - len), err, errlen) != 0) return -1;
   hasher_update(&h, pad, (size_t)(padded(len) - len));
-  if (hasher_final(&h) != u64_at(head + 16)) return damaged(r, at, kind, err, errlen, "fails its checksum");
+  if (hasher_final(&h) != sum) return damaged(r, at, kind, err, errlen, "fails its checksum");
+  return 0;
+}
+
+/* The next section of a column not read: where the description says, then passed over unread. */
+static int skip_section(lq_snapshot_reader *r, uint32_t kind, uint64_t len, const place *at, char *err,
+                        size_t errlen) {
+  uint64_t sum;
+  if (section_header(r, kind, len, at, &sum, err, errlen) != 0) return -1;
+  r->offset += padded(len);
+  if (r->memory == NULL && lseek(r->fd, (off_t)r->offset, SEEK_SET) < 0)
+    return failf(err, errlen, r->path, "%s", strerror(errno));
   return 0;
 }
 
@@ -605,32 +655,72 @@ static const char *get_string(cursor *c, uint32_t *len) {
 typedef struct column_plan_entry {
   uint32_t type;
   uint64_t data_len, dict_count, dict_bytes;
+  int col;                /* its index in the table, or -1: not read */
 } column_plan_entry;
 
-/* A dictionary section pair into a column's dictionary: every value once, in code order. */
+/* The sections a column's arrays take, in file order. */
+typedef struct column_sections {
+  int n;
+  uint32_t kind[5];
+  uint64_t len[5];
+} column_sections;
+
+static void sections_of(const column_plan_entry *e, uint64_t nrows, column_sections *cs) {
+  cs->n = 0;
+#define ADD(k, l) (cs->kind[cs->n] = (k), cs->len[cs->n] = (l), cs->n++)
+  switch (e->type) {
+    case LQ_NUMBER: case LQ_TIME: ADD(SECTION_VALUES, nrows * sizeof(double)); break;
+    case LQ_BOOLEAN: ADD(SECTION_VALUES, nrows); break;
+    case LQ_CATEGORY:
+      ADD(SECTION_VALUES, nrows * sizeof(int32_t));
+      ADD(SECTION_DICT_LENGTHS, e->dict_count * 4);
+      ADD(SECTION_DICT_BYTES, e->dict_bytes);
+      break;
+    case LQ_TEXT:
+      ADD(SECTION_OFFSETS, (nrows + 1) * sizeof(uint64_t));
+      ADD(SECTION_TEXT, e->data_len);
+      ADD(SECTION_MISSING, nrows);
+      break;
+    case LQ_TAGS:
+      ADD(SECTION_OFFSETS, (nrows + 1) * sizeof(uint64_t));
+      ADD(SECTION_TAG_CODES, e->data_len * sizeof(int32_t));
+      ADD(SECTION_MISSING, nrows);
+      ADD(SECTION_DICT_LENGTHS, e->dict_count * 4);
+      ADD(SECTION_DICT_BYTES, e->dict_bytes);
+      break;
+    default: break;
+  }
+#undef ADD
+}
+
+#if !defined(LQ_SNAPSHOT_INDEX_MAX)
+#define LQ_SNAPSHOT_INDEX_MAX 65536   /* in place, a bigger dictionary is indexed when first searched */
+#endif
+
+/* A column's dictionary from its checked sections: every value once, in code order. */
+static int build_dict(lq_snapshot_reader *r, lq_table *t, lq_column *c, const column_plan_entry *e,
+                      const uint32_t *lengths, const char *bytes, const place *at, char *err, size_t errlen) {
+  int index = !r->borrow || e->dict_count <= LQ_SNAPSHOT_INDEX_MAX;
+  switch (lq_dict_load(&c->dict, &t->alloc, lengths, bytes, (int32_t)e->dict_count, (size_t)e->dict_bytes, index)) {
+    case 0: return 0;
+    case -1: return failf(err, errlen, r->path, "not enough memory");
+    case -3: return damaged(r, at, SECTION_DICT_BYTES, err, errlen, "holds a value twice");
+    default: return damaged(r, at, SECTION_DICT_BYTES, err, errlen, "does not match the dictionary lengths");
+  }
+}
+
+/* A dictionary section pair read into scratch, then into the column's dictionary. */
 static int read_dict(lq_snapshot_reader *r, lq_table *t, lq_column *c, const column_plan_entry *e,
                      const place *at, char *err, size_t errlen) {
-  size_t count = (size_t)e->dict_count, lengths_size = count * 4, i, pos = 0;
+  size_t lengths_size = (size_t)e->dict_count * 4;
   unsigned char *buf = scratch(r, lengths_size + (size_t)e->dict_bytes + 1);
-  const uint32_t *lengths;
-  const char *bytes;
   if (buf == NULL) return failf(err, errlen, r->path, "not enough memory");
   if (read_section(r, SECTION_DICT_LENGTHS, lengths_size, buf, at, err, errlen) != 0 ||
       read_section(r, SECTION_DICT_BYTES, e->dict_bytes, buf + lengths_size, at, err, errlen) != 0)
     return -1;
-  lengths = (const uint32_t *)(const void *)buf;   /* scratch comes from malloc: aligned */
-  bytes = (const char *)buf + lengths_size;
-  for (i = 0; i < count; i++) {
-    int32_t code;
-    if (lengths[i] >= e->dict_bytes - pos || bytes[pos + lengths[i]] != '\0')
-      return damaged(r, at, SECTION_DICT_BYTES, err, errlen, "does not match the dictionary lengths");
-    code = lq_dict_intern(&c->dict, &t->alloc, bytes + pos, lengths[i]);
-    if (code == -2) return failf(err, errlen, r->path, "not enough memory");
-    if (code != (int32_t)i) return damaged(r, at, SECTION_DICT_BYTES, err, errlen, "holds a value twice");
-    pos += (size_t)lengths[i] + 1;
-  }
-  if (pos != e->dict_bytes) return damaged(r, at, SECTION_DICT_BYTES, err, errlen, "does not match the dictionary lengths");
-  return 0;
+  /* scratch comes from malloc: aligned */
+  return build_dict(r, t, c, e, (const uint32_t *)(const void *)buf, (const char *)buf + lengths_size, at, err,
+                    errlen);
 }
 
 /* nrows + 1 offsets: from 0, never falling, ending at `end`; a missing row holds nothing. */
@@ -644,15 +734,58 @@ static int check_offsets(const uint64_t *offsets, const uint8_t *missing, uint64
   return 0;
 }
 
-static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_entry *plan, uint64_t nrows,
-                        const char *table_name, char *err, size_t errlen) {
-  int i;
-  for (i = 0; i < t->ncols; i++) {
-    lq_column *c = t->cols[i];
+/* The checks of a column's values once they are in place (read or mapped). */
+static int check_values(lq_snapshot_reader *r, const lq_column *c, const column_plan_entry *e, uint64_t nrows,
+                        const place *at, char *err, size_t errlen) {
+  size_t n = (size_t)nrows, k;
+  int32_t count = (int32_t)e->dict_count;
+  switch (c->type) {
+    case LQ_BOOLEAN:
+      for (k = 0; k < n; k++)
+        if (c->bools[k] > LQ_MISSING_BOOL) return damaged(r, at, SECTION_VALUES, err, errlen, "holds a value that is no boolean");
+      break;
+    case LQ_CATEGORY:
+      for (k = 0; k < n; k++)
+        if (c->codes[k] < LQ_MISSING_CODE || c->codes[k] >= count)
+          return damaged(r, at, SECTION_VALUES, err, errlen, "holds a code outside the dictionary");
+      break;
+    case LQ_TEXT:
+      if (check_offsets(c->offsets, c->text_missing, nrows, e->data_len) != 0)
+        return damaged(r, at, SECTION_OFFSETS, err, errlen, "does not fit the text and its missing marks");
+      break;
+    case LQ_TAGS:
+      if (check_offsets(c->tag_offsets, c->text_missing, nrows, e->data_len) != 0)
+        return damaged(r, at, SECTION_OFFSETS, err, errlen, "does not fit the tag codes and their missing marks");
+      for (k = 0; k < (size_t)e->data_len; k++)
+        if (c->tag_codes[k] < 0 || c->tag_codes[k] >= count)
+          return damaged(r, at, SECTION_TAG_CODES, err, errlen, "holds a code outside the dictionary");
+      break;
+    default: break;
+  }
+  return 0;
+}
+
+/* Every column read into the table's own arrays (room for nrows made already); a column not wanted
+** is passed over. */
+static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_entry *plan, uint32_t nplan,
+                        uint64_t nrows, const char *table_name, char *err, size_t errlen) {
+  uint32_t i;
+  for (i = 0; i < nplan; i++) {
     const column_plan_entry *e = &plan[i];
+    lq_column *c;
     place at;
-    size_t n = (size_t)nrows, k;
+    size_t n = (size_t)nrows;
     at.table = table_name;
+    if (e->col < 0) {
+      column_sections cs;
+      int k;
+      at.column = "(not read)";
+      sections_of(e, nrows, &cs);
+      for (k = 0; k < cs.n; k++)
+        if (skip_section(r, cs.kind[k], cs.len[k], &at, err, errlen) != 0) return -1;
+      continue;
+    }
+    c = t->cols[e->col];
     at.column = c->name;
     switch (c->type) {
       case LQ_NUMBER: case LQ_TIME:
@@ -660,32 +793,23 @@ static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_en
         break;
       case LQ_BOOLEAN:
         if (read_section(r, SECTION_VALUES, n, c->bools, &at, err, errlen) != 0) return -1;
-        for (k = 0; k < n; k++)
-          if (c->bools[k] > LQ_MISSING_BOOL) return damaged(r, &at, SECTION_VALUES, err, errlen, "holds a value that is no boolean");
         break;
-      case LQ_CATEGORY: {
-        int32_t count = (int32_t)e->dict_count;
-        if (read_section(r, SECTION_VALUES, n * sizeof(int32_t), c->codes, &at, err, errlen) != 0) return -1;
-        if (read_dict(r, t, c, e, &at, err, errlen) != 0) return -1;
-        for (k = 0; k < n; k++)
-          if (c->codes[k] < LQ_MISSING_CODE || c->codes[k] >= count)
-            return damaged(r, &at, SECTION_VALUES, err, errlen, "holds a code outside the dictionary");
+      case LQ_CATEGORY:
+        if (read_section(r, SECTION_VALUES, n * sizeof(int32_t), c->codes, &at, err, errlen) != 0 ||
+            read_dict(r, t, c, e, &at, err, errlen) != 0)
+          return -1;
         break;
-      }
       case LQ_TEXT:
         if (read_section(r, SECTION_OFFSETS, (n + 1) * sizeof(uint64_t), c->offsets, &at, err, errlen) != 0) return -1;
-        if (e->data_len > 0 && lq_column_reserve_text(t, i, (size_t)e->data_len) != 0)
+        if (e->data_len > 0 && lq_column_reserve_text(t, e->col, (size_t)e->data_len) != 0)
           return failf(err, errlen, r->path, "not enough memory");
         if (read_section(r, SECTION_TEXT, e->data_len, c->text, &at, err, errlen) != 0 ||
             read_section(r, SECTION_MISSING, n, c->text_missing, &at, err, errlen) != 0)
           return -1;
-        if (check_offsets(c->offsets, c->text_missing, nrows, e->data_len) != 0)
-          return damaged(r, &at, SECTION_OFFSETS, err, errlen, "does not fit the text and its missing marks");
         c->text_len = (size_t)e->data_len;
         break;
       case LQ_TAGS: {
         size_t ncodes = (size_t)e->data_len;
-        int32_t count = (int32_t)e->dict_count;
         if (read_section(r, SECTION_OFFSETS, (n + 1) * sizeof(uint64_t), c->tag_offsets, &at, err, errlen) != 0)
           return -1;
         if (ncodes > 0) {
@@ -697,19 +821,178 @@ static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_en
             read_section(r, SECTION_MISSING, n, c->text_missing, &at, err, errlen) != 0 ||
             read_dict(r, t, c, e, &at, err, errlen) != 0)
           return -1;
-        if (check_offsets(c->tag_offsets, c->text_missing, nrows, ncodes) != 0)
-          return damaged(r, &at, SECTION_OFFSETS, err, errlen, "does not fit the tag codes and their missing marks");
-        for (k = 0; k < ncodes; k++)
-          if (c->tag_codes[k] < 0 || c->tag_codes[k] >= count)
-            return damaged(r, &at, SECTION_TAG_CODES, err, errlen, "holds a code outside the dictionary");
         c->tag_len = ncodes;
         break;
       }
       default:
         return -1;
     }
+    if (check_values(r, c, e, nrows, &at, err, errlen) != 0) return -1;
   }
   return 0;
+}
+
+/* ---- reading in place (a mapped file, or borrowed bytes) ---- */
+
+/* A wanted section in memory, its checksum to check. */
+typedef struct span {
+  const unsigned char *p;
+  uint64_t len, sum;
+  uint32_t kind;
+  uint32_t plan;          /* its column's plan entry */
+  int bad;                /* set by the check */
+} span;
+
+typedef struct sum_job {
+  span *spans;
+  uint32_t nspans;
+  int job, njobs;
+  const uint32_t *owner;  /* owner[s]: the job that checks span s */
+} sum_job;
+
+/* The page tables of a mapped span made at once (one call, not a fault every 64 KB). Advice only. */
+static void populate(const unsigned char *p, size_t len) {
+#if defined(MADV_POPULATE_READ)
+  uintptr_t page = 4096, lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+  if (len >= ((size_t)1 << 20)) (void)madvise((void *)lo, (size_t)(hi - lo), MADV_POPULATE_READ);
+#else
+  (void)p;
+  (void)len;
+#endif
+}
+
+static void *sum_main(void *arg) {
+  sum_job *j = (sum_job *)arg;
+  uint32_t s;
+  for (s = 0; s < j->nspans; s++) {
+    span *x = &j->spans[s];
+    hasher h;
+    if ((int)j->owner[s] != j->job) continue;
+    populate(x->p, (size_t)padded(x->len));
+    hasher_init(&h, section_seed(x->kind, x->len));
+    hasher_update(&h, x->p, (size_t)padded(x->len));   /* the padding is the section's too */
+    x->bad = hasher_final(&h) != x->sum;
+  }
+  return NULL;
+}
+
+/* Each span's checksum on up to r->threads threads, the biggest spans first to the least loaded. */
+static int check_spans(lq_snapshot_reader *r, span *spans, uint32_t nspans) {
+  sum_job jobs[LQ_RUN_MAX_JOBS];
+  uint64_t load[LQ_RUN_MAX_JOBS];
+  uint32_t *owner = (uint32_t *)malloc((nspans > 0 ? nspans : 1) * sizeof(uint32_t));
+  uint64_t total = 0;
+  uint32_t s;
+  int njobs = r->threads < 1 ? 1 : r->threads, k;
+  if (owner == NULL) return -1;
+  for (s = 0; s < nspans; s++) total += spans[s].len;
+  if (total < ((uint64_t)4 << 20)) njobs = 1;   /* a thread costs more than hashing a few MB */
+  for (k = 0; k < njobs; k++) load[k] = 0;
+  for (s = 0; s < nspans; s++) owner[s] = UINT32_MAX;
+  for (;;) {   /* nspans is a few dozen: a selection pass per span */
+    uint32_t big = UINT32_MAX;
+    int least = 0;
+    for (s = 0; s < nspans; s++)
+      if (owner[s] == UINT32_MAX && (big == UINT32_MAX || spans[s].len > spans[big].len)) big = s;
+    if (big == UINT32_MAX) break;
+    for (k = 1; k < njobs; k++)
+      if (load[k] < load[least]) least = k;
+    owner[big] = (uint32_t)least;
+    load[least] += spans[big].len + 64;
+  }
+  for (k = 0; k < njobs; k++) {
+    jobs[k].spans = spans;
+    jobs[k].nspans = nspans;
+    jobs[k].job = k;
+    jobs[k].njobs = njobs;
+    jobs[k].owner = owner;
+  }
+  lq_run_jobs(sum_main, jobs, sizeof jobs[0], njobs);
+  free(owner);
+  return 0;
+}
+
+/* Every column in place: first each section's header (the unwanted ones passed over), then the
+** wanted sections' checksums, all before any byte is used; then the columns point into memory and
+** their values are checked as a read table's are. */
+static int map_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_entry *plan, uint32_t nplan,
+                       uint64_t nrows, const char *table_name, char *err, size_t errlen) {
+  span *spans = (span *)malloc(((size_t)nplan * 5 + 1) * sizeof(span));
+  uint32_t i, nspans = 0, first_span;
+  int status = -1, k;
+  place at;
+  at.table = table_name;
+  if (spans == NULL) return failf(err, errlen, r->path, "not enough memory");
+  for (i = 0; i < nplan; i++) {
+    const column_plan_entry *e = &plan[i];
+    column_sections cs;
+    at.column = e->col >= 0 ? t->cols[e->col]->name : "(not read)";
+    sections_of(e, nrows, &cs);
+    for (k = 0; k < cs.n; k++) {
+      span *x = &spans[nspans];
+      if (e->col < 0) {
+        if (skip_section(r, cs.kind[k], cs.len[k], &at, err, errlen) != 0) goto done;
+        continue;
+      }
+      if (section_header(r, cs.kind[k], cs.len[k], &at, &x->sum, err, errlen) != 0) goto done;
+      x->p = r->memory + r->offset;
+      x->len = cs.len[k];
+      x->kind = cs.kind[k];
+      x->plan = i;
+      x->bad = 0;
+      r->offset += padded(cs.len[k]);
+      nspans++;
+    }
+  }
+  if (check_spans(r, spans, nspans) != 0) {
+    failf(err, errlen, r->path, "not enough memory");
+    goto done;
+  }
+  for (i = 0; i < nspans; i++)
+    if (spans[i].bad) {
+      at.column = t->cols[plan[spans[i].plan].col]->name;
+      damaged(r, &at, spans[i].kind, err, errlen, "fails its checksum");
+      goto done;
+    }
+  if (r->mapping != NULL) lq_table_use_mapping(t, r->mapping);
+  for (first_span = 0; first_span < nspans;) {
+    const column_plan_entry *e = &plan[spans[first_span].plan];
+    const span *x = &spans[first_span];
+    lq_column *c = t->cols[e->col];
+    at.column = c->name;
+    switch (e->type) {
+      case LQ_NUMBER: case LQ_TIME: case LQ_BOOLEAN:
+        lq_column_map(t, e->col, (void *)x[0].p, NULL, NULL, 0, NULL, (size_t)nrows);
+        first_span += 1;
+        break;
+      case LQ_CATEGORY:
+        lq_column_map(t, e->col, (void *)x[0].p, NULL, NULL, 0, NULL, (size_t)nrows);
+        if (build_dict(r, t, c, e, (const uint32_t *)(const void *)x[1].p, (const char *)x[2].p, &at, err,
+                       errlen) != 0)
+          goto done;
+        first_span += 3;
+        break;
+      case LQ_TEXT:
+        lq_column_map(t, e->col, NULL, (uint64_t *)(void *)x[0].p, (void *)x[1].p, (size_t)e->data_len,
+                      (uint8_t *)x[2].p, (size_t)nrows);
+        first_span += 3;
+        break;
+      default:   /* tags */
+        lq_column_map(t, e->col, NULL, (uint64_t *)(void *)x[0].p, (void *)x[1].p, (size_t)e->data_len,
+                      (uint8_t *)x[2].p, (size_t)nrows);
+        if (build_dict(r, t, c, e, (const uint32_t *)(const void *)x[3].p, (const char *)x[4].p, &at, err,
+                       errlen) != 0)
+          goto done;
+        first_span += 5;
+        break;
+    }
+    if (check_values(r, c, e, nrows, &at, err, errlen) != 0) goto done;
+  }
+  t->cap = (size_t)nrows;   /* every column has room for exactly its rows */
+  status = 0;
+done:
+  free(spans);
+  return status;
 }
 
 /* The table description, checked, into a new table with its columns and room for its rows. */
@@ -792,6 +1075,8 @@ static int read_table_body(lq_snapshot_reader *r, lq_table *t, char name[LQ_SNAP
     }
     memcpy(cname, s, n);
     cname[n] = '\0';
+    e->col = -1;
+    if (r->want != NULL && !r->want(r->want_ud, name, cname)) goto counted;
     col = lq_table_add_column(t, cname, (lq_type)e->type);
     if (col == -2) {
       failf(err, errlen, r->path, "damaged snapshot: table %s names column '%s' twice", name, cname);
@@ -802,6 +1087,8 @@ static int read_table_body(lq_snapshot_reader *r, lq_table *t, char name[LQ_SNAP
       goto done;
     }
     t->cols[col]->tag_separator = (char)sep;
+    e->col = col;
+  counted:
     /* the bytes its sections will take, to refuse a size the file cannot hold before allocating */
     switch (e->type) {
       case LQ_NUMBER: case LQ_TIME: need += nrows * 8; break;
@@ -836,11 +1123,15 @@ static int read_table_body(lq_snapshot_reader *r, lq_table *t, char name[LQ_SNAP
     failf(err, errlen, r->path, "damaged snapshot: table %s's description has bytes left over", name);
     goto done;
   }
-  if (nrows > 0 && lq_table_reserve(t, (size_t)nrows) != 0) {
-    failf(err, errlen, r->path, "not enough memory for the %llu rows of table %s", (unsigned long long)nrows, name);
-    goto done;
+  if (r->borrow && r->memory != NULL) {
+    if (map_columns(r, t, plan, ncols, nrows, name, err, errlen) != 0) goto done;
+  } else {
+    if (nrows > 0 && lq_table_reserve(t, (size_t)nrows) != 0) {
+      failf(err, errlen, r->path, "not enough memory for the %llu rows of table %s", (unsigned long long)nrows, name);
+      goto done;
+    }
+    if (read_columns(r, t, plan, ncols, nrows, name, err, errlen) != 0) goto done;
   }
-  if (read_columns(r, t, plan, nrows, name, err, errlen) != 0) goto done;
   t->nrows = (size_t)nrows;
   status = 0;
 done:
@@ -879,13 +1170,15 @@ int lq_snapshot_finish(lq_snapshot_reader *r, char *err, size_t errlen) {
   return 0;
 }
 
-int lq_snapshot_read_bytes(const void *bytes, size_t len, lq_allocator alloc, lq_table **out, int max,
+int lq_snapshot_read_bytes(const void *bytes, size_t len, int borrow, lq_allocator alloc, lq_table **out, int max,
                            int *ntables, char *err, size_t errlen) {
   lq_snapshot_reader r;
   char name[LQ_SNAPSHOT_NAME_MAX];
   int i, status = 0;
   lq_snapshot_reader_init(&r);
   r.memory = (const unsigned char *)bytes;
+  r.borrow = borrow && ((uintptr_t)bytes & 7) == 0;
+  r.threads = 1;
   r.path = "[bytes]";
   r.file_size = len;
   *ntables = 0;

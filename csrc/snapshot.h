@@ -43,7 +43,14 @@ int lq_snapshot_save(const char *path, const lq_snapshot_entry *tables, int ntab
 ** closed (lq_snapshot_reader_init) and lq_snapshot_close may be called at any point, twice even. */
 typedef struct lq_snapshot_reader {
   int fd;                               /* -1: closed */
-  const unsigned char *memory;          /* or the file's bytes in memory (lq_snapshot_read_bytes) */
+  const unsigned char *memory;          /* or the file's bytes in memory (mapped, or lq_snapshot_read_bytes) */
+  lq_mapping *mapping;                  /* the mapped file, whose pages the tables' columns keep */
+  int borrow;                           /* columns point into memory instead of copying it */
+  int threads;                          /* threads that check a table's checksums (memory only) */
+  /* which columns to read (NULL: all): want(ud, table, column) is 1 for a column to read; the
+  ** others' sections are only checked to be where the description says, and skipped */
+  int (*want)(void *ud, const char *table, const char *column);
+  void *want_ud;
   const char *path;                     /* the caller's; for messages */
   uint64_t file_size, offset;           /* bytes of the file; bytes consumed */
   uint32_t ntables, next_table;
@@ -53,6 +60,12 @@ typedef struct lq_snapshot_reader {
 
 void lq_snapshot_reader_init(lq_snapshot_reader *r);
 int lq_snapshot_open(lq_snapshot_reader *r, const char *path, char *err, size_t errlen);
+/* The same, the file mapped into memory (private, writable: a table's writes stay its own): the
+** tables read keep their columns' arrays in the mapping, read with no copy, the checksums checked
+** on `threads` threads. The mapping lives as long as a table read from it. A process that maps a
+** file dies of SIGBUS if another truncates that file in place: the CLI maps (lq_snapshot_save
+** replaces a file by renaming, which a mapping survives), the Lua API reads unless asked. */
+int lq_snapshot_open_mapped(lq_snapshot_reader *r, const char *path, int threads, char *err, size_t errlen);
 /* The next table into *out (NULL on failure: nothing is left allocated); its name into name. */
 int lq_snapshot_read_table(lq_snapshot_reader *r, lq_allocator alloc, lq_table **out,
                            char name[LQ_SNAPSHOT_NAME_MAX], char *err, size_t errlen);
@@ -62,8 +75,10 @@ void lq_snapshot_close(lq_snapshot_reader *r);
 /* Does the file start as a snapshot does? 1 yes, 0 no (or unreadable: the caller's reader says why). */
 int lq_snapshot_is_snapshot(const char *path);
 
-/* The same checks on bytes in memory (the fuzz target): 0 and the tables, or -1 and why. */
-int lq_snapshot_read_bytes(const void *bytes, size_t len, lq_allocator alloc, lq_table **out, int max,
+/* The same checks on bytes in memory (the fuzz target): 0 and the tables, or -1 and why. borrow:
+** the tables' columns point into bytes (8-aligned; the caller keeps them until the tables are freed)
+** as a mapped file's do. */
+int lq_snapshot_read_bytes(const void *bytes, size_t len, int borrow, lq_allocator alloc, lq_table **out, int max,
                            int *ntables, char *err, size_t errlen);
 
 /* The checksum of sections: 64 bits, four lanes of 8-byte words. Each step is a bijection of the

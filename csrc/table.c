@@ -2,8 +2,9 @@
 ** Every byte comes from the table's allocator; every array grows geometrically. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
-#if defined(__linux__) && !defined(LQ_NO_HUGEPAGES)
+#if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
 #endif
 
@@ -208,7 +209,15 @@ static void index_set(lq_dict *d, uint32_t i, int32_t code) {
 }
 
 int32_t lq_dict_find(const lq_dict *d, const char *s, size_t len) {
-  return dict_lookup(d, s, len, lq_hash_bytes(s, len));
+  uint32_t h = lq_hash_bytes(s, len);
+  int32_t code;
+  if (d->index == NULL) {   /* not indexed yet (lq_dict_load): a scan, right if slow */
+    for (code = 0; code < d->count; code++)
+      if (d->hashes[code] == h && d->lengths[code] == len && lq_same_bytes(d->bytes + d->starts[code], s, len))
+        return code;
+    return -1;
+  }
+  return dict_lookup(d, s, len, h);
 }
 
 const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len) {
@@ -295,15 +304,66 @@ static int32_t dict_add(lq_dict *d, lq_allocator *a, const char *s, size_t len, 
   return code;
 }
 
+int lq_dict_index(lq_dict *d, lq_allocator *a) {
+  uint32_t n = 16;
+  if (d->index != NULL || d->count == 0) return 0;
+  while ((size_t)n < (size_t)d->count * 2 + 2) n *= 2;
+  return dict_rehash(d, a, n);
+}
+
+int lq_dict_load(lq_dict *d, lq_allocator *a, const uint32_t *lengths, const char *bytes, int32_t count,
+                 size_t bytes_len, int index) {
+  const size_t entry = sizeof(size_t) + 2 * sizeof(uint32_t);
+  size_t pos = 0, ncap = count > 0 ? (size_t)count : 1;
+  char *block;
+  int32_t k;
+  if (d->count != 0 || count < 0 || count >= INT32_MAX - 1) return -2;
+  for (k = 0; k < count; k++) {   /* every length and its NUL within the bytes, before anything is kept */
+    if (lengths[k] >= bytes_len - pos || bytes[pos + lengths[k]] != '\0') return -2;
+    pos += (size_t)lengths[k] + 1;
+  }
+  if (pos != bytes_len) return -2;
+  block = (char *)lq_mem_array(a, ncap, entry);
+  d->bytes = (char *)lq_mem_new(a, bytes_len);
+  if (block == NULL || d->bytes == NULL) {
+    lq_mem_free(a, block, ncap * entry);
+    lq_mem_free(a, d->bytes, bytes_len);
+    lq_dict_init(d);
+    return -1;
+  }
+  if (bytes_len > 0) memcpy(d->bytes, bytes, bytes_len);
+  d->bytes_len = d->bytes_cap = bytes_len;
+  d->starts = (size_t *)(void *)block;
+  d->lengths = (uint32_t *)(void *)(block + ncap * sizeof(size_t));
+  d->hashes = (uint32_t *)(void *)(block + ncap * (sizeof(size_t) + sizeof(uint32_t)));
+  d->cap = (int32_t)ncap;
+  for (k = 0, pos = 0; k < count; k++) {
+    d->starts[k] = pos;
+    d->lengths[k] = lengths[k];
+    d->hashes[k] = lq_hash_bytes(d->bytes + pos, lengths[k]);
+    pos += (size_t)lengths[k] + 1;
+  }
+  d->count = count;
+  if (!index) return 0;
+  if (lq_dict_index(d, a) != 0) return -1;
+  for (k = 0; k < count; k++)   /* a value twice: its second code is not the one found */
+    if (dict_lookup(d, d->bytes + d->starts[k], d->lengths[k], d->hashes[k]) != k) return -3;
+  return 0;
+}
+
 int32_t lq_dict_intern_hash(lq_dict *d, lq_allocator *a, const char *s, size_t len, uint32_t hash) {
-  int32_t code = dict_lookup(d, s, len, hash);
+  int32_t code;
+  if (d->index == NULL && d->count > 0 && lq_dict_index(d, a) != 0) return -2;
+  code = dict_lookup(d, s, len, hash);
   if (code >= 0) return code;
   return dict_add(d, a, s, len, hash);
 }
 
 int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len) {
   uint32_t h = lq_hash_bytes(s, len);
-  int32_t code = dict_lookup(d, s, len, h);
+  int32_t code;
+  if (d->index == NULL && d->count > 0 && lq_dict_index(d, a) != 0) return -2;
+  code = dict_lookup(d, s, len, h);
   if (code >= 0) return code;
   return dict_add(d, a, s, len, h);
 }
@@ -313,6 +373,11 @@ int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len) {
 static void column_free(lq_column *c, lq_allocator *a) {
   size_t cap = c->row_cap;
   lq_mem_free(a, c->name, strlen(c->name) + 1);
+  if (c->mapped) {   /* its arrays are the mapping's */
+    lq_dict_free(&c->dict, a);
+    lq_mem_free(a, c, sizeof *c);
+    return;
+  }
   lq_mem_free(a, c->numbers, cap * sizeof(double));
   lq_mem_free(a, c->bools, cap);
   lq_mem_free(a, c->codes, cap * sizeof(int32_t));
@@ -325,11 +390,53 @@ static void column_free(lq_column *c, lq_allocator *a) {
   lq_mem_free(a, c, sizeof *c);
 }
 
+/* A copy of n bytes of a mapped array in the allocator's memory (NULL when p is), or NULL. */
+static int own_copy(lq_allocator *a, void **p, size_t n) {
+  void *q;
+  if (*p == NULL) return 0;
+  q = lq_mem_new(a, n);
+  if (q == NULL) return -1;
+  if (n > 0) memcpy(q, *p, n);
+  *p = q;
+  return 0;
+}
+
+/* A mapped column's arrays copied into memory of its own, before anything grows them. On failure
+** the copies made are freed and the column still lies in the mapping. */
+static int column_own(lq_column *c, lq_allocator *a) {
+  lq_column copy;
+  size_t cap = c->row_cap;
+  if (!c->mapped) return 0;
+  copy = *c;
+  if (own_copy(a, (void **)&copy.numbers, cap * sizeof(double)) != 0 ||
+      own_copy(a, (void **)&copy.bools, cap) != 0 ||
+      own_copy(a, (void **)&copy.codes, cap * sizeof(int32_t)) != 0 ||
+      own_copy(a, (void **)&copy.offsets, (cap + 1) * sizeof(uint64_t)) != 0 ||
+      own_copy(a, (void **)&copy.text, c->text_cap) != 0 ||
+      own_copy(a, (void **)&copy.text_missing, c->missing_cap) != 0 ||
+      own_copy(a, (void **)&copy.tag_offsets, (cap + 1) * sizeof(uint64_t)) != 0 ||
+      own_copy(a, (void **)&copy.tag_codes, c->tag_cap * sizeof(int32_t)) != 0) {
+    /* free what was copied: the arrays that differ from the mapped ones */
+    if (copy.numbers != c->numbers) lq_mem_free(a, copy.numbers, cap * sizeof(double));
+    if (copy.bools != c->bools) lq_mem_free(a, copy.bools, cap);
+    if (copy.codes != c->codes) lq_mem_free(a, copy.codes, cap * sizeof(int32_t));
+    if (copy.offsets != c->offsets) lq_mem_free(a, copy.offsets, (cap + 1) * sizeof(uint64_t));
+    if (copy.text != c->text) lq_mem_free(a, copy.text, c->text_cap);
+    if (copy.text_missing != c->text_missing) lq_mem_free(a, copy.text_missing, c->missing_cap);
+    if (copy.tag_offsets != c->tag_offsets) lq_mem_free(a, copy.tag_offsets, (cap + 1) * sizeof(uint64_t));
+    return -1;   /* tag_codes is the last: never copied when this fails */
+  }
+  copy.mapped = 0;
+  *c = copy;
+  return 0;
+}
+
 /* Give a column room for `rows` rows; its arrays stay consistent whatever fails. */
 static int column_reserve(lq_column *c, lq_allocator *a, size_t rows) {
   size_t o = c->row_cap;
   int ok = 0;
   if (rows <= o) return 0;
+  if (column_own(c, a) != 0) return -1;
   switch (c->type) {
     case LQ_NUMBER: case LQ_TIME:
       ok = mem_resize(a, (void **)&c->numbers, sizeof(double), o, rows);
@@ -412,6 +519,7 @@ void lq_table_free(lq_table *t) {
   lq_mem_free(&a, t->rejects, t->rejects_cap * sizeof(lq_reject));
   if (t->source != NULL) lq_mem_free(&a, t->source, strlen(t->source) + 1);
   lq_dict_free(&t->names, &a);
+  lq_mapping_release(t->mapping);
   lq_mem_free(&a, t, sizeof *t);
 }
 
@@ -461,6 +569,83 @@ int lq_table_add_column(lq_table *t, const char *name, lq_type type) {
   return t->ncols++;
 }
 
+/* ---- mapped columns ---- */
+
+lq_mapping *lq_mapping_new(void *addr, size_t len) {
+  lq_mapping *m = (lq_mapping *)malloc(sizeof *m);
+  if (m == NULL) return NULL;
+  m->addr = addr;
+  m->len = len;
+  m->refs = 1;
+  return m;
+}
+
+void lq_mapping_release(lq_mapping *m) {
+  if (m == NULL || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+#if defined(__unix__) || defined(__APPLE__)
+  if (m->addr != NULL) munmap(m->addr, m->len);
+#endif
+  free(m);
+}
+
+void lq_table_use_mapping(lq_table *t, lq_mapping *m) {
+  if (t->mapping == m) return;
+  __atomic_add_fetch(&m->refs, 1, __ATOMIC_ACQ_REL);
+  lq_mapping_release(t->mapping);
+  t->mapping = m;
+}
+
+void lq_column_map(lq_table *t, int col, void *values, uint64_t *offsets, void *data, size_t data_len,
+                   uint8_t *missing, size_t nrows) {
+  lq_column *c = t->cols[col];
+  lq_dict dict = c->dict;         /* the column's own arrays go; its name and dictionary stay */
+  char *name = c->name;
+  lq_type type = c->type;
+  char sep = c->tag_separator;
+  lq_mem_free(&t->alloc, c->numbers, c->row_cap * sizeof(double));
+  lq_mem_free(&t->alloc, c->bools, c->row_cap);
+  lq_mem_free(&t->alloc, c->codes, c->row_cap * sizeof(int32_t));
+  lq_mem_free(&t->alloc, c->offsets, (c->row_cap + 1) * sizeof(uint64_t));
+  lq_mem_free(&t->alloc, c->text, c->text_cap);
+  lq_mem_free(&t->alloc, c->text_missing, c->missing_cap);
+  lq_mem_free(&t->alloc, c->tag_offsets, (c->row_cap + 1) * sizeof(uint64_t));
+  lq_mem_free(&t->alloc, c->tag_codes, c->tag_cap * sizeof(int32_t));
+  memset(c, 0, sizeof *c);
+  c->name = name;
+  c->type = type;
+  c->tag_separator = sep;
+  c->dict = dict;
+  c->mapped = 1;
+  c->row_cap = nrows;
+  switch (type) {
+    case LQ_NUMBER: case LQ_TIME: c->numbers = (double *)values; break;
+    case LQ_BOOLEAN: c->bools = (uint8_t *)values; break;
+    case LQ_CATEGORY: c->codes = (int32_t *)values; break;
+    case LQ_TEXT:
+      c->offsets = offsets;
+      c->text = (char *)data;
+      c->text_len = c->text_cap = data_len;
+      c->text_missing = missing;
+      c->missing_cap = nrows;
+      break;
+    case LQ_TAGS:
+      c->tag_offsets = offsets;
+      c->tag_codes = (int32_t *)data;
+      c->tag_len = c->tag_cap = data_len;
+      c->text_missing = missing;
+      c->missing_cap = nrows;
+      break;
+    default: break;
+  }
+}
+
+int lq_table_own(lq_table *t) {
+  int i;
+  for (i = 0; i < t->ncols; i++)
+    if (column_own(t->cols[i], &t->alloc) != 0) return -1;
+  return 0;
+}
+
 int lq_table_reserve(lq_table *t, size_t rows) {
   int i;
   if (rows <= t->cap) return 0;
@@ -496,6 +681,7 @@ static int append_text(lq_column *c, lq_allocator *a, size_t row, const char *s,
   size_t start = (size_t)c->offsets[row];
   if (start + len > c->text_cap) {
     size_t ncap = grown(c->text_cap, start + len);
+    if (column_own(c, a) != 0) return -1;
     if (ncap < 256) ncap = 256;
     if (mem_resize(a, (void **)&c->text, 1, c->text_cap, ncap) != 0) return -1;
     c->text_cap = ncap;
@@ -510,6 +696,7 @@ static int append_text(lq_column *c, lq_allocator *a, size_t row, const char *s,
 static int append_tag(lq_column *c, lq_allocator *a, int32_t code) {
   if (c->tag_len == c->tag_cap) {
     size_t ncap = grown(c->tag_cap, c->tag_len + 1);
+    if (column_own(c, a) != 0) return -1;
     if (mem_resize(a, (void **)&c->tag_codes, sizeof(int32_t), c->tag_cap, ncap) != 0) return -1;
     c->tag_cap = ncap;
   }
@@ -616,6 +803,10 @@ void lq_table_shrink(lq_table *t) {
   for (i = 0; i < t->ncols; i++) {
     lq_column *c = t->cols[i];
     size_t cap = c->row_cap, cap1;
+    if (c->mapped) {   /* the mapping's arrays: only its dictionary is the table's to shrink */
+      shrink_array(a, (void **)&c->dict.bytes, 1, &c->dict.bytes_cap, c->dict.bytes_len);
+      continue;
+    }
     if (rows < cap) {
       /* a shrink that fails leaves the old block, and the capacities say so */
       switch (c->type) {
@@ -655,6 +846,8 @@ size_t lq_table_memory(const lq_table *t) {
     const lq_dict *d = &c->dict;
     size_t cap = c->row_cap;
     total += sizeof *c + strlen(c->name) + 1;
+    if (c->mapped) cap = 0;
+    if (c->mapped) goto dictionary;
     if (c->numbers) total += cap * sizeof(double);
     if (c->bools) total += cap;
     if (c->codes) total += cap * sizeof(int32_t);
@@ -662,6 +855,7 @@ size_t lq_table_memory(const lq_table *t) {
     if (c->tag_offsets) total += (cap + 1) * sizeof(uint64_t);
     if (c->text_missing) total += c->missing_cap;
     total += c->text_cap + c->tag_cap * sizeof(int32_t);
+  dictionary:
     total += d->bytes_cap + (size_t)d->cap * (sizeof(size_t) + 2 * sizeof(uint32_t));
     if (d->slots) total += ((size_t)d->slot_mask + 1) * (sizeof(int32_t) + sizeof(lq_dict_slot));
   }
@@ -674,6 +868,7 @@ int lq_column_reserve_text(lq_table *t, int col, size_t bytes) {
   lq_column *c = t->cols[col];
   if (c->type != LQ_TEXT) return -2;
   if (bytes <= c->text_cap) return 0;
+  if (column_own(c, &t->alloc) != 0) return -1;
   if (mem_resize(&t->alloc, (void **)&c->text, 1, c->text_cap, bytes) != 0) return -1;
   c->text_cap = bytes;
   return 0;

@@ -74,7 +74,17 @@ typedef struct lq_column {
   lq_dict dict;           /* category, tags */
   size_t row_cap;         /* rows this column's arrays have room for (>= the table's cap) */
   size_t missing_cap;     /* text, tags: entries in text_missing (>= row_cap) */
+  int mapped;             /* its arrays (not its dictionary) lie in the table's mapping: read and
+                             written in place, copied into memory of its own before they grow */
 } lq_column;
+
+/* A file mapped into memory, shared by the tables whose columns lie in it (a snapshot's leads and
+** events): unmapped when the last of them is freed. */
+typedef struct lq_mapping {
+  void *addr;
+  size_t len;
+  int refs;               /* changed atomically: the tables may be freed on different threads */
+} lq_mapping;
 
 /* A row that did not load: where it was and why. */
 typedef struct lq_reject {
@@ -96,6 +106,7 @@ typedef struct lq_table {
   unsigned read_chunks[3]; /* the CSV reader's: chunks read, of them joined past their first line
                               (a cut in a quoted field), and read again by the chunk before */
   lq_dict names;          /* column names: code == column index, for lq_table_find */
+  lq_mapping *mapping;    /* where its mapped columns lie (a reference), or NULL */
 } lq_table;
 
 #define LQ_TABLE_EVENTS 1u  /* loaded by read_events: lead_id, type (category), at (time), value */
@@ -137,6 +148,14 @@ const char *lq_dict_string(const lq_dict *d, int32_t code, size_t *len);
 int32_t lq_dict_intern_hash(lq_dict *d, lq_allocator *a, const char *s, size_t len,
                             uint32_t hash);  /* hash: lq_hash_bytes(s, len), computed earlier */
 uint32_t lq_hash_bytes(const char *s, size_t len);
+/* A dictionary made at once from count values (lengths, and bytes: each value and a NUL, in code
+** order), into an empty d. index 0 leaves out the hash index (a dictionary of a million lead ids is
+** read to be scanned, not searched): interning builds it first, lq_dict_index builds it ahead of
+** many finds, and lq_dict_find without it scans. 0; -1 no memory; -2 the lengths do not fit the
+** bytes; -3 (indexed only) a value twice. On failure d is empty or to be freed. */
+int lq_dict_load(lq_dict *d, lq_allocator *a, const uint32_t *lengths, const char *bytes, int32_t count,
+                 size_t bytes_len, int index);
+int lq_dict_index(lq_dict *d, lq_allocator *a);   /* 0, or -1 no memory */
 /* FNV-1a, 32 bits, byte by byte: the same value on every machine, for what is stored (the check
 ** that ends an engagement state) and where a simple stable hash is enough (funnel keys). */
 uint32_t lq_fnv1a(const void *s, size_t len);
@@ -147,6 +166,20 @@ void lq_table_free(lq_table *t);
 int lq_table_add_column(lq_table *t, const char *name, lq_type type); /* index, -1 no memory, -2 duplicate */
 int lq_table_find(const lq_table *t, const char *name);               /* index or -1 */
 int lq_table_reserve(lq_table *t, size_t rows);
+
+/* Mapped columns: a column's arrays may lie in a file mapped private and writable (a snapshot:
+** lq_snapshot_open_mapped), so a table reads it with no copy; writes to existing rows stay the
+** process's own (copy on write), and anything that grows an array copies the column first.
+** lq_mapping_new takes over addr (munmap'd with the last reference); lq_table_use_mapping gives the
+** table a reference; lq_column_map points a column's arrays into it (values: numbers, booleans or
+** codes; offsets, data (text or tag codes, data_len items) and missing: text and tags); the table's
+** cap must be nrows. lq_table_own copies every mapped column into the table's own memory. */
+lq_mapping *lq_mapping_new(void *addr, size_t len);
+void lq_mapping_release(lq_mapping *m);
+void lq_table_use_mapping(lq_table *t, lq_mapping *m);
+void lq_column_map(lq_table *t, int col, void *values, uint64_t *offsets, void *data, size_t data_len,
+                   uint8_t *missing, size_t nrows);
+int lq_table_own(lq_table *t);
 
 /* Appending a row: start it, set each column (unset columns stay missing), end it. */
 int lq_table_begin_row(lq_table *t);
@@ -188,7 +221,8 @@ int lq_table_add_reject(lq_table *t, uint64_t line, uint64_t record, int column,
 /* Set functions above return -2 when the column's type does not take that kind of value. */
 void lq_table_truncate(lq_table *t, size_t nrows);        /* drop rows nrows.. (nrows <= t->nrows) */
 void lq_table_shrink(lq_table *t);                        /* give back spare capacity; best effort */
-size_t lq_table_memory(const lq_table *t);                /* bytes held by the table */
+size_t lq_table_memory(const lq_table *t);                /* bytes held by the table, its mapped columns not
+                                                             counted (the file's pages, the kernel's to drop) */
 int lq_column_tags_begin(lq_table *t, int col);          /* row being built: present, zero tags */
 int lq_column_tags_add(lq_table *t, int col, const char *s, size_t len); /* one tag, trimmed */
 int lq_column_reserve_text(lq_table *t, int col, size_t bytes); /* room in a text column's arena */

@@ -71,6 +71,8 @@ int lq_table_append_prepare(lq_table *dst, lq_table_part *parts, int nparts) {
     p->rows = p->src->nrows - p->from;
     rows += p->rows;
   }
+  /* text and tag codes grow below without lq_table_reserve: mapped columns are copied first */
+  if (rows > dst->nrows && lq_table_own(dst) != 0) return -1;
   if (rows > dst->cap && lq_table_reserve(dst, rows) != 0) return -1;
   for (c = 0; c < dst->ncols; c++) {
     lq_column *d = dst->cols[c];

@@ -57,6 +57,7 @@ function TestSnapshotRoundTrip:test_every_column_type_with_missing_values()
     created_at = "time", tags = "tags", note = "text" })
   local path = self.dir .. "/types.lqs"
   lu.assertTrue(leadq.save_snapshot(path, { leads = t }))
+  assert_same_table(t, assert(leadq.read_snapshot(path, { map = true })).leads)
   local s = assert(leadq.read_snapshot(path))
   lu.assertNil(s.events)
   assert_same_table(t, s.leads)
@@ -135,14 +136,99 @@ function TestSnapshotRoundTrip:test_big_table_and_it_still_grows()
   lu.assertEquals(#t, n)
   local path = self.dir .. "/big.lqs"
   assert(leadq.save_snapshot(path, t))
-  local s = assert(leadq.read_snapshot(path))
-  assert_same_table(t, s.leads)
-  -- a table read from a snapshot is an ordinary table: it takes new rows and new dictionary values
-  s.leads:append({ id = "NEW", industry = "Aerospace", tags = { "t1", "brand-new" }, note = "added" })
-  lu.assertEquals(#s.leads, n + 1)
-  lu.assertEquals(s.leads:row(n + 1).industry, "Aerospace")
-  lu.assertEquals(s.leads:row(n + 1).tags, { "t1", "brand-new" })
-  lu.assertEquals(s.leads:row(1), t:row(1))
+  for _, opts in ipairs({ {}, { map = true, threads = 2 } }) do
+    local s = assert(leadq.read_snapshot(path, opts))
+    assert_same_table(t, s.leads)
+    -- a table read from a snapshot is an ordinary table: it takes new rows and new dictionary values
+    -- (mapped, its columns are copied into memory of its own first; the file is never written)
+    s.leads:append({ id = "NEW", industry = "Aerospace", tags = { "t1", "brand-new" }, note = "added" })
+    lu.assertEquals(#s.leads, n + 1)
+    lu.assertEquals(s.leads:row(n + 1).industry, "Aerospace")
+    lu.assertEquals(s.leads:row(n + 1).tags, { "t1", "brand-new" })
+    lu.assertEquals(s.leads:row(1), t:row(1))
+    s.leads:close()
+  end
+  assert_same_table(t, assert(leadq.read_snapshot(path, { map = true })).leads)
+end
+
+-- Mapped, a table keeps the file's pages: it outlives the reader, its sibling table and the file's
+-- replacement (a save renames a new file over the old one), and appending to it leaves the file as it was.
+function TestSnapshotRoundTrip:test_a_mapped_table_outlives_its_sibling_and_the_file()
+  local t = leadq.parse_csv(TYPES_CSV, { schema = TYPES_SCHEMA })
+  local e = leadq.parse_csv("lead_id,type,at,value\nL1,visit,2026-03-01T10:00:00Z,1\nL2,demo,2026-03-02T10:00:00Z,\n")
+  local path = self.dir .. "/kept.lqs"
+  assert(leadq.save_snapshot(path, { leads = t, events = e }))
+  local s = assert(leadq.read_snapshot(path, { map = true }))
+  s.events:append({ lead_id = "L9", type = "new type", value = 5 })
+  lu.assertEquals(s.events:row(3), { lead_id = "L9", type = "new type", value = 5 })
+  assert_same_table(e, assert(leadq.read_snapshot(path)).events)
+  s.leads:close()
+  collectgarbage("collect")
+  assert(leadq.save_snapshot(path, leadq.parse_csv("id\nother\n")))
+  lu.assertEquals(assert(leadq.read_snapshot(path)).leads:column("id"), { "other" })
+  lu.assertEquals(s.events:column("type"), { "visit", "demo", "new type" })
+  lu.assertEquals(s.events:row(1), e:row(1))
+end
+
+-- options.columns: only the columns named are read (a name a table lacks is passed over, a table not
+-- named is read whole), and what a column not read holds does not matter, only where it lies.
+function TestSnapshotRoundTrip:test_only_the_columns_asked_for()
+  local t = leadq.parse_csv(TYPES_CSV, { schema = TYPES_SCHEMA })
+  local e = leadq.parse_csv("lead_id,type,at,value\nL1,visit,2026-03-01T10:00:00Z,1\n")
+  local path = self.dir .. "/some.lqs"
+  assert(leadq.save_snapshot(path, { leads = t, events = e }))
+  for _, map in ipairs({ false, true }) do
+    local s = assert(leadq.read_snapshot(path, { map = map, columns = { leads = { "industry", "tags", "nope" } } }))
+    lu.assertEquals(s.leads:names(), { "industry", "tags" })
+    lu.assertEquals(#s.leads, #t)
+    lu.assertEquals(s.leads:column("industry"), t:column("industry"))
+    lu.assertEquals(s.leads:column("tags"), t:column("tags"))
+    assert_same_table(e, s.events)
+    s = assert(leadq.read_snapshot(path, { map = map, columns = { leads = {}, events = { "at" } } }))
+    lu.assertEquals(s.leads:names(), {})
+    lu.assertEquals(#s.events, 1)
+    lu.assertEquals(s.events:column("at"), e:column("at"))
+  end
+  -- a byte of the note column's text changed: refused when read, passed over when not
+  local bytes = read(path)
+  local at = bytes:find("first", 1, true)
+  write(path, bytes:sub(1, at - 1) .. "F" .. bytes:sub(at + 1))
+  for _, map in ipairs({ false, true }) do
+    lu.assertNil(leadq.read_snapshot(path, { map = map }))
+    local s = assert(leadq.read_snapshot(path, { map = map, columns = { leads = { "id", "tags" } } }))
+    lu.assertEquals(s.leads:column("id"), t:column("id"))
+  end
+  lu.assertStrContains(helpers.error_of(leadq.read_snapshot, path, { colums = {} }),
+    "read_snapshot: unknown option 'colums'")
+  lu.assertStrContains(helpers.error_of(leadq.read_snapshot, path, { columns = { leads = { 1 } } }),
+    "column names are strings")
+end
+
+-- A big dictionary read in place is indexed when first searched: events whose lead ids come in no
+-- order (the feature pass then looks each lead up) score as read, and the table still takes new values.
+function TestSnapshotRoundTrip:test_a_big_dictionary_in_place_is_searched_and_grows()
+  local n = 70000   -- more distinct lead ids than a dictionary read in place is indexed for at once
+  local leads_lines, event_lines = { "id,created_at" }, { "lead_id,type,at,value" }
+  for i = 1, n do leads_lines[#leads_lines + 1] = string.format("L%d,2026-01-01T00:00:00Z", i) end
+  for i = n, 1, -1 do
+    event_lines[#event_lines + 1] = string.format("L%d,%s,2026-0%d-10T10:00:00Z,", (i * 7919) % n + 1,
+      i % 3 == 0 and "demo_request" or "pricing_view", i % 9 + 1)
+  end
+  local leads = leadq.parse_csv(table.concat(leads_lines, "\n") .. "\n", { schema = { id = "text" } })
+  local events = leadq.parse_csv(table.concat(event_lines, "\n") .. "\n", { schema = { lead_id = "category", value = "number" } })
+  local path = self.dir .. "/ids.lqs"
+  assert(leadq.save_snapshot(path, { leads = leads, events = events }))
+  local s = assert(leadq.read_snapshot(path, { map = true }))
+  local fs = leadq.features({ demos = { count = "demo_request" }, views = { count = "pricing_view", within_days = 90 } })
+  local want = assert(fs:compute(leads, events, { as_of = "2026-11-01" }))
+  local got = assert(fs:compute(s.leads, s.events, { as_of = "2026-11-01" }))
+  lu.assertEquals(got:column("demos"), want:column("demos"))
+  lu.assertEquals(got:column("views"), want:column("views"))
+  s.events:append({ lead_id = "L5", type = "demo_request", at = 1e9 })
+  s.events:append({ lead_id = "brand new", type = "demo_request", at = 1e9 })
+  lu.assertEquals(#s.events:categories("lead_id"), n + 1)
+  lu.assertEquals(s.events:row(n + 1).lead_id, "L5")
+  lu.assertEquals(s.events:row(n + 2).lead_id, "brand new")
 end
 
 function TestSnapshotRoundTrip:test_scores_as_the_csv_does()
@@ -158,6 +244,9 @@ function TestSnapshotRoundTrip:test_scores_as_the_csv_does()
   local from_csv = assert(model:score(leads, events, { as_of = as_of }))
   local from_snapshot = assert(model:score(s.leads, s.events, { as_of = as_of }))
   assert_same_table(from_csv, from_snapshot)
+  local m = assert(leadq.read_snapshot(path, { map = true, threads = 3,
+    columns = { leads = { "id", "created_at", (table.unpack or unpack)(model:lead_columns()) }, events = model:event_columns() } }))
+  assert_same_table(from_csv, assert(model:score(m.leads, m.events, { as_of = as_of })))
   lu.assertTrue(#from_csv > 0)
 end
 
@@ -190,13 +279,16 @@ function TestSnapshotRefusals:tearDown()
   helpers.remove_dir(self.dir)
 end
 
--- read_snapshot of bytes: nil and a message naming the file.
+-- read_snapshot of bytes: nil and a message naming the file, the same read or mapped.
 function TestSnapshotRefusals:refused(bytes)
   write(self.path, bytes)
   local s, err = leadq.read_snapshot(self.path)
   lu.assertNil(s)
   lu.assertIsString(err)
   lu.assertStrContains(err, self.path .. ": ")
+  local m, merr = leadq.read_snapshot(self.path, { map = true, threads = 2 })
+  lu.assertNil(m)
+  lu.assertEquals(merr, err)
   return err
 end
 

@@ -129,8 +129,9 @@ end
 -- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
 -- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
 -- threads: --threads, which a plain CSV file is read on too.
--- columns: the columns the run reads (others are never parsed), or nil for all.
-local function load_table(path, map, defaults, events, progress, threads, columns)
+-- columns: the columns the run reads (others are never parsed), or nil for all; snapshot_columns:
+-- those of a snapshot's tables ({ leads = ..., events = ... }, a table left out read whole).
+local function load_table(path, map, defaults, events, progress, threads, columns, snapshot_columns)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   local mapping = require("leadq.mapping")
   -- a snapshot (leadq load --save), told by its first bytes: its tables as they were loaded, and for
@@ -140,7 +141,9 @@ local function load_table(path, map, defaults, events, progress, threads, column
       return nil, format("%s is a snapshot, loaded already: --map, --events-map and the locale options apply "
         .. "to CSV files", path)
     end
-    local s, err = leadq.read_snapshot(path)
+    -- mapped, not read: its columns' pages are used in place, and those the run skips never touched
+    local s, err = leadq.read_snapshot(path, { map = true, columns = snapshot_columns,
+      threads = threads or require("leadq.core").cpus() })
     if not s then return nil, err end
     local want = events and "events" or "leads"
     if not s[want] then return nil, format("%s: the snapshot holds no %s table", path, want) end
@@ -364,8 +367,12 @@ local function load_inputs(o, out, how)
   local load_started = require("leadq.core").now()
   local update, finish = progress_display(o, out, o.leads)
   local snapshot_events
-  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update, options.threads,
-    how and how.score and not defaults and score_lead_columns(o, model, map) or nil)
+  -- only what the models' features read; an accounts model or dedupe may read the rest
+  local event_columns = not (o.accounts or o.dedupe or o["merges-out"]) and model:event_columns() or nil
+  local lead_columns = how and how.score and not defaults and score_lead_columns(o, model, map) or nil
+  -- a snapshot's events stand in for --events only when it is not given
+  tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update, options.threads, lead_columns,
+    { leads = lead_columns, events = o.events and {} or event_columns })
   if finish then finish(tbl and #tbl + tbl:reject_count() or 0) end
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
@@ -385,9 +392,8 @@ local function load_inputs(o, out, how)
       for _, l in ipairs(track.report_lines(report, o.events, 5)) do out.print(l) end
     else
       local eupdate, efinish = progress_display(o, out, o.events)
-      -- only what the models' features read; an accounts model or dedupe may read the rest
-      local columns = not (o.accounts or o.dedupe or o["merges-out"]) and model:event_columns() or nil
-      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads, columns)
+      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads, event_columns,
+        { events = event_columns })
       if efinish then efinish(events and #events + events:reject_count() or 0) end
       if not events then return nil, fail(out, err) end
     end
