@@ -122,9 +122,24 @@ static int keys_reserve(lq_keys *k, lq_allocator *a, size_t items, size_t bytes)
   return grow(a, (void **)&k->bytes, &k->cap, k->len + bytes, 1);
 }
 
+/* A new key (absent, with room for it in every array): its index. */
+static int32_t keys_insert(lq_keys *k, const char *s, size_t len, uint32_t h) {
+  int32_t c;
+  uint32_t i;
+  memcpy(k->bytes + k->len, s, len);
+  k->bytes[k->len + len] = '\0';
+  c = k->count++;
+  k->starts[c] = k->len;
+  k->lengths[c] = (uint32_t)len;
+  k->len += len + 1;
+  for (i = h & k->slot_mask; k->slots[i].id >= 0; i = (i + 1) & k->slot_mask) {}
+  k->slots[i].hash = h;
+  k->slots[i].id = c;
+  return c;
+}
+
 int32_t lq_keys_intern_hashed(lq_keys *k, lq_allocator *a, const char *s, size_t len, uint32_t h) {
   int32_t c = lq_keys_find_hashed(k, s, len, h);
-  uint32_t i;
   if (c >= 0) return c;
   if (len > UINT32_MAX || k->count == INT32_MAX - 1) return -2;
   if (k->slots == NULL || (size_t)(k->count + 1) * 2 > (size_t)k->slot_mask + 1) {
@@ -136,16 +151,18 @@ int32_t lq_keys_intern_hashed(lq_keys *k, lq_allocator *a, const char *s, size_t
     if (keys_resize_items(k, a, old < 8 ? 8 : old * 2) != 0) return -2;
   }
   if (grow(a, (void **)&k->bytes, &k->cap, k->len + len + 1, 1) != 0) return -2;
-  memcpy(k->bytes + k->len, s, len);
-  k->bytes[k->len + len] = '\0';
-  c = k->count++;
-  k->starts[c] = k->len;
-  k->lengths[c] = (uint32_t)len;
-  k->len += len + 1;
-  for (i = h & k->slot_mask; k->slots[i].id >= 0; i = (i + 1) & k->slot_mask) {}
-  k->slots[i].hash = h;
-  k->slots[i].id = c;
-  return c;
+  return keys_insert(k, s, len, h);
+}
+
+/* lq_keys_intern_hashed within the room made already, for a thread that must not allocate: -3 when
+** the room is short. */
+static int32_t keys_intern_reserved(lq_keys *k, const char *s, size_t len, uint32_t h) {
+  int32_t c = lq_keys_find_hashed(k, s, len, h);
+  if (c >= 0) return c;
+  if (k->slots == NULL || len > UINT32_MAX || k->count >= k->cap_items ||
+      (size_t)(k->count + 1) * 2 > (size_t)k->slot_mask + 1 || k->len + len + 1 > k->cap)
+    return -3;
+  return keys_insert(k, s, len, h);
 }
 
 int32_t lq_keys_intern(lq_keys *k, lq_allocator *a, const char *s, size_t len) {
@@ -591,6 +608,10 @@ static const char *cell_text(const lq_column *c, size_t row, size_t *len, char *
   }
 }
 
+#if !defined(LQ_FUNNEL_PIPELINE_ROWS)
+#define LQ_FUNNEL_PIPELINE_ROWS 4096    /* fewer rows than this: the leads interned in the loop */
+#endif
+
 /* Interning a million new leads is a cache miss a lead in the slots: the rows LEAD_AHEAD ahead are
 ** hashed and their slots asked for, so that the misses overlap. */
 #define LEAD_AHEAD 16
@@ -599,6 +620,44 @@ static void lead_ahead(const lq_column *cl, size_t row, const lq_keys *leads, ui
   uint32_t h = lq_hash_bytes(cl->text + cl->offsets[row], (size_t)(cl->offsets[row + 1] - cl->offsets[row]));
   lq_keys_prefetch(leads, h);
   ahead[row % LEAD_AHEAD] = h;
+}
+
+/* The leads of a text column interned in row order on a thread of their own, while the load's
+** loop checks the other columns and writes the log: li[row] = the lead (-1: none). The keys were
+** reserved for every lead (text_runs), so the thread never allocates; if the room falls short
+** anyway, `done` says where it stopped and the caller interns the rest. */
+typedef struct intern_job {
+  lq_keys *leads;
+  const lq_column *cl;
+  size_t nrows, done;
+  int32_t *li;
+} intern_job;
+
+static void *intern_rows(void *arg) {
+  intern_job *j = (intern_job *)arg;
+  const lq_column *cl = j->cl;
+  uint32_t ahead[LEAD_AHEAD];
+  size_t row, prev_len = 0;
+  const char *prev = NULL;
+  int32_t prev_lead = -1;
+  for (row = 0; row < LEAD_AHEAD && row < j->nrows; row++) lead_ahead(cl, row, j->leads, ahead);
+  for (row = 0; row < j->nrows; row++) {
+    uint32_t h = ahead[row % LEAD_AHEAD];
+    const char *s = cl->text + cl->offsets[row];
+    size_t len = (size_t)(cl->offsets[row + 1] - cl->offsets[row]);
+    int32_t li = -1;
+    if (row + LEAD_AHEAD < j->nrows) lead_ahead(cl, row + LEAD_AHEAD, j->leads, ahead);
+    if (!cl->text_missing[row] && len > 0) {
+      if (prev_lead >= 0 && len == prev_len && memcmp(s, prev, len) == 0) li = prev_lead;
+      else if ((li = keys_intern_reserved(j->leads, s, len, h)) < 0) break;
+      prev_lead = li;
+      prev = s;
+      prev_len = len;
+    }
+    j->li[row] = li;
+  }
+  j->done = row;
+  return NULL;
 }
 
 /* Rows of a text column whose value is not the one of the row before: at most as many new leads
@@ -627,6 +686,10 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   const char *prev_text = NULL;
   uint32_t ahead[LEAD_AHEAD];   /* text lead ids: the hashes of the rows ahead, their slots asked for */
   code_keys rk = {NULL, NULL}, ok = {NULL, NULL};
+  intern_job ij = {NULL, NULL, 0, 0, NULL};   /* the leads interned on a thread of their own */
+  pthread_t interner;
+  int pipelined = 0, started = 0;
+  size_t n0 = f->n, r0;
   uint64_t record = 1;
   int rc = 0;
   if (cs != NULL && cs->type != LQ_CATEGORY && cs->type != LQ_TEXT) { *err = "stage"; return -2; }
@@ -669,10 +732,23 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     if (add_reject(f, source, tr->line, -1, -1, NAN, tr->reason) != 0) { rc = -1; goto done; }
   }
   f->load_rejects = f->nrejects;
+  r0 = f->nrejects;
   if (grow_log(f, f->n + t->nrows) != 0) { rc = -1; goto done; }
   next_reject = 0;
-  if (cl->type == LQ_TEXT)
+  /* on two threads or more, a big log's leads are interned beside the loop: the loop keeps the row
+  ** of each lead in the log and its rejects, made the lead interned there once both are done */
+  if (f->threads > 1 && cl->type == LQ_TEXT && t->nrows >= LQ_FUNNEL_PIPELINE_ROWS && t->nrows < (size_t)INT32_MAX) {
+    ij.li = (int32_t *)mem_big(&f->alloc, NULL, 0, t->nrows * sizeof(int32_t));
+    if (ij.li == NULL) { rc = -1; goto done; }
+    ij.leads = &f->leads;
+    ij.cl = cl;
+    ij.nrows = t->nrows;
+    ij.done = 0;
+    pipelined = 1;
+    started = pthread_create(&interner, NULL, intern_rows, &ij) == 0;
+  } else if (cl->type == LQ_TEXT) {
     for (row = 0; row < LEAD_AHEAD && row < t->nrows; row++) lead_ahead(cl, row, &f->leads, ahead);
+  }
   for (row = 0; row < t->nrows; row++) {
     char lbuf[40], abuf[40], sbuf[40], rbuf[40], obuf[40];
     size_t llen = 0, slen = 0, alen = 0, rlen = 0, olen = 0;
@@ -684,7 +760,9 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
       if (t->rejects[next_reject].record == record) record++;
       next_reject++;
     }
-    if (lead_of_code != NULL) {
+    if (pipelined) {   /* the row for now: the interner gives its lead */
+      if (!cl->text_missing[row] && cl->offsets[row + 1] > cl->offsets[row]) li = (int32_t)row;
+    } else if (lead_of_code != NULL) {
       int32_t code = cl->codes[row];
       if (code >= 0 && (li = lead_of_code[code]) < 0 && cl->dict.lengths[code] > 0) {
         li = lq_keys_intern(&f->leads, &f->alloc, cl->dict.bytes + cl->dict.starts[code], cl->dict.lengths[code]);
@@ -728,7 +806,25 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
     }
     record++;
   }
+  if (pipelined) {
+    int32_t *li = ij.li;
+    size_t k;
+    if (started) pthread_join(interner, NULL);
+    else intern_rows(&ij);
+    started = 0;
+    for (row = ij.done; row < t->nrows; row++) {   /* past the room reserved: with memory, here */
+      size_t len = (size_t)(cl->offsets[row + 1] - cl->offsets[row]);
+      li[row] = cl->text_missing[row] || len == 0 ? -1
+              : lq_keys_intern(&f->leads, &f->alloc, cl->text + cl->offsets[row], len);
+      if (li[row] < -1) { rc = -1; goto done; }
+    }
+    for (k = n0; k < f->n; k++) f->lead[k] = li[f->lead[k]];
+    for (k = r0; k < f->nrejects; k++)
+      if (f->rejects[k].lead >= 0) f->rejects[k].lead = li[f->rejects[k].lead];
+  }
 done:
+  if (started) pthread_join(interner, NULL);
+  if (ij.li != NULL) mem_big(&f->alloc, ij.li, t->nrows * sizeof(int32_t), 0);
   code_keys_free(f, &rk);
   code_keys_free(f, &ok);
   if (stage_of_code != NULL) lq_mem_call(&f->alloc, stage_of_code, (nstage_codes + 1) * sizeof(int), 0);

@@ -2,10 +2,11 @@
 **
 **   core.funnel_new(config)           config from leadq.funnel (stages, allowed, ...): a leadq.Funnel
 **   f:add(lead, stage, at[, reason[, owner]])  true, or nil and the reason the row was rejected
-**   f:load(table, columns)            columns: lead, stage or stage_is, at[, reason, owner, source]:
-**                                     rows logged, rows rejected
-**   f:join(leads[, id])               the join to a leads table, kept (with the table) for aggregate
-**   f:prepare()                       validates; the number of rejected rows
+**   f:load(table, columns[, threads]) columns: lead, stage or stage_is, at[, reason, owner, source]:
+**                                     rows logged, rows rejected (threads > 1: text lead ids interned
+**                                     on a thread of their own; the same log)
+**   f:join(leads[, id[, threads]])    the join to a leads table, kept (with the table) for aggregate
+**   f:prepare([threads])              validates; the number of rejected rows
 **   f:rejects()                       every rejected row: {file, line, lead, stage, at, message}
 **   f:entered(stage, leads[, id])     per row of leads: when its lead first entered the stage (nil: never)
 **   f:aggregate([query])              query: by, leads, id, velocity, sla: a leadq.FunnelResult
@@ -211,14 +212,24 @@ static int column_arg(lua_State *L, const lq_table *t, int opts, const char *key
   return c;
 }
 
+/* The optional number of threads at idx (1 to 256), 1 when absent. */
+static int opt_threads(lua_State *L, int idx, const char *what) {
+  lua_Integer n;
+  if (lua_isnoneornil(L, idx)) return 1;
+  n = lua_tointeger(L, idx);
+  if (!lq_isinteger(L, idx) || n < 1 || n > 256) return luaL_error(L, "%s must be a whole number from 1 to 256", what);
+  return (int)n;
+}
+
 static int funnel_load(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
   const lq_table *t = check_lead_table(L, 2);
-  int c_lead, c_stage = -1, const_stage = -1, c_at, c_reason, c_owner, rc;
+  int c_lead, c_stage = -1, const_stage = -1, c_at, c_reason, c_owner, rc, saved, threads;
   size_t before = f->n, rejects_before;
   int32_t source;
   const char *err = NULL, *src;
   luaL_checktype(L, 3, LUA_TTABLE);
+  threads = opt_threads(L, 4, "load: threads");
   c_lead = column_arg(L, t, 3, "lead", 1);
   lua_getfield(L, 3, "stage_is");
   if (lua_isstring(L, -1)) {
@@ -241,7 +252,10 @@ static int funnel_load(lua_State *L) {
     f->prepared = 0;
   }
   rejects_before = f->load_rejects < f->nrejects ? f->load_rejects : f->nrejects;
+  saved = f->threads;
+  f->threads = threads;   /* a big log's leads interned on a thread of their own: the same log */
   rc = lq_funnel_load(f, t, c_lead, c_stage, const_stage, c_at, c_reason, c_owner, source, &err);
+  f->threads = saved;
   if (rc == -1) return luaL_error(L, "not enough memory for the transition log");
   if (rc == -2) return luaL_error(L, "columns.%s: the column has the wrong type for a %s", err, err);
   lua_pushinteger(L, (lua_Integer)(f->n - before));
@@ -250,15 +264,6 @@ static int funnel_load(lua_State *L) {
 }
 
 /* f:join(leads[, id]): the join is kept, and so is the table (in the funnel's user value). */
-/* The optional number of threads at idx (1 to 256), 1 when absent. */
-static int opt_threads(lua_State *L, int idx, const char *what) {
-  lua_Integer n;
-  if (lua_isnoneornil(L, idx)) return 1;
-  n = lua_tointeger(L, idx);
-  if (!lq_isinteger(L, idx) || n < 1 || n > 256) return luaL_error(L, "%s must be a whole number from 1 to 256", what);
-  return (int)n;
-}
-
 static int funnel_join(lua_State *L) {
   lq_funnel *f = check_funnel(L, 1);
   const lq_table *t = check_lead_table(L, 2);

@@ -67,15 +67,16 @@ end
 local LOG, LEADS = log_rows(N), leads_csv(N)
 
 -- Everything a run can say, on `threads` threads.
--- A funnel with the log loaded, and the log and leads tables (each closed by the caller).
-local function loaded()
-  local f, log, leads = funnel.new(), core.parse_csv(LOG), core.parse_csv(LEADS)
-  f:load(log, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
+-- A funnel with the log loaded (its lead ids read as text, as the command reads them, and interned
+-- beside the load on threads > 1), and the log and leads tables (each closed by the caller).
+local function loaded(threads)
+  local f, log, leads = funnel.new(), core.parse_csv(LOG, { schema = { lead_id = "text" } }), core.parse_csv(LEADS)
+  f:load(log, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" }, threads)
   return f, log, leads
 end
 
 local function answers(threads, by)
-  local f, log, leads = loaded()
+  local f, log, leads = loaded(threads)
   local r = f:aggregate{ by = by, leads = leads, id = "id", threads = threads }
   local tab = funnel.report(r)
   local out = {
@@ -116,7 +117,7 @@ end
 
 function M.TestFunnelThreads.test_prepare_and_join_take_threads()
   local function run(threads)
-    local f, log, leads = loaded()
+    local f, log, leads = loaded(threads)
     local nrejects = f:prepare(threads)
     f:join(leads, "id", threads)
     local r = f:aggregate{ by = { "source", "country" } }   -- the stored join
@@ -137,6 +138,10 @@ function M.TestFunnelThreads.test_prepare_and_join_take_threads()
   end
   local f = funnel.new()
   lu.assertErrorMsgContains("prepare: threads must be a whole number from 1 to 256", f.prepare, f, 0)
+  local log = core.parse_csv(LOG)
+  lu.assertErrorMsgContains("load: threads must be a whole number from 1 to 256", f.load, f, log,
+    { lead = "lead_id", stage = "stage", at = "at" }, 1.5)
+  log:close()
   local leads = core.parse_csv(LEADS)
   lu.assertErrorMsgContains("join: threads must be a whole number from 1 to 256", f.join, f, leads, "id", 300)
   leads:close()
@@ -203,12 +208,15 @@ function M.TestFunnelThreads.test_leads_interned_any_way_give_the_same_result()
       t:close()
     else
       local t = core.parse_csv(log_text, { schema = { lead_id = how } })
-      f:load(t, cols)
+      f:load(t, cols, threads)
       t:close()
     end
     local leads = core.parse_csv(leads_text, { schema = { id = "text" } })
     local r = f:aggregate{ by = { "source", "country" }, leads = leads, id = "id", threads = threads }
-    local out = { serialized = r:serialize(), nrejects = #f:rejects(), nleads = #f }
+    local rejects = {}   -- each reject's lead, as the loads interned it (the row by row one has no line)
+    for i, rej in ipairs(f:rejects()) do rejects[i] = string.format("%s %s %s", rej.lead, rej.stage, rej.message) end
+    local out = { serialized = r:serialize(), nrejects = #f:rejects(), nleads = #f,
+                  rejects = table.concat(rejects, "\n") }
     r:close()
     f:close()
     leads:close()
@@ -223,6 +231,7 @@ function M.TestFunnelThreads.test_leads_interned_any_way_give_the_same_result()
       lu.assertEquals(got.nrejects, want.nrejects, what)
       lu.assertEquals(got.nleads, want.nleads, what)
       assert_same(got.serialized, want.serialized, what)
+      assert_same(got.rejects, want.rejects, what)
     end
   end
 end

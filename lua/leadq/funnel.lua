@@ -4,7 +4,9 @@
 --   local f = funnel.new()                       -- the default stages, or funnel.new{ stages = ... }
 --   f:add("L1", "mql", "2024-01-03")             -- one transition: true, or nil, why it was rejected
 --   f:load(tbl, { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" })
---                                                -- a leadq.Table; stage_is = "mql" when it has no stage
+--                                                -- a leadq.Table; stage_is = "mql" when it has no stage;
+--                                                -- a third argument, threads: text lead ids interned
+--                                                -- on a thread of their own (the same log)
 --   f:add_status(ids, statuses, at)              -- a model's verdicts: leads that pass reach mql at `at`
 --   f:add_status(results, at)                    -- the same from model:score's results (id, status)
 --   f:join(leads_tbl, "id")                      -- lead dimensions, joined once and kept
@@ -672,7 +674,7 @@ local function load_logs(opts)
       end
     end
     if cols.stage_is then cols.stage = nil end
-    local lok, lerr = pcall(f.load, f, tbl, cols)
+    local lok, lerr = pcall(f.load, f, tbl, cols, opts.threads)
     if not input.table then tbl:close() end
     if not lok then return nil, format("%s: %s", input.path, (tostring(lerr):gsub("^[^:]*:%d+: ", ""))) end
   end
