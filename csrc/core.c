@@ -21,7 +21,7 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 10: write_csv_columns() (the scores' CSV written in C).
 ** 11: a feature set's _compute_file() (the events stream); a table's counts(); write_csv_columns'
 **     threads; a funnel result's json() and text(), the funnel's threads; redis_connect_unix(). */
-#define LQ_INTERFACE 11
+#define LQ_INTERFACE 12
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {

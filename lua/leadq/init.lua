@@ -9,7 +9,10 @@
 --   leadq.format_time(seconds)           -> "2024-03-01T10:20:30Z"
 --   leadq.is_table(value)                -> boolean
 --   leadq.save_snapshot(path, { leads = t, events = e }) -> true | nil, message   (or one table)
---   leadq.read_snapshot(path)            -> { leads = t, events = e } | nil, message
+--   leadq.read_snapshot(path [, opts])   -> { leads = t, events = e } | nil, message
+--       opts.columns = { leads = { names }, events = { names } }: only these columns of these tables
+--       opts.map = true: the file mapped, its columns used in place (the command line's way; a file
+--       truncated in place while mapped kills the process), opts.threads: threads for its checksums
 --   leadq.is_snapshot(path)              -> boolean (by the file's first bytes)
 -- A snapshot is the loaded tables in a binary columnar file: read back without parsing, many times
 -- faster than the CSV, for repeated runs on the same export. Every section is checked: a damaged,
@@ -54,7 +57,7 @@ local core = require("leadq.core")
 -- Lua files and the C module come from one build (csrc/core.c says why the number changes). Under
 -- nginx a reload runs new Lua files against the core.so loaded at start: this refuses the reload
 -- (the running workers go on) instead of letting new Lua call C functions that are not there.
-local INTERFACE = 11
+local INTERFACE = 12
 if core.interface ~= INTERFACE then
   error(string.format("leadq: the C module (leadq/core.so, interface %s) does not match these Lua files " ..
     "(interface %d): install both from one build; under nginx a new core.so needs a full restart, " ..
