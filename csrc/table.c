@@ -621,19 +621,18 @@ void lq_column_map(lq_table *t, int col, void *values, uint64_t *offsets, void *
     case LQ_NUMBER: case LQ_TIME: c->numbers = (double *)values; break;
     case LQ_BOOLEAN: c->bools = (uint8_t *)values; break;
     case LQ_CATEGORY: c->codes = (int32_t *)values; break;
-    case LQ_TEXT:
-      c->offsets = offsets;
-      c->text = (char *)data;
-      c->text_len = c->text_cap = data_len;
+    case LQ_TEXT: case LQ_TAGS:
       c->text_missing = missing;
       c->missing_cap = nrows;
-      break;
-    case LQ_TAGS:
-      c->tag_offsets = offsets;
-      c->tag_codes = (int32_t *)data;
-      c->tag_len = c->tag_cap = data_len;
-      c->text_missing = missing;
-      c->missing_cap = nrows;
+      if (type == LQ_TEXT) {
+        c->offsets = offsets;
+        c->text = (char *)data;
+        c->text_len = c->text_cap = data_len;
+      } else {
+        c->tag_offsets = offsets;
+        c->tag_codes = (int32_t *)data;
+        c->tag_len = c->tag_cap = data_len;
+      }
       break;
     default: break;
   }
