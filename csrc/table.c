@@ -845,8 +845,7 @@ size_t lq_table_memory(const lq_table *t) {
     const lq_dict *d = &c->dict;
     size_t cap = c->row_cap;
     total += sizeof *c + strlen(c->name) + 1;
-    if (c->mapped) cap = 0;
-    if (c->mapped) goto dictionary;
+    if (c->mapped) goto dictionary;   /* its arrays are the file's pages */
     if (c->numbers) total += cap * sizeof(double);
     if (c->bools) total += cap;
     if (c->codes) total += cap * sizeof(int32_t);
