@@ -103,7 +103,11 @@ local function run(opts, out)
     sla, working = from_script.sla_days, from_script.sla_working
   end
   if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
-  local threads = opts.threads or require("leadq.core").cpus()
+  local core = require("leadq.core")
+  -- the command's process ends with the run: memory freed (the transitions table after the load) is
+  -- kept for the leads table and the funnel's arrays, which would fault fresh pages again
+  core.funnel_keep_heap()
+  local threads = opts.threads or core.cpus()
   if threads < 1 or threads > 256 then return cli.fail(out, "--threads must be 1 to 256", 2) end
   if #inputs > 0 and opts.merge then
     return nil, "--merge reads partial results, not --transitions: give one or the other"
