@@ -425,10 +425,10 @@ void lq_funnel_free(lq_funnel *f) {
   lq_mem_call(&a, f->lead, c * sizeof(int32_t), 0);
   lq_mem_call(&a, f->reason, c * sizeof(int32_t), 0);
   lq_mem_call(&a, f->owner, c * sizeof(int32_t), 0);
-  lq_mem_call(&a, f->source, c * sizeof(int32_t), 0);
   lq_mem_call(&a, f->stage, c, 0);
   lq_mem_call(&a, f->at, c * sizeof(double), 0);
-  lq_mem_call(&a, f->line, c * sizeof(uint64_t), 0);
+  lq_mem_call(&a, f->line_off, c * sizeof(uint32_t), 0);
+  lq_mem_call(&a, f->segs, f->segs_cap * sizeof(lq_funnel_segment), 0);
   lq_mem_call(&a, f->rejects, f->rejects_cap * sizeof(lq_funnel_reject), 0);
   lq_keys_free(&f->leads, &a);
   lq_keys_free(&f->reasons, &a);
@@ -469,18 +469,16 @@ static int add_reject(lq_funnel *f, int32_t source, uint64_t line, int32_t lead,
 static int grow_log(lq_funnel *f, size_t need) {
   lq_allocator *a = &f->alloc;
   size_t old = f->cap, ncap;
-  void **cols[7];
-  size_t sizes[7] = {sizeof(int32_t), sizeof(int32_t), sizeof(int32_t), sizeof(int32_t), 1,
-                     sizeof(double), sizeof(uint64_t)};
+  void **cols[6];
+  size_t sizes[6] = {sizeof(int32_t), sizeof(int32_t), sizeof(int32_t), 1, sizeof(double), sizeof(uint32_t)};
   int i;
   if (need <= old) return 0;
   if (need > UINT32_MAX - 1) return -1;
   ncap = old < 1024 ? 1024 : old;
   while (ncap < need) ncap *= 2;
   cols[0] = (void **)&f->lead; cols[1] = (void **)&f->reason; cols[2] = (void **)&f->owner;
-  cols[3] = (void **)&f->source; cols[4] = (void **)&f->stage; cols[5] = (void **)&f->at;
-  cols[6] = (void **)&f->line;
-  for (i = 0; i < 7; i++) {
+  cols[3] = (void **)&f->stage; cols[4] = (void **)&f->at; cols[5] = (void **)&f->line_off;
+  for (i = 0; i < 6; i++) {
     void *np = mem_big(a, *cols[i], old * sizes[i], ncap * sizes[i]);
     if (np == NULL) {
       while (i-- > 0) *cols[i] = mem_big(a, *cols[i], ncap * sizes[i], old * sizes[i]);
@@ -531,6 +529,7 @@ static int add_row(lq_funnel *f, int32_t li, int stage, const char *stage_text, 
                    size_t owner_len, int32_t source, uint64_t line, code_keys *rk, code_keys *ok, size_t row) {
   char msg[256];
   int32_t ri = -1, oi = -1;
+  lq_funnel_segment *seg;
   msg[0] = '\0';
   if (li < 0) snprintf(msg, sizeof msg, "missing lead id");
   else if (stage < 0 && (stage_text == NULL || stage_len == 0)) snprintf(msg, sizeof msg, "missing stage");
@@ -551,15 +550,33 @@ static int add_row(lq_funnel *f, int32_t li, int stage, const char *stage_text, 
   if (owner != NULL && owner_len > 0 && (oi = intern_cell(f, &f->owners, ok, row, owner, owner_len)) < 0)
     return -1;
   if (grow_log(f, f->n + 1) != 0) return -1;
+  seg = f->nsegs > 0 ? &f->segs[f->nsegs - 1] : NULL;
+  if (seg == NULL || seg->source != source || line < seg->line_base || line - seg->line_base > UINT32_MAX) {
+    if (grow(&f->alloc, (void **)&f->segs, &f->segs_cap, f->nsegs + 1, sizeof *seg) != 0) return -1;
+    seg = &f->segs[f->nsegs++];
+    seg->first = f->n;
+    seg->source = source;
+    seg->line_base = line;
+  }
   f->lead[f->n] = li;
   f->stage[f->n] = (uint8_t)stage;
   f->at[f->n] = at;
   f->reason[f->n] = ri;
   f->owner[f->n] = oi;
-  f->source[f->n] = source;
-  f->line[f->n] = line;
+  f->line_off[f->n] = (uint32_t)(line - seg->line_base);
   f->n++;
   return 0;
+}
+
+/* The segment of log row `row` (there is one: every row was added with its segment). */
+static const lq_funnel_segment *segment_of(const lq_funnel *f, size_t row) {
+  size_t lo = 0, hi = f->nsegs;   /* the last segment whose first is <= row, in [lo, hi) */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (f->segs[mid].first <= row) lo = mid;
+    else hi = mid;
+  }
+  return &f->segs[lo];
 }
 
 int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, const char *stage_text,
@@ -1001,8 +1018,10 @@ int lq_funnel_prepare(lq_funnel *f) {
     for (i = 0; i < jobs[t].nrejects; i++) {
       const walk_reject *w = &jobs[t].rejects[i];
       int s = f->stage[w->row];
+      const lq_funnel_segment *seg = segment_of(f, w->row);
       walk_message(&f->cfg, w->cur, s, msg, sizeof msg);
-      if (add_reject(f, f->source[w->row], f->line[w->row], w->lead, s, f->at[w->row], msg) != 0) goto done;
+      if (add_reject(f, seg->source, seg->line_base + f->line_off[w->row], w->lead, s, f->at[w->row], msg) != 0)
+        goto done;
     }
   }
   f->prepared = 1;

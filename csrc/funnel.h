@@ -94,15 +94,26 @@ typedef struct lq_funnel_reject {
   char *message;           /* a plain sentence, owned by the funnel */
 } lq_funnel_reject;
 
+/* Rows of the log [first, the next segment's first) come from one source, their lines counted from
+** line_base: a source and a line a row in 4 bytes, not 12 (the log of a million leads is 60 MB of
+** fresh pages, each faulted and zeroed). */
+typedef struct lq_funnel_segment {
+  size_t first;
+  int32_t source;
+  uint64_t line_base;
+} lq_funnel_segment;
+
 typedef struct lq_funnel {
   lq_allocator alloc;
   lq_funnel_config cfg;
   lq_keys leads, reasons, owners, sources;
   size_t n, cap;           /* the log, in the order it was added */
-  int32_t *lead, *reason, *owner, *source;
+  int32_t *lead, *reason, *owner;
   uint8_t *stage;
   double *at;
-  uint64_t *line;
+  uint32_t *line_off;      /* a row's line in its source: its segment's line_base + line_off */
+  lq_funnel_segment *segs; /* runs of rows from one source, lines within 2^32 of the run's first */
+  size_t nsegs, segs_cap;
   int threads;             /* checking the log and aggregating run on up to this many (0, 1: one) */
   lq_funnel_reject *rejects;
   size_t nrejects, rejects_cap, load_rejects;  /* rejects past load_rejects come from validation */

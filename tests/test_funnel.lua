@@ -841,6 +841,34 @@ function M.TestFunnelTables.test_load_reports_rows_with_file_and_line()
     { lead = "lead_id", stage_is = "won", at = "at" })
 end
 
+-- The log keeps a row's file and line as runs of rows from one load: rows checked after several loads
+-- (one file twice, its lines from the start again) and rows added by hand between them each name
+-- their own.
+function M.TestFunnelTables.test_rejects_name_the_file_and_line_of_each_load()
+  local f = funnel.new()
+  local cols = { lead = "lead_id", stage = "stage", at = "at", reason = "reason", owner = "owner" }
+  local function load(prefix, source)
+    local t = core.parse_csv((LOG:gsub("\n(%u),", "\n" .. prefix .. "%1,")))
+    cols.source = source
+    f:load(t, cols)
+    t:close()
+  end
+  load("p", "a.csv")
+  lu.assertTrue(f:add("q", "mql", "2024-01-02"))
+  lu.assertTrue(f:add("q", "lead", "2024-01-03"))   -- a step back: rejected by the check
+  load("r", "b.csv")
+  load("s", "a.csv")
+  lu.assertEquals(f:prepare(), 7)
+  local got = {}
+  for _, r in ipairs(f:rejects()) do
+    got[#got + 1] = string.format("%s:%s %s %s", r.file or "-", r.line or "-", r.lead, r.message:match("^%S+ %S+"))
+  end
+  lu.assertEquals(got, {
+    "a.csv:6 pB unknown stage", "b.csv:6 rB unknown stage", "a.csv:6 sB unknown stage",
+    "a.csv:8 pC out of", "-:- q out of", "b.csv:8 rC out of", "a.csv:8 sC out of",
+  })
+end
+
 function M.TestFunnelTables.test_rows_the_reader_rejected_are_kept()
   local f = funnel.new()
   local tr = core.parse_csv("lead_id,stage,at\nA,mql,2024-01-01\nB,mql,2024-01-02,extra\nC,mql,2024-01-03\n")
