@@ -299,26 +299,48 @@ int lq_sketch_exact(const lq_sketch *s) {
   return !s->spilled && s->count > 0 && (uint64_t)s->nexact == s->count;
 }
 
-static int compare_doubles(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
 /* Exact: interpolated between the values at ranks floor(h) and floor(h) + 1, h = q * (count - 1).
 ** Otherwise the value at rank floor(q * (count - 1)) in sorted order, within LQ_SKETCH_ALPHA. */
+/* The k-th smallest of v[0, n) (from 0), v reordered so that the values before k are no greater and
+** those after no smaller (Wirth's selection): the ranks a quantile reads, without sorting them all,
+** the same values a sort gives. */
+static double select_kth(double *v, int n, int k) {
+  int l = 0, m = n - 1;
+  while (l < m) {
+    double x = v[k];
+    int i = l, j = m;
+    do {
+      while (v[i] < x) i++;
+      while (x < v[j]) j--;
+      if (i <= j) {
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+        i++;
+        j--;
+      }
+    } while (i <= j);
+    if (j < k) l = i;
+    if (k < i) m = j;
+  }
+  return v[k];
+}
+
 double lq_sketch_quantile(const lq_sketch *s, double q) {
   double rank, cum, gamma = sketch_gamma();
   int32_t i;
   if (s->count == 0) return NAN;
   if (lq_sketch_exact(s)) {
-    double v[LQ_SKETCH_EXACT], h, lo_v;
-    uint32_t n = s->nexact, lo;
+    double v[LQ_SKETCH_EXACT], h, lo_v, next;
+    uint32_t n = s->nexact, lo, k;
     memcpy(v, s->exact, (size_t)n * sizeof(double));
-    qsort(v, n, sizeof(double), compare_doubles);
     h = q * (double)(n - 1);
     lo = (uint32_t)floor(h);
-    lo_v = v[lo];
-    return lo + 1 < n ? lo_v + (h - (double)lo) * (v[lo + 1] - lo_v) : lo_v;
+    lo_v = select_kth(v, (int)n, (int)lo);
+    if (lo + 1 >= n) return lo_v;
+    for (next = v[lo + 1], k = lo + 2; k < n; k++)   /* the values after lo are its equals or greater */
+      if (v[k] < next) next = v[k];
+    return lo_v + (h - (double)lo) * (next - lo_v);
   }
   rank = floor(q * (double)(s->count - 1));
   cum = (double)s->zeros;

@@ -375,6 +375,33 @@ function M.TestFunnelMerge.test_merged_parts_equal_the_whole()
   lu.assertTrue(#whole.groups > 10)
 end
 
+-- Exact quantiles are the values a sort gives, interpolated between ranks floor(h) and floor(h) + 1:
+-- durations of every count up to 256, in any order, many of them tied.
+function M.TestFunnelMerge.test_exact_quantiles_are_those_of_the_sorted_durations()
+  local r = rng(12345)
+  for _, n in ipairs({ 1, 2, 3, 7, 64, 255, 256 }) do
+    local f, hours = funnel.new(), {}
+    for i = 1, n do
+      hours[i] = r(i % 3 == 0 and 4 or 500)   -- a third of them among four values
+      assert(f:add("Q" .. i, "mql", 0))
+      assert(f:add("Q" .. i, "sql", hours[i] * 3600))
+    end
+    table.sort(hours)
+    local function quantile(q)
+      local h = q * (n - 1)
+      local lo = math.floor(h)
+      local v = hours[lo + 1]
+      if lo + 1 < n then v = v + (h - lo) * (hours[lo + 2] - v) end
+      return v / 24
+    end
+    local v = funnel.report(f:aggregate()).groups[1].velocity.mql_to_sql
+    lu.assertTrue(v.exact)
+    lu.assertAlmostEquals(v.median_days, quantile(0.5), 1e-9, n .. " durations: median")
+    lu.assertAlmostEquals(v.p90_days, quantile(0.9), 1e-9, n .. " durations: p90")
+    f:close()
+  end
+end
+
 -- Velocity is exact (interpolated) while a group holds at most 256 durations, from the sketch past
 -- that; either way merged parts give the whole's answer, and the result says which it is.
 function M.TestFunnelMerge.test_exact_quantiles_small_groups_sketch_large_ones()
