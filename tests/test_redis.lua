@@ -713,6 +713,40 @@ function M.TestRedisNginx.test_1_two_clients_through_two_nodes_lose_no_event()
   lu.assertEquals(page_views(n.b, "R-"), want)
 end
 
+-- Requests that wait on Redis at the same time in one worker: each answer is its own event's, with
+-- its own lead's features (the values are computed before the write, the answer made after it).
+function M.TestRedisNginx.test_1b_answers_of_concurrent_events_are_each_their_own()
+  local n = two_nodes()
+  create_leads(n.a, "Q-")
+  local per_lead, dir = 60, n.a.prefix .. "/answers_q"
+  os.execute("mkdir -p " .. harness.quote(dir))
+  local lines = {}
+  for k = 1, per_lead * LEADS do
+    lines[#lines + 1] = string.format('url = "%s/events"\nrequest = "POST"\nheader = "Content-Type: application/json"\n'
+      .. 'data-binary = "{\\"lead\\":\\"Q-%d\\",\\"type\\":\\"page_view\\"}"\noutput = "%s/%d.json"\n',
+      n.a.base, (k - 1) % LEADS + 1, dir, k)
+    if k < per_lead * LEADS then lines[#lines + 1] = "next\n" end
+  end
+  harness.write_file(n.a.prefix .. "/events_q.curl", table.concat(lines))
+  os.execute(string.format("curl -sS --parallel --parallel-max 8 -K %s 2>/dev/null",
+    harness.quote(n.a.prefix .. "/events_q.curl")))
+  -- each lead's answers count 1, 2, ..., per_lead page views, each once, in whatever order they came
+  local seen = {}
+  for k = 1, per_lead * LEADS do
+    local text = harness.read_file(dir .. "/" .. k .. ".json")
+    local answer = text and json.decode(text)
+    lu.assertNotNil(answer, "event " .. k .. ": " .. tostring(text))
+    lu.assertEquals(answer.lead, "Q-" .. ((k - 1) % LEADS + 1), text)
+    local views = answer.features.page_views_7d
+    seen[answer.lead] = seen[answer.lead] or {}
+    lu.assertNil(seen[answer.lead][views], string.format("%s: two answers count %s page views", answer.lead, views))
+    seen[answer.lead][views] = true
+  end
+  for i = 1, LEADS do
+    for v = 1, per_lead do lu.assertTrue(seen["Q-" .. i][v], string.format("Q-%d: no answer counts %d", i, v)) end
+  end
+end
+
 function M.TestRedisNginx.test_2_a_lead_made_on_one_node_scores_on_the_other()
   local n = two_nodes()
   local res = post(n.a, "/leads/X-1", VP)

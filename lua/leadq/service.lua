@@ -577,7 +577,9 @@ function Service:event_cas(id, event, time, reuse)
         lead = self:cached_lead(id, text, version)
       end
     end
-    local values, note = self:observe(id, event, time, lead, stored or nil, reuse)
+    -- values of their own (no reuse): the write below waits on Redis, and the worker's other
+    -- requests observe their events meanwhile, which would fill a kept table again
+    local values, note = self:observe(id, event, time, lead, stored or nil, false)
     if not values then return refuse(note == "late" and 422 or 507, self.last_error) end
     local state = self.staged_state
     self.staged_state = nil
