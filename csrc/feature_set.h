@@ -179,6 +179,7 @@ int lq_state_decode(const lq_feature_set *fs, lq_state *st, const char *s, size_
 /* Bulk */
 typedef struct lq_compute_report {
   double events, used, after_as_of, no_time, ignored, unknown, duplicate_ids;
+  int merge_joined;         /* an events table's ids joined by merge (both sides sorted), not by hashing */
   double counters[LQ_N_COUNTERS];
   size_t *unknown_rows;     /* event rows (0-based) of unknown leads, the first max_unknown */
   size_t nunknown_rows, unknown_cap;

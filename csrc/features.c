@@ -1310,9 +1310,43 @@ typedef struct join_job {
   int step, ok;
 } join_job;
 
-static int id_at(const lq_column *idc, size_t row, const char **s, size_t *len) {
-  char tmp[8];   /* text and category ids: never written */
-  return (idc->type == LQ_TEXT || idc->type == LQ_CATEGORY) && lq_fs_column_string(idc, row, tmp, sizeof tmp, s, len);
+/* A lead's id as bytes: text and category ids only (the join by merge takes no others), read here
+** without lq_fs_column_string's switch and calls: the join reads every lead's id once or twice. */
+static inline int id_at(const lq_column *idc, size_t row, const char **s, size_t *len) {
+  if (idc->type == LQ_CATEGORY) {
+    int32_t c = idc->codes[row];
+    if (c < 0 || c >= idc->dict.count) return 0;
+    *s = idc->dict.bytes + idc->dict.starts[c];
+    *len = idc->dict.lengths[c];
+    return 1;
+  }
+  if (idc->type != LQ_TEXT || idc->text_missing[row]) return 0;
+  *s = idc->text + idc->offsets[row];
+  *len = (size_t)(idc->offsets[row + 1] - idc->offsets[row]);
+  return 1;
+}
+
+static inline const char *code_string(const lq_dict *d, int32_t code, size_t *len) {
+  *len = d->lengths[code];
+  return d->bytes + d->starts[code];
+}
+
+/* lq_compare_bytes for ids, most of them a few bytes: 8 at a time, no call. */
+static inline int compare_ids(const char *a, size_t la, const char *b, size_t lb) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  size_t n = la < lb ? la : lb, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    memcpy(&x, a + i, 8);
+    memcpy(&y, b + i, 8);
+    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;   /* the first byte that differs */
+  }
+  for (; i < n; i++)
+    if (a[i] != b[i]) return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+  return la < lb ? -1 : la > lb;
+#else
+  return lq_compare_bytes(a, la, b, lb);
+#endif
 }
 
 static void join_check(join_job *j) {
@@ -1323,38 +1357,47 @@ static void join_check(join_job *j) {
   for (i = j->lb; i < j->le; i++) {
     if (!id_at(j->idc, i, &s, &len)) goto unsorted;
     if (i == j->lb && i > 0 && !id_at(j->idc, i - 1, &prev, &plen)) goto unsorted;
-    if ((i > 0) && lq_compare_bytes(prev, plen, s, len) >= 0) goto unsorted;
+    if ((i > 0) && compare_ids(prev, plen, s, len) >= 0) goto unsorted;
     prev = s;
     plen = len;
   }
-  for (k = j->kb > 0 ? j->kb : 1; k < j->ke; k++) {
-    size_t la, lb;
-    const char *a = lq_dict_string(j->dict, k - 1, &la), *b = lq_dict_string(j->dict, k, &lb);
-    if (lq_compare_bytes(a, la, b, lb) >= 0) goto unsorted;
+  k = j->kb > 0 ? j->kb : 1;
+  if (k < j->ke) prev = code_string(j->dict, k - 1, &plen);
+  for (; k < j->ke; k++) {
+    s = code_string(j->dict, k, &len);
+    if (compare_ids(prev, plen, s, len) >= 0) goto unsorted;
+    prev = s;
+    plen = len;
   }
   return;
 unsorted:
   j->ok = 0;
 }
 
+/* Both sides strictly ascending (join_check): a lead matched is behind every later code. */
 static void join_merge(join_job *j) {
   size_t lo = 0, hi = j->nleads, row, len, rlen = 0;
   const char *s, *rs = NULL;
   int32_t k;
   if (j->kb >= j->ke) return;
-  s = lq_dict_string(j->dict, j->kb, &len);
+  s = code_string(j->dict, j->kb, &len);
   while (lo < hi) {   /* the first lead whose id is not below the first code's */
     size_t mid = lo + (hi - lo) / 2;
     id_at(j->idc, mid, &rs, &rlen);
-    if (lq_compare_bytes(rs, rlen, s, len) < 0) lo = mid + 1;
+    if (compare_ids(rs, rlen, s, len) < 0) lo = mid + 1;
     else hi = mid;
   }
   row = lo;
   for (k = j->kb; k < j->ke; k++) {
     int c = 1;
-    s = lq_dict_string(j->dict, k, &len);
-    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = lq_compare_bytes(rs, rlen, s, len)) < 0)) row++;
-    j->code_row[k] = (row < j->nleads && c == 0) ? (int32_t)row : -1;
+    s = code_string(j->dict, k, &len);
+    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = compare_ids(rs, rlen, s, len)) < 0)) row++;
+    if (row < j->nleads && c == 0) {
+      j->code_row[k] = (int32_t)row;
+      row++;
+    } else {
+      j->code_row[k] = -1;
+    }
   }
 }
 
@@ -1495,7 +1538,10 @@ static int join_leads(compute_ctx *x) {
   size_t i;
   x->code_row = (int32_t *)scratch_get(&x->sc, (size_t)lc->dict.count * sizeof(int32_t));
   if (x->code_row == NULL) return LQ_FS_NOMEM;
-  if (merge_join(x->idc, x->nleads, &lc->dict, x->code_row, x->nthreads)) return 0;
+  if (merge_join(x->idc, x->nleads, &lc->dict, x->code_row, x->nthreads)) {
+    x->report->merge_joined = 1;
+    return 0;
+  }
   /* a big dictionary read in place from a snapshot has no hash index until it is first searched */
   if (lq_dict_index((lq_dict *)&lc->dict, (lq_allocator *)&x->events->alloc) != 0) return LQ_FS_NOMEM;
   for (k = 0; k < lc->dict.count; k++) x->code_row[k] = -1;

@@ -320,6 +320,10 @@ static void push_report(lua_State *L, const lq_feature_set *fs, lq_compute_repor
   lq_push_number(L, rep->ignored); lua_setfield(L, -2, "ignored");
   lq_push_number(L, rep->unknown); lua_setfield(L, -2, "unknown_leads");
   lq_push_number(L, rep->duplicate_ids); lua_setfield(L, -2, "duplicate_ids");
+  if (events != NULL) {   /* an events table: how its ids met the leads' */
+    lua_pushstring(L, rep->merge_joined ? "merge" : "hash");
+    lua_setfield(L, -2, "join");
+  }
   push_counters(L, rep->counters);
   lua_setfield(L, -2, "noise");
 }

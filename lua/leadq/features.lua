@@ -412,7 +412,8 @@ end
 -- threads: how many threads read and fold (the same values and report for any number).
 -- into: an earlier result of this set for as many leads, filled again in place and given back (events
 -- as a table only): repeated passes then take no new memory for their result.
--- report.seconds: how long the pass took (wall time).
+-- report.seconds: how long the pass took (wall time). report.join (events as a table): "merge" when the
+-- events' lead ids and the leads' ids both came sorted (exports usually do: no hashing), else "hash".
 function FeatureSet:compute(leads, events, opts)
   check_set(self, "compute")
   local fail = raiser("compute")
