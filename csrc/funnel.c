@@ -1611,34 +1611,35 @@ static void *aggregate_leads(void *arg) {
   /* velocity a group at a time, its leads in lead order: a group's sketches stay in the cache while
   ** its leads go in, and each sketch takes its values in the order a pass in lead order gives them */
   if (nvel > 0) {
-    size_t ng = (size_t)r->ngroups, k;
+    size_t ng = (size_t)r->ngroups, k, g;
     by_group = (size_t *)lq_mem_call(a, NULL, 0, (ng + 1) * sizeof(size_t));
     sorted = (uint32_t *)lq_mem_call(a, NULL, 0, nvel * sizeof(uint32_t));
     if (by_group == NULL || sorted == NULL) goto done;
     memset(by_group, 0, (ng + 1) * sizeof(size_t));
     for (k = 0; k < nvel; k++) by_group[vel_group[k] + 1]++;
     for (k = 1; k <= ng; k++) by_group[k] += by_group[k - 1];
-    for (k = 0; k < nvel; k++) sorted[by_group[vel_group[k]]++] = (uint32_t)k;
-    for (k = 0; k < nvel; k++) {
-      uint32_t v = sorted[k];
-      size_t lead = vel_lead[v];
-      uint32_t seen;
-      const int32_t *first = f->first_at + lead * ns;
-      lq_sketch *sk = &r->sketches[(size_t)vel_group[v] * (size_t)(np + 1)];
-      int x, y;
-      if (k + VEL_AHEAD < nvel) {   /* a group's leads are far apart: their stage times asked for ahead */
-        size_t ahead = vel_lead[sorted[k + VEL_AHEAD]];
-        __builtin_prefetch(f->first_at + ahead * ns);
-        __builtin_prefetch(&f->seen[ahead]);
-      }
-      seen = f->seen[lead];
-      for (x = 0; x < cfg->nchain; x++) {
-        if (!(seen & (1u << x))) continue;
-        for (y = x + 1; y < cfg->nchain; y++) {
-          double dt;
-          if (!(seen & (1u << y))) continue;
-          dt = (double)first[y] - (double)first[x];
-          if (dt >= 0 && sketch_add(a, &sk[lq_funnel_pair_index(cfg->nchain, x, y)], dt, inv_ln_gamma) != 0) goto done;
+    for (k = 0; k < nvel; k++) sorted[by_group[vel_group[k]]++] = vel_lead[k];   /* the leads themselves */
+    for (g = 0, k = 0; g < ng; g++) {   /* by_group[g]: now the end of group g's leads */
+      lq_sketch *sk = &r->sketches[g * (size_t)(np + 1)];
+      for (; k < by_group[g]; k++) {
+        size_t lead = sorted[k];
+        uint32_t seen;
+        const int32_t *first = f->first_at + lead * ns;
+        int x, y;
+        if (k + VEL_AHEAD < nvel) {   /* a group's leads are far apart: their stage times asked for ahead */
+          __builtin_prefetch(f->first_at + (size_t)sorted[k + VEL_AHEAD] * ns);
+          __builtin_prefetch(&f->seen[sorted[k + VEL_AHEAD]]);
+        }
+        seen = f->seen[lead];
+        for (x = 0; x < cfg->nchain; x++) {
+          if (!(seen & (1u << x))) continue;
+          for (y = x + 1; y < cfg->nchain; y++) {
+            double dt;
+            if (!(seen & (1u << y))) continue;
+            dt = (double)first[y] - (double)first[x];
+            if (dt >= 0 && sketch_add(a, &sk[lq_funnel_pair_index(cfg->nchain, x, y)], dt, inv_ln_gamma) != 0)
+              goto done;
+          }
         }
       }
     }
