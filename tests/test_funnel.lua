@@ -896,6 +896,41 @@ function M.TestFunnelTables.test_rejects_name_the_file_and_line_of_each_load()
   })
 end
 
+-- funnel.run reads only the log's columns it keeps: an export's other columns are never made into values,
+-- so a value there that fits no type the reader inferred (past its 10000 sampled rows) rejects no row,
+-- and the report is the one of the funnel's columns alone.
+function M.TestFunnelTables.test_run_reads_only_the_log_columns_it_keeps()
+  local dir = helpers.tmpdir()
+  local wide, narrow = { "note,lead_id,amount,stage,at,reason,owner" }, { "lead_id,stage,at,reason,owner" }
+  for i = 1, 10200 do
+    local amount = i == 10100 and "n/a" or tostring(i)   -- a number in the 10000 rows sampled, then not
+    local stage, reason = ({ "lead", "mql", "disqualified" })[i % 3 + 1], ""
+    if stage == "disqualified" then reason = "spam" end
+    local at = string.format("2024-%02d-%02d", i % 12 + 1, i % 28 + 1)
+    wide[#wide + 1] = string.format("n%d,L%d,%s,%s,%s,%s,o%d", i, math.floor(i / 2), amount, stage, at, reason, i % 5)
+    narrow[#narrow + 1] = string.format("L%d,%s,%s,%s,o%d", math.floor(i / 2), stage, at, reason, i % 5)
+  end
+  helpers.write(dir .. "/wide.csv", table.concat(wide, "\n") .. "\n")
+  helpers.write(dir .. "/narrow.csv", table.concat(narrow, "\n") .. "\n")
+  local read_csv, asked = core.read_csv, {}
+  core.read_csv = function(path, options)
+    if path == dir .. "/wide.csv" then asked[#asked + 1] = options and options.columns or "all" end
+    return read_csv(path, options)
+  end
+  local ok, text, _, rejects = pcall(funnel.run, { transitions = dir .. "/wide.csv", by = "owner", format = "csv" })
+  core.read_csv = read_csv
+  lu.assertTrue(ok, text)
+  lu.assertEquals(asked, { { "lead_id", "stage", "at", "reason", "owner" } })
+  local want, _, want_rejects = funnel.run({ transitions = dir .. "/narrow.csv", by = "owner", format = "csv" })
+  lu.assertEquals(#want_rejects, #rejects)
+  lu.assertEquals(text, want)
+  -- the whole file, read as it comes, loses that row
+  local whole = read_csv(dir .. "/wide.csv")
+  lu.assertEquals(#whole:rejects(), 1)
+  whole:close()
+  helpers.remove_dir(dir)
+end
+
 function M.TestFunnelTables.test_rows_the_reader_rejected_are_kept()
   local f = funnel.new()
   local tr = core.parse_csv("lead_id,stage,at\nA,mql,2024-01-01\nB,mql,2024-01-02,extra\nC,mql,2024-01-03\n")

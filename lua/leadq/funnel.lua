@@ -655,10 +655,16 @@ local function load_logs(opts)
     local tbl = input.table   -- a table already read (the caller closes it), or the file
     if not tbl then
       -- lead ids as text: a category would build a dictionary of every lead only for the funnel to
-      -- intern them again (a third of the file's read); the file read as it comes when the column
-      -- is missing, which the check below then names
-      local rok, t, err = pcall(core.read_csv, input.path, { threads = opts.threads,
-        schema = { [map.lead or "lead_id"] = "text" } })
+      -- intern them again (a third of the file's read); only the columns the log keeps (an export's
+      -- others are never made into values); the file read as it comes when the lead's column is
+      -- missing, which the check below then names
+      local wanted, seen = {}, {}
+      for _, c in ipairs({ map.lead or "lead_id", not map.stage_is and (map.stage or "stage") or false,
+                           map.at or "at", map.reason or "reason", map.owner or "owner" }) do
+        if c and not seen[c] then wanted[#wanted + 1], seen[c] = c, true end
+      end
+      local rok, t, err = pcall(core.read_csv, input.path, { threads = opts.threads, columns = wanted,
+        columns_optional = true, schema = { [map.lead or "lead_id"] = "text" } })
       if rok then tbl = t
       else tbl, err = core.read_csv(input.path, opts.threads and { threads = opts.threads } or nil) end
       if not tbl then return nil, err end
