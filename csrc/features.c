@@ -352,7 +352,7 @@ static double day_of(double at) {
 ** from the quotient, but only when the time is within a second of a day boundary (the remainder is
 ** exact to well under a second for |at| <= LQ_MAX_TIME), so those times, and the odd ones (huge, NaN),
 ** take the division. Same day as day_of, always. */
-static double event_day(double at) {
+static inline double event_day(double at) {
   double q, d, r;
   if (!(fabs(at) <= LQ_MAX_TIME)) return day_of(at);
   q = at * (1.0 / DAY);
@@ -386,8 +386,8 @@ static int state_slots(const lq_feature_set *fs, const lq_state_core *c) {
 /* The bulk pass knows as_of before it folds: a windowed feature then keeps only the days inside the
 ** window, closing each day as the next begins (events come in time order), so values are O(1).
 ** A real-time state keeps a ring of per-day buckets instead, since its as_of comes later. */
-static void feature_add(const lq_feature *f, double *p, double at, double day, double value,
-                        const lq_state_core *st) {
+static inline void feature_add(const lq_feature *f, double *p, double at, double day, double value,
+                               const lq_state_core *st, int bulk) {
   p[0] += 1;
   switch (f->kind) {
     case LQ_FEAT_DECAYED: {
@@ -416,7 +416,7 @@ static void feature_add(const lq_feature *f, double *p, double at, double day, d
         add = value == value ? value : 0;
       }
       d = day;
-      if (st->bulk) {
+      if (bulk) {
         if (f->window_days > 0 && d <= st->today - f->window_days) return;
         r = p + FEAT_SCALARS;
         if (r[0] != d) {
@@ -441,8 +441,10 @@ static void feature_add(const lq_feature *f, double *p, double at, double day, d
   }
 }
 
-/* Fold one event, in time order, into a state. */
-static inline void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event *e) {
+/* Fold one event, in time order, into a state; bulk is st->bulk, a constant where the bulk pass
+** calls it (fold_lead_with), so that its per-feature tests fold away. */
+static inline __attribute__((always_inline)) void fs_apply_as(const lq_feature_set *fs, lq_state_core *st,
+                                                              const lq_event *e, int bulk) {
   unsigned flags = fs->type_flags[e->type];
   int k, end;
   double day;
@@ -471,11 +473,15 @@ static inline void fs_apply(const lq_feature_set *fs, lq_state_core *st, const l
     int fi = fs->type_feats[k];
     const lq_feature *f = &fs->feats[fi];
     if ((e->mask & f->need) != f->need) continue;
-    feature_add(f, st->v + (st->bulk ? BULK_SLOTS * fi : f->slot), e->at, day, e->value, st);
+    feature_add(f, st->v + (bulk ? BULK_SLOTS * fi : f->slot), e->at, day, e->value, st, bulk);
   }
 }
 
-static double feature_value(const lq_feature *f, const double *p, double as_of, int bulk) {
+static void fs_apply(const lq_feature_set *fs, lq_state_core *st, const lq_event *e) {
+  fs_apply_as(fs, st, e, st->bulk);
+}
+
+static inline double feature_value(const lq_feature *f, const double *p, double as_of, int bulk) {
   switch (f->kind) {
     case LQ_FEAT_DECAYED:
       return p[0] > 0 ? p[1] * exp2(-(as_of - p[2]) / f->half_life) : 0;
@@ -502,10 +508,16 @@ static double feature_value(const lq_feature *f, const double *p, double as_of, 
   }
 }
 
-static void fs_values(const lq_feature_set *fs, const lq_state_core *st, double as_of, double *out) {
+/* The values of a state; bulk as in fs_apply_as. */
+static inline __attribute__((always_inline)) void fs_values_as(const lq_feature_set *fs, const lq_state_core *st,
+                                                               double as_of, double *out, int bulk) {
   int i;
   for (i = 0; i < fs->nfeats; i++)
-    out[i] = feature_value(&fs->feats[i], st->v + (st->bulk ? BULK_SLOTS * i : fs->feats[i].slot), as_of, st->bulk);
+    out[i] = feature_value(&fs->feats[i], st->v + (bulk ? BULK_SLOTS * i : fs->feats[i].slot), as_of, bulk);
+}
+
+static void fs_values(const lq_feature_set *fs, const lq_state_core *st, double as_of, double *out) {
+  fs_values_as(fs, st, as_of, out, st->bulk);
 }
 
 /* Sends first among events of the same second, so that a click at the second of its send is a scanner's. */
@@ -1170,8 +1182,8 @@ static void fold_lead_with(compute_job *j, int32_t row, lq_event *ev, size_t n, 
   for (k = 1; k < n; k++)
     if (event_before(fs, &ev[k], &ev[k - 1])) break;
   if (k < n) sort_events(fs, ev, tmp, n);
-  for (k = 0; k < n; k++) fs_apply(fs, st, &ev[k]);
-  fs_values(fs, st, j->as_of, j->vals);
+  for (k = 0; k < n; k++) fs_apply_as(fs, st, &ev[k], 1);   /* st->bulk: the bulk pass's scratch state */
+  fs_values_as(fs, st, j->as_of, j->vals, 1);
   for (c = 0; c < LQ_N_COUNTERS; c++) j->counters[c] += st->counters[c];
   for (c = 0; c < fs->nfeats; c++) j->res->cols[c]->numbers[row] = j->vals[c];   /* NaN is missing */
 }
