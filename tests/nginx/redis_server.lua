@@ -84,6 +84,8 @@ function H.start(opts)
       "bind 127.0.0.1", "port " .. port, "dir " .. dir, "logfile " .. dir .. "/redis.log",
       "daemonize no", "save \"\"", "appendonly yes", "appendfsync " .. (opts.appendfsync or "everysec"),
       "protected-mode yes", "databases 4",
+      -- a lead's hash (profile, state: a few hundred bytes) kept as one listpack, as README advises
+      "hash-max-listpack-value 1024",
       "unixsocket " .. dir .. "/redis.sock", "unixsocketperm 700",   -- store.redis{ path = } and its bench
       "enable-debug-command local",   -- DEBUG SLEEP: the tests make Redis slow on purpose
       "", }, "\n"))
