@@ -215,11 +215,13 @@ function TestSnapshotRoundTrip:test_a_big_dictionary_in_place_is_searched_and_gr
       i % 3 == 0 and "demo_request" or "pricing_view", i % 9 + 1)
   end
   local leads = leadq.parse_csv(table.concat(leads_lines, "\n") .. "\n", { schema = { id = "text" } })
-  local events = leadq.parse_csv(table.concat(event_lines, "\n") .. "\n", { schema = { lead_id = "category", value = "number" } })
+  local events = leadq.parse_csv(table.concat(event_lines, "\n") .. "\n",
+    { schema = { lead_id = "category", value = "number" } })
   local path = self.dir .. "/ids.lqs"
   assert(leadq.save_snapshot(path, { leads = leads, events = events }))
   local s = assert(leadq.read_snapshot(path, { map = true }))
-  local fs = leadq.features({ demos = { count = "demo_request" }, views = { count = "pricing_view", within_days = 90 } })
+  local fs = leadq.features({ demos = { count = "demo_request" },
+    views = { count = "pricing_view", within_days = 90 } })
   local want = assert(fs:compute(leads, events, { as_of = "2026-11-01" }))
   local got = assert(fs:compute(s.leads, s.events, { as_of = "2026-11-01" }))
   lu.assertEquals(got:column("demos"), want:column("demos"))
@@ -244,8 +246,9 @@ function TestSnapshotRoundTrip:test_scores_as_the_csv_does()
   local from_csv = assert(model:score(leads, events, { as_of = as_of }))
   local from_snapshot = assert(model:score(s.leads, s.events, { as_of = as_of }))
   assert_same_table(from_csv, from_snapshot)
+  local lead_columns = { "id", "created_at", (table.unpack or unpack)(model:lead_columns()) }
   local m = assert(leadq.read_snapshot(path, { map = true, threads = 3,
-    columns = { leads = { "id", "created_at", (table.unpack or unpack)(model:lead_columns()) }, events = model:event_columns() } }))
+    columns = { leads = lead_columns, events = model:event_columns() } }))
   assert_same_table(from_csv, assert(model:score(m.leads, m.events, { as_of = as_of })))
   lu.assertTrue(#from_csv > 0)
 end
