@@ -140,4 +140,30 @@ function M.assert_same_report(one, other, what)
   lu.assertEquals(other.unknown, one.unknown, what .. ": report.unknown")
 end
 
+-- A copy of list in a fixed pseudo-random order (a seed gives the same order on every Lua).
+function M.shuffled(list, seed)
+  local out, x = {}, seed
+  for i = 1, #list do out[i] = list[i] end
+  for i = #out, 2, -1 do
+    x = (16807 * x) % 2147483647
+    local j = x % i + 1
+    out[i], out[j] = out[j], out[i]
+  end
+  return out
+end
+
+-- n generated leads (ids as categories) and their events as Lua records, in the file's order.
+function M.generated_events(n, seed)
+  local leadq = require("leadq")
+  local dir = M.tmpdir()
+  assert(require("leadq.gen").generate { leads = n, seed = seed, out = dir })
+  local leads = assert(leadq.read_csv(dir .. "/leads.csv", { schema = { id = "category" } }))
+  local events = assert(leadq.read_events(dir .. "/events.csv"))
+  local list = {}
+  for i = 1, #events do list[i] = events:row(i) end
+  events:close()
+  M.remove_dir(dir)
+  return { leads = leads, list = list }
+end
+
 return M

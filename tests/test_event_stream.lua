@@ -32,16 +32,7 @@ local function sample()
   return generated
 end
 
-local function shuffled(list, seed)
-  local out, x = {}, seed
-  for i = 1, #list do out[i] = list[i] end
-  for i = #out, 2, -1 do
-    x = (16807 * x) % 2147483647
-    local j = x % i + 1
-    out[i], out[j] = out[j], out[i]
-  end
-  return out
-end
+local shuffled = helpers.shuffled
 
 local function write_lines(lines, eol, tail)
   return helpers.temp_file(table.concat(lines, eol or "\n") .. (tail == nil and (eol or "\n") or tail))

@@ -3,7 +3,6 @@
 -- way the pass folds (runs in file order, the scatter, threads), and refused when it does not fit.
 local lu = require("luaunit")
 local core = require("leadq.core")
-local leadq = require("leadq")
 local features = require("leadq.features")
 local helpers = require("helpers")
 
@@ -19,29 +18,11 @@ local SPECS, OPTIONS = helpers.every_feature()
 local generated
 
 local function sample()
-  if generated then return generated end
-  local dir = helpers.tmpdir()
-  assert(require("leadq.gen").generate { leads = helpers.size(3000, 1200), seed = 31, out = dir })
-  local leads = assert(leadq.read_csv(dir .. "/leads.csv", { schema = { id = "category" } }))
-  local events = assert(leadq.read_events(dir .. "/events.csv"))
-  local list = {}
-  for i = 1, #events do list[i] = events:row(i) end
-  events:close()
-  helpers.remove_dir(dir)
-  generated = { leads = leads, list = list }
+  generated = generated or helpers.generated_events(helpers.size(3000, 1200), 31)
   return generated
 end
 
-local function shuffled(list, seed)
-  local out, x = {}, seed
-  for i = 1, #list do out[i] = list[i] end
-  for i = #out, 2, -1 do
-    x = (16807 * x) % 2147483647
-    local j = x % i + 1
-    out[i], out[j] = out[j], out[i]
-  end
-  return out
-end
+local shuffled = helpers.shuffled
 
 -- The events of every other lead only: the leads left without events must lose their earlier values.
 local function half(list)

@@ -20,30 +20,11 @@ local SPECS, OPTIONS = helpers.every_feature()   -- every feature, attribute fil
 local generated   -- leads and the events as Lua records, made once for the suite
 
 local function sample()
-  if generated then return generated end
-  local dir = helpers.tmpdir()
-  local n = helpers.size(4000, 1500)
-  assert(require("leadq.gen").generate { leads = n, seed = 77, out = dir })
-  local leads = assert(leadq.read_csv(dir .. "/leads.csv", { schema = { id = "category" } }))
-  local events = assert(leadq.read_events(dir .. "/events.csv"))
-  local list = {}
-  for i = 1, #events do list[i] = events:row(i) end
-  events:close()
-  helpers.remove_dir(dir)
-  generated = { leads = leads, list = list }
+  generated = generated or helpers.generated_events(helpers.size(4000, 1500), 77)
   return generated
 end
 
-local function shuffled(list, seed)
-  local out, x = {}, seed
-  for i = 1, #list do out[i] = list[i] end
-  for i = #out, 2, -1 do
-    x = (16807 * x) % 2147483647
-    local j = x % i + 1
-    out[i], out[j] = out[j], out[i]
-  end
-  return out
-end
+local shuffled = helpers.shuffled
 
 local function time_ordered(list)
   local idx = {}
