@@ -736,8 +736,8 @@ static int check_offsets(const uint64_t *offsets, const uint8_t *missing, uint64
 
 /* The checks of a column's values once they are in place (read or mapped). */
 static int check_values(lq_snapshot_reader *r, const lq_column *c, const column_plan_entry *e, uint64_t nrows,
-                        const place *at, char *err, size_t errlen) {
-  size_t n = (size_t)nrows, k;
+                        int scanned, const place *at, char *err, size_t errlen) {
+  size_t n = scanned ? 0 : (size_t)nrows, k;   /* scanned: booleans and codes checked already */
   int32_t count = (int32_t)e->dict_count;
   switch (c->type) {
     case LQ_BOOLEAN:
@@ -756,7 +756,7 @@ static int check_values(lq_snapshot_reader *r, const lq_column *c, const column_
     case LQ_TAGS:
       if (check_offsets(c->tag_offsets, c->text_missing, nrows, e->data_len) != 0)
         return damaged(r, at, SECTION_OFFSETS, err, errlen, "does not fit the tag codes and their missing marks");
-      for (k = 0; k < (size_t)e->data_len; k++)
+      for (k = 0; k < (scanned ? 0 : (size_t)e->data_len); k++)
         if (c->tag_codes[k] < 0 || c->tag_codes[k] >= count)
           return damaged(r, at, SECTION_TAG_CODES, err, errlen, "holds a code outside the dictionary");
       break;
@@ -827,7 +827,7 @@ static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_en
       default:
         return -1;
     }
-    if (check_values(r, c, e, nrows, &at, err, errlen) != 0) return -1;
+    if (check_values(r, c, e, nrows, 0, &at, err, errlen) != 0) return -1;
   }
   return 0;
 }
@@ -835,13 +835,36 @@ static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_en
 /* ---- reading in place (a mapped file, or borrowed bytes) ---- */
 
 /* A wanted section in memory, its checksum to check. */
+enum { SCAN_NONE, SCAN_BOOLEANS, SCAN_CODES, SCAN_TAG_CODES };
+
 typedef struct span {
   const unsigned char *p;
   uint64_t len, sum;
   uint32_t kind;
   uint32_t plan;          /* its column's plan entry */
-  int bad;                /* set by the check */
+  int scan;               /* SCAN_*: its values checked too, by the same thread, while in cache */
+  int32_t codes;          /* SCAN_CODES, SCAN_TAG_CODES: the dictionary's size */
+  int bad;                /* set by the check: 1 its checksum, 2 a value */
 } span;
+
+/* Booleans 0, 1 or missing; codes within the dictionary (or missing, for a category): 1 when not. */
+static int bad_values(const span *x) {
+  size_t k, n;
+  if (x->scan == SCAN_BOOLEANS) {
+    for (k = 0; k < (size_t)x->len; k++)
+      if (x->p[k] > LQ_MISSING_BOOL) return 1;
+    return 0;
+  }
+  if (x->scan == SCAN_CODES || x->scan == SCAN_TAG_CODES) {
+    const int32_t *c = (const int32_t *)(const void *)x->p;
+    int32_t lo = x->scan == SCAN_CODES ? LQ_MISSING_CODE : 0;
+    int bad = 0;
+    n = (size_t)x->len / sizeof(int32_t);
+    for (k = 0; k < n; k++) bad |= (c[k] < lo) | (c[k] >= x->codes);   /* no branch: vectorized */
+    return bad;
+  }
+  return 0;
+}
 
 typedef struct sum_job {
   span *spans;
@@ -871,7 +894,7 @@ static void *sum_main(void *arg) {
     populate(x->p, (size_t)padded(x->len));
     hasher_init(&h, section_seed(x->kind, x->len));
     hasher_update(&h, x->p, (size_t)padded(x->len));   /* the padding is the section's too */
-    x->bad = hasher_final(&h) != x->sum;
+    x->bad = hasher_final(&h) != x->sum ? 1 : bad_values(x) ? 2 : 0;
   }
   return NULL;
 }
@@ -940,6 +963,10 @@ static int map_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_ent
       x->kind = cs.kind[k];
       x->plan = i;
       x->bad = 0;
+      x->codes = (int32_t)e->dict_count;
+      x->scan = cs.kind[k] == SECTION_TAG_CODES ? SCAN_TAG_CODES
+              : cs.kind[k] != SECTION_VALUES ? SCAN_NONE
+              : e->type == LQ_BOOLEAN ? SCAN_BOOLEANS : e->type == LQ_CATEGORY ? SCAN_CODES : SCAN_NONE;
       r->offset += padded(cs.len[k]);
       nspans++;
     }
@@ -948,10 +975,17 @@ static int map_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_ent
     failf(err, errlen, r->path, "not enough memory");
     goto done;
   }
-  for (i = 0; i < nspans; i++)
-    if (spans[i].bad) {
+  for (i = 0; i < nspans; i++)   /* every checksum first, then the values the threads checked */
+    if (spans[i].bad == 1) {
       at.column = t->cols[plan[spans[i].plan].col]->name;
       damaged(r, &at, spans[i].kind, err, errlen, "fails its checksum");
+      goto done;
+    }
+  for (i = 0; i < nspans; i++)
+    if (spans[i].bad == 2) {
+      at.column = t->cols[plan[spans[i].plan].col]->name;
+      damaged(r, &at, spans[i].kind, err, errlen, spans[i].scan == SCAN_BOOLEANS ? "holds a value that is no boolean"
+              : "holds a code outside the dictionary");
       goto done;
     }
   if (r->mapping != NULL) lq_table_use_mapping(t, r->mapping);
@@ -986,7 +1020,7 @@ static int map_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_ent
         first_span += 5;
         break;
     }
-    if (check_values(r, c, e, nrows, &at, err, errlen) != 0) goto done;
+    if (check_values(r, c, e, nrows, 1, &at, err, errlen) != 0) goto done;
   }
   t->cap = (size_t)nrows;   /* every column has room for exactly its rows */
   status = 0;
