@@ -2,6 +2,7 @@
 -- hosts (hiredis, every variant) against a redis-server this suite starts (127.0.0.1, a free port, its
 -- config and AOF under /tmp), and two nginx nodes of two workers each on that Redis (luajit variant).
 local lu = require("luaunit")
+local helpers = require("helpers")
 local json = require("leadq.json")
 local store = require("leadq.store")
 local service = require("leadq.service")
@@ -45,9 +46,16 @@ function M.TestStoreFormat.test_parse_url()
   lu.assertEquals(store.parse_url("redis://:secret@cache.local"),
     { host = "cache.local", port = 6379, password = "secret" })
   lu.assertEquals(store.parse_url("redis://"), { host = "127.0.0.1", port = 6379 })
+  lu.assertEquals(store.parse_url("unix:///run/redis/redis.sock"), { path = "/run/redis/redis.sock" })
+  lu.assertEquals(store.parse_url("unix://:secret@/tmp/r.sock?db=3"),
+    { path = "/tmp/r.sock", db = 3, password = "secret" })
   local ok, err = store.parse_url("http://x")
   lu.assertNil(ok)
-  lu.assertEquals(err, "store 'http://x': expected redis://[:password@]host[:port][/db]")
+  lu.assertEquals(err, "store 'http://x': expected redis://[:password@]host[:port][/db] or "
+    .. "unix://[:password@]/path/to/redis.sock[?db=N]")
+  lu.assertStrContains(select(2, store.parse_url("unix://relative.sock")), "expected redis://")
+  lu.assertEquals(select(2, store.parse_url("unix:///tmp/r.sock?database=2")),
+    "store 'unix:///tmp/r.sock?database=2': the only option of a unix:// store is ?db=N")
 end
 
 function M.TestStoreFormat.test_bad_options_raise_at_the_caller()
@@ -603,6 +611,12 @@ function M.TestStateCommand.test_export_and_import_through_the_command()
     "--in", dir .. "/missing.ndjson" })
   lu.assertEquals({ code, out }, { 1, "" })
   lu.assertStrContains(err, "import into redis://127.0.0.1:" .. r.port .. "/2 failed: " .. dir .. "/missing.ndjson")
+  -- the same Redis through its Unix socket: the export is the same lines
+  local socket_url = "unix://" .. r.socket .. "?db=1"
+  code, out, err = leadq({ "state", "export", "--store", socket_url, "--out", dir .. "/over_socket.ndjson" })
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(out, "exported 12 leads from " .. socket_url .. " to " .. dir .. "/over_socket.ndjson")
+  lu.assertEquals(helpers.read(dir .. "/over_socket.ndjson"), helpers.read(dir .. "/leads.ndjson"))
   os.execute("rm -rf " .. harness.quote(dir))
 end
 

@@ -326,10 +326,35 @@ function _M.redis(opts)
   }, RedisStore)
 end
 
--- "redis://[:password@]host[:port][/db]" -> options for store.redis, or nil and why.
+-- "redis://[:password@]host[:port][/db]" (or a unix:// one, above) -> options for store.redis, or nil
+-- and why.
+-- "unix://[:password@]/path/to/redis.sock[?db=N]" -> options with the socket's path (a Redis on this
+-- host, through its unixsocket: no TCP stack).
+local URL_FORMS = "redis://[:password@]host[:port][/db] or unix://[:password@]/path/to/redis.sock[?db=N]"
+
+local function parse_unix_url(url, rest)
+  local opts = {}
+  local auth, after = rest:match("^([^/]*)@(/.*)$")
+  if auth then
+    opts.password = auth:match("^:?(.*)$")
+    rest = after
+  end
+  local path, query = rest:match("^(/[^?]+)%??(.*)$")
+  if not path then return nil, format("store '%s': expected %s", url, URL_FORMS) end
+  opts.path = path
+  if query ~= "" then
+    local db = query:match("^db=(%d+)$")
+    if not db then return nil, format("store '%s': the only option of a unix:// store is ?db=N", url) end
+    opts.db = tonumber(db)
+  end
+  return opts
+end
+
 function _M.parse_url(url)
+  local unix = url:match("^unix://(.*)$")
+  if unix then return parse_unix_url(url, unix) end
   local rest = url:match("^redis://(.*)$")
-  if not rest then return nil, format("store '%s': expected redis://[:password@]host[:port][/db]", url) end
+  if not rest then return nil, format("store '%s': expected %s", url, URL_FORMS) end
   local opts = {}
   local auth, hostpart = rest:match("^(.*)@([^@]*)$")
   if auth then
@@ -337,7 +362,7 @@ function _M.parse_url(url)
     rest = hostpart
   end
   local hostport, db = rest:match("^([^/]*)/?(%d*)$")
-  if not hostport then return nil, format("store '%s': expected redis://[:password@]host[:port][/db]", url) end
+  if not hostport then return nil, format("store '%s': expected %s", url, URL_FORMS) end
   local host, port = hostport:match("^(.-):(%d+)$")
   opts.host = host or (hostport ~= "" and hostport or "127.0.0.1")
   opts.port = tonumber(port) or 6379

@@ -1,7 +1,8 @@
 -- `leadq state export|import|load`: the real-time service's leads (profiles and engagement states)
 -- out of a store, into one, or computed from bulk data (lua/leadq/store.lua has the format).
 --
--- Stores: redis://[:password@]host[:port][/db] (the Redis the service uses), or http://127.0.0.1:PORT,
+-- Stores: redis://[:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N] (the Redis the
+-- service uses, over TCP or its Unix socket), or http://127.0.0.1:PORT,
 -- a running service's admin location /.leadq/state (its shared dict lives inside nginx: that location
 -- is the way in; it serves a Redis store alike). The http store goes through curl.
 local cli = require("leadq.cli")
@@ -22,7 +23,7 @@ end
 
 -- The store an option names: { redis = store } or { url = base }, or nil and why.
 local function open_store(text)
-  if text:match("^redis://") then
+  if text:match("^redis://") or text:match("^unix://") then
     local opts, err = store_lib.parse_url(text)
     if not opts then return nil, err end
     opts.client, opts.timeout = "hiredis", 10
@@ -30,8 +31,8 @@ local function open_store(text)
   end
   local base = text:match("^(https?://[^/]+)/?$")
   if base then return { url = base .. "/.leadq/state" } end
-  return nil, format("--store '%s': expected redis://[:password@]host[:port][/db] or http://127.0.0.1:PORT "
-    .. "(a running service's state location)", text)
+  return nil, format("--store '%s': expected redis://[:password@]host[:port][/db], "
+    .. "unix:///path/to/redis.sock[?db=N] or http://127.0.0.1:PORT (a running service's state location)", text)
 end
 
 local function lines_of(path)
@@ -223,8 +224,9 @@ cli.commands.state = {
   summary = "export, import or warm up the real-time service's leads (profiles and engagement states)",
   usage = "state export --store STORE --out FILE.ndjson | state import --store STORE --in FILE.ndjson | "
     .. "state load --rules FILE --leads CSV [--events CSV] [--id COLUMN] --store STORE [--out FILE.ndjson]",
-  help = "STORE: redis://[:password@]host[:port][/db], the Redis the service keeps its leads in, or\n"
-    .. "http://127.0.0.1:PORT, a running service's /.leadq/state location (its shared dict, or its Redis).\n"
+  help = "STORE: redis://[:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N], the Redis the\n"
+    .. "service keeps its leads in (over TCP or its Unix socket), or http://127.0.0.1:PORT, a running\n"
+    .. "service's /.leadq/state location (its shared dict, or its Redis).\n"
     .. "export: every lead as one JSON line (profile, version, engagement state) after a header line.\n"
     .. "import: an export put back: a backup restored, or leads moved from a shared dict to Redis.\n"
     .. "load: profiles from the leads CSV (the fields the rules read) and each lead's events replayed in\n"
@@ -232,7 +234,7 @@ cli.commands.state = {
     .. "a lead the same from the service as `leadq score` does.",
   args = "export|import|load",
   options = {
-    store = { type = "string", help = "redis://host:port/db or http://127.0.0.1:PORT" },
+    store = { type = "string", help = "redis://host:port/db, unix:///path/redis.sock?db=N or http://127.0.0.1:PORT" },
     out = { type = "string", help = "export: the file written; load: also write the lines there" },
     ["in"] = { type = "string", help = "import: the file read (an export)" },
     rules = { type = "string", help = "load: the rule file the service runs" },
