@@ -1,6 +1,10 @@
 /* leadq.core: the one exported symbol; each binding file adds its part of the module. */
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "compat.h"
 #include "bindings.h"
@@ -20,7 +24,8 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 9: cpus(); calendar(); state_line(); a Redis connection's receive_lines(); read_csv's columns_optional.
 ** 10: write_csv_columns() (the scores' CSV written in C).
 ** 11: a feature set's _compute_file() (the events stream); a table's counts(); write_csv_columns'
-**     threads; a funnel result's json() and text(), the funnel's threads; redis_connect_unix(). */
+**     threads; a funnel result's json() and text(), the funnel's threads; redis_connect_unix().
+** 12: read_snapshot's options (mapped, columns); a feature set's _compute into; keep_freed_memory(). */
 #define LQ_INTERFACE 12
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
@@ -54,6 +59,23 @@ static int l_cpus(lua_State *L) {
   return 1;
 }
 
+/* core.keep_freed_memory() -> true, or false where the C library has no such setting. For a command's
+** process, which ends with its run: blocks up to 32 MB come from the C heap and what is freed stays
+** there for the next allocations. A fresh page costs a fault and its zeroing, dear on a virtual
+** machine (a third of `leadq funnel`'s run from CSV files): glibc gives a freed block over 128 KB back
+** to the system at once, so the table freed after a load left the process and the arrays made next
+** faulted fresh pages again. A server embedding the core keeps the C library's setting. */
+static int l_keep_freed_memory(lua_State *L) {
+#if defined(__GLIBC__)
+  int ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  ok = mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1 && ok;
+  lua_pushboolean(L, ok);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  return 1;
+}
+
 LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_newtable(L);
   lq_open_table(L);
@@ -77,6 +99,8 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
   lua_setfield(L, -2, "interface");
   lua_pushcfunction(L, l_now);
   lua_setfield(L, -2, "now");
+  lua_pushcfunction(L, l_keep_freed_memory);
+  lua_setfield(L, -2, "keep_freed_memory");
   lua_pushcfunction(L, l_cpus);
   lua_setfield(L, -2, "cpus");
   return 1;

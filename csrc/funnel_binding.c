@@ -13,19 +13,12 @@
 **   f:close(), #f (rows logged)
 **   core.funnel_parse(text)           a result from r:serialize(), or nil, message
 **   core.funnel_parse_time(text)      seconds since the epoch, or nil, message
-**   core.funnel_keep_heap()           for a command's process: the C heap keeps what is freed for the
-**                                     next allocations (true; false where the C library has no such
-**                                     setting)
 **   r:serialize(), r:merge(other or text) (r, or nil, message), r:copy(), r:totable(), r:close()
 ** Misuse raises; data that cannot be read or merged returns nil, message.
 */
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "compat.h"
 #include "bindings.h"
@@ -867,23 +860,6 @@ static const luaL_Reg result_meta[] = {
   {NULL, NULL}
 };
 
-/* A fresh page costs a fault and its zeroing, a third of a million leads' funnel run from CSV files on
-** a virtual machine. glibc returns a freed block of more than 128 KB (its mmap threshold) to the system
-** at once, and the top of its heap past 128 KB: the transitions table freed after the load left the
-** process, and the leads table and the funnel's arrays made next faulted fresh pages again. Blocks up to
-** 32 MB (the most glibc takes) now come from the heap and what is freed stays for the next ones. For
-** the leadq command's process only, which ends with its run: a server keeps the C library's setting. */
-static int funnel_keep_heap(lua_State *L) {
-#if defined(__GLIBC__)
-  int ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
-  ok = mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1 && ok;
-  lua_pushboolean(L, ok);
-#else
-  lua_pushboolean(L, 0);
-#endif
-  return 1;
-}
-
 void lq_open_funnel(lua_State *L) {
   lq_new_class(L, FUNNEL_TYPE, funnel_meta, funnel_methods);
   lq_new_class(L, RESULT_TYPE, result_meta, result_methods);
@@ -893,6 +869,4 @@ void lq_open_funnel(lua_State *L) {
   lua_setfield(L, -2, "funnel_parse");
   lua_pushcfunction(L, funnel_parse_time);
   lua_setfield(L, -2, "funnel_parse_time");
-  lua_pushcfunction(L, funnel_keep_heap);
-  lua_setfield(L, -2, "funnel_keep_heap");
 }

@@ -106,7 +106,7 @@ local function run(opts, out)
   local core = require("leadq.core")
   -- the command's process ends with the run: memory freed (the transitions table after the load) is
   -- kept for the leads table and the funnel's arrays, which would fault fresh pages again
-  core.funnel_keep_heap()
+  core.keep_freed_memory()
   local threads = opts.threads or core.cpus()
   if threads < 1 or threads > 256 then return cli.fail(out, "--threads must be 1 to 256", 2) end
   if #inputs > 0 and opts.merge then
