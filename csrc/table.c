@@ -255,9 +255,9 @@ static int dict_rehash(lq_dict *d, lq_allocator *a, uint32_t nslots) {
 }
 
 /* starts, lengths and hashes share one block (starts first), so growing them fails or
-** succeeds as one. */
-static int dict_grow_entries(lq_dict *d, lq_allocator *a) {
-  size_t ocap = (size_t)d->cap, ncap = grown(ocap, ocap + 1);
+** succeeds as one. Room for ncap entries (> d->cap), the ones there kept. */
+static int dict_grow_entries(lq_dict *d, lq_allocator *a, size_t ncap) {
+  size_t ocap = (size_t)d->cap;
   const size_t entry = sizeof(size_t) + 2 * sizeof(uint32_t);
   char *block;
   if (ncap > INT32_MAX) ncap = INT32_MAX;
@@ -285,7 +285,7 @@ static int32_t dict_add(lq_dict *d, lq_allocator *a, const char *s, size_t len, 
     uint32_t n = d->slots ? (d->slot_mask + 1) * 2 : 16;
     if (n == 0 || dict_rehash(d, a, n) != 0) return -2;
   }
-  if (d->count == d->cap && dict_grow_entries(d, a) != 0) return -2;
+  if (d->count == d->cap && dict_grow_entries(d, a, grown((size_t)d->cap, (size_t)d->cap + 1)) != 0) return -2;
   if (d->bytes_len + len + 1 > d->bytes_cap) {
     size_t ncap = grown(d->bytes_cap, d->bytes_len + len + 1);
     if (ncap < 64) ncap = 64;
@@ -313,30 +313,22 @@ int lq_dict_index(lq_dict *d, lq_allocator *a) {
 
 int lq_dict_load(lq_dict *d, lq_allocator *a, const uint32_t *lengths, const char *bytes, int32_t count,
                  size_t bytes_len, int index) {
-  const size_t entry = sizeof(size_t) + 2 * sizeof(uint32_t);
-  size_t pos = 0, ncap = count > 0 ? (size_t)count : 1;
-  char *block;
+  size_t pos = 0;
   int32_t k;
-  if (d->count != 0 || count < 0 || count >= INT32_MAX - 1) return -2;
+  if (d->count != 0 || d->cap != 0 || count < 0 || count >= INT32_MAX - 1) return -2;
   for (k = 0; k < count; k++) {   /* every length and its NUL within the bytes, before anything is kept */
     if (lengths[k] >= bytes_len - pos || bytes[pos + lengths[k]] != '\0') return -2;
     pos += (size_t)lengths[k] + 1;
   }
   if (pos != bytes_len) return -2;
-  block = (char *)lq_mem_array(a, ncap, entry);
+  if (dict_grow_entries(d, a, count > 0 ? (size_t)count : 1) != 0) return -1;
   d->bytes = (char *)lq_mem_new(a, bytes_len);
-  if (block == NULL || d->bytes == NULL) {
-    lq_mem_free(a, block, ncap * entry);
-    lq_mem_free(a, d->bytes, bytes_len);
-    lq_dict_init(d);
+  if (d->bytes == NULL) {
+    lq_dict_free(d, a);
     return -1;
   }
   if (bytes_len > 0) memcpy(d->bytes, bytes, bytes_len);
   d->bytes_len = d->bytes_cap = bytes_len;
-  d->starts = (size_t *)(void *)block;
-  d->lengths = (uint32_t *)(void *)(block + ncap * sizeof(size_t));
-  d->hashes = (uint32_t *)(void *)(block + ncap * (sizeof(size_t) + sizeof(uint32_t)));
-  d->cap = (int32_t)ncap;
   for (k = 0, pos = 0; k < count; k++) {
     d->starts[k] = pos;
     d->lengths[k] = lengths[k];
@@ -360,24 +352,14 @@ int32_t lq_dict_intern_hash(lq_dict *d, lq_allocator *a, const char *s, size_t l
 }
 
 int32_t lq_dict_intern(lq_dict *d, lq_allocator *a, const char *s, size_t len) {
-  uint32_t h = lq_hash_bytes(s, len);
-  int32_t code;
-  if (d->index == NULL && d->count > 0 && lq_dict_index(d, a) != 0) return -2;
-  code = dict_lookup(d, s, len, h);
-  if (code >= 0) return code;
-  return dict_add(d, a, s, len, h);
+  return lq_dict_intern_hash(d, a, s, len, lq_hash_bytes(s, len));
 }
 
 /* ---- columns ---- */
 
-static void column_free(lq_column *c, lq_allocator *a) {
+/* A column's arrays (those not NULL) back to the allocator; its name and dictionary stay. */
+static void column_free_arrays(lq_column *c, lq_allocator *a) {
   size_t cap = c->row_cap;
-  lq_mem_free(a, c->name, strlen(c->name) + 1);
-  if (c->mapped) {   /* its arrays are the mapping's */
-    lq_dict_free(&c->dict, a);
-    lq_mem_free(a, c, sizeof *c);
-    return;
-  }
   lq_mem_free(a, c->numbers, cap * sizeof(double));
   lq_mem_free(a, c->bools, cap);
   lq_mem_free(a, c->codes, cap * sizeof(int32_t));
@@ -386,18 +368,21 @@ static void column_free(lq_column *c, lq_allocator *a) {
   lq_mem_free(a, c->text_missing, c->missing_cap);
   lq_mem_free(a, c->tag_offsets, (cap + 1) * sizeof(uint64_t));
   lq_mem_free(a, c->tag_codes, c->tag_cap * sizeof(int32_t));
+}
+
+static void column_free(lq_column *c, lq_allocator *a) {
+  lq_mem_free(a, c->name, strlen(c->name) + 1);
+  if (!c->mapped) column_free_arrays(c, a);   /* a mapped column's arrays are the mapping's */
   lq_dict_free(&c->dict, a);
   lq_mem_free(a, c, sizeof *c);
 }
 
-/* A copy of n bytes of a mapped array in the allocator's memory (NULL when p is), or NULL. */
-static int own_copy(lq_allocator *a, void **p, size_t n) {
-  void *q;
-  if (*p == NULL) return 0;
-  q = lq_mem_new(a, n);
-  if (q == NULL) return -1;
-  if (n > 0) memcpy(q, *p, n);
-  *p = q;
+/* *dst: a copy of n bytes at src in the allocator's memory (NULL when src is); 0, or -1 no memory. */
+static int own_copy(lq_allocator *a, void **dst, const void *src, size_t n) {
+  *dst = NULL;
+  if (src == NULL) return 0;
+  if ((*dst = lq_mem_new(a, n)) == NULL) return -1;
+  if (n > 0) memcpy(*dst, src, n);
   return 0;
 }
 
@@ -408,23 +393,25 @@ static int column_own(lq_column *c, lq_allocator *a) {
   size_t cap = c->row_cap;
   if (!c->mapped) return 0;
   copy = *c;
-  if (own_copy(a, (void **)&copy.numbers, cap * sizeof(double)) != 0 ||
-      own_copy(a, (void **)&copy.bools, cap) != 0 ||
-      own_copy(a, (void **)&copy.codes, cap * sizeof(int32_t)) != 0 ||
-      own_copy(a, (void **)&copy.offsets, (cap + 1) * sizeof(uint64_t)) != 0 ||
-      own_copy(a, (void **)&copy.text, c->text_cap) != 0 ||
-      own_copy(a, (void **)&copy.text_missing, c->missing_cap) != 0 ||
-      own_copy(a, (void **)&copy.tag_offsets, (cap + 1) * sizeof(uint64_t)) != 0 ||
-      own_copy(a, (void **)&copy.tag_codes, c->tag_cap * sizeof(int32_t)) != 0) {
-    /* free what was copied: the arrays that differ from the mapped ones */
-    if (copy.numbers != c->numbers) lq_mem_free(a, copy.numbers, cap * sizeof(double));
-    if (copy.bools != c->bools) lq_mem_free(a, copy.bools, cap);
-    if (copy.codes != c->codes) lq_mem_free(a, copy.codes, cap * sizeof(int32_t));
-    if (copy.offsets != c->offsets) lq_mem_free(a, copy.offsets, (cap + 1) * sizeof(uint64_t));
-    if (copy.text != c->text) lq_mem_free(a, copy.text, c->text_cap);
-    if (copy.text_missing != c->text_missing) lq_mem_free(a, copy.text_missing, c->missing_cap);
-    if (copy.tag_offsets != c->tag_offsets) lq_mem_free(a, copy.tag_offsets, (cap + 1) * sizeof(uint64_t));
-    return -1;   /* tag_codes is the last: never copied when this fails */
+  if (own_copy(a, (void **)&copy.numbers, c->numbers, cap * sizeof(double)) != 0 ||
+      own_copy(a, (void **)&copy.bools, c->bools, cap) != 0 ||
+      own_copy(a, (void **)&copy.codes, c->codes, cap * sizeof(int32_t)) != 0 ||
+      own_copy(a, (void **)&copy.offsets, c->offsets, (cap + 1) * sizeof(uint64_t)) != 0 ||
+      own_copy(a, (void **)&copy.text, c->text, c->text_cap) != 0 ||
+      own_copy(a, (void **)&copy.text_missing, c->text_missing, c->missing_cap) != 0 ||
+      own_copy(a, (void **)&copy.tag_offsets, c->tag_offsets, (cap + 1) * sizeof(uint64_t)) != 0 ||
+      own_copy(a, (void **)&copy.tag_codes, c->tag_codes, c->tag_cap * sizeof(int32_t)) != 0) {
+    /* the arrays not reached are still the mapped ones: only the copies made go back */
+    if (copy.numbers == c->numbers) copy.numbers = NULL;
+    if (copy.bools == c->bools) copy.bools = NULL;
+    if (copy.codes == c->codes) copy.codes = NULL;
+    if (copy.offsets == c->offsets) copy.offsets = NULL;
+    if (copy.text == c->text) copy.text = NULL;
+    if (copy.text_missing == c->text_missing) copy.text_missing = NULL;
+    if (copy.tag_offsets == c->tag_offsets) copy.tag_offsets = NULL;
+    if (copy.tag_codes == c->tag_codes) copy.tag_codes = NULL;
+    column_free_arrays(&copy, a);
+    return -1;
   }
   copy.mapped = 0;
   *c = copy;
@@ -602,14 +589,7 @@ void lq_column_map(lq_table *t, int col, void *values, uint64_t *offsets, void *
   char *name = c->name;
   lq_type type = c->type;
   char sep = c->tag_separator;
-  lq_mem_free(&t->alloc, c->numbers, c->row_cap * sizeof(double));
-  lq_mem_free(&t->alloc, c->bools, c->row_cap);
-  lq_mem_free(&t->alloc, c->codes, c->row_cap * sizeof(int32_t));
-  lq_mem_free(&t->alloc, c->offsets, (c->row_cap + 1) * sizeof(uint64_t));
-  lq_mem_free(&t->alloc, c->text, c->text_cap);
-  lq_mem_free(&t->alloc, c->text_missing, c->missing_cap);
-  lq_mem_free(&t->alloc, c->tag_offsets, (c->row_cap + 1) * sizeof(uint64_t));
-  lq_mem_free(&t->alloc, c->tag_codes, c->tag_cap * sizeof(int32_t));
+  column_free_arrays(c, &t->alloc);
   memset(c, 0, sizeof *c);
   c->name = name;
   c->type = type;
