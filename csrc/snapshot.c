@@ -693,6 +693,20 @@ static void sections_of(const column_plan_entry *e, uint64_t nrows, column_secti
 #undef ADD
 }
 
+/* A column not read: each of its sections where the description says, passed over unread. */
+static int skip_column(lq_snapshot_reader *r, const column_plan_entry *e, uint64_t nrows, const char *table_name,
+                       char *err, size_t errlen) {
+  column_sections cs;
+  place at;
+  int k;
+  at.table = table_name;
+  at.column = "(not read)";
+  sections_of(e, nrows, &cs);
+  for (k = 0; k < cs.n; k++)
+    if (skip_section(r, cs.kind[k], cs.len[k], &at, err, errlen) != 0) return -1;
+  return 0;
+}
+
 #if !defined(LQ_SNAPSHOT_INDEX_MAX)
 #define LQ_SNAPSHOT_INDEX_MAX 65536   /* in place, a bigger dictionary is indexed when first searched */
 #endif
@@ -777,12 +791,7 @@ static int read_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_en
     size_t n = (size_t)nrows;
     at.table = table_name;
     if (e->col < 0) {
-      column_sections cs;
-      int k;
-      at.column = "(not read)";
-      sections_of(e, nrows, &cs);
-      for (k = 0; k < cs.n; k++)
-        if (skip_section(r, cs.kind[k], cs.len[k], &at, err, errlen) != 0) return -1;
+      if (skip_column(r, e, nrows, table_name, err, errlen) != 0) return -1;
       continue;
     }
     c = t->cols[e->col];
@@ -943,20 +952,20 @@ static int map_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_ent
   span *spans = (span *)malloc(((size_t)nplan * 5 + 1) * sizeof(span));
   uint32_t i, nspans = 0, first_span;
   int status = -1, k;
+  column_sections cs;
   place at;
   at.table = table_name;
   if (spans == NULL) return failf(err, errlen, r->path, "not enough memory");
   for (i = 0; i < nplan; i++) {
     const column_plan_entry *e = &plan[i];
-    column_sections cs;
-    at.column = e->col >= 0 ? t->cols[e->col]->name : "(not read)";
+    if (e->col < 0) {
+      if (skip_column(r, e, nrows, table_name, err, errlen) != 0) goto done;
+      continue;
+    }
+    at.column = t->cols[e->col]->name;
     sections_of(e, nrows, &cs);
     for (k = 0; k < cs.n; k++) {
       span *x = &spans[nspans];
-      if (e->col < 0) {
-        if (skip_section(r, cs.kind[k], cs.len[k], &at, err, errlen) != 0) goto done;
-        continue;
-      }
       if (section_header(r, cs.kind[k], cs.len[k], &at, &x->sum, err, errlen) != 0) goto done;
       x->p = r->memory + r->offset;
       x->len = cs.len[k];
@@ -989,37 +998,21 @@ static int map_columns(lq_snapshot_reader *r, lq_table *t, const column_plan_ent
       goto done;
     }
   if (r->mapping != NULL) lq_table_use_mapping(t, r->mapping);
-  for (first_span = 0; first_span < nspans;) {
+  for (first_span = 0; first_span < nspans; first_span += (uint32_t)cs.n) {
     const column_plan_entry *e = &plan[spans[first_span].plan];
-    const span *x = &spans[first_span];
+    const span *x = &spans[first_span];   /* the column's sections, in the order sections_of gives */
     lq_column *c = t->cols[e->col];
+    sections_of(e, nrows, &cs);
     at.column = c->name;
-    switch (e->type) {
-      case LQ_NUMBER: case LQ_TIME: case LQ_BOOLEAN:
-        lq_column_map(t, e->col, (void *)x[0].p, NULL, NULL, 0, NULL, (size_t)nrows);
-        first_span += 1;
-        break;
-      case LQ_CATEGORY:
-        lq_column_map(t, e->col, (void *)x[0].p, NULL, NULL, 0, NULL, (size_t)nrows);
-        if (build_dict(r, t, c, e, (const uint32_t *)(const void *)x[1].p, (const char *)x[2].p, &at, err,
-                       errlen) != 0)
-          goto done;
-        first_span += 3;
-        break;
-      case LQ_TEXT:
-        lq_column_map(t, e->col, NULL, (uint64_t *)(void *)x[0].p, (void *)x[1].p, (size_t)e->data_len,
-                      (uint8_t *)x[2].p, (size_t)nrows);
-        first_span += 3;
-        break;
-      default:   /* tags */
-        lq_column_map(t, e->col, NULL, (uint64_t *)(void *)x[0].p, (void *)x[1].p, (size_t)e->data_len,
-                      (uint8_t *)x[2].p, (size_t)nrows);
-        if (build_dict(r, t, c, e, (const uint32_t *)(const void *)x[3].p, (const char *)x[4].p, &at, err,
-                       errlen) != 0)
-          goto done;
-        first_span += 5;
-        break;
-    }
+    if (e->type == LQ_TEXT || e->type == LQ_TAGS)
+      lq_column_map(t, e->col, NULL, (uint64_t *)(void *)x[0].p, (void *)x[1].p, (size_t)e->data_len,
+                    (uint8_t *)x[2].p, (size_t)nrows);
+    else
+      lq_column_map(t, e->col, (void *)x[0].p, NULL, NULL, 0, NULL, (size_t)nrows);
+    if ((e->type == LQ_CATEGORY || e->type == LQ_TAGS) &&   /* the dictionary: its last two sections */
+        build_dict(r, t, c, e, (const uint32_t *)(const void *)x[cs.n - 2].p, (const char *)x[cs.n - 1].p, &at,
+                   err, errlen) != 0)
+      goto done;
     if (check_values(r, c, e, nrows, 1, &at, err, errlen) != 0) goto done;
   }
   t->cap = (size_t)nrows;   /* every column has room for exactly its rows */

@@ -79,16 +79,9 @@ static int reader_gc(lua_State *L) {
   return 0;
 }
 
-/* A reader in a userdata (closed by __gc should anything raise), then a box for each table before
-** it is built, so every byte always has an owner. The tables are handed out only once the whole
-** file, end section included, has been checked. */
-/* The columns to read: the set made from options.columns sits at stack index 3. */
-typedef struct want_state {
-  lua_State *L;
-} want_state;
-
+/* The columns to read (ud: the Lua state): the set made from options.columns sits at stack index 3. */
 static int want_column(void *ud, const char *table, const char *column) {
-  lua_State *L = ((want_state *)ud)->L;
+  lua_State *L = (lua_State *)ud;
   int wanted;
   lua_getfield(L, 3, table);
   if (lua_isnil(L, -1)) {   /* a table not named: every column */
@@ -142,10 +135,12 @@ static void push_wanted(lua_State *L) {
   lua_replace(L, 3);
 }
 
+/* A reader in a userdata (closed by __gc should anything raise), then a box for each table before
+** it is built, so every byte always has an owner. The tables are handed out only once the whole
+** file, end section included, has been checked. */
 static int l_read_snapshot(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lq_snapshot_reader *r;
-  want_state ws;
   char err[512];
   uint32_t i;
   int map, threads, status;
@@ -154,7 +149,6 @@ static int l_read_snapshot(lua_State *L) {
   threads = !lua_isnoneornil(L, 2) && (lua_getfield(L, 2, "threads"), lua_isnumber(L, -1))
                 ? (int)lua_tointeger(L, -1) : 1;
   lua_settop(L, 3);
-  ws.L = L;
   r = (lq_snapshot_reader *)lq_newuserdata(L, sizeof *r);
   lq_snapshot_reader_init(r);
   luaL_setmetatable(L, READER_TYPE);
@@ -163,7 +157,7 @@ static int l_read_snapshot(lua_State *L) {
   if (status != 0) goto failed;
   if (!lua_isnil(L, 3)) {
     r->want = want_column;
-    r->want_ud = &ws;
+    r->want_ud = L;
   }
   lua_createtable(L, 0, 2);
   for (i = 0; i < r->ntables; i++) {
