@@ -129,9 +129,9 @@ end
 -- A leads or events file through its map: a mapping script, today's two-column CSV (renames), or
 -- none; defaults are the command line's locale (--decimal, --thousands, --date-format, --tz).
 -- threads: --threads, which a plain CSV file is read on too.
--- columns: the columns the run reads (others are never parsed), or nil for all; snapshot_columns:
--- those of a snapshot's tables ({ leads = ..., events = ... }, a table left out read whole).
-local function load_table(path, map, defaults, events, progress, threads, columns, snapshot_columns)
+-- columns: the columns the run reads (others are never parsed), or nil for all; sibling: those of a
+-- snapshot's other table (its events beside its leads; {} when the run does not use them, nil for all).
+local function load_table(path, map, defaults, events, progress, threads, columns, sibling)
   local leadq = require("leadq")   -- the core: loaded when a command runs, not for help
   local mapping = require("leadq.mapping")
   -- a snapshot (leadq load --save), told by its first bytes: its tables as they were loaded, and for
@@ -142,10 +142,10 @@ local function load_table(path, map, defaults, events, progress, threads, column
         .. "to CSV files", path)
     end
     -- mapped, not read: its columns' pages are used in place, and those the run skips never touched
-    local s, err = leadq.read_snapshot(path, { map = true, columns = snapshot_columns,
+    local want, other = events and "events" or "leads", events and "leads" or "events"
+    local s, err = leadq.read_snapshot(path, { map = true, columns = { [want] = columns, [other] = sibling },
       threads = threads or require("leadq.core").cpus() })
     if not s then return nil, err end
-    local want = events and "events" or "leads"
     if not s[want] then return nil, format("%s: the snapshot holds no %s table", path, want) end
     return s[want], nil, not events and s.events or nil
   end
@@ -371,8 +371,10 @@ local function load_inputs(o, out, how)
   local event_columns = not (o.accounts or o.dedupe or o["merges-out"]) and model:event_columns() or nil
   local lead_columns = how and how.score and not defaults and score_lead_columns(o, model, map) or nil
   -- a snapshot's events stand in for --events only when it is not given
+  local snapshot_event_columns = event_columns
+  if o.events then snapshot_event_columns = {} end
   tbl, err, snapshot_events = load_table(o.leads, map, defaults, false, update, options.threads, lead_columns,
-    { leads = lead_columns, events = o.events and {} or event_columns })
+    snapshot_event_columns)
   if finish then finish(tbl and #tbl + tbl:reject_count() or 0) end
   if not tbl then return nil, fail(out, err) end
   local leads_seconds = require("leadq.core").now() - load_started
@@ -392,8 +394,7 @@ local function load_inputs(o, out, how)
       for _, l in ipairs(track.report_lines(report, o.events, 5)) do out.print(l) end
     else
       local eupdate, efinish = progress_display(o, out, o.events)
-      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads, event_columns,
-        { events = event_columns })
+      events, err = load_table(o.events, events_map, defaults, true, eupdate, options.threads, event_columns, {})
       if efinish then efinish(events and #events + events:reject_count() or 0) end
       if not events then return nil, fail(out, err) end
     end
