@@ -332,13 +332,19 @@ end
 -- host, through its unixsocket: no TCP stack).
 local URL_FORMS = "redis://[:password@]host[:port][/db] or unix://[:password@]/path/to/redis.sock[?db=N]"
 
-local function parse_unix_url(url, rest)
+-- The ":password@" before where a URL's address starts (auth_pattern splits the two): options with
+-- the password, and the rest of the URL.
+local function split_password(rest, auth_pattern)
   local opts = {}
-  local auth, after = rest:match("^([^/]*)@(/.*)$")
-  if auth then
-    opts.password = auth:match("^:?(.*)$")
-    rest = after
-  end
+  local auth, after = rest:match(auth_pattern)
+  if not auth then return opts, rest end
+  opts.password = auth:match("^:?(.*)$")
+  return opts, after
+end
+
+local function parse_unix_url(url, rest)
+  local opts
+  opts, rest = split_password(rest, "^([^/]*)@(/.*)$")
   local path, query = rest:match("^(/[^?]+)%??(.*)$")
   if not path then return nil, format("store '%s': expected %s", url, URL_FORMS) end
   opts.path = path
@@ -355,12 +361,8 @@ function _M.parse_url(url)
   if unix then return parse_unix_url(url, unix) end
   local rest = url:match("^redis://(.*)$")
   if not rest then return nil, format("store '%s': expected %s", url, URL_FORMS) end
-  local opts = {}
-  local auth, hostpart = rest:match("^(.*)@([^@]*)$")
-  if auth then
-    opts.password = auth:match("^:?(.*)$")
-    rest = hostpart
-  end
+  local opts
+  opts, rest = split_password(rest, "^(.*)@([^@]*)$")
   local hostport, db = rest:match("^([^/]*)/?(%d*)$")
   if not hostport then return nil, format("store '%s': expected %s", url, URL_FORMS) end
   local host, port = hostport:match("^(.-):(%d+)$")
