@@ -39,6 +39,14 @@ local TYPES_CSV = table.concat({
 }, "\n") .. "\n"
 local TYPES_SCHEMA = { id = "text", tags = "tags", note = "text", industry = "category" }
 
+-- The leads of every column type and the events given, saved together at path: leads, events, path.
+local function saved(path, events_csv)
+  local t = leadq.parse_csv(TYPES_CSV, { schema = TYPES_SCHEMA })
+  local e = leadq.parse_csv(events_csv)
+  assert(leadq.save_snapshot(path, { leads = t, events = e }))
+  return t, e, path
+end
+
 local TestSnapshotRoundTrip = {}
 
 function TestSnapshotRoundTrip:setUp()
@@ -154,10 +162,8 @@ end
 -- Mapped, a table keeps the file's pages: it outlives the reader, its sibling table and the file's
 -- replacement (a save renames a new file over the old one), and appending to it leaves the file as it was.
 function TestSnapshotRoundTrip:test_a_mapped_table_outlives_its_sibling_and_the_file()
-  local t = leadq.parse_csv(TYPES_CSV, { schema = TYPES_SCHEMA })
-  local e = leadq.parse_csv("lead_id,type,at,value\nL1,visit,2026-03-01T10:00:00Z,1\nL2,demo,2026-03-02T10:00:00Z,\n")
-  local path = self.dir .. "/kept.lqs"
-  assert(leadq.save_snapshot(path, { leads = t, events = e }))
+  local _, e, path = saved(self.dir .. "/kept.lqs",
+    "lead_id,type,at,value\nL1,visit,2026-03-01T10:00:00Z,1\nL2,demo,2026-03-02T10:00:00Z,\n")
   local s = assert(leadq.read_snapshot(path, { map = true }))
   s.events:append({ lead_id = "L9", type = "new type", value = 5 })
   lu.assertEquals(s.events:row(3), { lead_id = "L9", type = "new type", value = 5 })
@@ -173,10 +179,7 @@ end
 -- options.columns: only the columns named are read (a name a table lacks is passed over, a table not
 -- named is read whole), and what a column not read holds does not matter, only where it lies.
 function TestSnapshotRoundTrip:test_only_the_columns_asked_for()
-  local t = leadq.parse_csv(TYPES_CSV, { schema = TYPES_SCHEMA })
-  local e = leadq.parse_csv("lead_id,type,at,value\nL1,visit,2026-03-01T10:00:00Z,1\n")
-  local path = self.dir .. "/some.lqs"
-  assert(leadq.save_snapshot(path, { leads = t, events = e }))
+  local t, e, path = saved(self.dir .. "/some.lqs", "lead_id,type,at,value\nL1,visit,2026-03-01T10:00:00Z,1\n")
   for _, map in ipairs({ false, true }) do
     local s = assert(leadq.read_snapshot(path, { map = map, columns = { leads = { "industry", "tags", "nope" } } }))
     lu.assertEquals(s.leads:names(), { "industry", "tags" })
