@@ -1343,24 +1343,6 @@ static inline const char *code_string(const lq_dict *d, int32_t code, size_t *le
   return d->bytes + d->starts[code];
 }
 
-/* lq_compare_bytes for ids, most of them a few bytes: 8 at a time, no call. */
-static inline int compare_ids(const char *a, size_t la, const char *b, size_t lb) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  size_t n = la < lb ? la : lb, i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t x, y;
-    memcpy(&x, a + i, 8);
-    memcpy(&y, b + i, 8);
-    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;   /* the first byte that differs */
-  }
-  for (; i < n; i++)
-    if (a[i] != b[i]) return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
-  return la < lb ? -1 : la > lb;
-#else
-  return lq_compare_bytes(a, la, b, lb);
-#endif
-}
-
 static void join_check(join_job *j) {
   const char *prev = NULL, *s;
   size_t plen = 0, len, i;
@@ -1369,7 +1351,7 @@ static void join_check(join_job *j) {
   for (i = j->lb; i < j->le; i++) {
     if (!id_at(j->idc, i, &s, &len)) goto unsorted;
     if (i == j->lb && i > 0 && !id_at(j->idc, i - 1, &prev, &plen)) goto unsorted;
-    if ((i > 0) && compare_ids(prev, plen, s, len) >= 0) goto unsorted;
+    if ((i > 0) && lq_compare_bytes(prev, plen, s, len) >= 0) goto unsorted;
     prev = s;
     plen = len;
   }
@@ -1377,7 +1359,7 @@ static void join_check(join_job *j) {
   if (k < j->ke) prev = code_string(j->dict, k - 1, &plen);
   for (; k < j->ke; k++) {
     s = code_string(j->dict, k, &len);
-    if (compare_ids(prev, plen, s, len) >= 0) goto unsorted;
+    if (lq_compare_bytes(prev, plen, s, len) >= 0) goto unsorted;
     prev = s;
     plen = len;
   }
@@ -1396,14 +1378,14 @@ static void join_merge(join_job *j) {
   while (lo < hi) {   /* the first lead whose id is not below the first code's */
     size_t mid = lo + (hi - lo) / 2;
     id_at(j->idc, mid, &rs, &rlen);
-    if (compare_ids(rs, rlen, s, len) < 0) lo = mid + 1;
+    if (lq_compare_bytes(rs, rlen, s, len) < 0) lo = mid + 1;
     else hi = mid;
   }
   row = lo;
   for (k = j->kb; k < j->ke; k++) {
     int c = 1;
     s = code_string(j->dict, k, &len);
-    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = compare_ids(rs, rlen, s, len)) < 0)) row++;
+    while (row < j->nleads && (id_at(j->idc, row, &rs, &rlen), (c = lq_compare_bytes(rs, rlen, s, len)) < 0)) row++;
     if (row < j->nleads && c == 0) {
       j->code_row[k] = (int32_t)row;
       row++;
