@@ -140,7 +140,7 @@ static int l_account_rollup(lua_State *L) {
   lua_pop(L, 1);                 /* carry; persona_names stays at names_idx */
 
   /* scratch owned by Lua values on the stack: an error anywhere below leaks nothing */
-  alloc.fn = (lq_alloc_fn)lua_getallocf(L, &alloc.ud);
+  alloc = lq_lua_allocator(L);
   r = (lq_rollup *)lq_newuserdata(L, sizeof *r);
   lq_rollup_init(r, alloc);
   if (luaL_newmetatable(L, ROLLUP_SCRATCH)) {
@@ -278,7 +278,7 @@ static int l_dedupe_tables(lua_State *L) {
     n = (size_t)lua_rawlen(L, 5);
     if ((size_t)lua_rawlen(L, 6) != n) return luaL_error(L, "dedupe: as many survivors as merged ids expected");
   }
-  alloc.fn = (lq_alloc_fn)lua_getallocf(L, &alloc.ud);
+  alloc = lq_lua_allocator(L);
   /* scratch: userdata on the stack, collected whatever happens below */
   skip = (uint8_t *)lq_newuserdata(L, leads->nrows ? leads->nrows : 1);
   memset(skip, 0, leads->nrows ? leads->nrows : 1);

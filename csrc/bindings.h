@@ -22,12 +22,10 @@ static inline void lq_push_number(lua_State *L, double v) {
   lua_pushnumber(L, (lua_Number)v);
 }
 
-/* The Lua state's allocator, for the memory of an object Lua owns. */
-static inline lq_allocator lq_lua_allocator(lua_State *L) {
-  lq_allocator a;
-  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
-  return a;
-}
+/* core.c: the Lua state's allocator, for the memory of an object Lua owns, its big blocks on huge
+** pages (alloc.h). The state's own allocator is kept in a userdata the registry holds, so it outlives
+** every object (finalizers run before a closing state frees its userdata). */
+lq_allocator lq_lua_allocator(lua_State *L);
 
 /* table_binding.c: the value of one cell as Lua sees it (a tags cell as a list); 0, pushing
 ** nothing, when it is missing. */

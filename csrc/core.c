@@ -76,7 +76,28 @@ static int l_keep_freed_memory(lua_State *L) {
   return 1;
 }
 
+static const char lua_allocator_key = 'a';
+
+lq_allocator lq_lua_allocator(lua_State *L) {
+  lq_allocator a, *base;
+  lua_pushlightuserdata(L, (void *)&lua_allocator_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  base = (lq_allocator *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (base == NULL) {   /* made by luaopen_leadq_core; a state that never opened it makes it here */
+    base = (lq_allocator *)lua_newuserdata(L, sizeof *base);
+    base->fn = (lq_alloc_fn)lua_getallocf(L, &base->ud);
+    lua_pushlightuserdata(L, (void *)&lua_allocator_key);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  a.fn = lq_big_block_alloc;
+  a.ud = base;
+  return a;
+}
+
 LQ_EXPORT int luaopen_leadq_core(lua_State *L) {
+  (void)lq_lua_allocator(L);
   lua_newtable(L);
   lq_open_table(L);
   lq_open_csv_reader(L);

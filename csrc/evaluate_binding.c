@@ -15,12 +15,6 @@
 #include "bindings.h"
 #include "evaluate.h"
 
-static lq_allocator allocator_of(lua_State *L) {
-  lq_allocator a;
-  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
-  return a;
-}
-
 static void set_number(lua_State *L, const char *key, double v) {
   if (isnan(v) || isinf(v)) return;   /* absent: JSON has no such numbers */
   lq_push_number(L, v);
@@ -104,7 +98,7 @@ static int l_evaluate(lua_State *L) {
   const lq_column *cols[2] = { NULL, NULL };
   lq_eval_in in;
   lq_eval_out out;
-  lq_allocator a = allocator_of(L);
+  lq_allocator a = lq_lua_allocator(L);
   uint64_t *space;
   const char *fired_bytes = NULL;
   size_t nspace;

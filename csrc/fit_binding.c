@@ -148,7 +148,7 @@ static int l_bin_columns(lua_State *L) {
   if (n < 1) return luaL_argerror(L, 1, "no column to bin");
   b = (bins_box *)lq_newuserdata(L, sizeof(bins_box));   /* 3: safe to collect before it owns memory */
   memset(b, 0, sizeof *b);
-  b->a.fn = (lq_alloc_fn)lua_getallocf(L, &b->a.ud);
+  b->a = lq_lua_allocator(L);
   luaL_setmetatable(L, BINS_TYPE);
   lua_createtable(L, n, 0);                              /* 4: info */
   b->cols = (lq_binned *)b->a.fn(b->a.ud, NULL, 0, sizeof(lq_binned) * (size_t)n);

@@ -30,12 +30,6 @@
 typedef struct funnel_box { lq_funnel *f; } funnel_box;
 typedef struct result_box { lq_funnel_result *r; } result_box;
 
-static lq_allocator allocator_of(lua_State *L) {
-  lq_allocator a;
-  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
-  return a;
-}
-
 static lq_funnel *check_funnel(lua_State *L, int i) {
   funnel_box *b = (funnel_box *)luaL_checkudata(L, i, FUNNEL_TYPE);
   if (b->f == NULL) luaL_argerror(L, i, "the funnel is closed");
@@ -136,7 +130,7 @@ static int funnel_new(lua_State *L) {
   luaL_setmetatable(L, FUNNEL_TYPE);
   lua_newtable(L);   /* the user value: the joined leads table, later */
   lua_setuservalue(L, -2);
-  b->f = lq_funnel_new(allocator_of(L), &cfg);
+  b->f = lq_funnel_new(lq_lua_allocator(L), &cfg);
   if (b->f == NULL) return luaL_error(L, "not enough memory for a funnel");
   return 1;
 }
@@ -546,7 +540,7 @@ static int funnel_parse(lua_State *L) {
   result_box *b = (result_box *)lq_newuserdata(L, sizeof *b);
   b->r = NULL;
   luaL_setmetatable(L, RESULT_TYPE);
-  r = lq_funnel_result_parse(allocator_of(L), s, len, &err);
+  r = lq_funnel_result_parse(lq_lua_allocator(L), s, len, &err);
   if (r == NULL) {
     if (err == NULL) return luaL_error(L, "not enough memory to read a funnel result");
     lua_pushnil(L);

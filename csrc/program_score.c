@@ -139,21 +139,10 @@ static binding_box *get_binding(lua_State *L, program_box *pb, int pidx, int lid
   return b;
 }
 
-/* A new, empty result table on the stack, its columns' memory through lq_big_block_alloc. The Lua
-** allocator it wraps is kept in a userdata anchored in the table's uservalue, so it outlives the
-** table (finalizers keep what they reference alive until they have run). */
+/* A new, empty result table on the stack (its big columns on huge pages: lq_lua_allocator). */
 static lq_table *push_result_table(lua_State *L) {
   lq_table **slot = lq_push_table_box(L);
-  lq_allocator *lua_alloc, a;
-  lua_alloc = (lq_allocator *)lua_newuserdata(L, sizeof(lq_allocator));
-  *lua_alloc = lq_lua_allocator(L);
-  lua_createtable(L, 1, 0);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, 1);
-  lua_setuservalue(L, -2);   /* box's uservalue = { allocator } */
-  a.fn = lq_big_block_alloc;
-  a.ud = lua_alloc;
-  *slot = lq_table_new(a);
+  *slot = lq_table_new(lq_lua_allocator(L));
   if (*slot == NULL) luaL_error(L, "not enough memory");
   return *slot;
 }

@@ -21,12 +21,6 @@
 /* The names a snapshot's tables may have, in the order they are written. */
 static const char *const table_names[] = { "leads", "events", NULL };
 
-static lq_allocator lua_allocator(lua_State *L) {
-  lq_allocator a;
-  a.fn = (lq_alloc_fn)lua_getallocf(L, &a.ud);
-  return a;
-}
-
 static int l_save_snapshot(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lq_snapshot_entry entries[LQ_SNAPSHOT_MAX_TABLES];
@@ -163,7 +157,7 @@ static int l_read_snapshot(lua_State *L) {
   for (i = 0; i < r->ntables; i++) {
     char name[LQ_SNAPSHOT_NAME_MAX];
     lq_table **slot = lq_push_table_box(L);
-    if (lq_snapshot_read_table(r, lua_allocator(L), slot, name, err, sizeof err) != 0) goto failed;
+    if (lq_snapshot_read_table(r, lq_lua_allocator(L), slot, name, err, sizeof err) != 0) goto failed;
     lua_getfield(L, -2, name);
     if (!lua_isnil(L, -1)) {
       lq_snapshot_close(r);

@@ -49,63 +49,6 @@ void lq_advise_huge_pages(void *p, size_t size) {
 #endif
 }
 
-/* Result columns' memory (see table.h). A result column is written once, front to back, right after
-** it is allocated, so its first-touch page faults are most of a bulk run's cost. A big block
-** over-allocates by 2 MiB of address space, never touched, to start on a huge page boundary. */
-#if !defined(LQ_BIG_BLOCK)
-#define LQ_BIG_BLOCK ((size_t)1 << 20)
-#endif
-#define LQ_HUGE_ALIGN ((size_t)2 << 20)
-
-typedef struct big_header {
-  void *raw;
-  size_t raw_size;
-} big_header;
-
-static void *big_alloc(lq_allocator *a, size_t n) {
-  /* slack for the alignment, and for the last huge page to cover the tail too */
-  size_t raw_size = n + 2 * LQ_HUGE_ALIGN + sizeof(big_header);
-  char *raw, *data;
-  big_header *h;
-  if (raw_size < n) return NULL;
-  raw = (char *)a->fn(a->ud, NULL, 0, raw_size);
-  if (raw == NULL) return NULL;
-  data = (char *)(((uintptr_t)raw + sizeof(big_header) + LQ_HUGE_ALIGN - 1) & ~(uintptr_t)(LQ_HUGE_ALIGN - 1));
-  h = (big_header *)(void *)data - 1;
-  h->raw = raw;
-  h->raw_size = raw_size;
-#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(LQ_NO_HUGEPAGES)
-  (void)madvise(data, (n + LQ_HUGE_ALIGN - 1) & ~(LQ_HUGE_ALIGN - 1), MADV_HUGEPAGE);
-#endif
-  return data;
-}
-
-static void big_free(lq_allocator *a, void *p) {
-  big_header *h = (big_header *)p - 1;
-  a->fn(a->ud, h->raw, h->raw_size, 0);
-}
-
-/* lua_Alloc's contract; a block is big when its size says so (callers pass the true old size). */
-void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  lq_allocator *a = (lq_allocator *)ud;
-  int was_big = ptr != NULL && osize >= LQ_BIG_BLOCK;
-  void *np;
-  if (nsize == 0) {
-    if (was_big) big_free(a, ptr);
-    else if (ptr != NULL) a->fn(a->ud, ptr, osize, 0);
-    return NULL;
-  }
-  if (!was_big && nsize < LQ_BIG_BLOCK) return a->fn(a->ud, ptr, ptr != NULL ? osize : 0, nsize);
-  np = nsize >= LQ_BIG_BLOCK ? big_alloc(a, nsize) : a->fn(a->ud, NULL, 0, nsize);
-  if (np == NULL) return NULL;   /* the old block stays valid, as realloc's does */
-  if (ptr != NULL) {
-    memcpy(np, ptr, osize < nsize ? osize : nsize);
-    if (was_big) big_free(a, ptr);
-    else a->fn(a->ud, ptr, osize, 0);
-  }
-  return np;
-}
-
 /* Resize an array of `elem`-sized items from ocount to ncount; 0 on success. */
 static int mem_resize(lq_allocator *a, void **p, size_t elem, size_t ocount, size_t ncount) {
   void *np;

@@ -209,11 +209,6 @@ int lq_column_is_missing(const lq_column *c, size_t row);
 ** 2 MiB pages (one first-touch fault per 2 MiB, not per 4 KiB). -DLQ_NO_HUGEPAGES turns it off. */
 void lq_advise_huge_pages(void *p, size_t size);
 
-/* An lq_alloc_fn for arrays written once, front to back (result columns): a block of
-** LQ_BIG_BLOCK bytes or more is placed on a 2 MiB boundary and advised for huge pages, so an 8 MB
-** column costs 4 first-touch faults instead of 2000; smaller ones go straight through. ud is the
-** lq_allocator that gives the memory, and must outlive every block. */
-void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* A text column turned into dictionary codes, kept up to date as the column grows, so string tests
 ** run once per distinct value and their per-code tables survive between runs. */
