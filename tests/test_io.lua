@@ -212,6 +212,28 @@ function TestFormat.test_the_core_writes_what_the_lua_writer_writes()
   end
   lu.assertEquals(select(2, read(dir .. "/one.csv"):gsub("\n", "")), 40001)
   bt:close()
+  -- cells longer than the writer's 64 KiB buffer, quoted or not, on one thread and on several
+  local long = {}
+  for i = 1, 20000 do long[i] = { id = "L" .. i, c = "x" } end
+  long[3].id, long[19999].id = string.rep("a", 100000), string.rep('q"', 40000)
+  long[5].c = string.rep("b,", 50000)
+  local lt = leadq.table(long, { id = "text", c = "category" })
+  local lspecs = { { name = "id", table = lt, column = "id" }, { name = "c", table = lt, column = "c" } }
+  local lcols = { lt:column("id"), lt:column("c") }
+  assert(score_cli.write_rows(dir .. "/long_lua.csv", { "id", "c" }, lcols, #lt, "csv"))
+  for _, threads in ipairs({ 1, 2 }) do
+    assert(core.write_csv_columns(dir .. "/long.csv", #lt, lspecs, threads))
+    lu.assertEquals(read(dir .. "/long.csv"), read(dir .. "/long_lua.csv"), threads .. " threads")
+  end
+  -- a device that is full: an error, on one thread and on several
+  if io.open("/dev/full", "w") then
+    for _, threads in ipairs({ 1, 2 }) do
+      local full, ferr = core.write_csv_columns("/dev/full", #lt, lspecs, threads)
+      lu.assertNil(full, threads .. " threads")
+      lu.assertStrContains(ferr, "cannot write /dev/full")
+    end
+  end
+  lt:close()
   local ok, err = core.write_csv_columns(dir .. "/no/such/dir.csv", #t, specs)
   lu.assertNil(ok)
   lu.assertStrContains(err, "cannot write " .. dir .. "/no/such/dir.csv")
