@@ -104,6 +104,16 @@ static inline void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t
     return NULL;
   }
   if (!was_big && nsize < LQ_BIG_BLOCK) return a->fn(a->ud, ptr, ptr != NULL ? osize : 0, nsize);
+  if (was_big && nsize >= LQ_BIG_BLOCK && nsize <= osize) {
+    /* shrunk where it is (a table's arrays, to their rows at the end of a load): no copy. Its block
+    ** is freed whole by its header; the whole huge pages past the new end go back now. */
+#if defined(__linux__) && defined(MADV_DONTNEED)
+    uintptr_t keep = ((uintptr_t)ptr + nsize + LQ_HUGE_ALIGN - 1) & ~(uintptr_t)(LQ_HUGE_ALIGN - 1);
+    uintptr_t end = ((uintptr_t)ptr + osize + LQ_HUGE_ALIGN - 1) & ~(uintptr_t)(LQ_HUGE_ALIGN - 1);
+    if (end > keep) (void)madvise((void *)keep, (size_t)(end - keep), MADV_DONTNEED);
+#endif
+    return ptr;
+  }
   np = nsize >= LQ_BIG_BLOCK ? lq_big_alloc(a, nsize) : a->fn(a->ud, NULL, 0, nsize);
   if (np == NULL) return NULL;   /* the old block stays valid, as realloc's does */
   if (ptr != NULL) {

@@ -724,4 +724,29 @@ function M.TestEvents:test_append_to_events_requires_the_event_fields()
   end)
 end
 
+-- The arrays are sized from the first rows' length and cut to the rows read at the end. Short rows
+-- first, then long ones: sized for ten times the rows, then cut by megabytes (big blocks are cut in
+-- place, their huge pages past the end given back). Every value must survive the cut, and the table
+-- must still grow after it.
+function M.TestCsvLayout:test_arrays_cut_to_the_rows_read_keep_every_value()
+  local short, long = 150000, 2000
+  local lines, note = { "id,n,note" }, string.rep("x", 5000)
+  for i = 1, short do lines[#lines + 1] = ("%d,%d,") :format(i, i) end
+  for i = short + 1, short + long do lines[#lines + 1] = ("%d,%d,%s"):format(i, i, note) end
+  h.with_file(table.concat(lines, "\n") .. "\n", function(path)
+    local t = assert(leadq.read_csv(path, { schema = { id = "text" } }))
+    lu.assertEquals(#t, short + long)
+    local ns, sum = t:column("n"), 0
+    for i = 1, #ns do sum = sum + ns[i] end
+    lu.assertEquals(sum, (short + long) * (short + long + 1) // 2)
+    lu.assertEquals(t:row(1), { id = "1", n = 1 })
+    lu.assertEquals(t:row(short), { id = tostring(short), n = short })
+    lu.assertEquals(t:row(short + long), { id = tostring(short + long), n = short + long, note = note })
+    t:append({ id = "last", n = -1, note = "y" })
+    lu.assertEquals(t:row(short + long + 1), { id = "last", n = -1, note = "y" })
+    lu.assertEquals(t:row(short + long).n, short + long)
+    t:close()
+  end)
+end
+
 return M
