@@ -738,7 +738,7 @@ function M.TestCsvLayout:test_arrays_cut_to_the_rows_read_keep_every_value()
     lu.assertEquals(#t, short + long)
     local ns, sum = t:column("n"), 0
     for i = 1, #ns do sum = sum + ns[i] end
-    lu.assertEquals(sum, (short + long) * (short + long + 1) // 2)
+    lu.assertEquals(sum, (short + long) * (short + long + 1) / 2)
     lu.assertEquals(t:row(1), { id = "1", n = 1 })
     lu.assertEquals(t:row(short), { id = tostring(short), n = short })
     lu.assertEquals(t:row(short + long), { id = tostring(short + long), n = short + long, note = note })
