@@ -112,6 +112,44 @@ int lq_scan_time(const char *s, size_t len, double *out) {
   return 1;
 }
 
+void lq_month_cache_init(lq_month_cache *c) {
+  int k;
+  for (k = 0; k < LQ_MONTH_CACHE; k++) c->months[k].key = -1;
+}
+
+int lq_scan_time_cached(lq_month_cache *c, const char *s, size_t len, double *out) {
+  static const int at[12] = { 0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15 };
+  int d[14], k, year, month, day, hour, minute, second;
+  int64_t key;
+  if (len != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+    return lq_scan_time(s, len, out);
+  for (k = 0; k < 12; k++) {
+    d[k] = s[at[k]] - '0';
+    if (d[k] < 0 || d[k] > 9) return lq_scan_time(s, len, out);
+  }
+  d[12] = s[17] - '0';
+  d[13] = s[18] - '0';
+  if (d[12] < 0 || d[12] > 9 || d[13] < 0 || d[13] > 9) return lq_scan_time(s, len, out);
+  year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3];
+  month = d[4] * 10 + d[5];
+  day = d[6] * 10 + d[7];
+  hour = d[8] * 10 + d[9];
+  minute = d[10] * 10 + d[11];
+  second = d[12] * 10 + d[13];
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 60) return lq_scan_time(s, len, out);
+  key = (int64_t)year * 12 + month - 1;
+  k = (int)(key & (LQ_MONTH_CACHE - 1));
+  if (c->months[k].key != key) {
+    int64_t next = month == 12 ? lq_days_from_civil(year + 1, 1, 1) : lq_days_from_civil(year, (unsigned)month + 1, 1);
+    c->months[k].key = key;
+    c->months[k].first = lq_days_from_civil(year, (unsigned)month, 1);
+    c->months[k].days = (int)(next - c->months[k].first);
+  }
+  if (day > c->months[k].days) return lq_scan_time(s, len, out);
+  *out = (double)((c->months[k].first + day - 1) * 86400 + hour * 3600 + minute * 60 + second);
+  return 1;
+}
+
 size_t lq_format_time(double t, int iso, char *buf, size_t size) {
   int64_t us, secs, days, rem;
   int64_t y;

@@ -575,6 +575,8 @@ typedef struct loader {
   size_t npending, pending_cap;
   char *pending_bytes;
   size_t pending_bytes_len, pending_bytes_cap;
+  lq_month_cache months;  /* times in the export form, their months' first days */
+  int months_ready;
   size_t *order;          /* flush_categories: the queue sorted by column */
   size_t order_cap;
   size_t *col_starts;     /* ncols + 1 */
@@ -1352,7 +1354,7 @@ static inline int store_value(loader *ld, int col, const field *f, const char *s
     case LQ_TIME: {
       double v;
       if (len == 0) { c->numbers[row] = NAN; return VALUE_OK; }
-      if (lq_scan_time(s, len, &v)) { c->numbers[row] = v; return VALUE_OK; }
+      if (lq_scan_time_cached(&ld->months, s, len, &v)) { c->numbers[row] = v; return VALUE_OK; }
       break;
     }
     case LQ_BOOLEAN: {
@@ -1627,6 +1629,10 @@ static int note_record_start(loader *ld, uint64_t offset) {
 static int load_rows(loader *ld) {
   reader *rd = &ld->rd;
   int st, status, batch = 0;
+  if (!ld->months_ready) {
+    lq_month_cache_init(&ld->months);
+    ld->months_ready = 1;
+  }
   for (;;) {
     uint64_t at = rd->base + rd->pos;
     if (at >= ld->stop_at) break;

@@ -39,7 +39,6 @@
 #define ID_KEPT 64                     /* a run's lead id is kept for the next line up to this length */
 #define TYPE_CACHE 256                 /* event type names remembered per thread */
 #define TYPE_KEPT 30
-#define MONTH_CACHE 64                 /* months remembered per thread for the times' days */
 
 /* What a field of a line is to the features. */
 enum { ROLE_SKIP = -1, ROLE_LEAD = 0, ROLE_TYPE, ROLE_AT, ROLE_VALUE, ROLE_FILTER };
@@ -77,12 +76,6 @@ typedef struct type_entry {
   int32_t type;                /* the set's type index, or -1 when nothing counts it */
 } type_entry;
 
-typedef struct month_entry {
-  int64_t key;                 /* year * 12 + month - 1, or -1 */
-  int64_t first;               /* days from 1970-01-01 to the month's first day */
-  int days;                    /* days in the month */
-} month_entry;
-
 typedef struct stream_job {
   stream_ctx *x;
   uint64_t begin, end;         /* bytes of the file: whole lines */
@@ -110,7 +103,7 @@ typedef struct stream_job {
   size_t prev_len;             /* > ID_KEPT: none kept */
   int32_t prev_row;
   type_entry types[TYPE_CACHE];
-  month_entry months[MONTH_CACHE];
+  lq_month_cache months;       /* the times' months' first days */
   const char *why;             /* declined: why; the line is lines + 1 of the range */
   int failed;                  /* 1: no memory, 2: a read failed (errno_) */
   int errno_;
@@ -452,39 +445,6 @@ static int note_unknown(stream_job *j, const char *id, size_t len) {
   return 0;
 }
 
-/* An event's time. Exports write "YYYY-MM-DDTHH:MM:SSZ": that form is read here, its month's first day
-** remembered, with lq_scan_time's checks and arithmetic (so the same value); any other goes to it. */
-static int scan_time(stream_job *j, const char *s, size_t len, double *out) {
-  static const int at[12] = { 0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15 };
-  int d[14], k;
-  if (len != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
-    return lq_scan_time(s, len, out);
-  for (k = 0; k < 12; k++) {
-    d[k] = s[at[k]] - '0';
-    if (d[k] < 0 || d[k] > 9) return lq_scan_time(s, len, out);
-  }
-  d[12] = s[17] - '0';
-  d[13] = s[18] - '0';
-  if (d[12] < 0 || d[12] > 9 || d[13] < 0 || d[13] > 9) return lq_scan_time(s, len, out);
-  {
-    int year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3], month = d[4] * 10 + d[5], day = d[6] * 10 + d[7];
-    int hour = d[8] * 10 + d[9], minute = d[10] * 10 + d[11], second = d[12] * 10 + d[13];
-    int64_t key = (int64_t)year * 12 + month - 1;
-    month_entry *m;
-    if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 60) return lq_scan_time(s, len, out);
-    m = &j->months[key & (MONTH_CACHE - 1)];
-    if (m->key != key) {
-      int64_t next = month == 12 ? lq_days_from_civil(year + 1, 1, 1) : lq_days_from_civil(year, (unsigned)month + 1, 1);
-      m->key = key;
-      m->first = lq_days_from_civil(year, (unsigned)month, 1);
-      m->days = (int)(next - m->first);
-    }
-    if (day > m->days) return lq_scan_time(s, len, out);
-    *out = (double)((m->first + day - 1) * 86400 + hour * 3600 + minute * 60 + second);
-    return 1;
-  }
-}
-
 /* Two short strings equal: the first 16 bytes compared as two words (both have that many readable). */
 static inline int same_id(const char *a, const char *b, size_t len) {
   uint64_t a0, a1, b0, b1, m0, m1;
@@ -552,7 +512,7 @@ static int take_line(stream_job *j, const char *const *at, const size_t *len) {
     j->why = "a line with no lead_id, type or at";
     return 1;
   }
-  if (!scan_time(j, at[ROLE_AT], len[ROLE_AT], &t)) {
+  if (!lq_scan_time_cached(&j->months, at[ROLE_AT], len[ROLE_AT], &t)) {
     j->why = "a time the reader does not take";
     return 1;
   }
@@ -784,7 +744,7 @@ static void run_free(stream_run *r, const lq_allocator *a) {
 /* The ranges: about size / njobs bytes each, every one starting at a line start. */
 static int plan_jobs(stream_run *r, uint64_t data_start, uint64_t size, int nthreads) {
   uint64_t span = size - data_start, begin = data_start;
-  int t, k, n = nthreads;
+  int t, n = nthreads;
   if (n > STREAM_MAX_THREADS) n = STREAM_MAX_THREADS;
   if ((uint64_t)n > span / LQ_STREAM_MIN_RANGE) n = (int)(span / LQ_STREAM_MIN_RANGE);
   if (n < 1) n = 1;
@@ -800,7 +760,7 @@ static int plan_jobs(stream_run *r, uint64_t data_start, uint64_t size, int nthr
     j->prev_len = ID_KEPT + 1;
     j->folder = t;
     j->run_row = -1;
-    for (k = 0; k < MONTH_CACHE; k++) j->months[k].key = -1;
+    lq_month_cache_init(&j->months);
     j->head_row = -1;
     if (r->x.dups != NULL) {
       j->named = (uint64_t *)calloc((r->x.nleads + 63) / 64 + 1, sizeof(uint64_t));

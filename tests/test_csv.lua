@@ -466,6 +466,33 @@ function M.TestCsvTimes:test_bad_dates_are_rejected()
   end
 end
 
+-- The export form YYYY-MM-DDTHH:MM:SSZ is read by a fast path that remembers months' first days:
+-- the same seconds as the general reader for every day of four years (a leap year among them), the
+-- last second of each month, a leap second, and the same refusals for days a month does not have.
+function M.TestCsvTimes:test_export_form_reads_as_the_general_form()
+  local lines, want = { "at" }, {}
+  local day = leadq.parse_time("2023-01-01")
+  for k = 0, 4 * 366 do
+    local text = leadq.format_time(day + k * 86400 + (k * 7919) % 86400)
+    lines[#lines + 1], want[#want + 1] = text, text
+  end
+  for _, text in ipairs({ "2024-02-29T23:59:59Z", "2024-12-31T23:59:60Z", "1969-12-31T23:59:59Z",
+                          "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2024-04-30T00:00:00Z" }) do
+    lines[#lines + 1], want[#want + 1] = text, text
+  end
+  local bad = { "2023-02-29T10:00:00Z", "2024-02-30T10:00:00Z", "2024-04-31T10:00:00Z", "2024-13-01T00:00:00Z",
+                "2024-00-01T00:00:00Z", "2024-01-00T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T23:60:00Z",
+                "2024-01-01T23:59:61Z", "2024-01-0aT00:00:00Z", "2024-01-01T00:00:0 Z" }
+  for _, b in ipairs(bad) do lines[#lines + 1] = b end
+  local t = parse(table.concat(lines, "\n"), { schema = { at = "time" } })
+  lu.assertEquals(#t, #want)
+  lu.assertEquals(t:reject_count(), #bad)
+  for i, text in ipairs(want) do
+    lu.assertEquals(t:row(i).at, leadq.parse_time(text:gsub("Z$", "+00:00")), text)
+  end
+  for _, b in ipairs(bad) do lu.assertNil(leadq.parse_time(b), b) end
+end
+
 function M.TestCsvTimes:test_format_time()
   lu.assertEquals(leadq.format_time(1709288430), "2024-03-01T10:20:30Z")
   lu.assertEquals(leadq.format_time(1709288430.25), "2024-03-01T10:20:30.25Z")
