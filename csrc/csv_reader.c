@@ -542,6 +542,14 @@ typedef struct pending_value {
   size_t row, start, len;  /* start: into pending_bytes */
 } pending_value;
 
+/* A category value met lately: most columns of an export hold a few values over and over, and a
+** value already in the dictionary needs no hashing, queueing or probe. Slot by length and end bytes. */
+#define RECENT_VALUES 16
+typedef struct recent_value {
+  int32_t code;           /* -1: empty */
+  uint32_t len;
+} recent_value;
+
 /* A record start seen by a chunk read on a thread, with what the chunk held before it: where the
 ** chunk before it ends, the chunk's rows and rejects from here on are the file's (see
 ** join_chunks). */
@@ -575,6 +583,7 @@ typedef struct loader {
   size_t npending, pending_cap;
   char *pending_bytes;
   size_t pending_bytes_len, pending_bytes_cap;
+  recent_value *recent;   /* ncols * RECENT_VALUES: values interned lately (see recent_code) */
   lq_month_cache months;  /* times in the export form, their months' first days */
   int months_ready;
   size_t *order;          /* flush_categories: the queue sorted by column */
@@ -655,6 +664,8 @@ static void loader_free(loader *ld) {
   if (ld->pending) lmem(ld, ld->pending, ld->pending_cap * sizeof(pending_value), 0);
   if (ld->pending_bytes) lmem(ld, ld->pending_bytes, ld->pending_bytes_cap, 0);
   if (ld->order) lmem(ld, ld->order, ld->order_cap * sizeof(size_t), 0);
+  if (ld->recent) lmem(ld, ld->recent, (size_t)ld->ncols * RECENT_VALUES * sizeof(recent_value), 0);
+  ld->recent = NULL;
   if (ld->col_starts) lmem(ld, ld->col_starts, ((size_t)ld->ncols + 1) * sizeof(size_t), 0);
   if (ld->sample_field_bytes) lmem(ld, ld->sample_field_bytes, (size_t)ld->ncols * sizeof(size_t), 0);
   if (ld->guesses) {
@@ -1248,6 +1259,17 @@ static int reject_value(loader *ld, int col, const char *s, size_t len, const ch
 #endif
 #define PREFETCH_AHEAD 32
 
+static inline unsigned recent_slot(const char *s, size_t len) {
+  return (unsigned)(len * 7 + (unsigned char)s[0] + (unsigned char)s[len - 1] * 3) & (RECENT_VALUES - 1);
+}
+
+/* The code of a value (len > 0) met lately in column col, or -1. */
+static inline int32_t recent_code(const loader *ld, int col, const lq_dict *d, const char *s, size_t len) {
+  const recent_value *r = &ld->recent[(size_t)col * RECENT_VALUES + recent_slot(s, len)];
+  if (r->code < 0 || r->len != len) return -1;
+  return lq_same_bytes(d->bytes + d->starts[r->code], s, len) ? r->code : -1;
+}
+
 static int queue_category(loader *ld, int col, size_t row, const char *s, size_t len) {
   pending_value *pv;
   if (ld->npending == ld->pending_cap) {
@@ -1327,6 +1349,11 @@ static int flush_categories(loader *ld) {
     code = lq_dict_intern_hash(&c->dict, &ld->t->alloc, ld->pending_bytes + pv->start, pv->len, pv->hash);
     if (code < 0) return -1;
     c->codes[pv->row] = code;
+    {
+      recent_value *r = &ld->recent[(size_t)pv->col * RECENT_VALUES + recent_slot(ld->pending_bytes + pv->start, pv->len)];
+      r->code = code;
+      r->len = (uint32_t)pv->len;
+    }
   }
   ld->npending = 0;
   ld->pending_bytes_len = 0;
@@ -1347,10 +1374,13 @@ static inline int store_value(loader *ld, int col, const field *f, const char *s
       if (parse_number(s, len, &v)) { c->numbers[row] = v; return VALUE_OK; }
       break;
     }
-    case LQ_CATEGORY:
+    case LQ_CATEGORY: {
+      int32_t code;
       if (len == 0) { c->codes[row] = LQ_MISSING_CODE; return VALUE_OK; }
+      if ((code = recent_code(ld, col, &c->dict, s, len)) >= 0) { c->codes[row] = code; return VALUE_OK; }
       c->codes[row] = 0;  /* present; the code comes when the batch is interned */
       return queue_category(ld, col, row, s, len) == 0 ? VALUE_OK : VALUE_NOMEM;
+    }
     case LQ_TIME: {
       double v;
       if (len == 0) { c->numbers[row] = NAN; return VALUE_OK; }
@@ -1632,6 +1662,11 @@ static int load_rows(loader *ld) {
   if (!ld->months_ready) {
     lq_month_cache_init(&ld->months);
     ld->months_ready = 1;
+  }
+  if (ld->recent == NULL) {
+    size_t k, n = (size_t)(ld->ncols > 0 ? ld->ncols : 1) * RECENT_VALUES;
+    if ((ld->recent = (recent_value *)lmem(ld, NULL, 0, n * sizeof(recent_value))) == NULL) return fail_memory(ld);
+    for (k = 0; k < n; k++) ld->recent[k].code = -1;
   }
   for (;;) {
     uint64_t at = rd->base + rd->pos;

@@ -298,6 +298,24 @@ function M.TestCsvInference:test_category_or_text_by_cardinality()
   lu.assertEquals(types_of(t), { email = "text", source = "category" })
 end
 
+-- A column's values met lately are looked up in a small cache by length and end bytes: values that
+-- share both (the same slot) take turns in it, each row keeps its own, and the dictionary still
+-- lists the values in the order they first appear.
+function M.TestCsvInference:test_values_sharing_a_cache_slot_keep_their_rows()
+  local lines, want, order, seen = { "n,code" }, {}, {}, {}
+  for i = 1, 3000 do
+    local v = ("a%db"):format((i * 7) % 10)   -- ten values of one length, one first and last byte
+    if i % 11 == 0 then v = ("a%d%db"):format(i % 3, i % 5) end
+    if i % 13 == 0 then v = "" end
+    lines[#lines + 1], want[i] = ("%d,%s"):format(i, v), v ~= "" and v or nil
+    if v ~= "" and not seen[v] then order[#order + 1], seen[v] = v, true end
+  end
+  local t = parse(table.concat(lines, "\n"), { schema = { code = "category" } })
+  lu.assertEquals(#t, 3000)
+  lu.assertEquals(t:column("code"), want)
+  lu.assertEquals(t:categories("code"), order)
+end
+
 function M.TestCsvInference:test_identifiers_are_never_numbers()
   local t = parse("id,account_id,leadId,n\n1,7,100,1\n2,7,101,2\n3,8,102,3\n")
   lu.assertEquals(types_of(t), { id = "text", account_id = "category", leadId = "text", n = "number" })
