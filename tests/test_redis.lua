@@ -742,8 +742,21 @@ function M.TestRedisNginx.test_1b_answers_of_concurrent_events_are_each_their_ow
     if k < per_lead * LEADS then lines[#lines + 1] = "next\n" end
   end
   harness.write_file(n.a.prefix .. "/events_q.curl", table.concat(lines))
+  -- Redis's own counts: the commands it ran and the reads it made from its clients
+  local stats = assert(require("leadq.core").redis_connect("127.0.0.1", redis.port, 5))
+  local function counts()
+    local info = assert(stats:call("info", "all"))
+    return tonumber(info:match("cmdstat_evalsha:calls=(%d+)")) or 0, tonumber(info:match("total_reads_processed:(%d+)"))
+  end
+  local scripts_before, reads_before = counts()
   os.execute(string.format("curl -sS --parallel --parallel-max 8 -K %s 2>/dev/null",
     harness.quote(n.a.prefix .. "/events_q.curl")))
+  local scripts_after, reads_after = counts()
+  stats:close()
+  -- the events waiting at once in a worker went to Redis together: fewer reads than commands
+  local scripts, reads = scripts_after - scripts_before, reads_after - reads_before - 1
+  lu.assertTrue(scripts >= per_lead * LEADS and reads < 0.9 * scripts,
+    string.format("%d script calls came in %d reads", scripts, reads))
   -- each lead's answers count 1, 2, ..., per_lead page views, each once, in whatever order they came
   local seen = {}
   for k = 1, per_lead * LEADS do
