@@ -24,7 +24,8 @@ local dir
 local function sample()
   if dir then return dir end
   dir = helpers.tmpdir()
-  assert(gen.generate { leads = helpers.size(800, 200), seed = 9, out = dir })
+  -- big enough that reading and folding its events takes more than the millisecond a phase is shown to
+  assert(gen.generate { leads = helpers.size(4000, 200), seed = 9, out = dir })
   return dir
 end
 
