@@ -223,13 +223,13 @@ local function nginx_client(cfg)
     release(batch, results)
   end
 
-  local function sender(premature)
-    while not premature do
+  local function send_batches()
+    while true do
       if open.n == 0 then
         sender_waiting = true
         local woken = wake:wait(1)
         sender_waiting = false
-        if not woken and open.n == 0 and exiting() then break end
+        if not woken and open.n == 0 and exiting() then return end
       end
       if open.n > 0 then
         local batch = open
@@ -238,11 +238,19 @@ local function nginx_client(cfg)
         if not ok and batch.results == nil and batch.err == nil then release(batch, nil, "redis: " .. tostring(err)) end
       end
     end
+  end
+
+  -- The thread's whole life: whatever ends it (the worker exiting, an error), the next call starts
+  -- another, and whoever waits in the open batch is told at once rather than at its timeout.
+  local function sender(premature)
+    local ok, err = true, nil
+    if not premature then ok, err = pcall(send_batches) end
     sender_running = false
-    if open.n > 0 then   -- the worker is going away: whoever still waits is told so now
+    if not ok then ngx.log(ngx.ERR, "leadq: the Redis batch thread stopped: ", tostring(err)) end
+    if open.n > 0 then
       local batch = open
       open = new_batch()
-      release(batch, nil, "redis: nginx worker exiting")
+      release(batch, nil, ok and "redis: nginx worker exiting" or "redis: " .. tostring(err))
     end
   end
 
