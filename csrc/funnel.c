@@ -184,6 +184,88 @@ void lq_format_date(double t, char *buf, size_t size) {
   snprintf(buf, size, "%04lld-%02u-%02u", (long long)y, m, d);
 }
 
+/* ---------------------------------------------------------------- slab (funnel.h: lq_slab) */
+
+#define SLAB_FIRST_CHUNK ((size_t)64 << 10)   /* a small result's first chunk: no 2 MB to zero */
+#define SLAB_BIG_CHUNK ((size_t)2 << 20)
+#define SLAB_HEADER 16                          /* a chunk's link (and its size), blocks 16-aligned */
+
+static int slab_class(size_t n) {
+  int k = 0;
+  while (k < LQ_SLAB_CLASSES && ((size_t)16 << k) < n) k++;
+  return k;   /* LQ_SLAB_CLASSES: too big for a class */
+}
+
+static void *slab_take(lq_slab *sl, int k) {
+  size_t size = (size_t)16 << k;
+  void *p = sl->free_blocks[k];
+  if (p != NULL) {
+    sl->free_blocks[k] = *(void **)p;
+    return p;
+  }
+  if (sl->chunk == NULL || sl->used + size > sl->size) {
+    size_t csize = sl->size == 0 ? SLAB_FIRST_CHUNK : sl->size * 2;
+    char *c;
+    if (csize > SLAB_BIG_CHUNK) csize = SLAB_BIG_CHUNK;
+    if ((c = (char *)lq_mem_call(&sl->under, NULL, 0, csize)) == NULL) return NULL;
+    *(void **)c = sl->chunks;
+    *(size_t *)(c + sizeof(void *)) = csize;
+    sl->chunks = c;
+    sl->chunk = c;
+    sl->size = csize;
+    sl->used = SLAB_HEADER;
+  }
+  p = sl->chunk + sl->used;
+  sl->used += size;
+  return p;
+}
+
+static void slab_give(lq_slab *sl, void *p, int k) {
+  *(void **)p = sl->free_blocks[k];
+  sl->free_blocks[k] = p;
+}
+
+/* lua_Alloc's contract over a slab (ud): a block keeps its class when resized within it. */
+static void *slab_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  lq_slab *sl = (lq_slab *)ud;
+  int ko = p != NULL ? slab_class(osize) : 0, kn;
+  void *np;
+  if (nsize == 0) {
+    if (p == NULL) return NULL;
+    if (ko == LQ_SLAB_CLASSES) lq_mem_call(&sl->under, p, osize, 0);
+    else slab_give(sl, p, ko);
+    return NULL;
+  }
+  kn = slab_class(nsize);
+  if (p != NULL && ko == kn) {
+    if (kn < LQ_SLAB_CLASSES) return p;
+    return lq_mem_call(&sl->under, p, osize, nsize);
+  }
+  np = kn == LQ_SLAB_CLASSES ? lq_mem_call(&sl->under, NULL, 0, nsize) : slab_take(sl, kn);
+  if (np == NULL) return NULL;
+  if (p != NULL) {
+    memcpy(np, p, osize < nsize ? osize : nsize);
+    if (ko == LQ_SLAB_CLASSES) lq_mem_call(&sl->under, p, osize, 0);
+    else slab_give(sl, p, ko);
+  }
+  return np;
+}
+
+static void slab_init(lq_slab *sl, lq_allocator under) {
+  memset(sl, 0, sizeof *sl);
+  sl->under = under;
+}
+
+static void slab_free(lq_slab *sl) {
+  void *c = sl->chunks;
+  while (c != NULL) {
+    void *next = *(void **)c;
+    lq_mem_call(&sl->under, c, *(size_t *)((char *)c + sizeof(void *)), 0);
+    c = next;
+  }
+  slab_init(sl, sl->under);
+}
+
 /* ---------------------------------------------------------------- sketches */
 
 static double sketch_gamma(void) { return (1.0 + LQ_SKETCH_ALPHA) / (1.0 - LQ_SKETCH_ALPHA); }
@@ -1114,6 +1196,9 @@ static lq_funnel_result *result_new(lq_allocator alloc) {
   if (r == NULL) return NULL;
   memset(r, 0, sizeof *r);
   r->alloc = alloc;
+  slab_init(&r->slab, alloc);
+  r->sketch_alloc.fn = slab_alloc;
+  r->sketch_alloc.ud = &r->slab;
   lq_keys_init(&r->strings);
   lq_keys_init(&r->group_keys);
   lq_keys_init(&r->reason_keys);
@@ -1129,8 +1214,9 @@ void lq_funnel_result_free(lq_funnel_result *r) {
   if (r == NULL) return;
   a = r->alloc;
   cap = (size_t)r->gcap;
-  for (g = 0; g < (size_t)r->ngroups; g++)
-    for (k = 0; k < nsk(r); k++) sketch_free(&a, &r->sketches[g * nsk(r) + k]);
+  for (g = 0; g < (size_t)r->ngroups; g++)   /* their blocks bigger than the slab's go back one by one */
+    for (k = 0; k < nsk(r); k++) sketch_free(&r->sketch_alloc, &r->sketches[g * nsk(r) + k]);
+  slab_free(&r->slab);
   lq_mem_call(&a, r->hist, (cap << r->nchain) * sizeof(uint64_t), 0);
   lq_mem_call(&a, r->side, cap * nside(r) * sizeof(uint64_t), 0);
   lq_mem_call(&a, r->sla, cap * 4 * sizeof(uint64_t), 0);
@@ -1499,7 +1585,8 @@ static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double
         if (handoff) {
           uint64_t *v = r->sla + (size_t)g * 4;
           v[0]++;
-          if (sketch_add(a, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)np], h - m, inv_ln_gamma) != 0)
+          if (sketch_add(&r->sketch_alloc, &r->sketches[(size_t)g * (size_t)(np + 1) + (size_t)np], h - m,
+                         inv_ln_gamma) != 0)
             return -1;
           v[breach ? 2 : 1]++;
         } else {
@@ -1637,7 +1724,8 @@ static void *aggregate_leads(void *arg) {
             double dt;
             if (!(seen & (1u << y))) continue;
             dt = (double)first[y] - (double)first[x];
-            if (dt >= 0 && sketch_add(a, &sk[lq_funnel_pair_index(cfg->nchain, x, y)], dt, inv_ln_gamma) != 0)
+            if (dt >= 0 && sketch_add(&r->sketch_alloc, &sk[lq_funnel_pair_index(cfg->nchain, x, y)], dt,
+                                      inv_ln_gamma) != 0)
               goto done;
           }
         }
@@ -1875,7 +1963,7 @@ static int merge_result(lq_funnel_result *r, const lq_funnel_result *o, int32_t 
     for (i = 0; i < 4; i++) r->sla[(size_t)g * 4 + i] += o->sla[(size_t)og * 4 + i];
     for (i = 0; i < 2; i++) r->recycled[(size_t)g * 2 + i] += o->recycled[(size_t)og * 2 + i];
     for (i = 0; i < nsk(r); i++)
-      if (sketch_merge(&r->alloc, &r->sketches[(size_t)g * nsk(r) + i], &o->sketches[(size_t)og * nsk(o) + i]))
+      if (sketch_merge(&r->sketch_alloc, &r->sketches[(size_t)g * nsk(r) + i], &o->sketches[(size_t)og * nsk(o) + i]))
         goto done;
   }
   for (i = 0; i < (size_t)o->reason_keys.count; i++) {
@@ -2177,7 +2265,7 @@ lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size
       lo = get_i64(&in);
       n = get_i64(&in);
       if (in.bad || n < 0 || n > 100000 || lo < -100000 || lo > 100000) goto bad;
-      if (n > 0 && sketch_cover(&r->alloc, sk, (int32_t)lo, (int32_t)(lo + n - 1)) != 0) goto nomem;
+      if (n > 0 && sketch_cover(&r->sketch_alloc, sk, (int32_t)lo, (int32_t)(lo + n - 1)) != 0) goto nomem;
       for (j = 0; j < n; j++) sk->buckets[j] = get_u64(&in);
       n = get_i64(&in);   /* -1: spilled; else the exact values, as many as the count */
       if (in.bad || n > LQ_SKETCH_EXACT || (n >= 0 && (uint64_t)n != sk->count)) goto bad;
@@ -2188,7 +2276,7 @@ lq_funnel_result *lq_funnel_result_parse(lq_allocator alloc, const char *s, size
         for (j = 0; j < n; j++) {
           double v = get_double(&in);
           if (in.bad || !(v >= 0)) goto bad;
-          if (sketch_keep(&r->alloc, sk, &v, 1) != 0) goto nomem;
+          if (sketch_keep(&r->sketch_alloc, sk, &v, 1) != 0) goto nomem;
         }
       }
     }

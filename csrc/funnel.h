@@ -164,8 +164,23 @@ typedef struct lq_funnel_breach {
 } lq_funnel_breach;
 
 /* The mergeable result. Group g's key is keys[g * ndims ...], indices into strings (-1 missing). */
+/* The small blocks of a result's sketches (exact values, buckets: tens of thousands of blocks of a
+** few hundred bytes), cut from chunks of the result's allocator: one chunk of 2 MB on huge pages
+** holds what the C heap spread over hundreds of 4 KiB pages, each a fault on first touch. Freed
+** blocks are kept by size class for the next; the chunks go with the result. */
+#define LQ_SLAB_CLASSES 10         /* 16 bytes to 8 KB; bigger blocks go to the allocator */
+typedef struct lq_slab {
+  lq_allocator under;
+  char *chunk;                     /* the chunk being cut */
+  size_t used, size;               /* its bytes cut, its size */
+  void *chunks;                    /* every chunk, each linked through its first word */
+  void *free_blocks[LQ_SLAB_CLASSES];  /* freed blocks of each class, linked through their first word */
+} lq_slab;
+
 typedef struct lq_funnel_result {
   lq_allocator alloc;
+  lq_slab slab;            /* the sketches' blocks */
+  lq_allocator sketch_alloc;   /* {slab's function, &slab} */
   int nstages, nchain, mql, ndims, npairs;
   char names[LQ_FUNNEL_MAX_STAGES][LQ_FUNNEL_NAME_MAX];
   char dim_names[LQ_FUNNEL_MAX_DIMS][LQ_FUNNEL_NAME_MAX * 2];
