@@ -172,6 +172,32 @@ local function nginx_client(cfg)
     return res
   end
 
+  -- lua-nginx-redis's pipeline gives an error reply as { false, message }
+  local function error_reply(r)
+    if type(r) == "table" and r[1] == false and type(r[2]) == "string" then return r[2] end
+    return nil
+  end
+
+  -- n commands (each { cmd, args... }, as many args as its field n says, else its length) in one
+  -- write on a pooled connection: the replies as lua-nginx-redis gives them, or nil and a message
+  -- (the connection is closed then).
+  local function send_pipeline(commands, n)
+    local red, err = connection()
+    if not red then return nil, err end
+    red:init_pipeline(n)
+    for i = 1, n do
+      local c = commands[i]
+      red[c[1]](red, unpack(c, 2, c.n or #c))   -- luacheck: ignore
+    end
+    local results, perr = red:commit_pipeline()
+    if not results then
+      red:close()
+      return nil, "redis: " .. tostring(perr)
+    end
+    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+    return results
+  end
+
   -- One command on a pooled connection of the calling request's own.
   local function direct_call(cmd, ...)
     local red, err = connection()
@@ -207,20 +233,7 @@ local function nginx_client(cfg)
   end
 
   local function send_batch(batch)
-    local red, err = connection()
-    if not red then return release(batch, nil, err) end
-    red:init_pipeline(batch.n)
-    for i = 1, batch.n do
-      local c = batch[i]
-      red[c[1]](red, unpack(c, 2, c.n))   -- luacheck: ignore
-    end
-    local results, perr = red:commit_pipeline()
-    if not results then
-      red:close()
-      return release(batch, nil, "redis: " .. tostring(perr))
-    end
-    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
-    release(batch, results)
+    release(batch, send_pipeline(batch, batch.n))
   end
 
   local function send_batches()
@@ -274,25 +287,22 @@ local function nginx_client(cfg)
     local results = batch.results
     if not results then return nil, batch.err, "socket" end
     local res = results[n]
-    if type(res) == "table" and res[1] == false and type(res[2]) == "string" then return nil, res[2], "redis" end
+    local message = error_reply(res)
+    if message then return nil, message, "redis" end
     return fix_nulls(res)
   end
 
   -- commands: { {cmd, args...}, ... } -> replies, errors-or-nil
   function client.pipeline(_, commands)
-    local red, err = connection()
-    if not red then return nil, err end
-    red:init_pipeline(#commands)
-    for _, c in ipairs(commands) do red[c[1]](red, select(2, unpack(c))) end   -- luacheck: ignore
-    local results, perr = red:commit_pipeline()
-    if not results then red:close(); return nil, "redis: " .. tostring(perr) end
-    red:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+    local results, err = send_pipeline(commands, #commands)
+    if not results then return nil, err end
     local errors
     for i = 1, #commands do
       local r = results[i]
-      if type(r) == "table" and r[1] == false and type(r[2]) == "string" then
+      local message = error_reply(r)
+      if message then
         errors = errors or {}
-        errors[i], results[i] = r[2], false
+        errors[i], results[i] = message, false
       else
         results[i] = fix_nulls(r)
       end
