@@ -163,7 +163,6 @@ typedef struct lq_funnel_breach {
   double mql_at, handoff_at;  /* handoff_at NaN: not handed off by as_of */
 } lq_funnel_breach;
 
-/* The mergeable result. Group g's key is keys[g * ndims ...], indices into strings (-1 missing). */
 /* The small blocks of a result's sketches (exact values, buckets: tens of thousands of blocks of a
 ** few hundred bytes), cut from chunks of the result's allocator: one chunk of 2 MB on huge pages
 ** holds what the C heap spread over hundreds of 4 KiB pages, each a fault on first touch. Freed
@@ -177,6 +176,7 @@ typedef struct lq_slab {
   void *free_blocks[LQ_SLAB_CLASSES];  /* freed blocks of each class, linked through their first word */
 } lq_slab;
 
+/* The mergeable result. Group g's key is keys[g * ndims ...], indices into strings (-1 missing). */
 typedef struct lq_funnel_result {
   lq_allocator alloc;
   lq_slab slab;            /* the sketches' blocks */
