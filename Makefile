@@ -143,7 +143,7 @@ FUZZ_CORE = $(FUZZ_DIR)/libcore.a
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_state $(FUZZ_DIR)/fuzz_json $(FUZZ_DIR)/fuzz_rules \
-  $(FUZZ_DIR)/fuzz_snapshot $(FUZZ_DIR)/fuzz_stream
+  $(FUZZ_DIR)/fuzz_snapshot $(FUZZ_DIR)/fuzz_stream $(FUZZ_DIR)/fuzz_pool
 
 fuzz:
 	@.ci/install-deps core fuzz
@@ -182,6 +182,9 @@ $(FUZZ_DIR)/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_CORE)
 
 $(FUZZ_DIR)/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c $(FUZZ_CORE)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE) -llua5.4 $(FUZZ_CORE_LIBS)
+
+$(FUZZ_DIR)/fuzz_pool: tests/fuzz/fuzz_pool.c $(FUZZ_CORE)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE)
 
 $(FUZZ_DIR)/fuzz_json: tests/fuzz/fuzz_json.c | $(FUZZ_DIR)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< -llua5.4 -lm

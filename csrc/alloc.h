@@ -17,6 +17,8 @@
 #include <sys/mman.h>
 #endif
 
+#include "page_pool.h"
+
 /* Same contract as lua_Alloc: nsize 0 frees, otherwise (re)allocates. */
 typedef void *(*lq_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
@@ -72,10 +74,12 @@ typedef struct lq_big_header {
   size_t raw_size;
 } lq_big_header;
 
+/* A big block: the page pool's when it is on (page_pool.h), else the allocator's. */
 static inline void *lq_big_alloc(const lq_allocator *a, size_t n) {
   size_t raw_size = n + 2 * LQ_HUGE_ALIGN + sizeof(lq_big_header);
   char *raw, *data;
   lq_big_header *h;
+  if ((data = (char *)lq_page_pool_take(n)) != NULL) return data;
   if (raw_size < n) return NULL;
   if ((raw = (char *)a->fn(a->ud, NULL, 0, raw_size)) == NULL) return NULL;
   data = (char *)(((uintptr_t)raw + sizeof(lq_big_header) + LQ_HUGE_ALIGN - 1) & ~(uintptr_t)(LQ_HUGE_ALIGN - 1));
@@ -88,9 +92,10 @@ static inline void *lq_big_alloc(const lq_allocator *a, size_t n) {
   return data;
 }
 
-static inline void lq_big_free(const lq_allocator *a, void *p) {
+static inline void lq_big_free(const lq_allocator *a, void *p, size_t n) {
   lq_big_header *h = (lq_big_header *)p - 1;
-  a->fn(a->ud, h->raw, h->raw_size, 0);
+  if (lq_page_pool_owns(p)) lq_page_pool_give(p, n);
+  else a->fn(a->ud, h->raw, h->raw_size, 0);
 }
 
 /* lua_Alloc's contract over the lq_allocator ud, which must outlive every block. */
@@ -99,9 +104,13 @@ static inline void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t
   int was_big = ptr != NULL && osize >= LQ_BIG_BLOCK;
   void *np;
   if (nsize == 0) {
-    if (was_big) lq_big_free(a, ptr);
+    if (was_big) lq_big_free(a, ptr, osize);
     else if (ptr != NULL) a->fn(a->ud, ptr, osize, 0);
     return NULL;
+  }
+  if (was_big && nsize >= LQ_BIG_BLOCK && lq_page_pool_owns(ptr)) {
+    /* the pool's: shrunk where it is, or grown by moving its pages, not copying them */
+    if ((np = lq_page_pool_resize(ptr, osize, nsize)) != NULL) return np;
   }
   if (!was_big && nsize < LQ_BIG_BLOCK) return a->fn(a->ud, ptr, ptr != NULL ? osize : 0, nsize);
   if (was_big && nsize >= LQ_BIG_BLOCK && nsize <= osize) {
@@ -118,7 +127,7 @@ static inline void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t
   if (np == NULL) return NULL;   /* the old block stays valid, as realloc's does */
   if (ptr != NULL) {
     memcpy(np, ptr, osize < nsize ? osize : nsize);
-    if (was_big) lq_big_free(a, ptr);
+    if (was_big) lq_big_free(a, ptr, osize);
     else a->fn(a->ud, ptr, osize, 0);
   }
   return np;

@@ -25,8 +25,9 @@ LQ_EXPORT int luaopen_leadq_core(lua_State *L);
 ** 10: write_csv_columns() (the scores' CSV written in C).
 ** 11: a feature set's _compute_file() (the events stream); a table's counts(); write_csv_columns'
 **     threads; a funnel result's json() and text(), the funnel's threads; redis_connect_unix().
-** 12: read_snapshot's options (mapped, columns); a feature set's _compute into; keep_freed_memory(). */
-#define LQ_INTERFACE 12
+** 12: read_snapshot's options (mapped, columns); a feature set's _compute into; keep_freed_memory().
+** 13: keep_freed_memory(pool) (the page pool). */
+#define LQ_INTERFACE 13
 
 void lq_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
@@ -59,19 +60,28 @@ static int l_cpus(lua_State *L) {
   return 1;
 }
 
-/* core.keep_freed_memory() -> true, or false where the C library has no such setting. For a command's
-** process, which ends with its run: blocks up to 32 MB come from the C heap and what is freed stays
-** there for the next allocations. A fresh page costs a fault and its zeroing, dear on a virtual
-** machine (a third of `leadq funnel`'s run from CSV files): glibc gives a freed block over 128 KB back
-** to the system at once, so the table freed after a load left the process and the arrays made next
-** faulted fresh pages again. A server embedding the core keeps the C library's setting. */
+/* core.keep_freed_memory([pool]) -> true, or false where the C library has no such setting. For a
+** command's process, which ends with its run: blocks up to 32 MB come from the C heap and what is
+** freed stays there for the next allocations. A fresh page costs a fault and its zeroing, dear on a
+** virtual machine (a third of `leadq funnel`'s run from CSV files): glibc gives a freed block over
+** 128 KB back to the system at once, so the table freed after a load left the process and the arrays
+** made next faulted fresh pages again. Big blocks then come from the page pool (page_pool.h), which
+** hands freed pages to the next block whatever its size, unless pool is false, or under
+** AddressSanitizer, whose own heap then keeps watching them. A server embedding the core keeps the C
+** library's setting. */
 static int l_keep_freed_memory(lua_State *L) {
+  int pool = lua_isnoneornil(L, 1) || lua_toboolean(L, 1), ok;
+#if defined(__SANITIZE_ADDRESS__)
+  pool = 0;
+#endif
 #if defined(__GLIBC__)
-  int ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
   ok = mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1 && ok;
+  if (pool) ok = lq_page_pool_enable() && ok;
   lua_pushboolean(L, ok);
 #else
-  lua_pushboolean(L, 0);
+  ok = pool && lq_page_pool_enable();
+  lua_pushboolean(L, ok);
 #endif
   return 1;
 }

@@ -46,6 +46,7 @@ build = {
         "csrc/hmac.c",
         "csrc/hmac_binding.c",
         "csrc/input.c",
+        "csrc/page_pool.c",
         "csrc/program.c",
         "csrc/program_binding.c",
         "csrc/program_explain.c",

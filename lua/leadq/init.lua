@@ -57,7 +57,7 @@ local core = require("leadq.core")
 -- Lua files and the C module come from one build (csrc/core.c says why the number changes). Under
 -- nginx a reload runs new Lua files against the core.so loaded at start: this refuses the reload
 -- (the running workers go on) instead of letting new Lua call C functions that are not there.
-local INTERFACE = 12
+local INTERFACE = 13
 if core.interface ~= INTERFACE then
   error(string.format("leadq: the C module (leadq/core.so, interface %s) does not match these Lua files " ..
     "(interface %d): install both from one build; under nginx a new core.so needs a full restart, " ..

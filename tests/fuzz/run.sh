@@ -29,7 +29,7 @@ if ! make --no-print-directory -s BUILD="$build" fuzz-build >"$dir/build.log" 2>
   exit 1
 fi
 
-for name in csv state json rules snapshot stream; do
+for name in csv state json rules snapshot stream pool; do
   mkdir -p "$dir/corpus/$name"
   log=$dir/$name.log
   start=$(date +%s)

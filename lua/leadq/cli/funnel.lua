@@ -105,8 +105,9 @@ local function run(opts, out)
   if #inputs == 0 and not opts.merge then return nil, "missing --transitions (or --merge)" end
   local core = require("leadq.core")
   -- the command's process ends with the run: memory freed (the transitions table after the load) is
-  -- kept for the leads table and the funnel's arrays, which would fault fresh pages again
-  core.keep_freed_memory()
+  -- kept for the leads table and the funnel's arrays, which would fault fresh pages again;
+  -- LEADQ_PAGE_POOL=0 keeps big blocks on the C heap (leadq.core's page pool off)
+  core.keep_freed_memory(os.getenv("LEADQ_PAGE_POOL") ~= "0")
   local threads = opts.threads or core.cpus()
   if threads < 1 or threads > 256 then return cli.fail(out, "--threads must be 1 to 256", 2) end
   if #inputs > 0 and opts.merge then
