@@ -1609,6 +1609,19 @@ static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double
   return 0;
 }
 
+/* Lead L's first entry into each chain stage (LQ_FUNNEL_NEVER: none), as first_entries finds them, for
+** the velocity of the leads that entered two: a few rows each, not every lead's stage times. */
+static void chain_times(const lq_funnel *f, size_t L, int32_t *out) {
+  uint32_t k;
+  int s, nchain = f->cfg.nchain;
+  for (s = 0; s < nchain; s++) out[s] = LQ_FUNNEL_NEVER;
+  for (k = f->start[L]; k < f->start[L + 1]; k++) {
+    uint32_t r = f->order[k];
+    s = f->stage[r];
+    if (f->row_ok[r] && s < nchain && out[s] == LQ_FUNNEL_NEVER) out[s] = (int32_t)(floor(f->at[r]) - f->time_base);
+  }
+}
+
 /* One part of the leads aggregated into a result of its own: the part's groups, counts, sketches,
 ** breaches, and its disqualification reasons counted densely by (group, funnel reason). */
 typedef struct aggregate_job {
@@ -1634,13 +1647,14 @@ static void *aggregate_leads(void *arg) {
   lq_funnel_result *r = j->r;
   lq_allocator *a = &r->alloc;
   const dim_state *ds = j->ds;
-  size_t ns = (size_t)cfg->nstages, L, nreasons = (size_t)f->reasons.count;
+  size_t L, nreasons = (size_t)f->reasons.count;
   double inv_ln_gamma = 1.0 / log(sketch_gamma());
   uint32_t chain_all = (uint32_t)((1u << cfg->nchain) - 1);
   int d, nsd = cfg->nstages - cfg->nchain, np = cfg->nchain * (cfg->nchain - 1) / 2;
-  int32_t *dense = NULL, *vel_group = NULL;
-  uint32_t *vel_lead = NULL, *sorted = NULL;   /* leads with two chain stages, and their groups */
-  size_t nvel = 0, vel_cap = 0, vel_cap_lead = 0, *by_group = NULL;
+  /* leads with two chain stages: their groups and first chain times, in lead order */
+  int32_t *dense = NULL, *vel_group = NULL, *vel_times = NULL;
+  uint32_t *sorted = NULL;
+  size_t nvel = 0, vel_cap = 0, vel_cap_times = 0, *by_group = NULL, nc = (size_t)cfg->nchain;
   lq_keys sparse;
   group_index groups;
   lq_keys_init(&sparse);
@@ -1686,10 +1700,10 @@ static void *aggregate_leads(void *arg) {
       j->reason_counts[(size_t)g * nreasons + (size_t)f->disq_reason[L]]++;
     }
     if (q->velocity && ((seen & chain_all) & ((seen & chain_all) - 1))) {   /* two chain stages entered */
-      if (nvel == vel_cap && (grow(a, (void **)&vel_lead, &vel_cap_lead, nvel + 1, sizeof *vel_lead) != 0 ||
-                              grow(a, (void **)&vel_group, &vel_cap, nvel + 1, sizeof *vel_group) != 0))
+      if (grow(a, (void **)&vel_times, &vel_cap_times, (nvel + 1) * nc, sizeof *vel_times) != 0 ||
+          grow(a, (void **)&vel_group, &vel_cap, nvel + 1, sizeof *vel_group) != 0)
         goto done;
-      vel_lead[nvel] = (uint32_t)L;
+      chain_times(f, L, vel_times + nvel * nc);
       vel_group[nvel] = g;
       nvel++;
     }
@@ -1705,24 +1719,19 @@ static void *aggregate_leads(void *arg) {
     memset(by_group, 0, (ng + 1) * sizeof(size_t));
     for (k = 0; k < nvel; k++) by_group[vel_group[k] + 1]++;
     for (k = 1; k <= ng; k++) by_group[k] += by_group[k - 1];
-    for (k = 0; k < nvel; k++) sorted[by_group[vel_group[k]]++] = vel_lead[k];   /* the leads themselves */
+    for (k = 0; k < nvel; k++) sorted[by_group[vel_group[k]]++] = (uint32_t)k;
     for (g = 0, k = 0; g < ng; g++) {   /* by_group[g]: now the end of group g's leads */
       lq_sketch *sk = &r->sketches[g * (size_t)(np + 1)];
       for (; k < by_group[g]; k++) {
-        size_t lead = sorted[k];
-        uint32_t seen;
-        const int32_t *first = f->first_at + lead * ns;
+        const int32_t *first = vel_times + (size_t)sorted[k] * nc;
         int x, y;
-        if (k + VEL_AHEAD < nvel) {   /* a group's leads are far apart: their stage times asked for ahead */
-          __builtin_prefetch(f->first_at + (size_t)sorted[k + VEL_AHEAD] * ns);
-          __builtin_prefetch(&f->seen[sorted[k + VEL_AHEAD]]);
-        }
-        seen = f->seen[lead];
+        if (k + VEL_AHEAD < nvel)   /* a group's leads are far apart: their stage times asked for ahead */
+          __builtin_prefetch(vel_times + (size_t)sorted[k + VEL_AHEAD] * nc);
         for (x = 0; x < cfg->nchain; x++) {
-          if (!(seen & (1u << x))) continue;
+          if (first[x] == LQ_FUNNEL_NEVER) continue;
           for (y = x + 1; y < cfg->nchain; y++) {
             double dt;
-            if (!(seen & (1u << y))) continue;
+            if (first[y] == LQ_FUNNEL_NEVER) continue;
             dt = (double)first[y] - (double)first[x];
             if (dt >= 0 && sketch_add(&r->sketch_alloc, &sk[lq_funnel_pair_index(cfg->nchain, x, y)], dt,
                                       inv_ln_gamma) != 0)
@@ -1735,7 +1744,7 @@ static void *aggregate_leads(void *arg) {
   j->failed = 0;
 done:
   if (dense != NULL) lq_mem_call(a, dense, j->product * sizeof(int32_t), 0);
-  lq_mem_call(a, vel_lead, vel_cap_lead * sizeof *vel_lead, 0);
+  lq_mem_call(a, vel_times, vel_cap_times * sizeof *vel_times, 0);
   lq_mem_call(a, vel_group, vel_cap * sizeof *vel_group, 0);
   lq_mem_call(a, by_group, by_group != NULL ? ((size_t)r->ngroups + 1) * sizeof(size_t) : 0, 0);
   lq_mem_call(a, sorted, sorted != NULL ? nvel * sizeof(uint32_t) : 0, 0);
@@ -1770,8 +1779,8 @@ lq_funnel_result *lq_funnel_aggregate(lq_funnel *f, const lq_funnel_query *q, co
     if (rc != 0) return NULL;
   }
   nl = (size_t)f->leads.count;
-  if (!f->times_ready) {   /* velocity, the SLA and cohorts need each lead's stage times */
-    int need = q->velocity || sla;
+  if (!f->times_ready) {   /* cohorts need each lead's stage times (velocity finds its leads' own) */
+    int need = 0;
     for (d = 0; d < q->ndims; d++) need |= q->dims[d].kind == LQ_DIM_COHORT;
     if (need && funnel_times(f) != 0) return NULL;
   }
