@@ -688,6 +688,7 @@ int lq_funnel_add(lq_funnel *f, const char *lead, size_t lead_len, int stage, co
                   const char *reason, size_t reason_len, const char *owner, size_t owner_len,
                   int32_t source, uint64_t line) {
   int32_t li = -1;
+  if (f->sealed) return -3;
   /* any row, even one rejected here, may name a new lead: the per-lead state is made again */
   if (f->nrejects > f->load_rejects) truncate_rejects(f, f->load_rejects);
   f->prepared = 0;
@@ -813,6 +814,7 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
   size_t n0 = f->n, r0;
   uint64_t record = 1;
   int rc = 0;
+  if (f->sealed) return -3;
   if (cs != NULL && cs->type != LQ_CATEGORY && cs->type != LQ_TEXT) { *err = "stage"; return -2; }
   if (ca->type == LQ_BOOLEAN || ca->type == LQ_TAGS) { *err = "at"; return -2; }
   if (cl->type == LQ_TAGS) { *err = "lead"; return -2; }
@@ -1140,6 +1142,21 @@ done:
     free_state(f);
   }
   return rc;
+}
+
+int lq_funnel_seal(lq_funnel *f) {
+  lq_allocator *a = &f->alloc;
+  int rc;
+  if (!f->prepared && (rc = lq_funnel_prepare(f)) != 0) return rc;
+  /* the walk has sorted the rows by lead (order, start) and made its rejects' lines: these are read
+  ** by nothing after it */
+  mem_big(a, f->lead, f->cap * sizeof(int32_t), 0);
+  mem_big(a, f->reason, f->cap * sizeof(int32_t), 0);
+  mem_big(a, f->line_off, f->cap * sizeof(uint32_t), 0);
+  f->lead = f->reason = NULL;
+  f->line_off = NULL;
+  f->sealed = 1;
+  return 0;
 }
 
 typedef struct times_job {

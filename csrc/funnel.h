@@ -119,6 +119,7 @@ typedef struct lq_funnel {
   size_t nrejects, rejects_cap, load_rejects;  /* rejects past load_rejects come from validation */
   /* per lead, after lq_funnel_prepare */
   int prepared;
+  int sealed;              /* lq_funnel_seal: the loading-only columns freed, no more rows taken */
   int32_t nstate;
   uint32_t *seen;          /* stages entered by a transition of their own */
   int32_t *first_at;       /* [lead * nstages + stage]: first entry, whole seconds after time_base;
@@ -238,6 +239,12 @@ int lq_funnel_load(lq_funnel *f, const lq_table *t, int c_lead, int c_stage, int
 ** span more than 68 years. */
 int lq_funnel_prepare(lq_funnel *f);
 #define LQ_FUNNEL_SPAN_ERROR "the transition times span more than 68 years"
+/* Checks the log if it was not, then frees the columns only loading and checking read (each row's
+** lead, reason and line): for a run that aggregates what it loaded, whose next arrays take their
+** pages. The funnel takes no more rows after (lq_funnel_add and lq_funnel_load give -3). 0, or
+** lq_funnel_prepare's -1 or -2. */
+int lq_funnel_seal(lq_funnel *f);
+#define LQ_FUNNEL_SEALED_ERROR "the funnel is sealed (its loading columns freed): it takes no more rows"
 /* Joins the funnel's leads to rows of t by its id column and keeps the join for later aggregations
 ** (the caller keeps t alive and unchanged meanwhile). 0 or -1 on no memory. */
 int lq_funnel_join(lq_funnel *f, const lq_table *t, int id_col);

@@ -7,6 +7,7 @@
 **                                     on a thread of their own; the same log)
 **   f:join(leads[, id[, threads]])    the join to a leads table, kept (with the table) for aggregate
 **   f:prepare([threads])              validates; the number of rejected rows
+**   f:seal([threads])                 validates, then frees what only loading needs: no more rows (f)
 **   f:rejects()                       every rejected row: {file, line, lead, stage, at, message}
 **   f:entered(stage, leads[, id])     per row of leads: when its lead first entered the stage (nil: never)
 **   f:aggregate([query])              query: by, leads, id, velocity, sla: a leadq.FunnelResult
@@ -183,6 +184,7 @@ static int funnel_add(lua_State *L) {
   const char *reason = opt_text(L, 5, &rlen), *owner = opt_text(L, 6, &olen);
   int stage = stage_text == NULL ? -1 : lq_funnel_stage(f, stage_text, slen);
   int rc = lq_funnel_add(f, lead, llen, stage, stage_text, slen, at, at_text, alen, reason, rlen, owner, olen, -1, 0);
+  if (rc == -3) return luaL_error(L, "%s", LQ_FUNNEL_SEALED_ERROR);
   if (rc < 0) return luaL_error(L, "not enough memory for the transition log");
   if (rc > 0) {
     lua_pushnil(L);
@@ -223,6 +225,7 @@ static int funnel_load(lua_State *L) {
   int32_t source;
   const char *err = NULL, *src;
   luaL_checktype(L, 3, LUA_TTABLE);
+  if (f->sealed) return luaL_error(L, "%s", LQ_FUNNEL_SEALED_ERROR);   /* before anything changes */
   threads = opt_threads(L, 4, "load: threads");
   c_lead = column_arg(L, t, 3, "lead", 1);
   lua_getfield(L, 3, "stage_is");
@@ -250,6 +253,7 @@ static int funnel_load(lua_State *L) {
   f->threads = threads;   /* a big log's leads interned on a thread of their own: the same log */
   rc = lq_funnel_load(f, t, c_lead, c_stage, const_stage, c_at, c_reason, c_owner, source, &err);
   f->threads = saved;
+  if (rc == -3) return luaL_error(L, "%s", LQ_FUNNEL_SEALED_ERROR);
   if (rc == -1) return luaL_error(L, "not enough memory for the transition log");
   if (rc == -2) return luaL_error(L, "columns.%s: the column has the wrong type for a %s", err, err);
   lua_pushinteger(L, (lua_Integer)(f->n - before));
@@ -299,6 +303,20 @@ static int funnel_prepare(lua_State *L) {
   }
   f->threads = saved;
   lua_pushinteger(L, (lua_Integer)f->nrejects);
+  return 1;
+}
+
+/* f:seal([threads]): the log checked (on that many threads) if it was not, and the columns only loading
+** and checking read freed; the funnel takes no more rows. Returns f. */
+static int funnel_seal(lua_State *L) {
+  lq_funnel *f = check_funnel(L, 1);
+  int saved = f->threads, rc;
+  f->threads = opt_threads(L, 2, "seal: threads");
+  rc = lq_funnel_seal(f);
+  f->threads = saved;
+  if (rc == -2) return luaL_error(L, "%s", LQ_FUNNEL_SPAN_ERROR);
+  if (rc != 0) return luaL_error(L, "not enough memory to check the funnel");
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -819,6 +837,7 @@ static const luaL_Reg funnel_methods[] = {
   {"add", funnel_add},
   {"load", funnel_load},
   {"prepare", funnel_prepare},
+  {"seal", funnel_seal},
   {"rejects", funnel_rejects},
   {"aggregate", funnel_aggregate},
   {"join", funnel_join},

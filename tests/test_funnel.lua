@@ -1,6 +1,7 @@
 -- leadq.funnel: stages, validation of the transition log, aggregation, merging, outputs.
 local lu = require("luaunit")
 local funnel = require("leadq.funnel")
+local core = require("leadq.core")
 local cli = require("leadq.cli")
 local json = require("leadq.json")
 local helpers = require("helpers")
@@ -124,6 +125,34 @@ function M.TestFunnelValidation.test_rejected_rows_of_new_leads_after_a_check()
   local t = funnel.report(f:aggregate())
   lu.assertEquals(t.groups[1].leads, 1)
   lu.assertEquals(#f:rejects(), 50)
+end
+
+-- f:seal checks the log and frees what only loading and checking read (each row's lead, reason and
+-- line): every answer after it is the one an unsealed funnel gives, and it takes no more rows.
+function M.TestFunnelValidation.test_a_sealed_funnel_answers_the_same_and_takes_no_more_rows()
+  local function fill(f)
+    assert(f:add("A", "lead", "2024-01-01"))
+    assert(f:add("A", "mql", "2024-01-03", nil, "ann"))
+    assert(f:add("A", "sql", "2024-01-09"))
+    f:add("A", "mql", "2024-01-10")   -- rejected: back to mql
+    assert(f:add("B", "lead", "2024-01-02"))
+    assert(f:add("B", "disqualified", "2024-01-04", "student"))
+    f:add("C", "bogus", "2024-01-05")  -- rejected: no such stage
+    assert(f:add("C", "mql", "2024-02-01", nil, "bob"))
+    return f
+  end
+  local open, sealed = fill(funnel.new({ sla_days = 2 })), fill(funnel.new({ sla_days = 2 }))
+  lu.assertIs(sealed:seal(), sealed)
+  local q = { by = { "owner" }, sla = true }
+  lu.assertEquals(sealed:aggregate(q):serialize(), open:aggregate(q):serialize())
+  lu.assertEquals(sealed:rejects(), open:rejects())
+  lu.assertEquals(#sealed:rejects(), 2)
+  local leads = core.table({ { id = "A" }, { id = "B" }, { id = "C" } })
+  lu.assertEquals(sealed:entered("sql", leads), open:entered("sql", leads))
+  lu.assertErrorMsgContains("sealed", sealed.add, sealed, "D", "lead", "2024-03-01")
+  local t = core.table({ { lead_id = "D", stage = "lead", at = "2024-03-01" } })
+  lu.assertErrorMsgContains("takes no more rows", sealed.load, sealed, t, { lead = "lead_id", stage = "stage", at = "at" })
+  lu.assertEquals(sealed:aggregate(q):serialize(), open:aggregate(q):serialize())
 end
 
 function M.TestFunnelValidation.test_times()

@@ -684,6 +684,9 @@ local function load_logs(opts)
     if not input.table then tbl:close() end
     if not lok then return nil, format("%s: %s", input.path, (tostring(lerr):gsub("^[^:]*:%d+: ", ""))) end
   end
+  -- checked now, and what only loading and checking read is freed: the aggregations take its pages
+  local sok, serr = pcall(f.seal, f, opts.threads)
+  if not sok then return nil, (tostring(serr):gsub("^[^:]*:%d+: ", "")) end
   return f
 end
 
