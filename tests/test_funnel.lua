@@ -151,7 +151,8 @@ function M.TestFunnelValidation.test_a_sealed_funnel_answers_the_same_and_takes_
   lu.assertEquals(sealed:entered("sql", leads), open:entered("sql", leads))
   lu.assertErrorMsgContains("sealed", sealed.add, sealed, "D", "lead", "2024-03-01")
   local t = core.table({ { lead_id = "D", stage = "lead", at = "2024-03-01" } })
-  lu.assertErrorMsgContains("takes no more rows", sealed.load, sealed, t, { lead = "lead_id", stage = "stage", at = "at" })
+  lu.assertErrorMsgContains("takes no more rows", sealed.load, sealed, t,
+    { lead = "lead_id", stage = "stage", at = "at" })
   lu.assertEquals(sealed:aggregate(q):serialize(), open:aggregate(q):serialize())
 end
 
@@ -735,7 +736,6 @@ function M.TestFunnelOutput.test_run_reads_the_leads_columns_it_groups_by()
   f:load(leadq.read_csv(dir .. "/t.csv"), { lead = "lead_id", stage = "stage", at = "at", reason = "reason",
     owner = "owner" })
   -- what funnel.run asks read_csv for, seen through the core's table
-  local core = require("leadq.core")
   local read_csv, asked = core.read_csv, {}
   core.read_csv = function(path, options)
     if path == dir .. "/leads.csv" then asked[#asked + 1] = options and options.columns or "all" end
@@ -863,8 +863,6 @@ function M.TestFunnelOutput.test_partial_results_through_the_command()
 end
 
 M.TestFunnelTables = {}
-
-local core = require("leadq.core")
 
 local LOG = table.concat({
   "lead_id,stage,at,reason,owner",
