@@ -11,6 +11,7 @@
 --   f:add_status(results, at)                    -- the same from model:score's results (id, status)
 --   f:join(leads_tbl, "id")                      -- lead dimensions, joined once and kept
 --   f:prepare(), f:rejects()                     -- every rejected row: file, line, lead, stage, at, message
+--   f:seal()                                     -- checked, and what only loading read freed: no more rows
 --   local r = f:aggregate{ by = { "source", "mql_month" } }   -- also leads =, id =, velocity =, sla =
 --   local s = r:serialize(); r2:merge(s)         -- partial results of leads split across processes
 --   local t = funnel.report(r, { spend = spend_rows })   -- a plain Lua table
