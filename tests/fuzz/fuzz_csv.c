@@ -1,6 +1,7 @@
 /* libFuzzer target: the CSV reader (csrc/csv_reader.c). The first byte picks the options (header
 ** on or off, a separator or detection, strict, a small type sample); the rest is read twice, from
-** a string and from a file, and both tables must be the same. This build reads files 64 bytes at a
+** a string and from a file, and both tables must be the same (unless the bytes start as gzip's do,
+** which a file's reader inflates and a string's does not). This build reads files 64 bytes at a
 ** time (-DLQ_CSV_CHUNK=64), so records straddle refills as they do in files of gigabytes. The file
 ** is read a third time on 2 threads, cut every few bytes (the first byte's top bits say how many),
 ** and every value and dictionary must equal the one-thread read's. */
@@ -124,8 +125,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (threaded) lq_table_free(threaded);
 
-  if (st != st2 || (st == LQ_CSV_OK && !same_tables(from_string, from_file)) ||
-      (st != LQ_CSV_OK && strcmp(err, err2) != 0)) {
+  /* a file that starts as gzip does (1f 8b) is inflated, or refused as bad gzip data, by design; a
+  ** string is always read as it is: only files that are not gzip must read as their string does */
+  if (!(size >= 2 && data[0] == 0x1f && data[1] == 0x8b) &&
+      (st != st2 || (st == LQ_CSV_OK && !same_tables(from_string, from_file)) ||
+       (st != LQ_CSV_OK && strcmp(err, err2) != 0))) {
     fprintf(stderr, "fuzz_csv: the string and the file read differently (%d: %s / %d: %s)\n", st, err, st2, err2);
     abort();
   }
