@@ -208,8 +208,8 @@ static void *slab_take(lq_slab *sl, int k) {
     char *c;
     if (csize > SLAB_BIG_CHUNK) csize = SLAB_BIG_CHUNK;
     if ((c = (char *)lq_mem_call(&sl->under, NULL, 0, csize)) == NULL) return NULL;
-    *(void **)c = sl->chunks;
-    *(size_t *)(c + sizeof(void *)) = csize;
+    *(void **)(void *)c = sl->chunks;   /* the chunk's head: the next chunk, its size */
+    *(size_t *)(void *)(c + sizeof(void *)) = csize;
     sl->chunks = c;
     sl->chunk = c;
     sl->size = csize;
@@ -260,7 +260,7 @@ static void slab_free(lq_slab *sl) {
   void *c = sl->chunks;
   while (c != NULL) {
     void *next = *(void **)c;
-    lq_mem_call(&sl->under, c, *(size_t *)((char *)c + sizeof(void *)), 0);
+    lq_mem_call(&sl->under, c, *(size_t *)(void *)((char *)c + sizeof(void *)), 0);
     c = next;
   }
   slab_init(sl, sl->under);
