@@ -21,6 +21,7 @@
 #if defined(__linux__)
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #endif
 
@@ -57,10 +58,14 @@ int lq_page_pool_on(void) {
 int lq_page_pool_enable(void) {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   size_t want = pages > 0 && page > 0 ? (size_t)pages * (size_t)page * 4 : (size_t)64 << 30;
+  struct rlimit as;
   pthread_mutex_lock(&lock);
   if (base == NULL) {
     if (want < ((size_t)8 << 30)) want = (size_t)8 << 30;
     if (want > ((size_t)1 << 40)) want = (size_t)1 << 40;
+    /* under a limit on address space (ulimit -v), half of it at most: the rest stays the heap's */
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY && want > as.rlim_cur / 2)
+      want = (size_t)(as.rlim_cur / 2);
     for (; base == NULL && want >= ((size_t)1 << 30); want /= 2) {
       /* no access and no commitment: address space only, until a block is cut from it */
       void *p = mmap(NULL, want + UNIT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
