@@ -1165,19 +1165,24 @@ typedef struct times_job {
   size_t from, to;
 } times_job;
 
+/* Lead L's first entry into each of the stages 0 .. n-1 (LQ_FUNNEL_NEVER: none), from its checked
+** rows in time order: out[0 .. n). */
+static void lead_first_entries(const lq_funnel *f, size_t L, int32_t *out, int n) {
+  uint32_t k;
+  int s;
+  for (s = 0; s < n; s++) out[s] = LQ_FUNNEL_NEVER;
+  for (k = f->start[L]; k < f->start[L + 1]; k++) {
+    uint32_t r = f->order[k];
+    s = f->stage[r];
+    if (f->row_ok[r] && s < n && out[s] == LQ_FUNNEL_NEVER) out[s] = (int32_t)(floor(f->at[r]) - f->time_base);
+  }
+}
+
 static void *first_entries(void *arg) {
   const times_job *j = (const times_job *)arg;
   const lq_funnel *f = j->f;
-  size_t ns = (size_t)f->cfg.nstages, L, k;
-  for (k = j->from * ns; k < j->to * ns; k++) j->first[k] = LQ_FUNNEL_NEVER;
-  for (L = j->from; L < j->to; L++) {
-    int32_t *mine = j->first + L * ns;
-    for (k = f->start[L]; k < f->start[L + 1]; k++) {
-      uint32_t r = f->order[k];
-      if (f->row_ok[r] && mine[f->stage[r]] == LQ_FUNNEL_NEVER)
-        mine[f->stage[r]] = (int32_t)(floor(f->at[r]) - f->time_base);
-    }
-  }
+  size_t ns = (size_t)f->cfg.nstages, L;
+  for (L = j->from; L < j->to; L++) lead_first_entries(f, L, j->first + L * ns, f->cfg.nstages);
   return NULL;
 }
 
@@ -1626,19 +1631,6 @@ static int episodes_sla(group_index *gi, size_t L, const int32_t *row_of, double
   return 0;
 }
 
-/* Lead L's first entry into each chain stage (LQ_FUNNEL_NEVER: none), as first_entries finds them, for
-** the velocity of the leads that entered two: a few rows each, not every lead's stage times. */
-static void chain_times(const lq_funnel *f, size_t L, int32_t *out) {
-  uint32_t k;
-  int s, nchain = f->cfg.nchain;
-  for (s = 0; s < nchain; s++) out[s] = LQ_FUNNEL_NEVER;
-  for (k = f->start[L]; k < f->start[L + 1]; k++) {
-    uint32_t r = f->order[k];
-    s = f->stage[r];
-    if (f->row_ok[r] && s < nchain && out[s] == LQ_FUNNEL_NEVER) out[s] = (int32_t)(floor(f->at[r]) - f->time_base);
-  }
-}
-
 /* One part of the leads aggregated into a result of its own: the part's groups, counts, sketches,
 ** breaches, and its disqualification reasons counted densely by (group, funnel reason). */
 typedef struct aggregate_job {
@@ -1720,7 +1712,7 @@ static void *aggregate_leads(void *arg) {
       if (grow(a, (void **)&vel_times, &vel_cap_times, (nvel + 1) * nc, sizeof *vel_times) != 0 ||
           grow(a, (void **)&vel_group, &vel_cap, nvel + 1, sizeof *vel_group) != 0)
         goto done;
-      chain_times(f, L, vel_times + nvel * nc);
+      lead_first_entries(f, L, vel_times + nvel * nc, cfg->nchain);   /* a few rows, not every lead's times */
       vel_group[nvel] = g;
       nvel++;
     }
