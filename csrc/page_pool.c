@@ -47,14 +47,6 @@ static run_list holes;      /* space whose pages were moved away: nothing there,
 
 static size_t units(size_t n) { return n == 0 ? UNIT : (n + UNIT - 1) & ~(UNIT - 1); }
 
-int lq_page_pool_on(void) {
-  int on;
-  pthread_mutex_lock(&lock);
-  on = base != NULL;
-  pthread_mutex_unlock(&lock);
-  return on;
-}
-
 int lq_page_pool_enable(void) {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   size_t want = pages > 0 && page > 0 ? (size_t)pages * (size_t)page * 4 : (size_t)64 << 30;
@@ -116,21 +108,31 @@ static int move_pages(size_t from, size_t to, size_t len) {
   return 0;
 }
 
-/* [off, off + len) into a list, merged with the runs it touches. 0 or -1 (no memory for the list:
-** the run is then lost to the pool, never handed out twice). */
-static int add_run(run_list *l, size_t off, size_t len) {
+/* The index of the first run of a list at or after off (the list's length when none is). */
+static size_t first_from(const run_list *l, size_t off) {
   size_t lo = 0, hi = l->n;
-  while (lo < hi) {   /* the first run after off */
+  while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     if (l->a[mid].off < off) lo = mid + 1;
     else hi = mid;
   }
+  return lo;
+}
+
+static void remove_run(run_list *l, size_t i) {
+  memmove(&l->a[i], &l->a[i + 1], (l->n - i - 1) * sizeof *l->a);
+  l->n--;
+}
+
+/* [off, off + len) into a list, merged with the runs it touches. 0 or -1 (no memory for the list:
+** the run is then lost to the pool, never handed out twice). */
+static int add_run(run_list *l, size_t off, size_t len) {
+  size_t lo = first_from(l, off);
   if (lo > 0 && l->a[lo - 1].off + l->a[lo - 1].len == off) {
     l->a[lo - 1].len += len;
     if (lo < l->n && l->a[lo].off == off + len) {
       l->a[lo - 1].len += l->a[lo].len;
-      memmove(&l->a[lo], &l->a[lo + 1], (l->n - lo - 1) * sizeof *l->a);
-      l->n--;
+      remove_run(l, lo);
     }
     return 0;
   }
@@ -157,10 +159,7 @@ static int add_run(run_list *l, size_t off, size_t len) {
 static void cut_front(run_list *l, size_t i, size_t len) {
   l->a[i].off += len;
   l->a[i].len -= len;
-  if (l->a[i].len == 0) {
-    memmove(&l->a[i], &l->a[i + 1], (l->n - i - 1) * sizeof *l->a);
-    l->n--;
-  }
+  if (l->a[i].len == 0) remove_run(l, i);
 }
 
 /* The smallest run of a list holding len bytes; SIZE_MAX when none does. */
@@ -173,8 +172,7 @@ static size_t best_fit(const run_list *l, size_t len) {
 
 /* The run of a list starting at off; SIZE_MAX when none does. */
 static size_t run_at(const run_list *l, size_t off) {
-  size_t i;
-  for (i = 0; i < l->n && l->a[i].off < off; i++) {}
+  size_t i = first_from(l, off);
   return i < l->n && l->a[i].off == off ? i : SIZE_MAX;
 }
 
@@ -289,7 +287,6 @@ out:
 #else   /* no mremap: the pool stays off */
 
 int lq_page_pool_enable(void) { return 0; }
-int lq_page_pool_on(void) { return 0; }
 void *lq_page_pool_take(size_t n) { (void)n; return NULL; }
 int lq_page_pool_owns(const void *p) { (void)p; return 0; }
 void lq_page_pool_give(void *p, size_t n) { (void)p; (void)n; }

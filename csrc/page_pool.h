@@ -24,9 +24,6 @@
 ** no address space to reserve); it is then off and nothing changes. */
 int lq_page_pool_enable(void);
 
-/* 1 when the pool is on (new big blocks come from it). */
-int lq_page_pool_on(void);
-
 /* A block of at least n bytes on a 2 MiB boundary; NULL when the pool is off or out of space (the
 ** caller then allocates as it would without it). */
 void *lq_page_pool_take(size_t n);
