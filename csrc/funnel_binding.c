@@ -225,7 +225,9 @@ static int funnel_load(lua_State *L) {
   int32_t source;
   const char *err = NULL, *src;
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (f->sealed) return luaL_error(L, "%s", LQ_FUNNEL_SEALED_ERROR);   /* before anything changes */
+  /* before anything changes (the source added, the log marked unchecked): lq_funnel_load's own -3
+  ** comes too late for that */
+  if (f->sealed) return luaL_error(L, "%s", LQ_FUNNEL_SEALED_ERROR);
   threads = opt_threads(L, 4, "load: threads");
   c_lead = column_arg(L, t, 3, "lead", 1);
   lua_getfield(L, 3, "stage_is");
@@ -253,7 +255,6 @@ static int funnel_load(lua_State *L) {
   f->threads = threads;   /* a big log's leads interned on a thread of their own: the same log */
   rc = lq_funnel_load(f, t, c_lead, c_stage, const_stage, c_at, c_reason, c_owner, source, &err);
   f->threads = saved;
-  if (rc == -3) return luaL_error(L, "%s", LQ_FUNNEL_SEALED_ERROR);
   if (rc == -1) return luaL_error(L, "not enough memory for the transition log");
   if (rc == -2) return luaL_error(L, "columns.%s: the column has the wrong type for a %s", err, err);
   lua_pushinteger(L, (lua_Integer)(f->n - before));
