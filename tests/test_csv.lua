@@ -141,6 +141,14 @@ function M.TestCsvQuoting:test_generated_records_read_back_as_written()
   local quoted_chars = 'ab, \n"\r9'
   for seed = 1, 12 do
     local rng = h.rng(seed * 7919)
+    local function pick(chars, len)   -- len characters drawn from chars
+      local out = {}
+      for k = 1, len do
+        local i = rng(#chars)
+        out[k] = chars:sub(i, i)
+      end
+      return table.concat(out)
+    end
     local ncols, nrows = rng(12), 40 + rng(120)
     local names, schema = {}, {}
     for c = 1, ncols do
@@ -154,21 +162,12 @@ function M.TestCsvQuoting:test_generated_records_read_back_as_written()
       local fields, row = {}, {}
       for c = 1, ncols do
         local len = ({ 0, rng(8), rng(40), rng(80) })[rng(4)]
-        local chars = {}
         if rng(3) == 1 then   -- quoted: anything, its quotes doubled; "" is empty text
-          for k = 1, len do
-            local i = rng(#quoted_chars)
-            chars[k] = quoted_chars:sub(i, i)
-          end
-          local value = table.concat(chars)
+          local value = pick(quoted_chars, len)
           fields[c] = '"' .. value:gsub('"', '""') .. '"'
           row[names[c]] = value
         else                  -- unquoted: no separator or line end, no quote or space first or last
-          for k = 1, len do
-            local i = rng(#unquoted_chars)
-            chars[k] = unquoted_chars:sub(i, i)
-          end
-          local value = table.concat(chars):gsub(",", "")
+          local value = pick(unquoted_chars, len):gsub(",", "")
           if value:find('^[" ]') or value:find(" $") then value = "x" .. value .. "x" end
           fields[c] = value
           row[names[c]] = value ~= "" and value or nil
