@@ -831,6 +831,9 @@ function M.TestRedisNginx.test_5_redis_stopped_mid_run_gives_503s_and_no_corrupt
   res = n.b:request("GET", "/leads/S-1")
   lu.assertEquals(res.status, 503, res.body)
   lu.assertEquals(res.headers["retry-after"], "1")
+  res = post(n.b, "/leads/S-1", VP)   -- a profile's write says why too
+  lu.assertEquals(res.status, 503, res.body)
+  lu.assertStrContains(res.json.error, "lead store unavailable, try again: redis: ")
   local codes = count_codes(harness.read_file(codes_file))
   lu.assertEquals((codes[200] or 0) + (codes[503] or 0), total, harness.read_file(codes_file):sub(1, 300))
   lu.assertTrue((codes[200] or 0) > 0 and (codes[503] or 0) > 0,

@@ -605,8 +605,8 @@ end
 function Service:set_profile_cas(id, fields)
   local store = self.store
   for _ = 1, CAS_TRIES do
-    local text, _, _, stamp = store:read_lead(id, true)
-    if text == nil then return unavailable(_) end
+    local text, read_err, _, stamp = store:read_lead(id, true)
+    if text == nil then return unavailable(read_err) end
     local created = not text
     local profile = text and json.decode(text) or {}
     for name, value in pairs(fields) do
