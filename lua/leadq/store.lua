@@ -271,16 +271,13 @@ local function nginx_client(cfg)
   local function send_batches()
     while true do
       if open.n == 0 then
-        sender_waiting = true
+        sender_waiting = true   -- for both waits: a call that finds it so posts once, and either wait takes it
         local woken = held and wake:wait(0.001)
-        if not woken then
-          if held then
-            held:set_keepalive(cfg.keepalive * 1000, cfg.pool)
-            held = nil
-          end
-          sender_waiting = true
-          woken = wake:wait(1)
+        if not woken and held then
+          held:set_keepalive(cfg.keepalive * 1000, cfg.pool)
+          held = nil
         end
+        if not woken then woken = wake:wait(1) end
         sender_waiting = false
         if not woken and open.n == 0 and exiting() then return end
       end
