@@ -217,13 +217,15 @@ local function service_rounds(connections)
     connections, table.concat(calls, ", "), reads / results.redis[1].requests))
   local label = string.format("nginx 2 workers, one redis-server, wrk 1 thread %d connections, median of %d x %ds",
     connections, ROUNDS, SECONDS)
+  local redis_rps, unix_rps, dict_rps = median(results.redis, "rps"), median(results.unix, "rps"),
+    median(results.dict, "rps")
   local ratio = report.line("store POST /events throughput, Redis store (" .. label .. ")",
-    median(results.redis, "rps"), "req/s", "shared dict", median(results.dict, "rps"), "req/s", true)
+    redis_rps, "req/s", "shared dict", dict_rps, "req/s", true)
   local redis_p99 = median(results.redis, "p99_ms")
   report.line("store POST /events p99 latency, Redis store (" .. label .. ")", redis_p99, "ms",
     "shared dict", median(results.dict, "p99_ms"), "ms", false)
   local unix_ratio = report.line("store POST /events throughput, Redis store over its Unix socket (" .. label .. ")",
-    median(results.unix, "rps"), "req/s", "shared dict", median(results.dict, "rps"), "req/s", true)
+    unix_rps, "req/s", "shared dict", dict_rps, "req/s", true)
   report.line("store POST /events p99 latency, Redis store over its Unix socket (" .. label .. ")",
     median(results.unix, "p99_ms"), "ms", "shared dict", median(results.dict, "p99_ms"), "ms", false)
   local function per_event(seconds, name) return seconds / answered[name] * 1e6 end
@@ -239,18 +241,18 @@ local function service_rounds(connections)
     .. "Unix socket); Redis p99 %.2f ms; the machine idle %.0f%% of the time on Redis, %.0f%% on the shared dict; "
     .. "load average %s", connections, ratio, unix_ratio, redis_p99, idle_share("redis"), idle_share("dict"),
     load_average()))
-  return { redis = median(results.redis, "rps"), dict = median(results.dict, "rps") }
+  return { redis = redis_rps, dict = dict_rps }
 end
 
 -- The goal on each store's capacity: the most events/s it served over the client counts.
 local function capacity_goal(served)
-  local best = { redis = { rps = 0 }, dict = { rps = 0 } }
+  local best = {}
   for _, c in ipairs(CONNECTIONS) do
     for _, name in ipairs({ "redis", "dict" }) do
-      if served[c] and served[c][name] > best[name].rps then best[name] = { rps = served[c][name], connections = c } end
+      local rps = served[c][name]
+      if not best[name] or rps > best[name].rps then best[name] = { rps = rps, connections = c } end
     end
   end
-  if not (best.redis.connections and best.dict.connections) then return end
   local ratio = best.redis.rps / best.dict.rps
   print(string.format("bench: store: goal Redis >= 0.5x the shared dict's events/s, each at its capacity (the most "
     .. "over %s connections): %s (%.2fx: Redis %.0f/s at %d connections, shared dict %.0f/s at %d)",
@@ -331,10 +333,12 @@ local function state_moves()
 end
 
 local ok, err = pcall(service_setup)
-local served = {}
+local served = {}   -- connections -> each store's events/s, every count's once all have run
 for _, connections in ipairs(CONNECTIONS) do
-  if ok then ok, served[connections] = pcall(service_rounds, connections) end
-  if not ok then err = served[connections]; served[connections] = nil end
+  if not ok then break end
+  local result
+  ok, result = pcall(service_rounds, connections)
+  if ok then served[connections] = result else err = result end
 end
 if ok then capacity_goal(served) end
 if ok then ok, err = pcall(state_moves) end
