@@ -220,7 +220,12 @@ static void *slab_take(lq_slab *sl, int k) {
   return p;
 }
 
-static void slab_give(lq_slab *sl, void *p, int k) {
+/* A block of class k (LQ_SLAB_CLASSES: the allocator's own, osize bytes) given back. */
+static void slab_give(lq_slab *sl, void *p, size_t osize, int k) {
+  if (k == LQ_SLAB_CLASSES) {
+    lq_mem_call(&sl->under, p, osize, 0);
+    return;
+  }
   *(void **)p = sl->free_blocks[k];
   sl->free_blocks[k] = p;
 }
@@ -231,9 +236,7 @@ static void *slab_alloc(void *ud, void *p, size_t osize, size_t nsize) {
   int ko = p != NULL ? slab_class(osize) : 0, kn;
   void *np;
   if (nsize == 0) {
-    if (p == NULL) return NULL;
-    if (ko == LQ_SLAB_CLASSES) lq_mem_call(&sl->under, p, osize, 0);
-    else slab_give(sl, p, ko);
+    if (p != NULL) slab_give(sl, p, osize, ko);
     return NULL;
   }
   kn = slab_class(nsize);
@@ -245,8 +248,7 @@ static void *slab_alloc(void *ud, void *p, size_t osize, size_t nsize) {
   if (np == NULL) return NULL;
   if (p != NULL) {
     memcpy(np, p, osize < nsize ? osize : nsize);
-    if (ko == LQ_SLAB_CLASSES) lq_mem_call(&sl->under, p, osize, 0);
-    else slab_give(sl, p, ko);
+    slab_give(sl, p, osize, ko);
   }
   return np;
 }
