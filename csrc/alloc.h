@@ -98,14 +98,19 @@ static inline void lq_big_free(const lq_allocator *a, void *p, size_t n) {
   else a->fn(a->ud, h->raw, h->raw_size, 0);
 }
 
+/* A block of osize bytes back where it came from: a big one by its header, else the allocator. */
+static inline void lq_block_free(const lq_allocator *a, void *p, size_t osize) {
+  if (osize >= LQ_BIG_BLOCK) lq_big_free(a, p, osize);
+  else a->fn(a->ud, p, osize, 0);
+}
+
 /* lua_Alloc's contract over the lq_allocator ud, which must outlive every block. */
 static inline void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   const lq_allocator *a = (const lq_allocator *)ud;
   int was_big = ptr != NULL && osize >= LQ_BIG_BLOCK;
   void *np;
   if (nsize == 0) {
-    if (was_big) lq_big_free(a, ptr, osize);
-    else if (ptr != NULL) a->fn(a->ud, ptr, osize, 0);
+    if (ptr != NULL) lq_block_free(a, ptr, osize);
     return NULL;
   }
   if (was_big && nsize >= LQ_BIG_BLOCK && lq_page_pool_owns(ptr)) {
@@ -127,8 +132,7 @@ static inline void *lq_big_block_alloc(void *ud, void *ptr, size_t osize, size_t
   if (np == NULL) return NULL;   /* the old block stays valid, as realloc's does */
   if (ptr != NULL) {
     memcpy(np, ptr, osize < nsize ? osize : nsize);
-    if (was_big) lq_big_free(a, ptr, osize);
-    else a->fn(a->ud, ptr, osize, 0);
+    lq_block_free(a, ptr, osize);
   }
   return np;
 }
